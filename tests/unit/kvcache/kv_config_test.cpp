@@ -1,0 +1,178 @@
+// KvCacheConfig sizing against the model numbers (MODEL_SPEC §9) and the memory planner (RUNTIME_NOTES §2.5).
+#include "kvcache/kv_config.h"
+#include "kvcache/memory_planner.h"
+
+#include <algorithm>
+
+#include <gtest/gtest.h>
+
+namespace dsa::kvcache {
+namespace {
+
+constexpr int64_t kGiB = int64_t{1} << 30;
+constexpr int64_t kMiB = int64_t{1} << 20;
+
+KvCacheConfig deepseek_v32(MlaKvFormat mla, int num_mtp_layers = 0) {
+    KvCacheConfig c;
+    c.num_layers = 61;
+    c.num_mtp_layers = num_mtp_layers;
+    c.mla_format = mla;
+    return c;
+}
+
+// GLM-5.2 IndexCache rule: layer i is Shared iff max(i - offset + 1, 0) mod freq != 0.
+std::vector<IndexerMode> freq_offset_modes(int num_layers, int freq, int offset) {
+    std::vector<IndexerMode> modes;
+    for (int i = 0; i < num_layers; ++i) {
+        bool shared = std::max(i - offset + 1, 0) % freq != 0;
+        modes.push_back(shared ? IndexerMode::kShared : IndexerMode::kFull);
+    }
+    return modes;
+}
+
+TEST(KvCacheConfig, DeepSeekV32BytesPerToken) {
+    EXPECT_EQ(deepseek_v32(MlaKvFormat::kFp8).bytes_per_token(), 48068);   // 61 x (656 + 132)
+    EXPECT_EQ(deepseek_v32(MlaKvFormat::kBF16).bytes_per_token(), 78324);  // 61 x (1152 + 132)
+    EXPECT_EQ(deepseek_v32(MlaKvFormat::kFp8, 1).bytes_per_token(), 48068 + 788);
+    EXPECT_EQ(deepseek_v32(MlaKvFormat::kBF16, 1).bytes_per_token(), 78324 + 1284);
+    // One 64-token page over all 61 layers: 61 x (41,984 latent + 8,448 indexer) B.
+    EXPECT_EQ(deepseek_v32(MlaKvFormat::kFp8).bytes_per_page(), 61 * (41984 + 8448));
+    EXPECT_EQ(deepseek_v32(MlaKvFormat::kFp8).indexer_bytes_per_page_per_layer(), 8448);
+}
+
+TEST(KvCacheConfig, Glm5BytesPerToken) {
+    KvCacheConfig c;
+    c.num_layers = 78;
+    c.mla_format = MlaKvFormat::kFp8;
+    EXPECT_EQ(c.bytes_per_token(), 61464);
+    c.mla_format = MlaKvFormat::kBF16;
+    EXPECT_EQ(c.bytes_per_token(), 100152);
+}
+
+TEST(KvCacheConfig, GlmIndexCacheKeepsIndexerOnlyForFullLayers) {
+    KvCacheConfig c;
+    c.num_layers = 78;
+    c.num_mtp_layers = 1;
+    c.mla_format = MlaKvFormat::kFp8;
+    c.layer_indexer_modes = freq_offset_modes(78, /*freq=*/4, /*offset=*/3);
+    ASSERT_TRUE(c.validate().is_ok());
+    EXPECT_EQ(c.num_indexer_layers(), 21 + 1);  // 21 F layers + the MTP layer, which always has one
+    EXPECT_TRUE(c.has_indexer_cache(2));
+    EXPECT_FALSE(c.has_indexer_cache(3));
+    EXPECT_TRUE(c.has_indexer_cache(6));
+    EXPECT_TRUE(c.has_indexer_cache(78));  // MTP
+    EXPECT_EQ(c.bytes_per_token(), 79 * 656 + 22 * 132);
+}
+
+TEST(KvCacheConfig, IndexCachePattern) {
+    auto modes = indexer_modes_from_pattern("FFSFSSSFSSFFFSSSFFFSFSSSSSSFFSFFSFFSSFFFFFFSFFFFFSFFSSSSSSFSFFFSFSSSFSFFSFFSSS");
+    ASSERT_TRUE(modes.is_ok());
+    ASSERT_EQ(modes->size(), 78u);
+    KvCacheConfig c;
+    c.num_layers = 78;
+    c.layer_indexer_modes = *modes;
+    EXPECT_EQ(c.num_indexer_layers(), 40);
+    EXPECT_FALSE(indexer_modes_from_pattern("SFF").is_ok());
+    EXPECT_FALSE(indexer_modes_from_pattern("FFX").is_ok());
+    EXPECT_FALSE(indexer_modes_from_pattern("").is_ok());
+}
+
+TEST(KvCacheConfig, Validate) {
+    KvCacheConfig c = deepseek_v32(MlaKvFormat::kFp8);
+    EXPECT_TRUE(c.validate().is_ok());
+    c.page_size = 32;
+    EXPECT_FALSE(c.validate().is_ok());  // the FP8 paged indexer layout is 64-token pages
+    c.indexer_format = IndexerKeyFormat::kF32;
+    EXPECT_TRUE(c.validate().is_ok());
+    c = deepseek_v32(MlaKvFormat::kFp8);
+    c.num_layers = 0;
+    EXPECT_FALSE(c.validate().is_ok());
+    c = deepseek_v32(MlaKvFormat::kFp8);
+    c.layer_indexer_modes.assign(60, IndexerMode::kFull);
+    EXPECT_FALSE(c.validate().is_ok());
+    c.layer_indexer_modes.assign(61, IndexerMode::kFull);
+    c.layer_indexer_modes[0] = IndexerMode::kShared;
+    EXPECT_FALSE(c.validate().is_ok());
+}
+
+TEST(KvCacheConfig, PagesForBudgetChargesReservedPage) {
+    KvCacheConfig c = deepseek_v32(MlaKvFormat::kFp8);
+    int64_t page = c.bytes_per_page();
+    EXPECT_EQ(c.num_pages_for_budget(0), 0);
+    EXPECT_EQ(c.num_pages_for_budget(page), 0);  // only page 0 fits
+    EXPECT_EQ(c.num_pages_for_budget(2 * page - 1), 0);
+    EXPECT_EQ(c.num_pages_for_budget(2 * page), 1);
+    EXPECT_EQ(c.num_pages_for_budget(101 * page + 5), 100);
+    EXPECT_EQ(c.pool_bytes(100), 101 * page);
+}
+
+TEST(MemoryPlanner, BudgetFollowsSglangFraction) {
+    KvCacheConfig c = deepseek_v32(MlaKvFormat::kFp8, 1);
+    MemoryPlanInput in{.total_device_bytes = 140 * kGiB,
+                       .mem_fraction_static = 0.9,
+                       .weight_bytes = 100 * kGiB,
+                       .reserve_bytes = 10 * kGiB};
+    auto plan = plan_kv_memory(c, in);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    EXPECT_EQ(plan->kv_budget_bytes, 26 * kGiB);
+    EXPECT_LE(plan->pool_bytes, plan->kv_budget_bytes);
+    EXPECT_GT(c.pool_bytes(plan->num_pages + 1), plan->kv_budget_bytes);  // the largest that fits
+    EXPECT_EQ(plan->num_tokens, plan->num_pages * 64);
+    EXPECT_EQ(plan->pool_bytes, c.pool_bytes(plan->num_pages));
+    EXPECT_EQ(plan->indexer_pool_bytes, (plan->num_pages + 1) * 64 * 62 * 132);  // 61 + MTP indexer layers
+    EXPECT_EQ(plan->num_pages, 26 * kGiB / (64 * 48856) - 1);
+    EXPECT_NE(describe_plan(c, *plan, in.weight_bytes).find("indexer pool"), std::string::npos);
+}
+
+TEST(MemoryPlanner, FreeBeforeLoadAndTokenCap) {
+    KvCacheConfig c = deepseek_v32(MlaKvFormat::kBF16);
+    MemoryPlanInput in{.total_device_bytes = 140 * kGiB,
+                       .free_before_load_bytes = 120 * kGiB,
+                       .mem_fraction_static = 0.5,
+                       .weight_bytes = 10 * kGiB};
+    auto plan = plan_kv_memory(c, in);
+    ASSERT_TRUE(plan.is_ok());
+    EXPECT_EQ(plan->kv_budget_bytes, 50 * kGiB);
+    in.max_total_tokens = 1000;
+    plan = plan_kv_memory(c, in);
+    ASSERT_TRUE(plan.is_ok());
+    EXPECT_EQ(plan->num_pages, 15);  // floor(1000 / 64)
+}
+
+TEST(MemoryPlanner, RefusesFractionsOutsideTheViableRange) {
+    KvCacheConfig c = deepseek_v32(MlaKvFormat::kFp8);
+    MemoryPlanInput in{.total_device_bytes = 140 * kGiB,
+                       .mem_fraction_static = 0.95,
+                       .weight_bytes = 100 * kGiB,
+                       .reserve_bytes = 10 * kGiB};
+    auto too_high = plan_kv_memory(c, in);
+    ASSERT_FALSE(too_high.is_ok());
+    EXPECT_EQ(too_high.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(too_high.status().message().find("at most 0.929"), std::string::npos) << too_high.status().message();
+    in.mem_fraction_static = 0.7;  // 98 GiB < weights
+    auto too_low = plan_kv_memory(c, in);
+    ASSERT_FALSE(too_low.is_ok());
+    EXPECT_NE(too_low.status().message().find("at least 0.714"), std::string::npos) << too_low.status().message();
+    in.mem_fraction_static = 1.5;
+    EXPECT_EQ(plan_kv_memory(c, in).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(MemoryPlanner, DefaultReserveAndFraction) {
+    ReserveInput r;  // chunk 8192, tp 1, max bs 256
+    // 512 + 1.5 x 8192 + 1024 / 8 + 2 x 256 + 1536 MiB
+    EXPECT_EQ(default_reserve_bytes(r, 140 * kGiB), 14976 * kMiB);
+    r.chunked_prefill_size = 1024;  // counts as 2048
+    r.cuda_graph_max_bs = 8;
+    EXPECT_EQ(default_reserve_bytes(r, 140 * kGiB), 10 * kGiB);  // floor on GPUs over 60 GB
+    EXPECT_EQ(default_reserve_bytes(r, 40 * kGiB), (512 + 3072 + 128 + 16 + 1536) * kMiB);
+    r.enable_dp_attention = true;
+    r.dp_size = 8;
+    r.tp_size = 8;
+    r.cuda_graph_max_bs = 400;
+    // 512 + 3072 + 1024 + 800 + 3 x 400 x 8 + 1.5 x 400 x 8 + 1536
+    EXPECT_EQ(default_reserve_bytes(r, 140 * kGiB), (512 + 3072 + 1024 + 800 + 9600 + 4800 + 1536) * kMiB);
+    EXPECT_DOUBLE_EQ(default_mem_fraction_static(100 * kGiB, 10 * kGiB), 0.9);
+}
+
+}  // namespace
+}  // namespace dsa::kvcache
