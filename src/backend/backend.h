@@ -1,0 +1,138 @@
+// Backend: the op set of the DSA models (DeepSeek-V3.2 / GLM-5) behind one interface. The model is written once
+// against it; the CPU backend (cpu/) is the reference numerics, the CUDA backend implements the same ops.
+// Ops take tensors and plain parameter structs only (no requests, no page objects). Outputs are new tensors on
+// the backend's device; ops named *_write / apply_* mutate their target in place. Shapes and dtypes are
+// checked at the op boundary (a mismatch is a programming error and aborts).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/kv_layout.h"
+#include "backend/linear_weight.h"
+#include "backend/op_params.h"
+#include "tensor/tensor.h"
+
+namespace dsa::backend {
+
+// Where the reference rounds. All off = the whole model in FP32 (parity with a float32 transformers run).
+// "Activation" below means a tensor the real model stores in BF16: embedding rows, norm outputs, the residual
+// stream, linear outputs, RoPE / Hadamard outputs, attention outputs, the SwiGLU product, the MoE sum.
+struct Numerics {
+    // Round every activation to bf16 precision (values stay in f32 tensors on the CPU).
+    bool round_activations_to_bf16 = false;
+    // Before every FP8-weight linear: quantize x per token per 128 input channels to e4m3 and back
+    // (DeepSeek act_quant). BF16/F32-weight linears are never quantized.
+    bool fp8_activation_quant = false;
+    // Runtime activation scales (act_quant, indexer q/k) are powers of two, 2^ceil(log2(amax/448)) (UE8M0).
+    bool ue8m0_scales = false;
+    // DeepSeek inference indexer: Hadamard on q^I and k^I, e4m3 with one scale per 128-vector, FP8 key store.
+    // Off: plain FP32 dot products, no Hadamard, F32 key store (the transformers numerics).
+    bool indexer_fp8 = false;
+    // The MLA latent store is the 656-byte FP8 layout (c_kv per-128 e4m3 with power-of-two scales, k_pe bf16);
+    // everything read back from it is the dequantized value.
+    bool kv_cache_fp8 = false;
+
+    static Numerics fp32() { return {}; }
+    // transformers in bfloat16: bf16 activations, no FP8 anywhere at run time.
+    static Numerics bf16() { return {.round_activations_to_bf16 = true}; }
+    // DeepSeek's own inference code (V3.2) as deployed: FP8 activations with UE8M0 scales, FP8 indexer,
+    // FP8 KV cache.
+    static Numerics deepseek_fp8() { return {true, true, true, true, true}; }
+
+    // The store formats these numerics imply (the kvcache module allocates with them).
+    MlaKvFormat mla_kv_format() const {
+        return kv_cache_fp8 ? MlaKvFormat::kFp8
+                            : (round_activations_to_bf16 ? MlaKvFormat::kBF16 : MlaKvFormat::kF32);
+    }
+    IndexerKeyFormat indexer_key_format() const {
+        return indexer_fp8 ? IndexerKeyFormat::kFp8 : IndexerKeyFormat::kF32;
+    }
+};
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    virtual Device device() const = 0;
+    virtual const Numerics& numerics() const = 0;
+    // Dtype of activation tensors on this backend (CPU: f32; the values are bf16-rounded per Numerics).
+    virtual DType activation_dtype() const = 0;
+
+    // ---- memory ----
+    // A copy of a host tensor on this backend's device (CPU backend: returns the tensor itself).
+    virtual Tensor to_device(const Tensor& host) = 0;
+    // A host copy of a tensor of this backend (CPU backend: returns the tensor itself).
+    virtual Tensor to_host(const Tensor& t) = 0;
+
+    // ---- embedding, norms, elementwise ----
+    // table [V, D] bf16|f32, ids [T] i32 -> [T, D] activations.
+    virtual Tensor embedding(const Tensor& table, const Tensor& ids) = 0;
+    // x [T, D], weight [D] f32 -> [T, D]: w * x / sqrt(mean(x^2) + eps) in FP32.
+    virtual Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) = 0;
+    // residual [T, D] updated in place: residual = residual + delta (FP32 add, then rounded to an activation);
+    // returns rms_norm(residual).
+    virtual Tensor add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps) = 0;
+    // x [T, D], weight/bias [D] f32 -> [T, D]: standard LayerNorm (biased variance) in FP32.
+    virtual Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) = 0;
+    // a, b [same shape] -> a + b (FP32 add, rounded to an activation).
+    virtual Tensor add(const Tensor& a, const Tensor& b) = 0;
+    // x [..., D] -> x[..., begin:end] as a new contiguous tensor.
+    virtual Tensor narrow_last(const Tensor& x, int64_t begin, int64_t end) = 0;
+    // parts [..., D_i] with equal leading dims -> [..., sum D_i].
+    virtual Tensor concat_last(std::span<const Tensor> parts) = 0;
+
+    // ---- linear ----
+    // x [T, in] -> [T, out] = x · W^T, FP32 accumulation. FP8 weights are block-dequantized (MODEL_SPEC §7);
+    // with fp8_activation_quant, x is act_quant-ed per 128 channels first. kActivation rounds the output per
+    // Numerics; kF32 keeps FP32 (indexer weights_proj, router-like uses).
+    virtual Tensor linear(const Tensor& x, const LinearWeight& w, LinearOutput out = LinearOutput::kActivation) = 0;
+    // Final logits: x [T, D], head [V, D] -> [T, V] f32, never quantized or rounded.
+    virtual Tensor lm_head(const Tensor& x, const LinearWeight& head) = 0;
+
+    // ---- RoPE ----
+    // cos/sin tables from the caller's inverse frequencies (YaRN-corrected by the config module).
+    virtual RopeTable make_rope_table(std::span<const float> inv_freq, int64_t max_positions) = 0;
+    // Rotates p.x in place (see RopeParams).
+    virtual void apply_rope(const RopeParams& p) = 0;
+
+    // ---- MLA ----
+    // Writes c_kv and k_pe of each token into its slot of the latent store (quantizing for the FP8 layout).
+    virtual void mla_kv_write(const MlaKvWriteParams& p) = 0;
+    // Reads back the latent of the given slots: store, slots [N] i32 -> [N, 576] f32 (dequantized).
+    virtual Tensor mla_kv_read(const MlaKvStore& store, const Tensor& slots) = 0;
+    // q_nope [T, H, d_n] -> q̃ [T, H, 512], q̃[h] = W_UK[h]^T q_nope[h] (W from the dequantized kv_b_proj).
+    virtual Tensor mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b, const MlaHeadDims& dims) = 0;
+    // õ [T, H, 512] -> o [T, H, d_v], o[h] = W_UV[h] õ[h].
+    virtual Tensor mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& dims) = 0;
+    // latent [S, 576] -> per-head keys [S, H, d_n + 64] = [W_UK c_kv ; k_pe] and values [S, H, d_v] = W_UV c_kv.
+    virtual MlaExpandedKv mla_expand_kv(const Tensor& latent, const LinearWeight& kv_b, const MlaHeadDims& dims) = 0;
+    // Absorbed sparse attention over latent-store slots -> [T, H, 512].
+    virtual Tensor mla_sparse_attention(const MlaSparseParams& p) = 0;
+    // Expanded (MHA) attention for one request with a causal and optional index mask -> [T, H, d_v].
+    virtual Tensor mla_dense_attention(const MlaDenseParams& p) = 0;
+
+    // ---- lightning indexer ----
+    // Writes k^I (after LayerNorm and RoPE) into the paged key store; with indexer_fp8 it applies the Hadamard
+    // rotation and FP8 quantization first.
+    virtual void indexer_k_write(const IndexerKWriteParams& p) = 0;
+    // Scores + exact top-k per query (see IndexerTopkParams / IndexerTopkResult).
+    virtual IndexerTopkResult indexer_topk(const IndexerTopkParams& p) = 0;
+    // Every visible position of each query (what top-k returns when visible <= width), without scoring.
+    virtual IndexerTopkResult causal_indices(const CausalIndicesParams& p) = 0;
+
+    // ---- MoE / MLP ----
+    // Sigmoid router with correction bias and group limit -> expert ids and weights.
+    virtual RouterResult moe_route(const RouterParams& p) = 0;
+    // Routed experts: x [T, D] -> [T, D] = sum_k weights[t,k] * Expert_{ids[t,k]}(x[t]) accumulated in FP32.
+    virtual Tensor moe_experts(const MoeParams& p) = 0;
+    // SwiGLU MLP (dense layers and the shared expert): down(silu(gate x) * up x), x [T, D] -> [T, D].
+    virtual Tensor dense_mlp(const Tensor& x, const MlpWeights& w) = 0;
+};
+
+// The CPU reference backend.
+std::unique_ptr<Backend> make_cpu_backend(const Numerics& numerics);
+
+}  // namespace dsa::backend
