@@ -16,10 +16,8 @@ float act_quant_scale(float amax, bool ue8m0) {
 float kv_fp8_scale(float amax) { return pow2_ceil(std::max(amax / kFp8E4M3Max, kActQuantMinAmax)); }
 
 void quantize_e4m3(const float* x, int64_t n, float s, uint8_t* out) {
-    for (int64_t i = 0; i < n; ++i) {
-        float v = std::clamp(x[i] / s, -kFp8E4M3Max, kFp8E4M3Max);
-        out[i] = f32_to_fp8e4m3(std::isnan(x[i]) ? x[i] : v);
-    }
+    // std::clamp passes NaN through, and f32_to_fp8e4m3 keeps it NaN.
+    for (int64_t i = 0; i < n; ++i) out[i] = f32_to_fp8e4m3(std::clamp(x[i] / s, -kFp8E4M3Max, kFp8E4M3Max));
 }
 
 static float block_amax(const float* x, int64_t n) {
