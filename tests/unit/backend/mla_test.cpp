@@ -160,5 +160,21 @@ TEST(MlaAbsorb, MatchesPerHeadMatrixProducts) {
     }
 }
 
+TEST(MlaForms, Bf16NumericsRoundOutputsAndStayClose) {
+    std::mt19937 rng_a(64), rng_b(64);
+    auto exact = make_cpu_backend(Numerics::fp32());
+    auto bf16 = make_cpu_backend(Numerics::bf16());
+    MlaCase a = make_case(2, 128, 128, 9, 2, rng_a, *exact);
+    MlaCase b = make_case(2, 128, 128, 9, 2, rng_b, *bf16);
+    const std::vector<int32_t> pos = {0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 2, 4, -1, -1, -1, -1, -1, -1};
+    const float scale = 1.0f / std::sqrt(192.0f);
+    Tensor oa = absorbed(*exact, a, to_slots(a, pos, 9), scale);
+    Tensor ob = absorbed(*bf16, b, to_slots(b, pos, 9), scale);
+    for (int64_t i = 0; i < ob.numel(); ++i) EXPECT_EQ(ob.data<float>()[i], round_bf16(ob.data<float>()[i])) << i;
+    const double err = testing::rel_l2(ob, oa);
+    EXPECT_LT(err, 2e-2);
+    EXPECT_GT(err, 1e-5);
+}
+
 }  // namespace
 }  // namespace dsa::backend
