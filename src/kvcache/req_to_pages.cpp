@@ -61,10 +61,14 @@ int64_t ReqToPages::release_owned(PageAllocator& allocator) {
     auto owned = owned_pages();
     auto num_freed = static_cast<int64_t>(owned.size());
     allocator.free(owned);
+    detach();
+    return num_freed;
+}
+
+void ReqToPages::detach() {
     pages_.clear();
     num_cached_pages_ = 0;
     cache_node_ = nullptr;
-    return num_freed;
 }
 
 }  // namespace dsa::kvcache

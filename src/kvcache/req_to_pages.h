@@ -47,6 +47,8 @@ public:
     // Frees every request-owned page and empties the table, cache_node() included: read cache_node() first and
     // release its lock (PrefixCache::release_request does both).
     int64_t release_owned(PageAllocator& allocator);
+    // Empties the table without freeing anything: every page in it now belongs to the prefix cache.
+    void detach();
 
 private:
     int page_size_;
