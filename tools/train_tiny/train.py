@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""Train, export and evaluate the tiny DeepSeek-V3.2-architecture model.
+
+Usage: python3 tools/train_tiny/train.py OUTDIR [--max-minutes 7] [--preset full|smoke]
+
+Steps: (1) train a byte-level BPE tokenizer on generated task text; (2) train the model in three stages --
+dense attention (LM + MTP loss), indexer warm-up (main model frozen, dense attention, indexer KL to the summed
+attention distribution), sparse training (top-k attention on, LM + MTP loss for the model, indexer KL on the
+selected set with detached inputs); (3) export FP8 safetensors + configs + tokenizer into OUTDIR/model;
+(4) reload the export (FP8 dequantized) and evaluate the tasks -> OUTDIR/eval.json.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+import bpe_tokenizer  # noqa: E402
+import data  # noqa: E402
+import evaluate  # noqa: E402
+import export  # noqa: E402
+from model import DSV32  # noqa: E402
+
+PRESETS = {
+    "full": dict(hidden_size=320, num_hidden_layers=4, first_k_dense_replace=1, num_attention_heads=4,
+                 q_lora_rank=256, intermediate_size=960, moe_intermediate_size=160, n_routed_experts=16,
+                 num_experts_per_tok=4, n_group=4, topk_group=2, index_n_heads=4, vocab_target=4096,
+                 token_budget=32768, tok_corpus=6000),
+    "smoke": dict(hidden_size=64, num_hidden_layers=2, first_k_dense_replace=1, num_attention_heads=2,
+                  q_lora_rank=64, intermediate_size=128, moe_intermediate_size=32, n_routed_experts=8,
+                  num_experts_per_tok=2, n_group=4, topk_group=2, index_n_heads=2, vocab_target=1024,
+                  token_budget=2048, tok_corpus=400),
+}
+
+
+def make_config(p, vocab_size):
+    return {
+        "architectures": ["DeepseekV32ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 0,
+        "eos_token_id": 1,
+        "ep_size": 1,
+        "first_k_dense_replace": p["first_k_dense_replace"],
+        "hidden_act": "silu",
+        "hidden_size": p["hidden_size"],
+        "index_head_dim": 128,
+        "index_n_heads": p["index_n_heads"],
+        "index_topk": 64,
+        "initializer_range": 0.02,
+        "intermediate_size": p["intermediate_size"],
+        "kv_lora_rank": 512,
+        "max_position_embeddings": 163840,
+        "model_type": "deepseek_v32",
+        "moe_intermediate_size": p["moe_intermediate_size"],
+        "moe_layer_freq": 1,
+        "n_group": p["n_group"],
+        "n_routed_experts": p["n_routed_experts"],
+        "n_shared_experts": 1,
+        "norm_topk_prob": True,
+        "num_attention_heads": p["num_attention_heads"],
+        "num_experts_per_tok": p["num_experts_per_tok"],
+        "num_hidden_layers": p["num_hidden_layers"],
+        "num_key_value_heads": p["num_attention_heads"],
+        "num_nextn_predict_layers": 1,
+        "q_lora_rank": p["q_lora_rank"],
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "quantization_config": {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+                                "scale_fmt": "ue8m0", "weight_block_size": [128, 128]},
+        "rms_norm_eps": 1e-06,
+        "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
+                         "original_max_position_embeddings": 4096, "type": "yarn"},
+        "rope_theta": 10000,
+        "routed_scaling_factor": 2.5,
+        "scoring_func": "sigmoid",
+        "tie_word_embeddings": False,
+        "topk_group": p["topk_group"],
+        "topk_method": "noaux_tc",
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.44.2",
+        "use_cache": True,
+        "v_head_dim": 128,
+        "vocab_size": vocab_size,
+    }
+
+
+def tokenizer_corpus(rng, n):
+    texts = []
+    for i in range(n):
+        r = i % 4
+        if r == 0:
+            ex = data.arith_example(rng, rng.choice(["chat", "thinking"]))
+        elif r == 1:
+            texts.append(data.arith_example(rng, "plain")["text"])
+            continue
+        elif r == 2:
+            ex = data.tool_example(rng)
+        else:
+            texts.append(" ".join(rng.choice(data.FILLER) for _ in range(20)) +
+                         " The pass key is %d. Remember it. What is the pass key?" % rng.randint(10000, 99999))
+            continue
+        texts.append(data.encode_text(ex) if hasattr(data, "encode_text") else
+                     "".join(t for t, _ in data.render_segments(ex["messages"], ex["thinking"], ex["tools"],
+                                                                  ex.get("tools_style", "official"))))
+    return texts
+
+
+class Batcher:
+    def __init__(self, rng, encode, tok, budget, max_filler, min_filler, prompt_weight=0.1):
+        self.rng, self.encode, self.tok, self.budget = rng, encode, tok, budget
+        self.max_filler, self.min_filler = max_filler, min_filler
+        self.filler = data.FillerCache(encode)
+        self.pw = prompt_weight
+
+    def example(self, task):
+        rng = self.rng
+        if task == "arith":
+            r = rng.random()
+            if r < 0.25:
+                return data.plain_doc(rng, self.encode, self.tok.bos_id, self.tok.eos_id)
+            ex = data.arith_example(rng, "thinking" if r < 0.45 else "chat")
+        elif task == "tool":
+            ex = data.tool_example(rng)
+        else:
+            ex = self.current_passkey()
+        return data.to_ids(ex, self.encode, self.pw)
+
+    def current_passkey(self):
+        return data.passkey_example(self.rng, self.filler, self.pk_len, thinking=self.rng.random() < 0.15)
+
+    def batch(self, task):
+        if task == "passkey":
+            # log-uniform filler length so that short and long contexts both get steps
+            lo, hi = math.log(self.min_filler), math.log(self.max_filler)
+            self.pk_len = int(math.exp(self.rng.uniform(lo, hi)))
+            n = max(1, self.budget // (self.pk_len + 60))
+        else:
+            n = max(1, self.budget // (128 if task == "arith" else 600))
+        exs = [self.example(task) for _ in range(n)]
+        L = max(len(i) for i, _ in exs)
+        x = torch.full((len(exs), L), 2, dtype=torch.long)
+        w = torch.zeros((len(exs), L))
+        for r, (ids, wts) in enumerate(exs):
+            x[r, :len(ids)] = torch.tensor(ids)
+            w[r, :len(ids)] = torch.tensor(wts)
+        return x, w
+
+
+def lm_losses(out, x, w, mtp_weight):
+    logits = out["logits"][:, :-1]
+    tgt, wt = x[:, 1:], w[:, 1:]
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none").view_as(tgt)
+    lm = (ce * wt).sum() / wt.sum().clamp_min(1)
+    loss = lm
+    mtp = torch.zeros((), device=x.device)
+    if "mtp_logits" in out and x.shape[1] > 2:
+        ml = out["mtp_logits"][:, :-1]
+        t2, w2 = x[:, 2:], w[:, 2:]
+        ce2 = F.cross_entropy(ml.reshape(-1, ml.shape[-1]), t2.reshape(-1), reduction="none").view_as(t2)
+        mtp = (ce2 * w2).sum() / w2.sum().clamp_min(1)
+        loss = loss + mtp_weight * mtp
+    return loss, lm, mtp
+
+
+def kl_loss(out, w):
+    if not out["kl"]:
+        return None
+    valid = (w > 0).float()
+    tot = 0
+    for kl in out["kl"]:
+        v = valid[:, :kl.shape[1]]
+        tot = tot + (kl * v).sum() / v.sum().clamp_min(1)
+    return tot / len(out["kl"])
+
+
+def update_bias(model, gamma=1e-3):
+    mods = [l.mlp for l in model.layers if hasattr(l.mlp, "gate")]
+    if model.mtp is not None:
+        mods.append(model.mtp.mlp)
+    for m in mods:
+        if m.last_load is not None:
+            load = m.last_load.float()
+            m.gate.e_score_correction_bias.add_(gamma * torch.sign(load.mean() - load))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("outdir")
+    ap.add_argument("--max-minutes", type=float, default=7.0, help="wall-clock budget for the training stages")
+    ap.add_argument("--preset", default="full", choices=sorted(PRESETS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--indexer-lr", type=float, default=1e-3)
+    ap.add_argument("--stage-fractions", default="0.55,0.10,0.35", help="dense, indexer warm-up, sparse")
+    ap.add_argument("--task-weights", default="0.35,0.30,0.35", help="arith, tool, passkey")
+    ap.add_argument("--min-filler", type=int, default=200)
+    ap.add_argument("--max-filler", type=int, default=4096)
+    ap.add_argument("--mtp-weight", type=float, default=0.3)
+    ap.add_argument("--eval-arith", type=int, default=200)
+    ap.add_argument("--eval-tool", type=int, default=200)
+    ap.add_argument("--eval-passkey", type=int, default=40)
+    ap.add_argument("--eval-lengths", default="256,512,1024,2048,4096")
+    ap.add_argument("--eval-max-new", type=int, default=0, help="cap on generated tokens per eval prompt (smoke tests)")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
+    args = ap.parse_args()
+
+    t_start = time.time()
+    P = PRESETS[args.preset]
+    os.makedirs(args.outdir, exist_ok=True)
+    mdir = os.path.join(args.outdir, "model")
+    os.makedirs(mdir, exist_ok=True)
+    logf = open(os.path.join(args.outdir, "train_log.txt"), "a")
+
+    def log(*a):
+        s = "[%7.1fs] " % (time.time() - t_start) + " ".join(str(x) for x in a)
+        print(s, flush=True)
+        logf.write(s + "\n")
+        logf.flush()
+
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    log("torch", torch.__version__, "device", device)
+
+    # 1. tokenizer
+    corpus = tokenizer_corpus(random.Random(args.seed + 1), P["tok_corpus"])
+    tok = bpe_tokenizer.build(corpus, P["vocab_target"])
+    vocab_size = int(math.ceil(tok.size / 128.0) * 128)
+    with open(os.path.join(HERE, "chat_template.jinja"), encoding="utf-8") as f:
+        chat_template = f.read()
+    bpe_tokenizer.save(tok, mdir, chat_template, model_max_length=163840)
+    tok = bpe_tokenizer.load(mdir)
+    fast = bpe_tokenizer.load_fast(mdir)
+    report = {"tokenizer": {"size": tok.size, "vocab_size": vocab_size, "merges": len(tok.ranks)}}
+    if fast is not None:
+        chk = bpe_tokenizer.check_against_fast(tok, fast, corpus[:500])
+        report["tokenizer"]["vs_tokenizers_package"] = chk
+        log("tokenizer vs tokenizers package:", chk)
+        cache = {}
+
+        def encode(text):
+            if len(text) < 4000:
+                r = cache.get(text)
+                if r is None:
+                    if len(cache) > 50000:
+                        cache.clear()
+                    r = cache[text] = fast.encode(text, add_special_tokens=False).ids
+                return list(r)
+            return fast.encode(text, add_special_tokens=False).ids
+    else:
+        encode = tok.encode
+        report["tokenizer"]["vs_tokenizers_package"] = "not installed here"
+    log("tokenizer: %d tokens (%d merges), vocab_size %d" % (tok.size, len(tok.ranks), vocab_size))
+
+    # 2. model
+    cfg = make_config(P, vocab_size)
+    model = DSV32(cfg).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    log("params: %.2fM" % (n_params / 1e6))
+    main_params = model.main_params()
+    idx_params = model.indexer_params()
+    decay = [p for p in main_params if p.dim() >= 2]
+    no_decay = [p for p in main_params if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    opt_idx = torch.optim.AdamW(idx_params, lr=args.indexer_lr, betas=(0.9, 0.95), weight_decay=0.0)
+    fr = [float(f) for f in args.stage_fractions.split(",")]
+    budget_s = args.max_minutes * 60.0
+    bounds = [budget_s * fr[0], budget_s * (fr[0] + fr[1]), budget_s * sum(fr)]
+    tw = [float(f) for f in args.task_weights.split(",")]
+    batcher = Batcher(rng, encode, tok, P["token_budget"], args.max_filler, args.min_filler)
+    use_amp = device == "cuda"
+    t0 = time.time()
+    step, stage_steps = 0, {"dense": 0, "warmup": 0, "sparse": 0}
+    hist = []
+    warm = 200 if args.preset == "full" else 5
+    while True:
+        el = time.time() - t0
+        if el >= bounds[2] or (args.max_steps and step >= args.max_steps):
+            break
+        if args.max_steps:
+            frac_steps = step / args.max_steps
+            stage = "dense" if frac_steps < fr[0] else ("warmup" if frac_steps < fr[0] + fr[1] else "sparse")
+            prog = frac_steps
+        else:
+            stage = "dense" if el < bounds[0] else ("warmup" if el < bounds[1] else "sparse")
+            prog = el / bounds[2]
+        for p in main_params:
+            p.requires_grad_(stage != "warmup")
+        task = rng.choices(["arith", "tool", "passkey"], weights=tw)[0]
+        x, w = batcher.batch(task)
+        x, w = x.to(device, non_blocking=True), w.to(device, non_blocking=True)
+        lr_f = min(1.0, (stage_steps["dense"] + stage_steps["sparse"] + 1) / warm) * (0.1 + 0.45 * (1 + math.cos(math.pi * prog)))
+        for g in opt.param_groups:
+            g["lr"] = args.lr * lr_f
+        for g in opt_idx.param_groups:
+            g["lr"] = args.indexer_lr * min(1.0, (stage_steps["warmup"] + stage_steps["sparse"] + 1) / 50) * \
+                (1.0 if stage == "warmup" else 0.5 + 0.5 * lr_f)
+        if use_amp:
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                out = model(x, mode=stage, with_mtp=True)
+        else:
+            out = model(x, mode=stage, with_mtp=True)
+        loss, lm, mtp = lm_losses(out, x, w, args.mtp_weight)
+        kl = kl_loss(out, w)
+        if stage == "warmup":
+            total = kl
+        elif stage == "sparse":
+            total = loss + kl
+        else:
+            total = loss
+        opt.zero_grad(set_to_none=True)
+        opt_idx.zero_grad(set_to_none=True)
+        total.backward()
+        if stage != "warmup":
+            torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+            opt.step()
+            with torch.no_grad():
+                update_bias(model)
+        if stage != "dense":
+            torch.nn.utils.clip_grad_norm_(idx_params, 1.0)
+            opt_idx.step()
+        stage_steps[stage] += 1
+        step += 1
+        if step % 50 == 0 or step <= 3 or (args.max_steps and step % 5 == 0):
+            rec = {"step": step, "t": round(time.time() - t0, 1), "stage": stage, "task": task,
+                   "shape": list(x.shape), "lm": round(lm.item(), 4), "mtp": round(mtp.item(), 4),
+                   "kl": round(kl.item(), 4) if kl is not None else None, "lr": round(args.lr * lr_f, 6)}
+            hist.append(rec)
+            log(json.dumps(rec))
+    train_s = time.time() - t0
+    log("training done: %d steps in %.1fs %s" % (step, train_s, stage_steps))
+    torch.save({"config": cfg, "state_dict": model.state_dict()}, os.path.join(args.outdir, "ckpt.pt"))
+
+    # 3. export
+    dtypes = export.export(model, mdir)
+    export.write_configs(cfg, mdir)
+    sizes = {f: os.path.getsize(os.path.join(mdir, f)) for f in sorted(os.listdir(mdir))}
+    log("export:", sizes, "total %.2f MB" % (sum(sizes.values()) / 1e6))
+    report["export"] = {"files": sizes, "total_bytes": sum(sizes.values()),
+                        "n_tensors": len(dtypes),
+                        "dtype_counts": {d: list(dtypes.values()).count(d) for d in sorted(set(dtypes.values()))}}
+    report["checks"] = cross_checks(mdir, log)
+
+    # 4. evaluate the exported checkpoint (FP8 dequantized), sparse attention on
+    emodel = DSV32(json.load(open(os.path.join(mdir, "config.json")))).to(device)
+    export.load_into(emodel, {k: v.to(device) for k, v in export.load_dequantized(mdir).items()})
+    emodel.eval()
+    lengths = tuple(int(v) for v in args.eval_lengths.split(","))
+    t_eval = time.time()
+    report["train"] = {"steps": step, "stage_steps": stage_steps, "train_seconds": round(train_s, 1),
+                       "params": n_params, "args": vars(args), "preset": P, "torch": torch.__version__,
+                       "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+                       "last_log": hist[-8:]}
+
+    def save_partial(res):
+        report["eval"] = res
+        with open(os.path.join(args.outdir, "eval.json"), "w") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+
+    res = evaluate.run_eval(emodel, tok, encode, device, n_arith=args.eval_arith, n_tool=args.eval_tool,
+                            n_pass=args.eval_passkey, pass_lengths=lengths, log=log, on_update=save_partial,
+                            max_new_cap=args.eval_max_new or None)
+    report["eval"] = res
+    report["eval_seconds"] = round(time.time() - t_eval, 1)
+    with open(os.path.join(args.outdir, "eval.json"), "w") as f:
+        json.dump(report, f, indent=2, ensure_ascii=False)
+    log("wrote eval.json; total %.1fs" % (time.time() - t_start))
+
+
+def cross_checks(mdir, log):
+    """Compare the numpy FP8/safetensors code with torch's float8 dtype and the safetensors package."""
+    out = {}
+    try:
+        import numpy as np
+        if hasattr(torch, "float8_e4m3fn"):
+            x = torch.randn(100000) * 100
+            ref = x.to(torch.float8_e4m3fn).view(torch.uint8).numpy()
+            mine = export.fp8_e4m3_encode(x.numpy())
+            out["fp8_vs_torch_float8_e4m3fn"] = float((ref == mine).mean())
+        else:
+            out["fp8_vs_torch_float8_e4m3fn"] = "torch has no float8 here"
+        try:
+            from safetensors.numpy import load_file
+            idx = json.load(open(os.path.join(mdir, "model.safetensors.index.json")))
+            ok = True
+            for fname in sorted(set(idx["weight_map"].values())):
+                lib = load_file(os.path.join(mdir, fname))
+                mine = export.read_safetensors(os.path.join(mdir, fname))
+                for k, (dt, a) in mine.items():
+                    b = lib[k]
+                    ok &= a.tobytes() == np.ascontiguousarray(b).tobytes() and list(a.shape) == list(b.shape)
+            out["safetensors_package_reads_same"] = bool(ok)
+        except ImportError:
+            out["safetensors_package_reads_same"] = "not installed here"
+    except Exception as e:  # a check must not lose the run
+        out["error"] = repr(e)
+    log("checks:", out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
