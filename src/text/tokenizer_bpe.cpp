@@ -3,6 +3,7 @@
 #include "text/tokenizer_bpe.h"
 
 #include <climits>
+#include <cstring>
 #include <queue>
 
 #include "text/byte_level.h"
@@ -34,23 +35,46 @@ void MergeTable::insert(int32_t a, int32_t b, int32_t rank, int32_t merged) {
 
 // ---- BpeCache -----------------------------------------------------------------------------------------------
 
-BpeCache::BpeCache(size_t capacity)
-    : shard_capacity_(capacity / kNumShards + 1), shards_(std::make_unique<Shard[]>(kNumShards)) {}
+BpeCache::BpeCache(size_t num_slots) : mask_(num_slots - 1), slots_(std::make_unique<Slot[]>(num_slots)) {
+    for (size_t i = 0; i < num_slots; ++i) {
+        for (auto& w : slots_[i].w) w.store(0, std::memory_order_relaxed);
+    }
+}
 
-bool BpeCache::lookup(std::string_view word, size_t hash, std::vector<int32_t>& out) const {
-    Shard& s = shards_[hash % kNumShards];
-    std::lock_guard<std::mutex> lock(s.mu);
-    auto it = s.map.find(word);
-    if (it == s.map.end()) return false;
-    out.insert(out.end(), it->second.begin(), it->second.end());
+bool BpeCache::lookup(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const {
+    if (word.size() > kMaxKeyBytes) return false;
+    const Slot& s = slots_[hash & mask_];
+    uint64_t seq = s.w[0].load(std::memory_order_acquire);
+    if ((seq & 1) != 0 || s.w[1].load(std::memory_order_relaxed) != hash) return false;
+    uint64_t meta = s.w[2].load(std::memory_order_relaxed);
+    size_t key_len = meta & 0xFF, num_ids = (meta >> 8) & 0xFF;
+    if (key_len != word.size() || num_ids > kMaxIds) return false;
+    uint64_t key[4], ids[9];
+    for (int i = 0; i < 4; ++i) key[i] = s.w[3 + i].load(std::memory_order_relaxed);
+    for (size_t i = 0; i < (num_ids + 1) / 2; ++i) ids[i] = s.w[7 + i].load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (s.w[0].load(std::memory_order_relaxed) != seq) return false;  // torn read
+    if (std::memcmp(key, word.data(), key_len) != 0) return false;
+    for (size_t i = 0; i < num_ids; ++i) {
+        out.push_back(static_cast<int32_t>(static_cast<uint32_t>(ids[i / 2] >> (32 * (i % 2)))));
+    }
     return true;
 }
 
-void BpeCache::insert(std::string_view word, size_t hash, const int32_t* ids, size_t n) const {
-    Shard& s = shards_[hash % kNumShards];
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (s.map.size() >= shard_capacity_) s.map.clear();
-    s.map.emplace(std::string(word), std::vector<int32_t>(ids, ids + n));
+void BpeCache::insert(std::string_view word, uint64_t hash, const int32_t* ids, size_t n) const {
+    if (word.size() > kMaxKeyBytes || n > kMaxIds) return;
+    Slot& s = slots_[hash & mask_];
+    uint64_t seq = s.w[0].load(std::memory_order_relaxed);
+    if ((seq & 1) != 0 || !s.w[0].compare_exchange_strong(seq, seq + 1, std::memory_order_relaxed)) return;
+    std::atomic_thread_fence(std::memory_order_release);
+    uint64_t key[4] = {0, 0, 0, 0}, packed[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    std::memcpy(key, word.data(), word.size());
+    for (size_t i = 0; i < n; ++i) packed[i / 2] |= static_cast<uint64_t>(static_cast<uint32_t>(ids[i])) << (32 * (i % 2));
+    s.w[1].store(hash, std::memory_order_relaxed);
+    s.w[2].store(word.size() | (n << 8), std::memory_order_relaxed);
+    for (int i = 0; i < 4; ++i) s.w[3 + i].store(key[i], std::memory_order_relaxed);
+    for (size_t i = 0; i < (n + 1) / 2; ++i) s.w[7 + i].store(packed[i], std::memory_order_relaxed);
+    s.w[0].store(seq + 2, std::memory_order_release);
 }
 
 // ---- BpeModel loading ---------------------------------------------------------------------------------------
@@ -174,8 +198,8 @@ void BpeModel::encode_word(std::string_view bytes, std::vector<int32_t>& out) co
         out.push_back(byte_ids_[static_cast<uint8_t>(bytes[0])]);
         return;
     }
-    const bool cacheable = bytes.size() <= kMaxCachedWordBytes;
-    const size_t hash = cacheable ? StringHash{}(bytes) : 0;
+    const bool cacheable = bytes.size() <= BpeCache::kMaxKeyBytes;
+    const uint64_t hash = cacheable ? StringHash{}(bytes) : 0;
     if (cacheable && cache_.lookup(bytes, hash, out)) return;
     thread_local std::vector<int32_t> syms;
     syms.clear();

@@ -4,9 +4,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -56,21 +56,25 @@ private:
     size_t size_ = 0;
 };
 
-// Bounded cache: pre-token bytes -> ids. A full shard is cleared (keeps memory bounded, adapts to new text).
+// Bounded cache: pre-token bytes -> ids, direct-mapped over fixed 128-byte slots (words of up to 32 bytes
+// with up to 18 ids; longer ones are not cached). Lock-free: each slot is a seqlock made of atomics, so readers
+// on many threads never write shared memory; a writer that finds a slot busy simply skips caching.
 class BpeCache {
 public:
-    explicit BpeCache(size_t capacity);
-    bool lookup(std::string_view word, size_t hash, std::vector<int32_t>& out) const;
-    void insert(std::string_view word, size_t hash, const int32_t* ids, size_t n) const;
+    static constexpr size_t kMaxKeyBytes = 32;
+    static constexpr size_t kMaxIds = 18;
+
+    explicit BpeCache(size_t num_slots);
+    bool lookup(std::string_view word, uint64_t hash, std::vector<int32_t>& out) const;
+    void insert(std::string_view word, uint64_t hash, const int32_t* ids, size_t n) const;
 
 private:
-    static constexpr size_t kNumShards = 64;
-    struct Shard {
-        std::mutex mu;
-        std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> map;
+    struct alignas(64) Slot {
+        // [0] sequence (odd while written), [1] hash, [2] key length | num ids << 8, [3..6] key, [7..15] ids
+        std::atomic<uint64_t> w[16];
     };
-    size_t shard_capacity_;
-    std::unique_ptr<Shard[]> shards_;
+    size_t mask_;
+    std::unique_ptr<Slot[]> slots_;
 };
 
 class BpeModel {
@@ -83,11 +87,10 @@ public:
 
     const TokenMap& vocab() const { return vocab_; }
 
-    static constexpr size_t kMaxCachedWordBytes = 256;
-    static constexpr size_t kCacheCapacity = 1 << 16;
+    static constexpr size_t kCacheSlots = 1 << 15;  // 4 MiB
 
 private:
-    BpeModel() : cache_(kCacheCapacity) {}
+    BpeModel() : cache_(kCacheSlots) {}
     Status load_merges(const Json& merges);
     void merge_small(std::vector<int32_t>& syms) const;
     void merge_large(std::vector<int32_t>& syms) const;

@@ -2,6 +2,8 @@
 // maximal subparts"), matching Rust's String::from_utf8_lossy and the WHATWG TextDecoder.
 #include "text/tokenizer_utf8.h"
 
+#include <cstring>
+
 namespace dsa::text {
 namespace {
 
@@ -74,6 +76,14 @@ bool utf8_is_valid(std::string_view in) {
     const auto* p = reinterpret_cast<const uint8_t*>(in.data());
     size_t n = in.size();
     for (size_t i = 0; i < n;) {
+        if (i + 8 <= n) {  // ASCII fast path, 8 bytes at a time
+            uint64_t w;
+            std::memcpy(&w, p + i, 8);
+            if ((w & 0x8080808080808080ull) == 0) {
+                i += 8;
+                continue;
+            }
+        }
         if (p[i] < 0x80) {
             ++i;
             continue;
