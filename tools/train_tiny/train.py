@@ -131,7 +131,8 @@ class Batcher:
         elif task == "tool":
             ex = data.tool_example(rng)
         else:
-            ex = self.current_passkey()
+            # the filler is thousands of easy tokens: weight it down so the answer dominates the loss
+            return data.to_ids(self.current_passkey(), self.encode, self.pw * 0.2)
         return data.to_ids(ex, self.encode, self.pw)
 
     def current_passkey(self):
@@ -156,14 +157,14 @@ class Batcher:
 
 
 def lm_losses(out, x, w, mtp_weight):
-    logits = out["logits"][:, :-1]
+    logits = out["logits"][:, :-1].float()
     tgt, wt = x[:, 1:], w[:, 1:]
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), reduction="none").view_as(tgt)
     lm = (ce * wt).sum() / wt.sum().clamp_min(1)
     loss = lm
     mtp = torch.zeros((), device=x.device)
     if "mtp_logits" in out and x.shape[1] > 2:
-        ml = out["mtp_logits"][:, :-1]
+        ml = out["mtp_logits"][:, :-1].float()
         t2, w2 = x[:, 2:], w[:, 2:]
         ce2 = F.cross_entropy(ml.reshape(-1, ml.shape[-1]), t2.reshape(-1), reduction="none").view_as(t2)
         mtp = (ce2 * w2).sum() / w2.sum().clamp_min(1)
@@ -383,31 +384,41 @@ def main():
 
 def cross_checks(mdir, log):
     """Compare the numpy FP8/safetensors code with torch's float8 dtype and the safetensors package."""
+    import numpy as np
     out = {}
     try:
-        import numpy as np
         if hasattr(torch, "float8_e4m3fn"):
             x = torch.randn(100000) * 100
             ref = x.to(torch.float8_e4m3fn).view(torch.uint8).numpy()
-            mine = export.fp8_e4m3_encode(x.numpy())
-            out["fp8_vs_torch_float8_e4m3fn"] = float((ref == mine).mean())
+            out["fp8_encode_vs_torch_float8_e4m3fn"] = float((ref == export.fp8_e4m3_encode(x.numpy())).mean())
+            codes = torch.arange(256, dtype=torch.int32).to(torch.uint8)
+            tv = codes.view(torch.float8_e4m3fn).float().numpy()
+            mv = export.fp8_e4m3_decode(codes.numpy())
+            out["fp8_decode_vs_torch"] = bool(np.array_equal(np.nan_to_num(tv, nan=1e9), np.nan_to_num(mv, nan=1e9)))
         else:
-            out["fp8_vs_torch_float8_e4m3fn"] = "torch has no float8 here"
-        try:
-            from safetensors.numpy import load_file
-            idx = json.load(open(os.path.join(mdir, "model.safetensors.index.json")))
-            ok = True
-            for fname in sorted(set(idx["weight_map"].values())):
-                lib = load_file(os.path.join(mdir, fname))
-                mine = export.read_safetensors(os.path.join(mdir, fname))
-                for k, (dt, a) in mine.items():
-                    b = lib[k]
-                    ok &= a.tobytes() == np.ascontiguousarray(b).tobytes() and list(a.shape) == list(b.shape)
-            out["safetensors_package_reads_same"] = bool(ok)
-        except ImportError:
-            out["safetensors_package_reads_same"] = "not installed here"
+            out["fp8_encode_vs_torch_float8_e4m3fn"] = "torch has no float8 here"
     except Exception as e:  # a check must not lose the run
-        out["error"] = repr(e)
+        out["fp8_error"] = repr(e)
+    try:
+        from safetensors.torch import load_file
+        idx = json.load(open(os.path.join(mdir, "model.safetensors.index.json")))
+        ok, n = True, 0
+        for fname in sorted(set(idx["weight_map"].values())):
+            lib = load_file(os.path.join(mdir, fname))
+            mine = export.read_safetensors(os.path.join(mdir, fname))
+            assert set(lib) == set(mine)
+            for k, (dt, a) in mine.items():
+                b = lib[k]
+                want = {"F8_E4M3": torch.float8_e4m3fn, "BF16": torch.bfloat16, "F32": torch.float32}[dt]
+                bb = b.contiguous().view(torch.uint8).numpy().tobytes() if b.dtype != torch.float32 else b.numpy().tobytes()
+                ok &= b.dtype == want and list(b.shape) == list(a.shape) and bb == a.tobytes()
+                n += 1
+        out["safetensors_package_reads_same"] = bool(ok)
+        out["safetensors_tensors_checked"] = n
+    except ImportError:
+        out["safetensors_package_reads_same"] = "not installed here"
+    except Exception as e:
+        out["safetensors_error"] = repr(e)
     log("checks:", out)
     return out
 
