@@ -16,8 +16,9 @@ def greedy_generate(model, prompts, eos_id, max_new, device, token_budget=60000,
     results = [None] * len(prompts)
     i = 0
     while i < len(order):
-        longest = len(prompts[order[min(len(order) - 1, i)]]) + max_new
-        n = max(1, token_budget // longest)
+        n = 1  # sorted by length: grow the group while (size x longest) fits the token budget
+        while i + n < len(order) and (n + 1) * (len(prompts[order[i + n]]) + max_new) <= token_budget:
+            n += 1
         group = order[i:i + n]
         i += n
         seqs = {j: list(prompts[j]) for j in group}
@@ -54,8 +55,9 @@ def mtp_acceptance(model, prompts, gens, device, token_budget=60000):
     items.sort(key=lambda pg: len(pg[0]) + len(pg[1]))
     i = 0
     while i < len(items):
-        L = len(items[min(len(items) - 1, i)][0]) + len(items[min(len(items) - 1, i)][1])
-        n = max(1, token_budget // max(1, L))
+        n = 1
+        while i + n < len(items) and (n + 1) * (len(items[i + n][0]) + len(items[i + n][1])) <= token_budget:
+            n += 1
         chunk = items[i:i + n]
         i += n
         L = max(len(p) + len(g) for p, g in chunk)

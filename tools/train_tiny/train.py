@@ -287,6 +287,7 @@ def main():
     t0 = time.time()
     step, stage_steps = 0, {"dense": 0, "warmup": 0, "sparse": 0}
     hist = []
+    out = total = None
     warm = 200 if args.preset == "full" else 5
     while True:
         el = time.time() - t0
@@ -344,6 +345,8 @@ def main():
             log(json.dumps(rec))
     train_s = time.time() - t0
     log("training done: %d steps in %.1fs %s" % (step, train_s, stage_steps))
+    if device == "cuda":
+        log("peak GPU memory %.1f GB" % (torch.cuda.max_memory_allocated() / 1e9))
     torch.save({"config": cfg, "state_dict": model.state_dict()}, os.path.join(args.outdir, "ckpt.pt"))
 
     # 3. export
@@ -357,6 +360,9 @@ def main():
     report["checks"] = cross_checks(mdir, log)
 
     # 4. evaluate the exported checkpoint (FP8 dequantized), sparse attention on
+    del model, opt, opt_idx, out, total, main_params, idx_params, decay, no_decay
+    if device == "cuda":
+        torch.cuda.empty_cache()
     emodel = DSV32(json.load(open(os.path.join(mdir, "config.json")))).to(device)
     export.load_into(emodel, {k: v.to(device) for k, v in export.load_dequantized(mdir).items()})
     emodel.eval()
