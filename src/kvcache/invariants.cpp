@@ -1,9 +1,9 @@
 // Page-ownership partition check over the allocator, the prefix cache and the live requests.
 #include "kvcache/invariants.h"
 
-#include <vector>
-
 #include <fmt/format.h>
+
+#include <vector>
 
 namespace dsa::kvcache {
 namespace {

@@ -7,9 +7,12 @@ namespace dsa::kvcache {
 
 const char* mla_kv_format_name(MlaKvFormat f) {
     switch (f) {
-        case MlaKvFormat::kF32: return "f32";
-        case MlaKvFormat::kBF16: return "bf16";
-        case MlaKvFormat::kFp8: return "fp8";
+        case MlaKvFormat::kF32:
+            return "f32";
+        case MlaKvFormat::kBF16:
+            return "bf16";
+        case MlaKvFormat::kFp8:
+            return "fp8";
     }
     return "?";
 }
@@ -26,8 +29,7 @@ Status KvCacheConfig::validate() const {
     if (num_mtp_layers < 0) return invalid_argument("kv cache: num_mtp_layers must be >= 0, got {}", num_mtp_layers);
     if (!layer_indexer_modes.empty()) {
         if (static_cast<int>(layer_indexer_modes.size()) != num_layers) {
-            return invalid_argument("kv cache: {} indexer modes for {} layers", layer_indexer_modes.size(),
-                                    num_layers);
+            return invalid_argument("kv cache: {} indexer modes for {} layers", layer_indexer_modes.size(), num_layers);
         }
         if (layer_indexer_modes[0] != IndexerMode::kFull) {
             return invalid_argument("kv cache: layer 0 must run its own indexer (IndexCache pattern starts with F)");

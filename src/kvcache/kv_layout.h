@@ -47,10 +47,10 @@ enum class IndexerKeyFormat : uint8_t {
     kF32,  // page = [page_size x 128 f32]: 512 B per token (transformers numerics, no Hadamard / FP8)
 };
 
-constexpr int64_t kIndexerFp8BytesPerToken = kIndexerHeadDim + 4;  // 132
-constexpr int64_t kIndexerF32BytesPerToken = kIndexerHeadDim * 4;  // 512
+constexpr int64_t kIndexerFp8BytesPerToken = kIndexerHeadDim + 4;                      // 132
+constexpr int64_t kIndexerF32BytesPerToken = kIndexerHeadDim * 4;                      // 512
 constexpr int64_t kIndexerFp8PageBytes = kDefaultPageSize * kIndexerFp8BytesPerToken;  // 8448
-constexpr int64_t kIndexerFp8ScaleOffset = kDefaultPageSize * kIndexerHeadDim;        // 8192: scales after keys
+constexpr int64_t kIndexerFp8ScaleOffset = kDefaultPageSize * kIndexerHeadDim;         // 8192: scales after keys
 static_assert(kIndexerFp8PageBytes == 8448);
 
 constexpr int64_t indexer_bytes_per_token(IndexerKeyFormat f) {

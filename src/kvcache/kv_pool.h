@@ -15,12 +15,12 @@
 namespace dsa::kvcache {
 
 class KvPool {
-public:
+  public:
     // Aborts on an invalid config (validate() first to report it as a user error).
     KvPool(const KvCacheConfig& config, int64_t num_pages);
 
     const KvCacheConfig& config() const { return config_; }
-    int64_t num_pages() const { return num_pages_; }  // usable pages, ids 1..num_pages
+    int64_t num_pages() const { return num_pages_; }                            // usable pages, ids 1..num_pages
     int64_t num_slots() const { return (num_pages_ + 1) * config_.page_size; }  // page 0 included
     int num_layers() const { return config_.num_total_layers(); }
 
@@ -34,7 +34,7 @@ public:
     int64_t indexer_bytes() const;
     int64_t total_bytes() const { return mla_bytes() + indexer_bytes(); }
 
-private:
+  private:
     KvCacheConfig config_;
     int64_t num_pages_;
     std::vector<Tensor> latent_;   // one per layer

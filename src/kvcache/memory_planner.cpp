@@ -1,10 +1,10 @@
 // KV memory planning (pure arithmetic; unit-tested without a GPU).
 #include "kvcache/memory_planner.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 namespace dsa::kvcache {
 namespace {

@@ -13,20 +13,20 @@
 namespace dsa::kvcache {
 
 struct MemoryPlanInput {
-    int64_t total_device_bytes = 0;        // the GPU's capacity
-    int64_t free_before_load_bytes = 0;    // free memory measured before weights load; 0 means total
-    double mem_fraction_static = 0.0;      // (weights + KV) / free_before_load; see default_mem_fraction_static
-    int64_t weight_bytes = 0;              // measured after loading
-    int64_t reserve_bytes = 0;             // activations, workspaces, CUDA graphs, NCCL, margin
-    int64_t max_total_tokens = 0;          // --max-total-tokens cap; 0 means none
+    int64_t total_device_bytes = 0;      // the GPU's capacity
+    int64_t free_before_load_bytes = 0;  // free memory measured before weights load; 0 means total
+    double mem_fraction_static = 0.0;    // (weights + KV) / free_before_load; see default_mem_fraction_static
+    int64_t weight_bytes = 0;            // measured after loading
+    int64_t reserve_bytes = 0;           // activations, workspaces, CUDA graphs, NCCL, margin
+    int64_t max_total_tokens = 0;        // --max-total-tokens cap; 0 means none
 };
 
 struct MemoryPlan {
-    int64_t kv_budget_bytes = 0;  // free_before_load * fraction - weights (before rounding to pages)
-    int64_t num_pages = 0;        // usable pages (page 0 is extra, reserved)
-    int64_t num_tokens = 0;       // num_pages * page_size
-    int64_t pool_bytes = 0;       // bytes the pools allocate, page 0 included
-    int64_t mla_pool_bytes = 0;   // the latent stores' share of pool_bytes
+    int64_t kv_budget_bytes = 0;     // free_before_load * fraction - weights (before rounding to pages)
+    int64_t num_pages = 0;           // usable pages (page 0 is extra, reserved)
+    int64_t num_tokens = 0;          // num_pages * page_size
+    int64_t pool_bytes = 0;          // bytes the pools allocate, page 0 included
+    int64_t mla_pool_bytes = 0;      // the latent stores' share of pool_bytes
     int64_t indexer_pool_bytes = 0;  // the indexer stores' share of pool_bytes
 };
 

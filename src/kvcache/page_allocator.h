@@ -16,7 +16,7 @@
 namespace dsa::kvcache {
 
 class PageAllocator {
-public:
+  public:
     explicit PageAllocator(int64_t num_pages);
 
     int64_t num_pages() const { return num_pages_; }
@@ -32,7 +32,7 @@ public:
     // Every page back to the free list (only when nothing references any page).
     void reset();
 
-private:
+  private:
     void check_id(PageId page) const;
 
     int64_t num_pages_;

@@ -1,6 +1,7 @@
-// RadixCache: page-granular radix tree over token ids. match/insert split nodes at page boundaries; split
-// keeps the original node object as the lower half, so handles to locked nodes stay valid. Eviction takes
-// unlocked leaves in policy order and frees exactly the pages asked for (trimming a leaf's tail if needed).
+// RadixCache: page-granular radix tree over position keys (token ids, or token pairs in bigram mode). match/insert
+// split nodes at page boundaries; split keeps the original node object as the lower half, so handles to locked nodes
+// stay valid. Eviction takes unlocked leaves in policy order and frees exactly the pages asked for (trimming a leaf's
+// tail if needed).
 #include "kvcache/radix_cache.h"
 
 #include <algorithm>
@@ -11,19 +12,25 @@
 
 namespace dsa::kvcache {
 
-struct PageKeyHash {
-    size_t operator()(const std::vector<TokenId>& page) const noexcept {
-        uint64_t h = 1469598103934665603ull;  // FNV-1a over the token ids
-        for (TokenId t : page) h = (h ^ static_cast<uint32_t>(t)) * 1099511628211ull;
+using RadixKey = uint64_t;
+
+// A child's map key: its first page of keys followed by its extra key.
+using ChildKey = std::vector<RadixKey>;
+
+struct ChildKeyHash {
+    size_t operator()(const ChildKey& k) const noexcept {
+        uint64_t h = 1469598103934665603ull;  // FNV-1a style mix over the keys
+        for (RadixKey x : k) h = (h ^ x ^ (x >> 29)) * 1099511628211ull;
         return static_cast<size_t>(h);
     }
 };
 
 struct RadixNode {
     RadixNode* parent = nullptr;
-    std::vector<TokenId> key;   // whole pages of tokens; empty only at the root
+    std::vector<RadixKey> key;  // whole pages of keyed positions; empty only at the root
     std::vector<PageId> pages;  // key.size() / page_size
-    std::unordered_map<std::vector<TokenId>, std::unique_ptr<RadixNode>, PageKeyHash> children;  // by first page
+    std::unordered_map<ChildKey, std::unique_ptr<RadixNode>, ChildKeyHash> children;
+    ExtraKey extra_key = 0;     // namespace, the same for a whole subtree of the root
     int64_t lock_ref = 0;       // locks on this node and its descendants
     int64_t num_own_locks = 0;  // inc_ref(this) minus dec_ref(this)
     uint64_t last_access = 0;
@@ -33,29 +40,43 @@ struct RadixNode {
 };
 
 namespace {
-std::vector<TokenId> first_page(std::span<const TokenId> tokens, int page_size) {
-    return std::vector<TokenId>(tokens.begin(), tokens.begin() + page_size);
+ChildKey child_key(std::span<const RadixKey> keys, int page_size, ExtraKey extra_key) {
+    ChildKey k(keys.begin(), keys.begin() + page_size);
+    k.push_back(extra_key);
+    return k;
 }
 }  // namespace
 
-RadixCache::RadixCache(int page_size, PageAllocator& allocator, EvictionPolicy policy)
-    : PrefixCache(page_size, allocator), policy_(policy), root_(std::make_unique<RadixNode>()) {
-    DSA_CHECK_GT(page_size, 0);
+RadixCache::RadixCache(const PrefixCacheConfig& config, PageAllocator& allocator)
+    : PrefixCache(config, allocator), policy_(config.eviction_policy), root_(std::make_unique<RadixNode>()) {
+    DSA_CHECK_GT(config.page_size, 0);
 }
 
 // Pages still in the tree are not returned: the allocator may be gone, and the pool with it.
 RadixCache::~RadixCache() = default;
 
-RadixNode* RadixCache::find_child(RadixNode* node, std::span<const TokenId> page) const {
-    auto it = node->children.find(first_page(page, page_size()));
+std::vector<RadixKey> RadixCache::make_keys(std::span<const TokenId> tokens) const {
+    std::vector<RadixKey> keys;
+    auto widen = [](TokenId t) { return static_cast<RadixKey>(static_cast<uint32_t>(t)); };
+    if (key_mode() == CacheKeyMode::kTokens) {
+        keys.reserve(tokens.size());
+        for (TokenId t : tokens) keys.push_back(widen(t));
+        return keys;
+    }
+    for (size_t i = 0; i + 1 < tokens.size(); ++i) keys.push_back(widen(tokens[i]) << 32 | widen(tokens[i + 1]));
+    return keys;
+}
+
+RadixNode* RadixCache::find_child(RadixNode* node, std::span<const RadixKey> page, ExtraKey extra_key) const {
+    auto it = node->children.find(child_key(page, page_size(), extra_key));
     return it == node->children.end() ? nullptr : it->second.get();
 }
 
-int64_t RadixCache::count_matching_pages(const RadixNode* node, std::span<const TokenId> tokens) const {
+int64_t RadixCache::count_matching_pages(const RadixNode* node, std::span<const RadixKey> keys) const {
     int64_t ps = page_size();
-    int64_t limit = std::min(node->num_pages(), static_cast<int64_t>(tokens.size()) / ps);
+    int64_t limit = std::min(node->num_pages(), static_cast<int64_t>(keys.size()) / ps);
     int64_t m = 0;
-    while (m < limit && std::equal(tokens.begin() + m * ps, tokens.begin() + (m + 1) * ps, node->key.begin() + m * ps)) {
+    while (m < limit && std::equal(keys.begin() + m * ps, keys.begin() + (m + 1) * ps, node->key.begin() + m * ps)) {
         ++m;
     }
     return m;
@@ -65,7 +86,7 @@ RadixNode* RadixCache::split(RadixNode* node, int64_t num_prefix_pages) {
     DSA_CHECK(num_prefix_pages > 0 && num_prefix_pages < node->num_pages()) << num_prefix_pages;
     int64_t num_prefix_tokens = num_prefix_pages * page_size();
     RadixNode* parent = node->parent;
-    auto slot = parent->children.find(first_page(node->key, page_size()));
+    auto slot = parent->children.find(child_key(node->key, page_size(), node->extra_key));
     DSA_CHECK(slot != parent->children.end());
     std::unique_ptr<RadixNode> lower = std::move(slot->second);
 
@@ -76,42 +97,46 @@ RadixNode* RadixCache::split(RadixNode* node, int64_t num_prefix_pages) {
     upper->lock_ref = node->lock_ref;  // every lock below passes through the upper half
     upper->last_access = node->last_access;
     upper->hit_count = node->hit_count;
+    upper->extra_key = node->extra_key;
     upper->id = ++num_created_;
 
     node->key.erase(node->key.begin(), node->key.begin() + num_prefix_tokens);
     node->pages.erase(node->pages.begin(), node->pages.begin() + num_prefix_pages);
     node->parent = upper.get();
     RadixNode* raw = upper.get();
-    upper->children.emplace(first_page(node->key, page_size()), std::move(lower));
+    upper->children.emplace(child_key(node->key, page_size(), node->extra_key), std::move(lower));
     slot->second = std::move(upper);
     return raw;
 }
 
-RadixNode* RadixCache::add_leaf(RadixNode* parent, std::span<const TokenId> key, std::span<const PageId> pages) {
+RadixNode* RadixCache::add_leaf(RadixNode* parent, std::span<const RadixKey> key, std::span<const PageId> pages,
+                                ExtraKey extra_key) {
     for (PageId p : pages) DSA_CHECK(!allocator().is_free(p)) << "inserting free page " << p;
     auto leaf = std::make_unique<RadixNode>();
     leaf->parent = parent;
     leaf->key.assign(key.begin(), key.end());
     leaf->pages.assign(pages.begin(), pages.end());
     leaf->last_access = clock_;
+    leaf->extra_key = extra_key;
     leaf->id = ++num_created_;
     num_evictable_pages_ += leaf->num_pages();
     RadixNode* raw = leaf.get();
-    parent->children.emplace(first_page(key, page_size()), std::move(leaf));
+    parent->children.emplace(child_key(key, page_size(), extra_key), std::move(leaf));
     return raw;
 }
 
-MatchResult RadixCache::match_prefix(std::span<const TokenId> tokens) {
+MatchResult RadixCache::do_match_prefix(std::span<const TokenId> tokens, ExtraKey extra_key) {
     MatchResult result;
     uint64_t now = ++clock_;
     int64_t ps = page_size();
-    auto num_full = static_cast<int64_t>(tokens.size()) / ps * ps;
+    std::vector<RadixKey> keys = make_keys(tokens);
+    auto num_full = static_cast<int64_t>(keys.size()) / ps * ps;
     RadixNode* node = root_.get();
     int64_t pos = 0;
     while (pos < num_full) {
-        RadixNode* child = find_child(node, tokens.subspan(pos, ps));
+        RadixNode* child = find_child(node, std::span<const RadixKey>(keys).subspan(pos, ps), extra_key);
         if (child == nullptr) break;
-        int64_t m = count_matching_pages(child, tokens.subspan(pos, num_full - pos));
+        int64_t m = count_matching_pages(child, std::span<const RadixKey>(keys).subspan(pos, num_full - pos));
         if (m < child->num_pages()) child = split(child, m);
         child->last_access = now;
         ++child->hit_count;
@@ -124,19 +149,20 @@ MatchResult RadixCache::match_prefix(std::span<const TokenId> tokens) {
     return result;
 }
 
-InsertResult RadixCache::insert(std::span<const TokenId> tokens, std::span<const PageId> pages) {
+InsertResult RadixCache::do_insert(std::span<const TokenId> tokens, std::span<const PageId> pages, ExtraKey extra_key) {
     int64_t ps = page_size();
-    int64_t num_pages = static_cast<int64_t>(tokens.size()) / ps;
-    DSA_CHECK_EQ(static_cast<int64_t>(pages.size()), num_pages) << "insert takes one page per whole page of tokens";
+    std::vector<RadixKey> keys = make_keys(tokens);
+    int64_t num_pages = static_cast<int64_t>(keys.size()) / ps;
+    DSA_CHECK_EQ(static_cast<int64_t>(pages.size()), num_pages) << "insert takes one page per whole page of keys";
     InsertResult result;
     uint64_t now = ++clock_;
     RadixNode* node = root_.get();
     int64_t pos = 0;  // in pages
     while (pos < num_pages) {
-        auto rest = tokens.subspan(pos * ps, (num_pages - pos) * ps);
-        RadixNode* child = find_child(node, rest);
+        auto rest = std::span<const RadixKey>(keys).subspan(pos * ps, (num_pages - pos) * ps);
+        RadixNode* child = find_child(node, rest, extra_key);
         if (child == nullptr) {
-            node = add_leaf(node, rest, pages.subspan(pos));
+            node = add_leaf(node, rest, pages.subspan(pos), extra_key);
             break;
         }
         int64_t m = count_matching_pages(child, rest);
@@ -210,7 +236,7 @@ void RadixCache::remove_leaf(RadixNode* leaf) {
     DSA_CHECK(leaf->children.empty() && leaf->lock_ref == 0);
     allocator().free(leaf->pages);
     num_evictable_pages_ -= leaf->num_pages();
-    size_t erased = leaf->parent->children.erase(first_page(leaf->key, page_size()));
+    size_t erased = leaf->parent->children.erase(child_key(leaf->key, page_size(), leaf->extra_key));
     DSA_CHECK_EQ(erased, size_t{1});
 }
 
@@ -270,7 +296,8 @@ void RadixCache::check_subtree(const RadixNode* node, std::vector<PageId>* pages
         DSA_CHECK(child->parent == node) << "broken parent link";
         DSA_CHECK(!child->key.empty()) << "empty key below the root";
         DSA_CHECK_EQ(static_cast<int64_t>(child->key.size()), child->num_pages() * ps);
-        DSA_CHECK(first == first_page(child->key, page_size())) << "child filed under the wrong first page";
+        DSA_CHECK(first == child_key(child->key, page_size(), child->extra_key)) << "child filed under a wrong key";
+        DSA_CHECK(node == root_.get() || child->extra_key == node->extra_key) << "extra key changes below the root";
         child_locks += child->lock_ref;
         check_subtree(child.get(), pages, num_evictable, num_protected);
     }

@@ -21,11 +21,12 @@ void ReqToPages::append_slots(int64_t begin, int64_t end, std::vector<int64_t>* 
     for (int64_t p = begin; p < end; ++p) out->push_back(slot(p));
 }
 
-void ReqToPages::adopt_cached_prefix(std::span<const PageId> pages, NodeHandle node) {
+void ReqToPages::adopt_cached_prefix(std::span<const PageId> pages, NodeHandle node, ExtraKey extra_key) {
     DSA_CHECK(pages_.empty()) << "adopt_cached_prefix on a table with " << pages_.size() << " pages";
     pages_.assign(pages.begin(), pages.end());
     num_cached_pages_ = num_pages();
     cache_node_ = node;
+    cache_extra_key_ = extra_key;
 }
 
 void ReqToPages::replace_cached_prefix(std::span<const PageId> pages, NodeHandle node) {
@@ -69,6 +70,7 @@ void ReqToPages::detach() {
     pages_.clear();
     num_cached_pages_ = 0;
     cache_node_ = nullptr;
+    cache_extra_key_ = 0;
 }
 
 }  // namespace dsa::kvcache

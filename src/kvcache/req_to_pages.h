@@ -15,7 +15,7 @@
 namespace dsa::kvcache {
 
 class ReqToPages {
-public:
+  public:
     explicit ReqToPages(int page_size);
 
     int page_size() const { return page_size_; }
@@ -26,6 +26,7 @@ public:
     int64_t num_cached_tokens() const { return num_cached_pages_ * page_size_; }
     std::span<const PageId> owned_pages() const;
     NodeHandle cache_node() const { return cache_node_; }
+    ExtraKey cache_extra_key() const { return cache_extra_key_; }  // the namespace its prefix is cached under
 
     // Slot of position `pos` (< capacity_tokens()).
     int64_t slot(int64_t pos) const;
@@ -33,7 +34,7 @@ public:
     void append_slots(int64_t begin, int64_t end, std::vector<int64_t>* out) const;
 
     // Admission: the table is empty; `pages` (from PrefixCache::match_prefix) become its cache-owned prefix.
-    void adopt_cached_prefix(std::span<const PageId> pages, NodeHandle node);
+    void adopt_cached_prefix(std::span<const PageId> pages, NodeHandle node, ExtraKey extra_key = 0);
     // After the cache took pages [0, pages.size()): they replace the table's first entries (the cache's copies
     // where it already had them) and become the cache-owned prefix. Never shrinks the cached prefix.
     void replace_cached_prefix(std::span<const PageId> pages, NodeHandle node);
@@ -50,11 +51,12 @@ public:
     // Empties the table without freeing anything: every page in it now belongs to the prefix cache.
     void detach();
 
-private:
+  private:
     int page_size_;
     std::vector<PageId> pages_;
     int64_t num_cached_pages_ = 0;
     NodeHandle cache_node_ = nullptr;
+    ExtraKey cache_extra_key_ = 0;
 };
 
 // Pages needed for `num_tokens` tokens.

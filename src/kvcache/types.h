@@ -12,6 +12,9 @@ using TokenId = int32_t;  // token ids key the prefix cache
 
 constexpr PageId kReservedPage = 0;
 
+// Namespace of a cached sequence (LoRA adapter, cache salt): sequences with different extra keys never share.
+using ExtraKey = uint64_t;
+
 // An opaque handle to a prefix-cache node (the last node of a cached prefix). Valid while locked with
 // PrefixCache::inc_ref; an unlocked handle may be invalidated by evict() or flush(). nullptr means "no node".
 struct RadixNode;

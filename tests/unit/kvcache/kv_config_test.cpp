@@ -1,10 +1,11 @@
 // KvCacheConfig sizing against the model numbers (MODEL_SPEC §9) and the memory planner (RUNTIME_NOTES §2.5).
 #include "kvcache/kv_config.h"
-#include "kvcache/memory_planner.h"
+
+#include <gtest/gtest.h>
 
 #include <algorithm>
 
-#include <gtest/gtest.h>
+#include "kvcache/memory_planner.h"
 
 namespace dsa::kvcache {
 namespace {
@@ -65,7 +66,8 @@ TEST(KvCacheConfig, GlmIndexCacheKeepsIndexerOnlyForFullLayers) {
 }
 
 TEST(KvCacheConfig, IndexCachePattern) {
-    auto modes = indexer_modes_from_pattern("FFSFSSSFSSFFFSSSFFFSFSSSSSSFFSFFSFFSSFFFFFFSFFFFFSFFSSSSSSFSFFFSFSSSFSFFSFFSSS");
+    auto modes =
+        indexer_modes_from_pattern("FFSFSSSFSSFFFSSSFFFSFSSSSSSFFSFFSFFSSFFFFFFSFFFFFSFFSSSSSSFSFFFSFSSSFSFFSFFSSS");
     ASSERT_TRUE(modes.is_ok());
     ASSERT_EQ(modes->size(), 78u);
     KvCacheConfig c;

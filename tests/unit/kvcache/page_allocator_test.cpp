@@ -1,10 +1,11 @@
 // PageAllocator (all-or-nothing, deterministic, double-free detection), ReqToPages (slot mapping,
 // extend, truncate/rollback) and KvPool (store shapes, one slot space for both stores).
-#include "kvcache/kv_pool.h"
 #include "kvcache/page_allocator.h"
-#include "kvcache/req_to_pages.h"
 
 #include <gtest/gtest.h>
+
+#include "kvcache/kv_pool.h"
+#include "kvcache/req_to_pages.h"
 
 namespace dsa::kvcache {
 namespace {

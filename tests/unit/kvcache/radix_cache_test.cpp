@@ -2,9 +2,9 @@
 // exactness, insert dedup, flush, the request lifecycle and hit-rate counters. Page size 4 keeps it readable.
 #include "kvcache/radix_cache.h"
 
-#include <numeric>
-
 #include <gtest/gtest.h>
+
+#include <numeric>
 
 #include "kvcache/invariants.h"
 
@@ -25,7 +25,7 @@ std::vector<TokenId> concat(std::vector<TokenId> a, const std::vector<TokenId>& 
 }
 
 class RadixCacheTest : public ::testing::Test {
-protected:
+  protected:
     std::vector<PageId> take(int64_t n) {
         auto p = allocator_.alloc(n);
         EXPECT_TRUE(p.has_value());
@@ -44,7 +44,7 @@ protected:
     }
 
     PageAllocator allocator_{16};
-    RadixCache cache_{kPage, allocator_};
+    RadixCache cache_{PrefixCacheConfig{.page_size = kPage}, allocator_};
 };
 
 TEST_F(RadixCacheTest, MatchAfterInsert) {
@@ -64,9 +64,9 @@ TEST_F(RadixCacheTest, MatchAfterInsert) {
 }
 
 TEST_F(RadixCacheTest, PartialPagesAreNotShared) {
-    std::vector<TokenId> a = seq(1, 6);                 // one whole page + 2 tokens
+    std::vector<TokenId> a = seq(1, 6);  // one whole page + 2 tokens
     std::vector<PageId> pages = take(1);
-    cache_.insert(a, pages);                            // only the whole page is cached
+    cache_.insert(a, pages);  // only the whole page is cached
     EXPECT_EQ(cache_.num_cached_pages(), 1);
     EXPECT_EQ(cache_.match_prefix(a).num_tokens, 4);
     EXPECT_EQ(cache_.match_prefix(seq(1, 3)).num_tokens, 0);  // shorter than a page: never a hit
@@ -160,7 +160,7 @@ TEST_F(RadixCacheTest, EvictsLeastRecentlyUsedFirst) {
 TEST_F(RadixCacheTest, ParentIsEvictedAfterItsLastChild) {
     std::vector<PageId> base = insert_fresh(seq(0, 8));
     std::vector<PageId> x = insert_fresh(concat(seq(0, 8), seq(50, 4)));  // dedups base, adds one leaf page
-    std::vector<PageId> other = insert_fresh(seq(900, 4));               // newest
+    std::vector<PageId> other = insert_fresh(seq(900, 4));                // newest
     EXPECT_EQ(cache_.num_cached_pages(), 4);
     // Leaf {50..} is older than {900..}: it goes first, then its parent (now a leaf, same age), then 900.
     EXPECT_EQ(cache_.evict(3), 3);
@@ -263,9 +263,59 @@ TEST_F(RadixCacheTest, HitRate) {
     check();
 }
 
+TEST(RadixCacheBigram, APositionIsCachedOnlyWithItsNextToken) {
+    PageAllocator allocator(16);
+    RadixCache cache({.page_size = kPage, .key_mode = CacheKeyMode::kBigram}, allocator);
+    EXPECT_EQ(cache.num_keyed_positions(9), 8);
+    EXPECT_EQ(cache.num_keyed_positions(0), 0);
+    std::vector<TokenId> a = concat(seq(0, 8), {100});
+    ReqToPages r(kPage);
+    EXPECT_EQ(cache.attach_prefix(a, r), 0);
+    ASSERT_TRUE(r.extend(9, allocator));
+    cache.cache_finished(a, r);  // 8 keyed positions: 2 pages
+    EXPECT_EQ(cache.num_cached_pages(), 2);
+    EXPECT_EQ(cache.match_prefix(a).num_tokens, 8);
+    // Same first 8 tokens, another 9th: position 7's key (7, 200) differs, so only the first page matches.
+    EXPECT_EQ(cache.match_prefix(concat(seq(0, 8), {200})).num_tokens, 4);
+    // 8 committed tokens cache only 7 positions: 1 page (token mode would cache 2).
+    std::vector<TokenId> b = seq(50, 8);
+    ASSERT_TRUE(r.extend(8, allocator));
+    cache.cache_finished(b, r);
+    EXPECT_EQ(cache.match_prefix(concat(b, {1})).num_tokens, 4);
+    EXPECT_EQ(cache.num_cached_pages(), 3);
+    // Admission of a fully cached 9-token prompt: 8 positions are servable.
+    EXPECT_EQ(cache.attach_prefix(a, r), 8);
+    cache.release_request(r);
+    cache.check_invariants();
+    EXPECT_EQ(check_page_partition(allocator, cache, {}), "");
+}
+
+TEST(RadixCacheExtraKey, NamespacesNeverShare) {
+    PageAllocator allocator(16);
+    RadixCache cache({.page_size = kPage}, allocator);
+    auto p1 = allocator.alloc(2).value();
+    auto p2 = allocator.alloc(2).value();
+    cache.insert(seq(0, 8), p1, /*extra_key=*/1);
+    InsertResult r = cache.insert(seq(0, 8), p2, /*extra_key=*/2);
+    EXPECT_EQ(r.num_present_tokens, 0);  // not a duplicate: another namespace
+    EXPECT_EQ(cache.num_cached_pages(), 4);
+    EXPECT_EQ(cache.match_prefix(seq(0, 8), 1).pages, p1);
+    EXPECT_EQ(cache.match_prefix(seq(0, 8), 2).pages, p2);
+    EXPECT_EQ(cache.match_prefix(seq(0, 8)).num_tokens, 0);
+    ReqToPages req(kPage);
+    EXPECT_EQ(cache.attach_prefix(seq(0, 10), req, HitAccounting::kCount, /*extra_key=*/2), 8);
+    EXPECT_EQ(req.pages(), p2);
+    ASSERT_TRUE(req.extend(12, allocator));
+    cache.cache_finished(seq(0, 12), req);  // extends namespace 2 only
+    EXPECT_EQ(cache.match_prefix(seq(0, 12), 2).num_tokens, 12);
+    EXPECT_EQ(cache.match_prefix(seq(0, 12), 1).num_tokens, 8);
+    cache.check_invariants();
+    EXPECT_EQ(check_page_partition(allocator, cache, {}), "");
+}
+
 TEST(RadixCacheLfu, LeastFrequentlyUsedGoesFirst) {
     PageAllocator allocator(8);
-    RadixCache cache(kPage, allocator, EvictionPolicy::kLfu);
+    RadixCache cache({.page_size = kPage, .eviction_policy = EvictionPolicy::kLfu}, allocator);
     auto a = allocator.alloc(1).value();
     auto b = allocator.alloc(1).value();
     cache.insert(seq(0, 4), a);
@@ -308,7 +358,7 @@ TEST(DisabledPrefixCache, MatchesNothingAndKeepsNothing) {
 
 TEST(PagePartition, DetectsLeaksAndDoubleOwnership) {
     PageAllocator allocator(4);
-    RadixCache cache(kPage, allocator);
+    RadixCache cache({.page_size = kPage}, allocator);
     auto leaked = allocator.alloc(1).value();
     EXPECT_NE(check_page_partition(allocator, cache, {}).find("leaked"), std::string::npos);
     cache.insert(seq(0, 4), leaked);

@@ -1,15 +1,14 @@
 // Randomized stress of the radix cache with simulated requests on a small pool: admission with prefix hits,
 // chunked prefill, decode, speculative over-allocation and rollback, finish, abort, external locks, evict and
-// flush. After every step: the tree's own invariants, the page-ownership partition, and a shadow KV check:
-// each slot carries a stamp (hash of the token prefix whose KV it holds), and every position a request
-// reads, whether computed by itself or served by the cache, must carry the stamp of its own prefix.
-#include "kvcache/radix_cache.h"
+// flush, in two extra-key namespaces. After every step: the tree's own invariants, the page-ownership
+// partition, and a shadow KV check: each slot carries a stamp (hash of the token prefix whose KV it holds),
+// and every position a request reads, computed by itself or served by the cache, must carry its own stamp.
+#include <gtest/gtest.h>
 
 #include <random>
 
-#include <gtest/gtest.h>
-
 #include "kvcache/invariants.h"
+#include "kvcache/radix_cache.h"
 
 namespace dsa::kvcache {
 namespace {
@@ -21,27 +20,48 @@ constexpr uint64_t kPoison = 0xdeadbeefull;
 struct SimRequest {
     std::vector<TokenId> tokens;  // prompt, then committed outputs
     int64_t prompt_len = 0;
-    int64_t num_computed = 0;     // positions whose KV is written
+    int64_t num_computed = 0;  // positions whose KV is written
     ReqToPages table{kPage};
 };
 
 class Simulation {
-public:
-    explicit Simulation(uint32_t seed, PrefixCacheMode mode)
-        : rng_(seed), cache_(make_prefix_cache({.page_size = kPage, .mode = mode}, allocator_)),
+  public:
+    Simulation(uint32_t seed, PrefixCacheMode mode, CacheKeyMode key_mode = CacheKeyMode::kTokens)
+        : rng_(seed),
+          cache_(make_prefix_cache({.page_size = kPage, .mode = mode, .key_mode = key_mode}, allocator_)),
           stamps_(static_cast<size_t>((kNumPages + 1) * kPage), kPoison) {
         for (int d = 0; d < 4; ++d) documents_.push_back(random_tokens(24));
     }
 
     void step() {
         switch (uniform(0, 9)) {
-            case 0: case 1: admit(); break;
-            case 2: case 3: case 4: advance(pick()); break;
-            case 5: finish(pick()); break;
-            case 6: abort(pick()); break;
-            case 7: external_lock(); break;
-            case 8: cache_->evict(uniform(0, 6)); break;
-            default: if (uniform(0, 9) == 0) cache_->flush(); else external_unlock(); break;
+            case 0:
+            case 1:
+                admit();
+                break;
+            case 2:
+            case 3:
+            case 4:
+                advance(pick());
+                break;
+            case 5:
+                finish(pick());
+                break;
+            case 6:
+                abort(pick());
+                break;
+            case 7:
+                external_lock();
+                break;
+            case 8:
+                cache_->evict(uniform(0, 6));
+                break;
+            default:
+                if (uniform(0, 9) == 0)
+                    cache_->flush();
+                else
+                    external_unlock();
+                break;
         }
         check();
     }
@@ -57,7 +77,7 @@ public:
     int64_t num_hits() const { return cache_->stats().num_hit_tokens; }
     int64_t num_finished() const { return num_finished_; }
 
-private:
+  private:
     int64_t uniform(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng_); }
     std::vector<TokenId> random_tokens(int64_t n) {
         std::vector<TokenId> t;
@@ -99,7 +119,8 @@ private:
         auto tail = random_tokens(uniform(1, 6));
         r->tokens.insert(r->tokens.end(), tail.begin(), tail.end());
         r->prompt_len = static_cast<int64_t>(r->tokens.size());
-        r->num_computed = cache_->attach_prefix(r->tokens, r->table);
+        ExtraKey extra_key = uniform(0, 3) == 0 ? 1 : 0;  // a second namespace
+        r->num_computed = cache_->attach_prefix(r->tokens, r->table, HitAccounting::kCount, extra_key);
         EXPECT_LT(r->num_computed, r->prompt_len);
         EXPECT_EQ(r->num_computed % kPage, 0);
         verify_positions(*r, r->num_computed);  // a hit serves exactly this prompt's KV
@@ -167,7 +188,7 @@ private:
     void external_lock() {
         SimRequest probe;
         probe.tokens = documents_[static_cast<size_t>(uniform(0, 3))];
-        MatchResult m = cache_->match_prefix(probe.tokens);
+        MatchResult m = cache_->match_prefix(probe.tokens, /*extra_key=*/uniform(0, 1));
         probe.table.adopt_cached_prefix(m.pages, m.node);
         verify_positions(probe, m.num_tokens);
         cache_->inc_ref(m.node);
@@ -214,6 +235,16 @@ TEST(RadixStress, RandomOperationsKeepEveryInvariant) {
         EXPECT_GT(sim.num_hits(), 0) << "the workload must exercise prefix hits";
         EXPECT_GT(sim.num_finished(), 50);
     }
+}
+
+TEST(RadixStress, BigramKeysKeepEveryInvariant) {
+    Simulation sim(11, PrefixCacheMode::kRadix, CacheKeyMode::kBigram);
+    for (int step = 0; step < 3000; ++step) {
+        sim.step();
+        if (::testing::Test::HasFatalFailure()) FAIL() << "step " << step;
+    }
+    sim.drain();
+    EXPECT_GT(sim.num_hits(), 0);
 }
 
 TEST(RadixStress, DisabledCacheKeepsEveryInvariant) {
