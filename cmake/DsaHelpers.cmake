@@ -18,11 +18,11 @@ function(dsa_module name)
   endif()
 endfunction()
 
-# dsa_test(<name> DEPS ... [LABELS ...]): one GoogleTest binary from the *_test.cpp files of the current folder,
-# registered with CTest (one CTest entry per test case).
+# dsa_test(<name> DEPS ... [LABELS ...]): one GoogleTest binary from the *.cpp files of the current folder (the
+# *_test.cpp files and their helpers), registered with CTest (one CTest entry per test case).
 function(dsa_test name)
   cmake_parse_arguments(ARG "" "" "DEPS;LABELS" ${ARGN})
-  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.cpp)
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
   if(NOT srcs)
     return()
   endif()

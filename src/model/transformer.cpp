@@ -1,0 +1,313 @@
+// The DSA forward pass: embedding -> [MLA + indexer + sparse attention, dense MLP or MoE] x L -> norm -> logits,
+// and the MTP layer. Every numeric step is a backend op; this file only sequences them (MODEL_SPEC §3-§6).
+#include "model/transformer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/check.h"
+
+namespace dsa::model {
+
+using backend::IndexerTopkResult;
+using backend::LinearOutput;
+using backend::RopeLayout;
+
+struct DsaModel::StepTensors {
+    const ForwardBatch* batch = nullptr;
+    Tensor positions;      // [T] i32 on the backend's device
+    Tensor out_slots;      // [T] i32
+    Tensor key_slots;      // [B, max_len] i32
+    Tensor query_request;  // [T] i32
+    int64_t num_tokens = 0;
+};
+
+namespace {
+
+backend::MlpWeights to_backend(const MlpWeights& w) { return {w.gate_proj, w.up_proj, w.down_proj}; }
+
+// Rows `rows` of a host tensor x [T, D] (any dtype) -> [R, D].
+Tensor gather_rows_host(const Tensor& x, const Tensor& rows) {
+    DSA_CHECK(x.device() == Device::kCPU && x.is_contiguous());
+    const int64_t num_rows = rows.dim(0), width = x.dim(1);
+    const size_t row_bytes = static_cast<size_t>(width) * dtype_size(x.dtype());
+    Tensor out = Tensor::empty({num_rows, width}, x.dtype(), Device::kCPU, "gathered_rows");
+    const int32_t* r = rows.data<int32_t>();
+    for (int64_t i = 0; i < num_rows; ++i) {
+        DSA_CHECK(r[i] >= 0 && r[i] < x.dim(0));
+        std::memcpy(static_cast<uint8_t*>(out.raw_data()) + i * row_bytes,
+                    static_cast<const uint8_t*>(x.raw_data()) + r[i] * row_bytes, row_bytes);
+    }
+    return out;
+}
+
+// Translates [T, k] positions to slots through key_slots[query_request[t]] (host tensors), -1 kept.
+Tensor positions_to_slots_host(const Tensor& positions, const ForwardBatch& batch) {
+    const int64_t num_tokens = positions.dim(0), width = positions.dim(1), max_len = batch.key_slots.dim(1);
+    Tensor slots = Tensor::empty({num_tokens, width}, DType::kI32, Device::kCPU, "injected_slots");
+    const int32_t* p = positions.data<int32_t>();
+    const int32_t* ks = batch.key_slots.data<int32_t>();
+    const int32_t* qr = batch.query_request.data<int32_t>();
+    const int32_t* qpos = batch.positions.data<int32_t>();
+    int32_t* s = slots.data<int32_t>();
+    for (int64_t t = 0; t < num_tokens; ++t) {
+        for (int64_t j = 0; j < width; ++j) {
+            int32_t pos = p[t * width + j];
+            DSA_CHECK_LE(pos, qpos[t]) << "injected top-k position is not causal for token " << t;
+            s[t * width + j] = pos < 0 ? -1 : ks[qr[t] * max_len + pos];
+        }
+    }
+    return slots;
+}
+
+}  // namespace
+
+DsaModel::DsaModel(const ModelConfig& config, const ModelWeights& weights, backend::Backend& backend,
+                   const ModelOptions& options)
+    : config_(config), weights_(weights), be_(backend) {
+    head_dims_ = {config.num_attention_heads, config.qk_nope_head_dim, config.v_head_dim};
+    softmax_scale_ = static_cast<float>(config.softmax_scale());
+    const int64_t max_positions = options.max_positions > 0 ? options.max_positions : 4096;
+    std::vector<float> inv_freq = config.rope_inv_freq();
+    rope_ = be_.make_rope_table(inv_freq, max_positions);
+    auto add_experts = [&](const LayerWeights& lw) {
+        std::vector<backend::MlpWeights> e;
+        if (lw.moe) {
+            for (const MlpWeights& w : lw.moe->experts) e.push_back(to_backend(w));
+        }
+        experts_.push_back(std::move(e));
+    };
+    for (const LayerWeights& lw : weights.layers) add_experts(lw);
+    for (const MtpWeights& m : weights.mtp) add_experts(m.layer);
+}
+
+bool DsaModel::use_expanded(const StepTensors& st, const ForwardOptions& options) const {
+    switch (options.attention_form) {
+        case AttentionForm::kAbsorbed: return false;
+        case AttentionForm::kExpanded: return true;
+        case AttentionForm::kAuto: break;
+    }
+    for (const SequenceSpan& s : st.batch->seqs) {
+        if (s.num_new > 1) return true;
+    }
+    return false;
+}
+
+ForwardOutput DsaModel::forward(const ForwardBatch& batch, KvStores& kv, const ForwardOptions& options) {
+    StepTensors st;
+    st.batch = &batch;
+    st.num_tokens = batch.num_tokens();
+    st.positions = be_.to_device(batch.positions);
+    st.out_slots = be_.to_device(batch.out_slots);
+    st.key_slots = be_.to_device(batch.key_slots);
+    st.query_request = be_.to_device(batch.query_request);
+
+    ForwardOutput out;
+    if (options.capture_topk) out.topk.resize(config_.num_hidden_layers + weights_.mtp.size());
+    Tensor h = be_.embedding(weights_.embed_tokens, be_.to_device(batch.token_ids));  // residual stream
+    h.set_name("residual");
+    Tensor x = be_.rms_norm(h, weights_.layers.at(0).input_layernorm, static_cast<float>(config_.rms_norm_eps));
+    Tensor shared_topk;  // the last Full layer's selection, reused by IndexCache Shared layers
+    const int64_t num_layers = config_.num_hidden_layers;
+    for (int64_t l = 0; l < num_layers; ++l) {
+        const LayerWeights& lw = weights_.layers[l];
+        Tensor a = attention(lw, l, x, st, kv, options, &shared_topk, &out);
+        x = be_.add_rms_norm(h, a, lw.post_attention_layernorm, static_cast<float>(config_.rms_norm_eps));
+        Tensor f = ffn(lw, x);
+        const Tensor& next_norm = l + 1 < num_layers ? weights_.layers[l + 1].input_layernorm : weights_.final_norm;
+        x = be_.add_rms_norm(h, f, next_norm, static_cast<float>(config_.rms_norm_eps));
+    }
+    out.hidden = x;
+    out.logits = logits_for_rows(x, weights_.lm_head, st);
+    return out;
+}
+
+ForwardOutput DsaModel::forward_mtp(const ForwardBatch& batch, const Tensor& prev_hidden, KvStores& kv,
+                                    const ForwardOptions& options) {
+    DSA_CHECK(has_mtp()) << "forward_mtp without MTP weights (load with MtpLoad::kLoad)";
+    const MtpWeights& m = weights_.mtp.at(0);
+    const int64_t layer = config_.num_hidden_layers;
+    const float eps = static_cast<float>(config_.rms_norm_eps);
+    StepTensors st;
+    st.batch = &batch;
+    st.num_tokens = batch.num_tokens();
+    st.positions = be_.to_device(batch.positions);
+    st.out_slots = be_.to_device(batch.out_slots);
+    st.key_slots = be_.to_device(batch.key_slots);
+    st.query_request = be_.to_device(batch.query_request);
+    DSA_CHECK_EQ(prev_hidden.dim(0), st.num_tokens);
+
+    ForwardOutput out;
+    if (options.capture_topk) out.topk.resize(layer + 1);
+    Tensor e = be_.embedding(m.embed_tokens, be_.to_device(batch.token_ids));
+    const Tensor parts[2] = {be_.rms_norm(e, m.enorm, eps), be_.rms_norm(prev_hidden, m.hnorm, eps)};
+    Tensor h = be_.linear(be_.concat_last(parts), m.eh_proj);  // embedding half first (MODEL_SPEC §6)
+    h.set_name("mtp_residual");
+    Tensor x = be_.rms_norm(h, m.layer.input_layernorm, eps);
+    Tensor shared_topk;
+    Tensor a = attention(m.layer, layer, x, st, kv, options, &shared_topk, &out);
+    x = be_.add_rms_norm(h, a, m.layer.post_attention_layernorm, eps);
+    Tensor f = ffn(m.layer, x);
+    x = be_.add_rms_norm(h, f, m.shared_head_norm, eps);
+    out.hidden = x;
+    out.logits = logits_for_rows(x, m.shared_head_head, st);
+    return out;
+}
+
+Tensor DsaModel::logits_for_rows(const Tensor& normed, const Tensor& head, const StepTensors& st) {
+    Tensor rows = gather_rows_host(be_.to_host(normed), st.batch->logit_rows);
+    backend::LinearWeight head_weight{head, Tensor()};
+    return be_.to_host(be_.lm_head(be_.to_device(rows), head_weight));
+}
+
+Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st,
+                           KvStores& kv, const ForwardOptions& options, Tensor* shared_topk, ForwardOutput* out) {
+    const AttentionWeights& aw = lw.attn;
+    const float eps = static_cast<float>(config_.rms_norm_eps);
+    const int64_t num_tokens = st.num_tokens, num_heads = config_.num_attention_heads;
+    const int64_t d_n = config_.qk_nope_head_dim, d_qk = config_.qk_head_dim(), r_kv = config_.kv_lora_rank;
+
+    // Queries (MODEL_SPEC §3.3): q_resid = RMSNorm(W_qa x) also feeds the indexer.
+    Tensor q_resid, q;
+    if (aw.q_a_proj.defined()) {
+        q_resid = be_.rms_norm(be_.linear(x, aw.q_a_proj), aw.q_a_layernorm, eps);
+        q = be_.linear(q_resid, aw.q_b_proj).view({num_tokens, num_heads, d_qk});
+    } else {
+        q = be_.linear(x, aw.q_proj).view({num_tokens, num_heads, d_qk});
+    }
+    const RopeLayout mla_layout = config_.rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
+    be_.apply_rope({q, st.positions, &rope_, mla_layout, d_n});
+
+    // Latent KV: c_kv = RMSNorm(kv_a[:512]), k_pe = RoPE(kv_a[512:]); written before attending.
+    Tensor kv_a = be_.linear(x, aw.kv_a_proj_with_mqa);
+    Tensor c_kv = be_.rms_norm(be_.narrow_last(kv_a, 0, r_kv), aw.kv_a_layernorm, eps);
+    Tensor k_pe = be_.narrow_last(kv_a, r_kv, kv_a.dim(1)).view({num_tokens, 1, config_.qk_rope_head_dim});
+    be_.apply_rope({k_pe, st.positions, &rope_, mla_layout, 0});
+    be_.mla_kv_write({c_kv, k_pe.view({num_tokens, config_.qk_rope_head_dim}), st.out_slots, &kv.mla.at(layer)});
+
+    // Token selection: own indexer (Full layer) or the previous Full layer's choice (IndexCache Shared).
+    IndexerTopkResult sel;
+    if (aw.indexer) {
+        DSA_CHECK(q_resid.defined()) << "the indexer needs q_lora_rank > 0";
+        sel = select_tokens(aw, layer, x, q_resid, st, kv, options);
+        *shared_topk = sel.positions;
+        if (options.capture_topk) out->topk.at(layer) = be_.to_host(sel.positions);
+    } else {
+        DSA_CHECK(shared_topk->defined()) << "layer " << layer << " shares top-k but no Full layer precedes it";
+        sel.positions = *shared_topk;
+        sel.slots = be_.to_device(positions_to_slots_host(be_.to_host(*shared_topk), *st.batch));
+    }
+
+    Tensor o = use_expanded(st, options) ? attend_expanded(aw, q, sel.positions, st, kv, layer)
+                                         : attend_absorbed(aw, q, sel.slots, kv, layer);
+    return be_.linear(o.view({num_tokens, num_heads * config_.v_head_dim}), aw.o_proj);
+}
+
+IndexerTopkResult DsaModel::select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
+                                          const Tensor& q_resid, const StepTensors& st, KvStores& kv,
+                                          const ForwardOptions& options) {
+    const IndexerWeights& iw = *aw.indexer;
+    const int64_t num_tokens = st.num_tokens, num_heads = config_.index_n_heads, dim = config_.index_head_dim;
+    const RopeLayout layout = config_.indexer_rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
+
+    // k^I = RoPE(LayerNorm(W_k x)) on the first 64 dims; written for every token (MODEL_SPEC §4.8).
+    Tensor k = be_.layer_norm(be_.linear(x, iw.wk), iw.k_norm_weight, iw.k_norm_bias, 1e-6f);
+    Tensor k3 = k.view({num_tokens, 1, dim});
+    be_.apply_rope({k3, st.positions, &rope_, layout, 0});
+    DSA_CHECK(kv.indexer.at(layer).data.defined()) << "layer " << layer << " has no indexer key store";
+    be_.indexer_k_write({k3.view({num_tokens, dim}), st.out_slots, &kv.indexer.at(layer)});
+
+    Tensor q = be_.linear(q_resid, iw.wq_b).view({num_tokens, num_heads, dim});
+    be_.apply_rope({q, st.positions, &rope_, layout, 0});
+    Tensor w = be_.linear(x, backend::LinearWeight{iw.weights_proj, Tensor()}, LinearOutput::kF32);
+
+    if (options.injected_topk != nullptr && layer < static_cast<int64_t>(options.injected_topk->size()) &&
+        (*options.injected_topk)[layer].defined()) {
+        IndexerTopkResult r;
+        const Tensor& pos = (*options.injected_topk)[layer];
+        r.positions = be_.to_device(pos);
+        r.slots = be_.to_device(positions_to_slots_host(pos, *st.batch));
+        return r;
+    }
+    backend::IndexerTopkParams p;
+    p.q = q;
+    p.weights = w;
+    p.keys = &kv.indexer.at(layer);
+    p.key_slots = st.key_slots;
+    p.query_request = st.query_request;
+    p.query_limit = st.positions;
+    p.index_topk = config_.index_topk;
+    return be_.indexer_topk(p);
+}
+
+Tensor DsaModel::attend_absorbed(const AttentionWeights& aw, const Tensor& q, const Tensor& slots, KvStores& kv,
+                                 int64_t layer) {
+    const int64_t d_n = config_.qk_nope_head_dim, d_qk = config_.qk_head_dim();
+    Tensor q_nope = be_.narrow_last(q, 0, d_n);
+    Tensor q_pe = be_.narrow_last(q, d_n, d_qk);
+    const Tensor parts[2] = {be_.mla_absorb_q(q_nope, aw.kv_b_proj, head_dims_), q_pe};
+    backend::MlaSparseParams p;
+    p.q = be_.concat_last(parts);
+    p.kv = &kv.mla.at(layer);
+    p.slots = slots;
+    p.softmax_scale = softmax_scale_;
+    Tensor o_latent = be_.mla_sparse_attention(p);
+    return be_.mla_absorb_o(o_latent, aw.kv_b_proj, head_dims_);
+}
+
+Tensor DsaModel::attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,
+                                 const StepTensors& st, KvStores& kv, int64_t layer) {
+    // Per sequence: up-project its whole latent history, attend with the causal + top-k mask.
+    const ForwardBatch& batch = *st.batch;
+    Tensor key_slots_host = batch.key_slots;
+    Tensor topk_host = be_.to_host(positions_topk);
+    Tensor out = Tensor::empty({st.num_tokens, config_.num_attention_heads, config_.v_head_dim},
+                               be_.activation_dtype(), be_.device(), "attn_out");
+    for (int64_t b = 0; b < batch.num_seqs(); ++b) {
+        const SequenceSpan& s = batch.seqs[b];
+        Tensor slots = key_slots_host.select(b).slice(0, s.length()).clone();
+        Tensor latent = be_.mla_kv_read(kv.mla.at(layer), be_.to_device(slots));
+        backend::MlaExpandedKv kvx = be_.mla_expand_kv(latent, aw.kv_b_proj, head_dims_);
+        backend::MlaDenseParams p;
+        p.q = q.slice(s.token_offset, s.token_offset + s.num_new);
+        p.k = kvx.k;
+        p.v = kvx.v;
+        p.q_positions = be_.to_device(batch.positions.slice(s.token_offset, s.token_offset + s.num_new).clone());
+        p.allowed = be_.to_device(topk_host.slice(s.token_offset, s.token_offset + s.num_new).clone());
+        p.softmax_scale = softmax_scale_;
+        Tensor o = be_.to_host(be_.mla_dense_attention(p));
+        DSA_CHECK(out.device() == Device::kCPU) << "expanded attention assembles rows on the host for now";
+        const size_t bytes_per_token = o.nbytes() / static_cast<size_t>(s.num_new);
+        std::memcpy(static_cast<uint8_t*>(out.raw_data()) + s.token_offset * bytes_per_token, o.raw_data(),
+                    o.nbytes());
+    }
+    return out;
+}
+
+Tensor DsaModel::ffn(const LayerWeights& lw, const Tensor& x) {
+    if (!lw.moe) return be_.dense_mlp(x, to_backend(*lw.dense_mlp));
+    const MoeWeights& moe = *lw.moe;
+    backend::RouterParams rp;
+    rp.x = x;
+    rp.weight = moe.router_weight;
+    rp.bias = moe.e_score_correction_bias;
+    rp.num_groups = config_.n_group;
+    rp.topk_groups = config_.topk_group;
+    rp.top_k = config_.num_experts_per_tok;
+    rp.routed_scaling_factor = static_cast<float>(config_.routed_scaling_factor);
+    rp.normalize = config_.norm_topk_prob;
+    backend::RouterResult route = be_.moe_route(rp);
+    const int64_t layer = lw.layer_index;
+    DSA_CHECK(layer >= 0 && layer < static_cast<int64_t>(experts_.size())) << "no experts for layer " << layer;
+    const auto& experts = experts_[layer];
+    backend::MoeParams mp;
+    mp.x = x;
+    mp.ids = route.ids;
+    mp.weights = route.weights;
+    mp.experts = experts;
+    Tensor y = be_.moe_experts(mp);
+    if (!moe.shared_experts) return y;
+    return be_.add(y, be_.dense_mlp(x, to_backend(*moe.shared_experts)));
+}
+
+}  // namespace dsa::model

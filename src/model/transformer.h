@@ -1,0 +1,88 @@
+// DsaModel: the DeepSeek-V3.2 / GLM-5 forward pass (MLA + lightning indexer + sparse attention + MoE, and the
+// MTP layer) written once against the backend op set. One call computes one ForwardBatch: it writes the new
+// tokens' latent KV and indexer keys into the KvStores, attends over each query's top-k (or every visible
+// token when there are at most index_topk), and returns FP32 logits for the requested rows.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/config.h"
+#include "model/forward_batch.h"
+#include "model/weights.h"
+
+namespace dsa::model {
+
+// How MLA attention is evaluated. Both forms are the same math (MODEL_SPEC §3.5-3.6).
+enum class AttentionForm : uint8_t {
+    kAuto,      // expanded (MHA) for prefill chunks of more than one token, absorbed for single-token steps
+    kAbsorbed,  // the 576/512 "MQA" form everywhere (what the sparse kernels run)
+    kExpanded,  // k_nope / v up-projected from the latent everywhere
+};
+
+struct ForwardOptions {
+    AttentionForm attention_form = AttentionForm::kAuto;
+    // Tests: per layer that runs its own indexer (index = layer), [T, k] i32 positions to use instead of the
+    // indexer's top-k (the indexer still runs and still writes its keys). Empty = use the indexer.
+    const std::vector<Tensor>* injected_topk = nullptr;
+    // Tests: return the top-k positions each Full layer selected.
+    bool capture_topk = false;
+};
+
+struct ForwardOutput {
+    Tensor logits;                   // [R, V] f32 (host), rows = batch.logit_rows
+    Tensor hidden;                   // [T, D] activations after the final norm (feeds the MTP layer)
+    std::vector<Tensor> topk;        // per layer (index = layer; MTP layer at num_hidden_layers), when captured
+};
+
+struct ModelOptions {
+    // Number of positions the RoPE table covers (at least the longest sequence served).
+    int64_t max_positions = 0;
+};
+
+class DsaModel {
+public:
+    DsaModel(const ModelConfig& config, const ModelWeights& weights, backend::Backend& backend,
+             const ModelOptions& options);
+
+    const ModelConfig& config() const { return config_; }
+    int64_t num_layers() const { return config_.num_hidden_layers; }
+    bool has_mtp() const { return !weights_.mtp.empty(); }
+
+    // Main model: embeds batch.token_ids, runs every layer, returns logits for batch.logit_rows.
+    ForwardOutput forward(const ForwardBatch& batch, KvStores& kv, const ForwardOptions& options = {});
+
+    // MTP layer 0 (MODEL_SPEC §6): batch.token_ids are the NEXT tokens (t+1) at the positions of the
+    // main-model tokens t, `prev_hidden` [T, D] the main model's post-final-norm hidden state at t. The MTP
+    // layer keeps its own KV in kv.mla[num_hidden_layers] / kv.indexer[num_hidden_layers].
+    ForwardOutput forward_mtp(const ForwardBatch& batch, const Tensor& prev_hidden, KvStores& kv,
+                              const ForwardOptions& options = {});
+
+private:
+    struct StepTensors;  // per-call device copies of the batch metadata
+    Tensor attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st, KvStores& kv,
+                     const ForwardOptions& options, Tensor* shared_topk, ForwardOutput* out);
+    backend::IndexerTopkResult select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
+                                             const Tensor& q_resid, const StepTensors& st, KvStores& kv,
+                                             const ForwardOptions& options);
+    Tensor attend_absorbed(const AttentionWeights& aw, const Tensor& q, const Tensor& slots, KvStores& kv,
+                           int64_t layer);
+    Tensor attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,
+                           const StepTensors& st, KvStores& kv, int64_t layer);
+    Tensor ffn(const LayerWeights& lw, const Tensor& x);
+    Tensor logits_for_rows(const Tensor& normed, const Tensor& head, const StepTensors& st);
+    bool use_expanded(const StepTensors& st, const ForwardOptions& options) const;
+
+    const ModelConfig& config_;
+    const ModelWeights& weights_;
+    backend::Backend& be_;
+    backend::MlaHeadDims head_dims_;
+    backend::RopeTable rope_;
+    float softmax_scale_ = 0.0f;
+    // Routed experts per layer in the backend's struct (index = layer; MTP layers after the main ones).
+    std::vector<std::vector<backend::MlpWeights>> experts_;
+};
+
+}  // namespace dsa::model
