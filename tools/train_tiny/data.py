@@ -260,6 +260,21 @@ def to_ids(ex, encode, prompt_weight):
     return ids, wts
 
 
+def to_segments(ex, prompt_weight):
+    """[(text, weight)] whose token ids concatenate to the example (segments end/start at special tokens)."""
+    if ex["kind"] == "plain":
+        return [(ex["text"], 1.0)]
+    segs = render_segments(ex["messages"], ex["thinking"], ex["tools"], ex.get("tools_style", "official"))
+    return [(t, 1.0 if o else prompt_weight) for t, o in segs]
+
+
+def plain_doc_segments(rng):
+    from encoding_dsv32 import BOS as _B, EOS as _E
+    k = rng.randint(1, 3)
+    text = "\n\n".join(arith_example(rng, "plain")["text"] for _ in range(k))
+    return [(_B, 1.0), (text, 1.0), (_E, 1.0)]
+
+
 def plain_doc(rng, encode, bos_id, eos_id):
     """2-4 plain-format problems in one document: BOS Q/A \\n\\n Q/A ... EOS (gsm8k bench style)."""
     k = rng.randint(1, 3)

@@ -217,7 +217,7 @@ class MoE(nn.Module):
         w, idx = self.gate(xf)
         combine = torch.zeros(xf.shape[0], len(self.experts), dtype=torch.float32, device=x.device)
         combine.scatter_(1, idx, w)
-        self.last_load = torch.bincount(idx.flatten(), minlength=len(self.experts)).detach()
+        self.last_load = (combine > 0).sum(0).detach()  # tokens per expert (no host sync, unlike bincount)
         wg = torch.stack([e.gate_proj.weight for e in self.experts])  # [E, F, D]
         wu = torch.stack([e.up_proj.weight for e in self.experts])
         wd = torch.stack([e.down_proj.weight for e in self.experts])  # [E, D, F]
