@@ -129,6 +129,8 @@ function handWritten(addedTokens) {
         "don't can't won't shouldn't y'all'd've", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n",
         "https://example.com/path?query=1&b=%20#frag", "user@example.com", "C:\\Users\\name\\file.txt",
         ...CODE,
+        " ".repeat(5000) + "x", "\n".repeat(3000), "中".repeat(3000), "1".repeat(3000), "ab".repeat(2000),
+        "the ".repeat(1000), "😀".repeat(1000), "\t \n".repeat(500),
     ];
 }
 

@@ -79,5 +79,23 @@ TEST(TokenizerGolden, BatchEncodeEqualsEncode) {
     }
 }
 
+TEST(TokenizerGolden, HugeRunsRoundTripAndSplitAsShortOnes) {
+    auto tok = deepseek_tokenizer();
+    ASSERT_NE(tok, nullptr);
+    // `\s+(?!\S)` leaves the last space of a run to the next word: N spaces + "x" = (N-1 spaces) + " x".
+    const size_t n = 200000;
+    std::vector<int32_t> want = tok->encode(std::string(n - 1, ' '));
+    std::vector<int32_t> tail = tok->encode(" x");
+    want.insert(want.end(), tail.begin(), tail.end());
+    EXPECT_EQ(tok->encode(std::string(n, ' ') + "x"), want);
+    for (const std::string& unit : {std::string("中"), std::string("\n"), std::string("ab"), std::string("😀")}) {
+        std::string text;
+        for (size_t i = 0; i < 50000; ++i) text += unit;
+        std::vector<int32_t> ids = tok->encode(text);
+        EXPECT_LT(ids.size(), text.size());
+        EXPECT_EQ(tok->decode(ids), text) << "unit " << Json(unit).dump();
+    }
+}
+
 }  // namespace
 }  // namespace dsa::text
