@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target with clang (ASan + UBSan, outside the CMake build, which uses g++) and runs it
 # for a bounded time. Usage: tools/fuzz.sh <target> <seconds> [extra libFuzzer flags...]
-# Corpus: build-fuzz/corpus/<target>/ (kept between runs); dictionary: fuzz/<target>.dict when present.
+# Rebuilds only when a file under src/ or fuzz/ changed. Corpus: build-fuzz/corpus/<target>/ (kept between
+# runs); dictionary: fuzz/<target>.dict when present.
 # Crashes are written to build-fuzz/crashes/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,18 +28,21 @@ FLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undef
        "-DDSA_SOURCE_DIR=\"$PWD\"")
 
 mkdir -p "$OUT/corpus/$TARGET" "$OUT/crashes/$TARGET"
-rm -rf "$OUT/obj/$TARGET" && mkdir -p "$OUT/obj/$TARGET"
-echo "fuzz: compiling $TARGET (${#SOURCES[@]} files)"
-compile() { "$CXX" "${FLAGS[@]}" -c "$1" -o "$OUT/obj/$TARGET/$(echo "$1" | tr / _).o"; }
-for src in "${SOURCES[@]}"; do
-    while (($(jobs -rp | wc -l) >= $(nproc))); do wait -n; done
-    compile "$src" &
-done
-while (($(jobs -rp | wc -l) > 0)); do wait -n; done
-"$CXX" "${FLAGS[@]}" "$OUT/obj/$TARGET"/*.o -o "$OUT/${TARGET}_fuzz" "${LIBS[@]}"
+BIN="$OUT/${TARGET}_fuzz"
+if [ ! -x "$BIN" ] || [ -n "$(find src fuzz tools/fuzz.sh -newer "$BIN" -print -quit)" ]; then
+    rm -rf "$OUT/obj/$TARGET" && mkdir -p "$OUT/obj/$TARGET"
+    echo "fuzz: compiling $TARGET (${#SOURCES[@]} files)"
+    compile() { "$CXX" "${FLAGS[@]}" -c "$1" -o "$OUT/obj/$TARGET/$(echo "$1" | tr / _).o"; }
+    for src in "${SOURCES[@]}"; do
+        while (($(jobs -rp | wc -l) >= $(nproc))); do wait -n; done
+        compile "$src" &
+    done
+    while (($(jobs -rp | wc -l) > 0)); do wait -n; done
+    "$CXX" "${FLAGS[@]}" "$OUT/obj/$TARGET"/*.o -o "$BIN" "${LIBS[@]}"
+fi
 
 DICT=()
 [ -f "fuzz/$TARGET.dict" ] && DICT=("-dict=fuzz/$TARGET.dict")
 echo "fuzz: running $TARGET for ${SECONDS_TO_RUN}s"
-"$OUT/${TARGET}_fuzz" -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=20 -rss_limit_mb=4096 \
+"$BIN" -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=20 -rss_limit_mb=4096 \
     -artifact_prefix="$OUT/crashes/$TARGET/" -print_final_stats=1 "${DICT[@]}" "$@" "$OUT/corpus/$TARGET"

@@ -1,7 +1,8 @@
 // Incremental detokenizer: one per request. Feed output ids one at a time and get the text that became
 // final. Bytes of a UTF-8 character split across tokens (byte-level BPE for CJK and emoji) are held back
 // until the character is complete; definitely ill-formed bytes become U+FFFD at once. The concatenation of
-// every delta plus flush() equals Tokenizer::decode of all ids (with the same SpecialTokens option).
+// every delta plus flush() equals Tokenizer::decode of all ids (with the same SpecialTokens option). Byte-level
+// decoding strips nothing, so no prompt tokens are needed as context (unlike SentencePiece decoders).
 #pragma once
 
 #include <cstdint>
