@@ -134,6 +134,8 @@ struct ModelConfig {
 
     // Checks ranges and what the kernels require; the message names the field and its value.
     Status validate() const;
+    // One line for logs: family, layers, widths, MoE, indexer, RoPE, quantization.
+    std::string summary() const;
 };
 
 // Parses a config.json object. Missing required fields and wrong JSON types are kInvalidArgument naming the field.

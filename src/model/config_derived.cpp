@@ -121,6 +121,19 @@ int64_t ModelConfig::num_full_indexer_layers() const {
     return static_cast<int64_t>(std::count(is_full_indexer.begin(), is_full_indexer.end(), true));
 }
 
+std::string ModelConfig::summary() const {
+    std::string rope_text = rope.type == RopeType::kYarn ? fmt::format("yarn x{} theta {}", rope.factor, rope.theta)
+                                                         : fmt::format("theta {}", rope.theta);
+    return fmt::format(
+        "{}: {} layers (+{} MTP), hidden {}, {} heads (qk {} v {}), q_lora {}, MoE {}x{} top-{} groups {}/{} from "
+        "layer {}, dense {}, indexer {}x{} top-{} ({} full layers), rope {}, {}",
+        model_family_name(family), num_hidden_layers, num_nextn_predict_layers, hidden_size, num_attention_heads,
+        qk_head_dim(), v_head_dim, q_lora_rank, n_routed_experts, moe_intermediate_size, num_experts_per_tok, n_group,
+        topk_group, first_k_dense_replace, intermediate_size, index_n_heads, index_head_dim, index_topk,
+        num_full_indexer_layers(), rope_text,
+        quant.method == QuantMethod::kFp8 ? (quant.scale_fmt_ue8m0() ? "fp8 ue8m0" : "fp8") : "no quantization");
+}
+
 double yarn_get_mscale(double scale, double mscale) {
     if (scale <= 1.0) return 1.0;
     return 0.1 * mscale * std::log(scale) + 1.0;

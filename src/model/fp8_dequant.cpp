@@ -56,6 +56,15 @@ Tensor linear_weight_to_f32(const backend::LinearWeight& linear) {
     return out;
 }
 
+Tensor dequantize_linear(const backend::LinearWeight& linear, DType out_dtype) {
+    DSA_CHECK(out_dtype == DType::kF32 || out_dtype == DType::kBF16) << dtype_name(out_dtype);
+    Tensor f32 = linear_weight_to_f32(linear);
+    if (out_dtype == DType::kF32) return f32;
+    Tensor out = Tensor::empty(f32.shape(), DType::kBF16, Device::kCPU, linear.weight.name() + ".bf16");
+    for (int64_t i = 0; i < f32.numel(); ++i) out.data<uint16_t>()[i] = f32_to_bf16(f32.data<float>()[i]);
+    return out;
+}
+
 bool scales_are_powers_of_two(const Tensor& scale_inv) {
     DSA_CHECK(scale_inv.dtype() == DType::kF32 && scale_inv.is_contiguous()) << scale_inv.name();
     const auto* bytes = static_cast<const uint8_t*>(scale_inv.raw_data());

@@ -20,6 +20,10 @@ Tensor dequantize_fp8_block(const Tensor& weight, const Tensor& scale_inv);
 // [out, in] f32 from any LinearWeight: FP8 is dequantized, BF16/F32 converted.
 Tensor linear_weight_to_f32(const backend::LinearWeight& linear);
 
+// [out, in] in `out_dtype` (kF32 or kBF16, round-to-nearest-even), e.g. kv_b_proj for absorbed MLA (MODEL_SPEC
+// §2.4 rule 3) or the BF16 fallback GEMM path.
+Tensor dequantize_linear(const backend::LinearWeight& linear, DType out_dtype);
+
 // True when every element of an F32 scale tensor is a positive power of two (mantissa bits zero, not a
 // subnormal, not inf/NaN).
 bool scales_are_powers_of_two(const Tensor& scale_inv);

@@ -83,6 +83,8 @@ TEST(ModelConfig, DeepSeekV32RealConfig) {
     EXPECT_EQ(c.num_full_indexer_layers(), 61);
     EXPECT_TRUE(c.layer_has_own_indexer(61));
     EXPECT_NEAR(c.softmax_scale(), 0.1352338, 1e-7);
+    EXPECT_NE(c.summary().find("deepseek_v32: 61 layers (+1 MTP), hidden 7168, 128 heads"), std::string::npos)
+        << c.summary();
 }
 
 TEST(ModelConfig, Glm5RealConfig) {

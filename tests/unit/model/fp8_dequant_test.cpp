@@ -64,6 +64,16 @@ TEST(Fp8Dequant, Bf16LinearToF32) {
     for (int i = 0; i < 3; ++i) EXPECT_EQ(out.data<float>()[i], values[i]);
 }
 
+TEST(Fp8Dequant, DequantizeLinearToBf16RoundsToNearestEven) {
+    const Tensor w = fp8_tensor({2, 2}, [](int64_t i, int64_t j) { return i == 0 && j == 0 ? 1.125f : 1.0f; });
+    // 1.125 * 1.00390625 = 1.12939453125 is not a bf16 value; RNE gives 1.1328125.
+    const Tensor out = dequantize_linear(backend::LinearWeight{w, f32_tensor({1, 1}, {1.00390625f})}, DType::kBF16);
+    ASSERT_EQ(out.dtype(), DType::kBF16);
+    EXPECT_EQ(bf16_to_f32(out.data<uint16_t>()[0]), round_bf16(1.125f * 1.00390625f));
+    EXPECT_EQ(bf16_to_f32(out.data<uint16_t>()[0]), 1.1328125f);
+    EXPECT_EQ(bf16_to_f32(out.data<uint16_t>()[3]), 1.0f);  // 1.00390625 ties to even: 1.0
+}
+
 TEST(Fp8Dequant, PowerOfTwoScales) {
     EXPECT_TRUE(scales_are_powers_of_two(f32_tensor({1, 4}, {1.0f, 0.5f, 2.0f, std::ldexp(1.0f, -20)})));
     EXPECT_FALSE(scales_are_powers_of_two(f32_tensor({1, 2}, {1.0f, 0.3f})));
