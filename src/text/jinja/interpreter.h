@@ -103,6 +103,7 @@ struct JsonDumpOptions {
 };
 std::string json_dumps(const Value& v, const JsonDumpOptions& options);
 bool is_filter_name(const std::string& name);  // filters.cpp
+bool is_test_name(const std::string& name);    // tests.cpp
 // Python `item in container`.
 bool contains(Interpreter& in, const Value& container, const Value& item);
 // Python `fmt % args` (printf-style: %s %r %d %i %f %%).

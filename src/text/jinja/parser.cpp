@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "text/jinja/interpreter.h"
+
 namespace dsa::text::jinja {
 
 namespace {
@@ -68,6 +70,18 @@ private:
         Parser* p_;
     };
 
+    // Remembers the end tag the innermost open block expects, for error messages.
+    struct BlockGuard {
+        BlockGuard(Parser* p, const std::set<std::string>& ends) : p_(p), pushed_(!ends.empty()) {
+            if (pushed_) p_->open_blocks_.push_back(*ends.rbegin());
+        }
+        ~BlockGuard() {
+            if (pushed_) p_->open_blocks_.pop_back();
+        }
+        Parser* p_;
+        bool pushed_;
+    };
+
     // Counts the links of a left-deep chain (a + b + c, a.b.c, x | f | g) as nesting too.
     struct ChainGuard {
         explicit ChainGuard(Parser* p) : p_(p) {}
@@ -91,6 +105,7 @@ private:
     // Parses until EOF or a block tag whose name is in `ends`; consumes that name and stores it in `end`.
     Body parse_body(const std::set<std::string>& ends, std::string* end = nullptr) {
         DepthGuard guard(this);
+        BlockGuard block(this, ends);
         Body body;
         while (true) {
             const Token& t = cur();
@@ -157,6 +172,9 @@ private:
             s->body = parse_body({"endgeneration"});
             expect_block_end();
             return s;
+        }
+        if (!open_blocks_.empty() && (tag.rfind("end", 0) == 0 || tag == "elif" || tag == "else")) {
+            throw JinjaError("unexpected tag '" + tag + "', expected '" + open_blocks_.back() + "'", pos);
         }
         throw JinjaError("unknown or unsupported tag '" + tag + "'", pos);
     }
@@ -626,6 +644,7 @@ private:
             start_inline = false;
             auto f = node(Expr::Kind::kFilter, cur().pos);
             f->name = dotted_name();
+            if (!is_filter_name(f->name)) throw JinjaError("no filter named '" + f->name + "'", f->pos);
             f->children.push_back(std::move(input));
             if (is_op("(")) parse_call_args(f.get());
             input = std::move(f);
@@ -640,7 +659,9 @@ private:
             next();
             t->negated = true;
         }
+        Pos name_pos = cur().pos;
         t->name = dotted_name();
+        if (!is_test_name(t->name)) throw JinjaError("no test named '" + t->name + "'", name_pos);
         t->children.push_back(std::move(input));
         if (is_op("(")) {
             parse_call_args(t.get());
@@ -672,6 +693,7 @@ private:
     const std::vector<Token>& toks_;
     size_t i_ = 0;
     int depth_ = 0;
+    std::vector<std::string> open_blocks_;
 };
 
 }  // namespace

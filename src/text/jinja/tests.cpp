@@ -95,9 +95,9 @@ const std::unordered_map<std::string, std::string>& aliases() {
 
 }  // namespace
 
-bool Interpreter::has_test(const std::string& name) const {
-    return tests().count(name) > 0 || aliases().count(name) > 0;
-}
+bool is_test_name(const std::string& name) { return tests().count(name) > 0 || aliases().count(name) > 0; }
+
+bool Interpreter::has_test(const std::string& name) const { return is_test_name(name); }
 
 bool Interpreter::apply_test(const std::string& name, const Value& input, CallArgs& args) {
     auto alias = aliases().find(name);

@@ -112,6 +112,10 @@ char32_t py_upper(char32_t c) {
         if (odd_lower ? (c % 2 == 0) : (c % 2 == 1)) return c - 1;
         return c;
     }
+    if (c == 0x3AC) return 0x386;
+    if (c >= 0x3AD && c <= 0x3AF) return c - 37;
+    if (c == 0x3CC) return 0x38C;
+    if (c == 0x3CD || c == 0x3CE) return c - 63;
     if (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) return c - 32;
     if (c == 0x3C2) return 0x3A3;
     if (c >= 0x430 && c <= 0x44F) return c - 32;
@@ -124,11 +128,16 @@ char32_t py_lower(char32_t c) {
     if (c < 0x80) return c;
     if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
     if (c == 0x178) return 0xFF;
-    if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
+    if (c == 0x130) return 'i';
+    if (c >= 0x100 && c <= 0x17F && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
         bool odd_lower = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
         if (odd_lower ? (c % 2 == 1) : (c % 2 == 0)) return c + 1;
         return c;
     }
+    if (c == 0x386) return 0x3AC;
+    if (c >= 0x388 && c <= 0x38A) return c + 37;
+    if (c == 0x38C) return 0x3CC;
+    if (c == 0x38E || c == 0x38F) return c + 63;
     if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
     if (c >= 0x410 && c <= 0x42F) return c + 32;
     if (c >= 0x400 && c <= 0x40F) return c + 80;
@@ -138,14 +147,23 @@ char32_t py_lower(char32_t c) {
 std::string str_upper(std::string_view s) {
     std::string out;
     out.reserve(s.size());
-    for (char32_t c : utf8_decode(s)) utf8_append(out, py_upper(c));
+    for (char32_t c : utf8_decode(s)) {
+        if (c == 0xDF) {
+            out += "SS";  // Python's full case mapping of sharp s
+        } else {
+            utf8_append(out, py_upper(c));
+        }
+    }
     return out;
 }
 
 std::string str_lower(std::string_view s) {
     std::string out;
     out.reserve(s.size());
-    for (char32_t c : utf8_decode(s)) utf8_append(out, py_lower(c));
+    for (char32_t c : utf8_decode(s)) {
+        utf8_append(out, py_lower(c));
+        if (c == 0x130) utf8_append(out, 0x307);  // İ -> i + combining dot above, as Python
+    }
     return out;
 }
 

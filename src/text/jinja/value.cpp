@@ -232,6 +232,7 @@ std::string repr_at(const Value& v, int depth) {
             }
             return out + "}";
         }
+        case Value::Kind::kUndefined: return "Undefined";
         default: return to_str(v);
     }
 }
