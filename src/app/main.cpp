@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/generate_command.h"
+#include "app/server_args.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"dsaserve: an inference server for DeepSeek Sparse Attention models (DeepSeek-V3.2, GLM-5)"};
@@ -11,10 +12,15 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "dsaserve 0.1.0");
     int exit_code = 0;
     dsa::app::add_generate_command(app, &exit_code);
-    CLI::App* serve = app.add_subcommand("serve", "Run the SGLang-compatible HTTP server (not built yet)");
-    serve->allow_extras();
-    serve->callback([&exit_code] {
-        std::fprintf(stderr, "dsaserve serve: not supported yet (the HTTP server is being built)\n");
+
+    dsa::app::ServerArgs server_args;
+    CLI::App* serve = app.add_subcommand("serve", "Run the SGLang-compatible HTTP server");
+    dsa::app::register_server_args(*serve, server_args);
+    serve->callback([&] {
+        dsa::Status st = dsa::app::validate_server_args(server_args);
+        if (st.is_ok()) st = dsa::app::check_supported(server_args);
+        if (st.is_ok()) st = dsa::unimplemented("not supported yet: serve (the HTTP front end is not wired yet)");
+        std::fprintf(stderr, "dsaserve serve: %s\n", st.message().c_str());
         exit_code = 2;
     });
     CLI11_PARSE(app, argc, argv);
