@@ -166,6 +166,7 @@ struct YarnCorrectionRange {
 YarnCorrectionRange yarn_correction_range(const RopeConfig& rope, int64_t rope_dim);
 
 // theta_i = base^(-2i/rope_dim), i < rope_dim/2, then (YaRN) blended towards theta_i/factor over [low, high].
+// Computed in float32 in transformers' order: bit-identical to its inv_freq (checked against the golden fixtures).
 std::vector<float> rope_inverse_frequencies(const RopeConfig& rope, int64_t rope_dim);
 
 // Full/Shared per layer from the IndexCache fields of a config (indexer_types > index_topk_pattern >

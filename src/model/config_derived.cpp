@@ -163,22 +163,28 @@ YarnCorrectionRange yarn_correction_range(const RopeConfig& rope, int64_t rope_d
 }
 
 std::vector<float> rope_inverse_frequencies(const RopeConfig& rope, int64_t rope_dim) {
-    const int64_t num_freqs = rope_dim / 2;
-    std::vector<double> freqs(static_cast<size_t>(std::max<int64_t>(num_freqs, 0)));
+    // Float32 throughout, in the order transformers evaluates it (_compute_default/yarn_rope_parameters), so that
+    // the values are bit-identical to the reference frequencies on the same libm.
+    const int64_t num_freqs = std::max<int64_t>(rope_dim / 2, 0);
+    const auto base = static_cast<float>(rope.theta);
+    std::vector<float> pos_freqs(static_cast<size_t>(num_freqs));
     for (int64_t i = 0; i < num_freqs; ++i) {
-        freqs[i] = 1.0 / std::pow(rope.theta, static_cast<double>(2 * i) / static_cast<double>(rope_dim));
+        pos_freqs[i] = std::pow(base, static_cast<float>(2 * i) / static_cast<float>(rope_dim));
     }
-    if (rope.type == RopeType::kYarn) {
-        const YarnCorrectionRange range = yarn_correction_range(rope, rope_dim);
-        const double low = static_cast<double>(range.low);
-        const double high = range.low == range.high ? low + 0.001 : static_cast<double>(range.high);
-        for (int64_t i = 0; i < num_freqs; ++i) {
-            const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
-            const double smooth = 1.0 - ramp;
-            freqs[i] = freqs[i] / rope.factor * (1.0 - smooth) + freqs[i] * smooth;
-        }
+    std::vector<float> freqs(pos_freqs.size());
+    for (size_t i = 0; i < freqs.size(); ++i) freqs[i] = 1.0f / pos_freqs[i];
+    if (rope.type != RopeType::kYarn) return freqs;
+    const YarnCorrectionRange range = yarn_correction_range(rope, rope_dim);
+    const auto low = static_cast<float>(range.low);
+    const float high = range.low == range.high ? low + 0.001f : static_cast<float>(range.high);
+    const auto factor = static_cast<float>(rope.factor);
+    for (size_t i = 0; i < freqs.size(); ++i) {
+        const float ramp = std::clamp((static_cast<float>(i) - low) / (high - low), 0.0f, 1.0f);
+        const float extrapolation = 1.0f - ramp;  // weight of the unscaled frequency
+        const float interpolated = 1.0f / (factor * pos_freqs[i]);
+        freqs[i] = interpolated * (1.0f - extrapolation) + freqs[i] * extrapolation;
     }
-    return std::vector<float>(freqs.begin(), freqs.end());
+    return freqs;
 }
 
 }  // namespace dsa::model
