@@ -117,10 +117,6 @@ protected:
     static void ignore(std::string_view) {}
 
     void set_text_policy(TextPolicy policy) { policy_ = std::move(policy); }
-    bool in_text() const { return in_text_; }
-    void enter_block() { in_text_ = false; }
-    bool in_call() const { return in_call_; }
-    int calls_in_block() const { return calls_in_block_; }
 
 private:
     void run(bool at_end);

@@ -4,6 +4,8 @@
 // fragment, ordinals in order), and incremental streaming of long arguments before the call's end marker.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "parser_test_util.h"
 #include "transcripts.h"
 
@@ -120,6 +122,52 @@ TEST(IncrementalStreaming, NameIsSentBeforeArguments) {
     ASSERT_EQ(d2.calls.size(), 1u);
     EXPECT_EQ(d2.calls[0].arguments, "{\"tz\": \"Europe/Par");
     EXPECT_FALSE(d2.calls[0].name.has_value());
+}
+
+// Reasoning split first, then tool calls on the content (the server's order), streamed vs one-shot.
+struct Pipeline {
+    std::string reasoning;
+    ToolParseResult tools;
+};
+
+Pipeline run_pipeline(const std::string& rp, const std::string& tp, const Chunking& chunks) {
+    auto reasoning = std::move(make_reasoning_parser(rp, {true, true, true})).value();
+    auto tools = make_tool_parser(tp, test_tools());
+    Pipeline out;
+    std::vector<ToolParseDelta> deltas;
+    for (const auto& c : chunks) {
+        const ReasoningDelta d = reasoning->feed(c);
+        out.reasoning += d.reasoning;
+        deltas.push_back(tools->feed(d.content));
+    }
+    const ReasoningDelta d = reasoning->finish();
+    out.reasoning += d.reasoning;
+    deltas.push_back(tools->feed(d.content));
+    deltas.push_back(tools->finish());
+    out.tools = ToolCallParser::assemble(deltas);
+    return out;
+}
+
+TEST(Pipeline, ReasoningThenToolCallsForEveryChunking) {
+    const std::string dsml = "I should call get_weather.</think>\n\n" +
+                             dsml_block({dsml_invoke("get_weather", {dsml_param("city", true, "Paris"),
+                                                                     dsml_param("days", false, "2")})});
+    const std::string glm = "need weather<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value></tool_call>";
+    for (const auto& [rp, tp, text, reasoning] :
+         {std::tuple{"deepseek-v3", "deepseekv32", dsml, "I should call get_weather."},
+          std::tuple{"glm45", "glm47", glm, "need weather"}}) {
+        const Pipeline once = run_pipeline(rp, tp, {text});
+        EXPECT_EQ(once.reasoning, reasoning);
+        EXPECT_EQ(once.tools.content, "");
+        ASSERT_EQ(once.tools.calls.size(), 1u);
+        EXPECT_EQ(once.tools.calls[0].name, "get_weather");
+        for (const Chunking& chunks : all_chunkings(text)) {
+            const Pipeline streamed = run_pipeline(rp, tp, chunks);
+            ASSERT_EQ(streamed.reasoning, once.reasoning) << describe(chunks);
+            expect_same(streamed.tools, once.tools, chunks);
+            if (::testing::Test::HasFatalFailure()) return;
+        }
+    }
 }
 
 TEST(HeldText, PartialMarkerIsFlushedAtFinish) {
