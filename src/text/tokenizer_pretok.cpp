@@ -59,15 +59,18 @@ void find_segments(const SplitStage& st, std::string_view subject, std::vector<S
 // Applies the delimiter behaviour to the segments in place; removed segments get is_match = true and every
 // kept one is_match = false, as in Hugging Face's normalizer.rs `split`.
 void apply_behavior(SplitBehavior behavior, std::vector<Segment>& segs) {
-    std::vector<Segment> acc;
-    acc.reserve(segs.size());
+    if (behavior == SplitBehavior::kRemoved) return;
+    if (behavior == SplitBehavior::kIsolated) {
+        for (Segment& s : segs) s.is_match = false;
+        return;
+    }
+    thread_local std::vector<Segment> acc;
+    acc.clear();
     bool previous_match = false;
     switch (behavior) {
         case SplitBehavior::kRemoved:
-            return;
         case SplitBehavior::kIsolated:
-            for (Segment& s : segs) s.is_match = false;
-            return;
+            break;
         case SplitBehavior::kContiguous:
             for (const Segment& s : segs) {
                 if (s.is_match == previous_match && !acc.empty()) acc.back().end = s.end;
