@@ -1,0 +1,59 @@
+// ModelRunner: turns one scheduled step (each sequence's new tokens, cached length and page table) into
+// logits, one row per sequence (its last new token). DsaModelRunner runs model::DsaModel over the KV memory
+// of a kvcache::KvPool, seen as model::KvStores through an adapter; the pool is sized in bytes counting the
+// latent AND indexer stores of every layer, in the formats backend::Numerics implies (the byte sizes are
+// checked against backend/kv_layout.h at compile time). The engine owns page bookkeeping; the runner owns
+// the memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "backend/backend.h"
+#include "base/status.h"
+#include "kvcache/kv_config.h"
+#include "kvcache/kv_pool.h"
+#include "model/forward_batch.h"
+#include "model/transformer.h"
+#include "tensor/tensor.h"
+
+namespace dsa::engine {
+
+class ModelRunner {
+  public:
+    virtual ~ModelRunner() = default;
+    virtual int64_t vocab_size() const = 0;
+    virtual int64_t num_pages() const = 0;  // usable KV pages (ids 1..num_pages)
+    virtual int64_t page_size() const = 0;
+    // One forward over `steps`; returns [steps.size(), vocab] f32 host logits of each sequence's last new token.
+    virtual Tensor forward(std::span<const model::SequenceStep> steps) = 0;
+};
+
+// The KvCacheConfig for `config` under `numerics` (no MTP layer: the engine does not speculate yet).
+kvcache::KvCacheConfig kv_cache_config_for(const model::ModelConfig& config, const backend::Numerics& numerics,
+                                           int page_size);
+// model::KvStores views of the pool's tensors (no copy).
+model::KvStores kv_stores_from_pool(const kvcache::KvPool& pool, const backend::Numerics& numerics);
+
+class DsaModelRunner final : public ModelRunner {
+  public:
+    // `model` must outlive the runner. The pool gets as many pages as `kv_budget_bytes` holds.
+    static StatusOr<std::unique_ptr<DsaModelRunner>> create(model::DsaModel& model, const backend::Numerics& numerics,
+                                                            int64_t kv_budget_bytes, int page_size);
+
+    int64_t vocab_size() const override { return model_.config().vocab_size; }
+    int64_t num_pages() const override { return pool_->num_pages(); }
+    int64_t page_size() const override { return pool_->config().page_size; }
+    Tensor forward(std::span<const model::SequenceStep> steps) override;
+    const kvcache::KvPool& pool() const { return *pool_; }
+
+  private:
+    DsaModelRunner(model::DsaModel& model, const backend::Numerics& numerics, std::unique_ptr<kvcache::KvPool> pool);
+
+    model::DsaModel& model_;
+    std::unique_ptr<kvcache::KvPool> pool_;
+    model::KvStores stores_;
+};
+
+}  // namespace dsa::engine
