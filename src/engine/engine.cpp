@@ -19,7 +19,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, std
 
 Engine::Engine(const EngineConfig& config, std::unique_ptr<ModelRunner> runner)
     : config_(config), runner_(std::move(runner)), core_(std::make_unique<EngineCore>(config_, *runner_)) {
-    stats_ = core_->stats();
+    publish_stats();
 }
 
 Engine::~Engine() { stop(); }
@@ -39,6 +39,7 @@ void Engine::stop() {
     if (thread_.joinable()) thread_.join();
     drain_inbox();  // requests that arrived after the loop ended still get their terminal event
     core_->abort_all("server shutting down", 503);
+    publish_stats();
 }
 
 Status Engine::submit(GenerateRequest request, std::shared_ptr<TokenStream> stream) {
@@ -64,6 +65,11 @@ void Engine::abort(const std::string& rid, AbortReason reason) {
 EngineStats Engine::stats() const {
     std::lock_guard<std::mutex> lock(mu_);
     return stats_;
+}
+
+Engine::PoolState Engine::pool_state() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pool_state_;
 }
 
 Status Engine::flush_cache() {
@@ -103,13 +109,20 @@ void Engine::drain_inbox() {
         }
     }
     for (const Abort& a : inbox.aborts) core_->abort(a.rid, a.reason);
-    for (std::promise<Status>& p : inbox.flushes) p.set_value(core_->flush_cache());
+    if (inbox.flushes.empty()) return;
+    Status flushed = core_->flush_cache();
+    publish_stats();  // a caller that sees the flush done also sees its effect
+    for (std::promise<Status>& p : inbox.flushes) p.set_value(flushed);
 }
 
 void Engine::publish_stats() {
     EngineStats s = core_->stats();
+    PoolState p{.num_pages = core_->allocator().num_pages(),
+                .num_free_pages = core_->allocator().num_free(),
+                .num_evictable_pages = core_->cache().num_evictable_pages()};
     std::lock_guard<std::mutex> lock(mu_);
     stats_ = s;
+    pool_state_ = p;
 }
 
 void Engine::loop() {

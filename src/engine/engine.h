@@ -37,6 +37,14 @@ class Engine final : public EngineClient {
     EngineStats stats() const override;
     Status flush_cache() override;
 
+    // KV pool page counts, from the same per-step snapshot as stats() (tests, /get_server_info).
+    struct PoolState {
+        int64_t num_pages = 0;
+        int64_t num_free_pages = 0;
+        int64_t num_evictable_pages = 0;
+    };
+    PoolState pool_state() const;
+
     const EngineConfig& config() const { return config_; }
     int64_t vocab_size() const { return runner_->vocab_size(); }
 
@@ -65,11 +73,12 @@ class Engine final : public EngineClient {
     std::unique_ptr<ModelRunner> runner_;
     std::unique_ptr<EngineCore> core_;  // touched only by the loop thread once started
 
-    mutable std::mutex mu_;  // guards inbox_, stopping_, stats_
+    mutable std::mutex mu_;  // guards inbox_, stopping_, stats_, pool_state_
     std::condition_variable wake_;
     Inbox inbox_;
     bool stopping_ = false;
     EngineStats stats_;
+    PoolState pool_state_;
     std::thread thread_;
 };
 
