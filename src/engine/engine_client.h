@@ -140,6 +140,7 @@ struct EngineStats {
 enum class AbortReason {
     kClientGone,   // the HTTP client disconnected or the request was cancelled
     kStopString,   // the front end matched a stop string; the engine drops later tokens
+    kUser,         // POST /abort_request: finish normally with finish_reason "abort"
 };
 
 class EngineClient {

@@ -31,11 +31,15 @@ void GenerationJob::run() {
         });
         Status st = ctx_.engine->submit(requests[i], stream);
         if (!st.is_ok()) {
-            for (size_t k = 0; k < i; ++k) ctx_.engine->abort(requests[k].rid, engine::AbortReason::kClientGone);
+            for (size_t k = 0; k < i; ++k) {
+                ctx_.engine->abort(requests[k].rid, engine::AbortReason::kClientGone);
+                ctx_.live.remove(requests[k].rid);
+            }
             reply_error(api::ApiError::from_status(st, "BadRequestError"));
             return;
         }
         streams_.push_back(std::move(stream));
+        ctx_.live.add(requests[i].rid);
     }
     timing_.resize(requests.size());
     self_ = shared_from_this();
@@ -74,6 +78,7 @@ void GenerationJob::record_finished_choices(bool aborted) {
     for (size_t i = 0; i < choices.size(); ++i) {
         if (timing_[i].recorded || (!choices[i].finished() && !aborted)) continue;
         timing_[i].recorded = true;
+        ctx_.live.remove(gen_->engine_requests()[i].rid);
         bool was_abort = aborted || choices[i].finish().kind == engine::FinishKind::kAbort;
         ctx_.metrics.record_request(choices[i].prompt_tokens(), choices[i].completion_tokens(),
                                     choices[i].cached_tokens(), e2e, was_abort);

@@ -46,6 +46,7 @@ public:
 
 private:
     void read_request();
+    void on_header(beast::error_code ec);
     void on_read(beast::error_code ec);
     void reply_and_close(int status, std::string body);
     void flush();
@@ -114,8 +115,23 @@ void Connection::read_request() {
     parser_.emplace();
     parser_->body_limit(ctx_.config.max_body_bytes);
     stream_.expires_after(ctx_.config.idle_timeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+}
+
+// "Expect: 100-continue" (curl sends it for large bodies): answer 100 before reading the body.
+void Connection::on_header(beast::error_code ec) {
+    if (ec) return on_read(ec);
+    auto read_body = [self = shared_from_this()] {
+        http::async_read(self->stream_, self->buffer_, *self->parser_,
+                         [self](beast::error_code ec2, size_t) { self->on_read(ec2); });
+    };
+    if (!beast::iequals(parser_->get()[http::field::expect], "100-continue")) return read_body();
+    auto msg = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+    asio::async_write(stream_, asio::buffer(*msg), [self = shared_from_this(), msg, read_body](beast::error_code ec2, size_t) {
+        if (ec2) return self->on_read(ec2);
+        read_body();
+    });
 }
 
 void Connection::on_read(beast::error_code ec) {

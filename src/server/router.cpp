@@ -85,6 +85,8 @@ void Router::handle(const HttpRequest& req, std::shared_ptr<HttpExchange> ex) {
         if (allow({"GET"})) ex->reply(200, kJson, model_info_body());
     } else if (p == "/get_server_info" || p == "/server_info") {
         if (allow({"GET"})) ex->reply(200, kJson, server_info_body());
+    } else if (p == "/abort_request") {
+        if (allow({"POST"})) abort_request(req, ex);
     } else if (p == "/flush_cache") {
         if (allow({"GET", "POST"})) flush_cache(ex);
     } else if (p == "/metrics" && ctx_.config.enable_metrics) {
@@ -165,6 +167,24 @@ std::string Router::server_info_body() const {
     j["internal_states"] = OrderedJson::array({state});
     j["version"] = ctx_.config.version;
     return api::dump_json(j);
+}
+
+// {"rid": "...", "abort_all": false} -> 200 with an empty body; the aborted requests finish with "abort".
+void Router::abort_request(const HttpRequest& req, const std::shared_ptr<HttpExchange>& ex) {
+    auto body = parse_body(req, /*check_content_type=*/false);
+    if (!body.is_ok() || !body->is_object())
+        return reply_api_error(*ex, api::ApiError::bad_request("Invalid abort request body"), ErrorStyle::kNative, req);
+    api::FieldReader r(*body);
+    std::optional<std::string> rid;
+    bool all = false;
+    Status st = r.read("rid", rid);
+    if (st.is_ok()) st = r.read_into<bool>("abort_all", all);
+    if (!st.is_ok()) return reply_api_error(*ex, api::ApiError::from_status(st), ErrorStyle::kNative, req);
+    for (const auto& id : ctx_.live.match(rid.value_or(""), all)) {
+        DSA_LOG(kInfo) << "abort_request: aborting " << id;
+        ctx_.engine->abort(id, engine::AbortReason::kUser);
+    }
+    ex->reply(200, kJson, "");
 }
 
 void Router::flush_cache(const std::shared_ptr<HttpExchange>& ex) {

@@ -1,6 +1,7 @@
 // Router: every HTTP route of the server (API_SPEC §2), transport-neutral. Authentication (--api-key, Bearer,
 // every route but /health, /health_generate and /metrics), method checks (405), unknown routes (404), body
-// checks (content type, UTF-8, JSON) and the admin endpoints; generation routes hand off to GenerationJob.
+// checks (content type, UTF-8, JSON) and the admin endpoints (incl. /abort_request); generation routes hand
+// off to GenerationJob.
 #pragma once
 
 #include <memory>
@@ -29,6 +30,7 @@ private:
     void generate(Kind kind, const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
     void health(const std::shared_ptr<HttpExchange>& exchange);
     void flush_cache(const std::shared_ptr<HttpExchange>& exchange);
+    void abort_request(const HttpRequest& request, const std::shared_ptr<HttpExchange>& exchange);
     void model_card(const std::string& id, const std::shared_ptr<HttpExchange>& exchange);
 
     ServerContext& ctx_;

@@ -10,6 +10,7 @@
 #include "api/generation.h"
 #include "base/json.h"
 #include "engine/engine_client.h"
+#include "server/live_requests.h"
 #include "server/metrics.h"
 
 namespace dsa::server {
@@ -33,6 +34,7 @@ struct ServerContext {
     api::ApiContext api;
     engine::EngineClient* engine = nullptr;
     ServerMetrics metrics;
+    LiveRequests live;                  // engine rids in flight, for /abort_request
     std::atomic<bool> ready{true};      // false while starting / shutting down: /health answers 503
     OrderedJson server_args = OrderedJson::object();  // for /get_server_info
 };

@@ -251,6 +251,57 @@ TEST_F(ServerTest, DisconnectMidStreamAbortsEngineRequest) {
     EXPECT_EQ(j["object"], "list");
 }
 
+TEST_F(ServerTest, AbortRequestFinishesWithAbort) {
+    start(std::chrono::milliseconds(40));
+    HttpResponse streamed;
+    std::thread client([&] {
+        streamed = post("/v1/chat/completions", R"({"rid":"myrid","messages":[{"role":"user","content":"hi"}],"stream":true})");
+    });
+    for (int i = 0; i < 200 && engine_->submitted().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));
+    HttpResponse a = post("/abort_request", R"({"rid":"myrid"})");
+    client.join();
+    EXPECT_EQ(a.status, 200);
+    auto aborts = engine_->aborts();
+    ASSERT_FALSE(aborts.empty());
+    EXPECT_EQ(aborts[0], std::make_pair(std::string("myrid"), engine::AbortReason::kUser));
+    EXPECT_NE(streamed.body.find(R"("finish_reason":"abort")"), std::string::npos) << streamed.body;
+    EXPECT_NE(streamed.body.find("data: [DONE]"), std::string::npos);
+    EXPECT_EQ(ctx_->live.size(), 0u);
+}
+
+TEST_F(ServerTest, StuckClientsDoNotBlockOthers) {
+    start();
+    int silent = testing::connect_loopback(port_);  // connects and sends nothing
+    int partial = testing::connect_loopback(port_);  // sends half a request and stalls
+    ASSERT_TRUE(testing::send_all(partial, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"));
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 8; ++i)
+        EXPECT_EQ(post("/v1/chat/completions", R"({"messages":[{"role":"user","content":"hi"}]})").status, 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+    ::close(silent);
+    ::close(partial);
+}
+
+TEST_F(ServerTest, ExpectContinue) {
+    start();
+    int fd = testing::connect_loopback(port_);
+    ASSERT_GE(fd, 0);
+    std::string body = R"({"messages":[{"role":"user","content":"hi"}]})";
+    ASSERT_TRUE(testing::send_all(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                      "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n"));
+    std::string buf;
+    testing::HttpResponse interim;
+    ASSERT_TRUE(testing::read_response(fd, buf, interim));
+    EXPECT_EQ(interim.status, 100);
+    ASSERT_TRUE(testing::send_all(fd, body));
+    testing::HttpResponse r;
+    ASSERT_TRUE(testing::read_response(fd, buf, r));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(J(r.body)["choices"][0]["message"]["content"], "Hello world");
+    ::close(fd);
+}
+
 TEST_F(ServerTest, SixtyFourConcurrentStreamingClients) {
     start(std::chrono::milliseconds(2));
     constexpr int kClients = 64;
