@@ -3,6 +3,7 @@
 // none of them without a byte-exact test.
 #include "text/dsv32_encoding.h"
 
+#include <cctype>
 #include <string_view>
 #include <vector>
 
@@ -103,8 +104,12 @@ std::string get_string(const OrderedJson& msg, const char* key) {
     return flatten_content(msg[key]);
 }
 
+// Roles are case-insensitive in the request schema. `latest_reminder` and `function`, accepted there, are
+// not rendered by this encoder (DeepSeek's encoder rejects them as unknown roles too).
 std::string role_of(const OrderedJson& msg) {
-    return msg.contains("role") && msg["role"].is_string() ? msg["role"].get<std::string>() : "";
+    std::string role = msg.contains("role") && msg["role"].is_string() ? msg["role"].get<std::string>() : "";
+    for (char& c : role) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return role;
 }
 
 int find_last_user_index(const OrderedJson& messages) {

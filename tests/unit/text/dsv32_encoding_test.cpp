@@ -248,6 +248,11 @@ TEST(Dsv32Encoding, DeveloperRoleAndResponseFormat) {
               "reply:\n{\"type\": \"json_object\"}<｜User｜>\n\n# The user's message is: find it<｜Assistant｜><think>");
 }
 
+TEST(Dsv32Encoding, RolesAreCaseInsensitive) {
+    auto messages = parse(R"([{"role":"System","content":"S"},{"role":"USER","content":"x"}])");
+    EXPECT_EQ(encode_ok(messages, nullptr, Dsv32Options{}), "<｜begin▁of▁sentence｜>S<｜User｜>x<｜Assistant｜></think>");
+}
+
 TEST(Dsv32Encoding, NoBosOption) {
     Dsv32Options options;
     options.add_bos = false;
@@ -267,6 +272,7 @@ TEST(Dsv32Encoding, Errors) {
     expect_invalid(R"([{"role":"user","content":"x"},{"role":"assistant","content":"a","tool_calls":[{"function":{"name":"f","arguments":"{}"}}]},
         {"role":"tool","content":"r1"},{"role":"tool","content":"r2"}])", Mode::kChat, "No tool calls");
     expect_invalid(R"([{"role":"wizard","content":"x"}])", Mode::kChat, "unknown message role");
+    expect_invalid(R"([{"role":"latest_reminder","content":"x"}])", Mode::kChat, "unknown message role");
     expect_invalid(R"([{"role":"developer","content":""}])", Mode::kChat, "developer");
     expect_invalid(R"([{"role":"user","content":"x"},{"role":"assistant","content":"a"}])", Mode::kThinking,
                    "reasoning_content or tool_calls");
