@@ -1,0 +1,187 @@
+// CudaBackend construction, the process-wide allocator hook, host/device copies, the checks shared by the ops,
+// the parameter and copy caches, and the ops not implemented on the GPU yet (they abort with their name).
+#include <cstring>
+
+#include "backend/cuda/allocator.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+#include "tensor/numeric.h"
+
+namespace dsa::backend {
+
+int cuda_device_count() {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(const Numerics& numerics, int device) {
+    return std::make_unique<cuda::CudaBackend>(numerics, device);
+}
+
+namespace cuda {
+
+void cuda_call_failed(const char* call, cudaError_t err, const char* file, int line) {
+    detail::check_failed(file, line,
+                         std::string("CUDA call failed: ") + call + ": " + cudaGetErrorName(err) + " (" +
+                             cudaGetErrorString(err) + ")");
+}
+
+namespace {
+
+[[noreturn]] void not_implemented(const char* op) {
+    detail::check_failed(__FILE__, __LINE__, std::string("not implemented on the CUDA backend yet: ") + op);
+}
+
+}  // namespace
+
+void check_device_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what) {
+    DSA_CHECK(t.defined()) << what << " is undefined";
+    DSA_CHECK(t.device() == Device::kCUDA) << what << " is not a CUDA tensor";
+    DSA_CHECK(t.is_contiguous()) << what << " is not contiguous";
+    DSA_CHECK(t.dtype() == dt) << what << " has dtype " << dtype_name(t.dtype()) << ", expected " << dtype_name(dt);
+    DSA_CHECK_EQ(static_cast<size_t>(t.ndim()), shape.size()) << what << " " << shape_to_string(t.shape());
+    int i = 0;
+    for (int64_t d : shape) {
+        DSA_CHECK(d < 0 || t.dim(i) == d) << what << " " << shape_to_string(t.shape()) << ": dim " << i
+                                          << " should be " << d;
+        ++i;
+    }
+}
+
+void check_activation(const Tensor& t, const char* what) {
+    DSA_CHECK(t.defined() && t.ndim() >= 1) << what << " is undefined or 0-d";
+    DSA_CHECK(t.device() == Device::kCUDA && t.is_contiguous()) << what << " must be a contiguous CUDA tensor";
+    DSA_CHECK(t.dtype() == DType::kBF16) << what << " dtype " << dtype_name(t.dtype()) << ", expected BF16";
+}
+
+CudaBackend::CudaBackend(const Numerics& numerics, int device) : numerics_(numerics), device_(device) {
+    DSA_CHECK(numerics.round_activations_to_bf16)
+        << "the CUDA backend stores activations in BF16: Numerics with round_activations_to_bf16 = false "
+           "(FP32 parity numerics) run on the CPU backend only";
+    const int count = cuda_device_count();
+    DSA_CHECK(device >= 0 && device < count) << "CUDA device " << device << " requested, " << count << " present";
+    DSA_CUDA_CHECK(cudaSetDevice(device));
+    CachingAllocator& alloc = CachingAllocator::instance(device);
+    set_device_allocator(DeviceAllocator{[&alloc](size_t n) { return alloc.alloc(n); },
+                                         [&alloc](void* p) { alloc.free(p); }});
+    // A blocking stream: ordered with legacy-default-stream work (allocator poisoning, synchronous copies).
+    DSA_CUDA_CHECK(cudaStreamCreate(&stream_));
+    gemm_ = std::make_unique<LtGemm>(stream_);
+}
+
+CudaBackend::~CudaBackend() {
+    cudaStreamSynchronize(stream_);
+    weights_.clear();
+    copies_.clear();
+    widened_.clear();
+    gemm_.reset();
+    cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::synchronize() { DSA_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+void CudaBackend::set_poison_allocations(bool on) { CachingAllocator::instance(device_).set_poison(on); }
+
+Tensor CudaBackend::to_device(const Tensor& host) {
+    DSA_CHECK(host.defined() && host.device() == Device::kCPU) << "to_device expects a host tensor";
+    DSA_CHECK(host.is_contiguous()) << "to_device of a non-contiguous tensor " << host.name();
+    Tensor t = Tensor::empty(host.shape(), host.dtype(), Device::kCUDA, host.name());
+    if (host.nbytes() > 0) {
+        DSA_CUDA_CHECK(cudaMemcpyAsync(t.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice, stream_));
+        synchronize();  // the caller may free or reuse the host buffer as soon as we return
+    }
+    return t;
+}
+
+Tensor CudaBackend::to_host(const Tensor& t) {
+    DSA_CHECK(t.defined() && t.device() == Device::kCUDA) << "to_host expects a CUDA tensor";
+    DSA_CHECK(t.is_contiguous()) << "to_host of a non-contiguous tensor " << t.name();
+    Tensor h = Tensor::empty(t.shape(), t.dtype(), Device::kCPU, t.name());
+    if (t.nbytes() > 0) {
+        DSA_CUDA_CHECK(cudaMemcpyAsync(h.raw_data(), t.raw_data(), t.nbytes(), cudaMemcpyDeviceToHost, stream_));
+    }
+    synchronize();
+    return h;
+}
+
+Tensor CudaBackend::cached_device_copy(const Tensor& t) {
+    DSA_CHECK(t.defined() && t.is_contiguous()) << "cached_device_copy of " << t.name();
+    if (t.device() == Device::kCUDA) return t;
+    const void* key = t.raw_data();
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = copies_.find(key);
+        if (it != copies_.end() && it->second.first.shape() == t.shape() && it->second.first.dtype() == t.dtype()) {
+            return it->second.second;
+        }
+    }
+    Tensor d = to_device(t);
+    std::lock_guard<std::mutex> lock(mu_);
+    copies_[key] = {t, d};
+    return d;
+}
+
+Tensor CudaBackend::param_f32(const Tensor& t, int64_t n, const char* what) {
+    DSA_CHECK(t.defined() && t.is_contiguous()) << what << " is undefined or not contiguous";
+    DSA_CHECK(t.dtype() == DType::kF32 || t.dtype() == DType::kBF16) << what << " dtype " << dtype_name(t.dtype());
+    DSA_CHECK(t.ndim() == 1 && t.dim(0) == n) << what << " " << shape_to_string(t.shape()) << ", expected [" << n
+                                              << "]";
+    if (t.dtype() == DType::kF32) return cached_device_copy(t);
+    if (t.device() == Device::kCPU) {
+        // Widen on the host once; cache under the bf16 tensor's address.
+        const void* key = t.raw_data();
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto it = widened_.find(key);
+            if (it != widened_.end() && it->second.first.shape() == t.shape()) return it->second.second;
+        }
+        Tensor f = Tensor::empty({n}, DType::kF32, Device::kCPU, t.name());
+        for (int64_t i = 0; i < n; ++i) f.data<float>()[i] = bf16_to_f32(t.data<uint16_t>()[i]);
+        Tensor d = to_device(f);
+        std::lock_guard<std::mutex> lock(mu_);
+        widened_[key] = {t, d};
+        return d;
+    }
+    Tensor f = Tensor::empty({n}, DType::kF32, Device::kCUDA, t.name());
+    launch_bf16_to_f32({t.data<uint16_t>(), f.data<float>(), n}, stream_);
+    return f;
+}
+
+Tensor CudaBackend::device_indices(const Tensor& t, int64_t limit, const char* what) {
+    DSA_CHECK(t.defined() && t.is_contiguous() && t.dtype() == DType::kI32) << what << " must be contiguous i32";
+    if (t.device() == Device::kCUDA) return t;  // range-checked in the kernel (a trap aborts the process)
+    for (int64_t i = 0; i < t.numel(); ++i) {
+        const int32_t v = t.data<int32_t>()[i];
+        DSA_CHECK(v >= 0 && v < limit) << what << "[" << i << "] = " << v << " outside [0, " << limit << ")";
+    }
+    return to_device(t);
+}
+
+// ---- not implemented on the GPU yet ----
+void CudaBackend::mla_kv_write(const MlaKvWriteParams&) { not_implemented("mla_kv_write"); }
+Tensor CudaBackend::mla_kv_read(const MlaKvStore&, const Tensor&) { not_implemented("mla_kv_read"); }
+Tensor CudaBackend::mla_absorb_q(const Tensor&, const LinearWeight&, const MlaHeadDims&) {
+    not_implemented("mla_absorb_q");
+}
+Tensor CudaBackend::mla_absorb_o(const Tensor&, const LinearWeight&, const MlaHeadDims&) {
+    not_implemented("mla_absorb_o");
+}
+MlaExpandedKv CudaBackend::mla_expand_kv(const Tensor&, const LinearWeight&, const MlaHeadDims&) {
+    not_implemented("mla_expand_kv");
+}
+Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams&) { not_implemented("mla_sparse_attention"); }
+Tensor CudaBackend::mla_dense_attention(const MlaDenseParams&) { not_implemented("mla_dense_attention"); }
+void CudaBackend::indexer_k_write(const IndexerKWriteParams&) { not_implemented("indexer_k_write"); }
+IndexerTopkResult CudaBackend::indexer_topk(const IndexerTopkParams&) { not_implemented("indexer_topk"); }
+IndexerTopkResult CudaBackend::causal_indices(const CausalIndicesParams&) { not_implemented("causal_indices"); }
+RouterResult CudaBackend::moe_route(const RouterParams&) { not_implemented("moe_route"); }
+Tensor CudaBackend::moe_experts(const MoeParams&) { not_implemented("moe_experts"); }
+
+}  // namespace cuda
+}  // namespace dsa::backend

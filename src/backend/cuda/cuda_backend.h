@@ -1,0 +1,22 @@
+// The CUDA backend (H200, sm_90a): a Backend whose activations are BF16 device tensors. This header carries no
+// CUDA headers. Implemented on the GPU: to_device/to_host, embedding, rms_norm, add_rms_norm, layer_norm, add,
+// narrow_last, concat_last, make_rope_table/apply_rope, linear (BF16/F32 weights; FP8 128x128 block weights),
+// lm_head, dense_mlp. Every other op aborts with "not implemented on the CUDA backend yet: <op>":
+// mla_kv_write, mla_kv_read, mla_absorb_q, mla_absorb_o, mla_expand_kv, mla_sparse_attention,
+// mla_dense_attention, indexer_k_write, indexer_topk, causal_indices, moe_route, moe_experts.
+#pragma once
+
+#include <memory>
+
+#include "backend/backend.h"
+
+namespace dsa::backend {
+
+// Number of usable CUDA devices; 0 when there is no driver or no device (never aborts).
+int cuda_device_count();
+
+// A CUDA backend on `device`. Requires numerics.round_activations_to_bf16 (activations are stored as BF16).
+// Installs the process-wide Tensor device allocator (a caching allocator on that device).
+std::unique_ptr<Backend> make_cuda_backend(const Numerics& numerics, int device = 0);
+
+}  // namespace dsa::backend

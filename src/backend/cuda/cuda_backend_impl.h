@@ -1,0 +1,105 @@
+// CudaBackend: the class behind make_cuda_backend (cuda_backend.h), shared by its .cpp files, the op tests and
+// the kernel benchmarks. Activations are contiguous BF16 device tensors. Weights and parameter vectors may be
+// host tensors (uploaded once and cached per storage address, the source kept alive so the address is never
+// reused) or device tensors. Op families live in one file each: cuda_backend.cpp (memory, unimplemented ops),
+// norm_ops.cpp (embedding, norms, elementwise, copies, RoPE), linear_ops.cpp (linear, lm_head, dense_mlp).
+#pragma once
+
+#include <mutex>
+#include <unordered_map>
+
+#include <cuda_runtime_api.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/gemm.h"
+
+namespace dsa::backend::cuda {
+
+class CudaBackend final : public Backend {
+public:
+    CudaBackend(const Numerics& numerics, int device);
+    ~CudaBackend() override;
+
+    Device device() const override { return Device::kCUDA; }
+    const Numerics& numerics() const override { return numerics_; }
+    DType activation_dtype() const override { return DType::kBF16; }
+    // Raw byte copies: the dtype is kept (convert f32 activations to bf16 on the host first).
+    Tensor to_device(const Tensor& host) override;
+    Tensor to_host(const Tensor& t) override;
+
+    Tensor embedding(const Tensor& table, const Tensor& ids) override;
+    Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
+    Tensor add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps) override;
+    Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) override;
+    Tensor add(const Tensor& a, const Tensor& b) override;
+    Tensor narrow_last(const Tensor& x, int64_t begin, int64_t end) override;
+    Tensor concat_last(std::span<const Tensor> parts) override;
+
+    Tensor linear(const Tensor& x, const LinearWeight& w, LinearOutput out) override;
+    Tensor lm_head(const Tensor& x, const LinearWeight& head) override;
+
+    RopeTable make_rope_table(std::span<const float> inv_freq, int64_t max_positions) override;
+    void apply_rope(const RopeParams& p) override;
+
+    void mla_kv_write(const MlaKvWriteParams& p) override;
+    Tensor mla_kv_read(const MlaKvStore& store, const Tensor& slots) override;
+    Tensor mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
+    Tensor mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
+    MlaExpandedKv mla_expand_kv(const Tensor& latent, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
+    Tensor mla_sparse_attention(const MlaSparseParams& p) override;
+    Tensor mla_dense_attention(const MlaDenseParams& p) override;
+
+    void indexer_k_write(const IndexerKWriteParams& p) override;
+    IndexerTopkResult indexer_topk(const IndexerTopkParams& p) override;
+    IndexerTopkResult causal_indices(const CausalIndicesParams& p) override;
+
+    RouterResult moe_route(const RouterParams& p) override;
+    Tensor moe_experts(const MoeParams& p) override;
+    Tensor dense_mlp(const Tensor& x, const MlpWeights& w) override;
+
+    // ---- for tests and benchmarks ----
+    cudaStream_t stream() const { return stream_; }
+    LtGemm& gemm() { return *gemm_; }
+    void synchronize();
+    // Fill every new device allocation with NaN bytes (exposes outputs a kernel failed to write).
+    void set_poison_allocations(bool on);
+    // Which GEMM the last FP8-weight linear used (benchmarks print it).
+    enum class Fp8Path : uint8_t { kNone, kCublasBlockScaled, kDequantizedBf16 };
+    Fp8Path last_fp8_path() const { return last_fp8_path_; }
+
+private:
+    // A weight as the GEMMs use it (device memory).
+    struct DeviceWeight {
+        Tensor source;      // keeps the caller's tensor alive while its address is a cache key
+        Tensor w;           // [N, K] bf16 | f32 | e4m3 on the device
+        Tensor scales;      // e4m3 only: [ceil(N/128), LtGemm::w_scale_ld(K)] f32 (rows padded for cuBLASLt)
+        Tensor dequant;     // e4m3 only, made on first need: [N, K] bf16 = bf16(fp8 * scale) (fallback operand)
+    };
+    DeviceWeight& device_weight(const LinearWeight& w);
+    const Tensor& dequantized(DeviceWeight& dw);
+    // A [n] f32 device copy of a bf16/f32 parameter vector (host: cached; device f32: itself).
+    Tensor param_f32(const Tensor& t, int64_t n, const char* what);
+    // A device tensor with the same bytes (host: uploaded once and cached; device: itself).
+    Tensor cached_device_copy(const Tensor& t);
+    // A device i32 copy of index data (host data is range-checked against [0, limit) on the host first).
+    Tensor device_indices(const Tensor& t, int64_t limit, const char* what);
+    // y = x · w^T with the output dtype; act_quant applies DeepSeek act_quant to x for FP8 weights.
+    Tensor matmul(const Tensor& x, const LinearWeight& w, GemmOutput out, bool act_quant, const char* what);
+
+    Numerics numerics_;
+    int device_;
+    cudaStream_t stream_ = nullptr;
+    std::unique_ptr<LtGemm> gemm_;
+    Fp8Path last_fp8_path_ = Fp8Path::kNone;
+    std::mutex mu_;
+    std::unordered_map<const void*, DeviceWeight> weights_;
+    std::unordered_map<const void*, std::pair<Tensor, Tensor>> copies_;  // host address -> (source, device copy)
+    std::unordered_map<const void*, std::pair<Tensor, Tensor>> widened_;  // bf16 host param -> (source, f32 copy)
+};
+
+// Checks a contiguous device tensor of dtype `dt`; `shape` entries < 0 are not checked.
+void check_device_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what);
+// Checks a contiguous device bf16 tensor with at least one dim.
+void check_activation(const Tensor& t, const char* what);
+
+}  // namespace dsa::backend::cuda

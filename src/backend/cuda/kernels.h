@@ -1,0 +1,116 @@
+// Parameter structs and launchers of the CUDA backend's own kernels (DESIGN §6.2: one params struct per
+// kernel, each pointer with its shape and dtype). Launchers (in the .cu files) check sizes and launch on the
+// given stream; tensor-level checks (dtype, device, contiguity) are done by the op functions that call them.
+// bf16 data is passed as uint16_t bit patterns so this header needs no cuda_bf16.h.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace dsa::backend::cuda {
+
+// ---- embedding ----
+struct EmbeddingParams {
+    const void* table = nullptr;    // [vocab, dim] bf16 (table_f32 = false) or f32
+    const int32_t* ids = nullptr;   // [num_tokens] i32, each in [0, vocab)
+    uint16_t* out = nullptr;        // [num_tokens, dim] bf16
+    int64_t num_tokens = 0, dim = 0, vocab = 0;
+    bool table_f32 = false;
+};
+void launch_embedding(const EmbeddingParams& p, cudaStream_t stream);
+
+// ---- RMSNorm, optionally fused with the residual add ----
+// With delta: residual = bf16(residual + delta) in place (FP32 add), then out = bf16(w * r / rms(r)) of the
+// rounded residual. Without delta: out = bf16(w * x / rms(x)) with x = residual (read only).
+struct RmsNormParams {
+    uint16_t* residual = nullptr;   // [rows, dim] bf16; updated in place when delta != nullptr
+    const uint16_t* delta = nullptr;  // optional [rows, dim] bf16
+    const float* weight = nullptr;  // [dim] f32
+    uint16_t* out = nullptr;        // [rows, dim] bf16
+    int64_t rows = 0, dim = 0;
+    float eps = 1e-6f;
+};
+void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
+
+// ---- LayerNorm (biased variance, FP32 statistics) ----
+struct LayerNormParams {
+    const uint16_t* x = nullptr;    // [rows, dim] bf16
+    const float* weight = nullptr;  // [dim] f32
+    const float* bias = nullptr;    // [dim] f32
+    uint16_t* out = nullptr;        // [rows, dim] bf16
+    int64_t rows = 0, dim = 0;
+    float eps = 1e-6f;
+};
+void launch_layer_norm(const LayerNormParams& p, cudaStream_t stream);
+
+// ---- elementwise ----
+struct AddParams {
+    const uint16_t* a = nullptr;  // [n] bf16
+    const uint16_t* b = nullptr;  // [n] bf16
+    uint16_t* out = nullptr;      // [n] bf16 = bf16(a + b) with the add in FP32
+    int64_t n = 0;
+};
+void launch_add(const AddParams& p, cudaStream_t stream);
+
+// out = bf16(silu(gate) * up), silu(g) = g / (1 + exp(-g)) in FP32 (the SwiGLU product of the MLPs).
+struct SwigluParams {
+    const uint16_t* gate = nullptr;  // [n] bf16
+    const uint16_t* up = nullptr;    // [n] bf16
+    uint16_t* out = nullptr;         // [n] bf16
+    int64_t n = 0;
+};
+void launch_swiglu(const SwigluParams& p, cudaStream_t stream);
+
+struct Bf16ToF32Params {
+    const uint16_t* in = nullptr;  // [n] bf16
+    float* out = nullptr;          // [n] f32
+    int64_t n = 0;
+};
+void launch_bf16_to_f32(const Bf16ToF32Params& p, cudaStream_t stream);
+
+struct F32ToBf16Params {
+    const float* in = nullptr;  // [n] f32
+    uint16_t* out = nullptr;    // [n] bf16 (round to nearest even)
+    int64_t n = 0;
+};
+void launch_f32_to_bf16(const F32ToBf16Params& p, cudaStream_t stream);
+
+// ---- RoPE ----
+// Rotates dims [dim_offset, dim_offset + 2 * half) of every head in place:
+// (a, b) -> (bf16(a c - b s), bf16(a s + b c)), pairs (2i, 2i+1) when interleaved, else (i, i + half).
+struct RopeKernelParams {
+    uint16_t* x = nullptr;              // [num_tokens, num_heads, head_dim] bf16
+    const int32_t* positions = nullptr;  // [num_tokens] i32, each in [0, max_positions)
+    const float* cos = nullptr;          // [max_positions, half] f32
+    const float* sin = nullptr;          // [max_positions, half] f32
+    int64_t num_tokens = 0, num_heads = 0, head_dim = 0, dim_offset = 0, half = 0, max_positions = 0;
+    bool interleaved = true;
+};
+void launch_rope(const RopeKernelParams& p, cudaStream_t stream);
+
+// ---- FP8 (DeepSeek act_quant and block weights) ----
+// Per token per 128-column block: s = max(amax, 1e-4) / 448 (rounded up to a power of two with ue8m0),
+// q = e4m3(clamp(x / s, +-448)). Writes q and the scales in cuBLASLt's VEC128 layout
+// scales[kb * scale_ld + m] (M-major, scale_ld = rows rounded up to 4), and/or the dequantized value
+// bf16(fp8(q) * s) for the fallback path. The last block may be partial (cols % 128 != 0).
+struct ActQuantParams {
+    const uint16_t* x = nullptr;  // [rows, cols] bf16
+    uint8_t* q = nullptr;         // optional [rows, cols] e4m3
+    float* scales = nullptr;      // optional [ceil(cols/128), scale_ld] f32 (with q)
+    uint16_t* dequant = nullptr;  // optional [rows, cols] bf16
+    int64_t rows = 0, cols = 0, scale_ld = 0;
+    bool ue8m0 = false;
+};
+void launch_act_quant(const ActQuantParams& p, cudaStream_t stream);
+
+// W[n, k] = bf16(fp8(w8[n, k]) * scale_inv[n / 128, k / 128]): the once-dequantized BF16 copy of an FP8 weight.
+struct DequantWeightParams {
+    const uint8_t* w = nullptr;          // [rows, cols] e4m3
+    const float* scale_inv = nullptr;    // [ceil(rows/128), scale_ld] f32
+    uint16_t* out = nullptr;             // [rows, cols] bf16
+    int64_t rows = 0, cols = 0, scale_ld = 0;
+};
+void launch_dequant_weight(const DequantWeightParams& p, cudaStream_t stream);
+
+}  // namespace dsa::backend::cuda

@@ -1,0 +1,139 @@
+// CudaBackend linear, lm_head and dense_mlp. BF16 weights: cuBLASLt bf16 GEMM (FP32 accumulation). F32 weights:
+// x widened to f32, FP32 GEMM to f32 (rounded to bf16 for activation outputs). FP8 128x128 block weights:
+//  - Numerics::fp8_activation_quant on: x is act_quant-ed per token per 128 channels by one kernel and the
+//    GEMM is cuBLASLt's block-scaled FP8 (1x128 activation x 128x128 weight scales) where cuBLASLt returns a
+//    heuristic for the shape. FALLBACK where it does not (M = 1, for example): the act_quant kernel writes the
+//    dequantized activations bf16(fp8 * s) instead, and the GEMM is bf16 against a BF16 copy of the weight
+//    dequantized once (bf16(fp8 * scale), cached; 2 bytes per weight of extra memory, and the weight
+//    bandwidth of BF16, not FP8). The bf16 rounding of fp8 * scale is the only difference from the contract
+//    (exact when the scales are powers of two).
+//  - off (Numerics::bf16()): x is not quantized; bf16 GEMM against the same dequantized BF16 copy.
+// The decode-shape FP8 GEMM kernel of our own (KERNEL_NOTES §5.4) replaces both paths at small M later.
+#include <cstring>
+
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+
+namespace dsa::backend::cuda {
+
+CudaBackend::DeviceWeight& CudaBackend::device_weight(const LinearWeight& w) {
+    DSA_CHECK(w.defined() && w.weight.ndim() == 2 && w.weight.is_contiguous()) << "linear weight must be 2-d";
+    const DType dt = w.weight.dtype();
+    DSA_CHECK(dt == DType::kBF16 || dt == DType::kF32 || dt == DType::kF8E4M3)
+        << "unsupported weight dtype " << dtype_name(dt) << " (" << w.weight.name() << ")";
+    const void* key = w.weight.raw_data();
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = weights_.find(key);
+        if (it != weights_.end() && it->second.source.shape() == w.weight.shape() && it->second.source.dtype() == dt) {
+            return it->second;
+        }
+    }
+    DeviceWeight dw;
+    dw.source = w.weight;
+    dw.w = w.weight.device() == Device::kCUDA ? w.weight : to_device(w.weight);
+    if (dt == DType::kF8E4M3) {
+        const int64_t n = w.out_features(), k = w.in_features();
+        const int64_t nb = (n + 127) / 128, kb = (k + 127) / 128, ld = LtGemm::w_scale_ld(k);
+        DSA_CHECK(w.scale_inv.defined() && w.scale_inv.dtype() == DType::kF32 && w.scale_inv.ndim() == 2 &&
+                  w.scale_inv.dim(0) == nb && w.scale_inv.dim(1) == kb)
+            << "scale_inv of " << w.weight.name() << " must be f32 [" << nb << ", " << kb << "]";
+        Tensor host_scales = w.scale_inv.device() == Device::kCUDA ? to_host(w.scale_inv) : w.scale_inv;
+        // Row-padded copy in the layout cuBLASLt's BLK128x128 mode reads (K blocks padded to a multiple of 4).
+        Tensor padded = Tensor::zeros({nb, ld}, DType::kF32, Device::kCPU, w.weight.name() + ".scales");
+        for (int64_t r = 0; r < nb; ++r) {
+            std::memcpy(padded.data<float>() + r * ld, host_scales.data<float>() + r * kb, kb * sizeof(float));
+        }
+        dw.scales = to_device(padded);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    return weights_[key] = std::move(dw);
+}
+
+const Tensor& CudaBackend::dequantized(DeviceWeight& dw) {
+    if (!dw.dequant.defined()) {
+        const int64_t n = dw.w.dim(0), k = dw.w.dim(1);
+        dw.dequant = Tensor::empty({n, k}, DType::kBF16, Device::kCUDA, dw.source.name() + ".bf16");
+        launch_dequant_weight({dw.w.data<uint8_t>(), dw.scales.data<float>(), dw.dequant.data<uint16_t>(), n, k,
+                               dw.scales.dim(1)},
+                              stream_);
+    }
+    return dw.dequant;
+}
+
+Tensor CudaBackend::matmul(const Tensor& x, const LinearWeight& w, GemmOutput out, bool act_quant, const char* what) {
+    DSA_CHECK(w.defined()) << what << " with an undefined weight";
+    const int64_t k = w.in_features(), n = w.out_features();
+    check_device_tensor(x, DType::kBF16, {-1, k}, what);
+    const int64_t m = x.dim(0);
+    DeviceWeight& dw = device_weight(w);
+    Tensor y = Tensor::empty({m, n}, out == GemmOutput::kBF16 ? DType::kBF16 : DType::kF32, Device::kCUDA,
+                             w.weight.name() + ".out");
+    if (m == 0) return y;
+    switch (dw.w.dtype()) {
+        case DType::kBF16:
+            gemm_->bf16(x.raw_data(), dw.w.raw_data(), y.raw_data(), out, m, n, k);
+            break;
+        case DType::kF32: {
+            Tensor xf = Tensor::empty({m, k}, DType::kF32, Device::kCUDA, "x.f32");
+            launch_bf16_to_f32({x.data<uint16_t>(), xf.data<float>(), m * k}, stream_);
+            if (out == GemmOutput::kF32) {
+                gemm_->f32(xf.raw_data(), dw.w.raw_data(), y.raw_data(), m, n, k);
+            } else {
+                Tensor yf = Tensor::empty({m, n}, DType::kF32, Device::kCUDA, "y.f32");
+                gemm_->f32(xf.raw_data(), dw.w.raw_data(), yf.raw_data(), m, n, k);
+                launch_f32_to_bf16({yf.data<float>(), y.data<uint16_t>(), m * n}, stream_);
+            }
+            break;
+        }
+        case DType::kF8E4M3: {
+            const bool ue8m0 = numerics_.ue8m0_scales;
+            if (act_quant && gemm_->fp8_block_supported(out, m, n, k)) {
+                const int64_t ld = LtGemm::x_scale_ld(m);
+                Tensor xq = Tensor::empty({m, k}, DType::kF8E4M3, Device::kCUDA, "x.fp8");
+                Tensor xs = Tensor::empty({(k + 127) / 128, ld}, DType::kF32, Device::kCUDA, "x.scales");
+                launch_act_quant({x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, k, ld, ue8m0},
+                                 stream_);
+                gemm_->fp8_block(xq.raw_data(), xs.data<float>(), dw.w.raw_data(), dw.scales.data<float>(),
+                                 y.raw_data(), out, m, n, k);
+                last_fp8_path_ = Fp8Path::kCublasBlockScaled;
+            } else {
+                Tensor xin = x;
+                if (act_quant) {
+                    xin = Tensor::empty({m, k}, DType::kBF16, Device::kCUDA, "x.act_quant");
+                    launch_act_quant({x.data<uint16_t>(), nullptr, nullptr, xin.data<uint16_t>(), m, k, 0, ue8m0},
+                                     stream_);
+                }
+                gemm_->bf16(xin.raw_data(), dequantized(dw).raw_data(), y.raw_data(), out, m, n, k);
+                last_fp8_path_ = Fp8Path::kDequantizedBf16;
+            }
+            break;
+        }
+        default:
+            DSA_CHECK(false) << "unreachable weight dtype";
+    }
+    return y;
+}
+
+Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w, LinearOutput out_kind) {
+    const GemmOutput out = out_kind == LinearOutput::kActivation ? GemmOutput::kBF16 : GemmOutput::kF32;
+    return matmul(x, w, out, numerics_.fp8_activation_quant, "linear x");
+}
+
+Tensor CudaBackend::lm_head(const Tensor& x, const LinearWeight& head) {
+    return matmul(x, head, GemmOutput::kF32, /*act_quant=*/false, "lm_head x");
+}
+
+Tensor CudaBackend::dense_mlp(const Tensor& x, const MlpWeights& w) {
+    DSA_CHECK(w.gate.defined() && w.up.defined() && w.down.defined()) << "MLP weights";
+    DSA_CHECK(w.gate.out_features() == w.up.out_features() && w.down.in_features() == w.gate.out_features())
+        << "MLP widths " << w.gate.out_features() << "/" << w.up.out_features() << "/" << w.down.in_features();
+    Tensor g = linear(x, w.gate, LinearOutput::kActivation);
+    Tensor u = linear(x, w.up, LinearOutput::kActivation);
+    Tensor h = Tensor::empty(g.shape(), DType::kBF16, Device::kCUDA, "mlp.h");
+    launch_swiglu({g.data<uint16_t>(), u.data<uint16_t>(), h.data<uint16_t>(), g.numel()}, stream_);
+    return linear(h, w.down, LinearOutput::kActivation);
+}
+
+}  // namespace dsa::backend::cuda

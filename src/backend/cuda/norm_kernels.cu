@@ -1,0 +1,100 @@
+// RMSNorm (plain and fused with the residual add) and LayerNorm: one block per row, FP32 statistics, one bf16
+// rounding per output, as in the CPU reference. The fused add writes the bf16-rounded residual and normalizes
+// that rounded value (the value the reference feeds the norm). Two passes over the row: the second re-reads
+// what this same thread read or wrote in the first (an L1/L2 hit at the model's row widths).
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace dsa::backend::cuda {
+namespace {
+
+template <int VEC>
+__global__ void rms_norm_kernel(RmsNormParams p) {
+    const int64_t row = blockIdx.x;
+    uint16_t* r = p.residual + row * p.dim;
+    const uint16_t* d = p.delta ? p.delta + row * p.dim : nullptr;
+    uint16_t* y = p.out + row * p.dim;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
+        float v[VEC];
+        load_bf16<VEC>(r + i, v);
+        if (d != nullptr) {
+            float dv[VEC];
+            load_bf16<VEC>(d + i, dv);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) v[j] = round_bf16(v[j] + dv[j]);
+            store_bf16<VEC>(r + i, v);
+        }
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) ss += v[j] * v[j];
+    }
+    ss = block_sum(ss);
+    const float inv = 1.0f / sqrtf(ss / static_cast<float>(p.dim) + p.eps);
+    for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
+        float v[VEC];
+        load_bf16<VEC>(r + i, v);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) v[j] = p.weight[i + j] * (v[j] * inv);
+        store_bf16<VEC>(y + i, v);
+    }
+}
+
+template <int VEC>
+__global__ void layer_norm_kernel(LayerNormParams p) {
+    const int64_t row = blockIdx.x;
+    const uint16_t* x = p.x + row * p.dim;
+    uint16_t* y = p.out + row * p.dim;
+    float s = 0.0f;
+    for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
+        float v[VEC];
+        load_bf16<VEC>(x + i, v);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) s += v[j];
+    }
+    const float mean = block_sum(s) / static_cast<float>(p.dim);
+    float var = 0.0f;
+    for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
+        float v[VEC];
+        load_bf16<VEC>(x + i, v);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) var += (v[j] - mean) * (v[j] - mean);
+    }
+    const float inv = 1.0f / sqrtf(block_sum(var) / static_cast<float>(p.dim) + p.eps);
+    for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
+        float v[VEC];
+        load_bf16<VEC>(x + i, v);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) v[j] = (v[j] - mean) * inv * p.weight[i + j] + p.bias[i + j];
+        store_bf16<VEC>(y + i, v);
+    }
+}
+
+// Threads per row: enough for one 8-wide access each, a multiple of 32, at most 1024.
+int row_threads(int64_t dim, int vec) {
+    int64_t t = (dim / vec + 31) / 32 * 32;
+    return static_cast<int>(t < 32 ? 32 : (t > 1024 ? 1024 : t));
+}
+
+}  // namespace
+
+void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
+    if (p.rows == 0) return;
+    const bool vec = p.dim % 8 == 0 && host::aligned16(p.residual) && host::aligned16(p.out) &&
+                     (p.delta == nullptr || host::aligned16(p.delta));
+    const dim3 grid(static_cast<unsigned>(p.rows));
+    if (vec) rms_norm_kernel<8><<<grid, row_threads(p.dim, 8), 0, stream>>>(p);
+    else rms_norm_kernel<1><<<grid, row_threads(p.dim, 1), 0, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(rms_norm_kernel);
+}
+
+void launch_layer_norm(const LayerNormParams& p, cudaStream_t stream) {
+    if (p.rows == 0) return;
+    const bool vec = p.dim % 8 == 0 && host::aligned16(p.x) && host::aligned16(p.out);
+    const dim3 grid(static_cast<unsigned>(p.rows));
+    if (vec) layer_norm_kernel<8><<<grid, row_threads(p.dim, 8), 0, stream>>>(p);
+    else layer_norm_kernel<1><<<grid, row_threads(p.dim, 1), 0, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(layer_norm_kernel);
+}
+
+}  // namespace dsa::backend::cuda

@@ -1,0 +1,124 @@
+// CUDA vs CPU for linear (BF16, F32 and FP8 128x128 block weights), lm_head and dense_mlp at DeepSeek-V3.2
+// shapes: q_a 1536x7168, kv_a 576x7168, fused x-GEMM 2112x7168, q_b 24576x1536, o-like 7168x2048, 2048x7168,
+// shared expert 2048x7168. Tolerances (relative L2): bf16 output 3e-3 (FP32 accumulation in another order, then
+// one bf16 rounding); f32 output 1e-4; FP8 weights 1e-2 (the CUDA fallback GEMM rounds fp8 * scale to bf16;
+// the block-scaled cuBLASLt path is exact up to summation order); dense_mlp with act_quant 2e-2 (the down
+// projection re-quantizes h to e4m3: an upstream difference of ~3e-3 flips some roundings by one fp8 step,
+// 2^-3 relative; measured 1.1e-2 at M = 1 on the H200). The FP8 path used is printed.
+#include "ops_test_util.h"
+
+namespace dsa::backend::testing {
+namespace {
+
+using LinearTest = CudaVsCpuTest;
+
+const char* path_name(cuda::CudaBackend::Fp8Path p) {
+    switch (p) {
+        case cuda::CudaBackend::Fp8Path::kCublasBlockScaled: return "cublasLt-block-scaled-fp8";
+        case cuda::CudaBackend::Fp8Path::kDequantizedBf16: return "dequantized-bf16-fallback";
+        default: return "none";
+    }
+}
+
+struct Shape2 {
+    int64_t n, k;
+};
+constexpr Shape2 kModelShapes[] = {{2112, 7168}, {24576, 1536}, {7168, 2048}, {2048, 7168}, {576, 7168}};
+
+TEST_F(LinearTest, Bf16Weights) {
+    for (const Shape2& s : kModelShapes) {
+        LinearWeight w = random_bf16_weight(s.n, s.k, rng_);
+        for (int64_t m : {1, 33}) {
+            Tensor x = random_act({m, s.k}, rng_);
+            const std::string what = "linear bf16 M=" + std::to_string(m) + " N=" + std::to_string(s.n) +
+                                     " K=" + std::to_string(s.k);
+            expect_close(what, down(gpu_->linear(up(x), w, LinearOutput::kActivation)),
+                         cpu_->linear(x, w, LinearOutput::kActivation), 3e-3);
+        }
+    }
+    // F32 output (the indexer's weights_proj: 64 x 7168, kept in FP32).
+    LinearWeight wp = random_bf16_weight(64, 7168, rng_);
+    Tensor x = random_act({9, 7168}, rng_);
+    Tensor got = gpu_->linear(up(x), wp, LinearOutput::kF32);
+    EXPECT_EQ(got.dtype(), DType::kF32);
+    expect_close("linear bf16->f32 weights_proj", down(got), cpu_->linear(x, wp, LinearOutput::kF32), 1e-4);
+}
+
+TEST_F(LinearTest, F32Weights) {
+    LinearWeight w{random_act({576, 7168}, rng_, 0.02f), {}};
+    w.weight.data<float>()[0] = 0.0123456789f;  // not on the bf16 grid: the f32 path must keep it
+    Tensor x = random_act({5, 7168}, rng_);
+    expect_close("linear f32 weight 576x7168", down(gpu_->linear(up(x), w, LinearOutput::kActivation)),
+                 cpu_->linear(x, w, LinearOutput::kActivation), 3e-3);
+    expect_close("linear f32 weight ->f32", down(gpu_->linear(up(x), w, LinearOutput::kF32)),
+                 cpu_->linear(x, w, LinearOutput::kF32), 1e-4);
+}
+
+// FP8 weights under three numerics: bf16 (no activation quantization), and DeepSeek act_quant with and
+// without power-of-two (UE8M0) scales.
+TEST_F(LinearTest, Fp8BlockWeights) {
+    const Numerics act_quant_ue8m0{.round_activations_to_bf16 = true, .fp8_activation_quant = true,
+                                   .ue8m0_scales = true};
+    const Numerics act_quant_f32{.round_activations_to_bf16 = true, .fp8_activation_quant = true,
+                                 .ue8m0_scales = false};
+    struct Mode {
+        const char* name;
+        Numerics numerics;
+    };
+    for (const Mode& mode : {Mode{"bf16-numerics", Numerics::bf16()}, Mode{"act_quant-ue8m0", act_quant_ue8m0},
+                             Mode{"act_quant-f32-scales", act_quant_f32}}) {
+        make(mode.numerics);
+        for (const Shape2& s : kModelShapes) {
+            LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
+            for (int64_t m : {1, 64}) {
+                Tensor x = random_act({m, s.k}, rng_, 2.0f);
+                Tensor got = down(gpu_->linear(up(x), w, LinearOutput::kActivation));
+                const std::string what = std::string("linear fp8 ") + mode.name + " M=" + std::to_string(m) +
+                                         " N=" + std::to_string(s.n) + " K=" + std::to_string(s.k) + " via " +
+                                         path_name(cuda().last_fp8_path());
+                expect_close(what, got, cpu_->linear(x, w, LinearOutput::kActivation), 1e-2);
+            }
+        }
+    }
+    // A prefill-sized M on one shape (cuBLASLt's block-scaled path is expected here).
+    make(act_quant_ue8m0);
+    LinearWeight w = random_fp8_weight(7168, 2048, rng_);
+    Tensor x = random_act({256, 2048}, rng_, 2.0f);
+    Tensor got = down(gpu_->linear(up(x), w, LinearOutput::kActivation));
+    expect_close(std::string("linear fp8 act_quant-ue8m0 M=256 N=7168 K=2048 via ") +
+                     path_name(cuda().last_fp8_path()),
+                 got, cpu_->linear(x, w, LinearOutput::kActivation), 1e-2);
+}
+
+TEST_F(LinearTest, LmHead) {
+    LinearWeight head = random_bf16_weight(16384, 7168, rng_);
+    Tensor x = random_act({3, 7168}, rng_);
+    Tensor got = gpu_->lm_head(up(x), head);
+    EXPECT_EQ(got.dtype(), DType::kF32);
+    expect_close("lm_head 16384x7168 (f32 logits)", down(got), cpu_->lm_head(x, head), 1e-4);
+}
+
+TEST_F(LinearTest, DenseMlpSharedExpert) {
+    const Numerics act_quant_ue8m0{.round_activations_to_bf16 = true, .fp8_activation_quant = true,
+                                   .ue8m0_scales = true};
+    for (const Numerics& n : {Numerics::bf16(), act_quant_ue8m0}) {
+        make(n);
+        MlpWeights w{random_fp8_weight(2048, 7168, rng_), random_fp8_weight(2048, 7168, rng_),
+                     random_fp8_weight(7168, 2048, rng_)};
+        for (int64_t m : {1, 16}) {
+            Tensor x = random_act({m, 7168}, rng_);
+            expect_close(std::string("dense_mlp fp8 D=7168 F=2048 ") +
+                             (n.fp8_activation_quant ? "act_quant" : "bf16-numerics") + " M=" + std::to_string(m),
+                         down(gpu_->dense_mlp(up(x), w)), cpu_->dense_mlp(x, w), n.fp8_activation_quant ? 2e-2 : 1e-2);
+        }
+    }
+    // BF16 weights (the dense layers of a BF16 checkpoint).
+    make(Numerics::bf16());
+    MlpWeights wb{random_bf16_weight(2048, 7168, rng_), random_bf16_weight(2048, 7168, rng_),
+                  random_bf16_weight(7168, 2048, rng_)};
+    Tensor x = random_act({4, 7168}, rng_);
+    expect_close("dense_mlp bf16 D=7168 F=2048 M=4", down(gpu_->dense_mlp(up(x), wb)), cpu_->dense_mlp(x, wb), 3e-3);
+}
+
+}  // namespace
+}  // namespace dsa::backend::testing
