@@ -45,7 +45,7 @@ grep -E "tests passed|tests failed|\[ metric \]|FAILED|SKIPPED" "$out/ctest.log"
 
 if [[ "${DSA_GPU_SANITIZER:-0}" == 1 ]] && command -v compute-sanitizer > /dev/null; then
     start=$(date +%s)
-    compute-sanitizer --tool memcheck --error-exitcode 3 "$build/tests/backend/ops/backend_ops" \
+    timeout 120 compute-sanitizer --tool memcheck --error-exitcode 3 "$build/tests/backend/ops/backend_ops" \
         --gtest_filter='OpsTest.*:-*Unimplemented*' > "$out/sanitizer.log" 2>&1
     note "compute-sanitizer memcheck (OpsTest.*): rc=$? in $(( $(date +%s) - start )) s"
 fi
