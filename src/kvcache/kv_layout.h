@@ -1,8 +1,8 @@
-// Byte sizes of the two KV stores kvcache allocates: the MLA latent store (one row per token slot) and the
-// paged indexer key store (one row per page). backend/kv_layout.h defines the same layouts for the ops; kvcache
-// cannot include backend, so the numbers are repeated here and BOTH FILES MUST AGREE (the static_asserts below
-// pin the values the kernels require). Slot s lives at latent row s and at indexer page s / page_size, row
-// s % page_size: one slot space for both stores.
+// What kvcache needs to know about the two KV stores it allocates: their formats and byte sizes, nothing of
+// their inner layout (backend/kv_layout.h owns that: scale and rope offsets, paged indexer layout). kvcache
+// cannot include backend, so the byte sizes are repeated here; engine/model_runner.cpp maps backend formats
+// to these and static_asserts that every size agrees with backend's, so the two cannot drift. Slot s lives at
+// latent row s and at indexer page s / page_size, row s % page_size: one slot space for both stores.
 #pragma once
 
 #include <cstdint>
@@ -12,50 +12,25 @@ namespace dsa::kvcache {
 // Tokens per page. DeepGEMM's paged indexer kernel and FlashMLA's FP8 sparse decode require 64 on Hopper.
 constexpr int kDefaultPageSize = 64;
 
-// ---- MLA latent: per token c_kv (512, after kv_a_layernorm) and k_pe (64, after RoPE). ----
-constexpr int64_t kMlaLatentDim = 512;
-constexpr int64_t kMlaRopeDim = 64;
-constexpr int64_t kMlaKvDim = kMlaLatentDim + kMlaRopeDim;  // 576
-
+// MLA latent store: one row per token slot (c_kv 512 + k_pe 64 values).
 enum class MlaKvFormat : uint8_t {
-    kF32,   // [576 f32] = 2304 B: exact, for the FP32 reference backend
-    kBF16,  // [576 bf16] = 1152 B: c_kv then k_pe
-    kFp8,   // 656 B: [512 e4m3 c_kv | 4 f32 tile scales | 64 bf16 k_pe] (FlashMLA "V32_FP8Sparse")
+    kF32,   // 2304 B: 576 f32 (the FP32 reference backend)
+    kBF16,  // 1152 B: 576 bf16
+    kFp8,   // 656 B: FlashMLA "V32_FP8Sparse" (512 e4m3 + 4 f32 scales + 64 bf16)
 };
 
-constexpr int64_t kMlaF32BytesPerToken = kMlaKvDim * 4;   // 2304
-constexpr int64_t kMlaBf16BytesPerToken = kMlaKvDim * 2;  // 1152
-constexpr int64_t kMlaFp8BytesPerToken = 656;
-constexpr int64_t kMlaFp8ScaleOffset = 512;  // 4 x f32, tile j dequantizes c_kv[128j, 128j + 128)
-constexpr int64_t kMlaFp8RopeOffset = 528;   // 64 x bf16 k_pe
-static_assert(kMlaFp8RopeOffset == kMlaFp8ScaleOffset + 4 * 4);
-static_assert(kMlaFp8BytesPerToken == kMlaFp8RopeOffset + kMlaRopeDim * 2);
-static_assert(kMlaBf16BytesPerToken == 1152);
-
 constexpr int64_t mla_bytes_per_token(MlaKvFormat f) {
-    return f == MlaKvFormat::kF32    ? kMlaF32BytesPerToken
-           : f == MlaKvFormat::kBF16 ? kMlaBf16BytesPerToken
-                                     : kMlaFp8BytesPerToken;
+    return f == MlaKvFormat::kF32 ? 2304 : f == MlaKvFormat::kBF16 ? 1152 : 656;
 }
 const char* mla_kv_format_name(MlaKvFormat f);
 
-// ---- Indexer keys: per token k^I (128) after LayerNorm -> RoPE -> Hadamard -> FP8, plus its f32 scale. ----
-constexpr int64_t kIndexerHeadDim = 128;
-
+// Indexer key store: paged, page_size rows of one key (128 values) each.
 enum class IndexerKeyFormat : uint8_t {
-    kFp8,  // page = [page_size x 128 e4m3 | page_size x f32 scale]: 132 B per token, 8448 B per 64-token page
-    kF32,  // page = [page_size x 128 f32]: 512 B per token (transformers numerics, no Hadamard / FP8)
+    kFp8,  // 132 B per token (128 e4m3 + 1 f32 scale): 8448 B per 64-token page (DeepGEMM paged layout)
+    kF32,  // 512 B per token (128 f32): 32768 B per 64-token page (transformers numerics)
 };
 
-constexpr int64_t kIndexerFp8BytesPerToken = kIndexerHeadDim + 4;                      // 132
-constexpr int64_t kIndexerF32BytesPerToken = kIndexerHeadDim * 4;                      // 512
-constexpr int64_t kIndexerFp8PageBytes = kDefaultPageSize * kIndexerFp8BytesPerToken;  // 8448
-constexpr int64_t kIndexerFp8ScaleOffset = kDefaultPageSize * kIndexerHeadDim;         // 8192: scales after keys
-static_assert(kIndexerFp8PageBytes == 8448);
-
-constexpr int64_t indexer_bytes_per_token(IndexerKeyFormat f) {
-    return f == IndexerKeyFormat::kFp8 ? kIndexerFp8BytesPerToken : kIndexerF32BytesPerToken;
-}
+constexpr int64_t indexer_bytes_per_token(IndexerKeyFormat f) { return f == IndexerKeyFormat::kFp8 ? 132 : 512; }
 const char* indexer_key_format_name(IndexerKeyFormat f);
 
 // Slot of offset `offset` in page `page_id`: the index the sparse kernels and the cache writes take.
