@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 declare -A TARGETS=(
     [tokenizer]="fuzz/tokenizer_fuzz.cpp src/text/tokenizer*.cpp src/text/byte_level.cpp src/text/detokenizer.cpp src/base/*.cpp | -lpcre2-8 -lfmt"
     [parsers]="fuzz/parsers_fuzz.cpp src/parsers/*.cpp src/text/dsv32_encoding.cpp src/base/*.cpp | -lfmt"
+    [jinja]="fuzz/jinja_fuzz.cpp src/text/jinja/*.cpp src/base/*.cpp | -lfmt"
 )
 
 if [ $# -lt 2 ] || [ -z "${TARGETS[$1]+x}" ]; then

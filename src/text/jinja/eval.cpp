@@ -14,6 +14,7 @@ void throw_undefined(const Value& v) {
 }
 
 Value Interpreter::eval(const Expr& e) {
+    DepthGuard guard(this);
     try {
         return eval_node(e);
     } catch (JinjaError& err) {

@@ -49,6 +49,7 @@ Value f_select(Interpreter& in, const Value& v, CallArgs& a, bool by_attr, bool 
     Value attribute = by_attr ? a.get(0, "attribute") : Value::none();
     bool has_test = a.args.size() > first_test_arg;
     std::string test = has_test ? to_str(a.args[first_test_arg]) : "";
+    if (!v.truthy()) return Value::array();  // jinja2 iterates only a truthy input here
     CallArgs test_args;
     for (size_t i = first_test_arg + 1; i < a.args.size(); ++i) test_args.args.push_back(a.args[i]);
     Array out;
@@ -63,6 +64,7 @@ Value f_select(Interpreter& in, const Value& v, CallArgs& a, bool by_attr, bool 
 
 Value f_map(Interpreter& in, const Value& v, CallArgs& a) {
     Array out;
+    if (!v.truthy()) return Value::array();  // jinja2 iterates only a truthy input here
     bool by_attr = false;
     Value attribute, dflt = Value::undefined();
     for (const auto& [k, val] : a.kwargs) {

@@ -20,6 +20,7 @@ struct Limits {
     size_t max_items = 1u << 20;          // largest list or range() a template may build
     uint64_t max_loop_iterations = 10'000'000;
     int max_call_depth = 100;
+    int max_render_depth = 1500;  // nested statements + expressions being evaluated (bounds stack use)
 };
 
 class Interpreter {
@@ -46,6 +47,16 @@ public:
 
 private:
     enum class Flow { kNormal, kBreak, kContinue };
+    struct DepthGuard {
+        explicit DepthGuard(Interpreter* in) : in_(in) {
+            if (++in_->render_depth_ > in_->limits_.max_render_depth) {
+                --in_->render_depth_;
+                throw JinjaError("template evaluation nested too deeply");
+            }
+        }
+        ~DepthGuard() { --in_->render_depth_; }
+        Interpreter* in_;
+    };
     using Frame = std::unordered_map<std::string, Value>;
 
     // render.cpp
@@ -87,6 +98,7 @@ private:
     std::string* out_ = nullptr;
     uint64_t iterations_ = 0;
     int call_depth_ = 0;
+    int render_depth_ = 0;
 };
 
 // Helpers shared by the builtins.

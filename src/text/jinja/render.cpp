@@ -77,6 +77,7 @@ Interpreter::Flow Interpreter::render_body(const Body& body) {
 }
 
 Interpreter::Flow Interpreter::render_stmt(const Stmt& s) {
+    DepthGuard guard(this);
     try {
         Flow flow = Flow::kNormal;
         switch (s.kind) {

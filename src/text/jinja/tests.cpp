@@ -1,6 +1,7 @@
 // Builtin `is` tests (jinja2's tests.py): defined, none, string, number, mapping, sequence, iterable, even,
 // divisibleby, equalto, sameas, lower, upper, comparison aliases and more. Python's bool is a number and an
 // integer is not a bool: `true is number` holds, `true is integer` does not.
+#include <cmath>
 #include <unordered_map>
 
 #include "text/jinja/interpreter.h"
@@ -37,10 +38,15 @@ bool is_cased_as(const std::string& s, bool upper) {
 
 bool int_like(const Value& v) { return v.is_int() || v.is_bool(); }
 
-int64_t need_int(const Value& v, const char* test) {
+// Python `value % divisor == 0` for the even / odd / divisibleby tests.
+bool divisible(const Value& v, const Value& divisor, const char* test) {
     if (v.is_undefined()) throw_undefined(v);
-    if (!int_like(v)) throw JinjaError(std::string("'") + test + "' test needs an integer, got " + v.type_name());
-    return v.as_int();
+    if (!v.is_number() || !divisor.is_number()) {
+        throw JinjaError(std::string("'") + test + "' test needs numbers, got " + v.type_name() + " and " + divisor.type_name());
+    }
+    if (divisor.as_double() == 0) throw JinjaError("integer division or modulo by zero");
+    if (int_like(v) && int_like(divisor)) return divisor.as_int() == -1 || v.as_int() % divisor.as_int() == 0;
+    return std::fmod(v.as_double(), divisor.as_double()) == 0;
 }
 
 const std::unordered_map<std::string, Test>& tests() {
@@ -62,13 +68,14 @@ const std::unordered_map<std::string, Test>& tests() {
          }},
         {"callable", [](Interpreter&, const Value& v, CallArgs&) { return v.is_callable(); }},
         {"escaped", [](Interpreter&, const Value&, CallArgs&) { return false; }},
-        {"even", [](Interpreter&, const Value& v, CallArgs&) { return need_int(v, "even") % 2 == 0; }},
-        {"odd", [](Interpreter&, const Value& v, CallArgs&) { return need_int(v, "odd") % 2 != 0; }},
-        {"divisibleby", [](Interpreter&, const Value& v, CallArgs& a) {
-             int64_t d = need_int(arg0(a), "divisibleby");
-             if (d == 0) throw JinjaError("integer division or modulo by zero");
-             return need_int(v, "divisibleby") % d == 0;
+        {"even", [](Interpreter&, const Value& v, CallArgs&) { return divisible(v, Value(2), "even"); }},
+        {"odd", [](Interpreter&, const Value& v, CallArgs&) {
+             if (v.is_undefined()) throw_undefined(v);
+             if (!v.is_number()) throw JinjaError("'odd' test needs a number, got " + v.type_name());
+             return v.is_float() ? std::fmod(v.as_double(), 2.0) != 0 ? std::fabs(std::fmod(v.as_double(), 2.0)) == 1.0 : false
+                                 : v.as_int() % 2 != 0;
          }},
+        {"divisibleby", [](Interpreter&, const Value& v, CallArgs& a) { return divisible(v, arg0(a), "divisibleby"); }},
         {"lower", [](Interpreter&, const Value& v, CallArgs&) { return is_cased_as(to_str(v), /*upper=*/false); }},
         {"upper", [](Interpreter&, const Value& v, CallArgs&) { return is_cased_as(to_str(v), /*upper=*/true); }},
         {"sameas", [](Interpreter&, const Value& v, CallArgs& a) { return same_as(v, arg0(a)); }},
