@@ -24,11 +24,14 @@ uint64_t splitmix64(uint64_t x) {
     return x ^ (x >> 31);
 }
 
-// Indices sorted by value, largest first, lower id first on ties.
-std::vector<int32_t> order_desc(const std::vector<double>& v) {
+// The `n` indices of the largest values, largest first, lower id first on ties (O(V log n)).
+std::vector<int32_t> order_desc(const std::vector<double>& v, size_t n) {
     std::vector<int32_t> idx(v.size());
     std::iota(idx.begin(), idx.end(), 0);
-    std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return v[a] > v[b]; });
+    n = std::min(n, idx.size());
+    auto before = [&](int32_t a, int32_t b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(n), idx.end(), before);
+    idx.resize(n);
     return idx;
 }
 
@@ -52,9 +55,11 @@ void renormalise(std::vector<double>& p) {
     for (double& x : p) x /= sum;
 }
 
-// Keeps the first `num_keep` tokens of `order`.
+// Keeps only the first `num_keep` tokens of `order` (which lists at least that many).
 void keep_top(std::vector<double>& p, const std::vector<int32_t>& order, size_t num_keep) {
-    for (size_t i = num_keep; i < order.size(); ++i) p[order[i]] = 0.0;
+    std::vector<double> kept(p.size(), 0.0);
+    for (size_t i = 0; i < num_keep && i < order.size(); ++i) kept[order[i]] = p[order[i]];
+    p.swap(kept);
 }
 
 // Number of leading tokens of `order` whose preceding mass (in `p`) is at most top_p (always >= 1).
@@ -69,12 +74,12 @@ size_t top_p_count(const std::vector<double>& p, const std::vector<int32_t>& ord
     return n;
 }
 
-int32_t draw(const std::vector<double>& p, const std::vector<int32_t>& order, double u) {
-    double total = 0.0;
-    for (int32_t id : order) total += p[id];
+// Inverse-CDF draw over the ids in increasing order (any fixed order gives the same distribution).
+int32_t draw(const std::vector<double>& p, double u) {
+    double total = std::accumulate(p.begin(), p.end(), 0.0);
     double target = u * total, cum = 0.0;
-    int32_t last = order.front();
-    for (int32_t id : order) {
+    int32_t last = 0;
+    for (int32_t id = 0; id < static_cast<int32_t>(p.size()); ++id) {
         if (p[id] <= 0.0) continue;
         cum += p[id];
         last = id;
@@ -88,9 +93,7 @@ TokenLogprob make_logprob(const std::vector<double>& logprobs, int32_t chosen, i
     out.token_id = chosen;
     out.logprob = logprobs[chosen];
     if (num_top > 0) {
-        std::vector<int32_t> order = order_desc(logprobs);
-        size_t n = std::min<size_t>(static_cast<size_t>(num_top), order.size());
-        for (size_t i = 0; i < n; ++i) out.top.emplace_back(order[i], logprobs[order[i]]);
+        for (int32_t id : order_desc(logprobs, static_cast<size_t>(num_top))) out.top.emplace_back(id, logprobs[id]);
     }
     return out;
 }
@@ -141,17 +144,19 @@ void apply_logit_bias(std::vector<double>& logits, const SamplingParams& params)
 
 std::vector<double> filtered_probs(const std::vector<double>& probs, const SamplingParams& sp) {
     std::vector<double> p = probs;
-    std::vector<int32_t> order = order_desc(p);
-    size_t num_k = sp.top_k > 0 ? std::min<size_t>(static_cast<size_t>(sp.top_k), order.size()) : order.size();
-    if (sp.min_p <= 0.0) {  // joint: both filters on the same distribution
-        size_t num_p = sp.top_p < 1.0 ? top_p_count(p, order, sp.top_p) : order.size();
+    const bool filter_p = sp.top_p < 1.0, filter_min_p = sp.min_p > 0.0;
+    if (sp.top_k <= 0 && !filter_p && !filter_min_p) return p;
+    size_t num_k = sp.top_k > 0 ? std::min<size_t>(static_cast<size_t>(sp.top_k), p.size()) : p.size();
+    std::vector<int32_t> order = order_desc(p, num_k);
+    if (!filter_min_p) {  // joint: both filters on the same distribution
+        size_t num_p = filter_p ? top_p_count(p, order, sp.top_p) : order.size();
         keep_top(p, order, std::min(num_k, num_p));
         renormalise(p);
         return p;
     }
     keep_top(p, order, num_k);
     renormalise(p);
-    if (sp.top_p < 1.0) {
+    if (filter_p) {
         keep_top(p, order, top_p_count(p, order, sp.top_p));
         renormalise(p);
     }
@@ -183,7 +188,7 @@ SampleResult sample_token(const SampleInput& in, LogprobMode mode) {
     for (double& x : logits) x /= sp.temperature;
     std::vector<double> probs = softmax(logits);
     std::vector<double> kept = filtered_probs(probs, sp);
-    out.token_id = draw(kept, order_desc(kept), uniform_for(in.seed, in.position));
+    out.token_id = draw(kept, uniform_for(in.seed, in.position));
     if (mode == LogprobMode::kChosenAndTop)
         out.logprob = make_logprob(log_softmax(logits), out.token_id, in.num_top_logprobs);
     return out;
