@@ -10,6 +10,7 @@
 
 #include "backend/backend.h"
 #include "engine/engine.h"
+#include "engine/model_engine.h"
 #include "engine/model_runner.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
@@ -175,6 +176,34 @@ TEST(EngineTinyModel, KvBudgetCountsBothStores) {
     EXPECT_FALSE(none.is_ok());
     auto wrong_page = DsaModelRunner::create(*m.model, m.numerics, 1 << 20, 16);
     EXPECT_FALSE(wrong_page.is_ok());
+}
+
+}  // namespace
+}  // namespace dsa::engine
+
+namespace dsa::engine {
+namespace {
+
+TEST(ModelEngine, LoadsTheCheckpointAndServes) {
+    ModelEngineOptions options;
+    options.model_path = std::string(DSA_SOURCE_DIR) + "/tests/golden/deepseek_v32_tiny";
+    options.engine.context_length = 512;
+    options.engine.kv_budget_bytes = 4 << 20;
+    auto loaded = ModelEngine::load(options);
+    ASSERT_TRUE(loaded.is_ok()) << loaded.status().to_string();
+    ModelEngine& me = **loaded;
+    EXPECT_EQ(me.engine().config().eos_token_ids, std::vector<int32_t>{1});  // from config.json
+    me.engine().start();
+    auto stream = std::make_shared<TokenStream>();
+    std::vector<int32_t> prompt{5, 6, 7, 8, 9};
+    ASSERT_TRUE(me.engine().submit(greedy("one", prompt, 3), stream).is_ok());
+    bool finished = false;
+    std::vector<int32_t> tokens = collect(*stream, &finished);
+    ASSERT_TRUE(finished);
+    EXPECT_EQ(tokens, tiny().solo_greedy(prompt, 3));
+
+    options.model_path += "/no_such_dir";
+    EXPECT_FALSE(ModelEngine::load(options).is_ok());
 }
 
 }  // namespace
