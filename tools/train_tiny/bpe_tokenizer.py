@@ -292,12 +292,17 @@ def load_fast(outdir):
 
 def check_against_fast(tok, fast, texts):
     """Fraction of texts whose ids agree between this encoder and `tokenizers` (add_special_tokens=False)."""
-    same = 0
+    same, diffs = 0, []
     for t in texts:
         a = tok.encode(t)
         b = fast.encode(t, add_special_tokens=False).ids
         same += int(a == b)
-        if a != b and same == 0:
-            pass
-    dec_same = sum(int(fast.decode(tok.encode(t), skip_special_tokens=False) == t) for t in texts)
-    return {"encode_agree": same / max(1, len(texts)), "decode_roundtrip": dec_same / max(1, len(texts))}
+        if a != b and len(diffs) < 3:
+            k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            diffs.append({"text": t[:160], "first_diff": k, "ours": [tok.id_to_token.get(i) for i in a[max(0, k - 3):k + 5]],
+                          "tokenizers": [fast.id_to_token(i) for i in b[max(0, k - 3):k + 5]]})
+    dec = [fast.decode(tok.encode(t), skip_special_tokens=False) for t in texts]
+    dec_same = sum(int(d == t) for d, t in zip(dec, texts))
+    bad = [(d, t) for d, t in zip(dec, texts) if d != t][:2]
+    return {"encode_agree": same / max(1, len(texts)), "decode_roundtrip": dec_same / max(1, len(texts)),
+            "encode_diffs": diffs, "decode_diffs": [{"decoded": d[:160], "text": t[:160]} for d, t in bad]}

@@ -165,6 +165,34 @@ class Batcher:
         return x, w
 
 
+def cached_encoders(fast, max_cache=50000, max_len=4000):
+    """encode(text) and encode_many(texts) through the `tokenizers` package, with a cache of short texts."""
+    cache = {}
+
+    def encode_many(texts):
+        out, todo = {}, []
+        for t in set(texts):
+            r = cache.get(t)
+            if r is None:
+                todo.append(t)
+            else:
+                out[t] = r
+        if todo:
+            for t, e in zip(todo, fast.encode_batch(todo, add_special_tokens=False)):
+                out[t] = e.ids
+            if len(cache) > max_cache:
+                cache.clear()
+            for t in todo:
+                if len(t) < max_len:
+                    cache[t] = out[t]
+        return [list(out[t]) for t in texts]
+
+    def encode(text):
+        return encode_many([text])[0]
+
+    return encode, encode_many
+
+
 def lm_losses(out, x, w, mtp_weight):
     logits = out["logits"][:, :-1].float()
     tgt, wt = x[:, 1:], w[:, 1:]
@@ -259,31 +287,7 @@ def main():
         chk = bpe_tokenizer.check_against_fast(tok, fast, corpus[:500])
         report["tokenizer"]["vs_tokenizers_package"] = chk
         log("tokenizer vs tokenizers package:", chk)
-        cache = {}
-
-        def encode(text):
-            if len(text) < 4000:
-                r = cache.get(text)
-                if r is None:
-                    if len(cache) > 50000:
-                        cache.clear()
-                    r = cache[text] = fast.encode(text, add_special_tokens=False).ids
-                return list(r)
-            return fast.encode(text, add_special_tokens=False).ids
-
-        def encode_many(texts):
-            todo = sorted({t for t in texts if t not in cache or len(t) >= 4000})
-            if todo:
-                encs = fast.encode_batch(todo, add_special_tokens=False)
-                got = {t: e.ids for t, e in zip(todo, encs)}
-                if len(cache) > 50000:
-                    cache.clear()
-                for t, v in got.items():
-                    if len(t) < 4000 and len(cache) < 60000:
-                        cache[t] = v
-            else:
-                got = {}
-            return [list(got[t]) if t in got else list(cache[t]) for t in texts]
+        encode, encode_many = cached_encoders(fast)
     else:
         encode = tok.encode
 
