@@ -7,6 +7,8 @@
 
 #include <array>
 #include <atomic>
+#include <future>
+#include <mutex>
 #include <cerrno>
 #include <thread>
 #include <vector>
@@ -43,6 +45,8 @@ public:
     void end_stream();
     void set_disconnect(std::function<void()> fn) { on_disconnect_ = std::move(fn); }
     bool closed() const { return closed_; }
+    // Server shutdown: closes the socket; a pending exchange sees a disconnect (its requests are aborted).
+    void shutdown() { disconnected(); }
 
 private:
     void read_request();
@@ -304,13 +308,44 @@ struct HttpServer::Impl {
             }
             beast::error_code ignored;
             socket.set_option(tcp::no_delay(true), ignored);
-            std::make_shared<Connection>(std::move(socket), ctx, router)->start();
+            auto conn = std::make_shared<Connection>(std::move(socket), ctx, router);
+            track(conn);
+            conn->start();
             accept_next();
         });
     }
 
+    void track(const std::shared_ptr<Connection>& conn) {
+        std::lock_guard<std::mutex> lock(conns_mu);
+        std::erase_if(conns, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
+        conns.push_back(conn);
+    }
+
+    // Runs shutdown() on every live connection, on its own I/O thread, and waits until each has run.
+    void close_connections() {
+        std::vector<std::shared_ptr<Connection>> live;
+        {
+            std::lock_guard<std::mutex> lock(conns_mu);
+            for (auto& w : conns)
+                if (auto c = w.lock()) live.push_back(std::move(c));
+            conns.clear();
+        }
+        std::vector<std::future<void>> done;
+        for (auto& c : live) {
+            auto p = std::make_shared<std::promise<void>>();
+            done.push_back(p->get_future());
+            asio::post(c->executor(), [c, p] {
+                c->shutdown();
+                p->set_value();
+            });
+        }
+        for (auto& f : done) f.wait_for(std::chrono::seconds(2));
+    }
+
     ServerContext& ctx;
     Router router;
+    std::mutex conns_mu;
+    std::vector<std::weak_ptr<Connection>> conns;
     std::vector<std::unique_ptr<asio::io_context>> iocs;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     std::unique_ptr<tcp::acceptor> acceptor;
@@ -353,12 +388,15 @@ void HttpServer::stop() {
     auto& m = *impl_;
     if (!m.running) return;
     m.running = false;
+    asio::post(*m.iocs[0], [&m] {
+        beast::error_code ignored;
+        m.acceptor->close(ignored);
+    });
+    m.close_connections();
     m.guards.clear();
     for (auto& ioc : m.iocs) ioc->stop();
     for (auto& t : m.threads) t.join();
     m.threads.clear();
-    beast::error_code ignored;
-    m.acceptor->close(ignored);
 }
 
 }  // namespace dsa::server

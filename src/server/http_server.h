@@ -21,7 +21,8 @@ public:
 
     // Binds ctx.config.host:port (port 0 = ephemeral) and starts the I/O threads. Returns the bound port.
     StatusOr<int> start();
-    // Stops accepting, closes connections and joins the threads. Idempotent.
+    // Stops accepting, closes every connection (pending exchanges see a disconnect, so their engine requests
+    // are aborted) and joins the threads. Idempotent. The engine must outlive this call.
     void stop();
 
 private:

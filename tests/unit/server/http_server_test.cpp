@@ -283,6 +283,21 @@ TEST_F(ServerTest, StuckClientsDoNotBlockOthers) {
     ::close(partial);
 }
 
+TEST_F(ServerTest, StopAbortsInFlightRequests) {
+    start(std::chrono::milliseconds(50));
+    HttpResponse streamed;
+    std::thread client([&] {
+        streamed = post("/v1/chat/completions", R"({"messages":[{"role":"user","content":"hi"}],"stream":true})");
+    });
+    for (int i = 0; i < 200 && engine_->submitted().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    server_->stop();
+    client.join();
+    auto aborts = engine_->aborts();
+    ASSERT_EQ(aborts.size(), 1u);
+    EXPECT_EQ(aborts[0].second, engine::AbortReason::kClientGone);
+    EXPECT_EQ(streamed.body.find("data: [DONE]"), std::string::npos);  // cut short
+}
+
 TEST_F(ServerTest, ExpectContinue) {
     start();
     int fd = testing::connect_loopback(port_);
