@@ -114,5 +114,30 @@ TEST(ChatTemplate, RejectsBadInputs) {
     EXPECT_FALSE(ChatTemplate::from_string("{% if %}").is_ok());
 }
 
+TEST(ChatTemplate, ContextMatchesTransformers) {
+    auto tmpl = ChatTemplate::from_string(
+        "{{ tools is defined }} {{ tools is none }} {{ add_generation_prompt }} {{ documents is none }} {{ thinking }} "
+        "{% generation %}{{ messages[0].content }}{% endgeneration %}");
+    ASSERT_TRUE(tmpl.is_ok()) << tmpl.status().to_string();
+    OrderedJson kwargs = {{"thinking", true}, {"messages", "ignored"}};
+    auto out = tmpl->render(OrderedJson::parse(R"([{"role": "user", "content": "hi"}])"), nullptr, true, kwargs);
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+    EXPECT_EQ(*out, "True True True True True hi");
+}
+
+TEST(ChatTemplate, FromFileStripsSurroundingNewlines) {
+    std::string path = ::testing::TempDir() + "chat_template_test.jinja";
+    {
+        std::ofstream f(path, std::ios::binary);
+        f << "\n\n{{ messages | length }}\n\n";
+    }
+    auto tmpl = ChatTemplate::from_file(path);
+    ASSERT_TRUE(tmpl.is_ok()) << tmpl.status().to_string();
+    EXPECT_EQ(tmpl->source(), "{{ messages | length }}");
+    auto out = tmpl->render(OrderedJson::array({1, 2, 3}), nullptr, false, nullptr);
+    ASSERT_TRUE(out.is_ok());
+    EXPECT_EQ(*out, "3");
+}
+
 }  // namespace
 }  // namespace dsa::text
