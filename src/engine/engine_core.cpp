@@ -17,6 +17,7 @@ namespace dsa::engine {
 namespace {
 
 constexpr double kGenWindowSeconds = 10.0;
+constexpr size_t kHitWindowRequests = 64;  // cache_hit_rate is over the most recent admissions
 
 bool contains(std::span<const int32_t> ids, int32_t id) { return std::find(ids.begin(), ids.end(), id) != ids.end(); }
 
@@ -55,6 +56,10 @@ Status validate_request(const GenerateRequest& request, const EngineConfig& conf
         return make_error(StatusCode::kOutOfRange,
                           "The input ({} tokens) is longer than the model's context length ({} tokens).", num_prompt,
                           config.context_length);
+    }
+    for (const auto& [id, bias] : request.sampling.logit_bias) {
+        if (id >= vocab_size)
+            return invalid_argument("logit_bias key {} is out of the vocabulary (size {})", id, vocab_size);
     }
     if (request.top_logprobs_num < 0)
         return invalid_argument("top_logprobs_num must be non-negative, got {}", request.top_logprobs_num);
@@ -213,6 +218,8 @@ std::vector<ScheduledSeq> EngineCore::admit_and_allocate(const StepPlan& plan) {
             r.num_cached_prompt = cached;
             counters_.num_prompt_tokens += r.num_prompt;
             counters_.num_cached_tokens += cached;
+            hit_window_.emplace_back(r.num_prompt, cached);
+            if (hit_window_.size() > kHitWindowRequests) hit_window_.pop_front();
         }
     }
     for (const ScheduledSeq& s : seqs) {
@@ -375,6 +382,7 @@ Status EngineCore::flush_cache() {
     }
     cache_->flush();
     cache_->reset_stats();
+    hit_window_.clear();
     return Status::ok();
 }
 
@@ -397,7 +405,12 @@ EngineStats EngineCore::stats() const {
     s.token_usage = s.max_total_num_tokens > 0
                         ? static_cast<double>(s.num_used_tokens) / static_cast<double>(s.max_total_num_tokens)
                         : 0.0;
-    s.cache_hit_rate = cache_->stats().hit_rate();
+    int64_t num_prompt = 0, num_hit = 0;
+    for (const auto& [prompt, hit] : hit_window_) {
+        num_prompt += prompt;
+        num_hit += hit;
+    }
+    s.cache_hit_rate = num_prompt > 0 ? static_cast<double>(num_hit) / static_cast<double>(num_prompt) : 0.0;
     if (gen_window_.size() >= 2) {
         int64_t num_tokens = 0;
         for (size_t i = 1; i < gen_window_.size(); ++i) num_tokens += gen_window_[i].second;

@@ -119,6 +119,7 @@ class EngineCore {
     EngineCounters counters_;
     StepPlan last_plan_;
     std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> gen_window_;
+    std::deque<std::pair<int64_t, int64_t>> hit_window_;  // (prompt tokens, cache-hit tokens) per admission
 };
 
 }  // namespace dsa::engine

@@ -244,6 +244,7 @@ TEST_F(EngineCoreTest, PrefixHitReusesPagesAndGivesTheSameTokens) {
     EXPECT_EQ(second.events.back().cached_tokens, 28);  // whole pages of the first 29 positions
     EXPECT_EQ(first.tokens, second.tokens);
     EXPECT_GT(core_->cache().stats().num_hit_tokens, 0);
+    EXPECT_NEAR(core_->stats().cache_hit_rate, 28.0 / 60.0, 1e-12);  // over both admissions
     expect_solo_outputs();
     expect_all_pages_released();
 }
@@ -358,6 +359,9 @@ TEST_F(EngineCoreTest, RejectsDuplicateRidsAndBadRequests) {
     EXPECT_EQ(validate_request(greedy_request("long", random_prompt(rng, 256), 2), config_, kVocab).code(),
               StatusCode::kOutOfRange);
     EXPECT_FALSE(validate_request(greedy_request("oov", {kVocab}, 2), config_, kVocab).is_ok());
+    GenerateRequest bias = greedy_request("bias", {3}, 2);
+    bias.sampling.logit_bias = {{kVocab, 1.0}};
+    EXPECT_FALSE(validate_request(bias, config_, kVocab).is_ok());
     EXPECT_FALSE(validate_request(greedy_request("empty", {}, 2), config_, kVocab).is_ok());
     GenerateRequest bad = greedy_request("bad", {3}, 2);
     bad.sampling.top_k = 0;
