@@ -4,6 +4,8 @@
 #include "server/http_server.h"
 
 #include <atomic>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -355,6 +357,52 @@ TEST_F(ServerTest, MetricsEndpointParsesWithPrometheusClient) {
                       "assert f['sglang:generation_tokens'].samples[0].value == 12.0; "
                       "assert 'sglang:inter_token_latency_seconds' in f\" " + path;
     EXPECT_EQ(std::system(cmd.c_str()), 0);
+}
+
+// The official openai npm client (pinned in package.json) against the server: non-streaming, streaming with
+// usage, model list and an error status. Skipped where node or the package is not installed.
+TEST_F(ServerTest, OfficialOpenAiNodeClient) {
+    std::string src = DSA_SOURCE_DIR;
+    if (std::system("node --version > /dev/null 2>&1") != 0 || !std::filesystem::exists(src + "/node_modules/openai"))
+        GTEST_SKIP() << "node or the openai npm package is not installed";
+    start();
+    std::string script = ::testing::TempDir() + "openai_client.js";
+    std::ofstream(script) << R"JS(
+const req = require('module').createRequire(process.argv[2] + '/package.json');
+const mod = req('openai');
+const OpenAI = mod.OpenAI || mod.default || mod;
+(async () => {
+  const client = new OpenAI({ baseURL: 'http://127.0.0.1:' + process.argv[3] + '/v1', apiKey: 'k', maxRetries: 0 });
+  const msgs = [{ role: 'user', content: 'hi' }];
+  const r = await client.chat.completions.create({ model: 'test-model', messages: msgs });
+  const stream = await client.chat.completions.create({ model: 'test-model', messages: msgs, stream: true,
+                                                        stream_options: { include_usage: true } });
+  let streamed = '', usage = null, finish = null;
+  for await (const c of stream) {
+    if (c.choices.length) { streamed += c.choices[0].delta.content || ''; finish = c.choices[0].finish_reason || finish; }
+    if (c.usage) usage = c.usage;
+  }
+  const models = await client.models.list();
+  let err = '';
+  try { await client.chat.completions.create({ model: 'x', messages: [] }); } catch (e) { err = e.status + ' ' + e.message; }
+  console.log(JSON.stringify({ content: r.choices[0].message.content, streamed, finish,
+                               completion_tokens: usage && usage.completion_tokens, model: models.data[0].id, err }));
+})().catch((e) => { console.error(e); process.exit(1); });
+)JS";
+    std::string cmd = "node " + script + " " + src + " " + std::to_string(port_) + " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[4096];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    ASSERT_EQ(pclose(p), 0) << out;
+    OrderedJson j = J(out);
+    EXPECT_EQ(j["content"], "Hello world");
+    EXPECT_EQ(j["streamed"], "Hello world");
+    EXPECT_EQ(j["finish"], "stop");
+    EXPECT_EQ(j["completion_tokens"], 12);
+    EXPECT_EQ(j["model"], "test-model");
+    EXPECT_EQ(j["err"].get<std::string>().rfind("400", 0), 0u) << j["err"];
 }
 
 }  // namespace
