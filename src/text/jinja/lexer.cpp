@@ -234,7 +234,13 @@ private:
             size_t close = match_block_end(kw, &esign);
             if (close == std::string::npos) continue;
             std::string text = src_.substr(end, i - end);
-            emit_data(bsign == '-' ? rstrip_ws(std::move(text)) : std::move(text), end);
+            line_starting_ = end > 0 && src_[end - 1] == '\n';
+            if (bsign == '-') {
+                text = rstrip_ws(std::move(text));
+            } else if (bsign != '+' && opts_.lstrip_blocks) {
+                text = lstrip_line(std::move(text));
+            }
+            emit_data(std::move(text), end);
             finish_tag(close, esign, opts_.trim_blocks);
             return true;
         }

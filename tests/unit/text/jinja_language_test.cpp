@@ -110,6 +110,8 @@ TEST(JinjaLanguage, WhitespaceControlTrimAndLstripBlocks) {
                      {{"msgs", {"a", "", "b"}}}),
               "    <a>\n    <b>\n");
     EXPECT_EQ(render("a\r\nb\r\n"), "a\nb");
+    // lstrip_blocks also applies before {% endraw %}.
+    EXPECT_EQ(render("d\n{#- c -#}  {% raw -%}a{{ y }} \n {% endraw %} \n "), "da{{ y }} \n \n ");
 }
 
 TEST(JinjaLanguage, Tests) {
