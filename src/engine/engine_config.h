@@ -20,13 +20,13 @@ struct EngineConfig {
     int64_t chunked_prefill_size = 8192;  // -1 or 0: no chunking
     int64_t max_prefill_tokens = 16384;
     int page_size = 64;
-    int64_t context_length = 0;           // required (> 0): the model's context or --context-length
+    int64_t context_length = 0;                  // required (> 0): the model's context or --context-length
     int64_t kv_budget_bytes = int64_t{1} << 30;  // CPU pool size; the runner sizes its pool from it
     kvcache::PrefixCacheMode radix_cache = kvcache::PrefixCacheMode::kRadix;
     kvcache::EvictionPolicy eviction_policy = kvcache::EvictionPolicy::kLru;
     double schedule_conservativeness = 1.0;
     int64_t clip_max_new_tokens_estimation = 4096;
-    std::vector<int32_t> eos_token_ids;   // the model's EOS ids (config / generation config)
+    std::vector<int32_t> eos_token_ids;  // the model's EOS ids (config / generation config)
     InvariantChecks invariant_checks = InvariantChecks::kOff;
 
     Status validate() const;

@@ -3,10 +3,10 @@
 // it), one forward, prefix-cache inserts of prefilled pages, sampling, finish checks and stream pushes.
 #include "engine/engine_core.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <span>
-
-#include <fmt/format.h>
 
 #include "base/check.h"
 #include "base/logging.h"
@@ -77,8 +77,8 @@ EngineCore::EngineCore(const EngineConfig& config, ModelRunner& runner)
     DSA_CHECK(st.is_ok()) << st.to_string();
     DSA_CHECK_EQ(runner.page_size(), config.page_size) << "the runner's pool and the engine disagree on page_size";
     cache_ = kvcache::make_prefix_cache(
-        kvcache::PrefixCacheConfig{.page_size = config.page_size, .mode = config.radix_cache,
-                                   .eviction_policy = config.eviction_policy},
+        kvcache::PrefixCacheConfig{
+            .page_size = config.page_size, .mode = config.radix_cache, .eviction_policy = config.eviction_policy},
         allocator_);
 }
 
@@ -263,7 +263,7 @@ void EngineCore::run_and_commit(const StepPlan& plan, const std::vector<Schedule
             cache_->cache_unfinished(std::span<const int32_t>(r.tokens).first(r.num_computed), r.pages);
         }
         if (r.num_computed != static_cast<int64_t>(r.tokens.size())) continue;  // a middle chunk
-        if (r.num_output() >= r.max_new_tokens) {  // max_new_tokens 0: prefill only
+        if (r.num_output() >= r.max_new_tokens) {                               // max_new_tokens 0: prefill only
             TokenEvent ev;
             ev.finished = true;
             ev.finish = length_finish(r.max_new_tokens);
@@ -435,8 +435,7 @@ std::string EngineCore::check_invariants() const {
     for (uint64_t key : running_) {
         const Request& r = *live_.at(key);
         if (r.num_computed + 1 != static_cast<int64_t>(r.tokens.size()))
-            return fmt::format("running request {} has {} computed of {} tokens", key, r.num_computed,
-                               r.tokens.size());
+            return fmt::format("running request {} has {} computed of {} tokens", key, r.num_computed, r.tokens.size());
     }
     return {};
 }

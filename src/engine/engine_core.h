@@ -33,13 +33,13 @@ Status validate_request(const GenerateRequest& request, const EngineConfig& conf
 struct Request {
     GenerateRequest params;
     std::shared_ptr<TokenStream> stream;
-    uint64_t key = 0;   // arrival order
-    uint64_t seed = 0;  // sampling stream
-    std::vector<int32_t> tokens;  // prompt + output
+    uint64_t key = 0;               // arrival order
+    uint64_t seed = 0;              // sampling stream
+    std::vector<int32_t> tokens;    // prompt + output
     std::vector<int32_t> stop_ids;  // EOS ids (unless ignore_eos) + stop_token_ids, for min_new_tokens masking
     int64_t num_prompt = 0;
-    int64_t num_computed = 0;  // KV positions written
-    int64_t max_new_tokens = 0;  // clipped to the context
+    int64_t num_computed = 0;       // KV positions written
+    int64_t max_new_tokens = 0;     // clipped to the context
     int64_t num_cached_prompt = 0;  // prefix-cache hit at the first admission
     int64_t num_retractions = 0;
     kvcache::ReqToPages pages;
@@ -49,9 +49,9 @@ struct Request {
 };
 
 struct EngineCounters {
-    int64_t num_prompt_tokens = 0;     // prompts admitted (first admission only)
+    int64_t num_prompt_tokens = 0;  // prompts admitted (first admission only)
     int64_t num_generated_tokens = 0;
-    int64_t num_cached_tokens = 0;     // prefix-hit tokens at first admission
+    int64_t num_cached_tokens = 0;  // prefix-hit tokens at first admission
     int64_t num_retracted_reqs = 0;
     int64_t num_finished_reqs = 0;
     int64_t num_steps = 0;

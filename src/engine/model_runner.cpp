@@ -77,8 +77,8 @@ model::KvStores kv_stores_from_pool(const kvcache::KvPool& pool, const backend::
 }
 
 StatusOr<std::unique_ptr<DsaModelRunner>> DsaModelRunner::create(model::DsaModel& model,
-                                                                  const backend::Numerics& numerics,
-                                                                  int64_t kv_budget_bytes, int page_size) {
+                                                                 const backend::Numerics& numerics,
+                                                                 int64_t kv_budget_bytes, int page_size) {
     if (page_size != backend::kIndexerPageSize) {
         return invalid_argument("--page-size must be {} for DSA models (paged indexer layout), got {}",
                                 backend::kIndexerPageSize, page_size);

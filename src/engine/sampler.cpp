@@ -144,7 +144,7 @@ void apply_logit_bias(std::vector<double>& logits, const SamplingParams& params)
 
 std::vector<double> filtered_probs(const std::vector<double>& probs, const SamplingParams& sp) {
     std::vector<double> p = probs;
-    const bool filter_p = sp.top_p < 1.0, filter_min_p = sp.min_p > 0.0;
+    const bool filter_p = sp.top_p<1.0, filter_min_p = sp.min_p> 0.0;
     if (sp.top_k <= 0 && !filter_p && !filter_min_p) return p;
     size_t num_k = sp.top_k > 0 ? std::min<size_t>(static_cast<size_t>(sp.top_k), p.size()) : p.size();
     std::vector<int32_t> order = order_desc(p, num_k);

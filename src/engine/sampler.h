@@ -15,13 +15,13 @@
 namespace dsa::engine {
 
 struct SampleInput {
-    std::span<const float> logits;           // [vocab]
+    std::span<const float> logits;  // [vocab]
     const SamplingParams* params = nullptr;
-    std::span<const int32_t> output_ids;     // tokens generated so far (penalties, min_new_tokens)
-    std::span<const int32_t> stop_ids;       // EOS ids of the model + params->stop_token_ids
-    uint64_t seed = 0;                       // the request's stream
-    int64_t position = 0;                    // index of the token being sampled among the outputs
-    int32_t num_top_logprobs = 0;            // alternatives to return (0 = only the chosen token)
+    std::span<const int32_t> output_ids;  // tokens generated so far (penalties, min_new_tokens)
+    std::span<const int32_t> stop_ids;    // EOS ids of the model + params->stop_token_ids
+    uint64_t seed = 0;                    // the request's stream
+    int64_t position = 0;                 // index of the token being sampled among the outputs
+    int32_t num_top_logprobs = 0;         // alternatives to return (0 = only the chosen token)
 };
 
 enum class LogprobMode : uint8_t { kNone, kChosenAndTop };

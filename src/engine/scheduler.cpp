@@ -65,8 +65,8 @@ void schedule_chunked(const SchedulerInput& in, const SchedulerConfig& c, std::v
         plan.out_of_memory.push_back(s.key);
         return;
     }
-    plan.seqs.push_back({.key = s.key, .source = SeqSource::kChunked, .num_cached = s.num_computed,
-                         .num_new_tokens = n});
+    plan.seqs.push_back(
+        {.key = s.key, .source = SeqSource::kChunked, .num_cached = s.num_computed, .num_new_tokens = n});
     if (n < remaining) plan.next_chunked = s.key;
     b.avail_pages -= need;
     b.rem_chunk_tokens -= n;
@@ -94,8 +94,8 @@ bool admit_waiting(const SeqView& s, const SchedulerConfig& c, Budget& b, StepPl
         if (plan.next_chunked == s.key) plan.next_chunked.reset();
         return false;
     }
-    plan.seqs.push_back({.key = s.key, .source = SeqSource::kWaiting, .num_cached = s.num_cached_hint,
-                         .num_new_tokens = n});
+    plan.seqs.push_back(
+        {.key = s.key, .source = SeqSource::kWaiting, .num_cached = s.num_cached_hint, .num_new_tokens = n});
     b.num_free_slots -= 1;
     b.rem_input_tokens -= n;
     b.rem_chunk_tokens -= n;
@@ -119,8 +119,8 @@ void plan_decode(std::vector<SeqView> running, const SchedulerConfig& c, Budget&
         running.clear();
     }
     for (const SeqView& r : running) {
-        plan.seqs.push_back({.key = r.key, .source = SeqSource::kRunning, .num_cached = r.num_computed,
-                             .num_new_tokens = 1});
+        plan.seqs.push_back(
+            {.key = r.key, .source = SeqSource::kRunning, .num_cached = r.num_computed, .num_new_tokens = 1});
     }
     if (!plan.seqs.empty()) plan.kind = StepKind::kDecode;
 }
@@ -173,8 +173,8 @@ void NewTokenRatio::on_decode_step() {
 }
 
 void NewTokenRatio::on_retract(int64_t sum_generated, int64_t sum_max_new, int64_t num_running) {
-    double v = static_cast<double>(sum_generated + retract_decode_steps * num_running) /
-               static_cast<double>(sum_max_new + 1);
+    double v =
+        static_cast<double>(sum_generated + retract_decode_steps * num_running) / static_cast<double>(sum_max_new + 1);
     value = std::min(1.0, v);
 }
 

@@ -15,13 +15,13 @@ namespace dsa::engine {
 // What the scheduler needs to know about one sequence. `key` identifies it in the plan.
 struct SeqView {
     uint64_t key = 0;
-    int64_t num_tokens = 0;         // prompt + generated
-    int64_t num_computed = 0;       // KV positions present (running / chunked); 0 for a waiting request
-    int64_t num_cached_hint = 0;    // waiting: page-aligned prefix the cache would serve now (< num_tokens)
-    int64_t num_pages = 0;          // pages in its table
-    int64_t num_owned_pages = 0;    // of which it owns (freed at once by a retraction)
-    int64_t num_output = 0;         // generated tokens
-    int64_t max_new_tokens = 0;     // clipped to the context
+    int64_t num_tokens = 0;       // prompt + generated
+    int64_t num_computed = 0;     // KV positions present (running / chunked); 0 for a waiting request
+    int64_t num_cached_hint = 0;  // waiting: page-aligned prefix the cache would serve now (< num_tokens)
+    int64_t num_pages = 0;        // pages in its table
+    int64_t num_owned_pages = 0;  // of which it owns (freed at once by a retraction)
+    int64_t num_output = 0;       // generated tokens
+    int64_t max_new_tokens = 0;   // clipped to the context
 };
 
 struct SchedulerConfig {
@@ -33,9 +33,9 @@ struct SchedulerConfig {
 };
 
 struct SchedulerInput {
-    std::vector<SeqView> waiting{};   // queue order (head first)
+    std::vector<SeqView> waiting{};    // queue order (head first)
     std::optional<SeqView> chunked{};  // the request in the middle of a chunked prefill
-    std::vector<SeqView> running{};   // prefill complete, in admission order (oldest first)
+    std::vector<SeqView> running{};    // prefill complete, in admission order (oldest first)
     int64_t num_free_pages = 0;
     int64_t num_evictable_pages = 0;
     double new_token_ratio = 0.7;
@@ -54,8 +54,8 @@ struct ScheduledSeq {
 
 struct StepPlan {
     StepKind kind = StepKind::kIdle;
-    std::vector<ScheduledSeq> seqs;    // prefill: chunked first, then admitted waiting; decode: running order
-    std::vector<uint64_t> retract;     // running (or chunked) requests to release and requeue, newest first
+    std::vector<ScheduledSeq> seqs;       // prefill: chunked first, then admitted waiting; decode: running order
+    std::vector<uint64_t> retract;        // running (or chunked) requests to release and requeue, newest first
     std::vector<uint64_t> out_of_memory;  // requests that cannot run even alone: abort them
     // The sequence (at most one) whose prefill this plan leaves unfinished: the new chunked request.
     std::optional<uint64_t> next_chunked;

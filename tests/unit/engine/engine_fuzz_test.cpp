@@ -107,8 +107,8 @@ void run_schedule(uint32_t seed, kvcache::PrefixCacheMode mode, Coverage& covera
             EXPECT_GE(static_cast<int32_t>(t.tokens.size()), std::max(sp.min_new_tokens, 1)) << rid;
         }
         if (sp.is_greedy() && sp.min_new_tokens == 0) {
-            EXPECT_EQ(t.tokens, FakeRunner::expected_greedy(t.request.input_ids,
-                                                            static_cast<int64_t>(t.tokens.size()), kVocab))
+            EXPECT_EQ(t.tokens,
+                      FakeRunner::expected_greedy(t.request.input_ids, static_cast<int64_t>(t.tokens.size()), kVocab))
                 << rid;
         }
     }

@@ -53,8 +53,8 @@ struct TinyModel {
     // The oracle: the prompt alone through SequenceRunner, greedy argmax.
     std::vector<int32_t> solo_greedy(const std::vector<int32_t>& prompt, int64_t num_tokens) {
         int64_t num_pages = (static_cast<int64_t>(prompt.size()) + num_tokens) / kPage + 2;
-        model::KvStores kv = model::allocate_kv_stores(config, numerics.mla_kv_format(),
-                                                       numerics.indexer_key_format(), num_pages, kPage, 0);
+        model::KvStores kv = model::allocate_kv_stores(config, numerics.mla_kv_format(), numerics.indexer_key_format(),
+                                                       num_pages, kPage, 0);
         model::SequenceRunner runner(*model, kv, kPage);
         Tensor logits = runner.step(prompt, /*all_logits=*/false).logits;
         std::vector<int32_t> out;
@@ -126,7 +126,7 @@ TEST(EngineTinyModel, ConcurrentGreedyRequestsMatchTheirSoloRuns) {
 
     std::mt19937 rng(2024);
     const std::vector<int32_t> shared = random_ids(rng, 140, vocab);  // two whole pages + a partial one
-    {   // Warm the cache with the shared prefix.
+    {                                                                 // Warm the cache with the shared prefix.
         auto stream = std::make_shared<TokenStream>();
         ASSERT_TRUE(engine->submit(greedy("warm", shared, 2), stream).is_ok());
         bool finished = false;

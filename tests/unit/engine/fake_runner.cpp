@@ -18,7 +18,9 @@ uint64_t mix(uint64_t x) {
 }  // namespace
 
 FakeRunner::FakeRunner(int64_t num_pages, int64_t page_size, int64_t vocab)
-    : num_pages_(num_pages), page_size_(page_size), vocab_(vocab),
+    : num_pages_(num_pages),
+      page_size_(page_size),
+      vocab_(vocab),
       slots_(static_cast<size_t>((num_pages + 1) * page_size)) {}
 
 void FakeRunner::logits_for(std::span<const int32_t> tokens, int64_t vocab, float* row) {

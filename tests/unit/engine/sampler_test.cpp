@@ -95,7 +95,7 @@ TEST(Sampler, PenaltiesFollowTheSpecFormulas) {
     apply_penalties(logits, in);
     EXPECT_DOUBLE_EQ(logits[0], (1.0 - 0.5 * 1 - 0.25) / 2.0);   // positive: divided
     EXPECT_DOUBLE_EQ(logits[1], (-1.0 - 0.5 * 2 - 0.25) * 2.0);  // negative: multiplied
-    EXPECT_DOUBLE_EQ(logits[2], 2.0);                              // never generated: untouched
+    EXPECT_DOUBLE_EQ(logits[2], 2.0);                            // never generated: untouched
     EXPECT_DOUBLE_EQ(logits[3], 0.5);
 }
 

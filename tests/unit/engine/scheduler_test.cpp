@@ -11,8 +11,11 @@ namespace {
 constexpr int64_t kPage = 16;
 
 SchedulerConfig config() {
-    return SchedulerConfig{.max_running_requests = 8, .chunked_prefill_size = 64, .max_prefill_tokens = 128,
-                           .page_size = kPage, .clip_max_new_tokens_estimation = 4096};
+    return SchedulerConfig{.max_running_requests = 8,
+                           .chunked_prefill_size = 64,
+                           .max_prefill_tokens = 128,
+                           .page_size = kPage,
+                           .clip_max_new_tokens_estimation = 4096};
 }
 
 SeqView waiting(uint64_t key, int64_t num_tokens, int64_t max_new = 8, int64_t hint = 0) {
@@ -22,8 +25,13 @@ SeqView waiting(uint64_t key, int64_t num_tokens, int64_t max_new = 8, int64_t h
 // A running request whose prefill is done: num_computed = num_tokens - 1, pages cover num_computed.
 SeqView running(uint64_t key, int64_t num_computed, int64_t num_output = 1, int64_t max_new = 8) {
     int64_t pages = (num_computed + kPage - 1) / kPage;
-    return SeqView{.key = key, .num_tokens = num_computed + 1, .num_computed = num_computed, .num_pages = pages,
-                   .num_owned_pages = pages, .num_output = num_output, .max_new_tokens = max_new};
+    return SeqView{.key = key,
+                   .num_tokens = num_computed + 1,
+                   .num_computed = num_computed,
+                   .num_pages = pages,
+                   .num_owned_pages = pages,
+                   .num_output = num_output,
+                   .max_new_tokens = max_new};
 }
 
 int64_t total_new(const StepPlan& p) {
