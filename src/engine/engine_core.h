@@ -44,7 +44,7 @@ struct Request {
     int64_t num_retractions = 0;
     kvcache::ReqToPages pages;
 
-    Request(int page_size) : pages(page_size) {}
+    explicit Request(int page_size) : pages(page_size) {}
     int64_t num_output() const { return static_cast<int64_t>(tokens.size()) - num_prompt; }
 };
 
