@@ -233,6 +233,13 @@ def _added_token_obj(content):
 
 def save(tok, outdir, chat_template, model_max_length):
     added = sorted(tok.added, key=lambda x: x[1])
+    # The added tokens are also entries of model.vocab (as in DeepSeek's file): the `tokenizers` library takes
+    # an added token's id from the model vocab when it is there, and otherwise numbers it after the model
+    # vocab, ignoring the "id" written in added_tokens.
+    full_vocab = dict(tok.vocab)
+    for c, i, _ in added:
+        full_vocab[c] = i
+    full_vocab = dict(sorted(full_vocab.items(), key=lambda kv: kv[1]))
     tj = {
         "version": "1.0",
         "truncation": None,
@@ -252,7 +259,7 @@ def save(tok, outdir, chat_template, model_max_length):
         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
         "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
                   "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                  "vocab": tok.vocab, "merges": [list(m) for m in sorted(tok.ranks, key=tok.ranks.get)]},
+                  "vocab": full_vocab, "merges": [list(m) for m in sorted(tok.ranks, key=tok.ranks.get)]},
     }
     with open(os.path.join(outdir, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(tj, f, ensure_ascii=False, indent=2)
@@ -278,7 +285,9 @@ def load(outdir):
     with open(os.path.join(outdir, "tokenizer.json"), encoding="utf-8") as f:
         tj = json.load(f)
     added = [(a["content"], a["id"], a["special"]) for a in tj["added_tokens"]]
-    return Tokenizer(tj["model"]["vocab"], tj["model"]["merges"], added)
+    names = {a[0] for a in added}
+    vocab = {t: i for t, i in tj["model"]["vocab"].items() if t not in names}
+    return Tokenizer(vocab, tj["model"]["merges"], added)
 
 
 def load_fast(outdir):

@@ -240,7 +240,7 @@ def main():
     ap.add_argument("--indexer-lr", type=float, default=1e-3)
     ap.add_argument("--stage-fractions", default="0.55,0.10,0.35", help="dense, indexer warm-up, sparse")
     ap.add_argument("--task-weights", default="0.35,0.30,0.35", help="arith, tool, passkey")
-    ap.add_argument("--min-filler", type=int, default=200)
+    ap.add_argument("--min-filler", type=int, default=64)
     ap.add_argument("--max-filler", type=int, default=4096)
     ap.add_argument("--mtp-weight", type=float, default=0.3)
     ap.add_argument("--eval-arith", type=int, default=200)
@@ -287,6 +287,10 @@ def main():
         chk = bpe_tokenizer.check_against_fast(tok, fast, corpus[:500])
         report["tokenizer"]["vs_tokenizers_package"] = chk
         log("tokenizer vs tokenizers package:", chk)
+        wrong_ids = {c: fast.token_to_id(c) for c, i, _ in tok.added if fast.token_to_id(c) != i}
+        if wrong_ids or chk["encode_agree"] < 1.0 or chk["decode_roundtrip"] < 1.0:
+            # train on exactly the ids that the saved tokenizer.json gives under the reference library
+            raise SystemExit("tokenizer.json disagrees with the `tokenizers` package: %s %s" % (wrong_ids, chk))
         encode, encode_many = cached_encoders(fast)
     else:
         encode = tok.encode
