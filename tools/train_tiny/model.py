@@ -102,6 +102,37 @@ class Indexer(nn.Module):
         return scores
 
 
+# Set by enable_sdpa() after a numerical self-test; torch 1.13 has no scaled_dot_product_attention.
+SDPA = {"enabled": False}
+
+
+def enable_sdpa(model, device, tol=2e-2):
+    """Turn on the fused path for dense attention if it matches the explicit path on a random input, forward
+    and backward, under the same bf16 autocast as training (CUDA only)."""
+    if not hasattr(F, "scaled_dot_product_attention") or device != "cuda":
+        return "unavailable"
+    try:
+        x = torch.randint(0, model.cfg["vocab_size"], (2, 160), device=device)
+        outs = []
+        for flag in (False, True):
+            SDPA["enabled"] = flag
+            model.zero_grad(set_to_none=True)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                logits = model(x, mode="dense", with_mtp=True)["logits"]
+            logits.float().pow(2).mean().backward()
+            g = model.layers[0].self_attn.q_b_proj.weight.grad.detach().clone()
+            outs.append((logits.detach().float(), g))
+        model.zero_grad(set_to_none=True)
+        (ref, gref), (got, ggot) = outs
+        err = max(((got - ref).norm() / ref.norm()).item(), ((ggot - gref).norm() / gref.norm()).item())
+        SDPA["enabled"] = err < tol
+        return "on (rel err %.1e)" % err if SDPA["enabled"] else "off (rel err %.1e)" % err
+    except Exception as e:  # keep the explicit path
+        SDPA["enabled"] = False
+        model.zero_grad(set_to_none=True)
+        return "off (%r)" % (e,)
+
+
 class MLA(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -132,6 +163,12 @@ class MLA(nn.Module):
         k_pe = rope_interleaved(kv[..., self.r_kv:].unsqueeze(2), cos, sin)[:, :, 0]
         kvb = self.kv_b_proj(c_kv).view(B, S, self.H, self.dn + self.dv)
         k_nope, v = kvb[..., :self.dn], kvb[..., self.dn:]
+        if mode == "dense" and SDPA["enabled"]:
+            # fused causal attention (torch 2.x); same math as the explicit path below
+            qf = torch.cat([q_nope, q_pe], dim=-1).transpose(1, 2)
+            kf = torch.cat([k_nope, k_pe.unsqueeze(2).expand(B, S, self.H, self.dr)], dim=-1).transpose(1, 2)
+            o = F.scaled_dot_product_attention(qf, kf, v.transpose(1, 2), is_causal=True, scale=self.scale)
+            return self.o_proj(o.transpose(1, 2).reshape(B, S, self.H * self.dv)), None
         scores = torch.matmul(q_nope.transpose(1, 2), k_nope.permute(0, 2, 3, 1))
         scores = scores + torch.matmul(q_pe.transpose(1, 2), k_pe.transpose(1, 2).unsqueeze(1))
         scores = scores.float() * self.scale

@@ -27,6 +27,7 @@ import bpe_tokenizer  # noqa: E402
 import data  # noqa: E402
 import evaluate  # noqa: E402
 import export  # noqa: E402
+import model as model_mod  # noqa: E402
 from model import DSV32  # noqa: E402
 
 PRESETS = {
@@ -305,6 +306,8 @@ def main():
     model = DSV32(cfg).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     log("params: %.2fM" % (n_params / 1e6))
+    sdpa = model_mod.enable_sdpa(model, device)
+    log("fused dense attention:", sdpa)
     main_params = model.main_params()
     idx_params = model.indexer_params()
     decay = [p for p in main_params if p.dim() >= 2]
@@ -403,7 +406,7 @@ def main():
     emodel.eval()
     lengths = tuple(int(v) for v in args.eval_lengths.split(","))
     t_eval = time.time()
-    report["train"] = {"steps": step, "stage_steps": stage_steps, "train_seconds": round(train_s, 1),
+    report["train"] = {"steps": step, "stage_steps": stage_steps, "train_seconds": round(train_s, 1), "sdpa": sdpa,
                        "params": n_params, "args": vars(args), "preset": P, "torch": torch.__version__,
                        "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
                        "last_log": hist[-8:]}
