@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/generate_command.h"
+#include "app/serve_command.h"
 #include "app/server_args.h"
 
 int main(int argc, char** argv) {
@@ -17,11 +18,11 @@ int main(int argc, char** argv) {
     CLI::App* serve = app.add_subcommand("serve", "Run the SGLang-compatible HTTP server");
     dsa::app::register_server_args(*serve, server_args);
     serve->callback([&] {
-        dsa::Status st = dsa::app::validate_server_args(server_args);
-        if (st.is_ok()) st = dsa::app::check_supported(server_args);
-        if (st.is_ok()) st = dsa::unimplemented("not supported yet: serve (the HTTP front end is not wired yet)");
-        std::fprintf(stderr, "dsaserve serve: %s\n", st.message().c_str());
-        exit_code = 2;
+        dsa::Status st = dsa::app::run_serve(server_args);
+        if (!st.is_ok()) {
+            std::fprintf(stderr, "dsaserve serve: %s\n", st.message().c_str());
+            exit_code = 2;
+        }
     });
     CLI11_PARSE(app, argc, argv);
     return exit_code;
