@@ -81,6 +81,17 @@ DsaModel::DsaModel(const ModelConfig& config, const ModelWeights& weights, backe
     for (const MtpWeights& m : weights.mtp) add_experts(m.layer);
 }
 
+DsaModel::StepTensors DsaModel::make_step_tensors(const ForwardBatch& batch) {
+    StepTensors st;
+    st.batch = &batch;
+    st.num_tokens = batch.num_tokens();
+    st.positions = be_.to_device(batch.positions);
+    st.out_slots = be_.to_device(batch.out_slots);
+    st.key_slots = be_.to_device(batch.key_slots);
+    st.query_request = be_.to_device(batch.query_request);
+    return st;
+}
+
 bool DsaModel::use_expanded(const StepTensors& st, const ForwardOptions& options) const {
     switch (options.attention_form) {
         case AttentionForm::kAbsorbed: return false;
@@ -94,13 +105,7 @@ bool DsaModel::use_expanded(const StepTensors& st, const ForwardOptions& options
 }
 
 ForwardOutput DsaModel::forward(const ForwardBatch& batch, KvStores& kv, const ForwardOptions& options) {
-    StepTensors st;
-    st.batch = &batch;
-    st.num_tokens = batch.num_tokens();
-    st.positions = be_.to_device(batch.positions);
-    st.out_slots = be_.to_device(batch.out_slots);
-    st.key_slots = be_.to_device(batch.key_slots);
-    st.query_request = be_.to_device(batch.query_request);
+    StepTensors st = make_step_tensors(batch);
 
     ForwardOutput out;
     if (options.capture_topk) out.topk.resize(config_.num_hidden_layers + weights_.mtp.size());
@@ -128,13 +133,7 @@ ForwardOutput DsaModel::forward_mtp(const ForwardBatch& batch, const Tensor& pre
     const MtpWeights& m = weights_.mtp.at(0);
     const int64_t layer = config_.num_hidden_layers;
     const float eps = static_cast<float>(config_.rms_norm_eps);
-    StepTensors st;
-    st.batch = &batch;
-    st.num_tokens = batch.num_tokens();
-    st.positions = be_.to_device(batch.positions);
-    st.out_slots = be_.to_device(batch.out_slots);
-    st.key_slots = be_.to_device(batch.key_slots);
-    st.query_request = be_.to_device(batch.query_request);
+    StepTensors st = make_step_tensors(batch);
     DSA_CHECK_EQ(prev_hidden.dim(0), st.num_tokens);
 
     ForwardOutput out;

@@ -62,6 +62,7 @@ public:
 
 private:
     struct StepTensors;  // per-call device copies of the batch metadata
+    StepTensors make_step_tensors(const ForwardBatch& batch);
     Tensor attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st, KvStores& kv,
                      const ForwardOptions& options, Tensor* shared_topk, ForwardOutput* out);
     backend::IndexerTopkResult select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
