@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake pkg-config nlohmann-json3-dev libfmt-dev libcli11-dev libpcre2-dev
               libboost1.81-dev libgtest-dev libgmock-dev libbenchmark-dev python3 python3-jinja2
-              python3-prometheus-client clang libclang-rt-14-dev nodejs npm)
+              python3-prometheus-client clang libclang-rt-14-dev)
+# Node.js may come from outside Debian (with its own npm): only install Debian's when there is none.
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
