@@ -15,11 +15,11 @@ else
     cmake -S . -B "$BUILD_DIR" -DDSA_ENABLE_CUDA=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
 cmake --build "$BUILD_DIR" --target tokenizer_bench -j"${JOBS:-2}" >/dev/null
-OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+TMP_DIR=$(mktemp -d)
+trap 'rm -rf "$TMP_DIR"' EXIT
 "$BUILD_DIR/bench/tokenizer_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-    --benchmark_out="$OUT/cpp.json" --benchmark_out_format=json >/dev/null
-node tools/bench_tokenizer_oracle.mjs 1 >"$OUT/js.json"
+    --benchmark_out="$TMP_DIR/cpp.json" --benchmark_out_format=json >/dev/null
+node tools/bench_tokenizer_oracle.mjs 1 >"$TMP_DIR/js.json"
 node -e '
 const fs = require("fs");
 const cpp = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
@@ -45,4 +45,4 @@ for (const [n, key, jw, jc] of rows) {
   const c = key.startsWith("BM_EncodeBatch") ? "-" : f(cpu(key));
   console.log(n.padEnd(46) + `${f(wall(key))} / ${c}`.padStart(24) + `${f(jw)} / ${f(jc)}`.padStart(30));
 }
-' "$OUT/cpp.json" "$OUT/js.json"
+' "$TMP_DIR/cpp.json" "$TMP_DIR/js.json"

@@ -22,29 +22,29 @@ TARGET=$1
 SECONDS_TO_RUN=$2
 shift 2
 CXX=${CXX_FUZZ:-clang++-14}
-OUT=build-fuzz
+FUZZ_DIR=build-fuzz
 SPEC=${TARGETS[$TARGET]}
 read -r -a SOURCES <<<"$(echo ${SPEC%%|*})"
 read -r -a LIBS <<<"${SPEC#*|}"
 FLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -Isrc
        "-DDSA_SOURCE_DIR=\"$PWD\"")
 
-mkdir -p "$OUT/corpus/$TARGET" "$OUT/crashes/$TARGET"
-BIN="$OUT/${TARGET}_fuzz"
+mkdir -p "$FUZZ_DIR/corpus/$TARGET" "$FUZZ_DIR/crashes/$TARGET"
+BIN="$FUZZ_DIR/${TARGET}_fuzz"
 if [ ! -x "$BIN" ] || [ -n "$(find src fuzz tools/fuzz.sh -newer "$BIN" -print -quit)" ]; then
-    rm -rf "$OUT/obj/$TARGET" && mkdir -p "$OUT/obj/$TARGET"
+    rm -rf "$FUZZ_DIR/obj/$TARGET" && mkdir -p "$FUZZ_DIR/obj/$TARGET"
     echo "fuzz: compiling $TARGET (${#SOURCES[@]} files)"
-    compile() { "$CXX" "${FLAGS[@]}" -c "$1" -o "$OUT/obj/$TARGET/$(echo "$1" | tr / _).o"; }
+    compile() { "$CXX" "${FLAGS[@]}" -c "$1" -o "$FUZZ_DIR/obj/$TARGET/$(echo "$1" | tr / _).o"; }
     for src in "${SOURCES[@]}"; do
         while (($(jobs -rp | wc -l) >= $(nproc))); do wait -n; done
         compile "$src" &
     done
     while (($(jobs -rp | wc -l) > 0)); do wait -n; done
-    "$CXX" "${FLAGS[@]}" "$OUT/obj/$TARGET"/*.o -o "$BIN" "${LIBS[@]}"
+    "$CXX" "${FLAGS[@]}" "$FUZZ_DIR/obj/$TARGET"/*.o -o "$BIN" "${LIBS[@]}"
 fi
 
 DICT=()
 [ -f "fuzz/$TARGET.dict" ] && DICT=("-dict=fuzz/$TARGET.dict")
 echo "fuzz: running $TARGET for ${SECONDS_TO_RUN}s"
 "$BIN" -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=20 -rss_limit_mb=4096 \
-    -artifact_prefix="$OUT/crashes/$TARGET/" -print_final_stats=1 "${DICT[@]}" "$@" "$OUT/corpus/$TARGET"
+    -artifact_prefix="$FUZZ_DIR/crashes/$TARGET/" -print_final_stats=1 "${DICT[@]}" "$@" "$FUZZ_DIR/corpus/$TARGET"
