@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "app/bench_serving.h"
 #include "app/generate_command.h"
 #include "app/serve_command.h"
 #include "app/server_args.h"
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "dsaserve 0.1.0");
     int exit_code = 0;
     dsa::app::add_generate_command(app, &exit_code);
+    dsa::app::add_bench_serving_command(app, &exit_code);
 
     dsa::app::ServerArgs server_args;
     CLI::App* serve = app.add_subcommand("serve", "Run the SGLang-compatible HTTP server");
