@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <initializer_list>
 
+#include "backend/tensor_checks.h"
 #include "tensor/numeric.h"
 #include "tensor/tensor.h"
 
@@ -12,17 +13,7 @@ namespace dsa::backend::cpu {
 
 // Checks a CPU contiguous tensor of dtype `dt`; `shape` entries < 0 are not checked.
 inline void check_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what) {
-    DSA_CHECK(t.defined()) << what << " is undefined";
-    DSA_CHECK(t.device() == Device::kCPU) << what << " is not a CPU tensor";
-    DSA_CHECK(t.is_contiguous()) << what << " is not contiguous";
-    DSA_CHECK(t.dtype() == dt) << what << " has dtype " << dtype_name(t.dtype()) << ", expected " << dtype_name(dt);
-    DSA_CHECK_EQ(static_cast<size_t>(t.ndim()), shape.size()) << what << " " << shape_to_string(t.shape());
-    int i = 0;
-    for (int64_t d : shape) {
-        DSA_CHECK(d < 0 || t.dim(i) == d) << what << " " << shape_to_string(t.shape()) << ": dim " << i
-                                          << " should be " << d;
-        ++i;
-    }
+    check_tensor_on(t, Device::kCPU, dt, shape, what);
 }
 
 // A bf16 or f32 parameter vector (norm weights, biases) read as f32.

@@ -2,6 +2,7 @@
 // the parameter and copy caches, and the ops not implemented on the GPU yet (they abort with their name).
 #include <cstring>
 
+#include "backend/tensor_checks.h"
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
@@ -41,17 +42,7 @@ namespace {
 }  // namespace
 
 void check_device_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what) {
-    DSA_CHECK(t.defined()) << what << " is undefined";
-    DSA_CHECK(t.device() == Device::kCUDA) << what << " is not a CUDA tensor";
-    DSA_CHECK(t.is_contiguous()) << what << " is not contiguous";
-    DSA_CHECK(t.dtype() == dt) << what << " has dtype " << dtype_name(t.dtype()) << ", expected " << dtype_name(dt);
-    DSA_CHECK_EQ(static_cast<size_t>(t.ndim()), shape.size()) << what << " " << shape_to_string(t.shape());
-    int i = 0;
-    for (int64_t d : shape) {
-        DSA_CHECK(d < 0 || t.dim(i) == d) << what << " " << shape_to_string(t.shape()) << ": dim " << i
-                                          << " should be " << d;
-        ++i;
-    }
+    check_tensor_on(t, Device::kCUDA, dt, shape, what);
 }
 
 void check_activation(const Tensor& t, const char* what) {
