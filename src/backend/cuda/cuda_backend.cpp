@@ -33,13 +33,9 @@ void cuda_call_failed(const char* call, cudaError_t err, const char* file, int l
                              cudaGetErrorString(err) + ")");
 }
 
-namespace {
-
-[[noreturn]] void not_implemented(const char* op) {
+void not_implemented(const char* op) {
     detail::check_failed(__FILE__, __LINE__, std::string("not implemented on the CUDA backend yet: ") + op);
 }
-
-}  // namespace
 
 void check_device_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what) {
     check_tensor_on(t, Device::kCUDA, dt, shape, what);
@@ -153,26 +149,6 @@ Tensor CudaBackend::device_indices(const Tensor& t, int64_t limit, const char* w
     }
     return to_device(t);
 }
-
-// ---- not implemented on the GPU yet ----
-void CudaBackend::mla_kv_write(const MlaKvWriteParams&) { not_implemented("mla_kv_write"); }
-Tensor CudaBackend::mla_kv_read(const MlaKvStore&, const Tensor&) { not_implemented("mla_kv_read"); }
-Tensor CudaBackend::mla_absorb_q(const Tensor&, const LinearWeight&, const MlaHeadDims&) {
-    not_implemented("mla_absorb_q");
-}
-Tensor CudaBackend::mla_absorb_o(const Tensor&, const LinearWeight&, const MlaHeadDims&) {
-    not_implemented("mla_absorb_o");
-}
-MlaExpandedKv CudaBackend::mla_expand_kv(const Tensor&, const LinearWeight&, const MlaHeadDims&) {
-    not_implemented("mla_expand_kv");
-}
-Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams&) { not_implemented("mla_sparse_attention"); }
-Tensor CudaBackend::mla_dense_attention(const MlaDenseParams&) { not_implemented("mla_dense_attention"); }
-void CudaBackend::indexer_k_write(const IndexerKWriteParams&) { not_implemented("indexer_k_write"); }
-IndexerTopkResult CudaBackend::indexer_topk(const IndexerTopkParams&) { not_implemented("indexer_topk"); }
-IndexerTopkResult CudaBackend::causal_indices(const CausalIndicesParams&) { not_implemented("causal_indices"); }
-RouterResult CudaBackend::moe_route(const RouterParams&) { not_implemented("moe_route"); }
-Tensor CudaBackend::moe_experts(const MoeParams&) { not_implemented("moe_experts"); }
 
 }  // namespace cuda
 }  // namespace dsa::backend

@@ -1,8 +1,9 @@
 // CudaBackend: the class behind make_cuda_backend (cuda_backend.h), shared by its .cpp files, the op tests and
 // the kernel benchmarks. Activations are contiguous BF16 device tensors. Weights and parameter vectors may be
 // host tensors (uploaded once and cached per storage address, the source kept alive so the address is never
-// reused) or device tensors. Op families live in one file each: cuda_backend.cpp (memory, unimplemented ops),
-// norm_ops.cpp (embedding, norms, elementwise, copies, RoPE), linear_ops.cpp (linear, lm_head, dense_mlp).
+// reused) or device tensors. Op families live in one file each: cuda_backend.cpp (memory, shared checks),
+// norm_ops.cpp (embedding, norms, elementwise, copies, RoPE), linear_ops.cpp (linear, lm_head, dense_mlp),
+// mla_ops.cpp (MLA KV cache and attention), indexer_ops.cpp (indexer keys and top-k), moe_ops.cpp (MoE).
 #pragma once
 
 #include <mutex>
@@ -101,5 +102,8 @@ private:
 void check_device_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what);
 // Checks a contiguous device bf16 tensor with at least one dim.
 void check_activation(const Tensor& t, const char* what);
+
+// Aborts with "not implemented on the CUDA backend yet: <op>".
+[[noreturn]] void not_implemented(const char* op);
 
 }  // namespace dsa::backend::cuda
