@@ -10,8 +10,10 @@ selected set with detached inputs); (3) export FP8 safetensors + configs + token
 (4) reload the export (FP8 dequantized) and evaluate the tasks -> OUTDIR/eval.json.
 """
 import argparse
+import collections
 import json
 import math
+import multiprocessing
 import os
 import random
 import sys
@@ -20,6 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
@@ -158,12 +161,49 @@ class Batcher:
                 k += 1
             exs.append((ids, wts))
         L = max(len(i) for i, _ in exs)
-        x = torch.full((len(exs), L), 2, dtype=torch.long)
-        w = torch.zeros((len(exs), L))
+        x = np.full((len(exs), L), 2, dtype=np.int64)  # numpy: worker processes must not touch torch
+        w = np.zeros((len(exs), L), dtype=np.float32)
         for r, (ids, wts) in enumerate(exs):
-            x[r, :len(ids)] = torch.tensor(ids)
-            w[r, :len(ids)] = torch.tensor(wts)
+            x[r, :len(ids)] = ids
+            w[r, :len(ids)] = wts
         return x, w
+
+
+_WORKER = {}
+
+
+def _worker_init(make_batcher, base_seed, counter):
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    with counter.get_lock():
+        counter.value += 1
+        k = counter.value
+    _WORKER["batcher"] = make_batcher(random.Random(base_seed * 1000 + k))
+
+
+def _worker_batch(task):
+    return task, _WORKER["batcher"].batch(task)
+
+
+class BatchPool:
+    """Batches built ahead by forked worker processes, so the training loop does not wait for Python data
+    generation and tokenization. Must be created before CUDA or torch thread pools start (fork safety)."""
+
+    def __init__(self, make_batcher, n_workers, seed, depth):
+        ctx = multiprocessing.get_context("fork")
+        self.pool = ctx.Pool(n_workers, initializer=_worker_init,
+                             initargs=(make_batcher, seed, ctx.Value("i", 0)))
+        self.depth = depth
+        self.pending = collections.deque()
+
+    def get(self, next_task):
+        """Queues `next_task()` until `depth` batches are pending, then returns the oldest (task, x, w)."""
+        while len(self.pending) < self.depth:
+            self.pending.append(self.pool.apply_async(_worker_batch, (next_task(),)))
+        task, (x, w) = self.pending.popleft().get()
+        return task, torch.from_numpy(x), torch.from_numpy(w)
+
+    def close(self):
+        self.pool.terminate()
 
 
 def cached_encoders(fast, max_cache=50000, max_len=4000):
@@ -250,6 +290,8 @@ def main():
     ap.add_argument("--eval-lengths", default="256,512,1024,2048,4096")
     ap.add_argument("--eval-max-new", type=int, default=0, help="cap on generated tokens per eval prompt (smoke tests)")
     ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
+    ap.add_argument("--data-workers", type=int, default=min(8, max(0, (os.cpu_count() or 1) - 2)),
+                    help="processes building batches ahead (0: build them in the training loop)")
     args = ap.parse_args()
 
     t_start = time.time()
@@ -301,6 +343,12 @@ def main():
         report["tokenizer"]["vs_tokenizers_package"] = "not installed here"
     log("tokenizer: %d tokens (%d merges), vocab_size %d" % (tok.size, len(tok.ranks), vocab_size))
 
+    def make_batcher(r):
+        return Batcher(r, encode_many, P["token_budget"], args.max_filler, args.min_filler, data.FillerCache(encode))
+    # forked before the model touches CUDA; worker k draws its examples from Random(seed * 1000 + k)
+    pool = BatchPool(make_batcher, args.data_workers, args.seed, 2 * args.data_workers) if args.data_workers else None
+    log("data workers:", args.data_workers)
+
     # 2. model
     cfg = make_config(P, vocab_size)
     model = DSV32(cfg).to(device)
@@ -319,7 +367,7 @@ def main():
     budget_s = args.max_minutes * 60.0
     bounds = [budget_s * fr[0], budget_s * (fr[0] + fr[1]), budget_s * sum(fr)]
     tw = [float(f) for f in args.task_weights.split(",")]
-    batcher = Batcher(rng, encode_many, P["token_budget"], args.max_filler, args.min_filler, data.FillerCache(encode))
+    batcher = make_batcher(rng) if pool is None else None
     use_amp = device == "cuda"
     t0 = time.time()
     step, stage_steps = 0, {"dense": 0, "warmup": 0, "sparse": 0}
@@ -339,8 +387,13 @@ def main():
             prog = el / bounds[2]
         for p in main_params:
             p.requires_grad_(stage != "warmup")
-        task = rng.choices(["arith", "tool", "passkey"], weights=tw)[0]
-        x, w = batcher.batch(task)
+        def next_task():
+            return rng.choices(["arith", "tool", "passkey"], weights=tw)[0]
+        if pool is not None:
+            task, x, w = pool.get(next_task)
+        else:
+            task = next_task()
+            x, w = (torch.from_numpy(a) for a in batcher.batch(task))
         if device == "cuda":  # pinned + non_blocking: no host sync, the CPU builds the next batch meanwhile
             x, w = x.pin_memory().to(device, non_blocking=True), w.pin_memory().to(device, non_blocking=True)
         lr_f = min(1.0, (stage_steps["dense"] + stage_steps["sparse"] + 1) / warm) * (0.1 + 0.45 * (1 + math.cos(math.pi * prog)))
@@ -382,6 +435,8 @@ def main():
             hist.append(rec)
             log(json.dumps(rec))
     train_s = time.time() - t0
+    if pool is not None:
+        pool.close()
     log("training done: %d steps in %.1fs %s" % (step, train_s, stage_steps))
     if device == "cuda":
         log("peak GPU memory %.1f GB" % (torch.cuda.max_memory_allocated() / 1e9))
