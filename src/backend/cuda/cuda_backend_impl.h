@@ -86,6 +86,9 @@ private:
     Tensor device_indices(const Tensor& t, int64_t limit, const char* what);
     // y = x · w^T with the output dtype; act_quant applies DeepSeek act_quant to x for FP8 weights.
     Tensor matmul(const Tensor& x, const LinearWeight& w, GemmOutput out, bool act_quant, const char* what);
+    // moe_ops.cpp: the device pointer table of a span of routed experts (all uploaded once, cached per span).
+    struct MoeTable;
+    const MoeTable& moe_table(std::span<const MlpWeights> experts);
 
     Numerics numerics_;
     int device_;
@@ -96,6 +99,7 @@ private:
     std::unordered_map<const void*, DeviceWeight> weights_;
     std::unordered_map<const void*, std::pair<Tensor, Tensor>> copies_;  // host address -> (source, device copy)
     std::unordered_map<const void*, std::pair<Tensor, Tensor>> widened_;  // bf16 host param -> (source, f32 copy)
+    std::unordered_map<const void*, std::shared_ptr<MoeTable>> moe_tables_;  // experts span address -> table
 };
 
 // Checks a contiguous device tensor of dtype `dt`; `shape` entries < 0 are not checked.

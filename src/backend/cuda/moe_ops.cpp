@@ -1,10 +1,249 @@
-// MoE on the GPU: the sigmoid group-limited router and the routed experts (token permutation, grouped
-// GEMMs, combine with the routing weights).
+// MoE on the GPU. moe_route: the router GEMM through linear() (FP32 logits), then one warp per token does the
+// sigmoid, group limit, top-k and weights (moe_kernels.cu). moe_experts: all routed experts of the span are
+// uploaded once (device_weight) and listed in a cached device pointer table; the (token, slot) pairs are grouped
+// by expert and run by the weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then down), except, in the
+// prefill path (T > 16), experts with >= 32 rows, which gather their rows and run dense_mlp (cuBLASLt). The
+// combine sums weight * expert output per token in FP32 in slot order and rounds once to bf16.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/moe_kernels.h"
 
 namespace dsa::backend::cuda {
 
-RouterResult CudaBackend::moe_route(const RouterParams&) { not_implemented("moe_route"); }
-Tensor CudaBackend::moe_experts(const MoeParams&) { not_implemented("moe_experts"); }
+struct CudaBackend::MoeTable {
+    std::vector<const void*> key;  // gate, up, down weight addresses of every expert (checked on each use)
+    Tensor ptrs;                   // [E * sizeof(MoeExpertPtrs)] u8 device table
+    int64_t dim = 0, inter = 0;    // D, F
+    bool fp8 = false;
+};
+
+namespace {
+
+constexpr int64_t kDecodeMaxTokens = 16;  // T above this: the prefill path (host-side grouping)
+constexpr int64_t kGemmMinRows = 32;      // prefill: experts with this many rows run dense_mlp (cuBLASLt)
+
+std::vector<const void*> expert_key(std::span<const MlpWeights> experts) {
+    std::vector<const void*> key;
+    key.reserve(experts.size() * 3);
+    for (size_t i = 0; i < experts.size(); ++i) {
+        const MlpWeights& w = experts[i];
+        DSA_CHECK(w.gate.defined() && w.up.defined() && w.down.defined()) << "routed expert " << i << " weights";
+        key.push_back(w.gate.weight.raw_data());
+        key.push_back(w.up.weight.raw_data());
+        key.push_back(w.down.weight.raw_data());
+    }
+    return key;
+}
+
+void check_expert(const MlpWeights& w, size_t i, int64_t dim, int64_t inter, DType dt) {
+    const auto is = [&](const LinearWeight& l, int64_t out, int64_t in) {
+        return l.weight.dtype() == dt && l.out_features() == out && l.in_features() == in;
+    };
+    DSA_CHECK(is(w.gate, inter, dim) && is(w.up, inter, dim) && is(w.down, dim, inter))
+        << "routed expert " << i << ": gate/up must be [" << inter << ", " << dim << "] and down [" << dim << ", "
+        << inter << "] " << dtype_name(dt) << " like expert 0; got " << shape_to_string(w.gate.weight.shape()) << " "
+        << shape_to_string(w.up.weight.shape()) << " " << shape_to_string(w.down.weight.shape()) << " "
+        << dtype_name(w.gate.weight.dtype());
+}
+
+}  // namespace
+
+const CudaBackend::MoeTable& CudaBackend::moe_table(std::span<const MlpWeights> experts) {
+    DSA_CHECK(!experts.empty()) << "moe_experts without routed experts";
+    std::vector<const void*> key = expert_key(experts);
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = moe_tables_.find(experts.data());
+        if (it != moe_tables_.end() && it->second->key == key) return *it->second;
+    }
+    auto table = std::make_shared<MoeTable>();
+    table->key = std::move(key);
+    const LinearWeight& g0 = experts[0].gate;
+    table->inter = g0.out_features();
+    table->dim = g0.in_features();
+    table->fp8 = g0.is_fp8();
+    const DType dt = g0.weight.dtype();
+    DSA_CHECK(dt == DType::kF8E4M3 || dt == DType::kBF16)
+        << "routed experts must be FP8 (block-scaled) or BF16 on the CUDA backend, got " << dtype_name(dt);
+    DSA_CHECK(table->dim % 16 == 0 && table->inter % 16 == 0)
+        << "routed expert widths D = " << table->dim << ", F = " << table->inter << " must be multiples of 16";
+    std::vector<MoeExpertPtrs> host(experts.size());
+    for (size_t i = 0; i < experts.size(); ++i) {
+        const MlpWeights& w = experts[i];
+        check_expert(w, i, table->dim, table->inter, dt);
+        const DeviceWeight& g = device_weight(w.gate);
+        const DeviceWeight& u = device_weight(w.up);
+        const DeviceWeight& d = device_weight(w.down);
+        host[i] = {g.w.raw_data(),
+                   u.w.raw_data(),
+                   d.w.raw_data(),
+                   table->fp8 ? g.scales.data<float>() : nullptr,
+                   table->fp8 ? u.scales.data<float>() : nullptr,
+                   table->fp8 ? d.scales.data<float>() : nullptr};
+    }
+    const int64_t bytes = static_cast<int64_t>(host.size() * sizeof(MoeExpertPtrs));
+    Tensor h = Tensor::empty({bytes}, DType::kU8, Device::kCPU, "moe.expert_ptrs");
+    std::memcpy(h.raw_data(), host.data(), static_cast<size_t>(bytes));
+    table->ptrs = to_device(h);
+    std::lock_guard<std::mutex> lock(mu_);
+    moe_tables_[experts.data()] = table;
+    return *table;
+}
+
+RouterResult CudaBackend::moe_route(const RouterParams& p) {
+    DSA_CHECK(p.weight.defined() && p.weight.ndim() == 2) << "router weight must be [E, D]";
+    DSA_CHECK(p.weight.dtype() == DType::kBF16 || p.weight.dtype() == DType::kF32)
+        << "router weight dtype " << dtype_name(p.weight.dtype()) << " (bf16 or f32)";
+    const int64_t experts = p.weight.dim(0), dim = p.weight.dim(1);
+    check_device_tensor(p.x, DType::kBF16, {-1, dim}, "router x");
+    DSA_CHECK(experts <= kMoeRouteMaxExperts)
+        << experts << " experts; the router kernel takes at most " << kMoeRouteMaxExperts;
+    DSA_CHECK(p.num_groups >= 1 && experts % p.num_groups == 0) << experts << " experts in " << p.num_groups;
+    DSA_CHECK(p.topk_groups >= 1 && p.topk_groups <= p.num_groups) << "topk_groups " << p.topk_groups;
+    DSA_CHECK(p.top_k >= 1 && p.top_k <= experts / p.num_groups * p.topk_groups) << "top_k " << p.top_k;
+    Tensor bias = p.bias.defined() ? param_f32(p.bias, experts, "router bias") : Tensor();
+    const int64_t tokens = p.x.dim(0);
+    RouterResult r;
+    r.scores = linear(p.x, LinearWeight{p.weight, {}}, LinearOutput::kF32);  // FP32 logits, never quantized
+    r.ids = Tensor::empty({tokens, p.top_k}, DType::kI32, Device::kCUDA, "expert_ids");
+    r.weights = Tensor::empty({tokens, p.top_k}, DType::kF32, Device::kCUDA, "expert_weights");
+    launch_moe_route({r.scores.data<float>(), bias.defined() ? bias.data<float>() : nullptr, r.ids.data<int32_t>(),
+                      r.weights.data<float>(), tokens, experts, p.num_groups, p.topk_groups, p.top_k,
+                      p.routed_scaling_factor, p.normalize},
+                     stream_);
+    return r;
+}
+
+namespace {
+
+// What the grouped kernels need of one moe_experts call.
+struct GroupedRun {
+    const MoeExpertPtrs* table;
+    int64_t dim, inter, top_k, pairs;
+    bool fp8, act_quant, ue8m0;
+};
+
+// Gate/up + SwiGLU, act_quant of h, down for the pairs of `groups`: writes their rows of y [pairs, D].
+void run_grouped(const GroupedRun& r, const MoeGroups& groups, const Tensor& xf, Tensor& y, cudaStream_t stream) {
+    Tensor h = Tensor::empty({r.pairs, r.inter}, DType::kBF16, Device::kCUDA, "moe.h");
+    const int64_t gate_up_ld = LtGemm::w_scale_ld(r.dim), down_ld = LtGemm::w_scale_ld(r.inter);
+    launch_moe_gate_up(
+        {r.table, groups, xf.data<float>(), h.data<uint16_t>(), r.top_k, r.inter, r.dim, gate_up_ld, r.fp8}, stream);
+    Tensor hf = Tensor::empty({r.pairs, r.inter}, DType::kF32, Device::kCUDA, "moe.h.f32");
+    launch_moe_prep({h.data<uint16_t>(), hf.data<float>(), r.pairs, r.inter, r.act_quant, r.ue8m0}, stream);
+    launch_moe_down({r.table, groups, hf.data<float>(), y.data<uint16_t>(), 1, r.dim, r.inter, down_ld, r.fp8}, stream);
+}
+
+// Host-side grouping of the pairs by expert (experts ascending, pairs ascending within an expert).
+struct HostGroups {
+    std::vector<int32_t> expert, start, count, rows;
+};
+
+HostGroups group_on_host(const Tensor& ids, int64_t num_experts) {
+    const int64_t pairs = ids.numel();
+    std::vector<int32_t> per(num_experts, 0);
+    for (int64_t i = 0; i < pairs; ++i) {
+        const int32_t e = ids.data<int32_t>()[i];
+        DSA_CHECK(e >= 0 && e < num_experts) << "moe ids[" << i << "] = " << e << " outside [0, " << num_experts << ")";
+        ++per[e];
+    }
+    HostGroups g;
+    std::vector<int32_t> next(num_experts, 0);
+    int32_t offset = 0;
+    for (int64_t e = 0; e < num_experts; ++e) {
+        next[e] = offset;
+        if (per[e] == 0) continue;
+        g.expert.push_back(static_cast<int32_t>(e));
+        g.start.push_back(offset);
+        g.count.push_back(per[e]);
+        offset += per[e];
+    }
+    g.rows.resize(pairs);
+    for (int64_t i = 0; i < pairs; ++i) g.rows[next[ids.data<int32_t>()[i]]++] = static_cast<int32_t>(i);
+    return g;
+}
+
+}  // namespace
+
+Tensor CudaBackend::moe_experts(const MoeParams& p) {
+    check_device_tensor(p.x, DType::kBF16, {-1, -1}, "moe x");
+    const int64_t tokens = p.x.dim(0), dim = p.x.dim(1);
+    DSA_CHECK(p.ids.defined() && p.ids.ndim() == 2 && p.ids.dim(0) == tokens && p.ids.dtype() == DType::kI32 &&
+              p.ids.is_contiguous())
+        << "moe ids must be contiguous i32 [" << tokens << ", k]";
+    const int64_t top_k = p.ids.dim(1), pairs = tokens * top_k;
+    DSA_CHECK(p.weights.defined() && p.weights.dtype() == DType::kF32 && p.weights.is_contiguous() &&
+              p.weights.shape() == Shape({tokens, top_k}))
+        << "moe weights must be contiguous f32 [" << tokens << ", " << top_k << "]";
+    const MoeTable& table = moe_table(p.experts);
+    DSA_CHECK(table.dim == dim) << "moe x width " << dim << ", experts take " << table.dim;
+    const int64_t num_experts = static_cast<int64_t>(p.experts.size());
+    Tensor out = Tensor::empty({tokens, dim}, DType::kBF16, Device::kCUDA, "moe_out");
+    if (tokens == 0) return out;
+    if (pairs == 0) {
+        DSA_CUDA_CHECK(cudaMemsetAsync(out.raw_data(), 0, out.nbytes(), stream_));
+        return out;
+    }
+    Tensor weights = p.weights.device() == Device::kCUDA ? p.weights : to_device(p.weights);
+    const GroupedRun run{table.ptrs.data<MoeExpertPtrs>(),
+                         dim,
+                         table.inter,
+                         top_k,
+                         pairs,
+                         table.fp8,
+                         table.fp8 && numerics_.fp8_activation_quant,
+                         numerics_.ue8m0_scales};
+    Tensor xf = Tensor::empty({tokens, dim}, DType::kF32, Device::kCUDA, "moe.x.f32");
+    launch_moe_prep({p.x.data<uint16_t>(), xf.data<float>(), tokens, dim, run.act_quant, run.ue8m0}, stream_);
+    Tensor y = Tensor::empty({pairs, dim}, DType::kBF16, Device::kCUDA, "moe.y");
+    if (tokens <= kDecodeMaxTokens && pairs <= kMoeGroupMaxPairs) {
+        // Decode: grouping on the device, no host round trip.
+        Tensor ids = device_indices(p.ids, num_experts, "moe ids");
+        const int64_t max_groups = std::min(pairs, num_experts);
+        Tensor packed = Tensor::empty({moe_groups_words(max_groups, pairs)}, DType::kI32, Device::kCUDA, "moe.groups");
+        launch_moe_group_pairs({ids.data<int32_t>(), packed.data<int32_t>(), pairs, num_experts, max_groups}, stream_);
+        run_grouped(run, moe_groups_view(packed.data<int32_t>(), max_groups), xf, y, stream_);
+    } else {
+        // Prefill: group on the host; large groups go through dense_mlp, the rest through the grouped kernels.
+        const HostGroups g = group_on_host(p.ids.device() == Device::kCUDA ? to_host(p.ids) : p.ids, num_experts);
+        std::vector<size_t> small, large;
+        for (size_t i = 0; i < g.expert.size(); ++i) {
+            const int64_t m = g.count[i];
+            bool gemm = m >= kGemmMinRows;
+            if (gemm && table.fp8) {
+                gemm = run.act_quant && gemm_->fp8_block_supported(GemmOutput::kBF16, m, table.inter, dim) &&
+                       gemm_->fp8_block_supported(GemmOutput::kBF16, m, dim, table.inter);
+            }
+            (gemm ? large : small).push_back(i);
+        }
+        const auto ns = static_cast<int64_t>(small.size());
+        Tensor packed = Tensor::empty({moe_groups_words(ns, pairs)}, DType::kI32, Device::kCPU, "moe.groups");
+        int32_t* w = packed.data<int32_t>();
+        w[0] = static_cast<int32_t>(ns);
+        for (int64_t j = 0; j < ns; ++j) {
+            w[1 + j] = g.expert[small[j]];
+            w[1 + ns + j] = g.start[small[j]];
+            w[1 + 2 * ns + j] = g.count[small[j]];
+        }
+        std::copy(g.rows.begin(), g.rows.end(), w + 1 + 3 * ns);
+        Tensor dpacked = to_device(packed);
+        const int32_t* drows = dpacked.data<int32_t>() + 1 + 3 * ns;
+        if (ns > 0) run_grouped(run, moe_groups_view(dpacked.data<int32_t>(), ns), xf, y, stream_);
+        for (size_t i : large) {
+            const int64_t m = g.count[i];
+            const int32_t* map = drows + g.start[i];
+            Tensor xe = Tensor::empty({m, dim}, DType::kBF16, Device::kCUDA, "moe.expert_in");
+            launch_moe_row_copy({p.x.data<uint16_t>(), xe.data<uint16_t>(), map, m, dim, top_k, true}, stream_);
+            Tensor ye = dense_mlp(xe, p.experts[g.expert[i]]);
+            launch_moe_row_copy({ye.data<uint16_t>(), y.data<uint16_t>(), map, m, dim, 1, false}, stream_);
+        }
+    }
+    launch_moe_combine({y.data<uint16_t>(), weights.data<float>(), out.data<uint16_t>(), tokens, top_k, dim}, stream_);
+    return out;
+}
 
 }  // namespace dsa::backend::cuda

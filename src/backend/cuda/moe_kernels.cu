@@ -1,0 +1,430 @@
+// CUDA MoE kernels (moe_kernels.h): the one-warp-per-token router selection, the pair grouping by expert, the
+// activation prep (DeepSeek act_quant with the CPU reference's arithmetic), the grouped weight-streaming expert
+// GEMVs (each warp streams two weight rows once per group of <= 8 tokens on CUDA cores, FP32 accumulation,
+// 128-block scales applied per 16-weight partial; SwiGLU fused into gate/up), the combine and row copies.
+#include <cuda_fp8.h>
+
+#include <climits>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/moe_kernels.h"
+#include "base/check.h"
+
+namespace dsa::backend::cuda {
+namespace {
+
+constexpr float kNegInf = -__builtin_huge_valf();
+
+// ---------------------------------------------------------------------------------------------------------------
+// routing
+
+constexpr int kRouteWarps = 4;
+
+// Arg-max over v[0, n) skipping NaN entries (taken ones); ties -> lower index. Every lane gets the result;
+// bi stays INT_MAX only when every entry is NaN.
+__device__ __forceinline__ void warp_argmax(const float* v, int n, int lane, float& bv, int& bi) {
+    bv = kNegInf;
+    bi = INT_MAX;
+    for (int i = lane; i < n; i += 32) {
+        const float x = v[i];
+        if (x > bv || (x == bv && i < bi)) {
+            bv = x;
+            bi = i;
+        }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (ov > bv || (ov == bv && oi < bi)) {
+            bv = ov;
+            bi = oi;
+        }
+    }
+}
+
+// Shared memory per warp: s[E] (unbiased scores), b[E] (biased, NaN once taken), gs[G] (group scores).
+__global__ void moe_route_kernel(MoeRouteParams p) {
+    extern __shared__ float route_smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t t = static_cast<int64_t>(blockIdx.x) * kRouteWarps + warp;
+    if (t >= p.tokens) return;  // no block-wide synchronization below
+    const int E = static_cast<int>(p.experts), G = static_cast<int>(p.groups);
+    float* s = route_smem + warp * (2 * E + G);
+    float* b = s + E;
+    float* gs = b + E;
+    float* row = p.scores + t * E;
+    for (int e = lane; e < E; e += 32) {
+        const float v = 1.0f / (1.0f + expf(-row[e]));
+        row[e] = v;
+        s[e] = v;
+        const float biased = p.bias != nullptr ? v + p.bias[e] : v;
+        b[e] = isnan(biased) ? kNegInf : biased;
+    }
+    __syncwarp();
+    if (G > 1) {
+        const int per = E / G;
+        for (int g = lane; g < G; g += 32) {
+            float m1 = kNegInf, m2 = kNegInf;
+            for (int i = 0; i < per; ++i) {
+                const float v = b[g * per + i];
+                if (v > m1) {
+                    m2 = m1;
+                    m1 = v;
+                } else if (v > m2) {
+                    m2 = v;
+                }
+            }
+            const float score = p.bias != nullptr && per >= 2 ? m1 + m2 : m1;
+            gs[g] = isnan(score) ? kNegInf : score;
+        }
+        __syncwarp();
+        for (int r = 0; r < p.topk_groups; ++r) {  // kept groups are marked NaN
+            float bv;
+            int bi;
+            warp_argmax(gs, G, lane, bv, bi);
+            if (lane == 0 && bi != INT_MAX) gs[bi] = __int_as_float(0x7fffffff);
+            __syncwarp();
+        }
+        for (int e = lane; e < E; e += 32) {
+            if (!isnan(gs[e / per])) b[e] = kNegInf;
+        }
+        __syncwarp();
+    }
+    float sum = 0.0f;
+    int32_t* ids = p.ids + t * p.top_k;
+    float* w = p.weights + t * p.top_k;
+    for (int r = 0; r < p.top_k; ++r) {
+        float bv;
+        int bi;
+        warp_argmax(b, E, lane, bv, bi);
+        if (lane == 0) {
+            ids[r] = bi;
+            w[r] = s[bi];
+            sum = __fadd_rn(sum, s[bi]);
+            b[bi] = __int_as_float(0x7fffffff);
+        }
+        __syncwarp();
+    }
+    if (lane == 0) {
+        for (int r = 0; r < p.top_k; ++r) {
+            float v = w[r];
+            if (p.normalize) v = __fdiv_rn(v, __fadd_rn(sum, 1e-20f));
+            w[r] = __fmul_rn(v, p.scale);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// grouping
+
+__global__ void moe_group_kernel(MoeGroupBuildParams p) {
+    __shared__ int32_t s_ids[kMoeGroupMaxPairs];
+    __shared__ int32_t s_first[kMoeGroupMaxPairs];
+    const int i = threadIdx.x, n = static_cast<int>(p.pairs);
+    int32_t e = -1;
+    if (i < n) {
+        e = p.ids[i];
+        if (e < 0 || e >= p.num_experts) __trap();  // an expert id outside the table
+        s_ids[i] = e;
+    }
+    __syncthreads();
+    int less = 0, same_before = 0, total = 0;
+    if (i < n) {
+        for (int j = 0; j < n; ++j) {
+            const int32_t f = s_ids[j];
+            less += f < e;
+            same_before += f == e && j < i;
+            total += f == e;
+        }
+        s_first[i] = same_before == 0;
+    }
+    const bool first = i < n && same_before == 0;
+    const int num = __syncthreads_count(first);  // also orders the s_first writes before the reads below
+    int32_t* expert = p.packed + 1;
+    int32_t* start = expert + p.max_groups;
+    int32_t* count = start + p.max_groups;
+    int32_t* rows = count + p.max_groups;
+    if (i < n) {
+        rows[less + same_before] = i;
+        if (first) {
+            int g = 0;
+            for (int j = 0; j < n; ++j) g += s_first[j] && s_ids[j] < e;
+            expert[g] = e;
+            start[g] = less;
+            count[g] = total;
+        }
+    }
+    if (i == 0) p.packed[0] = num;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// activation prep (act_quant as quant_kernels.cu / the CPU reference)
+
+__device__ __forceinline__ float e4m3_to_f32(uint8_t v) {
+    const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(v), __NV_E4M3);
+    return __half2float(__half(h));
+}
+
+__device__ __forceinline__ float pow2_ceil(float x) {
+    int e;
+    const float m = frexpf(x, &e);
+    return m == 0.5f ? ldexpf(1.0f, e - 1) : ldexpf(1.0f, e);
+}
+
+__global__ void moe_prep_kernel(MoePrepParams p) {
+    const int64_t num_kb = (p.cols + 127) / 128;
+    const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (warp >= p.rows * num_kb) return;  // whole warps exit together
+    const int64_t row = warp / num_kb, c0 = (warp % num_kb) * 128 + lane * 4;
+    float v[4];
+    float amax = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        v[j] = c0 + j < p.cols ? bf16_bits_to_f32(p.x[row * p.cols + c0 + j]) : 0.0f;
+        amax = fmaxf(amax, fabsf(v[j]));
+    }
+    if (p.act_quant) {
+        amax = warp_max(amax);
+        float s = fmaxf(amax, 1e-4f) / 448.0f;
+        if (p.ue8m0) s = pow2_ceil(s);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const uint8_t q = static_cast<uint8_t>(__nv_cvt_float_to_fp8(v[j] / s, __NV_SATFINITE, __NV_E4M3));
+            v[j] = e4m3_to_f32(q) * s;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        if (c0 + j < p.cols) p.out[row * p.cols + c0 + j] = v[j];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// grouped expert GEMV
+
+constexpr int kGemvWarps = 8;
+constexpr int kGemvThreads = kGemvWarps * 32;
+constexpr int kGemvTok = 8;  // tokens per pass over a weight row
+
+// One 16-byte weight vector as f32: 16 e4m3 (low byte first) or 8 bf16.
+template <bool FP8>
+__device__ __forceinline__ void decode_weights(const uint4& u, float (&w)[FP8 ? 16 : 8]) {
+    const uint32_t words[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        if constexpr (FP8) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const auto pair = static_cast<__nv_fp8x2_storage_t>((words[i] >> (16 * h)) & 0xffffu);
+                const float2 f = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3)));
+                w[4 * i + 2 * h] = f.x;
+                w[4 * i + 2 * h + 1] = f.y;
+            }
+        } else {
+            w[2 * i] = __uint_as_float(words[i] << 16);
+            w[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+        }
+    }
+}
+
+// Warp `unit` of the grid owns weight rows n0, n1: gate[n] and up[n] (GATE_UP) or down[2u], down[2u + 1].
+// Lane l reads 16-byte vector v = l, l + 32, ... of each row (every vector lies inside one 128-column scale
+// block) with the next vector prefetched; per group the tokens go in passes of kGemvTok.
+template <bool FP8, bool GATE_UP>
+__global__ void __launch_bounds__(kGemvThreads, 2) moe_gemv_kernel(MoeGemvParams p) {
+    constexpr int kVec = FP8 ? 16 : 8;  // weights per 16-byte vector
+    const int64_t a = blockIdx.y;
+    if (a >= *p.groups.num_groups) return;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t unit = static_cast<int64_t>(blockIdx.x) * kGemvWarps + warp;
+    const int64_t n0 = GATE_UP ? unit : unit * 2;
+    if (n0 >= p.n) return;  // no block-wide synchronization in this kernel
+    const int64_t n1 = GATE_UP ? unit : (n0 + 1 < p.n ? n0 + 1 : n0);
+    const MoeExpertPtrs ew = p.experts[p.groups.expert[a]];
+    constexpr int64_t kBytes = FP8 ? 1 : 2;
+    const auto* w0 =
+        reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(GATE_UP ? ew.gate : ew.down) + n0 * p.k * kBytes);
+    const auto* w1 =
+        reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(GATE_UP ? ew.up : ew.down) + n1 * p.k * kBytes);
+    const float* s0 = nullptr;
+    const float* s1 = nullptr;
+    if constexpr (FP8) {
+        s0 = (GATE_UP ? ew.gate_scale : ew.down_scale) + (n0 / 128) * p.scale_ld;
+        s1 = (GATE_UP ? ew.up_scale : ew.down_scale) + (n1 / 128) * p.scale_ld;
+    }
+    const int start = p.groups.start[a], count = p.groups.count[a];
+    const int64_t nvec = p.k / kVec;
+    for (int c0 = 0; c0 < count; c0 += kGemvTok) {
+        const int m = count - c0 < kGemvTok ? count - c0 : kGemvTok;
+        int32_t pair[kGemvTok];
+        const float* xr[kGemvTok];
+#pragma unroll
+        for (int t = 0; t < kGemvTok; ++t) {
+            pair[t] = p.groups.rows[start + c0 + (t < m ? t : m - 1)];
+            xr[t] = p.x + (pair[t] / p.x_row_div) * p.k;
+        }
+        float acc0[kGemvTok], acc1[kGemvTok];
+#pragma unroll
+        for (int t = 0; t < kGemvTok; ++t) acc0[t] = acc1[t] = 0.0f;
+        uint4 r0 = make_uint4(0, 0, 0, 0), r1 = r0;
+        if (lane < nvec) {
+            r0 = __ldcs(w0 + lane);
+            r1 = __ldcs(w1 + lane);
+        }
+        for (int64_t v = lane; v < nvec; v += 32) {
+            const uint4 q0 = r0, q1 = r1;
+            if (v + 32 < nvec) {
+                r0 = __ldcs(w0 + v + 32);
+                r1 = __ldcs(w1 + v + 32);
+            }
+            float f0[kVec], f1[kVec];
+            decode_weights<FP8>(q0, f0);
+            decode_weights<FP8>(q1, f1);
+            const int64_t kk = v * kVec;
+            float sc0 = 1.0f, sc1 = 1.0f;
+            if constexpr (FP8) {
+                sc0 = s0[kk / 128];
+                sc1 = s1[kk / 128];
+            }
+#pragma unroll
+            for (int t = 0; t < kGemvTok; ++t) {
+                if (t >= m) break;
+                const float4* xv = reinterpret_cast<const float4*>(xr[t] + kk);
+                float d0 = 0.0f, d1 = 0.0f;
+#pragma unroll
+                for (int q = 0; q < kVec / 4; ++q) {
+                    const float4 x4 = __ldg(xv + q);
+                    d0 = fmaf(f0[4 * q], x4.x,
+                              fmaf(f0[4 * q + 1], x4.y, fmaf(f0[4 * q + 2], x4.z, fmaf(f0[4 * q + 3], x4.w, d0))));
+                    d1 = fmaf(f1[4 * q], x4.x,
+                              fmaf(f1[4 * q + 1], x4.y, fmaf(f1[4 * q + 2], x4.z, fmaf(f1[4 * q + 3], x4.w, d1))));
+                }
+                acc0[t] = fmaf(d0, sc0, acc0[t]);
+                acc1[t] = fmaf(d1, sc1, acc1[t]);
+            }
+        }
+#pragma unroll
+        for (int t = 0; t < kGemvTok; ++t) {
+            if (t >= m) break;  // m is warp-uniform
+            acc0[t] = warp_sum(acc0[t]);
+            acc1[t] = warp_sum(acc1[t]);
+        }
+        if (lane == 0) {
+#pragma unroll
+            for (int t = 0; t < kGemvTok; ++t) {
+                if (t >= m) break;
+                uint16_t* out = p.out + static_cast<int64_t>(pair[t]) * p.n;
+                if constexpr (GATE_UP) {
+                    const float g = round_bf16(acc0[t]), u = round_bf16(acc1[t]);
+                    out[n0] = f32_to_bf16_bits(g / (1.0f + expf(-g)) * u);
+                } else {
+                    out[n0] = f32_to_bf16_bits(acc0[t]);
+                    if (n1 != n0) out[n1] = f32_to_bf16_bits(acc1[t]);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// combine and row copies
+
+__global__ void moe_combine_kernel(MoeCombineParams p) {
+    const int64_t total = p.tokens * p.dim;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+        const int64_t t = i / p.dim, c = i % p.dim;
+        float acc = 0.0f;
+        for (int64_t j = 0; j < p.top_k; ++j) {
+            acc += bf16_bits_to_f32(p.y[(t * p.top_k + j) * p.dim + c]) * p.weights[t * p.top_k + j];
+        }
+        p.out[i] = f32_to_bf16_bits(acc);
+    }
+}
+
+__global__ void moe_row_copy_kernel(MoeRowCopyParams p) {
+    const int64_t total = p.rows * p.cols;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+        const int64_t r = i / p.cols, c = i % p.cols;
+        if (p.gather) {
+            p.dst[i] = p.src[(p.map[r] / p.div) * p.cols + c];
+        } else {
+            p.dst[p.map[r] * p.cols + c] = p.src[i];
+        }
+    }
+}
+
+}  // namespace
+
+void launch_moe_route(const MoeRouteParams& p, cudaStream_t stream) {
+    if (p.tokens == 0) return;
+    DSA_CHECK(p.experts >= 1 && p.experts <= kMoeRouteMaxExperts) << "moe_route: " << p.experts << " experts";
+    DSA_CHECK(p.groups >= 1 && p.experts % p.groups == 0) << "moe_route: groups " << p.groups;
+    DSA_CHECK(p.topk_groups >= 1 && p.topk_groups <= p.groups) << "moe_route: topk_groups " << p.topk_groups;
+    DSA_CHECK(p.top_k >= 1 && p.top_k <= p.experts / p.groups * p.topk_groups) << "moe_route: top_k " << p.top_k;
+    const size_t smem = static_cast<size_t>(kRouteWarps) * (2 * p.experts + p.groups) * sizeof(float);
+    const auto blocks = static_cast<unsigned>((p.tokens + kRouteWarps - 1) / kRouteWarps);
+    moe_route_kernel<<<blocks, kRouteWarps * 32, smem, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(moe_route_kernel);
+}
+
+void launch_moe_group_pairs(const MoeGroupBuildParams& p, cudaStream_t stream) {
+    if (p.pairs == 0) return;
+    DSA_CHECK(p.pairs <= kMoeGroupMaxPairs) << "moe grouping of " << p.pairs << " pairs";
+    DSA_CHECK(p.max_groups >= (p.pairs < p.num_experts ? p.pairs : p.num_experts)) << "moe grouping max_groups";
+    const auto threads = static_cast<unsigned>((p.pairs + 31) / 32 * 32);
+    moe_group_kernel<<<1, threads, 0, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(moe_group_kernel);
+}
+
+void launch_moe_prep(const MoePrepParams& p, cudaStream_t stream) {
+    if (p.rows == 0 || p.cols == 0) return;
+    const int64_t warps = p.rows * ((p.cols + 127) / 128);
+    constexpr int kThreads = 256;
+    moe_prep_kernel<<<static_cast<unsigned>((warps * 32 + kThreads - 1) / kThreads), kThreads, 0, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(moe_prep_kernel);
+}
+
+namespace {
+
+template <bool GATE_UP>
+void launch_gemv(const MoeGemvParams& p, cudaStream_t stream) {
+    if (p.groups.max_groups == 0 || p.n == 0) return;
+    DSA_CHECK(p.k > 0 && p.k % 16 == 0) << "moe expert GEMV: K = " << p.k << " must be a multiple of 16";
+    DSA_CHECK(p.groups.max_groups <= 65535) << "moe expert GEMV: " << p.groups.max_groups << " groups";
+    DSA_CHECK(!p.fp8 || p.scale_ld >= (p.k + 127) / 128) << "moe expert GEMV: scale_ld " << p.scale_ld;
+    const int64_t units = GATE_UP ? p.n : (p.n + 1) / 2;
+    const dim3 grid(static_cast<unsigned>((units + kGemvWarps - 1) / kGemvWarps),
+                    static_cast<unsigned>(p.groups.max_groups));
+    if (p.fp8) {
+        moe_gemv_kernel<true, GATE_UP><<<grid, kGemvThreads, 0, stream>>>(p);
+    } else {
+        moe_gemv_kernel<false, GATE_UP><<<grid, kGemvThreads, 0, stream>>>(p);
+    }
+    DSA_CUDA_CHECK_LAUNCH(moe_gemv_kernel);
+}
+
+}  // namespace
+
+void launch_moe_gate_up(const MoeGemvParams& p, cudaStream_t stream) { launch_gemv<true>(p, stream); }
+void launch_moe_down(const MoeGemvParams& p, cudaStream_t stream) { launch_gemv<false>(p, stream); }
+
+void launch_moe_combine(const MoeCombineParams& p, cudaStream_t stream) {
+    if (p.tokens == 0 || p.dim == 0) return;
+    constexpr int kThreads = 256;
+    moe_combine_kernel<<<host::grid_for(p.tokens * p.dim, kThreads), kThreads, 0, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(moe_combine_kernel);
+}
+
+void launch_moe_row_copy(const MoeRowCopyParams& p, cudaStream_t stream) {
+    if (p.rows == 0 || p.cols == 0) return;
+    constexpr int kThreads = 256;
+    moe_row_copy_kernel<<<host::grid_for(p.rows * p.cols, kThreads), kThreads, 0, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(moe_row_copy_kernel);
+}
+
+}  // namespace dsa::backend::cuda

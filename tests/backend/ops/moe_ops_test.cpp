@@ -1,0 +1,303 @@
+// CUDA vs CPU for the MoE ops. moe_route at DeepSeek (E 256, 8 groups, top-4 groups, top-8, bias, x2.5) and
+// GLM-5 (D 6144, no groups) shapes: inputs on a coarse grid make the router logits exact on both backends, so
+// ids must match exactly (tokens whose CPU selection has a near-tie margin < 1e-6 are counted, not compared; at
+// most 1%) and weights/scores to rel 1e-6 (sigmoid ulps). moe_experts at D 7168, F 2048 with 32 FP8 / 16 BF16
+// experts, T = 1, 4 (decode path), 64, 300 (prefill path), skewed routing so both small and large groups
+// occur. Tolerances (relative L2): BF16 numerics 1e-2 with FP8 weights, 5e-3 with BF16 weights; act_quant 2e-2
+// (a bf16 rounding flip upstream moves an e4m3 step, as in the dense_mlp test). A check shows that a wrong
+// combine (weights rotated by one slot) or a wrong expert misses these tolerances by far.
+#include <algorithm>
+#include <functional>
+#include <set>
+
+#include "ops_test_util.h"
+
+namespace dsa::backend::testing {
+namespace {
+
+using MoeTest = CudaVsCpuTest;
+
+constexpr int64_t kDim = 7168, kInter = 2048;
+
+const Numerics kActQuantUe8m0{.round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = true};
+
+// x on the grid {-2..2} / 8 and router weights on {-8..8} / 128: every logit is exact in FP32 in any order.
+Tensor grid_x(int64_t tokens, int64_t dim, std::mt19937& rng) {
+    Tensor t = Tensor::empty({tokens, dim}, DType::kF32);
+    std::uniform_int_distribution<int> d(-2, 2);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(d(rng)) / 8.0f;
+    return t;
+}
+
+Tensor grid_router(int64_t experts, int64_t dim, std::mt19937& rng) {
+    Tensor t = Tensor::empty({experts, dim}, DType::kF32);
+    std::uniform_int_distribution<int> d(-8, 8);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = static_cast<float>(d(rng)) / 128.0f;
+    return to_bf16(t);
+}
+
+// Smallest gap at the CPU's two selection boundaries (k-th vs (k+1)-th group and expert), from its scores.
+double selection_margin(const float* s, const float* bias, const RouterParams& p, int64_t experts) {
+    std::vector<float> b(experts);
+    for (int64_t e = 0; e < experts; ++e) b[e] = s[e] + (bias ? bias[e] : 0.0f);
+    double margin = 1e30;
+    if (p.num_groups > 1) {
+        const int64_t per = experts / p.num_groups;
+        std::vector<float> gs;
+        for (int64_t g = 0; g < p.num_groups; ++g) {
+            std::vector<float> v(b.begin() + g * per, b.begin() + (g + 1) * per);
+            std::sort(v.begin(), v.end(), std::greater<float>());
+            gs.push_back(bias && per >= 2 ? v[0] + v[1] : v[0]);
+        }
+        std::vector<float> sorted = gs;
+        std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+        if (p.topk_groups < p.num_groups) margin = sorted[p.topk_groups - 1] - sorted[p.topk_groups];
+        const float cut = sorted[p.topk_groups - 1];
+        // Experts of groups below the cut cannot be selected (an exact group tie is resolved the same way).
+        for (int64_t g = 0; g < p.num_groups; ++g) {
+            if (gs[g] < cut) std::fill(b.begin() + g * per, b.begin() + (g + 1) * per, -1e30f);
+        }
+    }
+    std::sort(b.begin(), b.end(), std::greater<float>());
+    if (p.top_k < experts && b[p.top_k] > -1e29f) margin = std::min<double>(margin, b[p.top_k - 1] - b[p.top_k]);
+    return margin;
+}
+
+// Runs both routers on the same (host) inputs and compares ids exactly and weights / scores to rel 1e-6.
+void compare_route(Backend& cpu, Backend& gpu, const RouterParams& p, const std::string& what) {
+    const int64_t tokens = p.x.dim(0), experts = p.weight.dim(0), k = p.top_k;
+    RouterResult want = cpu.moe_route(p);
+    RouterParams gp = p;
+    gp.x = gpu.to_device(to_bf16(p.x));
+    RouterResult got_dev = gpu.moe_route(gp);
+    Tensor ids = gpu.to_host(got_dev.ids), weights = gpu.to_host(got_dev.weights);
+    Tensor scores = gpu.to_host(got_dev.scores);
+    ASSERT_EQ(ids.shape(), want.ids.shape());
+    double max_score_rel = 0, max_weight_rel = 0;
+    for (int64_t i = 0; i < tokens * experts; ++i) {
+        const double c = want.scores.data<float>()[i], g = scores.data<float>()[i];
+        max_score_rel = std::max(max_score_rel, std::fabs(g - c) / std::max(std::fabs(c), 1e-30));
+    }
+    int64_t near_ties = 0, mismatched = 0;
+    const float* bias = p.bias.defined() ? p.bias.data<float>() : nullptr;
+    for (int64_t t = 0; t < tokens; ++t) {
+        // Exact ties (margin 0) come from identical inputs and must be broken identically: compared.
+        const double margin = selection_margin(want.scores.data<float>() + t * experts, bias, p, experts);
+        if (margin > 0 && margin < 1e-6) {
+            ++near_ties;
+            continue;
+        }
+        std::set<int32_t> distinct;
+        for (int64_t j = 0; j < k; ++j) {
+            const int32_t gi = ids.data<int32_t>()[t * k + j], ci = want.ids.data<int32_t>()[t * k + j];
+            distinct.insert(gi);
+            if (gi != ci) {
+                ++mismatched;
+                continue;
+            }
+            const double c = want.weights.data<float>()[t * k + j], g = weights.data<float>()[t * k + j];
+            max_weight_rel = std::max(max_weight_rel, std::fabs(g - c) / std::max(std::fabs(c), 1e-30));
+        }
+        EXPECT_EQ(static_cast<int64_t>(distinct.size()), k) << what << " token " << t << " repeats an expert";
+    }
+    std::cout << "[ metric ] " << what << " T=" << tokens << " id mismatches=" << mismatched
+              << " near-ties skipped=" << near_ties << " max weight rel=" << max_weight_rel
+              << " max score rel=" << max_score_rel << "\n";
+    EXPECT_EQ(mismatched, 0) << what;
+    EXPECT_LE(near_ties, tokens / 100 + 1) << what;
+    EXPECT_LE(max_weight_rel, 1e-6) << what;
+    EXPECT_LE(max_score_rel, 1e-6) << what;
+}
+
+TEST_F(MoeTest, RouteDeepSeekShapes) {
+    for (const Numerics& n : {Numerics::bf16(), kActQuantUe8m0}) {
+        make(n);
+        RouterParams p;
+        p.weight = grid_router(256, kDim, rng_);
+        p.bias = uniform_f32({256}, rng_, -0.05f, 0.05f);
+        p.num_groups = 8;
+        p.topk_groups = 4;
+        p.top_k = 8;
+        p.routed_scaling_factor = 2.5f;
+        for (int64_t t : {1, 4, 64, 300}) {
+            p.x = grid_x(t, kDim, rng_);
+            compare_route(*cpu_, *gpu_, p, n.fp8_activation_quant ? "route dsv32 act_quant" : "route dsv32");
+        }
+    }
+}
+
+TEST_F(MoeTest, RouteGlmShapes) {
+    RouterParams p;
+    p.weight = grid_router(256, 6144, rng_);
+    p.bias = uniform_f32({256}, rng_, -0.05f, 0.05f);
+    p.top_k = 8;
+    p.routed_scaling_factor = 2.5f;
+    for (int64_t t : {1, 64, 300}) {
+        p.x = grid_x(t, 6144, rng_);
+        compare_route(*cpu_, *gpu_, p, "route glm5 (no groups)");
+    }
+}
+
+// No bias (group score = max), no normalization, an F32 router weight and more groups than a warp has lanes.
+TEST_F(MoeTest, RouteVariants) {
+    RouterParams p;
+    p.weight = to_f32(grid_router(256, 1024, rng_));
+    p.num_groups = 8;
+    p.topk_groups = 3;
+    p.top_k = 6;
+    p.normalize = false;
+    p.x = grid_x(37, 1024, rng_);
+    compare_route(*cpu_, *gpu_, p, "route no-bias f32-weight unnormalized");
+    p.weight = grid_router(256, 1024, rng_);
+    p.bias = uniform_f32({256}, rng_, -0.05f, 0.05f);
+    p.num_groups = 64;
+    p.topk_groups = 40;
+    p.top_k = 8;
+    p.normalize = true;
+    compare_route(*cpu_, *gpu_, p, "route 64 groups");
+}
+
+// All scores equal: every choice is a tie, resolved by the lower group and then the lower expert id.
+TEST_F(MoeTest, RouteTiesPickLowerIds) {
+    RouterParams p;
+    p.weight = grid_router(256, 512, rng_);
+    p.x = Tensor::zeros({3, 512}, DType::kF32);
+    p.bias = Tensor::zeros({256}, DType::kF32);
+    p.num_groups = 8;
+    p.topk_groups = 4;
+    p.top_k = 8;
+    p.routed_scaling_factor = 2.5f;
+    compare_route(*cpu_, *gpu_, p, "route all ties");
+    RouterParams gp = p;
+    gp.x = gpu_->to_device(to_bf16(p.x));
+    RouterResult r = gpu_->moe_route(gp);
+    Tensor ids = gpu_->to_host(r.ids), w = gpu_->to_host(r.weights);
+    for (int64_t t = 0; t < 3; ++t) {
+        for (int64_t j = 0; j < 8; ++j) {
+            EXPECT_EQ(ids.data<int32_t>()[t * 8 + j], j);
+            EXPECT_FLOAT_EQ(w.data<float>()[t * 8 + j], 2.5f / 8.0f);
+        }
+    }
+}
+
+// ---- routed experts ----
+
+std::vector<MlpWeights> make_experts(int64_t count, bool fp8, std::mt19937& rng) {
+    std::vector<MlpWeights> v;
+    for (int64_t e = 0; e < count; ++e) {
+        if (fp8) {
+            v.push_back({random_fp8_weight(kInter, kDim, rng), random_fp8_weight(kInter, kDim, rng),
+                         random_fp8_weight(kDim, kInter, rng)});
+        } else {
+            v.push_back({random_bf16_weight(kInter, kDim, rng), random_bf16_weight(kInter, kDim, rng),
+                         random_bf16_weight(kDim, kInter, rng)});
+        }
+    }
+    return v;
+}
+
+struct Routing {
+    Tensor ids, weights;
+};
+
+// k distinct experts per token drawn with probability ~ 1 / (1 + e) (expert 0 is popular, the last ones rare).
+Routing skewed_routing(int64_t tokens, int64_t k, int64_t experts, std::mt19937& rng) {
+    std::vector<double> pw(experts);
+    for (int64_t e = 0; e < experts; ++e) pw[e] = 1.0 / (1.0 + static_cast<double>(e));
+    std::discrete_distribution<int32_t> pick(pw.begin(), pw.end());
+    std::uniform_real_distribution<float> wd(0.05f, 0.5f);
+    Routing r{Tensor::empty({tokens, k}, DType::kI32), Tensor::empty({tokens, k}, DType::kF32)};
+    for (int64_t t = 0; t < tokens; ++t) {
+        std::set<int32_t> used;
+        for (int64_t j = 0; j < k; ++j) {
+            int32_t e = pick(rng);
+            while (used.count(e)) e = pick(rng);
+            used.insert(e);
+            r.ids.data<int32_t>()[t * k + j] = e;
+            r.weights.data<float>()[t * k + j] = wd(rng);
+        }
+    }
+    return r;
+}
+
+Tensor run_experts(Backend& be, const Tensor& x, const Routing& r, const std::vector<MlpWeights>& experts) {
+    return be.moe_experts(MoeParams{x, r.ids, r.weights, experts});
+}
+
+void compare_experts(Backend& cpu, Backend& gpu, const std::vector<MlpWeights>& experts, int64_t tokens, double tol,
+                     const std::string& what, std::mt19937& rng) {
+    Tensor x = random_act({tokens, kDim}, rng);
+    Routing r = skewed_routing(tokens, 8, static_cast<int64_t>(experts.size()), rng);
+    Tensor got = to_f32(gpu.to_host(run_experts(gpu, gpu.to_device(to_bf16(x)), r, experts)));
+    expect_close(what + " T=" + std::to_string(tokens), got, run_experts(cpu, x, r, experts), tol);
+}
+
+TEST_F(MoeTest, ExpertsFp8) {
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    for (const Numerics& n : {Numerics::bf16(), kActQuantUe8m0}) {
+        make(n);
+        const double tol = n.fp8_activation_quant ? 2e-2 : 1e-2;
+        const std::string what = std::string("moe_experts fp8 E=32 ") + (n.fp8_activation_quant ? "act_quant" : "bf16");
+        for (int64_t t : {1, 4, 64, 300}) compare_experts(*cpu_, *gpu_, experts, t, tol, what, rng_);
+    }
+}
+
+TEST_F(MoeTest, ExpertsBf16) {
+    std::vector<MlpWeights> experts = make_experts(16, /*fp8=*/false, rng_);
+    for (int64_t t : {1, 4, 64, 300}) {
+        compare_experts(*cpu_, *gpu_, experts, t, 5e-3, "moe_experts bf16 E=16", rng_);
+    }
+}
+
+// Pass boundaries of the grouped kernel (8 tokens per pass): one expert with >= 9 pairs, one with >= 8, a token
+// that lists the same expert twice (the CPU adds both), device-resident ids and weights.
+TEST_F(MoeTest, ExpertsGroupEdges) {
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(12, /*fp8=*/true, rng_);
+    const int64_t tokens = 9, k = 4;
+    Routing r = skewed_routing(tokens, k, 12, rng_);
+    for (int64_t t = 0; t < tokens; ++t) {
+        r.ids.data<int32_t>()[t * k] = 11;
+        if (t < 8) r.ids.data<int32_t>()[t * k + 1] = 10;
+    }
+    r.ids.data<int32_t>()[3 * k + 2] = 11;  // token 3 lists expert 11 twice
+    Tensor x = random_act({tokens, kDim}, rng_);
+    Tensor want = run_experts(*cpu_, x, r, experts);
+    Routing dev{gpu_->to_device(r.ids), gpu_->to_device(r.weights)};
+    expect_close("moe_experts group edges (device ids)", down(run_experts(*gpu_, up(x), dev, experts)), want, 2e-2);
+}
+
+// The tolerances above catch real mistakes: a combine with the weights rotated by one slot, or one pair sent to
+// another expert, lands far outside them.
+TEST_F(MoeTest, ToleranceDetectsWrongRoutingAndCombine) {
+    std::vector<MlpWeights> experts = make_experts(16, /*fp8=*/true, rng_);
+    const int64_t tokens = 4, k = 8;
+    Routing r = skewed_routing(tokens, k, 16, rng_);
+    Tensor x = random_act({tokens, kDim}, rng_);
+    Tensor got = down(run_experts(*gpu_, up(x), r, experts));
+    expect_close("moe_experts fp8 bf16 T=4", got, run_experts(*cpu_, x, r, experts), 1e-2);
+    Routing rotated{r.ids, r.weights.clone()};
+    for (int64_t t = 0; t < tokens; ++t) {
+        for (int64_t j = 0; j < k; ++j) {
+            rotated.weights.data<float>()[t * k + j] = r.weights.data<float>()[t * k + (j + 1) % k];
+        }
+    }
+    Routing moved{r.ids.clone(), r.weights};
+    std::set<int32_t> used(moved.ids.data<int32_t>(), moved.ids.data<int32_t>() + k);
+    int32_t other = 0;
+    while (used.count(other)) ++other;
+    int64_t heaviest = 0;  // token 0's slot with the largest weight -> an expert the token did not pick
+    for (int64_t j = 1; j < k; ++j) {
+        if (r.weights.data<float>()[j] > r.weights.data<float>()[heaviest]) heaviest = j;
+    }
+    moved.ids.data<int32_t>()[heaviest] = other;
+    const double wrong_combine = compare(got, run_experts(*cpu_, x, rotated, experts)).rel_l2;
+    const double wrong_expert = compare(got, run_experts(*cpu_, x, moved, experts)).rel_l2;
+    std::cout << "[ metric ] moe_experts distance to wrong references: rotated weights " << wrong_combine
+              << ", one wrong expert " << wrong_expert << "\n";
+    EXPECT_GT(wrong_combine, 0.1);
+    EXPECT_GT(wrong_expert, 0.05);
+}
+
+}  // namespace
+}  // namespace dsa::backend::testing
