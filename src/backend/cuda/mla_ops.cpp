@@ -1,21 +1,183 @@
 // MLA on the GPU: latent KV-cache writes/reads (bf16 and the 656-byte FP8 layout), the absorbed q/o
-// projections, the expanded (MHA) form and sparse/dense attention.
+// projections (per-head batched GEMM on the once-dequantized BF16 kv_b_proj), the expanded (MHA) form and
+// sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
+// BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
+// e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit.
+#include <cuda_runtime_api.h>
+
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/mla_kernels.h"
 
 namespace dsa::backend::cuda {
+namespace {
 
-void CudaBackend::mla_kv_write(const MlaKvWriteParams&) { not_implemented("mla_kv_write"); }
-Tensor CudaBackend::mla_kv_read(const MlaKvStore&, const Tensor&) { not_implemented("mla_kv_read"); }
-Tensor CudaBackend::mla_absorb_q(const Tensor&, const LinearWeight&, const MlaHeadDims&) {
-    not_implemented("mla_absorb_q");
+void check_store(const MlaKvStore& s) {
+    DSA_CHECK(s.format == MlaKvFormat::kBF16 || s.format == MlaKvFormat::kFp8)
+        << "the CUDA backend supports the bf16-576 and fp8-656 MLA stores, not " << mla_kv_format_name(s.format);
+    DSA_CHECK(s.data.defined() && s.data.device() == Device::kCUDA && s.data.is_contiguous())
+        << "MLA store must be a contiguous CUDA tensor";
+    DSA_CHECK(s.data.dtype() == DType::kU8 && s.data.ndim() == 2) << "MLA store must be [slots, bytes] u8";
+    DSA_CHECK_EQ(s.data.dim(1), mla_kv_bytes_per_token(s.format)) << "row bytes of " << mla_kv_format_name(s.format);
 }
-Tensor CudaBackend::mla_absorb_o(const Tensor&, const LinearWeight&, const MlaHeadDims&) {
-    not_implemented("mla_absorb_o");
+
+void check_kv_b(const LinearWeight& kv_b, const MlaHeadDims& d) {
+    DSA_CHECK(kv_b.defined() && d.num_heads > 0 && d.nope_dim > 0 && d.v_dim > 0) << "MLA head dims";
+    DSA_CHECK_EQ(kv_b.out_features(), d.num_heads * (d.nope_dim + d.v_dim)) << "kv_b_proj rows";
+    DSA_CHECK_EQ(kv_b.in_features(), kMlaLatentDim) << "kv_b_proj columns";
 }
-MlaExpandedKv CudaBackend::mla_expand_kv(const Tensor&, const LinearWeight&, const MlaHeadDims&) {
-    not_implemented("mla_expand_kv");
+
+// The BF16 operand of a bf16 or f32 device weight (f32: rounded to bf16 once, cached in dw.dequant).
+template <typename DeviceWeightT>
+Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
+    if (dw.w.dtype() == DType::kBF16) return dw.w;
+    DSA_CHECK(dw.w.dtype() == DType::kF32) << "kv_b_proj dtype " << dtype_name(dw.w.dtype());
+    if (!dw.dequant.defined()) {
+        dw.dequant = Tensor::empty(dw.w.shape(), DType::kBF16, Device::kCUDA, dw.source.name() + ".bf16");
+        launch_f32_to_bf16({dw.w.template data<float>(), dw.dequant.template data<uint16_t>(), dw.w.numel()}, stream);
+    }
+    return dw.dequant;
 }
-Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams&) { not_implemented("mla_sparse_attention"); }
-Tensor CudaBackend::mla_dense_attention(const MlaDenseParams&) { not_implemented("mla_dense_attention"); }
+
+}  // namespace
+
+// Slot lists may hold -1 (skipped / unused). Host lists are range-checked here, device lists in the kernels.
+static Tensor device_slot_list(CudaBackend& be, const Tensor& t, int64_t num_slots, const char* what) {
+    DSA_CHECK(t.defined() && t.is_contiguous() && t.dtype() == DType::kI32) << what << " must be contiguous i32";
+    if (t.device() == Device::kCUDA) return t;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+        const int32_t v = t.data<int32_t>()[i];
+        DSA_CHECK(v < num_slots) << what << "[" << i << "] = " << v << " >= " << num_slots << " slots";
+    }
+    return be.to_device(t);
+}
+
+void CudaBackend::mla_kv_write(const MlaKvWriteParams& p) {
+    DSA_CHECK(p.store != nullptr) << "mla_kv_write without a store";
+    check_store(*p.store);
+    check_device_tensor(p.c_kv, DType::kBF16, {-1, kMlaLatentDim}, "mla_kv_write c_kv");
+    const int64_t tokens = p.c_kv.dim(0);
+    check_device_tensor(p.k_pe, DType::kBF16, {tokens, kMlaRopeDim}, "mla_kv_write k_pe");
+    DSA_CHECK(p.slots.defined() && p.slots.ndim() == 1 && p.slots.dim(0) == tokens)
+        << "mla_kv_write slots must be [" << tokens << "]";
+    Tensor slots = device_slot_list(*this, p.slots, p.store->num_slots(), "mla_kv_write slots");
+    launch_mla_kv_write(
+        {p.c_kv.data<uint16_t>(), p.k_pe.data<uint16_t>(), slots.data<int32_t>(), p.store->data.data<uint8_t>(), tokens,
+         p.store->num_slots(), p.store->format == MlaKvFormat::kFp8},
+        stream_);
+}
+
+Tensor CudaBackend::mla_kv_read(const MlaKvStore& store, const Tensor& slots) {
+    check_store(store);
+    DSA_CHECK(slots.defined() && slots.ndim() == 1) << "mla_kv_read slots must be [N]";
+    Tensor s = device_indices(slots, store.num_slots(), "mla_kv_read slots");
+    const int64_t n = slots.dim(0);
+    Tensor out = Tensor::empty({n, kMlaKvDim}, DType::kBF16, Device::kCUDA, "latent");
+    launch_mla_kv_read({store.data.data<uint8_t>(), s.data<int32_t>(), out.data<uint16_t>(), n, store.num_slots(),
+                        store.format == MlaKvFormat::kFp8},
+                       stream_);
+    return out;
+}
+
+Tensor CudaBackend::mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b, const MlaHeadDims& d) {
+    check_kv_b(kv_b, d);
+    check_device_tensor(q_nope, DType::kBF16, {-1, d.num_heads, d.nope_dim}, "mla_absorb_q q_nope");
+    const int64_t tokens = q_nope.dim(0), heads = d.num_heads, block = d.nope_dim + d.v_dim;
+    DeviceWeight& dw = device_weight(kv_b);
+    const Tensor w = dw.w.dtype() == DType::kF8E4M3 ? dequantized(dw) : bf16_operand(dw, stream_);
+    Tensor out = Tensor::empty({tokens, heads, kMlaLatentDim}, DType::kBF16, Device::kCUDA, "q_absorbed");
+    // Per head h: out[:, h, :] (T x 512) = q_nope[:, h, :] (T x d_n) · W_UK[h] (d_n x 512, rows h*block ..).
+    BatchedGemmParams g;
+    g.a = q_nope.data<uint16_t>();
+    g.b = w.data<uint16_t>();
+    g.c = out.data<uint16_t>();
+    g.m = tokens, g.n = kMlaLatentDim, g.k = d.nope_dim, g.batch = heads;
+    g.lda = heads * d.nope_dim, g.ldb = kMlaLatentDim, g.ldc = heads * kMlaLatentDim;
+    g.a_batch_stride = d.nope_dim, g.b_batch_stride = block * kMlaLatentDim, g.c_batch_stride = kMlaLatentDim;
+    g.b_transposed = false;
+    launch_batched_gemm(g, stream_);
+    return out;
+}
+
+Tensor CudaBackend::mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& d) {
+    check_kv_b(kv_b, d);
+    check_device_tensor(o_latent, DType::kBF16, {-1, d.num_heads, kMlaLatentDim}, "mla_absorb_o o_latent");
+    const int64_t tokens = o_latent.dim(0), heads = d.num_heads, block = d.nope_dim + d.v_dim;
+    DeviceWeight& dw = device_weight(kv_b);
+    const Tensor w = dw.w.dtype() == DType::kF8E4M3 ? dequantized(dw) : bf16_operand(dw, stream_);
+    Tensor out = Tensor::empty({tokens, heads, d.v_dim}, DType::kBF16, Device::kCUDA, "o_heads");
+    // Per head h: out[:, h, :] (T x d_v) = o_latent[:, h, :] (T x 512) · W_UV[h]^T (W_UV[h]: d_v x 512).
+    BatchedGemmParams g;
+    g.a = o_latent.data<uint16_t>();
+    g.b = w.data<uint16_t>() + d.nope_dim * kMlaLatentDim;
+    g.c = out.data<uint16_t>();
+    g.m = tokens, g.n = d.v_dim, g.k = kMlaLatentDim, g.batch = heads;
+    g.lda = heads * kMlaLatentDim, g.ldb = kMlaLatentDim, g.ldc = heads * d.v_dim;
+    g.a_batch_stride = kMlaLatentDim, g.b_batch_stride = block * kMlaLatentDim, g.c_batch_stride = d.v_dim;
+    g.b_transposed = true;
+    launch_batched_gemm(g, stream_);
+    return out;
+}
+
+MlaExpandedKv CudaBackend::mla_expand_kv(const Tensor& latent, const LinearWeight& kv_b, const MlaHeadDims& d) {
+    check_kv_b(kv_b, d);
+    check_device_tensor(latent, DType::kBF16, {-1, kMlaKvDim}, "mla_expand_kv latent");
+    const int64_t keys = latent.dim(0), heads = d.num_heads, qk = d.nope_dim + kMlaRopeDim;
+    // Same linear as the reference (act_quant of c_kv with FP8 weights under fp8_activation_quant).
+    Tensor kv = linear(narrow_last(latent, 0, kMlaLatentDim), kv_b, LinearOutput::kActivation);
+    MlaExpandedKv r{Tensor::empty({keys, heads, qk}, DType::kBF16, Device::kCUDA, "k_expanded"),
+                    Tensor::empty({keys, heads, d.v_dim}, DType::kBF16, Device::kCUDA, "v_expanded")};
+    launch_mla_expand_split({kv.data<uint16_t>(), latent.data<uint16_t>(), r.k.data<uint16_t>(), r.v.data<uint16_t>(),
+                             keys, heads, d.nope_dim, d.v_dim},
+                            stream_);
+    return r;
+}
+
+Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
+    DSA_CHECK(p.kv != nullptr) << "mla_sparse_attention without a KV store";
+    check_store(*p.kv);
+    check_device_tensor(p.q, DType::kBF16, {-1, -1, kMlaKvDim}, "mla_sparse q");
+    const int64_t tokens = p.q.dim(0), heads = p.q.dim(1);
+    DSA_CHECK(p.slots.defined() && p.slots.ndim() == 2 && p.slots.dim(0) == tokens)
+        << "mla_sparse slots must be [" << tokens << ", K]";
+    Tensor slots = device_slot_list(*this, p.slots, p.kv->num_slots(), "mla_sparse slots");
+    Tensor out = Tensor::empty({tokens, heads, kMlaLatentDim}, DType::kBF16, Device::kCUDA, "o_latent");
+    launch_mla_sparse_attention(
+        {p.q.data<uint16_t>(), p.kv->data.data<uint8_t>(), slots.data<int32_t>(), out.data<uint16_t>(), tokens, heads,
+         p.slots.dim(1), p.kv->num_slots(), p.softmax_scale, p.kv->format == MlaKvFormat::kFp8},
+        stream_);
+    return out;
+}
+
+Tensor CudaBackend::mla_dense_attention(const MlaDenseParams& p) {
+    check_device_tensor(p.q, DType::kBF16, {-1, -1, -1}, "mla_dense q");
+    const int64_t tokens = p.q.dim(0), heads = p.q.dim(1), qk = p.q.dim(2);
+    check_device_tensor(p.k, DType::kBF16, {-1, heads, qk}, "mla_dense k");
+    const int64_t keys = p.k.dim(0);
+    check_device_tensor(p.v, DType::kBF16, {keys, heads, -1}, "mla_dense v");
+    const int64_t dv = p.v.dim(2);
+    DSA_CHECK(p.q_positions.defined() && p.q_positions.ndim() == 1 && p.q_positions.dim(0) == tokens)
+        << "mla_dense q_positions must be [" << tokens << "]";
+    Tensor qpos = device_indices(p.q_positions, keys, "mla_dense q_positions");
+    Tensor bits;
+    if (p.allowed.defined()) {
+        DSA_CHECK(p.allowed.ndim() == 2 && p.allowed.dim(0) == tokens)
+            << "mla_dense allowed must be [" << tokens << ", K]";
+        Tensor allowed = device_slot_list(*this, p.allowed, keys, "mla_dense allowed");
+        const int64_t words = (keys + 31) / 32;
+        bits = Tensor::empty({tokens, words}, DType::kI32, Device::kCUDA, "allowed_bits");
+        if (bits.nbytes() > 0) DSA_CUDA_CHECK(cudaMemsetAsync(bits.raw_data(), 0, bits.nbytes(), stream_));
+        launch_allowed_bits({allowed.data<int32_t>(), reinterpret_cast<uint32_t*>(bits.data<int32_t>()), tokens,
+                             p.allowed.dim(1), keys, words},
+                            stream_);
+    }
+    Tensor out = Tensor::empty({tokens, heads, dv}, DType::kBF16, Device::kCUDA, "o_heads");
+    launch_mla_dense_attention({p.q.data<uint16_t>(), p.k.data<uint16_t>(), p.v.data<uint16_t>(), qpos.data<int32_t>(),
+                                bits.defined() ? reinterpret_cast<const uint32_t*>(bits.data<int32_t>()) : nullptr,
+                                out.data<uint16_t>(), tokens, heads, keys, qk, dv, p.softmax_scale},
+                               stream_);
+    return out;
+}
 
 }  // namespace dsa::backend::cuda
