@@ -163,6 +163,13 @@ class MLA(nn.Module):
         k_pe = rope_interleaved(kv[..., self.r_kv:].unsqueeze(2), cos, sin)[:, :, 0]
         kvb = self.kv_b_proj(c_kv).view(B, S, self.H, self.dn + self.dv)
         k_nope, v = kvb[..., :self.dn], kvb[..., self.dn:]
+        self.logit_bound = None
+        if self.training:
+            # Cauchy-Schwarz bound on each query's largest attention logit, scale * |q_t| * max_s |k_s|; the
+            # training loop may penalize it (attention-logit growth saturates every head otherwise)
+            qn = torch.cat([q_nope, q_pe], dim=-1).float().norm(dim=-1)  # [B, S, H]
+            kn = torch.cat([k_nope.float(), k_pe.float().unsqueeze(2).expand(B, S, self.H, self.dr)], -1).norm(dim=-1)
+            self.logit_bound = self.scale * qn * kn.amax(dim=1, keepdim=True)
         if mode == "dense" and SDPA["enabled"]:
             # fused causal attention (torch 2.x); same math as the explicit path below
             qf = torch.cat([q_nope, q_pe], dim=-1).transpose(1, 2)

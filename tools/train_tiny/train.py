@@ -284,6 +284,10 @@ def main():
     ap.add_argument("--min-filler", type=int, default=64)
     ap.add_argument("--max-filler", type=int, default=4096)
     ap.add_argument("--mtp-weight", type=float, default=0.3)
+    ap.add_argument("--logit-cap", type=float, default=0.0,
+                    help="penalize attention-logit bounds above this (0: off); training only, no model change")
+    ap.add_argument("--logit-cap-weight", type=float, default=1e-2)
+    ap.add_argument("--warmup-steps", type=int, default=200)
     ap.add_argument("--eval-arith", type=int, default=200)
     ap.add_argument("--eval-tool", type=int, default=200)
     ap.add_argument("--eval-passkey", type=int, default=40)
@@ -373,7 +377,8 @@ def main():
     step, stage_steps = 0, {"dense": 0, "warmup": 0, "sparse": 0}
     hist = []
     out = total = None
-    warm = 200 if args.preset == "full" else 5
+    warm = args.warmup_steps if args.preset == "full" else 5
+    attn_mods = [l.self_attn for l in model.layers] + ([model.mtp.self_attn] if model.mtp is not None else [])
     while True:
         el = time.time() - t0
         if el >= bounds[2] or (args.max_steps and step >= args.max_steps):
@@ -409,6 +414,10 @@ def main():
             out = model(x, mode=stage, with_mtp=True)
         loss, lm, mtp = lm_losses(out, x, w, args.mtp_weight)
         kl = kl_loss(out, w)
+        bounds_now = [a.logit_bound for a in attn_mods if a.logit_bound is not None]
+        if args.logit_cap > 0 and stage != "warmup" and bounds_now:
+            excess = sum(F.relu(b - args.logit_cap).pow(2).mean() for b in bounds_now) / len(bounds_now)
+            loss = loss + args.logit_cap_weight * excess
         if stage == "warmup":
             total = kl
         elif stage == "sparse":
@@ -431,7 +440,8 @@ def main():
         if step % 50 == 0 or step <= 3 or (args.max_steps and step % 5 == 0):
             rec = {"step": step, "t": round(time.time() - t0, 1), "stage": stage, "task": task,
                    "shape": list(x.shape), "lm": round(lm.item(), 4), "mtp": round(mtp.item(), 4),
-                   "kl": round(kl.item(), 4) if kl is not None else None, "lr": round(args.lr * lr_f, 6)}
+                   "kl": round(kl.item(), 4) if kl is not None else None, "lr": round(args.lr * lr_f, 6),
+                   "logit_bound_p50": [round(b.float().median().item(), 1) for b in bounds_now]}
             hist.append(rec)
             log(json.dumps(rec))
     train_s = time.time() - t0
