@@ -1,6 +1,6 @@
 // CUDA MoE kernels (moe_kernels.h): the one-warp-per-token router selection, the pair grouping by expert, the
 // activation prep (DeepSeek act_quant with the CPU reference's arithmetic), the grouped weight-streaming expert
-// GEMVs (each warp streams two weight rows once per group of <= 8 tokens on CUDA cores, FP32 accumulation,
+// GEMVs (each warp streams two weight rows once per group of <= 4 tokens on CUDA cores, FP32 accumulation,
 // 128-block scales applied per 16-weight partial; SwiGLU fused into gate/up), the combine and row copies.
 #include <cuda_fp8.h>
 
@@ -207,7 +207,7 @@ __global__ void moe_prep_kernel(MoePrepParams p) {
 
 constexpr int kGemvWarps = 8;
 constexpr int kGemvThreads = kGemvWarps * 32;
-constexpr int kGemvTok = 8;  // tokens per pass over a weight row
+constexpr int kGemvTok = 4;  // tokens per pass over a weight row
 
 // One 16-byte weight vector as f32: 16 e4m3 (low byte first) or 8 bf16.
 template <bool FP8>
@@ -232,7 +232,7 @@ __device__ __forceinline__ void decode_weights(const uint4& u, float (&w)[FP8 ? 
 
 // Warp `unit` of the grid owns weight rows n0, n1: gate[n] and up[n] (GATE_UP) or down[2u], down[2u + 1].
 // Lane l reads 16-byte vector v = l, l + 32, ... of each row (every vector lies inside one 128-column scale
-// block) with the next vector prefetched; per group the tokens go in passes of kGemvTok.
+// block) with the next two vectors in flight; per group the tokens go in passes of kGemvTok.
 template <bool FP8, bool GATE_UP>
 __global__ void __launch_bounds__(kGemvThreads, 2) moe_gemv_kernel(MoeGemvParams p) {
     constexpr int kVec = FP8 ? 16 : 8;  // weights per 16-byte vector
@@ -269,16 +269,23 @@ __global__ void __launch_bounds__(kGemvThreads, 2) moe_gemv_kernel(MoeGemvParams
         float acc0[kGemvTok], acc1[kGemvTok];
 #pragma unroll
         for (int t = 0; t < kGemvTok; ++t) acc0[t] = acc1[t] = 0.0f;
-        uint4 r0 = make_uint4(0, 0, 0, 0), r1 = r0;
+        // Two vectors per row in flight ahead of the one being used: a = v + 32, b = v + 64.
+        uint4 a0 = make_uint4(0, 0, 0, 0), a1 = a0, b0 = a0, b1 = a0;
         if (lane < nvec) {
-            r0 = __ldcs(w0 + lane);
-            r1 = __ldcs(w1 + lane);
+            a0 = __ldcs(w0 + lane);
+            a1 = __ldcs(w1 + lane);
+        }
+        if (lane + 32 < nvec) {
+            b0 = __ldcs(w0 + lane + 32);
+            b1 = __ldcs(w1 + lane + 32);
         }
         for (int64_t v = lane; v < nvec; v += 32) {
-            const uint4 q0 = r0, q1 = r1;
-            if (v + 32 < nvec) {
-                r0 = __ldcs(w0 + v + 32);
-                r1 = __ldcs(w1 + v + 32);
+            const uint4 q0 = a0, q1 = a1;
+            a0 = b0;
+            a1 = b1;
+            if (v + 64 < nvec) {
+                b0 = __ldcs(w0 + v + 64);
+                b1 = __ldcs(w1 + v + 64);
             }
             float f0[kVec], f1[kVec];
             decode_weights<FP8>(q0, f0);

@@ -249,7 +249,7 @@ TEST_F(MoeTest, ExpertsBf16) {
     }
 }
 
-// Pass boundaries of the grouped kernel (8 tokens per pass): one expert with >= 9 pairs, one with >= 8, a token
+// Pass boundaries of the grouped kernel (4 tokens per pass): one expert with >= 9 pairs, one with >= 8, a token
 // that lists the same expert twice (the CPU adds both), device-resident ids and weights.
 TEST_F(MoeTest, ExpertsGroupEdges) {
     make(kActQuantUe8m0);
