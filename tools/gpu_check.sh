@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${DSA_GPU_BUILD_DIR:-$root/build-gpu}
 jobs=${DSA_GPU_JOBS:-16}
 # The GPU test binaries and benchmarks; add new GPU targets here.
-targets=(backend_ops cuda_kernels_bench mla_bench moe_bench)
+targets=(backend_ops cuda_kernels_bench mla_bench moe_bench indexer_bench)
 summary="$out/summary.txt"
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
@@ -55,6 +55,12 @@ start=$(date +%s)
 "$build/bench/cuda_kernels_bench" ${DSA_GPU_BENCH_ARGS:-} > "$out/bench.txt" 2>&1
 bench_rc=$?
 note "cuda_kernels_bench: rc=$bench_rc in $(( $(date +%s) - start )) s"
+start=$(date +%s)
+# shellcheck disable=SC2086
+"$build/bench/indexer_bench" ${DSA_GPU_BENCH_ARGS:-} >> "$out/bench.txt" 2>&1
+idx_rc=$?
+note "indexer_bench: rc=$idx_rc in $(( $(date +%s) - start )) s"
+[[ $idx_rc == 0 ]] || bench_rc=$idx_rc
 start=$(date +%s)
 # shellcheck disable=SC2086
 "$build/bench/mla_bench" ${DSA_GPU_BENCH_ARGS:-} >> "$out/bench.txt" 2>&1

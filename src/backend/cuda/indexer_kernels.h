@@ -1,0 +1,84 @@
+// Parameter structs and launchers of the lightning-indexer kernels (indexer_kernels.cu): key-cache writes,
+// the per-head query preparation (Hadamard + FP8), the logits kernels (FP8 pages on tensor cores, F32 pages in
+// the reference's exact float order), the exact top-k and the causal index lists. Index tensors that live on
+// the device are range-checked inside the kernels (a trap aborts the process); the op layer checks host ones.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace dsa::backend::cuda {
+
+// Writes one key per token into the paged store (slot < 0: skipped). FP8: Hadamard (exact butterfly order of the
+// reference), bf16 rounding, act_quant (one scale per key) -> page bytes [64 x 128 e4m3 | 64 x f32].
+// F32: the bf16 key widened to f32 at page row (slot % 64).
+struct IndexerKWriteKernelParams {
+    const uint16_t* k = nullptr;      // [num_tokens, 128] bf16
+    const int32_t* slots = nullptr;   // [num_tokens] i32, < num_slots
+    uint8_t* pages = nullptr;         // [num_slots / 64, page_bytes] u8
+    int64_t num_tokens = 0, num_slots = 0;
+    float hadamard_scale = 0.0f;      // 128^-0.5 as the host computes it (FP8 only)
+    bool fp8 = true;
+    bool ue8m0 = false;
+};
+void launch_indexer_k_write(const IndexerKWriteKernelParams& p, cudaStream_t stream);
+
+// Per (token, head): q -> Hadamard -> bf16 -> act_quant; writes the e4m3 values widened to f16 (exact) and the
+// folded weight wt = ((w * head_scale) * q_scale) * dim_scale, the reference's multiplication order.
+struct IndexerQPrepParams {
+    const uint16_t* q = nullptr;      // [num_tokens, heads, 128] bf16
+    const float* weights = nullptr;   // [num_tokens, heads] f32
+    uint16_t* q16 = nullptr;          // [num_tokens, heads, 128] f16 bits
+    float* wt = nullptr;              // [num_tokens, heads] f32
+    int64_t num_tokens = 0, heads = 0;
+    float head_scale = 0.0f, dim_scale = 0.0f, hadamard_scale = 0.0f;
+    bool ue8m0 = false;
+};
+void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream);
+
+// Logits of every visible key of each query: scores[t, s] for s <= query_limit[t]; with fill_masked the rest of
+// the row (s < max_len) is -inf. FP8: q16 + wt from launch_indexer_q_prep, score = sk * sum_j wt_j ReLU(q_j . k)
+// on f16 tensor cores (exact e4m3 products, f32 accumulation). F32: q bf16 + weights, the reference's float
+// operations in its order (bit-exact).
+struct IndexerLogitsParams {
+    const uint16_t* q = nullptr;         // FP8: [T, heads, 128] f16 bits; F32: [T, heads, 128] bf16
+    const float* weights = nullptr;      // FP8: wt [T, heads]; F32: raw weights [T, heads]
+    const uint8_t* pages = nullptr;      // [num_slots / 64, page_bytes] u8
+    const int32_t* key_slots = nullptr;  // [num_requests, max_len] i32
+    const int32_t* query_request = nullptr;  // [T] i32
+    const int32_t* query_limit = nullptr;    // [T] i32
+    float* scores = nullptr;             // [T, max_len] f32
+    int64_t num_tokens = 0, heads = 0, num_requests = 0, max_len = 0, num_slots = 0;
+    float head_scale = 0.0f, dim_scale = 0.0f;  // F32 only
+    bool fp8 = true;
+    bool fill_masked = false;
+};
+void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream);
+
+// Exact top-k of each score row over s = 0..query_limit[t]: score descending, equal scores -> lower position,
+// min(k, limit + 1) entries then -1; slots through key_slots. k <= kIndexerMaxTopk.
+constexpr int64_t kIndexerMaxTopk = 8192;
+struct IndexerTopkKernelParams {
+    const float* scores = nullptr;           // [T, max_len] f32
+    const int32_t* key_slots = nullptr;      // [num_requests, max_len] i32
+    const int32_t* query_request = nullptr;  // [T] i32
+    const int32_t* query_limit = nullptr;    // [T] i32
+    int32_t* positions = nullptr;            // [T, k] i32
+    int32_t* slots = nullptr;                // [T, k] i32
+    int64_t num_tokens = 0, num_requests = 0, max_len = 0, k = 0;
+};
+void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream);
+
+// Row t: positions 0..limit ascending with their slots, then -1 (width > every limit).
+struct CausalIndicesKernelParams {
+    const int32_t* key_slots = nullptr;      // [num_requests, max_len] i32
+    const int32_t* query_request = nullptr;  // [T] i32
+    const int32_t* query_limit = nullptr;    // [T] i32, < min(width, max_len)
+    int32_t* positions = nullptr;            // [T, width] i32
+    int32_t* slots = nullptr;                // [T, width] i32
+    int64_t num_tokens = 0, num_requests = 0, max_len = 0, width = 0;
+};
+void launch_causal_indices(const CausalIndicesKernelParams& p, cudaStream_t stream);
+
+}  // namespace dsa::backend::cuda

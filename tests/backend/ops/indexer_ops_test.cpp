@@ -1,0 +1,283 @@
+// CUDA vs CPU for the lightning indexer at DeepSeek-V3.2 shapes (H_I 64, dim 128, index_topk 2048): key writes
+// are byte-exact in both store formats; the F32-key logits are bit-exact, so positions must equal the CPU's in
+// order; the FP8 logits (f16 tensor cores) are compared by max |diff| per row, and the selected set must equal
+// the CPU's on every row whose 2048th/2049th score gap exceeds twice that row's max |diff| (recall 1.0 there).
+// Rows of duplicated keys (massive exact ties) must match the CPU's positions exactly in both formats.
+#include <algorithm>
+#include <cstring>
+#include <functional>
+#include <numeric>
+#include <set>
+
+#include "ops_test_util.h"
+
+namespace dsa::backend::testing {
+namespace {
+
+constexpr int64_t kHeads = 64, kDim = kIndexerHeadDim, kTopk = 2048;
+
+Numerics fp8_numerics(bool ue8m0) {
+    Numerics n = Numerics::bf16();
+    n.indexer_fp8 = true;
+    n.ue8m0_scales = ue8m0;
+    return n;
+}
+
+struct Case {
+    const char* name;
+    Numerics numerics;
+};
+
+std::vector<Case> all_cases() {
+    return {{"fp8_ue8m0", fp8_numerics(true)}, {"fp8_f32_scales", fp8_numerics(false)}, {"f32_keys", Numerics::bf16()}};
+}
+
+// A paged store of both backends holding the same bytes.
+struct Stores {
+    IndexerKeyStore cpu, gpu;
+};
+
+IndexerKeyStore zero_store(IndexerKeyFormat f, int64_t pages) {
+    IndexerKeyStore s{Tensor::empty({pages, indexer_page_bytes(f)}, DType::kU8), f};
+    std::memset(s.data.raw_data(), 0, s.data.nbytes());
+    return s;
+}
+
+class IndexerOpsTest : public CudaVsCpuTest {
+protected:
+    // Requests with the given lengths: keys (random, or `distinct` vectors repeated when > 0) written by the CPU
+    // backend into shuffled slots; the GPU store gets the same bytes.
+    void build(const std::vector<int64_t>& lengths, int distinct = 0) {
+        const int64_t total = std::accumulate(lengths.begin(), lengths.end(), int64_t{0});
+        max_len_ = *std::max_element(lengths.begin(), lengths.end());
+        const int64_t pages = (total + kIndexerPageSize - 1) / kIndexerPageSize + 3;
+        std::vector<int32_t> perm(pages * kIndexerPageSize);
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng_);
+        key_slots_ = Tensor::empty({static_cast<int64_t>(lengths.size()), max_len_}, DType::kI32);
+        std::vector<int32_t> written;
+        for (size_t r = 0; r < lengths.size(); ++r) {
+            for (int64_t p = 0; p < max_len_; ++p) {
+                int32_t slot = -1;
+                if (p < lengths[r]) {
+                    slot = perm[written.size()];
+                    written.push_back(slot);
+                }
+                key_slots_.data<int32_t>()[r * max_len_ + p] = slot;
+            }
+        }
+        Tensor k = random_act({total, kDim}, rng_);
+        if (distinct > 0) {
+            for (int64_t i = distinct; i < total; ++i) {
+                std::memcpy(k.data<float>() + i * kDim, k.data<float>() + (i % distinct) * kDim, kDim * 4);
+            }
+        }
+        const IndexerKeyFormat f = cpu_->numerics().indexer_key_format();
+        stores_.cpu = zero_store(f, pages);
+        cpu_->indexer_k_write({k, i32_tensor(written), &stores_.cpu});
+        stores_.gpu = {gpu_->to_device(stores_.cpu.data), f};
+    }
+
+    IndexerTopkParams params(const IndexerKeyStore& store, const Tensor& q, const Tensor& w, bool scores) const {
+        return {q, w, &store, key_slots_, i32_tensor(request_), i32_tensor(limit_), kTopk, scores};
+    }
+
+    int64_t max_len_ = 0;
+    Tensor key_slots_;
+    Stores stores_;
+    std::vector<int32_t> request_, limit_;
+};
+
+TEST_F(IndexerOpsTest, KeyWriteIsByteExact) {
+    for (const Case& c : all_cases()) {
+        make(c.numerics);
+        const IndexerKeyFormat f = c.numerics.indexer_key_format();
+        const int64_t pages = 7, tokens = 300;
+        std::vector<int32_t> perm(pages * kIndexerPageSize);
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng_);
+        std::vector<int32_t> slots(perm.begin(), perm.begin() + tokens);
+        for (int64_t i = 0; i < tokens; i += 17) slots[i] = -1;  // skipped tokens
+        Tensor k = random_act({tokens, kDim}, rng_, 2.0f);
+        k.data<float>()[5 * kDim + 3] = 0.0f;
+        for (int64_t i = 0; i < kDim; ++i) k.data<float>()[9 * kDim + i] = 0.0f;  // amax below the 1e-4 floor
+        IndexerKeyStore cpu_store = zero_store(f, pages);
+        IndexerKeyStore gpu_store{gpu_->to_device(cpu_store.data), f};
+        cpu_->indexer_k_write({k, i32_tensor(slots), &cpu_store});
+        gpu_->indexer_k_write({up(k), i32_tensor(slots), &gpu_store});
+        Tensor got = gpu_->to_host(gpu_store.data);
+        int64_t diff = 0, nonzero = 0;
+        for (int64_t i = 0; i < got.numel(); ++i) {
+            diff += got.data<uint8_t>()[i] != cpu_store.data.data<uint8_t>()[i];
+            nonzero += cpu_store.data.data<uint8_t>()[i] != 0;
+        }
+        std::cout << "[ metric ] indexer_k_write " << c.name << " differing bytes=" << diff << " of " << got.numel()
+                  << "\n";
+        EXPECT_EQ(diff, 0) << c.name;
+        EXPECT_GT(nonzero, got.numel() / 4) << c.name << ": the reference wrote almost nothing";
+    }
+}
+
+struct RowStats {
+    int64_t long_rows = 0;  // rows with more than index_topk visible keys
+    int64_t eligible = 0;   // long rows whose threshold gap exceeds twice their max |score diff|
+    double worst_rel = 0;   // max over rows of max |score diff| / max |score|
+};
+
+// Per row: count/padding/slot checks, GPU order consistent with the GPU scores, and the selected set against
+// the CPU's where the threshold gap exceeds twice the row's max |score diff|.
+RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, const Tensor& key_slots,
+                    const std::vector<int32_t>& request, const std::vector<int32_t>& limit, const char* name) {
+    const int64_t rows = static_cast<int64_t>(limit.size()), max_len = key_slots.dim(1);
+    int64_t eligible = 0, long_rows = 0;
+    double worst_rel = 0, recall_sum = 0;
+    for (int64_t t = 0; t < rows; ++t) {
+        const int32_t* gp = got.positions.data<int32_t>() + t * kTopk;
+        const int32_t* gs = got.slots.data<int32_t>() + t * kTopk;
+        const int32_t* cp = ref.positions.data<int32_t>() + t * kTopk;
+        const float* gsc = got.scores.data<float>() + t * max_len;
+        const float* csc = ref.scores.data<float>() + t * max_len;
+        const int64_t n = limit[t] + 1, keep = std::min(kTopk, n);
+        double delta = 0, mag = 0;
+        for (int64_t s = 0; s < max_len; ++s) {
+            if (s >= n) {
+                EXPECT_TRUE(std::isinf(gsc[s]) && gsc[s] < 0) << name << " row " << t << " pos " << s;
+                continue;
+            }
+            EXPECT_TRUE(std::isfinite(gsc[s])) << name << " row " << t << " pos " << s;
+            delta = std::max(delta, std::fabs(static_cast<double>(gsc[s]) - csc[s]));
+            mag = std::max(mag, std::fabs(static_cast<double>(csc[s])));
+        }
+        worst_rel = std::max(worst_rel, mag > 0 ? delta / mag : delta);
+        std::set<int32_t> gset;
+        for (int64_t i = 0; i < kTopk; ++i) {
+            if (i >= keep) {
+                EXPECT_EQ(gp[i], -1) << name << " row " << t << " entry " << i;
+                EXPECT_EQ(gs[i], -1) << name << " row " << t << " entry " << i;
+                continue;
+            }
+            if (gp[i] < 0 || gp[i] >= n) {
+                ADD_FAILURE() << name << " row " << t << " entry " << i << " = " << gp[i];
+                break;
+            }
+            EXPECT_EQ(gs[i], key_slots.data<int32_t>()[request[t] * max_len + gp[i]]) << name << " row " << t;
+            gset.insert(gp[i]);
+            if (i > 0) {
+                const float a = gsc[gp[i - 1]], b = gsc[gp[i]];
+                EXPECT_TRUE(a > b || (a == b && gp[i - 1] < gp[i])) << name << " row " << t << " order at " << i;
+            }
+        }
+        EXPECT_EQ(static_cast<int64_t>(gset.size()), keep) << name << " row " << t << ": duplicate positions";
+        std::vector<float> sorted(csc, csc + n);
+        std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+        const bool clear = n <= kTopk || sorted[kTopk - 1] - sorted[kTopk] > 2 * delta;
+        long_rows += n > kTopk;
+        if (!clear) continue;
+        eligible += n > kTopk;
+        int64_t hits = 0;
+        for (int64_t i = 0; i < keep; ++i) hits += gset.count(cp[i]);
+        recall_sum += static_cast<double>(hits) / keep;
+        EXPECT_EQ(hits, keep) << name << " row " << t << " (limit " << limit[t] << ", gap "
+                              << (n > kTopk ? sorted[kTopk - 1] - sorted[kTopk] : 0.0f) << ", max diff " << delta
+                              << ")";
+    }
+    const int64_t clear_rows = eligible + (rows - long_rows);
+    std::cout << "[ metric ] indexer_topk " << name << " rows=" << rows << " long_rows=" << long_rows
+              << " eligible_long_rows=" << eligible << " recall=" << (clear_rows ? recall_sum / clear_rows : 0)
+              << " max_rel_score_diff=" << worst_rel << "\n";
+    return {long_rows, eligible, worst_rel};
+}
+
+TEST_F(IndexerOpsTest, TopkMatchesCpu) {
+    for (const Case& c : all_cases()) {
+        make(c.numerics);
+        // Requests of 8192, 3000, 2049, 2048, 700 and 1 keys; limits below, at and above index_topk.
+        build({8192, 3000, 2049, 2048, 700, 1});
+        request_ = {0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5};
+        limit_ = {8191, 6000, 4095, 2048, 2047, 100, 2999, 2500, 2048, 2047, 699, 0};
+        const int64_t tokens = static_cast<int64_t>(limit_.size());
+        Tensor q = random_act({tokens, kHeads, kDim}, rng_);
+        Tensor w = random_act({tokens, kHeads}, rng_, 0.5f);
+        const IndexerTopkResult ref = cpu_->indexer_topk(params(stores_.cpu, q, w, true));
+        const IndexerTopkResult dev = gpu_->indexer_topk(params(stores_.gpu, up(q), w, true));
+        const IndexerTopkResult got{gpu_->to_host(dev.positions), gpu_->to_host(dev.slots), gpu_->to_host(dev.scores)};
+        const RowStats st = check_rows(got, ref, key_slots_, request_, limit_, c.name);
+        EXPECT_GT(st.long_rows, 0);
+        EXPECT_GE(st.eligible * 2, st.long_rows) << c.name << ": too few rows with a clear threshold gap";
+        EXPECT_LE(st.worst_rel, 1e-4) << c.name;
+        if (!c.numerics.indexer_fp8) {
+            // Same float operations in the same order: identical scores and identical ordered positions.
+            const Diff d = compare(got.scores, ref.scores);
+            std::cout << "[ metric ] indexer_topk f32 scores max_abs=" << d.max_abs << "\n";
+            EXPECT_EQ(d.max_abs, 0.0);
+            EXPECT_EQ(std::memcmp(got.positions.raw_data(), ref.positions.raw_data(), got.positions.nbytes()), 0);
+            EXPECT_EQ(std::memcmp(got.slots.raw_data(), ref.slots.raw_data(), got.slots.nbytes()), 0);
+        }
+        // Without scores: the same positions (the -inf fill is the only difference in the kernels).
+        const IndexerTopkResult plain = gpu_->indexer_topk(params(stores_.gpu, up(q), w, false));
+        EXPECT_FALSE(plain.scores.defined());
+        Tensor pos = gpu_->to_host(plain.positions);
+        EXPECT_EQ(std::memcmp(pos.raw_data(), got.positions.raw_data(), pos.nbytes()), 0) << c.name;
+    }
+}
+
+TEST_F(IndexerOpsTest, TiesFollowThePositionRule) {
+    for (const Case& c : all_cases()) {
+        make(c.numerics);
+        // 8 distinct key vectors repeated: every score is one of 8 values (exact ties on both backends).
+        build({6000, 2500}, 8);
+        request_ = {0, 0, 1, 1};
+        limit_ = {5999, 3000, 2499, 1500};
+        const int64_t tokens = static_cast<int64_t>(limit_.size());
+        Tensor q = random_act({tokens, kHeads, kDim}, rng_);
+        for (int64_t i = 0; i < kHeads * kDim; ++i) q.data<float>()[3 * kHeads * kDim + i] = 0.0f;  // all scores 0
+        Tensor w = random_act({tokens, kHeads}, rng_, 0.5f);
+        const IndexerTopkResult ref = cpu_->indexer_topk(params(stores_.cpu, q, w, false));
+        const IndexerTopkResult dev = gpu_->indexer_topk(params(stores_.gpu, up(q), w, false));
+        Tensor pos = gpu_->to_host(dev.positions), slots = gpu_->to_host(dev.slots);
+        int64_t mismatches = 0;
+        for (int64_t i = 0; i < pos.numel(); ++i) {
+            mismatches += pos.data<int32_t>()[i] != ref.positions.data<int32_t>()[i];
+            mismatches += slots.data<int32_t>()[i] != ref.slots.data<int32_t>()[i];
+        }
+        std::cout << "[ metric ] indexer_topk ties " << c.name << " mismatches=" << mismatches << "\n";
+        EXPECT_EQ(mismatches, 0) << c.name;
+        for (int64_t i = 0; i < kTopk; ++i) {  // the all-zero query keeps positions 0..2047 in order
+            EXPECT_EQ(pos.data<int32_t>()[3 * kTopk + i], i < 1501 ? i : -1) << c.name << " entry " << i;
+        }
+    }
+}
+
+TEST_F(IndexerOpsTest, CausalIndicesMatchCpu) {
+    build({300, 5000, 17});
+    request_ = {0, 1, 1, 2, 1};
+    limit_ = {299, 4999, 0, 16, 2047};
+    const CausalIndicesParams p{key_slots_, i32_tensor(request_), i32_tensor(limit_), 5000};
+    const IndexerTopkResult ref = cpu_->causal_indices(p);
+    const IndexerTopkResult dev = gpu_->causal_indices(p);
+    Tensor pos = gpu_->to_host(dev.positions), slots = gpu_->to_host(dev.slots);
+    EXPECT_EQ(std::memcmp(pos.raw_data(), ref.positions.raw_data(), pos.nbytes()), 0);
+    EXPECT_EQ(std::memcmp(slots.raw_data(), ref.slots.raw_data(), slots.nbytes()), 0);
+    // Device-resident index tensors give the same lists.
+    const CausalIndicesParams pd{gpu_->to_device(key_slots_), gpu_->to_device(i32_tensor(request_)),
+                                 gpu_->to_device(i32_tensor(limit_)), 5000};
+    Tensor pos_d = gpu_->to_host(gpu_->causal_indices(pd).positions);
+    EXPECT_EQ(std::memcmp(pos_d.raw_data(), ref.positions.raw_data(), pos_d.nbytes()), 0);
+}
+
+TEST_F(IndexerOpsTest, BadInputsAbortWithAMessage) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    build({100});
+    request_ = {0};
+    limit_ = {100};  // == max_len: out of range
+    Tensor q = random_act({1, kHeads, kDim}, rng_);
+    Tensor w = random_act({1, kHeads}, rng_);
+    EXPECT_DEATH(gpu_->indexer_topk(params(stores_.gpu, up(q), w, false)), "limit 100 max_len 100");
+    limit_ = {99};
+    const IndexerKeyStore wrong = {gpu_->to_device(zero_store(IndexerKeyFormat::kFp8, 2).data), IndexerKeyFormat::kFp8};
+    EXPECT_DEATH(gpu_->indexer_topk(params(wrong, up(q), w, false)), "the numerics need");
+    EXPECT_DEATH(gpu_->causal_indices({key_slots_, i32_tensor(request_), i32_tensor(limit_), 50}), "> width 50");
+}
+
+}  // namespace
+}  // namespace dsa::backend::testing
