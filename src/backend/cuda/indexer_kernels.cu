@@ -175,17 +175,25 @@ constexpr int kTileKeys = 16;
 
 struct KeyTile {
     uint4 a_lo, a_hi, b_lo, b_hi;  // bytes [32 tig, 32 tig + 32) of keys g and g + 8
-    float sa, sb;                  // their scales (0 past the limit)
+    float sa, sb;                  // their scales (0 for keys not visible)
 };
 
-__device__ __forceinline__ void load_fp8_key(const IndexerLogitsParams& p, const int32_t* slot_row, int64_t pos,
-                                             int64_t limit, int tig, uint4& lo, uint4& hi, float& scale) {
-    if (pos > limit) {
+// Marks a position this warp does not score (past the limit or the warp's range); a visible slot is validated
+// when its key is loaded, one tile after the slot was read, so that the check does not wait on the load.
+constexpr int32_t kInvisible = -2147483647 - 1;
+
+__device__ __forceinline__ int32_t slot_or_invisible(const int32_t* slot_row, int64_t pos, int64_t end) {
+    return pos < end ? __ldg(slot_row + pos) : kInvisible;
+}
+
+__device__ __forceinline__ void load_fp8_key(const IndexerLogitsParams& p, int32_t slot, int tig, uint4& lo,
+                                             uint4& hi, float& scale) {
+    if (slot == kInvisible) {
         lo = hi = make_uint4(0, 0, 0, 0);
         scale = 0.0f;
         return;
     }
-    const int32_t slot = checked_slot(slot_row, pos, p.num_slots);
+    if (slot < 0 || slot >= p.num_slots) __trap();
     const uint8_t* page = p.pages + static_cast<int64_t>(slot / kPageTokens) * kFp8PageBytes;
     const int row = slot % kPageTokens;
     const uint4* src = reinterpret_cast<const uint4*>(page + row * kDim + tig * 32);
@@ -194,11 +202,11 @@ __device__ __forceinline__ void load_fp8_key(const IndexerLogitsParams& p, const
     scale = __ldg(reinterpret_cast<const float*>(page + kFp8ScaleOffset + row * 4));
 }
 
-__device__ __forceinline__ KeyTile load_tile(const IndexerLogitsParams& p, const int32_t* slot_row, int64_t base,
-                                             int64_t limit, int g, int tig) {
+__device__ __forceinline__ KeyTile load_tile(const IndexerLogitsParams& p, int32_t slot_a, int32_t slot_b,
+                                             int tig) {
     KeyTile k;
-    load_fp8_key(p, slot_row, base + g, limit, tig, k.a_lo, k.a_hi, k.sa);
-    load_fp8_key(p, slot_row, base + g + 8, limit, tig, k.b_lo, k.b_hi, k.sb);
+    load_fp8_key(p, slot_a, tig, k.a_lo, k.a_hi, k.sa);
+    load_fp8_key(p, slot_b, tig, k.b_lo, k.b_hi, k.sb);
     return k;
 }
 
@@ -208,8 +216,7 @@ __device__ __forceinline__ uint32_t word(const uint4& u, int i) {
 
 __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                         uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
         "{%0, %1, %2, %3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -251,14 +258,19 @@ __global__ void __launch_bounds__(kLogitsWarps * 32) indexer_logits_fp8_kernel(I
         wt[nt][1] = p.weights[t * (NT * 8) + nt * 8 + tig * 2 + 1];
     }
 
+    // Software pipeline: slots two tiles ahead, keys one tile ahead, compute on the current tile.
     const int32_t* slot_row = p.key_slots + qr.request * p.max_len;
-    KeyTile cur = load_tile(p, slot_row, warp_begin, qr.limit, g, tig);
+    const int64_t end = qr.limit + 1 < warp_begin + keys_per_warp ? qr.limit + 1 : warp_begin + keys_per_warp;
+    KeyTile cur = load_tile(p, slot_or_invisible(slot_row, warp_begin + g, end),
+                            slot_or_invisible(slot_row, warp_begin + g + 8, end), tig);
+    int32_t next_a = slot_or_invisible(slot_row, warp_begin + kTileKeys + g, end);
+    int32_t next_b = slot_or_invisible(slot_row, warp_begin + kTileKeys + g + 8, end);
     for (int tile = 0; tile < tiles_per_warp; ++tile) {
         const int64_t base = warp_begin + static_cast<int64_t>(tile) * kTileKeys;
-        if (base > qr.limit) break;  // warp-uniform
-        const int64_t next = base + kTileKeys;
-        KeyTile nxt{};
-        if (tile + 1 < tiles_per_warp && next <= qr.limit) nxt = load_tile(p, slot_row, next, qr.limit, g, tig);
+        if (base >= end) break;  // warp-uniform
+        const int32_t far_a = slot_or_invisible(slot_row, base + 2 * kTileKeys + g, end);
+        const int32_t far_b = slot_or_invisible(slot_row, base + 2 * kTileKeys + g + 8, end);
+        const KeyTile nxt = load_tile(p, next_a, next_b, tig);
 
         float acc[NT][4];
 #pragma unroll
@@ -285,9 +297,11 @@ __global__ void __launch_bounds__(kLogitsWarps * 32) indexer_logits_fp8_kernel(I
         rb += __shfl_xor_sync(kFull, rb, 1);
         ra += __shfl_xor_sync(kFull, ra, 2);
         rb += __shfl_xor_sync(kFull, rb, 2);
-        if (tig == 0 && base + g <= qr.limit) srow[base + g] = ra * cur.sa;
-        if (tig == 1 && base + g + 8 <= qr.limit) srow[base + g + 8] = rb * cur.sb;
+        if (tig == 0 && base + g < end) srow[base + g] = ra * cur.sa;
+        if (tig == 1 && base + g + 8 < end) srow[base + g + 8] = rb * cur.sb;
         cur = nxt;
+        next_a = far_a;
+        next_b = far_b;
     }
 }
 
