@@ -243,7 +243,7 @@ def prompt_segments(ex):
     """Segments of the prompt up to the first assistant message that the model has to produce in eval."""
     msgs = ex["messages"]
     if ex["kind"] == "tool":
-        cut = 2 if msgs[0]["role"] != "system" else 3  # before the tool-call assistant message
+        cut = 1 if msgs[0]["role"] != "system" else 2  # [system,] user: the model must produce the call
     else:
         cut = len(msgs) - 1
     return render_segments(msgs[:cut], ex["thinking"], ex["tools"], ex.get("tools_style", "official"))
