@@ -149,86 +149,89 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_kernel(MlaSparseKernel
         if (next) issue_tile(p, sm, tok, tile + 1, buf ^ 1, st);
         cp_async_commit();
         cp_async_wait<1>();
-        __syncthreads();  // tile `tile` (and Q) resident, slots visible
+        // Tile `tile` (and Q) resident, slots visible; a tile without a valid slot (list tails) is skipped.
+        const bool any_valid = __syncthreads_or(tid < kRows && sm.slot[buf][tid] >= 0) != 0;
 
-        // S = Q K^T for rows r0..r0+15, keys 32 ch .. +32.
-        float s[4][4] = {};
-        const uint8_t* kv = sm.kv[buf];
+        if (any_valid) {
+            // S = Q K^T for rows r0..r0+15, keys 32 ch .. +32.
+            float s[4][4] = {};
+            const uint8_t* kv = sm.kv[buf];
 #pragma unroll 4
-        for (int k0 = 0; k0 < kKvDim; k0 += 16) {
-            uint32_t a[4];
-            ldmatrix_x4(a, sm.q + swz(r0 + (lane & 7) + ((lane >> 3) & 1) * 8, k0 + (lane >> 4) * 8, kRowChunks));
+            for (int k0 = 0; k0 < kKvDim; k0 += 16) {
+                uint32_t a[4];
+                ldmatrix_x4(a, sm.q + swz(r0 + (lane & 7) + ((lane >> 3) & 1) * 8, k0 + (lane >> 4) * 8, kRowChunks));
 #pragma unroll
-            for (int np = 0; np < 2; ++np) {
-                uint32_t b[4];
-                const int key = ch * 32 + np * 16 + (lane & 7) + (lane >> 4) * 8;
-                ldmatrix_x4(b, kv + swz(key, k0 + ((lane >> 3) & 1) * 8, kRowChunks));
-                mma_bf16(s[2 * np], a, b[0], b[1]);
-                mma_bf16(s[2 * np + 1], a, b[2], b[3]);
+                for (int np = 0; np < 2; ++np) {
+                    uint32_t b[4];
+                    const int key = ch * 32 + np * 16 + (lane & 7) + (lane >> 4) * 8;
+                    ldmatrix_x4(b, kv + swz(key, k0 + ((lane >> 3) & 1) * 8, kRowChunks));
+                    mma_bf16(s[2 * np], a, b[0], b[1]);
+                    mma_bf16(s[2 * np + 1], a, b[2], b[3]);
+                }
             }
-        }
-        // Mask, scale to log2 units, row maxima over this warp's 32 keys.
-        float mx[2] = {-INFINITY, -INFINITY};
+            // Mask, scale to log2 units, row maxima over this warp's 32 keys.
+            float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
+            for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int key = ch * 32 + nt * 8 + 2 * t + (e & 1);
-                s[nt][e] = sm.slot[buf][key] >= 0 ? s[nt][e] * scale_log2 : -INFINITY;
-                mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+                for (int e = 0; e < 4; ++e) {
+                    const int key = ch * 32 + nt * 8 + 2 * t + (e & 1);
+                    s[nt][e] = sm.slot[buf][key] >= 0 ? s[nt][e] * scale_log2 : -INFINITY;
+                    mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+                }
             }
-        }
-#pragma unroll
-        for (int hlf = 0; hlf < 2; ++hlf) {
-            mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 1));
-            mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 2));
-        }
-        if (t == 0) {
-            sm.row_max[ch][r0 + g] = mx[0];
-            sm.row_max[ch][r0 + g + 8] = mx[1];
-        }
-        __syncthreads();
-        float alpha[2];
-#pragma unroll
-        for (int hlf = 0; hlf < 2; ++hlf) {
-            const int row = r0 + g + 8 * hlf;
-            const float m_new = fmaxf(m_run[hlf], fmaxf(sm.row_max[0][row], sm.row_max[1][row]));
-            alpha[hlf] = exp2f(m_run[hlf] - m_new);
-            m_run[hlf] = m_new;
-            l_run[hlf] *= alpha[hlf];
-        }
-        // P = bf16(exp2(S - m)), row sums of the rounded values, P to shared memory.
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
             for (int hlf = 0; hlf < 2; ++hlf) {
-                const float p0 = round_bf16(exp2f(s[nt][2 * hlf] - m_run[hlf]));
-                const float p1 = round_bf16(exp2f(s[nt][2 * hlf + 1] - m_run[hlf]));
-                l_run[hlf] += p0 + p1;
-                const int key = ch * 32 + nt * 8 + 2 * t;
-                *reinterpret_cast<uint32_t*>(sm.p + swz(r0 + g + 8 * hlf, key, kPChunks)) = pack_bf16x2(p0, p1);
+                mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 1));
+                mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 2));
             }
-        }
+            if (t == 0) {
+                sm.row_max[ch][r0 + g] = mx[0];
+                sm.row_max[ch][r0 + g + 8] = mx[1];
+            }
+            __syncthreads();
+            float alpha[2];
 #pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            o[i][0] *= alpha[0];
-            o[i][1] *= alpha[0];
-            o[i][2] *= alpha[1];
-            o[i][3] *= alpha[1];
-        }
-        __syncthreads();  // P complete
-        // O[rows, 256 ch ..] += P[rows, 64 keys] V[64 keys, 256 ch ..]  (V = the tile's first 512 columns).
+            for (int hlf = 0; hlf < 2; ++hlf) {
+                const int row = r0 + g + 8 * hlf;
+                const float m_new = fmaxf(m_run[hlf], fmaxf(sm.row_max[0][row], sm.row_max[1][row]));
+                alpha[hlf] = exp2f(m_run[hlf] - m_new);
+                m_run[hlf] = m_new;
+                l_run[hlf] *= alpha[hlf];
+            }
+            // P = bf16(exp2(S - m)), row sums of the rounded values, P to shared memory.
 #pragma unroll
-        for (int k0 = 0; k0 < kRows; k0 += 16) {
-            uint32_t a[4];
-            ldmatrix_x4(a, sm.p + swz(r0 + (lane & 7) + ((lane >> 3) & 1) * 8, k0 + (lane >> 4) * 8, kPChunks));
+            for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
-            for (int np = 0; np < 16; ++np) {
-                uint32_t b[4];
-                const int col = ch * 256 + np * 16 + (lane >> 4) * 8;
-                ldmatrix_x4_trans(b, kv + swz(k0 + (lane & 7) + ((lane >> 3) & 1) * 8, col, kRowChunks));
-                mma_bf16(o[2 * np], a, b[0], b[1]);
-                mma_bf16(o[2 * np + 1], a, b[2], b[3]);
+                for (int hlf = 0; hlf < 2; ++hlf) {
+                    const float p0 = round_bf16(exp2f(s[nt][2 * hlf] - m_run[hlf]));
+                    const float p1 = round_bf16(exp2f(s[nt][2 * hlf + 1] - m_run[hlf]));
+                    l_run[hlf] += p0 + p1;
+                    const int key = ch * 32 + nt * 8 + 2 * t;
+                    *reinterpret_cast<uint32_t*>(sm.p + swz(r0 + g + 8 * hlf, key, kPChunks)) = pack_bf16x2(p0, p1);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 32; ++i) {
+                o[i][0] *= alpha[0];
+                o[i][1] *= alpha[0];
+                o[i][2] *= alpha[1];
+                o[i][3] *= alpha[1];
+            }
+            __syncthreads();  // P complete
+            // O[rows, 256 ch ..] += P[rows, 64 keys] V[64 keys, 256 ch ..]  (V = the tile's first 512 columns).
+#pragma unroll
+            for (int k0 = 0; k0 < kRows; k0 += 16) {
+                uint32_t a[4];
+                ldmatrix_x4(a, sm.p + swz(r0 + (lane & 7) + ((lane >> 3) & 1) * 8, k0 + (lane >> 4) * 8, kPChunks));
+#pragma unroll
+                for (int np = 0; np < 16; ++np) {
+                    uint32_t b[4];
+                    const int col = ch * 256 + np * 16 + (lane >> 4) * 8;
+                    ldmatrix_x4_trans(b, kv + swz(k0 + (lane & 7) + ((lane >> 3) & 1) * 8, col, kRowChunks));
+                    mma_bf16(o[2 * np], a, b[0], b[1]);
+                    mma_bf16(o[2 * np + 1], a, b[2], b[3]);
+                }
             }
         }
         if (p.fp8 && next) fp8_store(sm, buf ^ 1, st);
