@@ -58,6 +58,7 @@ ForwardBatch build_forward_batch(std::span<const SequenceStep> steps, int64_t pa
 
 #include <cstring>
 
+#include "backend/backend.h"
 #include "model/config.h"
 
 namespace dsa::model {
@@ -82,6 +83,20 @@ KvStores allocate_kv_stores(const ModelConfig& config, backend::MlaKvFormat mla_
                                     Device::kCPU, "indexer_keys");
         }
         kv.indexer.push_back(ix);
+    }
+    return kv;
+}
+
+KvStores allocate_kv_stores(backend::Backend& backend, const ModelConfig& config, int64_t num_pages, int64_t page_size,
+                            int64_t num_mtp_layers) {
+    const backend::Numerics& n = backend.numerics();
+    KvStores kv =
+        allocate_kv_stores(config, n.mla_kv_format(), n.indexer_key_format(), num_pages, page_size, num_mtp_layers);
+    if (backend.device() == Device::kCPU) return kv;
+    // Zeroed host stores copied up once (no backend op writes a whole store; these stores are test/CLI sized).
+    for (backend::MlaKvStore& m : kv.mla) m.data = backend.to_device(m.data);
+    for (backend::IndexerKeyStore& ix : kv.indexer) {
+        if (ix.data.defined()) ix.data = backend.to_device(ix.data);
     }
     return kv;
 }

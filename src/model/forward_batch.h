@@ -53,14 +53,21 @@ struct KvStores {
 
 }  // namespace dsa::model
 
+namespace dsa::backend {
+class Backend;
+}
+
 namespace dsa::model {
 
 struct ModelConfig;
-// Allocates zeroed KV stores for every layer (main + `num_mtp_layers`), in the formats the numerics imply,
-// with `num_pages` pages of `page_size` slots (page 0 included). For tests and the single-sequence runner;
-// the serving engine sizes its stores through the kvcache module.
+// Allocates zeroed host KV stores for every layer (main + `num_mtp_layers`), in the given formats, with
+// `num_pages` pages of `page_size` slots (page 0 included). For tests and the single-sequence runner; the
+// serving engine sizes its stores through the kvcache module.
 KvStores allocate_kv_stores(const ModelConfig& config, backend::MlaKvFormat mla_format,
                             backend::IndexerKeyFormat indexer_format, int64_t num_pages, int64_t page_size,
                             int64_t num_mtp_layers);
+// The same on `backend`'s device, in the formats its Numerics imply (zeroed there too).
+KvStores allocate_kv_stores(backend::Backend& backend, const ModelConfig& config, int64_t num_pages,
+                            int64_t page_size, int64_t num_mtp_layers);
 
 }  // namespace dsa::model

@@ -1,9 +1,11 @@
 // The DSA forward pass: embedding -> [MLA + indexer + sparse attention, dense MLP or MoE] x L -> norm -> logits,
 // and the MTP layer. Every numeric step is a backend op; this file only sequences them (MODEL_SPEC §3-§6).
+// Host <-> device traffic per forward: the batch's index tensors up once (StepTensors), the logits down once.
+// Only the test hooks (injected / captured top-k) move data per layer.
 #include "model/transformer.h"
 
 #include <algorithm>
-#include <cstring>
+#include <vector>
 
 #include "base/check.h"
 
@@ -13,12 +15,15 @@ using backend::IndexerTopkResult;
 using backend::LinearOutput;
 using backend::RopeLayout;
 
+// The batch's index tensors on the backend's device, uploaded once per forward (CPU backend: the host tensors).
 struct DsaModel::StepTensors {
     const ForwardBatch* batch = nullptr;
-    Tensor positions;      // [T] i32 on the backend's device
+    Tensor token_ids;      // [T] i32
+    Tensor positions;      // [T] i32
     Tensor out_slots;      // [T] i32
     Tensor key_slots;      // [B, max_len] i32
     Tensor query_request;  // [T] i32
+    Tensor logit_rows;     // [R] i32
     int64_t num_tokens = 0;
 };
 
@@ -26,22 +31,17 @@ namespace {
 
 backend::MlpWeights to_backend(const MlpWeights& w) { return {w.gate_proj, w.up_proj, w.down_proj}; }
 
-// Rows `rows` of a host tensor x [T, D] (any dtype) -> [R, D].
-Tensor gather_rows_host(const Tensor& x, const Tensor& rows) {
-    DSA_CHECK(x.device() == Device::kCPU && x.is_contiguous());
-    const int64_t num_rows = rows.dim(0), width = x.dim(1);
-    const size_t row_bytes = static_cast<size_t>(width) * dtype_size(x.dtype());
-    Tensor out = Tensor::empty({num_rows, width}, x.dtype(), Device::kCPU, "gathered_rows");
-    const int32_t* r = rows.data<int32_t>();
-    for (int64_t i = 0; i < num_rows; ++i) {
-        DSA_CHECK(r[i] >= 0 && r[i] < x.dim(0));
-        std::memcpy(static_cast<uint8_t*>(out.raw_data()) + i * row_bytes,
-                    static_cast<const uint8_t*>(x.raw_data()) + r[i] * row_bytes, row_bytes);
+// Whether host logit_rows [R] is 0, 1, ..., num_tokens - 1 (then no gather is needed).
+bool rows_are_all_tokens(const Tensor& rows, int64_t num_tokens) {
+    if (rows.dim(0) != num_tokens) return false;
+    for (int64_t i = 0; i < num_tokens; ++i) {
+        if (rows.data<int32_t>()[i] != i) return false;
     }
-    return out;
+    return true;
 }
 
-// Translates [T, k] positions to slots through key_slots[query_request[t]] (host tensors), -1 kept.
+// Test hook only (ForwardOptions::injected_topk): translates host [T, k] positions to slots through
+// key_slots[query_request[t]] on the host, -1 kept. The indexer's own selection comes with its slots.
 Tensor positions_to_slots_host(const Tensor& positions, const ForwardBatch& batch) {
     const int64_t num_tokens = positions.dim(0), width = positions.dim(1), max_len = batch.key_slots.dim(1);
     Tensor slots = Tensor::empty({num_tokens, width}, DType::kI32, Device::kCPU, "injected_slots");
@@ -85,10 +85,12 @@ DsaModel::StepTensors DsaModel::make_step_tensors(const ForwardBatch& batch) {
     StepTensors st;
     st.batch = &batch;
     st.num_tokens = batch.num_tokens();
+    st.token_ids = be_.to_device(batch.token_ids);
     st.positions = be_.to_device(batch.positions);
     st.out_slots = be_.to_device(batch.out_slots);
     st.key_slots = be_.to_device(batch.key_slots);
     st.query_request = be_.to_device(batch.query_request);
+    st.logit_rows = be_.to_device(batch.logit_rows);
     return st;
 }
 
@@ -109,10 +111,10 @@ ForwardOutput DsaModel::forward(const ForwardBatch& batch, KvStores& kv, const F
 
     ForwardOutput out;
     if (options.capture_topk) out.topk.resize(config_.num_hidden_layers + weights_.mtp.size());
-    Tensor h = be_.embedding(weights_.embed_tokens, be_.to_device(batch.token_ids));  // residual stream
+    Tensor h = be_.embedding(weights_.embed_tokens, st.token_ids);  // residual stream
     h.set_name("residual");
     Tensor x = be_.rms_norm(h, weights_.layers.at(0).input_layernorm, static_cast<float>(config_.rms_norm_eps));
-    Tensor shared_topk;  // the last Full layer's selection, reused by IndexCache Shared layers
+    IndexerTopkResult shared_topk;  // the last Full layer's selection, reused by IndexCache Shared layers
     const int64_t num_layers = config_.num_hidden_layers;
     for (int64_t l = 0; l < num_layers; ++l) {
         const LayerWeights& lw = weights_.layers[l];
@@ -138,12 +140,12 @@ ForwardOutput DsaModel::forward_mtp(const ForwardBatch& batch, const Tensor& pre
 
     ForwardOutput out;
     if (options.capture_topk) out.topk.resize(layer + 1);
-    Tensor e = be_.embedding(m.embed_tokens, be_.to_device(batch.token_ids));
+    Tensor e = be_.embedding(m.embed_tokens, st.token_ids);
     const Tensor parts[2] = {be_.rms_norm(e, m.enorm, eps), be_.rms_norm(prev_hidden, m.hnorm, eps)};
     Tensor h = be_.linear(be_.concat_last(parts), m.eh_proj);  // embedding half first (MODEL_SPEC §6)
     h.set_name("mtp_residual");
     Tensor x = be_.rms_norm(h, m.layer.input_layernorm, eps);
-    Tensor shared_topk;
+    IndexerTopkResult shared_topk;
     Tensor a = attention(m.layer, layer, x, st, kv, options, &shared_topk, &out);
     x = be_.add_rms_norm(h, a, m.layer.post_attention_layernorm, eps);
     Tensor f = ffn(m.layer, x);
@@ -154,13 +156,15 @@ ForwardOutput DsaModel::forward_mtp(const ForwardBatch& batch, const Tensor& pre
 }
 
 Tensor DsaModel::logits_for_rows(const Tensor& normed, const Tensor& head, const StepTensors& st) {
-    Tensor rows = gather_rows_host(be_.to_host(normed), st.batch->logit_rows);
+    // The row gather is an embedding lookup with `normed` as the table (exact: its rows are activations already).
+    Tensor rows =
+        rows_are_all_tokens(st.batch->logit_rows, st.num_tokens) ? normed : be_.embedding(normed, st.logit_rows);
     backend::LinearWeight head_weight{head, Tensor()};
-    return be_.to_host(be_.lm_head(be_.to_device(rows), head_weight));
+    return be_.to_host(be_.lm_head(rows, head_weight));
 }
 
-Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st,
-                           KvStores& kv, const ForwardOptions& options, Tensor* shared_topk, ForwardOutput* out) {
+Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st, KvStores& kv,
+                           const ForwardOptions& options, IndexerTopkResult* shared, ForwardOutput* out) {
     const AttentionWeights& aw = lw.attn;
     const float eps = static_cast<float>(config_.rms_norm_eps);
     const int64_t num_tokens = st.num_tokens, num_heads = config_.num_attention_heads;
@@ -184,17 +188,18 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& 
     be_.apply_rope({k_pe, st.positions, &rope_, mla_layout, 0});
     be_.mla_kv_write({c_kv, k_pe.view({num_tokens, config_.qk_rope_head_dim}), st.out_slots, &kv.mla.at(layer)});
 
-    // Token selection: own indexer (Full layer) or the previous Full layer's choice (IndexCache Shared).
+    // Token selection: own indexer (Full layer) or the previous Full layer's choice (IndexCache Shared). Every
+    // layer indexes the same slot space, so the Full layer's slots are valid for the Shared layers as they are.
     IndexerTopkResult sel;
     if (aw.indexer) {
         DSA_CHECK(q_resid.defined()) << "the indexer needs q_lora_rank > 0";
         sel = select_tokens(aw, layer, x, q_resid, st, kv, options);
-        *shared_topk = sel.positions;
+        *shared = sel;
         if (options.capture_topk) out->topk.at(layer) = be_.to_host(sel.positions);
     } else {
-        DSA_CHECK(shared_topk->defined()) << "layer " << layer << " shares top-k but no Full layer precedes it";
-        sel.positions = *shared_topk;
-        sel.slots = be_.to_device(positions_to_slots_host(be_.to_host(*shared_topk), *st.batch));
+        DSA_CHECK(shared->positions.defined() && shared->slots.defined())
+            << "layer " << layer << " shares top-k but no Full layer precedes it";
+        sel = *shared;
     }
 
     Tensor o = use_expanded(st, options) ? attend_expanded(aw, q, sel.positions, st, kv, layer)
@@ -256,31 +261,28 @@ Tensor DsaModel::attend_absorbed(const AttentionWeights& aw, const Tensor& q, co
 
 Tensor DsaModel::attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,
                                  const StepTensors& st, KvStores& kv, int64_t layer) {
-    // Per sequence: up-project its whole latent history, attend with the causal + top-k mask.
+    // Per sequence: up-project its whole latent history, attend with the causal + top-k mask. The per-sequence
+    // inputs are row views of the step's device tensors (no copies); the outputs are joined in token order.
     const ForwardBatch& batch = *st.batch;
-    Tensor key_slots_host = batch.key_slots;
-    Tensor topk_host = be_.to_host(positions_topk);
-    Tensor out = Tensor::empty({st.num_tokens, config_.num_attention_heads, config_.v_head_dim},
-                               be_.activation_dtype(), be_.device(), "attn_out");
+    const int64_t num_heads = config_.num_attention_heads, d_v = config_.v_head_dim;
+    std::vector<Tensor> outs;
     for (int64_t b = 0; b < batch.num_seqs(); ++b) {
         const SequenceSpan& s = batch.seqs[b];
-        Tensor slots = key_slots_host.select(b).slice(0, s.length()).clone();
-        Tensor latent = be_.mla_kv_read(kv.mla.at(layer), be_.to_device(slots));
+        const int64_t begin = s.token_offset, end = s.token_offset + s.num_new;
+        Tensor latent = be_.mla_kv_read(kv.mla.at(layer), st.key_slots.select(b).slice(0, s.length()));
         backend::MlaExpandedKv kvx = be_.mla_expand_kv(latent, aw.kv_b_proj, head_dims_);
         backend::MlaDenseParams p;
-        p.q = q.slice(s.token_offset, s.token_offset + s.num_new);
+        p.q = q.slice(begin, end);
         p.k = kvx.k;
         p.v = kvx.v;
-        p.q_positions = be_.to_device(batch.positions.slice(s.token_offset, s.token_offset + s.num_new).clone());
-        p.allowed = be_.to_device(topk_host.slice(s.token_offset, s.token_offset + s.num_new).clone());
+        p.q_positions = st.positions.slice(begin, end);
+        p.allowed = positions_topk.slice(begin, end);
         p.softmax_scale = softmax_scale_;
-        Tensor o = be_.to_host(be_.mla_dense_attention(p));
-        DSA_CHECK(out.device() == Device::kCPU) << "expanded attention assembles rows on the host for now";
-        const size_t bytes_per_token = o.nbytes() / static_cast<size_t>(s.num_new);
-        std::memcpy(static_cast<uint8_t*>(out.raw_data()) + s.token_offset * bytes_per_token, o.raw_data(),
-                    o.nbytes());
+        // [n, H, d_v] -> [1, n * H * d_v]: concatenating these along the last dim stacks the rows in token order.
+        outs.push_back(be_.mla_dense_attention(p).view({1, s.num_new * num_heads * d_v}));
     }
-    return out;
+    if (outs.size() == 1) return outs[0].view({st.num_tokens, num_heads, d_v});
+    return be_.concat_last(outs).view({st.num_tokens, num_heads, d_v});
 }
 
 Tensor DsaModel::ffn(const LayerWeights& lw, const Tensor& x) {

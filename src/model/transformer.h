@@ -1,7 +1,9 @@
 // DsaModel: the DeepSeek-V3.2 / GLM-5 forward pass (MLA + lightning indexer + sparse attention + MoE, and the
 // MTP layer) written once against the backend op set. One call computes one ForwardBatch: it writes the new
 // tokens' latent KV and indexer keys into the KvStores, attends over each query's top-k (or every visible
-// token when there are at most index_topk), and returns FP32 logits for the requested rows.
+// token when there are at most index_topk), and returns FP32 logits for the requested rows. Device-agnostic: the
+// batch's index tensors are uploaded once per call, activations and KV stay on the backend's device, and the
+// logits come back to the host once per call (the sampler runs on the CPU).
 #pragma once
 
 #include <cstdint>
@@ -32,9 +34,9 @@ struct ForwardOptions {
 };
 
 struct ForwardOutput {
-    Tensor logits;                   // [R, V] f32 (host), rows = batch.logit_rows
-    Tensor hidden;                   // [T, D] activations after the final norm (feeds the MTP layer)
-    std::vector<Tensor> topk;        // per layer (index = layer; MTP layer at num_hidden_layers), when captured
+    Tensor logits;             // [R, V] f32 (host), rows = batch.logit_rows
+    Tensor hidden;             // [T, D] activations after the final norm, on the backend's device (MTP input)
+    std::vector<Tensor> topk;  // host, per layer (index = layer; MTP layer at num_hidden_layers), when captured
 };
 
 struct ModelOptions {
@@ -50,6 +52,8 @@ public:
     const ModelConfig& config() const { return config_; }
     int64_t num_layers() const { return config_.num_hidden_layers; }
     bool has_mtp() const { return !weights_.mtp.empty(); }
+    // Where activations and KV stores live (the backend's device).
+    Device device() const { return be_.device(); }
 
     // Main model: embeds batch.token_ids, runs every layer, returns logits for batch.logit_rows.
     ForwardOutput forward(const ForwardBatch& batch, KvStores& kv, const ForwardOptions& options = {});
@@ -64,7 +68,7 @@ private:
     struct StepTensors;  // per-call device copies of the batch metadata
     StepTensors make_step_tensors(const ForwardBatch& batch);
     Tensor attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st, KvStores& kv,
-                     const ForwardOptions& options, Tensor* shared_topk, ForwardOutput* out);
+                     const ForwardOptions& options, backend::IndexerTopkResult* shared, ForwardOutput* out);
     backend::IndexerTopkResult select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
                                              const Tensor& q_resid, const StepTensors& st, KvStores& kv,
                                              const ForwardOptions& options);
