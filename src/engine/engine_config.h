@@ -21,7 +21,9 @@ struct EngineConfig {
     int64_t max_prefill_tokens = 16384;
     int page_size = 64;
     int64_t context_length = 0;                  // required (> 0): the model's context or --context-length
-    int64_t kv_budget_bytes = int64_t{1} << 30;  // CPU pool size; the runner sizes its pool from it
+    // KV pool bytes; the runner sizes its pool from it. ModelEngine on a device backend: <= 0 = planned from
+    // device memory (--mem-fraction-static).
+    int64_t kv_budget_bytes = int64_t{1} << 30;
     kvcache::PrefixCacheMode radix_cache = kvcache::PrefixCacheMode::kRadix;
     kvcache::EvictionPolicy eviction_policy = kvcache::EvictionPolicy::kLru;
     double schedule_conservativeness = 1.0;

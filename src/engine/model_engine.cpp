@@ -1,10 +1,75 @@
-// ModelEngine::load: config -> checkpoint -> weights -> backend -> model -> runner -> Engine.
+// ModelEngine::load: config -> checkpoint -> weights -> backend -> model -> KV budget -> runner -> Engine.
+// The device KV budget follows SGLang: (weights + KV) = mem_fraction_static x free memory before loading, the
+// reserve for activations and workspaces kept out (kvcache::plan_kv_memory).
 #include "engine/model_engine.h"
 
 #include "base/logging.h"
 #include "engine/model_runner.h"
+#include "kvcache/memory_planner.h"
 
 namespace dsa::engine {
+namespace {
+
+int64_t tensor_bytes(const Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; }
+
+StatusOr<std::unique_ptr<backend::Backend>> make_backend(const ModelEngineOptions& options) {
+    if (!options.backend.make) return backend::make_cpu_backend(options.numerics);
+    return options.backend.make(options.numerics);
+}
+
+// The KV byte budget: the explicit one, or on a device the memory plan.
+StatusOr<int64_t> kv_budget(const ModelEngineOptions& options, const EngineConfig& cfg, const model::ModelConfig& mc,
+                            const model::ModelWeights& weights, Device device) {
+    if (cfg.kv_budget_bytes > 0) return cfg.kv_budget_bytes;
+    if (device == Device::kCPU || !options.backend.memory) {
+        return invalid_argument("no KV cache budget: set EngineConfig::kv_budget_bytes (device memory is unknown)");
+    }
+    DSA_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, options.backend.memory());
+    kvcache::ReserveInput reserve;
+    reserve.chunked_prefill_size = cfg.chunked_prefill_size > 0 ? cfg.chunked_prefill_size : 8192;
+    kvcache::MemoryPlanInput in;
+    in.total_device_bytes = mem.total_bytes;
+    in.free_before_load_bytes = mem.free_bytes;
+    in.weight_bytes = device_weight_bytes(weights);
+    in.reserve_bytes = kvcache::default_reserve_bytes(reserve, mem.total_bytes);
+    in.mem_fraction_static =
+        options.mem_fraction_static.value_or(kvcache::default_mem_fraction_static(mem.total_bytes, in.reserve_bytes));
+    kvcache::KvCacheConfig kv = kv_cache_config_for(mc, options.numerics, cfg.page_size, device);
+    DSA_ASSIGN_OR_RETURN(kvcache::MemoryPlan plan, kvcache::plan_kv_memory(kv, in));
+    DSA_LOG(kInfo) << "device memory: " << mem.free_bytes << " of " << mem.total_bytes << " bytes free, "
+                   << "mem_fraction_static " << in.mem_fraction_static << "; "
+                   << kvcache::describe_plan(kv, plan, in.weight_bytes);
+    return plan.kv_budget_bytes;
+}
+
+}  // namespace
+
+int64_t device_weight_bytes(const model::ModelWeights& weights) {
+    int64_t n = 0;
+    model::for_each_linear(weights, [&](const std::string&, const backend::LinearWeight& w) {
+        n += tensor_bytes(w.weight) + tensor_bytes(w.scale_inv);
+        if (w.is_fp8()) n += w.weight.numel() * 2;  // the BF16 dequantized copy
+    });
+    auto layer_extras = [&](const model::LayerWeights& lw) {
+        n += tensor_bytes(lw.input_layernorm) + tensor_bytes(lw.post_attention_layernorm);
+        n += tensor_bytes(lw.attn.q_a_layernorm) + tensor_bytes(lw.attn.kv_a_layernorm);
+        if (lw.attn.indexer) {
+            n += tensor_bytes(lw.attn.indexer->weights_proj) + tensor_bytes(lw.attn.indexer->k_norm_weight) +
+                 tensor_bytes(lw.attn.indexer->k_norm_bias);
+        }
+        if (lw.moe) n += tensor_bytes(lw.moe->router_weight) + tensor_bytes(lw.moe->e_score_correction_bias);
+    };
+    n += tensor_bytes(weights.embed_tokens) + tensor_bytes(weights.final_norm);
+    if (weights.lm_head.raw_data() != weights.embed_tokens.raw_data()) n += tensor_bytes(weights.lm_head);
+    for (const model::LayerWeights& lw : weights.layers) layer_extras(lw);
+    for (const model::MtpWeights& m : weights.mtp) {
+        layer_extras(m.layer);
+        n += tensor_bytes(m.enorm) + tensor_bytes(m.hnorm) + tensor_bytes(m.shared_head_norm);
+        if (m.has_own_head) n += tensor_bytes(m.shared_head_head);
+        if (m.has_own_embed) n += tensor_bytes(m.embed_tokens);
+    }
+    return n;
+}
 
 StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::load(const ModelEngineOptions& options) {
     std::unique_ptr<ModelEngine> me(new ModelEngine());
@@ -23,15 +88,22 @@ StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::load(const ModelEngineOption
     if (cfg.eos_token_ids.empty()) {
         for (int64_t id : me->config_.eos_token_ids) cfg.eos_token_ids.push_back(static_cast<int32_t>(id));
     }
+    // The budget is resolved below; validate() sees a positive placeholder when it is planned.
+    const bool planned = cfg.kv_budget_bytes <= 0;
+    if (planned) cfg.kv_budget_bytes = 1;
     if (Status st = cfg.validate(); !st.is_ok()) return st;
-    me->backend_ = backend::make_cpu_backend(options.numerics);
+    DSA_ASSIGN_OR_RETURN(me->backend_, make_backend(options));
+    if (planned) cfg.kv_budget_bytes = 0;
+    DSA_ASSIGN_OR_RETURN(cfg.kv_budget_bytes,
+                         kv_budget(options, cfg, me->config_, me->weights_, me->backend_->device()));
     me->model_ = std::make_unique<model::DsaModel>(me->config_, me->weights_, *me->backend_,
                                                    model::ModelOptions{.max_positions = cfg.context_length});
     auto runner = DsaModelRunner::create(*me->model_, options.numerics, cfg.kv_budget_bytes, cfg.page_size);
     if (!runner.is_ok()) return runner.status();
-    DSA_LOG(kInfo) << "KV pool: " << (*runner)->num_pages() << " pages of " << cfg.page_size << " tokens, "
-                   << (*runner)->pool().total_bytes() << " bytes (latent " << (*runner)->pool().mla_bytes()
-                   << ", indexer " << (*runner)->pool().indexer_bytes() << ")";
+    DSA_LOG(kInfo) << "KV pool on " << device_name(me->backend_->device()) << ": " << (*runner)->num_pages()
+                   << " pages of " << cfg.page_size << " tokens, " << (*runner)->pool().total_bytes()
+                   << " bytes (latent " << (*runner)->pool().mla_bytes() << ", indexer "
+                   << (*runner)->pool().indexer_bytes() << ")";
     auto engine = Engine::create(cfg, std::move(runner).value());
     if (!engine.is_ok()) return engine.status();
     me->engine_ = std::move(engine).value();

@@ -45,7 +45,7 @@ kvcache::IndexerKeyFormat to_kvcache(IndexerKeyFormat f) {
 }  // namespace
 
 kvcache::KvCacheConfig kv_cache_config_for(const model::ModelConfig& config, const backend::Numerics& numerics,
-                                           int page_size) {
+                                           int page_size, Device device) {
     kvcache::KvCacheConfig kv;
     kv.page_size = page_size;
     kv.num_layers = static_cast<int>(config.num_hidden_layers);
@@ -55,7 +55,7 @@ kvcache::KvCacheConfig kv_cache_config_for(const model::ModelConfig& config, con
     }
     kv.mla_format = to_kvcache(numerics.mla_kv_format());
     kv.indexer_format = to_kvcache(numerics.indexer_key_format());
-    kv.device = Device::kCPU;
+    kv.device = device;
     return kv;
 }
 
@@ -83,7 +83,7 @@ StatusOr<std::unique_ptr<DsaModelRunner>> DsaModelRunner::create(model::DsaModel
         return invalid_argument("--page-size must be {} for DSA models (paged indexer layout), got {}",
                                 backend::kIndexerPageSize, page_size);
     }
-    kvcache::KvCacheConfig kv = kv_cache_config_for(model.config(), numerics, page_size);
+    kvcache::KvCacheConfig kv = kv_cache_config_for(model.config(), numerics, page_size, model.device());
     if (Status st = kv.validate(); !st.is_ok()) return st;
     int64_t num_pages = kv.num_pages_for_budget(kv_budget_bytes);
     if (num_pages < 1) {

@@ -2,8 +2,8 @@
 // logits, one row per sequence (its last new token). DsaModelRunner runs model::DsaModel over the KV memory
 // of a kvcache::KvPool, seen as model::KvStores through an adapter; the pool is sized in bytes counting the
 // latent AND indexer stores of every layer, in the formats backend::Numerics implies (the byte sizes are
-// checked against backend/kv_layout.h at compile time). The engine owns page bookkeeping; the runner owns
-// the memory.
+// checked against backend/kv_layout.h at compile time) and allocated on the model's backend device. The
+// engine owns page bookkeeping; the runner owns the memory. Logits come back on the host (the sampler's side).
 #pragma once
 
 #include <cstdint>
@@ -30,15 +30,17 @@ class ModelRunner {
     virtual Tensor forward(std::span<const model::SequenceStep> steps) = 0;
 };
 
-// The KvCacheConfig for `config` under `numerics` (no MTP layer: the engine does not speculate yet).
+// The KvCacheConfig for `config` under `numerics`, pools on `device` (no MTP layer: the engine does not
+// speculate yet).
 kvcache::KvCacheConfig kv_cache_config_for(const model::ModelConfig& config, const backend::Numerics& numerics,
-                                           int page_size);
+                                           int page_size, Device device = Device::kCPU);
 // model::KvStores views of the pool's tensors (no copy).
 model::KvStores kv_stores_from_pool(const kvcache::KvPool& pool, const backend::Numerics& numerics);
 
 class DsaModelRunner final : public ModelRunner {
   public:
-    // `model` must outlive the runner. The pool gets as many pages as `kv_budget_bytes` holds.
+    // `model` must outlive the runner. The pool gets as many pages as `kv_budget_bytes` holds, on the model's
+    // device (device pools are not zeroed: the ops read only slots the batch has written).
     static StatusOr<std::unique_ptr<DsaModelRunner>> create(model::DsaModel& model, const backend::Numerics& numerics,
                                                             int64_t kv_budget_bytes, int page_size);
 
