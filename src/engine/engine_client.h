@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,12 +52,25 @@ struct TokenLogprob {
     std::vector<std::pair<int32_t, double>> top;  // (token id, logprob)
 };
 
+// A per-request decoding constraint (tool-call grammar, JSON schema), built by the front end; opaque to the
+// engine, which stays text-free. Called on the engine thread only, once per sampled token, before sampling.
+class TokenConstraint {
+public:
+    virtual ~TokenConstraint() = default;
+    // Given every output token accepted so far, sets bit t (word t / 64) of `mask` for each allowed next token
+    // t (`mask` covers the model's vocabulary and arrives zeroed). Returns true when the output may end here:
+    // the engine then also allows its EOS / stop ids. No bits and false means a dead end (the engine ends the
+    // request with its stop ids).
+    virtual bool fill_next_mask(std::span<const int32_t> output_ids, std::span<uint64_t> mask) = 0;
+};
+
 struct GenerateRequest {
     std::string rid;                  // unique among live requests; used by abort()
     std::vector<int32_t> input_ids;   // the prompt, never empty
     SamplingParams sampling;
     bool return_logprob = false;      // fill TokenEvent::logprobs for output tokens
     int32_t top_logprobs_num = 0;     // alternatives per position when return_logprob
+    std::shared_ptr<TokenConstraint> constraint;  // optional; one object per request (it keeps state)
 };
 
 enum class FinishKind { kNone, kStop, kLength, kAbort };

@@ -289,6 +289,11 @@ void EngineCore::sample_and_emit(Request& r, const float* logits) {
     in.position = r.num_output();
     in.num_top_logprobs = r.params.return_logprob ? r.params.top_logprobs_num : 0;
     LogprobMode mode = r.params.return_logprob ? LogprobMode::kChosenAndTop : LogprobMode::kNone;
+    std::vector<uint64_t> allowed;
+    if (r.params.constraint) {
+        allowed = constraint_mask(r, in.output_ids, vocab);
+        in.allowed = allowed;
+    }
     SampleResult res = sample_token(in, mode);
     r.tokens.push_back(res.token_id);
     ++counters_.num_generated_tokens;
@@ -306,6 +311,23 @@ void EngineCore::sample_and_emit(Request& r, const float* logits) {
     }
     r.stream->push(std::move(ev));
     if (reason) finish(r.key, *reason);
+}
+
+// The request's grammar mask; where the constraint allows ending (or reached a dead end) the EOS and stop ids
+// are allowed too, so a constrained request ends through the normal stop-token path.
+std::vector<uint64_t> EngineCore::constraint_mask(const Request& r, std::span<const int32_t> output_ids,
+                                                  int64_t vocab) const {
+    std::vector<uint64_t> mask(static_cast<size_t>((vocab + 63) / 64), 0);
+    const bool can_end = r.params.constraint->fill_next_mask(output_ids, mask);
+    const bool dead = !can_end && std::all_of(mask.begin(), mask.end(), [](uint64_t w) { return w == 0; });
+    if (can_end || dead) {
+        auto allow = [&](int32_t id) {
+            if (id >= 0 && id < vocab) mask[static_cast<size_t>(id) / 64] |= uint64_t{1} << (id % 64);
+        };
+        for (int32_t id : config_.eos_token_ids) allow(id);
+        for (int32_t id : r.params.sampling.stop_token_ids) allow(id);
+    }
+    return mask;
 }
 
 std::optional<FinishReason> EngineCore::finish_check(const Request& r) const {

@@ -97,6 +97,7 @@ class EngineCore {
     void run_and_commit(const StepPlan& plan, const std::vector<ScheduledSeq>& seqs);
     void sample_and_emit(Request& r, const float* logits);
     std::optional<FinishReason> finish_check(const Request& r) const;
+    std::vector<uint64_t> constraint_mask(const Request& r, std::span<const int32_t> output_ids, int64_t vocab) const;
     void finish(uint64_t key, FinishReason reason);
     void remove_live(uint64_t key);
     void push_abort(Request& r, const std::string& message, int32_t status_code);

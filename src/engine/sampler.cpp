@@ -98,6 +98,13 @@ TokenLogprob make_logprob(const std::vector<double>& logprobs, int32_t chosen, i
     return out;
 }
 
+int32_t first_allowed(std::span<const uint64_t> allowed, size_t vocab) {
+    for (size_t t = 0; t < vocab; ++t) {
+        if (t / 64 < allowed.size() && ((allowed[t / 64] >> (t % 64)) & 1u)) return static_cast<int32_t>(t);
+    }
+    return 0;
+}
+
 }  // namespace
 
 double uniform_for(uint64_t seed, int64_t position) {
@@ -142,6 +149,14 @@ void apply_logit_bias(std::vector<double>& logits, const SamplingParams& params)
     }
 }
 
+void apply_grammar_mask(std::vector<double>& logits, std::span<const uint64_t> allowed) {
+    if (allowed.empty()) return;
+    for (size_t t = 0; t < logits.size(); ++t) {
+        const size_t w = t / 64;
+        if (w >= allowed.size() || !((allowed[w] >> (t % 64)) & 1u)) logits[t] = kNegInf;
+    }
+}
+
 std::vector<double> filtered_probs(const std::vector<double>& probs, const SamplingParams& sp) {
     std::vector<double> p = probs;
     const bool filter_p = sp.top_p<1.0, filter_min_p = sp.min_p> 0.0;
@@ -177,8 +192,14 @@ SampleResult sample_token(const SampleInput& in, LogprobMode mode) {
         if (std::isnan(x)) x = kNegInf;  // NaN sanitisation
     }
     apply_penalties(logits, in);
+    apply_grammar_mask(logits, in.allowed);
     apply_logit_bias(logits, sp);
     SampleResult out;
+    if (!in.allowed.empty() && *std::max_element(logits.begin(), logits.end()) == kNegInf) {
+        out.token_id = first_allowed(in.allowed, logits.size());  // every allowed id was penalised to -inf
+        if (mode == LogprobMode::kChosenAndTop) out.logprob.token_id = out.token_id;
+        return out;
+    }
     if (sp.is_greedy()) {
         out.token_id = argmax(logits);
         if (mode == LogprobMode::kChosenAndTop)
