@@ -1,5 +1,5 @@
-// `dsaserve generate`: load config + checkpoint, build the CPU reference backend, prefill (optionally in
-// chunks), then greedy decode with per-step timing.
+// `dsaserve generate`: load config + checkpoint, build the backend of --device (CPU reference or CUDA), prefill
+// (optionally in chunks), then greedy decode with per-step timing. KV stores live on the backend's device.
 #include "app/generate_command.h"
 
 #include <chrono>
@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "app/device_backend.h"
 #include "backend/backend.h"
 #include "base/status.h"
 #include "model/checkpoint.h"
@@ -27,8 +28,8 @@ struct GenerateArgs {
     std::string prompt_ids;
     int64_t max_new_tokens = 16;
     int64_t chunked_prefill_size = 0;
-    std::string device = "cpu";
-    std::string numerics = "fp32";
+    std::string device = "auto";
+    std::string numerics = "auto";
     std::string override_args;
     bool stop_at_eos = false;
 };
@@ -56,11 +57,13 @@ StatusOr<std::vector<int32_t>> parse_ids(const std::string& text, int64_t vocab)
     return ids;
 }
 
-StatusOr<backend::Numerics> parse_numerics(const std::string& name) {
+// auto: fp32 on the CPU (the parity reference), bf16 on CUDA (its activation dtype).
+StatusOr<backend::Numerics> parse_numerics(const std::string& name, Device device) {
+    if (name == "auto") return device == Device::kCPU ? backend::Numerics::fp32() : backend::Numerics::bf16();
     if (name == "fp32") return backend::Numerics::fp32();
     if (name == "bf16") return backend::Numerics::bf16();
     if (name == "deepseek-fp8") return backend::Numerics::deepseek_fp8();
-    return invalid_argument("--numerics: unknown '{}' (supported: fp32, bf16, deepseek-fp8)", name);
+    return invalid_argument("--numerics: unknown '{}' (supported: auto, fp32, bf16, deepseek-fp8)", name);
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -68,25 +71,25 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 
 Status run_generate(const GenerateArgs& a) {
-    if (a.device != "cpu") return unimplemented("not supported yet: --device {} (the CUDA backend)", a.device);
     if (a.max_new_tokens < 1) return invalid_argument("--max-new-tokens must be >= 1");
-    DSA_ASSIGN_OR_RETURN(backend::Numerics numerics, parse_numerics(a.numerics));
+    DSA_ASSIGN_OR_RETURN(Device device, resolve_device(a.device));
+    DSA_ASSIGN_OR_RETURN(backend::Numerics numerics, parse_numerics(a.numerics, device));
+    DSA_RETURN_IF_ERROR(check_device_numerics(device, numerics, "--numerics"));
     DSA_ASSIGN_OR_RETURN(model::ModelConfig config, model::load_model_config(a.model_path, a.override_args));
     DSA_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, parse_ids(a.prompt_ids, config.vocab_size));
     DSA_ASSIGN_OR_RETURN(model::Checkpoint ckpt, model::Checkpoint::open(a.model_path));
     auto t_load = std::chrono::steady_clock::now();
     DSA_ASSIGN_OR_RETURN(model::ModelWeights weights, model::load_model_weights(ckpt, config));
-    std::fprintf(stderr, "loaded %s (%s, %lld layers) in %.1f ms\n", a.model_path.c_str(),
+    std::fprintf(stderr, "loaded %s (%s, %lld layers) in %.1f ms; device %s\n", a.model_path.c_str(),
                  model::model_family_name(config.family), static_cast<long long>(config.num_hidden_layers),
-                 ms_since(t_load));
+                 ms_since(t_load), device_name(device));
 
     const int64_t page_size = 64;
     const int64_t total = static_cast<int64_t>(prompt.size()) + a.max_new_tokens;
     const int64_t num_pages = (total + page_size - 1) / page_size + 1;  // + the reserved page 0
-    std::unique_ptr<backend::Backend> be = backend::make_cpu_backend(numerics);
+    DSA_ASSIGN_OR_RETURN(std::unique_ptr<backend::Backend> be, make_backend(device, numerics));
     model::DsaModel model(config, weights, *be, {.max_positions = total});
-    model::KvStores kv = model::allocate_kv_stores(config, numerics.mla_kv_format(), numerics.indexer_key_format(),
-                                                   num_pages, page_size, /*num_mtp_layers=*/0);
+    model::KvStores kv = model::allocate_kv_stores(*be, config, num_pages, page_size, /*num_mtp_layers=*/0);
     model::SequenceRunner runner(model, kv, page_size);
 
     auto t0 = std::chrono::steady_clock::now();
@@ -120,8 +123,9 @@ void add_generate_command(CLI::App& app, int* exit_code) {
     cmd->add_option("--max-new-tokens", args->max_new_tokens, "Tokens to generate")->capture_default_str();
     cmd->add_option("--chunked-prefill-size", args->chunked_prefill_size, "Prefill chunk (0 = one shot)")
         ->capture_default_str();
-    cmd->add_option("--device", args->device, "cpu (cuda: not supported yet)")->capture_default_str();
-    cmd->add_option("--numerics", args->numerics, "CPU reference numerics: fp32 | bf16 | deepseek-fp8")
+    cmd->add_option("--device", args->device, "auto | cuda | cpu (auto: cuda when a GPU is present)")
+        ->check(CLI::IsMember({"auto", "cuda", "cpu"}))->capture_default_str();
+    cmd->add_option("--numerics", args->numerics, "auto (cpu: fp32, cuda: bf16) | fp32 | bf16 | deepseek-fp8")
         ->capture_default_str();
     cmd->add_option("--json-model-override-args", args->override_args, "JSON merged over config.json");
     cmd->add_flag("--stop-at-eos", args->stop_at_eos, "Stop after an eos token");

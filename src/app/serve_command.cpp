@@ -5,6 +5,7 @@
 #include <ctime>
 #include <memory>
 
+#include "app/device_backend.h"
 #include "app/text_services.h"
 #include "base/env.h"
 #include "base/logging.h"
@@ -20,13 +21,15 @@
 namespace dsa::app {
 namespace {
 
+// BF16 activations on both devices (the same numerics whichever device serves); --kv-cache-dtype fp8_e4m3
+// selects the 656-byte FP8 latent cache as in SGLang.
 backend::Numerics serving_numerics(const ServerArgs& a) {
     backend::Numerics n = backend::Numerics::bf16();
     n.kv_cache_fp8 = a.kv_cache_dtype == "fp8_e4m3";
     return n;
 }
 
-engine::EngineConfig engine_config(const ServerArgs& a) {
+engine::EngineConfig engine_config(const ServerArgs& a, Device device) {
     engine::EngineConfig c;
     if (a.max_running_requests) c.max_running_requests = *a.max_running_requests;
     if (a.chunked_prefill_size) c.chunked_prefill_size = *a.chunked_prefill_size;
@@ -34,7 +37,10 @@ engine::EngineConfig engine_config(const ServerArgs& a) {
     c.page_size = a.page_size;
     if (a.context_length) c.context_length = *a.context_length;
     c.radix_cache = a.disable_radix_cache ? kvcache::PrefixCacheMode::kDisabled : kvcache::PrefixCacheMode::kRadix;
-    c.kv_budget_bytes = env_int("DSA_CPU_KV_CACHE_BYTES", int64_t{1} << 30, "KV pool bytes on the CPU backend");
+    // GPU: 0 = planned from device memory and --mem-fraction-static (ModelEngine).
+    c.kv_budget_bytes = device == Device::kCPU
+                            ? env_int("DSA_CPU_KV_CACHE_BYTES", int64_t{1} << 30, "KV pool bytes on the CPU backend")
+                            : 0;
     return c;
 }
 
@@ -118,11 +124,14 @@ Status run_serve(const ServerArgs& a) {
 
     const std::string model_dir = a.model_path.empty() ? bundled_model_dir() : a.model_path;
     const std::string tok_dir = a.tokenizer_path.empty() ? model_dir : a.tokenizer_path;
+    DSA_ASSIGN_OR_RETURN(Device device, resolve_device(a.device));
     engine::ModelEngineOptions eo;
     eo.model_path = model_dir;
     eo.json_model_override_args = a.json_model_override_args;
     eo.numerics = serving_numerics(a);
-    eo.engine = engine_config(a);
+    eo.engine = engine_config(a, device);
+    eo.backend = backend_provider(device);
+    eo.mem_fraction_static = a.mem_fraction_static;
     DSA_ASSIGN_OR_RETURN(std::unique_ptr<engine::ModelEngine> me, engine::ModelEngine::load(eo));
     const model::ModelConfig& mc = me->model_config();
     TextSetup ts{tok_dir, a.chat_template, a.tool_call_parser, a.reasoning_parser};
@@ -140,13 +149,13 @@ Status run_serve(const ServerArgs& a) {
     ctx->server_args = OrderedJson{{"model_path", model_dir}, {"host", a.host}, {"port", a.port},
                                    {"tool_call_parser", a.tool_call_parser}, {"reasoning_parser", a.reasoning_parser},
                                    {"page_size", a.page_size}, {"kv_cache_dtype", a.kv_cache_dtype},
-                                   {"disable_radix_cache", a.disable_radix_cache}, {"device", "cpu"}};
+                                   {"disable_radix_cache", a.disable_radix_cache}, {"device", device_name(device)}};
 
     me->engine().start();
     server::HttpServer http(*ctx);
     DSA_ASSIGN_OR_RETURN(int port, http.start());
     DSA_LOG(kInfo) << "serving " << model_dir << " (" << mc.model_type << ", prompts: " << text.prompt_format
-                   << ") on http://" << a.host << ":" << port;
+                   << ", device " << device_name(device) << ") on http://" << a.host << ":" << port;
     wait_for_shutdown_signal();
     ctx->ready = false;
     http.stop();

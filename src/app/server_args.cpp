@@ -168,8 +168,7 @@ Status check_supported(const ServerArgs& a) {
         return no("--speculative-*", "MTP speculative decoding");
     if (a.tokenizer_worker_num > 1) return no("--tokenizer-worker-num", "tokenization runs on the HTTP threads");
     if (a.collect_tokens_histogram) return no("--collect-tokens-histogram", "length histograms");
-    if (a.cuda_graph_max_bs) return no("--cuda-graph-max-bs", "the CUDA backend");
-    if (a.device == "cuda") return no("--device cuda", "the CUDA backend is not built yet");
+    if (a.cuda_graph_max_bs) return no("--cuda-graph-max-bs", "CUDA graphs are not built yet");
     if (!a.quantization.empty() && a.quantization != "fp8")
         return no("--quantization " + a.quantization, "only the checkpoint's own fp8 format is read");
     return Status::ok();
