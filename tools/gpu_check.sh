@@ -12,7 +12,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${DSA_GPU_BUILD_DIR:-$root/build-gpu}
 jobs=${DSA_GPU_JOBS:-16}
 # The GPU test binaries and benchmarks; add new GPU targets here.
-targets=(backend_ops cuda_kernels_bench mla_bench moe_bench indexer_bench)
+targets=(backend_ops model_gpu_parity cuda_kernels_bench mla_bench moe_bench indexer_bench)
 summary="$out/summary.txt"
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
