@@ -1,12 +1,11 @@
 """Task evaluation of a DSV32 module (greedy decoding with the sparse indexer on, full recompute per step):
-arithmetic accuracy, tool-call correctness, passkey retrieval by context length, MTP draft acceptance."""
-import random
-import re
-
+arithmetic accuracy, tool-call correctness, passkey retrieval by context length, MTP draft acceptance.
+The items come from eval_items.build_items, which tools/eval_tiny.py also uses to score a running server."""
 import torch
 
-from data import (FillerCache, arith_example, passkey_example, prompt_segments, tool_example, render_segments)
+from data import prompt_segments, render_segments
 from encoding_dsv32 import EOS, parse_completion
+from eval_items import DEFAULT_LENGTHS, DEFAULT_SEED, MAX_NEW, build_items, hash_answer, last_int, plain_answer
 
 
 @torch.no_grad()
@@ -74,19 +73,9 @@ def mtp_acceptance(model, prompts, gens, device, token_budget=60000):
     return acc / max(1, tot), tot
 
 
-def _last_int(text):
-    m = re.findall(r"\d+", text.replace(",", ""))
-    return int(m[-1]) if m else None
-
-
-def _hash_answer(text):
-    m = re.search(r"####\s*(-?\d+)", text)
-    return int(m.group(1)) if m else None
-
-
-def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pass_lengths=(256, 512, 1024, 2048, 4096),
-             seed=12345, token_budget=60000, log=print, on_update=None, max_new_cap=None):
-    rng = random.Random(seed)
+def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pass_lengths=DEFAULT_LENGTHS,
+             seed=DEFAULT_SEED, token_budget=60000, log=print, on_update=None, max_new_cap=None):
+    items = build_items(encode, n_arith, n_tool, n_pass, pass_lengths, seed)
     res = {}
     eos = tok.eos_id
     all_prompts, all_gens = [], []
@@ -110,21 +99,21 @@ def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pas
 
     # arithmetic: chat (the headline number), thinking, plain gsm8k-bench style
     for mode in ("chat", "thinking", "plain"):
-        exs = [arith_example(rng, mode) for _ in range(n_arith if mode == "chat" else n_arith // 2)]
+        exs = items["arith_" + mode]
         if mode == "plain":
             prompts = [[tok.bos_id] + encode("Question: " + e["question"] + "\nAnswer:") for e in exs]
         else:
             prompts = [enc_segs(prompt_segments(e)) for e in exs]
-        outs = gen(prompts, 120)
+        outs = gen(prompts, MAX_NEW["arith"])
         ok, samples = 0, []
         for e, o in zip(exs, outs):
             t = text_of(o)
             if mode == "plain":
+                pred = plain_answer(t)
                 t = t.split("Question")[0]
-                pred = _last_int(t)
             else:
                 pc = parse_completion(t, thinking=(mode == "thinking"))
-                pred = _hash_answer(pc["content"])
+                pred = hash_answer(pc["content"])
             ok += int(pred == e["answer"])
             if len(samples) < 3:
                 samples.append({"output": t, "answer": e["answer"]})
@@ -135,9 +124,9 @@ def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pas
 
     # tool calls: the call turn (name + arguments), then the final answer after the tool result
     for thinking in (False, True):
-        exs = [tool_example(rng, thinking=thinking) for _ in range(n_tool if not thinking else n_tool // 2)]
+        exs = items["tool_thinking" if thinking else "tool_chat"]
         prompts = [enc_segs(prompt_segments(e)) for e in exs]
-        outs = gen(prompts, 120)
+        outs = gen(prompts, MAX_NEW["tool_call"])
         ok, valid, samples = 0, 0, []
         for e, o in zip(exs, outs):
             pc = parse_completion(text_of(o), thinking=thinking)
@@ -152,7 +141,7 @@ def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pas
         for e in exs:
             segs = render_segments(e["messages"][:-1], e["thinking"], e["tools"], e["tools_style"])
             fprompts.append(enc_segs(segs))
-        fouts = gen(fprompts, 80)
+        fouts = gen(fprompts, MAX_NEW["tool_final"])
         fok = sum(int(parse_completion(text_of(o), thinking)["content"].strip() == e["final"]) for e, o in zip(exs, fouts))
         key = "tool_thinking" if thinking else "tool_chat"
         res[key] = {"call_correct": ok / len(exs), "call_valid": valid / len(exs), "final_answer_exact": fok / len(exs),
@@ -162,15 +151,14 @@ def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pas
         log("eval %s: call %.3f valid %.3f final %.3f" % (key, ok / len(exs), valid / len(exs), fok / len(exs)))
 
     # passkey retrieval by context length (filler tokens); index_topk keys per query
-    filler = FillerCache(encode)
     res["passkey"] = {}
     for L in pass_lengths:
-        exs = [passkey_example(rng, filler, L, depth=(k + 0.5) / n_pass) for k in range(n_pass)]
+        exs = items["passkey"][L]
         prompts = [enc_segs(prompt_segments(e)) for e in exs]
-        outs = gen(prompts, 16)
+        outs = gen(prompts, MAX_NEW["passkey"])
         ok = 0
         for e, o in zip(exs, outs):
-            ok += int(_last_int(parse_completion(text_of(o))["content"]) == e["answer"])
+            ok += int(last_int(parse_completion(text_of(o))["content"]) == e["answer"])
         res["passkey"][str(L)] = {"accuracy": ok / len(exs), "n": len(exs),
                                  "prompt_tokens_mean": sum(map(len, prompts)) / len(prompts),
                                  "sample": text_of(outs[0])}
@@ -180,12 +168,11 @@ def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pas
 
     # the same passkey prompts with dense attention (indexer bypassed), for comparison
     res["passkey_dense_attention"] = {}
-    for L in [v for v in pass_lengths if v >= 1024][:2]:
-        rng2 = random.Random(seed + L)
-        exs = [passkey_example(rng2, filler, L, depth=(k + 0.5) / n_pass) for k in range(n_pass)]
+    for L, exs in items["passkey_dense"].items():
         prompts = [enc_segs(prompt_segments(e)) for e in exs]
-        outs = greedy_generate(model, prompts, eos, min(16, max_new_cap or 16), device, token_budget, mode="dense")
-        ok = sum(int(_last_int(parse_completion(text_of(o))["content"]) == e["answer"]) for e, o in zip(exs, outs))
+        max_new = min(MAX_NEW["passkey"], max_new_cap or MAX_NEW["passkey"])
+        outs = greedy_generate(model, prompts, eos, max_new, device, token_budget, mode="dense")
+        ok = sum(int(last_int(parse_completion(text_of(o))["content"]) == e["answer"]) for e, o in zip(exs, outs))
         res["passkey_dense_attention"][str(L)] = {"accuracy": ok / len(exs), "n": len(exs)}
         log("eval passkey %d with dense attention: %.3f" % (L, ok / len(exs)))
 
