@@ -1,254 +1,199 @@
-// `dsaserve bench-serving`: random-dataset serving benchmark over POST /generate with SSE streaming.
-// A minimal blocking HTTP/1.1 client (one thread per in-flight request), Poisson arrivals, a concurrency cap,
-// and an SGLang-style report (stdout) plus optional JSON output file.
+// `dsaserve bench-serving` (see bench_serving.h): flags, the tokenizer / model / dataset set-up, the timed runs
+// (Poisson arrivals, a concurrency cap, one thread per in-flight request) and the sweep with its plot.
 #include "app/bench_serving.h"
 
-#include <netdb.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <mutex>
-#include <numeric>
+#include <random>
 #include <sstream>
 #include <thread>
+
+#include "app/bench_backends.h"
+#include "app/bench_datasets.h"
+#include "app/bench_http.h"
+#include "app/bench_metrics.h"
+#include "app/bench_plot.h"
+#include "app/bench_progress.h"
+#include "base/json.h"
+#include "base/mapped_file.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 namespace dsa::app {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 struct BenchArgs {
     std::string host = "127.0.0.1";
     int port = 30000;
-    std::string base_url;
-    std::string backend = "sglang";
-    std::string dataset_name = "random";
-    int random_input_len = 1024;
-    int random_output_len = 1024;
+    std::string base_url, backend = "sglang", dataset_name = "sharegpt", dataset_path, model, tokenizer;
+    int num_prompts = 1000, sharegpt_output_len = 0, sharegpt_context_len = 0;
+    int random_input_len = 1024, random_output_len = 1024, random_vocab_size = 0;
     double random_range_ratio = 0.0;
-    int num_prompts = 1000;
+    std::string request_rate = "inf", request_rate_range, max_concurrency_range, output_file, plot, extra_request_body;
+    int max_concurrency = 0, warmup_requests = 1;
     uint64_t seed = 1;
-    double request_rate = std::numeric_limits<double>::infinity();
-    std::string request_rate_str = "inf";
-    int max_concurrency = 0;  // 0: unlimited
-    std::string output_file;
-    int vocab_size = 256;  // token ids drawn from [0, vocab_size)
+    bool multi = false, disable_tqdm = false, disable_stream = false, disable_ignore_eos = false,
+         apply_chat_template = false;
+    CLI::Option *sharegpt_output_len_opt = nullptr, *sharegpt_context_len_opt = nullptr;
 };
 
-// ---- HTTP over POSIX sockets -------------------------------------------------------------------------------
+// Everything a run needs once set up.
+struct Setup {
+    Endpoint ep;
+    BackendKind kind = BackendKind::kGenerate;
+    BodyOptions body;
+    std::shared_ptr<const text::Tokenizer> tokenizer;
+    std::string tokenizer_dir;
+    std::vector<DatasetRow> rows;
+    RunInfo info;
+    bool progress = true;
+};
 
-int connect_to(const std::string& host, int port) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return -1;
-    int fd = -1;
-    for (addrinfo* a = res; a; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
-        if (fd >= 0) close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
+struct SweepRun {
+    double rate;
+    int max_concurrency;
+    std::string label;
+};
 
-bool send_all(int fd, const std::string& data) {
-    size_t off = 0;
-    while (off < data.size()) {
-        ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-        if (n <= 0) return false;
-        off += static_cast<size_t>(n);
-    }
-    return true;
-}
+void fail(const std::string& msg) { std::fprintf(stderr, "dsaserve bench-serving: %s\n", msg.c_str()); }
 
-// Incremental decoder of an HTTP response body: headers, then chunked or raw bytes, handed on line by line.
-class StreamReader {
-public:
-    // Feeds raw socket bytes; calls on_line for each complete body line. Returns false on a malformed stream.
-    template <class F>
-    bool feed(const char* data, size_t n, F&& on_line) {
-        raw_.append(data, n);
-        if (!headers_done_ && !parse_headers()) return true;
-        if (chunked_) return dechunk(on_line);
-        body_ += raw_;
-        raw_.clear();
-        emit_lines(on_line);
-        return true;
-    }
-    int status() const { return status_; }
-    bool finished() const { return finished_; }
-    const std::string& leftover() const { return body_; }
+// ---- tokenizer and model --------------------------------------------------------------------------------
 
-private:
-    bool parse_headers() {
-        size_t end = raw_.find("\r\n\r\n");
-        if (end == std::string::npos) return false;
-        std::string head = raw_.substr(0, end);
-        raw_.erase(0, end + 4);
-        headers_done_ = true;
-        if (head.size() > 12) status_ = std::atoi(head.c_str() + 9);
-        std::string lower = head;
-        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-        chunked_ = lower.find("transfer-encoding: chunked") != std::string::npos;
-        return true;
-    }
-    template <class F>
-    bool dechunk(F&& on_line) {
-        while (true) {
-            if (chunk_left_ == 0) {
-                size_t eol = raw_.find("\r\n");
-                if (eol == std::string::npos) break;
-                std::string size_line = raw_.substr(0, eol);
-                raw_.erase(0, eol + 2);
-                if (size_line.empty()) continue;  // CRLF after a chunk's data
-                chunk_left_ = std::strtoul(size_line.c_str(), nullptr, 16);
-                if (chunk_left_ == 0) {  // last chunk
-                    finished_ = true;
-                    break;
-                }
-            }
-            size_t take = std::min(chunk_left_, raw_.size());
-            if (take == 0) break;
-            body_.append(raw_, 0, take);
-            raw_.erase(0, take);
-            chunk_left_ -= take;
-        }
-        emit_lines(on_line);
-        return true;
-    }
-    template <class F>
-    void emit_lines(F&& on_line) {
-        size_t eol;
-        while ((eol = body_.find('\n')) != std::string::npos) {
-            std::string line = body_.substr(0, eol);
-            if (!line.empty() && line.back() == '\r') line.pop_back();
-            body_.erase(0, eol + 1);
-            on_line(line);
+bool is_dir(const std::string& p) { return file_exists(join_path(p, "tokenizer.json")); }
+
+// --tokenizer, else --model when it is a local directory, else the server's /get_model_info tokenizer_path
+// when that exists on this machine. nullptr (no error) when none is found and none was asked for.
+StatusOr<std::shared_ptr<const text::Tokenizer>> find_tokenizer(const BenchArgs& a, const Endpoint& ep,
+                                                                std::string* dir) {
+    std::string path = a.tokenizer;
+    if (path.empty() && !a.model.empty() && is_dir(a.model)) path = a.model;
+    if (path.empty()) {
+        auto info = http_get(ep, "/get_model_info");
+        if (info.is_ok() && info->status == 200) {
+            Json j = Json::parse(info->body, nullptr, false);
+            std::string p = j.is_object() ? j.value("tokenizer_path", std::string()) : std::string();
+            if (!p.empty() && is_dir(p)) path = p;
         }
     }
-    std::string raw_, body_;
-    bool headers_done_ = false, chunked_ = false, finished_ = false;
-    int status_ = 0;
-    size_t chunk_left_ = 0;
-};
-
-std::string http_post_request(const BenchArgs& a, const std::string& path, const std::string& body) {
-    std::ostringstream req;
-    req << "POST " << path << " HTTP/1.1\r\nHost: " << a.host << ":" << a.port
-        << "\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\nConnection: close\r\n"
-        << "Content-Length: " << body.size() << "\r\n\r\n"
-        << body;
-    return req.str();
+    if (path.empty()) return std::shared_ptr<const text::Tokenizer>();
+    bool file = path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0;
+    *dir = file ? path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/')) : path;
+    if (dir->empty()) *dir = ".";
+    auto tok = text::Tokenizer::from_file(file ? path : join_path(path, "tokenizer.json"));
+    if (!tok.is_ok()) return invalid_argument("--tokenizer {}: {}", path, tok.status().message());
+    return std::move(tok).value();
 }
 
-// ---- one request -------------------------------------------------------------------------------------------
-
-std::string generate_body(const std::vector<int>& ids, int output_len) {
-    Json body = {{"input_ids", ids},
-                 {"sampling_params", {{"temperature", 0.0}, {"max_new_tokens", output_len}, {"ignore_eos", true}}},
-                 {"stream", true}};
-    return body.dump();
+// --model, else the first id of GET /v1/models.
+StatusOr<std::string> find_model_id(const BenchArgs& a, const Endpoint& ep) {
+    if (!a.model.empty()) return a.model;
+    auto r = http_get(ep, "/v1/models");
+    if (!r.is_ok())
+        return invalid_argument("GET /v1/models: {}; is the server up? (or pass --model)", r.status().message());
+    Json j = Json::parse(r->body, nullptr, false);
+    if (r->status != 200 || !j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() ||
+        !j["data"][0].contains("id"))
+        return invalid_argument("GET /v1/models gave no model id (HTTP {}); pass --model", r->status);
+    return j["data"][0]["id"].get<std::string>();
 }
 
-// Per-event timing as SGLang's sglang backend: TTFT at the first event with output, ITL gap / new tokens.
-struct StreamTimer {
-    Clock::time_point start, last;
-    RequestResult* r;
-    int64_t tokens = 0;
-    bool first = true;
-    void on_event(const SseEvent& ev) {
-        int64_t now_tokens = ev.completion_tokens >= 0 ? ev.completion_tokens : tokens + 1;
-        if (now_tokens <= tokens && ev.text.empty()) return;
-        auto now = Clock::now();
-        if (first) {
-            r->ttft = std::chrono::duration<double>(now - start).count();
-            first = false;
-        } else if (now_tokens > tokens) {
-            double gap = std::chrono::duration<double>(now - last).count();
-            int64_t n = now_tokens - tokens;
-            for (int64_t i = 0; i < n; ++i) r->itl.push_back(gap / static_cast<double>(n));
-        }
-        last = now;
-        tokens = std::max(tokens, now_tokens);
+// --apply-chat-template: the tokenizer directory's chat template around one user message, BOS removed.
+StatusOr<std::function<StatusOr<std::string>(const std::string&)>> chat_template_fn(const std::string& dir) {
+    const std::string path = join_path(dir, "tokenizer_config.json");
+    DSA_ASSIGN_OR_RETURN(std::string text, read_file(path));
+    OrderedJson cfg = OrderedJson::parse(text, nullptr, false);
+    if (!cfg.is_object() || !cfg.contains("chat_template") || !cfg["chat_template"].is_string())
+        return invalid_argument("--apply-chat-template: {} has no chat_template string", path);
+    DSA_ASSIGN_OR_RETURN(text::ChatTemplate tmpl,
+                         text::ChatTemplate::from_string(cfg["chat_template"].get<std::string>()));
+    OrderedJson kwargs = OrderedJson::object();
+    for (const char* key : {"bos_token", "eos_token"}) {
+        if (!cfg.contains(key)) continue;
+        const OrderedJson& v = cfg[key];
+        if (v.is_string())
+            kwargs[key] = v;
+        else if (v.is_object() && v.contains("content"))
+            kwargs[key] = v["content"];
     }
-};
-
-bool read_stream(int fd, StreamTimer& timer, RequestResult& r) {
-    StreamReader reader;
-    bool done = false;
-    char buf[16384];
-    auto on_line = [&](const std::string& line) {
-        auto ev = parse_sse_line(line);
-        if (!ev) return;
-        if (ev->done) done = true;
-        else timer.on_event(*ev);
-    };
-    ssize_t n;
-    while (!done && !reader.finished() && (n = recv(fd, buf, sizeof(buf), 0)) > 0) reader.feed(buf, static_cast<size_t>(n), on_line);
-    if (reader.status() != 200) {
-        r.error = "HTTP " + std::to_string(reader.status()) + " " + reader.leftover().substr(0, 200);
-        return false;
-    }
-    return true;
+    std::string bos = kwargs.contains("bos_token") ? kwargs["bos_token"].get<std::string>() : "";
+    auto shared = std::make_shared<text::ChatTemplate>(std::move(tmpl));
+    return std::function<StatusOr<std::string>(const std::string&)>(
+        [shared, kwargs, bos](const std::string& user) -> StatusOr<std::string> {
+            OrderedJson msgs = OrderedJson::array({{{"role", "user"}, {"content", user}}});
+            DSA_ASSIGN_OR_RETURN(std::string s, shared->render(msgs, OrderedJson(), true, kwargs));
+            for (size_t p; !bos.empty() && (p = s.find(bos)) != std::string::npos;) s.erase(p, bos.size());
+            return s;
+        });
 }
 
-RequestResult run_request(const BenchArgs& a, const std::string& path, const std::vector<int>& ids,
-                          int output_len) {
-    RequestResult r;
-    r.input_len = static_cast<int>(ids.size());
-    StreamTimer timer{Clock::now(), Clock::now(), &r};
-    int fd = connect_to(a.host, a.port);
-    if (fd < 0) {
-        r.error = "connect failed";
-        return r;
-    }
-    bool ok = send_all(fd, http_post_request(a, path, generate_body(ids, output_len))) && read_stream(fd, timer, r);
-    close(fd);
-    r.e2e = seconds_since(timer.start);
-    r.output_len = static_cast<int>(timer.tokens);
-    r.success = ok && !timer.first;
-    if (ok && timer.first) r.error = "no output";
-    return r;
+// ---- dataset --------------------------------------------------------------------------------------------
+
+StatusOr<std::vector<SharegptPair>> read_sharegpt(const std::string& path) {
+    if (path.empty())
+        return invalid_argument("--dataset-path is required for ShareGPT data (dsaserve does not download it)");
+    DSA_ASSIGN_OR_RETURN(std::string text, read_file(path));
+    auto pairs = parse_sharegpt(text);
+    if (!pairs.is_ok()) return invalid_argument("{}: {}", path, pairs.status().message());
+    return pairs;
 }
 
-// ---- the run -----------------------------------------------------------------------------------------------
-
-struct Workload {
-    std::vector<std::vector<int>> prompts;
-    std::vector<int> output_lens;
-};
-
-Workload make_workload(const BenchArgs& a) {
-    std::mt19937_64 rng(a.seed);
-    std::vector<int> in_lens = sample_lengths(a.random_input_len, a.random_range_ratio, a.num_prompts, rng);
-    Workload w;
-    w.output_lens = sample_lengths(a.random_output_len, a.random_range_ratio, a.num_prompts, rng);
-    std::uniform_int_distribution<int> tok(0, std::max(1, a.vocab_size) - 1);
-    for (int len : in_lens) {
-        std::vector<int> ids(static_cast<size_t>(len));
-        for (int& t : ids) t = tok(rng);
-        w.prompts.push_back(std::move(ids));
+StatusOr<std::vector<DatasetRow>> build_dataset(const BenchArgs& a, const Setup& s) {
+    EncodeFn encode;
+    if (s.tokenizer) encode = [tok = s.tokenizer](std::string_view t) { return tok->encode(t); };
+    RandomOptions ro{a.random_input_len,
+                     a.random_output_len,
+                     a.random_range_ratio,
+                     a.num_prompts,
+                     a.seed,
+                     a.random_vocab_size > 0 ? a.random_vocab_size : (s.tokenizer ? s.tokenizer->vocab_size() : 256)};
+    const bool needs_file = a.dataset_name == "sharegpt" || (a.dataset_name == "random" && !a.dataset_path.empty());
+    if (a.dataset_name == "random-ids" || (a.dataset_name == "random" && a.dataset_path.empty()))
+        return sample_random_ids(ro);
+    if (!needs_file)
+        return invalid_argument("--dataset-name {}: not supported (sharegpt, random, random-ids)", a.dataset_name);
+    if (!s.tokenizer)
+        return invalid_argument("--dataset-name {} needs a tokenizer: pass --tokenizer DIR (or --model DIR)",
+                                a.dataset_name);
+    DSA_ASSIGN_OR_RETURN(std::vector<SharegptPair> pairs, read_sharegpt(a.dataset_path));
+    if (a.dataset_name == "random") return sample_random_from_sharegpt(std::move(pairs), ro, encode);
+    SharegptOptions so;
+    so.num_prompts = a.num_prompts;
+    so.seed = a.seed;
+    if (a.sharegpt_output_len_opt->count()) so.fixed_output_len = a.sharegpt_output_len;
+    if (a.sharegpt_context_len_opt->count()) so.context_len = a.sharegpt_context_len;
+    if (a.apply_chat_template) {
+        DSA_ASSIGN_OR_RETURN(so.chat_template, chat_template_fn(s.tokenizer_dir));
     }
-    return w;
+    return sample_sharegpt(std::move(pairs), so, encode);
 }
+
+// The chat route takes text: id prompts are decoded (as SGLang's random dataset does for every backend).
+Status textify_for_chat(Setup& s) {
+    for (DatasetRow& r : s.rows) {
+        if (r.prompt_ids.empty()) continue;
+        if (!s.tokenizer)
+            return invalid_argument("--backend {} needs text prompts: pass --tokenizer DIR to decode random ids",
+                                    s.info.backend);
+        r.prompt = s.tokenizer->decode(r.prompt_ids);
+        r.prompt_ids.clear();
+    }
+    return Status::ok();
+}
+
+// ---- runs -----------------------------------------------------------------------------------------------
 
 class Limiter {
-public:
+  public:
     explicit Limiter(int cap) : cap_(cap) {}
     void acquire() {
         std::unique_lock<std::mutex> lk(mu_);
@@ -256,238 +201,288 @@ public:
         ++in_flight_;
     }
     void release() {
-        { std::lock_guard<std::mutex> lk(mu_); --in_flight_; }
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            --in_flight_;
+        }
         cv_.notify_one();
     }
 
-private:
+  private:
     int cap_, in_flight_ = 0;
     std::mutex mu_;
     std::condition_variable cv_;
 };
 
-std::vector<RequestResult> run_all(const BenchArgs& a, const std::string& path, const Workload& w) {
-    size_t n = w.prompts.size();
+// Sends every row: request i is due at its Poisson arrival time (all at 0 for rate inf) and starts once a
+// concurrency slot is free, as SGLang's semaphore does.
+std::vector<RequestResult> run_all(const Setup& s, const SweepRun& run, uint64_t seed, double* duration) {
+    const size_t n = s.rows.size();
     std::vector<RequestResult> results(n);
     std::vector<std::thread> threads;
-    Limiter limiter(a.max_concurrency);
-    std::atomic<int> finished{0};
-    std::mt19937_64 rng(a.seed ^ 0x9e3779b97f4a7c15ULL);
-    std::exponential_distribution<double> gap(std::isinf(a.request_rate) ? 1.0 : a.request_rate);
+    Limiter limiter(run.max_concurrency);
+    Progress progress(static_cast<int>(n), s.progress, isatty(STDERR_FILENO) != 0);
+    std::mt19937_64 rng(seed ^ 0x9e3779b97f4a7c15ULL);
+    std::exponential_distribution<double> gap(std::isinf(run.rate) ? 1.0 : run.rate);
+    const auto t0 = Clock::now();
+    auto due = t0;
     for (size_t i = 0; i < n; ++i) {
+        std::this_thread::sleep_until(due);
         limiter.acquire();
         threads.emplace_back([&, i] {
-            results[i] = run_request(a, path, w.prompts[i], w.output_lens[i]);
+            results[i] = send_request(s.ep, s.kind, s.rows[i], s.body);
             limiter.release();
-            std::fprintf(stderr, "\rbench-serving: %d/%zu done", ++finished, n);
+            progress.tick();
         });
-        if (!std::isinf(a.request_rate) && i + 1 < n)
-            std::this_thread::sleep_for(std::chrono::duration<double>(gap(rng)));
+        if (!std::isinf(run.rate))
+            due += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap(rng)));
     }
     for (auto& t : threads) t.join();
-    std::fprintf(stderr, "\n");
+    *duration = std::chrono::duration<double>(Clock::now() - t0).count();
+    progress.finish();
+    if (s.tokenizer)
+        for (auto& r : results)
+            if (r.success) r.retokenized_len = static_cast<int>(s.tokenizer->encode(r.generated_text).size());
     return results;
 }
 
-std::string endpoint_path(const BenchArgs& a) {
-    std::string base;
-    if (!a.base_url.empty()) {
-        size_t scheme = a.base_url.find("://");
-        size_t slash = a.base_url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-        if (slash != std::string::npos) base = a.base_url.substr(slash);
-        while (!base.empty() && base.back() == '/') base.pop_back();
-    }
-    return base + "/generate";
+Status warmup(const Setup& s, int count) {
+    if (count <= 0 || s.rows.empty()) return Status::ok();
+    std::fprintf(stderr, "bench-serving: warmup with %d request(s)\n", count);
+    DatasetRow row = s.rows[0];
+    row.output_len = std::min(row.output_len, 32);
+    std::vector<RequestResult> out(static_cast<size_t>(count));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < count; ++i)
+        threads.emplace_back([&, i] { out[static_cast<size_t>(i)] = send_request(s.ep, s.kind, row, s.body); });
+    for (auto& t : threads) t.join();
+    for (const auto& r : out)
+        if (r.success) return Status::ok();
+    return invalid_argument("warmup failed, check the server address, --backend and --model: {}", out[0].error);
 }
 
-void apply_base_url(BenchArgs& a) {
-    if (a.base_url.empty()) return;
-    std::string rest = a.base_url;
-    size_t scheme = rest.find("://");
-    if (scheme != std::string::npos) rest = rest.substr(scheme + 3);
-    rest = rest.substr(0, rest.find('/'));
-    size_t colon = rest.rfind(':');
-    a.host = rest.substr(0, colon);
-    a.port = colon == std::string::npos ? 80 : std::atoi(rest.c_str() + colon + 1);
-}
-
-int run_bench(BenchArgs a) {
-    if (a.dataset_name != "random") {
-        std::fprintf(stderr, "dsaserve bench-serving: not supported yet: --dataset-name %s\n", a.dataset_name.c_str());
-        return 2;
-    }
-    if (a.backend != "sglang") {
-        std::fprintf(stderr, "dsaserve bench-serving: not supported yet: --backend %s\n", a.backend.c_str());
-        return 2;
-    }
-    apply_base_url(a);
-    a.request_rate = std::strtod(a.request_rate_str.c_str(), nullptr);
-    if (!(a.request_rate > 0)) a.request_rate = std::numeric_limits<double>::infinity();
-    Workload w = make_workload(a);
-    std::fprintf(stderr, "bench-serving: %d prompts to %s:%d%s\n", a.num_prompts, a.host.c_str(), a.port,
-                 endpoint_path(a).c_str());
-    auto t0 = Clock::now();
-    std::vector<RequestResult> results = run_all(a, endpoint_path(a), w);
-    Json report = build_report(results, seconds_since(t0), a.request_rate, a.max_concurrency);
+Json run_point(const Setup& s, const SweepRun& run, uint64_t seed, const std::string& output_file) {
+    double duration = 0;
+    std::vector<RequestResult> results = run_all(s, run, seed, &duration);
+    RunInfo info = s.info;
+    info.request_rate = run.rate;
+    info.max_concurrency = run.max_concurrency;
+    Json report = build_report(results, duration, info);
     std::printf("%s", format_report(report).c_str());
+    std::fflush(stdout);
     for (const auto& r : results)
         if (!r.success) {
             std::fprintf(stderr, "bench-serving: first failure: %s\n", r.error.c_str());
             break;
         }
-    if (!a.output_file.empty()) std::ofstream(a.output_file) << report.dump(2) << "\n";
-    return report["completed"].get<int>() > 0 ? 0 : 1;
+    if (!output_file.empty()) std::ofstream(output_file, std::ios::app) << report.dump() << "\n";
+    return report;
 }
 
-}  // namespace
+// ---- sweep ----------------------------------------------------------------------------------------------
 
-// ---- pure pieces -------------------------------------------------------------------------------------------
-
-double percentile(std::vector<double> values, double p) {
-    if (values.empty()) return 0.0;
-    std::sort(values.begin(), values.end());
-    double rank = std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(values.size() - 1);
-    size_t lo = static_cast<size_t>(std::floor(rank));
-    size_t hi = std::min(lo + 1, values.size() - 1);
-    return values[lo] + (values[hi] - values[lo]) * (rank - static_cast<double>(lo));
+double parse_rate(const std::string& text, bool* ok) {
+    char* end = nullptr;
+    double v = std::strtod(text.c_str(), &end);
+    *ok = end && *end == '\0' && !text.empty() && v > 0;
+    return v;
 }
 
-double mean_of(const std::vector<double>& values) {
-    if (values.empty()) return 0.0;
-    return std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
-}
-
-std::vector<int> sample_lengths(int len, double range_ratio, int n, std::mt19937_64& rng) {
-    int lo = std::max(1, static_cast<int>(len * range_ratio));
-    int hi = std::max(lo, len);
-    std::uniform_int_distribution<int> dist(lo, hi);
-    std::vector<int> out(static_cast<size_t>(std::max(0, n)));
-    for (int& v : out) v = dist(rng);
-    return out;
-}
-
-std::optional<SseEvent> parse_sse_line(const std::string& line) {
-    if (line.rfind("data:", 0) != 0) return std::nullopt;
-    std::string payload = line.substr(5);
-    payload.erase(0, payload.find_first_not_of(' '));
-    SseEvent ev;
-    if (payload == "[DONE]") {
-        ev.done = true;
-        return ev;
-    }
-    Json j = Json::parse(payload, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) return std::nullopt;
-    if (j.contains("text") && j["text"].is_string()) ev.text = j["text"].get<std::string>();
-    if (j.contains("meta_info") && j["meta_info"].contains("completion_tokens"))
-        ev.completion_tokens = j["meta_info"]["completion_tokens"].get<int64_t>();
-    return ev;
-}
-
-namespace {
-
-void add_stats(Json& out, const std::string& name, const std::vector<double>& seconds) {
-    std::vector<double> ms;
-    for (double s : seconds) ms.push_back(s * 1000.0);
-    out["mean_" + name + "_ms"] = mean_of(ms);
-    out["median_" + name + "_ms"] = percentile(ms, 50);
-    out["p99_" + name + "_ms"] = percentile(ms, 99);
-}
-
-}  // namespace
-
-Json build_report(const std::vector<RequestResult>& results, double duration_s, double request_rate,
-                  int max_concurrency) {
-    std::vector<double> ttft, tpot, itl, e2e;
-    int completed = 0;
-    int64_t in_tok = 0, out_tok = 0;
-    for (const auto& r : results) {
-        if (!r.success) continue;
-        ++completed;
-        in_tok += r.input_len;
-        out_tok += r.output_len;
-        ttft.push_back(r.ttft);
-        e2e.push_back(r.e2e);
-        itl.insert(itl.end(), r.itl.begin(), r.itl.end());
-        if (r.output_len > 1) tpot.push_back((r.e2e - r.ttft) / (r.output_len - 1));
-    }
-    double d = duration_s > 0 ? duration_s : 1e-9;
-    Json j = {{"backend", "sglang"}, {"dataset_name", "random"},
-              {"request_rate", std::isinf(request_rate) ? Json("inf") : Json(request_rate)},
-              {"max_concurrency", max_concurrency > 0 ? Json(max_concurrency) : Json(nullptr)},
-              {"duration", duration_s}, {"completed", completed},
-              {"total_input_tokens", in_tok}, {"total_output_tokens", out_tok},
-              {"request_throughput", completed / d}, {"input_throughput", in_tok / d},
-              {"output_throughput", out_tok / d}, {"total_throughput", (in_tok + out_tok) / d}};
-    add_stats(j, "ttft", ttft);
-    add_stats(j, "tpot", tpot);
-    add_stats(j, "itl", itl);
-    add_stats(j, "e2e_latency", e2e);
-    return j;
-}
-
-std::string format_report(const Json& j) {
-    std::ostringstream o;
-    char line[128];
-    auto row = [&](const char* label, double v) {
-        std::snprintf(line, sizeof(line), "%-40s%-10.2f\n", label, v);
-        o << line;
-    };
-    auto irow = [&](const char* label, int64_t v) {
-        std::snprintf(line, sizeof(line), "%-40s%-10lld\n", label, static_cast<long long>(v));
-        o << line;
-    };
-    o << "\n============ Serving Benchmark Result ============\n";
-    o << "Backend:                                sglang\n";
-    o << "Traffic request rate:                   " << (j["request_rate"].is_string() ? "inf"
-                                                        : std::to_string(j["request_rate"].get<double>())) << "\n";
-    o << "Max request concurrency:                "
-      << (j["max_concurrency"].is_null() ? "not set" : std::to_string(j["max_concurrency"].get<int>())) << "\n";
-    irow("Successful requests:", j["completed"].get<int64_t>());
-    row("Benchmark duration (s):", j["duration"]);
-    irow("Total input tokens:", j["total_input_tokens"].get<int64_t>());
-    irow("Total generated tokens:", j["total_output_tokens"].get<int64_t>());
-    row("Request throughput (req/s):", j["request_throughput"]);
-    row("Input token throughput (tok/s):", j["input_throughput"]);
-    row("Output token throughput (tok/s):", j["output_throughput"]);
-    row("Total token throughput (tok/s):", j["total_throughput"]);
-    const char* names[] = {"e2e_latency", "ttft", "tpot", "itl"};
-    const char* titles[] = {"End-to-End Latency", "Time to First Token", "Time per Output Token (excl. 1st token)",
-                            "Inter-Token Latency"};
-    const char* shorts[] = {"E2E Latency", "TTFT", "TPOT", "ITL"};
-    for (int k = 0; k < 4; ++k) {
-        std::snprintf(line, sizeof(line), "%s\n", titles[k]);
-        o << "---------------" << line;
-        for (const char* stat : {"mean", "median", "p99"}) {
-            std::string key = std::string(stat) + "_" + names[k] + "_ms";
-            std::string label = std::string(stat == std::string("mean") ? "Mean" : stat == std::string("median")
-                                                                                       ? "Median" : "P99") +
-                                " " + shorts[k] + " (ms):";
-            row(label.c_str(), j[key]);
+StatusOr<std::vector<SweepRun>> plan_runs(const BenchArgs& a) {
+    bool ok = false;
+    double rate = parse_rate(a.request_rate, &ok);
+    if (!ok) return invalid_argument("--request-rate {}: expected a positive number or inf", a.request_rate);
+    if (a.max_concurrency < 0) return invalid_argument("--max-concurrency {}: must be positive", a.max_concurrency);
+    const bool rate_sweep = a.multi || !a.request_rate_range.empty();
+    if (rate_sweep && !a.max_concurrency_range.empty())
+        return invalid_argument("give --request-rate-range or --max-concurrency-range, not both");
+    std::vector<SweepRun> runs;
+    if (rate_sweep) {
+        DSA_ASSIGN_OR_RETURN(auto rates,
+                             parse_sweep_range(a.request_rate_range.empty() ? "2,34,2" : a.request_rate_range, true));
+        for (double r : rates) runs.push_back({r, a.max_concurrency, "rate=" + fmt::format("{}", r)});
+    } else if (!a.max_concurrency_range.empty()) {
+        DSA_ASSIGN_OR_RETURN(auto concs, parse_sweep_range(a.max_concurrency_range, false));
+        for (double c : concs) {
+            if (c != std::floor(c)) return invalid_argument("--max-concurrency-range: {} is not an integer", c);
+            runs.push_back({rate, static_cast<int>(c), "c=" + std::to_string(static_cast<int>(c))});
         }
+    } else {
+        runs.push_back({rate, a.max_concurrency, ""});
     }
-    o << "==================================================\n";
-    return o.str();
+    return runs;
+}
+
+std::string fixed(double v) { return fmt::format("{:.2f}", v); }
+
+void print_sweep_summary(const std::vector<Json>& reports, const std::vector<SweepRun>& runs) {
+    std::printf("\n%-12s %10s %14s %12s %12s %12s %12s\n", "point", "req/s", "out tok/s", "TTFT p50", "TTFT p99",
+                "E2E p50", "E2E p99");
+    for (size_t i = 0; i < reports.size(); ++i) {
+        const Json& r = reports[i];
+        std::printf("%-12s %10s %14s %12s %12s %12s %12s\n", runs[i].label.c_str(),
+                    fixed(r["request_throughput"]).c_str(), fixed(r["output_throughput"]).c_str(),
+                    fixed(r["median_ttft_ms"]).c_str(), fixed(r["p99_ttft_ms"]).c_str(),
+                    fixed(r["median_e2e_latency_ms"]).c_str(), fixed(r["p99_e2e_latency_ms"]).c_str());
+    }
+}
+
+// ---- the command ----------------------------------------------------------------------------------------
+
+Status check_args(const BenchArgs& a) {
+    if (a.num_prompts <= 0) return invalid_argument("--num-prompts {}: must be positive", a.num_prompts);
+    if (a.random_input_len <= 0 || a.random_output_len <= 0)
+        return invalid_argument("--random-input-len and --random-output-len must be positive");
+    if (a.random_range_ratio < 0 || a.random_range_ratio > 1)
+        return invalid_argument("--random-range-ratio {}: must be in [0, 1]", a.random_range_ratio);
+    if (!a.plot.empty() && !(a.plot.size() > 4 && a.plot.ends_with(".svg")))
+        return invalid_argument("--plot {}: only SVG is written; give a path ending in .svg", a.plot);
+    return Status::ok();
+}
+
+StatusOr<Setup> make_setup(const BenchArgs& a) {
+    Setup s;
+    DSA_RETURN_IF_ERROR(check_args(a));
+    DSA_ASSIGN_OR_RETURN(s.kind, parse_backend(a.backend));
+    if (!a.base_url.empty()) {
+        DSA_ASSIGN_OR_RETURN(s.ep, parse_base_url(a.base_url));
+    } else {
+        s.ep.host = a.host;
+        s.ep.port = a.port;
+    }
+    if (const char* key = std::getenv("OPENAI_API_KEY"); key && *key)
+        s.ep.headers.push_back({"Authorization", std::string("Bearer ") + key});
+    DSA_ASSIGN_OR_RETURN(s.tokenizer, find_tokenizer(a, s.ep, &s.tokenizer_dir));
+    if (s.kind != BackendKind::kGenerate) {
+        DSA_ASSIGN_OR_RETURN(s.body.model, find_model_id(a, s.ep));
+    }
+    s.body.stream = !a.disable_stream;
+    s.body.ignore_eos = !a.disable_ignore_eos;
+    if (!a.extra_request_body.empty()) {
+        s.body.extra = Json::parse(a.extra_request_body, nullptr, false);
+        if (!s.body.extra.is_object()) return invalid_argument("--extra-request-body: expected a JSON object");
+    }
+    s.info = RunInfo{a.backend,           a.dataset_name,      0, 0, std::nullopt, a.random_input_len,
+                     a.random_output_len, a.random_range_ratio};
+    if (a.sharegpt_output_len_opt->count()) s.info.sharegpt_output_len = a.sharegpt_output_len;
+    DSA_ASSIGN_OR_RETURN(s.rows, build_dataset(a, s));
+    if (s.rows.empty()) return invalid_argument("the dataset gave no request (all filtered out?)");
+    if (static_cast<int>(s.rows.size()) < a.num_prompts)
+        std::fprintf(stderr, "bench-serving: only %zu usable prompts (asked for %d)\n", s.rows.size(), a.num_prompts);
+    if (s.kind == BackendKind::kChat) DSA_RETURN_IF_ERROR(textify_for_chat(s));
+    s.progress = !a.disable_tqdm;
+    return s;
+}
+
+int run_bench(const BenchArgs& a) {
+    auto runs = plan_runs(a);
+    auto setup = runs.is_ok() ? make_setup(a) : StatusOr<Setup>(runs.status());
+    if (!setup.is_ok()) {
+        fail(setup.status().message());
+        return 2;
+    }
+    const Setup& s = *setup;
+    int64_t in_tok = 0;
+    for (const auto& r : s.rows) in_tok += r.prompt_len;
+    std::fprintf(stderr, "bench-serving: %zu prompts (%lld input tokens) to %s:%d%s%s, tokenizer: %s\n", s.rows.size(),
+                 static_cast<long long>(in_tok), s.ep.host.c_str(), s.ep.port, s.ep.base_path.c_str(),
+                 backend_path(s.kind), s.tokenizer ? s.tokenizer_dir.c_str() : "none");
+    if (Status w = warmup(s, a.warmup_requests); !w.is_ok()) {
+        fail(w.message());
+        return 1;
+    }
+    std::vector<Json> reports;
+    std::vector<SweepPoint> points;
+    bool all_ok = true;
+    for (const SweepRun& run : *runs) {
+        if (runs->size() > 1) std::fprintf(stderr, "bench-serving: sweep point %s\n", run.label.c_str());
+        reports.push_back(run_point(s, run, a.seed, a.output_file));
+        all_ok = all_ok && reports.back()["completed"].get<int>() > 0;
+        points.push_back(sweep_point_of(reports.back(), run.label.empty() ? "run" : run.label));
+    }
+    if (runs->size() > 1) print_sweep_summary(reports, *runs);
+    if (!a.plot.empty()) {
+        std::string title = "dsaserve bench-serving: " + a.backend + ", " + a.dataset_name + ", " +
+                            std::to_string(s.rows.size()) + " prompts per point";
+        if (Status st = write_latency_plot(a.plot, points, title); !st.is_ok()) {
+            fail(st.message());
+            return 1;
+        }
+        std::fprintf(stderr, "bench-serving: wrote %s\n", a.plot.c_str());
+    }
+    return all_ok ? 0 : 1;
+}
+
+void add_dataset_options(CLI::App* cmd, BenchArgs* a) {
+    cmd->add_option("--dataset-name", a->dataset_name, "sharegpt, random or random-ids")->capture_default_str();
+    cmd->add_option("--dataset-path", a->dataset_path, "ShareGPT-format JSON file");
+    cmd->add_option("--num-prompts", a->num_prompts)->capture_default_str();
+    a->sharegpt_output_len_opt =
+        cmd->add_option("--sharegpt-output-len", a->sharegpt_output_len, "Output length for every ShareGPT prompt");
+    a->sharegpt_context_len_opt = cmd->add_option("--sharegpt-context-len", a->sharegpt_context_len,
+                                                  "Drop ShareGPT pairs whose prompt + output exceed this");
+    cmd->add_option("--random-input-len", a->random_input_len)->capture_default_str();
+    cmd->add_option("--random-output-len", a->random_output_len)->capture_default_str();
+    cmd->add_option("--random-range-ratio", a->random_range_ratio)->capture_default_str();
+    cmd->add_option("--random-vocab-size", a->random_vocab_size,
+                    "random ids in [0, N) (default: the tokenizer's vocab, else 256)");
+    cmd->add_flag("--apply-chat-template", a->apply_chat_template, "Wrap ShareGPT prompts in the chat template");
+    cmd->add_option("--seed", a->seed)->capture_default_str();
+}
+
+void add_traffic_options(CLI::App* cmd, BenchArgs* a) {
+    cmd->add_option("--request-rate", a->request_rate, "Requests/s (Poisson); inf sends all at once")
+        ->capture_default_str();
+    cmd->add_option("--max-concurrency", a->max_concurrency, "Max in-flight requests (0: unlimited)");
+    cmd->add_flag("--multi", a->multi, "Sweep --request-rate-range (default 2,34,2)");
+    cmd->add_option("--request-rate-range", a->request_rate_range,
+                    "Sweep these rates: a,b,c,... or exactly start,stop,step");
+    cmd->add_option("--max-concurrency-range", a->max_concurrency_range, "Sweep these concurrencies: a,b,c,...");
+    cmd->add_option("--plot", a->plot, "Write an SVG of latency against output throughput over the sweep");
+    cmd->add_option("--warmup-requests", a->warmup_requests)->capture_default_str();
+    cmd->add_flag("--disable-stream", a->disable_stream, "Non-streaming requests (TTFT = latency)");
+    cmd->add_flag("--disable-ignore-eos", a->disable_ignore_eos, "Let requests stop at EOS");
+    cmd->add_option("--extra-request-body", a->extra_request_body, "JSON object merged into every request body");
+    cmd->add_flag("--disable-tqdm", a->disable_tqdm, "No progress display");
+    cmd->add_option("--output-file", a->output_file, "Append one JSON line of metrics per run");
+}
+
+}  // namespace
+
+StatusOr<std::vector<double>> parse_sweep_range(const std::string& text, bool rates) {
+    std::vector<double> v;
+    std::stringstream ss(text);
+    for (std::string item; std::getline(ss, item, ',');) {
+        bool ok = false;
+        double x = parse_rate(item, &ok);
+        if (!ok || (!rates && std::isinf(x))) return invalid_argument("sweep range {}: bad value '{}'", text, item);
+        v.push_back(x);
+    }
+    if (v.empty()) return invalid_argument("sweep range '{}' is empty", text);
+    if (rates && v.size() == 3) {  // start,stop,step
+        if (std::isinf(v[1]) || std::isinf(v[2]) || v[0] >= v[1])
+            return invalid_argument("sweep range {}: three values mean start,stop,step with start < stop", text);
+        std::vector<double> r;
+        for (double x = v[0]; x < v[1] - 1e-9; x += v[2]) r.push_back(x);
+        return r;
+    }
+    return v;
 }
 
 void add_bench_serving_command(CLI::App& app, int* exit_code) {
-    auto args = std::make_shared<BenchArgs>();
+    auto a = std::make_shared<BenchArgs>();
     CLI::App* cmd = app.add_subcommand("bench-serving", "Online serving benchmark (like sglang.bench_serving)");
-    cmd->add_option("--host", args->host, "Server host")->capture_default_str();
-    cmd->add_option("--port", args->port, "Server port")->capture_default_str();
-    cmd->add_option("--base-url", args->base_url, "Server base URL (overrides --host/--port)");
-    cmd->add_option("--backend", args->backend, "Only 'sglang' (POST /generate, streaming)")->capture_default_str();
-    cmd->add_option("--dataset-name", args->dataset_name, "Only 'random'")->capture_default_str();
-    cmd->add_option("--random-input-len", args->random_input_len)->capture_default_str();
-    cmd->add_option("--random-output-len", args->random_output_len)->capture_default_str();
-    cmd->add_option("--random-range-ratio", args->random_range_ratio)->capture_default_str();
-    cmd->add_option("--num-prompts", args->num_prompts)->capture_default_str();
-    cmd->add_option("--seed", args->seed)->capture_default_str();
-    cmd->add_option("--request-rate", args->request_rate_str, "Requests/s (Poisson); inf sends all at once")
+    cmd->add_option("--backend", a->backend, "sglang, sglang-oai or sglang-oai-chat (and vllm/lmdeploy aliases)")
         ->capture_default_str();
-    cmd->add_option("--max-concurrency", args->max_concurrency, "Max in-flight requests (0: unlimited)");
-    cmd->add_option("--output-file", args->output_file, "Write the metrics as JSON");
-    cmd->add_option("--random-vocab-size", args->vocab_size, "Random token ids in [0, N)")->capture_default_str();
-    cmd->callback([args, exit_code] { *exit_code = run_bench(*args); });
+    cmd->add_option("--host", a->host, "Server host")->capture_default_str();
+    cmd->add_option("--port", a->port, "Server port")->capture_default_str();
+    cmd->add_option("--base-url", a->base_url, "Server base URL (overrides --host/--port)");
+    cmd->add_option("--model", a->model, "Model name for the OpenAI routes (default: GET /v1/models)");
+    cmd->add_option("--tokenizer", a->tokenizer,
+                    "Tokenizer directory or tokenizer.json (default: --model, else the server's tokenizer_path)");
+    add_dataset_options(cmd, a.get());
+    add_traffic_options(cmd, a.get());
+    cmd->callback([a, exit_code] { *exit_code = run_bench(*a); });
 }
 
 }  // namespace dsa::app
