@@ -2,8 +2,10 @@
 // (Poisson arrivals, a concurrency cap, one thread per in-flight request) and the sweep with its plot.
 #include "app/bench_serving.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
@@ -374,7 +376,19 @@ StatusOr<Setup> make_setup(const BenchArgs& a) {
     return s;
 }
 
+// One socket per in-flight request: raise the open-file soft limit as SGLang's client does.
+void raise_fd_limit() {
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+    rlim_t want = lim.rlim_max == RLIM_INFINITY ? 65535 : std::min<rlim_t>(lim.rlim_max, 65535);
+    if (lim.rlim_cur < want) {
+        lim.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
+}
+
 int run_bench(const BenchArgs& a) {
+    raise_fd_limit();
     auto runs = plan_runs(a);
     auto setup = runs.is_ok() ? make_setup(a) : StatusOr<Setup>(runs.status());
     if (!setup.is_ok()) {
