@@ -5,6 +5,7 @@
 
 #include "app/bench_serving.h"
 #include "app/generate_command.h"
+#include "app/mtp_probe.h"
 #include "app/serve_command.h"
 #include "app/server_args.h"
 
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     dsa::app::add_generate_command(app, &exit_code);
     dsa::app::add_bench_serving_command(app, &exit_code);
+    dsa::app::add_mtp_probe_command(app, &exit_code);
 
     dsa::app::ServerArgs server_args;
     CLI::App* serve = app.add_subcommand("serve", "Run the SGLang-compatible HTTP server");
