@@ -149,6 +149,14 @@ struct EngineStats {
     double cache_hit_rate = 0.0;        // prefix-hit tokens / (hit + computed), recent prefills
     double gen_throughput = 0.0;        // generated tokens / s, recent decode window
     int64_t num_retracted_reqs = 0;
+    // KV pool pages: every page is free, cached and unreferenced (evictable), or held (by a live request or a
+    // cache node a live request still uses). After all requests end: held == 0; after /flush_cache also
+    // cached == 0, free == total.
+    int64_t page_size = 0;
+    int64_t num_total_pages = 0;
+    int64_t num_free_pages = 0;
+    int64_t num_evictable_pages = 0;
+    int64_t num_held_pages = 0;
 };
 
 enum class AbortReason {

@@ -440,6 +440,11 @@ EngineStats EngineCore::stats() const {
         if (seconds > 0) s.gen_throughput = static_cast<double>(num_tokens) / seconds;
     }
     s.num_retracted_reqs = counters_.num_retracted_reqs;
+    s.page_size = page;
+    s.num_total_pages = allocator_.num_pages();
+    s.num_free_pages = allocator_.num_free();
+    s.num_evictable_pages = cache_->num_evictable_pages();
+    s.num_held_pages = allocator_.num_used() - s.num_evictable_pages;
     return s;
 }
 

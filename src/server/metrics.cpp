@@ -128,6 +128,12 @@ void render_gauges(const engine::EngineStats& s, const std::string& l, int64_t c
     gauge("sglang:cache_hit_rate", "The prefix cache hit rate.", s.cache_hit_rate);
     gauge("sglang:num_retracted_reqs", "The number of retracted requests.", double(s.num_retracted_reqs));
     gauge("sglang:context_len", "The context length.", double(context_len));
+    const double page = double(s.page_size);
+    gauge("sglang:kv_available_tokens", "The number of free KV tokens.", double(s.num_free_pages) * page);
+    gauge("sglang:kv_used_tokens", "The number of KV tokens held by requests.", double(s.num_held_pages) * page);
+    gauge("sglang:kv_evictable_tokens", "The number of unreferenced KV tokens in the prefix cache.",
+          double(s.num_evictable_pages) * page);
+    gauge("sglang:page_size", "The KV page size in tokens.", page);
 }
 
 }  // namespace

@@ -160,8 +160,14 @@ std::string Router::server_info_body() const {
     state["memory_usage"]["token_usage"] = s.token_usage;
     state["memory_usage"]["num_used_tokens"] = s.num_used_tokens;
     state["memory_usage"]["max_total_num_tokens"] = s.max_total_num_tokens;
+    state["memory_usage"]["page_size"] = s.page_size;
+    state["memory_usage"]["kv_pages_total"] = s.num_total_pages;
+    state["memory_usage"]["kv_pages_free"] = s.num_free_pages;
+    state["memory_usage"]["kv_pages_cached"] = s.num_evictable_pages;  // in the prefix cache, unreferenced
+    state["memory_usage"]["kv_pages_used"] = s.num_held_pages;         // held by live requests
     state["num_running_reqs"] = s.num_running_reqs;
     state["num_queue_reqs"] = s.num_queue_reqs;
+    state["num_retracted_reqs"] = s.num_retracted_reqs;
     state["cache_hit_rate"] = s.cache_hit_rate;
     OrderedJson j = ctx_.server_args.is_object() ? ctx_.server_args : OrderedJson::object();
     j["internal_states"] = OrderedJson::array({state});

@@ -106,6 +106,11 @@ TEST(Engine, ConcurrentSubmitAndAbortFromManyThreads) {
     EXPECT_TRUE(engine->flush_cache().is_ok());
     Engine::PoolState pool = engine->pool_state();
     EXPECT_EQ(pool.num_free_pages, pool.num_pages);
+    EngineStats flushed = engine->stats();
+    EXPECT_EQ(flushed.num_total_pages, pool.num_pages);
+    EXPECT_EQ(flushed.num_free_pages, flushed.num_total_pages);
+    EXPECT_EQ(flushed.num_held_pages, 0);
+    EXPECT_EQ(flushed.num_evictable_pages, 0);
     engine->stop();
 }
 

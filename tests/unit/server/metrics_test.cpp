@@ -59,6 +59,11 @@ std::string sample_text() {
     s.num_queue_reqs = 1;
     s.token_usage = 0.5;
     s.cache_hit_rate = 0.25;
+    s.page_size = 64;
+    s.num_total_pages = 6;
+    s.num_free_pages = 3;
+    s.num_held_pages = 2;
+    s.num_evictable_pages = 1;
     return render_metrics(m, s, MetricLabels{"my \"model\"", "unified"}, 4096);
 }
 
@@ -77,6 +82,9 @@ TEST(Metrics, NamesAndValues) {
              "# TYPE sglang:num_queue_reqs gauge",
              "# TYPE sglang:token_usage gauge",
              "# TYPE sglang:cache_hit_rate gauge",
+             "sglang:kv_available_tokens{model_name=\"my \\\"model\\\"\",engine_type=\"unified\",tp_rank=\"0\",pp_rank=\"0\",moe_ep_rank=\"0\"} 192.0",
+             "sglang:kv_used_tokens{model_name=\"my \\\"model\\\"\",engine_type=\"unified\",tp_rank=\"0\",pp_rank=\"0\",moe_ep_rank=\"0\"} 128.0",
+             "sglang:kv_evictable_tokens{model_name=\"my \\\"model\\\"\",engine_type=\"unified\",tp_rank=\"0\",pp_rank=\"0\",moe_ep_rank=\"0\"} 64.0",
          })
         EXPECT_NE(t.find(line), std::string::npos) << line << "\n" << t;
 }
