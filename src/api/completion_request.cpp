@@ -9,6 +9,8 @@
 namespace dsa::api {
 namespace {
 
+constexpr int64_t kMaxParallelSamples = 128;
+
 bool is_id_list(const OrderedJson& v) {
     return v.is_array() && !v.empty() && v[0].is_number_integer();
 }
@@ -94,7 +96,9 @@ Status read_native_logprob_fields(const FieldReader& r, NativeGenerateRequest& r
     return Status::ok();
 }
 
-Status read_native_sampling_list(const FieldReader& r, std::vector<GenerateItem>& items) {
+// sampling_params: one object for every prompt or a list of one per prompt; `n` must agree across the list.
+Status read_native_sampling_list(const FieldReader& r, NativeGenerateRequest& req) {
+    std::vector<GenerateItem>& items = req.items;
     const OrderedJson* sp = r.get("sampling_params");
     static const OrderedJson kEmpty = OrderedJson::object();
     if (sp && sp->is_array() && sp->size() != items.size())
@@ -103,7 +107,11 @@ Status read_native_sampling_list(const FieldReader& r, std::vector<GenerateItem>
         const OrderedJson& obj = !sp ? kEmpty : sp->is_array() ? (*sp)[i] : *sp;
         int64_t n = 1;
         DSA_RETURN_IF_ERROR(read_native_sampling(obj.is_null() ? kEmpty : obj, items[i].sampling, items[i].text, n));
-        if (n != 1) return unimplemented("sampling_params.n > 1 on /generate is not supported yet");
+        if (n < 1 || n > kMaxParallelSamples)
+            return invalid_argument("sampling_params.n must be between 1 and {}, got {}", kMaxParallelSamples, n);
+        if (i > 0 && n != req.n)
+            return invalid_argument("The parallel_sample_num should be the same for all samples in sample params.");
+        req.n = static_cast<int32_t>(n);
         DSA_RETURN_IF_ERROR(items[i].sampling.validate());
     }
     return Status::ok();
@@ -143,10 +151,9 @@ StatusOr<NativeGenerateRequest> parse_generate_request(const OrderedJson& body, 
     std::vector<PromptSpec> prompts;
     DSA_RETURN_IF_ERROR(read_native_prompts(r, prompts, req.batch));
     for (auto& p : prompts) req.items.push_back(GenerateItem{std::move(p), {}, {}, std::nullopt});
-    DSA_RETURN_IF_ERROR(read_native_sampling_list(r, req.items));
+    DSA_RETURN_IF_ERROR(read_native_sampling_list(r, req));
     DSA_RETURN_IF_ERROR(read_native_rids(r, req.items));
     DSA_RETURN_IF_ERROR(r.read_into<bool>("stream", req.stream));
-    if (req.stream && req.batch) return unimplemented("streaming a batch on /generate is not supported yet");
     DSA_RETURN_IF_ERROR(read_native_logprob_fields(r, req));
     return req;
 }

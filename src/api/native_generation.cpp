@@ -1,5 +1,6 @@
-// POST /generate output side (API_SPEC §2.8): {"text","output_ids","meta_info"} per prompt (a list for batch
-// input); streaming events carry the cumulative text and ids unless --incremental-streaming-output.
+// POST /generate output side (API_SPEC §2.8): {"text","output_ids","meta_info"} per prompt and sample (a list for
+// batch input or n > 1, ordered prompt-major); streaming events carry the cumulative text and ids unless
+// --incremental-streaming-output, plus "index" (the position in that list) when there are several.
 #include <chrono>
 
 #include "api/generation.h"
@@ -31,6 +32,8 @@ private:
     bool errored_ = false;
 };
 
+// One engine request per (prompt i, sample j), in that order. Sample 0 of a prompt takes the prompt's rid (the
+// request id for the first prompt); further samples get "<rid>-<j>".
 Status NativeGeneration::init() {
     const TextCodec* codec = ctx_.services.codec.get();
     for (size_t i = 0; i < req_.items.size(); ++i) {
@@ -43,10 +46,13 @@ Status NativeGeneration::init() {
         DSA_RETURN_IF_ERROR(check_context(ctx_.config, item.prompt.ids, item.sampling));
         std::string rid = item.rid ? *item.rid : (i == 0 ? id_ : random_request_id());
         if (i == 0) id_ = rid;
-        requests_.push_back(engine::GenerateRequest{rid, item.prompt.ids, item.sampling, req_.return_logprob,
-                                                    req_.top_logprobs_num});
-        choices_.emplace_back(rid, ctx_.services.make_detokenizer(item.text.skip_special_tokens), item.text,
-                              std::nullopt, false);
+        for (int32_t j = 0; j < req_.n; ++j) {
+            std::string sample_rid = j == 0 ? rid : rid + "-" + std::to_string(j);
+            requests_.push_back(engine::GenerateRequest{sample_rid, item.prompt.ids, item.sampling, req_.return_logprob,
+                                                        req_.top_logprobs_num});
+            choices_.emplace_back(sample_rid, ctx_.services.make_detokenizer(item.text.skip_special_tokens), item.text,
+                                  std::nullopt, false);
+        }
     }
     return Status::ok();
 }
@@ -123,6 +129,7 @@ std::string NativeGeneration::on_event(size_t i, const engine::TokenEvent& event
     OrderedJson j = ctx_.config.incremental_streaming_output
                         ? item_json(i, step.text, step.ids, step.logprobs)
                         : item_json(i, choice.text(), choice.output_ids(), choice.logprobs());
+    if (choices_.size() > 1) j["index"] = i;  // several prompts or samples share the stream
     return sse_event(dump_json(j));
 }
 
@@ -132,9 +139,10 @@ HttpReply NativeGeneration::final_reply() {
         ApiError e = abort_error(*err);
         return HttpReply{e.http_status, "application/json", native_error_body(e)};
     }
-    if (!req_.batch) return HttpReply{200, "application/json", dump_json(item_json(0, choices_[0].text(),
-                                                                                  choices_[0].output_ids(),
-                                                                                  choices_[0].logprobs()))};
+    if (choices_.size() == 1 && !req_.batch) {
+        const auto& c = choices_[0];
+        return HttpReply{200, "application/json", dump_json(item_json(0, c.text(), c.output_ids(), c.logprobs()))};
+    }
     OrderedJson list = OrderedJson::array();
     for (size_t i = 0; i < choices_.size(); ++i)
         list.push_back(item_json(i, choices_[i].text(), choices_[i].output_ids(), choices_[i].logprobs()));

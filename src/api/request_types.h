@@ -100,6 +100,7 @@ struct GenerateItem {
 struct NativeGenerateRequest {
     std::vector<GenerateItem> items;
     bool batch = false;  // text / input_ids was a list: the response is a list
+    int32_t n = 1;       // sampling_params.n: samples per prompt (choice i*n + j is sample j of prompt i)
     bool stream = false;
     bool return_logprob = false;
     int32_t top_logprobs_num = 0;

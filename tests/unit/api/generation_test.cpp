@@ -297,5 +297,35 @@ TEST_F(GenerationTest, GenerateNativeBatchAndLength) {
     EXPECT_EQ(j[0]["meta_info"]["output_token_logprobs"].dump(), "[[-1.0,122,null]]");
 }
 
+TEST_F(GenerationTest, GenerateNativeParallelSamplesAreAListInPromptMajorOrder) {
+    auto g = make(make_native_generation(
+        J(R"({"text":["p","q"],"rid":["a","b"],"sampling_params":{"n":2,"max_new_tokens":1}})"), ctx));
+    ASSERT_EQ(g->engine_requests().size(), 4u);
+    std::vector<std::string> rids;
+    for (const auto& r : g->engine_requests()) rids.push_back(r.rid);
+    EXPECT_EQ(rids, (std::vector<std::string>{"a", "a-1", "b", "b-1"}));
+    EXPECT_EQ(g->engine_requests()[1].input_ids, bytes_to_ids("p"));
+    EXPECT_EQ(g->engine_requests()[2].input_ids, bytes_to_ids("q"));
+    for (size_t i = 0; i < 4; ++i) g->on_event(i, event({int32_t('w' + i)}, 1, true, engine::FinishKind::kLength));
+    OrderedJson j = J(g->final_reply().body);
+    ASSERT_TRUE(j.is_array());
+    ASSERT_EQ(j.size(), 4u);
+    EXPECT_EQ(j[3]["text"], "z");
+    EXPECT_EQ(j[1]["meta_info"]["id"], "a-1");
+}
+
+TEST_F(GenerationTest, GenerateNativeSingleTextWithNStreamsIndexedEvents) {
+    auto g = make(make_native_generation(J(R"({"text":"p","stream":true,"sampling_params":{"n":2}})"), ctx));
+    ASSERT_EQ(g->engine_requests().size(), 2u);
+    auto p = sse_payloads(g->on_event(1, event({'x'}, 1, true, engine::FinishKind::kLength)));
+    ASSERT_EQ(p.size(), 1u);
+    EXPECT_EQ(J(p[0])["index"], 1);
+    EXPECT_EQ(J(p[0])["text"], "x");
+    auto one = make(make_native_generation(J(R"({"text":"p","stream":true})"), ctx));
+    auto q = sse_payloads(one->on_event(0, event({'x'}, 1, true, engine::FinishKind::kLength)));
+    ASSERT_EQ(q.size(), 1u);
+    EXPECT_FALSE(J(q[0]).contains("index"));
+}
+
 }  // namespace
 }  // namespace dsa::api

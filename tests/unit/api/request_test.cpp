@@ -202,6 +202,14 @@ TEST(GenerateRequestParse, TextOrIdsAndSamplingParams) {
                                         config());
     ASSERT_TRUE(nulls.is_ok());
     EXPECT_DOUBLE_EQ(nulls->items[0].sampling.temperature, 1.0);
+    auto n = parse_generate_request(J(R"({"text":["a","b"],"sampling_params":{"n":3}})"), config());
+    ASSERT_TRUE(n.is_ok()) << n.status().message();
+    EXPECT_EQ(n->n, 3);
+    EXPECT_EQ(parse_generate_request(J(R"({"text":["a","b"],"sampling_params":[{"n":2},{"n":3}]})"), config())
+                  .status()
+                  .message(),
+              "The parallel_sample_num should be the same for all samples in sample params.");
+    EXPECT_FALSE(parse_generate_request(J(R"({"text":"a","sampling_params":{"n":0}})"), config()).is_ok());
 }
 
 TEST(ContextCheck, Messages) {
