@@ -34,6 +34,7 @@ engine::EngineConfig engine_config(const ServerArgs& a, Device device) {
     if (a.max_running_requests) c.max_running_requests = *a.max_running_requests;
     if (a.chunked_prefill_size) c.chunked_prefill_size = *a.chunked_prefill_size;
     c.max_prefill_tokens = a.max_prefill_tokens;
+    c.schedule_conservativeness = a.schedule_conservativeness;
     c.page_size = a.page_size;
     if (a.context_length) c.context_length = *a.context_length;
     c.radix_cache = a.disable_radix_cache ? kvcache::PrefixCacheMode::kDisabled : kvcache::PrefixCacheMode::kRadix;

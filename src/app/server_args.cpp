@@ -69,6 +69,9 @@ void add_memory_group(CLI::App& cmd, ServerArgs& a) {
     cmd.add_option("--chunked-prefill-size", a.chunked_prefill_size, "Prefill chunk in tokens (-1 = off)")->group(g);
     cmd.add_option("--max-prefill-tokens", a.max_prefill_tokens, "Prefill tokens per step")->capture_default_str()
         ->check(CLI::PositiveNumber)->group(g);
+    cmd.add_option("--schedule-conservativeness", a.schedule_conservativeness,
+                   "Admission caution: scales the reserved share of future output")
+        ->capture_default_str()->check(CLI::PositiveNumber)->group(g);
     cmd.add_option("--context-length", a.context_length, "Max tokens per request (default: the model's)")
         ->check(CLI::PositiveNumber)->group(g);
     cmd.add_option("--page-size", a.page_size, "KV page size (DSA kernels need 64)")->capture_default_str()->group(g);

@@ -51,6 +51,7 @@ struct ServerArgs {
     std::optional<int> max_running_requests;
     std::optional<int> chunked_prefill_size;
     int max_prefill_tokens = 16384;
+    double schedule_conservativeness = 1.0;  // scales the new-token ratio (lower admits more, retracts more)
     std::optional<int> context_length;
     int page_size = 64;
     std::string kv_cache_dtype = "auto";

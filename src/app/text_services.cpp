@@ -73,7 +73,9 @@ public:
             for (auto& [k, v] : in.chat_template_kwargs.items()) kwargs[k] = v;
         }
         const bool add_generation_prompt = !in.continue_final_message;
-        OrderedJson tools = in.tools.is_array() && !in.tools.empty() ? in.tools : OrderedJson();
+        // tool_choice "none" hides the tools from a Jinja template (the dsv32 encoder keeps them), as SGLang.
+        const bool pass_tools = in.tools.is_array() && !in.tools.empty() && in.tool_choice != "none";
+        OrderedJson tools = pass_tools ? in.tools : OrderedJson();
         DSA_ASSIGN_OR_RETURN(std::string prompt, tmpl_.render(in.messages, tools, add_generation_prompt, kwargs));
         return api::PromptResult{tok_->encode(prompt), opens_reasoning(prompt)};
     }

@@ -31,7 +31,8 @@ TEST(ServerArgs, SglangDeploymentCommandParses) {
     Parsed p = parse({"--model-path", "/models/DeepSeek-V3.2", "--tp", "1", "--tool-call-parser", "deepseekv32",
                       "--reasoning-parser", "deepseek-v3", "--mem-fraction-static", "0.85", "--chunked-prefill-size",
                       "8192", "--max-running-requests", "64", "--kv-cache-dtype", "fp8_e4m3", "--enable-metrics",
-                      "--api-key", "k", "--port", "31000", "--nsa-prefill-backend", "flashmla_sparse"});
+                      "--api-key", "k", "--port", "31000", "--nsa-prefill-backend", "flashmla_sparse",
+                      "--schedule-conservativeness", "0.3"});
     ASSERT_EQ(p.error, "");
     EXPECT_EQ(p.args.model_path, "/models/DeepSeek-V3.2");
     EXPECT_EQ(p.args.tool_call_parser, "deepseekv32");
@@ -40,6 +41,7 @@ TEST(ServerArgs, SglangDeploymentCommandParses) {
     EXPECT_EQ(p.args.kv_cache_dtype, "fp8_e4m3");
     EXPECT_TRUE(p.args.enable_metrics);
     EXPECT_EQ(p.args.port, 31000);
+    EXPECT_DOUBLE_EQ(p.args.schedule_conservativeness, 0.3);
     EXPECT_TRUE(validate_server_args(p.args).is_ok());
     EXPECT_TRUE(check_supported(p.args).is_ok()) << check_supported(p.args).message();
 }
