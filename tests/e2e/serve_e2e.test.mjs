@@ -3,50 +3,18 @@
 // Greedy decoding makes every answer reproducible, so streamed == non-streamed and concurrent == alone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { startServer } from './serve_helpers.mjs';
 
-const SRC = process.env.DSA_SOURCE_DIR;
-const BIN = process.env.DSASERVE;
-const require = createRequire(SRC + '/package.json');
-const OpenAI = require('openai').default ?? require('openai');
-
-let server, base, client, logs = '';
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-
-async function waitHealthy(url, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try { if ((await fetch(url + '/health')).status === 200) return; } catch {}
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('server did not become healthy:\n' + logs);
-}
+let srv, base, client;
 
 before(async () => {
-  const port = await freePort();
-  server = spawn(BIN, ['serve', '--port', String(port), '--model-path', SRC + '/tests/golden/deepseek_v32_tiny',
-    '--tokenizer-path', SRC + '/tests/golden/byte_tokenizer', '--served-model-name', 'tiny',
-    '--enable-metrics', '--enable-cache-report', '--reasoning-parser', 'deepseek-v3',
-    '--tool-call-parser', 'deepseekv32'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  server.stdout.on('data', (d) => { logs += d; });
-  server.stderr.on('data', (d) => { logs += d; });
-  base = `http://127.0.0.1:${port}`;
-  await waitHealthy(base, 60000);
-  client = new OpenAI({ baseURL: base + '/v1', apiKey: 'unused', maxRetries: 0 });
+  srv = await startServer(['--enable-metrics', '--enable-cache-report', '--reasoning-parser', 'deepseek-v3',
+    '--tool-call-parser', 'deepseekv32']);
+  ({ base, client } = srv);
 });
 
-after(async () => {
-  if (!server) return;
-  server.kill('SIGTERM');
-  await new Promise((r) => server.on('exit', r));
-});
+after(async () => { await srv?.stop(); });
 
 const ask = (content, extra = {}) => ({ model: 'tiny', messages: [{ role: 'user', content }], max_tokens: 12,
   temperature: 0, ...extra });
@@ -98,12 +66,22 @@ test('16 concurrent streams each equal the same request served alone', async () 
   for (const t of together) assert.equal(t.finish, 'length');
 });
 
-test('a repeated prompt hits the prefix cache and gives the same answer', async () => {
+// The value of the first sample of `name` in the /metrics text.
+async function metric(name) {
+  const text = await (await fetch(base + '/metrics')).text();
+  const m = text.match(new RegExp('^' + name + '\\{[^}]*\\} (\\S+)$', 'm'));
+  assert.ok(m, name + ' missing from /metrics');
+  return Number(m[1]);
+}
+
+test('a repeated prompt hits the prefix cache, gives the same answer and moves the hit counter', async () => {
   const params = ask('A long shared prefix. '.repeat(12) + 'End.');
   const a = await client.chat.completions.create(params);
+  const cachedBefore = await metric('sglang:cached_tokens_total');
   const b = await client.chat.completions.create(params);
   assert.equal(b.choices[0].message.content, a.choices[0].message.content);
   assert.ok(b.usage.prompt_tokens_details?.cached_tokens >= 64, JSON.stringify(b.usage));
+  assert.equal(await metric('sglang:cached_tokens_total'), cachedBefore + b.usage.prompt_tokens_details.cached_tokens);
 });
 
 test('completions, n > 1 and logprobs', async () => {
@@ -152,4 +130,6 @@ test('/metrics parses as Prometheus text with SGLang names', async () => {
   assert.match(names, /sglang:prompt_tokens/);
   assert.match(names, /sglang:generation_tokens/);
   assert.match(names, /sglang:time_to_first_token_seconds/);
+  assert.match(names, /sglang:kv_used_tokens/);
+  assert.match(names, /sglang:kv_available_tokens/);
 });
