@@ -23,6 +23,7 @@ public:
 
 private:
     StatusOr<ChatChoiceState> make_parsers() const;
+    StatusOr<std::optional<ConstraintSpec>> constraint_spec() const;
     ChunkHeader header() const {
         return ChunkHeader{id_, "chat.completion.chunk", ctx_.now_unix ? ctx_.now_unix() : unix_now(), req_.model};
     }
@@ -53,13 +54,39 @@ StatusOr<ChatChoiceState> ChatGeneration::make_parsers() const {
     return st;
 }
 
+// tool_choice "required" / named constrains to the --tool-call-parser format; otherwise response_format may
+// constrain to JSON (it is ignored when a tool-call constraint is active, as SGLang does).
+StatusOr<std::optional<ConstraintSpec>> ChatGeneration::constraint_spec() const {
+    const std::string& choice = req_.prompt.tool_choice;
+    ConstraintSpec spec;
+    spec.after_think = thinking_;
+    if (req_.tools_active && (choice == "required" || choice == "function")) {
+        if (!ctx_.services.make_tool_parser)
+            return invalid_argument("tool_choice \"{}\" needs a server started with --tool-call-parser", choice);
+        spec.kind = ConstraintSpec::Kind::kToolCall;
+        spec.tools = req_.prompt.tools;
+        if (choice == "function") spec.named = req_.prompt.named_tool;
+        spec.single_call = !req_.parallel_tool_calls;
+        return std::optional<ConstraintSpec>(std::move(spec));
+    }
+    if (!req_.text.response_schema) return std::optional<ConstraintSpec>();
+    spec.kind = ConstraintSpec::Kind::kJson;
+    spec.schema = *req_.text.response_schema;
+    return std::optional<ConstraintSpec>(std::move(spec));
+}
+
 Status ChatGeneration::init(std::vector<int32_t> input_ids, bool thinking) {
     thinking_ = thinking;
     if (req_.rid) id_ = *req_.rid;
     bool count_reasoning = thinking && static_cast<bool>(ctx_.services.make_reasoning_parser);
+    DSA_ASSIGN_OR_RETURN(std::optional<ConstraintSpec> spec, constraint_spec());
     for (int32_t i = 0; i < req_.n; ++i) {
         std::string rid = req_.n == 1 ? id_ : id_ + "-" + std::to_string(i);
-        requests_.push_back(engine::GenerateRequest{rid, input_ids, req_.sampling, req_.logprobs, req_.top_logprobs});
+        requests_.push_back(
+            engine::GenerateRequest{rid, input_ids, req_.sampling, req_.logprobs, req_.top_logprobs, nullptr});
+        if (spec) {
+            DSA_ASSIGN_OR_RETURN(requests_.back().constraint, make_request_constraint(ctx_, *spec));
+        }
         choices_.emplace_back(rid, ctx_.services.make_detokenizer(req_.text.skip_special_tokens), req_.text,
                               ctx_.think_end_token, count_reasoning);
         DSA_ASSIGN_OR_RETURN(auto st, make_parsers());

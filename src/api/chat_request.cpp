@@ -115,7 +115,6 @@ Status read_tool_choice(const FieldReader& r, ChatPromptInput& p) {
             return invalid_argument("1 validation error: tool_choice: Input should be 'none', 'auto' or 'required'");
         if (p.tool_choice == "required" && p.tools.empty())
             return invalid_argument("Tools cannot be empty if tool choice is set to required.");
-        if (p.tool_choice == "required") return unimplemented("tool_choice \"required\" is not supported yet");
         return Status::ok();
     }
     if (!v) return Status::ok();
@@ -126,7 +125,7 @@ Status read_tool_choice(const FieldReader& r, ChatPromptInput& p) {
     p.tool_choice = "function";
     p.named_tool = (*v)["function"]["name"].get<std::string>();
     if (!has_tool(p.tools, p.named_tool)) return invalid_argument("Tool '{}' not found in tools list.", p.named_tool);
-    return unimplemented("a named tool_choice is not supported yet");
+    return Status::ok();
 }
 
 // chat_template_kwargs with server defaults merged under, and the reasoning_effort coupling (§2.2).
@@ -218,6 +217,7 @@ StatusOr<ChatRequest> parse_chat_request(const OrderedJson& body, const ApiConfi
     DSA_RETURN_IF_ERROR(read_messages(body, req.prompt.continue_final_message, req.prompt.messages));
     DSA_RETURN_IF_ERROR(read_tools(r, req.prompt.tools));
     DSA_RETURN_IF_ERROR(read_tool_choice(r, req.prompt));
+    DSA_RETURN_IF_ERROR(r.read_into<bool>("parallel_tool_calls", req.parallel_tool_calls));
     DSA_RETURN_IF_ERROR(read_template_kwargs(r, config, req.prompt));
     DSA_RETURN_IF_ERROR(read_tunable_sampling(r, config.chat_defaults, req.sampling));
     DSA_RETURN_IF_ERROR(read_openai_sampling(r, req.sampling, req.text));

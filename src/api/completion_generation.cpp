@@ -49,7 +49,12 @@ Status CompletionGeneration::init() {
             bool single = req_.prompts.size() == 1 && req_.n == 1;
             std::string rid = single ? id_ : id_ + "-" + std::to_string(idx);
             bool want_lp = req_.logprobs.has_value();
-            requests_.push_back(engine::GenerateRequest{rid, prompt.ids, sp, want_lp, req_.logprobs.value_or(0)});
+            requests_.push_back(engine::GenerateRequest{rid, prompt.ids, sp, want_lp, req_.logprobs.value_or(0), nullptr});
+            if (req_.text.response_schema) {
+                ConstraintSpec spec;
+                spec.schema = *req_.text.response_schema;
+                DSA_ASSIGN_OR_RETURN(requests_.back().constraint, make_request_constraint(ctx_, spec));
+            }
             choices_.emplace_back(rid, ctx_.services.make_detokenizer(req_.text.skip_special_tokens), req_.text,
                                   std::nullopt, false);
             prompt_of_choice_.push_back(p);

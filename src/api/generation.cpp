@@ -70,4 +70,10 @@ int64_t unix_now() {
         .count();
 }
 
+StatusOr<std::shared_ptr<engine::TokenConstraint>> make_request_constraint(const ApiContext& ctx,
+                                                                           const ConstraintSpec& spec) {
+    if (!ctx.services.make_constraint) return unimplemented("constrained decoding is not available on this server");
+    return ctx.services.make_constraint(spec);
+}
+
 }  // namespace dsa::api

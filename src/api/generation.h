@@ -78,5 +78,8 @@ OrderedJson matched_stop_json(const ChoiceFinish& finish);    // token id, strin
 std::string random_request_id();                              // 32 lowercase hex chars
 int64_t unix_now();
 ApiError abort_error(const ChoiceFinish& finish);
+// A fresh constraint for one engine request (Unimplemented when the server has no constraint support).
+StatusOr<std::shared_ptr<engine::TokenConstraint>> make_request_constraint(const ApiContext& ctx,
+                                                                           const ConstraintSpec& spec);
 
 }  // namespace dsa::api

@@ -46,6 +46,7 @@ struct TextOptions {
     bool no_stop_trim = false;
     bool skip_special_tokens = true;
     bool spaces_between_special_tokens = true;
+    std::optional<OrderedJson> response_schema;  // response_format json_object / json_schema: constrain output
 };
 
 struct StreamOptions {
@@ -66,6 +67,7 @@ struct ChatRequest {
     ChatPromptInput prompt;
     std::optional<std::vector<int32_t>> input_ids;  // bypasses prompt rendering
     bool tools_active = false;                      // tools non-empty and tool_choice != "none"
+    bool parallel_tool_calls = true;                // false: a constrained answer holds exactly one call
     bool separate_reasoning = true;
     bool stream_reasoning = true;
     bool force_nonempty_content = false;

@@ -30,13 +30,43 @@ Status read_logit_bias(const FieldReader& r, engine::SamplingParams& sp) {
     return Status::ok();
 }
 
-Status reject_structured_output(const FieldReader& r) {
-    for (std::string_view key : {"regex", "ebnf", "json_schema", "stop_regex", "structural_tag"})
+// response_format / json_schema -> TextOptions::response_schema (API_SPEC §2.2); regex, ebnf and structural
+// tags are not implemented (501).
+Status read_response_format(const OrderedJson& rf, TextOptions& text) {
+    if (!rf.is_object()) return invalid_argument("1 validation error: response_format: Input should be a valid dictionary");
+    const OrderedJson type = rf.value("type", OrderedJson("text"));
+    if (type == "text") return Status::ok();
+    if (type == "json_object") {
+        text.response_schema = OrderedJson{{"type", "object"}};
+        return Status::ok();
+    }
+    if (type == "json_schema") {
+        const OrderedJson* schema = nullptr;
+        if (auto js = rf.find("json_schema"); js != rf.end() && js->is_object() && js->contains("schema"))
+            schema = &(*js)["schema"];
+        else if (auto top = rf.find("schema"); top != rf.end())
+            schema = &*top;
+        if (!schema) return invalid_argument("1 validation error: response_format.json_schema.schema: Field required");
+        text.response_schema = *schema;
+        return Status::ok();
+    }
+    if (type == "structural_tag") return unimplemented("response_format type 'structural_tag' is not supported yet");
+    return invalid_argument("1 validation error: response_format.type: Input should be 'text', 'json_object', "
+                            "'json_schema' or 'structural_tag', got {}", type.dump());
+}
+
+Status read_structured_output(const FieldReader& r, TextOptions& text) {
+    for (std::string_view key : {"regex", "ebnf", "stop_regex", "structural_tag"})
         if (r.get(key)) return unimplemented("{} is not supported yet", key);
+    if (const OrderedJson* js = r.get("json_schema")) {
+        if (!js->is_string()) return r.type_error("json_schema", "a valid string");
+        OrderedJson schema = OrderedJson::parse(js->get<std::string>(), nullptr, /*allow_exceptions=*/false);
+        if (schema.is_discarded()) return invalid_argument("json_schema is not valid JSON");
+        text.response_schema = std::move(schema);
+    }
     if (const OrderedJson* rf = r.get("response_format")) {
-        if (!rf->is_object()) return r.type_error("response_format", "a valid dictionary");
-        auto type = rf->value("type", std::string("text"));
-        if (type != "text") return unimplemented("response_format type '{}' is not supported yet", type);
+        if (text.response_schema) return invalid_argument("Only one of regex, json_schema, or ebnf can be set.");
+        DSA_RETURN_IF_ERROR(read_response_format(*rf, text));
     }
     return Status::ok();
 }
@@ -81,7 +111,7 @@ Status read_openai_sampling(const FieldReader& r, engine::SamplingParams& sp, Te
     DSA_RETURN_IF_ERROR(read_seed(r, "seed", sp));
     DSA_RETURN_IF_ERROR(read_logit_bias(r, sp));
     DSA_RETURN_IF_ERROR(read_text_options(r, text));
-    return reject_structured_output(r);
+    return read_structured_output(r, text);
 }
 
 Status read_native_sampling(const OrderedJson& obj, engine::SamplingParams& sp, TextOptions& text, int64_t& n) {
@@ -116,7 +146,9 @@ Status read_native_sampling(const OrderedJson& obj, engine::SamplingParams& sp, 
     DSA_RETURN_IF_ERROR(read_logit_bias(r, sp));
     DSA_RETURN_IF_ERROR(r.read_into<int64_t>("n", n));
     DSA_RETURN_IF_ERROR(read_text_options(r, text));
-    return reject_structured_output(r);
+    DSA_RETURN_IF_ERROR(read_structured_output(r, text));
+    if (text.response_schema) return unimplemented("json_schema is not supported on /generate yet");
+    return Status::ok();
 }
 
 Status read_stream_options(const FieldReader& r, bool server_default_usage, StreamOptions& out) {

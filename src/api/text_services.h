@@ -13,6 +13,7 @@
 
 #include "base/json.h"
 #include "base/status.h"
+#include "engine/engine_client.h"
 
 namespace dsa::api {
 
@@ -103,6 +104,19 @@ public:
     virtual ToolParseOutput parse(std::string_view text) = 0;
 };
 
+// A constrained-decoding request (API_SPEC §2.3 step 3, §5.4, §6.4): a tool call in the --tool-call-parser
+// format (tool_choice "required": one or more calls of any tool; named: exactly one call of `named`), or one
+// JSON value matching `schema` (response_format). With `after_think` the constraint starts after "</think>".
+struct ConstraintSpec {
+    enum class Kind { kToolCall, kJson };
+    Kind kind = Kind::kJson;
+    OrderedJson tools;                 // kToolCall
+    std::optional<std::string> named;  // kToolCall
+    bool single_call = false;          // kToolCall: parallel_tool_calls false
+    OrderedJson schema;                // kJson
+    bool after_think = false;
+};
+
 struct ReasoningConfig {
     bool thinking = false;
     bool separate_reasoning = true;
@@ -117,6 +131,8 @@ struct TextServices {
     std::function<std::unique_ptr<Detokenizer>(bool skip_special_tokens)> make_detokenizer;
     std::function<StatusOr<std::unique_ptr<ReasoningSplitter>>(const ReasoningConfig&)> make_reasoning_parser;
     std::function<StatusOr<std::unique_ptr<ToolCallExtractor>>(const OrderedJson& tools)> make_tool_parser;
+    // One stateful constraint per engine request; InvalidArgument for a bad schema. Empty: not available.
+    std::function<StatusOr<std::shared_ptr<engine::TokenConstraint>>(const ConstraintSpec&)> make_constraint;
 };
 
 }  // namespace dsa::api

@@ -5,6 +5,8 @@
 
 #include "base/json.h"
 #include "base/mapped_file.h"
+#include "constrain/formats.h"
+#include "constrain/token_masker.h"
 #include "parsers/factory.h"
 #include "text/chat_template.h"
 #include "text/detokenizer.h"
@@ -134,6 +136,40 @@ private:
     std::unique_ptr<parsers::ToolCallParser> p_;
 };
 
+// A constrain::TokenMasker behind the engine's opaque constraint interface (engine thread only).
+class ConstraintAdapter final : public engine::TokenConstraint {
+public:
+    ConstraintAdapter(std::shared_ptr<const constrain::Grammar> g, std::shared_ptr<const constrain::TokenTrie> trie)
+        : masker_(std::move(g), std::move(trie)) {}
+    bool fill_next_mask(std::span<const int32_t> ids, std::span<uint64_t> mask) override {
+        return masker_.fill_next(ids, mask);
+    }
+
+private:
+    constrain::TokenMasker masker_;
+};
+
+// Grammars by request (the tool-call format is the --tool-call-parser's); the vocabulary trie is built once.
+std::function<StatusOr<std::shared_ptr<engine::TokenConstraint>>(const api::ConstraintSpec&)> make_constraint_factory(
+    std::shared_ptr<const text::Tokenizer> tok, const std::string& tool_call_parser) {
+    auto trie = constrain::TokenTrie::from_tokenizer(*tok);
+    return [trie, tool_call_parser](
+               const api::ConstraintSpec& spec) -> StatusOr<std::shared_ptr<engine::TokenConstraint>> {
+        std::shared_ptr<const constrain::Grammar> g;
+        if (spec.kind == api::ConstraintSpec::Kind::kJson) {
+            DSA_ASSIGN_OR_RETURN(g, constrain::json_grammar(spec.schema, spec.after_think));
+        } else {
+            StatusOr<constrain::ToolFormat> format = constrain::tool_format_for_parser(tool_call_parser);
+            if (!format.is_ok())
+                return invalid_argument("tool_choice \"required\" / a named tool is not supported with --tool-call-parser '{}'",
+                                        tool_call_parser);
+            DSA_ASSIGN_OR_RETURN(g, constrain::tool_call_grammar(
+                                        constrain::ToolCallSpec{*format, spec.tools, spec.named, spec.single_call, spec.after_think}));
+        }
+        return std::shared_ptr<engine::TokenConstraint>(std::make_shared<ConstraintAdapter>(std::move(g), trie));
+    };
+}
+
 // tokenizer_config.json: the chat template and the bos/eos strings (either plain strings or AddedToken dicts).
 struct TokenizerConfig {
     std::optional<std::string> chat_template;
@@ -191,6 +227,7 @@ StatusOr<LoadedText> load_text_services(const TextSetup& s, const model::ModelCo
     out.services.make_detokenizer = [tok](bool skip) -> std::unique_ptr<api::Detokenizer> {
         return std::make_unique<DetokenizerAdapter>(tok, skip);
     };
+    out.services.make_constraint = make_constraint_factory(tok, s.tool_call_parser);
     if (!s.reasoning_parser.empty()) {
         DSA_RETURN_IF_ERROR(parsers::make_reasoning_parser(s.reasoning_parser, {}).status());
         const std::string name = s.reasoning_parser;

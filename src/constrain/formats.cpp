@@ -101,7 +101,7 @@ StatusOr<std::shared_ptr<const Grammar>> ToolGrammarBuilder::build() {
     }
     if (calls.empty()) return invalid_argument("Tool '{}' not found in tools list.", spec_.named.value_or(""));
     Elem more_elem = Elem::of(ElemKind::kAlt);
-    if (!spec_.named) more_elem.alts = calls;
+    if (!spec_.named && !spec_.single_call) more_elem.alts = calls;
     more_elem.alts.emplace_back(syn_.block_close, -1);  // "" for GLM: the output may end after any call
     g_->set_elem(more, std::move(more_elem));
     std::vector<int32_t> root;

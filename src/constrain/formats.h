@@ -24,6 +24,7 @@ struct ToolCallSpec {
     ToolFormat format = ToolFormat::kDeepSeekV32;
     OrderedJson tools;                 // the request's tools, OpenAI shape
     std::optional<std::string> named;  // exactly one call of this function; otherwise one or more of any
+    bool single_call = false;          // exactly one call (parallel_tool_calls: false)
     bool after_think = false;          // free reasoning text up to "</think>" comes first
 };
 

@@ -148,11 +148,36 @@ TEST(ChatRequestParse, ToolMessagePartsFlattened) {
     EXPECT_EQ(r->prompt.messages[0]["content"], "a b");
 }
 
-TEST(ChatRequestParse, StructuredOutputNotSupportedYet) {
-    auto r = parse_chat_request(J(R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})"), config());
-    ASSERT_FALSE(r.is_ok());
-    EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented);
-    EXPECT_EQ(ApiError::from_status(r.status()).http_status, 501);
+TEST(ChatRequestParse, StructuredOutputAndToolChoice) {
+    const std::string msgs = R"("messages":[{"role":"user","content":"x"}])";
+    auto JS = [](const std::string& text) { return OrderedJson::parse(text); };
+    auto obj = parse_chat_request(JS("{" + msgs + R"(,"response_format":{"type":"json_object"}})"), config());
+    ASSERT_TRUE(obj.is_ok());
+    EXPECT_EQ(*obj->text.response_schema, JS(R"({"type":"object"})"));
+    auto schema = parse_chat_request(JS("{" + msgs + R"(,"response_format":{"type":"json_schema",
+        "json_schema":{"name":"s","schema":{"type":"integer"}}}})"), config());
+    ASSERT_TRUE(schema.is_ok());
+    EXPECT_EQ(*schema->text.response_schema, JS(R"({"type":"integer"})"));
+    auto text = parse_chat_request(JS("{" + msgs + R"(,"response_format":{"type":"text"}})"), config());
+    ASSERT_TRUE(text.is_ok());
+    EXPECT_FALSE(text->text.response_schema.has_value());
+    auto missing = parse_chat_request(JS("{" + msgs + R"(,"response_format":{"type":"json_schema","json_schema":{}}})"), config());
+    EXPECT_EQ(ApiError::from_status(missing.status()).http_status, 400);
+    auto bad_type = parse_chat_request(JS("{" + msgs + R"(,"response_format":{"type":"yaml"}})"), config());
+    EXPECT_EQ(ApiError::from_status(bad_type.status()).http_status, 400);
+    for (const char* key : {R"("regex":"a+")", R"("ebnf":"root ::= x")"}) {
+        auto r = parse_chat_request(JS("{" + msgs + "," + key + "}"), config());
+        EXPECT_EQ(ApiError::from_status(r.status()).http_status, 501) << key;
+    }
+    const std::string tools = R"("tools":[{"type":"function","function":{"name":"f"}}])";
+    auto required = parse_chat_request(JS("{" + msgs + "," + tools + R"(,"tool_choice":"required"})"), config());
+    ASSERT_TRUE(required.is_ok()) << required.status().message();
+    EXPECT_EQ(required->prompt.tool_choice, "required");
+    auto named = parse_chat_request(
+        JS("{" + msgs + "," + tools + R"(,"tool_choice":{"type":"function","function":{"name":"f"}}})"), config());
+    ASSERT_TRUE(named.is_ok());
+    EXPECT_EQ(named->prompt.tool_choice, "function");
+    EXPECT_EQ(named->prompt.named_tool, "f");
 }
 
 TEST(CompletionRequestParse, PromptFormsAndDefaults) {

@@ -19,7 +19,7 @@ struct Case {
 
 std::shared_ptr<const Grammar> tool_grammar(ToolFormat f, std::optional<std::string> named = std::nullopt,
                                             bool think = false) {
-    auto g = tool_call_grammar(ToolCallSpec{f, test_tools(), std::move(named), think});
+    auto g = tool_call_grammar(ToolCallSpec{f, test_tools(), std::move(named), false, think});
     EXPECT_TRUE(g.is_ok()) << g.status().to_string();
     return g.is_ok() ? *g : nullptr;
 }
@@ -82,7 +82,17 @@ TEST(ToolGrammar, DeepSeekV32Named) {
                         {kCalls + invoke("get_weather", param("city", true, "Paris")) + kEnd, false},
                         {kCalls + invoke("get_time", "") + invoke("get_time", "") + kEnd, false},  // exactly one call
                     });
-    EXPECT_FALSE(tool_call_grammar(ToolCallSpec{ToolFormat::kDeepSeekV32, test_tools(), "nope", false}).is_ok());
+    EXPECT_FALSE(tool_call_grammar(ToolCallSpec{ToolFormat::kDeepSeekV32, test_tools(), "nope", false, false}).is_ok());
+}
+
+TEST(ToolGrammar, SingleCallOfAnyTool) {
+    auto g = tool_call_grammar(ToolCallSpec{ToolFormat::kDeepSeekV32, test_tools(), std::nullopt, true, false});
+    ASSERT_TRUE(g.is_ok());
+    check_table(**g, {
+                         {kCalls + invoke("get_time", "") + kEnd, true},
+                         {kCalls + invoke("get_weather", param("city", true, "Paris")) + kEnd, true},
+                         {kCalls + invoke("get_time", "") + invoke("get_time", "") + kEnd, false},
+                     });
 }
 
 TEST(ToolGrammar, ReasoningComesFirst) {
@@ -200,7 +210,7 @@ TEST(JsonGrammar, InvalidSchemasAreInvalidArgument) {
     OrderedJson tools = OrderedJson::parse(R"([{"type": "function", "function": {"name": "f",
         "parameters": {"type": "object", "properties": {"a": {"type": "nope"}}}}}])");
     for (ToolFormat f : {ToolFormat::kDeepSeekV32, ToolFormat::kDeepSeekV31, ToolFormat::kGlm47})
-        EXPECT_FALSE(tool_call_grammar(ToolCallSpec{f, tools, std::nullopt, false}).is_ok());
+        EXPECT_FALSE(tool_call_grammar(ToolCallSpec{f, tools, std::nullopt, false, false}).is_ok());
 }
 
 }  // namespace

@@ -138,7 +138,7 @@ void walk_tool_format(ToolFormat format, const char* parser, std::optional<std::
     auto tok = deepseek_tokenizer();
     ASSERT_TRUE(tok && deepseek_trie());
     const OrderedJson tools = test_tools();
-    auto g = tool_call_grammar(ToolCallSpec{format, tools, named, false});
+    auto g = tool_call_grammar(ToolCallSpec{format, tools, named, false, false});
     ASSERT_TRUE(g.is_ok()) << g.status().to_string();
     std::mt19937_64 rng(1234);
     int finished = 0;
@@ -203,7 +203,7 @@ TEST(TokenMask, JsonSchemaWalksValidate) {
 TEST(TokenMask, MaskAgreesWithByteFeeding) {
     auto trie = deepseek_trie();
     ASSERT_TRUE(trie);
-    auto g = tool_call_grammar(ToolCallSpec{ToolFormat::kDeepSeekV32, test_tools(), std::nullopt, false});
+    auto g = tool_call_grammar(ToolCallSpec{ToolFormat::kDeepSeekV32, test_tools(), std::nullopt, false, false});
     ASSERT_TRUE(g.is_ok());
     const std::string calls = "<｜DSML｜function_calls>\n";
     for (std::string prefix :
@@ -236,7 +236,7 @@ TEST(TokenMask, MaskAgreesWithByteFeeding) {
 TEST(TokenMask, ReportsMaskCost) {
     auto trie = deepseek_trie();
     ASSERT_TRUE(trie);
-    auto g = tool_call_grammar(ToolCallSpec{ToolFormat::kDeepSeekV32, test_tools(), std::nullopt, false});
+    auto g = tool_call_grammar(ToolCallSpec{ToolFormat::kDeepSeekV32, test_tools(), std::nullopt, false, false});
     ASSERT_TRUE(g.is_ok());
     const std::string calls = "<｜DSML｜function_calls>\n";
     const std::vector<std::pair<const char*, std::string>> states = {

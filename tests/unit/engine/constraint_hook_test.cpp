@@ -46,7 +46,7 @@ TEST(GrammarMask, SamplerOnlyPicksAllowedIds) {
 
 // Allows the ids of `script` one after the other, then only the end; records what it was shown.
 class ScriptConstraint final : public TokenConstraint {
-public:
+  public:
     explicit ScriptConstraint(std::vector<int32_t> script) : script_(std::move(script)) {}
     bool fill_next_mask(std::span<const int32_t> output_ids, std::span<uint64_t> mask) override {
         seen_.emplace_back(output_ids.begin(), output_ids.end());
@@ -61,7 +61,7 @@ public:
 };
 
 class DeadEndConstraint final : public TokenConstraint {
-public:
+  public:
     bool fill_next_mask(std::span<const int32_t>, std::span<uint64_t>) override { return false; }
 };
 
