@@ -6,8 +6,8 @@ extractors. Standard library + data.py only (no torch), so the harness runs with
 import random
 import re
 
-from data import FillerCache, arith_example, passkey_example, prompt_segments, tool_example
-from encoding_dsv32 import BOS
+from data import FillerCache, arith_example, passkey_example, tool_example
+from encoding_dsv32 import BOS, render_segments
 
 DEFAULT_SEED = 12345
 DEFAULT_LENGTHS = (256, 512, 1024, 2048, 4096)
@@ -49,11 +49,17 @@ def plain_prompt(ex):
 
 
 def prompt_messages(ex):
-    """Messages of the turn the model answers first (for a tool item: the tool-call turn)."""
+    """Messages of the turn the model answers first (for a tool item: the tool-call turn, i.e. everything before
+    the first assistant message; data.prompt_segments cuts one message later and so includes the call)."""
     msgs = ex["messages"]
     if ex["kind"] == "tool":
-        return msgs[:2] if msgs[0]["role"] != "system" else msgs[:3]
+        return msgs[:next(i for i, m in enumerate(msgs) if m["role"] == "assistant")]
     return msgs[:-1]
+
+
+def prompt_segs(ex):
+    """[(text, is_output)] of the first turn's prompt (chat items)."""
+    return render_segments(prompt_messages(ex), ex["thinking"], ex["tools"], ex.get("tools_style", "official"))
 
 
 def followup_messages(ex):
@@ -65,7 +71,7 @@ def prompt_text(ex):
     """The rendered prompt of the first turn, as the PyTorch evaluation builds it."""
     if ex["kind"] == "plain":
         return plain_prompt(ex)
-    return "".join(t for t, _ in prompt_segments(ex))
+    return "".join(t for t, _ in prompt_segs(ex))
 
 
 # ---------------------------------------------------------------- answer extraction

@@ -3,9 +3,10 @@ arithmetic accuracy, tool-call correctness, passkey retrieval by context length,
 The items come from eval_items.build_items, which tools/eval_tiny.py also uses to score a running server."""
 import torch
 
-from data import prompt_segments, render_segments
+from data import render_segments
 from encoding_dsv32 import EOS, parse_completion
-from eval_items import DEFAULT_LENGTHS, DEFAULT_SEED, MAX_NEW, build_items, hash_answer, last_int, plain_answer
+from eval_items import (DEFAULT_LENGTHS, DEFAULT_SEED, MAX_NEW, build_items, hash_answer, last_int, plain_answer,
+                        prompt_segs)
 
 
 @torch.no_grad()
@@ -103,7 +104,7 @@ def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pas
         if mode == "plain":
             prompts = [[tok.bos_id] + encode("Question: " + e["question"] + "\nAnswer:") for e in exs]
         else:
-            prompts = [enc_segs(prompt_segments(e)) for e in exs]
+            prompts = [enc_segs(prompt_segs(e)) for e in exs]
         outs = gen(prompts, MAX_NEW["arith"])
         ok, samples = 0, []
         for e, o in zip(exs, outs):
@@ -125,7 +126,7 @@ def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pas
     # tool calls: the call turn (name + arguments), then the final answer after the tool result
     for thinking in (False, True):
         exs = items["tool_thinking" if thinking else "tool_chat"]
-        prompts = [enc_segs(prompt_segments(e)) for e in exs]
+        prompts = [enc_segs(prompt_segs(e)) for e in exs]
         outs = gen(prompts, MAX_NEW["tool_call"])
         ok, valid, samples = 0, 0, []
         for e, o in zip(exs, outs):
@@ -154,7 +155,7 @@ def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pas
     res["passkey"] = {}
     for L in pass_lengths:
         exs = items["passkey"][L]
-        prompts = [enc_segs(prompt_segments(e)) for e in exs]
+        prompts = [enc_segs(prompt_segs(e)) for e in exs]
         outs = gen(prompts, MAX_NEW["passkey"])
         ok = 0
         for e, o in zip(exs, outs):
@@ -169,7 +170,7 @@ def run_eval(model, tok, encode, device, n_arith=200, n_tool=200, n_pass=40, pas
     # the same passkey prompts with dense attention (indexer bypassed), for comparison
     res["passkey_dense_attention"] = {}
     for L, exs in items["passkey_dense"].items():
-        prompts = [enc_segs(prompt_segments(e)) for e in exs]
+        prompts = [enc_segs(prompt_segs(e)) for e in exs]
         max_new = min(MAX_NEW["passkey"], max_new_cap or MAX_NEW["passkey"])
         outs = greedy_generate(model, prompts, eos, max_new, device, token_budget, mode="dense")
         ok = sum(int(last_int(parse_completion(text_of(o))["content"]) == e["answer"]) for e, o in zip(exs, outs))
