@@ -1,6 +1,7 @@
 // `dsaserve serve`: flag -> module-config composition, startup, and signal-driven shutdown.
 #include "app/serve_command.h"
 
+#include <algorithm>
 #include <csignal>
 #include <ctime>
 #include <memory>
@@ -141,6 +142,8 @@ Status run_serve(const ServerArgs& a) {
     auto ctx = std::make_unique<server::ServerContext>();
     ctx->config.host = a.host;
     ctx->config.port = a.port;
+    // SGLang's tokenizer workers are processes; here tokenization and detokenization run on the I/O threads
+    ctx->config.num_io_threads = std::max(ctx->config.num_io_threads, a.tokenizer_worker_num);
     ctx->config.api_key = a.api_key;
     ctx->config.enable_metrics = a.enable_metrics;
     DSA_ASSIGN_OR_RETURN(ctx->api.config, api_config(a, model_dir, tok_dir, mc, me->engine().config().context_length));

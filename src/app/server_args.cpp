@@ -33,7 +33,8 @@ void add_http_group(CLI::App& cmd, ServerArgs& a) {
     cmd.add_flag("--enable-metrics", a.enable_metrics, "Serve Prometheus metrics at /metrics")->group(g);
     cmd.add_flag("--collect-tokens-histogram", a.collect_tokens_histogram, "Prompt/generation length histograms")
         ->group(g);
-    cmd.add_option("--tokenizer-worker-num", a.tokenizer_worker_num, "Tokenizer threads")->capture_default_str()
+    cmd.add_option("--tokenizer-worker-num", a.tokenizer_worker_num,
+                   "Front-end threads that parse, tokenize and detokenize requests (at least 4 run)")->capture_default_str()
         ->group(g);
     cmd.add_option("--watchdog-timeout", a.watchdog_timeout, "Seconds a step may take before the server aborts")
         ->capture_default_str()->group(g);
@@ -169,7 +170,6 @@ Status check_supported(const ServerArgs& a) {
     if (!a.speculative_algorithm.empty()) return no("--speculative-algorithm", "MTP speculative decoding");
     if (a.speculative_num_steps || a.speculative_eagle_topk || a.speculative_num_draft_tokens)
         return no("--speculative-*", "MTP speculative decoding");
-    if (a.tokenizer_worker_num > 1) return no("--tokenizer-worker-num", "tokenization runs on the HTTP threads");
     if (a.collect_tokens_histogram) return no("--collect-tokens-histogram", "length histograms");
     if (a.cuda_graph_max_bs) return no("--cuda-graph-max-bs", "CUDA graphs are not built yet");
     if (!a.quantization.empty() && a.quantization != "fp8")

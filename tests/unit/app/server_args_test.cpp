@@ -66,6 +66,17 @@ TEST(ServerArgs, AliasesAndBadValues) {
     EXPECT_NE(validate_server_args(p.args).message().find("--page-size"), std::string::npos);
 }
 
+TEST(ServerArgs, TokenizerWorkersAreFrontEndThreads) {
+    Parsed p = parse({"--tokenizer-worker-num", "8"});
+    ASSERT_EQ(p.error, "");
+    EXPECT_EQ(p.args.tokenizer_worker_num, 8);
+    EXPECT_TRUE(validate_server_args(p.args).is_ok());
+    EXPECT_TRUE(check_supported(p.args).is_ok()) << check_supported(p.args).message();
+    Parsed zero = parse({"--tokenizer-worker-num", "0"});
+    ASSERT_EQ(zero.error, "");
+    EXPECT_NE(validate_server_args(zero.args).message().find("--tokenizer-worker-num"), std::string::npos);
+}
+
 TEST(ServerArgs, UnbuiltFeaturesAreRefusedByName) {
     struct Case {
         std::vector<std::string> argv;
