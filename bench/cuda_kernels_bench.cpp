@@ -16,6 +16,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "cuda_timing.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -29,28 +30,8 @@ constexpr double kBf16FlopsPerS = 790e12;
 constexpr double kFp8FlopsPerS = 1460e12;
 constexpr int kCopies = 8;
 
-// Median seconds per call of fn(i) (i = call index, for rotating copies).
 double time_per_call(cuda::CudaBackend& be, const std::function<void(int)>& fn) {
-    for (int i = 0; i < 3; ++i) fn(i);
-    be.synchronize();
-    cudaEvent_t a, b;
-    DSA_CUDA_CHECK(cudaEventCreate(&a));
-    DSA_CUDA_CHECK(cudaEventCreate(&b));
-    std::vector<double> runs;
-    constexpr int kCalls = 20;
-    for (int r = 0; r < 5; ++r) {
-        DSA_CUDA_CHECK(cudaEventRecord(a, be.stream()));
-        for (int i = 0; i < kCalls; ++i) fn(i);
-        DSA_CUDA_CHECK(cudaEventRecord(b, be.stream()));
-        DSA_CUDA_CHECK(cudaEventSynchronize(b));
-        float ms = 0;
-        DSA_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        runs.push_back(ms * 1e-3 / kCalls);
-    }
-    DSA_CUDA_CHECK(cudaEventDestroy(a));
-    DSA_CUDA_CHECK(cudaEventDestroy(b));
-    std::sort(runs.begin(), runs.end());
-    return runs[runs.size() / 2];
+    return bench::median_seconds_per_call(be, fn);
 }
 
 void report(const std::string& name, double seconds, double bytes, double flops, double peak_flops) {

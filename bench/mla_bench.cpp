@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_timing.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -27,26 +28,7 @@ constexpr int64_t kHeads = 128, kTopk = 2048, kNope = 128, kV = 128;
 constexpr float kScale = 0.1352338f;
 
 double time_per_call(cuda::CudaBackend& be, const std::function<void()>& fn) {
-    for (int i = 0; i < 3; ++i) fn();
-    be.synchronize();
-    cudaEvent_t a, b;
-    DSA_CUDA_CHECK(cudaEventCreate(&a));
-    DSA_CUDA_CHECK(cudaEventCreate(&b));
-    std::vector<double> runs;
-    constexpr int kCalls = 10;
-    for (int r = 0; r < 5; ++r) {
-        DSA_CUDA_CHECK(cudaEventRecord(a, be.stream()));
-        for (int i = 0; i < kCalls; ++i) fn();
-        DSA_CUDA_CHECK(cudaEventRecord(b, be.stream()));
-        DSA_CUDA_CHECK(cudaEventSynchronize(b));
-        float ms = 0;
-        DSA_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        runs.push_back(ms * 1e-3 / kCalls);
-    }
-    DSA_CUDA_CHECK(cudaEventDestroy(a));
-    DSA_CUDA_CHECK(cudaEventDestroy(b));
-    std::sort(runs.begin(), runs.end());
-    return runs[runs.size() / 2];
+    return bench::median_seconds_per_call(be, [&fn](int) { fn(); }, 10);
 }
 
 void report(const std::string& name, double seconds, double bytes, double flops) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_timing.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -28,26 +29,7 @@ constexpr int kCopies = 8;
 constexpr int64_t kDim = 7168, kInter = 2048, kExperts = 256, kTopK = 8;
 
 double time_per_call(cuda::CudaBackend& be, const std::function<void(int)>& fn) {
-    for (int i = 0; i < 3; ++i) fn(i);
-    be.synchronize();
-    cudaEvent_t a, b;
-    DSA_CUDA_CHECK(cudaEventCreate(&a));
-    DSA_CUDA_CHECK(cudaEventCreate(&b));
-    std::vector<double> runs;
-    constexpr int kCalls = 20;
-    for (int r = 0; r < 5; ++r) {
-        DSA_CUDA_CHECK(cudaEventRecord(a, be.stream()));
-        for (int i = 0; i < kCalls; ++i) fn(i);
-        DSA_CUDA_CHECK(cudaEventRecord(b, be.stream()));
-        DSA_CUDA_CHECK(cudaEventSynchronize(b));
-        float ms = 0;
-        DSA_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-        runs.push_back(ms * 1e-3 / kCalls);
-    }
-    DSA_CUDA_CHECK(cudaEventDestroy(a));
-    DSA_CUDA_CHECK(cudaEventDestroy(b));
-    std::sort(runs.begin(), runs.end());
-    return runs[runs.size() / 2];
+    return bench::median_seconds_per_call(be, fn);
 }
 
 // Random finite e4m3 bytes (NaN codes 0x7f / 0xff skipped), cheap enough for 44 MB.
