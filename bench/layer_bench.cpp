@@ -347,13 +347,13 @@ Status run_case(Runner& r, Models& m, const Args& a, int64_t b, int64_t l) {
 }
 
 Status run(const Args& a) {
-    DSA_ASSIGN_OR_RETURN(Runner r, make_runner(a));
-    const backend::Numerics& n = r.backend->numerics();
     // The timed forward uses a small vocabulary (its lm_head is negligible); the real one is timed on its own.
     const int64_t vocab = a.tiny ? 1408 : 1024;
     DSA_ASSIGN_OR_RETURN(const model::ModelConfig all_cfg, make_config(a.tiny, a.layers, 0, vocab));
     DSA_ASSIGN_OR_RETURN(const model::ModelConfig one_cfg, make_config(a.tiny, 1, 0, vocab));
     DSA_ASSIGN_OR_RETURN(const model::ModelConfig dense_cfg, make_config(a.tiny, 1, 1, vocab));
+    DSA_ASSIGN_OR_RETURN(Runner r, make_runner(a));
+    const backend::Numerics& n = r.backend->numerics();
     std::printf(
         "layer_bench: %s, %lld MoE layers, numerics %s, KV %s latent rows (%lld B) + %s indexer keys, "
         "%d timed steps; floor at %.1f TB/s; %s\n",
@@ -380,10 +380,9 @@ Status run(const Args& a) {
     Models m{all_cfg, all, one, dense.get(), rec, {}, {}};
     for (const model::LayerWeights& lw : weights.layers) m.moe_bytes.push_back(layer_weight_bytes(lw));
     if (a.dense) m.dense_bytes = layer_weight_bytes(dense_weights.layers.at(0));
-    std::printf(
-        "weights per MoE layer: attention+indexer+router %.1f MB, one expert %.1f MB, shared %.1f MB; "
-        "dense MLP %.1f MB\n",
-        mb(m.moe_bytes[0].attention), mb(m.moe_bytes[0].expert), mb(m.moe_bytes[0].shared), mb(m.dense_bytes.dense));
+    std::printf("weights per MoE layer: attention+indexer+router %.1f MB, one expert %.1f MB, shared %.1f MB\n",
+                mb(m.moe_bytes[0].attention), mb(m.moe_bytes[0].expert), mb(m.moe_bytes[0].shared));
+    if (a.dense) std::printf("dense layer MLP: %.1f MB\n", mb(m.dense_bytes.dense));
     for (int64_t b : a.batches) {
         for (int64_t l : a.contexts) DSA_RETURN_IF_ERROR(run_case(r, m, a, b, l));
     }

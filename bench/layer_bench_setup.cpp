@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <utility>
 
 #include "base/check.h"
 #include "tensor/numeric.h"
@@ -371,8 +373,13 @@ model::KvStores make_filled_kv(const model::ModelConfig& config, const backend::
     const backend::MlaKvFormat mf = numerics.mla_kv_format();
     const backend::IndexerKeyFormat xf = numerics.indexer_key_format();
     const int64_t slots = plan.num_pages * kPageSize;
-    const std::vector<uint8_t> mla_rows = mla_period(mf, std::min(slots, kMlaPeriodRows), rng);
-    const std::vector<uint8_t> key_pages = indexer_period(xf, std::min(plan.num_pages, kIndexerPeriodPages), rng);
+    // Periods are made once per format and size (generating 17 M random keys per case would dominate setup).
+    static std::map<std::pair<int, int64_t>, std::vector<uint8_t>> mla_cache, key_cache;
+    const int64_t mla_n = std::min(slots, kMlaPeriodRows), key_n = std::min(plan.num_pages, kIndexerPeriodPages);
+    std::vector<uint8_t>& mla_rows = mla_cache[{static_cast<int>(mf), mla_n}];
+    if (mla_rows.empty()) mla_rows = mla_period(mf, mla_n, rng);
+    std::vector<uint8_t>& key_pages = key_cache[{static_cast<int>(xf), key_n}];
+    if (key_pages.empty()) key_pages = indexer_period(xf, key_n, rng);
     device_sync(device);
     model::KvStores kv;
     for (int64_t l = 0; l < config.num_hidden_layers; ++l) {

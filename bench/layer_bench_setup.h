@@ -69,7 +69,8 @@ KvPlan plan_kv(int64_t batch, int64_t context);
 int64_t kv_store_bytes(const KvPlan& plan, int64_t layers, const backend::Numerics& numerics);
 
 // Stores for every layer of `config`, on the backend's device, every row random and finite (FP8 rows hold
-// e4m3 values and power-of-two scales). Rows repeat with a period longer than the longest context benchmarked.
+// e4m3 values and power-of-two scales). Rows repeat with a period longer than the longest context benchmarked;
+// the period is made once per format and size and reused by later calls (not thread-safe).
 model::KvStores make_filled_kv(const model::ModelConfig& config, const backend::Numerics& numerics, Device device,
                                const KvPlan& plan, std::mt19937& rng);
 
