@@ -39,14 +39,14 @@ constexpr int64_t kReserveBytes = int64_t{3} << 30;  // activations, workspaces,
 const char* kUsage =
     "usage: layer_bench [--device cuda|cpu] [--tiny] [--layers N] [--batches 1,4,...] [--contexts 4096,...]\n"
     "                   [--iters N] [--numerics bf16|deepseek-fp8] [--kv fp8|bf16] [--indexer-keys fp8|f32]\n"
-    "                   [--no-dense]\n"
+    "                   [--no-dense] [--quick]\n"
     "Defaults: cuda, DeepSeek-V3.2 shapes, 2 MoE layers, batches 1,4,16,64,128,256, contexts 4K,16K,64K,128K,\n"
     "10 timed steps, bf16 activations with FP8 KV (656-byte latent rows, FP8 indexer keys). --tiny: the tiny\n"
-    "fixture's sizes, batches 1,4, contexts 128,512.\n";
+    "fixture's sizes, batches 1,4, contexts 128,512. --quick: batches 1,64, contexts 4K,128K.\n";
 
 struct Args {
     Device device = Device::kCUDA;
-    bool tiny = false, dense = true;
+    bool tiny = false, dense = true, quick = false;
     int64_t layers = 2;
     int iters = 10;
     std::vector<int64_t> batches, contexts;
@@ -94,6 +94,10 @@ StatusOr<Args> parse_args(int argc, char** argv) {
             a.dense = false;
             continue;
         }
+        if (f == "--quick") {
+            a.quick = true;
+            continue;
+        }
         if (i + 1 >= argc) return invalid_argument("{} needs a value, or is unknown (see --help)", f);
         const std::string v = argv[++i];
         if (f == "--device") {
@@ -121,10 +125,15 @@ StatusOr<Args> parse_args(int argc, char** argv) {
             return invalid_argument("unknown flag {} (see --help)", f);
         }
     }
-    if (a.batches.empty())
-        a.batches = a.tiny ? std::vector<int64_t>{1, 4} : std::vector<int64_t>{1, 4, 16, 64, 128, 256};
+    if (a.batches.empty()) {
+        a.batches = a.tiny    ? std::vector<int64_t>{1, 4}
+                    : a.quick ? std::vector<int64_t>{1, 64}
+                              : std::vector<int64_t>{1, 4, 16, 64, 128, 256};
+    }
     if (a.contexts.empty()) {
-        a.contexts = a.tiny ? std::vector<int64_t>{128, 512} : std::vector<int64_t>{4096, 16384, 65536, 131072};
+        a.contexts = a.tiny    ? std::vector<int64_t>{128, 512}
+                     : a.quick ? std::vector<int64_t>{4096, 131072}
+                               : std::vector<int64_t>{4096, 16384, 65536, 131072};
     }
     for (int64_t l : a.contexts) {
         if (l + 1 >= 163840) return invalid_argument("--contexts {}: beyond max_position_embeddings 163840", l);
