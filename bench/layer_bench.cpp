@@ -295,6 +295,62 @@ KvBytes kv_read_bytes(const model::ModelConfig& c, const backend::Numerics& n, i
     return k;
 }
 
+// Step times of one case: the N-layer model, the 1-layer model, and what they imply per layer.
+struct StepTimes {
+    double all = 0, layer = 0, fixed = 0;
+};
+
+StepTimes time_steps(Runner& r, Models& m, const DecodeBatch& db, model::KvStores& kv, int64_t layers) {
+    StepTimes t;
+    t.all = r.median_seconds([&] { (void)m.all.forward(db.batch, kv); });
+    const double one = layers > 1 ? r.median_seconds([&] { (void)m.one.forward(db.batch, kv); }) : t.all;
+    t.layer = layers > 1 ? (t.all - one) / static_cast<double>(layers - 1) : t.all;
+    t.fixed = layers > 1 ? one - t.layer : 0.0;  // embedding, batch upload, logits of a tiny vocab, host sync
+    return t;
+}
+
+// Mean over the MoE layers of the weight bytes one step must read, and of the distinct experts routed.
+struct MoeFloor {
+    double weights = 0, experts = 0;
+};
+
+MoeFloor moe_floor(const Models& m, const std::vector<int64_t>& distinct) {
+    MoeFloor f;
+    for (size_t i = 0; i < m.moe_bytes.size(); ++i) {
+        const LayerWeightBytes& w = m.moe_bytes[i];
+        const double e = static_cast<double>(distinct.at(i));
+        f.weights += static_cast<double>(w.attention + w.shared) + e * static_cast<double>(w.expert);
+        f.experts += e;
+    }
+    f.weights /= static_cast<double>(m.moe_bytes.size());
+    f.experts /= static_cast<double>(m.moe_bytes.size());
+    return f;
+}
+
+void print_moe(int64_t b, int64_t l, const StepTimes& t, const MoeFloor& f, double kv_bytes) {
+    const double floor_s = (f.weights + kv_bytes) / kPeakBytes;
+    std::printf(
+        "B=%-4lld L=%-6lld step %9.1f us | MoE layer %9.1f us | floor %8.1f us (w %.1f MB + kv %.1f MB) | "
+        "%6.3f TB/s | %5.1f%% of floor | %5.2fx weights | experts %5.1f | fixed %7.1f us\n",
+        static_cast<long long>(b), static_cast<long long>(l), t.all * 1e6, t.layer * 1e6, floor_s * 1e6, mb(f.weights),
+        mb(kv_bytes), (f.weights + kv_bytes) / t.layer / 1e12, 100.0 * floor_s / t.layer,
+        t.layer / (f.weights / kPeakBytes), f.experts, t.fixed * 1e6);
+}
+
+// One dense layer: its 1-layer step minus the fixed cost measured on the MoE models.
+void time_dense(Runner& r, Models& m, const DecodeBatch& db, model::KvStores& kv, const StepTimes& t, double kv_bytes,
+                int64_t b, int64_t l) {
+    const double step = r.median_seconds([&] { (void)m.dense->forward(db.batch, kv); });
+    const double layer = step - t.fixed;
+    const double w = static_cast<double>(m.dense_bytes.attention + m.dense_bytes.dense);
+    const double floor_s = (w + kv_bytes) / kPeakBytes;
+    std::printf(
+        "B=%-4lld L=%-6lld dense layer %9.1f us | floor %8.1f us (w %.1f MB + kv %.1f MB) | %6.3f TB/s | "
+        "%5.1f%% of floor\n",
+        static_cast<long long>(b), static_cast<long long>(l), layer * 1e6, floor_s * 1e6, mb(w), mb(kv_bytes),
+        (w + kv_bytes) / layer / 1e12, 100.0 * floor_s / layer);
+}
+
 Status run_case(Runner& r, Models& m, const Args& a, int64_t b, int64_t l) {
     const backend::Numerics& n = r.backend->numerics();
     const KvPlan plan = plan_kv(b, l);
@@ -310,6 +366,7 @@ Status run_case(Runner& r, Models& m, const Args& a, int64_t b, int64_t l) {
     model::KvStores kv = make_filled_kv(m.config, n, r.device, plan, rng);
     std::unique_ptr<DecodeBatch> db = make_decode_batch(plan, m.config.vocab_size, rng);
 
+    // One recorded step (untimed): its logits must be finite and its routing is what the floor counts.
     m.rec.set_recording(true);
     model::ForwardOutput out = m.all.forward(db->batch, kv);
     m.rec.set_recording(false);
@@ -317,40 +374,11 @@ Status run_case(Runner& r, Models& m, const Args& a, int64_t b, int64_t l) {
     const std::vector<int64_t> distinct = distinct_experts(m.rec.take_routes());
     DSA_RETURN_IF_ERROR(check_routes(distinct, m.config));
 
-    const double t_all = r.median_seconds([&] { (void)m.all.forward(db->batch, kv); });
-    const double t_one = a.layers > 1 ? r.median_seconds([&] { (void)m.one.forward(db->batch, kv); }) : t_all;
-    const double layer = a.layers > 1 ? (t_all - t_one) / static_cast<double>(a.layers - 1) : t_all;
-    const double fixed = t_one - layer;  // embedding, batch upload, logits of a tiny vocab, host sync
-
+    const StepTimes t = time_steps(r, m, *db, kv, a.layers);
     const KvBytes kvb = kv_read_bytes(m.config, n, l);
     const double kv_bytes = static_cast<double>(b) * (kvb.per_seq_mla + kvb.per_seq_index);
-    double weights = 0, experts = 0;
-    for (size_t i = 0; i < m.moe_bytes.size(); ++i) {
-        const LayerWeightBytes& w = m.moe_bytes[i];
-        const double e = i < distinct.size() ? static_cast<double>(distinct[i]) : 0.0;
-        weights += static_cast<double>(w.attention + w.shared) + e * static_cast<double>(w.expert);
-        experts += e;
-    }
-    weights /= static_cast<double>(m.moe_bytes.size());
-    experts /= static_cast<double>(m.moe_bytes.size());
-    const double floor_s = (weights + kv_bytes) / kPeakBytes;
-    std::printf(
-        "B=%-4lld L=%-6lld step %9.1f us | MoE layer %9.1f us | floor %8.1f us (w %.1f MB + kv %.1f MB) | "
-        "%6.3f TB/s | %5.1f%% of floor | %5.2fx weights | experts %5.1f | fixed %7.1f us\n",
-        static_cast<long long>(b), static_cast<long long>(l), t_all * 1e6, layer * 1e6, floor_s * 1e6, mb(weights),
-        mb(kv_bytes), (weights + kv_bytes) / layer / 1e12, 100.0 * floor_s / layer, layer / (weights / kPeakBytes),
-        experts, fixed * 1e6);
-    if (m.dense != nullptr) {
-        const double t_dense = r.median_seconds([&] { (void)m.dense->forward(db->batch, kv); });
-        const double dl = a.layers > 1 ? t_dense - fixed : t_dense;
-        const double dw = static_cast<double>(m.dense_bytes.attention + m.dense_bytes.dense);
-        const double dfloor = (dw + kv_bytes) / kPeakBytes;
-        std::printf(
-            "B=%-4lld L=%-6lld dense layer %9.1f us | floor %8.1f us (w %.1f MB + kv %.1f MB) | %6.3f TB/s | "
-            "%5.1f%% of floor\n",
-            static_cast<long long>(b), static_cast<long long>(l), dl * 1e6, dfloor * 1e6, mb(dw), mb(kv_bytes),
-            (dw + kv_bytes) / dl / 1e12, 100.0 * dfloor / dl);
-    }
+    print_moe(b, l, t, moe_floor(m, distinct), kv_bytes);
+    if (m.dense != nullptr) time_dense(r, m, *db, kv, t, kv_bytes, b, l);
     std::fflush(stdout);
     return Status::ok();
 }
