@@ -13,6 +13,8 @@
 #include "backend/kv_layout.h"
 #include "backend/linear_weight.h"
 #include "backend/op_params.h"
+#include "backend/sampling_params.h"
+#include "base/status.h"
 #include "tensor/tensor.h"
 
 namespace dsa::backend {
@@ -130,6 +132,16 @@ public:
     virtual Tensor moe_experts(const MoeParams& p) = 0;
     // SwiGLU MLP (dense layers and the shared expert): down(silu(gate x) * up x), x [T, D] -> [T, D].
     virtual Tensor dense_mlp(const Tensor& x, const MlpWeights& w) = 0;
+
+    // ---- sampling ----
+    // Samples rows of the logits [R, V] f32 on this backend's device (API_SPEC §8.2 without the grammar mask;
+    // sampling_params.h): one result per entry of `rows`, in order. Bad parameters -> InvalidArgument.
+    // Backends without a device sampler (the CPU one: the engine's sampler runs there) return Unimplemented.
+    virtual StatusOr<std::vector<SampledToken>> sample(const Tensor& logits, std::span<const SampleRow> rows) {
+        (void)logits;
+        (void)rows;
+        return unimplemented("sampling on the {} backend", device_name(device()));
+    }
 };
 
 // The CPU reference backend.

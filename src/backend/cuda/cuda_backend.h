@@ -2,8 +2,8 @@
 // CUDA headers. Implemented on the GPU: to_device/to_host, embedding, rms_norm, add_rms_norm, layer_norm, add,
 // narrow_last, concat_last, make_rope_table/apply_rope, linear (BF16/F32 weights; FP8 128x128 block weights),
 // lm_head, dense_mlp, the MLA ops (mla_kv_read returns the latent as BF16: exact for both store layouts), the
-// indexer ops (indexer_k_write, indexer_topk, causal_indices). Every other op aborts with "not implemented on
-// the CUDA backend yet: <op>": moe_route, moe_experts.
+// indexer ops (indexer_k_write, indexer_topk, causal_indices), sample (the batched sampler). Every other op
+// aborts with "not implemented on the CUDA backend yet: <op>": moe_route, moe_experts.
 #pragma once
 
 #include <memory>

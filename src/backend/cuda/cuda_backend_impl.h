@@ -3,7 +3,8 @@
 // host tensors (uploaded once and cached per storage address, the source kept alive so the address is never
 // reused) or device tensors. Op families live in one file each: cuda_backend.cpp (memory, shared checks),
 // norm_ops.cpp (embedding, norms, elementwise, copies, RoPE), linear_ops.cpp (linear, lm_head, dense_mlp),
-// mla_ops.cpp (MLA KV cache and attention), indexer_ops.cpp (indexer keys and top-k), moe_ops.cpp (MoE).
+// mla_ops.cpp (MLA KV cache and attention), indexer_ops.cpp (indexer keys and top-k), moe_ops.cpp (MoE),
+// sampling_ops.cpp (the batched sampler).
 #pragma once
 
 #include <mutex>
@@ -57,6 +58,8 @@ public:
     RouterResult moe_route(const RouterParams& p) override;
     Tensor moe_experts(const MoeParams& p) override;
     Tensor dense_mlp(const Tensor& x, const MlpWeights& w) override;
+
+    StatusOr<std::vector<SampledToken>> sample(const Tensor& logits, std::span<const SampleRow> rows) override;
 
     // ---- for tests and benchmarks ----
     cudaStream_t stream() const { return stream_; }
