@@ -10,6 +10,7 @@
 
 #include "base/check.h"
 #include "base/logging.h"
+#include "engine/device_sampling.h"
 #include "engine/sampler.h"
 #include "kvcache/invariants.h"
 
@@ -251,11 +252,13 @@ void EngineCore::run_and_commit(const StepPlan& plan, const std::vector<Schedule
         step.page_table = r.pages.pages();
         steps.push_back(step);
     }
-    Tensor logits = runner_.forward(steps);
+    const bool on_device = runner_.device_sampling();
+    Tensor logits = on_device ? runner_.forward_on_device(steps) : runner_.forward(steps);
     const int64_t vocab = runner_.vocab_size();
     DSA_CHECK_EQ(logits.dim(0), static_cast<int64_t>(seqs.size()));
     DSA_CHECK_EQ(logits.dim(1), vocab);
     const int64_t generated_before = counters_.num_generated_tokens;
+    std::vector<int64_t> device_rows;  // rows sampled after the loop on the device
     for (size_t i = 0; i < seqs.size(); ++i) {
         Request& r = get(seqs[i].key);
         r.num_computed = seqs[i].end();
@@ -273,28 +276,75 @@ void EngineCore::run_and_commit(const StepPlan& plan, const std::vector<Schedule
             finish(r.key, FinishReason{});
             continue;
         }
-        sample_and_emit(r, logits.data<float>() + static_cast<int64_t>(i) * vocab);
+        if (on_device) {
+            device_rows.push_back(static_cast<int64_t>(i));
+        } else {
+            sample_and_emit(r, logits.data<float>() + static_cast<int64_t>(i) * vocab);
+        }
     }
+    if (!device_rows.empty()) sample_on_device(seqs, device_rows, logits);
     record_generated(counters_.num_generated_tokens - generated_before);
 }
 
-void EngineCore::sample_and_emit(Request& r, const float* logits) {
+// Rows without a grammar or top logprobs are sampled on the device in one call; the others, and rows the device
+// hands back (no finite logit), download their one row for the CPU sampler. Emission keeps the row order.
+void EngineCore::sample_on_device(const std::vector<ScheduledSeq>& seqs, std::span<const int64_t> rows,
+                                  const Tensor& logits) {
     const int64_t vocab = runner_.vocab_size();
+    std::vector<backend::SampleRow> packed;
+    std::vector<int64_t> packed_index(rows.size(), -1);
+    for (size_t k = 0; k < rows.size(); ++k) {
+        const Request& r = get(seqs[static_cast<size_t>(rows[k])].key);
+        const SampleInput in = sample_input(r);
+        if (!device_sampleable(r.params.constraint != nullptr, in, logprob_mode(r))) continue;
+        packed_index[k] = static_cast<int64_t>(packed.size());
+        packed.push_back(pack_sample_row(in, rows[k], vocab));
+    }
+    StatusOr<std::vector<backend::SampledToken>> got = std::vector<backend::SampledToken>{};
+    if (!packed.empty()) got = runner_.sample_on_device(logits, packed);
+    if (!got.is_ok()) {
+        DSA_LOG(kWarning) << "device sampling failed, sampling on the CPU: " << got.status().message();
+    }
+    for (size_t k = 0; k < rows.size(); ++k) {
+        Request& r = get(seqs[static_cast<size_t>(rows[k])].key);
+        const int64_t j = packed_index[k];
+        if (got.is_ok() && j >= 0 && !(*got)[static_cast<size_t>(j)].fallback) {
+            emit(r, from_device((*got)[static_cast<size_t>(j)], logprob_mode(r)));
+        } else {
+            Tensor row = runner_.logits_row_to_host(logits, rows[k]);
+            sample_and_emit(r, row.data<float>());
+        }
+    }
+}
+
+SampleInput EngineCore::sample_input(const Request& r) const {
     SampleInput in;
-    in.logits = std::span<const float>(logits, static_cast<size_t>(vocab));
     in.params = &r.params.sampling;
     in.output_ids = std::span<const int32_t>(r.tokens).subspan(static_cast<size_t>(r.num_prompt));
     in.stop_ids = r.stop_ids;
     in.seed = r.seed;
     in.position = r.num_output();
     in.num_top_logprobs = r.params.return_logprob ? r.params.top_logprobs_num : 0;
-    LogprobMode mode = r.params.return_logprob ? LogprobMode::kChosenAndTop : LogprobMode::kNone;
+    return in;
+}
+
+LogprobMode EngineCore::logprob_mode(const Request& r) {
+    return r.params.return_logprob ? LogprobMode::kChosenAndTop : LogprobMode::kNone;
+}
+
+void EngineCore::sample_and_emit(Request& r, const float* logits) {
+    const int64_t vocab = runner_.vocab_size();
+    SampleInput in = sample_input(r);
+    in.logits = std::span<const float>(logits, static_cast<size_t>(vocab));
     std::vector<uint64_t> allowed;
     if (r.params.constraint) {
         allowed = constraint_mask(r, in.output_ids, vocab);
         in.allowed = allowed;
     }
-    SampleResult res = sample_token(in, mode);
+    emit(r, sample_token(in, logprob_mode(r)));
+}
+
+void EngineCore::emit(Request& r, const SampleResult& res) {
     r.tokens.push_back(res.token_id);
     ++counters_.num_generated_tokens;
 

@@ -19,6 +19,7 @@
 #include "engine/engine_client.h"
 #include "engine/engine_config.h"
 #include "engine/model_runner.h"
+#include "engine/sampler.h"
 #include "engine/scheduler.h"
 #include "kvcache/page_allocator.h"
 #include "kvcache/prefix_cache.h"
@@ -96,6 +97,10 @@ class EngineCore {
     std::vector<ScheduledSeq> admit_and_allocate(const StepPlan& plan);
     void run_and_commit(const StepPlan& plan, const std::vector<ScheduledSeq>& seqs);
     void sample_and_emit(Request& r, const float* logits);
+    void sample_on_device(const std::vector<ScheduledSeq>& seqs, std::span<const int64_t> rows, const Tensor& logits);
+    SampleInput sample_input(const Request& r) const;
+    static LogprobMode logprob_mode(const Request& r);
+    void emit(Request& r, const SampleResult& res);
     std::optional<FinishReason> finish_check(const Request& r) const;
     std::vector<uint64_t> constraint_mask(const Request& r, std::span<const int32_t> output_ids, int64_t vocab) const;
     void finish(uint64_t key, FinishReason reason);

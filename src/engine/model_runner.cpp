@@ -98,11 +98,27 @@ DsaModelRunner::DsaModelRunner(model::DsaModel& model, const backend::Numerics& 
                                std::unique_ptr<kvcache::KvPool> pool)
     : model_(model), pool_(std::move(pool)), stores_(kv_stores_from_pool(*pool_, numerics)) {}
 
-Tensor DsaModelRunner::forward(std::span<const model::SequenceStep> steps) {
+Tensor DsaModelRunner::run(std::span<const model::SequenceStep> steps, bool logits_on_device) {
     model::ForwardBatch batch = model::build_forward_batch(steps, page_size());
-    model::ForwardOutput out = model_.forward(batch, stores_);
+    model::ForwardOptions options;
+    options.logits_on_device = logits_on_device;
+    model::ForwardOutput out = model_.forward(batch, stores_, options);
     DSA_CHECK_EQ(out.logits.dim(0), static_cast<int64_t>(steps.size()));
     return out.logits;
+}
+
+Tensor DsaModelRunner::forward(std::span<const model::SequenceStep> steps) { return run(steps, false); }
+
+Tensor DsaModelRunner::forward_on_device(std::span<const model::SequenceStep> steps) { return run(steps, true); }
+
+StatusOr<std::vector<backend::SampledToken>> DsaModelRunner::sample_on_device(
+    const Tensor& logits, std::span<const backend::SampleRow> rows) {
+    return model_.backend().sample(logits, rows);
+}
+
+Tensor DsaModelRunner::logits_row_to_host(const Tensor& logits, int64_t row) {
+    Tensor r = logits.select(row);
+    return r.device() == Device::kCPU ? r : model_.backend().to_host(r);
 }
 
 }  // namespace dsa::engine

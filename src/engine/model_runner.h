@@ -3,7 +3,8 @@
 // of a kvcache::KvPool, seen as model::KvStores through an adapter; the pool is sized in bytes counting the
 // latent AND indexer stores of every layer, in the formats backend::Numerics implies (the byte sizes are
 // checked against backend/kv_layout.h at compile time) and allocated on the model's backend device. The
-// engine owns page bookkeeping; the runner owns the memory. Logits come back on the host (the sampler's side).
+// engine owns page bookkeeping; the runner owns the memory. Logits come back on the host (the CPU sampler's
+// side), or on a CUDA model stay on the GPU for the device sampler (forward_on_device / sample_on_device).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,21 @@ class ModelRunner {
     virtual int64_t page_size() const = 0;
     // One forward over `steps`; returns [steps.size(), vocab] f32 host logits of each sequence's last new token.
     virtual Tensor forward(std::span<const model::SequenceStep> steps) = 0;
+
+    // ---- sampling on the model's device; the defaults mean "not available" (the CPU sampler runs) ----
+    // True when forward_on_device() / sample_on_device() / logits_row_to_host() may be used.
+    virtual bool device_sampling() const { return false; }
+    // forward() with the logits left where the model computed them.
+    virtual Tensor forward_on_device(std::span<const model::SequenceStep> steps) { return forward(steps); }
+    // Backend::sample over forward_on_device()'s logits: one result per row, in order.
+    virtual StatusOr<std::vector<backend::SampledToken>> sample_on_device(const Tensor& logits,
+                                                                          std::span<const backend::SampleRow> rows) {
+        (void)logits;
+        (void)rows;
+        return unimplemented("this model runner has no device sampler");
+    }
+    // Row `row` of forward_on_device()'s logits as a host [vocab] f32 tensor (the CPU sampler's fallback input).
+    virtual Tensor logits_row_to_host(const Tensor& logits, int64_t row) { return logits.select(row); }
 };
 
 // The KvCacheConfig for `config` under `numerics`, pools on `device` (no MTP layer: the engine does not
@@ -48,10 +64,17 @@ class DsaModelRunner final : public ModelRunner {
     int64_t num_pages() const override { return pool_->num_pages(); }
     int64_t page_size() const override { return pool_->config().page_size; }
     Tensor forward(std::span<const model::SequenceStep> steps) override;
+    // On a CUDA model: logits stay on the GPU, rows are sampled there (Backend::sample), fallbacks download one row.
+    bool device_sampling() const override { return model_.device() == Device::kCUDA; }
+    Tensor forward_on_device(std::span<const model::SequenceStep> steps) override;
+    StatusOr<std::vector<backend::SampledToken>> sample_on_device(const Tensor& logits,
+                                                                  std::span<const backend::SampleRow> rows) override;
+    Tensor logits_row_to_host(const Tensor& logits, int64_t row) override;
     const kvcache::KvPool& pool() const { return *pool_; }
 
   private:
     DsaModelRunner(model::DsaModel& model, const backend::Numerics& numerics, std::unique_ptr<kvcache::KvPool> pool);
+    Tensor run(std::span<const model::SequenceStep> steps, bool logits_on_device);
 
     model::DsaModel& model_;
     std::unique_ptr<kvcache::KvPool> pool_;

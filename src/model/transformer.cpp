@@ -125,7 +125,7 @@ ForwardOutput DsaModel::forward(const ForwardBatch& batch, KvStores& kv, const F
         x = be_.add_rms_norm(h, f, next_norm, static_cast<float>(config_.rms_norm_eps));
     }
     out.hidden = x;
-    out.logits = logits_for_rows(x, weights_.lm_head, st);
+    out.logits = logits_for_rows(x, weights_.lm_head, st, options.logits_on_device);
     return out;
 }
 
@@ -151,16 +151,17 @@ ForwardOutput DsaModel::forward_mtp(const ForwardBatch& batch, const Tensor& pre
     Tensor f = ffn(m.layer, x);
     x = be_.add_rms_norm(h, f, m.shared_head_norm, eps);
     out.hidden = x;
-    out.logits = logits_for_rows(x, m.shared_head_head, st);
+    out.logits = logits_for_rows(x, m.shared_head_head, st, options.logits_on_device);
     return out;
 }
 
-Tensor DsaModel::logits_for_rows(const Tensor& normed, const Tensor& head, const StepTensors& st) {
+Tensor DsaModel::logits_for_rows(const Tensor& normed, const Tensor& head, const StepTensors& st, bool on_device) {
     // The row gather is an embedding lookup with `normed` as the table (exact: its rows are activations already).
     Tensor rows =
         rows_are_all_tokens(st.batch->logit_rows, st.num_tokens) ? normed : be_.embedding(normed, st.logit_rows);
     backend::LinearWeight head_weight{head, Tensor()};
-    return be_.to_host(be_.lm_head(rows, head_weight));
+    Tensor logits = be_.lm_head(rows, head_weight);
+    return on_device ? logits : be_.to_host(logits);
 }
 
 Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st, KvStores& kv,

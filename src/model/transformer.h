@@ -3,7 +3,7 @@
 // tokens' latent KV and indexer keys into the KvStores, attends over each query's top-k (or every visible
 // token when there are at most index_topk), and returns FP32 logits for the requested rows. Device-agnostic: the
 // batch's index tensors are uploaded once per call, activations and KV stay on the backend's device, and the
-// logits come back to the host once per call (the sampler runs on the CPU).
+// logits come back to the host once per call (or stay on the device for Backend::sample).
 #pragma once
 
 #include <cstdint>
@@ -31,10 +31,12 @@ struct ForwardOptions {
     const std::vector<Tensor>* injected_topk = nullptr;
     // Tests: return the top-k positions each Full layer selected.
     bool capture_topk = false;
+    // Leave the logits on the backend's device (the input of Backend::sample) instead of downloading them.
+    bool logits_on_device = false;
 };
 
 struct ForwardOutput {
-    Tensor logits;             // [R, V] f32 (host), rows = batch.logit_rows
+    Tensor logits;             // [R, V] f32 (host; the device with logits_on_device), rows = batch.logit_rows
     Tensor hidden;             // [T, D] activations after the final norm, on the backend's device (MTP input)
     std::vector<Tensor> topk;  // host, per layer (index = layer; MTP layer at num_hidden_layers), when captured
 };
@@ -54,6 +56,7 @@ public:
     bool has_mtp() const { return !weights_.mtp.empty(); }
     // Where activations and KV stores live (the backend's device).
     Device device() const { return be_.device(); }
+    backend::Backend& backend() const { return be_; }
 
     // Main model: embeds batch.token_ids, runs every layer, returns logits for batch.logit_rows.
     ForwardOutput forward(const ForwardBatch& batch, KvStores& kv, const ForwardOptions& options = {});
@@ -77,7 +80,7 @@ private:
     Tensor attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,
                            const StepTensors& st, KvStores& kv, int64_t layer);
     Tensor ffn(const LayerWeights& lw, const Tensor& x);
-    Tensor logits_for_rows(const Tensor& normed, const Tensor& head, const StepTensors& st);
+    Tensor logits_for_rows(const Tensor& normed, const Tensor& head, const StepTensors& st, bool on_device);
     bool use_expanded(const StepTensors& st, const ForwardOptions& options) const;
 
     const ModelConfig& config_;
