@@ -5,6 +5,7 @@
 
 #include "backend/kv_layout.h"
 #include "base/check.h"
+#include "base/env.h"
 #include "model/config.h"
 
 namespace dsa::engine {
@@ -96,7 +97,12 @@ StatusOr<std::unique_ptr<DsaModelRunner>> DsaModelRunner::create(model::DsaModel
 
 DsaModelRunner::DsaModelRunner(model::DsaModel& model, const backend::Numerics& numerics,
                                std::unique_ptr<kvcache::KvPool> pool)
-    : model_(model), pool_(std::move(pool)), stores_(kv_stores_from_pool(*pool_, numerics)) {}
+    : model_(model),
+      pool_(std::move(pool)),
+      stores_(kv_stores_from_pool(*pool_, numerics)),
+      device_sampling_(model.device() == Device::kCUDA &&
+                       !env_bool("DSA_CPU_SAMPLING", false,
+                                 "sample on the CPU even when the model runs on CUDA (downloads every logits row)")) {}
 
 Tensor DsaModelRunner::run(std::span<const model::SequenceStep> steps, bool logits_on_device) {
     model::ForwardBatch batch = model::build_forward_batch(steps, page_size());

@@ -65,7 +65,8 @@ class DsaModelRunner final : public ModelRunner {
     int64_t page_size() const override { return pool_->config().page_size; }
     Tensor forward(std::span<const model::SequenceStep> steps) override;
     // On a CUDA model: logits stay on the GPU, rows are sampled there (Backend::sample), fallbacks download one row.
-    bool device_sampling() const override { return model_.device() == Device::kCUDA; }
+    // DSA_CPU_SAMPLING=1 keeps the CPU sampler (every logits row downloaded).
+    bool device_sampling() const override { return device_sampling_; }
     Tensor forward_on_device(std::span<const model::SequenceStep> steps) override;
     StatusOr<std::vector<backend::SampledToken>> sample_on_device(const Tensor& logits,
                                                                   std::span<const backend::SampleRow> rows) override;
@@ -79,6 +80,7 @@ class DsaModelRunner final : public ModelRunner {
     model::DsaModel& model_;
     std::unique_ptr<kvcache::KvPool> pool_;
     model::KvStores stores_;
+    bool device_sampling_ = false;
 };
 
 }  // namespace dsa::engine
