@@ -120,14 +120,18 @@ __device__ double scaled(const RowView& v, double z) { return v.r.greedy ? z : _
 
 __device__ bool is_edited(const RowView& v, int64_t t) { return (v.bitmap[t >> 5] >> (t & 31)) & 1u; }
 
-// f(t, scaled value) for every token of the row (this thread's share), unedited tokens first.
-template <class F>
+// f(t, value) for every token of the row (this thread's share), unedited tokens first; the scaled value (z or
+// z / temperature) unless kRaw.
+template <bool kRaw = false, class F>
 __device__ void for_each_value(const RowView& v, F f) {
     for (int64_t t = threadIdx.x; t < v.vocab; t += kThreads) {
-        if (!is_edited(v, t)) f(t, scaled(v, sanitized(v.x[t])));
+        if (is_edited(v, t)) continue;
+        const double z = sanitized(v.x[t]);
+        f(t, kRaw ? z : scaled(v, z));
     }
     for (int32_t e = v.edit_begin + static_cast<int32_t>(threadIdx.x); e < v.edit_end; e += kThreads) {
-        f(v.edits[e].token, scaled(v, edited_value(v, v.edits[e])));
+        const double z = edited_value(v, v.edits[e]);
+        f(v.edits[e].token, kRaw ? z : scaled(v, z));
     }
 }
 
@@ -356,18 +360,21 @@ __global__ void __launch_bounds__(kThreads) sampling_kernel(SamplingKernelParams
     SampleOutDesc& out = p.out[blockIdx.x];
     build_bitmap(bitmap, v);
 
+    // Division by a positive temperature is monotone, so max(z) / T is exactly the maximum scaled value: the
+    // argmax pass skips the divisions.
     ArgMax best{neg_inf(), INT32_MAX};
-    for_each_value(v, [&](int64_t t, double l) { best = ArgMaxOp()(best, ArgMax{l, static_cast<int32_t>(t)}); });
+    for_each_value<true>(v, [&](int64_t t, double z) { best = ArgMaxOp()(best, ArgMax{z, static_cast<int32_t>(t)}); });
     best = block_argmax(best);
     if (!isfinite(best.v)) {  // every logit masked, or +inf present: the CPU sampler decides
         if (threadIdx.x == 0) out = SampleOutDesc{0, 1, 0.0};
         return;
     }
+    const double mx = scaled(v, best.v);
     double sum = 0.0;
-    for_each_value(v, [&](int64_t, double l) { sum += exp(__dsub_rn(l, best.v)); });
-    const double lse = best.v + log(block_reduce(sum, SumOp()));
+    for_each_value(v, [&](int64_t, double l) { sum += exp(__dsub_rn(l, mx)); });
+    const double lse = mx + log(block_reduce(sum, SumOp()));
     if (r.greedy) {
-        if (threadIdx.x == 0) out = SampleOutDesc{best.id, 0, __dsub_rn(best.v, lse)};
+        if (threadIdx.x == 0) out = SampleOutDesc{best.id, 0, __dsub_rn(mx, lse)};
         return;
     }
     double* probs = p.probs + static_cast<int64_t>(r.prob_slot) * p.vocab;
@@ -378,7 +385,7 @@ __global__ void __launch_bounds__(kThreads) sampling_kernel(SamplingKernelParams
         mass += to_fixed(q);
     });
     mass = block_reduce(mass, SumOp());  // also orders the probs writes before every read below
-    const int32_t chosen = sample_probs(hist, probs, v, exp(__dsub_rn(best.v, lse)), mass);
+    const int32_t chosen = sample_probs(hist, probs, v, exp(__dsub_rn(mx, lse)), mass);
     if (threadIdx.x == 0) out = SampleOutDesc{chosen, 0, __dsub_rn(value_of(v, chosen), lse)};
 }
 
