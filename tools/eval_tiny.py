@@ -299,6 +299,38 @@ def mtp_probe(binary, model_path, jobs, n, log):
         os.unlink(path)
 
 
+# ---------------------------------------------------------------- reply dumps (CPU vs GPU greedy agreement)
+
+def output_lines(results):
+    """One comparable record per request: the message with tool-call ids dropped (they are random)."""
+    lines = []
+    for r in results:
+        msg = message_of(r["reply"])
+        calls = [c.get("function") for c in msg.get("tool_calls") or []]
+        lines.append({"group": r["group"], "index": r["index"], "kind": r["kind"],
+                      "reasoning_content": msg.get("reasoning_content"), "content": msg.get("content"),
+                      "tool_calls": calls or None})
+    return lines
+
+
+def compare_outputs(lines, path):
+    """{'identical': k, 'n': n, 'rate': k/n, 'differing': first few differing pairs} against a dump file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            other = [json.loads(x) for x in f if x.strip()]
+    except (OSError, ValueError) as e:
+        raise HarnessError("--compare-with %s: %s" % (path, e))
+    key = lambda x: (x["group"], x["index"], x["kind"])  # noqa: E731
+    theirs = {key(x): x for x in other}
+    if len(theirs) != len(lines) or any(key(x) not in theirs for x in lines):
+        raise HarnessError("--compare-with %s: not a dump of the same items (%d vs %d replies)"
+                           % (path, len(theirs), len(lines)))
+    differing = [{"mine": x, "theirs": theirs[key(x)]} for x in lines if x != theirs[key(x)]]
+    n = len(lines)
+    return {"identical": n - len(differing), "n": n, "rate": (n - len(differing)) / n if n else 1.0,
+            "differing": differing[:5]}
+
+
 # ---------------------------------------------------------------- main
 
 def print_table(report, metrics, timing, mtp, out):
@@ -336,6 +368,10 @@ def parse_args(argv):
     ap.add_argument("--mtp-dsaserve", default=None, help="dsaserve binary: also report MTP draft acceptance")
     ap.add_argument("--mtp-model-path", default=None, help="checkpoint for mtp-probe (the served model)")
     ap.add_argument("--mtp-prompts", type=int, default=12, help="eval prompts given to mtp-probe")
+    ap.add_argument("--dump-outputs", default=None, help="write each reply's message, one JSON line per request")
+    ap.add_argument("--compare-with", default=None,
+                    help="a --dump-outputs file of another server (e.g. the other device): report how many "
+                         "replies are identical")
     a = ap.parse_args(argv)
     try:
         a.lengths = tuple(int(v) for v in a.lengths.split(",") if v.strip())
@@ -363,7 +399,12 @@ def evaluate(a, log):
     report, metrics = summarize(items, jobs, results)
     mtp = mtp_probe(a.mtp_dsaserve, a.mtp_model_path, jobs, a.mtp_prompts, log) if a.mtp_dsaserve else None
     errors = [r["error"] for r in results if r["error"]]
-    out = {"server": {k: info.get(k) for k in ("model_path", "tool_call_parser", "reasoning_parser", "device")},
+    lines = output_lines(results)
+    if a.dump_outputs:
+        with open(a.dump_outputs, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(x, ensure_ascii=False, sort_keys=True) + "\n" for x in lines)
+    agreement = compare_outputs(lines, a.compare_with) if a.compare_with else None
+    out = {"agreement": agreement, "server": {k: info.get(k) for k in ("model_path", "tool_call_parser", "reasoning_parser", "device")},
            "args": {k: v for k, v in vars(a).items() if k != "api_key"}, "metrics": metrics, "tasks": report,
            "timing": timing, "mtp_acceptance": mtp, "request_errors": errors[:20], "n_request_errors": len(errors)}
     return out, thresholds
@@ -382,6 +423,9 @@ def main(argv=None):
         return 2
     out["threshold_failures"] = failures
     print_table(out["tasks"], out["metrics"], out["timing"], out["mtp_acceptance"], print)
+    if out["agreement"]:
+        g = out["agreement"]
+        print("identical replies to %s: %d / %d (%.3f)" % (a.compare_with, g["identical"], g["n"], g["rate"]))
     if a.output:
         with open(a.output, "w", encoding="utf-8") as f:
             json.dump(out, f, indent=2, ensure_ascii=False)

@@ -4,7 +4,8 @@
 # the best run's export as best.tar.part-* (15 MB pieces; `cat best.tar.part-* | tar x` restores model/).
 # Usage: tools/train_tiny/train_gpus.sh OUTPUT_DIR MINUTES "ARGS OF RUN 1" ["ARGS OF RUN 2" ...]
 #   e.g. tools/train_tiny/train_gpus.sh out 14 "--seed 0" "--seed 1 --task-weights 0.4,0.3,0.3"
-# Env: DSA_TRAIN_WORK (scratch folder, default /tmp/dsa_train), DSA_TRAIN_WAIT=0 to start the runs and return.
+# Env: DSA_TRAIN_WORK (scratch folder, default /tmp/dsa_train), DSA_TRAIN_WAIT=0 to start the runs and return,
+#      DSA_TRAIN_GPU_FIRST=N to put run 1 on GPU N (leaving GPUs below N free for other work).
 set -uo pipefail
 out=${1:?usage: train_gpus.sh OUTPUT_DIR MINUTES ARGS...}; minutes=${2:?minutes}; shift 2
 mkdir -p "$out"; out=$(cd "$out" && pwd)
@@ -13,13 +14,13 @@ work=${DSA_TRAIN_WORK:-/tmp/dsa_train}
 mkdir -p "$work"
 runs=()
 if [[ ! -f "$work/started" ]]; then
-    g=0
+    g=${DSA_TRAIN_GPU_FIRST:-0}; i=0
     for args in "$@"; do
-        r="$work/run$g"; mkdir -p "$r"
+        r="$work/run$i"; mkdir -p "$r"
         # shellcheck disable=SC2086
         CUDA_VISIBLE_DEVICES=$g setsid nohup python3 "$here/train.py" "$r" --max-minutes "$minutes" $args \
             > "$r.out" 2>&1 < /dev/null &
-        g=$((g + 1))
+        g=$((g + 1)); i=$((i + 1))
     done
     echo "$#" > "$work/started"
 fi
