@@ -32,8 +32,11 @@ StatusOr<int64_t> kv_budget(const ModelEngineOptions& options, const EngineConfi
     in.free_before_load_bytes = mem.free_bytes;
     in.weight_bytes = device_weight_bytes(weights);
     in.reserve_bytes = kvcache::default_reserve_bytes(reserve, mem.total_bytes);
+    // The plan measures the fraction against the memory free before loading (the CUDA context already holds
+    // some), so the default is taken against the same base.
+    const int64_t base = mem.free_bytes > 0 ? mem.free_bytes : mem.total_bytes;
     in.mem_fraction_static =
-        options.mem_fraction_static.value_or(kvcache::default_mem_fraction_static(mem.total_bytes, in.reserve_bytes));
+        options.mem_fraction_static.value_or(kvcache::default_mem_fraction_static(base, in.reserve_bytes));
     kvcache::KvCacheConfig kv = kv_cache_config_for(mc, options.numerics, cfg.page_size, device);
     DSA_ASSIGN_OR_RETURN(kvcache::MemoryPlan plan, kvcache::plan_kv_memory(kv, in));
     DSA_LOG(kInfo) << "device memory: " << mem.free_bytes << " of " << mem.total_bytes << " bytes free, "

@@ -78,10 +78,10 @@ int64_t default_reserve_bytes(const ReserveInput& in, int64_t total_device_bytes
     return reserve;
 }
 
-double default_mem_fraction_static(int64_t total_device_bytes, int64_t reserve_bytes) {
-    DSA_CHECK_GT(total_device_bytes, 0);
-    int64_t left = std::max<int64_t>(total_device_bytes - reserve_bytes, 0);
-    return static_cast<double>(left) / static_cast<double>(total_device_bytes);
+double default_mem_fraction_static(int64_t base_bytes, int64_t reserve_bytes) {
+    DSA_CHECK_GT(base_bytes, 0);
+    int64_t left = std::max<int64_t>(base_bytes - reserve_bytes, 0);
+    return static_cast<double>(left) / static_cast<double>(base_bytes);
 }
 
 std::string describe_plan(const KvCacheConfig& config, const MemoryPlan& plan, int64_t weight_bytes) {

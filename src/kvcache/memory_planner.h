@@ -44,8 +44,9 @@ struct ReserveInput {
     int cuda_graph_max_bs = 256;  // largest decode bucket
 };
 int64_t default_reserve_bytes(const ReserveInput& input, int64_t total_device_bytes);
-// (total - reserve) / total: the fraction used when the flag is unset.
-double default_mem_fraction_static(int64_t total_device_bytes, int64_t reserve_bytes);
+// (base - reserve) / base: the fraction used when the flag is unset. `base_bytes` is what the plan measures the
+// fraction against: free memory before loading where known (MemoryPlanInput::free_before_load_bytes), else total.
+double default_mem_fraction_static(int64_t base_bytes, int64_t reserve_bytes);
 
 // One log line: weights, each pool's bytes, pages and token capacity.
 std::string describe_plan(const KvCacheConfig& config, const MemoryPlan& plan, int64_t weight_bytes);

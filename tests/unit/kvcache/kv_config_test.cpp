@@ -176,5 +176,22 @@ TEST(MemoryPlanner, DefaultReserveAndFraction) {
     EXPECT_DOUBLE_EQ(default_mem_fraction_static(100 * kGiB, 10 * kGiB), 0.9);
 }
 
+// The default fraction, taken against the memory free before loading, always plans (the H200 case: the CUDA
+// context holds ~0.6 GiB, so a fraction taken against the total left less than the reserve and was refused).
+TEST(MemoryPlanner, DefaultFractionFitsWhenTheContextHoldsMemory) {
+    KvCacheConfig config = deepseek_v32(MlaKvFormat::kFp8, 1);
+    MemoryPlanInput in;
+    in.total_device_bytes = 140 * kGiB;
+    in.free_before_load_bytes = in.total_device_bytes - 600 * kMiB;
+    in.weight_bytes = 20 * kGiB;
+    in.reserve_bytes = 14976 * kMiB;
+    in.mem_fraction_static = default_mem_fraction_static(in.free_before_load_bytes, in.reserve_bytes);
+    StatusOr<MemoryPlan> plan = plan_kv_memory(config, in);
+    ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+    EXPECT_LE(in.weight_bytes + plan->kv_budget_bytes + in.reserve_bytes, in.free_before_load_bytes);
+    in.mem_fraction_static = default_mem_fraction_static(in.total_device_bytes, in.reserve_bytes);
+    EXPECT_FALSE(plan_kv_memory(config, in).is_ok()) << "a fraction of the total overshoots the free memory";
+}
+
 }  // namespace
 }  // namespace dsa::kvcache
