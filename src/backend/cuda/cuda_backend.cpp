@@ -1,5 +1,5 @@
 // CudaBackend construction, the process-wide allocator hook, host/device copies, the checks shared by the ops,
-// the parameter and copy caches, and the ops not implemented on the GPU yet (they abort with their name).
+// the parameter and copy caches.
 #include <cstring>
 
 #include "backend/tensor_checks.h"
@@ -33,10 +33,6 @@ void cuda_call_failed(const char* call, cudaError_t err, const char* file, int l
                              cudaGetErrorString(err) + ")");
 }
 
-void not_implemented(const char* op) {
-    detail::check_failed(__FILE__, __LINE__, std::string("not implemented on the CUDA backend yet: ") + op);
-}
-
 void check_device_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what) {
     check_tensor_on(t, Device::kCUDA, dt, shape, what);
 }
@@ -54,6 +50,7 @@ CudaBackend::CudaBackend(const Numerics& numerics, int device) : numerics_(numer
     const int count = cuda_device_count();
     DSA_CHECK(device >= 0 && device < count) << "CUDA device " << device << " requested, " << count << " present";
     DSA_CUDA_CHECK(cudaSetDevice(device));
+    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
     CachingAllocator& alloc = CachingAllocator::instance(device);
     set_device_allocator(DeviceAllocator{[&alloc](size_t n) { return alloc.alloc(n); },
                                          [&alloc](void* p) { alloc.free(p); }});

@@ -9,6 +9,7 @@
 
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include <cuda_runtime_api.h>
 
@@ -68,7 +69,9 @@ public:
     // Fill every new device allocation with NaN bytes (exposes outputs a kernel failed to write).
     void set_poison_allocations(bool on);
     // Which GEMM the last FP8-weight linear used (benchmarks print it).
-    enum class Fp8Path : uint8_t { kNone, kCublasBlockScaled, kDequantizedBf16 };
+    enum class Fp8Path : uint8_t { kNone, kCublasBlockScaled, kDequantizedBf16, kGemv };
+    // FP8-weight linears with at most this many rows (decode) and a bf16 output run the weight-streaming GEMV.
+    static constexpr int64_t kFp8GemvMaxRows = 16;
     Fp8Path last_fp8_path() const { return last_fp8_path_; }
 
 private:
@@ -78,9 +81,14 @@ private:
         Tensor w;           // [N, K] bf16 | f32 | e4m3 on the device
         Tensor scales;      // e4m3 only: [ceil(N/128), LtGemm::w_scale_ld(K)] f32 (rows padded for cuBLASLt)
         Tensor dequant;     // e4m3 only, made on first need: [N, K] bf16 = bf16(fp8 * scale) (fallback operand)
+        Tensor gemv_table;  // e4m3 only, made on first need: the one-entry expert table the GEMV kernel reads
     };
     DeviceWeight& device_weight(const LinearWeight& w);
     const Tensor& dequantized(DeviceWeight& dw);
+    // y[m, n] = bf16(x · w^T) by the grouped expert GEMV (one group of m rows) reading the FP8 weight once:
+    // x widened to f32 (act_quant applied when asked), FP32 sums per 128-column scale block.
+    void fp8_gemv(const Tensor& x, DeviceWeight& dw, Tensor& y, bool act_quant);
+    std::vector<Tensor> gemv_groups_;  // [m] -> the packed one-group buffer of rows 0..m-1 (device i32)
     // A [n] f32 device copy of a bf16/f32 parameter vector (host: cached; device f32: itself).
     Tensor param_f32(const Tensor& t, int64_t n, const char* what);
     // A device tensor with the same bytes (host: uploaded once and cached; device: itself).
@@ -95,6 +103,7 @@ private:
 
     Numerics numerics_;
     int device_;
+    int num_sms_ = 0;  // streaming multiprocessors of the device (kernel grid sizing)
     cudaStream_t stream_ = nullptr;
     std::unique_ptr<LtGemm> gemm_;
     Fp8Path last_fp8_path_ = Fp8Path::kNone;
@@ -109,8 +118,5 @@ private:
 void check_device_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what);
 // Checks a contiguous device bf16 tensor with at least one dim.
 void check_activation(const Tensor& t, const char* what);
-
-// Aborts with "not implemented on the CUDA backend yet: <op>".
-[[noreturn]] void not_implemented(const char* op);
 
 }  // namespace dsa::backend::cuda

@@ -67,7 +67,14 @@ TwoBackendFixture::TwoBackendFixture(const std::string& name, const backend::Num
     const ModelOptions options{.max_positions = 2048};
     cpu_model_ = std::make_unique<DsaModel>(config_, weights_, *cpu_be_, options);
     gpu_model_ = std::make_unique<DsaModel>(config_, weights_, *gpu_be_, options);
+    ref_be_ = backend::make_cpu_backend(backend::Numerics::fp32());
+    ref_model_ = std::make_unique<DsaModel>(config_, weights_, *ref_be_, options);
     prompts_ = load_ref_prompts(dir, config_);
+}
+
+backend::Backend& TwoBackendFixture::backend_of(const DsaModel& m) {
+    if (&m == cpu_model_.get()) return *cpu_be_;
+    return &m == gpu_model_.get() ? *gpu_be_ : *ref_be_;
 }
 
 KvStores TwoBackendFixture::new_kv(DsaModel& m, int64_t num_pages) {

@@ -31,7 +31,10 @@ class TwoBackendFixture {
     const std::vector<RefPrompt>& prompts() const { return prompts_; }
     DsaModel& cpu() { return *cpu_model_; }
     DsaModel& gpu() { return *gpu_model_; }
-    backend::Backend& backend_of(const DsaModel& m) { return &m == cpu_model_.get() ? *cpu_be_ : *gpu_be_; }
+    // The same weights on the CPU with FP32 numerics: the yardstick for both BF16/FP8 runs (their rounding
+    // differs in order, so each is judged by its distance from this model, not only from the other).
+    DsaModel& ref() { return *ref_model_; }
+    backend::Backend& backend_of(const DsaModel& m);
     // Fresh zeroed KV stores (main + MTP layers) on the model's device.
     KvStores new_kv(DsaModel& m, int64_t num_pages = 24);
 
@@ -39,8 +42,8 @@ class TwoBackendFixture {
     ModelConfig config_;
     std::unique_ptr<Checkpoint> ckpt_;
     ModelWeights weights_;
-    std::unique_ptr<backend::Backend> cpu_be_, gpu_be_;
-    std::unique_ptr<DsaModel> cpu_model_, gpu_model_;
+    std::unique_ptr<backend::Backend> cpu_be_, gpu_be_, ref_be_;
+    std::unique_ptr<DsaModel> cpu_model_, gpu_model_, ref_model_;
     std::vector<RefPrompt> prompts_;
 };
 
