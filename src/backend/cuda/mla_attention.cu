@@ -3,9 +3,12 @@
 // tile ahead and dequantized into shared memory), S = Q K^T and O += P V on bf16 mma.sync with an FP32 online
 // softmax. Warp w owns heads 16 (w % 4) .. +16; for S it takes keys 32 (w / 4) .. +32 of the tile, for O the
 // output columns 256 (w / 4) .. +256, so the two column halves exchange row maxima and P through shared memory.
+// Small batches split each token's list over grid.z (FP32 partials + a combine kernel) to fill the SMs.
 // Dense (expanded MHA): a tensor-core flash-attention kernel for the model's head shapes, and a plain
 // one-warp-per-(token, head) kernel (FP32 CUDA-core math) for any other shape.
 #include <cuda_fp8.h>
+
+#include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
@@ -114,6 +117,52 @@ __device__ __forceinline__ void fp8_store(SparseSmem& sm, int buf, const Fp8Stag
     }
 }
 
+// Split-K epilogue: this thread's unnormalized O (rows `row` and row + 8, columns col + 8 i, i < 32) and, from one
+// thread per row pair, the rows' running max and sum (both column halves) into the partial buffers.
+__device__ __forceinline__ void write_partials(const MlaSparseKernelParams& p, const SparseSmem& sm,
+                                               const float (&o)[32][4], const float (&m_run)[2], int64_t tok,
+                                               int64_t h0, int row, int col, bool write_ml) {
+    const int64_t z = blockIdx.z;
+#pragma unroll
+    for (int hlf = 0; hlf < 2; ++hlf) {
+        const int r = row + 8 * hlf;
+        const int64_t head = h0 + r;
+        if (head >= p.heads) continue;
+        const int64_t base = (z * p.num_tokens + tok) * p.heads + head;
+        float* out = p.part_o + base * kLatent + col;
+#pragma unroll
+        for (int i = 0; i < 32; ++i) {
+            *reinterpret_cast<float2*>(out + i * 8) = make_float2(o[i][2 * hlf], o[i][2 * hlf + 1]);
+        }
+        if (write_ml) {
+            p.part_ml[2 * base] = m_run[hlf];
+            p.part_ml[2 * base + 1] = sm.row_sum[0][r] + sm.row_sum[1][r];
+        }
+    }
+}
+
+// Merges the splits of one (token, head) row: out = sum_z O_z 2^(m_z - M) / sum_z l_z 2^(m_z - M), M = max m_z;
+// a row whose splits saw no valid slot (all l_z = 0) is zero. 128 threads x 4 columns.
+__global__ void __launch_bounds__(128) mla_sparse_combine_kernel(MlaSparseKernelParams p) {
+    const int64_t row = blockIdx.x;  // tok * heads + head
+    const int64_t rows = p.num_tokens * p.heads;
+    float m = kNoMax;
+    for (int64_t z = 0; z < p.splits; ++z) m = fmaxf(m, p.part_ml[2 * (z * rows + row)]);
+    float l = 0.0f, acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const int col = threadIdx.x * 4;
+    for (int64_t z = 0; z < p.splits; ++z) {
+        const float* ml = p.part_ml + 2 * (z * rows + row);
+        const float w = exp2f(ml[0] - m);
+        l += ml[1] * w;
+        const float4 v = *reinterpret_cast<const float4*>(p.part_o + (z * rows + row) * kLatent + col);
+        acc[0] += v.x * w, acc[1] += v.y * w, acc[2] += v.z * w, acc[3] += v.w * w;
+    }
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    uint16_t* out = p.out + row * kLatent + col;
+    *reinterpret_cast<uint32_t*>(out) = pack_bf16x2(acc[0] * inv, acc[1] * inv);
+    *reinterpret_cast<uint32_t*>(out + 2) = pack_bf16x2(acc[2] * inv, acc[3] * inv);
+}
+
 __global__ void __launch_bounds__(kThreads, 1) mla_sparse_kernel(MlaSparseKernelParams p) {
     extern __shared__ __align__(128) uint8_t smem_raw[];
     SparseSmem& sm = *reinterpret_cast<SparseSmem*>(smem_raw);
@@ -131,11 +180,13 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_kernel(MlaSparseKernel
         cp_async16(sm.q + swz(r, c * 8, kRowChunks), src, ok);
     }
     cp_async_commit();
-    const int64_t num_tiles = (p.width + kRows - 1) / kRows;
+    const int64_t all_tiles = (p.width + kRows - 1) / kRows;
+    const int64_t first = p.splits > 1 ? static_cast<int64_t>(blockIdx.z) * p.tiles_per_split : 0;
+    const int64_t num_tiles = p.splits > 1 ? min(p.tiles_per_split, all_tiles - first) : all_tiles;
     Fp8Stage st;
-    issue_tile(p, sm, tok, 0, 0, st);
+    if (num_tiles > 0) issue_tile(p, sm, tok, first, 0, st);
     cp_async_commit();
-    if (p.fp8) fp8_store(sm, 0, st);
+    if (p.fp8 && num_tiles > 0) fp8_store(sm, 0, st);
 
     const float scale_log2 = p.softmax_scale * kLog2e;
     float o[32][4];  // 16 rows x 256 columns: n-tile i = columns 256 ch + 8 i
@@ -146,7 +197,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_kernel(MlaSparseKernel
     for (int64_t tile = 0; tile < num_tiles; ++tile) {
         const int buf = static_cast<int>(tile & 1);
         const bool next = tile + 1 < num_tiles;
-        if (next) issue_tile(p, sm, tok, tile + 1, buf ^ 1, st);
+        if (next) issue_tile(p, sm, tok, first + tile + 1, buf ^ 1, st);
         cp_async_commit();
         cp_async_wait<1>();
         // Tile `tile` (and Q) resident, slots visible; a tile without a valid slot (list tails) is skipped.
@@ -250,6 +301,10 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_kernel(MlaSparseKernel
         sm.row_sum[ch][r0 + g + 8] = l_run[1];
     }
     __syncthreads();
+    if (p.splits > 1) {
+        write_partials(p, sm, o, m_run, tok, h0, r0 + g, ch * 256 + 2 * t, ch == 0 && t == 0);
+        return;
+    }
 #pragma unroll
     for (int hlf = 0; hlf < 2; ++hlf) {
         const int row = r0 + g + 8 * hlf;
@@ -530,9 +585,24 @@ void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t st
     // Per function and device; cheap on the host, so set on every launch (any device may be current).
     DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(kSparseSmemBytes)));
-    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups));
+    DSA_CHECK(p.splits >= 1 && (p.splits == 1 || (p.part_o != nullptr && p.part_ml != nullptr &&
+                                                   p.tiles_per_split * (p.splits - 1) < (p.width + kRows - 1) / kRows)))
+        << "sparse MLA: bad split " << p.splits << " x " << p.tiles_per_split;
+    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
+                    static_cast<unsigned>(p.splits));
     mla_sparse_kernel<<<grid, kThreads, kSparseSmemBytes, stream>>>(p);
     DSA_CUDA_CHECK_LAUNCH(mla_sparse_kernel);
+    if (p.splits > 1) {
+        mla_sparse_combine_kernel<<<static_cast<unsigned>(p.num_tokens * p.heads), 128, 0, stream>>>(p);
+        DSA_CUDA_CHECK_LAUNCH(mla_sparse_combine_kernel);
+    }
+}
+
+int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms) {
+    const int64_t ctas = num_tokens * ((heads + kHeads - 1) / kHeads);
+    const int64_t tiles = (width + kRows - 1) / kRows;
+    if (ctas <= 0 || tiles <= 1 || ctas * 2 > num_sms) return 1;
+    return std::min<int64_t>(tiles, num_sms / ctas);
 }
 
 void launch_mla_dense_attention(const MlaDenseKernelParams& p, cudaStream_t stream) {

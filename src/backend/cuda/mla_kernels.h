@@ -73,7 +73,16 @@ struct MlaSparseKernelParams {
     int64_t num_tokens = 0, heads = 0, width = 0, num_slots = 0;
     float softmax_scale = 0.0f;
     bool fp8 = false;
+    // Split-K (set by the launcher, not by callers): with splits > 1 each CTA takes tiles_per_split tiles of its
+    // token's list and writes unnormalized partials (FP32 O and per-row running max / sum) that a combine kernel
+    // merges, so that small decode batches fill the GPU.
+    int64_t splits = 1, tiles_per_split = 0;
+    float* part_o = nullptr;   // [splits, num_tokens, heads, 512] f32
+    float* part_ml = nullptr;  // [splits, num_tokens, heads, 2] f32: max (log2 units), sum
 };
+// Splits of the token lists for this launch (1 = no split): enough CTAs to cover the SMs once.
+int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms);
+// Runs the sparse kernel; with splits > 1, part_o / part_ml must hold the partials (sizes above).
 void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t stream);
 
 // ---- expanded (MHA) dense attention (mla_attention.cu) ----

@@ -143,10 +143,23 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
         << "mla_sparse slots must be [" << tokens << ", K]";
     Tensor slots = device_slot_list(*this, p.slots, p.kv->num_slots(), "mla_sparse slots");
     Tensor out = Tensor::empty({tokens, heads, kMlaLatentDim}, DType::kBF16, Device::kCUDA, "o_latent");
-    launch_mla_sparse_attention(
-        {p.q.data<uint16_t>(), p.kv->data.data<uint8_t>(), slots.data<int32_t>(), out.data<uint16_t>(), tokens, heads,
-         p.slots.dim(1), p.kv->num_slots(), p.softmax_scale, p.kv->format == MlaKvFormat::kFp8},
-        stream_);
+    const int64_t width = p.slots.dim(1);
+    MlaSparseKernelParams k{p.q.data<uint16_t>(), p.kv->data.data<uint8_t>(), slots.data<int32_t>(),
+                            out.data<uint16_t>(), tokens, heads, width, p.kv->num_slots(), p.softmax_scale,
+                            p.kv->format == MlaKvFormat::kFp8};
+    // Small decode batches: split each token's list over several CTAs (partials merged by a combine kernel).
+    Tensor part_o, part_ml;
+    k.splits = mla_sparse_splits(tokens, heads, width, num_sms_);
+    if (k.splits > 1) {
+        const int64_t tiles = (width + 63) / 64;
+        k.tiles_per_split = (tiles + k.splits - 1) / k.splits;
+        k.splits = (tiles + k.tiles_per_split - 1) / k.tiles_per_split;  // no empty split
+        part_o = Tensor::empty({k.splits, tokens, heads, kMlaLatentDim}, DType::kF32, Device::kCUDA, "mla_part_o");
+        part_ml = Tensor::empty({k.splits, tokens, heads, 2}, DType::kF32, Device::kCUDA, "mla_part_ml");
+        k.part_o = part_o.data<float>();
+        k.part_ml = part_ml.data<float>();
+    }
+    launch_mla_sparse_attention(k, stream_);
     return out;
 }
 
