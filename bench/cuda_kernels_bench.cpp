@@ -131,9 +131,10 @@ void bench_linear(cuda::CudaBackend& bf16_be, cuda::CudaBackend& fp8_be, std::mt
                    static_cast<double>(s.n) * s.k * 2 + io, flops, kBf16FlopsPerS);
             const double t8 = time_per_call(
                 fp8_be, [&](int i) { fp8_be.linear(xs[i % kCopies], w8[i % kCopies], LinearOutput::kActivation); });
-            const char* path = fp8_be.last_fp8_path() == cuda::CudaBackend::Fp8Path::kCublasBlockScaled
-                                   ? "cublasLt-fp8"
-                                   : "fallback-bf16";
+            const cuda::CudaBackend::Fp8Path fp = fp8_be.last_fp8_path();
+            const char* path = fp == cuda::CudaBackend::Fp8Path::kCublasBlockScaled ? "cublasLt-fp8"
+                               : fp == cuda::CudaBackend::Fp8Path::kGemv            ? "gemv-fp8"
+                                                                                    : "fallback-bf16";
             report("linear fp8 [" + std::string(path) + "] M=" + std::to_string(m) + shape, t8,
                    static_cast<double>(s.n) * s.k + io, flops, kFp8FlopsPerS);
         }

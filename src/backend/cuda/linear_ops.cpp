@@ -8,12 +8,14 @@
 //    bandwidth of BF16, not FP8). The bf16 rounding of fp8 * scale is the only difference from the contract
 //    (exact when the scales are powers of two).
 //  - off (Numerics::bf16()): x is not quantized; bf16 GEMM against the same dequantized BF16 copy.
-// The decode-shape FP8 GEMM kernel of our own (KERNEL_NOTES §5.4) replaces both paths at small M later.
+//  - at most kFp8GemvMaxRows rows with a bf16 output (decode): neither; the weight-streaming GEMV of the MoE
+//    decode path (moe_kernels.cu) with one group reads the FP8 weight once, x in f32 (act_quant-ed when on).
 #include <cstring>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/moe_kernels.h"
 
 namespace dsa::backend::cuda {
 
@@ -62,6 +64,38 @@ const Tensor& CudaBackend::dequantized(DeviceWeight& dw) {
     return dw.dequant;
 }
 
+void CudaBackend::fp8_gemv(const Tensor& x, DeviceWeight& dw, Tensor& y, bool act_quant) {
+    const int64_t m = x.dim(0), n = dw.w.dim(0), k = dw.w.dim(1);
+    if (!dw.gemv_table.defined()) {
+        Tensor t = Tensor::zeros({static_cast<int64_t>(sizeof(MoeExpertPtrs))}, DType::kU8, Device::kCPU, "gemv.table");
+        MoeExpertPtrs e;
+        e.down = dw.w.raw_data();
+        e.down_scale = dw.scales.data<float>();
+        std::memcpy(t.raw_data(), &e, sizeof(e));
+        dw.gemv_table = to_device(t);
+    }
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (gemv_groups_.size() <= static_cast<size_t>(m)) gemv_groups_.resize(m + 1);
+        if (!gemv_groups_[m].defined()) {
+            Tensor g = Tensor::empty({moe_groups_words(1, m)}, DType::kI32, Device::kCPU, "gemv.groups");
+            int32_t* w = g.data<int32_t>();
+            w[0] = 1, w[1] = 0, w[2] = 0, w[3] = static_cast<int32_t>(m);  // one group: expert 0, rows 0..m-1
+            for (int64_t i = 0; i < m; ++i) w[4 + i] = static_cast<int32_t>(i);
+            gemv_groups_[m] = to_device(g);
+        }
+    }
+    Tensor xf = Tensor::empty({m, k}, DType::kF32, Device::kCUDA, "x.gemv");
+    launch_moe_prep({x.data<uint16_t>(), xf.data<float>(), m, k, act_quant, numerics_.ue8m0_scales}, stream_);
+    MoeGemvParams p;
+    p.experts = reinterpret_cast<const MoeExpertPtrs*>(dw.gemv_table.raw_data());
+    p.groups = moe_groups_view(gemv_groups_[m].data<int32_t>(), 1);
+    p.x = xf.data<float>();
+    p.out = y.data<uint16_t>();
+    p.n = n, p.k = k, p.scale_ld = dw.scales.dim(1);
+    launch_moe_down(p, stream_);
+}
+
 Tensor CudaBackend::matmul(const Tensor& x, const LinearWeight& w, GemmOutput out, bool act_quant, const char* what) {
     DSA_CHECK(w.defined()) << what << " with an undefined weight";
     const int64_t k = w.in_features(), n = w.out_features();
@@ -89,7 +123,10 @@ Tensor CudaBackend::matmul(const Tensor& x, const LinearWeight& w, GemmOutput ou
         }
         case DType::kF8E4M3: {
             const bool ue8m0 = numerics_.ue8m0_scales;
-            if (act_quant && gemm_->fp8_block_supported(out, m, n, k)) {
+            if (out == GemmOutput::kBF16 && m <= kFp8GemvMaxRows && k % 16 == 0) {
+                fp8_gemv(x, dw, y, act_quant);
+                last_fp8_path_ = Fp8Path::kGemv;
+            } else if (act_quant && gemm_->fp8_block_supported(out, m, n, k)) {
                 const int64_t ld = LtGemm::x_scale_ld(m);
                 Tensor xq = Tensor::empty({m, k}, DType::kF8E4M3, Device::kCUDA, "x.fp8");
                 Tensor xs = Tensor::empty({(k + 127) / 128, ld}, DType::kF32, Device::kCUDA, "x.scales");

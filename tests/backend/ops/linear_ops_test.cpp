@@ -2,7 +2,7 @@
 // shapes: q_a 1536x7168, kv_a 576x7168, fused x-GEMM 2112x7168, q_b 24576x1536, o-like 7168x2048, 2048x7168,
 // shared expert 2048x7168. Tolerances (relative L2): bf16 output 3e-3 (FP32 accumulation in another order, then
 // one bf16 rounding); f32 output 1e-4; FP8 weights 1e-2 (the CUDA fallback GEMM rounds fp8 * scale to bf16;
-// the block-scaled cuBLASLt path is exact up to summation order); dense_mlp with act_quant 2e-2 (the down
+// the block-scaled cuBLASLt path and the decode GEMV are exact up to summation order); dense_mlp with act_quant 2e-2 (the down
 // projection re-quantizes h to e4m3: an upstream difference of ~3e-3 flips some roundings by one fp8 step,
 // 2^-3 relative; measured 1.1e-2 at M = 1 on the H200). The FP8 path used is printed.
 #include "ops_test_util.h"
@@ -16,6 +16,7 @@ const char* path_name(cuda::CudaBackend::Fp8Path p) {
     switch (p) {
         case cuda::CudaBackend::Fp8Path::kCublasBlockScaled: return "cublasLt-block-scaled-fp8";
         case cuda::CudaBackend::Fp8Path::kDequantizedBf16: return "dequantized-bf16-fallback";
+        case cuda::CudaBackend::Fp8Path::kGemv: return "fp8-gemv";
         default: return "none";
     }
 }
@@ -70,13 +71,14 @@ TEST_F(LinearTest, Fp8BlockWeights) {
         make(mode.numerics);
         for (const Shape2& s : kModelShapes) {
             LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
-            for (int64_t m : {1, 64}) {
+            for (int64_t m : {1, 5, 16, 17, 64}) {  // the GEMV up to 16 rows, a GEMM beyond
                 Tensor x = random_act({m, s.k}, rng_, 2.0f);
                 Tensor got = down(gpu_->linear(up(x), w, LinearOutput::kActivation));
                 const std::string what = std::string("linear fp8 ") + mode.name + " M=" + std::to_string(m) +
                                          " N=" + std::to_string(s.n) + " K=" + std::to_string(s.k) + " via " +
                                          path_name(cuda().last_fp8_path());
                 expect_close(what, got, cpu_->linear(x, w, LinearOutput::kActivation), 1e-2);
+                EXPECT_EQ(cuda().last_fp8_path() == cuda::CudaBackend::Fp8Path::kGemv, m <= 16) << what;
             }
         }
     }
