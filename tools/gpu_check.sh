@@ -7,7 +7,9 @@
 # Usage: tools/gpu_check.sh OUTPUT_DIR   (several GPUs: tests sharded over them, benchmarks + model alongside)
 # Env: DSA_GPU_BUILD_DIR, DSA_GPU_JOBS, DSA_GPU_BENCH_ARGS, DSA_GPU_SANITIZER (1 = memcheck the op tests, default 1),
 #      DSA_GPU_STAGES (default "build test sanitizer bench model"), DSA_PCRE2_INCLUDE (folder holding pcre2.h
-#      where the machine has the PCRE2 runtime but not its development files: dsaserve then builds too).
+#      where the machine has the PCRE2 runtime but not its development files: dsaserve then builds too),
+#      DSA_GPU_EVAL_FULL=1 (also score the GPU server at the harness's default counts, every passkey length),
+#      DSA_GPU_LAYER_BENCH_ARGS (default --quick), DSA_GPU_SANITIZER_TIMEOUT (s, default 600).
 set -uo pipefail
 
 out=${1:?usage: tools/gpu_check.sh OUTPUT_DIR}
@@ -134,8 +136,18 @@ model_stage() {
     local cpu_rc=$?
     note "model on cpu: rc=$cpu_rc in $(( $(date +%s) - start )) s"
     (( rc )) || rc=$cpu_rc
+    if [[ "${DSA_GPU_EVAL_FULL:-0}" == 1 ]]; then  # the harness's default counts and every length, GPU only
+        start=$(date +%s)
+        python3 "$root/tools/eval_tiny.py" --base-url http://127.0.0.1:30102 --concurrency 32 \
+            --thresholds arith_chat=0.90,tool_call=0.95,passkey=0.95 --output "$out/model_gpu_full.json" \
+            > "$out/model_gpu_full.txt" 2>&1
+        local full_rc=$?
+        note "model on cuda, default counts: rc=$full_rc in $(( $(date +%s) - start )) s"
+        (( rc )) || rc=$full_rc
+    fi
     kill "${pids[@]}" 2> /dev/null; wait "${pids[@]}" 2> /dev/null
-    { echo "-- cuda"; cat "$out/model_gpu.txt"; echo "-- cpu (compared with cuda)"; cat "$out/model_cpu.txt"; } |
+    { echo "-- cuda"; cat "$out/model_gpu.txt"; echo "-- cpu (compared with cuda)"; cat "$out/model_cpu.txt"
+      [[ -f "$out/model_gpu_full.txt" ]] && { echo "-- cuda, default counts"; cat "$out/model_gpu_full.txt"; }; } |
         grep -v "requests done" >> "$summary"
     set_rc model "$rc"
 }
