@@ -8,8 +8,8 @@
 //    bandwidth of BF16, not FP8). The bf16 rounding of fp8 * scale is the only difference from the contract
 //    (exact when the scales are powers of two).
 //  - off (Numerics::bf16()): x is not quantized; bf16 GEMM against the same dequantized BF16 copy.
-//  - at most kFp8GemvMaxRows rows with a bf16 output (decode): neither; the weight-streaming GEMV of the MoE
-//    decode path (moe_kernels.cu) with one group reads the FP8 weight once, x in f32 (act_quant-ed when on).
+//  - at most kFp8GemvMaxRows rows (1) with a bf16 output: neither; the weight-streaming GEMV of the MoE decode
+//    path (moe_kernels.cu) with one group reads the FP8 weight once, x in f32 (act_quant-ed when on).
 #include <cstring>
 
 #include "backend/cuda/cuda_backend_impl.h"

@@ -71,14 +71,16 @@ TEST_F(LinearTest, Fp8BlockWeights) {
         make(mode.numerics);
         for (const Shape2& s : kModelShapes) {
             LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
-            for (int64_t m : {1, 5, 16, 17, 64}) {  // the GEMV up to 16 rows, a GEMM beyond
+            for (int64_t m : {1, 2, 5, 16, 64}) {  // the GEMV at one row, a GEMM beyond
                 Tensor x = random_act({m, s.k}, rng_, 2.0f);
                 Tensor got = down(gpu_->linear(up(x), w, LinearOutput::kActivation));
                 const std::string what = std::string("linear fp8 ") + mode.name + " M=" + std::to_string(m) +
                                          " N=" + std::to_string(s.n) + " K=" + std::to_string(s.k) + " via " +
                                          path_name(cuda().last_fp8_path());
                 expect_close(what, got, cpu_->linear(x, w, LinearOutput::kActivation), 1e-2);
-                EXPECT_EQ(cuda().last_fp8_path() == cuda::CudaBackend::Fp8Path::kGemv, m <= 16) << what;
+                EXPECT_EQ(cuda().last_fp8_path() == cuda::CudaBackend::Fp8Path::kGemv,
+                          m <= cuda::CudaBackend::kFp8GemvMaxRows)
+                    << what;
             }
         }
     }
