@@ -39,6 +39,21 @@ void softmax(float* s, int64_t n) {
     for (int64_t i = 0; i < n; ++i) s[i] /= sum;
 }
 
+// out[c] = act(sum_j prob[j] * rows[j * stride + c]) for c < dim, summed over j in ascending order per c (rows
+// read contiguously; j with prob 0 add exactly nothing and are skipped).
+template <typename Act>
+void weighted_rows(const float* prob, int64_t n, const float* rows, int64_t stride, int64_t dim, float* out,
+                   std::vector<float>& acc, Act act) {
+    acc.assign(dim, 0.0f);
+    for (int64_t j = 0; j < n; ++j) {
+        const float w = prob[j];
+        if (w == 0.0f) continue;
+        const float* r = rows + j * stride;
+        for (int64_t c = 0; c < dim; ++c) acc[c] += w * r[c];
+    }
+    for (int64_t c = 0; c < dim; ++c) out[c] = act(acc[c]);
+}
+
 void check_kv_b(const LinearWeight& kv_b, const MlaHeadDims& d) {
     DSA_CHECK(kv_b.defined() && d.num_heads > 0 && d.nope_dim > 0 && d.v_dim > 0) << "MLA head dims";
     DSA_CHECK_EQ(kv_b.out_features(), d.num_heads * (d.nope_dim + d.v_dim)) << "kv_b_proj rows";
@@ -124,19 +139,15 @@ Tensor CpuBackend::mla_sparse_attention(const MlaSparseParams& p) {
             if (p.slots.data<int32_t>()[t * width + j] >= 0) valid.push_back(p.slots.data<int32_t>()[t * width + j]);
         }
         const int64_t n = static_cast<int64_t>(valid.size());
-        std::vector<float> kv(n * kMlaKvDim), prob(n);
+        std::vector<float> kv(n * kMlaKvDim), prob(n), acc;
         read_latents(*p.kv, valid.data(), n, kv.data());
         for (int64_t h = 0; h < heads; ++h) {
             const float* q = p.q.data<float>() + (t * heads + h) * kMlaKvDim;
             for (int64_t j = 0; j < n; ++j) prob[j] = p.softmax_scale * dot(q, &kv[j * kMlaKvDim], kMlaKvDim);
             softmax(prob.data(), n);
             round_act(prob.data(), n);
-            float* o = out.data<float>() + (t * heads + h) * kMlaLatentDim;
-            for (int64_t c = 0; c < kMlaLatentDim; ++c) {
-                float acc = 0.0f;
-                for (int64_t j = 0; j < n; ++j) acc += prob[j] * kv[j * kMlaKvDim + c];
-                o[c] = act(acc);
-            }
+            weighted_rows(prob.data(), n, kv.data(), kMlaKvDim, kMlaLatentDim,
+                          out.data<float>() + (t * heads + h) * kMlaLatentDim, acc, [this](float v) { return act(v); });
         }
     }
     return out;
@@ -165,21 +176,18 @@ Tensor CpuBackend::mla_dense_attention(const MlaDenseParams& p) {
                 if (pos >= 0) visible[pos] = 1;
             }
         }
-        std::vector<float> prob(keys);
+        // Keys after the query's position are masked: only [0, qpos] take part (their softmax terms are 0).
+        const int64_t n = qpos + 1;
+        std::vector<float> prob(n), acc;
         for (int64_t h = 0; h < heads; ++h) {
             const float* q = p.q.data<float>() + (t * heads + h) * qk;
-            for (int64_t s = 0; s < keys; ++s) {
-                const bool on = visible[s] && s <= qpos;
-                prob[s] = on ? p.softmax_scale * dot(q, p.k.data<float>() + (s * heads + h) * qk, qk) : kNegInf;
+            for (int64_t s = 0; s < n; ++s) {
+                prob[s] = visible[s] ? p.softmax_scale * dot(q, p.k.data<float>() + (s * heads + h) * qk, qk) : kNegInf;
             }
-            softmax(prob.data(), keys);
-            round_act(prob.data(), keys);
-            float* o = out.data<float>() + (t * heads + h) * dv;
-            for (int64_t c = 0; c < dv; ++c) {
-                float acc = 0.0f;
-                for (int64_t s = 0; s < keys; ++s) acc += prob[s] * p.v.data<float>()[(s * heads + h) * dv + c];
-                o[c] = act(acc);
-            }
+            softmax(prob.data(), n);
+            round_act(prob.data(), n);
+            weighted_rows(prob.data(), n, p.v.data<float>() + h * dv, heads * dv, dv,
+                          out.data<float>() + (t * heads + h) * dv, acc, [this](float v) { return act(v); });
         }
     }
     return out;
