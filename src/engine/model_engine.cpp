@@ -3,12 +3,22 @@
 // reserve for activations and workspaces kept out (kvcache::plan_kv_memory).
 #include "engine/model_engine.h"
 
+#include "base/env.h"
 #include "base/logging.h"
 #include "engine/model_runner.h"
 #include "kvcache/memory_planner.h"
 
 namespace dsa::engine {
 namespace {
+
+model::ModelOptions model_options(const EngineConfig& cfg) {
+    model::ModelOptions mo;
+    mo.max_positions = cfg.context_length;
+    mo.dense_prefill_max_kv = env_int("SGLANG_NSA_PREFILL_DENSE_ATTN_KV_LEN_THRESHOLD", mo.dense_prefill_max_kv,
+                                      "prefill runs dense MHA while every prefilling sequence has at most this many "
+                                      "keys, sparse absorbed MLA beyond");
+    return mo;
+}
 
 int64_t tensor_bytes(const Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : 0; }
 
@@ -100,7 +110,7 @@ StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::load(const ModelEngineOption
     DSA_ASSIGN_OR_RETURN(cfg.kv_budget_bytes,
                          kv_budget(options, cfg, me->config_, me->weights_, me->backend_->device()));
     me->model_ = std::make_unique<model::DsaModel>(me->config_, me->weights_, *me->backend_,
-                                                   model::ModelOptions{.max_positions = cfg.context_length});
+                                                   model_options(cfg));
     auto runner = DsaModelRunner::create(*me->model_, options.numerics, cfg.kv_budget_bytes, cfg.page_size);
     if (!runner.is_ok()) return runner.status();
     DSA_LOG(kInfo) << "KV pool on " << device_name(me->backend_->device()) << ": " << (*runner)->num_pages()

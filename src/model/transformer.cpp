@@ -67,6 +67,7 @@ DsaModel::DsaModel(const ModelConfig& config, const ModelWeights& weights, backe
     : config_(config), weights_(weights), be_(backend) {
     head_dims_ = {config.num_attention_heads, config.qk_nope_head_dim, config.v_head_dim};
     softmax_scale_ = static_cast<float>(config.softmax_scale());
+    dense_prefill_max_kv_ = options.dense_prefill_max_kv;
     const int64_t max_positions = options.max_positions > 0 ? options.max_positions : 4096;
     std::vector<float> inv_freq = config.rope_inv_freq();
     rope_ = be_.make_rope_table(inv_freq, max_positions);
@@ -100,10 +101,13 @@ bool DsaModel::use_expanded(const StepTensors& st, const ForwardOptions& options
         case AttentionForm::kExpanded: return true;
         case AttentionForm::kAuto: break;
     }
+    bool prefill = false;
     for (const SequenceSpan& s : st.batch->seqs) {
-        if (s.num_new > 1) return true;
+        if (s.num_new <= 1) continue;
+        if (s.length() > dense_prefill_max_kv_) return false;
+        prefill = true;
     }
-    return false;
+    return prefill;
 }
 
 ForwardOutput DsaModel::forward(const ForwardBatch& batch, KvStores& kv, const ForwardOptions& options) {

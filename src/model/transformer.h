@@ -19,7 +19,8 @@ namespace dsa::model {
 
 // How MLA attention is evaluated. Both forms are the same math (MODEL_SPEC §3.5-3.6).
 enum class AttentionForm : uint8_t {
-    kAuto,      // expanded (MHA) for prefill chunks of more than one token, absorbed for single-token steps
+    kAuto,      // expanded (MHA) for prefill chunks whose sequences are at most ModelOptions::dense_prefill_max_kv
+                // long, absorbed (sparse over the top-k) for longer ones and for single-token steps
     kAbsorbed,  // the 576/512 "MQA" form everywhere (what the sparse kernels run)
     kExpanded,  // k_nope / v up-projected from the latent everywhere
 };
@@ -44,6 +45,11 @@ struct ForwardOutput {
 struct ModelOptions {
     // Number of positions the RoPE table covers (at least the longest sequence served).
     int64_t max_positions = 0;
+    // AttentionForm::kAuto: a prefill step runs the expanded (dense MHA) form only while every prefilling
+    // sequence has at most this many keys; beyond it the absorbed sparse form (SGLang's
+    // SGLANG_NSA_PREFILL_DENSE_ATTN_KV_LEN_THRESHOLD, default 2048). Both apply the same top-k mask; the expanded
+    // form up-projects the whole history (keys x heads x (qk + v) values), which long contexts cannot afford.
+    int64_t dense_prefill_max_kv = 2048;
 };
 
 class DsaModel {
@@ -89,6 +95,7 @@ private:
     backend::MlaHeadDims head_dims_;
     backend::RopeTable rope_;
     float softmax_scale_ = 0.0f;
+    int64_t dense_prefill_max_kv_ = 2048;
     // Routed experts per layer in the backend's struct (index = layer; MTP layers after the main ones).
     std::vector<std::vector<backend::MlpWeights>> experts_;
 };

@@ -73,6 +73,28 @@ TEST_P(Consistency, AbsorbedAndExpandedFormsAgree) {
     EXPECT_LT(relative_l2(a, b), kTol);
 }
 
+// kAuto takes the expanded form for a prefill only while the sequence has at most dense_prefill_max_kv keys:
+// with the default (2048) a ~600-token prompt gives exactly the expanded form's logits, with a threshold of 16
+// exactly the absorbed form's (the two forms differ in summation order, so equality tells them apart).
+TEST_P(Consistency, AutoFormFollowsTheDensePrefillThreshold) {
+    GoldenFixture& fx = fixture(GetParam());
+    const std::vector<int32_t>& ids = long_prompt(fx).ids;
+    DsaModel short_dense(fx.config(), fx.weights(), fx.backend(),
+                         ModelOptions{.max_positions = 2048, .dense_prefill_max_kv = 16});
+    auto logits = [&](DsaModel& m, AttentionForm form) {
+        KvStores kv = fx.new_kv();
+        SequenceRunner run(m, kv, 64);
+        ForwardOptions opt;
+        opt.attention_form = form;
+        return run.step(ids, true, opt).logits;
+    };
+    const Tensor expanded = logits(fx.model(), AttentionForm::kExpanded);
+    const Tensor absorbed = logits(fx.model(), AttentionForm::kAbsorbed);
+    ASSERT_GT(relative_l2(absorbed, expanded), 0.0) << "the forms must be distinguishable";
+    EXPECT_EQ(relative_l2(logits(fx.model(), AttentionForm::kAuto), expanded), 0.0);
+    EXPECT_EQ(relative_l2(logits(short_dense, AttentionForm::kAuto), absorbed), 0.0);
+}
+
 TEST_P(Consistency, MtpLogitsMatchReference) {
     GoldenFixture& fx = fixture(GetParam());
     ASSERT_TRUE(fx.model().has_mtp());

@@ -34,6 +34,8 @@ public:
 
     const ModelConfig& config() const { return config_; }
     DsaModel& model() { return *model_; }
+    const ModelWeights& weights() const { return weights_; }
+    backend::Backend& backend() { return *backend_; }
     const std::vector<GoldenPrompt>& prompts() const { return prompts_; }
     // Fresh KV stores (all layers + MTP) and a runner over them.
     KvStores new_kv(int64_t num_pages = 24) const;
