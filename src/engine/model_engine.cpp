@@ -3,6 +3,8 @@
 // reserve for activations and workspaces kept out (kvcache::plan_kv_memory).
 #include "engine/model_engine.h"
 
+#include <algorithm>
+
 #include "base/env.h"
 #include "base/logging.h"
 #include "engine/model_runner.h"
@@ -27,6 +29,29 @@ StatusOr<std::unique_ptr<backend::Backend>> make_backend(const ModelEngineOption
     return options.backend.make(options.numerics);
 }
 
+kvcache::ActivationInput activation_input(const model::ModelConfig& mc, const EngineConfig& cfg) {
+    kvcache::ActivationInput a;
+    a.hidden = mc.hidden_size;
+    a.vocab = mc.vocab_size;
+    a.num_heads = mc.num_attention_heads;
+    a.qk_head_dim = mc.qk_head_dim();
+    a.v_head_dim = mc.v_head_dim;
+    a.latent_dim = mc.kv_lora_rank;
+    a.kv_dim = mc.kv_lora_rank + mc.qk_rope_head_dim;
+    a.q_lora_rank = mc.q_lora_rank;
+    a.index_heads = mc.index_n_heads;
+    a.index_head_dim = mc.index_head_dim;
+    a.index_topk = mc.index_topk;
+    a.moe_width = mc.moe_intermediate_size;
+    a.experts_per_token = mc.num_experts_per_tok;
+    a.dense_width = mc.intermediate_size;
+    a.context_tokens = cfg.context_length;
+    a.chunk_tokens = cfg.chunked_prefill_size > 0 ? cfg.chunked_prefill_size : cfg.context_length;
+    a.max_running = cfg.max_running_requests;
+    a.dense_prefill_max_kv = model_options(cfg).dense_prefill_max_kv;
+    return a;
+}
+
 // The KV byte budget: the explicit one, or on a device the memory plan.
 StatusOr<int64_t> kv_budget(const ModelEngineOptions& options, const EngineConfig& cfg, const model::ModelConfig& mc,
                             const model::ModelWeights& weights, Device device) {
@@ -41,7 +66,11 @@ StatusOr<int64_t> kv_budget(const ModelEngineOptions& options, const EngineConfi
     in.total_device_bytes = mem.total_bytes;
     in.free_before_load_bytes = mem.free_bytes;
     in.weight_bytes = device_weight_bytes(weights);
-    in.reserve_bytes = kvcache::default_reserve_bytes(reserve, mem.total_bytes);
+    // The reserve: SGLang's estimate, or what our own step buffers need (+1 GiB for library workspaces and
+    // fragmentation) when that is more (long contexts: the indexer's scores grow with chunk x context).
+    const kvcache::ActivationEstimate act = kvcache::estimate_activation_bytes(activation_input(mc, cfg));
+    in.reserve_bytes = std::max(kvcache::default_reserve_bytes(reserve, mem.total_bytes),
+                                act.total() + (int64_t{1} << 30));
     // The plan measures the fraction against the memory free before loading (the CUDA context already holds
     // some), so the default is taken against the same base.
     const int64_t base = mem.free_bytes > 0 ? mem.free_bytes : mem.total_bytes;
@@ -50,7 +79,8 @@ StatusOr<int64_t> kv_budget(const ModelEngineOptions& options, const EngineConfi
     kvcache::KvCacheConfig kv = kv_cache_config_for(mc, options.numerics, cfg.page_size, device);
     DSA_ASSIGN_OR_RETURN(kvcache::MemoryPlan plan, kvcache::plan_kv_memory(kv, in));
     DSA_LOG(kInfo) << "device memory: " << mem.free_bytes << " of " << mem.total_bytes << " bytes free, "
-                   << "mem_fraction_static " << in.mem_fraction_static << "; "
+                   << "mem_fraction_static " << in.mem_fraction_static << "; reserve " << (in.reserve_bytes >> 20)
+                   << " MiB for " << kvcache::describe_activations(act) << "; "
                    << kvcache::describe_plan(kv, plan, in.weight_bytes);
     return plan.kv_budget_bytes;
 }

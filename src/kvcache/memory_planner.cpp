@@ -78,6 +78,39 @@ int64_t default_reserve_bytes(const ReserveInput& in, int64_t total_device_bytes
     return reserve;
 }
 
+int64_t ActivationEstimate::total() const { return residual + std::max(attention + indexer, ffn) + logits; }
+
+ActivationEstimate estimate_activation_bytes(const ActivationInput& in) {
+    constexpr int64_t kBf16 = 2, kF32 = 4, kI32 = 4;
+    const int64_t t = std::max(in.chunk_tokens, in.max_running);  // tokens of the largest step
+    const int64_t h = in.num_heads;
+    ActivationEstimate e;
+    // x, residual, normed x, layer output, and the MLA/indexer inputs (q_a / kv_a rows) beside them.
+    e.residual = t * (4 * in.hidden + in.q_lora_rank + in.kv_dim) * kBf16;
+    // q (qk and its absorbed 576-wide form), latent and head outputs; expanded k/v of a short prefill; split-K
+    // partials (at most one pass of the SMs: 132 CTAs x 64 heads x (512 + 2) f32 in the worst split).
+    const int64_t dense_keys = std::min(in.dense_prefill_max_kv, in.context_tokens);
+    e.attention = t * h * (in.qk_head_dim + in.kv_dim + in.latent_dim + in.v_head_dim) * kBf16 +
+                  dense_keys * h * (in.qk_head_dim + in.v_head_dim) * kBf16 + 132 * 64 * (in.latent_dim + 2) * kF32;
+    // q (bf16 + f16 copy), head weights, f32 scores over every visible key, the top-k positions and slots.
+    e.indexer = t * in.index_heads * (in.index_head_dim * 2 * kBf16 + 2 * kF32) + t * in.context_tokens * kF32 +
+                2 * t * in.index_topk * kI32;
+    // Router scores, the f32 prepped input, per-(token, expert) gate/up/SwiGLU rows and outputs; the dense MLP.
+    const int64_t pairs = t * in.experts_per_token;
+    const int64_t moe = t * in.hidden * kF32 + pairs * (3 * in.moe_width + in.hidden) * kBf16;
+    const int64_t dense = t * 3 * in.dense_width * kBf16;
+    e.ffn = std::max(moe, dense);
+    e.logits = in.max_running * in.vocab * kF32;
+    return e;
+}
+
+std::string describe_activations(const ActivationEstimate& e) {
+    auto mib = [](int64_t b) { return static_cast<double>(b) / kMiB; };
+    return fmt::format("activations {:.0f} MiB (residual {:.0f}, attention {:.0f}, indexer {:.0f}, ffn {:.0f}, "
+                       "logits {:.0f})",
+                       mib(e.total()), mib(e.residual), mib(e.attention), mib(e.indexer), mib(e.ffn), mib(e.logits));
+}
+
 double default_mem_fraction_static(int64_t base_bytes, int64_t reserve_bytes) {
     DSA_CHECK_GT(base_bytes, 0);
     int64_t left = std::max<int64_t>(base_bytes - reserve_bytes, 0);

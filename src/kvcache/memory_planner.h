@@ -44,6 +44,26 @@ struct ReserveInput {
     int cuda_graph_max_bs = 256;  // largest decode bucket
 };
 int64_t default_reserve_bytes(const ReserveInput& input, int64_t total_device_bytes);
+// The transient device memory of one forward step at its largest, from the model's shapes (plain numbers: the
+// engine fills them from the model config). A step holds at most `chunk_tokens` prefill tokens or `max_running`
+// decode tokens; one layer's temporaries are live at a time (the caching allocator reuses them layer to
+// layer) next to the residual stream. The terms are the backends' real buffers: the indexer's f32 score rows
+// over every visible key (tokens x context: the largest at long context), the absorbed attention's q / latent
+// output and split-K partials, the expanded (dense MHA) keys and values of a prefill of at most
+// dense_prefill_max_kv keys, the MoE's per-(token, expert) rows, and the f32 logits of the step.
+struct ActivationInput {
+    int64_t hidden = 0, vocab = 0, num_heads = 0, qk_head_dim = 0, v_head_dim = 0, kv_dim = 576, latent_dim = 512;
+    int64_t q_lora_rank = 0, index_heads = 0, index_head_dim = 0, index_topk = 0;
+    int64_t moe_width = 0, experts_per_token = 0, dense_width = 0;
+    int64_t chunk_tokens = 8192, max_running = 256, context_tokens = 0, dense_prefill_max_kv = 2048;
+};
+struct ActivationEstimate {
+    int64_t residual = 0, attention = 0, indexer = 0, ffn = 0, logits = 0;
+    int64_t total() const;  // residual + max(attention + indexer, ffn) + logits
+};
+ActivationEstimate estimate_activation_bytes(const ActivationInput& input);
+std::string describe_activations(const ActivationEstimate& e);
+
 // (base - reserve) / base: the fraction used when the flag is unset. `base_bytes` is what the plan measures the
 // fraction against: free memory before loading where known (MemoryPlanInput::free_before_load_bytes), else total.
 double default_mem_fraction_static(int64_t base_bytes, int64_t reserve_bytes);

@@ -193,5 +193,37 @@ TEST(MemoryPlanner, DefaultFractionFitsWhenTheContextHoldsMemory) {
     EXPECT_FALSE(plan_kv_memory(config, in).is_ok()) << "a fraction of the total overshoots the free memory";
 }
 
+// DeepSeek-V3.2's shapes at SGLang's defaults (chunk 8192, 256 running, context 163840): every term by hand.
+ActivationInput dsv32_activations() {
+    ActivationInput a;
+    a.hidden = 7168, a.vocab = 129280, a.num_heads = 128, a.qk_head_dim = 192, a.v_head_dim = 128;
+    a.kv_dim = 576, a.latent_dim = 512, a.q_lora_rank = 1536, a.index_heads = 64, a.index_head_dim = 128;
+    a.index_topk = 2048, a.moe_width = 2048, a.experts_per_token = 8, a.dense_width = 18432;
+    a.chunk_tokens = 8192, a.max_running = 256, a.context_tokens = 163840, a.dense_prefill_max_kv = 2048;
+    return a;
+}
+
+TEST(MemoryPlanner, ActivationEstimateCountsEachBuffer) {
+    const ActivationEstimate e = estimate_activation_bytes(dsv32_activations());
+    const int64_t t = 8192;
+    EXPECT_EQ(e.residual, t * (4 * 7168 + 1536 + 576) * 2);
+    EXPECT_EQ(e.attention, t * 128 * (192 + 576 + 512 + 128) * 2 + 2048 * 128 * 320 * 2 + 132 * 64 * 514 * 4);
+    EXPECT_EQ(e.indexer, t * 64 * (128 * 4 + 8) + t * 163840 * 4 + 2 * t * 2048 * 4);
+    EXPECT_EQ(e.ffn, t * 7168 * 4 + t * 8 * (3 * 2048 + 7168) * 2);  // the MoE rows outweigh the dense MLP
+    EXPECT_EQ(e.logits, 256 * 129280 * 4);
+    EXPECT_EQ(e.total(), e.residual + e.attention + e.indexer + e.logits);
+    EXPECT_NEAR(static_cast<double>(e.total()) / kGiB, 8.9, 0.1);
+    EXPECT_NE(describe_activations(e).find("indexer"), std::string::npos);
+}
+
+TEST(MemoryPlanner, IndexerScoresGrowWithChunkTimesContext) {
+    ActivationInput a = dsv32_activations();
+    const int64_t base = estimate_activation_bytes(a).indexer;
+    a.context_tokens *= 2;
+    EXPECT_EQ(estimate_activation_bytes(a).indexer - base, int64_t{8192} * 163840 * 4);
+    a.chunk_tokens = 16384;  // SGLang users raise --chunked-prefill-size: the scores double again
+    EXPECT_GT(estimate_activation_bytes(a).total(), 2 * estimate_activation_bytes(dsv32_activations()).total());
+}
+
 }  // namespace
 }  // namespace dsa::kvcache
