@@ -9,7 +9,8 @@
 #      DSA_GPU_STAGES (default "build test sanitizer bench model"), DSA_PCRE2_INCLUDE (folder holding pcre2.h
 #      where the machine has the PCRE2 runtime but not its development files: dsaserve then builds too),
 #      DSA_GPU_EVAL_FULL=1 (also score the GPU server at the harness's default counts, every passkey length),
-#      DSA_GPU_LAYER_BENCH_ARGS (default --quick), DSA_GPU_SANITIZER_TIMEOUT (s, default 600).
+#      DSA_GPU_LAYER_BENCH_ARGS (default --quick), DSA_GPU_SANITIZER_TIMEOUT (s, default 600),
+#      DSA_GPU_CPU_THREADS (OpenMP threads of the CPU-side work, default 8).
 set -uo pipefail
 
 out=${1:?usage: tools/gpu_check.sh OUTPUT_DIR}
@@ -68,8 +69,13 @@ else mapfile -t gpus < <(nvidia-smi --query-gpu=index --format=csv,noheader 2> /
 (( ${#gpus[@]} > 0 )) || gpus=(0)
 set_rc() { echo "$2" > "$out/rc.$1"; }
 
+# The CPU sides (reference models in the tests, the CPU server) run small matrices; with one OpenMP thread per
+# core of a 64-core host they were slower than on 2 cores (the CPU server: 235 s for the CI counts there, 112 s
+# on a 2-core machine), so they get a few threads.
+cpu_threads=${DSA_GPU_CPU_THREADS:-8}
+
 test_shard() {  # test_shard INDEX COUNT GPU
-    CUDA_VISIBLE_DEVICES=$3 ctest --test-dir "$build" -L gpu -I "$(( $1 + 1 )),,$2" --output-on-failure \
+    OMP_NUM_THREADS=$cpu_threads CUDA_VISIBLE_DEVICES=$3 ctest --test-dir "$build" -L gpu -I "$(( $1 + 1 )),,$2" --output-on-failure \
         --timeout 900 -V > "$out/ctest.$1.log" 2>&1
 }
 
@@ -122,7 +128,8 @@ model_stage() {
                   --n-passkey "${DSA_GPU_EVAL_PASSKEY:-10}" --lengths "${DSA_GPU_EVAL_LENGTHS:-256,1024}")
     for dev in cpu cuda; do
         port=$([[ $dev == cpu ]] && echo 30101 || echo 30102)
-        "$bin" serve --model-path "$model" --device "$dev" --port "$port" --tool-call-parser deepseekv32 \
+        OMP_NUM_THREADS=$cpu_threads "$bin" serve --model-path "$model" --device "$dev" --port "$port" \
+            --tool-call-parser deepseekv32 \
             --reasoning-parser deepseek-v3 > "$out/serve_$dev.log" 2>&1 &
         pids+=($!)
     done
