@@ -8,24 +8,13 @@
 #include <gtest/gtest.h>
 
 #include "base/check.h"
+#include "../golden_io.h"
 
 namespace dsa::model::testing {
-namespace {
+using golden::must;
+using golden::to_ids;
 
-std::vector<int32_t> to_ids(const Tensor& t) {
-    const int32_t* p = t.data<int32_t>();
-    return std::vector<int32_t>(p, p + t.numel());
-}
-
-Tensor must(const SafetensorsFile& f, const std::string& name) {
-    StatusOr<Tensor> t = f.tensor(name);
-    DSA_CHECK(t.is_ok()) << t.status().to_string();
-    return t->clone();
-}
-
-}  // namespace
-
-std::string golden_dir(const std::string& name) { return std::string(DSA_SOURCE_DIR) + "/tests/golden/" + name; }
+std::string golden_dir(const std::string& name) { return golden::fixture_dir(name); }
 
 GoldenFixture::GoldenFixture(const std::string& name, backend::Numerics numerics) : numerics_(numerics) {
     const std::string dir = golden_dir(name);
