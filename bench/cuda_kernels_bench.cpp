@@ -4,7 +4,9 @@
 // allocation and launch overhead included), back to back on one stream, timed with CUDA events: median over 5
 // runs of 20 calls after warm-up, 8 rotated input/weight copies so that L2 cannot hold them. Prints time,
 // achieved TB/s and TFLOP/s, and % of the floor max(bytes / 4.8 TB/s, FLOPs / peak) with peaks 790 (bf16) and
-// 1460 (FP8) TFLOP/s as measured on the H200. Usage: cuda_kernels_bench [--quick]
+// 1460 (FP8) TFLOP/s as measured on the H200. The FP8 streaming decode GEMM (fp8_stream_gemm.cu) is also timed
+// alone: 40 launches rotating >= 8 weight copies (>= 160 MB) captured in a CUDA graph (no host launch cost), at
+// M = 1..64 on every decode shape: us, TB/s of FP8 weight bytes, % of 4.8 TB/s. Usage: cuda_kernels_bench [--quick]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -20,6 +22,8 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fp8_stream_gemm.h"
+#include "backend/cuda/kernels.h"
 #include "tensor/numeric.h"
 
 namespace dsa::backend {
@@ -134,9 +138,77 @@ void bench_linear(cuda::CudaBackend& bf16_be, cuda::CudaBackend& fp8_be, std::mt
             const cuda::CudaBackend::Fp8Path fp = fp8_be.last_fp8_path();
             const char* path = fp == cuda::CudaBackend::Fp8Path::kCublasBlockScaled ? "cublasLt-fp8"
                                : fp == cuda::CudaBackend::Fp8Path::kGemv            ? "gemv-fp8"
+                               : fp == cuda::CudaBackend::Fp8Path::kStream          ? "stream-fp8"
                                                                                     : "fallback-bf16";
             report("linear fp8 [" + std::string(path) + "] M=" + std::to_string(m) + shape, t8,
                    static_cast<double>(s.n) * s.k + io, flops, kFp8FlopsPerS);
+        }
+    }
+}
+
+// Seconds per launch of `launch(i)` (i = 0..39) captured into one CUDA graph, median of 5 graph replays.
+double graph_seconds_per_launch(cuda::CudaBackend& be, const std::function<void(int)>& launch) {
+    constexpr int kLaunches = 40;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    DSA_CUDA_CHECK(cudaStreamBeginCapture(be.stream(), cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < kLaunches; ++i) launch(i);
+    DSA_CUDA_CHECK(cudaStreamEndCapture(be.stream(), &graph));
+    DSA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    const double t = time_per_call(be, [&](int) { DSA_CUDA_CHECK(cudaGraphLaunch(exec, be.stream())); });
+    DSA_CUDA_CHECK(cudaGraphExecDestroy(exec));
+    DSA_CUDA_CHECK(cudaGraphDestroy(graph));
+    return t / kLaunches;
+}
+
+// The streaming GEMM kernel alone (x already act_quant-ed) at the decode shapes, 8 rotated weight copies.
+void bench_fp8_stream(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
+    struct NK {
+        int64_t n, k;
+    };
+    const std::vector<int64_t> ms = quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 64};
+    const std::vector<NK> shapes = {{7168, 2048}, {2048, 7168}, {24576, 1536}, {1536, 7168},
+                                    {576, 7168},  {7168, 16384}, {4096, 7168}, {2112, 7168}};
+    int sms = 0;
+    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    for (const NK s : shapes) {
+        const int64_t kb = s.k / 128;
+        LinearWeight host8 = host_fp8_weight(s.n, s.k, rng);
+        // >= 8 copies and >= 160 MB of them (a 4 MB weight needs 39 copies to leave the 50 MB L2).
+        const int copies = static_cast<int>(std::clamp<int64_t>(160'000'000 / (s.n * s.k) + 1, kCopies, 40));
+        std::vector<Tensor> w8;
+        for (int i = 0; i < copies; ++i) w8.push_back(be.to_device(host8.weight));
+        Tensor scales = be.to_device(host8.scale_inv);  // [ceil(N/128), K/128]
+        for (int64_t m : ms) {
+            Tensor xb = be.to_device(random_bf16({m, s.k}, rng, 1.0f));
+            Tensor xq = Tensor::empty({m, s.k}, DType::kF8E4M3, Device::kCUDA, "x.fp8");
+            Tensor xs = Tensor::empty({kb, m}, DType::kF32, Device::kCUDA, "x.scales");
+            cuda::launch_act_quant({xb.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, s.k, m, true},
+                                   be.stream());
+            Tensor y = Tensor::empty({m, s.n}, DType::kBF16, Device::kCUDA, "y");
+            const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
+            Tensor ws = Tensor::empty({std::max<int64_t>(plan.ws_floats, 1)}, DType::kF32, Device::kCUDA, "ws");
+            Tensor counters = Tensor::empty({std::max<int64_t>(plan.counters, 1)}, DType::kI32, Device::kCUDA, "ctr");
+            DSA_CUDA_CHECK(cudaMemsetAsync(counters.raw_data(), 0, counters.nbytes(), be.stream()));
+            cuda::Fp8StreamParams p;
+            p.w_scale = scales.data<float>();
+            p.m = m;
+            p.x = xq.data<uint8_t>();
+            p.x_scale = xs.data<float>();
+            p.x_scale_ld = m;
+            p.out = y.data<uint16_t>();
+            p.n = s.n, p.k = s.k, p.scale_ld = kb;
+            p.ws = ws.data<float>();
+            p.counters = counters.data<int32_t>();
+            const double t = graph_seconds_per_launch(be, [&](int i) {
+                p.w = w8[i % copies].data<uint8_t>();
+                cuda::launch_fp8_stream_gemm(p, plan, be.stream());
+            });
+            char name[160];
+            std::snprintf(name, sizeof(name), "fp8 stream kernel M=%lld N=%lld K=%lld (splits %lld, nt %d)",
+                          static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
+                          static_cast<long long>(plan.splits), plan.nt);
+            report(name, t, static_cast<double>(s.n) * s.k, 0, 0);  // % of the 4.8 TB/s weight-read floor
         }
     }
 }
@@ -165,6 +237,7 @@ int run(int argc, char** argv) {
     auto& fp8_be = static_cast<cuda::CudaBackend&>(*fp8_owner);
     bench_norms(bf16_be, rng, quick);
     bench_rope(bf16_be, rng, quick);
+    bench_fp8_stream(fp8_be, rng, quick);
     bench_linear(bf16_be, fp8_be, rng, quick);
     return 0;
 }

@@ -1,9 +1,10 @@
 // One DeepSeek-V3.2 MoE layer on the CUDA backend (Numerics::deepseek_fp8): 256 FP8 routed experts (D 7168,
-// F 2048) + the shared expert, router E 256 / 8 groups / top-4 groups / top-8. At batch 1, 8, 64: route,
+// F 2048) + the shared expert, router E 256 / 8 groups / top-4 groups / top-8. At batch 1..64: route,
 // routed experts, shared expert (dense_mlp) and the whole layer, timed with CUDA events (median of 5 runs of 20
 // calls, 8 rotated inputs so the active experts change). Prints achieved TB/s of the active experts' weight
 // bytes (scales included; each active expert counted once per call) and the ratio to reading them once at
-// 4.8 TB/s (the target is <= 1.3x at batch 1). Also the GLM-5 router (D 6144, no groups). Usage: moe_bench
+// 4.8 TB/s (the target is <= 1.3x at batch 1); the routed line names the expert path taken. Also the GLM-5
+// router (D 6144, no groups). Usage: moe_bench
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -137,9 +138,16 @@ void bench_layer(cuda::CudaBackend& be, const ExpertSet& ex, std::mt19937& rng, 
         Tensor y = be.moe_experts(MoeParams{rp.x, r.ids, r.weights, ex.routed});
         be.add(y, be.dense_mlp(rp.x, ex.shared));
     });
+    const RouterResult& r0 = routes[0];
+    be.moe_experts(MoeParams{xs[0], r0.ids, r0.weights, ex.routed});
+    using P = cuda::CudaBackend::MoePath;
+    const P path = be.last_moe_path();
+    const char* path_name = path == P::kStream       ? "stream-fp8"
+                            : path == P::kDeviceGemv ? "gemv"
+                                                     : "host-grouped";
     print_row(tag + "route (dsv32 E256 g8/4 top8)", route, 0);
-    print_row(tag + "routed experts (" + std::to_string(static_cast<int>(active_bytes / ex.bytes_per_expert + 0.5)) +
-                  " active)",
+    print_row(tag + "routed experts [" + path_name + "] (" +
+                  std::to_string(static_cast<int>(active_bytes / ex.bytes_per_expert + 0.5)) + " active)",
               routed, active_bytes);
     print_row(tag + "shared expert (dense_mlp)", shared, ex.bytes_per_expert);
     print_row(tag + "layer: route+routed+shared+add", layer, active_bytes + ex.bytes_per_expert);
@@ -174,7 +182,7 @@ int main() {
     std::mt19937 rng(7);
     std::printf("MoE layer, DeepSeek-V3.2 shapes, FP8 experts, act_quant UE8M0 (uploading 257 experts)\n");
     const ExpertSet ex = make_experts(be);
-    for (int64_t batch : {1, 8, 64}) bench_layer(be, ex, rng, batch);
+    for (int64_t batch : {1, 2, 4, 8, 16, 32, 64}) bench_layer(be, ex, rng, batch);
     bench_glm_route(be, rng);
     return 0;
 }

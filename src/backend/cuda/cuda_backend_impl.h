@@ -69,12 +69,19 @@ public:
     // Fill every new device allocation with NaN bytes (exposes outputs a kernel failed to write).
     void set_poison_allocations(bool on);
     // Which GEMM the last FP8-weight linear used (benchmarks print it).
-    enum class Fp8Path : uint8_t { kNone, kCublasBlockScaled, kDequantizedBf16, kGemv };
+    enum class Fp8Path : uint8_t { kNone, kCublasBlockScaled, kDequantizedBf16, kGemv, kStream };
     // FP8-weight linears with at most this many rows and a bf16 output run the weight-streaming GEMV. Measured
     // on the H200 at N 7168 x K 2048: 14.4 us at M = 1 (the bf16 fallback took 18.0), but the kernel streams the
     // weight once per 4 rows, so M = 2 is even (18.7 vs 17.7 us) and M = 16 is 5x slower than cuBLASLt.
     static constexpr int64_t kFp8GemvMaxRows = 1;
+    // FP8-weight linears with at most this many rows, a bf16 output, act_quant on and K % 128 == 0 run the
+    // tensor-core weight-streaming GEMM (fp8_stream_gemm.cu); the GEMV above then only serves act_quant off.
+    static constexpr int64_t kFp8StreamMaxRows = 64;
     Fp8Path last_fp8_path() const { return last_fp8_path_; }
+    // Which expert path the last moe_experts took: grouped on the device with the tensor-core streaming GEMM or
+    // the CUDA-core GEMV, or grouped on the host (prefill).
+    enum class MoePath : uint8_t { kNone, kStream, kDeviceGemv, kHostGrouped };
+    MoePath last_moe_path() const { return last_moe_path_; }
 
 private:
     // A weight as the GEMMs use it (device memory).
@@ -91,6 +98,13 @@ private:
     // x widened to f32 (act_quant applied when asked), FP32 sums per 128-column scale block.
     void fp8_gemv(const Tensor& x, DeviceWeight& dw, Tensor& y, bool act_quant);
     std::vector<Tensor> gemv_groups_;  // [m] -> the packed one-group buffer of rows 0..m-1 (device i32)
+    // y[m, n] = bf16(act_quant(x) · w^T) by the FP8 weight-streaming tensor-core GEMM (m <= kFp8StreamMaxRows).
+    void fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y);
+    // The split-K workspace of the streaming GEMM (f32 partials, i32 tile counters kept zero between launches),
+    // made on first need (4 MB + 256 KB, grown when a launch needs more) and shared by all its launches on stream_.
+    std::pair<float*, int32_t*> stream_workspace(int64_t ws_floats, int64_t counters);
+    Tensor stream_ws_, stream_counters_;
+    std::vector<Tensor> stream_retired_;  // outgrown workspaces, kept alive for graphs that captured them
     // A [n] f32 device copy of a bf16/f32 parameter vector (host: cached; device f32: itself).
     Tensor param_f32(const Tensor& t, int64_t n, const char* what);
     // A device tensor with the same bytes (host: uploaded once and cached; device: itself).
@@ -109,6 +123,7 @@ private:
     cudaStream_t stream_ = nullptr;
     std::unique_ptr<LtGemm> gemm_;
     Fp8Path last_fp8_path_ = Fp8Path::kNone;
+    MoePath last_moe_path_ = MoePath::kNone;
     std::mutex mu_;
     std::unordered_map<const void*, DeviceWeight> weights_;
     std::unordered_map<const void*, std::pair<Tensor, Tensor>> copies_;  // host address -> (source, device copy)

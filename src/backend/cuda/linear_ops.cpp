@@ -8,12 +8,19 @@
 //    bandwidth of BF16, not FP8). The bf16 rounding of fp8 * scale is the only difference from the contract
 //    (exact when the scales are powers of two).
 //  - off (Numerics::bf16()): x is not quantized; bf16 GEMM against the same dequantized BF16 copy.
-//  - at most kFp8GemvMaxRows rows (1) with a bf16 output: neither; the weight-streaming GEMV of the MoE decode
-//    path (moe_kernels.cu) with one group reads the FP8 weight once, x in f32 (act_quant-ed when on).
+//  - at most kFp8StreamMaxRows rows (64), a bf16 output, act_quant on and K % 128 == 0: neither; x is
+//    act_quant-ed to e4m3 + 1x128 scales and the tensor-core weight-streaming GEMM (fp8_stream_gemm.cu) reads
+//    the FP8 weight once (split-K over all SMs).
+//  - else at most kFp8GemvMaxRows rows (1) with a bf16 output (act_quant off): the weight-streaming GEMV of the
+//    MoE decode path (moe_kernels.cu) with one group, x in f32.
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <tuple>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/moe_kernels.h"
 
@@ -96,6 +103,45 @@ void CudaBackend::fp8_gemv(const Tensor& x, DeviceWeight& dw, Tensor& y, bool ac
     launch_moe_down(p, stream_);
 }
 
+std::pair<float*, int32_t*> CudaBackend::stream_workspace(int64_t ws_floats, int64_t counters) {
+    // Grown buffers are retired, never freed: a captured CUDA graph may still hold their addresses.
+    constexpr int64_t kMinFloats = int64_t{1} << 20, kMinCounters = int64_t{1} << 16;
+    if (ws_floats > 0 && (!stream_ws_.defined() || stream_ws_.numel() < ws_floats)) {
+        if (stream_ws_.defined()) stream_retired_.push_back(stream_ws_);
+        stream_ws_ = Tensor::empty({std::max(ws_floats, kMinFloats)}, DType::kF32, Device::kCUDA, "fp8_stream.ws");
+    }
+    if (counters > 0 && (!stream_counters_.defined() || stream_counters_.numel() < counters)) {
+        if (stream_counters_.defined()) stream_retired_.push_back(stream_counters_);
+        stream_counters_ =
+            Tensor::empty({std::max(counters, kMinCounters)}, DType::kI32, Device::kCUDA, "fp8_stream.counters");
+        DSA_CUDA_CHECK(cudaMemsetAsync(stream_counters_.raw_data(), 0, stream_counters_.nbytes(), stream_));
+    }
+    return {stream_ws_.defined() ? stream_ws_.data<float>() : nullptr,
+            stream_counters_.defined() ? stream_counters_.data<int32_t>() : nullptr};
+}
+
+void CudaBackend::fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y) {
+    static_assert(kFp8StreamMaxRows <= dsa::backend::cuda::kFp8StreamMaxRows);
+    const int64_t m = x.dim(0), n = dw.w.dim(0), k = dw.w.dim(1);
+    Tensor xq = Tensor::empty({m, k}, DType::kF8E4M3, Device::kCUDA, "x.fp8");
+    Tensor xs = Tensor::empty({k / 128, m}, DType::kF32, Device::kCUDA, "x.scales");
+    launch_act_quant({x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, k, m,
+                      numerics_.ue8m0_scales},
+                     stream_);
+    const Fp8StreamPlan plan = fp8_stream_plan(1, n, k, m, num_sms_);
+    Fp8StreamParams p;
+    p.w = dw.w.data<uint8_t>();
+    p.w_scale = dw.scales.data<float>();
+    p.m = m;
+    p.x = xq.data<uint8_t>();
+    p.x_scale = xs.data<float>();
+    p.x_scale_ld = m;
+    p.out = y.data<uint16_t>();
+    p.n = n, p.k = k, p.scale_ld = dw.scales.dim(1);
+    std::tie(p.ws, p.counters) = stream_workspace(plan.ws_floats, plan.counters);
+    launch_fp8_stream_gemm(p, plan, stream_);
+}
+
 Tensor CudaBackend::matmul(const Tensor& x, const LinearWeight& w, GemmOutput out, bool act_quant, const char* what) {
     DSA_CHECK(w.defined()) << what << " with an undefined weight";
     const int64_t k = w.in_features(), n = w.out_features();
@@ -123,7 +169,11 @@ Tensor CudaBackend::matmul(const Tensor& x, const LinearWeight& w, GemmOutput ou
         }
         case DType::kF8E4M3: {
             const bool ue8m0 = numerics_.ue8m0_scales;
-            if (out == GemmOutput::kBF16 && m <= kFp8GemvMaxRows && k % 16 == 0) {
+            if (out == GemmOutput::kBF16 && act_quant && m <= kFp8StreamMaxRows && k % 128 == 0 &&
+                (reinterpret_cast<uintptr_t>(dw.w.raw_data()) & 15u) == 0) {
+                fp8_stream(x, dw, y);
+                last_fp8_path_ = Fp8Path::kStream;
+            } else if (out == GemmOutput::kBF16 && m <= kFp8GemvMaxRows && k % 16 == 0) {
                 fp8_gemv(x, dw, y, act_quant);
                 last_fp8_path_ = Fp8Path::kGemv;
             } else if (act_quant && gemm_->fp8_block_supported(out, m, n, k)) {

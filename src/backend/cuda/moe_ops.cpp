@@ -1,15 +1,20 @@
 // MoE on the GPU. moe_route: the router GEMM through linear() (FP32 logits), then one warp per token does the
 // sigmoid, group limit, top-k and weights (moe_kernels.cu). moe_experts: all routed experts of the span are
 // uploaded once (device_weight) and listed in a cached device pointer table; the (token, slot) pairs are grouped
-// by expert and run by the weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then down), except, in the
-// prefill path (T > 16), experts with >= 32 rows, which gather their rows and run dense_mlp (cuBLASLt). The
-// combine sums weight * expert output per token in FP32 in slot order and rounds once to bf16.
+// by expert. FP8 experts with act_quant at T <= 64: grouping on the device, then the tensor-core weight-streaming
+// GEMM (fp8_stream_gemm.cu) for gate_up (one launch over all groups), SwiGLU + act_quant of h, and down. Else the
+// weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then down) at T <= 16, and in the prefill path experts
+// with >= 32 rows gather their rows and run dense_mlp. The combine sums weight * expert output per token in FP32
+// in slot order and rounds once to bf16.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fp8_stream_gemm.h"
+#include "backend/cuda/kernels.h"
 #include "backend/cuda/moe_kernels.h"
 
 namespace dsa::backend::cuda {
@@ -19,12 +24,14 @@ struct CudaBackend::MoeTable {
     Tensor ptrs;                   // [E * sizeof(MoeExpertPtrs)] u8 device table
     int64_t dim = 0, inter = 0;    // D, F
     bool fp8 = false;
+    bool aligned16 = true;  // every weight starts on a 16-byte boundary (the streaming GEMM's loads)
 };
 
 namespace {
 
-constexpr int64_t kDecodeMaxTokens = 16;  // T above this: the prefill path (host-side grouping)
-constexpr int64_t kGemmMinRows = 32;      // prefill: experts with this many rows run dense_mlp (cuBLASLt)
+constexpr int64_t kDecodeMaxTokens = 16;                 // T above this: the prefill path (host-side grouping)
+constexpr int64_t kStreamMaxTokens = kFp8StreamMaxRows;  // FP8 + act_quant: the device path up to this T
+constexpr int64_t kGemmMinRows = 32;  // prefill: experts with this many rows run dense_mlp (cuBLASLt)
 
 std::vector<const void*> expert_key(std::span<const MlpWeights> experts) {
     std::vector<const void*> key;
@@ -78,6 +85,9 @@ const CudaBackend::MoeTable& CudaBackend::moe_table(std::span<const MlpWeights> 
         const DeviceWeight& g = device_weight(w.gate);
         const DeviceWeight& u = device_weight(w.up);
         const DeviceWeight& d = device_weight(w.down);
+        for (const DeviceWeight* dw : {&g, &u, &d}) {
+            if ((reinterpret_cast<uintptr_t>(dw->w.raw_data()) & 15u) != 0) table->aligned16 = false;
+        }
         host[i] = {g.w.raw_data(),
                    u.w.raw_data(),
                    d.w.raw_data(),
@@ -136,6 +146,44 @@ void run_grouped(const GroupedRun& r, const MoeGroups& groups, const Tensor& xf,
     Tensor hf = Tensor::empty({r.pairs, r.inter}, DType::kF32, Device::kCUDA, "moe.h.f32");
     launch_moe_prep({h.data<uint16_t>(), hf.data<float>(), r.pairs, r.inter, r.act_quant, r.ue8m0}, stream);
     launch_moe_down({r.table, groups, hf.data<float>(), y.data<uint16_t>(), 1, r.dim, r.inter, down_ld, r.fp8}, stream);
+}
+
+// Buffers of the streamed (tensor-core) decode path.
+struct StreamRun {
+    const Fp8StreamPlan* gate_up;
+    const Fp8StreamPlan* down;
+    float* ws;
+    int32_t* counters;
+};
+
+// gate_up over all groups -> gu [pairs, 2F] bf16; SwiGLU + act_quant -> h e4m3 + scales; down -> y [pairs, D].
+void run_streamed(const GroupedRun& r, const MoeGroups& groups, const Tensor& xq, const Tensor& xs, int64_t tokens,
+                  const StreamRun& s, Tensor& y, cudaStream_t stream) {
+    Tensor gu = Tensor::empty({r.pairs, 2 * r.inter}, DType::kBF16, Device::kCUDA, "moe.gate_up");
+    Fp8StreamParams a;
+    a.experts = r.table;
+    a.groups = groups;
+    a.gate_up = true;
+    a.x = xq.data<uint8_t>();
+    a.x_scale = xs.data<float>();
+    a.x_scale_ld = tokens;
+    a.x_row_div = r.top_k;
+    a.out = gu.data<uint16_t>();
+    a.n = 2 * r.inter, a.k = r.dim, a.scale_ld = LtGemm::w_scale_ld(r.dim);
+    a.ws = s.ws, a.counters = s.counters;
+    launch_fp8_stream_gemm(a, *s.gate_up, stream);
+    Tensor hq = Tensor::empty({r.pairs, r.inter}, DType::kF8E4M3, Device::kCUDA, "moe.h.fp8");
+    Tensor hs = Tensor::empty({r.inter / 128, r.pairs}, DType::kF32, Device::kCUDA, "moe.h.scales");
+    launch_swiglu_quant({gu.data<uint16_t>(), hq.data<uint8_t>(), hs.data<float>(), r.pairs, r.inter, r.ue8m0}, stream);
+    Fp8StreamParams d = a;
+    d.gate_up = false;
+    d.x = hq.data<uint8_t>();
+    d.x_scale = hs.data<float>();
+    d.x_scale_ld = r.pairs;
+    d.x_row_div = 1;
+    d.out = y.data<uint16_t>();
+    d.n = r.dim, d.k = r.inter, d.scale_ld = LtGemm::w_scale_ld(r.inter);
+    launch_fp8_stream_gemm(d, *s.down, stream);
 }
 
 // Host-side grouping of the pairs by expert (experts ascending, pairs ascending within an expert).
@@ -197,18 +245,46 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
                          table.fp8,
                          table.fp8 && numerics_.fp8_activation_quant,
                          numerics_.ue8m0_scales};
-    Tensor xf = Tensor::empty({tokens, dim}, DType::kF32, Device::kCUDA, "moe.x.f32");
-    launch_moe_prep({p.x.data<uint16_t>(), xf.data<float>(), tokens, dim, run.act_quant, run.ue8m0}, stream_);
     Tensor y = Tensor::empty({pairs, dim}, DType::kBF16, Device::kCUDA, "moe.y");
-    if (tokens <= kDecodeMaxTokens && pairs <= kMoeGroupMaxPairs) {
+    const bool streamed = run.act_quant && tokens <= kStreamMaxTokens && pairs <= kMoeGroupMaxPairs && dim % 128 == 0 &&
+                          table.inter % 128 == 0 && table.aligned16;
+    const bool device_grouped = streamed || (tokens <= kDecodeMaxTokens && pairs <= kMoeGroupMaxPairs);
+    Tensor xf;
+    if (!streamed) {
+        xf = Tensor::empty({tokens, dim}, DType::kF32, Device::kCUDA, "moe.x.f32");
+        launch_moe_prep({p.x.data<uint16_t>(), xf.data<float>(), tokens, dim, run.act_quant, run.ue8m0}, stream_);
+    }
+    if (device_grouped) {
         // Decode: grouping on the device, no host round trip.
         Tensor ids = device_indices(p.ids, num_experts, "moe ids");
         const int64_t max_groups = std::min(pairs, num_experts);
         Tensor packed = Tensor::empty({moe_groups_words(max_groups, pairs)}, DType::kI32, Device::kCUDA, "moe.groups");
         launch_moe_group_pairs({ids.data<int32_t>(), packed.data<int32_t>(), pairs, num_experts, max_groups}, stream_);
-        run_grouped(run, moe_groups_view(packed.data<int32_t>(), max_groups), xf, y, stream_);
+        const MoeGroups groups = moe_groups_view(packed.data<int32_t>(), max_groups);
+        if (streamed) {
+            // A group holds at most `tokens` rows when a token's experts are distinct (the router's output), at
+            // most `pairs` always; past the planned bound the kernel re-streams a tile per extra 8 x nt rows.
+            const int64_t bound = std::min(pairs, tokens);
+            const bool bounded = pairs <= kStreamMaxTokens;
+            const int64_t rows = bounded ? pairs : bound;
+            const Fp8StreamPlan gate_up = fp8_stream_plan(max_groups, 2 * table.inter, dim, rows, num_sms_, bounded);
+            const Fp8StreamPlan down = fp8_stream_plan(max_groups, dim, table.inter, rows, num_sms_, bounded);
+            const auto [ws, counters] = stream_workspace(std::max(gate_up.ws_floats, down.ws_floats),
+                                                         std::max(gate_up.counters, down.counters));
+            Tensor xq = Tensor::empty({tokens, dim}, DType::kF8E4M3, Device::kCUDA, "moe.x.fp8");
+            Tensor xs = Tensor::empty({dim / 128, tokens}, DType::kF32, Device::kCUDA, "moe.x.scales");
+            launch_act_quant(
+                {p.x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, tokens, dim, tokens, run.ue8m0},
+                stream_);
+            run_streamed(run, groups, xq, xs, tokens, {&gate_up, &down, ws, counters}, y, stream_);
+            last_moe_path_ = MoePath::kStream;
+        } else {
+            run_grouped(run, groups, xf, y, stream_);
+            last_moe_path_ = MoePath::kDeviceGemv;
+        }
     } else {
         // Prefill: group on the host; large groups go through dense_mlp, the rest through the grouped kernels.
+        last_moe_path_ = MoePath::kHostGrouped;
         const HostGroups g = group_on_host(p.ids.device() == Device::kCUDA ? to_host(p.ids) : p.ids, num_experts);
         std::vector<size_t> small, large;
         for (size_t i = 0; i < g.expert.size(); ++i) {

@@ -4,7 +4,12 @@
 // one bf16 rounding); f32 output 1e-4; FP8 weights 1e-2 (the CUDA fallback GEMM rounds fp8 * scale to bf16;
 // the block-scaled cuBLASLt path and the decode GEMV are exact up to summation order); dense_mlp with act_quant 2e-2 (the down
 // projection re-quantizes h to e4m3: an upstream difference of ~3e-3 flips some roundings by one fp8 step,
-// 2^-3 relative; measured 1.1e-2 at M = 1 on the H200). The FP8 path used is printed.
+// 2^-3 relative; measured 1.1e-2 at M = 1 on the H200). The FP8 path used is printed. The FP8 streaming GEMM
+// (M <= 64, act_quant on) is checked at every decode shape (incl. o_proj 7168x16384 and partial 128-row blocks)
+// for M 1..64 at 3e-3 (exact products, FP32 sums per 128-block in another order, one bf16 rounding), bit-identical
+// across runs (deterministic split-K), and one perturbed weight block scale must miss that tolerance by far.
+#include <cstring>
+
 #include "ops_test_util.h"
 
 namespace dsa::backend::testing {
@@ -17,6 +22,7 @@ const char* path_name(cuda::CudaBackend::Fp8Path p) {
         case cuda::CudaBackend::Fp8Path::kCublasBlockScaled: return "cublasLt-block-scaled-fp8";
         case cuda::CudaBackend::Fp8Path::kDequantizedBf16: return "dequantized-bf16-fallback";
         case cuda::CudaBackend::Fp8Path::kGemv: return "fp8-gemv";
+        case cuda::CudaBackend::Fp8Path::kStream: return "fp8-stream";
         default: return "none";
     }
 }
@@ -78,8 +84,10 @@ TEST_F(LinearTest, Fp8BlockWeights) {
                                          " N=" + std::to_string(s.n) + " K=" + std::to_string(s.k) + " via " +
                                          path_name(cuda().last_fp8_path());
                 expect_close(what, got, cpu_->linear(x, w, LinearOutput::kActivation), 1e-2);
+                const bool stream = mode.numerics.fp8_activation_quant && m <= cuda::CudaBackend::kFp8StreamMaxRows;
+                EXPECT_EQ(cuda().last_fp8_path() == cuda::CudaBackend::Fp8Path::kStream, stream) << what;
                 EXPECT_EQ(cuda().last_fp8_path() == cuda::CudaBackend::Fp8Path::kGemv,
-                          m <= cuda::CudaBackend::kFp8GemvMaxRows)
+                          !stream && m <= cuda::CudaBackend::kFp8GemvMaxRows)
                     << what;
             }
         }
@@ -92,6 +100,76 @@ TEST_F(LinearTest, Fp8BlockWeights) {
     expect_close(std::string("linear fp8 act_quant-ue8m0 M=256 N=7168 K=2048 via ") +
                      path_name(cuda().last_fp8_path()),
                  got, cpu_->linear(x, w, LinearOutput::kActivation), 1e-2);
+}
+
+// The first m rows of a host tensor (linear rows are independent: one CPU reference at M = 64 serves every m).
+Tensor first_rows(const Tensor& t, int64_t m) {
+    Tensor r = Tensor::empty({m, t.dim(1)}, t.dtype());
+    std::memcpy(r.raw_data(), t.raw_data(), static_cast<size_t>(m * t.dim(1)) * dtype_size(t.dtype()));
+    return r;
+}
+
+const Numerics kActQuantUe8m0{.round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = true};
+const Numerics kActQuantF32{.round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = false};
+constexpr double kStreamTol = 3e-3;
+
+TEST_F(LinearTest, Fp8StreamGemmDecodeShapes) {
+    // q_a-like, o-like, q_b, 1536x7168, kv_a, o_proj, 4096x7168, fused x-GEMM (17 scale rows, the last of 64),
+    // and a width that is not a multiple of 16 (a partial 16-row tile) with a short K.
+    constexpr Shape2 kShapes[] = {{7168, 2048}, {2048, 7168}, {24576, 1536}, {1536, 7168}, {576, 7168},
+                                  {7168, 16384}, {4096, 7168}, {2112, 7168}, {1000, 384}};
+    for (const Numerics& n : {kActQuantUe8m0, kActQuantF32}) {
+        make(n);
+        for (const Shape2& s : kShapes) {
+            if (!n.ue8m0_scales && s.n * s.k > 2112 * 7168) continue;  // the second numerics on the smaller shapes
+            LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
+            Tensor x = random_act({64, s.k}, rng_, 2.0f);
+            Tensor ref = cpu_->linear(x, w, LinearOutput::kActivation);
+            for (int64_t m : {1, 2, 3, 8, 17, 33, 64}) {
+                Tensor got = down(gpu_->linear(up(first_rows(x, m)), w, LinearOutput::kActivation));
+                const std::string what = std::string("linear fp8-stream ") + (n.ue8m0_scales ? "ue8m0" : "f32-scales") +
+                                         " M=" + std::to_string(m) + " N=" + std::to_string(s.n) +
+                                         " K=" + std::to_string(s.k);
+                EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
+                expect_close(what, got, to_f32(first_rows(ref, m)), kStreamTol);
+            }
+        }
+    }
+}
+
+// Split-K partials are reduced in a fixed order and the tile counters are reset by the kernel: repeated calls give
+// the same bits. K not a multiple of 128 takes another path.
+TEST_F(LinearTest, Fp8StreamGemmDeterministicAndFallback) {
+    make(kActQuantUe8m0);
+    LinearWeight w = random_fp8_weight(576, 7168, rng_);  // 28-way split-K at small M
+    for (int64_t m : {1, 64}) {
+        Tensor xd = up(random_act({m, 7168}, rng_, 2.0f));
+        Tensor a = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
+        for (int rep = 0; rep < 3; ++rep) {
+            Tensor b = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
+            EXPECT_EQ(std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()), 0) << "M=" << m << " rep " << rep;
+        }
+    }
+    LinearWeight odd = random_fp8_weight(256, 144, rng_);
+    Tensor x = random_act({4, 144}, rng_, 2.0f);
+    Tensor got = down(gpu_->linear(up(x), odd, LinearOutput::kActivation));
+    EXPECT_NE(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream);
+    expect_close(std::string("linear fp8 K=144 via ") + path_name(cuda().last_fp8_path()), got,
+                 cpu_->linear(x, odd, LinearOutput::kActivation), 1e-2);
+}
+
+// The tolerance detects one wrong 128x128 weight scale (doubled, in the partial last row block of 576 rows).
+TEST_F(LinearTest, Fp8StreamGemmToleranceDetectsWrongScale) {
+    make(kActQuantUe8m0);
+    LinearWeight w = random_fp8_weight(576, 7168, rng_);
+    LinearWeight bad{w.weight.clone(), w.scale_inv.clone()};  // own storage: no cache shares it with w
+    bad.scale_inv.data<float>()[4 * 56 + 30] *= 2.0f;
+    Tensor x = random_act({8, 7168}, rng_, 2.0f);
+    Tensor got = down(gpu_->linear(up(x), w, LinearOutput::kActivation));
+    expect_close("linear fp8-stream M=8 N=576 K=7168", got, cpu_->linear(x, w, LinearOutput::kActivation), kStreamTol);
+    const double wrong = compare(got, cpu_->linear(x, bad, LinearOutput::kActivation)).rel_l2;
+    std::cout << "[ metric ] linear fp8-stream distance to a reference with one doubled block scale: " << wrong << "\n";
+    EXPECT_GT(wrong, 5 * kStreamTol);
 }
 
 TEST_F(LinearTest, LmHead) {

@@ -5,7 +5,9 @@
 // experts, T = 1, 4 (decode path), 64, 300 (prefill path), skewed routing so both small and large groups
 // occur. Tolerances (relative L2): BF16 numerics 1e-2 with FP8 weights, 5e-3 with BF16 weights; act_quant 2e-2
 // (a bf16 rounding flip upstream moves an e4m3 step, as in the dense_mlp test). A check shows that a wrong
-// combine (weights rotated by one slot) or a wrong expert misses these tolerances by far.
+// combine (weights rotated by one slot) or a wrong expert misses these tolerances by far. FP8 experts with
+// act_quant at T <= 64 take the tensor-core streaming path (asserted), also with repeated (token, expert) pairs
+// and with a group larger than the planned tile (T = 20, k = 4: 40 rows for one expert).
 #include <algorithm>
 #include <functional>
 #include <set>
@@ -238,8 +240,54 @@ TEST_F(MoeTest, ExpertsFp8) {
         make(n);
         const double tol = n.fp8_activation_quant ? 2e-2 : 1e-2;
         const std::string what = std::string("moe_experts fp8 E=32 ") + (n.fp8_activation_quant ? "act_quant" : "bf16");
-        for (int64_t t : {1, 4, 64, 300}) compare_experts(*cpu_, *gpu_, experts, t, tol, what, rng_);
+        for (int64_t t : {1, 4, 64, 300}) {
+            compare_experts(*cpu_, *gpu_, experts, t, tol, what, rng_);
+            using P = cuda::CudaBackend::MoePath;
+            const P want = n.fp8_activation_quant ? (t <= 64 ? P::kStream : P::kHostGrouped)
+                                                  : (t <= 16 ? P::kDeviceGemv : P::kHostGrouped);
+            EXPECT_EQ(cuda().last_moe_path(), want) << what << " T=" << t;
+        }
     }
+}
+
+// The streaming path at T = 1, 4, 16, 64 with uniformly random routing that may repeat an expert within a token
+// (the CPU runs both pairs), with UE8M0 and f32 activation scales.
+TEST_F(MoeTest, ExpertsStreamRandomRouting) {
+    std::vector<MlpWeights> experts = make_experts(24, /*fp8=*/true, rng_);
+    const Numerics act_quant_f32{
+        .round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = false};
+    std::uniform_int_distribution<int32_t> pick(0, 23);
+    std::uniform_real_distribution<float> wd(0.05f, 0.5f);
+    for (const Numerics& n : {kActQuantUe8m0, act_quant_f32}) {
+        make(n);
+        for (int64_t t : {1, 4, 16, 64}) {
+            const int64_t k = 8;
+            Routing r{Tensor::empty({t, k}, DType::kI32), Tensor::empty({t, k}, DType::kF32)};
+            for (int64_t i = 0; i < t * k; ++i) {
+                r.ids.data<int32_t>()[i] = pick(rng_);
+                r.weights.data<float>()[i] = wd(rng_);
+            }
+            r.ids.data<int32_t>()[1] = r.ids.data<int32_t>()[0];  // token 0 repeats an expert
+            Tensor x = random_act({t, kDim}, rng_);
+            const std::string what = std::string("moe_experts fp8-stream random routing ") +
+                                     (n.ue8m0_scales ? "ue8m0" : "f32-scales") + " T=" + std::to_string(t);
+            expect_close(what, down(run_experts(*gpu_, up(x), r, experts)), run_experts(*cpu_, x, r, experts), 2e-2);
+            EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
+        }
+    }
+}
+
+// More rows in one group than the tile was planned for (the kernel makes a second pass over the weights).
+TEST_F(MoeTest, ExpertsStreamOversizedGroup) {
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(8, /*fp8=*/true, rng_);
+    const int64_t tokens = 20, k = 4;
+    Routing r = skewed_routing(tokens, k, 8, rng_);
+    for (int64_t t = 0; t < tokens; ++t) r.ids.data<int32_t>()[t * k] = r.ids.data<int32_t>()[t * k + 1] = 5;
+    Tensor x = random_act({tokens, kDim}, rng_);
+    expect_close("moe_experts fp8-stream one expert x 40 rows", down(run_experts(*gpu_, up(x), r, experts)),
+                 run_experts(*cpu_, x, r, experts), 2e-2);
+    EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream);
 }
 
 TEST_F(MoeTest, ExpertsBf16) {

@@ -1,0 +1,349 @@
+// The FP8 weight-streaming decode GEMM (fp8_stream_gemm.h). One warp owns 16 weight rows x a run of 128-K blocks
+// and keeps kRing blocks of weight loads in flight (L1 no-allocate, L2 evict-first). Inside every 128-K block the
+// same permutation of k is applied to weights and activations, so a lane's fragments are two 16-byte loads per row:
+// lane (g, t) of k-step s (0..3) takes the 8 bytes at 64 * (s / 2) + 16 t + 8 * (s % 2) of the block, which the mma
+// sees as k = 32 s + 4 t + {0..3} (first word) and 32 s + 16 + 4 t + {0..3} (second word) — a bijection of [0, 128).
+#include <cuda_fp8.h>
+
+#include <algorithm>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/fp8_stream_gemm.h"
+#include "base/check.h"
+
+namespace dsa::backend::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRing = 4;  // 128-K weight blocks (2 KB per warp each) in flight per warp
+constexpr int64_t kKBlock = 128;
+
+__device__ __forceinline__ uint64_t evict_first_policy() {
+    uint64_t pol;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+    return pol;
+}
+
+// 16 weight bytes, read once: not kept in L1, first out of L2.
+__device__ __forceinline__ uint4 ld_weight(const uint8_t* p, uint64_t pol) {
+    uint4 r;
+    asm("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;\n"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(p), "l"(pol));
+    return r;
+}
+
+__device__ __forceinline__ uint32_t word(const uint4& u, int i) {
+    return i == 0 ? u.x : i == 1 ? u.y : i == 2 ? u.z : u.w;
+}
+
+// d += a · b: A 16x32 e4m3 (a0: row g k 4t.., a1: row g+8 k 4t.., a2: row g k 16+4t.., a3: row g+8 k 16+4t..),
+// B 32x8 e4m3 (b0: k 4t.. col g, b1: k 16+4t.. col g), D f32 (d0,d1: row g cols 2t,2t+1; d2,d3: row g+8).
+__device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                         uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// What one warp works on, resolved from the launch parameters.
+struct WarpJob {
+    const uint8_t* w0 = nullptr;     // this lane's row g of the tile, at byte 16 t (null: row past the weight)
+    const uint8_t* w1 = nullptr;     // row g + 8
+    const float* w_scale = nullptr;  // the tile's scale row
+    int64_t row0 = 0;                // first output feature of the tile
+    int count = 0, start = 0;        // token rows (grouped: pairs rows[start .. start + count))
+    int tok0 = 0;                    // first token row of the current pass
+};
+
+// Loads one 128-K block of the tile: [0], [1] = row g pieces at 16t and 64 + 16t; [2], [3] = row g + 8.
+__device__ __forceinline__ void load_block(uint4 (&b)[4], const WarpJob& j, int64_t kb, uint64_t pol) {
+    const uint4 z = make_uint4(0, 0, 0, 0);
+    const int64_t off = kb * kKBlock;
+    b[0] = j.w0 != nullptr ? ld_weight(j.w0 + off, pol) : z;
+    b[1] = j.w0 != nullptr ? ld_weight(j.w0 + off + 64, pol) : z;
+    b[2] = j.w1 != nullptr ? ld_weight(j.w1 + off, pol) : z;
+    b[3] = j.w1 != nullptr ? ld_weight(j.w1 + off + 64, pol) : z;
+}
+
+// acc[nt] += (W_blk · X_blk^T) * w_scale * x_scale for one 128-K block.
+template <int NT>
+__device__ __forceinline__ void block_mma(float (&acc)[NT][4], const uint4 (&wb)[4], const Fp8StreamParams& p,
+                                          const int (&xrow)[NT], int count, float sw, int64_t kb, int lane) {
+    const int t = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        if (nt * 8 >= count) break;  // warp-uniform
+        uint4 x0 = make_uint4(0, 0, 0, 0), x1 = x0;
+        float sx = 0.0f;
+        if (xrow[nt] >= 0) {
+            const uint8_t* xp = p.x + static_cast<int64_t>(xrow[nt]) * p.k + kb * kKBlock + 16 * t;
+            x0 = __ldg(reinterpret_cast<const uint4*>(xp));
+            x1 = __ldg(reinterpret_cast<const uint4*>(xp + 64));
+            sx = __ldg(p.x_scale + kb * p.x_scale_ld + xrow[nt]);
+        }
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+            const uint4& lo = s < 2 ? wb[0] : wb[1];
+            const uint4& hi = s < 2 ? wb[2] : wb[3];
+            const uint4& xb = s < 2 ? x0 : x1;
+            const int w = (s & 1) * 2;
+            mma_e4m3(d, word(lo, w), word(hi, w), word(lo, w + 1), word(hi, w + 1), word(xb, w), word(xb, w + 1));
+        }
+        // d[c] holds token columns 2t (c even) and 2t + 1 (c odd): their scales sit with lanes g = 2t, 2t + 1.
+        const float s_even = __shfl_sync(0xffffffffu, sx, 8 * t) * sw;
+        const float s_odd = __shfl_sync(0xffffffffu, sx, 8 * t + 4) * sw;
+        acc[nt][0] = fmaf(d[0], s_even, acc[nt][0]);
+        acc[nt][1] = fmaf(d[1], s_odd, acc[nt][1]);
+        acc[nt][2] = fmaf(d[2], s_even, acc[nt][2]);
+        acc[nt][3] = fmaf(d[3], s_odd, acc[nt][3]);
+    }
+}
+
+template <int NT>
+__device__ __forceinline__ void store_out(const float (&acc)[NT][4], const Fp8StreamParams& p, const WarpJob& j,
+                                          int lane) {
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int64_t row = j.row0 + g + (c >= 2 ? 8 : 0);
+            const int tok = nt * 8 + 2 * t + (c & 1);
+            if (row >= p.n || tok >= j.count) continue;
+            const int64_t orow = p.experts != nullptr ? p.groups.rows[j.start + j.tok0 + tok] : j.tok0 + tok;
+            p.out[orow * p.n + row] = f32_to_bf16_bits(acc[nt][c]);
+        }
+    }
+}
+
+// Resolves the warp's weight tile; false when the group does not exist (surplus grid rows).
+__device__ __forceinline__ bool resolve(const Fp8StreamParams& p, int64_t grp, int64_t tile, int lane, WarpJob& j) {
+    const uint8_t* w = p.w;
+    const float* ws = p.w_scale;
+    int64_t wrows = p.n, wr0 = tile * kFp8StreamTileRows;
+    j.row0 = wr0;
+    j.count = static_cast<int>(p.m);
+    if (p.experts != nullptr) {
+        if (grp >= *p.groups.num_groups) return false;
+        const MoeExpertPtrs& e = p.experts[p.groups.expert[grp]];
+        j.count = p.groups.count[grp];
+        j.start = p.groups.start[grp];
+        if (p.gate_up) {
+            wrows = p.n / 2;
+            const bool up = wr0 >= wrows;
+            w = static_cast<const uint8_t*>(up ? e.up : e.gate);
+            ws = up ? e.up_scale : e.gate_scale;
+            if (up) wr0 -= wrows;
+        } else {
+            w = static_cast<const uint8_t*>(e.down);
+            ws = e.down_scale;
+        }
+    }
+    const int g = lane >> 2, t = lane & 3;
+    j.w0 = wr0 + g < wrows ? w + (wr0 + g) * p.k + 16 * t : nullptr;
+    j.w1 = wr0 + g + 8 < wrows ? w + (wr0 + g + 8) * p.k + 16 * t : nullptr;
+    j.w_scale = ws + (wr0 / kKBlock) * p.scale_ld;
+    return true;
+}
+
+// Split-K: partials [group][split][tile][lane][NT] float4; the last warp of a tile to arrive sums them in split
+// order (deterministic), writes the output and resets the tile's counter for the next launch.
+template <int NT>
+__device__ __forceinline__ void split_k_finish(float (&acc)[NT][4], const Fp8StreamParams& p, const Fp8StreamPlan& plan,
+                                               const WarpJob& j, int64_t grp, int64_t split, int64_t tile, int lane) {
+    const int64_t stride = plan.tiles * 32 * NT;
+    float4* base = reinterpret_cast<float4*>(p.ws) + grp * plan.splits * stride + tile * 32 * NT + lane * NT;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        base[split * stride + nt] = make_float4(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]);
+    }
+    __threadfence();
+    __syncwarp();
+    int last = 0;
+    if (lane == 0) {
+        int32_t* c = p.counters + grp * plan.tiles + tile;
+        last = atomicAdd(c, 1) == plan.splits - 1;
+        if (last) atomicExch(c, 0);  // every warp of the tile has arrived
+    }
+    if (__shfl_sync(0xffffffffu, last, 0) == 0) return;
+    __threadfence();
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+    for (int64_t sp = 0; sp < plan.splits; ++sp) {
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+            const float4 v = __ldcg(base + sp * stride + nt);  // L2: written by other SMs
+            acc[nt][0] += v.x;
+            acc[nt][1] += v.y;
+            acc[nt][2] += v.z;
+            acc[nt][3] += v.w;
+        }
+    }
+    store_out<NT>(acc, p, j, lane);
+}
+
+// The warp's 16 rows x its K run for the token rows tok0 .. tok0 + count of its job (count <= NT * 8).
+template <int NT>
+__device__ __forceinline__ void run_pass(float (&acc)[NT][4], const Fp8StreamParams& p, const Fp8StreamPlan& plan,
+                                         const WarpJob& j, int64_t split, int lane, uint64_t pol) {
+    int xrow[NT];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        const int tok = j.tok0 + nt * 8 + (lane >> 2);
+        xrow[nt] = nt * 8 + (lane >> 2) >= j.count ? -1
+                   : p.experts != nullptr          ? static_cast<int>(p.groups.rows[j.start + tok] / p.x_row_div)
+                                                   : tok;
+    }
+    const int64_t nkb = p.k / kKBlock, kb0 = split * plan.chunk;
+    const int nblk = static_cast<int>((kb0 + plan.chunk < nkb ? kb0 + plan.chunk : nkb) - kb0);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+    uint4 ring[kRing][4];
+#pragma unroll
+    for (int r = 0; r < kRing; ++r) {
+        if (r < nblk) load_block(ring[r], j, kb0 + r, pol);
+    }
+    for (int i = 0; i < nblk; i += kRing) {
+#pragma unroll
+        for (int r = 0; r < kRing; ++r) {
+            if (i + r >= nblk) break;  // warp-uniform
+            const uint4 cur[4] = {ring[r][0], ring[r][1], ring[r][2], ring[r][3]};
+            if (i + r + kRing < nblk) load_block(ring[r], j, kb0 + i + r + kRing, pol);
+            const int64_t kb = kb0 + i + r;
+            block_mma<NT>(acc, cur, p, xrow, j.count, __ldg(j.w_scale + kb), kb, lane);
+        }
+    }
+}
+
+template <int NT>
+__global__ void __launch_bounds__(kThreads) fp8_stream_kernel(Fp8StreamParams p, Fp8StreamPlan plan) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t unit = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+    if (unit >= plan.tiles * plan.splits) return;  // no block-wide synchronization in this kernel
+    const int64_t split = unit / plan.tiles, tile = unit % plan.tiles, grp = blockIdx.y;
+    WarpJob j;
+    if (!resolve(p, grp, tile, lane, j)) return;
+    const int total = j.count;
+    if (plan.splits > 1 && total > NT * 8) __trap();  // the host plans one pass whenever it splits K
+    const uint64_t pol = evict_first_policy();
+    float acc[NT][4];
+    // More rows than NT * 8 (a group with repeated (token, expert) pairs): passes, each streaming the tile again.
+    for (int tok0 = 0; tok0 < total; tok0 += NT * 8) {
+        j.tok0 = tok0;
+        j.count = total - tok0 < NT * 8 ? total - tok0 : NT * 8;
+        run_pass<NT>(acc, p, plan, j, split, lane, pol);
+        if (plan.splits == 1) {
+            store_out<NT>(acc, p, j, lane);
+        } else {
+            split_k_finish<NT>(acc, p, plan, j, grp, split, tile, lane);
+        }
+    }
+}
+
+__device__ __forceinline__ float pow2_ceil(float x) {
+    int e;
+    const float m = frexpf(x, &e);
+    return m == 0.5f ? ldexpf(1.0f, e - 1) : ldexpf(1.0f, e);
+}
+
+// One warp per (row, 128-column block of h); lane l holds columns 4l .. 4l+3.
+__global__ void swiglu_quant_kernel(SwigluQuantParams p) {
+    const int64_t num_kb = p.f / kKBlock;
+    const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (warp >= p.rows * num_kb) return;  // whole warps exit together
+    const int64_t row = warp / num_kb, kb = warp % num_kb, c0 = kb * kKBlock + lane * 4;
+    const uint16_t* gu = p.gu + row * 2 * p.f;
+    float h[4];
+    float amax = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const float g = bf16_bits_to_f32(gu[c0 + i]), u = bf16_bits_to_f32(gu[p.f + c0 + i]);
+        h[i] = round_bf16(g / (1.0f + expf(-g)) * u);  // the grouped GEMV's SwiGLU, then the bf16 h it stores
+        amax = fmaxf(amax, fabsf(h[i]));
+    }
+    amax = warp_max(amax);
+    float s = fmaxf(amax, 1e-4f) / 448.0f;
+    if (p.ue8m0) s = pow2_ceil(s);
+    if (lane == 0) p.scales[kb * p.rows + row] = s;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        p.q[row * p.f + c0 + i] = static_cast<uint8_t>(__nv_cvt_float_to_fp8(h[i] / s, __NV_SATFINITE, __NV_E4M3));
+    }
+}
+
+template <int NT>
+void launch_nt(const Fp8StreamParams& p, const Fp8StreamPlan& plan, dim3 grid, cudaStream_t stream) {
+    fp8_stream_kernel<NT><<<grid, kThreads, 0, stream>>>(p, plan);
+}
+
+}  // namespace
+
+Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
+    DSA_CHECK(groups >= 1 && rows >= 1 && k >= kKBlock && k % kKBlock == 0)
+        << "fp8 stream GEMM: groups " << groups << ", N " << rows << ", K " << k << " (K a multiple of 128)";
+    DSA_CHECK(max_tokens >= 1 && max_tokens <= kFp8StreamMaxRows)
+        << "fp8 stream GEMM: " << max_tokens << " token rows (1.." << kFp8StreamMaxRows << ")";
+    Fp8StreamPlan plan;
+    plan.tiles = (rows + kFp8StreamTileRows - 1) / kFp8StreamTileRows;
+    plan.nt = max_tokens <= 8 ? 1 : max_tokens <= 16 ? 2 : max_tokens <= 32 ? 4 : 8;
+    const int64_t nkb = k / kKBlock, warps = groups * plan.tiles;
+    const int64_t target = static_cast<int64_t>(num_sms > 0 ? num_sms : 132) * 16;  // ~16 warps per SM
+    int64_t splits = (target + warps / 2) / warps;
+    splits = !bounded || splits < 1 ? 1 : splits > nkb ? nkb : splits;
+    // Each split's fp32 partial (tokens x 16) must stay small next to its weight bytes (16 x 128 per block).
+    const int64_t min_chunk = std::min<int64_t>(nkb, max_tokens > 16 ? 4 : 2);
+    plan.chunk = std::max<int64_t>((nkb + splits - 1) / splits, splits > 1 ? min_chunk : 1);
+    plan.splits = (nkb + plan.chunk - 1) / plan.chunk;
+    if (plan.splits > 1) {
+        plan.ws_floats = groups * plan.splits * plan.tiles * 32 * plan.nt * 4;
+        plan.counters = groups * plan.tiles;
+    }
+    return plan;
+}
+
+void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream) {
+    const int64_t groups = p.experts != nullptr ? p.groups.max_groups : 1;
+    if (groups == 0 || p.n == 0 || (p.experts == nullptr && p.m == 0)) return;
+    DSA_CHECK(p.k >= kKBlock && p.k % kKBlock == 0) << "fp8 stream GEMM: K = " << p.k << " (a multiple of 128)";
+    DSA_CHECK(p.scale_ld >= p.k / kKBlock) << "fp8 stream GEMM: scale_ld " << p.scale_ld;
+    DSA_CHECK(!p.gate_up || (p.n % (2 * kFp8StreamTileRows) == 0)) << "fp8 stream GEMM: gate_up N = " << p.n;
+    DSA_CHECK(plan.tiles == (p.n + kFp8StreamTileRows - 1) / kFp8StreamTileRows) << "fp8 stream GEMM: plan mismatch";
+    DSA_CHECK(p.experts != nullptr || p.m <= plan.nt * 8) << "fp8 stream GEMM: " << p.m << " rows > plan";
+    DSA_CHECK(plan.splits == 1 || (p.ws != nullptr && p.counters != nullptr)) << "fp8 stream GEMM: no workspace";
+    DSA_CHECK(groups <= 65535) << "fp8 stream GEMM: " << groups << " groups";
+    const int64_t ctas = (plan.tiles * plan.splits + kWarps - 1) / kWarps;
+    const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(groups));
+    switch (plan.nt) {
+        case 1:
+            launch_nt<1>(p, plan, grid, stream);
+            break;
+        case 2:
+            launch_nt<2>(p, plan, grid, stream);
+            break;
+        case 4:
+            launch_nt<4>(p, plan, grid, stream);
+            break;
+        default:
+            launch_nt<8>(p, plan, grid, stream);
+            break;
+    }
+    DSA_CUDA_CHECK_LAUNCH(fp8_stream_kernel);
+}
+
+void launch_swiglu_quant(const SwigluQuantParams& p, cudaStream_t stream) {
+    if (p.rows == 0) return;
+    DSA_CHECK(p.f > 0 && p.f % kKBlock == 0) << "swiglu_quant: F = " << p.f << " (a multiple of 128)";
+    const int64_t warps = p.rows * (p.f / kKBlock);
+    constexpr int kT = 256;
+    swiglu_quant_kernel<<<static_cast<unsigned>((warps * 32 + kT - 1) / kT), kT, 0, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(swiglu_quant_kernel);
+}
+
+}  // namespace dsa::backend::cuda

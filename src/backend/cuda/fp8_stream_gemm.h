@@ -1,0 +1,65 @@
+// The FP8 weight-streaming decode GEMM (fp8_stream_gemm.cu): y = x · W^T for at most 64 token rows on tensor cores
+// (mma.sync m16n8k32 e4m3, weights as the 16-row A operand, tokens as the 8-column B operand), W [N, K] e4m3 with
+// 128x128 f32 block scales, x act_quant-ed to e4m3 with per-token 1x128 f32 scales; split-K with a deterministic
+// last-warp reduction. Dense (one weight, rows 0..m-1) or grouped over routed experts (MoE decode, groups on the
+// device), plus the SwiGLU + act_quant kernel between the MoE GEMMs.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "backend/cuda/moe_kernels.h"
+
+namespace dsa::backend::cuda {
+
+constexpr int64_t kFp8StreamMaxRows = 64;   // token rows per (group of a) launch
+constexpr int64_t kFp8StreamTileRows = 16;  // weight rows per warp
+
+// How a launch is split over K: `splits` warps per 16-row tile, each over `chunk` 128-blocks of K. The workspace
+// holds ws_floats f32 partials and `counters` i32 tile counters (zero before the first launch; every launch
+// leaves them zero).
+struct Fp8StreamPlan {
+    int64_t tiles = 0, splits = 1, chunk = 1;
+    int nt = 1;  // n-tiles of 8 tokens (1, 2, 4 or 8)
+    int64_t ws_floats = 0, counters = 0;
+};
+// groups: 1 (dense) or max_groups; rows: the output features N (gate_up: 2F); max_tokens: the token rows per
+// group the tiles are sized for. bounded = false: a group may hold more (then K is not split and the kernel
+// streams a tile once per max_tokens rows).
+Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms,
+                              bool bounded = true);
+
+struct Fp8StreamParams {
+    // Dense: w, w_scale ([ceil(N/128), scale_ld] f32), tokens 0..m-1. Grouped (experts != nullptr): group a of
+    // groups takes expert[a]'s weights and its pairs rows[start..start+count); gate_up: output features [0, F) from
+    // gate, [F, 2F) from up (n = 2F, F % 16 == 0), else down (n = D).
+    const uint8_t* w = nullptr;
+    const float* w_scale = nullptr;
+    const MoeExpertPtrs* experts = nullptr;
+    MoeGroups groups;
+    bool gate_up = false;
+    int64_t m = 0;  // dense token rows
+    // x [*, k] e4m3 and its scales x_scale[kb * x_scale_ld + row]; grouped: the x row of pair p is p / x_row_div.
+    const uint8_t* x = nullptr;
+    const float* x_scale = nullptr;
+    int64_t x_scale_ld = 0, x_row_div = 1;
+    uint16_t* out = nullptr;  // [token rows (dense) or pairs (grouped), n] bf16
+    int64_t n = 0, k = 0, scale_ld = 0;
+    float* ws = nullptr;          // plan.ws_floats
+    int32_t* counters = nullptr;  // plan.counters, zero
+};
+void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream);
+
+// h = bf16(silu(bf16 g) * bf16 u) from gu [rows, 2F] (g in [0, F), u in [F, 2F)), then DeepSeek act_quant of h:
+// q [rows, F] e4m3 and scales[kb * rows + row] (F % 128 == 0), the arithmetic of launch_act_quant / moe_prep.
+struct SwigluQuantParams {
+    const uint16_t* gu = nullptr;
+    uint8_t* q = nullptr;
+    float* scales = nullptr;
+    int64_t rows = 0, f = 0;
+    bool ue8m0 = false;
+};
+void launch_swiglu_quant(const SwigluQuantParams& p, cudaStream_t stream);
+
+}  // namespace dsa::backend::cuda
