@@ -1,13 +1,15 @@
 // MLA kernel benchmarks on the CUDA backend at DeepSeek-V3.2 shapes (H 128, d_n 128, d_v 128): sparse absorbed
-// attention at top-k 2048 for batch 1, 8, 32, 64, 128 over a bf16 and an FP8 (656-byte) latent store, the
-// absorbed q/o projections at the same batches, and dense (expanded MHA) causal prefill of one prompt at a few
-// lengths. Each case runs through the backend op, timed with CUDA events (median of 5 runs of 10 calls after
-// warm-up). Slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s of KV read and % of the
-// H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s). Usage: mla_bench [--quick]
+// attention at top-k 2048 over a bf16 and an FP8 (656-byte) latent store, decode b = 1, 16, 64, 128 and a
+// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernel; the absorbed q/o projections at
+// batch 1..128; dense (expanded MHA) causal prefill of one prompt at a few lengths. Each case runs through the
+// backend op, timed with CUDA events (median of 5 runs of 10 calls after warm-up). Decode slots are random over a
+// store far larger than L2. Prints time, TFLOP/s, TB/s of KV read and % of the H200 datasheet peaks (989 TFLOP/s
+// bf16 dense, 4.8 TB/s). Usage: mla_bench [--quick]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <random>
 #include <string>
@@ -61,25 +63,45 @@ MlaKvStore make_store(cuda::CudaBackend& be, MlaKvFormat format, int64_t slots, 
     return store;
 }
 
+// Random top-k lists [tokens, kTopk] over slots [0, range).
+Tensor random_lists(int64_t tokens, int64_t range, std::mt19937& rng) {
+    Tensor ids = Tensor::empty({tokens, kTopk}, DType::kI32);
+    std::uniform_int_distribution<int32_t> slot(0, static_cast<int32_t>(range - 1));
+    for (int64_t i = 0; i < ids.numel(); ++i) ids.data<int32_t>()[i] = slot(rng);
+    return ids;
+}
+
+// One sparse line per kernel (DSA_MLA_KERNEL=legacy, then the default wgmma kernel).
+void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::string& name, const Tensor& q,
+                 const Tensor& ids) {
+    const int64_t tokens = q.dim(0);
+    const double flops = 2.0 * tokens * kHeads * kTopk * (576 + 512);
+    const double bytes = static_cast<double>(tokens) * kTopk * mla_kv_bytes_per_token(store.format);
+    for (const char* kernel : {"legacy", "wgmma"}) {
+        ::setenv("DSA_MLA_KERNEL", kernel, 1);
+        report(name + " [" + kernel + "]",
+               time_per_call(be, [&] { be.mla_sparse_attention({q, &store, ids, kScale}); }), bytes, flops);
+    }
+    ::unsetenv("DSA_MLA_KERNEL");
+}
+
+// Decode at b tokens, and prefill of 4096 queries whose lists cover 8K keys (L2-resident, like a prompt of 8K
+// tokens) or the whole 256K-row store (every row from HBM).
 void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
-    const int64_t max_batch = 128, slots = max_batch * kTopk;
+    const int64_t max_batch = 128, slots = max_batch * kTopk, prefill = 4096;
     for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
         MlaKvStore store = make_store(be, format, slots, rng);
-        for (int64_t b : quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 8, 32, 64, 128}) {
+        const std::string fmt = mla_kv_format_name(format);
+        for (int64_t b : quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128}) {
             Tensor q = be.to_device(random_bf16({b, kHeads, 576}, rng, 1.0f));
-            Tensor ids = Tensor::empty({b, kTopk}, DType::kI32);
-            std::uniform_int_distribution<int32_t> slot(0, static_cast<int32_t>(slots - 1));
-            for (int64_t i = 0; i < ids.numel(); ++i) ids.data<int32_t>()[i] = slot(rng);
-            Tensor dids = be.to_device(ids);
-            const double flops = 2.0 * b * kHeads * kTopk * (576 + 512);
-            const double bytes = static_cast<double>(b) * kTopk * mla_kv_bytes_per_token(format);
-            report(std::string("sparse decode ") + mla_kv_format_name(format) + " b=" + std::to_string(b) +
-                       " H=128 topk=2048",
-                   time_per_call(be,
-                                 [&] {
-                                     be.mla_sparse_attention({q, &store, dids, kScale});
-                                 }),
-                   bytes, flops);
+            sparse_case(be, store, "sparse decode " + fmt + " b=" + std::to_string(b) + " H=128 topk=2048", q,
+                        be.to_device(random_lists(b, slots, rng)));
+        }
+        Tensor q = be.to_device(random_bf16({prefill, kHeads, 576}, rng, 1.0f));
+        for (int64_t range : quick ? std::vector<int64_t>{8192} : std::vector<int64_t>{8192, slots}) {
+            sparse_case(be, store,
+                        "sparse prefill " + fmt + " T=4096 H=128 topk=2048 keys=" + std::to_string(range), q,
+                        be.to_device(random_lists(prefill, range, rng)));
         }
     }
 }

@@ -592,10 +592,16 @@ void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t st
                     static_cast<unsigned>(p.splits));
     mla_sparse_kernel<<<grid, kThreads, kSparseSmemBytes, stream>>>(p);
     DSA_CUDA_CHECK_LAUNCH(mla_sparse_kernel);
-    if (p.splits > 1) {
-        mla_sparse_combine_kernel<<<static_cast<unsigned>(p.num_tokens * p.heads), 128, 0, stream>>>(p);
-        DSA_CUDA_CHECK_LAUNCH(mla_sparse_combine_kernel);
-    }
+    if (p.splits > 1) launch_mla_sparse_combine(p, stream);
+}
+
+void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream) {
+    const int64_t rows = p.num_tokens * p.heads;
+    if (rows == 0) return;
+    DSA_CHECK(p.splits > 1 && p.part_o != nullptr && p.part_ml != nullptr && rows <= 0x7fffffff)
+        << "sparse MLA combine: " << p.splits << " splits";
+    mla_sparse_combine_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(mla_sparse_combine_kernel);
 }
 
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms) {

@@ -2,8 +2,12 @@
 // projections (per-head batched GEMM on the once-dequantized BF16 kv_b_proj), the expanded (MHA) form and
 // sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
 // BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
-// e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit.
+// e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit. Sparse
+// attention runs the wgmma kernel unless DSA_MLA_KERNEL=legacy.
 #include <cuda_runtime_api.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -38,6 +42,15 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
         launch_f32_to_bf16({dw.w.template data<float>(), dw.dequant.template data<uint16_t>(), dw.w.numel()}, stream);
     }
     return dw.dequant;
+}
+
+// DSA_MLA_KERNEL=legacy selects the mma.sync sparse kernel (mla_attention.cu) instead of the wgmma one; read on
+// every call (a host decision, so also fixed at CUDA-graph capture time).
+bool use_legacy_sparse_kernel() {
+    const char* v = std::getenv("DSA_MLA_KERNEL");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "wgmma") == 0) return false;
+    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 'legacy' or 'wgmma', not '" << v << "'";
+    return true;
 }
 
 }  // namespace
@@ -159,7 +172,11 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
         k.part_o = part_o.data<float>();
         k.part_ml = part_ml.data<float>();
     }
-    launch_mla_sparse_attention(k, stream_);
+    if (use_legacy_sparse_kernel()) {
+        launch_mla_sparse_attention(k, stream_);
+    } else {
+        launch_mla_sparse_wgmma(k, stream_);
+    }
     return out;
 }
 

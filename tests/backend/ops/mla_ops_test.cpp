@@ -7,11 +7,13 @@
 //  - attention: 1e-2. Both sides compute FP32 scores and softmax, but the GPU rounds the unnormalized
 //    probabilities to bf16 inside an online softmax while the CPU rounds the normalized ones; that, the summation
 //    order and the final bf16 rounding give ~2-4e-3 (rel L2 of a bf16 result is ~2^-9 = 2e-3 at best).
-// Every attention case also checks that a slightly wrong reference (one tile of keys dropped) is rejected by the
-// same tolerance, so the comparison can fail.
+// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / wgmma). Every attention case also checks that a
+// slightly wrong reference (one tile of keys dropped) is rejected by the same tolerance, so the comparison can fail.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <string>
 
 #include "ops_test_util.h"
 
@@ -180,31 +182,62 @@ Tensor drop_first_tile(const Tensor& slots) {
     return s;
 }
 
+// Selects the sparse kernel (DSA_MLA_KERNEL, read by the CUDA backend on every call) for one scope.
+class SparseKernelScope {
+  public:
+    explicit SparseKernelScope(const char* kernel) {
+        const char* old = std::getenv(kVar);
+        had_ = old != nullptr;
+        if (had_) old_ = old;
+        ::setenv(kVar, kernel, 1);
+    }
+    ~SparseKernelScope() {
+        if (had_) {
+            ::setenv(kVar, old_.c_str(), 1);
+        } else {
+            ::unsetenv(kVar);
+        }
+    }
+
+  private:
+    static constexpr const char* kVar = "DSA_MLA_KERNEL";
+    bool had_ = false;
+    std::string old_;
+};
+
+constexpr const char* kSparseKernels[] = {"legacy", "wgmma"};
+
+// One random case on both sparse kernels against one CPU reference.
 void check_sparse(Backend& cpu, Backend& gpu, const Stores& st, int64_t tokens, int64_t heads, int64_t width,
                   bool device_slots, std::mt19937& rng) {
     const float scale = 0.1352338f;
     Tensor q = random_act({tokens, heads, kMlaKvDim}, rng);
     Tensor slots = slot_lists(tokens, width, rng);
-    Tensor got = gpu.to_host(gpu.mla_sparse_attention(
-        {gpu.to_device(to_bf16(q)), &st.gpu, device_slots ? gpu.to_device(slots) : slots, scale}));
-    Tensor got_f = to_f32(got);
     Tensor ref = cpu.mla_sparse_attention({q, &st.cpu, slots, scale});
-    const std::string what = std::string("mla_sparse ") + mla_kv_format_name(st.cpu.format) +
-                             " T=" + std::to_string(tokens) + " H=" + std::to_string(heads) +
-                             " K=" + std::to_string(width) + (device_slots ? " (device slots)" : "");
-    expect_close(what, got_f, ref, 1e-2);
-    if (tokens > 1) {  // the all -1 row is exactly zero
-        double worst = 0;
-        for (int64_t i = 0; i < heads * kMlaLatentDim; ++i) {
-            worst = std::max(worst, static_cast<double>(std::fabs(got_f.data<float>()[heads * kMlaLatentDim + i])));
+    Tensor wrong;
+    if (width > 64) wrong = cpu.mla_sparse_attention({q, &st.cpu, drop_first_tile(slots), scale});
+    for (const char* kernel : kSparseKernels) {
+        SparseKernelScope scope(kernel);
+        Tensor got = gpu.to_host(gpu.mla_sparse_attention(
+            {gpu.to_device(to_bf16(q)), &st.gpu, device_slots ? gpu.to_device(slots) : slots, scale}));
+        Tensor got_f = to_f32(got);
+        const std::string what = std::string("mla_sparse [") + kernel + "] " + mla_kv_format_name(st.cpu.format) +
+                                 " T=" + std::to_string(tokens) + " H=" + std::to_string(heads) +
+                                 " K=" + std::to_string(width) + (device_slots ? " (device slots)" : "");
+        expect_close(what, got_f, ref, 1e-2);
+        if (tokens > 1) {  // the all -1 row is exactly zero
+            double worst = 0;
+            for (int64_t i = 0; i < heads * kMlaLatentDim; ++i) {
+                worst = std::max(worst, static_cast<double>(std::fabs(got_f.data<float>()[heads * kMlaLatentDim + i])));
+            }
+            EXPECT_EQ(worst, 0.0) << what << ": a row without valid slots must output zeros";
         }
-        EXPECT_EQ(worst, 0.0) << what << ": a row without valid slots must output zeros";
-    }
-    if (width > 64) {
-        Tensor wrong = cpu.mla_sparse_attention({q, &st.cpu, drop_first_tile(slots), scale});
-        const Diff d = compare(got_f, wrong);
-        std::cout << "[ metric ] " << what << " vs a reference without the first 64 keys: rel_l2=" << d.rel_l2 << "\n";
-        EXPECT_GT(d.rel_l2, 1e-2) << "the tolerance cannot tell a wrong result apart";
+        if (wrong.defined()) {
+            const Diff d = compare(got_f, wrong);
+            std::cout << "[ metric ] " << what << " vs a reference without the first 64 keys: rel_l2=" << d.rel_l2
+                      << "\n";
+            EXPECT_GT(d.rel_l2, 1e-2) << "the tolerance cannot tell a wrong result apart";
+        }
     }
 }
 
@@ -212,11 +245,11 @@ TEST_F(MlaTest, SparseAttentionDecodeShapes) {
     for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
         make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
         Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        check_sparse(*cpu_, *gpu_, st, 1, 128, 2048, false, rng_);
+        check_sparse(*cpu_, *gpu_, st, 1, 128, 2048, false, rng_);  // split-K over many CTAs
         check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_);
-        check_sparse(*cpu_, *gpu_, st, 24, 128, 2048, false, rng_);
-        check_sparse(*cpu_, *gpu_, st, 4, 64, 2048, false, rng_);  // GLM-5: one head group
-        check_sparse(*cpu_, *gpu_, st, 3, 40, 100, false, rng_);   // partial head group, partial last tile
+        check_sparse(*cpu_, *gpu_, st, 24, 128, 2048, false, rng_);  // two splits
+        check_sparse(*cpu_, *gpu_, st, 4, 64, 2048, false, rng_);    // GLM-5: one head group
+        check_sparse(*cpu_, *gpu_, st, 3, 40, 100, false, rng_);     // partial head group, partial last tile
     }
 }
 
@@ -226,6 +259,37 @@ TEST_F(MlaTest, SparseAttentionPrefillShapes) {
         Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
         check_sparse(*cpu_, *gpu_, st, 200, 128, 512, true, rng_);
     }
+}
+
+// Edges of the tiled kernels: one token, 300 tokens (no split, many CTAs), list widths that are not a multiple of
+// the 64-row tile, GLM-5's 64 heads with a long list, both stores; -1 slots are in every list (slot_lists).
+TEST_F(MlaTest, SparseAttentionEdges) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        check_sparse(*cpu_, *gpu_, st, 1, 128, 1000, true, rng_);  // width 1000 = 15 tiles + 40
+        check_sparse(*cpu_, *gpu_, st, 300, 128, 2048, true, rng_);
+        check_sparse(*cpu_, *gpu_, st, 5, 128, 77, false, rng_);  // one full tile + 13
+        check_sparse(*cpu_, *gpu_, st, 2, 64, 33, false, rng_);   // less than one tile
+        check_sparse(*cpu_, *gpu_, st, 130, 64, 1040, true, rng_);
+    }
+}
+
+// The two kernels agree with each other far closer than with the CPU reference (same bf16 P rounding).
+TEST_F(MlaTest, SparseKernelsAgree) {
+    make(Numerics::bf16());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
+    const int64_t tokens = 16, heads = 128, width = 2048;
+    Tensor q = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
+    Tensor slots = gpu_->to_device(slot_lists(tokens, width, rng_));
+    Tensor out[2];
+    for (int i = 0; i < 2; ++i) {
+        SparseKernelScope scope(kSparseKernels[i]);
+        out[i] = to_f32(gpu_->to_host(gpu_->mla_sparse_attention({q, &st.gpu, slots, 0.1352338f})));
+    }
+    const Diff d = compare(out[1], out[0]);
+    std::cout << "[ metric ] mla_sparse wgmma vs legacy T=16 H=128 K=2048: rel_l2=" << d.rel_l2 << "\n";
+    EXPECT_LT(d.rel_l2, 4e-3);
 }
 
 void check_dense(Backend& cpu, Backend& gpu, const MlaHeadDims& d, int64_t tokens, int64_t keys, bool with_mask,
