@@ -292,6 +292,42 @@ TEST_F(MlaTest, SparseKernelsAgree) {
     EXPECT_LT(d.rel_l2, 4e-3);
 }
 
+// Staged cases that localize a failure: (1) one valid slot per list (the output is that row's first 512 values:
+// gather + P V with a one-hot P, S irrelevant); (2) q = 0 over full lists (uniform weights: P V with a dense P);
+// (3) general q (adds S = Q K^T and the softmax). Both kernels against the CPU, tolerance as above.
+TEST_F(MlaTest, SparseAttentionStaged) {
+    make(Numerics::bf16());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
+    const int64_t tokens = 4, heads = 128, width = 256;
+    const float scale = 0.1352338f;
+    std::uniform_int_distribution<int32_t> slot(0, kSlots - 1);
+    std::uniform_int_distribution<int64_t> pos(0, width - 1);
+    Tensor one_hot = Tensor::empty({tokens, width}, DType::kI32), full = Tensor::empty({tokens, width}, DType::kI32);
+    for (int64_t t = 0; t < tokens; ++t) {
+        const int64_t keep = pos(rng_);
+        for (int64_t j = 0; j < width; ++j) {
+            one_hot.data<int32_t>()[t * width + j] = j == keep ? slot(rng_) : -1;
+            full.data<int32_t>()[t * width + j] = slot(rng_);
+        }
+    }
+    Tensor q_rand = random_act({tokens, heads, kMlaKvDim}, rng_);
+    Tensor q_zero = Tensor::zeros({tokens, heads, kMlaKvDim}, DType::kF32);
+    const struct {
+        const char* name;
+        const Tensor& q;
+        const Tensor& slots;
+    } stages[] = {{"one valid slot", q_rand, one_hot}, {"q = 0", q_zero, full}, {"general", q_rand, full}};
+    for (const auto& stage : stages) {
+        Tensor ref = cpu_->mla_sparse_attention({stage.q, &st.cpu, stage.slots, scale});
+        for (const char* kernel : kSparseKernels) {
+            SparseKernelScope scope(kernel);
+            Tensor got = to_f32(gpu_->to_host(gpu_->mla_sparse_attention(
+                {gpu_->to_device(to_bf16(stage.q)), &st.gpu, gpu_->to_device(stage.slots), scale})));
+            expect_close(std::string("mla_sparse staged [") + kernel + "] " + stage.name, got, ref, 1e-2);
+        }
+    }
+}
+
 void check_dense(Backend& cpu, Backend& gpu, const MlaHeadDims& d, int64_t tokens, int64_t keys, bool with_mask,
                  std::mt19937& rng) {
     const int64_t qk = d.nope_dim + kMlaRopeDim, heads = d.num_heads;
