@@ -1,9 +1,13 @@
-// Batched sampling, one CTA of 512 threads per row, every value in double precision with the CPU sampler's
-// operations (explicit _rn intrinsics where a fused multiply-add would change a rounding), so greedy picks the
-// same id and a draw differs only when the uniform falls within rounding of a cumulative boundary. The top-k /
-// top-p cut is the first rank (probability descending, id ascending) where the count or mass crosses a limit,
-// found by a radix select over the probabilities' bit patterns (9-bit digits, warp-aggregated shared
-// histograms, stopping once the chosen bin holds one value); masses are 2^62 fixed point, so they are exact.
+// Batched sampling split over the vocab: a cluster of kSampleCluster CTAs per row, each owning one chunk of ids and
+// exchanging partial results through distributed shared memory (no second kernel, no host round trip).
+// Greedy: one read of the logits; f32 online max / sum-exp per thread (exact f32 compares, ties -> lowest id),
+// merged in double; the log-sum keeps the max's own term apart so peaked rows keep their logprob's relative error.
+// Sampled: the chunk is staged in shared memory; double max and sum-exp; the top-k / top-p cut is a radix select
+// over an order-preserving 64-bit key of the edited logit (11/11/10-bit digits, count + fixed-point mass
+// histograms); min-p is a weight threshold; the draw walks the kept ids in increasing order as the CPU sampler.
+#include <cooperative_groups.h>
+
+#include <cmath>
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
@@ -13,41 +17,24 @@
 namespace dsa::backend::cuda {
 namespace {
 
-constexpr int kDigitBits = 9;
-constexpr int kBins = 1 << kDigitBits;
-constexpr int kThreads = kBins;  // one histogram bin per thread (512 threads leave 128 registers each)
-constexpr int kDrawItems = 8;    // consecutive ids per thread in the draw's scan
-constexpr double kFixedScale = 4611686018427387904.0;  // 2^62
+namespace cg = cooperative_groups;
+
+constexpr int kThreads = 256;
+constexpr int kCluster = kSampleCluster;
+constexpr int kBins = kThreads * kCluster;  // radix bins; CTA q reduces bins [q * kThreads, (q + 1) * kThreads)
+constexpr int kLevels = 6;                  // digits of the 64-bit key
+constexpr int kDrawItems = 8;               // consecutive ids per thread in the id-order scans
+constexpr int kGreedyUnroll = 8;
 constexpr unsigned kFullMask = 0xffffffffu;
+constexpr uint64_t kNone = ~0ull;
+static_assert(kBins == 2048, "11-bit digits");
 
-__device__ double neg_inf() { return __longlong_as_double(static_cast<long long>(0xfff0000000000000ull)); }
-
-__device__ uint64_t to_fixed(double p) { return __double2ull_rz(p * kFixedScale); }
-__device__ uint64_t key_of(double p) { return static_cast<uint64_t>(__double_as_longlong(p)); }
-
-// ---- block-wide helpers (each with its own scratch; every thread gets the result) ----
-struct ArgMax {
-    double v;
-    int32_t id;
-};
-struct ArgMaxOp {
-    __device__ ArgMax operator()(const ArgMax& a, const ArgMax& b) const {
-        return (b.v > a.v || (b.v == a.v && b.id < a.id)) ? b : a;
-    }
-};
-
-__device__ ArgMax block_argmax(ArgMax v) {
-    using R = cub::BlockReduce<ArgMax, kThreads>;
-    __shared__ typename R::TempStorage tmp;
-    __shared__ ArgMax result;
-    ArgMax r = R(tmp).Reduce(v, ArgMaxOp());
-    if (threadIdx.x == 0) result = r;
-    __syncthreads();
-    ArgMax out = result;
-    __syncthreads();
-    return out;
+__device__ __forceinline__ double neg_inf() {
+    return __longlong_as_double(static_cast<long long>(0xfff0000000000000ull));
 }
+__device__ __forceinline__ float sanitized(float x) { return isnan(x) ? -INFINITY : x; }
 
+// ---- block-wide helpers (each instantiation has its own scratch; every thread gets the result) ----
 template <class T, class Op>
 __device__ T block_reduce(T v, Op op) {
     using R = cub::BlockReduce<T, kThreads>;
@@ -73,333 +60,577 @@ struct MinOp {
         return b < a ? b : a;
     }
 };
-struct MaxOp {
-    template <class T>
-    __device__ T operator()(const T& a, const T& b) const {
-        return b > a ? b : a;
-    }
-};
 
-// Exclusive prefix sum over the threads in order; `total` = the sum of all.
-template <class T>
-__device__ T block_exclusive_sum(T v, T& total) {
-    using S = cub::BlockScan<T, kThreads>;
+__device__ uint64_t block_exclusive_sum(uint64_t v, uint64_t& total) {
+    using S = cub::BlockScan<uint64_t, kThreads>;
     __shared__ typename S::TempStorage tmp;
-    T out;
+    uint64_t out;
     S(tmp).ExclusiveSum(v, out, total);
     __syncthreads();
     return out;
 }
 
-// ---- the row's values after the sparse edits (API_SPEC §8.2 order, as engine::apply_penalties) ----
-struct RowView {
-    const float* x;
-    int64_t vocab;
-    const uint32_t* bitmap;  // bit t set: token t has an edit entry
-    const SampleEditDesc* edits;
-    int32_t edit_begin, edit_end;
+// Thread 0 stores v into slot `rank` of `slots` in every CTA of the cluster (read after the next cluster.sync).
+template <class T>
+__device__ void put_all(cg::cluster_group& cl, T* slots, const T& v) {
+    if (threadIdx.x != 0) return;
+    for (unsigned q = 0; q < kCluster; ++q) *cl.map_shared_rank(&slots[cl.block_rank()], q) = v;
+}
+
+// ---- this CTA's chunk of one row and the row's edited values (API_SPEC §8.2 order, as engine::apply_penalties) ----
+struct Chunk {
+    const float* x;               // the row (global)
+    const float* vals;            // x[begin, end): the shared-memory copy or the global row
+    const uint32_t* bitmap;       // bit i: token begin + i has an edit
+    const SampleEditDesc* edits;  // the chunk's edits are [e_begin, e_end), sorted by token
+    int64_t begin, end;
+    int32_t e_begin, e_end;
     SampleRowDesc r;
+    double inv_t;  // 1 / temperature (1 for greedy rows)
 };
 
-__device__ double sanitized(float x) { return isnan(x) ? neg_inf() : static_cast<double>(x); }
+__device__ int32_t lower_bound_token(const SampleEditDesc* e, int32_t lo, int32_t hi, int64_t t) {
+    while (lo < hi) {
+        const int32_t mid = lo + (hi - lo) / 2;
+        if (e[mid].token < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
 
-__device__ double edited_value(const RowView& v, const SampleEditDesc& e) {
-    double z = sanitized(v.x[e.token]);
+__device__ void stage_chunk(float* dst, const float* src, int64_t n) {
+    if ((reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+        const int64_t n4 = n / 4;
+#pragma unroll 4
+        for (int64_t i = threadIdx.x; i < n4; i += kThreads) {
+            reinterpret_cast<float4*>(dst)[i] = __ldcs(reinterpret_cast<const float4*>(src) + i);
+        }
+        for (int64_t i = n4 * 4 + threadIdx.x; i < n; i += kThreads) dst[i] = src[i];
+    } else {
+        for (int64_t i = threadIdx.x; i < n; i += kThreads) dst[i] = src[i];
+    }
+}
+
+// Sets up this CTA's chunk: its id range, its edits, the bitmap of edited ids and (stage != null) the copy.
+__device__ Chunk setup_chunk(const SamplingKernelParams& p, const SampleRowDesc& r, unsigned rank, uint32_t* bitmap,
+                             float* stage) {
+    Chunk c;
+    c.x = p.logits + r.logits_row * p.vocab;
+    c.begin = min(p.vocab, static_cast<int64_t>(rank) * p.chunk);
+    c.end = min(p.vocab, c.begin + p.chunk);
+    c.edits = p.edits;
+    c.e_begin = lower_bound_token(p.edits, r.edit_begin, r.edit_end, c.begin);
+    c.e_end = lower_bound_token(p.edits, c.e_begin, r.edit_end, c.end);
+    c.r = r;
+    c.inv_t = r.greedy ? 1.0 : __ddiv_rn(1.0, r.temperature);
+    for (int64_t w = threadIdx.x; w < p.chunk / 32; w += kThreads) bitmap[w] = 0;
+    if (stage != nullptr) stage_chunk(stage, c.x + c.begin, c.end - c.begin);
+    __syncthreads();
+    for (int32_t e = c.e_begin + static_cast<int32_t>(threadIdx.x); e < c.e_end; e += kThreads) {
+        const int64_t i = p.edits[e].token - c.begin;
+        atomicOr(&bitmap[i >> 5], 1u << (i & 31));
+    }
+    __syncthreads();
+    c.bitmap = bitmap;
+    c.vals = stage != nullptr ? stage : c.x + c.begin;
+    return c;
+}
+
+__device__ __forceinline__ bool is_edited(const Chunk& c, int64_t i) { return (c.bitmap[i >> 5] >> (i & 31)) & 1u; }
+
+__device__ double edited_z(const Chunk& c, const SampleEditDesc& e) {
+    double z = static_cast<double>(sanitized(c.vals[e.token - c.begin]));
     const double n = static_cast<double>(e.count);
-    if (e.count > 0) z = __dsub_rn(z, __dmul_rn(v.r.frequency_penalty, n));
+    if (e.count > 0) z = __dsub_rn(z, __dmul_rn(c.r.frequency_penalty, n));
     if (e.masked) z = neg_inf();
-    if (e.count > 0) z = __dsub_rn(z, v.r.presence_penalty);
-    if (e.count > 0 && v.r.repetition_penalty != 1.0) {
-        z = z > 0 ? __ddiv_rn(z, v.r.repetition_penalty) : __dmul_rn(z, v.r.repetition_penalty);
+    if (e.count > 0) z = __dsub_rn(z, c.r.presence_penalty);
+    if (e.count > 0 && c.r.repetition_penalty != 1.0) {
+        z = z > 0 ? __ddiv_rn(z, c.r.repetition_penalty) : __dmul_rn(z, c.r.repetition_penalty);
     }
     return __dadd_rn(z, e.bias);
 }
 
-// The value the sampler scales: z (greedy) or z / temperature.
-__device__ double scaled(const RowView& v, double z) { return v.r.greedy ? z : __ddiv_rn(z, v.r.temperature); }
+// The edited logit of token t of this chunk (any thread).
+__device__ double z_at(const Chunk& c, int64_t t) {
+    const int64_t i = t - c.begin;
+    if (is_edited(c, i)) return edited_z(c, c.edits[lower_bound_token(c.edits, c.e_begin, c.e_end, t)]);
+    return static_cast<double>(sanitized(c.vals[i]));
+}
 
-__device__ bool is_edited(const RowView& v, int64_t t) { return (v.bitmap[t >> 5] >> (t & 31)) & 1u; }
-
-// f(t, value) for every token of the row (this thread's share), unedited tokens first; the scaled value (z or
-// z / temperature) unless kRaw.
-template <bool kRaw = false, class F>
-__device__ void for_each_value(const RowView& v, F f) {
-    for (int64_t t = threadIdx.x; t < v.vocab; t += kThreads) {
-        if (is_edited(v, t)) continue;
-        const double z = sanitized(v.x[t]);
-        f(t, kRaw ? z : scaled(v, z));
+// f(valid, t, z, edited) over the chunk's ids, unedited first; every thread of the block calls f the same number
+// of times (warp-collective callbacks), with valid = false on padding.
+template <class F>
+__device__ void for_each_z(const Chunk& c, F f) {
+    const int64_t n = c.end - c.begin;
+    for (int64_t i0 = 0; i0 < n; i0 += kThreads) {
+        const int64_t i = i0 + threadIdx.x;
+        const bool valid = i < n && !is_edited(c, i);
+        f(valid, c.begin + i, valid ? static_cast<double>(sanitized(c.vals[i])) : 0.0, false);
     }
-    for (int32_t e = v.edit_begin + static_cast<int32_t>(threadIdx.x); e < v.edit_end; e += kThreads) {
-        const double z = edited_value(v, v.edits[e]);
-        f(v.edits[e].token, kRaw ? z : scaled(v, z));
+    for (int32_t e0 = c.e_begin; e0 < c.e_end; e0 += kThreads) {
+        const int32_t e = e0 + static_cast<int32_t>(threadIdx.x);
+        const bool valid = e < c.e_end;
+        f(valid, valid ? static_cast<int64_t>(c.edits[e].token) : 0, valid ? edited_z(c, c.edits[e]) : 0.0, true);
     }
 }
 
-// Scaled value of one token (any thread; a linear search of the row's edits when it has one).
-__device__ double value_of(const RowView& v, int32_t t) {
-    if (is_edited(v, t)) {
-        for (int32_t e = v.edit_begin; e < v.edit_end; ++e) {
-            if (v.edits[e].token == t) return scaled(v, edited_value(v, v.edits[e]));
+// ---- keys: larger logit -> larger key. An f32 logit's key is its order-preserving bits << 32; an edited (double)
+// logit's high half is that of its f32 rounding down and the low half the order-preserving bits of the (exact)
+// remainder rounded down to f32, so f32 values and edited values order together and equal values share a key.
+__device__ __forceinline__ uint32_t ordered(float f) {
+    const uint32_t u = __float_as_uint(f == 0.0f ? 0.0f : f);  // -0 and +0 are one value
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ uint64_t key_f32(float f) { return static_cast<uint64_t>(ordered(f)) << 32; }
+__device__ uint64_t key_of(double z) {
+    const float hi = __double2float_rd(z);
+    const double rem = z - static_cast<double>(hi);  // >= 0 and exact; NaN for z = -inf
+    const uint32_t lo = rem > 0.0 ? __float_as_uint(__double2float_rd(rem)) : 0u;
+    return key_f32(hi) | lo;
+}
+__device__ __forceinline__ uint64_t key_fast(double z, bool edited) {
+    return edited ? key_of(z) : key_f32(static_cast<float>(z));
+}
+
+// ==== greedy rows ====
+struct SumState {
+    double m;     // maximum
+    double cnt;   // ids at the maximum
+    double rest;  // sum of exp(z - m) over the other ids
+    int64_t id;   // lowest id at the maximum
+};
+
+__device__ SumState merge(const SumState& a, const SumState& b) {
+    if (a.m == b.m) return SumState{a.m, a.cnt + b.cnt, a.rest + b.rest, a.id < b.id ? a.id : b.id};
+    const bool a_hi = a.m > b.m;
+    const double lo_m = a_hi ? b.m : a.m, lo_w = a_hi ? b.cnt + b.rest : a.cnt + a.rest;
+    const double hi_m = a_hi ? a.m : b.m, hi_cnt = a_hi ? a.cnt : b.cnt, hi_rest = a_hi ? a.rest : b.rest;
+    return SumState{hi_m, hi_cnt, hi_rest + lo_w * exp(lo_m - hi_m), a_hi ? a.id : b.id};
+}
+struct MergeOp {
+    __device__ SumState operator()(const SumState& a, const SumState& b) const { return merge(a, b); }
+};
+
+// This thread's unedited ids: f32 online max / sum-exp (compares exact; exp terms in f32 relative to the max).
+__device__ SumState greedy_dense(const Chunk& c) {
+    float m = -INFINITY, rest = 0.0f;
+    uint32_t cnt = 0;
+    int64_t id = INT64_MAX;
+    const int64_t n = c.end - c.begin;
+    for (int64_t i0 = threadIdx.x; i0 < n; i0 += kThreads * kGreedyUnroll) {
+        float v[kGreedyUnroll];
+#pragma unroll
+        for (int j = 0; j < kGreedyUnroll; ++j) {
+            const int64_t i = i0 + j * kThreads;
+            v[j] = i < n && !is_edited(c, i) ? sanitized(__ldcs(c.vals + i)) : -INFINITY;
+        }
+#pragma unroll
+        for (int j = 0; j < kGreedyUnroll; ++j) {
+            const int64_t i = i0 + j * kThreads;
+            if (i >= n || is_edited(c, i)) continue;
+            if (v[j] > m) {
+                rest = (rest + static_cast<float>(cnt)) * expf(m - v[j]);
+                cnt = 1, m = v[j], id = c.begin + i;
+            } else if (v[j] == m) {
+                ++cnt;
+                id = min(id, c.begin + i);
+            } else {
+                rest += expf(v[j] - m);
+            }
         }
     }
-    return scaled(v, sanitized(v.x[t]));
+    return SumState{static_cast<double>(m), static_cast<double>(cnt), static_cast<double>(rest), id};
 }
 
-__device__ void build_bitmap(uint32_t* bitmap, const RowView& v) {
-    const int64_t words = (v.vocab + 31) / 32;
-    for (int64_t w = threadIdx.x; w < words; w += kThreads) bitmap[w] = 0;
-    __syncthreads();
-    for (int32_t e = v.edit_begin + static_cast<int32_t>(threadIdx.x); e < v.edit_end; e += kThreads) {
-        const int32_t t = v.edits[e].token;
-        atomicOr(&bitmap[t >> 5], 1u << (t & 31));
+__global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads) greedy_kernel(SamplingKernelParams p) {
+    extern __shared__ uint32_t greedy_bitmap[];
+    __shared__ SumState parts[kCluster];
+    cg::cluster_group cl = cg::this_cluster();
+    const unsigned rank = cl.block_rank();
+    const SampleRowDesc r = p.greedy_rows[blockIdx.x / kCluster];
+    const Chunk c = setup_chunk(p, r, rank, greedy_bitmap, nullptr);
+    SumState s = greedy_dense(c);
+    for (int32_t e = c.e_begin + static_cast<int32_t>(threadIdx.x); e < c.e_end; e += kThreads) {
+        s = merge(s, SumState{edited_z(c, c.edits[e]), 1.0, 0.0, c.edits[e].token});
     }
-    __syncthreads();
+    s = block_reduce(s, MergeOp());
+    if (threadIdx.x == 0) *cl.map_shared_rank(&parts[rank], 0) = s;
+    cl.sync();
+    if (rank != 0 || threadIdx.x != 0) return;
+    SumState all = parts[0];
+    for (int q = 1; q < kCluster; ++q) all = merge(all, parts[q]);
+    SampleOutDesc& out = p.out[r.out_index];
+    if (!isfinite(all.m)) {  // every logit masked, or +inf present: the CPU sampler decides
+        out = SampleOutDesc{0, 1, 0.0};
+        return;
+    }
+    // logprob = z_best - (m + log(cnt + rest)) with z_best = m; log1p keeps the small sums of peaked rows exact.
+    out = SampleOutDesc{static_cast<int32_t>(all.id), 0, -log1p((all.cnt - 1.0) + all.rest)};
 }
 
-// ---- the cut: keep ids with key > v, and of the ids with key == v the first `take` (id order) ----
+// ==== sampled rows ====
+struct ArgMax {
+    double v;
+    int64_t id;
+};
+struct ArgMaxOp {
+    __device__ ArgMax operator()(const ArgMax& a, const ArgMax& b) const {
+        return (b.v > a.v || (b.v == a.v && b.id < a.id)) ? b : a;
+    }
+};
+
+struct Hist {
+    uint64_t mass[kBins];  // fixed-point weight
+    uint32_t cnt[kBins];
+    uint32_t nz[kBins / 32];  // bit per bin: some id's key has a nonzero low half (an edited value between f32s)
+};
+
+struct BinTot {
+    uint64_t cnt, mass;
+};
+struct SelMsg {  // the bin where the cut falls, with the counts / masses of the bins above it (this level)
+    uint64_t bin, c_ex, m_ex, cnt, mass, nz;
+};
+
+struct Exchange {
+    ArgMax am[kCluster];
+    double sum[kCluster];
+    uint64_t fixed[kCluster];
+    BinTot slice[kCluster];
+    SelMsg sel;
+    uint64_t ties[kCluster];
+    int64_t tie_id;
+    uint64_t kept[kCluster];
+};
+
+struct RowStats {
+    double m;           // maximum edited logit
+    int64_t best;       // its lowest id
+    double sum;         // sum of the weights exp((z - m) / T)
+    uint64_t total;     // sum of the fixed-point weights
+    double mass_scale;  // fixed-point scale
+};
+
+__device__ __forceinline__ double weight(const Chunk& c, const RowStats& s, double z) {
+    return exp((z - s.m) * c.inv_t);
+}
+__device__ __forceinline__ uint64_t fixed_of(const RowStats& s, double w) { return __double2ull_rn(w * s.mass_scale); }
+
+// The cut: keep ids with key > v and, of the g ids with key == v, the first `take` in id order.
 struct Cut {
-    uint64_t v = 0;
-    uint64_t take = ~0ull;  // ~0: every tie (and with v = 0: the whole row)
-    uint64_t c_above = 0;   // ids with key > v
-    uint64_t m_above = 0;   // their fixed-point mass
-    uint64_t w_v = 0;       // fixed-point mass of one id at v
-    uint64_t ties = 0;      // ids with key == v
-    __device__ uint64_t kept() const { return take == ~0ull ? ~0ull : c_above + take; }
-    __device__ uint64_t kept_mass(uint64_t total) const { return take == ~0ull ? total : m_above + take * w_v; }
+    bool all = true;  // no cut
+    uint64_t v = 0, take = 0, g = 0, c_kept = 0, m_kept = 0;
+};
+// The cut falls at the first rank (key descending, id ascending) where the count reaches k or the mass exceeds
+// `mass`; kNone switches a limit off.
+struct Limits {
+    uint64_t k, mass;
+    __device__ bool met(uint64_t c, uint64_t m) const { return c >= k || (mass != kNone && m > mass); }
 };
 
-struct Histogram {
-    uint64_t cnt[kBins];
-    uint64_t mass[kBins];
-    uint64_t kmin[kBins];
-    uint64_t kmax[kBins];
-};
+__device__ __forceinline__ int level_shift(int level) {
+    const int l = level % 3;
+    return (level < 3 ? 32 : 0) + (l == 0 ? 21 : (l == 1 ? 10 : 0));
+}
+__device__ __forceinline__ int level_width(int level) { return level % 3 == 2 ? 10 : 11; }
 
-// Adds this warp's matching ids to the histogram, one set of atomics per distinct bin in the warp.
-__device__ void warp_add(Histogram& h, bool match, uint32_t d, uint64_t key, uint64_t fixed) {
+// Adds this warp's matching ids to the histogram: one set of atomics per distinct bin in the warp.
+__device__ void hist_add(Hist& h, bool match, uint32_t d, uint64_t fixed, bool nz) {
     const int lane = static_cast<int>(threadIdx.x & 31);
     unsigned pending = __ballot_sync(kFullMask, match);
     while (pending != 0) {
         const int leader = __ffs(pending) - 1;
         const uint32_t dl = __shfl_sync(kFullMask, d, leader);
         const bool in = match && d == dl;
-        const unsigned group = __ballot_sync(kFullMask, in);
-        uint64_t m = in ? fixed : 0, lo = in ? key : ~0ull, hi = in ? key : 0;
-        for (int off = 16; off > 0; off >>= 1) {
-            m += __shfl_xor_sync(kFullMask, m, off);
-            const uint64_t lo2 = __shfl_xor_sync(kFullMask, lo, off), hi2 = __shfl_xor_sync(kFullMask, hi, off);
-            lo = lo2 < lo ? lo2 : lo;
-            hi = hi2 > hi ? hi2 : hi;
-        }
+        const unsigned group = __ballot_sync(kFullMask, in), nzg = __ballot_sync(kFullMask, in && nz);
+        uint64_t m = in ? fixed : 0;
+        for (int off = 16; off > 0; off >>= 1) m += __shfl_xor_sync(kFullMask, m, off);
         if (lane == leader) {
-            atomicAdd(reinterpret_cast<unsigned long long*>(&h.cnt[dl]),
-                      static_cast<unsigned long long>(__popc(group)));
+            atomicAdd(&h.cnt[dl], static_cast<uint32_t>(__popc(group)));
             atomicAdd(reinterpret_cast<unsigned long long*>(&h.mass[dl]), static_cast<unsigned long long>(m));
-            atomicMin(reinterpret_cast<unsigned long long*>(&h.kmin[dl]), static_cast<unsigned long long>(lo));
-            atomicMax(reinterpret_cast<unsigned long long*>(&h.kmax[dl]), static_cast<unsigned long long>(hi));
+            if (nzg != 0) atomicOr(&h.nz[dl >> 5], 1u << (dl & 31));
         }
         pending &= ~group;
     }
 }
 
-// The first rank whose inclusive weight (count, or fixed-point mass) exceeds `limit`, as a Cut keeping ranks up
-// to and including it; the whole row when the total weight is <= limit.
-__device__ Cut select_cut(Histogram& h, const double* probs, int64_t vocab, bool by_mass, uint64_t limit) {
-    __shared__ int32_t sel_bin;
-    __shared__ uint64_t sel_w, sel_c, sel_m;
-    Cut cut;
-    uint64_t prefix = 0, pmask = 0, w_above = 0;
-    for (int shift = 64 - kDigitBits;; shift -= kDigitBits) {
-        const int s = shift > 0 ? shift : 0;
-        const int width = shift >= 0 ? kDigitBits : kDigitBits + shift;
-        const uint64_t dmask = (1ull << width) - 1;
-        h.cnt[threadIdx.x] = h.mass[threadIdx.x] = h.kmax[threadIdx.x] = 0;
-        h.kmin[threadIdx.x] = ~0ull;
-        if (threadIdx.x == 0) sel_bin = -1;
-        __syncthreads();
-        for (int64_t t0 = 0; t0 < vocab; t0 += kThreads) {  // warp-uniform trip count
-            const int64_t t = t0 + threadIdx.x;
-            const double p = t < vocab ? probs[t] : 0.0;
-            const uint64_t key = key_of(p);
-            const bool match = t < vocab && (key & pmask) == prefix;
-            warp_add(h, match, static_cast<uint32_t>((key >> s) & dmask), key, to_fixed(p));
-        }
-        __syncthreads();
-        // Thread i looks at bin kBins-1-i: inclusive sums over i are the weights of that bin and every higher one.
-        const int b = kBins - 1 - static_cast<int>(threadIdx.x);
-        const uint64_t wb = by_mass ? h.mass[b] : h.cnt[b];
-        uint64_t tot = 0;
-        const uint64_t w_ex = block_exclusive_sum<uint64_t>(wb, tot);
-        const uint64_t c_ex = block_exclusive_sum<uint64_t>(h.cnt[b], tot);
-        const uint64_t m_ex = block_exclusive_sum<uint64_t>(h.mass[b], tot);
-        if (wb > 0 && w_above + w_ex <= limit && limit < w_above + w_ex + wb) {
-            sel_bin = b;
-            sel_w = w_ex;
-            sel_c = c_ex;
-            sel_m = m_ex;
-        }
-        __syncthreads();
-        const int d = sel_bin;
-        if (d < 0) return Cut{};  // the total weight never exceeds the limit: keep everything
-        w_above += sel_w;
-        cut.c_above += sel_c;
-        cut.m_above += sel_m;
-        prefix |= static_cast<uint64_t>(d) << s;
-        pmask |= dmask << s;
-        if (h.kmin[d] == h.kmax[d]) {  // one value left: the cut's key
-            cut.v = h.kmin[d];
-            cut.w_v = to_fixed(__longlong_as_double(static_cast<long long>(cut.v)));
-            const uint64_t unit = by_mass ? cut.w_v : 1;
-            const uint64_t g = h.cnt[d];
-            const uint64_t take = (limit - w_above) / unit + 1;
-            cut.take = take < g ? take : g;
-            cut.ties = g;
-            __syncthreads();  // everyone has read the histogram before it is reused
-            return cut;
-        }
-        __syncthreads();
-    }
+__device__ void hist_clear(Hist& h) {
+    for (int b = threadIdx.x; b < kBins; b += kThreads) h.mass[b] = 0, h.cnt[b] = 0;
+    if (threadIdx.x < kBins / 32) h.nz[threadIdx.x] = 0;
+    __syncthreads();
 }
 
-// The id of the take-th (1-based) id with key == v in id order (a scan over ids, only when the cut splits a group
-// of equal probabilities); INT32_MAX when every tie is kept.
-__device__ int32_t last_tie_id(const double* probs, int64_t vocab, const Cut& cut) {
-    if (cut.take == ~0ull || cut.take >= cut.ties) return INT32_MAX;
-    uint64_t before = 0;
-    __shared__ int32_t found;
-    if (threadIdx.x == 0) found = INT32_MAX;
-    __syncthreads();
-    for (int64_t t0 = 0; t0 < vocab; t0 += kThreads) {
-        const int64_t t = t0 + threadIdx.x;
-        const uint64_t tie = t < vocab && key_of(probs[t]) == cut.v ? 1 : 0;
-        uint64_t chunk = 0;
-        const uint64_t rank = before + block_exclusive_sum<uint64_t>(tie, chunk);
-        if (tie && rank + 1 == cut.take) found = static_cast<int32_t>(t);
-        __syncthreads();
-        if (found != INT32_MAX) break;
-        before += chunk;
+__device__ void hist_fill(Hist& h, const Chunk& c, const RowStats& s, int level, uint64_t prefix, uint64_t pmask) {
+    const int shift = level_shift(level);
+    const uint64_t dmask = (1ull << level_width(level)) - 1;
+    for_each_z(c, [&](bool valid, int64_t, double z, bool edited) {
+        const uint64_t key = valid ? key_fast(z, edited) : 0;
+        const bool match = valid && (key & pmask) == prefix;
+        const uint64_t fixed = match ? fixed_of(s, weight(c, s, z)) : 0;
+        hist_add(h, match, static_cast<uint32_t>((key >> shift) & dmask), fixed, (key & 0xffffffffull) != 0);
+    });
+}
+
+// The radix select of the cut over the cluster; `ready`: level 0's histogram is already filled.
+__device__ Cut select_cut(cg::cluster_group& cl, Hist& h, Exchange& xs, const Chunk& c, const RowStats& s, Limits lim,
+                          bool ready) {
+    const unsigned rank = cl.block_rank();
+    uint64_t prefix = 0, pmask = 0, c_above = 0, m_above = 0;
+    for (int level = 0; level < kLevels; ++level) {
+        const int shift = level_shift(level);
+        if (level > 0 || !ready) {
+            hist_clear(h);
+            hist_fill(h, c, s, level, prefix, pmask);
+        }
+        cl.sync();  // every histogram complete
+        // Thread i reduces bin rank * kThreads + (kThreads - 1 - i): thread order = descending bins.
+        const int b = static_cast<int>(rank) * kThreads + (kThreads - 1 - static_cast<int>(threadIdx.x));
+        BinTot t{0, 0};
+        uint64_t nz = 0;
+        for (unsigned q = 0; q < kCluster; ++q) {
+            const Hist* hq = cl.map_shared_rank(&h, q);
+            t.cnt += hq->cnt[b], t.mass += hq->mass[b], nz |= (hq->nz[b >> 5] >> (b & 31)) & 1u;
+        }
+        BinTot slice{0, 0};
+        const uint64_t c_ex = block_exclusive_sum(t.cnt, slice.cnt), m_ex = block_exclusive_sum(t.mass, slice.mass);
+        put_all(cl, xs.slice, slice);
+        cl.sync();  // slice totals everywhere; no histogram is read after this
+        uint64_t c_hi = 0, m_hi = 0, c_all = 0, m_all = 0;
+        for (unsigned q = 0; q < kCluster; ++q) {
+            if (q > rank) c_hi += xs.slice[q].cnt, m_hi += xs.slice[q].mass;
+            c_all += xs.slice[q].cnt, m_all += xs.slice[q].mass;
+        }
+        const bool cut_here = lim.met(c_above + c_all, m_above + m_all);  // same in every CTA
+        const uint64_t ce = c_above + c_hi + c_ex, me = m_above + m_hi + m_ex;
+        if (cut_here && t.cnt > 0 && !lim.met(ce, me) && lim.met(ce + t.cnt, me + t.mass)) {
+            const SelMsg msg{static_cast<uint64_t>(b), c_hi + c_ex, m_hi + m_ex, t.cnt, t.mass, nz};
+            for (unsigned q = 0; q < kCluster; ++q) *cl.map_shared_rank(&xs.sel, q) = msg;
+        }
+        cl.sync();                    // the chosen bin everywhere
+        if (!cut_here) return Cut{};  // the limits are never reached: keep everything
+        const SelMsg sel = xs.sel;
+        c_above += sel.c_ex, m_above += sel.m_ex;
+        prefix |= sel.bin << shift;
+        pmask |= ((1ull << level_width(level)) - 1) << shift;
+        if (level == kLevels - 1 || (level == 2 && sel.nz == 0)) {  // the key is complete: one value
+            Cut cut;
+            cut.all = false;
+            cut.v = prefix, cut.g = sel.cnt;
+            const uint64_t wv = sel.mass / sel.cnt;
+            const uint64_t t_k = lim.k == kNone ? sel.cnt : lim.k - c_above;
+            const uint64_t t_p = lim.mass == kNone || wv == 0 ? sel.cnt : (lim.mass - m_above) / wv + 1;
+            cut.take = min(sel.cnt, min(t_k, t_p));
+            cut.c_kept = c_above + cut.take;
+            cut.m_kept = m_above + (cut.take == sel.cnt ? sel.mass : cut.take * wv);
+            return cut;
+        }
     }
-    const int32_t out = found;
-    __syncthreads();
-    return out;
+    return Cut{};  // not reached: level kLevels - 1 completes the key
+}
+
+// The first id of the chunk (increasing order) at which the running sum of f(t) exceeds target; -1 if none.
+template <class F>
+__device__ int64_t scan_ids(const Chunk& c, uint64_t target, F f) {
+    uint64_t base = 0;
+    const int64_t n = c.end - c.begin;
+    for (int64_t i0 = 0; i0 < n; i0 += static_cast<int64_t>(kThreads) * kDrawItems) {
+        const int64_t first = i0 + static_cast<int64_t>(threadIdx.x) * kDrawItems;
+        uint64_t w[kDrawItems], mine = 0;
+#pragma unroll
+        for (int j = 0; j < kDrawItems; ++j) {
+            w[j] = first + j < n ? f(c.begin + first + j) : 0;
+            mine += w[j];
+        }
+        uint64_t tile = 0;
+        uint64_t cum = base + block_exclusive_sum(mine, tile);
+        int64_t hit = INT64_MAX;
+#pragma unroll
+        for (int j = 0; j < kDrawItems; ++j) {
+            cum += w[j];
+            if (hit == INT64_MAX && w[j] > 0 && cum > target) hit = c.begin + first + j;
+        }
+        hit = block_reduce(hit, MinOp());
+        if (hit != INT64_MAX) return hit;
+        base += tile;
+    }
+    return -1;
+}
+
+// The id of the cut's take-th tie (id order) when the cut splits its group of equal keys; INT64_MAX otherwise.
+__device__ int64_t last_tie(cg::cluster_group& cl, Exchange& xs, const Chunk& c, const Cut& cut) {
+    if (cut.all || cut.take >= cut.g) return INT64_MAX;
+    uint64_t n = 0;
+    for_each_z(c, [&](bool valid, int64_t, double z, bool edited) { n += valid && key_fast(z, edited) == cut.v; });
+    put_all(cl, xs.ties, block_reduce(n, SumOp()));
+    cl.sync();
+    const unsigned rank = cl.block_rank();
+    uint64_t before = 0;
+    for (unsigned q = 0; q < rank; ++q) before += xs.ties[q];
+    if (before < cut.take && cut.take <= before + xs.ties[rank]) {
+        const int64_t id =
+            scan_ids(c, cut.take - before - 1, [&](int64_t t) -> uint64_t { return key_of(z_at(c, t)) == cut.v; });
+        if (threadIdx.x == 0) {
+            for (unsigned q = 0; q < kCluster; ++q) *cl.map_shared_rank(&xs.tie_id, q) = id;
+        }
+    }
+    cl.sync();
+    return xs.tie_id;
 }
 
 struct Kept {
     Cut cut;
-    int32_t last_tie;
-    double min_prob;  // min-p threshold (0: off)
-    __device__ bool operator()(int64_t t, double p) const {
-        if (!(p > 0.0) || p < min_prob) return false;
-        const uint64_t key = key_of(p);
-        return key > cut.v || (key == cut.v && t <= last_tie);
+    int64_t last_tie;
+    double min_p;  // weight threshold (the maximum's weight is 1)
+    __device__ bool by_rank(int64_t t, uint64_t key) const {
+        return cut.all || key > cut.v || (key == cut.v && t <= last_tie);
     }
+    __device__ bool by_weight(double w) const { return w > 0.0 && w >= min_p; }
 };
 
-// Inverse-CDF draw over the kept ids in increasing order: the first id whose cumulative mass exceeds `target`
-// (the last kept id when rounding leaves the target above the total).
-__device__ int32_t draw(const double* probs, int64_t vocab, const Kept& kept, double target, int32_t last_kept) {
-    double base = 0.0;
-    for (int64_t c0 = 0; c0 < vocab; c0 += static_cast<int64_t>(kThreads) * kDrawItems) {
-        const int64_t first = c0 + static_cast<int64_t>(threadIdx.x) * kDrawItems;
-        double mine = 0.0;
-        for (int j = 0; j < kDrawItems; ++j) {
-            const int64_t t = first + j;
-            if (t < vocab && kept(t, probs[t])) mine += probs[t];
-        }
-        double chunk = 0.0;
-        double cum = base + block_exclusive_sum<double>(mine, chunk);
-        int32_t hit = INT32_MAX;
-        for (int j = 0; j < kDrawItems && hit == INT32_MAX; ++j) {
-            const int64_t t = first + j;
-            if (t >= vocab || !kept(t, probs[t])) continue;
-            cum += probs[t];
-            if (cum > target) hit = static_cast<int32_t>(t);
-        }
-        hit = block_reduce(hit, MinOp());
-        if (hit != INT32_MAX) return hit;
-        base += chunk;
-    }
-    return last_kept;
-}
-
-__device__ Cut smaller(const Cut& a, const Cut& b) { return b.kept() < a.kept() ? b : a; }
-
-// Temperature sampling of one row whose probabilities are in `probs`; returns the chosen id.
-__device__ int32_t sample_probs(Histogram& h, const double* probs, const RowView& v, double p_max,
-                                uint64_t total_mass) {
-    const int64_t vocab = v.vocab;
-    Cut cut;
-    if (v.r.top_k > 0 && v.r.top_k < vocab) {
-        cut = select_cut(h, probs, vocab, false, static_cast<uint64_t>(v.r.top_k) - 1);
-    }
-    if (v.r.top_p < 1.0) {
-        // Joint top-k/top-p judges the raw probabilities; with min-p they are renormalised after top-k first.
-        const double ref = v.r.min_p > 0.0 ? static_cast<double>(cut.kept_mass(total_mass)) : kFixedScale;
-        const uint64_t limit = __double2ull_rz(v.r.top_p * ref);
-        cut = smaller(cut, select_cut(h, probs, vocab, true, limit));
-    }
-    Kept kept{cut, last_tie_id(probs, vocab, cut), v.r.min_p > 0.0 ? v.r.min_p * p_max : 0.0};
-    double mass = 0.0;
-    int32_t last = -1;
-    for (int64_t t = threadIdx.x; t < vocab; t += kThreads) {
-        if (kept(t, probs[t])) {
-            mass += probs[t];
-            last = static_cast<int32_t>(t);
-        }
-    }
-    mass = block_reduce(mass, SumOp());
-    last = block_reduce(last, MaxOp());
-    return draw(probs, vocab, kept, v.r.uniform * mass, last < 0 ? 0 : last);
-}
-
-__global__ void __launch_bounds__(kThreads) sampling_kernel(SamplingKernelParams p) {
-    extern __shared__ uint32_t bitmap[];
-    __shared__ Histogram hist;
-    const SampleRowDesc r = p.rows[blockIdx.x];
-    const RowView v{p.logits + r.logits_row * p.vocab, p.vocab, bitmap, p.edits, r.edit_begin, r.edit_end, r};
-    SampleOutDesc& out = p.out[blockIdx.x];
-    build_bitmap(bitmap, v);
-
-    // Division by a positive temperature is monotone, so max(z) / T is exactly the maximum scaled value: the
-    // argmax pass skips the divisions.
-    ArgMax best{neg_inf(), INT32_MAX};
-    for_each_value<true>(v, [&](int64_t t, double z) { best = ArgMaxOp()(best, ArgMax{z, static_cast<int32_t>(t)}); });
-    best = block_argmax(best);
-    if (!isfinite(best.v)) {  // every logit masked, or +inf present: the CPU sampler decides
-        if (threadIdx.x == 0) out = SampleOutDesc{0, 1, 0.0};
-        return;
-    }
-    const double mx = scaled(v, best.v);
-    double sum = 0.0;
-    for_each_value(v, [&](int64_t, double l) { sum += exp(__dsub_rn(l, mx)); });
-    const double lse = mx + log(block_reduce(sum, SumOp()));
-    if (r.greedy) {
-        if (threadIdx.x == 0) out = SampleOutDesc{best.id, 0, __dsub_rn(mx, lse)};
-        return;
-    }
-    double* probs = p.probs + static_cast<int64_t>(r.prob_slot) * p.vocab;
-    uint64_t mass = 0;
-    for_each_value(v, [&](int64_t t, double l) {
-        const double q = exp(__dsub_rn(l, lse));
-        probs[t] = q;
-        mass += to_fixed(q);
+// The draw: the first kept id (increasing order) whose cumulative fixed-point weight exceeds u x the kept total.
+__device__ void draw(cg::cluster_group& cl, Exchange& xs, const Chunk& c, const RowStats& s, const Kept& kept,
+                     SampleOutDesc& out) {
+    uint64_t mine = 0;
+    for_each_z(c, [&](bool valid, int64_t t, double z, bool edited) {
+        if (!valid || !kept.by_rank(t, key_fast(z, edited))) return;
+        const double w = weight(c, s, z);
+        if (kept.by_weight(w)) mine += fixed_of(s, w);
     });
-    mass = block_reduce(mass, SumOp());  // also orders the probs writes before every read below
-    const int32_t chosen = sample_probs(hist, probs, v, exp(__dsub_rn(mx, lse)), mass);
-    if (threadIdx.x == 0) out = SampleOutDesc{chosen, 0, __dsub_rn(value_of(v, chosen), lse)};
+    put_all(cl, xs.kept, block_reduce(mine, SumOp()));
+    cl.sync();  // no remote access after this
+    const unsigned rank = cl.block_rank();
+    uint64_t before = 0, total = 0;
+    for (unsigned q = 0; q < kCluster; ++q) {
+        if (q < rank) before += xs.kept[q];
+        total += xs.kept[q];
+    }
+    // total > 0: the maximum (weight 1) is always kept.
+    const uint64_t target =
+        min(static_cast<uint64_t>(__double2ull_rd(c.r.uniform * static_cast<double>(total))), total - 1);
+    if (target < before || target >= before + xs.kept[rank]) return;
+    int64_t hit = scan_ids(c, target - before, [&](int64_t t) -> uint64_t {
+        const double z = z_at(c, t);
+        if (!kept.by_rank(t, key_of(z))) return uint64_t{0};
+        const double w = weight(c, s, z);
+        return kept.by_weight(w) ? fixed_of(s, w) : uint64_t{0};
+    });
+    if (threadIdx.x != 0) return;
+    if (hit < 0) hit = s.best;  // not reached: the scan sums the same weights
+    const double z = z_at(c, hit);
+    out = SampleOutDesc{static_cast<int32_t>(hit), 0, (z - s.m) * c.inv_t - log(s.sum)};
+}
+
+// Max, sum-exp (and level 0 of the first select when `fill`) over the cluster.
+__device__ bool row_stats(cg::cluster_group& cl, Exchange& xs, Hist& h, const Chunk& c, bool fill, double scale,
+                          RowStats& s) {
+    ArgMax am{neg_inf(), INT64_MAX};
+    for_each_z(c, [&](bool valid, int64_t t, double z, bool) {
+        if (valid) am = ArgMaxOp()(am, ArgMax{z, t});
+    });
+    put_all(cl, xs.am, block_reduce(am, ArgMaxOp()));
+    if (fill) hist_clear(h);
+    cl.sync();
+    am = xs.am[0];
+    for (int q = 1; q < kCluster; ++q) am = ArgMaxOp()(am, xs.am[q]);
+    s.m = am.v, s.best = am.id, s.mass_scale = scale;
+    // No finite maximum (every logit masked, +inf present, or max / T overflows): the CPU sampler decides.
+    if (!isfinite(am.v) || !isfinite(am.v * c.inv_t)) return false;
+    double sum = 0.0;
+    uint64_t fixed = 0;
+    const int shift = level_shift(0);
+    for_each_z(c, [&](bool valid, int64_t, double z, bool edited) {
+        const double w = valid ? weight(c, s, z) : 0.0;
+        const uint64_t f = fixed_of(s, w);
+        sum += w, fixed += f;
+        if (fill) {
+            const uint64_t key = valid ? key_fast(z, edited) : 0;
+            hist_add(h, valid, static_cast<uint32_t>(key >> shift) & (kBins - 1), f, (key & 0xffffffffull) != 0);
+        }
+    });
+    put_all(cl, xs.sum, block_reduce(sum, SumOp()));
+    put_all(cl, xs.fixed, block_reduce(fixed, SumOp()));
+    cl.sync();
+    s.sum = 0.0, s.total = 0;
+    for (int q = 0; q < kCluster; ++q) s.sum += xs.sum[q], s.total += xs.fixed[q];
+    return true;
+}
+
+__global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads) sampled_kernel(SamplingKernelParams p) {
+    extern __shared__ float4 sampled_smem[];
+    __shared__ Hist hist;
+    __shared__ Exchange xs;
+    cg::cluster_group cl = cg::this_cluster();
+    const unsigned rank = cl.block_rank();
+    const SampleRowDesc r = p.sampled_rows[blockIdx.x / kCluster];
+    float* stage = p.staged ? reinterpret_cast<float*>(sampled_smem) : nullptr;
+    uint32_t* bitmap = reinterpret_cast<uint32_t*>(sampled_smem) + (p.staged ? p.chunk : 0);
+    const Chunk c = setup_chunk(p, r, rank, bitmap, stage);
+    SampleOutDesc& out = p.out[r.out_index];
+
+    const bool by_k = r.top_k > 0 && r.top_k < p.vocab, by_p = r.top_p<1.0, by_min_p = r.min_p> 0.0;
+    RowStats s;
+    if (!row_stats(cl, xs, hist, c, by_k || by_p, p.mass_scale, s)) {
+        if (rank == 0 && threadIdx.x == 0) out = SampleOutDesc{0, 1, 0.0};
+        return;
+    }
+    const uint64_t k = by_k ? static_cast<uint64_t>(r.top_k) : kNone;
+    Cut cut;
+    if (by_p && by_min_p) {  // top-p judged after top-k's renormalisation
+        const Cut top_k = by_k ? select_cut(cl, hist, xs, c, s, Limits{k, kNone}, true) : Cut{};
+        const double ref = static_cast<double>(top_k.all ? s.total : top_k.m_kept);
+        cut = select_cut(cl, hist, xs, c, s, Limits{k, __double2ull_rd(r.top_p * ref)}, !by_k);
+    } else if (by_k || by_p) {  // joint: both limits on the same distribution
+        const uint64_t mass = by_p ? __double2ull_rd(r.top_p * static_cast<double>(s.total)) : kNone;
+        cut = select_cut(cl, hist, xs, c, s, Limits{k, mass}, true);
+    }
+    const Kept kept{cut, last_tie(cl, xs, c, cut), by_min_p ? r.min_p : 0.0};
+    draw(cl, xs, c, s, kept, out);
+}
+
+int ceil_log2(int64_t v) {
+    int b = 0;
+    while ((int64_t{1} << b) < v) ++b;
+    return b;
 }
 
 }  // namespace
 
-int64_t sampling_smem_bytes(int64_t vocab) { return (vocab + 31) / 32 * static_cast<int64_t>(sizeof(uint32_t)); }
+int64_t sampling_chunk(int64_t vocab) { return ((vocab + kCluster - 1) / kCluster + 31) / 32 * 32; }
 
-void launch_sampling(const SamplingKernelParams& p, cudaStream_t stream) {
-    if (p.num_rows == 0) return;
-    const int64_t smem = sampling_smem_bytes(p.vocab);
-    DSA_CUDA_CHECK(
-        cudaFuncSetAttribute(sampling_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    sampling_kernel<<<static_cast<unsigned>(p.num_rows), kThreads, static_cast<size_t>(smem), stream>>>(p);
-    DSA_CUDA_CHECK_LAUNCH("sampling_kernel");
+void launch_sampling(SamplingKernelParams p, cudaStream_t stream) {
+    if (p.num_greedy + p.num_sampled == 0) return;
+    p.chunk = sampling_chunk(p.vocab);
+    // Each weight is <= 1 (the maximum's is 1): vocab weights at scale 2^(62 - ceil(log2 vocab)) sum below 2^63.
+    p.mass_scale = std::ldexp(1.0, 62 - ceil_log2(p.vocab));
+    const int64_t bitmap_bytes = p.chunk / 32 * static_cast<int64_t>(sizeof(uint32_t));
+    if (p.num_greedy > 0) {
+        DSA_CUDA_CHECK(cudaFuncSetAttribute(greedy_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(bitmap_bytes)));
+        greedy_kernel<<<static_cast<unsigned>(p.num_greedy * kCluster), kThreads, static_cast<size_t>(bitmap_bytes),
+                        stream>>>(p);
+        DSA_CUDA_CHECK_LAUNCH("greedy_kernel");
+    }
+    if (p.num_sampled > 0) {
+        // The opt-in shared memory per block left after the kernel's static shared memory (asked once).
+        static const int64_t spare = [] {
+            int device = 0, optin = 0;
+            DSA_CUDA_CHECK(cudaGetDevice(&device));
+            DSA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+            cudaFuncAttributes attr{};
+            DSA_CUDA_CHECK(cudaFuncGetAttributes(&attr, sampled_kernel));
+            return static_cast<int64_t>(optin) - static_cast<int64_t>(attr.sharedSizeBytes);
+        }();
+        const int64_t stage_bytes = p.chunk * static_cast<int64_t>(sizeof(float));
+        p.staged = stage_bytes + bitmap_bytes <= spare ? 1 : 0;
+        const int64_t smem = (p.staged ? stage_bytes : 0) + bitmap_bytes;
+        DSA_CUDA_CHECK(
+            cudaFuncSetAttribute(sampled_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+        sampled_kernel<<<static_cast<unsigned>(p.num_sampled * kCluster), kThreads, static_cast<size_t>(smem),
+                         stream>>>(p);
+        DSA_CUDA_CHECK_LAUNCH("sampled_kernel");
+    }
 }
 
 }  // namespace dsa::backend::cuda

@@ -1,7 +1,8 @@
-// Parameter structs and launcher of the batched sampling kernel (sampling_kernels.cu): one CTA per row to sample
-// runs the CPU sampler's pipeline (engine/sampler.cpp) in double precision: sparse logit edits, greedy argmax or
-// temperature -> softmax -> top-k / top-p / min-p cut found by a radix select on the probabilities (no sort)
-// -> inverse-CDF draw over the kept ids in increasing order. Plain structs only (the op layer packs them).
+// Parameter structs and launcher of the batched sampling kernels (sampling_kernels.cu): each row is split over a
+// cluster of kSampleCluster CTAs (one vocab chunk each, exchanging partial results through distributed shared
+// memory). Greedy rows: a two-level argmax + sum-exp in one read of the logits. Sampled rows: max, sum-exp, a
+// radix select of the top-k / top-p cut over the logits' order, min-p, and the CPU sampler's draw (kept ids in
+// increasing order). Plain structs only (the op layer packs them; edits sorted by token within a row).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -10,14 +11,16 @@
 
 namespace dsa::backend::cuda {
 
+constexpr int kSampleCluster = 8;  // CTAs per row
+
 struct SampleRowDesc {
     double temperature, top_p, min_p, frequency_penalty, presence_penalty, repetition_penalty, uniform;
     int64_t logits_row;
     int32_t top_k;       // <= 0 or >= vocab: off
     int32_t greedy;      // 1: argmax
-    int32_t edit_begin;  // this row's entries of SamplingKernelParams::edits
+    int32_t edit_begin;  // this row's entries of SamplingKernelParams::edits, sorted by token
     int32_t edit_end;
-    int32_t prob_slot;  // sampled rows: row of the probability scratch; greedy rows: -1
+    int32_t out_index;  // slot of SamplingKernelParams::out
     int32_t pad;
 };
 
@@ -38,17 +41,21 @@ struct SampleOutDesc {
 struct SamplingKernelParams {
     const float* logits = nullptr;  // [num_logit_rows, vocab] f32
     int64_t num_logit_rows = 0, vocab = 0;
-    const SampleRowDesc* rows = nullptr;  // [num_rows]
-    int64_t num_rows = 0;
+    const SampleRowDesc* greedy_rows = nullptr;  // [num_greedy]
+    int64_t num_greedy = 0;
+    const SampleRowDesc* sampled_rows = nullptr;  // [num_sampled]
+    int64_t num_sampled = 0;
     const SampleEditDesc* edits = nullptr;  // [num_edits]
     int64_t num_edits = 0;
-    double* probs = nullptr;  // [num_prob_slots, vocab] f64 scratch (may be null when every row is greedy)
-    int64_t num_prob_slots = 0;
-    SampleOutDesc* out = nullptr;  // [num_rows]
+    SampleOutDesc* out = nullptr;  // [num_greedy + num_sampled]
+    // Filled by launch_sampling.
+    int64_t chunk = 0;        // tokens per CTA (a multiple of 32)
+    int32_t staged = 0;       // 1: sampled rows copy their chunk into shared memory
+    double mass_scale = 0.0;  // fixed-point scale of the weights (sums of vocab weights <= 1 fit in 63 bits)
 };
 
-// The kernel's dynamic shared memory for `vocab` (the per-row bitmap of edited tokens).
-int64_t sampling_smem_bytes(int64_t vocab);
-void launch_sampling(const SamplingKernelParams& p, cudaStream_t stream);
+// Tokens per CTA for `vocab` (a multiple of 32, kSampleCluster chunks cover the row).
+int64_t sampling_chunk(int64_t vocab);
+void launch_sampling(SamplingKernelParams p, cudaStream_t stream);
 
 }  // namespace dsa::backend::cuda

@@ -1,6 +1,7 @@
 // CudaBackend::sample: checks every row's parameters on the host (a bad value is an InvalidArgument, never a
-// kernel fault), packs the rows and their edits into one upload, runs launch_sampling and downloads
-// 16 bytes per row. The probability scratch ([sampled rows, vocab] f64) comes from the caching allocator.
+// kernel fault), packs the greedy rows, the sampled rows and their edits (sorted by token within a row) into one
+// upload, runs launch_sampling and downloads 16 bytes per row.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <unordered_set>
@@ -36,7 +37,7 @@ Status check_row(const SampleRow& r, int64_t num_logit_rows, int64_t vocab) {
     return Status::ok();
 }
 
-SampleRowDesc describe(const SampleRow& r, int32_t edit_begin, int32_t prob_slot) {
+SampleRowDesc describe(const SampleRow& r, int32_t edit_begin, int32_t out_index) {
     SampleRowDesc d{};
     d.temperature = r.temperature;
     d.top_p = r.top_p;
@@ -50,7 +51,7 @@ SampleRowDesc describe(const SampleRow& r, int32_t edit_begin, int32_t prob_slot
     d.greedy = r.greedy ? 1 : 0;
     d.edit_begin = edit_begin;
     d.edit_end = edit_begin + static_cast<int32_t>(r.edits.size());
-    d.prob_slot = prob_slot;
+    d.out_index = out_index;
     return d;
 }
 
@@ -62,41 +63,49 @@ StatusOr<std::vector<SampledToken>> CudaBackend::sample(const Tensor& logits, st
         return invalid_argument("sample: logits must be a contiguous [R, V] f32 CUDA tensor");
     }
     const int64_t num_logit_rows = logits.dim(0), vocab = logits.dim(1);
-    if (vocab < 1 || vocab > INT32_MAX) return invalid_argument("sample: vocab {} out of range", vocab);
-    std::vector<SampleRowDesc> descs;
+    // Up to 2^23 ids: a CTA's bitmap of edited ids (vocab / 64 bytes) then fits in shared memory.
+    if (vocab < 1 || vocab > (int64_t{1} << 23)) return invalid_argument("sample: vocab {} out of range", vocab);
+    std::vector<SampleRowDesc> greedy, sampled;
     std::vector<SampleEditDesc> edits;
-    int32_t num_slots = 0;
-    for (const SampleRow& r : rows) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const SampleRow& r = rows[i];
         if (Status st = check_row(r, num_logit_rows, vocab); !st.is_ok()) return st;
-        descs.push_back(describe(r, static_cast<int32_t>(edits.size()), r.greedy ? -1 : num_slots));
-        if (!r.greedy) ++num_slots;
+        if (edits.size() + r.edits.size() > static_cast<size_t>(INT32_MAX))
+            return invalid_argument("sample: too many edits");
+        (r.greedy ? greedy : sampled)
+            .push_back(describe(r, static_cast<int32_t>(edits.size()), static_cast<int32_t>(i)));
+        const size_t first = edits.size();
         for (const SampleEdit& e : r.edits)
             edits.push_back(SampleEditDesc{e.token, e.count, e.masked ? 1 : 0, 0, e.bias});
+        std::sort(edits.begin() + static_cast<std::ptrdiff_t>(first), edits.end(),
+                  [](const SampleEditDesc& a, const SampleEditDesc& b) { return a.token < b.token; });
     }
     if (rows.empty()) return std::vector<SampledToken>{};
-    if (edits.size() > static_cast<size_t>(INT32_MAX)) return invalid_argument("sample: too many edits");
 
-    // One upload: [row descs | edits].
-    const size_t rows_bytes = descs.size() * sizeof(SampleRowDesc), edit_bytes = edits.size() * sizeof(SampleEditDesc);
-    Tensor host = Tensor::empty({static_cast<int64_t>(rows_bytes + edit_bytes)}, DType::kU8);
-    std::memcpy(host.raw_data(), descs.data(), rows_bytes);
-    if (edit_bytes > 0) std::memcpy(host.data<uint8_t>() + rows_bytes, edits.data(), edit_bytes);
+    // One upload: [greedy descs | sampled descs | edits].
+    const size_t greedy_bytes = greedy.size() * sizeof(SampleRowDesc),
+                 sampled_bytes = sampled.size() * sizeof(SampleRowDesc);
+    const size_t edit_bytes = edits.size() * sizeof(SampleEditDesc);
+    Tensor host = Tensor::empty({static_cast<int64_t>(greedy_bytes + sampled_bytes + edit_bytes)}, DType::kU8);
+    uint8_t* h = host.data<uint8_t>();
+    if (greedy_bytes > 0) std::memcpy(h, greedy.data(), greedy_bytes);
+    if (sampled_bytes > 0) std::memcpy(h + greedy_bytes, sampled.data(), sampled_bytes);
+    if (edit_bytes > 0) std::memcpy(h + greedy_bytes + sampled_bytes, edits.data(), edit_bytes);
     Tensor dev = to_device(host);
-    Tensor probs;
-    if (num_slots > 0) probs = Tensor::empty({num_slots, vocab}, DType::kF64, Device::kCUDA, "sample_probs");
     Tensor out = Tensor::empty({static_cast<int64_t>(rows.size() * sizeof(SampleOutDesc))}, DType::kU8, Device::kCUDA,
                                "sample_out");
 
     SamplingKernelParams p;
+    const uint8_t* d = dev.data<uint8_t>();
     p.logits = logits.data<float>();
     p.num_logit_rows = num_logit_rows;
     p.vocab = vocab;
-    p.rows = reinterpret_cast<const SampleRowDesc*>(dev.data<uint8_t>());
-    p.num_rows = static_cast<int64_t>(rows.size());
-    p.edits = reinterpret_cast<const SampleEditDesc*>(dev.data<uint8_t>() + rows_bytes);
+    p.greedy_rows = reinterpret_cast<const SampleRowDesc*>(d);
+    p.num_greedy = static_cast<int64_t>(greedy.size());
+    p.sampled_rows = reinterpret_cast<const SampleRowDesc*>(d + greedy_bytes);
+    p.num_sampled = static_cast<int64_t>(sampled.size());
+    p.edits = reinterpret_cast<const SampleEditDesc*>(d + greedy_bytes + sampled_bytes);
     p.num_edits = static_cast<int64_t>(edits.size());
-    p.probs = num_slots > 0 ? probs.data<double>() : nullptr;
-    p.num_prob_slots = num_slots;
     p.out = reinterpret_cast<SampleOutDesc*>(out.data<uint8_t>());
     launch_sampling(p, stream_);
 

@@ -1,9 +1,12 @@
-// Backend::sample on the GPU against the CPU sampler (engine::sample_token) at vocab 129,280: every parameter
-// family (greedy, temperature, top-k, top-p, min-p and their mixes, penalties, min_new_tokens masking,
-// logit_bias), rows with large groups of equal logits, batch 1..256. Greedy must pick the same id on every
-// row; a sampled row may differ only where the CPU's sequential double sums and the GPU's blocked / fixed-point
-// ones round differently right at a cumulative or cut boundary (a measure ~1e-12 of the uniform), so >= 99.9% of
-// sampled rows must agree. A perturbed reference (another uniform, a boosted logit) must disagree.
+// Backend::sample on the GPU against the CPU sampler (engine::sample_token) at vocab 129,280 (DeepSeek) and
+// 154,880 (GLM), where each row is split over a cluster of CTAs: every parameter family (greedy, temperature,
+// top-k, top-p, min-p and their mixes, penalties, min_new_tokens masking, logit_bias), rows with large groups of
+// equal logits, edge rows (extreme temperatures, top_k = 1, tiny top_p, min_p = 1, all-equal logits, -inf / NaN
+// entries, thousands of edits, an edited logit tying the maximum), small vocabularies, batch 1..256. Greedy must
+// pick the same id on every row; a sampled row may differ only where the CPU's sequential double sums and the
+// GPU's fixed-point ones round differently right at a cumulative or cut boundary (a measure ~1e-12 of the
+// uniform), so >= 99.9% of sampled rows must agree. A perturbed reference (another uniform, a boosted logit) must
+// disagree.
 #include <algorithm>
 #include <thread>
 
@@ -14,7 +17,8 @@
 namespace dsa::backend::testing {
 namespace {
 
-constexpr int64_t kVocab = 129280;
+constexpr int64_t kVocab = 129280;     // DeepSeek-V3.2
+constexpr int64_t kGlmVocab = 154880;  // GLM-5
 constexpr int kFamilies = 12;
 
 struct RowCase {
@@ -46,15 +50,15 @@ engine::SamplingParams family(int f) {
 
 // Random rows: N(0, s) logits with s in {1, 2.5, 6}; every 4th row rounded to the bf16 grid (large tie groups at
 // every cut), every 5th with its maximum duplicated at a lower id.
-Tensor random_logits(int64_t rows, std::mt19937& rng) {
-    Tensor t = Tensor::empty({rows, kVocab}, DType::kF32);
+Tensor random_logits(int64_t rows, std::mt19937& rng, int64_t vocab = kVocab) {
+    Tensor t = Tensor::empty({rows, vocab}, DType::kF32);
     for (int64_t r = 0; r < rows; ++r) {
         const float scale[3] = {1.0f, 2.5f, 6.0f};
         std::normal_distribution<float> d(0.0f, scale[r % 3]);
-        float* x = t.data<float>() + r * kVocab;
-        for (int64_t i = 0; i < kVocab; ++i) x[i] = r % 4 == 1 ? round_bf16(d(rng)) : d(rng);
+        float* x = t.data<float>() + r * vocab;
+        for (int64_t i = 0; i < vocab; ++i) x[i] = r % 4 == 1 ? round_bf16(d(rng)) : d(rng);
         if (r % 5 == 2) {
-            const int64_t top = std::max_element(x, x + kVocab) - x;
+            const int64_t top = std::max_element(x, x + vocab) - x;
             x[std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(top - 1, 0))(rng)] = x[top];
         }
     }
@@ -63,23 +67,25 @@ Tensor random_logits(int64_t rows, std::mt19937& rng) {
 
 // Output ids drawn from the row's best tokens (so the penalties change the outcome) and stop ids that include the
 // row's argmax.
-RowCase random_case(int64_t row, const float* x, std::mt19937& rng) {
+RowCase random_case(int64_t row, const float* x, std::mt19937& rng, int64_t vocab = kVocab) {
     RowCase c;
     c.sp = family(static_cast<int>(row % kFamilies));
     c.seed = rng();
     c.position = std::uniform_int_distribution<int64_t>(0, 1000)(rng);
-    std::vector<int32_t> best(kVocab);
-    for (int32_t i = 0; i < kVocab; ++i) best[i] = i;
-    std::partial_sort(best.begin(), best.begin() + 20, best.end(), [&](int32_t a, int32_t b) { return x[a] > x[b]; });
+    std::vector<int32_t> best(static_cast<size_t>(vocab));
+    for (int32_t i = 0; i < vocab; ++i) best[i] = i;
+    const int num_best = static_cast<int>(std::min<int64_t>(20, vocab));
+    std::partial_sort(best.begin(), best.begin() + num_best, best.end(),
+                      [&](int32_t a, int32_t b) { return x[a] > x[b]; });
     const int n = std::uniform_int_distribution<int>(0, 12)(rng);
-    for (int i = 0; i < n; ++i) c.output_ids.push_back(best[std::uniform_int_distribution<int>(0, 19)(rng)]);
+    for (int i = 0; i < n; ++i) c.output_ids.push_back(best[std::uniform_int_distribution<int>(0, num_best - 1)(rng)]);
     c.stop_ids = {1, best[0]};
     return c;
 }
 
-engine::SampleInput input_of(const RowCase& c, const float* row) {
+engine::SampleInput input_of(const RowCase& c, const float* row, int64_t vocab) {
     engine::SampleInput in;
-    in.logits = std::span<const float>(row, static_cast<size_t>(kVocab));
+    in.logits = std::span<const float>(row, static_cast<size_t>(vocab));
     in.params = &c.sp;
     in.output_ids = c.output_ids;
     in.stop_ids = c.stop_ids;
@@ -91,13 +97,14 @@ engine::SampleInput input_of(const RowCase& c, const float* row) {
 // The CPU sampler over every row (threads: the reference is the slow side).
 std::vector<engine::SampleResult> cpu_sample(const Tensor& logits, const std::vector<RowCase>& cases) {
     std::vector<engine::SampleResult> out(cases.size());
+    const int64_t vocab = logits.dim(1);
     const size_t workers = std::max(1u, std::min(16u, std::thread::hardware_concurrency()));
     std::vector<std::thread> pool;
     for (size_t w = 0; w < workers; ++w) {
         pool.emplace_back([&, w] {
             for (size_t i = w; i < cases.size(); i += workers) {
-                const float* row = logits.data<float>() + static_cast<int64_t>(i) * kVocab;
-                out[i] = engine::sample_token(input_of(cases[i], row), engine::LogprobMode::kChosenAndTop);
+                const float* row = logits.data<float>() + static_cast<int64_t>(i) * vocab;
+                out[i] = engine::sample_token(input_of(cases[i], row, vocab), engine::LogprobMode::kChosenAndTop);
             }
         });
     }
@@ -106,12 +113,13 @@ std::vector<engine::SampleResult> cpu_sample(const Tensor& logits, const std::ve
 }
 
 class SamplingOpsTest : public CudaVsCpuTest {
-  protected:
+  public:
     std::vector<SampledToken> gpu_sample(const Tensor& logits, const std::vector<RowCase>& cases) {
+        const int64_t vocab = logits.dim(1);
         std::vector<SampleRow> rows;
         for (size_t i = 0; i < cases.size(); ++i) {
-            const float* row = logits.data<float>() + static_cast<int64_t>(i) * kVocab;
-            rows.push_back(engine::pack_sample_row(input_of(cases[i], row), static_cast<int64_t>(i), kVocab));
+            const float* row = logits.data<float>() + static_cast<int64_t>(i) * vocab;
+            rows.push_back(engine::pack_sample_row(input_of(cases[i], row, vocab), static_cast<int64_t>(i), vocab));
         }
         StatusOr<std::vector<SampledToken>> got = gpu_->sample(gpu_->to_device(logits), rows);
         EXPECT_TRUE(got.is_ok()) << got.status().message();
@@ -144,24 +152,137 @@ void tally(Tally& t, const std::vector<RowCase>& cases, const std::vector<engine
     }
 }
 
-TEST_F(SamplingOpsTest, MatchesCpuSamplerAcrossFamiliesAndBatches) {
+// Random batches of `vocab`-wide rows, the rows cycling through the families (small batches from a random start).
+Tally random_batches(SamplingOpsTest& test, std::mt19937& rng, int64_t vocab, std::initializer_list<int64_t> batches) {
     Tally t;
-    for (int64_t batch : {1, 3, 64, 256, 256, 256, 256, 256}) {
-        Tensor logits = random_logits(batch, rng_);
+    for (int64_t batch : batches) {
+        Tensor logits = random_logits(batch, rng, vocab);
         std::vector<RowCase> cases;
         for (int64_t i = 0; i < batch; ++i) {
-            // Rows of a small batch cycle through the families from a random start.
-            const int64_t row_family = batch < kFamilies ? std::uniform_int_distribution<int64_t>(0, 11)(rng_) : i;
-            RowCase c = random_case(row_family, logits.data<float>() + i * kVocab, rng_);
-            cases.push_back(c);
+            const int64_t row_family = batch < kFamilies ? std::uniform_int_distribution<int64_t>(0, 11)(rng) : i;
+            cases.push_back(random_case(row_family, logits.data<float>() + i * vocab, rng, vocab));
         }
-        tally(t, cases, cpu_sample(logits, cases), gpu_sample(logits, cases));
+        tally(t, cases, cpu_sample(logits, cases), test.gpu_sample(logits, cases));
     }
-    std::cout << "[ metric ] greedy " << t.greedy_same << "/" << t.greedy << " sampled " << t.sampled_same << "/"
-              << t.sampled << " logprob_bad " << t.logprob_bad << "\n";
+    return t;
+}
+
+void expect_agreement(const Tally& t, const char* what) {
+    std::cout << "[ metric ] " << what << ": greedy " << t.greedy_same << "/" << t.greedy << " sampled "
+              << t.sampled_same << "/" << t.sampled << " logprob_bad " << t.logprob_bad << "\n";
+    EXPECT_EQ(t.greedy_same, t.greedy) << what;
+    EXPECT_GE(static_cast<double>(t.sampled_same), 0.999 * static_cast<double>(t.sampled)) << what;
+}
+
+TEST_F(SamplingOpsTest, MatchesCpuSamplerAcrossFamiliesAndBatches) {
+    const Tally t = random_batches(*this, rng_, kVocab, {1, 3, 64, 256, 256, 256, 256, 256});
     EXPECT_GE(t.sampled, 1000);
-    EXPECT_EQ(t.greedy_same, t.greedy);
-    EXPECT_GE(static_cast<double>(t.sampled_same), 0.999 * static_cast<double>(t.sampled));
+    expect_agreement(t, "vocab 129280");
+}
+
+// GLM's vocab: 154,880 = 8 chunks of 19,360 ids.
+TEST_F(SamplingOpsTest, MatchesCpuSamplerAtGlmVocab) {
+    const Tally t = random_batches(*this, rng_, kGlmVocab, {5, 256, 256});
+    EXPECT_GE(t.sampled, 300);
+    expect_agreement(t, "vocab 154880");
+}
+
+// Vocabularies smaller than a cluster's chunks: most CTAs own no id at all.
+TEST_F(SamplingOpsTest, MatchesCpuSamplerAtSmallVocabs) {
+    Tally t;
+    for (int64_t vocab : {5, 33, 1000, 4099}) {
+        const Tally v = random_batches(*this, rng_, vocab, {24});
+        t.greedy += v.greedy, t.greedy_same += v.greedy_same, t.sampled += v.sampled;
+        t.sampled_same += v.sampled_same, t.logprob_bad += v.logprob_bad;
+    }
+    expect_agreement(t, "small vocabs");
+}
+
+// Edge rows, each with its own logits: extreme temperatures, top_k = 1, tiny top_p, min_p = 1, all-equal logits
+// (greedy, plain, top-k and top-p cuts inside the tie group across chunk boundaries), -inf / NaN entries, the
+// maximum at the last id, thousands of edits, an edited logit tying the maximum at a lower id, +0 / -0 ties.
+TEST_F(SamplingOpsTest, EdgeRowsMatchCpuSampler) {
+    constexpr int kRows = 22;
+    Tensor logits = random_logits(kRows, rng_);
+    std::vector<RowCase> cases(kRows);
+    auto row = [&](int i) { return logits.data<float>() + static_cast<int64_t>(i) * kVocab; };
+    auto fill = [&](int i, float v) { std::fill(row(i), row(i) + kVocab, v); };
+    auto argmax = [&](int i) { return static_cast<int32_t>(std::max_element(row(i), row(i) + kVocab) - row(i)); };
+    for (int i = 0; i < kRows; ++i) cases[i].seed = rng_(), cases[i].position = i;
+    cases[0].sp.temperature = 0.02;
+    cases[1].sp.temperature = 1e-4;
+    cases[2].sp.temperature = 50.0;
+    cases[3].sp.temperature = 1e-5, cases[3].sp.top_p = 0.9;
+    cases[4].sp.top_k = 1;
+    cases[5].sp.top_p = 1e-9;
+    cases[6].sp.min_p = 1.0;
+    cases[7].sp.temperature = 2.0, cases[7].sp.min_p = 0.5;
+    for (int i : {8, 9, 10, 11}) fill(i, 1.5f);
+    cases[8].sp.temperature = 0.0;
+    cases[10].sp.top_k = 20000;    // the cut splits the tie group inside the second chunk
+    cases[11].sp.top_p = 0.30001;  // ... by mass, inside the third chunk (top_p x vocab is not near an integer)
+    for (int i : {12, 13}) {
+        for (int64_t t = 0; t < kVocab; t += 2) row(i)[t] = t % 6 == 0 ? std::nanf("") : -INFINITY;
+    }
+    cases[12].sp.temperature = 0.9, cases[12].sp.top_p = 0.95;
+    cases[13].sp.temperature = 0.0;
+    for (int i : {14, 15}) row(i)[kVocab - 1] = 100.0f;
+    cases[14].sp.temperature = 0.0;
+    cases[15].sp.top_k = 50;
+    for (int i : {16, 17}) {
+        for (int k = 0; k < 3000; ++k)
+            cases[i].output_ids.push_back(std::uniform_int_distribution<int32_t>(0, kVocab - 1)(rng_));
+        cases[i].sp.frequency_penalty = 0.5, cases[i].sp.presence_penalty = 0.3, cases[i].sp.repetition_penalty = 1.3;
+    }
+    cases[16].sp.temperature = 0.8, cases[16].sp.top_p = 0.9;
+    cases[17].sp.temperature = 0.0;
+    std::vector<int32_t> tie_token(kRows, -1);
+    for (int i : {18, 19}) {  // logit_bias lifts a lower id exactly onto the maximum
+        const int32_t top = argmax(i), t = top / 2;
+        cases[i].sp.logit_bias = {{t, static_cast<double>(row(i)[top]) - static_cast<double>(row(i)[t])}};
+        tie_token[i] = t;
+    }
+    cases[18].sp.temperature = 0.0;
+    cases[19].sp.top_k = 1;
+    for (int i : {20, 21}) {
+        for (int64_t t = 0; t < kVocab; ++t)
+            row(i)[t] = t % 3 == 0 ? (t % 2 == 0 ? 0.0f : -0.0f) : -std::fabs(row(i)[t]);
+    }
+    cases[20].sp.temperature = 0.0;
+    cases[21].sp.top_k = 10;
+
+    std::vector<SampledToken> gpu = gpu_sample(logits, cases);
+    std::vector<engine::SampleResult> cpu = cpu_sample(logits, cases);
+    Tally t;
+    tally(t, cases, cpu, gpu);
+    expect_agreement(t, "edge rows");
+    // Known answers, independent of the reference.
+    EXPECT_EQ(gpu[8].token_id, 0);
+    EXPECT_LT(gpu[10].token_id, 20000);
+    EXPECT_LT(gpu[11].token_id, static_cast<int32_t>(0.30001 * kVocab) + 1);
+    EXPECT_EQ(gpu[13].token_id % 2, 1);
+    EXPECT_EQ(gpu[14].token_id, kVocab - 1);
+    EXPECT_EQ(gpu[15].token_id, kVocab - 1);
+    for (int i : {4, 5, 6}) EXPECT_EQ(gpu[i].token_id, argmax(i)) << "row " << i;
+    EXPECT_EQ(gpu[18].token_id, tie_token[18]);
+    EXPECT_EQ(gpu[19].token_id, tie_token[19]);
+    EXPECT_EQ(gpu[20].token_id, 0);
+    EXPECT_EQ(gpu[21].token_id % 3, 0);
+}
+
+// One-id vocabulary: every row picks id 0 with logprob 0.
+TEST_F(SamplingOpsTest, SingleIdVocab) {
+    std::vector<RowCase> cases(3);
+    cases[0].sp.temperature = 0.0;
+    cases[1].sp.top_p = 0.5, cases[1].seed = 3;
+    cases[2].sp.top_k = 1, cases[2].sp.min_p = 0.2, cases[2].seed = 4;
+    Tensor logits = random_logits(3, rng_, 1);
+    std::vector<SampledToken> gpu = gpu_sample(logits, cases);
+    for (const SampledToken& g : gpu) {
+        EXPECT_FALSE(g.fallback);
+        EXPECT_EQ(g.token_id, 0);
+        EXPECT_NEAR(g.logprob, 0.0, 1e-12);
+    }
 }
 
 // The comparison can fail: a reference with another uniform (sampled rows) or with a boosted logit (greedy rows)
