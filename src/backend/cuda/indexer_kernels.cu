@@ -1,17 +1,22 @@
 // Lightning-indexer kernels: key writes (Hadamard + act_quant into the 8448-byte FP8 page, or f32 rows), the
-// per-head q preparation, the logits (FP8: e4m3 widened exactly to f16, mma.sync m16n8k16 with f32
-// accumulation, one warp per 16 keys x all heads, head sum inside the quad; F32: the reference's float ops in
-// its order), an exact radix-select top-k on 64-bit keys (order key of the score, then ~position: no ties) with
-// a bitonic sort of the selected entries, and the causal index lists.
+// per-head q preparation, the logits (FP8: 64-key blocks gathered by cp.async into a 6-stage shared ring, e4m3
+// widened exactly to f16, mma.sync m16n8k16 with f32 accumulation, q of all heads in registers, head sum inside
+// the quad; F32: the reference's float ops in its order), an exact radix-select top-k (11-bit digits on the
+// score's order key, a cluster of up to 8 CTAs per row, ties by position) with a bitonic sort of the selected
+// entries, and the causal index lists. Every grid depends on host shapes only; the work follows query_limit.
+#include <cooperative_groups.h>
 #include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/indexer_kernels.h"
+#include "backend/cuda/mma_util.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
 namespace {
+
+namespace cg = cooperative_groups;
 
 constexpr int kDim = 128;
 constexpr int kPageTokens = 64;
@@ -168,46 +173,63 @@ __device__ __forceinline__ void fill_masked(float* row, int64_t begin, int64_t e
     for (int64_t s = from + first; s < end; s += step) row[s] = -__int_as_float(0x7f800000);
 }
 
-// ---- FP8 logits: one warp per 16 keys x 8 * NT heads per step ----
+// ---- FP8 logits: cp.async pipeline of 64-key blocks, 4 warps x 16 keys x 8 * NT heads per block ----
+//
+// CTA c of a row-major grid [T x m] scores row t = c % T, key blocks b = c / T, c / T + m, ... while 64 b <= the
+// row's limit: a CTA whose first block is past the limit exits at once, and the work of every row follows its
+// device-side limit (the grid depends only on T and the launch occupancy). Each thread of the CTA copies 4 of
+// the 512 16-byte chunks of a block's keys (and 1 scale) into a kLogitsStages-deep shared ring; slots are read
+// one block before their copies are issued so that the gather does not wait on the slot load.
 
 constexpr int kLogitsWarps = 4;
-constexpr int kTileKeys = 16;
+constexpr int kLogitsThreads = kLogitsWarps * 32;
+constexpr int kBlockKeys = 64;
+constexpr int kTileKeys = 16;  // keys per warp per block
+constexpr int kLogitsStages = 6;
+constexpr int kStageBytes = kBlockKeys * kDim + kBlockKeys * 4;  // keys (swizzled chunks), then scales
+constexpr int kLogitsSmem = kLogitsStages * kStageBytes;
+constexpr int kChunksPerThread = kBlockKeys * kDim / 16 / kLogitsThreads;  // 4
 
-struct KeyTile {
-    uint4 a_lo, a_hi, b_lo, b_hi;  // bytes [32 tig, 32 tig + 32) of keys g and g + 8
-    float sa, sb;                  // their scales (0 for keys not visible)
-};
-
-// Marks a position this warp does not score (past the limit or the warp's range); a visible slot is validated
-// when its key is loaded, one tile after the slot was read, so that the check does not wait on the load.
+// Marks a position the CTA does not score (past the limit); it is zero-filled instead of copied.
 constexpr int32_t kInvisible = -2147483647 - 1;
 
-__device__ __forceinline__ int32_t slot_or_invisible(const int32_t* slot_row, int64_t pos, int64_t end) {
-    return pos < end ? __ldg(slot_row + pos) : kInvisible;
+// Chunk c (16 bytes, c < 8) of key row r sits at chunk c ^ (r & 7): the fragment loads of a quarter warp (keys
+// g, g + 1, chunk 2 tig (+1)) hit 8 distinct chunks, i.e. all 32 banks.
+__device__ __forceinline__ int swizzled(int r, int c) { return r * kDim + ((c ^ (r & 7)) << 4); }
+
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
+    const int src_bytes = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
+                 : "memory");
 }
 
-__device__ __forceinline__ void load_fp8_key(const IndexerLogitsParams& p, int32_t slot, int tig, uint4& lo,
-                                             uint4& hi, float& scale) {
-    if (slot == kInvisible) {
-        lo = hi = make_uint4(0, 0, 0, 0);
-        scale = 0.0f;
-        return;
+// The slots of this thread's keys (tid / 8 + 16 j) in block b; kInvisible past the limit.
+__device__ __forceinline__ void block_slots(const int32_t* slot_row, int64_t b, int64_t limit, int tid,
+                                            int32_t (&slots)[kChunksPerThread]) {
+#pragma unroll
+    for (int j = 0; j < kChunksPerThread; ++j) {
+        const int64_t pos = b * kBlockKeys + (tid >> 3) + 16 * j;
+        slots[j] = pos <= limit ? __ldg(slot_row + pos) : kInvisible;
     }
-    if (slot < 0 || slot >= p.num_slots) __trap();
-    const uint8_t* page = p.pages + static_cast<int64_t>(slot / kPageTokens) * kFp8PageBytes;
-    const int row = slot % kPageTokens;
-    const uint4* src = reinterpret_cast<const uint4*>(page + row * kDim + tig * 32);
-    lo = __ldg(src);
-    hi = __ldg(src + 1);
-    scale = __ldg(reinterpret_cast<const float*>(page + kFp8ScaleOffset + row * 4));
 }
 
-__device__ __forceinline__ KeyTile load_tile(const IndexerLogitsParams& p, int32_t slot_a, int32_t slot_b,
-                                             int tig) {
-    KeyTile k;
-    load_fp8_key(p, slot_a, tig, k.a_lo, k.a_hi, k.sa);
-    load_fp8_key(p, slot_b, tig, k.b_lo, k.b_hi, k.sb);
-    return k;
+// Issues the copies of one block into `stage`: chunk tid % 8 of keys tid / 8 + 16 j, and the scale of key tid.
+__device__ __forceinline__ void issue_block(const IndexerLogitsParams& p, uint8_t* stage,
+                                            const int32_t (&slots)[kChunksPerThread], int tid) {
+    const int c = tid & 7;
+#pragma unroll
+    for (int j = 0; j < kChunksPerThread; ++j) {
+        const int r = (tid >> 3) + 16 * j;
+        const int32_t slot = slots[j];
+        const bool valid = slot != kInvisible;
+        if (valid && (slot < 0 || slot >= p.num_slots)) __trap();
+        const uint8_t* page = p.pages + (valid ? static_cast<int64_t>(slot / kPageTokens) * kFp8PageBytes : 0);
+        const int row = valid ? slot % kPageTokens : 0;
+        cp_async16(stage + swizzled(r, c), page + row * kDim + c * 16, valid);
+        if (c == 0) {  // key r's scale (one thread per key)
+            cp_async4(stage + kBlockKeys * kDim + r * 4, page + kFp8ScaleOffset + row * 4, valid);
+        }
+    }
 }
 
 __device__ __forceinline__ uint32_t word(const uint4& u, int i) {
@@ -224,21 +246,68 @@ __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1,
 
 // The MMA's k index is a permutation of the head dim shared by A (keys) and B (q): in k-step ks, lane
 // (g = lane / 4, tig = lane % 4) holds fragment columns {2 tig, 2 tig + 1} = dims 32 tig + 4 ks + {0, 1} and
-// columns {2 tig + 8, 2 tig + 9} = dims 32 tig + 4 ks + {2, 3}, so each lane reads 32 contiguous bytes per key.
+// columns {2 tig + 8, 2 tig + 9} = dims 32 tig + 4 ks + {2, 3}, so each lane reads chunks 2 tig and 2 tig + 1
+// of keys g and g + 8 of its tile.
 template <int NT>
-__global__ void __launch_bounds__(kLogitsWarps * 32) indexer_logits_fp8_kernel(IndexerLogitsParams p,
-                                                                              int tiles_per_warp) {
-    const int64_t t = blockIdx.x;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, tig = lane & 3;
-    const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
-    const int64_t keys_per_warp = static_cast<int64_t>(tiles_per_warp) * kTileKeys;
-    const int64_t warp_begin = (static_cast<int64_t>(blockIdx.y) * kLogitsWarps + warp) * keys_per_warp;
-    float* srow = p.scores + t * p.max_len;
-    if (p.fill_masked) {
-        const int64_t end = warp_begin + keys_per_warp < p.max_len ? warp_begin + keys_per_warp : p.max_len;
-        fill_masked(srow, warp_begin, end, qr.limit, lane, 32);
+__device__ __forceinline__ void score_tile(const uint8_t* stage, int warp, int g, int tig,
+                                           const uint32_t (&bq)[NT][8][2], const float (&wt)[NT][2], float& ra,
+                                           float& rb) {
+    const int r0 = warp * kTileKeys + g, r1 = r0 + 8;
+    const uint4 a_lo = *reinterpret_cast<const uint4*>(stage + swizzled(r0, 2 * tig));
+    const uint4 a_hi = *reinterpret_cast<const uint4*>(stage + swizzled(r0, 2 * tig + 1));
+    const uint4 b_lo = *reinterpret_cast<const uint4*>(stage + swizzled(r1, 2 * tig));
+    const uint4 b_hi = *reinterpret_cast<const uint4*>(stage + swizzled(r1, 2 * tig + 1));
+    float acc[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll
+    for (int ks = 0; ks < 8; ++ks) {
+        const uint32_t wa = word(ks < 4 ? a_lo : a_hi, ks & 3);
+        const uint32_t wb = word(ks < 4 ? b_lo : b_hi, ks & 3);
+        const uint32_t a0 = e4m3x2_to_f16x2(wa & 0xffffu), a2 = e4m3x2_to_f16x2(wa >> 16);
+        const uint32_t a1 = e4m3x2_to_f16x2(wb & 0xffffu), a3 = e4m3x2_to_f16x2(wb >> 16);
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) mma_f16(acc[nt], a0, a1, a2, a3, bq[nt][ks][0], bq[nt][ks][1]);
     }
-    if (warp_begin > qr.limit) return;
+    // acc[nt][0..1]: key g, heads 8 nt + 2 tig + {0, 1}; acc[nt][2..3]: key g + 8.
+    ra = 0.0f;
+    rb = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        ra = __fadd_rn(ra, __fmul_rn(fmaxf(acc[nt][0], 0.0f), wt[nt][0]));
+        ra = __fadd_rn(ra, __fmul_rn(fmaxf(acc[nt][1], 0.0f), wt[nt][1]));
+        rb = __fadd_rn(rb, __fmul_rn(fmaxf(acc[nt][2], 0.0f), wt[nt][0]));
+        rb = __fadd_rn(rb, __fmul_rn(fmaxf(acc[nt][3], 0.0f), wt[nt][1]));
+    }
+    ra += __shfl_xor_sync(kFull, ra, 1);
+    rb += __shfl_xor_sync(kFull, rb, 1);
+    ra += __shfl_xor_sync(kFull, ra, 2);
+    rb += __shfl_xor_sync(kFull, rb, 2);
+}
+
+template <int NT>
+__global__ void __launch_bounds__(kLogitsThreads, 2) indexer_logits_fp8_kernel(IndexerLogitsParams p, int m) {
+    extern __shared__ __align__(16) uint8_t ring[];
+    const int64_t t = blockIdx.x % p.num_tokens, first = blockIdx.x / p.num_tokens;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tig = lane & 3;
+    const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
+    const int64_t last = qr.limit / kBlockKeys;  // the row's last block
+    if (first > last) return;                    // whole CTA
+    const int iters = static_cast<int>((last - first) / m + 1);
+    const int32_t* slot_row = p.key_slots + qr.request * p.max_len;
+    auto block_of = [&](int i) { return first + static_cast<int64_t>(i) * m; };
+
+    // Prologue: slots of blocks 0 .. S-2 issued, slots of block S-1 in registers.
+    int32_t slots[kChunksPerThread];
+#pragma unroll
+    for (int s = 0; s < kLogitsStages - 1; ++s) {
+        if (s < iters) {
+            block_slots(slot_row, block_of(s), qr.limit, tid, slots);
+            issue_block(p, ring + s * kStageBytes, slots, tid);
+        }
+        cp_async_commit();
+    }
+    if (kLogitsStages - 1 < iters) block_slots(slot_row, block_of(kLogitsStages - 1), qr.limit, tid, slots);
 
     uint32_t bq[NT][8][2];
     float wt[NT][2];
@@ -254,54 +323,38 @@ __global__ void __launch_bounds__(kLogitsWarps * 32) indexer_logits_fp8_kernel(I
             bq[nt][2 * v + 1][0] = u.z;
             bq[nt][2 * v + 1][1] = u.w;
         }
-        wt[nt][0] = p.weights[t * (NT * 8) + nt * 8 + tig * 2];
-        wt[nt][1] = p.weights[t * (NT * 8) + nt * 8 + tig * 2 + 1];
+        wt[nt][0] = __ldg(p.weights + t * (NT * 8) + nt * 8 + tig * 2);
+        wt[nt][1] = __ldg(p.weights + t * (NT * 8) + nt * 8 + tig * 2 + 1);
     }
 
-    // Software pipeline: slots two tiles ahead, keys one tile ahead, compute on the current tile.
-    const int32_t* slot_row = p.key_slots + qr.request * p.max_len;
-    const int64_t end = qr.limit + 1 < warp_begin + keys_per_warp ? qr.limit + 1 : warp_begin + keys_per_warp;
-    KeyTile cur = load_tile(p, slot_or_invisible(slot_row, warp_begin + g, end),
-                            slot_or_invisible(slot_row, warp_begin + g + 8, end), tig);
-    int32_t next_a = slot_or_invisible(slot_row, warp_begin + kTileKeys + g, end);
-    int32_t next_b = slot_or_invisible(slot_row, warp_begin + kTileKeys + g + 8, end);
-    for (int tile = 0; tile < tiles_per_warp; ++tile) {
-        const int64_t base = warp_begin + static_cast<int64_t>(tile) * kTileKeys;
-        if (base >= end) break;  // warp-uniform
-        const int32_t far_a = slot_or_invisible(slot_row, base + 2 * kTileKeys + g, end);
-        const int32_t far_b = slot_or_invisible(slot_row, base + 2 * kTileKeys + g + 8, end);
-        const KeyTile nxt = load_tile(p, next_a, next_b, tig);
+    float* srow = p.scores + t * p.max_len;
+    for (int i = 0; i < iters; ++i) {
+        cp_async_wait<kLogitsStages - 2>();
+        __syncthreads();  // block i landed for every thread; every warp is done with the stage refilled below
+        const int ahead = i + kLogitsStages - 1;
+        if (ahead < iters) {
+            issue_block(p, ring + (ahead % kLogitsStages) * kStageBytes, slots, tid);
+            if (ahead + 1 < iters) block_slots(slot_row, block_of(ahead + 1), qr.limit, tid, slots);
+        }
+        cp_async_commit();
+        const uint8_t* stage = ring + (i % kLogitsStages) * kStageBytes;
+        float ra, rb;
+        score_tile<NT>(stage, warp, g, tig, bq, wt, ra, rb);
+        const float* scales = reinterpret_cast<const float*>(stage + kBlockKeys * kDim);
+        const int64_t base = block_of(i) * kBlockKeys + warp * kTileKeys;
+        if (tig == 0 && base + g <= qr.limit) srow[base + g] = ra * scales[warp * kTileKeys + g];
+        if (tig == 1 && base + g + 8 <= qr.limit) srow[base + g + 8] = rb * scales[warp * kTileKeys + g + 8];
+    }
+    cp_async_wait<0>();  // no copy may outlive the CTA
+}
 
-        float acc[NT][4];
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-#pragma unroll
-        for (int ks = 0; ks < 8; ++ks) {
-            const uint32_t wa = word(ks < 4 ? cur.a_lo : cur.a_hi, ks & 3);
-            const uint32_t wb = word(ks < 4 ? cur.b_lo : cur.b_hi, ks & 3);
-            const uint32_t a0 = e4m3x2_to_f16x2(wa & 0xffffu), a2 = e4m3x2_to_f16x2(wa >> 16);
-            const uint32_t a1 = e4m3x2_to_f16x2(wb & 0xffffu), a3 = e4m3x2_to_f16x2(wb >> 16);
-#pragma unroll
-            for (int nt = 0; nt < NT; ++nt) mma_f16(acc[nt], a0, a1, a2, a3, bq[nt][ks][0], bq[nt][ks][1]);
-        }
-        // acc[nt][0..1]: key g, heads 8 nt + 2 tig + {0, 1}; acc[nt][2..3]: key g + 8.
-        float ra = 0.0f, rb = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) {
-            ra = __fadd_rn(ra, __fmul_rn(fmaxf(acc[nt][0], 0.0f), wt[nt][0]));
-            ra = __fadd_rn(ra, __fmul_rn(fmaxf(acc[nt][1], 0.0f), wt[nt][1]));
-            rb = __fadd_rn(rb, __fmul_rn(fmaxf(acc[nt][2], 0.0f), wt[nt][0]));
-            rb = __fadd_rn(rb, __fmul_rn(fmaxf(acc[nt][3], 0.0f), wt[nt][1]));
-        }
-        ra += __shfl_xor_sync(kFull, ra, 1);
-        rb += __shfl_xor_sync(kFull, rb, 1);
-        ra += __shfl_xor_sync(kFull, ra, 2);
-        rb += __shfl_xor_sync(kFull, rb, 2);
-        if (tig == 0 && base + g < end) srow[base + g] = ra * cur.sa;
-        if (tig == 1 && base + g + 8 < end) srow[base + g + 8] = rb * cur.sb;
-        cur = nxt;
-        next_a = far_a;
-        next_b = far_b;
+// -inf at every s in (limit, max_len) of each row (return_scores only; the top-k never reads past the limit).
+__global__ void indexer_fill_masked_kernel(IndexerLogitsParams p) {
+    const int64_t total = p.num_tokens * p.max_len;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const int64_t t = idx / p.max_len, s = idx % p.max_len;
+        if (s > p.query_limit[t]) p.scores[idx] = -__int_as_float(0x7f800000);
     }
 }
 
@@ -375,12 +428,26 @@ __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(Indexer
     }
 }
 
-// ---- exact top-k: one 1024-thread block per row ----
+// ---- exact top-k: a cluster of C 1024-thread CTAs per row (C = 1, 2, 4 or 8) ----
+//
+// Radix select on the order key of the score (u32): 11-bit digits starting right below the common prefix of the
+// row's min and max keys, each round a histogram of the elements that match the known prefix, until the
+// threshold bin holds exactly the missing count (every key >= its lower edge is taken) or the whole key is known
+// (keys above it are taken, and of the keys equal to it the lowest positions). CTA r of the cluster scans the
+// r-th segment of the row; its histogram is added to rank 0's through distributed shared memory, rank 0 picks
+// the digit, and every CTA appends its selected (key, position) pairs to rank 0's buffer, which rank 0 sorts
+// (score descending, equal scores by ascending position) and writes out.
 
-constexpr int kTopkThreads = 1024;
+constexpr int kTopkThreads = 512;
+constexpr int kTopkWarps = kTopkThreads / 32;
+constexpr int kTopkMaxCluster = 8;
+constexpr int kDigitBits = 11;
+constexpr int kBins = 1 << kDigitBits;
 
 struct TopkShared {
-    uint32_t hist[256];
+    uint32_t hist[kBins];  // this CTA's histogram; rank 0's is the cluster's
+    uint32_t warp_ties[kTopkWarps];
+    uint32_t seg_ties[kTopkMaxCluster];  // rank 0: ties at the threshold in each CTA's segment
     uint32_t min_key, max_key, count, digit, above, in_bin;
 };
 
@@ -392,39 +459,43 @@ __device__ __forceinline__ uint32_t order_key(float f) {
 }
 
 // Larger = earlier in the output: score descending, then position ascending. Distinct for distinct positions.
-__device__ __forceinline__ uint64_t composite_key(float score, int64_t i) {
-    return (static_cast<uint64_t>(order_key(score)) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(i));
+__device__ __forceinline__ uint64_t composite_key(uint32_t key, int64_t i) {
+    return (static_cast<uint64_t>(key) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(i));
 }
 
-// Calls fn(i, row[i], i < n) for every i of [0, n) rounded up to the block; kScanUnroll loads are issued before
-// their uses (the row comes from L2). Every thread calls fn the same number of times (warp collectives are safe).
+// The CTA's positions [begin, end) of the row.
+struct Segment {
+    const float* row;
+    int64_t begin, end;
+};
+
+// Calls fn(i, key(row[i]), valid) for every i of the segment rounded up to the block, in rounds of
+// kScanUnroll * 1024 positions (all loads of a round are issued before their uses; the row comes from L2).
+// Every thread calls fn the same number of times, so fn may use warp collectives.
 constexpr int kScanUnroll = 8;
 template <typename Fn>
-__device__ __forceinline__ void scan_row(const float* row, int64_t n, Fn&& fn) {
-    for (int64_t base = 0; base < n; base += kScanUnroll * kTopkThreads) {
+__device__ __forceinline__ void scan_segment(const Segment& s, Fn&& fn) {
+    for (int64_t base = s.begin; base < s.end; base += kScanUnroll * kTopkThreads) {
         float v[kScanUnroll];
 #pragma unroll
         for (int u = 0; u < kScanUnroll; ++u) {
             const int64_t i = base + u * kTopkThreads + threadIdx.x;
-            v[u] = i < n ? row[i] : 0.0f;
+            v[u] = i < s.end ? s.row[i] : 0.0f;
         }
 #pragma unroll
         for (int u = 0; u < kScanUnroll; ++u) {
             const int64_t i = base + u * kTopkThreads + threadIdx.x;
-            fn(i, v[u], i < n);
+            fn(i, order_key(v[u]), i < s.end);
         }
     }
 }
 
-// Warp 0: the digit whose bin holds the need-th largest element; writes digit, above (count in higher bins) and
-// in_bin. Lane l holds bins 255 - 8l - j, j = 0..7 (descending).
+// Warp 0 of rank 0: the digit whose bin holds the need-th largest element; writes digit, above (count in higher
+// bins) and in_bin. Lane l holds the 64 bins kBins - 1 - 64 l - j, j = 0..63 (descending).
 __device__ void find_digit(TopkShared& sh, uint32_t need, int lane) {
-    uint32_t cnt[8], sum = 0;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        cnt[j] = sh.hist[255 - 8 * lane - j];
-        sum += cnt[j];
-    }
+    constexpr int kPer = kBins / 32;
+    uint32_t sum = 0;
+    for (int j = 0; j < kPer; ++j) sum += sh.hist[kBins - 1 - kPer * lane - j];
     uint32_t incl = sum;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
@@ -434,79 +505,83 @@ __device__ void find_digit(TopkShared& sh, uint32_t need, int lane) {
     const uint32_t hit = __ballot_sync(kFull, incl >= need);
     if (lane != __ffs(hit) - 1) return;
     uint32_t cum = incl - sum;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        if (cum + cnt[j] >= need) {
-            sh.digit = 255 - 8 * lane - j;
+    for (int j = 0; j < kPer; ++j) {
+        const int bin = kBins - 1 - kPer * lane - j;
+        const uint32_t c = sh.hist[bin];
+        if (cum + c >= need) {
+            sh.digit = static_cast<uint32_t>(bin);
             sh.above = cum;
-            sh.in_bin = cnt[j];
+            sh.in_bin = c;
             return;
         }
-        cum += cnt[j];
+        cum += c;
     }
 }
 
-// The k-th largest composite key of row[0, n) (n > k): radix select with 8-bit digits starting below the common
-// prefix of the row's min and max order keys; stops as soon as the threshold bin holds exactly the missing count.
-// Every element with composite >= the result is selected (exactly k of them).
-__device__ uint64_t radix_threshold(const float* row, int64_t n, uint32_t k, TopkShared& sh) {
+// The selection rule of a row with n > k: every key > key, then the first `ties` positions whose key equals it.
+struct TopkThreshold {
+    uint32_t key, ties;
+};
+
+// The CTA's view of the cluster: its own shared state and rank 0's.
+struct TopkCluster {
+    cg::cluster_group cluster;
+    unsigned rank;
+    TopkShared& sh;
+    TopkShared* sh0;
+    uint64_t* sel0;
+};
+
+__device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& seg, uint32_t k) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    if (tid == 0) {
-        sh.min_key = 0xffffffffu;
-        sh.max_key = 0;
+    if (c.rank == 0 && tid == 0) {
+        c.sh.min_key = 0xffffffffu;
+        c.sh.max_key = 0;
     }
-    __syncthreads();
+    c.cluster.sync();
     uint32_t lo = 0xffffffffu, hi = 0;
-    scan_row(row, n, [&](int64_t, float v, bool valid) {
+    scan_segment(seg, [&](int64_t, uint32_t u, bool valid) {
         if (!valid) return;
-        const uint32_t u = order_key(v);
         lo = min(lo, u);
         hi = max(hi, u);
     });
     lo = __reduce_min_sync(kFull, lo);
     hi = __reduce_max_sync(kFull, hi);
     if (lane == 0) {
-        atomicMin(&sh.min_key, lo);
-        atomicMax(&sh.max_key, hi);
+        atomicMin(&c.sh0->min_key, lo);
+        atomicMax(&c.sh0->max_key, hi);
     }
-    __syncthreads();
-    const uint32_t mn = sh.min_key, mx = sh.max_key;
-    int hi_bit;  // highest composite bit not yet known
-    uint64_t known, prefix;
-    if (mn == mx) {
-        hi_bit = 31;
-        known = 0xffffffff00000000ull;
-    } else {
-        const int top = 31 - __clz(mn ^ mx);
-        hi_bit = 32 + top;
-        known = top == 31 ? 0ull : (~0ull << (hi_bit + 1));
-    }
-    prefix = (static_cast<uint64_t>(mn) << 32) & known;
-    uint32_t need = k;
+    c.cluster.sync();
+    const uint32_t mn = c.sh0->min_key, mx = c.sh0->max_key;
+    if (mn == mx) return {mn, k};  // one value: the first k positions
+    int hi_bit = 31 - __clz(mn ^ mx);  // highest key bit not yet known
+    uint32_t known = hi_bit == 31 ? 0u : (~0u << (hi_bit + 1));
+    uint32_t prefix = mn & known, need = k;
     for (;;) {
-        const int shift = hi_bit >= 7 ? hi_bit - 7 : 0;
-        const uint64_t dmask = (1ull << (hi_bit - shift + 1)) - 1;
-        for (int b = tid; b < 256; b += kTopkThreads) sh.hist[b] = 0;
+        const int shift = hi_bit >= kDigitBits - 1 ? hi_bit - (kDigitBits - 1) : 0;
+        const uint32_t dmask = (2u << (hi_bit - shift)) - 1;  // hi_bit - shift + 1 <= 11 bits
+        for (int b = tid; b < kBins; b += kTopkThreads) c.sh.hist[b] = 0;
         __syncthreads();
-        scan_row(row, n, [&](int64_t i, float v, bool valid) {
-            const uint64_t c = composite_key(v, i);
-            const bool match = valid && (c & known) == prefix;
-            const uint32_t d = static_cast<uint32_t>((c >> shift) & dmask);
-            const unsigned active = __ballot_sync(kFull, match);
-            if (match) {
-                const unsigned peers = __match_any_sync(active, d);
-                if (lane == __ffs(peers) - 1) atomicAdd(&sh.hist[d], static_cast<uint32_t>(__popc(peers)));
-            }
+        scan_segment(seg, [&](int64_t, uint32_t u, bool valid) {
+            if (valid && (u & known) == prefix) atomicAdd(&c.sh.hist[(u >> shift) & dmask], 1u);
         });
-        __syncthreads();
-        if (warp == 0) find_digit(sh, need, lane);
-        __syncthreads();
-        const uint32_t d = sh.digit, above = sh.above, in_bin = sh.in_bin;
+        // Ranks > 0 add their histograms to rank 0's (which is complete once everyone passed the sync).
+        c.cluster.sync();
+        if (c.rank != 0) {
+            for (int b = tid; b < kBins; b += kTopkThreads) {
+                if (c.sh.hist[b] != 0) atomicAdd(&c.sh0->hist[b], c.sh.hist[b]);
+            }
+        }
+        c.cluster.sync();
+        if (c.rank == 0 && warp == 0) find_digit(c.sh, need, lane);
+        c.cluster.sync();
+        const uint32_t d = c.sh0->digit, above = c.sh0->above, in_bin = c.sh0->in_bin;
         need -= above;
-        prefix |= static_cast<uint64_t>(d) << shift;
+        prefix |= d << shift;
         known |= dmask << shift;
-        if (in_bin == need) return prefix;  // block-uniform
-        if (shift == 0) __trap();  // unreachable: composite keys are distinct
+        // The whole bin is taken: keys >= prefix (> prefix - 1; prefix > 0, else all n > k keys would qualify).
+        if (in_bin == need) return {prefix - 1, 0};
+        if (shift == 0) return {prefix, need};  // the k-th key itself: `need` of its ties by position
         hi_bit = shift - 1;
     }
 }
@@ -529,35 +604,86 @@ __device__ void bitonic_sort_desc(uint64_t* keys, int n) {
     }
 }
 
+// Appends composite keys to rank 0's buffer through its counter (any order: they are sorted afterwards).
+__device__ __forceinline__ void append(const TopkCluster& c, bool take, uint64_t key, int keep, int lane) {
+    const unsigned ballot = __ballot_sync(kFull, take);
+    uint32_t off = 0;
+    if (lane == 0 && ballot != 0) off = atomicAdd(&c.sh0->count, static_cast<uint32_t>(__popc(ballot)));
+    off = __shfl_sync(kFull, off, 0);
+    if (take) {
+        const uint32_t idx = off + __popc(ballot & ((1u << lane) - 1));
+        if (idx >= static_cast<uint32_t>(keep)) __trap();  // unreachable: exactly `keep` keys qualify
+        c.sel0[idx] = key;
+    }
+}
+
+// Appends the segment's part of the selection: keys above the threshold in one pass; with ties, first the ties
+// of every segment are counted (so that each CTA knows the ties at lower positions), then the segment is walked
+// in rounds of 1024 positions with a block-wide running count.
+__device__ void collect(const TopkCluster& c, const Segment& seg, TopkThreshold th, int keep) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    if (th.ties == 0) {
+        scan_segment(seg, [&](int64_t i, uint32_t u, bool valid) {
+            append(c, valid && u > th.key, composite_key(u, i), keep, lane);
+        });
+        return;
+    }
+    uint32_t mine = 0;
+    scan_segment(seg, [&](int64_t, uint32_t u, bool valid) { mine += valid && u == th.key; });
+    mine = __reduce_add_sync(kFull, mine);
+    if (tid == 0) c.sh0->seg_ties[c.rank] = 0;  // placeholder so that the add below starts from 0
+    c.cluster.sync();
+    if (lane == 0) atomicAdd(&c.sh0->seg_ties[c.rank], mine);
+    c.cluster.sync();
+    uint32_t seen = 0;  // ties at positions < base (the same in every thread)
+    for (unsigned r = 0; r < c.rank; ++r) seen += c.sh0->seg_ties[r];
+    for (int64_t base = seg.begin; base < seg.end; base += kTopkThreads) {
+        const int64_t i = base + tid;
+        const uint32_t u = i < seg.end ? order_key(seg.row[i]) : 0u;
+        const bool tie = i < seg.end && u == th.key;
+        const unsigned tb = __ballot_sync(kFull, tie);
+        if (lane == 0) c.sh.warp_ties[warp] = __popc(tb);
+        __syncthreads();
+        uint32_t before = seen + __popc(tb & ((1u << lane) - 1)), round = 0;
+        for (int w = 0; w < kTopkWarps; ++w) {
+            const uint32_t t = c.sh.warp_ties[w];
+            before += w < warp ? t : 0u;
+            round += t;
+        }
+        seen += round;
+        append(c, (i < seg.end && u > th.key) || (tie && before < th.ties), composite_key(u, i), keep, lane);
+        __syncthreads();  // every warp has read warp_ties before the next round rewrites it
+    }
+}
+
 __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkKernelParams p) {
     extern __shared__ uint64_t sel[];
     __shared__ TopkShared sh;
-    const int64_t t = blockIdx.x;
+    cg::cluster_group cluster = cg::this_cluster();
+    const unsigned rank = cluster.block_rank(), size = cluster.num_blocks();
+    const TopkCluster c{cluster, rank, sh, cluster.map_shared_rank(&sh, 0), cluster.map_shared_rank(sel, 0)};
+    const int64_t t = blockIdx.x / size;
     const int tid = threadIdx.x, lane = tid & 31;
     const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
-    const float* row = p.scores + t * p.max_len;
     const int64_t n = qr.limit + 1;
+    const int64_t per = ((n + size - 1) / size + 31) / 32 * 32;
+    const int64_t begin = rank * per < n ? rank * per : n;
+    const Segment seg{p.scores + t * p.max_len, begin, begin + per < n ? begin + per : n};
     const int keep = static_cast<int>(n < p.k ? n : p.k);
-    const int sort_n = keep <= 1 ? 1 : 1 << (32 - __clz(keep - 1));
-    const uint64_t threshold = n > p.k ? radix_threshold(row, n, static_cast<uint32_t>(p.k), sh) : 0ull;
 
-    if (tid == 0) sh.count = 0;
-    __syncthreads();
-    scan_row(row, n, [&](int64_t i, float v, bool valid) {
-        const uint64_t c = composite_key(v, i);
-        const bool take = valid && c >= threshold;
-        const unsigned ballot = __ballot_sync(kFull, take);
-        uint32_t off = 0;
-        if (lane == 0 && ballot != 0) off = atomicAdd(&sh.count, static_cast<uint32_t>(__popc(ballot)));
-        off = __shfl_sync(kFull, off, 0);
-        if (take) {
-            const uint32_t idx = off + __popc(ballot & ((1u << lane) - 1));
-            if (idx >= static_cast<uint32_t>(keep)) __trap();  // unreachable: exactly `keep` keys qualify
-            sel[idx] = c;
-        }
-    });
-    __syncthreads();
+    if (rank == 0 && tid == 0) sh.count = 0;
+    cluster.sync();
+    if (n > p.k) {
+        collect(c, seg, radix_threshold(c, seg, static_cast<uint32_t>(p.k)), keep);
+    } else {  // every position
+        scan_segment(seg, [&](int64_t i, uint32_t u, bool valid) {
+            append(c, valid, composite_key(u, i), keep, lane);
+        });
+    }
+    cluster.sync();  // the selection is complete in rank 0; no CTA touches another's shared memory after this
+    if (rank != 0) return;
     if (sh.count != static_cast<uint32_t>(keep)) __trap();
+    const int sort_n = keep <= 1 ? 1 : 1 << (32 - __clz(keep - 1));
     for (int i = keep + tid; i < sort_n; i += kTopkThreads) sel[i] = 0;
     __syncthreads();
     bitonic_sort_desc(sel, sort_n);
@@ -604,18 +730,22 @@ int num_sms() {
     return n;
 }
 
+// CTAs per row: as many as fit beside the other rows in one wave of resident CTAs (>= 1, <= the row's blocks).
 template <int NT>
 void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
-    // Enough warps for ~4 blocks per SM over the whole batch, 4..32 tiles (64..512 keys) per warp so that the
-    // 16 KB of q each warp loads stays small against its keys.
-    const int64_t keys = p.num_tokens * p.max_len;
-    const int64_t target_blocks = static_cast<int64_t>(num_sms()) * 4;
-    int64_t tiles = (keys + target_blocks * kLogitsWarps * kTileKeys - 1) / (target_blocks * kLogitsWarps * kTileKeys);
-    tiles = tiles < 4 ? 4 : (tiles > 32 ? 32 : tiles);
-    const int64_t keys_per_block = tiles * kLogitsWarps * kTileKeys;
-    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>((p.max_len + keys_per_block - 1) /
-                                                                               keys_per_block));
-    indexer_logits_fp8_kernel<NT><<<grid, kLogitsWarps * 32, 0, stream>>>(p, static_cast<int>(tiles));
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_logits_fp8_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        kLogitsSmem));
+    static const int64_t resident = [] {
+        int per_sm = 0;
+        DSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, indexer_logits_fp8_kernel<NT>,
+                                                                     kLogitsThreads, kLogitsSmem));
+        return static_cast<int64_t>(per_sm < 1 ? 1 : per_sm) * num_sms();
+    }();
+    const int64_t blocks_per_row = (p.max_len + kBlockKeys - 1) / kBlockKeys;
+    int64_t m = resident / p.num_tokens;
+    m = m < 1 ? 1 : (m > blocks_per_row ? blocks_per_row : m);
+    indexer_logits_fp8_kernel<NT>
+        <<<static_cast<unsigned>(p.num_tokens * m), kLogitsThreads, kLogitsSmem, stream>>>(p, static_cast<int>(m));
     DSA_CUDA_CHECK_LAUNCH(indexer_logits_fp8_kernel);
 }
 
@@ -655,6 +785,11 @@ void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
         DSA_CUDA_CHECK_LAUNCH(indexer_logits_f32_kernel);
         return;
     }
+    if (p.fill_masked) {
+        constexpr int kThreads = 256;
+        indexer_fill_masked_kernel<<<host::grid_for(p.num_tokens * p.max_len, kThreads), kThreads, 0, stream>>>(p);
+        DSA_CUDA_CHECK_LAUNCH(indexer_fill_masked_kernel);
+    }
     switch (p.heads) {
         case 8: return launch_fp8_logits<1>(p, stream);
         case 16: return launch_fp8_logits<2>(p, stream);
@@ -668,14 +803,32 @@ void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) 
     if (p.num_tokens == 0) return;
     DSA_CHECK(p.k >= 1 && p.k <= kIndexerMaxTopk) << "indexer top-k width " << p.k;
     DSA_CHECK(p.max_len >= 1 && p.max_len <= 0x7fffffff) << "indexer top-k row length " << p.max_len;
+    DSA_CHECK(p.num_tokens <= 0x7fffffff / kTopkMaxCluster) << "indexer top-k: " << p.num_tokens << " queries";
     const int64_t keep = p.k < p.max_len ? p.k : p.max_len;
     int64_t sort_n = 1;
     while (sort_n < keep) sort_n <<= 1;
     const int64_t smem = sort_n * 8;
+    // CTAs per row: while the rows leave SMs idle and each CTA keeps >= 2048 positions of the widest row.
+    int cluster = 1;
+    while (cluster < kTopkMaxCluster && p.num_tokens * cluster * 2 <= num_sms() &&
+           p.max_len / (cluster * 2) >= 2048) {
+        cluster *= 2;
+    }
     DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(smem)));
-    indexer_topk_kernel<<<static_cast<unsigned>(p.num_tokens), kTopkThreads, smem, stream>>>(p);
-    DSA_CUDA_CHECK_LAUNCH(indexer_topk_kernel);
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(p.num_tokens * cluster));
+    cfg.blockDim = dim3(kTopkThreads);
+    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    DSA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, indexer_topk_kernel, p));
 }
 
 void launch_causal_indices(const CausalIndicesKernelParams& p, cudaStream_t stream) {

@@ -40,7 +40,8 @@ void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream);
 // Logits of every visible key of each query: scores[t, s] for s <= query_limit[t]; with fill_masked the rest of
 // the row (s < max_len) is -inf. FP8: q16 + wt from launch_indexer_q_prep, score = sk * sum_j wt_j ReLU(q_j . k)
 // on f16 tensor cores (exact e4m3 products, f32 accumulation). F32: q bf16 + weights, the reference's float
-// operations in its order (bit-exact).
+// operations in its order (bit-exact). The FP8 grid depends on num_tokens and max_len only (CUDA-graph safe);
+// CTAs whose key blocks lie past a row's device-side limit exit at once.
 struct IndexerLogitsParams {
     const uint16_t* q = nullptr;         // FP8: [T, heads, 128] f16 bits; F32: [T, heads, 128] bf16
     const float* weights = nullptr;      // FP8: wt [T, heads]; F32: raw weights [T, heads]
@@ -57,7 +58,8 @@ struct IndexerLogitsParams {
 void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream);
 
 // Exact top-k of each score row over s = 0..query_limit[t]: score descending, equal scores -> lower position,
-// min(k, limit + 1) entries then -1; slots through key_slots. k <= kIndexerMaxTopk.
+// min(k, limit + 1) entries then -1; slots through key_slots. k <= kIndexerMaxTopk. Rows are split over a
+// cluster of up to 8 CTAs when the batch leaves SMs idle (chosen from num_tokens and max_len only).
 constexpr int64_t kIndexerMaxTopk = 8192;
 struct IndexerTopkKernelParams {
     const float* scores = nullptr;           // [T, max_len] f32

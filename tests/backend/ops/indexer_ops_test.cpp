@@ -43,13 +43,20 @@ IndexerKeyStore zero_store(IndexerKeyFormat f, int64_t pages) {
     return s;
 }
 
+struct RowStats {
+    int64_t long_rows = 0;  // rows with more than index_topk visible keys
+    int64_t eligible = 0;   // long rows whose threshold gap exceeds twice their max |score diff|
+    double worst_rel = 0;   // max over rows of max |score diff| / max |score|
+};
+
 class IndexerOpsTest : public CudaVsCpuTest {
 protected:
     // Requests with the given lengths: keys (random, or `distinct` vectors repeated when > 0) written by the CPU
     // backend into shuffled slots; the GPU store gets the same bytes.
-    void build(const std::vector<int64_t>& lengths, int distinct = 0) {
+    // key_slots is [requests, max(lengths, width)] (-1 past each length), as a padded graph buffer would be.
+    void build(const std::vector<int64_t>& lengths, int distinct = 0, int64_t width = 0) {
         const int64_t total = std::accumulate(lengths.begin(), lengths.end(), int64_t{0});
-        max_len_ = *std::max_element(lengths.begin(), lengths.end());
+        max_len_ = std::max(width, *std::max_element(lengths.begin(), lengths.end()));
         const int64_t pages = (total + kIndexerPageSize - 1) / kIndexerPageSize + 3;
         std::vector<int32_t> perm(pages * kIndexerPageSize);
         std::iota(perm.begin(), perm.end(), 0);
@@ -81,6 +88,10 @@ protected:
     IndexerTopkParams params(const IndexerKeyStore& store, const Tensor& q, const Tensor& w, bool scores) const {
         return {q, w, &store, key_slots_, i32_tensor(request_), i32_tensor(limit_), kTopk, scores};
     }
+
+    // Both backends on the current requests with random q and weights (the GPU's index tensors on the device
+    // when device_index), every row checked by check_rows.
+    RowStats compare_backends(const char* name, bool device_index);
 
     int64_t max_len_ = 0;
     Tensor key_slots_;
@@ -118,11 +129,6 @@ TEST_F(IndexerOpsTest, KeyWriteIsByteExact) {
     }
 }
 
-struct RowStats {
-    int64_t long_rows = 0;  // rows with more than index_topk visible keys
-    int64_t eligible = 0;   // long rows whose threshold gap exceeds twice their max |score diff|
-    double worst_rel = 0;   // max over rows of max |score diff| / max |score|
-};
 
 // Per row: count/padding/slot checks, GPU order consistent with the GPU scores, and the selected set against
 // the CPU's where the threshold gap exceeds twice the row's max |score diff|.
@@ -188,6 +194,22 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
     return {long_rows, eligible, worst_rel};
 }
 
+RowStats IndexerOpsTest::compare_backends(const char* name, bool device_index) {
+    const int64_t tokens = static_cast<int64_t>(limit_.size());
+    Tensor q = random_act({tokens, kHeads, kDim}, rng_);
+    Tensor w = random_act({tokens, kHeads}, rng_, 0.5f);
+    const IndexerTopkResult ref = cpu_->indexer_topk(params(stores_.cpu, q, w, true));
+    IndexerTopkParams gp = params(stores_.gpu, up(q), w, true);
+    if (device_index) {
+        gp.key_slots = gpu_->to_device(gp.key_slots);
+        gp.query_request = gpu_->to_device(gp.query_request);
+        gp.query_limit = gpu_->to_device(gp.query_limit);
+    }
+    const IndexerTopkResult dev = gpu_->indexer_topk(gp);
+    const IndexerTopkResult got{gpu_->to_host(dev.positions), gpu_->to_host(dev.slots), gpu_->to_host(dev.scores)};
+    return check_rows(got, ref, key_slots_, request_, limit_, name);
+}
+
 TEST_F(IndexerOpsTest, TopkMatchesCpu) {
     for (const Case& c : all_cases()) {
         make(c.numerics);
@@ -218,6 +240,56 @@ TEST_F(IndexerOpsTest, TopkMatchesCpu) {
         EXPECT_FALSE(plain.scores.defined());
         Tensor pos = gpu_->to_host(plain.positions);
         EXPECT_EQ(std::memcmp(pos.raw_data(), got.positions.raw_data(), pos.nbytes()), 0) << c.name;
+    }
+}
+
+// One request of 128K keys: the logits of a single query are spread over every SM (strided key blocks).
+TEST_F(IndexerOpsTest, OneLongRequest) {
+    for (const Case& c : all_cases()) {
+        make(c.numerics);
+        build({131072});
+        request_ = {0};
+        limit_ = {131071};
+        const RowStats st = compare_backends(c.name, true);
+        EXPECT_EQ(st.long_rows, 1);
+        EXPECT_LE(st.worst_rel, 1e-4) << c.name;
+    }
+}
+
+// 64 requests (one query each, as in decode) with lengths from 1 to 4096 and limits below, at and above
+// index_topk, plus 64 more queries (128 rows: fewer CTAs per row).
+TEST_F(IndexerOpsTest, DecodeBatch) {
+    for (const Case& c : all_cases()) {
+        make(c.numerics);
+        std::vector<int64_t> lengths(64);
+        for (int64_t r = 0; r < 64; ++r) lengths[r] = r == 0 ? 1 : (r % 4 == 0 ? 2048 + r : 64 * r);
+        build(lengths);
+        request_.clear();
+        limit_.clear();
+        for (int32_t rep = 0; rep < 2; ++rep) {
+            for (int32_t r = 0; r < 64; ++r) {
+                request_.push_back(r);
+                limit_.push_back(static_cast<int32_t>(rep == 0 ? lengths[r] - 1 : lengths[r] / 2));
+            }
+        }
+        const RowStats st = compare_backends(c.name, c.numerics.ue8m0_scales);
+        EXPECT_GT(st.long_rows, 10);
+        EXPECT_GE(st.eligible * 2, st.long_rows) << c.name << ": too few rows with a clear threshold gap";
+        EXPECT_LE(st.worst_rel, 1e-4) << c.name;
+    }
+}
+
+// key_slots padded to 32K positions (-1 past each request's length) while every limit is < 3000: the kernels
+// must follow the device-side limits, never touch the padding, and give the same lists.
+TEST_F(IndexerOpsTest, PaddedKeySlotsFollowTheLimits) {
+    for (const Case& c : all_cases()) {
+        make(c.numerics);
+        build({3000, 2100, 5}, 0, 32768);
+        request_ = {0, 1, 2, 0, 1};
+        limit_ = {2999, 2099, 4, 0, 2047};
+        const RowStats st = compare_backends(c.name, true);
+        EXPECT_EQ(st.long_rows, 2);
+        EXPECT_LE(st.worst_rel, 1e-4) << c.name;
     }
 }
 
