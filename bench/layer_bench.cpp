@@ -4,7 +4,8 @@
 // time, time per layer ((t(N layers) - t(1 layer)) / (N - 1)), the HBM floor of one layer (weights of attention,
 // indexer, router, the distinct routed experts of that step and the shared expert, plus the KV it reads) at
 // 4.8 TB/s, achieved TB/s and % of floor. The lm_head is timed on its own. `--device cpu --tiny` runs the same
-// path on the CPU backend at the tiny fixture's sizes (the ctest smoke run). Usage: layer_bench --help
+// path on the CPU backend at the tiny fixture's sizes (the ctest smoke run). Each case also times the same step
+// through forward_decode (device-resident inputs) and replayed from a CUDA graph. Usage: layer_bench --help
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -351,6 +352,47 @@ void time_dense(Runner& r, Models& m, const DecodeBatch& db, model::KvStores& kv
         (w + kv_bytes) / layer / 1e12, 100.0 * floor_s / layer);
 }
 
+// The decode batch as model::DecodeInputs on the backend's device (what a CUDA graph replays).
+model::DecodeInputs device_decode_inputs(backend::Backend& be, const DecodeBatch& db) {
+    const auto b = static_cast<int64_t>(db.tokens.size());
+    const auto pages = static_cast<int64_t>(db.pages.at(0).size());
+    Tensor tok = Tensor::empty({b}, DType::kI32), pos = Tensor::empty({b}, DType::kI32);
+    Tensor qr = Tensor::empty({b}, DType::kI32), pt = Tensor::empty({b, pages}, DType::kI32);
+    for (int64_t i = 0; i < b; ++i) {
+        tok.data<int32_t>()[i] = db.tokens[i].at(0);
+        pos.data<int32_t>()[i] = db.batch.positions.data<int32_t>()[i];
+        qr.data<int32_t>()[i] = static_cast<int32_t>(i);
+        std::copy(db.pages[i].begin(), db.pages[i].end(), pt.data<int32_t>() + i * pages);
+    }
+    model::DecodeInputs in;
+    in.token_ids = be.to_device(tok);
+    in.positions = be.to_device(pos);
+    in.query_request = be.to_device(qr);
+    in.page_table = be.to_device(pt);
+    in.page_size = backend::kIndexerPageSize;  // the bench's KV page size (layer_bench_setup.cpp)
+    in.width = pages * in.page_size;
+    return in;
+}
+
+// The N-layer step through forward_decode (inputs already on the device), eagerly and replayed from a CUDA
+// graph: the difference to `step` above is the host work of forward() (batch upload, op dispatch, launches).
+void time_graph(Runner& r, Models& m, const DecodeBatch& db, model::KvStores& kv, const StepTimes& t, int64_t b,
+                int64_t l) {
+    const model::DecodeInputs in = device_decode_inputs(*r.backend, db);
+    const double eager = r.median_seconds([&] { (void)m.all.forward_decode(in, kv); });
+    StatusOr<std::unique_ptr<backend::BackendGraph>> graph =
+        r.backend->capture_graph([&] { (void)m.all.forward_decode(in, kv); });
+    double replay = 0;
+    if (graph.is_ok()) replay = r.median_seconds([&] { r.backend->replay_graph(**graph); });
+    std::printf("B=%-4lld L=%-6lld decode step: forward %9.1f us | forward_decode %9.1f us | graph replay ",
+                static_cast<long long>(b), static_cast<long long>(l), t.all * 1e6, eager * 1e6);
+    if (graph.is_ok()) {
+        std::printf("%9.1f us (%.2fx faster than forward)\n", replay * 1e6, t.all / replay);
+    } else {
+        std::printf("n/a (%s)\n", graph.status().message().c_str());
+    }
+}
+
 Status run_case(Runner& r, Models& m, const Args& a, int64_t b, int64_t l) {
     const backend::Numerics& n = r.backend->numerics();
     const KvPlan plan = plan_kv(b, l);
@@ -379,6 +421,7 @@ Status run_case(Runner& r, Models& m, const Args& a, int64_t b, int64_t l) {
     const double kv_bytes = static_cast<double>(b) * (kvb.per_seq_mla + kvb.per_seq_index);
     print_moe(b, l, t, moe_floor(m, distinct), kv_bytes);
     if (m.dense != nullptr) time_dense(r, m, *db, kv, t, kv_bytes, b, l);
+    time_graph(r, m, *db, kv, t, b, l);
     std::fflush(stdout);
     return Status::ok();
 }

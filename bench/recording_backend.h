@@ -76,6 +76,20 @@ class RecordingBackend final : public Backend {
     Tensor moe_experts(const MoeParams& p) override { return in_.moe_experts(p); }
     Tensor dense_mlp(const Tensor& x, const MlpWeights& w) override { return in_.dense_mlp(x, w); }
 
+    StatusOr<std::vector<SampledToken>> sample(const Tensor& logits, std::span<const SampleRow> rows) override {
+        return in_.sample(logits, rows);
+    }
+    DecodeSlots decode_slots(const Tensor& page_table, const Tensor& positions, int64_t page_size,
+                             int64_t width) override {
+        return in_.decode_slots(page_table, positions, page_size, width);
+    }
+    void copy_into(const Tensor& host, Tensor& dst) override { in_.copy_into(host, dst); }
+    StatusOr<std::unique_ptr<BackendGraph>> capture_graph(const std::function<void()>& body) override {
+        return in_.capture_graph(body);
+    }
+    void replay_graph(BackendGraph& graph) override { in_.replay_graph(graph); }
+    int64_t graph_pool_bytes() const override { return in_.graph_pool_bytes(); }
+
   private:
     Backend& in_;
     bool recording_ = false;

@@ -134,6 +134,9 @@ Status run_serve(const ServerArgs& a) {
     eo.engine = engine_config(a, device);
     eo.backend = backend_provider(device);
     eo.mem_fraction_static = a.mem_fraction_static;
+    eo.graphs.enabled = !a.disable_cuda_graph;
+    if (a.cuda_graph_max_bs) eo.graphs.max_bs = *a.cuda_graph_max_bs;
+    eo.graphs.batch_sizes.assign(a.cuda_graph_bs.begin(), a.cuda_graph_bs.end());
     DSA_ASSIGN_OR_RETURN(std::unique_ptr<engine::ModelEngine> me, engine::ModelEngine::load(eo));
     const model::ModelConfig& mc = me->model_config();
     TextSetup ts{tok_dir, a.chat_template, a.tool_call_parser, a.reasoning_parser};

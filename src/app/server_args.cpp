@@ -80,7 +80,10 @@ void add_memory_group(CLI::App& cmd, ServerArgs& a) {
         ->check(CLI::IsMember({"auto", "bf16", "bfloat16", "fp8_e4m3"}))->capture_default_str()->group(g);
     cmd.add_flag("--disable-radix-cache", a.disable_radix_cache, "No prefix sharing")->group(g);
     cmd.add_option("--cuda-graph-max-bs", a.cuda_graph_max_bs, "Largest decode batch captured in a CUDA graph")
-        ->group(g);
+        ->check(CLI::PositiveNumber)->group(g);
+    cmd.add_option("--cuda-graph-bs", a.cuda_graph_bs, "Decode batch sizes captured in CUDA graphs")
+        ->check(CLI::PositiveNumber)->group(g);
+    cmd.add_flag("--disable-cuda-graph", a.disable_cuda_graph, "Run decode steps without CUDA graphs")->group(g);
     cmd.add_option("--nsa-prefill-backend", a.nsa_prefill_backend, "Accepted for compatibility; dsaserve kernels")
         ->group(g);
     cmd.add_option("--nsa-decode-backend", a.nsa_decode_backend, "Accepted for compatibility; dsaserve kernels")
@@ -171,7 +174,6 @@ Status check_supported(const ServerArgs& a) {
     if (a.speculative_num_steps || a.speculative_eagle_topk || a.speculative_num_draft_tokens)
         return no("--speculative-*", "MTP speculative decoding");
     if (a.collect_tokens_histogram) return no("--collect-tokens-histogram", "length histograms");
-    if (a.cuda_graph_max_bs) return no("--cuda-graph-max-bs", "CUDA graphs are not built yet");
     if (!a.quantization.empty() && a.quantization != "fp8")
         return no("--quantization " + a.quantization, "only the checkpoint's own fp8 format is read");
     return Status::ok();

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -57,6 +58,8 @@ struct ServerArgs {
     std::string kv_cache_dtype = "auto";
     bool disable_radix_cache = false;
     std::optional<int> cuda_graph_max_bs;
+    std::vector<int> cuda_graph_bs;  // batch sizes to capture (empty: the default list up to the max)
+    bool disable_cuda_graph = false;
     std::string nsa_prefill_backend;
     std::string nsa_decode_backend;
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "backend/linear_weight.h"
 #include "backend/op_params.h"
 #include "backend/sampling_params.h"
+#include "base/check.h"
 #include "base/status.h"
 #include "tensor/tensor.h"
 
@@ -142,6 +144,31 @@ public:
         (void)rows;
         return unimplemented("sampling on the {} backend", device_name(device()));
     }
+
+    // ---- decode steps with device-resident inputs (CUDA graphs) ----
+    // Key slots of one-token-per-sequence decode rows from the page tables: key_slots[b, p] =
+    // page_table[b, p / page_size] * page_size + p % page_size for p <= positions[b], -1 for the rest of the
+    // width; out_slots[b] = key_slots[b, positions[b]]. page_table [B, P] i32, positions [B] i32 (< width and
+    // < P * page_size; device data is range-checked in the kernel).
+    virtual DecodeSlots decode_slots(const Tensor& page_table, const Tensor& positions, int64_t page_size,
+                                     int64_t width) = 0;
+    // Copies a host tensor into the leading corner of `dst` on this device: host [r] into dst [R >= r], host
+    // [r, c] into dst [R >= r, C >= c] (rows keep dst's pitch). Same dtype. Ordered with the backend's work.
+    virtual void copy_into(const Tensor& host, Tensor& dst) = 0;
+    // Stream capture: `body` issues ops that are recorded, not run, into a graph that replay_graph() runs again
+    // on the same addresses. Memory the ops allocate during capture comes from a pool reserved for graphs (its
+    // blocks are reused by later captures, never by eager ops), so a graph's buffers stay valid while it lives;
+    // outputs captured in the graph are rewritten by each replay. Unimplemented where there are no graphs.
+    virtual StatusOr<std::unique_ptr<BackendGraph>> capture_graph(const std::function<void()>& body) {
+        (void)body;
+        return unimplemented("graph capture on the {} backend", device_name(device()));
+    }
+    virtual void replay_graph(BackendGraph& graph) {
+        (void)graph;
+        DSA_CHECK(false) << "replay_graph on a backend without graphs";
+    }
+    // Bytes held by the graph memory pool (0 without graphs).
+    virtual int64_t graph_pool_bytes() const { return 0; }
 };
 
 // The CPU reference backend.

@@ -149,4 +149,16 @@ struct MoeParams {
     std::span<const MlpWeights> experts;  // all routed experts, indexed by id
 };
 
+// ---- decode steps with device-resident inputs ----
+struct DecodeSlots {
+    Tensor key_slots;  // [B, width] i32
+    Tensor out_slots;  // [B] i32
+};
+
+// A captured sequence of ops (Backend::capture_graph); the backend's own type behind it.
+class BackendGraph {
+public:
+    virtual ~BackendGraph() = default;
+};
+
 }  // namespace dsa::backend

@@ -52,6 +52,13 @@ kvcache::ActivationInput activation_input(const model::ModelConfig& mc, const En
     return a;
 }
 
+// The largest decode batch captured in a CUDA graph (0: none).
+int64_t graph_max_bs(const DecodeGraphOptions& g, const EngineConfig& cfg) {
+    if (!g.enabled) return 0;
+    int64_t bs = g.batch_sizes.empty() ? g.max_bs : *std::max_element(g.batch_sizes.begin(), g.batch_sizes.end());
+    return std::min(bs, cfg.max_running_requests);
+}
+
 // The KV byte budget: the explicit one, or on a device the memory plan.
 StatusOr<int64_t> kv_budget(const ModelEngineOptions& options, const EngineConfig& cfg, const model::ModelConfig& mc,
                             const model::ModelWeights& weights, Device device) {
@@ -62,15 +69,19 @@ StatusOr<int64_t> kv_budget(const ModelEngineOptions& options, const EngineConfi
     DSA_ASSIGN_OR_RETURN(DeviceMemoryInfo mem, options.backend.memory());
     kvcache::ReserveInput reserve;
     reserve.chunked_prefill_size = cfg.chunked_prefill_size > 0 ? cfg.chunked_prefill_size : 8192;
+    const int64_t graph_bs = graph_max_bs(options.graphs, cfg);
+    reserve.cuda_graph_max_bs = static_cast<int>(graph_bs);
     kvcache::MemoryPlanInput in;
     in.total_device_bytes = mem.total_bytes;
     in.free_before_load_bytes = mem.free_bytes;
     in.weight_bytes = device_weight_bytes(weights);
     // The reserve: SGLang's estimate, or what our own step buffers need (+1 GiB for library workspaces and
     // fragmentation) when that is more (long contexts: the indexer's scores grow with chunk x context).
-    const kvcache::ActivationEstimate act = kvcache::estimate_activation_bytes(activation_input(mc, cfg));
+    const kvcache::ActivationInput ai = activation_input(mc, cfg);
+    const kvcache::ActivationEstimate act = kvcache::estimate_activation_bytes(ai);
+    const int64_t graphs = kvcache::estimate_graph_bytes(ai, graph_bs, cfg.page_size);
     in.reserve_bytes = std::max(kvcache::default_reserve_bytes(reserve, mem.total_bytes),
-                                act.total() + (int64_t{1} << 30));
+                                act.total() + graphs + (int64_t{1} << 30));
     // The plan measures the fraction against the memory free before loading (the CUDA context already holds
     // some), so the default is taken against the same base.
     const int64_t base = mem.free_bytes > 0 ? mem.free_bytes : mem.total_bytes;
@@ -80,7 +91,8 @@ StatusOr<int64_t> kv_budget(const ModelEngineOptions& options, const EngineConfi
     DSA_ASSIGN_OR_RETURN(kvcache::MemoryPlan plan, kvcache::plan_kv_memory(kv, in));
     DSA_LOG(kInfo) << "device memory: " << mem.free_bytes << " of " << mem.total_bytes << " bytes free, "
                    << "mem_fraction_static " << in.mem_fraction_static << "; reserve " << (in.reserve_bytes >> 20)
-                   << " MiB for " << kvcache::describe_activations(act) << "; "
+                   << " MiB for " << kvcache::describe_activations(act) << " and CUDA graphs up to batch " << graph_bs
+                   << " (" << (graphs >> 20) << " MiB); "
                    << kvcache::describe_plan(kv, plan, in.weight_bytes);
     return plan.kv_budget_bytes;
 }
@@ -147,6 +159,10 @@ StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::load(const ModelEngineOption
                    << " pages of " << cfg.page_size << " tokens, " << (*runner)->pool().total_bytes()
                    << " bytes (latent " << (*runner)->pool().mla_bytes() << ", indexer "
                    << (*runner)->pool().indexer_bytes() << ")";
+    DecodeGraphOptions graphs = options.graphs;
+    graphs.max_bs = graph_max_bs(graphs, cfg);
+    std::erase_if(graphs.batch_sizes, [&](int64_t b) { return b > graphs.max_bs; });
+    (*runner)->enable_device_decode(cfg.context_length, graphs);
     auto engine = Engine::create(cfg, std::move(runner).value());
     if (!engine.is_ok()) return engine.status();
     me->engine_ = std::move(engine).value();

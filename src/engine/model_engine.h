@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "base/status.h"
+#include "engine/decode_graphs.h"
 #include "engine/engine.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
@@ -42,6 +43,9 @@ struct ModelEngineOptions {
     // Device backends when engine.kv_budget_bytes <= 0: (weights + KV) / free device memory, as SGLang's
     // --mem-fraction-static; unset: SGLang's default for the device size (kvcache/memory_planner.h).
     std::optional<double> mem_fraction_static;
+    // Decode steps on a device backend: CUDA graphs (--cuda-graph-max-bs, --cuda-graph-bs, --disable-cuda-graph).
+    // max_bs is capped at engine.max_running_requests.
+    DecodeGraphOptions graphs;
 };
 
 // Bytes the CUDA backend holds for `weights`: every tensor as stored plus, for FP8 linears,

@@ -104,7 +104,16 @@ DsaModelRunner::DsaModelRunner(model::DsaModel& model, const backend::Numerics& 
                        !env_bool("DSA_CPU_SAMPLING", false,
                                  "sample on the CPU even when the model runs on CUDA (downloads every logits row)")) {}
 
+void DsaModelRunner::enable_device_decode(int64_t max_context, const DecodeGraphOptions& options) {
+    if (model_.device() == Device::kCPU) return;
+    decode_graphs_ = std::make_unique<DecodeGraphs>(model_, stores_, page_size(), max_context, options);
+}
+
 Tensor DsaModelRunner::run(std::span<const model::SequenceStep> steps, bool logits_on_device) {
+    if (decode_graphs_ && DecodeGraphs::is_decode(steps)) {
+        Tensor logits = decode_graphs_->run(steps);
+        return logits_on_device ? logits : model_.backend().to_host(logits);
+    }
     model::ForwardBatch batch = model::build_forward_batch(steps, page_size());
     model::ForwardOptions options;
     options.logits_on_device = logits_on_device;

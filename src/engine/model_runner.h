@@ -5,6 +5,7 @@
 // checked against backend/kv_layout.h at compile time) and allocated on the model's backend device. The
 // engine owns page bookkeeping; the runner owns the memory. Logits come back on the host (the CPU sampler's
 // side), or on a CUDA model stay on the GPU for the device sampler (forward_on_device / sample_on_device).
+// Decode steps of a device model go through DecodeGraphs (CUDA graphs) once enable_device_decode() is called.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "base/status.h"
+#include "engine/decode_graphs.h"
 #include "kvcache/kv_config.h"
 #include "kvcache/kv_pool.h"
 #include "model/forward_batch.h"
@@ -72,6 +74,10 @@ class DsaModelRunner final : public ModelRunner {
                                                                   std::span<const backend::SampleRow> rows) override;
     Tensor logits_row_to_host(const Tensor& logits, int64_t row) override;
     const kvcache::KvPool& pool() const { return *pool_; }
+    // Device models: decode steps (one token per sequence) run through DecodeGraphs — inputs in fixed device
+    // buffers, CUDA graphs per options. Sequences never exceed max_context tokens. No-op on the CPU.
+    void enable_device_decode(int64_t max_context, const DecodeGraphOptions& options);
+    const DecodeGraphs* decode_graphs() const { return decode_graphs_.get(); }
 
   private:
     DsaModelRunner(model::DsaModel& model, const backend::Numerics& numerics, std::unique_ptr<kvcache::KvPool> pool);
@@ -81,6 +87,7 @@ class DsaModelRunner final : public ModelRunner {
     std::unique_ptr<kvcache::KvPool> pool_;
     model::KvStores stores_;
     bool device_sampling_ = false;
+    std::unique_ptr<DecodeGraphs> decode_graphs_;
 };
 
 }  // namespace dsa::engine

@@ -104,6 +104,18 @@ ActivationEstimate estimate_activation_bytes(const ActivationInput& in) {
     return e;
 }
 
+int64_t estimate_graph_bytes(const ActivationInput& input, int64_t max_bs, int64_t page_size) {
+    if (max_bs <= 0) return 0;
+    ActivationInput decode = input;
+    decode.chunk_tokens = 0;
+    decode.max_running = max_bs;
+    decode.dense_prefill_max_kv = 0;
+    const int64_t pages = (input.context_tokens + page_size - 1) / page_size;
+    const int64_t key_slots = max_bs * input.context_tokens * 4;
+    const int64_t inputs = max_bs * (3 + pages) * 4;
+    return estimate_activation_bytes(decode).total() + key_slots + inputs;
+}
+
 std::string describe_activations(const ActivationEstimate& e) {
     auto mib = [](int64_t b) { return static_cast<double>(b) / kMiB; };
     return fmt::format("activations {:.0f} MiB (residual {:.0f}, attention {:.0f}, indexer {:.0f}, ffn {:.0f}, "

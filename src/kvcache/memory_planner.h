@@ -62,6 +62,10 @@ struct ActivationEstimate {
     int64_t total() const;  // residual + max(attention + indexer, ffn) + logits
 };
 ActivationEstimate estimate_activation_bytes(const ActivationInput& input);
+// The CUDA-graph pool: one decode step's buffers at the largest captured batch `max_bs` (graphs replay one at
+// a time and share them; the step also holds its [max_bs, context] key-slot rows), plus the fixed input
+// buffers (tokens, positions and page tables over the whole context). 0 when max_bs is 0 (no graphs).
+int64_t estimate_graph_bytes(const ActivationInput& input, int64_t max_bs, int64_t page_size);
 std::string describe_activations(const ActivationEstimate& e);
 
 // (base - reserve) / base: the fraction used when the flag is unset. `base_bytes` is what the plan measures the

@@ -25,6 +25,7 @@ struct DsaModel::StepTensors {
     Tensor query_request;  // [T] i32
     Tensor logit_rows;     // [R] i32
     int64_t num_tokens = 0;
+    bool all_rows = false;  // logit_rows is 0 .. num_tokens - 1 (logits of every row, no gather)
 };
 
 namespace {
@@ -92,6 +93,7 @@ DsaModel::StepTensors DsaModel::make_step_tensors(const ForwardBatch& batch) {
     st.key_slots = be_.to_device(batch.key_slots);
     st.query_request = be_.to_device(batch.query_request);
     st.logit_rows = be_.to_device(batch.logit_rows);
+    st.all_rows = rows_are_all_tokens(batch.logit_rows, st.num_tokens);
     return st;
 }
 
@@ -111,8 +113,30 @@ bool DsaModel::use_expanded(const StepTensors& st, const ForwardOptions& options
 }
 
 ForwardOutput DsaModel::forward(const ForwardBatch& batch, KvStores& kv, const ForwardOptions& options) {
-    StepTensors st = make_step_tensors(batch);
+    return run_main(make_step_tensors(batch), kv, options);
+}
 
+ForwardOutput DsaModel::forward_decode(const DecodeInputs& in, KvStores& kv) {
+    StepTensors st;
+    st.num_tokens = in.token_ids.dim(0);
+    DSA_CHECK(in.positions.dim(0) == st.num_tokens && in.query_request.dim(0) == st.num_tokens &&
+              in.page_table.dim(0) == st.num_tokens)
+        << "forward_decode: " << st.num_tokens << " tokens, " << in.positions.dim(0) << " positions, "
+        << in.page_table.dim(0) << " page-table rows";
+    st.token_ids = in.token_ids;
+    st.positions = in.positions;
+    st.query_request = in.query_request;
+    backend::DecodeSlots slots = be_.decode_slots(in.page_table, in.positions, in.page_size, in.width);
+    st.key_slots = slots.key_slots;
+    st.out_slots = slots.out_slots;
+    st.all_rows = true;
+    ForwardOptions options;
+    options.attention_form = AttentionForm::kAbsorbed;  // one token per sequence: the absorbed form
+    options.logits_on_device = true;
+    return run_main(st, kv, options);
+}
+
+ForwardOutput DsaModel::run_main(const StepTensors& st, KvStores& kv, const ForwardOptions& options) {
     ForwardOutput out;
     if (options.capture_topk) out.topk.resize(config_.num_hidden_layers + weights_.mtp.size());
     Tensor h = be_.embedding(weights_.embed_tokens, st.token_ids);  // residual stream
@@ -161,8 +185,7 @@ ForwardOutput DsaModel::forward_mtp(const ForwardBatch& batch, const Tensor& pre
 
 Tensor DsaModel::logits_for_rows(const Tensor& normed, const Tensor& head, const StepTensors& st, bool on_device) {
     // The row gather is an embedding lookup with `normed` as the table (exact: its rows are activations already).
-    Tensor rows =
-        rows_are_all_tokens(st.batch->logit_rows, st.num_tokens) ? normed : be_.embedding(normed, st.logit_rows);
+    Tensor rows = st.all_rows ? normed : be_.embedding(normed, st.logit_rows);
     backend::LinearWeight head_weight{head, Tensor()};
     Tensor logits = be_.lm_head(rows, head_weight);
     return on_device ? logits : be_.to_host(logits);

@@ -42,6 +42,18 @@ struct ForwardOutput {
     std::vector<Tensor> topk;  // host, per layer (index = layer; MTP layer at num_hidden_layers), when captured
 };
 
+// A decode step whose inputs already live on the backend's device at fixed addresses (what a CUDA graph
+// replays): row b is one new token of sequence b at positions[b], attending to its positions 0..positions[b]
+// through page_table row b. Logits are computed for every row.
+struct DecodeInputs {
+    Tensor token_ids;      // [B] i32
+    Tensor positions;      // [B] i32, < width
+    Tensor page_table;     // [B, P] i32, pages of each sequence (P * page_size > every position)
+    Tensor query_request;  // [B] i32: 0, 1, ..., B - 1
+    int64_t page_size = 64;
+    int64_t width = 0;  // length of the key-slot rows the step builds (> every position)
+};
+
 struct ModelOptions {
     // Number of positions the RoPE table covers (at least the longest sequence served).
     int64_t max_positions = 0;
@@ -66,6 +78,9 @@ public:
 
     // Main model: embeds batch.token_ids, runs every layer, returns logits for batch.logit_rows.
     ForwardOutput forward(const ForwardBatch& batch, KvStores& kv, const ForwardOptions& options = {});
+    // The same step for DecodeInputs: no host data is read or uploaded (capturable in a CUDA graph); absorbed
+    // attention, logits [B, V] f32 left on the backend's device. Equal to forward() of the same batch.
+    ForwardOutput forward_decode(const DecodeInputs& in, KvStores& kv);
 
     // MTP layer 0 (MODEL_SPEC §6): batch.token_ids are the NEXT tokens (t+1) at the positions of the
     // main-model tokens t, `prev_hidden` [T, D] the main model's post-final-norm hidden state at t. The MTP
@@ -76,6 +91,8 @@ public:
 private:
     struct StepTensors;  // per-call device copies of the batch metadata
     StepTensors make_step_tensors(const ForwardBatch& batch);
+    // Embedding, every main layer, final norm and logits over prepared step tensors.
+    ForwardOutput run_main(const StepTensors& st, KvStores& kv, const ForwardOptions& options);
     Tensor attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st, KvStores& kv,
                      const ForwardOptions& options, backend::IndexerTopkResult* shared, ForwardOutput* out);
     backend::IndexerTopkResult select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,

@@ -52,6 +52,10 @@ public:
     Tensor moe_experts(const MoeParams& p) override;
     Tensor dense_mlp(const Tensor& x, const MlpWeights& w) override;
 
+    DecodeSlots decode_slots(const Tensor& page_table, const Tensor& positions, int64_t page_size,
+                             int64_t width) override;
+    void copy_into(const Tensor& host, Tensor& dst) override;
+
     // The f32 [out, in] copy of a weight used by every op (cached per weight storage; f32 weights are used
     // directly). The cache keeps the source tensor alive, so a cached address is never reused.
     Tensor dense_weight(const LinearWeight& w);

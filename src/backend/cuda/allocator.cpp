@@ -20,36 +20,49 @@ size_t CachingAllocator::round_size(size_t bytes) {
     return (bytes + kLarge - 1) / kLarge * kLarge;
 }
 
+void CachingAllocator::set_graph_capture(bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    capturing_ = on;
+}
+
 void* CachingAllocator::alloc(size_t bytes) {
     const size_t size = round_size(bytes == 0 ? 1 : bytes);
     void* p = nullptr;
+    bool graph = false;
     {
         std::lock_guard<std::mutex> lock(mu_);
-        auto it = free_.find(size);
-        if (it != free_.end() && !it->second.empty()) {
+        graph = capturing_;
+        auto& pool = graph ? graph_free_ : free_;
+        auto it = pool.find(size);
+        if (it != pool.end() && !it->second.empty()) {
             p = it->second.back();
             it->second.pop_back();
-            cached_ -= size;
+            if (!graph) cached_ -= size;
         }
     }
     if (p == nullptr) {
         DSA_CUDA_CHECK(cudaSetDevice(device_));
         cudaError_t err = cudaMalloc(&p, size);
-        if (err == cudaErrorMemoryAllocation) {
+        if (err == cudaErrorMemoryAllocation && !graph) {  // no release (a device sync) inside a capture
             (void)cudaGetLastError();
             release_cached();
             err = cudaMalloc(&p, size);
         }
         DSA_CHECK(err == cudaSuccess) << "cudaMalloc(" << size << " bytes) failed: " << cudaGetErrorString(err)
                                       << "; in use " << in_use_ << " bytes";
+        if (graph) {
+            std::lock_guard<std::mutex> lock(mu_);
+            graph_bytes_ += size;
+        }
     }
     {
         std::lock_guard<std::mutex> lock(mu_);
-        live_[p] = size;
+        live_[p] = Block{size, graph};
         in_use_ += size;
     }
-    // Legacy default stream: ordered with the backend's (blocking) stream.
-    if (poison_) DSA_CUDA_CHECK(cudaMemsetAsync(p, 0xff, size, nullptr));
+    // Legacy default stream: ordered with the backend's (blocking) stream. Not while capturing (the legacy
+    // stream cannot join a capture; the memset would not be part of the graph either).
+    if (poison_ && !graph) DSA_CUDA_CHECK(cudaMemsetAsync(p, 0xff, size, nullptr));
     return p;
 }
 
@@ -58,11 +71,15 @@ void CachingAllocator::free(void* p) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = live_.find(p);
     DSA_CHECK(it != live_.end()) << "freeing a device pointer this allocator does not own";
-    const size_t size = it->second;
+    const Block b = it->second;
     live_.erase(it);
-    in_use_ -= size;
-    free_[size].push_back(p);
-    cached_ += size;
+    in_use_ -= b.size;
+    if (b.graph) {
+        graph_free_[b.size].push_back(p);
+        return;
+    }
+    free_[b.size].push_back(p);
+    cached_ += b.size;
 }
 
 void CachingAllocator::release_cached() {

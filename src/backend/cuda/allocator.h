@@ -2,6 +2,9 @@
 // Freed blocks go back to per-size free lists and are reused by later allocations on the backend's stream,
 // which is stream-ordered and therefore safe. Sizes round up to 512 B (below 1 MiB) or 2 MiB. With poisoning on,
 // every allocation is filled with 0xFF bytes (NaN in bf16 and f32) so that tests see unwritten outputs.
+// While a CUDA graph is being captured, allocations come from a separate graph pool: its blocks go back to the
+// graph pool when freed and are handed out again only during a later capture (graphs replay one at a time on
+// one stream, so they may share temporaries), never to eager work that could overwrite a graph's buffers.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +24,9 @@ public:
     // Returns every cached (free) block to the driver.
     void release_cached();
     void set_poison(bool on) { poison_ = on; }
+    // Routes alloc() to the graph pool (capture begins) or back to the eager pool (capture ends).
+    void set_graph_capture(bool on);
+    size_t graph_pool_bytes() const { return graph_bytes_; }
     size_t bytes_in_use() const { return in_use_; }
     size_t bytes_cached() const { return cached_; }
     int device() const { return device_; }
@@ -32,9 +38,15 @@ private:
     int device_;
     bool poison_ = false;
     std::mutex mu_;
-    std::unordered_map<size_t, std::vector<void*>> free_;  // rounded size -> free blocks
-    std::unordered_map<void*, size_t> live_;                // block -> rounded size
-    size_t in_use_ = 0, cached_ = 0;
+    struct Block {
+        size_t size = 0;
+        bool graph = false;  // belongs to the graph pool
+    };
+    bool capturing_ = false;
+    std::unordered_map<size_t, std::vector<void*>> free_;        // eager pool: rounded size -> free blocks
+    std::unordered_map<size_t, std::vector<void*>> graph_free_;  // graph pool: rounded size -> free blocks
+    std::unordered_map<void*, Block> live_;                      // block -> size and pool
+    size_t in_use_ = 0, cached_ = 0, graph_bytes_ = 0;
 };
 
 }  // namespace dsa::backend::cuda

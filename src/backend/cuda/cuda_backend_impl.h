@@ -4,7 +4,7 @@
 // reused) or device tensors. Op families live in one file each: cuda_backend.cpp (memory, shared checks),
 // norm_ops.cpp (embedding, norms, elementwise, copies, RoPE), linear_ops.cpp (linear, lm_head, dense_mlp),
 // mla_ops.cpp (MLA KV cache and attention), indexer_ops.cpp (indexer keys and top-k), moe_ops.cpp (MoE),
-// sampling_ops.cpp (the batched sampler).
+// sampling_ops.cpp (the batched sampler), graph_ops.cpp (decode inputs on the device, CUDA graphs).
 #pragma once
 
 #include <mutex>
@@ -61,6 +61,13 @@ public:
     Tensor dense_mlp(const Tensor& x, const MlpWeights& w) override;
 
     StatusOr<std::vector<SampledToken>> sample(const Tensor& logits, std::span<const SampleRow> rows) override;
+
+    DecodeSlots decode_slots(const Tensor& page_table, const Tensor& positions, int64_t page_size,
+                             int64_t width) override;
+    void copy_into(const Tensor& host, Tensor& dst) override;
+    StatusOr<std::unique_ptr<BackendGraph>> capture_graph(const std::function<void()>& body) override;
+    void replay_graph(BackendGraph& graph) override;
+    int64_t graph_pool_bytes() const override;
 
     // ---- for tests and benchmarks ----
     cudaStream_t stream() const { return stream_; }

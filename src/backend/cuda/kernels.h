@@ -113,4 +113,17 @@ struct DequantWeightParams {
 };
 void launch_dequant_weight(const DequantWeightParams& p, cudaStream_t stream);
 
+// ---- decode slots (Backend::decode_slots) ----
+// key_slots[b, q] = page_table[b, q / page_size] * page_size + q % page_size for q <= positions[b], else -1;
+// out_slots[b] = key_slots[b, positions[b]]. Positions outside [0, min(width, pages * page_size)) or negative
+// pages trap.
+struct DecodeSlotsParams {
+    const int32_t* page_table = nullptr;  // [rows, pages] i32
+    const int32_t* positions = nullptr;   // [rows] i32
+    int32_t* key_slots = nullptr;         // [rows, width] i32
+    int32_t* out_slots = nullptr;         // [rows] i32
+    int64_t rows = 0, pages = 0, page_size = 0, width = 0;
+};
+void launch_decode_slots(const DecodeSlotsParams& p, cudaStream_t stream);
+
 }  // namespace dsa::backend::cuda

@@ -225,5 +225,21 @@ TEST(MemoryPlanner, IndexerScoresGrowWithChunkTimesContext) {
     EXPECT_GT(estimate_activation_bytes(a).total(), 2 * estimate_activation_bytes(dsv32_activations()).total());
 }
 
+TEST(MemoryPlanner, GraphPoolIsOneDecodeStepAtTheLargestBatchPlusInputs) {
+    const ActivationInput a = dsv32_activations();
+    EXPECT_EQ(estimate_graph_bytes(a, 0, 64), 0);  // no graphs
+    ActivationInput decode = a;
+    decode.chunk_tokens = 0;
+    decode.max_running = 128;
+    decode.dense_prefill_max_kv = 0;
+    const int64_t want = estimate_activation_bytes(decode).total() + 128 * 163840 * 4 + 128 * (3 + 2560) * 4;
+    EXPECT_EQ(estimate_graph_bytes(a, 128, 64), want);
+    // A decode step's pool is far below the prefill chunk's activations at DeepSeek-V3.2 shapes, but not free:
+    // at batch 128 and 160K context the key slots and indexer scores alone are 160 MiB.
+    EXPECT_LT(estimate_graph_bytes(a, 128, 64), estimate_activation_bytes(a).total());
+    EXPECT_GT(estimate_graph_bytes(a, 128, 64), 160 * kMiB);
+    EXPECT_GT(estimate_graph_bytes(a, 256, 64), estimate_graph_bytes(a, 128, 64));
+}
+
 }  // namespace
 }  // namespace dsa::kvcache
