@@ -10,7 +10,8 @@
 #      where the machine has the PCRE2 runtime but not its development files: dsaserve then builds too),
 #      DSA_GPU_EVAL_FULL=1 (also score the GPU server at the harness's default counts, every passkey length),
 #      DSA_GPU_LAYER_BENCH_ARGS (default --quick), DSA_GPU_SANITIZER_TIMEOUT (s, default 600),
-#      DSA_GPU_CPU_THREADS (OpenMP threads of the CPU-side work, default 8).
+#      DSA_GPU_CPU_THREADS (OpenMP threads of the CPU-side work, default 8), DSA_GPU_TEST_TIMEOUT and
+#      DSA_GPU_BENCH_TIMEOUT (s per test / per benchmark binary, default 900).
 set -uo pipefail
 
 out=${1:?usage: tools/gpu_check.sh OUTPUT_DIR}
@@ -76,7 +77,7 @@ cpu_threads=${DSA_GPU_CPU_THREADS:-8}
 
 test_shard() {  # test_shard INDEX COUNT GPU
     OMP_NUM_THREADS=$cpu_threads CUDA_VISIBLE_DEVICES=$3 ctest --test-dir "$build" -L gpu -I "$(( $1 + 1 )),,$2" --output-on-failure \
-        --timeout 900 -V > "$out/ctest.$1.log" 2>&1
+        --timeout "${DSA_GPU_TEST_TIMEOUT:-900}" -V > "$out/ctest.$1.log" 2>&1
 }
 
 test_stage() {  # shards over the first $shards GPUs
@@ -105,7 +106,7 @@ sanitizer_stage() {
 
 bench_one() {
     local name=$1 start=$(date +%s) rc; shift
-    "$build/bench/$name" "$@" >> "$out/bench.txt" 2>&1
+    timeout "${DSA_GPU_BENCH_TIMEOUT:-900}" "$build/bench/$name" "$@" >> "$out/bench.txt" 2>&1
     rc=$?
     note "$name: rc=$rc in $(( $(date +%s) - start )) s"
     [[ $rc == 0 ]] || set_rc "bench.$name" "$rc"
