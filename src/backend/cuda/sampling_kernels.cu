@@ -85,8 +85,8 @@ struct Chunk {
     const SampleEditDesc* edits;  // the chunk's edits are [e_begin, e_end), sorted by token
     int64_t begin, end;
     int32_t e_begin, e_end;
-    SampleRowDesc r;
-    double inv_t;  // 1 / temperature (1 for greedy rows)
+    const SampleRowDesc* r;  // the row's parameters (global)
+    double inv_t;            // 1 / temperature (1 for greedy rows)
 };
 
 __device__ int32_t lower_bound_token(const SampleEditDesc* e, int32_t lo, int32_t hi, int64_t t) {
@@ -123,7 +123,7 @@ __device__ Chunk setup_chunk(const SamplingKernelParams& p, const SampleRowDesc&
     c.edits = p.edits;
     c.e_begin = lower_bound_token(p.edits, r.edit_begin, r.edit_end, c.begin);
     c.e_end = lower_bound_token(p.edits, c.e_begin, r.edit_end, c.end);
-    c.r = r;
+    c.r = &r;
     c.inv_t = r.greedy ? 1.0 : __ddiv_rn(1.0, r.temperature);
     for (int64_t w = threadIdx.x; w < p.chunk / 32; w += kThreads) bitmap[w] = 0;
     if (stage != nullptr) stage_chunk(stage, c.x + c.begin, c.end - c.begin);
@@ -143,11 +143,11 @@ __device__ __forceinline__ bool is_edited(const Chunk& c, int64_t i) { return (c
 __device__ double edited_z(const Chunk& c, const SampleEditDesc& e) {
     double z = static_cast<double>(sanitized(c.vals[e.token - c.begin]));
     const double n = static_cast<double>(e.count);
-    if (e.count > 0) z = __dsub_rn(z, __dmul_rn(c.r.frequency_penalty, n));
+    if (e.count > 0) z = __dsub_rn(z, __dmul_rn(c.r->frequency_penalty, n));
     if (e.masked) z = neg_inf();
-    if (e.count > 0) z = __dsub_rn(z, c.r.presence_penalty);
-    if (e.count > 0 && c.r.repetition_penalty != 1.0) {
-        z = z > 0 ? __ddiv_rn(z, c.r.repetition_penalty) : __dmul_rn(z, c.r.repetition_penalty);
+    if (e.count > 0) z = __dsub_rn(z, c.r->presence_penalty);
+    if (e.count > 0 && c.r->repetition_penalty != 1.0) {
+        z = z > 0 ? __ddiv_rn(z, c.r->repetition_penalty) : __dmul_rn(z, c.r->repetition_penalty);
     }
     return __dadd_rn(z, e.bias);
 }
@@ -249,7 +249,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads) gre
     __shared__ SumState parts[kCluster];
     cg::cluster_group cl = cg::this_cluster();
     const unsigned rank = cl.block_rank();
-    const SampleRowDesc r = p.greedy_rows[blockIdx.x / kCluster];
+    const SampleRowDesc& r = p.greedy_rows[blockIdx.x / kCluster];
     const Chunk c = setup_chunk(p, r, rank, greedy_bitmap, nullptr);
     SumState s = greedy_dense(c);
     for (int32_t e = c.e_begin + static_cast<int32_t>(threadIdx.x); e < c.e_end; e += kThreads) {
@@ -508,7 +508,7 @@ __device__ void draw(cg::cluster_group& cl, Exchange& xs, const Chunk& c, const 
     }
     // total > 0: the maximum (weight 1) is always kept.
     const uint64_t target =
-        min(static_cast<uint64_t>(__double2ull_rd(c.r.uniform * static_cast<double>(total))), total - 1);
+        min(static_cast<uint64_t>(__double2ull_rd(c.r->uniform * static_cast<double>(total))), total - 1);
     if (target < before || target >= before + xs.kept[rank]) return;
     int64_t hit = scan_ids(c, target - before, [&](int64_t t) -> uint64_t {
         const double z = z_at(c, t);
@@ -563,7 +563,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads) sam
     __shared__ Exchange xs;
     cg::cluster_group cl = cg::this_cluster();
     const unsigned rank = cl.block_rank();
-    const SampleRowDesc r = p.sampled_rows[blockIdx.x / kCluster];
+    const SampleRowDesc& r = p.sampled_rows[blockIdx.x / kCluster];
     float* stage = p.staged ? reinterpret_cast<float*>(sampled_smem) : nullptr;
     uint32_t* bitmap = reinterpret_cast<uint32_t*>(sampled_smem) + (p.staged ? p.chunk : 0);
     const Chunk c = setup_chunk(p, r, rank, bitmap, stage);
