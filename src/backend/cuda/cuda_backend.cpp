@@ -68,7 +68,10 @@ CudaBackend::~CudaBackend() {
     cudaStreamDestroy(stream_);
 }
 
-void CudaBackend::synchronize() { DSA_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaBackend::synchronize() {
+    if (capturing_) throw GraphCaptureBreak("an op synchronized the stream (it needs device data on the host)");
+    DSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
 
 void CudaBackend::set_poison_allocations(bool on) { CachingAllocator::instance(device_).set_poison(on); }
 

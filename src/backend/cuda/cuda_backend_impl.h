@@ -8,6 +8,7 @@
 #pragma once
 
 #include <mutex>
+#include <stdexcept>
 #include <unordered_map>
 #include <vector>
 
@@ -72,6 +73,8 @@ public:
     // ---- for tests and benchmarks ----
     cudaStream_t stream() const { return stream_; }
     LtGemm& gemm() { return *gemm_; }
+    // Waits for the stream. During capture_graph a synchronization (an op that needs device data on the host,
+    // or a host upload) cannot be recorded: it throws GraphCaptureBreak, which ends the capture with an error.
     void synchronize();
     // Fill every new device allocation with NaN bytes (exposes outputs a kernel failed to write).
     void set_poison_allocations(bool on);
@@ -124,6 +127,7 @@ private:
     struct MoeTable;
     const MoeTable& moe_table(std::span<const MlpWeights> experts);
 
+    bool capturing_ = false;  // inside capture_graph's body
     Numerics numerics_;
     int device_;
     int num_sms_ = 0;  // streaming multiprocessors of the device (kernel grid sizing)
@@ -136,6 +140,11 @@ private:
     std::unordered_map<const void*, std::pair<Tensor, Tensor>> copies_;  // host address -> (source, device copy)
     std::unordered_map<const void*, std::pair<Tensor, Tensor>> widened_;  // bf16 host param -> (source, f32 copy)
     std::unordered_map<const void*, std::shared_ptr<MoeTable>> moe_tables_;  // experts span address -> table
+};
+
+// Thrown by CudaBackend::synchronize() while a graph is being captured (caught by capture_graph).
+struct GraphCaptureBreak : std::runtime_error {
+    using std::runtime_error::runtime_error;
 };
 
 // Checks a contiguous device tensor of dtype `dt`; `shape` entries < 0 are not checked.

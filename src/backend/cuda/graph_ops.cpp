@@ -1,7 +1,11 @@
 // CudaBackend: decode steps with device-resident inputs and CUDA graphs. decode_slots expands page tables on the
 // device, copy_into writes host data into fixed device buffers, capture_graph records the ops a callback issues
 // on the backend's stream (cudaStreamCaptureModeRelaxed, allocations from the allocator's graph pool) and
-// replay_graph launches the instantiated graph on the same stream.
+// replay_graph launches the instantiated graph on the same stream. A body that synchronizes (an op that reads
+// device data on the host, e.g. host-side MoE grouping of a large batch) ends the capture with an error
+// instead of aborting: the caller then runs that step eagerly.
+#include <string>
+
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
@@ -27,11 +31,20 @@ private:
     cudaGraphExec_t exec_;
 };
 
-// Ends graph-pool routing however capture_graph leaves (including by an exception from the body).
+// Routes allocations to the graph pool and marks the backend as capturing for the scope's life.
 struct CaptureScope {
-    explicit CaptureScope(int device) : alloc(CachingAllocator::instance(device)) { alloc.set_graph_capture(true); }
-    ~CaptureScope() { alloc.set_graph_capture(false); }
+    CaptureScope(int device, bool& capturing) : alloc(CachingAllocator::instance(device)), flag(capturing) {
+        alloc.set_graph_capture(true);
+        flag = true;
+    }
+    ~CaptureScope() {
+        alloc.set_graph_capture(false);
+        flag = false;
+    }
+    CaptureScope(const CaptureScope&) = delete;
+    CaptureScope& operator=(const CaptureScope&) = delete;
     CachingAllocator& alloc;
+    bool& flag;
 };
 
 }  // namespace
@@ -73,13 +86,20 @@ StatusOr<std::unique_ptr<BackendGraph>> CudaBackend::capture_graph(const std::fu
     synchronize();  // nothing of the eager work may be pending in the capture
     cudaGraph_t graph = nullptr;
     {
-        CaptureScope scope(device_);
+        CaptureScope scope(device_, capturing_);
         DSA_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
-        body();
+        std::string broken;
+        try {
+            body();
+        } catch (const GraphCaptureBreak& e) {
+            broken = e.what();
+        }
         const cudaError_t err = cudaStreamEndCapture(stream_, &graph);
-        if (err != cudaSuccess) {
+        if (!broken.empty() || err != cudaSuccess) {
             (void)cudaGetLastError();
-            return make_error(StatusCode::kInternal, "CUDA graph capture failed: {}", cudaGetErrorString(err));
+            if (graph != nullptr) cudaGraphDestroy(graph);
+            return make_error(StatusCode::kInternal, "CUDA graph capture failed: {}",
+                              broken.empty() ? cudaGetErrorString(err) : broken);
         }
     }
     cudaGraphExec_t exec = nullptr;

@@ -11,6 +11,7 @@
 #include "engine/decode_graphs.h"
 #include "gpu_fixture.h"
 #include "model/forward_batch.h"
+#include "tensor/numeric.h"
 
 namespace dsa::engine {
 namespace {
@@ -98,6 +99,35 @@ TEST(DecodeGraphsGpu, ReplaysEqualEagerAndForward) {
     EXPECT_GE(graphs.graph_replays(), 3);
     EXPECT_EQ(eager.graphs_captured(), 0);
     EXPECT_GT(be.graph_pool_bytes(), 0);
+}
+
+// Backend-level graph mechanics: a replay re-reads its fixed inputs, and a body that synchronizes (here a
+// download) ends the capture with an error instead of aborting, leaving the backend usable.
+TEST(DecodeGraphsGpu, CaptureReplaysAndRefusesSynchronizingBodies) {
+    if (backend::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device present";
+    std::unique_ptr<backend::Backend> be = backend::make_cuda_backend(backend::Numerics::bf16(), 0);
+    auto bf16_row = [](float base) {
+        Tensor t = Tensor::empty({1, 256}, DType::kBF16);
+        for (int64_t i = 0; i < 256; ++i) t.data<uint16_t>()[i] = f32_to_bf16(base + static_cast<float>(i));
+        return t;
+    };
+    Tensor a = be->to_device(bf16_row(1.0f)), b = be->to_device(bf16_row(0.0f));
+    Tensor out;
+    auto graph = be->capture_graph([&] { out = be->add(a, b); });
+    ASSERT_TRUE(graph.is_ok()) << graph.status().to_string();
+    for (float base : {1.0f, 5.0f}) {
+        be->copy_into(bf16_row(base), a);
+        be->replay_graph(**graph);
+        Tensor host = be->to_host(out);
+        for (int64_t i = 0; i < 256; i += 51) {
+            EXPECT_EQ(bf16_to_f32(host.data<uint16_t>()[i]), bf16_to_f32(f32_to_bf16(base + 2.0f * i))) << base;
+        }
+    }
+    auto broken = be->capture_graph([&] { (void)be->to_host(be->add(a, b)); });
+    ASSERT_FALSE(broken.is_ok());
+    EXPECT_NE(broken.status().message().find("synchronized"), std::string::npos) << broken.status().to_string();
+    Tensor after = be->to_host(be->add(a, b));  // eager work still runs
+    EXPECT_EQ(bf16_to_f32(after.data<uint16_t>()[3]), bf16_to_f32(f32_to_bf16(5.0f + 6.0f)));
 }
 
 }  // namespace
