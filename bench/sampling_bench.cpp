@@ -3,8 +3,11 @@
 // top-k 50 + top-p 0.9 + min-p + penalties with 16 edited tokens per row. Two times per case, CUDA events, median of
 // 5 runs of 20 calls: "op" is the whole call as the engine makes it (packing, upload, kernels, 16-byte-per-row
 // download and its synchronisation), "kernel" the launch_sampling kernels alone on pre-uploaded parameters, with
-// the logits read rate it implies. For scale it also times downloading the whole [B, V] f32 logits (what the CPU
-// sampler needs first). Usage: sampling_bench [--glm]
+// the logits read rate it implies, and "legacy_us" the round-1 kernels (DSA_SAMPLING_LEGACY) on the same rows.
+// For scale, "cpu_dl_us" times what the CPU sampler must do first: download the whole [B, V] f32 logits with
+// Backend::to_host (a fresh pageable host tensor per call, so page faults included; not part of the GPU path).
+// Usage: sampling_bench [--glm]
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -43,7 +46,8 @@ std::vector<SampleRow> rows_for(int mode, int64_t batch, std::mt19937& rng) {
 }
 
 // The kernels alone: the rows packed as the op packs them (edits are already sorted by token here).
-double kernel_seconds(cuda::CudaBackend& cuda, const Tensor& logits, const std::vector<SampleRow>& rows) {
+double kernel_seconds(cuda::CudaBackend& cuda, const Tensor& logits, const std::vector<SampleRow>& rows,
+                      bool legacy) {
     std::vector<cuda::SampleRowDesc> descs;
     std::vector<cuda::SampleEditDesc> edits;
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -84,6 +88,10 @@ double kernel_seconds(cuda::CudaBackend& cuda, const Tensor& logits, const std::
     p.edits = reinterpret_cast<const cuda::SampleEditDesc*>(dev.data<uint8_t>() + rows_bytes);
     p.num_edits = static_cast<int64_t>(edits.size());
     p.out = reinterpret_cast<cuda::SampleOutDesc*>(out.data<uint8_t>());
+    p.legacy = legacy ? 1 : 0;
+    p.workspace_bytes = cuda::sampling_workspace_bytes(p.num_greedy, p.vocab);
+    Tensor workspace = Tensor::empty({std::max<int64_t>(p.workspace_bytes, 1)}, DType::kU8, Device::kCUDA, "bench_ws");
+    p.workspace = workspace.data<uint8_t>();
     return bench::median_seconds_per_call(cuda, [&](int) { cuda::launch_sampling(p, cuda.stream()); });
 }
 
@@ -91,8 +99,8 @@ void run(int64_t vocab) {
     auto be = make_cuda_backend(Numerics::bf16(), 0);
     auto& cuda = static_cast<cuda::CudaBackend&>(*be);
     std::mt19937 rng(7);
-    std::printf("vocab %lld\n%-36s %6s %10s %10s %12s %14s\n", static_cast<long long>(vocab), "case", "B", "op_us",
-                "kernel_us", "kernel_GB/s", "download_us");
+    std::printf("vocab %lld\n%-36s %6s %10s %10s %12s %10s %12s\n", static_cast<long long>(vocab), "case", "B",
+                "op_us", "kernel_us", "kernel_GB/s", "legacy_us", "cpu_dl_us");
     for (int64_t batch : {1, 64, 256}) {
         Tensor logits[2];
         for (int flat = 0; flat < 2; ++flat) {
@@ -110,10 +118,10 @@ void run(int64_t vocab) {
                 StatusOr<std::vector<SampledToken>> got = be->sample(x, rows);
                 if (!got.is_ok()) std::fprintf(stderr, "sample failed: %s\n", got.status().message().c_str());
             });
-            const double kernel = kernel_seconds(cuda, x, rows);
+            const double kernel = kernel_seconds(cuda, x, rows, false), legacy = kernel_seconds(cuda, x, rows, true);
             const double gbs = static_cast<double>(batch * vocab) * sizeof(float) / kernel * 1e-9;
-            std::printf("%-36s %6lld %10.1f %10.1f %12.0f %14.1f\n", kNames[mode], static_cast<long long>(batch),
-                        op * 1e6, kernel * 1e6, gbs, down * 1e6);
+            std::printf("%-36s %6lld %10.1f %10.1f %12.0f %10.1f %12.1f\n", kNames[mode], static_cast<long long>(batch),
+                        op * 1e6, kernel * 1e6, gbs, legacy * 1e6, down * 1e6);
         }
     }
 }

@@ -8,6 +8,7 @@
 #include <cooperative_groups.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
@@ -113,19 +114,19 @@ __device__ void stage_chunk(float* dst, const float* src, int64_t n) {
     }
 }
 
-// Sets up this CTA's chunk: its id range, its edits, the bitmap of edited ids and (stage != null) the copy.
-__device__ Chunk setup_chunk(const SamplingKernelParams& p, const SampleRowDesc& r, unsigned rank, uint32_t* bitmap,
-                             float* stage) {
+// Sets up ids [begin, end) of row r: its edits, the bitmap of edited ids (`words` words) and (stage != null) the copy.
+__device__ Chunk setup_range(const SamplingKernelParams& p, const SampleRowDesc& r, int64_t begin, int64_t end,
+                             int64_t words, uint32_t* bitmap, float* stage) {
     Chunk c;
     c.x = p.logits + r.logits_row * p.vocab;
-    c.begin = min(p.vocab, static_cast<int64_t>(rank) * p.chunk);
-    c.end = min(p.vocab, c.begin + p.chunk);
+    c.begin = begin;
+    c.end = end;
     c.edits = p.edits;
     c.e_begin = lower_bound_token(p.edits, r.edit_begin, r.edit_end, c.begin);
     c.e_end = lower_bound_token(p.edits, c.e_begin, r.edit_end, c.end);
     c.r = &r;
     c.inv_t = r.greedy ? 1.0 : __ddiv_rn(1.0, r.temperature);
-    for (int64_t w = threadIdx.x; w < p.chunk / 32; w += kThreads) bitmap[w] = 0;
+    for (int64_t w = threadIdx.x; w < words; w += kThreads) bitmap[w] = 0;
     if (stage != nullptr) stage_chunk(stage, c.x + c.begin, c.end - c.begin);
     __syncthreads();
     for (int32_t e = c.e_begin + static_cast<int32_t>(threadIdx.x); e < c.e_end; e += kThreads) {
@@ -136,6 +137,13 @@ __device__ Chunk setup_chunk(const SamplingKernelParams& p, const SampleRowDesc&
     c.bitmap = bitmap;
     c.vals = stage != nullptr ? stage : c.x + c.begin;
     return c;
+}
+
+// Cluster CTA `rank`'s chunk of row r.
+__device__ Chunk setup_chunk(const SamplingKernelParams& p, const SampleRowDesc& r, unsigned rank, uint32_t* bitmap,
+                             float* stage) {
+    const int64_t begin = min(p.vocab, static_cast<int64_t>(rank) * p.chunk);
+    return setup_range(p, r, begin, min(p.vocab, begin + p.chunk), p.chunk / 32, bitmap, stage);
 }
 
 __device__ __forceinline__ bool is_edited(const Chunk& c, int64_t i) { return (c.bitmap[i >> 5] >> (i & 31)) & 1u; }
@@ -244,6 +252,16 @@ __device__ SumState greedy_dense(const Chunk& c) {
     return SumState{static_cast<double>(m), static_cast<double>(cnt), static_cast<double>(rest), id};
 }
 
+// The row's result from its merged state.
+__device__ void finish_greedy(const SumState& all, SampleOutDesc& out) {
+    if (!isfinite(all.m)) {  // every logit masked, or +inf present: the CPU sampler decides
+        out = SampleOutDesc{0, 1, 0.0};
+        return;
+    }
+    // logprob = z_best - (m + log(cnt + rest)) with z_best = m; log1p keeps the small sums of peaked rows exact.
+    out = SampleOutDesc{static_cast<int32_t>(all.id), 0, -log1p((all.cnt - 1.0) + all.rest)};
+}
+
 __global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads) greedy_kernel(SamplingKernelParams p) {
     extern __shared__ uint32_t greedy_bitmap[];
     __shared__ SumState parts[kCluster];
@@ -261,13 +279,86 @@ __global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads) gre
     if (rank != 0 || threadIdx.x != 0) return;
     SumState all = parts[0];
     for (int q = 1; q < kCluster; ++q) all = merge(all, parts[q]);
-    SampleOutDesc& out = p.out[r.out_index];
-    if (!isfinite(all.m)) {  // every logit masked, or +inf present: the CPU sampler decides
-        out = SampleOutDesc{0, 1, 0.0};
-        return;
+    finish_greedy(all, p.out[r.out_index]);
+}
+
+// ---- greedy rows, split path (default): kGreedyChunk ids per CTA, no cluster; partial states go to the workspace
+// and one warp per row merges them (a second small kernel).
+constexpr int kGreedyChunk = 4096;
+constexpr int kGreedyVec = kGreedyChunk / (4 * kThreads);  // float4 loads per thread
+static_assert(kGreedyVec * 4 * kThreads == kGreedyChunk, "whole float4s per thread");
+
+// This thread's unedited ids of the chunk (16 of them, float4-strided): exact f32 max, ties counted, lowest id,
+// f32 exp terms relative to the thread's max.
+__device__ SumState greedy_dense_split(const Chunk& c) {
+    const int64_t n = c.end - c.begin;
+    const bool vec = (reinterpret_cast<uintptr_t>(c.vals) & 15) == 0;
+    float v[kGreedyVec * 4];
+#pragma unroll
+    for (int j = 0; j < kGreedyVec; ++j) {
+        const int64_t i = (static_cast<int64_t>(j) * kThreads + threadIdx.x) * 4;
+        if (vec && i + 3 < n) {
+            const float4 q = __ldcs(reinterpret_cast<const float4*>(c.vals + i));
+            v[4 * j] = q.x, v[4 * j + 1] = q.y, v[4 * j + 2] = q.z, v[4 * j + 3] = q.w;
+        } else {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) v[4 * j + e] = i + e < n ? __ldcs(c.vals + i + e) : 0.0f;
+        }
     }
-    // logprob = z_best - (m + log(cnt + rest)) with z_best = m; log1p keeps the small sums of peaked rows exact.
-    out = SampleOutDesc{static_cast<int32_t>(all.id), 0, -log1p((all.cnt - 1.0) + all.rest)};
+    uint32_t valid = 0;
+    float m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < kGreedyVec * 4; ++k) {
+        const int64_t i = (static_cast<int64_t>(k / 4) * kThreads + threadIdx.x) * 4 + k % 4;
+        v[k] = sanitized(v[k]);
+        if (i < n && !is_edited(c, i)) valid |= 1u << k, m = fmaxf(m, v[k]);
+    }
+    uint32_t cnt = 0;
+    float rest = 0.0f;
+    int64_t id = INT64_MAX;
+#pragma unroll
+    for (int k = 0; k < kGreedyVec * 4; ++k) {
+        if (!((valid >> k) & 1u)) continue;
+        const int64_t i = (static_cast<int64_t>(k / 4) * kThreads + threadIdx.x) * 4 + k % 4;
+        if (v[k] == m) {
+            ++cnt;
+            id = min(id, c.begin + i);
+        } else {
+            rest += expf(v[k] - m);
+        }
+    }
+    return SumState{static_cast<double>(m), static_cast<double>(cnt), static_cast<double>(rest), id};
+}
+
+__global__ void __launch_bounds__(kThreads) greedy_split_kernel(SamplingKernelParams p, SumState* parts) {
+    __shared__ uint32_t bitmap[kGreedyChunk / 32];
+    const int64_t row = blockIdx.x / p.greedy_splits, part = blockIdx.x % p.greedy_splits;
+    const SampleRowDesc& r = p.greedy_rows[row];
+    const int64_t begin = part * kGreedyChunk;
+    const Chunk c = setup_range(p, r, begin, min(p.vocab, begin + kGreedyChunk), kGreedyChunk / 32, bitmap, nullptr);
+    SumState s = greedy_dense_split(c);
+    for (int32_t e = c.e_begin + static_cast<int32_t>(threadIdx.x); e < c.e_end; e += kThreads) {
+        s = merge(s, SumState{edited_z(c, c.edits[e]), 1.0, 0.0, c.edits[e].token});
+    }
+    s = block_reduce(s, MergeOp());
+    if (threadIdx.x == 0) parts[blockIdx.x] = s;
+}
+
+__device__ SumState shfl_xor(const SumState& s, int off) {
+    return SumState{__shfl_xor_sync(kFullMask, s.m, off), __shfl_xor_sync(kFullMask, s.cnt, off),
+                    __shfl_xor_sync(kFullMask, s.rest, off),
+                    static_cast<int64_t>(__shfl_xor_sync(kFullMask, static_cast<long long>(s.id), off))};
+}
+
+// One warp per row: merges the row's greedy_splits partial states.
+__global__ void __launch_bounds__(kThreads) greedy_merge_kernel(SamplingKernelParams p, const SumState* parts) {
+    const int64_t row = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / 32;
+    if (row >= p.num_greedy) return;  // whole warps leave together
+    const int lane = static_cast<int>(threadIdx.x & 31);
+    SumState s{neg_inf(), 0.0, 0.0, INT64_MAX};
+    for (int64_t q = lane; q < p.greedy_splits; q += 32) s = merge(s, parts[row * p.greedy_splits + q]);
+    for (int off = 16; off > 0; off >>= 1) s = merge(s, shfl_xor(s, off));
+    if (lane == 0) finish_greedy(s, p.out[p.greedy_rows[row].out_index]);
 }
 
 // ==== sampled rows ====
@@ -311,6 +402,7 @@ struct RowStats {
     double sum;         // sum of the weights exp((z - m) / T)
     uint64_t total;     // sum of the fixed-point weights
     double mass_scale;  // fixed-point scale
+    bool legacy;        // round-1 histogram adds
 };
 
 __device__ __forceinline__ double weight(const Chunk& c, const RowStats& s, double z) {
@@ -336,8 +428,30 @@ __device__ __forceinline__ int level_shift(int level) {
 }
 __device__ __forceinline__ int level_width(int level) { return level % 3 == 2 ? 10 : 11; }
 
-// Adds this warp's matching ids to the histogram: one set of atomics per distinct bin in the warp.
-__device__ void hist_add(Hist& h, bool match, uint32_t d, uint64_t fixed, bool nz) {
+// *cell += v through two native 32-bit shared atomics (a 64-bit one is a compare-and-swap loop): the low word's
+// carry goes into the high word with it. Whole-word integer sums commute, so the total is exact in any order.
+__device__ __forceinline__ void add_u64_shared(uint64_t* cell, uint64_t v) {
+    uint32_t* w = reinterpret_cast<uint32_t*>(cell);  // little endian: w[0] low, w[1] high
+    const uint32_t lo = static_cast<uint32_t>(v), old = atomicAdd(&w[0], lo);
+    const uint32_t hi = static_cast<uint32_t>(v >> 32) + (old + lo < old ? 1u : 0u);
+    if (hi != 0) atomicAdd(&w[1], hi);
+}
+
+// Adds this warp's matching ids to the histogram. Default: the lanes of one bin found by a single match.any, the
+// group's leader adds its count, every lane its own mass (add_u64_shared). Round-1 path (legacy): a loop over the
+// warp's distinct bins, each with a shuffle reduction of its mass (latency-bound: ~20 bins per warp at level 0).
+__device__ void hist_add_legacy(Hist& h, bool match, uint32_t d, uint64_t fixed, bool nz);
+__device__ void hist_add(Hist& h, bool match, uint32_t d, uint64_t fixed, bool nz, bool legacy) {
+    if (legacy) return hist_add_legacy(h, match, d, fixed, nz);
+    const unsigned group = __match_any_sync(kFullMask, match ? d : ~0u);
+    if (!match) return;
+    const int lane = static_cast<int>(threadIdx.x & 31);
+    if (lane == __ffs(group) - 1) atomicAdd(&h.cnt[d], static_cast<uint32_t>(__popc(group)));
+    if (fixed != 0) add_u64_shared(&h.mass[d], fixed);
+    if (nz) atomicOr(&h.nz[d >> 5], 1u << (d & 31));
+}
+
+__device__ void hist_add_legacy(Hist& h, bool match, uint32_t d, uint64_t fixed, bool nz) {
     const int lane = static_cast<int>(threadIdx.x & 31);
     unsigned pending = __ballot_sync(kFullMask, match);
     while (pending != 0) {
@@ -369,7 +483,8 @@ __device__ void hist_fill(Hist& h, const Chunk& c, const RowStats& s, int level,
         const uint64_t key = valid ? key_fast(z, edited) : 0;
         const bool match = valid && (key & pmask) == prefix;
         const uint64_t fixed = match ? fixed_of(s, weight(c, s, z)) : 0;
-        hist_add(h, match, static_cast<uint32_t>((key >> shift) & dmask), fixed, (key & 0xffffffffull) != 0);
+        hist_add(h, match, static_cast<uint32_t>((key >> shift) & dmask), fixed, (key & 0xffffffffull) != 0,
+                 s.legacy);
     });
 }
 
@@ -546,7 +661,8 @@ __device__ bool row_stats(cg::cluster_group& cl, Exchange& xs, Hist& h, const Ch
         sum += w, fixed += f;
         if (fill) {
             const uint64_t key = valid ? key_fast(z, edited) : 0;
-            hist_add(h, valid, static_cast<uint32_t>(key >> shift) & (kBins - 1), f, (key & 0xffffffffull) != 0);
+            hist_add(h, valid, static_cast<uint32_t>(key >> shift) & (kBins - 1), f, (key & 0xffffffffull) != 0,
+                     s.legacy);
         }
     });
     put_all(cl, xs.sum, block_reduce(sum, SumOp()));
@@ -571,6 +687,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads) sam
 
     const bool by_k = r.top_k > 0 && r.top_k < p.vocab, by_p = r.top_p<1.0, by_min_p = r.min_p> 0.0;
     RowStats s;
+    s.legacy = p.legacy != 0;
     if (!row_stats(cl, xs, hist, c, by_k || by_p, p.mass_scale, s)) {
         if (rank == 0 && threadIdx.x == 0) out = SampleOutDesc{0, 1, 0.0};
         return;
@@ -595,23 +712,58 @@ int ceil_log2(int64_t v) {
     return b;
 }
 
+// Raises a kernel's dynamic shared memory limit on the current device only when a launch needs more than it was
+// last given there (granted: one slot per device; devices past the table are set on every launch).
+constexpr int kMaxDevices = 64;
+void ensure_smem(const void* kernel, int64_t bytes, int64_t (&granted)[kMaxDevices]) {
+    int device = 0;
+    DSA_CUDA_CHECK(cudaGetDevice(&device));
+    const bool known = device >= 0 && device < kMaxDevices;
+    if (known && bytes <= granted[device]) return;
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    if (known) granted[device] = bytes;
+}
+
+int64_t greedy_splits(int64_t vocab) { return (vocab + kGreedyChunk - 1) / kGreedyChunk; }
+
+void launch_greedy(SamplingKernelParams p, cudaStream_t stream) {
+    const int64_t bitmap_bytes = p.chunk / 32 * static_cast<int64_t>(sizeof(uint32_t));
+    if (p.legacy || p.workspace_bytes < sampling_workspace_bytes(p.num_greedy, p.vocab)) {
+        static int64_t granted[kMaxDevices] = {};  // round-1 path: a cluster of CTAs per row
+        ensure_smem(reinterpret_cast<const void*>(greedy_kernel), bitmap_bytes, granted);
+        greedy_kernel<<<static_cast<unsigned>(p.num_greedy * kCluster), kThreads, static_cast<size_t>(bitmap_bytes),
+                        stream>>>(p);
+        DSA_CUDA_CHECK_LAUNCH("greedy_kernel");
+        return;
+    }
+    p.greedy_splits = greedy_splits(p.vocab);
+    auto* parts = static_cast<SumState*>(p.workspace);
+    greedy_split_kernel<<<static_cast<unsigned>(p.num_greedy * p.greedy_splits), kThreads, 0, stream>>>(p, parts);
+    DSA_CUDA_CHECK_LAUNCH("greedy_split_kernel");
+    const int64_t merge_blocks = (p.num_greedy * 32 + kThreads - 1) / kThreads;
+    greedy_merge_kernel<<<static_cast<unsigned>(merge_blocks), kThreads, 0, stream>>>(p, parts);
+    DSA_CUDA_CHECK_LAUNCH("greedy_merge_kernel");
+}
+
 }  // namespace
 
 int64_t sampling_chunk(int64_t vocab) { return ((vocab + kCluster - 1) / kCluster + 31) / 32 * 32; }
+
+int64_t sampling_workspace_bytes(int64_t num_greedy, int64_t vocab) {
+    return num_greedy * greedy_splits(vocab) * static_cast<int64_t>(sizeof(SumState));
+}
+
+bool sampling_legacy_from_env() {
+    const char* v = std::getenv("DSA_SAMPLING_LEGACY");
+    return v != nullptr && v[0] != '\0' && v[0] != '0';
+}
 
 void launch_sampling(SamplingKernelParams p, cudaStream_t stream) {
     if (p.num_greedy + p.num_sampled == 0) return;
     p.chunk = sampling_chunk(p.vocab);
     // Each weight is <= 1 (the maximum's is 1): vocab weights at scale 2^(62 - ceil(log2 vocab)) sum below 2^63.
     p.mass_scale = std::ldexp(1.0, 62 - ceil_log2(p.vocab));
-    const int64_t bitmap_bytes = p.chunk / 32 * static_cast<int64_t>(sizeof(uint32_t));
-    if (p.num_greedy > 0) {
-        DSA_CUDA_CHECK(cudaFuncSetAttribute(greedy_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(bitmap_bytes)));
-        greedy_kernel<<<static_cast<unsigned>(p.num_greedy * kCluster), kThreads, static_cast<size_t>(bitmap_bytes),
-                        stream>>>(p);
-        DSA_CUDA_CHECK_LAUNCH("greedy_kernel");
-    }
+    if (p.num_greedy > 0) launch_greedy(p, stream);
     if (p.num_sampled > 0) {
         // The opt-in shared memory per block left after the kernel's static shared memory (asked once).
         static const int64_t spare = [] {
@@ -622,11 +774,12 @@ void launch_sampling(SamplingKernelParams p, cudaStream_t stream) {
             DSA_CUDA_CHECK(cudaFuncGetAttributes(&attr, sampled_kernel));
             return static_cast<int64_t>(optin) - static_cast<int64_t>(attr.sharedSizeBytes);
         }();
+        static int64_t granted[kMaxDevices] = {};
+        const int64_t bitmap_bytes = p.chunk / 32 * static_cast<int64_t>(sizeof(uint32_t));
         const int64_t stage_bytes = p.chunk * static_cast<int64_t>(sizeof(float));
         p.staged = stage_bytes + bitmap_bytes <= spare ? 1 : 0;
         const int64_t smem = (p.staged ? stage_bytes : 0) + bitmap_bytes;
-        DSA_CUDA_CHECK(
-            cudaFuncSetAttribute(sampled_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+        ensure_smem(reinterpret_cast<const void*>(sampled_kernel), smem, granted);
         sampled_kernel<<<static_cast<unsigned>(p.num_sampled * kCluster), kThreads, static_cast<size_t>(smem),
                          stream>>>(p);
         DSA_CUDA_CHECK_LAUNCH("sampled_kernel");

@@ -1,6 +1,7 @@
-// Parameter structs and launcher of the batched sampling kernels (sampling_kernels.cu): each row is split over a
-// cluster of kSampleCluster CTAs (one vocab chunk each, exchanging partial results through distributed shared
-// memory). Greedy rows: a two-level argmax + sum-exp in one read of the logits. Sampled rows: max, sum-exp, a
+// Parameter structs and launcher of the batched sampling kernels (sampling_kernels.cu). Greedy rows: a two-level
+// argmax + sum-exp in one read of the logits (4096 ids per CTA, partial states merged by a second kernel; round-1
+// path: a cluster of kSampleCluster CTAs per row). Sampled rows: a cluster of CTAs per row (one vocab chunk each,
+// partial results exchanged through distributed shared memory): max, sum-exp, a
 // radix select of the top-k / top-p cut over the logits' order, min-p, and the CPU sampler's draw (kept ids in
 // increasing order). Plain structs only (the op layer packs them; edits sorted by token within a row).
 #pragma once
@@ -52,10 +53,19 @@ struct SamplingKernelParams {
     int64_t chunk = 0;        // tokens per CTA (a multiple of 32)
     int32_t staged = 0;       // 1: sampled rows copy their chunk into shared memory
     double mass_scale = 0.0;  // fixed-point scale of the weights (sums of vocab weights <= 1 fit in 63 bits)
+    int64_t greedy_splits = 0;  // CTAs per greedy row on the split path
+    // Device scratch of the split greedy path (sampling_workspace_bytes); too small -> the round-1 cluster path.
+    void* workspace = nullptr;
+    int64_t workspace_bytes = 0;
+    int32_t legacy = 0;  // 1: the round-1 kernels (greedy cluster path, round-1 histogram adds)
 };
 
 // Tokens per CTA for `vocab` (a multiple of 32, kSampleCluster chunks cover the row).
 int64_t sampling_chunk(int64_t vocab);
+// Bytes of SamplingKernelParams::workspace the split greedy path needs for num_greedy rows.
+int64_t sampling_workspace_bytes(int64_t num_greedy, int64_t vocab);
+// DSA_SAMPLING_LEGACY=1 (not 0 / empty) selects the round-1 kernels.
+bool sampling_legacy_from_env();
 void launch_sampling(SamplingKernelParams p, cudaStream_t stream);
 
 }  // namespace dsa::backend::cuda

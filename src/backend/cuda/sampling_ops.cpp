@@ -1,6 +1,7 @@
 // CudaBackend::sample: checks every row's parameters on the host (a bad value is an InvalidArgument, never a
 // kernel fault), packs the greedy rows, the sampled rows and their edits (sorted by token within a row) into one
-// upload, runs launch_sampling and downloads 16 bytes per row.
+// upload, runs launch_sampling (with the split greedy path's workspace; DSA_SAMPLING_LEGACY=1: the round-1 kernels)
+// and downloads 16 bytes per row.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -107,6 +108,13 @@ StatusOr<std::vector<SampledToken>> CudaBackend::sample(const Tensor& logits, st
     p.edits = reinterpret_cast<const SampleEditDesc*>(d + greedy_bytes + sampled_bytes);
     p.num_edits = static_cast<int64_t>(edits.size());
     p.out = reinterpret_cast<SampleOutDesc*>(out.data<uint8_t>());
+    p.legacy = sampling_legacy_from_env() ? 1 : 0;
+    Tensor workspace;
+    if (!greedy.empty() && !p.legacy) {
+        p.workspace_bytes = sampling_workspace_bytes(p.num_greedy, vocab);
+        workspace = Tensor::empty({p.workspace_bytes}, DType::kU8, Device::kCUDA, "sample_workspace");
+        p.workspace = workspace.data<uint8_t>();
+    }
     launch_sampling(p, stream_);
 
     Tensor got = to_host(out);  // synchronizes the stream

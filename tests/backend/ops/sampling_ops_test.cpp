@@ -6,8 +6,11 @@
 // pick the same id on every row; a sampled row may differ only where the CPU's sequential double sums and the
 // GPU's fixed-point ones round differently right at a cumulative or cut boundary (a measure ~1e-12 of the
 // uniform), so >= 99.9% of sampled rows must agree. A perturbed reference (another uniform, a boosted logit) must
-// disagree.
+// disagree. Greedy rows run on 4096-id CTAs (split path) and, with DSA_SAMPLING_LEGACY=1, on the round-1 cluster
+// kernels: both are checked, including the CTA boundaries at an odd vocab.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "engine/device_sampling.h"
@@ -268,6 +271,67 @@ TEST_F(SamplingOpsTest, EdgeRowsMatchCpuSampler) {
     EXPECT_EQ(gpu[19].token_id, tie_token[19]);
     EXPECT_EQ(gpu[20].token_id, 0);
     EXPECT_EQ(gpu[21].token_id % 3, 0);
+}
+
+// Sets (or clears) DSA_SAMPLING_LEGACY for one scope: the round-1 kernels stay selectable and must stay correct.
+class LegacyScope {
+  public:
+    explicit LegacyScope(bool on) {
+        if (const char* v = std::getenv(kName)) saved_ = v, had_ = true;
+        if (on)
+            setenv(kName, "1", 1);
+        else
+            unsetenv(kName);
+    }
+    ~LegacyScope() {
+        if (had_)
+            setenv(kName, saved_.c_str(), 1);
+        else
+            unsetenv(kName);
+    }
+
+  private:
+    static constexpr const char* kName = "DSA_SAMPLING_LEGACY";
+    std::string saved_;
+    bool had_ = false;
+};
+
+TEST_F(SamplingOpsTest, LegacyKernelsStillMatchCpuSampler) {
+    LegacyScope legacy(true);
+    const Tally t = random_batches(*this, rng_, kVocab, {7, 64, 256});
+    expect_agreement(t, "legacy kernels, vocab 129280");
+}
+
+// Greedy rows at an odd vocab (10,001: rows 1.. are not 16-byte aligned, the last 4096-id CTA is partial) on both
+// paths: the maximum and its ties at CTA boundaries (ids 4095 / 4096 / 8191 / 8192 / 10000), an edit lifting an id
+// onto the maximum across CTAs, a masked maximum, all-equal logits.
+TEST_F(SamplingOpsTest, GreedyCtaBoundariesMatchCpuSampler) {
+    constexpr int64_t kOdd = 10001;
+    constexpr int kRows = 8;
+    for (bool on : {false, true}) {
+        LegacyScope legacy(on);
+        Tensor logits = random_logits(kRows, rng_, kOdd);
+        std::vector<RowCase> cases(kRows);
+        auto row = [&](int i) { return logits.data<float>() + static_cast<int64_t>(i) * kOdd; };
+        for (int i = 0; i < kRows; ++i) cases[i].sp.temperature = 0.0, cases[i].position = i;
+        row(0)[4095] = row(0)[8191] = 50.0f;  // tie across CTAs: the lower id
+        row(1)[10000] = row(1)[4096] = 50.0f;
+        row(2)[10000] = 50.0f;  // the last id, in the partial CTA
+        row(3)[9000] = 50.0f;
+        cases[3].sp.logit_bias = {{8192, 50.0 - static_cast<double>(row(3)[8192])}};  // exact tie at a lower id
+        row(4)[4096] = 60.0f, row(4)[8191] = 55.0f;
+        cases[4].sp.min_new_tokens = 2, cases[4].stop_ids = {4096};  // the maximum is masked: 8191
+        std::fill(row(5), row(5) + kOdd, -2.0f);                     // all equal: id 0
+        row(6)[0] = 50.0f, row(6)[kOdd - 1] = 50.0f;
+        row(7)[4095] = -INFINITY, row(7)[4096] = std::nanf(""), row(7)[8192] = 50.0f;
+        std::vector<SampledToken> gpu = gpu_sample(logits, cases);
+        std::vector<engine::SampleResult> cpu = cpu_sample(logits, cases);
+        Tally t;
+        tally(t, cases, cpu, gpu);
+        expect_agreement(t, on ? "greedy CTA boundaries (legacy)" : "greedy CTA boundaries");
+        const int32_t want[kRows] = {4095, 4096, 10000, 8192, 8191, 0, 0, 8192};
+        for (int i = 0; i < kRows; ++i) EXPECT_EQ(gpu[i].token_id, want[i]) << "row " << i << " legacy " << on;
+    }
 }
 
 // One-id vocabulary: every row picks id 0 with logprob 0.
