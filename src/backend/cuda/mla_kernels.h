@@ -85,8 +85,9 @@ int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int 
 // Runs the sparse kernel; with splits > 1, part_o / part_ml must hold the partials (sizes above).
 void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t stream);
 // The same op on wgmma (mla_sparse_wgmma.cu): same parameters, semantics, split-K partials and combine; two
-// warpgroups per (token, 64-head group). The default; launch_mla_sparse_attention stays the fallback.
-void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream);
+// warpgroups per (token, 64-head group). The default; launch_mla_sparse_attention stays the fallback. overlap:
+// the variant that issues S of tile i + 1 behind P V of tile i (same results bit for bit).
+void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream, bool overlap = false);
 // Merges split-K partials (p.splits > 1) into p.out; called by both sparse launchers.
 void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream);
 

@@ -3,7 +3,7 @@
 // sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
 // BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
 // e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit. Sparse
-// attention runs the wgmma kernel unless DSA_MLA_KERNEL=legacy.
+// attention runs the wgmma kernel unless DSA_MLA_KERNEL=legacy (or =overlap, its pipelined variant).
 #include <cuda_runtime_api.h>
 
 #include <cstdlib>
@@ -44,13 +44,17 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
     return dw.dequant;
 }
 
-// DSA_MLA_KERNEL=legacy selects the mma.sync sparse kernel (mla_attention.cu) instead of the wgmma one; read on
-// every call (a host decision, so also fixed at CUDA-graph capture time).
-bool use_legacy_sparse_kernel() {
+// DSA_MLA_KERNEL selects the sparse kernel: 'wgmma' (default), 'overlap' (the wgmma kernel with P V of one tile
+// under S of the next) or 'legacy' (the mma.sync kernel, mla_attention.cu); read on every call (a host decision,
+// so also fixed at CUDA-graph capture time).
+enum class SparseKernel { kWgmma, kOverlap, kLegacy };
+SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "wgmma") == 0) return false;
-    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 'legacy' or 'wgmma', not '" << v << "'";
-    return true;
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "wgmma") == 0) return SparseKernel::kWgmma;
+    if (std::strcmp(v, "overlap") == 0) return SparseKernel::kOverlap;
+    DSA_CHECK(std::strcmp(v, "legacy") == 0)
+        << "DSA_MLA_KERNEL must be 'wgmma', 'overlap' or 'legacy', not '" << v << "'";
+    return SparseKernel::kLegacy;
 }
 
 }  // namespace
@@ -172,10 +176,11 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
         k.part_o = part_o.data<float>();
         k.part_ml = part_ml.data<float>();
     }
-    if (use_legacy_sparse_kernel()) {
+    const SparseKernel kernel = sparse_kernel_choice();
+    if (kernel == SparseKernel::kLegacy) {
         launch_mla_sparse_attention(k, stream_);
     } else {
-        launch_mla_sparse_wgmma(k, stream_);
+        launch_mla_sparse_wgmma(k, stream_, kernel == SparseKernel::kOverlap);
     }
     return out;
 }

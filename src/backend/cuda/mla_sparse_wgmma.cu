@@ -4,6 +4,8 @@
 // Warpgroup c computes S for keys 32c .. +32 of a tile (m64n32k16, Q and K from shared memory), the two halves
 // exchange row maxima, both write bf16 P, and warpgroup c accumulates output columns 256c .. +256 (m64n256k16,
 // P and V = the tile's first 512 columns read MN-major). Same semantics and split-K partials as the old kernel.
+// The overlap variant (DSA_MLA_KERNEL=overlap) leaves P V of tile i in flight and issues S of tile i + 1 behind it,
+// so the tensor pipe runs them back to back; same arithmetic in the same order, so the same bits.
 #include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_check.h"
@@ -51,6 +53,8 @@ __device__ __forceinline__ uint64_t sw128_desc(uint32_t saddr, uint32_t lbo, uin
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// Waits for all but the most recently committed wgmma group (older groups complete first).
+__device__ __forceinline__ void wgmma_wait_one() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 // Generic-proxy shared-memory writes (st.shared, cp.async) made visible to wgmma (async proxy).
 __device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 // Keeps the compiler from moving accumulator reads/writes across wgmma issue / wait.
@@ -128,10 +132,12 @@ __device__ __forceinline__ void check_slots(const MlaSparseKernelParams& p, int6
 // thread and tile, 64 contiguous bytes of a row per warp instruction.
 static_assert(kThreads == 4 * kRows, "four threads per gathered row");
 
-// FP8 row part in flight: this thread's 16-byte e4m3 chunks c0 + 4 k (k < 8) of its row and the row's 4 scales.
+// FP8 row part in flight: this thread's 16-byte e4m3 chunks c0 + 4 k (k < 8) of its row, the row's 4 scales and
+// whether the row is valid. The loads are consumed (masked) only in fp8_store, so their latency hides under P V.
 struct Fp8Stage {
     uint4 raw[8];
     float4 scale;
+    bool ok;
 };
 
 // Issues the loads of tile `tile` into buffer `buf`: bf16 rows and FP8 k_pe by cp.async (zero-filled for masked
@@ -155,28 +161,27 @@ __device__ __forceinline__ void issue_tile(const MlaSparseKernelParams& p, WgSme
         const int c = c0 + 4 * k;
         cp_async16(dst + sw128(r, kLatent / 8 + c), src + kFp8RopeOffset + c * 16, s >= 0);
     }
-    // Loaded for masked rows too (row 0; the launcher requires a non-empty store) and zeroed by selects: no branch
-    // while the S wgmma is in flight (a divergent path would serialize it).
-    const bool ok = s >= 0;
+    // Loaded for masked rows too (row 0; the launcher requires a non-empty store) and zeroed by fp8_store: no
+    // branch while the S wgmma is in flight (a divergent path would serialize it).
+    st.ok = s >= 0;
 #pragma unroll
-    for (int k = 0; k < 8; ++k) {
-        const uint4 v = __ldg(reinterpret_cast<const uint4*>(src + (c0 + 4 * k) * 16));
-        st.raw[k] = make_uint4(ok ? v.x : 0u, ok ? v.y : 0u, ok ? v.z : 0u, ok ? v.w : 0u);
-    }
-    const float4 sc = __ldg(reinterpret_cast<const float4*>(src + kFp8ScaleOffset));
-    st.scale = make_float4(ok ? sc.x : 0.0f, ok ? sc.y : 0.0f, ok ? sc.z : 0.0f, ok ? sc.w : 0.0f);
+    for (int k = 0; k < 8; ++k) st.raw[k] = __ldg(reinterpret_cast<const uint4*>(src + (c0 + 4 * k) * 16));
+    st.scale = __ldg(reinterpret_cast<const float4*>(src + kFp8ScaleOffset));
 }
 
 // Dequantizes the staged FP8 chunks (e4m3 chunk c = 16 values = bf16 chunks 2c and 2c + 1, scale c / 8) into
-// buffer `buf`.
+// buffer `buf`; a masked row becomes zeros (its bytes, maybe NaN codes, are dropped by the mask).
 __device__ __forceinline__ void fp8_store(WgSmem& sm, int buf, const Fp8Stage& st) {
     const int r = threadIdx.x >> 2, c0 = threadIdx.x & 3;
-    const float scales[4] = {st.scale.x, st.scale.y, st.scale.z, st.scale.w};
+    const uint32_t keep = st.ok ? 0xffffffffu : 0u;
+    const float scales[4] = {st.ok ? st.scale.x : 0.0f, st.ok ? st.scale.y : 0.0f, st.ok ? st.scale.z : 0.0f,
+                             st.ok ? st.scale.w : 0.0f};
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
         const int c = c0 + 4 * k;
         const float sc = scales[k >> 1];  // c / 8 = k / 2 since c0 < 4
-        const uint16_t* pairs = reinterpret_cast<const uint16_t*>(&st.raw[k]);
+        const uint4 raw = make_uint4(st.raw[k].x & keep, st.raw[k].y & keep, st.raw[k].z & keep, st.raw[k].w & keep);
+        const uint16_t* pairs = reinterpret_cast<const uint16_t*>(&raw);
         uint32_t out[8];
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
@@ -297,6 +302,8 @@ __device__ __forceinline__ void softmax_tile(WgSmem& sm, float (&s)[4][4], float
     }
 }
 
+// kOverlap: P V of a tile stays in flight until S of the next tile has been issued behind it (see the header).
+template <bool kOverlap>
 __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_kernel(MlaSparseKernelParams p) {
     extern __shared__ __align__(128) uint8_t smem_raw[];
     const uint32_t pad = (1024u - (smem_addr(smem_raw) & 1023u)) & 1023u;
@@ -347,7 +354,17 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_kernel(MlaSparse
             fence_regs<16>(&s[0][0]);
             wgmma_fence();
             issue_qk(s, q_addr, kv_addr, ch);
-            wgmma_commit();
+        }
+        // Overlap: a group is committed even for a skipped tile (then empty), so "all but the newest" is always
+        // P V of the previous tile.
+        if (any_valid || kOverlap) wgmma_commit();
+        if constexpr (kOverlap) {
+            // P V of the previous tile (reads buffer buf ^ 1 and P) must be complete in both warpgroups before
+            // buffer buf ^ 1 is refilled and P rewritten; S of this tile may still run.
+            if (!any_valid) wgmma_wait_all();  // no S behind it (the empty group should suffice; be explicit)
+            wgmma_wait_one();
+            fence_regs<128>(&o[0][0]);
+            __syncthreads();
         }
         if (next) issue_tile(p, sm, raw_next, buf ^ 1, st);
         cp_async_commit();
@@ -374,8 +391,10 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_kernel(MlaSparse
         issue_pv(o, p_addr, kv_addr, ch);
         wgmma_commit();
         if (p.fp8 && next) fp8_store(sm, buf ^ 1, st);  // dequantize the next tile while P V runs
-        wgmma_wait_all();
-        fence_regs<128>(&o[0][0]);
+        if constexpr (!kOverlap) {
+            wgmma_wait_all();
+            fence_regs<128>(&o[0][0]);
+        }
     }
     cp_async_wait<0>();
     wgmma_wait_all();  // nothing in flight here; tells ptxas so on every path out of the loop
@@ -400,7 +419,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_kernel(MlaSparse
 
 }  // namespace
 
-void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream) {
+void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream, bool overlap) {
     if (p.num_tokens == 0 || p.heads == 0) return;
     // The FP8 gather reads row 0 for masked entries, so an empty store goes to the mma.sync kernel.
     if (p.num_slots == 0) return launch_mla_sparse_attention(p, stream);
@@ -413,11 +432,12 @@ void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream
     DSA_CHECK(p.splits >= 1 && (p.splits == 1 || (p.part_o != nullptr && p.part_ml != nullptr &&
                                                   p.tiles_per_split * (p.splits - 1) < (p.width + kRows - 1) / kRows)))
         << "sparse MLA: bad split " << p.splits << " x " << p.tiles_per_split;
-    DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(kSmemBytes)));
+    const auto kernel = overlap ? mla_sparse_wgmma_kernel<true> : mla_sparse_wgmma_kernel<false>;
+    DSA_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
     const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
                     static_cast<unsigned>(p.splits));
-    mla_sparse_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(p);
+    kernel<<<grid, kThreads, kSmemBytes, stream>>>(p);
     DSA_CUDA_CHECK_LAUNCH(mla_sparse_wgmma_kernel);
     if (p.splits > 1) launch_mla_sparse_combine(p, stream);
 }

@@ -7,7 +7,8 @@
 //  - attention: 1e-2. Both sides compute FP32 scores and softmax, but the GPU rounds the unnormalized
 //    probabilities to bf16 inside an online softmax while the CPU rounds the normalized ones; that, the summation
 //    order and the final bf16 rounding give ~2-4e-3 (rel L2 of a bf16 result is ~2^-9 = 2e-3 at best).
-// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / wgmma). Every attention case also checks that a
+// Sparse attention runs on every kernel (DSA_MLA_KERNEL=legacy / wgmma / overlap; overlap must also equal wgmma
+// bit for bit). Every attention case also checks that a
 // slightly wrong reference (one tile of keys dropped) is rejected by the same tolerance, so the comparison can fail.
 #include <algorithm>
 #include <cstdlib>
@@ -205,9 +206,9 @@ class SparseKernelScope {
     std::string old_;
 };
 
-constexpr const char* kSparseKernels[] = {"legacy", "wgmma"};
+constexpr const char* kSparseKernels[] = {"legacy", "wgmma", "overlap"};
 
-// One random case on both sparse kernels against one CPU reference.
+// One random case on every sparse kernel against one CPU reference.
 void check_sparse(Backend& cpu, Backend& gpu, const Stores& st, int64_t tokens, int64_t heads, int64_t width,
                   bool device_slots, std::mt19937& rng) {
     const float scale = 0.1352338f;
@@ -292,9 +293,41 @@ TEST_F(MlaTest, SparseKernelsAgree) {
     EXPECT_LT(d.rel_l2, 4e-3);
 }
 
+// The overlap variant does the wgmma kernel's arithmetic in the same order, so its output has the same bits: both
+// stores, split-K (5 tokens) and one pass (300), lists with -1 slots, an all -1 row, a row valid only in its first
+// tile, and a row whose tiles 0, 2, 3 and the last are all -1 (skipped tiles first, between valid ones and last).
+TEST_F(MlaTest, SparseOverlapMatchesWgmmaBitForBit) {
+    make(Numerics::bf16());
+    const int64_t heads = 128, width = 2048, tiles = width / 64;
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        for (int64_t tokens : {5, 300}) {
+            Tensor slots = slot_lists(tokens, width, rng_);
+            for (int64_t j = 0; j < width; ++j) {
+                const int64_t tile = j / 64;
+                if (tile == 0 || tile == 2 || tile == 3 || tile == tiles - 1) slots.data<int32_t>()[3 * width + j] = -1;
+            }
+            Tensor q = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
+            Tensor dslots = gpu_->to_device(slots);
+            Tensor out[2];
+            const char* kernels[] = {"wgmma", "overlap"};
+            for (int i = 0; i < 2; ++i) {
+                SparseKernelScope scope(kernels[i]);
+                out[i] = to_f32(gpu_->to_host(gpu_->mla_sparse_attention({q, &st.gpu, dslots, 0.1352338f})));
+            }
+            const Diff d = compare(out[1], out[0]);
+            const std::string what = std::string("mla_sparse overlap vs wgmma ") + mla_kv_format_name(format) +
+                                     " T=" + std::to_string(tokens);
+            std::cout << "[ metric ] " << what << ": max_abs=" << d.max_abs << "\n";
+            EXPECT_EQ(d.max_abs, 0.0) << what;
+            EXPECT_EQ(d.nonfinite, 0) << what;
+        }
+    }
+}
+
 // Staged cases that localize a failure: (1) one valid slot per list (the output is that row's first 512 values:
 // gather + P V with a one-hot P, S irrelevant); (2) q = 0 over full lists (uniform weights: P V with a dense P);
-// (3) general q (adds S = Q K^T and the softmax). Both kernels against the CPU, tolerance as above.
+// (3) general q (adds S = Q K^T and the softmax). Every kernel against the CPU, tolerance as above.
 TEST_F(MlaTest, SparseAttentionStaged) {
     make(Numerics::bf16());
     Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
