@@ -7,6 +7,7 @@
 // histograms); min-p is a weight threshold; the draw walks the kept ids in increasing order as the CPU sampler.
 #include <cooperative_groups.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cub/block/block_reduce.cuh>
@@ -673,7 +674,10 @@ __device__ bool row_stats(cg::cluster_group& cl, Exchange& xs, Hist& h, const Ch
     return true;
 }
 
-__global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads) sampled_kernel(SamplingKernelParams p) {
+// kMinBlocks 1: up to 255 registers (no spills; small batches), 2: two CTAs per SM (at most 128 registers).
+template <int kMinBlocks>
+__global__ void __cluster_dims__(kCluster, 1, 1)
+    __launch_bounds__(kThreads, kMinBlocks) sampled_kernel(SamplingKernelParams p) {
     extern __shared__ float4 sampled_smem[];
     __shared__ Hist hist;
     __shared__ Exchange xs;
@@ -745,6 +749,43 @@ void launch_greedy(SamplingKernelParams p, cudaStream_t stream) {
     DSA_CUDA_CHECK_LAUNCH("greedy_merge_kernel");
 }
 
+template <int kMinBlocks>
+void launch_sampled_as(const SamplingKernelParams& p, int64_t smem, cudaStream_t stream) {
+    static int64_t granted[kMaxDevices] = {};
+    ensure_smem(reinterpret_cast<const void*>(sampled_kernel<kMinBlocks>), smem, granted);
+    sampled_kernel<kMinBlocks><<<static_cast<unsigned>(p.num_sampled * kCluster), kThreads,
+                                 static_cast<size_t>(smem), stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH("sampled_kernel");
+}
+
+void launch_sampled(SamplingKernelParams p, cudaStream_t stream) {
+    // The opt-in shared memory per block left after the kernel's static shared memory, and the SM count (asked once).
+    static const int64_t spare = [] {
+        int device = 0, optin = 0;
+        DSA_CUDA_CHECK(cudaGetDevice(&device));
+        DSA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+        cudaFuncAttributes a1{}, a2{};
+        DSA_CUDA_CHECK(cudaFuncGetAttributes(&a1, sampled_kernel<1>));
+        DSA_CUDA_CHECK(cudaFuncGetAttributes(&a2, sampled_kernel<2>));
+        return static_cast<int64_t>(optin) - static_cast<int64_t>(std::max(a1.sharedSizeBytes, a2.sharedSizeBytes));
+    }();
+    static const int64_t sms = [] {
+        int device = 0, n = 0;
+        DSA_CUDA_CHECK(cudaGetDevice(&device));
+        DSA_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+        return static_cast<int64_t>(n);
+    }();
+    const int64_t bitmap_bytes = p.chunk / 32 * static_cast<int64_t>(sizeof(uint32_t));
+    const int64_t stage_bytes = p.chunk * static_cast<int64_t>(sizeof(float));
+    p.staged = stage_bytes + bitmap_bytes <= spare ? 1 : 0;
+    const int64_t smem = (p.staged ? stage_bytes : 0) + bitmap_bytes;
+    // One CTA per SM fits every row at once: the spill-free build; else two per SM (the round-1 build).
+    if (!p.legacy && p.num_sampled * kCluster <= sms)
+        launch_sampled_as<1>(p, smem, stream);
+    else
+        launch_sampled_as<2>(p, smem, stream);
+}
+
 }  // namespace
 
 int64_t sampling_chunk(int64_t vocab) { return ((vocab + kCluster - 1) / kCluster + 31) / 32 * 32; }
@@ -764,26 +805,7 @@ void launch_sampling(SamplingKernelParams p, cudaStream_t stream) {
     // Each weight is <= 1 (the maximum's is 1): vocab weights at scale 2^(62 - ceil(log2 vocab)) sum below 2^63.
     p.mass_scale = std::ldexp(1.0, 62 - ceil_log2(p.vocab));
     if (p.num_greedy > 0) launch_greedy(p, stream);
-    if (p.num_sampled > 0) {
-        // The opt-in shared memory per block left after the kernel's static shared memory (asked once).
-        static const int64_t spare = [] {
-            int device = 0, optin = 0;
-            DSA_CUDA_CHECK(cudaGetDevice(&device));
-            DSA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-            cudaFuncAttributes attr{};
-            DSA_CUDA_CHECK(cudaFuncGetAttributes(&attr, sampled_kernel));
-            return static_cast<int64_t>(optin) - static_cast<int64_t>(attr.sharedSizeBytes);
-        }();
-        static int64_t granted[kMaxDevices] = {};
-        const int64_t bitmap_bytes = p.chunk / 32 * static_cast<int64_t>(sizeof(uint32_t));
-        const int64_t stage_bytes = p.chunk * static_cast<int64_t>(sizeof(float));
-        p.staged = stage_bytes + bitmap_bytes <= spare ? 1 : 0;
-        const int64_t smem = (p.staged ? stage_bytes : 0) + bitmap_bytes;
-        ensure_smem(reinterpret_cast<const void*>(sampled_kernel), smem, granted);
-        sampled_kernel<<<static_cast<unsigned>(p.num_sampled * kCluster), kThreads, static_cast<size_t>(smem),
-                         stream>>>(p);
-        DSA_CUDA_CHECK_LAUNCH("sampled_kernel");
-    }
+    if (p.num_sampled > 0) launch_sampled(p, stream);
 }
 
 }  // namespace dsa::backend::cuda
