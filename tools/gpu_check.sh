@@ -120,7 +120,7 @@ bench_stage() {
       bench_one sampling_bench; bench_one layer_bench ${DSA_GPU_LAYER_BENCH_ARGS:---quick}; }
 }
 
-# The bundled model served on the CPU and on the GPU (same BF16 numerics), scored by the accuracy harness; the CPU
+# The bundled model served on the CPU and on the GPU (the same serving numerics), scored by the accuracy harness; the CPU
 # run also counts the replies identical to the GPU's (greedy).
 model_stage() {
     local bin="$build/dsaserve" model="$root/models/dsv32-tiny" dev port pids=() rc

@@ -12,6 +12,7 @@
 #include "base/logging.h"
 #include "base/mapped_file.h"
 #include "engine/model_engine.h"
+#include "model/config.h"
 #include "server/http_server.h"
 #include "server/server_context.h"
 
@@ -24,8 +25,19 @@ namespace {
 
 // BF16 activations on both devices (the same numerics whichever device serves); --kv-cache-dtype fp8_e4m3
 // selects the 656-byte FP8 latent cache as in SGLang.
-backend::Numerics serving_numerics(const ServerArgs& a) {
+// What SGLang runs: for an FP8 checkpoint DeepSeek's deployed numerics (W8A8 block GEMMs with the 1x128
+// per-token activation quantization, UE8M0 scales where the config says so, the FP8 indexer), bf16 activations
+// otherwise; the 656-byte FP8 latent cache with --kv-cache-dtype fp8_e4m3. DSA_SERVING_NUMERICS=bf16 keeps
+// bf16 activations and the F32 indexer even for FP8 checkpoints (debugging).
+backend::Numerics serving_numerics(const ServerArgs& a, const model::ModelConfig& mc) {
     backend::Numerics n = backend::Numerics::bf16();
+    const std::string mode = env_string("DSA_SERVING_NUMERICS", "auto",
+                                        "auto: DeepSeek's FP8 numerics for FP8 checkpoints; bf16: bf16 activations");
+    if (mc.quant.method == model::QuantMethod::kFp8 && mode != "bf16") {
+        n.fp8_activation_quant = true;
+        n.ue8m0_scales = mc.quant.scale_fmt_ue8m0();
+        n.indexer_fp8 = true;
+    }
     n.kv_cache_fp8 = a.kv_cache_dtype == "fp8_e4m3";
     return n;
 }
@@ -130,7 +142,13 @@ Status run_serve(const ServerArgs& a) {
     engine::ModelEngineOptions eo;
     eo.model_path = model_dir;
     eo.json_model_override_args = a.json_model_override_args;
-    eo.numerics = serving_numerics(a);
+    DSA_ASSIGN_OR_RETURN(const model::ModelConfig numerics_config,
+                         model::load_model_config(model_dir, a.json_model_override_args));
+    eo.numerics = serving_numerics(a, numerics_config);
+    DSA_LOG(kInfo) << "numerics: activations bf16" << (eo.numerics.fp8_activation_quant ? " with FP8 act_quant" : "")
+                   << (eo.numerics.ue8m0_scales ? " (UE8M0 scales)" : "") << ", indexer "
+                   << (eo.numerics.indexer_fp8 ? "FP8" : "F32") << ", KV cache "
+                   << backend::mla_kv_format_name(eo.numerics.mla_kv_format());
     eo.engine = engine_config(a, device);
     eo.backend = backend_provider(device);
     eo.mem_fraction_static = a.mem_fraction_static;
