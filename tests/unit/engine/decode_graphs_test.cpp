@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "engine/decode_graphs.h"
+#include "golden_model.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/forward_batch.h"
@@ -32,23 +33,8 @@ TEST(DecodeGraphSizes, DefaultListAndWidths) {
     EXPECT_EQ(decode_width(100, 100, 64), 128);           // a page multiple
 }
 
-struct Tiny {
-    backend::Numerics numerics = backend::Numerics::fp32();
-    model::ModelConfig config;
-    std::unique_ptr<model::Checkpoint> ckpt;
-    model::ModelWeights weights;
-    std::unique_ptr<backend::Backend> backend;
-    std::unique_ptr<model::DsaModel> model;
-
-    Tiny() {
-        const std::string dir = std::string(DSA_SOURCE_DIR) + "/tests/golden/deepseek_v32_tiny";
-        config = *model::load_model_config(dir);
-        ckpt = std::make_unique<model::Checkpoint>(*model::Checkpoint::open(dir));
-        weights = *model::load_model_weights(*ckpt, config);
-        backend = backend::make_cpu_backend(numerics);
-        model = std::make_unique<model::DsaModel>(config, weights, *backend,
-                                                  model::ModelOptions{.max_positions = kContext});
-    }
+struct Tiny : test_models::GoldenModel {
+    Tiny() : GoldenModel(kContext) {}
     model::KvStores stores(int64_t pages) {
         return model::allocate_kv_stores(config, numerics.mla_kv_format(), numerics.indexer_key_format(), pages,
                                          kPage, 0);

@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 #include "engine/model_engine.h"
 #include "engine/model_runner.h"
+#include "golden_model.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/sequence_runner.h"
@@ -26,29 +27,8 @@ using namespace std::chrono_literals;
 constexpr int kPage = 64;
 constexpr int64_t kMaxPositions = 1024;
 
-struct TinyModel {
-    backend::Numerics numerics = backend::Numerics::fp32();
-    model::ModelConfig config;
-    std::unique_ptr<model::Checkpoint> ckpt;
-    model::ModelWeights weights;
-    std::unique_ptr<backend::Backend> backend;
-    std::unique_ptr<model::DsaModel> model;
-
-    TinyModel() {
-        const std::string dir = std::string(DSA_SOURCE_DIR) + "/tests/golden/deepseek_v32_tiny";
-        auto cfg = model::load_model_config(dir);
-        EXPECT_TRUE(cfg.is_ok()) << cfg.status().to_string();
-        config = *cfg;
-        auto ck = model::Checkpoint::open(dir);
-        EXPECT_TRUE(ck.is_ok()) << ck.status().to_string();
-        ckpt = std::make_unique<model::Checkpoint>(std::move(ck).value());
-        auto w = model::load_model_weights(*ckpt, config);
-        EXPECT_TRUE(w.is_ok()) << w.status().to_string();
-        weights = std::move(w).value();
-        backend = backend::make_cpu_backend(numerics);
-        model = std::make_unique<model::DsaModel>(config, weights, *backend,
-                                                  model::ModelOptions{.max_positions = kMaxPositions});
-    }
+struct TinyModel : test_models::GoldenModel {
+    TinyModel() : GoldenModel(kMaxPositions) {}
 
     // The oracle: the prompt alone through SequenceRunner, greedy argmax.
     std::vector<int32_t> solo_greedy(const std::vector<int32_t>& prompt, int64_t num_tokens) {
