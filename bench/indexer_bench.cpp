@@ -3,10 +3,12 @@
 // (indexer_topk with device-resident inputs), then q-prep + logits and the top-k alone, each with the achieved
 // TB/s of key reads (132 B per key) and % of the floor (keys x 132 B / 4.8 TB/s); "padded" lines run with
 // key_slots 128K wide (a CUDA-graph buffer) and shorter real contexts. Median of 5 runs of 20 calls (CUDA
-// events); small cases rotate over page ranges so that the keys are not all L2-resident.
+// events); small cases rotate over page ranges so that the keys are not all L2-resident. "graph:" repeats the
+// kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost).
 // Usage: indexer_bench [--quick]
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -34,6 +36,23 @@ constexpr int kRotations = 8;
 
 double time_per_call(cuda::CudaBackend& be, const std::function<void(int)>& fn) {
     return bench::median_seconds_per_call(be, fn);
+}
+
+// Seconds per call of fn(i), i = 0..kCalls-1 captured into one CUDA graph and replayed (median of 5 x 2
+// replays): the kernels' time without the host's launch cost, as in captured decode steps.
+double graph_seconds_per_call(cuda::CudaBackend& be, const std::function<void(int)>& fn) {
+    constexpr int kCalls = 10;
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    DSA_CUDA_CHECK(cudaStreamBeginCapture(be.stream(), cudaStreamCaptureModeThreadLocal));
+    for (int i = 0; i < kCalls; ++i) fn(i);
+    DSA_CUDA_CHECK(cudaStreamEndCapture(be.stream(), &graph));
+    DSA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+    const double t = bench::median_seconds_per_call(
+        be, [&](int) { DSA_CUDA_CHECK(cudaGraphLaunch(exec, be.stream())); }, 2, 5);
+    DSA_CUDA_CHECK(cudaGraphExecDestroy(exec));
+    DSA_CUDA_CHECK(cudaGraphDestroy(graph));
+    return t / kCalls;
 }
 
 Tensor host_i32(const std::vector<int32_t>& v, const Shape& shape) {
@@ -117,28 +136,34 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
 
     // The kernels alone: q prep + logits, then top-k on the logits of the last call.
     const float head_scale = 1.0f / std::sqrt(static_cast<float>(kHeads)), dim_scale = 1.0f / std::sqrt(128.0f);
-    Tensor q16 = Tensor::empty({batch, kHeads, kDim}, DType::kF16, Device::kCUDA);
+    Tensor q8 = Tensor::empty({batch, kHeads, kDim}, DType::kU8, Device::kCUDA);
     Tensor wt = Tensor::empty({batch, kHeads}, DType::kF32, Device::kCUDA);
     Tensor scores = Tensor::empty({batch, width}, DType::kF32, Device::kCUDA);
     Tensor pos = Tensor::empty({batch, kTopk}, DType::kI32, Device::kCUDA);
     Tensor slots = Tensor::empty({batch, kTopk}, DType::kI32, Device::kCUDA);
     auto logits = [&](int i) {
-        cuda::launch_indexer_q_prep({in.q.data<uint16_t>(), in.weights.data<float>(), q16.data<uint16_t>(),
-                                     wt.data<float>(), batch, kHeads, head_scale, dim_scale, dim_scale, true},
+        cuda::launch_indexer_q_prep({in.q.data<uint16_t>(), in.weights.data<float>(), q8.data<uint8_t>(),
+                                     wt.data<float>(), batch, kHeads, kHeads, head_scale, dim_scale, dim_scale, true},
                                     be.stream());
-        cuda::launch_indexer_logits({q16.data<uint16_t>(), wt.data<float>(), store.data.data<uint8_t>(),
+        cuda::launch_indexer_logits({nullptr, q8.data<uint8_t>(), wt.data<float>(), store.data.data<uint8_t>(),
                                      in.key_slots[i % n].data<int32_t>(), in.request.data<int32_t>(),
                                      in.limit.data<int32_t>(), scores.data<float>(), batch, kHeads, batch, width,
                                      store.num_slots(), head_scale, dim_scale, true, false},
                                     be.stream());
     };
     const double t_logits = time_per_call(be, logits);
-    const double t_topk = time_per_call(be, [&](int i) {
+    auto topk = [&](int i) {
         cuda::launch_indexer_topk({scores.data<float>(), in.key_slots[i % n].data<int32_t>(),
                                    in.request.data<int32_t>(), in.limit.data<int32_t>(), pos.data<int32_t>(),
                                    slots.data<int32_t>(), batch, batch, width, kTopk},
                                   be.stream());
+    };
+    const double t_topk = time_per_call(be, topk);
+    const double g_all = graph_seconds_per_call(be, [&](int i) {
+        logits(i);
+        topk(i);
     });
+    const double g_topk = graph_seconds_per_call(be, topk);
     const double bytes = static_cast<double>(batch) * ctx * kIndexerFp8BytesPerToken;
     const double floor_s = bytes / kHbmBytesPerS;
     auto rate = [&](double t) { return std::make_pair(bytes / t / 1e12, 100.0 * floor_s / t); };
@@ -146,9 +171,11 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [r_log, f_log] = rate(t_logits);
     const auto [r_top, f_top] = rate(t_topk);
     std::printf("indexer B=%-3lld ctx=%-6lld%s total %8.1f us %5.2f TB/s %5.1f%% | "
-                "logits %8.1f us %5.2f TB/s %5.1f%% | topk %7.1f us (%5.2f TB/s-equiv %5.1f%%) | floor %6.1f us%s\n",
+                "logits %8.1f us %5.2f TB/s %5.1f%% | topk %7.1f us (%5.2f TB/s-equiv %5.1f%%) | floor %6.1f us | "
+                "graph: kernels %8.1f us topk %7.1f us%s\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
                 total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, t_topk * 1e6, r_top, f_top, floor_s * 1e6,
+                g_all * 1e6, g_topk * 1e6,
                 n > 1 ? "" : " (single page range)");
     std::fflush(stdout);
 }
@@ -167,10 +194,11 @@ int run(int argc, char** argv) {
     auto& be = static_cast<cuda::CudaBackend&>(*owner);
     const int64_t max_keys = batches.back() * ctxs.back();
     const IndexerKeyStore store = make_store(be, max_keys / kIndexerPageSize, rng);
-    std::printf("indexer decode: H_I=%lld dim=%lld top-k=%lld, FP8 pages (132 B per key); floor = keys x 132 B / "
-                "4.8 TB/s (B=64 ctx=65536: %.1f us)\n",
+    const char* kernel = std::getenv("DSA_INDEXER_LOGITS");
+    std::printf("indexer decode: H_I=%lld dim=%lld top-k=%lld, FP8 pages (132 B per key), logits kernel %s; floor = "
+                "keys x 132 B / 4.8 TB/s (B=64 ctx=65536: %.1f us)\n",
                 static_cast<long long>(kHeads), static_cast<long long>(kDim), static_cast<long long>(kTopk),
-                64.0 * 65536 * 132 / kHbmBytesPerS * 1e6);
+                kernel != nullptr && *kernel != '\0' ? kernel : "e4m3", 64.0 * 65536 * 132 / kHbmBytesPerS * 1e6);
     for (int64_t b : batches) {
         for (int64_t c : ctxs) bench_case(be, store, b, c, c, rng);
     }

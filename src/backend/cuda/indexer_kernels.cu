@@ -1,9 +1,13 @@
 // Lightning-indexer kernels: key writes (Hadamard + act_quant into the 8448-byte FP8 page, or f32 rows), the
-// per-head q preparation, the logits (FP8: 64-key blocks gathered by cp.async into a 6-stage shared ring, e4m3
-// widened exactly to f16, mma.sync m16n8k16 with f32 accumulation, q of all heads in registers, head sum inside
-// the quad; F32: the reference's float ops in its order), an exact radix-select top-k (11-bit digits on the
+// per-head q preparation (e4m3 bytes, heads padded to 8/16/32/64), the logits (FP8: 64-key blocks gathered by
+// cp.async into a 6-stage shared ring, mma.sync m16n8k32 e4m3 x e4m3 with f32 accumulation, or the e4m3 values
+// widened exactly to f16 for m16n8k16; q of all heads in registers, head sum inside the quad; F32: the reference's float ops in its order), an exact radix-select top-k (11-bit digits on the
 // score's order key, a cluster of up to 8 CTAs per row, ties by position) with a bitonic sort of the selected
 // entries, and the causal index lists. Every grid depends on host shapes only; the work follows query_limit.
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
 #include <cooperative_groups.h>
 #include <cuda_fp8.h>
 
@@ -35,10 +39,6 @@ __device__ __forceinline__ float pow2_ceil(float x) {
 
 __device__ __forceinline__ uint8_t f32_to_e4m3(float f) {
     return static_cast<uint8_t>(__nv_cvt_float_to_fp8(f, __NV_SATFINITE, __NV_E4M3));
-}
-
-__device__ __forceinline__ uint16_t e4m3_to_f16_bits(uint8_t b) {
-    return __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(b), __NV_E4M3).x;
 }
 
 // Two e4m3 (low byte first) -> f16x2 (low half first); exact.
@@ -128,22 +128,28 @@ __global__ void indexer_k_write_kernel(IndexerKWriteKernelParams p) {
     if (lane == 0) *reinterpret_cast<float*>(base + kFp8ScaleOffset + row * 4) = s;
 }
 
-// ---- q preparation: one warp per (token, head) ----
+// ---- q preparation: one warp per (token, padded head) ----
 
 __global__ void indexer_q_prep_kernel(IndexerQPrepParams p) {
     const int64_t rowi = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
-    if (rowi >= p.num_tokens * p.heads) return;  // whole warps
+    if (rowi >= p.num_tokens * p.padded_heads) return;  // whole warps
+    const int64_t t = rowi / p.padded_heads, h = rowi % p.padded_heads;
+    uint32_t* dst = reinterpret_cast<uint32_t*>(p.q8 + rowi * kDim) + lane;
+    if (h >= p.heads) {  // padding head: q = 0, weight 0 (whole warp)
+        *dst = 0;
+        if (lane == 0) p.wt[rowi] = 0.0f;
+        return;
+    }
+    const int64_t src = t * p.heads + h;
     float v[4];
-    load4_bf16(p.q + rowi * kDim + lane * 4, v);
+    load4_bf16(p.q + src * kDim + lane * 4, v);
     hadamard128_warp(v, lane, p.hadamard_scale);
     uint8_t q[4];
     const float s = act_quant_warp(v, p.ue8m0, q);
-    uint2 out;
-    out.x = e4m3_to_f16_bits(q[0]) | (static_cast<uint32_t>(e4m3_to_f16_bits(q[1])) << 16);
-    out.y = e4m3_to_f16_bits(q[2]) | (static_cast<uint32_t>(e4m3_to_f16_bits(q[3])) << 16);
-    *reinterpret_cast<uint2*>(p.q16 + rowi * kDim + lane * 4) = out;
-    if (lane == 0) p.wt[rowi] = __fmul_rn(__fmul_rn(__fmul_rn(p.weights[rowi], p.head_scale), s), p.dim_scale);
+    *dst = q[0] | (static_cast<uint32_t>(q[1]) << 8) | (static_cast<uint32_t>(q[2]) << 16) |
+           (static_cast<uint32_t>(q[3]) << 24);
+    if (lane == 0) p.wt[rowi] = __fmul_rn(__fmul_rn(__fmul_rn(p.weights[src], p.head_scale), s), p.dim_scale);
 }
 
 // ---- shared by the logits, top-k and causal kernels ----
@@ -232,10 +238,6 @@ __device__ __forceinline__ void issue_block(const IndexerLogitsParams& p, uint8_
     }
 }
 
-__device__ __forceinline__ uint32_t word(const uint4& u, int i) {
-    return i == 0 ? u.x : (i == 1 ? u.y : (i == 2 ? u.z : u.w));
-}
-
 __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                         uint32_t b0, uint32_t b1) {
     asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
@@ -244,40 +246,98 @@ __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1,
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// The MMA's k index is a permutation of the head dim shared by A (keys) and B (q): in k-step ks, lane
-// (g = lane / 4, tig = lane % 4) holds fragment columns {2 tig, 2 tig + 1} = dims 32 tig + 4 ks + {0, 1} and
-// columns {2 tig + 8, 2 tig + 9} = dims 32 tig + 4 ks + {2, 3}, so each lane reads chunks 2 tig and 2 tig + 1
-// of keys g and g + 8 of its tile.
-template <int NT>
-__device__ __forceinline__ void score_tile(const uint8_t* stage, int warp, int g, int tig,
-                                           const uint32_t (&bq)[NT][8][2], const float (&wt)[NT][2], float& ra,
-                                           float& rb) {
+__device__ __forceinline__ void mma_e4m3(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+        "{%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// The q fragments of one lane: NT groups of 8 heads, kSteps MMA k-steps of two 32-bit B registers, and the
+// weights of the lane's two heads (8 nt + 2 tig + {0, 1}) of each group.
+template <int NT, bool kF8>
+struct QFrag {
+    static constexpr int kSteps = kF8 ? 4 : 8;
+    uint32_t b[NT][kSteps][2];
+    float wt[NT][2];
+};
+
+// The MMA's k index is a permutation of the head dim shared by A (keys) and B (q); lane (g = lane / 4,
+// tig = lane % 4) always works on dims 32 tig .. 32 tig + 31 (chunks 2 tig, 2 tig + 1) of keys g and g + 8 of
+// its tile and of head g of each group, as 8 words w0..w7 (w_i = dims 32 tig + 4 i .. + 3).
+// e4m3 m16n8k32, k-step ks: fragment k = 4 tig + j is dim 32 tig + 8 ks + j (A regs 0/1, B reg 0: word 2 ks) and
+// k = 16 + 4 tig + j is dim 32 tig + 8 ks + 4 + j (A regs 2/3, B reg 1: word 2 ks + 1).
+// f16 m16n8k16, k-step ks: k = 2 tig + {0, 1} is dim 32 tig + 4 ks + {0, 1} (low half of word ks, widened) and
+// k = 2 tig + 8 + {0, 1} is dim 32 tig + 4 ks + {2, 3} (high half).
+template <int NT, bool kF8>
+__device__ __forceinline__ void load_q(const IndexerLogitsParams& p, int64_t t, int g, int tig, QFrag<NT, kF8>& f) {
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        const int64_t qrow = t * (NT * 8) + nt * 8 + g;
+        const uint4* src = reinterpret_cast<const uint4*>(p.q8 + qrow * kDim + tig * 32);
+        const uint4 lo = __ldg(src), hi = __ldg(src + 1);
+        const uint32_t w[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+#pragma unroll
+        for (int ks = 0; ks < QFrag<NT, kF8>::kSteps; ++ks) {
+            if constexpr (kF8) {
+                f.b[nt][ks][0] = w[2 * ks];
+                f.b[nt][ks][1] = w[2 * ks + 1];
+            } else {
+                f.b[nt][ks][0] = e4m3x2_to_f16x2(w[ks] & 0xffffu);
+                f.b[nt][ks][1] = e4m3x2_to_f16x2(w[ks] >> 16);
+            }
+        }
+        f.wt[nt][0] = __ldg(p.weights + t * (NT * 8) + nt * 8 + tig * 2);
+        f.wt[nt][1] = __ldg(p.weights + t * (NT * 8) + nt * 8 + tig * 2 + 1);
+    }
+}
+
+// ra / rb: sum over the heads of wt_h ReLU(q_h . k) for keys g and g + 8 of the warp's tile (all 4 lanes of the
+// quad hold the sums). acc[nt][0..1]: key g, heads 8 nt + 2 tig + {0, 1}; acc[nt][2..3]: key g + 8.
+template <int NT, bool kF8>
+__device__ __forceinline__ void score_tile(const uint8_t* stage, int warp, int g, int tig, const QFrag<NT, kF8>& q,
+                                           float& ra, float& rb) {
     const int r0 = warp * kTileKeys + g, r1 = r0 + 8;
     const uint4 a_lo = *reinterpret_cast<const uint4*>(stage + swizzled(r0, 2 * tig));
     const uint4 a_hi = *reinterpret_cast<const uint4*>(stage + swizzled(r0, 2 * tig + 1));
     const uint4 b_lo = *reinterpret_cast<const uint4*>(stage + swizzled(r1, 2 * tig));
     const uint4 b_hi = *reinterpret_cast<const uint4*>(stage + swizzled(r1, 2 * tig + 1));
+    const uint32_t k0[8] = {a_lo.x, a_lo.y, a_lo.z, a_lo.w, a_hi.x, a_hi.y, a_hi.z, a_hi.w};
+    const uint32_t k1[8] = {b_lo.x, b_lo.y, b_lo.z, b_lo.w, b_hi.x, b_hi.y, b_hi.z, b_hi.w};
     float acc[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
 #pragma unroll
-    for (int ks = 0; ks < 8; ++ks) {
-        const uint32_t wa = word(ks < 4 ? a_lo : a_hi, ks & 3);
-        const uint32_t wb = word(ks < 4 ? b_lo : b_hi, ks & 3);
-        const uint32_t a0 = e4m3x2_to_f16x2(wa & 0xffffu), a2 = e4m3x2_to_f16x2(wa >> 16);
-        const uint32_t a1 = e4m3x2_to_f16x2(wb & 0xffffu), a3 = e4m3x2_to_f16x2(wb >> 16);
+    for (int ks = 0; ks < QFrag<NT, kF8>::kSteps; ++ks) {
+        if constexpr (kF8) {
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt) mma_f16(acc[nt], a0, a1, a2, a3, bq[nt][ks][0], bq[nt][ks][1]);
+            for (int nt = 0; nt < NT; ++nt) {
+                mma_e4m3(acc[nt], k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1], q.b[nt][ks][0],
+                         q.b[nt][ks][1]);
+            }
+        } else {
+            const uint32_t a0 = e4m3x2_to_f16x2(k0[ks] & 0xffffu), a2 = e4m3x2_to_f16x2(k0[ks] >> 16);
+            const uint32_t a1 = e4m3x2_to_f16x2(k1[ks] & 0xffffu), a3 = e4m3x2_to_f16x2(k1[ks] >> 16);
+#pragma unroll
+            for (int nt = 0; nt < NT; ++nt) mma_f16(acc[nt], a0, a1, a2, a3, q.b[nt][ks][0], q.b[nt][ks][1]);
+        }
     }
-    // acc[nt][0..1]: key g, heads 8 nt + 2 tig + {0, 1}; acc[nt][2..3]: key g + 8.
     ra = 0.0f;
     rb = 0.0f;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
-        ra = __fadd_rn(ra, __fmul_rn(fmaxf(acc[nt][0], 0.0f), wt[nt][0]));
-        ra = __fadd_rn(ra, __fmul_rn(fmaxf(acc[nt][1], 0.0f), wt[nt][1]));
-        rb = __fadd_rn(rb, __fmul_rn(fmaxf(acc[nt][2], 0.0f), wt[nt][0]));
-        rb = __fadd_rn(rb, __fmul_rn(fmaxf(acc[nt][3], 0.0f), wt[nt][1]));
+        if constexpr (kF8) {  // ReLU + weighted sum as fused multiply-adds
+            ra = fmaf(fmaxf(acc[nt][0], 0.0f), q.wt[nt][0], ra);
+            ra = fmaf(fmaxf(acc[nt][1], 0.0f), q.wt[nt][1], ra);
+            rb = fmaf(fmaxf(acc[nt][2], 0.0f), q.wt[nt][0], rb);
+            rb = fmaf(fmaxf(acc[nt][3], 0.0f), q.wt[nt][1], rb);
+        } else {
+            ra = __fadd_rn(ra, __fmul_rn(fmaxf(acc[nt][0], 0.0f), q.wt[nt][0]));
+            ra = __fadd_rn(ra, __fmul_rn(fmaxf(acc[nt][1], 0.0f), q.wt[nt][1]));
+            rb = __fadd_rn(rb, __fmul_rn(fmaxf(acc[nt][2], 0.0f), q.wt[nt][0]));
+            rb = __fadd_rn(rb, __fmul_rn(fmaxf(acc[nt][3], 0.0f), q.wt[nt][1]));
+        }
     }
     ra += __shfl_xor_sync(kFull, ra, 1);
     rb += __shfl_xor_sync(kFull, rb, 1);
@@ -285,8 +345,10 @@ __device__ __forceinline__ void score_tile(const uint8_t* stage, int warp, int g
     rb += __shfl_xor_sync(kFull, rb, 2);
 }
 
-template <int NT>
-__global__ void __launch_bounds__(kLogitsThreads, 2) indexer_logits_fp8_kernel(IndexerLogitsParams p, int m) {
+// kF8: e4m3 MMAs, q in 64 registers for 64 heads (3 CTAs per SM); else f16 MMAs, 128 registers (2 per SM).
+template <int NT, bool kF8>
+__global__ void __launch_bounds__(kLogitsThreads, kF8 ? 3 : 2) indexer_logits_fp8_kernel(IndexerLogitsParams p,
+                                                                                          int m) {
     extern __shared__ __align__(16) uint8_t ring[];
     const int64_t t = blockIdx.x % p.num_tokens, first = blockIdx.x / p.num_tokens;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tig = lane & 3;
@@ -309,23 +371,8 @@ __global__ void __launch_bounds__(kLogitsThreads, 2) indexer_logits_fp8_kernel(I
     }
     if (kLogitsStages - 1 < iters) block_slots(slot_row, block_of(kLogitsStages - 1), qr.limit, tid, slots);
 
-    uint32_t bq[NT][8][2];
-    float wt[NT][2];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-        const int64_t qrow = t * (NT * 8) + nt * 8 + g;
-        const uint4* src = reinterpret_cast<const uint4*>(p.q + qrow * kDim + tig * 32);
-#pragma unroll
-        for (int v = 0; v < 4; ++v) {
-            const uint4 u = __ldg(src + v);
-            bq[nt][2 * v][0] = u.x;
-            bq[nt][2 * v][1] = u.y;
-            bq[nt][2 * v + 1][0] = u.z;
-            bq[nt][2 * v + 1][1] = u.w;
-        }
-        wt[nt][0] = __ldg(p.weights + t * (NT * 8) + nt * 8 + tig * 2);
-        wt[nt][1] = __ldg(p.weights + t * (NT * 8) + nt * 8 + tig * 2 + 1);
-    }
+    QFrag<NT, kF8> q;
+    load_q<NT, kF8>(p, t, g, tig, q);
 
     float* srow = p.scores + t * p.max_len;
     for (int i = 0; i < iters; ++i) {
@@ -339,7 +386,7 @@ __global__ void __launch_bounds__(kLogitsThreads, 2) indexer_logits_fp8_kernel(I
         cp_async_commit();
         const uint8_t* stage = ring + (i % kLogitsStages) * kStageBytes;
         float ra, rb;
-        score_tile<NT>(stage, warp, g, tig, bq, wt, ra, rb);
+        score_tile<NT, kF8>(stage, warp, g, tig, q, ra, rb);
         const float* scales = reinterpret_cast<const float*>(stage + kBlockKeys * kDim);
         const int64_t base = block_of(i) * kBlockKeys + warp * kTileKeys;
         if (tig == 0 && base + g <= qr.limit) srow[base + g] = ra * scales[warp * kTileKeys + g];
@@ -430,15 +477,15 @@ __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(Indexer
 
 // ---- exact top-k: a cluster of C 1024-thread CTAs per row (C = 1, 2, 4 or 8) ----
 //
-// Radix select on the order key of the score (u32): 11-bit digits starting right below the common prefix of the
-// row's min and max keys, each round a histogram of the elements that match the known prefix, until the
-// threshold bin holds exactly the missing count (every key >= its lower edge is taken) or the whole key is known
-// (keys above it are taken, and of the keys equal to it the lowest positions). CTA r of the cluster scans the
-// r-th segment of the row; its histogram is added to rank 0's through distributed shared memory, rank 0 picks
-// the digit, and every CTA appends its selected (key, position) pairs to rank 0's buffer, which rank 0 sorts
-// (score descending, equal scores by ascending position) and writes out.
+// Radix select on the order key of the score (u32): 11-bit digits from the top bit down (11, 11, 10), each round
+// a histogram of the elements that match the known prefix, until the threshold bin holds exactly the missing
+// count (every key >= its lower edge is taken) or the whole key is known (keys above it are taken, and of the
+// keys equal to it the lowest positions). CTA r of the cluster scans the r-th segment of the row; its histogram
+// is added to rank 0's through distributed shared memory, rank 0 picks the digit (a block-wide scan of the
+// bins), every CTA appends its selected (key, position) pairs to its own buffer, the buffers are gathered into
+// rank 0's, which sorts them (score descending, equal scores by ascending position) and writes them out.
 
-constexpr int kTopkThreads = 512;
+constexpr int kTopkThreads = 1024;
 constexpr int kTopkWarps = kTopkThreads / 32;
 constexpr int kTopkMaxCluster = 8;
 constexpr int kDigitBits = 11;
@@ -447,8 +494,9 @@ constexpr int kBins = 1 << kDigitBits;
 struct TopkShared {
     uint32_t hist[kBins];  // this CTA's histogram; rank 0's is the cluster's
     uint32_t warp_ties[kTopkWarps];
+    uint32_t warp_sum[kTopkWarps];  // find_digit's per-warp bin totals
     uint32_t seg_ties[kTopkMaxCluster];  // rank 0: ties at the threshold in each CTA's segment
-    uint32_t min_key, max_key, count, digit, above, in_bin;
+    uint32_t count, digit, above, in_bin;
 };
 
 // Order-preserving u32 of a float (-0 as +0, so equal scores get equal keys).
@@ -490,31 +538,39 @@ __device__ __forceinline__ void scan_segment(const Segment& s, Fn&& fn) {
     }
 }
 
-// Warp 0 of rank 0: the digit whose bin holds the need-th largest element; writes digit, above (count in higher
-// bins) and in_bin. Lane l holds the 64 bins kBins - 1 - 64 l - j, j = 0..63 (descending).
-__device__ void find_digit(TopkShared& sh, uint32_t need, int lane) {
-    constexpr int kPer = kBins / 32;
-    uint32_t sum = 0;
-    for (int j = 0; j < kPer; ++j) sum += sh.hist[kBins - 1 - kPer * lane - j];
+// Every thread of rank 0: the digit whose bin holds the need-th largest element (1 <= need <= the elements
+// counted); one thread writes digit, above (count in higher bins) and in_bin. Thread i holds the kPer bins
+// kBins - 1 - kPer i - j, j = 0..kPer-1 (descending), and a block-wide scan finds the one holding the need-th.
+__device__ void find_digit(TopkShared& sh, uint32_t need) {
+    constexpr int kPer = kBins / kTopkThreads;
+    static_assert(kPer * kTopkThreads == kBins, "bins split evenly over the threads");
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    uint32_t c[kPer], sum = 0;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        c[j] = sh.hist[kBins - 1 - kPer * tid - j];
+        sum += c[j];
+    }
     uint32_t incl = sum;
 #pragma unroll
     for (int o = 1; o < 32; o <<= 1) {
         const uint32_t v = __shfl_up_sync(kFull, incl, o);
         if (lane >= o) incl += v;
     }
-    const uint32_t hit = __ballot_sync(kFull, incl >= need);
-    if (lane != __ffs(hit) - 1) return;
+    if (lane == 31) sh.warp_sum[warp] = incl;
+    __syncthreads();
+    for (int w = 0; w < warp; ++w) incl += sh.warp_sum[w];
     uint32_t cum = incl - sum;
+    if (cum >= need || incl < need) return;
+#pragma unroll
     for (int j = 0; j < kPer; ++j) {
-        const int bin = kBins - 1 - kPer * lane - j;
-        const uint32_t c = sh.hist[bin];
-        if (cum + c >= need) {
-            sh.digit = static_cast<uint32_t>(bin);
+        if (cum + c[j] >= need) {
+            sh.digit = static_cast<uint32_t>(kBins - 1 - kPer * tid - j);
             sh.above = cum;
-            sh.in_bin = c;
+            sh.in_bin = c[j];
             return;
         }
-        cum += c;
+        cum += c[j];
     }
 }
 
@@ -529,34 +585,14 @@ struct TopkCluster {
     unsigned rank;
     TopkShared& sh;
     TopkShared* sh0;
-    uint64_t* sel0;
+    uint64_t* sel;   // this CTA's selection
+    uint64_t* sel0;  // rank 0's (the gathered selection)
 };
 
 __device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& seg, uint32_t k) {
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    if (c.rank == 0 && tid == 0) {
-        c.sh.min_key = 0xffffffffu;
-        c.sh.max_key = 0;
-    }
-    c.cluster.sync();
-    uint32_t lo = 0xffffffffu, hi = 0;
-    scan_segment(seg, [&](int64_t, uint32_t u, bool valid) {
-        if (!valid) return;
-        lo = min(lo, u);
-        hi = max(hi, u);
-    });
-    lo = __reduce_min_sync(kFull, lo);
-    hi = __reduce_max_sync(kFull, hi);
-    if (lane == 0) {
-        atomicMin(&c.sh0->min_key, lo);
-        atomicMax(&c.sh0->max_key, hi);
-    }
-    c.cluster.sync();
-    const uint32_t mn = c.sh0->min_key, mx = c.sh0->max_key;
-    if (mn == mx) return {mn, k};  // one value: the first k positions
-    int hi_bit = 31 - __clz(mn ^ mx);  // highest key bit not yet known
-    uint32_t known = hi_bit == 31 ? 0u : (~0u << (hi_bit + 1));
-    uint32_t prefix = mn & known, need = k;
+    const int tid = threadIdx.x;
+    int hi_bit = 31;  // highest key bit not yet known
+    uint32_t known = 0, prefix = 0, need = k;
     for (;;) {
         const int shift = hi_bit >= kDigitBits - 1 ? hi_bit - (kDigitBits - 1) : 0;
         const uint32_t dmask = (2u << (hi_bit - shift)) - 1;  // hi_bit - shift + 1 <= 11 bits
@@ -573,7 +609,7 @@ __device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& se
             }
         }
         c.cluster.sync();
-        if (c.rank == 0 && warp == 0) find_digit(c.sh, need, lane);
+        if (c.rank == 0) find_digit(c.sh, need);
         c.cluster.sync();
         const uint32_t d = c.sh0->digit, above = c.sh0->above, in_bin = c.sh0->in_bin;
         need -= above;
@@ -604,16 +640,17 @@ __device__ void bitonic_sort_desc(uint64_t* keys, int n) {
     }
 }
 
-// Appends composite keys to rank 0's buffer through its counter (any order: they are sorted afterwards).
+// Appends composite keys to this CTA's own buffer through its own counter (any order: they are gathered into
+// rank 0's buffer and sorted afterwards).
 __device__ __forceinline__ void append(const TopkCluster& c, bool take, uint64_t key, int keep, int lane) {
     const unsigned ballot = __ballot_sync(kFull, take);
     uint32_t off = 0;
-    if (lane == 0 && ballot != 0) off = atomicAdd(&c.sh0->count, static_cast<uint32_t>(__popc(ballot)));
+    if (lane == 0 && ballot != 0) off = atomicAdd(&c.sh.count, static_cast<uint32_t>(__popc(ballot)));
     off = __shfl_sync(kFull, off, 0);
     if (take) {
         const uint32_t idx = off + __popc(ballot & ((1u << lane) - 1));
         if (idx >= static_cast<uint32_t>(keep)) __trap();  // unreachable: exactly `keep` keys qualify
-        c.sel0[idx] = key;
+        c.sel[idx] = key;
     }
 }
 
@@ -661,7 +698,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkK
     __shared__ TopkShared sh;
     cg::cluster_group cluster = cg::this_cluster();
     const unsigned rank = cluster.block_rank(), size = cluster.num_blocks();
-    const TopkCluster c{cluster, rank, sh, cluster.map_shared_rank(&sh, 0), cluster.map_shared_rank(sel, 0)};
+    const TopkCluster c{cluster, rank, sh, cluster.map_shared_rank(&sh, 0), sel, cluster.map_shared_rank(sel, 0)};
     const int64_t t = blockIdx.x / size;
     const int tid = threadIdx.x, lane = tid & 31;
     const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
@@ -671,7 +708,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkK
     const Segment seg{p.scores + t * p.max_len, begin, begin + per < n ? begin + per : n};
     const int keep = static_cast<int>(n < p.k ? n : p.k);
 
-    if (rank == 0 && tid == 0) sh.count = 0;
+    if (tid == 0) sh.count = 0;
     cluster.sync();
     if (n > p.k) {
         collect(c, seg, radix_threshold(c, seg, static_cast<uint32_t>(p.k)), keep);
@@ -680,9 +717,21 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkK
             append(c, valid, composite_key(u, i), keep, lane);
         });
     }
-    cluster.sync();  // the selection is complete in rank 0; no CTA touches another's shared memory after this
+    cluster.sync();  // every CTA's selection is complete in its own buffer
+    // Gather into rank 0's buffer: CTA r's entries after those of ranks < r. The counts are read before the
+    // last cluster sync (no CTA touches another's shared memory after it).
+    uint32_t off = 0, total = 0;
+    for (unsigned r = 0; r < size; ++r) {
+        const uint32_t cnt = cluster.map_shared_rank(&sh, r)->count;
+        off += r < rank ? cnt : 0u;
+        total += cnt;
+    }
+    if (total != static_cast<uint32_t>(keep)) __trap();
+    if (rank != 0) {
+        for (uint32_t i = tid; i < sh.count; i += kTopkThreads) c.sel0[off + i] = sel[i];
+    }
+    cluster.sync();
     if (rank != 0) return;
-    if (sh.count != static_cast<uint32_t>(keep)) __trap();
     const int sort_n = keep <= 1 ? 1 : 1 << (32 - __clz(keep - 1));
     for (int i = keep + tid; i < sort_n; i += kTopkThreads) sel[i] = 0;
     __syncthreads();
@@ -730,23 +779,57 @@ int num_sms() {
     return n;
 }
 
+// Raises a kernel's dynamic shared memory limit once per device (the attribute call is host work on every launch
+// otherwise); one instance per kernel.
+class SmemLimit {
+public:
+    void ensure(const void* kernel, int bytes) {
+        int dev = 0;
+        DSA_CUDA_CHECK(cudaGetDevice(&dev));
+        if (dev >= 0 && dev < kDevices && set_[dev].load(std::memory_order_acquire) >= bytes) return;
+        DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+        if (dev >= 0 && dev < kDevices) set_[dev].store(bytes, std::memory_order_release);
+    }
+
+private:
+    static constexpr int kDevices = 64;
+    std::atomic<int> set_[kDevices] = {};
+};
+
+// The FP8 logits kernel: e4m3 MMAs unless DSA_INDEXER_LOGITS=f16 (the f16-widening kernel).
+bool fp8_logits_use_f16() {
+    static const bool f16 = [] {
+        const char* v = std::getenv("DSA_INDEXER_LOGITS");
+        if (v == nullptr || *v == '\0' || std::strcmp(v, "e4m3") == 0) return false;
+        DSA_CHECK(std::strcmp(v, "f16") == 0) << "DSA_INDEXER_LOGITS=" << v << " (e4m3 or f16)";
+        return true;
+    }();
+    return f16;
+}
+
 // CTAs per row: as many as fit beside the other rows in one wave of resident CTAs (>= 1, <= the row's blocks).
-template <int NT>
+template <int NT, bool kF8>
 void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
-    DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_logits_fp8_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        kLogitsSmem));
+    static SmemLimit limit;
+    limit.ensure(reinterpret_cast<const void*>(indexer_logits_fp8_kernel<NT, kF8>), kLogitsSmem);
     static const int64_t resident = [] {
         int per_sm = 0;
-        DSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, indexer_logits_fp8_kernel<NT>,
+        DSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, indexer_logits_fp8_kernel<NT, kF8>,
                                                                      kLogitsThreads, kLogitsSmem));
         return static_cast<int64_t>(per_sm < 1 ? 1 : per_sm) * num_sms();
     }();
     const int64_t blocks_per_row = (p.max_len + kBlockKeys - 1) / kBlockKeys;
     int64_t m = resident / p.num_tokens;
     m = m < 1 ? 1 : (m > blocks_per_row ? blocks_per_row : m);
-    indexer_logits_fp8_kernel<NT>
+    indexer_logits_fp8_kernel<NT, kF8>
         <<<static_cast<unsigned>(p.num_tokens * m), kLogitsThreads, kLogitsSmem, stream>>>(p, static_cast<int>(m));
     DSA_CUDA_CHECK_LAUNCH(indexer_logits_fp8_kernel);
+}
+
+template <int NT>
+void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
+    if (fp8_logits_use_f16()) return launch_fp8_logits<NT, false>(p, stream);
+    launch_fp8_logits<NT, true>(p, stream);
 }
 
 }  // namespace
@@ -762,9 +845,11 @@ void launch_indexer_k_write(const IndexerKWriteKernelParams& p, cudaStream_t str
 
 void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream) {
     if (p.num_tokens == 0) return;
-    DSA_CHECK(host::aligned16(p.q) && host::aligned16(p.q16)) << "indexer q buffers must be 16-byte aligned";
+    DSA_CHECK(host::aligned16(p.q) && host::aligned16(p.q8)) << "indexer q buffers must be 16-byte aligned";
+    DSA_CHECK(p.heads >= 1 && p.heads <= p.padded_heads) << "indexer q prep: " << p.heads << " heads padded to "
+                                                         << p.padded_heads;
     constexpr int kThreads = 256;
-    const int64_t blocks = (p.num_tokens * p.heads * 32 + kThreads - 1) / kThreads;
+    const int64_t blocks = (p.num_tokens * p.padded_heads * 32 + kThreads - 1) / kThreads;
     indexer_q_prep_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
     DSA_CUDA_CHECK_LAUNCH(indexer_q_prep_kernel);
 }
@@ -772,15 +857,17 @@ void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream) {
 void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
     if (p.num_tokens == 0 || p.max_len == 0) return;
     DSA_CHECK(p.num_tokens <= 0x7fffffff) << "indexer logits: " << p.num_tokens << " queries";
-    DSA_CHECK(host::aligned16(p.q) && host::aligned16(p.pages)) << "indexer logits buffers must be 16-byte aligned";
+    DSA_CHECK(host::aligned16(p.fp8 ? static_cast<const void*>(p.q8) : static_cast<const void*>(p.q)) &&
+              host::aligned16(p.pages))
+        << "indexer logits buffers must be 16-byte aligned";
     if (!p.fp8) {
         DSA_CHECK(p.heads >= 1 && p.heads <= 64) << "indexer F32 logits: " << p.heads << " heads (1..64)";
         const int64_t keys_per_block = kF32TilesPerBlock * kF32TileKeys;
         const dim3 grid(static_cast<unsigned>(p.num_tokens),
                         static_cast<unsigned>((p.max_len + keys_per_block - 1) / keys_per_block));
         const int64_t smem = f32_logits_smem(p.heads);
-        DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_logits_f32_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(smem)));
+        static SmemLimit limit;
+        limit.ensure(reinterpret_cast<const void*>(indexer_logits_f32_kernel), static_cast<int>(smem));
         indexer_logits_f32_kernel<<<grid, kF32Threads, smem, stream>>>(p);
         DSA_CUDA_CHECK_LAUNCH(indexer_logits_f32_kernel);
         return;
@@ -795,7 +882,9 @@ void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
         case 16: return launch_fp8_logits<2>(p, stream);
         case 32: return launch_fp8_logits<4>(p, stream);
         case 64: return launch_fp8_logits<8>(p, stream);
-        default: DSA_CHECK(false) << "indexer FP8 logits: " << p.heads << " heads (8, 16, 32 or 64)";
+        default:
+            DSA_CHECK(false) << "indexer FP8 logits: " << p.heads
+                             << " heads (8, 16, 32 or 64: pad with indexer_fp8_padded_heads)";
     }
 }
 
@@ -814,8 +903,8 @@ void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) 
            p.max_len / (cluster * 2) >= 2048) {
         cluster *= 2;
     }
-    DSA_CUDA_CHECK(cudaFuncSetAttribute(indexer_topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+    static SmemLimit limit;
+    limit.ensure(reinterpret_cast<const void*>(indexer_topk_kernel), static_cast<int>(smem));
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(static_cast<unsigned>(p.num_tokens * cluster));
     cfg.blockDim = dim3(kTopkThreads);

@@ -24,26 +24,35 @@ struct IndexerKWriteKernelParams {
 };
 void launch_indexer_k_write(const IndexerKWriteKernelParams& p, cudaStream_t stream);
 
-// Per (token, head): q -> Hadamard -> bf16 -> act_quant; writes the e4m3 values widened to f16 (exact) and the
-// folded weight wt = ((w * head_scale) * q_scale) * dim_scale, the reference's multiplication order.
+// FP8 logits run on 8, 16, 32 or 64 heads: the prepared q of a model with fewer (or an odd count of) heads is
+// padded with zero heads of weight 0, which add exactly +0 to every score. 0 for heads outside 1..64.
+constexpr int64_t indexer_fp8_padded_heads(int64_t heads) {
+    return heads < 1 || heads > 64 ? 0 : (heads <= 8 ? 8 : (heads <= 16 ? 16 : (heads <= 32 ? 32 : 64)));
+}
+
+// Per (token, head): q -> Hadamard -> bf16 -> act_quant; writes the e4m3 bytes and the folded weight
+// wt = ((w * head_scale) * q_scale) * dim_scale, the reference's multiplication order. Heads heads ..
+// padded_heads - 1 of each token get q = 0 and wt = 0.
 struct IndexerQPrepParams {
     const uint16_t* q = nullptr;      // [num_tokens, heads, 128] bf16
     const float* weights = nullptr;   // [num_tokens, heads] f32
-    uint16_t* q16 = nullptr;          // [num_tokens, heads, 128] f16 bits
-    float* wt = nullptr;              // [num_tokens, heads] f32
-    int64_t num_tokens = 0, heads = 0;
+    uint8_t* q8 = nullptr;            // [num_tokens, padded_heads, 128] e4m3
+    float* wt = nullptr;              // [num_tokens, padded_heads] f32
+    int64_t num_tokens = 0, heads = 0, padded_heads = 0;
     float head_scale = 0.0f, dim_scale = 0.0f, hadamard_scale = 0.0f;
     bool ue8m0 = false;
 };
 void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream);
 
 // Logits of every visible key of each query: scores[t, s] for s <= query_limit[t]; with fill_masked the rest of
-// the row (s < max_len) is -inf. FP8: q16 + wt from launch_indexer_q_prep, score = sk * sum_j wt_j ReLU(q_j . k)
-// on f16 tensor cores (exact e4m3 products, f32 accumulation). F32: q bf16 + weights, the reference's float
-// operations in its order (bit-exact). The FP8 grid depends on num_tokens and max_len only (CUDA-graph safe);
-// CTAs whose key blocks lie past a row's device-side limit exit at once.
+// the row (s < max_len) is -inf. FP8: q8 + wt from launch_indexer_q_prep (heads = its padded_heads: 8, 16, 32 or
+// 64), score = sk * sum_j wt_j ReLU(q_j . k) on tensor cores with exact e4m3 products and f32 accumulation:
+// mma.sync e4m3 x e4m3 by default, the e4m3 values widened to f16 (m16n8k16) with DSA_INDEXER_LOGITS=f16.
+// F32: q bf16 + weights, the reference's float operations in its order (bit-exact). The FP8 grid depends on
+// num_tokens and max_len only (CUDA-graph safe); CTAs whose key blocks lie past a row's device-side limit exit.
 struct IndexerLogitsParams {
-    const uint16_t* q = nullptr;         // FP8: [T, heads, 128] f16 bits; F32: [T, heads, 128] bf16
+    const uint16_t* q = nullptr;         // F32: [T, heads, 128] bf16 (unused by FP8)
+    const uint8_t* q8 = nullptr;         // FP8: [T, heads, 128] e4m3 (unused by F32)
     const float* weights = nullptr;      // FP8: wt [T, heads]; F32: raw weights [T, heads]
     const uint8_t* pages = nullptr;      // [num_slots / 64, page_bytes] u8
     const int32_t* key_slots = nullptr;  // [num_requests, max_len] i32

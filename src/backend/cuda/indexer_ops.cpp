@@ -111,20 +111,23 @@ IndexerTopkResult CudaBackend::indexer_topk(const IndexerTopkParams& p) {
     const float dim_scale = 1.0f / std::sqrt(static_cast<float>(kIndexerHeadDim));
 
     Tensor scores = Tensor::empty({tokens, a.max_len}, DType::kF32, Device::kCUDA, "index_scores");
-    IndexerLogitsParams lp{p.q.data<uint16_t>(), weights.data<float>(), p.keys->data.data<uint8_t>(),
+    IndexerLogitsParams lp{p.q.data<uint16_t>(), nullptr, weights.data<float>(), p.keys->data.data<uint8_t>(),
                            a.key_slots.data<int32_t>(), a.query_request.data<int32_t>(),
                            a.query_limit.data<int32_t>(), scores.data<float>(), tokens, heads, a.requests,
                            a.max_len, p.keys->num_slots(), head_scale, dim_scale, numerics_.indexer_fp8,
                            p.return_scores};
-    Tensor q16, wt;  // FP8: the prepared q (kept alive until the logits kernel is enqueued)
+    Tensor q8, wt;  // FP8: the prepared q (kept alive until the logits kernel is enqueued)
     if (numerics_.indexer_fp8) {
-        q16 = Tensor::empty({tokens, heads, kIndexerHeadDim}, DType::kF16, Device::kCUDA, "indexer_q16");
-        wt = Tensor::empty({tokens, heads}, DType::kF32, Device::kCUDA, "indexer_wt");
-        launch_indexer_q_prep({p.q.data<uint16_t>(), weights.data<float>(), q16.data<uint16_t>(), wt.data<float>(),
-                               tokens, heads, head_scale, dim_scale, dim_scale, numerics_.ue8m0_scales},
+        const int64_t padded = indexer_fp8_padded_heads(heads);
+        DSA_CHECK(padded > 0) << "indexer FP8 logits: " << heads << " heads (1..64 on the CUDA backend)";
+        q8 = Tensor::empty({tokens, padded, kIndexerHeadDim}, DType::kU8, Device::kCUDA, "indexer_q8");
+        wt = Tensor::empty({tokens, padded}, DType::kF32, Device::kCUDA, "indexer_wt");
+        launch_indexer_q_prep({p.q.data<uint16_t>(), weights.data<float>(), q8.data<uint8_t>(), wt.data<float>(),
+                               tokens, heads, padded, head_scale, dim_scale, dim_scale, numerics_.ue8m0_scales},
                               stream_);
-        lp.q = q16.data<uint16_t>();
+        lp.q8 = q8.data<uint8_t>();
         lp.weights = wt.data<float>();
+        lp.heads = padded;
     }
     launch_indexer_logits(lp, stream_);
 

@@ -1,13 +1,15 @@
-// CUDA vs CPU for the lightning indexer at DeepSeek-V3.2 shapes (H_I 64, dim 128, index_topk 2048): key writes
-// are byte-exact in both store formats; the F32-key logits are bit-exact, so positions must equal the CPU's in
-// order; the FP8 logits (f16 tensor cores) are compared by max |diff| per row, and the selected set must equal
-// the CPU's on every row whose 2048th/2049th score gap exceeds twice that row's max |diff| (recall 1.0 there).
+// CUDA vs CPU for the lightning indexer at DeepSeek-V3.2 shapes (H_I 64, dim 128, index_topk 2048) and other
+// head counts: key writes are byte-exact in both store formats; the F32-key logits are bit-exact, so positions
+// must equal the CPU's in order; the FP8 logits (tensor cores) are compared by max |diff| per row, and the
+// selected set must equal the CPU's on every row whose 2048th/2049th score gap exceeds twice that row's max
+// |diff| (recall 1.0 there).
 // Rows of duplicated keys (massive exact ties) must match the CPU's positions exactly in both formats.
 #include <algorithm>
 #include <cstring>
 #include <functional>
 #include <numeric>
 #include <set>
+#include <string>
 
 #include "ops_test_util.h"
 
@@ -93,6 +95,7 @@ protected:
     // when device_index), every row checked by check_rows.
     RowStats compare_backends(const char* name, bool device_index);
 
+    int64_t heads_ = kHeads;  // indexer heads of compare_backends
     int64_t max_len_ = 0;
     Tensor key_slots_;
     Stores stores_;
@@ -196,8 +199,8 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
 
 RowStats IndexerOpsTest::compare_backends(const char* name, bool device_index) {
     const int64_t tokens = static_cast<int64_t>(limit_.size());
-    Tensor q = random_act({tokens, kHeads, kDim}, rng_);
-    Tensor w = random_act({tokens, kHeads}, rng_, 0.5f);
+    Tensor q = random_act({tokens, heads_, kDim}, rng_);
+    Tensor w = random_act({tokens, heads_}, rng_, 0.5f);
     const IndexerTopkResult ref = cpu_->indexer_topk(params(stores_.cpu, q, w, true));
     IndexerTopkParams gp = params(stores_.gpu, up(q), w, true);
     if (device_index) {
@@ -290,6 +293,27 @@ TEST_F(IndexerOpsTest, PaddedKeySlotsFollowTheLimits) {
         const RowStats st = compare_backends(c.name, true);
         EXPECT_EQ(st.long_rows, 2);
         EXPECT_LE(st.worst_rel, 1e-4) << c.name;
+    }
+}
+
+// Head counts other than 64 (the golden fixtures have 4): FP8 pads q to 8, 16, 32 or 64 heads with zero heads
+// of weight 0; F32 runs the heads as they are. Every row is checked as in the other cases.
+TEST_F(IndexerOpsTest, AnyHeadCount) {
+    for (const Case& c : all_cases()) {
+        make(c.numerics);
+        build({5000, 2100, 300});
+        request_ = {0, 0, 1, 2};
+        limit_ = {4999, 2500, 2099, 299};
+        for (const int64_t heads : {4, 12, 1, 40, 8}) {
+            heads_ = heads;
+            const std::string name = std::string(c.name) + " heads=" + std::to_string(heads);
+            const RowStats st = compare_backends(name.c_str(), heads % 2 == 0);
+            EXPECT_EQ(st.long_rows, 3) << name;
+            EXPECT_LE(st.worst_rel, 1e-4) << name;
+            if (heads >= 4) {
+                EXPECT_GE(st.eligible * 2, st.long_rows) << name << ": too few rows with a clear gap";
+            }
+        }
     }
 }
 
