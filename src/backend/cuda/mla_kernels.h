@@ -85,9 +85,12 @@ int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int 
 // Runs the sparse kernel; with splits > 1, part_o / part_ml must hold the partials (sizes above).
 void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t stream);
 // The same op on wgmma (mla_sparse_wgmma.cu): same parameters, semantics, split-K partials and combine; two
-// warpgroups per (token, 64-head group). The default; launch_mla_sparse_attention stays the fallback. overlap:
-// the variant that issues S of tile i + 1 behind P V of tile i (same results bit for bit).
-void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream, bool overlap = false);
+// warpgroups per (token, 64-head group). The default; launch_mla_sparse_attention stays the fallback. Variants:
+// kOverlap issues S of tile i + 1 behind P V of tile i (same results bit for bit); kS1 has warpgroup 0 compute S
+// for all 64 keys of a tile and the whole softmax (same math, sums in another order); kS1Overlap is both.
+enum class WgmmaVariant { kBase, kOverlap, kS1, kS1Overlap };
+void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream,
+                             WgmmaVariant variant = WgmmaVariant::kBase);
 // Merges split-K partials (p.splits > 1) into p.out; called by both sparse launchers.
 void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream);
 

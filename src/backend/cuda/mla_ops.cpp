@@ -3,7 +3,7 @@
 // sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
 // BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
 // e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit. Sparse
-// attention runs the wgmma kernel unless DSA_MLA_KERNEL=legacy (or =overlap, its pipelined variant).
+// attention runs the wgmma kernel unless DSA_MLA_KERNEL=legacy (or =overlap / s1 / s1o, its variants).
 #include <cuda_runtime_api.h>
 
 #include <cstdlib>
@@ -44,16 +44,18 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
     return dw.dequant;
 }
 
-// DSA_MLA_KERNEL selects the sparse kernel: 'wgmma' (default), 'overlap' (the wgmma kernel with P V of one tile
-// under S of the next) or 'legacy' (the mma.sync kernel, mla_attention.cu); read on every call (a host decision,
-// so also fixed at CUDA-graph capture time).
-enum class SparseKernel { kWgmma, kOverlap, kLegacy };
+// DSA_MLA_KERNEL selects the sparse kernel: 'wgmma' (default), its variants 'overlap' (P V of one tile under S of
+// the next), 's1' (one warpgroup computes S of a whole tile) and 's1o' (both), or 'legacy' (the mma.sync kernel,
+// mla_attention.cu); read on every call (a host decision, so also fixed at CUDA-graph capture time).
+enum class SparseKernel { kWgmma, kOverlap, kS1, kS1Overlap, kLegacy };
 SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "wgmma") == 0) return SparseKernel::kWgmma;
     if (std::strcmp(v, "overlap") == 0) return SparseKernel::kOverlap;
+    if (std::strcmp(v, "s1") == 0) return SparseKernel::kS1;
+    if (std::strcmp(v, "s1o") == 0) return SparseKernel::kS1Overlap;
     DSA_CHECK(std::strcmp(v, "legacy") == 0)
-        << "DSA_MLA_KERNEL must be 'wgmma', 'overlap' or 'legacy', not '" << v << "'";
+        << "DSA_MLA_KERNEL must be 'wgmma', 'overlap', 's1', 's1o' or 'legacy', not '" << v << "'";
     return SparseKernel::kLegacy;
 }
 
@@ -180,7 +182,11 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
     if (kernel == SparseKernel::kLegacy) {
         launch_mla_sparse_attention(k, stream_);
     } else {
-        launch_mla_sparse_wgmma(k, stream_, kernel == SparseKernel::kOverlap);
+        launch_mla_sparse_wgmma(k, stream_,
+                                kernel == SparseKernel::kOverlap     ? WgmmaVariant::kOverlap
+                                : kernel == SparseKernel::kS1        ? WgmmaVariant::kS1
+                                : kernel == SparseKernel::kS1Overlap ? WgmmaVariant::kS1Overlap
+                                                                     : WgmmaVariant::kBase);
     }
     return out;
 }

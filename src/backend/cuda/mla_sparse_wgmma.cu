@@ -6,6 +6,8 @@
 // P and V = the tile's first 512 columns read MN-major). Same semantics and split-K partials as the old kernel.
 // The overlap variant (DSA_MLA_KERNEL=overlap) leaves P V of tile i in flight and issues S of tile i + 1 behind it,
 // so the tensor pipe runs them back to back; same arithmetic in the same order, so the same bits.
+// The s1 variant (DSA_MLA_KERNEL=s1, at the end of the file) has warpgroup 0 compute S for the whole tile; s1o
+// is s1 with the overlap.
 #include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_check.h"
@@ -302,6 +304,28 @@ __device__ __forceinline__ void softmax_tile(WgSmem& sm, float (&s)[4][4], float
     }
 }
 
+// After the tile walk: the rows' sums (both warpgroups' parts) through shared memory, then the normalized output
+// or the split's partials (m from warpgroup 0).
+__device__ __forceinline__ void finish_tile_walk(const MlaSparseKernelParams& p, WgSmem& sm, const float (&o)[32][4],
+                                                 const float (&m_run)[2], float (&l_run)[2], int64_t tok, int64_t h0,
+                                                 int ch, int r0, int g, int t) {
+#pragma unroll
+    for (int hlf = 0; hlf < 2; ++hlf) {
+        l_run[hlf] += __shfl_xor_sync(0xffffffffu, l_run[hlf], 1);
+        l_run[hlf] += __shfl_xor_sync(0xffffffffu, l_run[hlf], 2);
+    }
+    if (t == 0) {
+        sm.row_sum[ch][r0 + g] = l_run[0];
+        sm.row_sum[ch][r0 + g + 8] = l_run[1];
+    }
+    __syncthreads();
+    if (p.splits > 1) {
+        write_partials(p, sm, o, m_run, tok, h0, r0 + g, ch * 256 + 2 * t, ch == 0 && t == 0);
+    } else {
+        write_output(p, sm, o, tok, h0, r0 + g, ch * 256 + 2 * t);
+    }
+}
+
 // kOverlap: P V of a tile stays in flight until S of the next tile has been issued behind it (see the header).
 template <bool kOverlap>
 __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_kernel(MlaSparseKernelParams p) {
@@ -400,26 +424,189 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_kernel(MlaSparse
     wgmma_wait_all();  // nothing in flight here; tells ptxas so on every path out of the loop
     fence_regs<128>(&o[0][0]);
 
+    finish_tile_walk(p, sm, o, m_run, l_run, tok, h0, ch, r0, g, t);
+}
+
+// ---- Variant "s1" (DSA_MLA_KERNEL=s1): warpgroup 0 alone computes S for all 64 keys of a tile (m64n64k16: Q is
+// read from shared memory once per 64 keys instead of once per 32) and the whole softmax (no row-max exchange);
+// the row rescale factors go to warpgroup 1 through shared memory; one barrier less per tile. Both warpgroups
+// gather the tiles and run P V as above.
+
+// D(64 x 64) += A(64 x 16, K-major) B(16 x 64, K-major); scale-d = 1.
+__device__ __forceinline__ void wgmma_m64n64_ss(float* d, uint64_t a, uint64_t b) {
+    asm volatile(
+        "{\n.reg .pred p;\n"
+        "setp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+        "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+        "%32, %33, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+          "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+          "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+          "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(a), "l"(b), "r"(1));
+}
+
+// S(64 heads x the tile's 64 keys) = Q K^T over the 576 dims (36 k-steps of 16).
+__device__ __forceinline__ void issue_qk64(float (&s)[8][4], uint32_t q_addr, uint32_t kv_addr) {
+#pragma unroll
+    for (int kk = 0; kk < kKvDim / 16; ++kk) {
+        const uint32_t off = (kk >> 2) * kBlockBytes + (kk & 3) * 32;
+        wgmma_m64n64_ss(&s[0][0], sw128_desc(q_addr + off, 16, 1024), sw128_desc(kv_addr + off, 16, 1024));
+    }
+}
+
+// Softmax of warpgroup 0's S fragment (rows g, g + 8 of warp rows r0; keys 8 nt + 2 t + e): mask, scale, row
+// max over the whole tile (a quad shuffle), rescale the running state, bf16 P into the P block and the rows' O
+// rescale factors into `alpha_out` (for warpgroup 1). Returns the factors.
+__device__ __forceinline__ void softmax_tile64(WgSmem& sm, float (&s)[8][4], float (&m_run)[2], float (&l_run)[2],
+                                               float (&alpha)[2], float* alpha_out, int buf, int r0, int g, int t,
+                                               float scale_log2) {
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int key = nt * 8 + 2 * t + (e & 1);
+            s[nt][e] = sm.slot[buf][key] >= 0 ? s[nt][e] * scale_log2 : -INFINITY;
+            mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
+        }
+    }
 #pragma unroll
     for (int hlf = 0; hlf < 2; ++hlf) {
-        l_run[hlf] += __shfl_xor_sync(0xffffffffu, l_run[hlf], 1);
-        l_run[hlf] += __shfl_xor_sync(0xffffffffu, l_run[hlf], 2);
+        mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 1));
+        mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 2));
+        const float m_new = fmaxf(m_run[hlf], mx[hlf]);
+        alpha[hlf] = exp2f(m_run[hlf] - m_new);
+        m_run[hlf] = m_new;
+        l_run[hlf] *= alpha[hlf];
     }
     if (t == 0) {
-        sm.row_sum[ch][r0 + g] = l_run[0];
-        sm.row_sum[ch][r0 + g + 8] = l_run[1];
+        alpha_out[r0 + g] = alpha[0];
+        alpha_out[r0 + g + 8] = alpha[1];
     }
-    __syncthreads();
-    if (p.splits > 1) {
-        write_partials(p, sm, o, m_run, tok, h0, r0 + g, ch * 256 + 2 * t, ch == 0 && t == 0);
-    } else {
-        write_output(p, sm, o, tok, h0, r0 + g, ch * 256 + 2 * t);
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+        for (int hlf = 0; hlf < 2; ++hlf) {
+            const float p0 = round_bf16(exp2f(s[nt][2 * hlf] - m_run[hlf]));
+            const float p1 = round_bf16(exp2f(s[nt][2 * hlf + 1] - m_run[hlf]));
+            l_run[hlf] += p0 + p1;
+            const int row = r0 + g + 8 * hlf, key = nt * 8 + 2 * t;
+            *reinterpret_cast<uint32_t*>(sm.p + sw128(row, key >> 3) + (key & 7) * 2) = pack_bf16x2(p0, p1);
+        }
     }
+}
+
+// kOverlap (DSA_MLA_KERNEL=s1o): P V of a tile stays in flight while warpgroup 0 issues S of the next tile.
+template <bool kOverlap>
+__global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSparseKernelParams p) {
+    extern __shared__ __align__(128) uint8_t smem_raw[];
+    const uint32_t pad = (1024u - (smem_addr(smem_raw) & 1023u)) & 1023u;
+    WgSmem& sm = *reinterpret_cast<WgSmem*>(smem_raw + pad);
+    const int64_t tok = blockIdx.x, h0 = static_cast<int64_t>(blockIdx.y) * kHeads;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int ch = warp >> 2, r0 = (warp & 3) * 16, g = lane >> 2, t = lane & 3;
+    const int64_t total_tiles = (p.width + kRows - 1) / kRows;
+    const int64_t first = static_cast<int64_t>(blockIdx.z) * (p.splits > 1 ? p.tiles_per_split : total_tiles);
+    const int64_t num_tiles = p.splits > 1 ? min(p.tiles_per_split, total_tiles - first) : total_tiles;
+    float* alpha_sm = sm.row_max[0];  // this variant's per-row O rescale factors (no row-max exchange)
+
+    for (int idx = tid; idx < kHeads * kChunks; idx += kThreads) {
+        const int r = idx / kChunks, c = idx % kChunks;
+        const bool ok = h0 + r < p.heads;
+        cp_async16(sm.q + sw128(r, c), p.q + (tok * p.heads + (ok ? h0 + r : 0)) * kKvDim + c * 8, ok);
+    }
+    check_slots(p, tok, first * kRows, (first + num_tiles) * kRows);
+    const int row = tid >> 2;
+    Fp8Stage st;
+    if (num_tiles > 0) {
+        issue_tile(p, sm, load_slot(p, tok, first * kRows + row), 0, st);
+        if (p.fp8) fp8_store(sm, 0, st);
+    }
+    cp_async_commit();
+    int32_t raw_next = num_tiles > 1 ? load_slot(p, tok, (first + 1) * kRows + row) : -1;
+
+    const float scale_log2 = p.softmax_scale * kLog2e;
+    const uint32_t q_addr = smem_addr(sm.q), p_addr = smem_addr(sm.p);
+    float o[32][4];
+#pragma unroll
+    for (int i = 0; i < 32; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m_run[2] = {kNoMax, kNoMax}, l_run[2] = {0.0f, 0.0f};  // warpgroup 1 keeps l_run = 0
+
+    for (int64_t tile = 0; tile < num_tiles; ++tile) {
+        const int buf = static_cast<int>(tile & 1);
+        const bool next = tile + 1 < num_tiles;
+        cp_async_wait<0>();
+        fence_async_smem();
+        const bool any_valid = __syncthreads_or(tid < kRows && sm.slot[buf][tid] >= 0) != 0;
+        const uint32_t kv_addr = smem_addr(sm.kv[buf]);
+        float s[8][4];
+        if (any_valid && ch == 0) {
+#pragma unroll
+            for (int i = 0; i < 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+            fence_regs<32>(&s[0][0]);
+            wgmma_fence();
+            issue_qk64(s, q_addr, kv_addr);
+        }
+        if (ch == 0 && (any_valid || kOverlap)) wgmma_commit();  // overlap: an empty group for a skipped tile
+        if constexpr (kOverlap) {
+            // P V of the previous tile (buffer buf ^ 1, P, the rescale factors) complete in both warpgroups.
+            if (ch == 0) {
+                if (!any_valid) wgmma_wait_all();
+                wgmma_wait_one();
+            } else {
+                wgmma_wait_all();
+            }
+            fence_regs<128>(&o[0][0]);
+            __syncthreads();
+        }
+        if (next) issue_tile(p, sm, raw_next, buf ^ 1, st);
+        cp_async_commit();
+        raw_next = load_slot(p, tok, min(first + tile + 2, total_tiles) * kRows + row);
+        if (!any_valid) {
+            if (p.fp8 && next) fp8_store(sm, buf ^ 1, st);
+            continue;
+        }
+        float alpha[2];
+        if (ch == 0) {
+            wgmma_wait_all();
+            fence_regs<32>(&s[0][0]);
+            softmax_tile64(sm, s, m_run, l_run, alpha, alpha_sm, buf, r0, g, t, scale_log2);
+        }
+        fence_async_smem();
+        __syncthreads();  // P and the rescale factors complete
+        if (ch != 0) {
+            alpha[0] = alpha_sm[r0 + g];
+            alpha[1] = alpha_sm[r0 + g + 8];
+        }
+#pragma unroll
+        for (int i = 0; i < 32; ++i) {
+            o[i][0] *= alpha[0];
+            o[i][1] *= alpha[0];
+            o[i][2] *= alpha[1];
+            o[i][3] *= alpha[1];
+        }
+        fence_regs<128>(&o[0][0]);
+        wgmma_fence();
+        issue_pv(o, p_addr, kv_addr, ch);
+        wgmma_commit();
+        if (p.fp8 && next) fp8_store(sm, buf ^ 1, st);
+        if constexpr (!kOverlap) {
+            wgmma_wait_all();
+            fence_regs<128>(&o[0][0]);
+        }
+    }
+    cp_async_wait<0>();
+    wgmma_wait_all();
+    fence_regs<128>(&o[0][0]);
+    finish_tile_walk(p, sm, o, m_run, l_run, tok, h0, ch, r0, g, t);
 }
 
 }  // namespace
 
-void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream, bool overlap) {
+void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream, WgmmaVariant variant) {
     if (p.num_tokens == 0 || p.heads == 0) return;
     // The FP8 gather reads row 0 for masked entries, so an empty store goes to the mma.sync kernel.
     if (p.num_slots == 0) return launch_mla_sparse_attention(p, stream);
@@ -432,7 +619,10 @@ void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream
     DSA_CHECK(p.splits >= 1 && (p.splits == 1 || (p.part_o != nullptr && p.part_ml != nullptr &&
                                                   p.tiles_per_split * (p.splits - 1) < (p.width + kRows - 1) / kRows)))
         << "sparse MLA: bad split " << p.splits << " x " << p.tiles_per_split;
-    const auto kernel = overlap ? mla_sparse_wgmma_kernel<true> : mla_sparse_wgmma_kernel<false>;
+    const auto kernel = variant == WgmmaVariant::kOverlap     ? mla_sparse_wgmma_kernel<true>
+                        : variant == WgmmaVariant::kS1        ? mla_sparse_wgmma_s1_kernel<false>
+                        : variant == WgmmaVariant::kS1Overlap ? mla_sparse_wgmma_s1_kernel<true>
+                                                              : mla_sparse_wgmma_kernel<false>;
     DSA_CUDA_CHECK(
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
     const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
