@@ -4,7 +4,8 @@
 // TB/s of key reads (132 B per key) and % of the floor (keys x 132 B / 4.8 TB/s); "padded" lines run with
 // key_slots 128K wide (a CUDA-graph buffer) and shorter real contexts. Median of 5 runs of 20 calls (CUDA
 // events); small cases rotate over page ranges so that the keys are not all L2-resident. "graph:" repeats the
-// kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost).
+// kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost); the logits
+// are also timed with DSA_INDEXER_LOGITS=f16 (the f16-MMA kernel).
 // Usage: indexer_bench [--quick]
 #include <algorithm>
 #include <cmath>
@@ -53,6 +54,20 @@ double graph_seconds_per_call(cuda::CudaBackend& be, const std::function<void(in
     DSA_CUDA_CHECK(cudaGraphExecDestroy(exec));
     DSA_CUDA_CHECK(cudaGraphDestroy(graph));
     return t / kCalls;
+}
+
+// fn() with DSA_INDEXER_LOGITS set to `kernel` (the previous value restored afterwards).
+double with_logits_kernel(const char* kernel, const std::function<double()>& fn) {
+    const char* prev = std::getenv("DSA_INDEXER_LOGITS");
+    const std::string saved = prev != nullptr ? prev : "";
+    setenv("DSA_INDEXER_LOGITS", kernel, 1);
+    const double t = fn();
+    if (prev != nullptr) {
+        setenv("DSA_INDEXER_LOGITS", saved.c_str(), 1);
+    } else {
+        unsetenv("DSA_INDEXER_LOGITS");
+    }
+    return t;
 }
 
 Tensor host_i32(const std::vector<int32_t>& v, const Shape& shape) {
@@ -152,6 +167,7 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
                                     be.stream());
     };
     const double t_logits = time_per_call(be, logits);
+    const double t_logits_f16 = with_logits_kernel("f16", [&] { return time_per_call(be, logits); });
     auto topk = [&](int i) {
         cuda::launch_indexer_topk({scores.data<float>(), in.key_slots[i % n].data<int32_t>(),
                                    in.request.data<int32_t>(), in.limit.data<int32_t>(), pos.data<int32_t>(),
@@ -171,10 +187,10 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [r_log, f_log] = rate(t_logits);
     const auto [r_top, f_top] = rate(t_topk);
     std::printf("indexer B=%-3lld ctx=%-6lld%s total %8.1f us %5.2f TB/s %5.1f%% | "
-                "logits %8.1f us %5.2f TB/s %5.1f%% | topk %7.1f us (%5.2f TB/s-equiv %5.1f%%) | floor %6.1f us | "
+                "logits %8.1f us %5.2f TB/s %5.1f%% (f16-mma kernel %8.1f us) | topk %7.1f us (%5.2f TB/s-equiv %5.1f%%) | floor %6.1f us | "
                 "graph: kernels %8.1f us topk %7.1f us%s\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
-                total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, t_topk * 1e6, r_top, f_top, floor_s * 1e6,
+                total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, t_logits_f16 * 1e6, t_topk * 1e6, r_top, f_top, floor_s * 1e6,
                 g_all * 1e6, g_topk * 1e6,
                 n > 1 ? "" : " (single page range)");
     std::fflush(stdout);

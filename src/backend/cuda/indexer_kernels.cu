@@ -1,9 +1,9 @@
-// Lightning-indexer kernels: key writes (Hadamard + act_quant into the 8448-byte FP8 page, or f32 rows), the
-// per-head q preparation (e4m3 bytes, heads padded to 8/16/32/64), the logits (FP8: 64-key blocks gathered by
-// cp.async into a 6-stage shared ring, mma.sync m16n8k32 e4m3 x e4m3 with f32 accumulation, or the e4m3 values
-// widened exactly to f16 for m16n8k16; q of all heads in registers, head sum inside the quad; F32: the reference's float ops in its order), an exact radix-select top-k (11-bit digits on the
-// score's order key, a cluster of up to 8 CTAs per row, ties by position) with a bitonic sort of the selected
-// entries, and the causal index lists. Every grid depends on host shapes only; the work follows query_limit.
+// Lightning-indexer kernels: key writes (Hadamard + act_quant into the 8448-byte FP8 page, or f32 rows), the q
+// preparation (e4m3 bytes, heads padded to 8/16/32/64), the logits (FP8: 64-key blocks in a 6-stage cp.async ring,
+// mma.sync e4m3 m16n8k32 or f16 m16n8k16 on exactly widened values, f32 accumulation, q in registers; F32: the
+// reference's float ops in its order), an exact radix-select top-k (11-bit digits of the score's order key, a
+// cluster of up to 8 CTAs per row, ties by position, bitonic sort of the selection) and the causal index lists.
+// Every grid depends on host shapes only; the work follows query_limit.
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -796,15 +796,13 @@ private:
     std::atomic<int> set_[kDevices] = {};
 };
 
-// The FP8 logits kernel: e4m3 MMAs unless DSA_INDEXER_LOGITS=f16 (the f16-widening kernel).
+// The FP8 logits kernel: e4m3 MMAs unless DSA_INDEXER_LOGITS=f16 (the f16-widening kernel); read at every
+// launch (host only) so that a process can run both.
 bool fp8_logits_use_f16() {
-    static const bool f16 = [] {
-        const char* v = std::getenv("DSA_INDEXER_LOGITS");
-        if (v == nullptr || *v == '\0' || std::strcmp(v, "e4m3") == 0) return false;
-        DSA_CHECK(std::strcmp(v, "f16") == 0) << "DSA_INDEXER_LOGITS=" << v << " (e4m3 or f16)";
-        return true;
-    }();
-    return f16;
+    const char* v = std::getenv("DSA_INDEXER_LOGITS");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "e4m3") == 0) return false;
+    DSA_CHECK(std::strcmp(v, "f16") == 0) << "DSA_INDEXER_LOGITS=" << v << " (e4m3 or f16)";
+    return true;
 }
 
 // CTAs per row: as many as fit beside the other rows in one wave of resident CTAs (>= 1, <= the row's blocks).

@@ -1,13 +1,14 @@
 // CUDA vs CPU for the lightning indexer at DeepSeek-V3.2 shapes (H_I 64, dim 128, index_topk 2048) and other
-// head counts: key writes are byte-exact in both store formats; the F32-key logits are bit-exact, so positions
-// must equal the CPU's in order; the FP8 logits (tensor cores) are compared by max |diff| per row, and the
-// selected set must equal the CPU's on every row whose 2048th/2049th score gap exceeds twice that row's max
-// |diff| (recall 1.0 there).
-// Rows of duplicated keys (massive exact ties) must match the CPU's positions exactly in both formats.
+// head counts: key writes byte-exact in both store formats; F32-key logits bit-exact (positions equal the CPU's in
+// order); FP8 logits (e4m3-MMA kernel, and the f16-MMA kernel in one case) compared by max |diff| per row, the
+// selected set equal to the CPU's on every row whose 2048th/2049th score gap exceeds twice that row's max |diff|
+// (recall 1.0 there). Rows of duplicated keys (exact ties) match the CPU's positions exactly in both formats.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -25,13 +26,18 @@ Numerics fp8_numerics(bool ue8m0) {
     return n;
 }
 
+// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, e4m3 MMAs).
 struct Case {
     const char* name;
     Numerics numerics;
+    const char* logits_kernel = nullptr;
 };
 
 std::vector<Case> all_cases() {
-    return {{"fp8_ue8m0", fp8_numerics(true)}, {"fp8_f32_scales", fp8_numerics(false)}, {"f32_keys", Numerics::bf16()}};
+    return {{"fp8_ue8m0", fp8_numerics(true)},
+            {"fp8_f32_scales", fp8_numerics(false)},
+            {"fp8_ue8m0_f16mma", fp8_numerics(true), "f16"},
+            {"f32_keys", Numerics::bf16()}};
 }
 
 // A paged store of both backends holding the same bytes.
@@ -53,6 +59,28 @@ struct RowStats {
 
 class IndexerOpsTest : public CudaVsCpuTest {
 protected:
+    IndexerOpsTest() {
+        const char* v = std::getenv(kKernelEnv);
+        saved_kernel_ = v != nullptr ? std::optional<std::string>(v) : std::nullopt;
+    }
+    ~IndexerOpsTest() override {
+        if (saved_kernel_) {
+            setenv(kKernelEnv, saved_kernel_->c_str(), 1);
+        } else {
+            unsetenv(kKernelEnv);
+        }
+    }
+
+    // Backends for the case, with its FP8 logits kernel selected.
+    void make_case(const Case& c) {
+        make(c.numerics);
+        if (c.logits_kernel != nullptr) {
+            setenv(kKernelEnv, c.logits_kernel, 1);
+        } else {
+            unsetenv(kKernelEnv);
+        }
+    }
+
     // Requests with the given lengths: keys (random, or `distinct` vectors repeated when > 0) written by the CPU
     // backend into shuffled slots; the GPU store gets the same bytes.
     // key_slots is [requests, max(lengths, width)] (-1 past each length), as a padded graph buffer would be.
@@ -95,6 +123,8 @@ protected:
     // when device_index), every row checked by check_rows.
     RowStats compare_backends(const char* name, bool device_index);
 
+    static constexpr const char* kKernelEnv = "DSA_INDEXER_LOGITS";
+    std::optional<std::string> saved_kernel_;
     int64_t heads_ = kHeads;  // indexer heads of compare_backends
     int64_t max_len_ = 0;
     Tensor key_slots_;
@@ -104,7 +134,7 @@ protected:
 
 TEST_F(IndexerOpsTest, KeyWriteIsByteExact) {
     for (const Case& c : all_cases()) {
-        make(c.numerics);
+        make_case(c);
         const IndexerKeyFormat f = c.numerics.indexer_key_format();
         const int64_t pages = 7, tokens = 300;
         std::vector<int32_t> perm(pages * kIndexerPageSize);
@@ -215,7 +245,7 @@ RowStats IndexerOpsTest::compare_backends(const char* name, bool device_index) {
 
 TEST_F(IndexerOpsTest, TopkMatchesCpu) {
     for (const Case& c : all_cases()) {
-        make(c.numerics);
+        make_case(c);
         // Requests of 8192, 3000, 2049, 2048, 700 and 1 keys; limits below, at and above index_topk.
         build({8192, 3000, 2049, 2048, 700, 1});
         request_ = {0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5};
@@ -249,7 +279,7 @@ TEST_F(IndexerOpsTest, TopkMatchesCpu) {
 // One request of 128K keys: the logits of a single query are spread over every SM (strided key blocks).
 TEST_F(IndexerOpsTest, OneLongRequest) {
     for (const Case& c : all_cases()) {
-        make(c.numerics);
+        make_case(c);
         build({131072});
         request_ = {0};
         limit_ = {131071};
@@ -263,7 +293,7 @@ TEST_F(IndexerOpsTest, OneLongRequest) {
 // index_topk, plus 64 more queries (128 rows: fewer CTAs per row).
 TEST_F(IndexerOpsTest, DecodeBatch) {
     for (const Case& c : all_cases()) {
-        make(c.numerics);
+        make_case(c);
         std::vector<int64_t> lengths(64);
         for (int64_t r = 0; r < 64; ++r) lengths[r] = r == 0 ? 1 : (r % 4 == 0 ? 2048 + r : 64 * r);
         build(lengths);
@@ -286,7 +316,7 @@ TEST_F(IndexerOpsTest, DecodeBatch) {
 // must follow the device-side limits, never touch the padding, and give the same lists.
 TEST_F(IndexerOpsTest, PaddedKeySlotsFollowTheLimits) {
     for (const Case& c : all_cases()) {
-        make(c.numerics);
+        make_case(c);
         build({3000, 2100, 5}, 0, 32768);
         request_ = {0, 1, 2, 0, 1};
         limit_ = {2999, 2099, 4, 0, 2047};
@@ -300,7 +330,7 @@ TEST_F(IndexerOpsTest, PaddedKeySlotsFollowTheLimits) {
 // of weight 0; F32 runs the heads as they are. Every row is checked as in the other cases.
 TEST_F(IndexerOpsTest, AnyHeadCount) {
     for (const Case& c : all_cases()) {
-        make(c.numerics);
+        make_case(c);
         build({5000, 2100, 300});
         request_ = {0, 0, 1, 2};
         limit_ = {4999, 2500, 2099, 299};
@@ -319,7 +349,7 @@ TEST_F(IndexerOpsTest, AnyHeadCount) {
 
 TEST_F(IndexerOpsTest, TiesFollowThePositionRule) {
     for (const Case& c : all_cases()) {
-        make(c.numerics);
+        make_case(c);
         // 8 distinct key vectors repeated: every score is one of 8 values (exact ties on both backends).
         build({6000, 2500}, 8);
         request_ = {0, 0, 1, 1};
