@@ -128,17 +128,22 @@ Tensor DecodeGraphs::run(std::span<const model::SequenceStep> steps) {
     const int64_t width = decode_width(max_len, max_context_, page_size_);
     const int64_t bs = bucket(n);
     if (bs == 0) return model_.forward_decode(upload(steps, width), kv_).logits;
+    return execute(bs, width, stage(steps, bs, width)).slice(0, n);
+}
 
-    model::DecodeInputs in = stage(steps, bs, width);
+void DecodeGraphs::capture_all() {
+    const int64_t width = decode_width(1, max_context_, page_size_);
+    for (int64_t bs : sizes_) (void)execute(bs, width, stage({}, bs, width));  // every row a padding row
+}
+
+Tensor DecodeGraphs::execute(int64_t bs, int64_t width, const model::DecodeInputs& in) {
     auto [it, fresh] = graphs_.try_emplace({bs, width});
     Graph& g = it->second;
     if (!fresh) {
-        if (g.graph) {
-            be_.replay_graph(*g.graph);
-            ++replays_;
-            return g.logits.slice(0, n);
-        }
-        return model_.forward_decode(in, kv_).logits.slice(0, n);  // capture failed before: eager
+        if (!g.graph) return model_.forward_decode(in, kv_).logits;  // its capture failed: eager
+        be_.replay_graph(*g.graph);
+        ++replays_;
+        return g.logits;
     }
     // First step of this bucket: run it eagerly (this also makes every lazily built weight copy and GEMM plan
     // the graph needs), then record the same step for the next ones.
@@ -148,15 +153,15 @@ Tensor DecodeGraphs::run(std::span<const model::SequenceStep> steps) {
     if (graph.is_ok()) {
         g.graph = std::move(graph).value();
         ++captured_;
-        DSA_LOG(kInfo) << "captured the decode graph for batch " << bs << ", width " << width << " (graph pool "
-                       << (be_.graph_pool_bytes() >> 20) << " MiB)";
+        DSA_LOG(kDebug) << "captured the decode graph for batch " << bs << ", width " << width << " (graph pool "
+                        << (be_.graph_pool_bytes() >> 20) << " MiB)";
     } else {
         g.logits = Tensor();
         ++failures_;
         DSA_LOG(kWarning) << "decode batch " << bs << ", width " << width
                           << " runs without a CUDA graph: " << graph.status().to_string();
     }
-    return logits.slice(0, n);
+    return logits;
 }
 
 }  // namespace dsa::engine

@@ -2,7 +2,8 @@
 // model::DsaModel::forward_decode, with the step's inputs (tokens, positions, page tables) written into fixed
 // device buffers, and, for batches up to --cuda-graph-max-bs, replayed from CUDA graphs: one graph per
 // (padded batch size, key-slot width) bucket, captured on the bucket's first step (which runs eagerly) and
-// replayed afterwards. Padding rows decode token 0 at position 0 into the reserved page 0.
+// replayed afterwards; capture_all() captures every batch size at the smallest width up front. Padding rows
+// decode token 0 at position 0 into the reserved page 0.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +44,9 @@ class DecodeGraphs {
     static bool is_decode(std::span<const model::SequenceStep> steps);
     // One decode step: logits [steps.size(), V] f32 on the model's device, valid until the next call.
     Tensor run(std::span<const model::SequenceStep> steps);
+    // Captures every batch size at the smallest width now (as SGLang does at startup) with padding-only steps
+    // (they write only the reserved page 0); wider buckets are still captured on first use.
+    void capture_all();
 
     // For tests and logs.
     int64_t graphs_captured() const { return captured_; }
@@ -57,6 +61,9 @@ class DecodeGraphs {
     };
     // The padded batch size for `n` sequences, or 0 when n exceeds every captured size.
     int64_t bucket(int64_t n) const;
+    // The step staged in `in` for bucket (bs, width): the bucket's graph replayed, or on its first step an eager
+    // run followed by the capture. Logits [bs, V].
+    Tensor execute(int64_t bs, int64_t width, const model::DecodeInputs& in);
     // Fixed device buffers for bs rows of the given width, filled from `steps` (rows past steps.size(): padding).
     model::DecodeInputs stage(std::span<const model::SequenceStep> steps, int64_t bs, int64_t width);
     model::DecodeInputs upload(std::span<const model::SequenceStep> steps, int64_t width);  // no-graph path

@@ -3,9 +3,12 @@
 // size ever differs, and the format mapping is the only place a backend format becomes a kvcache one.
 #include "engine/model_runner.h"
 
+#include <chrono>
+
 #include "backend/kv_layout.h"
 #include "base/check.h"
 #include "base/env.h"
+#include "base/logging.h"
 #include "model/config.h"
 
 namespace dsa::engine {
@@ -107,6 +110,14 @@ DsaModelRunner::DsaModelRunner(model::DsaModel& model, const backend::Numerics& 
 void DsaModelRunner::enable_device_decode(int64_t max_context, const DecodeGraphOptions& options) {
     if (model_.device() == Device::kCPU) return;
     decode_graphs_ = std::make_unique<DecodeGraphs>(model_, stores_, page_size(), max_context, options);
+    if (options.enabled && options.max_bs > 0) {
+        const auto start = std::chrono::steady_clock::now();
+        decode_graphs_->capture_all();
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        DSA_LOG(kInfo) << "captured " << decode_graphs_->graphs_captured() << " decode CUDA graphs (batch sizes up to "
+                       << options.max_bs << ") in " << s << " s; graph pool "
+                       << (model_.backend().graph_pool_bytes() >> 20) << " MiB";
+    }
 }
 
 Tensor DsaModelRunner::run(std::span<const model::SequenceStep> steps, bool logits_on_device) {

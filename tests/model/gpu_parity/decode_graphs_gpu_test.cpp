@@ -58,6 +58,8 @@ TEST(DecodeGraphsGpu, ReplaysEqualEagerAndForward) {
     }
     DecodeGraphs graphs(m, kv_graph, kPage, 4096, DecodeGraphOptions{true, 8, {}});
     DecodeGraphs eager(m, kv_eager, kPage, 4096, DecodeGraphOptions{false, 8, {}});
+    graphs.capture_all();  // the startup pass: sizes 1, 2, 4, 8 at width 1024 (padding rows write page 0 only)
+    EXPECT_EQ(graphs.graphs_captured(), 4);
 
     // Batches: 3 (bucket 4) x3, 8 x2, 10 (beyond 8: no graph), 1 x2, 3 again; each step advances the sequences.
     const std::vector<size_t> batches = {3, 3, 3, 8, 8, 10, 1, 1, 3};

@@ -1,7 +1,8 @@
 // DecodeGraphs on the CPU backend (no graphs there: capture reports Unimplemented and every bucket runs
 // eagerly): the device-input decode path (fixed buffers, page tables expanded by decode_slots, padding rows into
 // the reserved page 0) gives exactly the logits of the host-batch forward, for padded buckets, the bucket-less
-// path beyond the largest size, and steps after a failed capture. Also the bucket and width rules.
+// path beyond the largest size, and steps after a failed capture, also after the startup pass over every size
+// (which must not touch the sequences' KV). Also the bucket and width rules.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -84,6 +85,9 @@ TEST(DecodeGraphs, CpuDevicePathEqualsHostBatchForward) {
 
     DecodeGraphs graphs(*t.model, dev_kv, kPage, kContext, DecodeGraphOptions{true, 8, {}});
     ASSERT_EQ(graphs.batch_sizes(), (std::vector<int64_t>{1, 2, 4, 8}));
+    // The startup pass: padding-only steps for every size (they write only page 0, which no sequence owns).
+    graphs.capture_all();
+    EXPECT_EQ(graphs.capture_failures(), 4);  // Unimplemented on the CPU: each bucket then runs eagerly
     // 3 sequences (bucket 4, one padding row), then 9 (beyond max_bs: no bucket), then 3 again (the bucket's
     // capture failed on the CPU: eager), then 1.
     for (size_t n : {3u, 9u, 3u, 1u}) {
@@ -101,7 +105,7 @@ TEST(DecodeGraphs, CpuDevicePathEqualsHostBatchForward) {
         for (size_t i = 0; i < n; ++i) seqs[i].tokens.push_back(next[i]);
     }
     EXPECT_EQ(graphs.graphs_captured(), 0);
-    EXPECT_EQ(graphs.capture_failures(), 2);  // buckets 4 and 1: Unimplemented on the CPU
+    EXPECT_EQ(graphs.capture_failures(), 4);  // no new bucket after the startup pass (all at width 1024)
     EXPECT_EQ(graphs.graph_replays(), 0);
 }
 
