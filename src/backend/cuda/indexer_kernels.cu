@@ -1,6 +1,6 @@
 // Lightning-indexer kernels: key writes (Hadamard + act_quant into the 8448-byte FP8 page, or f32 rows), the q
 // preparation (e4m3 bytes, heads padded to 8/16/32/64), the logits (FP8: 64-key blocks in a 6-stage cp.async ring,
-// mma.sync e4m3 m16n8k32 or f16 m16n8k16 on exactly widened values, f32 accumulation, q in registers; F32: the
+// mma.sync f16 m16n8k16 on exactly widened values or e4m3 m16n8k32, f32 accumulation, q in registers; F32: the
 // reference's float ops in its order), an exact radix-select top-k (11-bit digits of the score's order key, a
 // cluster of up to 8 CTAs per row, ties by position, bitonic sort of the selection) and the causal index lists.
 // Every grid depends on host shapes only; the work follows query_limit.
@@ -310,11 +310,14 @@ __device__ __forceinline__ void score_tile(const uint8_t* stage, int warp, int g
     for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
 #pragma unroll
     for (int ks = 0; ks < QFrag<NT, kF8>::kSteps; ++ks) {
-        if constexpr (kF8) {
+        if constexpr (kF8) {  // each k-step from zero, added in f32 (see fp8_logits_use_e4m3)
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
-                mma_e4m3(acc[nt], k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1], q.b[nt][ks][0],
+                float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                mma_e4m3(part, k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1], q.b[nt][ks][0],
                          q.b[nt][ks][1]);
+#pragma unroll
+                for (int e = 0; e < 4; ++e) acc[nt][e] = ks == 0 ? part[e] : acc[nt][e] + part[e];
             }
         } else {
             const uint32_t a0 = e4m3x2_to_f16x2(k0[ks] & 0xffffu), a2 = e4m3x2_to_f16x2(k0[ks] >> 16);
@@ -796,12 +799,13 @@ private:
     std::atomic<int> set_[kDevices] = {};
 };
 
-// The FP8 logits kernel: e4m3 MMAs unless DSA_INDEXER_LOGITS=f16 (the f16-widening kernel); read at every
-// launch (host only) so that a process can run both.
-bool fp8_logits_use_f16() {
+// The FP8 logits kernel: f16 MMAs on the widened values unless DSA_INDEXER_LOGITS=e4m3 (e4m3 MMAs, each k-step
+// from a zero accumulator: Hopper's FP8 MMA keeps only 13 mantissa bits of an accumulator it is given). Read at
+// every launch (host only) so that a process can run both.
+bool fp8_logits_use_e4m3() {
     const char* v = std::getenv("DSA_INDEXER_LOGITS");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "e4m3") == 0) return false;
-    DSA_CHECK(std::strcmp(v, "f16") == 0) << "DSA_INDEXER_LOGITS=" << v << " (e4m3 or f16)";
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "f16") == 0) return false;
+    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (f16 or e4m3)";
     return true;
 }
 
@@ -826,8 +830,8 @@ void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
 
 template <int NT>
 void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
-    if (fp8_logits_use_f16()) return launch_fp8_logits<NT, false>(p, stream);
-    launch_fp8_logits<NT, true>(p, stream);
+    if (fp8_logits_use_e4m3()) return launch_fp8_logits<NT, true>(p, stream);
+    launch_fp8_logits<NT, false>(p, stream);
 }
 
 }  // namespace

@@ -47,7 +47,8 @@ void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream);
 // Logits of every visible key of each query: scores[t, s] for s <= query_limit[t]; with fill_masked the rest of
 // the row (s < max_len) is -inf. FP8: q8 + wt from launch_indexer_q_prep (heads = its padded_heads: 8, 16, 32 or
 // 64), score = sk * sum_j wt_j ReLU(q_j . k) on tensor cores with exact e4m3 products and f32 accumulation:
-// mma.sync e4m3 x e4m3 by default, the e4m3 values widened to f16 (m16n8k16) with DSA_INDEXER_LOGITS=f16.
+// the e4m3 values widened to f16 (mma.sync m16n8k16) by default, e4m3 x e4m3 (m16n8k32, every k-step from a zero
+// accumulator, summed in f32) with DSA_INDEXER_LOGITS=e4m3.
 // F32: q bf16 + weights, the reference's float operations in its order (bit-exact). The FP8 grid depends on
 // num_tokens and max_len only (CUDA-graph safe); CTAs whose key blocks lie past a row's device-side limit exit.
 struct IndexerLogitsParams {

@@ -1,6 +1,6 @@
 // CUDA vs CPU for the lightning indexer at DeepSeek-V3.2 shapes (H_I 64, dim 128, index_topk 2048) and other
 // head counts: key writes byte-exact in both store formats; F32-key logits bit-exact (positions equal the CPU's in
-// order); FP8 logits (e4m3-MMA kernel, and the f16-MMA kernel in one case) compared by max |diff| per row, the
+// order); FP8 logits (f16-MMA kernel, and the e4m3-MMA kernel in one case) compared by max |diff| per row, the
 // selected set equal to the CPU's on every row whose 2048th/2049th score gap exceeds twice that row's max |diff|
 // (recall 1.0 there). Rows of duplicated keys (exact ties) match the CPU's positions exactly in both formats.
 #include <algorithm>
@@ -26,7 +26,7 @@ Numerics fp8_numerics(bool ue8m0) {
     return n;
 }
 
-// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, e4m3 MMAs).
+// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, f16 MMAs).
 struct Case {
     const char* name;
     Numerics numerics;
@@ -36,7 +36,7 @@ struct Case {
 std::vector<Case> all_cases() {
     return {{"fp8_ue8m0", fp8_numerics(true)},
             {"fp8_f32_scales", fp8_numerics(false)},
-            {"fp8_ue8m0_f16mma", fp8_numerics(true), "f16"},
+            {"fp8_ue8m0_e4m3mma", fp8_numerics(true), "e4m3"},
             {"f32_keys", Numerics::bf16()}};
 }
 
