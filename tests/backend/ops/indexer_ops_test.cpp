@@ -1,6 +1,6 @@
 // CUDA vs CPU for the lightning indexer at DeepSeek-V3.2 shapes (H_I 64, dim 128, index_topk 2048) and other
 // head counts: key writes byte-exact in both store formats; F32-key logits bit-exact (positions equal the CPU's in
-// order); FP8 logits (f16-MMA kernel, and the e4m3-MMA kernel in one case) compared by max |diff| per row, the
+// order); FP8 logits (f16-MMA kernel; the e4m3-MMA kernel in one test) compared by max |diff| per row, the
 // selected set equal to the CPU's on every row whose 2048th/2049th score gap exceeds twice that row's max |diff|
 // (recall 1.0 there). Rows of duplicated keys (exact ties) match the CPU's positions exactly in both formats.
 #include <algorithm>
@@ -26,7 +26,8 @@ Numerics fp8_numerics(bool ue8m0) {
     return n;
 }
 
-// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, f16 MMAs).
+// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, f16 MMAs). all_cases() runs
+// the default; E4m3LogitsKernel runs the e4m3 kernel.
 struct Case {
     const char* name;
     Numerics numerics;
@@ -36,7 +37,6 @@ struct Case {
 std::vector<Case> all_cases() {
     return {{"fp8_ue8m0", fp8_numerics(true)},
             {"fp8_f32_scales", fp8_numerics(false)},
-            {"fp8_ue8m0_e4m3mma", fp8_numerics(true), "e4m3"},
             {"f32_keys", Numerics::bf16()}};
 }
 
@@ -343,6 +343,32 @@ TEST_F(IndexerOpsTest, AnyHeadCount) {
             if (heads >= 4) {
                 EXPECT_GE(st.eligible * 2, st.long_rows) << name << ": too few rows with a clear gap";
             }
+        }
+    }
+}
+
+// The opt-in e4m3-MMA logits kernel (DSA_INDEXER_LOGITS=e4m3) under the same checks: a decode batch of 64
+// requests (lengths 1..4096, limits around index_topk), one 40K request split over many CTAs, and 4 / 12 heads.
+TEST_F(IndexerOpsTest, E4m3LogitsKernel) {
+    for (const bool ue8m0 : {true, false}) {
+        const Case c{ue8m0 ? "e4m3mma_ue8m0" : "e4m3mma_f32_scales", fp8_numerics(ue8m0), "e4m3"};
+        make_case(c);
+        std::vector<int64_t> lengths(64);
+        for (int64_t r = 0; r < 64; ++r) lengths[r] = r == 0 ? 40000 : (r % 4 == 0 ? 2048 + r : 64 * r);
+        build(lengths);
+        request_.clear();
+        limit_.clear();
+        for (int32_t r = 0; r < 64; ++r) {
+            request_.push_back(r);
+            limit_.push_back(static_cast<int32_t>(lengths[r] - 1));
+        }
+        for (const int64_t heads : {int64_t{64}, int64_t{4}, int64_t{12}}) {
+            heads_ = heads;
+            const std::string name = std::string(c.name) + " heads=" + std::to_string(heads);
+            const RowStats st = compare_backends(name.c_str(), true);
+            EXPECT_GT(st.long_rows, 10) << name;
+            EXPECT_GE(st.eligible * 2, st.long_rows) << name << ": too few rows with a clear threshold gap";
+            EXPECT_LE(st.worst_rel, 1e-4) << name;
         }
     }
 }
