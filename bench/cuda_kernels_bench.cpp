@@ -171,6 +171,7 @@ void bench_fp8_stream(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
                                     {576, 7168},  {7168, 16384}, {4096, 7168}, {2112, 7168}};
     int sms = 0;
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
     for (const NK s : shapes) {
         const int64_t kb = s.k / 128;
         LinearWeight host8 = host_fp8_weight(s.n, s.k, rng);
@@ -186,29 +187,37 @@ void bench_fp8_stream(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
             cuda::launch_act_quant({xb.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, s.k, m, true},
                                    be.stream());
             Tensor y = Tensor::empty({m, s.n}, DType::kBF16, Device::kCUDA, "y");
-            const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
-            Tensor ws = Tensor::empty({std::max<int64_t>(plan.ws_floats, 1)}, DType::kF32, Device::kCUDA, "ws");
-            Tensor counters = Tensor::empty({std::max<int64_t>(plan.counters, 1)}, DType::kI32, Device::kCUDA, "ctr");
-            DSA_CUDA_CHECK(cudaMemsetAsync(counters.raw_data(), 0, counters.nbytes(), be.stream()));
-            cuda::Fp8StreamParams p;
-            p.w_scale = scales.data<float>();
-            p.m = m;
-            p.x = xq.data<uint8_t>();
-            p.x_scale = xs.data<float>();
-            p.x_scale_ld = m;
-            p.out = y.data<uint16_t>();
-            p.n = s.n, p.k = s.k, p.scale_ld = kb;
-            p.ws = ws.data<float>();
-            p.counters = counters.data<int32_t>();
-            const double t = graph_seconds_per_launch(be, [&](int i) {
-                p.w = w8[i % copies].data<uint8_t>();
-                cuda::launch_fp8_stream_gemm(p, plan, be.stream());
-            });
-            char name[160];
-            std::snprintf(name, sizeof(name), "fp8 stream kernel M=%lld N=%lld K=%lld (splits %lld, nt %d)",
-                          static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
-                          static_cast<long long>(plan.splits), plan.nt);
-            report(name, t, static_cast<double>(s.n) * s.k, 0, 0);  // % of the 4.8 TB/s weight-read floor
+            // Both kernel variants: the staged default and the first (register ring) version.
+            using V = cuda::Fp8StreamKernel;
+            for (const V variant : {V::kStaged, V::kRing}) {
+                cuda::set_fp8_stream_variant(variant);
+                const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);  // for `variant`
+                Tensor ws = Tensor::empty({std::max<int64_t>(plan.ws_floats, 1)}, DType::kF32, Device::kCUDA, "ws");
+                Tensor counters =
+                    Tensor::empty({std::max<int64_t>(plan.counters, 1)}, DType::kI32, Device::kCUDA, "ctr");
+                DSA_CUDA_CHECK(cudaMemsetAsync(counters.raw_data(), 0, counters.nbytes(), be.stream()));
+                cuda::Fp8StreamParams p;
+                p.w_scale = scales.data<float>();
+                p.m = m;
+                p.x = xq.data<uint8_t>();
+                p.x_scale = xs.data<float>();
+                p.x_scale_ld = m;
+                p.out = y.data<uint16_t>();
+                p.n = s.n, p.k = s.k, p.scale_ld = kb;
+                p.ws = ws.data<float>();
+                p.counters = counters.data<int32_t>();
+                const double t = graph_seconds_per_launch(be, [&](int i) {
+                    p.w = w8[i % copies].data<uint8_t>();
+                    cuda::launch_fp8_stream_gemm(p, plan, be.stream());
+                });
+                char name[160];
+                std::snprintf(name, sizeof(name), "fp8 stream kernel [%s] M=%lld N=%lld K=%lld (splits %lld, nt %d)",
+                              variant == V::kRing ? "ring" : "staged",
+                              static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
+                              static_cast<long long>(plan.splits), plan.nt);
+                report(name, t, static_cast<double>(s.n) * s.k, 0, 0);  // % of the 4.8 TB/s weight-read floor
+            }
+            cuda::set_fp8_stream_variant(initial);
         }
     }
 }

@@ -182,7 +182,7 @@ int main() {
     std::mt19937 rng(7);
     std::printf("MoE layer, DeepSeek-V3.2 shapes, FP8 experts, act_quant UE8M0 (uploading 257 experts)\n");
     const ExpertSet ex = make_experts(be);
-    for (int64_t batch : {1, 2, 4, 8, 16, 32, 64}) bench_layer(be, ex, rng, batch);
+    for (int64_t batch : {1, 2, 4, 8, 16, 32, 64, 128}) bench_layer(be, ex, rng, batch);
     bench_glm_route(be, rng);
     return 0;
 }

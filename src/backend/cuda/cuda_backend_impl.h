@@ -92,6 +92,8 @@ public:
     // the CUDA-core GEMV, or grouped on the host (prefill).
     enum class MoePath : uint8_t { kNone, kStream, kDeviceGemv, kHostGrouped };
     MoePath last_moe_path() const { return last_moe_path_; }
+    // Whether the last dense_mlp took the fused streaming path (gate + up in one launch, SwiGLU + act_quant, down).
+    bool last_mlp_fused() const { return last_mlp_fused_; }
 
 private:
     // A weight as the GEMMs use it (device memory).
@@ -110,6 +112,10 @@ private:
     std::vector<Tensor> gemv_groups_;  // [m] -> the packed one-group buffer of rows 0..m-1 (device i32)
     // y[m, n] = bf16(act_quant(x) · w^T) by the FP8 weight-streaming tensor-core GEMM (m <= kFp8StreamMaxRows).
     void fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y);
+    // dense_mlp of FP8 weights with act_quant at m <= kFp8StreamMaxRows: one act_quant of x, gate and up in one
+    // streaming launch, SwiGLU + act_quant of h, down; false (nothing launched) when the shapes do not fit.
+    bool fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y);
+    bool last_mlp_fused_ = false;
     // The split-K workspace of the streaming GEMM (f32 partials, i32 tile counters kept zero between launches),
     // made on first need (4 MB + 256 KB, grown when a launch needs more) and shared by all its launches on stream_.
     std::pair<float*, int32_t*> stream_workspace(int64_t ws_floats, int64_t counters);

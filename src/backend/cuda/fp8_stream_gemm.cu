@@ -1,15 +1,20 @@
-// The FP8 weight-streaming decode GEMM (fp8_stream_gemm.h). One warp owns 16 weight rows x a run of 128-K blocks
-// and keeps kRing blocks of weight loads in flight (L1 no-allocate, L2 evict-first). Inside every 128-K block the
-// same permutation of k is applied to weights and activations, so a lane's fragments are two 16-byte loads per row:
-// lane (g, t) of k-step s (0..3) takes the 8 bytes at 64 * (s / 2) + 16 t + 8 * (s % 2) of the block, which the mma
-// sees as k = 32 s + 4 t + {0..3} (first word) and 32 s + 16 + 4 t + {0..3} (second word) — a bijection of [0, 128).
+// The FP8 weight-streaming decode GEMM (fp8_stream_gemm.h), two variants. Ring (the first): one warp owns 16 weight
+// rows x a run of 128-K blocks and keeps kRing blocks of weight loads in registers. Staged (default): a CTA of 8
+// warps streams 128 rows through a cp.async shared-memory ring holding weights and activations (see below). Inside
+// every 128-K block the same permutation of k is applied to weights and activations, so a lane's fragments are two
+// 16-byte pieces per row: lane (g, t) of k-step s (0..3) takes the 8 bytes at 64 * (s / 2) + 16 t + 8 * (s % 2) of
+// the block, which the mma sees as k = 32 s + 4 t + {0..3} and 32 s + 16 + 4 t + {0..3} — a bijection of [0, 128).
 #include <cuda_fp8.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/fp8_stream_gemm.h"
+#include "backend/cuda/mma_util.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
@@ -144,6 +149,13 @@ __device__ __forceinline__ bool resolve(const Fp8StreamParams& p, int64_t grp, i
             w = static_cast<const uint8_t*>(e.down);
             ws = e.down_scale;
         }
+    } else if (p.gate_up) {
+        wrows = p.n / 2;
+        if (wr0 >= wrows) {
+            w = p.w2;
+            ws = p.w2_scale;
+            wr0 -= wrows;
+        }
     }
     const int g = lane >> 2, t = lane & 3;
     j.w0 = wr0 + g < wrows ? w + (wr0 + g) * p.k + 16 * t : nullptr;
@@ -246,6 +258,202 @@ __global__ void __launch_bounds__(kThreads) fp8_stream_kernel(Fp8StreamParams p,
     }
 }
 
+
+// ---- The staged kernel: a CTA of 8 warps owns 128 weight rows (warp w: rows 16w..16w+15) x a K run. Stage s of a
+// kStages-deep cp.async ring holds the 128 x 128 weight block, the token rows' 128-byte activation block and their
+// scales; every warp reads its fragments from shared memory (the same k permutation as above). Rows are 128 bytes;
+// 16-byte chunk c of row r sits at chunk c ^ 4 (r & 1), so a quarter-warp's fragment loads (rows g = 2q, 2q + 1,
+// chunks t or 4 + t) touch all 32 banks once.
+constexpr int kSWarps = 8;
+constexpr int kSThreads = kSWarps * 32;
+constexpr int kSRows = kSWarps * static_cast<int>(kFp8StreamTileRows);
+
+template <int NT>
+struct Staged {
+    static constexpr int kStages = NT <= 2 ? 6 : 4;
+    static constexpr int kXRows = NT * 8;
+    static constexpr int kWBytes = kSRows * 128;
+    static constexpr int kXBytes = kXRows * 128;
+    static constexpr int kStageBytes = kWBytes + kXBytes + kXRows * 4;
+    static constexpr int kSmem = kStages * kStageBytes;
+    static constexpr int kXPer = (NT * 64 + kSThreads - 1) / kSThreads;  // activation chunks per thread
+};
+
+__device__ __forceinline__ uint32_t swz(int r, int c) {
+    return static_cast<uint32_t>(r * 128 + ((c ^ ((r & 1) << 2)) << 4));
+}
+
+__device__ __forceinline__ void cp_async16_hint(uint32_t dst, const void* src, bool valid, uint64_t pol) {
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(dst), "l"(src),
+                 "r"(valid ? 16 : 0), "l"(pol)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async4(uint32_t dst, const void* src, bool valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 4 : 0) : "memory");
+}
+__device__ __forceinline__ uint4 lds128(uint32_t addr) {
+    uint4 r;
+    asm volatile("ld.shared.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "r"(addr)
+                 : "memory");
+    return r;
+}
+__device__ __forceinline__ float2 lds64f(uint32_t addr) {
+    float2 r;
+    asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];\n" : "=f"(r.x), "=f"(r.y) : "r"(addr) : "memory");
+    return r;
+}
+
+// Output feature `row`'s weight row (grouped: of expert e; gate_up: gate rows then up rows); null past N.
+__device__ __forceinline__ const uint8_t* weight_row(const Fp8StreamParams& p, const MoeExpertPtrs* e, int64_t row) {
+    if (row >= p.n) return nullptr;
+    if (!p.gate_up) return (e == nullptr ? p.w : static_cast<const uint8_t*>(e->down)) + row * p.k;
+    const int64_t f = p.n / 2;
+    if (e == nullptr) return row < f ? p.w + row * p.k : p.w2 + (row - f) * p.k;
+    return row < f ? static_cast<const uint8_t*>(e->gate) + row * p.k
+                   : static_cast<const uint8_t*>(e->up) + (row - f) * p.k;
+}
+
+// The x row of pass-local token i (valid i < j.count).
+__device__ __forceinline__ int64_t x_row(const Fp8StreamParams& p, const WarpJob& j, int i) {
+    return p.experts != nullptr ? p.groups.rows[j.start + j.tok0 + i] / p.x_row_div : j.tok0 + i;
+}
+
+// This thread's share of one stage: 4 weight chunks, kXPer activation chunks, one token scale.
+template <int NT>
+struct StageSrc {
+    const uint8_t* w[4];
+    const uint8_t* x[Staged<NT>::kXPer];
+    const float* sc;
+};
+
+template <int NT>
+__device__ __forceinline__ void load_stage(uint32_t stage, const StageSrc<NT>& s, int64_t kb, int used,
+                                           const Fp8StreamParams& p, uint64_t pol) {
+    using S = Staged<NT>;
+    const int tid = threadIdx.x;
+    const void* dummy = p.x;  // zero-filled copies read nothing; any global address will do
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const uint32_t dst = stage + swz(tid / 8 + 32 * i, tid % 8);
+        cp_async16_hint(dst, s.w[i] != nullptr ? s.w[i] + kb * kKBlock : dummy, s.w[i] != nullptr, pol);
+    }
+#pragma unroll
+    for (int i = 0; i < S::kXPer; ++i) {
+        const int idx = tid + kSThreads * i, r = idx / 8;
+        if (idx < NT * 64 && r < used) {
+            const uint32_t dst = stage + S::kWBytes + swz(r, idx % 8);
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst),
+                         "l"(s.x[i] != nullptr ? s.x[i] + kb * kKBlock : dummy), "r"(s.x[i] != nullptr ? 16 : 0)
+                         : "memory");
+        }
+    }
+    if (tid < used) {
+        cp_async4(stage + S::kWBytes + S::kXBytes + 4 * tid, s.sc != nullptr ? s.sc + kb * p.x_scale_ld : dummy,
+                  s.sc != nullptr);
+    }
+}
+
+// acc[nt] += (W_blk · X_blk^T) * w_scale * x_scale for the warp's 16 rows of one staged block.
+template <int NT>
+__device__ __forceinline__ void staged_mma(float (&acc)[NT][4], uint32_t stage, int warp, int lane, int count,
+                                           float sw) {
+    using S = Staged<NT>;
+    const int g = lane >> 2, t = lane & 3, r = 16 * warp + g;
+    const uint4 wb[4] = {lds128(stage + swz(r, t)), lds128(stage + swz(r, 4 + t)), lds128(stage + swz(r + 8, t)),
+                         lds128(stage + swz(r + 8, 4 + t))};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        if (nt * 8 >= count) break;  // warp-uniform
+        const uint32_t xs = stage + S::kWBytes;
+        const uint4 x0 = lds128(xs + swz(nt * 8 + g, t)), x1 = lds128(xs + swz(nt * 8 + g, 4 + t));
+        // d[c] holds token columns 2t (c even) and 2t + 1 (c odd).
+        const float2 sx = lds64f(xs + S::kXBytes + 4 * (nt * 8 + 2 * t));
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {
+            const uint4& lo = s < 2 ? wb[0] : wb[1];
+            const uint4& hi = s < 2 ? wb[2] : wb[3];
+            const uint4& xb = s < 2 ? x0 : x1;
+            const int w = (s & 1) * 2;
+            mma_e4m3(d, word(lo, w), word(hi, w), word(lo, w + 1), word(hi, w + 1), word(xb, w), word(xb, w + 1));
+        }
+        acc[nt][0] = fmaf(d[0], sx.x * sw, acc[nt][0]);
+        acc[nt][1] = fmaf(d[1], sx.y * sw, acc[nt][1]);
+        acc[nt][2] = fmaf(d[2], sx.x * sw, acc[nt][2]);
+        acc[nt][3] = fmaf(d[3], sx.y * sw, acc[nt][3]);
+    }
+}
+
+template <int NT>
+__global__ void __launch_bounds__(kSThreads, 2) fp8_staged_kernel(Fp8StreamParams p, Fp8StreamPlan plan) {
+    using S = Staged<NT>;
+    extern __shared__ __align__(128) uint8_t smem[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
+    const int64_t rowblocks = (plan.tiles + kSWarps - 1) / kSWarps;
+    const int64_t split = blockIdx.x / rowblocks, rb = blockIdx.x % rowblocks, grp = blockIdx.y;
+    const int64_t tile = rb * kSWarps + warp;
+    const bool has_tile = tile < plan.tiles;
+    WarpJob j;
+    if (!resolve(p, grp, has_tile ? tile : 0, lane, j)) return;  // the whole CTA: surplus group
+    const MoeExpertPtrs* e = p.experts != nullptr ? p.experts + p.groups.expert[grp] : nullptr;
+    const int total = j.count;
+    if (plan.splits > 1 && total > NT * 8) __trap();  // the host plans one pass whenever it splits K
+    const int64_t nkb = p.k / kKBlock, kb0 = split * plan.chunk;
+    const int nblk = static_cast<int>((kb0 + plan.chunk < nkb ? kb0 + plan.chunk : nkb) - kb0);
+    if (nblk <= 0) return;  // CTA-uniform; the plan never makes one
+    const uint64_t pol = evict_first_policy();
+    const uint32_t sbase = smem_addr(smem);
+    StageSrc<NT> src;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        const uint8_t* w = weight_row(p, e, rb * kSRows + tid / 8 + 32 * i);
+        src.w[i] = w != nullptr ? w + 16 * (tid % 8) : nullptr;
+    }
+    float acc[NT][4];
+    for (int tok0 = 0; tok0 < total; tok0 += NT * 8) {
+        j.tok0 = tok0;
+        j.count = total - tok0 < NT * 8 ? total - tok0 : NT * 8;
+        const int used = (j.count + 7) & ~7;
+#pragma unroll
+        for (int i = 0; i < S::kXPer; ++i) {
+            const int idx = tid + kSThreads * i, r = idx / 8;
+            src.x[i] = idx < NT * 64 && r < j.count ? p.x + x_row(p, j, r) * p.k + 16 * (idx % 8) : nullptr;
+        }
+        src.sc = tid < j.count ? p.x_scale + x_row(p, j, tid) : nullptr;
+#pragma unroll
+        for (int s = 0; s < S::kStages - 1; ++s) {
+            if (s < nblk) load_stage<NT>(sbase + s * S::kStageBytes, src, kb0 + s, used, p, pol);
+            cp_async_commit();
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+        for (int i = 0; i < nblk; ++i) {
+            cp_async_wait<S::kStages - 2>();  // block i has landed (this thread's copies) ...
+            __syncthreads();                  // ... everyone's, and block i - 1's slot is free
+            const int next = i + S::kStages - 1;
+            if (next < nblk) {
+                load_stage<NT>(sbase + (next % S::kStages) * S::kStageBytes, src, kb0 + next, used, p, pol);
+            }
+            cp_async_commit();
+            if (has_tile) {
+                const float sw = __ldg(j.w_scale + kb0 + i);
+                staged_mma<NT>(acc, sbase + (i % S::kStages) * S::kStageBytes, warp, lane, j.count, sw);
+            }
+        }
+        cp_async_wait<0>();
+        if (has_tile) {
+            if (plan.splits == 1) {
+                store_out<NT>(acc, p, j, lane);
+            } else {
+                split_k_finish<NT>(acc, p, plan, j, grp, split, tile, lane);
+            }
+        }
+        __syncthreads();  // the next pass refills every stage
+    }
+}
+
 __device__ __forceinline__ float pow2_ceil(float x) {
     int e;
     const float m = frexpf(x, &e);
@@ -279,11 +487,40 @@ __global__ void swiglu_quant_kernel(SwigluQuantParams p) {
 }
 
 template <int NT>
-void launch_nt(const Fp8StreamParams& p, const Fp8StreamPlan& plan, dim3 grid, cudaStream_t stream) {
-    fp8_stream_kernel<NT><<<grid, kThreads, 0, stream>>>(p, plan);
+void launch_nt(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t groups, cudaStream_t stream) {
+    if (plan.kernel == Fp8StreamKernel::kRing) {
+        const int64_t ctas = (plan.tiles * plan.splits + kWarps - 1) / kWarps;
+        const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(groups));
+        fp8_stream_kernel<NT><<<grid, kThreads, 0, stream>>>(p, plan);
+        DSA_CUDA_CHECK_LAUNCH(fp8_stream_kernel);
+        return;
+    }
+    // Per function and device; cheap on the host, so set on every launch (any device may be current).
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(fp8_staged_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        Staged<NT>::kSmem));
+    const int64_t ctas = (plan.tiles + kSWarps - 1) / kSWarps * plan.splits;
+    DSA_CHECK(ctas <= 0x7fffffff) << "fp8 stream GEMM grid";
+    const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(groups));
+    fp8_staged_kernel<NT><<<grid, kSThreads, Staged<NT>::kSmem, stream>>>(p, plan);
+    DSA_CUDA_CHECK_LAUNCH(fp8_staged_kernel);
 }
 
+std::atomic<int> g_variant{0};  // 0: not yet read from the environment
+
 }  // namespace
+
+Fp8StreamKernel fp8_stream_variant() {
+    int v = g_variant.load(std::memory_order_relaxed);
+    if (v == 0) {
+        const char* e = std::getenv("DSA_FP8_STREAM_KERNEL");
+        v = e != nullptr && std::strcmp(e, "ring") == 0 ? static_cast<int>(Fp8StreamKernel::kRing)
+                                                        : static_cast<int>(Fp8StreamKernel::kStaged);
+        g_variant.store(v, std::memory_order_relaxed);
+    }
+    return static_cast<Fp8StreamKernel>(v);
+}
+
+void set_fp8_stream_variant(Fp8StreamKernel k) { g_variant.store(static_cast<int>(k), std::memory_order_relaxed); }
 
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
     DSA_CHECK(groups >= 1 && rows >= 1 && k >= kKBlock && k % kKBlock == 0)
@@ -291,11 +528,18 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
     DSA_CHECK(max_tokens >= 1 && max_tokens <= kFp8StreamMaxRows)
         << "fp8 stream GEMM: " << max_tokens << " token rows (1.." << kFp8StreamMaxRows << ")";
     Fp8StreamPlan plan;
+    plan.kernel = fp8_stream_variant();
     plan.tiles = (rows + kFp8StreamTileRows - 1) / kFp8StreamTileRows;
     plan.nt = max_tokens <= 8 ? 1 : max_tokens <= 16 ? 2 : max_tokens <= 32 ? 4 : 8;
-    const int64_t nkb = k / kKBlock, warps = groups * plan.tiles;
-    const int64_t target = static_cast<int64_t>(num_sms > 0 ? num_sms : 132) * 16;  // ~16 warps per SM
-    int64_t splits = (target + warps / 2) / warps;
+    const int64_t nkb = k / kKBlock, sms = num_sms > 0 ? num_sms : 132;
+    int64_t splits = 1;
+    if (plan.kernel == Fp8StreamKernel::kRing) {
+        const int64_t warps = groups * plan.tiles, target = sms * 16;  // ~16 warps per SM
+        splits = (target + warps / 2) / warps;
+    } else {
+        const int64_t ctas = groups * ((plan.tiles + kSWarps - 1) / kSWarps);  // 2 CTAs of 8 warps per SM
+        splits = 2 * sms / ctas;
+    }
     splits = !bounded || splits < 1 ? 1 : splits > nkb ? nkb : splits;
     // Each split's fp32 partial (tokens x 16) must stay small next to its weight bytes (16 x 128 per block).
     const int64_t min_chunk = std::min<int64_t>(nkb, max_tokens > 16 ? 4 : 2);
@@ -314,27 +558,26 @@ void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan,
     DSA_CHECK(p.k >= kKBlock && p.k % kKBlock == 0) << "fp8 stream GEMM: K = " << p.k << " (a multiple of 128)";
     DSA_CHECK(p.scale_ld >= p.k / kKBlock) << "fp8 stream GEMM: scale_ld " << p.scale_ld;
     DSA_CHECK(!p.gate_up || (p.n % (2 * kFp8StreamTileRows) == 0)) << "fp8 stream GEMM: gate_up N = " << p.n;
+    DSA_CHECK(!p.gate_up || p.experts != nullptr || (p.w2 != nullptr && p.w2_scale != nullptr))
+        << "fp8 stream GEMM: dense gate_up without the up weight";
     DSA_CHECK(plan.tiles == (p.n + kFp8StreamTileRows - 1) / kFp8StreamTileRows) << "fp8 stream GEMM: plan mismatch";
     DSA_CHECK(p.experts != nullptr || p.m <= plan.nt * 8) << "fp8 stream GEMM: " << p.m << " rows > plan";
     DSA_CHECK(plan.splits == 1 || (p.ws != nullptr && p.counters != nullptr)) << "fp8 stream GEMM: no workspace";
     DSA_CHECK(groups <= 65535) << "fp8 stream GEMM: " << groups << " groups";
-    const int64_t ctas = (plan.tiles * plan.splits + kWarps - 1) / kWarps;
-    const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(groups));
     switch (plan.nt) {
         case 1:
-            launch_nt<1>(p, plan, grid, stream);
+            launch_nt<1>(p, plan, groups, stream);
             break;
         case 2:
-            launch_nt<2>(p, plan, grid, stream);
+            launch_nt<2>(p, plan, groups, stream);
             break;
         case 4:
-            launch_nt<4>(p, plan, grid, stream);
+            launch_nt<4>(p, plan, groups, stream);
             break;
         default:
-            launch_nt<8>(p, plan, grid, stream);
+            launch_nt<8>(p, plan, groups, stream);
             break;
     }
-    DSA_CUDA_CHECK_LAUNCH(fp8_stream_kernel);
 }
 
 void launch_swiglu_quant(const SwigluQuantParams& p, cudaStream_t stream) {

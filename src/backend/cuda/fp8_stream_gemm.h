@@ -16,12 +16,20 @@ namespace dsa::backend::cuda {
 constexpr int64_t kFp8StreamMaxRows = 64;   // token rows per (group of a) launch
 constexpr int64_t kFp8StreamTileRows = 16;  // weight rows per warp
 
+// The kernel a plan is made for. kStaged (default): a CTA of 8 warps streams 128 weight rows through a cp.async
+// shared-memory ring that also holds the activation block, shared by all warps. kRing (DSA_FP8_STREAM_KERNEL=ring,
+// the first version): one warp per 16 rows with a register ring, activations from global / L1.
+enum class Fp8StreamKernel { kRing = 1, kStaged = 2 };
+Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
+void set_fp8_stream_variant(Fp8StreamKernel k); // later plans (tests and benches compare the two)
+
 // How a launch is split over K: `splits` warps per 16-row tile, each over `chunk` 128-blocks of K. The workspace
 // holds ws_floats f32 partials and `counters` i32 tile counters (zero before the first launch; every launch
 // leaves them zero).
 struct Fp8StreamPlan {
     int64_t tiles = 0, splits = 1, chunk = 1;
     int nt = 1;  // n-tiles of 8 tokens (1, 2, 4 or 8)
+    Fp8StreamKernel kernel = Fp8StreamKernel::kStaged;
     int64_t ws_floats = 0, counters = 0;
 };
 // groups: 1 (dense) or max_groups; rows: the output features N (gate_up: 2F); max_tokens: the token rows per
@@ -36,6 +44,9 @@ struct Fp8StreamParams {
     // gate, [F, 2F) from up (n = 2F, F % 16 == 0), else down (n = D).
     const uint8_t* w = nullptr;
     const float* w_scale = nullptr;
+    // Dense gate_up (a dense MLP's gate and up in one launch): rows [0, n/2) from w, [n/2, n) from w2.
+    const uint8_t* w2 = nullptr;
+    const float* w2_scale = nullptr;
     const MoeExpertPtrs* experts = nullptr;
     MoeGroups groups;
     bool gate_up = false;

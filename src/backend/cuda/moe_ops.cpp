@@ -1,7 +1,7 @@
 // MoE on the GPU. moe_route: the router GEMM through linear() (FP32 logits), then one warp per token does the
 // sigmoid, group limit, top-k and weights (moe_kernels.cu). moe_experts: all routed experts of the span are
 // uploaded once (device_weight) and listed in a cached device pointer table; the (token, slot) pairs are grouped
-// by expert. FP8 experts with act_quant at T <= 64: grouping on the device, then the tensor-core weight-streaming
+// by expert. FP8 experts with act_quant at T <= 128: grouping on the device, then the tensor-core weight-streaming
 // GEMM (fp8_stream_gemm.cu) for gate_up (one launch over all groups), SwiGLU + act_quant of h, and down. Else the
 // weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then down) at T <= 16, and in the prefill path experts
 // with >= 32 rows gather their rows and run dense_mlp. The combine sums weight * expert output per token in FP32
@@ -30,7 +30,7 @@ struct CudaBackend::MoeTable {
 namespace {
 
 constexpr int64_t kDecodeMaxTokens = 16;                 // T above this: the prefill path (host-side grouping)
-constexpr int64_t kStreamMaxTokens = kFp8StreamMaxRows;  // FP8 + act_quant: the device path up to this T
+constexpr int64_t kStreamMaxTokens = 128;  // FP8 + act_quant: the device path up to this T (pairs <= 1024)
 constexpr int64_t kGemmMinRows = 32;  // prefill: experts with this many rows run dense_mlp (cuBLASLt)
 
 std::vector<const void*> expert_key(std::span<const MlpWeights> experts) {
@@ -265,8 +265,8 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
             // A group holds at most `tokens` rows when a token's experts are distinct (the router's output), at
             // most `pairs` always; past the planned bound the kernel re-streams a tile per extra 8 x nt rows.
             const int64_t bound = std::min(pairs, tokens);
-            const bool bounded = pairs <= kStreamMaxTokens;
-            const int64_t rows = bounded ? pairs : bound;
+            const bool bounded = pairs <= kFp8StreamMaxRows;
+            const int64_t rows = bounded ? pairs : std::min(bound, kFp8StreamMaxRows);  // more: passes
             const Fp8StreamPlan gate_up = fp8_stream_plan(max_groups, 2 * table.inter, dim, rows, num_sms_, bounded);
             const Fp8StreamPlan down = fp8_stream_plan(max_groups, dim, table.inter, rows, num_sms_, bounded);
             const auto [ws, counters] = stream_workspace(std::max(gate_up.ws_floats, down.ws_floats),

@@ -2,14 +2,15 @@
 // shapes: q_a 1536x7168, kv_a 576x7168, fused x-GEMM 2112x7168, q_b 24576x1536, o-like 7168x2048, 2048x7168,
 // shared expert 2048x7168. Tolerances (relative L2): bf16 output 3e-3 (FP32 accumulation in another order, then
 // one bf16 rounding); f32 output 1e-4; FP8 weights 1e-2 (the CUDA fallback GEMM rounds fp8 * scale to bf16;
-// the block-scaled cuBLASLt path and the decode GEMV are exact up to summation order); dense_mlp with act_quant 2e-2 (the down
-// projection re-quantizes h to e4m3: an upstream difference of ~3e-3 flips some roundings by one fp8 step,
+// the block-scaled cuBLASLt path and the decode GEMV are exact up to summation order); dense_mlp with act_quant 2e-2
+// (the down projection re-quantizes h to e4m3: an upstream difference of ~3e-3 flips some roundings by one fp8 step,
 // 2^-3 relative; measured 1.1e-2 at M = 1 on the H200). The FP8 path used is printed. The FP8 streaming GEMM
 // (M <= 64, act_quant on) is checked at every decode shape (incl. o_proj 7168x16384 and partial 128-row blocks)
 // for M 1..64 at 3e-3 (exact products, FP32 sums per 128-block in another order, one bf16 rounding), bit-identical
 // across runs (deterministic split-K), and one perturbed weight block scale must miss that tolerance by far.
 #include <cstring>
 
+#include "backend/cuda/fp8_stream_gemm.h"
 #include "ops_test_util.h"
 
 namespace dsa::backend::testing {
@@ -158,6 +159,27 @@ TEST_F(LinearTest, Fp8StreamGemmDeterministicAndFallback) {
                  cpu_->linear(x, odd, LinearOutput::kActivation), 1e-2);
 }
 
+// The first kernel variant (register ring, DSA_FP8_STREAM_KERNEL=ring) stays selectable and correct: a partial
+// 128-row block, split-K and every n-tile count, then the default variant is restored.
+TEST_F(LinearTest, Fp8StreamGemmRingVariant) {
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    cuda::set_fp8_stream_variant(cuda::Fp8StreamKernel::kRing);
+    make(kActQuantUe8m0);
+    for (const Shape2& s : {Shape2{576, 7168}, Shape2{1000, 384}}) {
+        LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
+        Tensor x = random_act({64, s.k}, rng_, 2.0f);
+        Tensor ref = cpu_->linear(x, w, LinearOutput::kActivation);
+        for (int64_t m : {1, 9, 17, 64}) {
+            Tensor got = down(gpu_->linear(up(first_rows(x, m)), w, LinearOutput::kActivation));
+            const std::string what = "linear fp8-stream [ring] M=" + std::to_string(m) + " N=" + std::to_string(s.n) +
+                                     " K=" + std::to_string(s.k);
+            EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
+            expect_close(what, got, to_f32(first_rows(ref, m)), kStreamTol);
+        }
+    }
+    cuda::set_fp8_stream_variant(initial);
+}
+
 // The tolerance detects one wrong 128x128 weight scale (doubled, in the partial last row block of 576 rows).
 TEST_F(LinearTest, Fp8StreamGemmToleranceDetectsWrongScale) {
     make(kActQuantUe8m0);
@@ -187,11 +209,14 @@ TEST_F(LinearTest, DenseMlpSharedExpert) {
         make(n);
         MlpWeights w{random_fp8_weight(2048, 7168, rng_), random_fp8_weight(2048, 7168, rng_),
                      random_fp8_weight(7168, 2048, rng_)};
-        for (int64_t m : {1, 16}) {
+        for (int64_t m : {1, 16, 64, 65}) {
+            if (!n.fp8_activation_quant && m > 16) continue;
             Tensor x = random_act({m, 7168}, rng_);
             expect_close(std::string("dense_mlp fp8 D=7168 F=2048 ") +
                              (n.fp8_activation_quant ? "act_quant" : "bf16-numerics") + " M=" + std::to_string(m),
                          down(gpu_->dense_mlp(up(x), w)), cpu_->dense_mlp(x, w), n.fp8_activation_quant ? 2e-2 : 1e-2);
+            // act_quant at M <= 64: gate + up in one streaming launch, then SwiGLU + act_quant and down.
+            EXPECT_EQ(cuda().last_mlp_fused(), n.fp8_activation_quant && m <= 64) << "M=" << m;
         }
     }
     // BF16 weights (the dense layers of a BF16 checkpoint).

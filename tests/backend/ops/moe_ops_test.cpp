@@ -2,16 +2,17 @@
 // GLM-5 (D 6144, no groups) shapes: inputs on a coarse grid make the router logits exact on both backends, so
 // ids must match exactly (tokens whose CPU selection has a near-tie margin < 1e-6 are counted, not compared; at
 // most 1%) and weights/scores to rel 1e-6 (sigmoid ulps). moe_experts at D 7168, F 2048 with 32 FP8 / 16 BF16
-// experts, T = 1, 4 (decode path), 64, 300 (prefill path), skewed routing so both small and large groups
+// experts, T = 1, 4, 64, 128 (decode path), 300 (prefill path), skewed routing so both small and large groups
 // occur. Tolerances (relative L2): BF16 numerics 1e-2 with FP8 weights, 5e-3 with BF16 weights; act_quant 2e-2
 // (a bf16 rounding flip upstream moves an e4m3 step, as in the dense_mlp test). A check shows that a wrong
 // combine (weights rotated by one slot) or a wrong expert misses these tolerances by far. FP8 experts with
-// act_quant at T <= 64 take the tensor-core streaming path (asserted), also with repeated (token, expert) pairs
+// act_quant at T <= 128 take the tensor-core streaming path (asserted), also with repeated (token, expert) pairs
 // and with a group larger than the planned tile (T = 20, k = 4: 40 rows for one expert).
 #include <algorithm>
 #include <functional>
 #include <set>
 
+#include "backend/cuda/fp8_stream_gemm.h"
 #include "ops_test_util.h"
 
 namespace dsa::backend::testing {
@@ -240,10 +241,10 @@ TEST_F(MoeTest, ExpertsFp8) {
         make(n);
         const double tol = n.fp8_activation_quant ? 2e-2 : 1e-2;
         const std::string what = std::string("moe_experts fp8 E=32 ") + (n.fp8_activation_quant ? "act_quant" : "bf16");
-        for (int64_t t : {1, 4, 64, 300}) {
+        for (int64_t t : {1, 4, 64, 128, 300}) {
             compare_experts(*cpu_, *gpu_, experts, t, tol, what, rng_);
             using P = cuda::CudaBackend::MoePath;
-            const P want = n.fp8_activation_quant ? (t <= 64 ? P::kStream : P::kHostGrouped)
+            const P want = n.fp8_activation_quant ? (t <= 128 ? P::kStream : P::kHostGrouped)
                                                   : (t <= 16 ? P::kDeviceGemv : P::kHostGrouped);
             EXPECT_EQ(cuda().last_moe_path(), want) << what << " T=" << t;
         }
@@ -288,6 +289,31 @@ TEST_F(MoeTest, ExpertsStreamOversizedGroup) {
     expect_close("moe_experts fp8-stream one expert x 40 rows", down(run_experts(*gpu_, up(x), r, experts)),
                  run_experts(*cpu_, x, r, experts), 2e-2);
     EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream);
+}
+
+// The first kernel variant (register ring, DSA_FP8_STREAM_KERNEL=ring) on the same random routing at T = 4 and 64
+// and an oversized group; the default variant is restored.
+TEST_F(MoeTest, ExpertsStreamRingVariant) {
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    cuda::set_fp8_stream_variant(cuda::Fp8StreamKernel::kRing);
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(24, /*fp8=*/true, rng_);
+    std::uniform_int_distribution<int32_t> pick(0, 23);
+    std::uniform_real_distribution<float> wd(0.05f, 0.5f);
+    for (int64_t t : {4, 64}) {
+        const int64_t k = 8;
+        Routing r{Tensor::empty({t, k}, DType::kI32), Tensor::empty({t, k}, DType::kF32)};
+        for (int64_t i = 0; i < t * k; ++i) {
+            r.ids.data<int32_t>()[i] = pick(rng_);
+            r.weights.data<float>()[i] = wd(rng_);
+        }
+        r.ids.data<int32_t>()[1] = r.ids.data<int32_t>()[0];
+        Tensor x = random_act({t, kDim}, rng_);
+        const std::string what = "moe_experts fp8-stream [ring] random routing T=" + std::to_string(t);
+        expect_close(what, down(run_experts(*gpu_, up(x), r, experts)), run_experts(*cpu_, x, r, experts), 2e-2);
+        EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
+    }
+    cuda::set_fp8_stream_variant(initial);
 }
 
 TEST_F(MoeTest, ExpertsBf16) {
