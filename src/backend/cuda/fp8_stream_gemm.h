@@ -1,8 +1,8 @@
-// The FP8 weight-streaming decode GEMM (fp8_stream_gemm.cu): y = x · W^T for at most 64 token rows on tensor cores
-// (mma.sync m16n8k32 e4m3, weights as the 16-row A operand, tokens as the 8-column B operand), W [N, K] e4m3 with
-// 128x128 f32 block scales, x act_quant-ed to e4m3 with per-token 1x128 f32 scales; split-K with a deterministic
-// last-warp reduction. Dense (one weight, rows 0..m-1) or grouped over routed experts (MoE decode, groups on the
-// device), plus the SwiGLU + act_quant kernel between the MoE GEMMs.
+// The FP8 weight-streaming decode GEMM (fp8_stream_gemm.cu): y = x · W^T for at most 64 token rows per pass on
+// tensor cores (mma.sync m16n8k32 e4m3, weights as the 16-row A operand, tokens as the 8-column B operand), W [N, K]
+// e4m3 with 128x128 f32 block scales, x act_quant-ed to e4m3 with per-token 1x128 f32 scales; split-K with a
+// deterministic last-warp reduction. Dense (one weight, or a dense MLP's gate + up), or grouped over routed experts
+// (MoE decode, groups on the device), plus the SwiGLU + act_quant kernel between the MLP / MoE GEMMs.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -23,9 +23,9 @@ enum class Fp8StreamKernel { kRing = 1, kStaged = 2 };
 Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
 void set_fp8_stream_variant(Fp8StreamKernel k); // later plans (tests and benches compare the two)
 
-// How a launch is split over K: `splits` warps per 16-row tile, each over `chunk` 128-blocks of K. The workspace
-// holds ws_floats f32 partials and `counters` i32 tile counters (zero before the first launch; every launch
-// leaves them zero).
+// How a launch is split over K: `splits` warps per 16-row tile (staged: CTAs per 128-row block), each over `chunk`
+// 128-blocks of K. The workspace holds ws_floats f32 partials and `counters` i32 tile counters (zero before the
+// first launch; every launch leaves them zero).
 struct Fp8StreamPlan {
     int64_t tiles = 0, splits = 1, chunk = 1;
     int nt = 1;  // n-tiles of 8 tokens (1, 2, 4 or 8)
