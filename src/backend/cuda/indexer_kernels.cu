@@ -415,8 +415,10 @@ constexpr int kF32TileKeys = 32;
 constexpr int kF32TilesPerBlock = 8;
 constexpr int kF32KeyStride = kDim + 1;  // padded smem rows: lane = key reads conflict-free
 
+// The head weights ws[] are padded to a multiple of 4 floats: the compiled head-sum loop reads them three at a
+// time (compute-sanitizer caught a 12-byte read past a 1-head array).
 int64_t f32_logits_smem(int64_t heads) {
-    return (heads * kDim + kF32TileKeys * kF32KeyStride + kF32TileKeys * (heads + 1) + heads) * 4;
+    return (heads * kDim + kF32TileKeys * kF32KeyStride + kF32TileKeys * (heads + 1) + (heads + 3) / 4 * 4) * 4;
 }
 
 __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(IndexerLogitsParams p) {
@@ -425,7 +427,7 @@ __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(Indexer
     float* qs = smem;                                 // [heads, 128]
     float* ks = qs + heads * kDim;                    // [32, 129]
     float* ds = ks + kF32TileKeys * kF32KeyStride;    // [32, heads + 1]
-    float* ws = ds + kF32TileKeys * (heads + 1);      // [heads]
+    float* ws = ds + kF32TileKeys * (heads + 1);      // [heads], room for round_up(heads, 4)
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
     const int64_t begin = static_cast<int64_t>(blockIdx.y) * kF32TilesPerBlock * kF32TileKeys;
