@@ -267,6 +267,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads) gre
     extern __shared__ uint32_t greedy_bitmap[];
     __shared__ SumState parts[kCluster];
     cg::cluster_group cl = cg::this_cluster();
+    cl.sync();  // every CTA of the cluster has started before rank 0's shared memory is written
     const unsigned rank = cl.block_rank();
     const SampleRowDesc& r = p.greedy_rows[blockIdx.x / kCluster];
     const Chunk c = setup_chunk(p, r, rank, greedy_bitmap, nullptr);
@@ -682,6 +683,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
     __shared__ Hist hist;
     __shared__ Exchange xs;
     cg::cluster_group cl = cg::this_cluster();
+    cl.sync();  // every CTA of the cluster has started before any writes into another's shared memory
     const unsigned rank = cl.block_rank();
     const SampleRowDesc& r = p.sampled_rows[blockIdx.x / kCluster];
     float* stage = p.staged ? reinterpret_cast<float*>(sampled_smem) : nullptr;
