@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/mla_kernels.h"
+#include "backend/cuda/mla_sparse_common.cuh"
 #include "backend/cuda/mma_util.cuh"
 #include "base/check.h"
 
@@ -114,30 +115,6 @@ __device__ __forceinline__ void fp8_store(SparseSmem& sm, int buf, const Fp8Stag
         uint4* d1 = reinterpret_cast<uint4*>(sm.kv[buf] + swz(r, c * 16 + 8, kRowChunks));
         *d0 = make_uint4(out[0], out[1], out[2], out[3]);
         *d1 = make_uint4(out[4], out[5], out[6], out[7]);
-    }
-}
-
-// Split-K epilogue: this thread's unnormalized O (rows `row` and row + 8, columns col + 8 i, i < 32) and, from one
-// thread per row pair, the rows' running max and sum (both column halves) into the partial buffers.
-__device__ __forceinline__ void write_partials(const MlaSparseKernelParams& p, const SparseSmem& sm,
-                                               const float (&o)[32][4], const float (&m_run)[2], int64_t tok,
-                                               int64_t h0, int row, int col, bool write_ml) {
-    const int64_t z = blockIdx.z;
-#pragma unroll
-    for (int hlf = 0; hlf < 2; ++hlf) {
-        const int r = row + 8 * hlf;
-        const int64_t head = h0 + r;
-        if (head >= p.heads) continue;
-        const int64_t base = (z * p.num_tokens + tok) * p.heads + head;
-        float* out = p.part_o + base * kLatent + col;
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            *reinterpret_cast<float2*>(out + i * 8) = make_float2(o[i][2 * hlf], o[i][2 * hlf + 1]);
-        }
-        if (write_ml) {
-            p.part_ml[2 * base] = m_run[hlf];
-            p.part_ml[2 * base + 1] = sm.row_sum[0][r] + sm.row_sum[1][r];
-        }
     }
 }
 
@@ -302,7 +279,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_kernel(MlaSparseKernel
     }
     __syncthreads();
     if (p.splits > 1) {
-        write_partials(p, sm, o, m_run, tok, h0, r0 + g, ch * 256 + 2 * t, ch == 0 && t == 0);
+        mla_sparse::write_partials(p, sm, o, m_run, tok, h0, r0 + g, ch * 256 + 2 * t, ch == 0 && t == 0);
         return;
     }
 #pragma unroll

@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/mla_kernels.h"
+#include "backend/cuda/mla_sparse_common.cuh"
 #include "backend/cuda/mma_util.cuh"
 #include "base/check.h"
 
@@ -216,30 +217,6 @@ __device__ __forceinline__ void issue_pv(float (&o)[32][4], uint32_t p_addr, uin
     }
 }
 
-// Split-K epilogue: this thread's unnormalized O (rows `row`, row + 8; columns col + 8 i) and, from one thread per
-// row pair, the rows' running max and sum (both key halves) into the partial buffers.
-__device__ __forceinline__ void write_partials(const MlaSparseKernelParams& p, const WgSmem& sm,
-                                               const float (&o)[32][4], const float (&m_run)[2], int64_t tok,
-                                               int64_t h0, int row, int col, bool write_ml) {
-    const int64_t z = blockIdx.z;
-#pragma unroll
-    for (int hlf = 0; hlf < 2; ++hlf) {
-        const int r = row + 8 * hlf;
-        const int64_t head = h0 + r;
-        if (head >= p.heads) continue;
-        const int64_t base = (z * p.num_tokens + tok) * p.heads + head;
-        float* out = p.part_o + base * kLatent + col;
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            *reinterpret_cast<float2*>(out + i * 8) = make_float2(o[i][2 * hlf], o[i][2 * hlf + 1]);
-        }
-        if (write_ml) {
-            p.part_ml[2 * base] = m_run[hlf];
-            p.part_ml[2 * base + 1] = sm.row_sum[0][r] + sm.row_sum[1][r];
-        }
-    }
-}
-
 __device__ __forceinline__ void write_output(const MlaSparseKernelParams& p, const WgSmem& sm, const float (&o)[32][4],
                                              int64_t tok, int64_t h0, int row, int col) {
 #pragma unroll
@@ -320,7 +297,7 @@ __device__ __forceinline__ void finish_tile_walk(const MlaSparseKernelParams& p,
     }
     __syncthreads();
     if (p.splits > 1) {
-        write_partials(p, sm, o, m_run, tok, h0, r0 + g, ch * 256 + 2 * t, ch == 0 && t == 0);
+        mla_sparse::write_partials(p, sm, o, m_run, tok, h0, r0 + g, ch * 256 + 2 * t, ch == 0 && t == 0);
     } else {
         write_output(p, sm, o, tok, h0, r0 + g, ch * 256 + 2 * t);
     }
