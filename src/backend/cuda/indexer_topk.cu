@@ -1,0 +1,353 @@
+// Exact top-k of the lightning indexer's score rows (radix select on 11-bit digits of the score's order key, a
+// cluster of up to 8 CTAs per row exchanging counts through distributed shared memory, ties by position, bitonic
+// sort of the selection) and the causal index lists (every visible position of a query). Grids depend on host
+// shapes only; the work follows query_limit.
+#include <cooperative_groups.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/indexer_common.cuh"
+#include "backend/cuda/indexer_kernels.h"
+#include "base/check.h"
+
+namespace dsa::backend::cuda {
+namespace {
+
+namespace cg = cooperative_groups;
+
+// ---- exact top-k: a cluster of C 1024-thread CTAs per row (C = 1, 2, 4 or 8) ----
+//
+// Radix select on the order key of the score (u32): 11-bit digits from the top bit down (11, 11, 10), each round
+// a histogram of the elements that match the known prefix, until the threshold bin holds exactly the missing
+// count (every key >= its lower edge is taken) or the whole key is known (keys above it are taken, and of the
+// keys equal to it the lowest positions). CTA r of the cluster scans the r-th segment of the row; its histogram
+// is added to rank 0's through distributed shared memory, rank 0 picks the digit (a block-wide scan of the
+// bins), every CTA appends its selected (key, position) pairs to its own buffer, the buffers are gathered into
+// rank 0's, which sorts them (score descending, equal scores by ascending position) and writes them out.
+
+constexpr int kTopkThreads = 1024;
+constexpr int kTopkWarps = kTopkThreads / 32;
+constexpr int kTopkMaxCluster = 8;
+constexpr int kDigitBits = 11;
+constexpr int kBins = 1 << kDigitBits;
+
+struct TopkShared {
+    uint32_t hist[kBins];  // this CTA's histogram; rank 0's is the cluster's
+    uint32_t warp_ties[kTopkWarps];
+    uint32_t warp_sum[kTopkWarps];  // find_digit's per-warp bin totals
+    uint32_t seg_ties[kTopkMaxCluster];  // rank 0: ties at the threshold in each CTA's segment
+    uint32_t count, digit, above, in_bin;
+};
+
+// Order-preserving u32 of a float (-0 as +0, so equal scores get equal keys).
+__device__ __forceinline__ uint32_t order_key(float f) {
+    uint32_t b = __float_as_uint(f);
+    if (b == 0x80000000u) b = 0;
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// Larger = earlier in the output: score descending, then position ascending. Distinct for distinct positions.
+__device__ __forceinline__ uint64_t composite_key(uint32_t key, int64_t i) {
+    return (static_cast<uint64_t>(key) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(i));
+}
+
+// The CTA's positions [begin, end) of the row.
+struct Segment {
+    const float* row;
+    int64_t begin, end;
+};
+
+// Calls fn(i, key(row[i]), valid) for every i of the segment rounded up to the block, in rounds of
+// kScanUnroll * 1024 positions (all loads of a round are issued before their uses; the row comes from L2).
+// Every thread calls fn the same number of times, so fn may use warp collectives.
+constexpr int kScanUnroll = 8;
+template <typename Fn>
+__device__ __forceinline__ void scan_segment(const Segment& s, Fn&& fn) {
+    for (int64_t base = s.begin; base < s.end; base += kScanUnroll * kTopkThreads) {
+        float v[kScanUnroll];
+#pragma unroll
+        for (int u = 0; u < kScanUnroll; ++u) {
+            const int64_t i = base + u * kTopkThreads + threadIdx.x;
+            v[u] = i < s.end ? s.row[i] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kScanUnroll; ++u) {
+            const int64_t i = base + u * kTopkThreads + threadIdx.x;
+            fn(i, order_key(v[u]), i < s.end);
+        }
+    }
+}
+
+// Every thread of rank 0: the digit whose bin holds the need-th largest element (1 <= need <= the elements
+// counted); one thread writes digit, above (count in higher bins) and in_bin. Thread i holds the kPer bins
+// kBins - 1 - kPer i - j, j = 0..kPer-1 (descending), and a block-wide scan finds the one holding the need-th.
+__device__ void find_digit(TopkShared& sh, uint32_t need) {
+    constexpr int kPer = kBins / kTopkThreads;
+    static_assert(kPer * kTopkThreads == kBins, "bins split evenly over the threads");
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    uint32_t c[kPer], sum = 0;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        c[j] = sh.hist[kBins - 1 - kPer * tid - j];
+        sum += c[j];
+    }
+    uint32_t incl = sum;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const uint32_t v = __shfl_up_sync(kFull, incl, o);
+        if (lane >= o) incl += v;
+    }
+    if (lane == 31) sh.warp_sum[warp] = incl;
+    __syncthreads();
+    for (int w = 0; w < warp; ++w) incl += sh.warp_sum[w];
+    uint32_t cum = incl - sum;
+    if (cum >= need || incl < need) return;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        if (cum + c[j] >= need) {
+            sh.digit = static_cast<uint32_t>(kBins - 1 - kPer * tid - j);
+            sh.above = cum;
+            sh.in_bin = c[j];
+            return;
+        }
+        cum += c[j];
+    }
+}
+
+// The selection rule of a row with n > k: every key > key, then the first `ties` positions whose key equals it.
+struct TopkThreshold {
+    uint32_t key, ties;
+};
+
+// The CTA's view of the cluster: its own shared state and rank 0's.
+struct TopkCluster {
+    cg::cluster_group cluster;
+    unsigned rank;
+    TopkShared& sh;
+    TopkShared* sh0;
+    uint64_t* sel;   // this CTA's selection
+    uint64_t* sel0;  // rank 0's (the gathered selection)
+};
+
+__device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& seg, uint32_t k) {
+    const int tid = threadIdx.x;
+    int hi_bit = 31;  // highest key bit not yet known
+    uint32_t known = 0, prefix = 0, need = k;
+    for (;;) {
+        const int shift = hi_bit >= kDigitBits - 1 ? hi_bit - (kDigitBits - 1) : 0;
+        const uint32_t dmask = (2u << (hi_bit - shift)) - 1;  // hi_bit - shift + 1 <= 11 bits
+        for (int b = tid; b < kBins; b += kTopkThreads) c.sh.hist[b] = 0;
+        __syncthreads();
+        scan_segment(seg, [&](int64_t, uint32_t u, bool valid) {
+            if (valid && (u & known) == prefix) atomicAdd(&c.sh.hist[(u >> shift) & dmask], 1u);
+        });
+        // Ranks > 0 add their histograms to rank 0's (which is complete once everyone passed the sync).
+        c.cluster.sync();
+        if (c.rank != 0) {
+            for (int b = tid; b < kBins; b += kTopkThreads) {
+                if (c.sh.hist[b] != 0) atomicAdd(&c.sh0->hist[b], c.sh.hist[b]);
+            }
+        }
+        c.cluster.sync();
+        if (c.rank == 0) find_digit(c.sh, need);
+        c.cluster.sync();
+        const uint32_t d = c.sh0->digit, above = c.sh0->above, in_bin = c.sh0->in_bin;
+        need -= above;
+        prefix |= d << shift;
+        known |= dmask << shift;
+        // The whole bin is taken: keys >= prefix (> prefix - 1; prefix > 0, else all n > k keys would qualify).
+        if (in_bin == need) return {prefix - 1, 0};
+        if (shift == 0) return {prefix, need};  // the k-th key itself: `need` of its ties by position
+        hi_bit = shift - 1;
+    }
+}
+
+// Sorts keys[0, n) descending (n a power of two).
+__device__ void bitonic_sort_desc(uint64_t* keys, int n) {
+    for (int size = 2; size <= n; size <<= 1) {
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int i = threadIdx.x; i < n / 2; i += kTopkThreads) {
+                const int lo = ((i & ~(stride - 1)) << 1) | (i & (stride - 1)), hi = lo + stride;
+                const uint64_t a = keys[lo], b = keys[hi];
+                const bool desc = (lo & size) == 0;
+                if (desc ? a < b : a > b) {
+                    keys[lo] = b;
+                    keys[hi] = a;
+                }
+            }
+            __syncthreads();
+        }
+    }
+}
+
+// Appends composite keys to this CTA's own buffer through its own counter (any order: they are gathered into
+// rank 0's buffer and sorted afterwards).
+__device__ __forceinline__ void append(const TopkCluster& c, bool take, uint64_t key, int keep, int lane) {
+    const unsigned ballot = __ballot_sync(kFull, take);
+    uint32_t off = 0;
+    if (lane == 0 && ballot != 0) off = atomicAdd(&c.sh.count, static_cast<uint32_t>(__popc(ballot)));
+    off = __shfl_sync(kFull, off, 0);
+    if (take) {
+        const uint32_t idx = off + __popc(ballot & ((1u << lane) - 1));
+        if (idx >= static_cast<uint32_t>(keep)) __trap();  // unreachable: exactly `keep` keys qualify
+        c.sel[idx] = key;
+    }
+}
+
+// Appends the segment's part of the selection: keys above the threshold in one pass; with ties, first the ties
+// of every segment are counted (so that each CTA knows the ties at lower positions), then the segment is walked
+// in rounds of 1024 positions with a block-wide running count.
+__device__ void collect(const TopkCluster& c, const Segment& seg, TopkThreshold th, int keep) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    if (th.ties == 0) {
+        scan_segment(seg, [&](int64_t i, uint32_t u, bool valid) {
+            append(c, valid && u > th.key, composite_key(u, i), keep, lane);
+        });
+        return;
+    }
+    uint32_t mine = 0;
+    scan_segment(seg, [&](int64_t, uint32_t u, bool valid) { mine += valid && u == th.key; });
+    mine = __reduce_add_sync(kFull, mine);
+    if (tid == 0) c.sh0->seg_ties[c.rank] = 0;  // placeholder so that the add below starts from 0
+    c.cluster.sync();
+    if (lane == 0) atomicAdd(&c.sh0->seg_ties[c.rank], mine);
+    c.cluster.sync();
+    uint32_t seen = 0;  // ties at positions < base (the same in every thread)
+    for (unsigned r = 0; r < c.rank; ++r) seen += c.sh0->seg_ties[r];
+    for (int64_t base = seg.begin; base < seg.end; base += kTopkThreads) {
+        const int64_t i = base + tid;
+        const uint32_t u = i < seg.end ? order_key(seg.row[i]) : 0u;
+        const bool tie = i < seg.end && u == th.key;
+        const unsigned tb = __ballot_sync(kFull, tie);
+        if (lane == 0) c.sh.warp_ties[warp] = __popc(tb);
+        __syncthreads();
+        uint32_t before = seen + __popc(tb & ((1u << lane) - 1)), round = 0;
+        for (int w = 0; w < kTopkWarps; ++w) {
+            const uint32_t t = c.sh.warp_ties[w];
+            before += w < warp ? t : 0u;
+            round += t;
+        }
+        seen += round;
+        append(c, (i < seg.end && u > th.key) || (tie && before < th.ties), composite_key(u, i), keep, lane);
+        __syncthreads();  // every warp has read warp_ties before the next round rewrites it
+    }
+}
+
+__global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkKernelParams p) {
+    extern __shared__ uint64_t sel[];
+    __shared__ TopkShared sh;
+    cg::cluster_group cluster = cg::this_cluster();
+    const unsigned rank = cluster.block_rank(), size = cluster.num_blocks();
+    const TopkCluster c{cluster, rank, sh, cluster.map_shared_rank(&sh, 0), sel, cluster.map_shared_rank(sel, 0)};
+    const int64_t t = blockIdx.x / size;
+    const int tid = threadIdx.x, lane = tid & 31;
+    const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
+    const int64_t n = qr.limit + 1;
+    const int64_t per = ((n + size - 1) / size + 31) / 32 * 32;
+    const int64_t begin = rank * per < n ? rank * per : n;
+    const Segment seg{p.scores + t * p.max_len, begin, begin + per < n ? begin + per : n};
+    const int keep = static_cast<int>(n < p.k ? n : p.k);
+
+    if (tid == 0) sh.count = 0;
+    cluster.sync();
+    if (n > p.k) {
+        collect(c, seg, radix_threshold(c, seg, static_cast<uint32_t>(p.k)), keep);
+    } else {  // every position
+        scan_segment(seg, [&](int64_t i, uint32_t u, bool valid) {
+            append(c, valid, composite_key(u, i), keep, lane);
+        });
+    }
+    cluster.sync();  // every CTA's selection is complete in its own buffer
+    // Gather into rank 0's buffer: CTA r's entries after those of ranks < r. The counts are read before the
+    // last cluster sync (no CTA touches another's shared memory after it).
+    uint32_t off = 0, total = 0;
+    for (unsigned r = 0; r < size; ++r) {
+        const uint32_t cnt = cluster.map_shared_rank(&sh, r)->count;
+        off += r < rank ? cnt : 0u;
+        total += cnt;
+    }
+    if (total != static_cast<uint32_t>(keep)) __trap();
+    if (rank != 0) {
+        for (uint32_t i = tid; i < sh.count; i += kTopkThreads) c.sel0[off + i] = sel[i];
+    }
+    cluster.sync();
+    if (rank != 0) return;
+    const int sort_n = keep <= 1 ? 1 : 1 << (32 - __clz(keep - 1));
+    for (int i = keep + tid; i < sort_n; i += kTopkThreads) sel[i] = 0;
+    __syncthreads();
+    bitonic_sort_desc(sel, sort_n);
+
+    const int32_t* slot_row = p.key_slots + qr.request * p.max_len;
+    for (int64_t i = tid; i < p.k; i += kTopkThreads) {
+        int32_t pos = -1, slot = -1;
+        if (i < keep) {
+            pos = static_cast<int32_t>(~static_cast<uint32_t>(sel[i]));
+            slot = slot_row[pos];
+        }
+        p.positions[t * p.k + i] = pos;
+        p.slots[t * p.k + i] = slot;
+    }
+}
+
+// ---- causal index lists ----
+
+__global__ void causal_indices_kernel(CausalIndicesKernelParams p) {
+    const int64_t total = p.num_tokens * p.width;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const int64_t t = idx / p.width, i = idx % p.width;
+        const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
+        if (qr.limit >= p.width) __trap();
+        int32_t pos = -1, slot = -1;
+        if (i <= qr.limit) {
+            pos = static_cast<int32_t>(i);
+            slot = p.key_slots[qr.request * p.max_len + i];
+            if (slot < 0) __trap();
+        }
+        p.positions[idx] = pos;
+        p.slots[idx] = slot;
+    }
+}
+
+}  // namespace
+
+void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) {
+    if (p.num_tokens == 0) return;
+    DSA_CHECK(p.k >= 1 && p.k <= kIndexerMaxTopk) << "indexer top-k width " << p.k;
+    DSA_CHECK(p.max_len >= 1 && p.max_len <= 0x7fffffff) << "indexer top-k row length " << p.max_len;
+    DSA_CHECK(p.num_tokens <= 0x7fffffff / kTopkMaxCluster) << "indexer top-k: " << p.num_tokens << " queries";
+    const int64_t keep = p.k < p.max_len ? p.k : p.max_len;
+    int64_t sort_n = 1;
+    while (sort_n < keep) sort_n <<= 1;
+    const int64_t smem = sort_n * 8;
+    // CTAs per row: while the rows leave SMs idle and each CTA keeps >= 2048 positions of the widest row.
+    int cluster = 1;
+    while (cluster < kTopkMaxCluster && p.num_tokens * cluster * 2 <= num_sms() &&
+           p.max_len / (cluster * 2) >= 2048) {
+        cluster *= 2;
+    }
+    static SmemLimit limit;
+    limit.ensure(reinterpret_cast<const void*>(indexer_topk_kernel), static_cast<int>(smem));
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(p.num_tokens * cluster));
+    cfg.blockDim = dim3(kTopkThreads);
+    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    DSA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, indexer_topk_kernel, p));
+}
+
+void launch_causal_indices(const CausalIndicesKernelParams& p, cudaStream_t stream) {
+    if (p.num_tokens == 0 || p.width == 0) return;
+    constexpr int kThreads = 256;
+    causal_indices_kernel<<<host::grid_for(p.num_tokens * p.width, kThreads), kThreads, 0, stream>>>(p);
+    DSA_CUDA_CHECK_LAUNCH(causal_indices_kernel);
+}
+
+}  // namespace dsa::backend::cuda
