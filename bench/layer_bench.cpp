@@ -22,6 +22,7 @@
 #include "tensor/numeric.h"
 
 #ifdef DSA_HAVE_CUDA
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
 #include "backend/cuda/allocator.h"
@@ -40,14 +41,16 @@ constexpr int64_t kReserveBytes = int64_t{3} << 30;  // activations, workspaces,
 const char* kUsage =
     "usage: layer_bench [--device cuda|cpu] [--tiny] [--layers N] [--batches 1,4,...] [--contexts 4096,...]\n"
     "                   [--iters N] [--numerics bf16|deepseek-fp8] [--kv fp8|bf16] [--indexer-keys fp8|f32]\n"
-    "                   [--no-dense] [--quick]\n"
+    "                   [--no-dense] [--quick] [--profile]\n"
     "Defaults: cuda, DeepSeek-V3.2 shapes, 2 MoE layers, batches 1,4,16,64,128,256, contexts 4K,16K,64K,128K,\n"
     "10 timed steps, bf16 activations with FP8 KV (656-byte latent rows, FP8 indexer keys). --tiny: the tiny\n"
-    "fixture's sizes, batches 1,4, contexts 128,512. --quick: batches 1,64, contexts 4K,128K.\n";
+    "fixture's sizes, batches 1,4, contexts 128,512. --quick: batches 1,64, contexts 4K,128K.\n"
+    "--profile: for the first batch and context only, run one untimed forward_decode step between\n"
+    "cudaProfilerStart/Stop (for a kernel profiler started with profiling off) and exit; no timings.\n";
 
 struct Args {
     Device device = Device::kCUDA;
-    bool tiny = false, dense = true, quick = false;
+    bool tiny = false, dense = true, quick = false, profile = false;
     int64_t layers = 2;
     int iters = 10;
     std::vector<int64_t> batches, contexts;
@@ -97,6 +100,10 @@ StatusOr<Args> parse_args(int argc, char** argv) {
         }
         if (f == "--quick") {
             a.quick = true;
+            continue;
+        }
+        if (f == "--profile") {
+            a.profile = true;
             continue;
         }
         if (i + 1 >= argc) return invalid_argument("{} needs a value, or is unknown (see --help)", f);
@@ -393,6 +400,26 @@ void time_graph(Runner& r, Models& m, const DecodeBatch& db, model::KvStores& kv
     }
 }
 
+// One forward_decode step inside a profiler range (after one warm-up step outside it), for a kernel profiler
+// such as Nsight Compute run with profiling off at start; the per-kernel table is the profiler's output.
+Status profile_step(Runner& r, Models& m, const DecodeBatch& db, model::KvStores& kv) {
+#ifdef DSA_HAVE_CUDA
+    if (r.device == Device::kCUDA) {
+        const model::DecodeInputs in = device_decode_inputs(*r.backend, db);
+        (void)m.all.forward_decode(in, kv);
+        cudaDeviceSynchronize();
+        cudaProfilerStart();
+        (void)m.all.forward_decode(in, kv);
+        cudaDeviceSynchronize();
+        cudaProfilerStop();
+        std::printf("profiled one forward_decode step\n");
+        return Status::ok();
+    }
+#endif
+    (void)r, (void)m, (void)db, (void)kv;
+    return invalid_argument("--profile needs --device cuda");
+}
+
 Status run_case(Runner& r, Models& m, const Args& a, int64_t b, int64_t l) {
     const backend::Numerics& n = r.backend->numerics();
     const KvPlan plan = plan_kv(b, l);
@@ -416,6 +443,7 @@ Status run_case(Runner& r, Models& m, const Args& a, int64_t b, int64_t l) {
     const std::vector<int64_t> distinct = distinct_experts(m.rec.take_routes());
     DSA_RETURN_IF_ERROR(check_routes(distinct, m.config));
 
+    if (a.profile) return profile_step(r, m, *db, kv);
     const StepTimes t = time_steps(r, m, *db, kv, a.layers);
     const KvBytes kvb = kv_read_bytes(m.config, n, l);
     const double kv_bytes = static_cast<double>(b) * (kvb.per_seq_mla + kvb.per_seq_index);
@@ -464,7 +492,10 @@ Status run(const Args& a) {
                 mb(m.moe_bytes[0].attention), mb(m.moe_bytes[0].expert), mb(m.moe_bytes[0].shared));
     if (a.dense) std::printf("dense layer MLP: %.1f MB\n", mb(m.dense_bytes.dense));
     for (int64_t b : a.batches) {
-        for (int64_t l : a.contexts) DSA_RETURN_IF_ERROR(run_case(r, m, a, b, l));
+        for (int64_t l : a.contexts) {
+            DSA_RETURN_IF_ERROR(run_case(r, m, a, b, l));
+            if (a.profile) return Status::ok();
+        }
     }
     return Status::ok();
 }

@@ -6,7 +6,9 @@
 #   count of identical greedy replies between the two.
 # Usage: tools/gpu_check.sh OUTPUT_DIR   (several GPUs: tests sharded over them, benchmarks + model alongside)
 # Env: DSA_GPU_BUILD_DIR, DSA_GPU_JOBS, DSA_GPU_BENCH_ARGS, DSA_GPU_SANITIZER (1 = memcheck the op tests, default 1),
-#      DSA_GPU_STAGES (default "build test sanitizer bench model"), DSA_PCRE2_INCLUDE (folder holding pcre2.h
+#      DSA_GPU_STAGES (default "build test sanitizer bench model"; "profile" = Nsight Compute kernel times of one
+#      decode step of layer_bench per case in DSA_GPU_PROFILE_CASES, default "1:4096" (B:L, space-separated),
+#      with DSA_GPU_PROFILE_ARGS (default "--numerics deepseek-fp8 --layers 2 --no-dense"): profile_B_L.{csv,txt}), DSA_PCRE2_INCLUDE (folder holding pcre2.h
 #      where the machine has the PCRE2 runtime but not its development files: dsaserve then builds too),
 #      DSA_GPU_EVAL_FULL=1 (also score the GPU server at the harness's default counts, every passkey length),
 #      DSA_GPU_LAYER_BENCH_ARGS (default --quick), DSA_GPU_SANITIZER_TIMEOUT (s, default 600),
@@ -120,6 +122,24 @@ bench_stage() {
       bench_one sampling_bench; bench_one layer_bench ${DSA_GPU_LAYER_BENCH_ARGS:---quick}; }
 }
 
+# Kernel times of one decode step (layer_bench --profile under Nsight Compute), summarised per kernel.
+profile_stage() {
+    command -v ncu > /dev/null || { note "profile: ncu not found, skipped"; return 0; }
+    local c b l start rc
+    for c in ${DSA_GPU_PROFILE_CASES:-1:4096}; do
+        b=${c%%:*}; l=${c##*:}; start=$(date +%s)
+        # shellcheck disable=SC2086
+        timeout "${DSA_GPU_BENCH_TIMEOUT:-900}" ncu --profile-from-start off --clock-control none \
+            --metrics gpu__time_duration.sum --csv --print-units base --print-kernel-base function \
+            "$build/bench/layer_bench" --batches "$b" --contexts "$l" --profile \
+            ${DSA_GPU_PROFILE_ARGS:---numerics deepseek-fp8 --layers 2 --no-dense} > "$out/profile_${b}_${l}.csv" 2>&1
+        rc=$?
+        python3 "$root/tools/kernel_profile_summary.py" "$out/profile_${b}_${l}.csv" > "$out/profile_${b}_${l}.txt" 2>&1 || rc=1
+        note "profile B=$b L=$l: rc=$rc in $(( $(date +%s) - start )) s; $(head -1 "$out/profile_${b}_${l}.txt")"
+        [[ $rc == 0 ]] || set_rc "profile.$b.$l" "$rc"
+    done
+}
+
 # The bundled model served on the CPU and on the GPU (the same serving numerics), scored by the accuracy harness; the CPU
 # run also counts the replies identical to the GPU's (greedy).
 model_stage() {
@@ -183,6 +203,7 @@ else
     want bench && bench_stage
     want model && model_stage
 fi
+want profile && CUDA_VISIBLE_DEVICES=$last profile_stage
 [[ -f "$out/bench.txt" ]] && cat "$out/bench.txt"
 cat "$summary"
 failed=$(grep -lv '^0$' "$out"/rc.* 2> /dev/null)
