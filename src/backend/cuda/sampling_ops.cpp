@@ -1,9 +1,11 @@
 // CudaBackend::sample: checks every row's parameters on the host (a bad value is an InvalidArgument, never a
-// kernel fault), packs the greedy rows, the sampled rows and their edits (sorted by token within a row) into one
-// upload, runs launch_sampling (with the split greedy path's workspace; DSA_SAMPLING_LEGACY=1: the round-1 kernels)
-// and downloads 16 bytes per row.
+// kernel fault), packs the greedy rows, the sampled rows and their edits (sorted by token within a row) into a
+// pinned staging buffer reused across calls, uploads it with one async copy, runs launch_sampling (with the split
+// greedy path's workspace; DSA_SAMPLING_LEGACY=1: the round-1 kernels), downloads 16 bytes per row with one async
+// copy and synchronizes the stream once.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <unordered_set>
 
@@ -56,6 +58,34 @@ SampleRowDesc describe(const SampleRow& r, int32_t edit_begin, int32_t out_index
     return d;
 }
 
+// Page-locked host staging of this thread's sample calls (upload, then download), grown on demand and kept. Every
+// call ends with a stream synchronization, so no copy of the previous call still reads or writes it.
+class PinnedStaging {
+  public:
+    PinnedStaging() = default;
+    PinnedStaging(const PinnedStaging&) = delete;
+    PinnedStaging& operator=(const PinnedStaging&) = delete;
+    ~PinnedStaging() {
+        if (ptr_ != nullptr) (void)cudaFreeHost(ptr_);  // may run after the runtime shut down: errors ignored
+    }
+    uint8_t* get(size_t bytes) {
+        if (bytes <= cap_) return ptr_;
+        if (ptr_ != nullptr) DSA_CUDA_CHECK(cudaFreeHost(ptr_));
+        ptr_ = nullptr, cap_ = 0;
+        const size_t cap = std::max<size_t>(bytes + bytes / 2, size_t{64} << 10);
+        void* p = nullptr;
+        DSA_CUDA_CHECK(cudaHostAlloc(&p, cap, cudaHostAllocPortable));
+        ptr_ = static_cast<uint8_t*>(p), cap_ = cap;
+        return ptr_;
+    }
+
+  private:
+    uint8_t* ptr_ = nullptr;
+    size_t cap_ = 0;
+};
+
+size_t align16(size_t n) { return (n + 15) / 16 * 16; }
+
 }  // namespace
 
 StatusOr<std::vector<SampledToken>> CudaBackend::sample(const Tensor& logits, std::span<const SampleRow> rows) {
@@ -83,18 +113,19 @@ StatusOr<std::vector<SampledToken>> CudaBackend::sample(const Tensor& logits, st
     }
     if (rows.empty()) return std::vector<SampledToken>{};
 
-    // One upload: [greedy descs | sampled descs | edits].
+    // One upload: [greedy descs | sampled descs | edits]; the download lands after it in the same staging buffer.
     const size_t greedy_bytes = greedy.size() * sizeof(SampleRowDesc),
                  sampled_bytes = sampled.size() * sizeof(SampleRowDesc);
     const size_t edit_bytes = edits.size() * sizeof(SampleEditDesc);
-    Tensor host = Tensor::empty({static_cast<int64_t>(greedy_bytes + sampled_bytes + edit_bytes)}, DType::kU8);
-    uint8_t* h = host.data<uint8_t>();
+    const size_t up_bytes = greedy_bytes + sampled_bytes + edit_bytes, out_bytes = rows.size() * sizeof(SampleOutDesc);
+    thread_local PinnedStaging staging;
+    uint8_t* h = staging.get(align16(up_bytes) + out_bytes);
     if (greedy_bytes > 0) std::memcpy(h, greedy.data(), greedy_bytes);
     if (sampled_bytes > 0) std::memcpy(h + greedy_bytes, sampled.data(), sampled_bytes);
     if (edit_bytes > 0) std::memcpy(h + greedy_bytes + sampled_bytes, edits.data(), edit_bytes);
-    Tensor dev = to_device(host);
-    Tensor out = Tensor::empty({static_cast<int64_t>(rows.size() * sizeof(SampleOutDesc))}, DType::kU8, Device::kCUDA,
-                               "sample_out");
+    Tensor dev = Tensor::empty({static_cast<int64_t>(up_bytes)}, DType::kU8, Device::kCUDA, "sample_params");
+    DSA_CUDA_CHECK(cudaMemcpyAsync(dev.raw_data(), h, up_bytes, cudaMemcpyHostToDevice, stream_));
+    Tensor out = Tensor::empty({static_cast<int64_t>(out_bytes)}, DType::kU8, Device::kCUDA, "sample_out");
 
     SamplingKernelParams p;
     const uint8_t* d = dev.data<uint8_t>();
@@ -117,11 +148,13 @@ StatusOr<std::vector<SampledToken>> CudaBackend::sample(const Tensor& logits, st
     }
     launch_sampling(p, stream_);
 
-    Tensor got = to_host(out);  // synchronizes the stream
+    uint8_t* got = h + align16(up_bytes);
+    DSA_CUDA_CHECK(cudaMemcpyAsync(got, out.raw_data(), out_bytes, cudaMemcpyDeviceToHost, stream_));
+    synchronize();
     std::vector<SampledToken> result(rows.size());
     for (size_t i = 0; i < rows.size(); ++i) {
         SampleOutDesc o;
-        std::memcpy(&o, got.data<uint8_t>() + i * sizeof(SampleOutDesc), sizeof(o));
+        std::memcpy(&o, got + i * sizeof(SampleOutDesc), sizeof(o));
         result[i] = SampledToken{o.token, o.logprob, o.fallback != 0};
     }
     return result;
