@@ -1,28 +1,36 @@
 // Greedy rows, split path (default): kGreedyChunk ids per CTA, no cluster; each CTA reads its ids once (float4,
 // exact f32 max, ties -> lowest id, f32 exp terms relative to the thread's max), writes its partial state to the
-// workspace, and one warp per row merges the row's states in double (a second small kernel).
+// workspace, and one warp per row merges the row's states in double (a second small kernel). A CTA issues its
+// loads before it builds the bitmap of edited ids, so the two overlap. Both kernels use programmatic dependent
+// launch (pdl.cuh): each waits for its inputs first thing and lets the next kernel's launch start right away.
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/sampling_common.cuh"
 
 namespace dsa::backend::cuda::sampling {
 namespace {
 
-// This thread's unedited ids of the chunk (16 of them, float4-strided): exact f32 max, ties counted, lowest id,
-// f32 exp terms relative to the thread's max.
-__device__ SumState greedy_dense_split(const Chunk& c) {
-    const int64_t n = c.end - c.begin;
-    const bool vec = (reinterpret_cast<uintptr_t>(c.vals) & 15) == 0;
-    float v[kGreedyVec * 4];
+constexpr int kGreedyItems = kGreedyVec * 4;  // ids per thread
+
+// This thread's ids of the chunk vals[0, n) (float4-strided; 0 past the end).
+__device__ __forceinline__ void load_split(const float* vals, int64_t n, float (&v)[kGreedyItems]) {
+    const bool vec = (reinterpret_cast<uintptr_t>(vals) & 15) == 0;
 #pragma unroll
     for (int j = 0; j < kGreedyVec; ++j) {
         const int64_t i = (static_cast<int64_t>(j) * kThreads + threadIdx.x) * 4;
         if (vec && i + 3 < n) {
-            const float4 q = __ldcs(reinterpret_cast<const float4*>(c.vals + i));
+            const float4 q = __ldcs(reinterpret_cast<const float4*>(vals + i));
             v[4 * j] = q.x, v[4 * j + 1] = q.y, v[4 * j + 2] = q.z, v[4 * j + 3] = q.w;
         } else {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) v[4 * j + e] = i + e < n ? __ldcs(c.vals + i + e) : 0.0f;
+            for (int e = 0; e < 4; ++e) v[4 * j + e] = i + e < n ? __ldcs(vals + i + e) : 0.0f;
         }
     }
+}
+
+// This thread's unedited ids of the chunk (loaded by load_split): exact f32 max, ties counted, lowest id, f32 exp
+// terms relative to the thread's max.
+__device__ SumState greedy_dense_split(const Chunk& c, float (&v)[kGreedyItems]) {
+    const int64_t n = c.end - c.begin;
     uint32_t valid = 0;
     float m = -INFINITY;
 #pragma unroll
@@ -50,11 +58,15 @@ __device__ SumState greedy_dense_split(const Chunk& c) {
 
 __global__ void __launch_bounds__(kThreads) greedy_split_kernel(SamplingKernelParams p, SumState* parts) {
     __shared__ uint32_t bitmap[kGreedyChunk / 32];
+    pdl_wait();  // the logits, row descriptors and edits are written upstream
+    pdl_trigger();
     const int64_t row = blockIdx.x / p.greedy_splits, part = blockIdx.x % p.greedy_splits;
     const SampleRowDesc& r = p.greedy_rows[row];
-    const int64_t begin = part * kGreedyChunk;
-    const Chunk c = setup_range(p, r, begin, min(p.vocab, begin + kGreedyChunk), kGreedyChunk / 32, bitmap, nullptr);
-    SumState s = greedy_dense_split(c);
+    const int64_t begin = part * kGreedyChunk, end = min(p.vocab, begin + kGreedyChunk);
+    float v[kGreedyItems];
+    load_split(p.logits + r.logits_row * p.vocab + begin, end - begin, v);  // in flight during the bitmap setup
+    const Chunk c = setup_range(p, r, begin, end, kGreedyChunk / 32, bitmap, nullptr);
+    SumState s = greedy_dense_split(c, v);
     for (int32_t e = c.e_begin + static_cast<int32_t>(threadIdx.x); e < c.e_end; e += kThreads) {
         s = merge(s, SumState{edited_z(c, c.edits[e]), 1.0, 0.0, c.edits[e].token});
     }
@@ -70,6 +82,8 @@ __device__ SumState shfl_xor(const SumState& s, int off) {
 
 // One warp per row: merges the row's greedy_splits partial states.
 __global__ void __launch_bounds__(kThreads) greedy_merge_kernel(SamplingKernelParams p, const SumState* parts) {
+    pdl_wait();  // the split kernel's partial states
+    pdl_trigger();
     const int64_t row = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) / 32;
     if (row >= p.num_greedy) return;  // whole warps leave together
     const int lane = static_cast<int>(threadIdx.x & 31);
@@ -88,11 +102,11 @@ void launch_greedy(SamplingKernelParams p, cudaStream_t stream) {
     }
     p.greedy_splits = greedy_splits(p.vocab);
     auto* parts = static_cast<SumState*>(p.workspace);
-    greedy_split_kernel<<<static_cast<unsigned>(p.num_greedy * p.greedy_splits), kThreads, 0, stream>>>(p, parts);
-    DSA_CUDA_CHECK_LAUNCH("greedy_split_kernel");
+    host::launch_pdl(greedy_split_kernel, dim3(static_cast<unsigned>(p.num_greedy * p.greedy_splits)), dim3(kThreads),
+                     0, stream, p, parts);
     const int64_t merge_blocks = (p.num_greedy * 32 + kThreads - 1) / kThreads;
-    greedy_merge_kernel<<<static_cast<unsigned>(merge_blocks), kThreads, 0, stream>>>(p, parts);
-    DSA_CUDA_CHECK_LAUNCH("greedy_merge_kernel");
+    host::launch_pdl(greedy_merge_kernel, dim3(static_cast<unsigned>(merge_blocks)), dim3(kThreads), 0, stream, p,
+                     static_cast<const SumState*>(parts));
 }
 
 }  // namespace dsa::backend::cuda::sampling
