@@ -2,6 +2,9 @@
 // partial results exchanged through distributed shared memory. Double max and sum-exp; the top-k / top-p cut is a
 // radix select over an order-preserving 64-bit key of the edited logit (11/11/10-bit digits, count + fixed-point
 // mass histograms); min-p is a weight threshold; the draw walks the kept ids in increasing order as the CPU sampler.
+// The draw's weights are also summed per tile of kTile ids (shared memory; the pass over every id that totals them
+// builds them), so the id-order scan starts at the tile holding the target; rows without a cut or min-p reuse
+// the sum-exp pass's totals and skip the draw's own pass. DSA_SAMPLING_LEGACY=1: full scans, no tile sums.
 #include "backend/cuda/sampling_common.cuh"
 
 namespace dsa::backend::cuda::sampling {
@@ -99,6 +102,36 @@ __device__ __forceinline__ void add_u64_shared(uint64_t* cell, uint64_t v) {
     const uint32_t lo = static_cast<uint32_t>(v), old = atomicAdd(&w[0], lo);
     const uint32_t hi = static_cast<uint32_t>(v >> 32) + (old + lo < old ? 1u : 0u);
     if (hi != 0) atomicAdd(&w[1], hi);
+}
+
+// ---- per-tile sums of the draw's weights: tile k holds the chunk's ids [k * kTile, (k + 1) * kTile), one scan step.
+constexpr int kTile = kThreads * kDrawItems;
+struct Tiles {
+    uint64_t* sum = nullptr;  // [n] in shared memory (null: no tile sums, full scans)
+    int64_t n = 0;
+};
+// Bitmap words in dynamic shared memory, even so that the tile sums after them are 8-byte aligned.
+__host__ __device__ __forceinline__ int64_t bitmap_words(int64_t chunk) { return (chunk / 32 + 1) / 2 * 2; }
+
+// Zeroes the tile sums; the caller's next block-wide barrier orders it before tiles_add.
+__device__ void tiles_clear(const Tiles& tl) {
+    if (tl.sum == nullptr) return;
+    for (int64_t k = threadIdx.x; k < tl.n; k += kThreads) tl.sum[k] = 0;
+    __syncthreads();
+}
+
+// Adds weight f of this lane's id t (f = 0 on invalid lanes) to its tile; warp-collective (for_each_z callbacks).
+// The edit loop (`edited`, warp-uniform) adds per lane; else the warp's 32 ids are consecutive (one tile): a warp
+// sum and one add.
+__device__ void tiles_add(const Tiles& tl, const Chunk& c, bool edited, bool valid, int64_t t, uint64_t f) {
+    if (tl.sum == nullptr) return;
+    if (edited) {
+        if (valid && f != 0) add_u64_shared(&tl.sum[(t - c.begin) / kTile], f);
+        return;
+    }
+    uint64_t warp = f;
+    for (int off = 16; off > 0; off >>= 1) warp += __shfl_xor_sync(kFullMask, warp, off);
+    if ((threadIdx.x & 31) == 0 && warp != 0) add_u64_shared(&tl.sum[(t - c.begin) / kTile], warp);
 }
 
 // Adds this warp's matching ids to the histogram. Default: the lanes of one bin found by a single match.any, the
@@ -209,12 +242,13 @@ __device__ Cut select_cut(cg::cluster_group& cl, Hist& h, Exchange& xs, const Ch
     return Cut{};  // not reached: level kLevels - 1 completes the key
 }
 
-// The first id of the chunk (increasing order) at which the running sum of f(t) exceeds target; -1 if none.
+// The first id of the chunk (increasing order) from id c.begin + start (a multiple of kTile) on at which the running
+// sum of f(t) exceeds target; -1 if none.
 template <class F>
-__device__ int64_t scan_ids(const Chunk& c, uint64_t target, F f) {
+__device__ int64_t scan_ids(const Chunk& c, uint64_t target, F f, int64_t start = 0) {
     uint64_t base = 0;
     const int64_t n = c.end - c.begin;
-    for (int64_t i0 = 0; i0 < n; i0 += static_cast<int64_t>(kThreads) * kDrawItems) {
+    for (int64_t i0 = start; i0 < n; i0 += static_cast<int64_t>(kThreads) * kDrawItems) {
         const int64_t first = i0 + static_cast<int64_t>(threadIdx.x) * kDrawItems;
         uint64_t w[kDrawItems], mine = 0;
 #pragma unroll
@@ -268,33 +302,60 @@ struct Kept {
     __device__ bool by_weight(double w) const { return w > 0.0 && w >= min_p; }
 };
 
+// The tile holding unit `target` of this CTA's draw weight and (base) the weight of the tiles before it.
+__device__ int64_t find_tile(const Tiles& tl, uint64_t target, uint64_t& base) {
+    base = 0;
+    if (tl.sum == nullptr) return 0;
+    for (int64_t k = 0; k < tl.n; ++k) {
+        if (target < base + tl.sum[k]) return k;
+        base += tl.sum[k];
+    }
+    base = 0;  // not reached (the tiles sum to the CTA's total); a scan from the first id is always right
+    return 0;
+}
+
 // The draw: the first kept id (increasing order) whose cumulative fixed-point weight exceeds u x the kept total.
+// Nothing cut and no min-p: the kept weights are the sum-exp pass's (row_stats' per-CTA totals and tile sums).
 __device__ void draw(cg::cluster_group& cl, Exchange& xs, const Chunk& c, const RowStats& s, const Kept& kept,
-                     SampleOutDesc& out) {
-    uint64_t mine = 0;
-    for_each_z(c, [&](bool valid, int64_t t, double z, bool edited) {
-        if (!valid || !kept.by_rank(t, key_fast(z, edited))) return;
-        const double w = weight(c, s, z);
-        if (kept.by_weight(w)) mine += fixed_of(s, w);
-    });
-    put_all(cl, xs.kept, block_reduce(mine, SumOp()));
-    cl.sync();  // no remote access after this
+                     const Tiles& tl, SampleOutDesc& out) {
+    const bool all_kept = tl.sum != nullptr && kept.cut.all && kept.min_p <= 0.0;
+    if (!all_kept) {
+        tiles_clear(tl);
+        uint64_t mine = 0;
+        for_each_z(c, [&](bool valid, int64_t t, double z, bool edited) {
+            uint64_t f = 0;
+            if (valid && kept.by_rank(t, key_fast(z, edited))) {
+                const double w = weight(c, s, z);
+                if (kept.by_weight(w)) f = fixed_of(s, w);
+            }
+            mine += f;
+            tiles_add(tl, c, edited, valid, t, f);
+        });
+        put_all(cl, xs.kept, block_reduce(mine, SumOp()));
+        cl.sync();  // no remote access after this
+    }  // else: row_stats' last cluster.sync was the last remote access
+    const uint64_t* sums = all_kept ? xs.fixed : xs.kept;
     const unsigned rank = cl.block_rank();
     uint64_t before = 0, total = 0;
     for (unsigned q = 0; q < kCluster; ++q) {
-        if (q < rank) before += xs.kept[q];
-        total += xs.kept[q];
+        if (q < rank) before += sums[q];
+        total += sums[q];
     }
     // total > 0: the maximum (weight 1) is always kept.
     const uint64_t target =
         min(static_cast<uint64_t>(__double2ull_rd(c.r->uniform * static_cast<double>(total))), total - 1);
-    if (target < before || target >= before + xs.kept[rank]) return;
-    int64_t hit = scan_ids(c, target - before, [&](int64_t t) -> uint64_t {
-        const double z = z_at(c, t);
-        if (!kept.by_rank(t, key_of(z))) return uint64_t{0};
-        const double w = weight(c, s, z);
-        return kept.by_weight(w) ? fixed_of(s, w) : uint64_t{0};
-    });
+    if (target < before || target >= before + sums[rank]) return;
+    uint64_t base = 0;
+    const int64_t tile = find_tile(tl, target - before, base);
+    int64_t hit = scan_ids(
+        c, target - before - base,
+        [&](int64_t t) -> uint64_t {
+            const double z = z_at(c, t);
+            if (!kept.by_rank(t, key_of(z))) return uint64_t{0};
+            const double w = weight(c, s, z);
+            return kept.by_weight(w) ? fixed_of(s, w) : uint64_t{0};
+        },
+        tile * kTile);
     if (threadIdx.x != 0) return;
     if (hit < 0) hit = s.best;  // not reached: the scan sums the same weights
     const double z = z_at(c, hit);
@@ -302,8 +363,9 @@ __device__ void draw(cg::cluster_group& cl, Exchange& xs, const Chunk& c, const 
 }
 
 // Max, sum-exp (and level 0 of the first select when `fill`) over the cluster.
+// Also sums the weights per tile (tl.sum != null; the tiles are zero on entry).
 __device__ bool row_stats(cg::cluster_group& cl, Exchange& xs, Hist& h, const Chunk& c, bool fill, double scale,
-                          RowStats& s) {
+                          const Tiles& tl, RowStats& s) {
     ArgMax am{neg_inf(), INT64_MAX};
     for_each_z(c, [&](bool valid, int64_t t, double z, bool) {
         if (valid) am = ArgMaxOp()(am, ArgMax{z, t});
@@ -319,10 +381,11 @@ __device__ bool row_stats(cg::cluster_group& cl, Exchange& xs, Hist& h, const Ch
     double sum = 0.0;
     uint64_t fixed = 0;
     const int shift = level_shift(0);
-    for_each_z(c, [&](bool valid, int64_t, double z, bool edited) {
+    for_each_z(c, [&](bool valid, int64_t t, double z, bool edited) {
         const double w = valid ? weight(c, s, z) : 0.0;
         const uint64_t f = fixed_of(s, w);
         sum += w, fixed += f;
+        tiles_add(tl, c, edited, valid, t, f);
         if (fill) {
             const uint64_t key = valid ? key_fast(z, edited) : 0;
             hist_add(h, valid, static_cast<uint32_t>(key >> shift) & (kBins - 1), f, (key & 0xffffffffull) != 0,
@@ -352,11 +415,17 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
     uint32_t* bitmap = reinterpret_cast<uint32_t*>(sampled_smem) + (p.staged ? p.chunk : 0);
     const Chunk c = setup_chunk(p, r, rank, bitmap, stage);
     SampleOutDesc& out = p.out[r.out_index];
+    Tiles tl;
+    if (!p.legacy) {
+        tl.sum = reinterpret_cast<uint64_t*>(bitmap + bitmap_words(p.chunk));
+        tl.n = (c.end - c.begin + kTile - 1) / kTile;
+    }
+    tiles_clear(tl);
 
     const bool by_k = r.top_k > 0 && r.top_k < p.vocab, by_p = r.top_p<1.0, by_min_p = r.min_p> 0.0;
     RowStats s;
     s.legacy = p.legacy != 0;
-    if (!row_stats(cl, xs, hist, c, by_k || by_p, p.mass_scale, s)) {
+    if (!row_stats(cl, xs, hist, c, by_k || by_p, p.mass_scale, tl, s)) {
         if (rank == 0 && threadIdx.x == 0) out = SampleOutDesc{0, 1, 0.0};
         return;
     }
@@ -371,7 +440,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
         cut = select_cut(cl, hist, xs, c, s, Limits{k, mass}, true);
     }
     const Kept kept{cut, last_tie(cl, xs, c, cut), by_min_p ? r.min_p : 0.0};
-    draw(cl, xs, c, s, kept, out);
+    draw(cl, xs, c, s, kept, tl, out);
 }
 
 template <int kMinBlocks>
@@ -382,7 +451,6 @@ void launch_sampled_as(const SamplingKernelParams& p, int64_t smem, cudaStream_t
                                  static_cast<size_t>(smem), stream>>>(p);
     DSA_CUDA_CHECK_LAUNCH("sampled_kernel");
 }
-
 
 }  // namespace
 
@@ -403,10 +471,11 @@ void launch_sampled(SamplingKernelParams p, cudaStream_t stream) {
         DSA_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
         return static_cast<int64_t>(n);
     }();
-    const int64_t bitmap_bytes = p.chunk / 32 * static_cast<int64_t>(sizeof(uint32_t));
+    const int64_t bitmap_bytes = bitmap_words(p.chunk) * static_cast<int64_t>(sizeof(uint32_t));
+    const int64_t tile_bytes = p.legacy ? 0 : (p.chunk + kTile - 1) / kTile * static_cast<int64_t>(sizeof(uint64_t));
     const int64_t stage_bytes = p.chunk * static_cast<int64_t>(sizeof(float));
-    p.staged = stage_bytes + bitmap_bytes <= spare ? 1 : 0;
-    const int64_t smem = (p.staged ? stage_bytes : 0) + bitmap_bytes;
+    p.staged = stage_bytes + bitmap_bytes + tile_bytes <= spare ? 1 : 0;
+    const int64_t smem = (p.staged ? stage_bytes : 0) + bitmap_bytes + tile_bytes;
     // One CTA per SM fits every row at once: the spill-free build; else two per SM (the round-1 build).
     if (!p.legacy && p.num_sampled * kCluster <= sms)
         launch_sampled_as<1>(p, smem, stream);

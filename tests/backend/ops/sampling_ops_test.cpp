@@ -7,9 +7,11 @@
 // GPU's fixed-point ones round differently right at a cumulative or cut boundary (a measure ~1e-12 of the
 // uniform), so >= 99.9% of sampled rows must agree. A perturbed reference (another uniform, a boosted logit) must
 // disagree. Greedy rows run on 4096-id CTAs (split path) and, with DSA_SAMPLING_LEGACY=1, on the round-1 cluster
-// kernels: both are checked, including the CTA boundaries at an odd vocab.
+// kernels: both are checked, including the CTA boundaries at an odd vocab. Draw targets over whole flat rows check
+// the tile-sum start of the sampled rows' id-order scan.
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -300,6 +302,45 @@ TEST_F(SamplingOpsTest, LegacyKernelsStillMatchCpuSampler) {
     LegacyScope legacy(true);
     const Tally t = random_batches(*this, rng_, kVocab, {7, 64, 256});
     expect_agreement(t, "legacy kernels, vocab 129280");
+}
+
+// Draw targets spread over whole rows (one flat N(0, 1) row repeated, 256 seeds): the id-order scan starts at the
+// tile of 2048 ids holding the target, found from per-tile weight sums: temperature-only rows (the sum-exp pass's
+// tile sums), top-p and min-p rows (the draw's own pass), half of them with edits in scattered tiles; and the
+// legacy full scans. The picks must cover most of the row's 64 tiles.
+TEST_F(SamplingOpsTest, DrawTargetsAcrossTheRowMatchCpuSampler) {
+    constexpr int64_t kRows = 256;
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    std::vector<float> row(static_cast<size_t>(kVocab));
+    for (float& x : row) x = d(rng_);
+    Tensor logits = Tensor::empty({kRows, kVocab}, DType::kF32);
+    for (int64_t r = 0; r < kRows; ++r) std::copy(row.begin(), row.end(), logits.data<float>() + r * kVocab);
+    std::vector<RowCase> cases(kRows);
+    for (int64_t i = 0; i < kRows; ++i) {
+        RowCase& c = cases[static_cast<size_t>(i)];
+        c.sp.temperature = 1.0;
+        if (i % 3 == 1) c.sp.top_p = 0.95;
+        if (i % 3 == 2) c.sp.min_p = 0.001;
+        if (i % 2 == 1) {
+            c.sp.frequency_penalty = 0.4;
+            c.sp.logit_bias = {{static_cast<int32_t>(i * 509 % kVocab), 1.5},
+                               {static_cast<int32_t>(i * 7919 % kVocab), -2.0}};
+            c.output_ids = {static_cast<int32_t>(i * 131 % kVocab), static_cast<int32_t>(i * 65537 % kVocab)};
+        }
+        c.seed = rng_();
+        c.position = i;
+    }
+    const std::vector<engine::SampleResult> cpu = cpu_sample(logits, cases);
+    for (bool on : {false, true}) {
+        LegacyScope legacy(on);
+        const std::vector<SampledToken> gpu = gpu_sample(logits, cases);
+        Tally t;
+        tally(t, cases, cpu, gpu);
+        expect_agreement(t, on ? "draw targets across the row (legacy)" : "draw targets across the row");
+        std::set<int32_t> tiles;
+        for (const SampledToken& g : gpu) tiles.insert(g.token_id / 2048);
+        EXPECT_GE(tiles.size(), 40u) << "legacy " << on;
+    }
 }
 
 // Greedy rows at an odd vocab (10,001: rows 1.. are not 16-byte aligned, the last 4096-id CTA is partial) on both
