@@ -1,6 +1,7 @@
 // Batched sampling entry points: chunk and workspace sizes, the DSA_SAMPLING_LEGACY switch, and launch_sampling,
 // which runs the greedy rows (sampling_greedy.cu / sampling_legacy.cu) and the sampled rows (sampling_sampled.cu)
-// on one stream. Shared device helpers: sampling_common.cuh.
+// on one stream (DSA_SAMPLING_EXACT_EXP=1: double exp weights on the sampled rows). Shared device helpers:
+// sampling_common.cuh.
 #include "backend/cuda/sampling_common.cuh"
 
 namespace dsa::backend::cuda {
@@ -23,6 +24,8 @@ void launch_sampling(SamplingKernelParams p, cudaStream_t stream) {
     p.chunk = sampling_chunk(p.vocab);
     // Each weight is <= 1 (the maximum's is 1): vocab weights at scale 2^(62 - ceil(log2 vocab)) sum below 2^63.
     p.mass_scale = std::ldexp(1.0, 62 - sampling::ceil_log2(p.vocab));
+    const char* exact = std::getenv("DSA_SAMPLING_EXACT_EXP");  // read per call (tests switch it)
+    p.exact_exp = exact != nullptr && exact[0] != '\0' && exact[0] != '0' ? 1 : 0;
     if (p.num_greedy > 0) sampling::launch_greedy(p, stream);
     if (p.num_sampled > 0) sampling::launch_sampled(p, stream);
 }

@@ -1,10 +1,12 @@
 // Sampled rows: a cluster of kSampleCluster CTAs per row, each owning one vocab chunk (staged in shared memory),
-// partial results exchanged through distributed shared memory. Double max and sum-exp; the top-k / top-p cut is a
-// radix select over an order-preserving 64-bit key of the edited logit (11/11/10-bit digits, count + fixed-point
-// mass histograms); min-p is a weight threshold; the draw walks the kept ids in increasing order as the CPU sampler.
-// The draw's weights are also summed per tile of kTile ids (shared memory; the pass over every id that totals them
-// builds them), so the id-order scan starts at the tile holding the target; rows without a cut or min-p reuse
-// the sum-exp pass's totals and skip the draw's own pass. DSA_SAMPLING_LEGACY=1: full scans, no tile sums.
+// partial results exchanged through distributed shared memory. Double max; weights exp((z - m) / T) as f32 exps
+// of a double exponent (DSA_SAMPLING_EXACT_EXP=1 or legacy: double exp), summed in double and in fixed point; the
+// top-k / top-p cut is a radix select over an order-preserving 64-bit key of the edited logit (11/11/10-bit
+// digits, count + fixed-point mass histograms); min-p is a weight threshold; the draw walks the kept ids in
+// increasing order as the CPU sampler. The draw's weights are also summed per tile of kTile ids (shared memory;
+// built by the pass that totals them), so the id-order scan starts at the tile holding the target; rows without a
+// cut or min-p reuse the sum-exp pass's totals and skip the draw's own pass. DSA_SAMPLING_LEGACY=1: double exp,
+// full scans, no tile sums.
 #include "backend/cuda/sampling_common.cuh"
 
 namespace dsa::backend::cuda::sampling {
@@ -70,10 +72,18 @@ struct RowStats {
     uint64_t total;     // sum of the fixed-point weights
     double mass_scale;  // fixed-point scale
     bool legacy;        // round-1 histogram adds
+    bool exact_exp;     // double exp weights
 };
 
+// exp((z - m) / T) <= 1. Default: the exponent x in double, split x = xh + xl with xh its f32 rounding, and
+// expf(xh) * (1 + xl) in f32 (relative error ~1e-7, exactly 1 at the maximum): a few f32 instructions instead of
+// a double exp; every pass uses this same function, so the passes' fixed-point sums agree exactly. exact_exp: exp.
 __device__ __forceinline__ double weight(const Chunk& c, const RowStats& s, double z) {
-    return exp((z - s.m) * c.inv_t);
+    const double x = (z - s.m) * c.inv_t;
+    if (s.exact_exp) return exp(x);
+    const float xh = static_cast<float>(x), xl = static_cast<float>(x - static_cast<double>(xh));
+    const float e = expf(xh);
+    return static_cast<double>(fmaf(e, xl, e));
 }
 __device__ __forceinline__ uint64_t fixed_of(const RowStats& s, double w) { return __double2ull_rn(w * s.mass_scale); }
 
@@ -425,6 +435,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
     const bool by_k = r.top_k > 0 && r.top_k < p.vocab, by_p = r.top_p<1.0, by_min_p = r.min_p> 0.0;
     RowStats s;
     s.legacy = p.legacy != 0;
+    s.exact_exp = p.legacy != 0 || p.exact_exp != 0;
     if (!row_stats(cl, xs, hist, c, by_k || by_p, p.mass_scale, tl, s)) {
         if (rank == 0 && threadIdx.x == 0) out = SampleOutDesc{0, 1, 0.0};
         return;

@@ -275,25 +275,26 @@ TEST_F(SamplingOpsTest, EdgeRowsMatchCpuSampler) {
     EXPECT_EQ(gpu[21].token_id % 3, 0);
 }
 
-// Sets (or clears) DSA_SAMPLING_LEGACY for one scope: the round-1 kernels stay selectable and must stay correct.
+// Sets (or clears) DSA_SAMPLING_LEGACY (or another switch) for one scope: the round-1 kernels stay selectable and
+// must stay correct.
 class LegacyScope {
   public:
-    explicit LegacyScope(bool on) {
-        if (const char* v = std::getenv(kName)) saved_ = v, had_ = true;
+    explicit LegacyScope(bool on, const char* name = "DSA_SAMPLING_LEGACY") : name_(name) {
+        if (const char* v = std::getenv(name_)) saved_ = v, had_ = true;
         if (on)
-            setenv(kName, "1", 1);
+            setenv(name_, "1", 1);
         else
-            unsetenv(kName);
+            unsetenv(name_);
     }
     ~LegacyScope() {
         if (had_)
-            setenv(kName, saved_.c_str(), 1);
+            setenv(name_, saved_.c_str(), 1);
         else
-            unsetenv(kName);
+            unsetenv(name_);
     }
 
   private:
-    static constexpr const char* kName = "DSA_SAMPLING_LEGACY";
+    const char* name_;
     std::string saved_;
     bool had_ = false;
 };
@@ -341,6 +342,13 @@ TEST_F(SamplingOpsTest, DrawTargetsAcrossTheRowMatchCpuSampler) {
         for (const SampledToken& g : gpu) tiles.insert(g.token_id / 2048);
         EXPECT_GE(tiles.size(), 40u) << "legacy " << on;
     }
+}
+
+// DSA_SAMPLING_EXACT_EXP=1: the sampled rows' weights by double exp (the f32-exp default's fallback).
+TEST_F(SamplingOpsTest, ExactExpWeightsStillMatchCpuSampler) {
+    LegacyScope exact(true, "DSA_SAMPLING_EXACT_EXP");
+    const Tally t = random_batches(*this, rng_, kVocab, {9, 64, 256});
+    expect_agreement(t, "double exp weights, vocab 129280");
 }
 
 // Greedy rows at an odd vocab (10,001: rows 1.. are not 16-byte aligned, the last 4096-id CTA is partial) on both
