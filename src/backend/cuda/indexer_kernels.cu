@@ -1,7 +1,8 @@
 // Lightning-indexer kernels: key writes (Hadamard + act_quant into the 8448-byte FP8 page, or f32 rows), the q
-// preparation (e4m3 bytes, heads padded to 8/16/32/64) and the logits (FP8: 64-key blocks in a 6-stage cp.async
-// ring, mma.sync f16 m16n8k16 on exactly widened values or e4m3 m16n8k32, f32 accumulation, q in registers; F32:
-// the reference's float ops in its order). The top-k and the causal index lists are in indexer_topk.cu.
+// preparation (e4m3 bytes, heads padded to 8/16/32/64) and the logits (FP8: the launcher picks the wgmma kernel of
+// indexer_logits_wgmma.cu by default; here the mma.sync kernels: 64-key blocks in a 6-stage cp.async ring, f16
+// m16n8k16 on exactly widened values or e4m3 m16n8k32, f32 accumulation, q in registers; F32: the reference's
+// float ops in its order). The top-k and the causal index lists are in indexer_topk.cu.
 // Every grid depends on host shapes only; the work follows query_limit.
 #include <cstdlib>
 #include <cstring>
@@ -12,7 +13,9 @@
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/indexer_common.cuh"
 #include "backend/cuda/indexer_kernels.h"
+#include "backend/cuda/indexer_logits_common.cuh"
 #include "backend/cuda/mma_util.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
@@ -120,6 +123,8 @@ __global__ void indexer_k_write_kernel(IndexerKWriteKernelParams p) {
 // ---- q preparation: one warp per (token, padded head) ----
 
 __global__ void indexer_q_prep_kernel(IndexerQPrepParams p) {
+    pdl_wait();  // q and the weights come from the projections before
+    pdl_trigger();
     const int64_t rowi = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
     if (rowi >= p.num_tokens * p.padded_heads) return;  // whole warps
@@ -149,56 +154,11 @@ __global__ void indexer_q_prep_kernel(IndexerQPrepParams p) {
 // the 512 16-byte chunks of a block's keys (and 1 scale) into a kLogitsStages-deep shared ring; slots are read
 // one block before their copies are issued so that the gather does not wait on the slot load.
 
-constexpr int kLogitsWarps = 4;
-constexpr int kLogitsThreads = kLogitsWarps * 32;
-constexpr int kBlockKeys = 64;
+constexpr int kLogitsWarps = kLogitsThreads / 32;
 constexpr int kTileKeys = 16;  // keys per warp per block
 constexpr int kLogitsStages = 6;
-constexpr int kStageBytes = kBlockKeys * kDim + kBlockKeys * 4;  // keys (swizzled chunks), then scales
+constexpr int kStageBytes = kBlockKeyBytes + kBlockKeys * 4;  // keys (swizzled chunks), then scales
 constexpr int kLogitsSmem = kLogitsStages * kStageBytes;
-constexpr int kChunksPerThread = kBlockKeys * kDim / 16 / kLogitsThreads;  // 4
-
-// Marks a position the CTA does not score (past the limit); it is zero-filled instead of copied.
-constexpr int32_t kInvisible = -2147483647 - 1;
-
-// Chunk c (16 bytes, c < 8) of key row r sits at chunk c ^ (r & 7): the fragment loads of a quarter warp (keys
-// g, g + 1, chunk 2 tig (+1)) hit 8 distinct chunks, i.e. all 32 banks.
-__device__ __forceinline__ int swizzled(int r, int c) { return r * kDim + ((c ^ (r & 7)) << 4); }
-
-__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
-    const int src_bytes = valid ? 4 : 0;
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
-                 : "memory");
-}
-
-// The slots of this thread's keys (tid / 8 + 16 j) in block b; kInvisible past the limit.
-__device__ __forceinline__ void block_slots(const int32_t* slot_row, int64_t b, int64_t limit, int tid,
-                                            int32_t (&slots)[kChunksPerThread]) {
-#pragma unroll
-    for (int j = 0; j < kChunksPerThread; ++j) {
-        const int64_t pos = b * kBlockKeys + (tid >> 3) + 16 * j;
-        slots[j] = pos <= limit ? __ldg(slot_row + pos) : kInvisible;
-    }
-}
-
-// Issues the copies of one block into `stage`: chunk tid % 8 of keys tid / 8 + 16 j, and the scale of key tid.
-__device__ __forceinline__ void issue_block(const IndexerLogitsParams& p, uint8_t* stage,
-                                            const int32_t (&slots)[kChunksPerThread], int tid) {
-    const int c = tid & 7;
-#pragma unroll
-    for (int j = 0; j < kChunksPerThread; ++j) {
-        const int r = (tid >> 3) + 16 * j;
-        const int32_t slot = slots[j];
-        const bool valid = slot != kInvisible;
-        if (valid && (slot < 0 || slot >= p.num_slots)) __trap();
-        const uint8_t* page = p.pages + (valid ? static_cast<int64_t>(slot / kPageTokens) * kFp8PageBytes : 0);
-        const int row = valid ? slot % kPageTokens : 0;
-        cp_async16(stage + swizzled(r, c), page + row * kDim + c * 16, valid);
-        if (c == 0) {  // key r's scale (one thread per key)
-            cp_async4(stage + kBlockKeys * kDim + r * 4, page + kFp8ScaleOffset + row * 4, valid);
-        }
-    }
-}
 
 __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                         uint32_t b0, uint32_t b1) {
@@ -272,7 +232,7 @@ __device__ __forceinline__ void score_tile(const uint8_t* stage, int warp, int g
     for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
 #pragma unroll
     for (int ks = 0; ks < QFrag<NT, kF8>::kSteps; ++ks) {
-        if constexpr (kF8) {  // each k-step from zero, added in f32 (see fp8_logits_use_e4m3)
+        if constexpr (kF8) {  // each k-step from zero, added in f32 (see fp8_logits_kernel)
 #pragma unroll
             for (int nt = 0; nt < NT; ++nt) {
                 float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -330,7 +290,7 @@ __global__ void __launch_bounds__(kLogitsThreads, kF8 ? 3 : 2) indexer_logits_fp
     for (int s = 0; s < kLogitsStages - 1; ++s) {
         if (s < iters) {
             block_slots(slot_row, block_of(s), qr.limit, tid, slots);
-            issue_block(p, ring + s * kStageBytes, slots, tid);
+            issue_block(p, ring + s * kStageBytes, ring + s * kStageBytes + kBlockKeyBytes, slots, tid);
         }
         cp_async_commit();
     }
@@ -345,7 +305,8 @@ __global__ void __launch_bounds__(kLogitsThreads, kF8 ? 3 : 2) indexer_logits_fp
         __syncthreads();  // block i landed for every thread; every warp is done with the stage refilled below
         const int ahead = i + kLogitsStages - 1;
         if (ahead < iters) {
-            issue_block(p, ring + (ahead % kLogitsStages) * kStageBytes, slots, tid);
+            uint8_t* stage = ring + (ahead % kLogitsStages) * kStageBytes;
+            issue_block(p, stage, stage + kBlockKeyBytes, slots, tid);
             if (ahead + 1 < iters) block_slots(slot_row, block_of(ahead + 1), qr.limit, tid, slots);
         }
         cp_async_commit();
@@ -443,14 +404,17 @@ __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(Indexer
 }
 
 
-// The FP8 logits kernel: f16 MMAs on the widened values unless DSA_INDEXER_LOGITS=e4m3 (e4m3 MMAs, each k-step
-// from a zero accumulator: Hopper's FP8 MMA keeps only 13 mantissa bits of an accumulator it is given). Read at
-// every launch (host only) so that a process can run both.
-bool fp8_logits_use_e4m3() {
+// The FP8 logits kernel (DSA_INDEXER_LOGITS, read at every launch on the host so that a process can run all
+// three): wgmma (default, indexer_logits_wgmma.cu), f16 (mma.sync on the values widened to f16) or e4m3 (mma.sync
+// e4m3, each k-step from a zero accumulator: Hopper's FP8 MMA keeps only ~13 mantissa bits of an accumulator it
+// is given).
+enum class Fp8LogitsKernel { kWgmma, kF16, kE4m3 };
+Fp8LogitsKernel fp8_logits_kernel() {
     const char* v = std::getenv("DSA_INDEXER_LOGITS");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "f16") == 0) return false;
-    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (f16 or e4m3)";
-    return true;
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "wgmma") == 0) return Fp8LogitsKernel::kWgmma;
+    if (std::strcmp(v, "f16") == 0) return Fp8LogitsKernel::kF16;
+    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (wgmma, f16 or e4m3)";
+    return Fp8LogitsKernel::kE4m3;
 }
 
 // CTAs per row: as many as fit beside the other rows in one wave of resident CTAs (>= 1, <= the row's blocks).
@@ -474,8 +438,11 @@ void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
 
 template <int NT>
 void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
-    if (fp8_logits_use_e4m3()) return launch_fp8_logits<NT, true>(p, stream);
-    launch_fp8_logits<NT, false>(p, stream);
+    switch (fp8_logits_kernel()) {
+        case Fp8LogitsKernel::kWgmma: return launch_indexer_logits_wgmma(p, stream);
+        case Fp8LogitsKernel::kE4m3: return launch_fp8_logits<NT, true>(p, stream);
+        case Fp8LogitsKernel::kF16: return launch_fp8_logits<NT, false>(p, stream);
+    }
 }
 
 }  // namespace
@@ -496,8 +463,7 @@ void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream) {
                                                          << p.padded_heads;
     constexpr int kThreads = 256;
     const int64_t blocks = (p.num_tokens * p.padded_heads * 32 + kThreads - 1) / kThreads;
-    indexer_q_prep_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
-    DSA_CUDA_CHECK_LAUNCH(indexer_q_prep_kernel);
+    host::launch_pdl(indexer_q_prep_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, p);
 }
 
 void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream) {

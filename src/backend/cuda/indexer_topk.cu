@@ -8,6 +8,7 @@
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/indexer_common.cuh"
 #include "backend/cuda/indexer_kernels.h"
+#include "backend/cuda/pdl.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
@@ -21,9 +22,10 @@ namespace cg = cooperative_groups;
 // a histogram of the elements that match the known prefix, until the threshold bin holds exactly the missing
 // count (every key >= its lower edge is taken) or the whole key is known (keys above it are taken, and of the
 // keys equal to it the lowest positions). CTA r of the cluster scans the r-th segment of the row; its histogram
-// is added to rank 0's through distributed shared memory, rank 0 picks the digit (a block-wide scan of the
-// bins), every CTA appends its selected (key, position) pairs to its own buffer, the buffers are gathered into
-// rank 0's, which sorts them (score descending, equal scores by ascending position) and writes them out.
+// is added to rank 0's through distributed shared memory (two cluster barriers per round, histograms double-
+// buffered), every CTA picks the digit from rank 0's bins (a block-wide scan), every CTA appends its selected
+// (key, position) pairs to its own buffer, the buffers are gathered into rank 0's, which sorts them (score
+// descending, equal scores by ascending position; bitonic, strides < 64 in registers) and writes them out.
 
 constexpr int kTopkThreads = 1024;
 constexpr int kTopkWarps = kTopkThreads / 32;
@@ -32,7 +34,7 @@ constexpr int kDigitBits = 11;
 constexpr int kBins = 1 << kDigitBits;
 
 struct TopkShared {
-    uint32_t hist[kBins];  // this CTA's histogram; rank 0's is the cluster's
+    uint32_t hist[2][kBins];  // this CTA's histograms (rounds alternate); rank 0's are the cluster's
     uint32_t warp_ties[kTopkWarps];
     uint32_t warp_sum[kTopkWarps];  // find_digit's per-warp bin totals
     uint32_t seg_ties[kTopkMaxCluster];  // rank 0: ties at the threshold in each CTA's segment
@@ -81,14 +83,14 @@ __device__ __forceinline__ void scan_segment(const Segment& s, Fn&& fn) {
 // Every thread of rank 0: the digit whose bin holds the need-th largest element (1 <= need <= the elements
 // counted); one thread writes digit, above (count in higher bins) and in_bin. Thread i holds the kPer bins
 // kBins - 1 - kPer i - j, j = 0..kPer-1 (descending), and a block-wide scan finds the one holding the need-th.
-__device__ void find_digit(TopkShared& sh, uint32_t need) {
+__device__ void find_digit(TopkShared& sh, const uint32_t* hist, uint32_t need) {
     constexpr int kPer = kBins / kTopkThreads;
     static_assert(kPer * kTopkThreads == kBins, "bins split evenly over the threads");
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     uint32_t c[kPer], sum = 0;
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
-        c[j] = sh.hist[kBins - 1 - kPer * tid - j];
+        c[j] = hist[kBins - 1 - kPer * tid - j];
         sum += c[j];
     }
     uint32_t incl = sum;
@@ -133,25 +135,31 @@ __device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& se
     const int tid = threadIdx.x;
     int hi_bit = 31;  // highest key bit not yet known
     uint32_t known = 0, prefix = 0, need = k;
-    for (;;) {
+    for (int round = 0;; ++round) {
         const int shift = hi_bit >= kDigitBits - 1 ? hi_bit - (kDigitBits - 1) : 0;
         const uint32_t dmask = (2u << (hi_bit - shift)) - 1;  // hi_bit - shift + 1 <= 11 bits
-        for (int b = tid; b < kBins; b += kTopkThreads) c.sh.hist[b] = 0;
+        // Histogram buffer of this round. Rank 0's was last read (by every CTA) two rounds ago, before the
+        // cluster barriers of the previous round: clearing it now races with nobody.
+        uint32_t* hist = c.sh.hist[round & 1];
+        for (int b = tid; b < kBins; b += kTopkThreads) hist[b] = 0;
         __syncthreads();
         scan_segment(seg, [&](int64_t, uint32_t u, bool valid) {
-            if (valid && (u & known) == prefix) atomicAdd(&c.sh.hist[(u >> shift) & dmask], 1u);
+            if (valid && (u & known) == prefix) atomicAdd(&hist[(u >> shift) & dmask], 1u);
         });
         // Ranks > 0 add their histograms to rank 0's (which is complete once everyone passed the sync).
         c.cluster.sync();
         if (c.rank != 0) {
+            uint32_t* hist0 = c.sh0->hist[round & 1];
             for (int b = tid; b < kBins; b += kTopkThreads) {
-                if (c.sh.hist[b] != 0) atomicAdd(&c.sh0->hist[b], c.sh.hist[b]);
+                if (hist[b] != 0) atomicAdd(&hist0[b], hist[b]);
             }
         }
         c.cluster.sync();
-        if (c.rank == 0) find_digit(c.sh, need);
-        c.cluster.sync();
-        const uint32_t d = c.sh0->digit, above = c.sh0->above, in_bin = c.sh0->in_bin;
+        // Every CTA finds the digit in rank 0's histogram itself (no third cluster barrier per round).
+        find_digit(c.sh, c.sh0->hist[round & 1], need);
+        __syncthreads();
+        const uint32_t d = c.sh.digit, above = c.sh.above, in_bin = c.sh.in_bin;
+        __syncthreads();  // read by every thread before the next round's find_digit rewrites them
         need -= above;
         prefix |= d << shift;
         known |= dmask << shift;
@@ -162,19 +170,60 @@ __device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& se
     }
 }
 
-// Sorts keys[0, n) descending (n a power of two).
-__device__ void bitonic_sort_desc(uint64_t* keys, int n) {
-    for (int size = 2; size <= n; size <<= 1) {
-        for (int stride = size >> 1; stride > 0; stride >>= 1) {
-            for (int i = threadIdx.x; i < n / 2; i += kTopkThreads) {
-                const int lo = ((i & ~(stride - 1)) << 1) | (i & (stride - 1)), hi = lo + stride;
-                const uint64_t a = keys[lo], b = keys[hi];
-                const bool desc = (lo & size) == 0;
-                if (desc ? a < b : a > b) {
-                    keys[lo] = b;
-                    keys[hi] = a;
+// Bitonic compare-exchange of pair (lo, lo + stride) in stage `size`: lo keeps the larger key where
+// (lo & size) == 0 (a descending run), the smaller elsewhere.
+__device__ __forceinline__ void compare_exchange(uint64_t& a, uint64_t& b, bool desc) {
+    if (desc ? a < b : a > b) {
+        const uint64_t t = a;
+        a = b;
+        b = t;
+    }
+}
+
+// The strides < 64 of the bitonic stages size_lo .. size_hi (powers of two, size_hi <= n) in registers: warp w
+// holds 64-element chunks (lanes l and l + 32 of chunk c at c * 64 + l, + 32), stride 32 inside the thread, the
+// smaller strides through shuffles; one shared-memory load and store per chunk, no block barrier.
+__device__ void bitonic_warp_stages(uint64_t* keys, int n, int size_lo, int size_hi) {
+    const int lane = threadIdx.x & 31;
+    for (int base = (threadIdx.x >> 5) * 64; base < n; base += kTopkWarps * 64) {
+        uint64_t x0 = keys[base + lane], x1 = keys[base + 32 + lane];
+        const int e0 = base + lane, e1 = e0 + 32;
+        for (int size = size_lo; size <= size_hi; size <<= 1) {
+            for (int stride = size < 64 ? size >> 1 : 32; stride > 0; stride >>= 1) {
+                if (stride == 32) {
+                    compare_exchange(x0, x1, (e0 & size) == 0);
+                    continue;
                 }
+                const bool lower = (lane & stride) == 0;
+                const uint64_t o0 = __shfl_xor_sync(kFull, x0, stride), o1 = __shfl_xor_sync(kFull, x1, stride);
+                const bool max0 = lower == ((e0 & size) == 0), max1 = lower == ((e1 & size) == 0);
+                x0 = max0 ? (x0 > o0 ? x0 : o0) : (x0 < o0 ? x0 : o0);
+                x1 = max1 ? (x1 > o1 ? x1 : o1) : (x1 < o1 ? x1 : o1);
             }
+        }
+        keys[e0] = x0;
+        keys[e1] = x1;
+    }
+}
+
+// Sorts keys[0, n) descending (n a power of two). n >= 64: strides >= 64 through shared memory with a barrier
+// each, the rest of every stage in registers (21 barriers for n = 2048 instead of 66).
+__device__ void bitonic_sort_desc(uint64_t* keys, int n) {
+    const int first_smem = n >= 64 ? 128 : 2;
+    if (n >= 64) {
+        bitonic_warp_stages(keys, n, 2, 64);
+        __syncthreads();
+    }
+    for (int size = first_smem; size <= n; size <<= 1) {
+        for (int stride = size >> 1; stride >= (n >= 64 ? 64 : 1); stride >>= 1) {
+            for (int i = threadIdx.x; i < n / 2; i += kTopkThreads) {
+                const int lo = ((i & ~(stride - 1)) << 1) | (i & (stride - 1));
+                compare_exchange(keys[lo], keys[lo + stride], (lo & size) == 0);
+            }
+            __syncthreads();
+        }
+        if (n >= 64) {
+            bitonic_warp_stages(keys, n, size, size);
             __syncthreads();
         }
     }
@@ -236,6 +285,8 @@ __device__ void collect(const TopkCluster& c, const Segment& seg, TopkThreshold 
 __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkKernelParams p) {
     extern __shared__ uint64_t sel[];
     __shared__ TopkShared sh;
+    pdl_wait();  // the scores and the limits come from earlier kernels
+    pdl_trigger();
     cg::cluster_group cluster = cg::this_cluster();
     const unsigned rank = cluster.block_rank(), size = cluster.num_blocks();
     const TopkCluster c{cluster, rank, sh, cluster.map_shared_rank(&sh, 0), sel, cluster.map_shared_rank(sel, 0)};
@@ -333,13 +384,15 @@ void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) 
     cfg.blockDim = dim3(kTopkThreads);
     cfg.dynamicSmemBytes = static_cast<size_t>(smem);
     cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
+    cudaLaunchAttribute attr[2];
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
     attr[0].val.clusterDim.y = 1;
     attr[0].val.clusterDim.z = 1;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;  // PDL (pdl.cuh; DSA_PDL=0 turns it off)
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    cfg.numAttrs = host::pdl_enabled() ? 2 : 1;
     DSA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, indexer_topk_kernel, p));
 }
 

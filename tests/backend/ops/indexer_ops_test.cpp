@@ -1,8 +1,8 @@
 // CUDA vs CPU for the lightning indexer at DeepSeek-V3.2 shapes (H_I 64, dim 128, index_topk 2048) and other
 // head counts: key writes byte-exact in both store formats; F32-key logits bit-exact (positions equal the CPU's in
-// order); FP8 logits (f16-MMA kernel; the e4m3-MMA kernel in one test) compared by max |diff| per row, the
-// selected set equal to the CPU's on every row whose 2048th/2049th score gap exceeds twice that row's max |diff|
-// (recall 1.0 there). Rows of duplicated keys (exact ties) match the CPU's positions exactly in both formats.
+// order); FP8 logits (the default wgmma kernel; all three kernels in EveryFp8LogitsKernel) compared by max |diff|
+// per row, the selected set equal to the CPU's on every row whose 2048th/2049th score gap exceeds twice that
+// row's max |diff| (recall 1.0 there). Rows of duplicated keys (exact ties) match the CPU's positions exactly.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -26,8 +26,8 @@ Numerics fp8_numerics(bool ue8m0) {
     return n;
 }
 
-// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, f16 MMAs). all_cases() runs
-// the default; E4m3LogitsKernel runs the e4m3 kernel.
+// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, wgmma). all_cases() runs the
+// default; EveryFp8LogitsKernel runs each kernel.
 struct Case {
     const char* name;
     Numerics numerics;
@@ -347,27 +347,59 @@ TEST_F(IndexerOpsTest, AnyHeadCount) {
     }
 }
 
-// The opt-in e4m3-MMA logits kernel (DSA_INDEXER_LOGITS=e4m3) under the same checks: a decode batch of 64
-// requests (lengths 1..4096, limits around index_topk), one 40K request split over many CTAs, and 4 / 12 heads.
-TEST_F(IndexerOpsTest, E4m3LogitsKernel) {
-    for (const bool ue8m0 : {true, false}) {
-        const Case c{ue8m0 ? "e4m3mma_ue8m0" : "e4m3mma_f32_scales", fp8_numerics(ue8m0), "e4m3"};
+// Every FP8 logits kernel (DSA_INDEXER_LOGITS = wgmma, the default; f16 and e4m3, the mma.sync kernels) under
+// the same checks: a decode batch of 64 requests (one of 40000 keys split over many CTAs, the others 64..4096
+// keys, lengths that are not multiples of 64, limits around index_topk) at 64, 4, 12 and 32 heads; both scale
+// formats on the default kernel (the scale format does not change the mma.sync kernels' code).
+TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
+    for (const char* kernel : {"wgmma", "f16", "e4m3"}) {
+        for (const bool ue8m0 : {true, false}) {
+            if (!ue8m0 && std::strcmp(kernel, "wgmma") != 0) continue;
+            const std::string cname = std::string(kernel) + (ue8m0 ? "_ue8m0" : "_f32_scales");
+            const Case c{cname.c_str(), fp8_numerics(ue8m0), kernel};
+            make_case(c);
+            std::vector<int64_t> lengths(64);
+            for (int64_t r = 0; r < 64; ++r) lengths[r] = r == 0 ? 40000 : (r % 4 == 0 ? 2048 + r : 64 * r + r % 3);
+            build(lengths);
+            request_.clear();
+            limit_.clear();
+            for (int32_t r = 0; r < 64; ++r) {
+                request_.push_back(r);
+                limit_.push_back(static_cast<int32_t>(lengths[r] - 1));
+            }
+            for (const int64_t heads : {int64_t{64}, int64_t{4}, int64_t{12}, int64_t{32}}) {
+                heads_ = heads;
+                const std::string name = cname + " heads=" + std::to_string(heads);
+                const RowStats st = compare_backends(name.c_str(), true);
+                EXPECT_GT(st.long_rows, 10) << name;
+                EXPECT_GE(st.eligible * 2, st.long_rows) << name << ": too few rows with a clear threshold gap";
+                EXPECT_LE(st.worst_rel, 1e-4) << name;
+            }
+        }
+    }
+}
+
+// Causal prefill rows (consecutive queries of one request, each seeing one key more) and a second request's
+// chunk, on the default (wgmma) logits kernel: limits inside, at and across 64-key block edges.
+TEST_F(IndexerOpsTest, CausalPrefillRows) {
+    for (const Case& c : all_cases()) {
         make_case(c);
-        std::vector<int64_t> lengths(64);
-        for (int64_t r = 0; r < 64; ++r) lengths[r] = r == 0 ? 40000 : (r % 4 == 0 ? 2048 + r : 64 * r);
-        build(lengths);
+        build({5000, 2200});
         request_.clear();
         limit_.clear();
-        for (int32_t r = 0; r < 64; ++r) {
-            request_.push_back(r);
-            limit_.push_back(static_cast<int32_t>(lengths[r] - 1));
+        for (int32_t l = 4990; l < 5000; ++l) {
+            request_.push_back(0);
+            limit_.push_back(l);
         }
-        for (const int64_t heads : {int64_t{64}, int64_t{4}, int64_t{12}}) {
+        for (int32_t l = 2040; l < 2060; ++l) {
+            request_.push_back(1);
+            limit_.push_back(l);
+        }
+        for (const int64_t heads : {int64_t{64}, int64_t{4}}) {
             heads_ = heads;
-            const std::string name = std::string(c.name) + " heads=" + std::to_string(heads);
-            const RowStats st = compare_backends(name.c_str(), true);
-            EXPECT_GT(st.long_rows, 10) << name;
-            EXPECT_GE(st.eligible * 2, st.long_rows) << name << ": too few rows with a clear threshold gap";
+            const std::string name = std::string(c.name) + " prefill heads=" + std::to_string(heads);
+            const RowStats st = compare_backends(name.c_str(), heads == 64);
+            EXPECT_EQ(st.long_rows, 10 + 12) << name;
             EXPECT_LE(st.worst_rel, 1e-4) << name;
         }
     }

@@ -1,0 +1,63 @@
+// The key-block loader shared by the FP8 logits kernels (indexer_kernels.cu: mma.sync; indexer_logits_wgmma.cu:
+// wgmma): a 128-thread CTA gathers one 64-key block of a query row (positions 64 b .. 64 b + 63, slots through
+// key_slots) into shared memory with cp.async: 128-byte key rows with their 16-byte chunks XOR-swizzled by
+// (row & 7) (the wgmma 128-byte swizzle, bank-conflict free for the mma.sync fragment loads), and the f32 scales.
+// Positions past the row's limit are zero-filled and never read from global memory.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cuda/indexer_common.cuh"
+#include "backend/cuda/indexer_kernels.h"
+#include "backend/cuda/mma_util.cuh"
+
+namespace dsa::backend::cuda {
+namespace {
+
+constexpr int kLogitsThreads = 128;
+constexpr int kBlockKeys = 64;
+constexpr int kBlockKeyBytes = kBlockKeys * kDim;                          // 8192
+constexpr int kChunksPerThread = kBlockKeys * kDim / 16 / kLogitsThreads;  // 4
+
+// Marks a position the CTA does not score (past the limit); it is zero-filled instead of copied.
+constexpr int32_t kInvisible = -2147483647 - 1;
+
+// Chunk c (16 bytes, c < 8) of key row r sits at chunk c ^ (r & 7).
+__device__ __forceinline__ int swizzled(int r, int c) { return r * kDim + ((c ^ (r & 7)) << 4); }
+
+__device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid) {
+    const int src_bytes = valid ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(src_bytes)
+                 : "memory");
+}
+
+// The slots of this thread's keys (tid / 8 + 16 j) in block b; kInvisible past the limit.
+__device__ __forceinline__ void block_slots(const int32_t* slot_row, int64_t b, int64_t limit, int tid,
+                                            int32_t (&slots)[kChunksPerThread]) {
+#pragma unroll
+    for (int j = 0; j < kChunksPerThread; ++j) {
+        const int64_t pos = b * kBlockKeys + (tid >> 3) + 16 * j;
+        slots[j] = pos <= limit ? __ldg(slot_row + pos) : kInvisible;
+    }
+}
+
+// Issues the copies of one block: chunk tid % 8 of keys tid / 8 + 16 j into `keys` (swizzled), and the scale of
+// each of those keys into `scales` (one thread per key).
+__device__ __forceinline__ void issue_block(const IndexerLogitsParams& p, uint8_t* keys, uint8_t* scales,
+                                            const int32_t (&slots)[kChunksPerThread], int tid) {
+    const int c = tid & 7;
+#pragma unroll
+    for (int j = 0; j < kChunksPerThread; ++j) {
+        const int r = (tid >> 3) + 16 * j;
+        const int32_t slot = slots[j];
+        const bool valid = slot != kInvisible;
+        if (valid && (slot < 0 || slot >= p.num_slots)) __trap();
+        const uint8_t* page = p.pages + (valid ? static_cast<int64_t>(slot / kPageTokens) * kFp8PageBytes : 0);
+        const int row = valid ? slot % kPageTokens : 0;
+        cp_async16(keys + swizzled(r, c), page + row * kDim + c * 16, valid);
+        if (c == 0) cp_async4(scales + r * 4, page + kFp8ScaleOffset + row * 4, valid);
+    }
+}
+
+}  // namespace
+}  // namespace dsa::backend::cuda

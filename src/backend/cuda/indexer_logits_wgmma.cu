@@ -1,0 +1,222 @@
+// FP8 lightning-indexer logits on Hopper wgmma (the default FP8 kernel): per 64-key block, the keys are the A
+// operand (M = 64 keys, e4m3, K-major from the swizzled cp.async ring of indexer_logits_common.cuh) and the
+// query's N = 8/16/32/64 prepared heads are B (e4m3, K-major, staged once per CTA); m64nNk32 e4m3 x e4m3 -> f32.
+// Precision: each of the 4 k-steps goes into its own zero-started accumulator (Hopper's FP8 MMA keeps ~13
+// mantissa bits of an accumulator fed back in), summed in f32 afterwards, as the e4m3 mma.sync kernel does.
+// The (key, head) accumulators are in-thread: ReLU, head weight and head sum in registers, two quad shuffles.
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/indexer_common.cuh"
+#include "backend/cuda/indexer_kernels.h"
+#include "backend/cuda/indexer_logits_common.cuh"
+#include "backend/cuda/mma_util.cuh"
+#include "backend/cuda/pdl.cuh"
+#include "base/check.h"
+
+namespace dsa::backend::cuda {
+namespace {
+
+constexpr int kKSteps = kDim / 32;  // 4 e4m3 k-steps of 32 bytes inside one 128-byte swizzle row
+constexpr int kScaleBytes = kBlockKeys * 4;
+
+// 3 CTAs per SM (64 heads: 128 accumulator registers, 168 in all; the shared memory of 3 CTAs then allows a
+// 7-stage ring, 6 blocks = 50 KB in flight per CTA; fewer heads: 8 stages).
+template <int N>
+struct WgConfig {
+    static constexpr int kStages = N == 64 ? 7 : 8;
+    static constexpr int kCtasPerSm = 3;
+    static constexpr int kQBytes = (N * kDim + 1023) / 1024 * 1024;  // B tile, 1024-byte aligned stages after it
+    static constexpr int kSmem = kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) + 1024;  // + alignment slack
+};
+
+// wgmma shared-memory descriptor, 128-byte swizzle, K-major: start address, leading offset 16 (unused), 8-row
+// groups 1024 bytes apart; tiles start 1024-byte aligned, a k-step adds 32 bytes to the start.
+__device__ __forceinline__ uint64_t sw128_desc(uint32_t saddr) {
+    return static_cast<uint64_t>((saddr & 0x3FFFFu) >> 4) | (static_cast<uint64_t>(16 >> 4) << 16) |
+           (static_cast<uint64_t>(1024 >> 4) << 32) | (1ull << 62);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+template <int R>
+__device__ __forceinline__ void fence_regs(float* r) {
+#pragma unroll
+    for (int i = 0; i < R; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+// D(64 x N) = A(64 x 32, e4m3, K-major) B(32 x N, e4m3, K-major): scale-d = 0 (D is overwritten).
+template <int N>
+__device__ __forceinline__ void wgmma_e4m3(float* d, uint64_t a, uint64_t b) {
+    if constexpr (N == 8) {
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+            : "l"(a), "l"(b), "r"(0));
+    } else if constexpr (N == 16) {
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, "
+            "1;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+            : "l"(a), "l"(b), "r"(0));
+    } else if constexpr (N == 32) {
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 "
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+            : "l"(a), "l"(b), "r"(0));
+    } else {
+        static_assert(N == 64, "8, 16, 32 or 64 heads");
+        asm volatile(
+            "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+            "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 "
+            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1;\n}\n"
+            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+            : "l"(a), "l"(b), "r"(0));
+    }
+}
+
+// The query's N prepared heads (e4m3 rows of 128 bytes) into the swizzled B tile: cp.async, 16-byte chunks.
+template <int N>
+__device__ __forceinline__ void issue_q(const IndexerLogitsParams& p, int64_t t, uint8_t* qs, int tid) {
+#pragma unroll
+    for (int i = tid; i < N * 8; i += kLogitsThreads) {
+        const int h = i >> 3, c = i & 7;
+        cp_async16(qs + swizzled(h, c), p.q8 + (t * N + h) * kDim + c * 16, true);
+    }
+}
+
+// ra / rb: sum over the heads of wt_h ReLU(q_h . k) of keys g and g + 8 of the warp's 16 rows. Accumulator
+// layout (m64nN f32): acc[ks][4 i + e] is key 16 warp + g (e < 2) or + 8 (e >= 2), head 8 i + 2 tig + (e & 1).
+template <int N>
+__device__ __forceinline__ void head_sum(const float (&acc)[kKSteps][N / 2], const float (&w)[N / 8][2], float& ra,
+                                         float& rb) {
+    ra = 0.0f;
+    rb = 0.0f;
+#pragma unroll
+    for (int i = 0; i < N / 8; ++i) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const float da = ((acc[0][4 * i + e] + acc[1][4 * i + e]) + acc[2][4 * i + e]) + acc[3][4 * i + e];
+            const float db =
+                ((acc[0][4 * i + 2 + e] + acc[1][4 * i + 2 + e]) + acc[2][4 * i + 2 + e]) + acc[3][4 * i + 2 + e];
+            ra = fmaf(fmaxf(da, 0.0f), w[i][e], ra);
+            rb = fmaf(fmaxf(db, 0.0f), w[i][e], rb);
+        }
+    }
+    ra += __shfl_xor_sync(kFull, ra, 1);
+    rb += __shfl_xor_sync(kFull, rb, 1);
+    ra += __shfl_xor_sync(kFull, ra, 2);
+    rb += __shfl_xor_sync(kFull, rb, 2);
+}
+
+// CTA c of the grid [T x m] scores row t = c % T, key blocks c / T, c / T + m, ... up to the row's limit (the
+// schedule of the mma.sync kernel). One warpgroup; a kStages-deep cp.async ring of 64-key blocks.
+template <int N>
+__global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
+    indexer_logits_wgmma_kernel(IndexerLogitsParams p, int m) {
+    constexpr int kStages = WgConfig<N>::kStages;
+    extern __shared__ uint8_t smem_raw[];
+    uint8_t* qs = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
+    uint8_t* keys = qs + WgConfig<N>::kQBytes;
+    uint8_t* scales = keys + kStages * kBlockKeyBytes;
+    pdl_wait();  // q8, wt, key_slots and the limits come from earlier kernels / copies
+    pdl_trigger();
+    const int64_t t = blockIdx.x % p.num_tokens, first = blockIdx.x / p.num_tokens;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tig = lane & 3;
+    const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
+    const int64_t last = qr.limit / kBlockKeys;
+    if (first > last) return;  // whole CTA
+    const int iters = static_cast<int>((last - first) / m + 1);
+    const int32_t* slot_row = p.key_slots + qr.request * p.max_len;
+    auto block_of = [&](int i) { return first + static_cast<int64_t>(i) * m; };
+
+    issue_q<N>(p, t, qs, tid);  // joins the first block's group
+    int32_t slots[kChunksPerThread];
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+        if (s < iters) {
+            block_slots(slot_row, block_of(s), qr.limit, tid, slots);
+            issue_block(p, keys + s * kBlockKeyBytes, scales + s * kScaleBytes, slots, tid);
+        }
+        cp_async_commit();
+    }
+    if (kStages - 1 < iters) block_slots(slot_row, block_of(kStages - 1), qr.limit, tid, slots);
+    float w[N / 8][2];
+#pragma unroll
+    for (int i = 0; i < N / 8; ++i) {
+        w[i][0] = __ldg(p.weights + t * N + 8 * i + 2 * tig);
+        w[i][1] = __ldg(p.weights + t * N + 8 * i + 2 * tig + 1);
+    }
+    const uint32_t q_addr = smem_addr(qs), k_addr = smem_addr(keys);
+    float* srow = p.scores + t * p.max_len;
+    for (int i = 0; i < iters; ++i) {
+        cp_async_wait<kStages - 2>();
+        fence_async_smem();  // this thread's landed copies -> visible to wgmma (async proxy)
+        __syncthreads();     // block i landed for every thread; the stage refilled below was consumed at i - 1
+        const int ahead = i + kStages - 1;
+        if (ahead < iters) {
+            const int sa = ahead % kStages;
+            issue_block(p, keys + sa * kBlockKeyBytes, scales + sa * kScaleBytes, slots, tid);
+            if (ahead + 1 < iters) block_slots(slot_row, block_of(ahead + 1), qr.limit, tid, slots);
+        }
+        cp_async_commit();
+        const int st = i % kStages;
+        float acc[kKSteps][N / 2];
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < kKSteps; ++ks) {
+            wgmma_e4m3<N>(acc[ks], sw128_desc(k_addr + st * kBlockKeyBytes + ks * 32), sw128_desc(q_addr + ks * 32));
+        }
+        wgmma_commit();
+        wgmma_wait_all();
+        fence_regs<kKSteps * N / 2>(&acc[0][0]);
+        float ra, rb;
+        head_sum<N>(acc, w, ra, rb);
+        const float* sc = reinterpret_cast<const float*>(scales + st * kScaleBytes);
+        const int64_t base = block_of(i) * kBlockKeys + warp * 16;
+        if (tig == 0 && base + g <= qr.limit) srow[base + g] = ra * sc[warp * 16 + g];
+        if (tig == 1 && base + g + 8 <= qr.limit) srow[base + g + 8] = rb * sc[warp * 16 + g + 8];
+    }
+    cp_async_wait<0>();  // no copy may outlive the CTA
+}
+
+template <int N>
+void launch_wgmma(const IndexerLogitsParams& p, cudaStream_t stream) {
+    constexpr int kSmem = WgConfig<N>::kSmem;
+    static SmemLimit limit;
+    limit.ensure(reinterpret_cast<const void*>(indexer_logits_wgmma_kernel<N>), kSmem);
+    static const int64_t resident = [] {
+        int per_sm = 0;
+        DSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, indexer_logits_wgmma_kernel<N>,
+                                                                     kLogitsThreads, kSmem));
+        return static_cast<int64_t>(per_sm < 1 ? 1 : per_sm) * num_sms();
+    }();
+    const int64_t blocks_per_row = (p.max_len + kBlockKeys - 1) / kBlockKeys;
+    int64_t m = resident / p.num_tokens;
+    m = m < 1 ? 1 : (m > blocks_per_row ? blocks_per_row : m);
+    host::launch_pdl(indexer_logits_wgmma_kernel<N>, dim3(static_cast<unsigned>(p.num_tokens * m)),
+                     dim3(kLogitsThreads), kSmem, stream, p, static_cast<int>(m));
+}
+
+}  // namespace
+
+void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream) {
+    switch (p.heads) {
+        case 8: return launch_wgmma<8>(p, stream);
+        case 16: return launch_wgmma<16>(p, stream);
+        case 32: return launch_wgmma<32>(p, stream);
+        case 64: return launch_wgmma<64>(p, stream);
+        default: DSA_CHECK(false) << "indexer wgmma logits: " << p.heads << " heads (8, 16, 32 or 64)";
+    }
+}
+
+}  // namespace dsa::backend::cuda
