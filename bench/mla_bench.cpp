@@ -1,7 +1,8 @@
 // MLA kernel benchmarks on the CUDA backend at DeepSeek-V3.2 shapes (H 128, d_n 128, d_v 128): sparse absorbed
 // attention at top-k 2048 over a bf16 and an FP8 (656-byte) latent store, decode b = 1, 16, 64, 128 and a
-// 4096-query prefill, each on the legacy mma.sync kernel, the wgmma kernel and its overlap / s1 / s1o variants; the
-// absorbed q/o projections at batch 1..128; dense (expanded MHA) causal prefill of one prompt at a few lengths.
+// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernels s1 (default) and ws (warp-
+// specialized); the absorbed q/o projections at batch 1..128; dense (expanded MHA) causal prefill of one prompt at a
+// few lengths.
 // Each case runs through the backend op, timed with CUDA events (median of 5 runs of 10 calls after warm-up).
 // Decode slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s of KV read and % of the
 // H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s). Usage: mla_bench [--quick]
@@ -15,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "cuda_timing.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "cuda_timing.h"
 #include "tensor/numeric.h"
 
 namespace dsa::backend {
@@ -30,7 +31,8 @@ constexpr int64_t kHeads = 128, kTopk = 2048, kNope = 128, kV = 128;
 constexpr float kScale = 0.1352338f;
 
 double time_per_call(cuda::CudaBackend& be, const std::function<void()>& fn) {
-    return bench::median_seconds_per_call(be, [&fn](int) { fn(); }, 10);
+    return bench::median_seconds_per_call(
+        be, [&fn](int) { fn(); }, 10);
 }
 
 void report(const std::string& name, double seconds, double bytes, double flops) {
@@ -71,16 +73,20 @@ Tensor random_lists(int64_t tokens, int64_t range, std::mt19937& rng) {
     return ids;
 }
 
-// One sparse line per kernel (DSA_MLA_KERNEL=legacy, the default wgmma kernel, its overlap / s1 / s1o variants).
+// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel; ws: warp-specialized).
 void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::string& name, const Tensor& q,
                  const Tensor& ids) {
     const int64_t tokens = q.dim(0);
     const double flops = 2.0 * tokens * kHeads * kTopk * (576 + 512);
     const double bytes = static_cast<double>(tokens) * kTopk * mla_kv_bytes_per_token(store.format);
-    for (const char* kernel : {"legacy", "wgmma", "overlap", "s1", "s1o"}) {
+    for (const char* kernel : {"legacy", "s1", "ws"}) {
         ::setenv("DSA_MLA_KERNEL", kernel, 1);
         report(name + " [" + kernel + "]",
-               time_per_call(be, [&] { be.mla_sparse_attention({q, &store, ids, kScale}); }), bytes, flops);
+               time_per_call(be,
+                             [&] {
+                                 be.mla_sparse_attention({q, &store, ids, kScale});
+                             }),
+               bytes, flops);
     }
     ::unsetenv("DSA_MLA_KERNEL");
 }
@@ -99,8 +105,7 @@ void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
         }
         Tensor q = be.to_device(random_bf16({prefill, kHeads, 576}, rng, 1.0f));
         for (int64_t range : quick ? std::vector<int64_t>{8192} : std::vector<int64_t>{8192, slots}) {
-            sparse_case(be, store,
-                        "sparse prefill " + fmt + " T=4096 H=128 topk=2048 keys=" + std::to_string(range), q,
+            sparse_case(be, store, "sparse prefill " + fmt + " T=4096 H=128 topk=2048 keys=" + std::to_string(range), q,
                         be.to_device(random_lists(prefill, range, rng)));
         }
     }

@@ -15,6 +15,7 @@
 #include "backend/cuda/mla_kernels.h"
 #include "backend/cuda/mla_sparse_common.cuh"
 #include "backend/cuda/mma_util.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
@@ -119,8 +120,10 @@ __device__ __forceinline__ void fp8_store(SparseSmem& sm, int buf, const Fp8Stag
 }
 
 // Merges the splits of one (token, head) row: out = sum_z O_z 2^(m_z - M) / sum_z l_z 2^(m_z - M), M = max m_z;
-// a row whose splits saw no valid slot (all l_z = 0) is zero. 128 threads x 4 columns.
+// a row whose splits saw no valid slot (all l_z = 0) is zero. 128 threads x 4 columns. Launched with PDL.
 __global__ void __launch_bounds__(128) mla_sparse_combine_kernel(MlaSparseKernelParams p) {
+    pdl_wait();  // the partials come from the sparse kernel just before (launched with PDL)
+    pdl_trigger();
     const int64_t row = blockIdx.x;  // tok * heads + head
     const int64_t rows = p.num_tokens * p.heads;
     float m = kNoMax;
@@ -563,7 +566,7 @@ void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t st
     DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(kSparseSmemBytes)));
     DSA_CHECK(p.splits >= 1 && (p.splits == 1 || (p.part_o != nullptr && p.part_ml != nullptr &&
-                                                   p.tiles_per_split * (p.splits - 1) < (p.width + kRows - 1) / kRows)))
+                                                  p.tiles_per_split * (p.splits - 1) < (p.width + kRows - 1) / kRows)))
         << "sparse MLA: bad split " << p.splits << " x " << p.tiles_per_split;
     const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
                     static_cast<unsigned>(p.splits));
@@ -577,8 +580,7 @@ void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stre
     if (rows == 0) return;
     DSA_CHECK(p.splits > 1 && p.part_o != nullptr && p.part_ml != nullptr && rows <= 0x7fffffff)
         << "sparse MLA combine: " << p.splits << " splits";
-    mla_sparse_combine_kernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(p);
-    DSA_CUDA_CHECK_LAUNCH(mla_sparse_combine_kernel);
+    host::launch_pdl(mla_sparse_combine_kernel, dim3(static_cast<unsigned>(rows)), dim3(128), 0, stream, p);
 }
 
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms) {

@@ -84,13 +84,14 @@ struct MlaSparseKernelParams {
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms);
 // Runs the sparse kernel; with splits > 1, part_o / part_ml must hold the partials (sizes above).
 void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t stream);
-// The same op on wgmma (mla_sparse_wgmma.cu): same parameters, semantics, split-K partials and combine; two
-// warpgroups per (token, 64-head group). The default; launch_mla_sparse_attention stays the fallback. Variants:
-// kOverlap issues S of tile i + 1 behind P V of tile i (same results bit for bit); kS1 has warpgroup 0 compute S
-// for all 64 keys of a tile and the whole softmax (same math, sums in another order); kS1Overlap is both.
-enum class WgmmaVariant { kBase, kOverlap, kS1, kS1Overlap };
+// The same op on wgmma: same parameters, semantics, split-K partials and combine. kS1 (mla_sparse_wgmma.cu, the
+// default): two warpgroups per (token, 64-head group), warpgroup 0 computes S of a whole 64-key tile and the
+// softmax. kWs (mla_sparse_ws.cu): three warpgroups, a producer gathers the tiles while warpgroup 0 runs S, the
+// softmax and the left half of P V and warpgroup 1 the right half; the same arithmetic as kS1 (the same bits).
+// launch_mla_sparse_attention (mma.sync) stays the fallback.
+enum class WgmmaVariant { kS1, kWs };
 void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream,
-                             WgmmaVariant variant = WgmmaVariant::kBase);
+                             WgmmaVariant variant = WgmmaVariant::kS1);
 // Merges split-K partials (p.splits > 1) into p.out; called by both sparse launchers.
 void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream);
 

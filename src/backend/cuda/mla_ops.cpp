@@ -3,7 +3,7 @@
 // sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
 // BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
 // e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit. Sparse
-// attention runs the wgmma kernel unless DSA_MLA_KERNEL=legacy (or =overlap / s1 / s1o, its variants).
+// attention runs the wgmma kernel s1 unless DSA_MLA_KERNEL=ws (warp-specialized) or =legacy (mma.sync).
 #include <cuda_runtime_api.h>
 
 #include <cstdlib>
@@ -44,20 +44,15 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
     return dw.dequant;
 }
 
-// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: one warpgroup computes S of a whole tile), the wgmma
-// kernel it derives from ('wgmma'), 'overlap' (P V of one tile under S of the next), 's1o' (s1 + overlap), or
-// 'legacy' (the mma.sync kernel,
+// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: one warpgroup computes S of a whole tile), 'ws' (the
+// warp-specialized kernel: a producer warpgroup gathers, two consumers compute) or 'legacy' (the mma.sync kernel,
 // mla_attention.cu); read on every call (a host decision, so also fixed at CUDA-graph capture time).
-enum class SparseKernel { kWgmma, kOverlap, kS1, kS1Overlap, kLegacy };
+enum class SparseKernel { kS1, kWs, kLegacy };
 SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
-    // s1 is the default: the fastest on the H200 (bf16 decode b = 128: 351 TFLOP/s against 318 for wgmma).
     if (v == nullptr || *v == '\0' || std::strcmp(v, "s1") == 0) return SparseKernel::kS1;
-    if (std::strcmp(v, "wgmma") == 0) return SparseKernel::kWgmma;
-    if (std::strcmp(v, "overlap") == 0) return SparseKernel::kOverlap;
-    if (std::strcmp(v, "s1o") == 0) return SparseKernel::kS1Overlap;
-    DSA_CHECK(std::strcmp(v, "legacy") == 0)
-        << "DSA_MLA_KERNEL must be 'wgmma', 'overlap', 's1', 's1o' or 'legacy', not '" << v << "'";
+    if (std::strcmp(v, "ws") == 0) return SparseKernel::kWs;
+    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 's1', 'ws' or 'legacy', not '" << v << "'";
     return SparseKernel::kLegacy;
 }
 
@@ -165,8 +160,15 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
     Tensor slots = device_slot_list(*this, p.slots, p.kv->num_slots(), "mla_sparse slots");
     Tensor out = Tensor::empty({tokens, heads, kMlaLatentDim}, DType::kBF16, Device::kCUDA, "o_latent");
     const int64_t width = p.slots.dim(1);
-    MlaSparseKernelParams k{p.q.data<uint16_t>(), p.kv->data.data<uint8_t>(), slots.data<int32_t>(),
-                            out.data<uint16_t>(), tokens, heads, width, p.kv->num_slots(), p.softmax_scale,
+    MlaSparseKernelParams k{p.q.data<uint16_t>(),
+                            p.kv->data.data<uint8_t>(),
+                            slots.data<int32_t>(),
+                            out.data<uint16_t>(),
+                            tokens,
+                            heads,
+                            width,
+                            p.kv->num_slots(),
+                            p.softmax_scale,
                             p.kv->format == MlaKvFormat::kFp8};
     // Small decode batches: split each token's list over several CTAs (partials merged by a combine kernel).
     Tensor part_o, part_ml;
@@ -184,11 +186,7 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
     if (kernel == SparseKernel::kLegacy) {
         launch_mla_sparse_attention(k, stream_);
     } else {
-        launch_mla_sparse_wgmma(k, stream_,
-                                kernel == SparseKernel::kOverlap     ? WgmmaVariant::kOverlap
-                                : kernel == SparseKernel::kS1        ? WgmmaVariant::kS1
-                                : kernel == SparseKernel::kS1Overlap ? WgmmaVariant::kS1Overlap
-                                                                     : WgmmaVariant::kBase);
+        launch_mla_sparse_wgmma(k, stream_, kernel == SparseKernel::kWs ? WgmmaVariant::kWs : WgmmaVariant::kS1);
     }
     return out;
 }
