@@ -405,6 +405,52 @@ TEST_F(IndexerOpsTest, CausalPrefillRows) {
     }
 }
 
+// Layout probe of the default (wgmma) FP8 logits kernel: one-hot head weights make each score one head's
+// ReLU(q_h . k) * scale, so a wrong (key, head) fragment mapping or a wrong swizzle shows up per key; a mismatch
+// names the (key, head) of the CPU table whose score the GPU produced, which tells the broken assumption.
+TEST_F(IndexerOpsTest, WgmmaLayoutProbe) {
+    make_case({"wgmma_probe", fp8_numerics(true), "wgmma"});
+    build({200});  // 4 key blocks, the last one partial
+    request_ = {0};
+    limit_ = {199};
+    for (const int64_t heads : {int64_t{8}, int64_t{64}}) {
+        heads_ = heads;
+        Tensor q = random_act({1, heads, kDim}, rng_);
+        auto scores = [&](Backend& be, const IndexerKeyStore& store, const Tensor& qq, int64_t head) {
+            Tensor w = Tensor::empty({1, heads}, DType::kF32);
+            for (int64_t h = 0; h < heads; ++h) w.data<float>()[h] = h == head ? 1.0f : 0.0f;
+            const IndexerTopkResult r = be.indexer_topk(params(store, qq, w, true));
+            return r.scores.device() == Device::kCPU ? r.scores : gpu_->to_host(r.scores);
+        };
+        std::vector<Tensor> table;  // CPU scores with head h alone
+        for (int64_t h = 0; h < heads; ++h) table.push_back(scores(*cpu_, stores_.cpu, q, h));
+        int64_t bad = 0;
+        for (const int64_t head : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{7}, heads - 1, heads / 2 + 3}) {
+            const Tensor got = scores(*gpu_, stores_.gpu, up(q), head);
+            const float* ref = table[head].data<float>();
+            double mag = 0;
+            for (int64_t s = 0; s < 200; ++s) mag = std::max(mag, std::fabs(static_cast<double>(ref[s])));
+            for (int64_t s = 0; s < 200 && bad < 8; ++s) {
+                const float g = got.data<float>()[s];
+                if (std::fabs(static_cast<double>(g) - ref[s]) <= 1e-4 * mag) continue;
+                ++bad;
+                std::string match = "no (key, head) of the CPU table";
+                for (int64_t h = 0; h < heads; ++h) {
+                    for (int64_t k = 0; k < 200; ++k) {
+                        const float c = table[h].data<float>()[k];
+                        if (c != 0.0f && std::fabs(static_cast<double>(g) - c) <= 1e-4 * mag) {
+                            match = "CPU key " + std::to_string(k) + " head " + std::to_string(h);
+                        }
+                    }
+                }
+                ADD_FAILURE() << "heads=" << heads << " head " << head << " key " << s << ": GPU " << g << " CPU "
+                              << ref[s] << "; the GPU value is that of " << match;
+            }
+        }
+        std::cout << "[ metric ] indexer wgmma layout probe heads=" << heads << " mismatching keys=" << bad << "\n";
+    }
+}
+
 TEST_F(IndexerOpsTest, TiesFollowThePositionRule) {
     for (const Case& c : all_cases()) {
         make_case(c);
