@@ -58,7 +58,7 @@ struct SamplingKernelParams {
     void* workspace = nullptr;
     int64_t workspace_bytes = 0;
     int32_t legacy = 0;  // 1: the round-1 kernels (greedy cluster path, round-1 histogram adds)
-    // 1: sampled rows' weights by double exp (implied by legacy); 0: f32 exp of a double exponent. Set by
+    // 1: sampled rows' weights by the library's double exp (implied by legacy); 0: a table-driven double exp. Set by
     // launch_sampling from DSA_SAMPLING_EXACT_EXP=1 (not 0 / empty).
     int32_t exact_exp = 0;
 };

@@ -1,6 +1,6 @@
 // Sampled rows: a cluster of kSampleCluster CTAs per row, each owning one vocab chunk (staged in shared memory),
-// partial results exchanged through distributed shared memory. Double max; weights exp((z - m) / T) as f32 exps
-// of a double exponent (DSA_SAMPLING_EXACT_EXP=1 or legacy: double exp), summed in double and in fixed point; the
+// partial results exchanged through distributed shared memory. Double max; weights exp((z - m) / T) by a short
+// table-driven double exp (DSA_SAMPLING_EXACT_EXP=1 or legacy: the library's exp), in double and fixed point; the
 // top-k / top-p cut is a radix select over an order-preserving 64-bit key of the edited logit (11/11/10-bit
 // digits, count + fixed-point mass histograms); min-p is a weight threshold; the draw walks the kept ids in
 // increasing order as the CPU sampler. The draw's weights are also summed per tile of kTile ids (shared memory;
@@ -72,18 +72,34 @@ struct RowStats {
     uint64_t total;     // sum of the fixed-point weights
     double mass_scale;  // fixed-point scale
     bool legacy;        // round-1 histogram adds
-    bool exact_exp;     // double exp weights
+    bool exact_exp;     // weights by the library's double exp
+    const double* t64;  // 2^(j / 64), j < 64 (shared memory)
 };
 
-// exp((z - m) / T) <= 1. Default: the exponent x in double, split x = xh + xl with xh its f32 rounding, and
-// expf(xh) * (1 + xl) in f32 (relative error ~1e-7, exactly 1 at the maximum): a few f32 instructions instead of
-// a double exp; every pass uses this same function, so the passes' fixed-point sums agree exactly. exact_exp: exp.
+// exp(x) for x <= 0: x = (64 q + j) ln2 / 64 + r with |r| <= ln2 / 128 (Cody-Waite), 2^q 2^(j/64) (t64) times a
+// degree-5 polynomial of r: a few ulp of the library's exp at ~10 double operations instead of ~25; exactly 1 at
+// x = 0; 0 below -40 (where a fixed-point weight is 0 anyway: 2^-45 resolution).
+__device__ __forceinline__ double exp_neg(double x, const double* t64) {
+    if (!(x >= -40.0)) return 0.0;  // also -inf (masked ids)
+    constexpr double kInvStep = 0x1.71547652b82fep+6;                        // 64 / ln 2
+    constexpr double kStepHi = 0x1.62e42fee00000p-7, kStepLo = 0x1.a39ef35793c76p-39;  // ln 2 / 64, split
+    const double kd = rint(x * kInvStep);
+    const int k = static_cast<int>(kd);
+    double r = fma(-kd, kStepHi, x);
+    r = fma(-kd, kStepLo, r);
+    double poly = fma(r, 1.0 / 120.0, 1.0 / 24.0);
+    poly = fma(poly, r, 1.0 / 6.0);
+    poly = fma(poly, r, 0.5);
+    poly = fma(poly, r, 1.0);
+    poly = fma(poly, r, 1.0);
+    const double scale = __longlong_as_double(static_cast<long long>(1023 + (k >> 6)) << 52);  // 2^q, q >= -58
+    return t64[k & 63] * poly * scale;
+}
+
+// exp((z - m) / T) <= 1; every pass uses this same function, so the passes' fixed-point sums agree exactly.
 __device__ __forceinline__ double weight(const Chunk& c, const RowStats& s, double z) {
     const double x = (z - s.m) * c.inv_t;
-    if (s.exact_exp) return exp(x);
-    const float xh = static_cast<float>(x), xl = static_cast<float>(x - static_cast<double>(xh));
-    const float e = expf(xh);
-    return static_cast<double>(fmaf(e, xl, e));
+    return s.exact_exp ? exp(x) : exp_neg(x, s.t64);
 }
 __device__ __forceinline__ uint64_t fixed_of(const RowStats& s, double w) { return __double2ull_rn(w * s.mass_scale); }
 
@@ -417,6 +433,8 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
     extern __shared__ float4 sampled_smem[];
     __shared__ Hist hist;
     __shared__ Exchange xs;
+    __shared__ double t64[64];
+    if (threadIdx.x < 64) t64[threadIdx.x] = exp2(static_cast<double>(threadIdx.x) / 64.0);  // setup_chunk syncs
     cg::cluster_group cl = cg::this_cluster();
     cl.sync();  // every CTA of the cluster has started before any writes into another's shared memory
     const unsigned rank = cl.block_rank();
@@ -436,6 +454,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
     RowStats s;
     s.legacy = p.legacy != 0;
     s.exact_exp = p.legacy != 0 || p.exact_exp != 0;
+    s.t64 = t64;
     if (!row_stats(cl, xs, hist, c, by_k || by_p, p.mass_scale, tl, s)) {
         if (rank == 0 && threadIdx.x == 0) out = SampleOutDesc{0, 1, 0.0};
         return;

@@ -344,7 +344,7 @@ TEST_F(SamplingOpsTest, DrawTargetsAcrossTheRowMatchCpuSampler) {
     }
 }
 
-// DSA_SAMPLING_EXACT_EXP=1: the sampled rows' weights by double exp (the f32-exp default's fallback).
+// DSA_SAMPLING_EXACT_EXP=1: the sampled rows' weights by the library's double exp (the table-driven exp's fallback).
 TEST_F(SamplingOpsTest, ExactExpWeightsStillMatchCpuSampler) {
     LegacyScope exact(true, "DSA_SAMPLING_EXACT_EXP");
     const Tally t = random_batches(*this, rng_, kVocab, {9, 64, 256});
