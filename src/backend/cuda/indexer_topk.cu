@@ -2,6 +2,8 @@
 // cluster of up to 8 CTAs per row exchanging counts through distributed shared memory, ties by position, bitonic
 // sort of the selection) and the causal index lists (every visible position of a query). Grids depend on host
 // shapes only; the work follows query_limit.
+#include <atomic>
+
 #include <cooperative_groups.h>
 
 #include "backend/cuda/cuda_check.h"
@@ -392,8 +394,18 @@ void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) 
     attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;  // PDL (pdl.cuh; DSA_PDL=0 turns it off)
     attr[1].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    cfg.numAttrs = host::pdl_enabled() ? 2 : 1;
-    DSA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, indexer_topk_kernel, p));
+    // A runtime that refuses PDL on a cluster launch gets the plain cluster launch from then on (the first call
+    // is an eager warm-up step, before any graph capture).
+    static std::atomic<bool> pdl_ok{true};
+    cfg.numAttrs = host::pdl_enabled() && pdl_ok.load(std::memory_order_relaxed) ? 2 : 1;
+    cudaError_t err = cudaLaunchKernelEx(&cfg, indexer_topk_kernel, p);
+    if (err != cudaSuccess && cfg.numAttrs == 2) {
+        (void)cudaGetLastError();
+        pdl_ok.store(false, std::memory_order_relaxed);
+        cfg.numAttrs = 1;
+        err = cudaLaunchKernelEx(&cfg, indexer_topk_kernel, p);
+    }
+    DSA_CUDA_CHECK(err);
 }
 
 void launch_causal_indices(const CausalIndicesKernelParams& p, cudaStream_t stream) {
