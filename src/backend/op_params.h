@@ -147,6 +147,8 @@ struct MoeParams {
     Tensor ids;                           // [T, k] i32 expert ids (from moe_route)
     Tensor weights;                       // [T, k] f32
     std::span<const MlpWeights> experts;  // all routed experts, indexed by id
+    // Optional shared expert: the result is then add(routed, dense_mlp(x, *shared)) (backends may fuse it).
+    const MlpWeights* shared = nullptr;
 };
 
 // ---- decode steps with device-resident inputs ----

@@ -128,7 +128,7 @@ Tensor CpuBackend::moe_experts(const MoeParams& p) {
     }
     Tensor out = Tensor::empty({tokens, dim}, DType::kF32, Device::kCPU, "moe_out");
     for (int64_t i = 0; i < tokens * dim; ++i) out.data<float>()[i] = act(acc[i]);
-    return out;
+    return p.shared != nullptr ? add(out, dense_mlp(p.x, *p.shared)) : out;
 }
 
 }  // namespace dsa::backend::cpu

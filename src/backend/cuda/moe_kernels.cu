@@ -9,111 +9,27 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/moe_kernels.h"
+#include "backend/cuda/moe_route.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
 namespace {
 
-constexpr float kNegInf = -__builtin_huge_valf();
-
 // ---------------------------------------------------------------------------------------------------------------
-// routing
+// routing (one warp per token; the selection itself is in moe_route.cuh)
 
 constexpr int kRouteWarps = 4;
 
-// Arg-max over v[0, n) skipping NaN entries (taken ones); ties -> lower index. Every lane gets the result;
-// bi stays INT_MAX only when every entry is NaN.
-__device__ __forceinline__ void warp_argmax(const float* v, int n, int lane, float& bv, int& bi) {
-    bv = kNegInf;
-    bi = INT_MAX;
-    for (int i = lane; i < n; i += 32) {
-        const float x = v[i];
-        if (x > bv || (x == bv && i < bi)) {
-            bv = x;
-            bi = i;
-        }
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (ov > bv || (ov == bv && oi < bi)) {
-            bv = ov;
-            bi = oi;
-        }
-    }
-}
-
-// Shared memory per warp: s[E] (unbiased scores), b[E] (biased, NaN once taken), gs[G] (group scores).
 __global__ void moe_route_kernel(MoeRouteParams p) {
     extern __shared__ float route_smem[];
+    pdl_wait();  // the logits come from the router GEMM
+    pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t t = static_cast<int64_t>(blockIdx.x) * kRouteWarps + warp;
     if (t >= p.tokens) return;  // no block-wide synchronization below
-    const int E = static_cast<int>(p.experts), G = static_cast<int>(p.groups);
-    float* s = route_smem + warp * (2 * E + G);
-    float* b = s + E;
-    float* gs = b + E;
-    float* row = p.scores + t * E;
-    for (int e = lane; e < E; e += 32) {
-        const float v = 1.0f / (1.0f + expf(-row[e]));
-        row[e] = v;
-        s[e] = v;
-        const float biased = p.bias != nullptr ? v + p.bias[e] : v;
-        b[e] = isnan(biased) ? kNegInf : biased;
-    }
-    __syncwarp();
-    if (G > 1) {
-        const int per = E / G;
-        for (int g = lane; g < G; g += 32) {
-            float m1 = kNegInf, m2 = kNegInf;
-            for (int i = 0; i < per; ++i) {
-                const float v = b[g * per + i];
-                if (v > m1) {
-                    m2 = m1;
-                    m1 = v;
-                } else if (v > m2) {
-                    m2 = v;
-                }
-            }
-            const float score = p.bias != nullptr && per >= 2 ? m1 + m2 : m1;
-            gs[g] = isnan(score) ? kNegInf : score;
-        }
-        __syncwarp();
-        for (int r = 0; r < p.topk_groups; ++r) {  // kept groups are marked NaN
-            float bv;
-            int bi;
-            warp_argmax(gs, G, lane, bv, bi);
-            if (lane == 0 && bi != INT_MAX) gs[bi] = __int_as_float(0x7fffffff);
-            __syncwarp();
-        }
-        for (int e = lane; e < E; e += 32) {
-            if (!isnan(gs[e / per])) b[e] = kNegInf;
-        }
-        __syncwarp();
-    }
-    float sum = 0.0f;
-    int32_t* ids = p.ids + t * p.top_k;
-    float* w = p.weights + t * p.top_k;
-    for (int r = 0; r < p.top_k; ++r) {
-        float bv;
-        int bi;
-        warp_argmax(b, E, lane, bv, bi);
-        if (lane == 0) {
-            ids[r] = bi;
-            w[r] = s[bi];
-            sum = __fadd_rn(sum, s[bi]);
-            b[bi] = __int_as_float(0x7fffffff);
-        }
-        __syncwarp();
-    }
-    if (lane == 0) {
-        for (int r = 0; r < p.top_k; ++r) {
-            float v = w[r];
-            if (p.normalize) v = __fdiv_rn(v, __fadd_rn(sum, 1e-20f));
-            w[r] = __fmul_rn(v, p.scale);
-        }
-    }
+    moe_route_detail::route_token(p, t, lane,
+                                  route_smem + warp * moe_route_detail::route_warp_floats(p.experts, p.groups));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -122,10 +38,18 @@ __global__ void moe_route_kernel(MoeRouteParams p) {
 __global__ void moe_group_kernel(MoeGroupBuildParams p) {
     __shared__ int32_t s_ids[kMoeGroupMaxPairs];
     __shared__ int32_t s_first[kMoeGroupMaxPairs];
+    pdl_wait();  // ids come from the router
+    pdl_trigger();
     const int i = threadIdx.x, n = static_cast<int>(p.pairs);
     int32_t e = -1;
     if (i < n) {
-        e = p.ids[i];
+        if (p.shared_expert >= 0) {
+            const int slots = static_cast<int>(p.top_k) + 1, t = i / slots, j = i % slots;
+            e = j == p.top_k ? p.shared_expert : p.ids[t * p.top_k + j];
+            if (j < p.top_k && e == p.shared_expert) __trap();  // a routed id naming the shared expert's slot
+        } else {
+            e = p.ids[i];
+        }
         if (e < 0 || e >= p.num_experts) __trap();  // an expert id outside the table
         s_ids[i] = e;
     }
@@ -340,14 +264,17 @@ __global__ void __launch_bounds__(kGemvThreads, 2) moe_gemv_kernel(MoeGemvParams
 // combine and row copies
 
 __global__ void moe_combine_kernel(MoeCombineParams p) {
+    pdl_wait();  // y and the weights come from earlier kernels
+    pdl_trigger();
     const int64_t total = p.tokens * p.dim;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
-        const int64_t t = i / p.dim, c = i % p.dim;
+        const int64_t t = i / p.dim, c = i % p.dim, slots = p.top_k + (p.shared ? 1 : 0);
         float acc = 0.0f;
         for (int64_t j = 0; j < p.top_k; ++j) {
-            acc += bf16_bits_to_f32(p.y[(t * p.top_k + j) * p.dim + c]) * p.weights[t * p.top_k + j];
+            acc += bf16_bits_to_f32(p.y[(t * slots + j) * p.dim + c]) * p.weights[t * p.top_k + j];
         }
+        if (p.shared) acc = round_bf16(acc) + bf16_bits_to_f32(p.y[(t * slots + p.top_k) * p.dim + c]);
         p.out[i] = f32_to_bf16_bits(acc);
     }
 }
@@ -373,9 +300,10 @@ void launch_moe_route(const MoeRouteParams& p, cudaStream_t stream) {
     DSA_CHECK(p.groups >= 1 && p.experts % p.groups == 0) << "moe_route: groups " << p.groups;
     DSA_CHECK(p.topk_groups >= 1 && p.topk_groups <= p.groups) << "moe_route: topk_groups " << p.topk_groups;
     DSA_CHECK(p.top_k >= 1 && p.top_k <= p.experts / p.groups * p.topk_groups) << "moe_route: top_k " << p.top_k;
-    const size_t smem = static_cast<size_t>(kRouteWarps) * (2 * p.experts + p.groups) * sizeof(float);
+    const size_t smem =
+        static_cast<size_t>(kRouteWarps * moe_route_detail::route_warp_floats(p.experts, p.groups)) * sizeof(float);
     const auto blocks = static_cast<unsigned>((p.tokens + kRouteWarps - 1) / kRouteWarps);
-    moe_route_kernel<<<blocks, kRouteWarps * 32, smem, stream>>>(p);
+    host::launch_pdl(moe_route_kernel, dim3(blocks), dim3(kRouteWarps * 32), smem, stream, p);
     DSA_CUDA_CHECK_LAUNCH(moe_route_kernel);
 }
 
@@ -383,8 +311,11 @@ void launch_moe_group_pairs(const MoeGroupBuildParams& p, cudaStream_t stream) {
     if (p.pairs == 0) return;
     DSA_CHECK(p.pairs <= kMoeGroupMaxPairs) << "moe grouping of " << p.pairs << " pairs";
     DSA_CHECK(p.max_groups >= (p.pairs < p.num_experts ? p.pairs : p.num_experts)) << "moe grouping max_groups";
+    DSA_CHECK(p.shared_expert < 0 || (p.shared_expert < p.num_experts && p.top_k >= 1 && p.pairs % (p.top_k + 1) == 0))
+        << "moe grouping: shared expert " << p.shared_expert << " of " << p.num_experts << ", top_k " << p.top_k
+        << ", pairs " << p.pairs;
     const auto threads = static_cast<unsigned>((p.pairs + 31) / 32 * 32);
-    moe_group_kernel<<<1, threads, 0, stream>>>(p);
+    host::launch_pdl(moe_group_kernel, dim3(1), dim3(threads), 0, stream, p);
     DSA_CUDA_CHECK_LAUNCH(moe_group_kernel);
 }
 
@@ -423,7 +354,8 @@ void launch_moe_down(const MoeGemvParams& p, cudaStream_t stream) { launch_gemv<
 void launch_moe_combine(const MoeCombineParams& p, cudaStream_t stream) {
     if (p.tokens == 0 || p.dim == 0) return;
     constexpr int kThreads = 256;
-    moe_combine_kernel<<<host::grid_for(p.tokens * p.dim, kThreads), kThreads, 0, stream>>>(p);
+    host::launch_pdl(moe_combine_kernel, dim3(host::grid_for(p.tokens * p.dim, kThreads)), dim3(kThreads), 0, stream,
+                     p);
     DSA_CUDA_CHECK_LAUNCH(moe_combine_kernel);
 }
 

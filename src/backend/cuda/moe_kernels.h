@@ -1,7 +1,8 @@
 // Parameter structs and launchers of the CUDA MoE kernels (moe_kernels.cu): the routing kernel (sigmoid, group
-// limit, top-k, weights; one warp per token), the (token, slot) pair grouping by expert, the activation prep
-// (f32 copy, DeepSeek act_quant applied), the grouped expert GEMV kernels (gate/up + SwiGLU, down) and the
-// combine. Pair p = t * top_k + j is slot j of token t. bf16 data is passed as uint16_t bit patterns.
+// limit, top-k, weights; one warp per token), the fused router GEMV + routing (moe_router.cu), the (token, slot)
+// pair grouping by expert, the activation prep (f32 copy, DeepSeek act_quant applied), the grouped expert GEMV
+// kernels (gate/up + SwiGLU, down) and the combine. Pair p = t * top_k + j is slot j of token t. bf16 data is
+// passed as uint16_t bit patterns.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -26,6 +27,36 @@ struct MoeRouteParams {
 constexpr int64_t kMoeRouteMaxExperts = 1024;
 void launch_moe_route(const MoeRouteParams& p, cudaStream_t stream);
 
+// ---- fused router GEMV + route (moe_router.cu) ----
+// logits[t, e] = sum_k x[t, k] * w[e, k] (bf16 inputs, FP32 sums) split over K: CTA (blk, s) has 16 warps, warp
+// i takes expert row blk * 16 + i over K chunk s and writes its partial to ws[(s * tokens + t) * E + e]; the last
+// CTA of a row block sums the partials in split order into route.scores (logits); the last row block to finish
+// runs the selection of launch_moe_route for every token in one CTA (a warp per token). Counters are zero before
+// and after. Deterministic: the same sums in the same order on every launch.
+struct MoeRouterParams {
+    const uint16_t* x = nullptr;  // [tokens, dim] bf16
+    const uint16_t* w = nullptr;  // [experts, dim] bf16 router weight (16-byte aligned rows)
+    MoeRouteParams route;         // scores: [tokens, experts] f32 out (sigmoid), ids, weights, bias, limits
+    int64_t dim = 0;
+    float* ws = nullptr;          // moe_router_ws_floats()
+    int32_t* counters = nullptr;  // moe_router_counters(), zero
+};
+constexpr int64_t kMoeRouterRows = 16;          // expert rows per CTA (one warp each)
+constexpr int64_t kMoeRouterMaxTokens = 32;     // larger batches: router GEMM + launch_moe_route
+constexpr int64_t kMoeRouterMaxVecPerLane = 4;  // 8-element vectors a lane holds per K chunk (prefetched)
+struct MoeRouterPlan {
+    int64_t splits = 1, chunk_vecs = 1;  // K chunks of chunk_vecs 8-element vectors
+    int64_t ws_floats = 0, counters = 0;
+};
+// Whether the fused kernel takes these shapes (experts % 16 == 0, dim % 8 == 0, tokens <= max, smem fits).
+bool moe_router_supported(int64_t tokens, int64_t experts, int64_t groups, int64_t dim);
+MoeRouterPlan moe_router_plan(int64_t tokens, int64_t experts, int64_t dim, int num_sms);
+void launch_moe_router(const MoeRouterParams& p, const MoeRouterPlan& plan, cudaStream_t stream);
+// Fused router launches so far in this process (tests assert the path was taken).
+int64_t moe_router_launch_count();
+// moe_experts calls so far that ran the shared expert as one more group of the streamed launches (moe_ops.cpp).
+int64_t moe_shared_fused_count();
+
 // ---- grouping of pairs by expert ----
 // A group is one expert with its pairs: rows[start .. start + count) are pair indices in ascending order.
 // Packed i32 buffer: [num_groups | expert[max_groups] | start[max_groups] | count[max_groups] | rows[pairs]].
@@ -45,10 +76,14 @@ inline MoeGroups moe_groups_view(const int32_t* packed, int64_t max_groups) {
 
 // Groups the pairs of ids [pairs] (each in [0, num_experts), else the kernel traps) by expert, experts
 // ascending, into the packed buffer with max_groups = min(pairs, num_experts). One CTA: pairs <= 1024.
+// With shared_expert >= 0 every token gets one more slot, the shared expert: pair p = t * (top_k + 1) + j is
+// ids[t * top_k + j] for j < top_k and shared_expert for j == top_k (pairs = tokens * (top_k + 1)).
 struct MoeGroupBuildParams {
-    const int32_t* ids = nullptr;  // [pairs] i32
+    const int32_t* ids = nullptr;  // [pairs] i32 ([tokens, top_k] with a shared expert)
     int32_t* packed = nullptr;     // moe_groups_words(max_groups, pairs) i32
     int64_t pairs = 0, num_experts = 0, max_groups = 0;
+    int64_t top_k = 0;           // with a shared expert: routed slots per token
+    int32_t shared_expert = -1;  // its id in [0, num_experts), or -1
 };
 constexpr int64_t kMoeGroupMaxPairs = 1024;
 void launch_moe_group_pairs(const MoeGroupBuildParams& p, cudaStream_t stream);
@@ -95,12 +130,16 @@ void launch_moe_gate_up(const MoeGemvParams& p, cudaStream_t stream);
 void launch_moe_down(const MoeGemvParams& p, cudaStream_t stream);
 
 // ---- combine ----
-// out[t, c] = bf16(sum_j weights[t, j] * y[t * top_k + j, c]) with FP32 accumulation in slot order.
+// out[t, c] = bf16(sum_j weights[t, j] * y[t * top_k + j, c]) with FP32 accumulation in slot order. With
+// `shared`, y has top_k + 1 rows per token (the last: the shared expert's output) and
+// out[t, c] = bf16(bf16(routed sum) + y[t * (top_k + 1) + top_k, c]) (the routed result plus the shared expert
+// as the model's add computes it).
 struct MoeCombineParams {
-    const uint16_t* y = nullptr;     // [tokens * top_k, dim] bf16
+    const uint16_t* y = nullptr;     // [tokens * (top_k + shared), dim] bf16
     const float* weights = nullptr;  // [tokens, top_k] f32
     uint16_t* out = nullptr;         // [tokens, dim] bf16
     int64_t tokens = 0, top_k = 0, dim = 0;
+    bool shared = false;
 };
 void launch_moe_combine(const MoeCombineParams& p, cudaStream_t stream);
 

@@ -1,5 +1,7 @@
-// MoE on the GPU. moe_route: the router GEMM through linear() (FP32 logits), then one warp per token does the
-// sigmoid, group limit, top-k and weights (moe_kernels.cu). moe_experts: all routed experts of the span are
+// MoE on the GPU. moe_route: at T <= 32 with a bf16 router weight one fused launch (moe_router.cu: split-K router
+// GEMV over all SMs, then the selection in the last CTA); else (or DSA_MOE_ROUTER=cublas) the router GEMM through
+// linear() (FP32 logits), then one warp per token does the sigmoid, group limit, top-k and weights
+// (moe_kernels.cu). moe_experts: all routed experts of the span are
 // uploaded once (device_weight) and listed in a cached device pointer table; the (token, slot) pairs are grouped
 // by expert. FP8 experts with act_quant at T <= 128: grouping on the device, then the tensor-core weight-streaming
 // GEMM (fp8_stream_gemm.cu) for gate_up (one launch over all groups), SwiGLU + act_quant of h, and down. Else the
@@ -7,7 +9,9 @@
 // with >= 32 rows gather their rows and run dense_mlp. The combine sums weight * expert output per token in FP32
 // in slot order and rounds once to bf16.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -24,14 +28,19 @@ struct CudaBackend::MoeTable {
     Tensor ptrs;                   // [E * sizeof(MoeExpertPtrs)] u8 device table
     int64_t dim = 0, inter = 0;    // D, F
     bool fp8 = false;
-    bool aligned16 = true;  // every weight starts on a 16-byte boundary (the streaming GEMM's loads)
+    bool aligned16 = true;            // every weight starts on a 16-byte boundary (the streaming GEMM's loads)
+    std::vector<MoeExpertPtrs> host;  // the table's entries
+    // The table with a shared expert appended at index E (made on first use with that shared expert; under mu_).
+    std::vector<const void*> shared_key;
+    Tensor shared_ptrs;
+    std::vector<Tensor> shared_retired;  // replaced tables, kept alive for graphs that captured them
 };
 
 namespace {
 
-constexpr int64_t kDecodeMaxTokens = 16;                 // T above this: the prefill path (host-side grouping)
+constexpr int64_t kDecodeMaxTokens = 16;   // T above this: the prefill path (host-side grouping)
 constexpr int64_t kStreamMaxTokens = 128;  // FP8 + act_quant: the device path up to this T (pairs <= 1024)
-constexpr int64_t kGemmMinRows = 32;  // prefill: experts with this many rows run dense_mlp (cuBLASLt)
+constexpr int64_t kGemmMinRows = 32;       // prefill: experts with this many rows run dense_mlp (cuBLASLt)
 
 std::vector<const void*> expert_key(std::span<const MlpWeights> experts) {
     std::vector<const void*> key;
@@ -55,6 +64,36 @@ void check_expert(const MlpWeights& w, size_t i, int64_t dim, int64_t inter, DTy
         << inter << "] " << dtype_name(dt) << " like expert 0; got " << shape_to_string(w.gate.weight.shape()) << " "
         << shape_to_string(w.up.weight.shape()) << " " << shape_to_string(w.down.weight.shape()) << " "
         << dtype_name(w.gate.weight.dtype());
+}
+
+// The bytes of an expert pointer table as a host u8 tensor.
+Tensor pointer_table(const std::vector<MoeExpertPtrs>& host) {
+    const int64_t bytes = static_cast<int64_t>(host.size() * sizeof(MoeExpertPtrs));
+    Tensor h = Tensor::empty({bytes}, DType::kU8, Device::kCPU, "moe.expert_ptrs");
+    std::memcpy(h.raw_data(), host.data(), static_cast<size_t>(bytes));
+    return h;
+}
+
+// DSA_MOE_SHARED=separate: the shared expert through dense_mlp + add instead of one more group (read every call).
+bool shared_fusion_enabled() {
+    const char* v = std::getenv("DSA_MOE_SHARED");
+    return v == nullptr || std::strcmp(v, "separate") != 0;
+}
+
+std::atomic<int64_t> g_shared_fused{0};
+
+// DSA_MOE_ROUTER=cublas: the router GEMM on cuBLASLt + the route kernel (read at every call, for A/B and tests).
+bool fused_router_enabled() {
+    const char* v = std::getenv("DSA_MOE_ROUTER");
+    return v == nullptr || std::strcmp(v, "cublas") != 0;
+}
+
+// Whether w has a routed expert's shapes (gate/up [inter, dim], down [dim, inter]) and dtype.
+bool same_shapes(const MlpWeights& w, int64_t dim, int64_t inter, DType dt) {
+    const auto is = [&](const LinearWeight& l, int64_t out, int64_t in) {
+        return l.defined() && l.weight.dtype() == dt && l.out_features() == out && l.in_features() == in;
+    };
+    return is(w.gate, inter, dim) && is(w.up, inter, dim) && is(w.down, dim, inter);
 }
 
 }  // namespace
@@ -95,10 +134,8 @@ const CudaBackend::MoeTable& CudaBackend::moe_table(std::span<const MlpWeights> 
                    table->fp8 ? u.scales.data<float>() : nullptr,
                    table->fp8 ? d.scales.data<float>() : nullptr};
     }
-    const int64_t bytes = static_cast<int64_t>(host.size() * sizeof(MoeExpertPtrs));
-    Tensor h = Tensor::empty({bytes}, DType::kU8, Device::kCPU, "moe.expert_ptrs");
-    std::memcpy(h.raw_data(), host.data(), static_cast<size_t>(bytes));
-    table->ptrs = to_device(h);
+    table->ptrs = to_device(pointer_table(host));
+    table->host = std::move(host);
     std::lock_guard<std::mutex> lock(mu_);
     moe_tables_[experts.data()] = table;
     return *table;
@@ -118,13 +155,38 @@ RouterResult CudaBackend::moe_route(const RouterParams& p) {
     Tensor bias = p.bias.defined() ? param_f32(p.bias, experts, "router bias") : Tensor();
     const int64_t tokens = p.x.dim(0);
     RouterResult r;
-    r.scores = linear(p.x, LinearWeight{p.weight, {}}, LinearOutput::kF32);  // FP32 logits, never quantized
     r.ids = Tensor::empty({tokens, p.top_k}, DType::kI32, Device::kCUDA, "expert_ids");
     r.weights = Tensor::empty({tokens, p.top_k}, DType::kF32, Device::kCUDA, "expert_weights");
-    launch_moe_route({r.scores.data<float>(), bias.defined() ? bias.data<float>() : nullptr, r.ids.data<int32_t>(),
-                      r.weights.data<float>(), tokens, experts, p.num_groups, p.topk_groups, p.top_k,
-                      p.routed_scaling_factor, p.normalize},
-                     stream_);
+    const LinearWeight w{p.weight, {}};
+    const MoeRouteParams route{nullptr,
+                               bias.defined() ? bias.data<float>() : nullptr,
+                               r.ids.data<int32_t>(),
+                               r.weights.data<float>(),
+                               tokens,
+                               experts,
+                               p.num_groups,
+                               p.topk_groups,
+                               p.top_k,
+                               p.routed_scaling_factor,
+                               p.normalize};
+    if (fused_router_enabled() && p.weight.dtype() == DType::kBF16 && p.x.is_contiguous() &&
+        (reinterpret_cast<uintptr_t>(p.x.raw_data()) & 15u) == 0 &&
+        moe_router_supported(tokens, experts, p.num_groups, dim) &&
+        (reinterpret_cast<uintptr_t>(device_weight(w).w.raw_data()) & 15u) == 0) {
+        // Decode: the router GEMV and the selection in one launch.
+        const DeviceWeight& dw = device_weight(w);
+        r.scores = Tensor::empty({tokens, experts}, DType::kF32, Device::kCUDA, "router_scores");
+        const MoeRouterPlan plan = moe_router_plan(tokens, experts, dim, num_sms_);
+        const auto [ws, counters] = stream_workspace(plan.ws_floats, plan.counters);
+        MoeRouterParams fp{p.x.data<uint16_t>(), dw.w.data<uint16_t>(), route, dim, ws, counters};
+        fp.route.scores = r.scores.data<float>();
+        launch_moe_router(fp, plan, stream_);
+        return r;
+    }
+    r.scores = linear(p.x, w, LinearOutput::kF32);  // FP32 logits, never quantized
+    MoeRouteParams rp = route;
+    rp.scores = r.scores.data<float>();
+    launch_moe_route(rp, stream_);
     return r;
 }
 
@@ -217,6 +279,8 @@ HostGroups group_on_host(const Tensor& ids, int64_t num_experts) {
 
 }  // namespace
 
+int64_t moe_shared_fused_count() { return g_shared_fused.load(std::memory_order_relaxed); }
+
 Tensor CudaBackend::moe_experts(const MoeParams& p) {
     check_device_tensor(p.x, DType::kBF16, {-1, -1}, "moe x");
     const int64_t tokens = p.x.dim(0), dim = p.x.dim(1);
@@ -230,6 +294,38 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
     const MoeTable& table = moe_table(p.experts);
     DSA_CHECK(table.dim == dim) << "moe x width " << dim << ", experts take " << table.dim;
     const int64_t num_experts = static_cast<int64_t>(p.experts.size());
+    const bool act_quant = table.fp8 && numerics_.fp8_activation_quant;
+    const bool streamed = act_quant && tokens <= kStreamMaxTokens && pairs <= kMoeGroupMaxPairs && dim % 128 == 0 &&
+                          table.inter % 128 == 0 && table.aligned16;
+    // The shared expert as one more group of the streamed launches (slot top_k of every token) when it has the
+    // routed experts' shapes; else the model's order: add(routed, dense_mlp(x, shared)).
+    const MoeExpertPtrs* shared_ptrs = nullptr;
+    if (p.shared != nullptr && streamed && tokens > 0 && top_k > 0 && tokens * (top_k + 1) <= kMoeGroupMaxPairs &&
+        shared_fusion_enabled() && same_shapes(*p.shared, table.dim, table.inter, DType::kF8E4M3)) {
+        // The routed table with the shared expert appended at index E, cached in the routed table.
+        const DeviceWeight* dw[3] = {&device_weight(p.shared->gate), &device_weight(p.shared->up),
+                                     &device_weight(p.shared->down)};
+        const std::vector<const void*> key = {dw[0]->w.raw_data(), dw[1]->w.raw_data(), dw[2]->w.raw_data()};
+        bool aligned = true;
+        for (const void* a : key) aligned = aligned && (reinterpret_cast<uintptr_t>(a) & 15u) == 0;
+        auto& t = const_cast<MoeTable&>(table);
+        std::lock_guard<std::mutex> lock(mu_);
+        if (aligned && t.shared_key != key) {
+            std::vector<MoeExpertPtrs> host = t.host;
+            host.push_back({key[0], key[1], key[2], dw[0]->scales.data<float>(), dw[1]->scales.data<float>(),
+                            dw[2]->scales.data<float>()});
+            if (t.shared_ptrs.defined()) t.shared_retired.push_back(t.shared_ptrs);
+            t.shared_ptrs = to_device(pointer_table(host));
+            t.shared_key = key;
+        }
+        if (aligned) shared_ptrs = t.shared_ptrs.data<MoeExpertPtrs>();
+    }
+    if (p.shared != nullptr && shared_ptrs == nullptr) {
+        MoeParams routed = p;
+        routed.shared = nullptr;
+        Tensor y = moe_experts(routed);
+        return add(y, dense_mlp(p.x, *p.shared));
+    }
     Tensor out = Tensor::empty({tokens, dim}, DType::kBF16, Device::kCUDA, "moe_out");
     if (tokens == 0) return out;
     if (pairs == 0) {
@@ -237,17 +333,17 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
         return out;
     }
     Tensor weights = p.weights.device() == Device::kCUDA ? p.weights : to_device(p.weights);
-    const GroupedRun run{table.ptrs.data<MoeExpertPtrs>(),
+    const bool fused_shared = shared_ptrs != nullptr;
+    const int64_t slots = top_k + (fused_shared ? 1 : 0), vpairs = tokens * slots;
+    const GroupedRun run{fused_shared ? shared_ptrs : table.ptrs.data<MoeExpertPtrs>(),
                          dim,
                          table.inter,
-                         top_k,
-                         pairs,
+                         slots,
+                         vpairs,
                          table.fp8,
-                         table.fp8 && numerics_.fp8_activation_quant,
+                         act_quant,
                          numerics_.ue8m0_scales};
-    Tensor y = Tensor::empty({pairs, dim}, DType::kBF16, Device::kCUDA, "moe.y");
-    const bool streamed = run.act_quant && tokens <= kStreamMaxTokens && pairs <= kMoeGroupMaxPairs && dim % 128 == 0 &&
-                          table.inter % 128 == 0 && table.aligned16;
+    Tensor y = Tensor::empty({vpairs, dim}, DType::kBF16, Device::kCUDA, "moe.y");
     const bool device_grouped = streamed || (tokens <= kDecodeMaxTokens && pairs <= kMoeGroupMaxPairs);
     Tensor xf;
     if (!streamed) {
@@ -257,13 +353,19 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
     if (device_grouped) {
         // Decode: grouping on the device, no host round trip.
         Tensor ids = device_indices(p.ids, num_experts, "moe ids");
-        const int64_t max_groups = std::min(pairs, num_experts);
-        Tensor packed = Tensor::empty({moe_groups_words(max_groups, pairs)}, DType::kI32, Device::kCUDA, "moe.groups");
-        launch_moe_group_pairs({ids.data<int32_t>(), packed.data<int32_t>(), pairs, num_experts, max_groups}, stream_);
+        const int64_t vexperts = num_experts + (fused_shared ? 1 : 0), max_groups = std::min(vpairs, vexperts);
+        Tensor packed = Tensor::empty({moe_groups_words(max_groups, vpairs)}, DType::kI32, Device::kCUDA, "moe.groups");
+        MoeGroupBuildParams gp{ids.data<int32_t>(), packed.data<int32_t>(), vpairs, vexperts, max_groups};
+        if (fused_shared) {
+            gp.top_k = top_k;
+            gp.shared_expert = static_cast<int32_t>(num_experts);
+        }
+        launch_moe_group_pairs(gp, stream_);
         const MoeGroups groups = moe_groups_view(packed.data<int32_t>(), max_groups);
         if (streamed) {
             // A group holds at most `tokens` rows when a token's experts are distinct (the router's output), at
-            // most `pairs` always; past the planned bound the kernel re-streams a tile per extra 8 x nt rows.
+            // most the routed pairs always (the shared group: `tokens`); past the planned bound the kernel
+            // re-streams a tile per extra 8 x nt rows.
             const int64_t bound = std::min(pairs, tokens);
             const bool bounded = pairs <= kFp8StreamMaxRows;
             const int64_t rows = bounded ? pairs : std::min(bound, kFp8StreamMaxRows);  // more: passes
@@ -278,6 +380,7 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
                 stream_);
             run_streamed(run, groups, xq, xs, tokens, {&gate_up, &down, ws, counters}, y, stream_);
             last_moe_path_ = MoePath::kStream;
+            if (fused_shared) g_shared_fused.fetch_add(1, std::memory_order_relaxed);
         } else {
             run_grouped(run, groups, xf, y, stream_);
             last_moe_path_ = MoePath::kDeviceGemv;
@@ -318,7 +421,8 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
             launch_moe_row_copy({ye.data<uint16_t>(), y.data<uint16_t>(), map, m, dim, 1, false}, stream_);
         }
     }
-    launch_moe_combine({y.data<uint16_t>(), weights.data<float>(), out.data<uint16_t>(), tokens, top_k, dim}, stream_);
+    launch_moe_combine(
+        {y.data<uint16_t>(), weights.data<float>(), out.data<uint16_t>(), tokens, top_k, dim, fused_shared}, stream_);
     return out;
 }
 

@@ -9,10 +9,15 @@
 // act_quant at T <= 128 take the tensor-core streaming path (asserted), also with repeated (token, expert) pairs
 // and with a group larger than the planned tile (T = 20, k = 4: 40 rows for one expert).
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include "backend/cuda/fp8_stream_gemm.h"
+#include "backend/cuda/moe_kernels.h"
 #include "ops_test_util.h"
 
 namespace dsa::backend::testing {
@@ -183,6 +188,189 @@ TEST_F(MoeTest, RouteTiesPickLowerIds) {
     }
 }
 
+// ---- fused router (split-K GEMV + selection in one launch, T <= kMoeRouterMaxTokens) ----
+
+// Sets DSA_MOE_ROUTER for the scope (the backend reads it at every moe_route call).
+struct RouterEnv {
+    explicit RouterEnv(const char* v) { ::setenv("DSA_MOE_ROUTER", v, 1); }
+    ~RouterEnv() { ::unsetenv("DSA_MOE_ROUTER"); }
+};
+
+// Router rows 10, 11 and 200 identical with equal bias (exact score ties across groups 0 and 6), token 0 all
+// zero (every score 0.5: the bias decides, ties between equal biases), the rest on the grid.
+RouterParams tie_router(int64_t tokens, int64_t dim, std::mt19937& rng) {
+    RouterParams p;
+    p.weight = grid_router(256, dim, rng);
+    auto* w = p.weight.data<uint16_t>();
+    std::copy_n(w + 10 * dim, dim, w + 11 * dim);
+    std::copy_n(w + 10 * dim, dim, w + 200 * dim);
+    p.bias = Tensor::empty({256}, DType::kF32);
+    std::uniform_int_distribution<int> bd(-4, 4);
+    for (int64_t e = 0; e < 256; ++e) p.bias.data<float>()[e] = static_cast<float>(bd(rng)) / 128.0f;
+    p.bias.data<float>()[11] = p.bias.data<float>()[200] = p.bias.data<float>()[10];
+    p.num_groups = 8;
+    p.topk_groups = 4;
+    p.top_k = 8;
+    p.routed_scaling_factor = 2.5f;
+    p.x = grid_x(tokens, dim, rng);
+    std::fill_n(p.x.data<float>(), dim, 0.0f);
+    return p;
+}
+
+// The fused and the cuBLASLt + route-kernel paths on the same device input: bit-identical ids, weights, scores
+// (the grid inputs make the logits exact on both).
+void expect_paths_equal(Backend& gpu, const RouterParams& p, const std::string& what) {
+    RouterParams gp = p;
+    gp.x = gpu.to_device(to_bf16(p.x));
+    const int64_t before = cuda::moe_router_launch_count();
+    RouterResult fused = gpu.moe_route(gp);
+    RouterResult again = gpu.moe_route(gp);  // a second launch: the counters were left zero
+    EXPECT_EQ(cuda::moe_router_launch_count(), before + 2) << what << ": the fused router was not taken";
+    RouterResult ref;
+    {
+        RouterEnv env("cublas");
+        ref = gpu.moe_route(gp);
+    }
+    EXPECT_EQ(cuda::moe_router_launch_count(), before + 2) << what << ": DSA_MOE_ROUTER=cublas took the fused path";
+    for (const RouterResult* r : {&fused, &again}) {
+        for (auto [a, b, name] :
+             {std::tuple{&r->ids, &ref.ids, "ids"}, std::tuple{&r->weights, &ref.weights, "weights"},
+              std::tuple{&r->scores, &ref.scores, "scores"}}) {
+            Tensor ha = gpu.to_host(*a), hb = gpu.to_host(*b);
+            ASSERT_EQ(ha.shape(), hb.shape()) << what << " " << name;
+            EXPECT_EQ(std::memcmp(ha.raw_data(), hb.raw_data(), ha.nbytes()), 0) << what << " " << name << " differ";
+        }
+    }
+}
+
+TEST_F(MoeTest, RouteFusedDecode) {
+    for (int64_t t : {1, 2, 4, 16, 32}) {
+        RouterParams p = tie_router(t, kDim, rng_);
+        const int64_t before = cuda::moe_router_launch_count();
+        compare_route(*cpu_, *gpu_, p, "route fused dsv32 ties");
+        EXPECT_EQ(cuda::moe_router_launch_count(), before + 1) << "T=" << t;
+        expect_paths_equal(*gpu_, p, "route fused dsv32 T=" + std::to_string(t));
+    }
+    // GLM-5: D 6144, no groups.
+    for (int64_t t : {1, 16}) {
+        RouterParams p = tie_router(t, 6144, rng_);
+        p.num_groups = p.topk_groups = 1;
+        compare_route(*cpu_, *gpu_, p, "route fused glm5 ties");
+        expect_paths_equal(*gpu_, p, "route fused glm5 T=" + std::to_string(t));
+    }
+    // Unnormalized, 64 groups, 40 kept (group limit across more groups than lanes).
+    RouterParams p = tie_router(8, 1024, rng_);
+    p.num_groups = 64;
+    p.topk_groups = 40;
+    p.normalize = false;
+    compare_route(*cpu_, *gpu_, p, "route fused 64 groups");
+    expect_paths_equal(*gpu_, p, "route fused 64 groups");
+    // Past the fused limit: the cuBLASLt path.
+    const int64_t before = cuda::moe_router_launch_count();
+    compare_route(*cpu_, *gpu_, tie_router(cuda::kMoeRouterMaxTokens + 1, kDim, rng_), "route T past fused limit");
+    EXPECT_EQ(cuda::moe_router_launch_count(), before);
+}
+
+// ---- grouping and combine with the shared expert as one more slot per token (kernel level) ----
+
+// Distinct random ids [tokens, k] over `experts`.
+Tensor random_ids(int64_t tokens, int64_t k, int64_t experts, std::mt19937& rng) {
+    Tensor ids = Tensor::empty({tokens, k}, DType::kI32);
+    std::uniform_int_distribution<int32_t> d(0, static_cast<int32_t>(experts - 1));
+    for (int64_t t = 0; t < tokens; ++t) {
+        std::set<int32_t> used;
+        for (int64_t j = 0; j < k; ++j) {
+            int32_t e = d(rng);
+            while (used.count(e)) e = d(rng);
+            used.insert(e);
+            ids.data<int32_t>()[t * k + j] = e;
+        }
+    }
+    return ids;
+}
+
+// The packed grouping must list, per expert ascending, exactly its pairs in ascending order.
+void expect_grouping(const Tensor& packed, const std::vector<int32_t>& pair_expert, int64_t max_groups,
+                     const std::string& what) {
+    const int32_t* w = packed.data<int32_t>();
+    const int64_t pairs = static_cast<int64_t>(pair_expert.size());
+    std::map<int32_t, std::vector<int32_t>> want;
+    for (int64_t i = 0; i < pairs; ++i) want[pair_expert[i]].push_back(static_cast<int32_t>(i));
+    ASSERT_EQ(w[0], static_cast<int32_t>(want.size())) << what;
+    int64_t g = 0, start = 0;
+    for (const auto& [e, rows] : want) {
+        EXPECT_EQ(w[1 + g], e) << what << " group " << g;
+        EXPECT_EQ(w[1 + max_groups + g], start) << what << " group " << g;
+        EXPECT_EQ(w[1 + 2 * max_groups + g], static_cast<int32_t>(rows.size())) << what << " group " << g;
+        for (size_t r = 0; r < rows.size(); ++r) {
+            EXPECT_EQ(w[1 + 3 * max_groups + start + static_cast<int64_t>(r)], rows[r]) << what << " group " << g;
+        }
+        start += static_cast<int64_t>(rows.size());
+        ++g;
+    }
+}
+
+TEST_F(MoeTest, GroupPairsWithSharedSlot) {
+    constexpr int64_t kExperts = 256, kTopK = 8;
+    for (int64_t tokens : {1, 4, 16, 113}) {
+        for (bool shared : {false, true}) {
+            Tensor ids = random_ids(tokens, kTopK, kExperts, rng_);
+            const int64_t slots = kTopK + (shared ? 1 : 0), pairs = tokens * slots;
+            const int64_t num_experts = kExperts + (shared ? 1 : 0), max_groups = std::min(pairs, num_experts);
+            std::vector<int32_t> pair_expert(pairs);
+            for (int64_t i = 0; i < pairs; ++i) {
+                const int64_t t = i / slots, j = i % slots;
+                pair_expert[i] = j == kTopK ? static_cast<int32_t>(kExperts) : ids.data<int32_t>()[t * kTopK + j];
+            }
+            Tensor dids = gpu_->to_device(ids);
+            Tensor packed =
+                Tensor::empty({cuda::moe_groups_words(max_groups, pairs)}, DType::kI32, Device::kCUDA, "packed");
+            cuda::MoeGroupBuildParams gp{dids.data<int32_t>(), packed.data<int32_t>(), pairs, num_experts, max_groups};
+            if (shared) {
+                gp.top_k = kTopK;
+                gp.shared_expert = static_cast<int32_t>(kExperts);
+            }
+            cuda::launch_moe_group_pairs(gp, cuda().stream());
+            expect_grouping(gpu_->to_host(packed), pair_expert, max_groups,
+                            "T=" + std::to_string(tokens) + (shared ? " shared" : ""));
+        }
+    }
+}
+
+// The combine with the shared row equals the routed combine followed by the backend's add, bit for bit.
+TEST_F(MoeTest, CombineWithSharedRow) {
+    constexpr int64_t kTopK = 8;
+    for (int64_t tokens : {1, 5, 16}) {
+        Tensor y9 = to_bf16(random_act({tokens * (kTopK + 1), kDim}, rng_));
+        Tensor w = uniform_f32({tokens, kTopK}, rng_, 0.05f, 0.5f);
+        Tensor y8 = Tensor::empty({tokens * kTopK, kDim}, DType::kBF16);
+        Tensor ys = Tensor::empty({tokens, kDim}, DType::kBF16);
+        for (int64_t t = 0; t < tokens; ++t) {
+            for (int64_t j = 0; j <= kTopK; ++j) {
+                const uint16_t* src = y9.data<uint16_t>() + (t * (kTopK + 1) + j) * kDim;
+                uint16_t* dst =
+                    j < kTopK ? y8.data<uint16_t>() + (t * kTopK + j) * kDim : ys.data<uint16_t>() + t * kDim;
+                std::copy_n(src, kDim, dst);
+            }
+        }
+        Tensor d9 = gpu_->to_device(y9), d8 = gpu_->to_device(y8), ds = gpu_->to_device(ys), dw = gpu_->to_device(w);
+        Tensor routed = Tensor::empty({tokens, kDim}, DType::kBF16, Device::kCUDA, "routed");
+        Tensor got = Tensor::empty({tokens, kDim}, DType::kBF16, Device::kCUDA, "combined");
+        cuda::launch_moe_combine({d8.data<uint16_t>(), dw.data<float>(), routed.data<uint16_t>(), tokens, kTopK, kDim},
+                                 cuda().stream());
+        cuda::launch_moe_combine(
+            {d9.data<uint16_t>(), dw.data<float>(), got.data<uint16_t>(), tokens, kTopK, kDim, /*shared=*/true},
+            cuda().stream());
+        Tensor want = gpu_->to_host(gpu_->add(routed, ds)), have = gpu_->to_host(got);
+        int64_t diff = 0;
+        for (int64_t i = 0; i < want.numel(); ++i) diff += want.data<uint16_t>()[i] != have.data<uint16_t>()[i];
+        EXPECT_EQ(diff, 0) << "T=" << tokens;
+        // The shared row matters: it is not all zero.
+        Tensor plain = gpu_->to_host(routed);
+        EXPECT_NE(std::memcmp(plain.raw_data(), have.raw_data(), have.nbytes()), 0) << "T=" << tokens;
+    }
+}
+
 // ---- routed experts ----
 
 std::vector<MlpWeights> make_experts(int64_t count, bool fp8, std::mt19937& rng) {
@@ -275,6 +463,41 @@ TEST_F(MoeTest, ExpertsStreamRandomRouting) {
             expect_close(what, down(run_experts(*gpu_, up(x), r, experts)), run_experts(*cpu_, x, r, experts), 2e-2);
             EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
         }
+    }
+}
+
+// Sets DSA_MOE_SHARED for the scope (read at every moe_experts call).
+struct SharedEnv {
+    explicit SharedEnv(const char* v) { ::setenv("DSA_MOE_SHARED", v, 1); }
+    ~SharedEnv() { ::unsetenv("DSA_MOE_SHARED"); }
+};
+
+// The shared expert as one more group of the streamed launches: vs the CPU (routed + add(dense_mlp)) at the
+// act_quant tolerance, and vs the separate GPU path (dense_mlp + add) closely (only the split-K association of
+// the shared expert's sums differs). T = 128 has too many pairs for one grouping CTA: the separate path.
+TEST_F(MoeTest, ExpertsSharedAsGroup) {
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    make(kActQuantUe8m0);
+    for (int64_t t : {1, 2, 4, 16, 64, 113, 128}) {
+        Tensor x = random_act({t, kDim}, rng_);
+        Routing r = skewed_routing(t, 8, 32, rng_);
+        const std::string what = "moe_experts + shared T=" + std::to_string(t);
+        const int64_t before = cuda::moe_shared_fused_count();
+        Tensor dx = up(x);
+        Tensor got = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
+        EXPECT_EQ(cuda::moe_shared_fused_count(), before + (t * 9 <= cuda::kMoeGroupMaxPairs ? 1 : 0)) << what;
+        expect_close(what + " vs cpu", got, cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared}), 2e-2);
+        Tensor separate;
+        {
+            SharedEnv env("separate");
+            separate = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
+        }
+        EXPECT_EQ(cuda::moe_shared_fused_count(), before + (t * 9 <= cuda::kMoeGroupMaxPairs ? 1 : 0)) << what;
+        expect_close(what + " fused vs separate", got, separate, 5e-3);
+        // The shared expert is in the result: without it the output is far off.
+        Tensor routed_only = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts}));
+        EXPECT_GT(compare(routed_only, got).rel_l2, 0.1) << what;
     }
 }
 
