@@ -145,8 +145,13 @@ __device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& se
         uint32_t* hist = c.sh.hist[round & 1];
         for (int b = tid; b < kBins; b += kTopkThreads) hist[b] = 0;
         __syncthreads();
+        // Warp-aggregated: one atomic per distinct bin of a warp (the top digit of a logit row falls into few bins,
+        // and same-address shared atomics of a warp serialize).
         scan_segment(seg, [&](int64_t, uint32_t u, bool valid) {
-            if (valid && (u & known) == prefix) atomicAdd(&hist[(u >> shift) & dmask], 1u);
+            const bool in = valid && (u & known) == prefix;
+            const uint32_t bin = in ? (u >> shift) & dmask : 0xffffffffu;
+            const unsigned peers = __match_any_sync(kFull, bin);
+            if (in && static_cast<int>(tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
         });
         // Ranks > 0 add their histograms to rank 0's (which is complete once everyone passed the sync).
         c.cluster.sync();
