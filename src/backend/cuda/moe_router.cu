@@ -52,7 +52,7 @@ __device__ __forceinline__ void route_tokens(const MoeRouteParams& r, int warp, 
     for (int64_t t = warp; t < r.tokens; t += kWarps) moe_route_detail::route_token(r, t, lane, scratch);
 }
 
-// grid (experts / 16, splits), 512 threads (one CTA per SM: 105 registers, no spills); dynamic shared memory: the
+// grid (experts / 16, splits), 512 threads (one CTA per SM: 125 registers, no spills); dynamic shared memory: the
 // routing scratch of 16 warps.
 __global__ void __launch_bounds__(kThreads, 1) moe_router_kernel(MoeRouterParams p, int64_t chunk_vecs) {
     extern __shared__ float route_smem[];
