@@ -1,11 +1,10 @@
 // MLA kernel benchmarks on the CUDA backend at DeepSeek-V3.2 shapes (H 128, d_n 128, d_v 128): sparse absorbed
 // attention at top-k 2048 over a bf16 and an FP8 (656-byte) latent store, decode b = 1, 16, 64, 128 and a
-// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernels s1 (default) and ws (warp-
-// specialized); the absorbed q/o projections at batch 1..128; dense (expanded MHA) causal prefill of one prompt at a
-// few lengths.
-// Each case runs through the backend op, timed with CUDA events (median of 5 runs of 10 calls after warm-up).
-// Decode slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s of KV read and % of the
-// H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s). Usage: mla_bench [--quick]
+// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernels s1 (default), ws (warp-
+// specialized) and wsc (ws in CTA pairs); the absorbed q/o projections at batch 1..128; dense (expanded MHA) causal
+// prefill of one prompt at a few lengths. Each case runs through the backend op, timed with CUDA events (median of 5
+// runs of 10 calls after warm-up). Decode slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s
+// of KV read and % of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s). Usage: mla_bench [--quick]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -73,13 +72,14 @@ Tensor random_lists(int64_t tokens, int64_t range, std::mt19937& rng) {
     return ids;
 }
 
-// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel; ws: warp-specialized).
+// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel; ws: warp-specialized;
+// wsc: ws in CTA pairs sharing the gather).
 void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::string& name, const Tensor& q,
                  const Tensor& ids) {
     const int64_t tokens = q.dim(0);
     const double flops = 2.0 * tokens * kHeads * kTopk * (576 + 512);
     const double bytes = static_cast<double>(tokens) * kTopk * mla_kv_bytes_per_token(store.format);
-    for (const char* kernel : {"legacy", "s1", "ws"}) {
+    for (const char* kernel : {"legacy", "s1", "ws", "wsc"}) {
         ::setenv("DSA_MLA_KERNEL", kernel, 1);
         report(name + " [" + kernel + "]",
                time_per_call(be,

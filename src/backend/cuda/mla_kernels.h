@@ -88,8 +88,10 @@ void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t st
 // default): two warpgroups per (token, 64-head group), warpgroup 0 computes S of a whole 64-key tile and the
 // softmax. kWs (mla_sparse_ws.cu): three warpgroups, a producer gathers the tiles while warpgroup 0 runs S, the
 // softmax and the left half of P V and warpgroup 1 the right half; the same arithmetic as kS1 (the same bits).
+// kWsCluster: kWs in clusters of the two head groups of a token (even group counts), each CTA gathering half of
+// every tile into both CTAs' shared memory; other head counts run kWs.
 // launch_mla_sparse_attention (mma.sync) stays the fallback.
-enum class WgmmaVariant { kS1, kWs };
+enum class WgmmaVariant { kS1, kWs, kWsCluster };
 void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream,
                              WgmmaVariant variant = WgmmaVariant::kS1);
 // Merges split-K partials (p.splits > 1) into p.out; called by both sparse launchers.

@@ -4,7 +4,8 @@
 // double-buffered in shared memory in the 128-byte-swizzled wgmma layout. Warpgroup 0 computes S of the whole tile
 // (m64n64k16, Q and K from shared memory) and the softmax and hands the row rescale factors to warpgroup 1 through
 // shared memory; warpgroup c accumulates output columns 256c .. +256 (m64n256k16, P and V = the tile's first 512
-// columns read MN-major). Both warpgroups gather the tiles. Split-K partials as the mma.sync kernel.
+// columns read MN-major). Both warpgroups gather the tiles. Split-K partials as the mma.sync kernel. =wsc selects
+// the warp-specialized kernel in clusters of two CTAs.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mla_sparse_wgmma.cuh"
 #include "backend/cuda/pdl.cuh"
@@ -176,8 +177,8 @@ void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream
     DSA_CHECK(p.splits >= 1 && (p.splits == 1 || (p.part_o != nullptr && p.part_ml != nullptr &&
                                                   p.tiles_per_split * (p.splits - 1) < (p.width + kRows - 1) / kRows)))
         << "sparse MLA: bad split " << p.splits << " x " << p.tiles_per_split;
-    if (variant == WgmmaVariant::kWs) {
-        launch_mla_sparse_ws(p, stream);
+    if (variant != WgmmaVariant::kS1) {
+        launch_mla_sparse_ws(p, stream, variant == WgmmaVariant::kWsCluster);
     } else {
         DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_s1_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(kSmemBytes)));

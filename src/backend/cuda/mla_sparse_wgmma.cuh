@@ -96,9 +96,9 @@ __device__ __forceinline__ void wgmma_m64n256_ss_tb(float* d, uint64_t a, uint64
         : "l"(a), "l"(b), "r"(1));
 }
 
-// Dequantizes one 16-byte e4m3 chunk `c` of a row (bytes AND `keep`: a masked row's codes, maybe NaN, become
-// zeros) times its power-of-two scale (exact in bf16) into bf16 chunks 2c and 2c + 1 of row r of tile `dst`.
-__device__ __forceinline__ void store_fp8_chunk(uint8_t* dst, int r, int c, uint4 raw, uint32_t keep, float sc) {
+// Dequantizes one 16-byte e4m3 chunk (bytes AND `keep`: a masked row's codes, maybe NaN, become zeros) times its
+// power-of-two scale (exact in bf16): 16 bf16 values, the first 8 in `lo`.
+__device__ __forceinline__ void dequant_fp8_chunk(uint4 raw, uint32_t keep, float sc, uint4& lo, uint4& hi) {
     raw = make_uint4(raw.x & keep, raw.y & keep, raw.z & keep, raw.w & keep);
     const uint16_t* pairs = reinterpret_cast<const uint16_t*>(&raw);
     uint32_t out[8];
@@ -108,8 +108,16 @@ __device__ __forceinline__ void store_fp8_chunk(uint8_t* dst, int r, int c, uint
         const float2 f = __half22float2(__half2(h2));
         out[i] = pack_bf16x2(f.x * sc, f.y * sc);
     }
-    *reinterpret_cast<uint4*>(dst + sw128(r, 2 * c)) = make_uint4(out[0], out[1], out[2], out[3]);
-    *reinterpret_cast<uint4*>(dst + sw128(r, 2 * c + 1)) = make_uint4(out[4], out[5], out[6], out[7]);
+    lo = make_uint4(out[0], out[1], out[2], out[3]);
+    hi = make_uint4(out[4], out[5], out[6], out[7]);
+}
+
+// The same into bf16 chunks 2c and 2c + 1 of row r of tile `dst`.
+__device__ __forceinline__ void store_fp8_chunk(uint8_t* dst, int r, int c, uint4 raw, uint32_t keep, float sc) {
+    uint4 lo, hi;
+    dequant_fp8_chunk(raw, keep, sc, lo, hi);
+    *reinterpret_cast<uint4*>(dst + sw128(r, 2 * c)) = lo;
+    *reinterpret_cast<uint4*>(dst + sw128(r, 2 * c + 1)) = hi;
 }
 
 // Entry j of the token's list: -1 past the width or when negative. The range check against num_slots is done once
@@ -246,6 +254,7 @@ __device__ __forceinline__ void finish_tile_walk(const MlaSparseKernelParams& p,
 }
 
 // The warp-specialized kernel (mla_sparse_ws.cu) for the same parameters; launched by launch_mla_sparse_wgmma.
-void launch_mla_sparse_ws(const MlaSparseKernelParams& p, cudaStream_t stream);
+// cluster: CTA pairs share the gather (even head-group counts; else the plain kernel).
+void launch_mla_sparse_ws(const MlaSparseKernelParams& p, cudaStream_t stream, bool cluster);
 
 }  // namespace dsa::backend::cuda::mla_wg

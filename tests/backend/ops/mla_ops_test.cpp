@@ -206,7 +206,7 @@ class SparseKernelScope {
     std::string old_;
 };
 
-constexpr const char* kSparseKernels[] = {"legacy", "s1", "ws"};
+constexpr const char* kSparseKernels[] = {"legacy", "s1", "ws", "wsc"};
 
 // One random case on every sparse kernel against one CPU reference.
 void check_sparse(Backend& cpu, Backend& gpu, const Stores& st, int64_t tokens, int64_t heads, int64_t width,
@@ -293,7 +293,7 @@ TEST_F(MlaTest, SparseKernelsAgree) {
     EXPECT_LT(d.rel_l2, 4e-3);
 }
 
-// ws does s1's arithmetic in the same order (S, softmax, the two P V halves; only the schedule differs), so its
+// ws and wsc do s1's arithmetic in the same order (S, softmax, the two P V halves; only the schedule differs), so its
 // output has the same bits. Both stores, split-K (5 tokens) and one pass (300), lists with -1 slots, an all -1
 // row, a row valid only in its first tile, and a row whose tiles 0, 2, 3 and the last are all -1 (skipped tiles
 // first, between valid ones and last: the producer / consumer hand-over must stay in step), and GLM-5's 64 heads
@@ -317,18 +317,21 @@ TEST_F(MlaTest, SparseWsMatchesS1) {
                 }
                 Tensor q = gpu_->to_device(to_bf16(random_act({tokens, sh.heads, kMlaKvDim}, rng_)));
                 Tensor dslots = gpu_->to_device(slots);
-                Tensor out[2];
-                const char* kernels[] = {"s1", "ws"};
-                for (int i = 0; i < 2; ++i) {
+                Tensor out[3];
+                const char* kernels[] = {"s1", "ws", "wsc"};
+                for (int i = 0; i < 3; ++i) {
                     SparseKernelScope scope(kernels[i]);
                     out[i] = to_f32(gpu_->to_host(gpu_->mla_sparse_attention({q, &st.gpu, dslots, 0.1352338f})));
                 }
                 const std::string shape = std::string(mla_kv_format_name(format)) + " T=" + std::to_string(tokens) +
                                           " H=" + std::to_string(sh.heads) + " K=" + std::to_string(sh.width);
-                const Diff d = compare(out[1], out[0]);
-                std::cout << "[ metric ] mla_sparse ws vs s1 " << shape << ": max_abs=" << d.max_abs << "\n";
-                EXPECT_EQ(d.max_abs, 0.0) << "ws " << shape;
-                EXPECT_EQ(d.nonfinite, 0) << "ws " << shape;
+                for (int i = 1; i < 3; ++i) {
+                    const Diff d = compare(out[i], out[0]);
+                    std::cout << "[ metric ] mla_sparse " << kernels[i] << " vs s1 " << shape
+                              << ": max_abs=" << d.max_abs << "\n";
+                    EXPECT_EQ(d.max_abs, 0.0) << kernels[i] << " " << shape;
+                    EXPECT_EQ(d.nonfinite, 0) << kernels[i] << " " << shape;
+                }
                 EXPECT_GT(compare(out[0], Tensor::zeros(out[0].shape(), DType::kF32)).max_abs, 0.0)
                     << "s1 output is all zeros " << shape;
             }
