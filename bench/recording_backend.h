@@ -43,6 +43,10 @@ class RecordingBackend final : public Backend {
     Tensor concat_last(std::span<const Tensor> parts) override { return in_.concat_last(parts); }
 
     Tensor linear(const Tensor& x, const LinearWeight& w, LinearOutput out) override { return in_.linear(x, w, out); }
+    std::vector<Tensor> linear_multi(const Tensor& x, std::span<const LinearWeight* const> ws,
+                                     LinearOutput out) override {
+        return in_.linear_multi(x, ws, out);
+    }
     Tensor lm_head(const Tensor& x, const LinearWeight& head) override { return in_.lm_head(x, head); }
 
     RopeTable make_rope_table(std::span<const float> inv_freq, int64_t max_positions) override {

@@ -93,6 +93,15 @@ public:
     // with fp8_activation_quant, x is act_quant-ed per 128 channels first. kActivation rounds the output per
     // Numerics; kF32 keeps FP32 (indexer weights_proj, router-like uses).
     virtual Tensor linear(const Tensor& x, const LinearWeight& w, LinearOutput out = LinearOutput::kActivation) = 0;
+    // Several projections of the same x (MLA q_a / kv_a and the indexer's wk): one linear() per weight, in order.
+    // Backends may fuse them (CUDA: one act_quant and one streaming GEMM launch); results equal separate calls.
+    virtual std::vector<Tensor> linear_multi(const Tensor& x, std::span<const LinearWeight* const> ws,
+                                             LinearOutput out = LinearOutput::kActivation) {
+        std::vector<Tensor> ys;
+        ys.reserve(ws.size());
+        for (const LinearWeight* w : ws) ys.push_back(linear(x, *w, out));
+        return ys;
+    }
     // Final logits: x [T, D], head [V, D] -> [T, V] f32, never quantized or rounded.
     virtual Tensor lm_head(const Tensor& x, const LinearWeight& head) = 0;
 

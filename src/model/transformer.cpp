@@ -198,10 +198,19 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& 
     const int64_t num_tokens = st.num_tokens, num_heads = config_.num_attention_heads;
     const int64_t d_n = config_.qk_nope_head_dim, d_qk = config_.qk_head_dim(), r_kv = config_.kv_lora_rank;
 
+    // The projections that read x (q_a, kv_a and the indexer's wk, where present) in one linear_multi: the CUDA
+    // backend quantizes x once and runs them in one launch; the results equal separate linear() calls.
+    std::vector<const backend::LinearWeight*> x_proj;
+    if (aw.q_a_proj.defined()) x_proj.push_back(&aw.q_a_proj);
+    x_proj.push_back(&aw.kv_a_proj_with_mqa);
+    if (aw.indexer) x_proj.push_back(&aw.indexer->wk);
+    const std::vector<Tensor> x_out = be_.linear_multi(x, x_proj);
+    const Tensor& kv_a = x_out[aw.q_a_proj.defined() ? 1 : 0];
+
     // Queries (MODEL_SPEC §3.3): q_resid = RMSNorm(W_qa x) also feeds the indexer.
     Tensor q_resid, q;
     if (aw.q_a_proj.defined()) {
-        q_resid = be_.rms_norm(be_.linear(x, aw.q_a_proj), aw.q_a_layernorm, eps);
+        q_resid = be_.rms_norm(x_out[0], aw.q_a_layernorm, eps);
         q = be_.linear(q_resid, aw.q_b_proj).view({num_tokens, num_heads, d_qk});
     } else {
         q = be_.linear(x, aw.q_proj).view({num_tokens, num_heads, d_qk});
@@ -210,7 +219,6 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& 
     be_.apply_rope({q, st.positions, &rope_, mla_layout, d_n});
 
     // Latent KV: c_kv = RMSNorm(kv_a[:512]), k_pe = RoPE(kv_a[512:]); written before attending.
-    Tensor kv_a = be_.linear(x, aw.kv_a_proj_with_mqa);
     Tensor c_kv = be_.rms_norm(be_.narrow_last(kv_a, 0, r_kv), aw.kv_a_layernorm, eps);
     Tensor k_pe = be_.narrow_last(kv_a, r_kv, kv_a.dim(1)).view({num_tokens, 1, config_.qk_rope_head_dim});
     be_.apply_rope({k_pe, st.positions, &rope_, mla_layout, 0});
@@ -221,7 +229,7 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& 
     IndexerTopkResult sel;
     if (aw.indexer) {
         DSA_CHECK(q_resid.defined()) << "the indexer needs q_lora_rank > 0";
-        sel = select_tokens(aw, layer, x, q_resid, st, kv, options);
+        sel = select_tokens(aw, layer, x, x_out.back(), q_resid, st, kv, options);
         *shared = sel;
         if (options.capture_topk) out->topk.at(layer) = be_.to_host(sel.positions);
     } else {
@@ -236,14 +244,14 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& 
 }
 
 IndexerTopkResult DsaModel::select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
-                                          const Tensor& q_resid, const StepTensors& st, KvStores& kv,
-                                          const ForwardOptions& options) {
+                                          const Tensor& wk_x, const Tensor& q_resid, const StepTensors& st,
+                                          KvStores& kv, const ForwardOptions& options) {
     const IndexerWeights& iw = *aw.indexer;
     const int64_t num_tokens = st.num_tokens, num_heads = config_.index_n_heads, dim = config_.index_head_dim;
     const RopeLayout layout = config_.indexer_rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
 
     // k^I = RoPE(LayerNorm(W_k x)) on the first 64 dims; written for every token (MODEL_SPEC §4.8).
-    Tensor k = be_.layer_norm(be_.linear(x, iw.wk), iw.k_norm_weight, iw.k_norm_bias, 1e-6f);
+    Tensor k = be_.layer_norm(wk_x, iw.k_norm_weight, iw.k_norm_bias, 1e-6f);
     Tensor k3 = k.view({num_tokens, 1, dim});
     be_.apply_rope({k3, st.positions, &rope_, layout, 0});
     DSA_CHECK(kv.indexer.at(layer).data.defined()) << "layer " << layer << " has no indexer key store";

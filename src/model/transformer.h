@@ -95,9 +95,10 @@ private:
     ForwardOutput run_main(const StepTensors& st, KvStores& kv, const ForwardOptions& options);
     Tensor attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st, KvStores& kv,
                      const ForwardOptions& options, backend::IndexerTopkResult* shared, ForwardOutput* out);
+    // wk_x: the indexer's k projection W_k x (computed with the layer's other projections of x).
     backend::IndexerTopkResult select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
-                                             const Tensor& q_resid, const StepTensors& st, KvStores& kv,
-                                             const ForwardOptions& options);
+                                             const Tensor& wk_x, const Tensor& q_resid, const StepTensors& st,
+                                             KvStores& kv, const ForwardOptions& options);
     Tensor attend_absorbed(const AttentionWeights& aw, const Tensor& q, const Tensor& slots, KvStores& kv,
                            int64_t layer);
     Tensor attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,

@@ -40,6 +40,8 @@ public:
     Tensor concat_last(std::span<const Tensor> parts) override;
 
     Tensor linear(const Tensor& x, const LinearWeight& w, LinearOutput out) override;
+    std::vector<Tensor> linear_multi(const Tensor& x, std::span<const LinearWeight* const> ws,
+                                     LinearOutput out) override;
     Tensor lm_head(const Tensor& x, const LinearWeight& head) override;
 
     RopeTable make_rope_table(std::span<const float> inv_freq, int64_t max_positions) override;
@@ -94,6 +96,8 @@ public:
     MoePath last_moe_path() const { return last_moe_path_; }
     // Whether the last dense_mlp took the fused streaming path (gate + up in one launch, SwiGLU + act_quant, down).
     bool last_mlp_fused() const { return last_mlp_fused_; }
+    // Whether the last linear_multi took the grouped streaming launch.
+    bool last_linear_multi_fused() const { return last_linear_multi_fused_; }
 
 private:
     // A weight as the GEMMs use it (device memory).
@@ -112,6 +116,10 @@ private:
     std::vector<Tensor> gemv_groups_;  // [m] -> the packed one-group buffer of rows 0..m-1 (device i32)
     // y[m, n] = bf16(act_quant(x) · w^T) by the FP8 weight-streaming tensor-core GEMM (m <= kFp8StreamMaxRows).
     void fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y);
+    // linear_multi of FP8 weights on the streaming path: one act_quant of x, one grouped launch (each weight with
+    // the plan a lone fp8_stream would use, so the bits are the same); false (nothing launched) when they do not fit.
+    bool fp8_stream_multi(const Tensor& x, std::span<const LinearWeight* const> ws, std::vector<Tensor>& ys);
+    bool last_linear_multi_fused_ = false;
     // dense_mlp of FP8 weights with act_quant at m <= kFp8StreamMaxRows: one act_quant of x, gate and up in one
     // streaming launch, SwiGLU + act_quant of h, down; false (nothing launched) when the shapes do not fit.
     bool fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y);

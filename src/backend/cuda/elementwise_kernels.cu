@@ -2,9 +2,11 @@
 // bf16 <-> f32 conversion, and RoPE (interleaved and NeoX, a sub-range of each head, f32 cos/sin table).
 // Arithmetic is FP32 with one bf16 rounding per output, as in the CPU reference. 16-byte accesses where the
 // launcher finds the sizes and pointers aligned; a scalar variant otherwise.
+// Decode-path kernels are launched with PDL (pdl.cuh): each lets the next kernel start, then waits first thing.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -13,6 +15,8 @@ constexpr int kThreads = 256;
 
 template <int VEC, bool kTableF32>
 __global__ void embedding_kernel(EmbeddingParams p) {
+    pdl_trigger();
+    pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
     const int64_t t = blockIdx.x;
     const int64_t id = p.ids[t];
     if (id < 0 || id >= p.vocab) __trap();  // broken invariant: ids are checked on the host when they live there
@@ -32,6 +36,8 @@ __global__ void embedding_kernel(EmbeddingParams p) {
 
 template <int VEC>
 __global__ void add_kernel(AddParams p) {
+    pdl_trigger();
+    pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x * VEC;
     for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * VEC; i < p.n; i += stride) {
         float a[VEC], b[VEC];
@@ -45,6 +51,8 @@ __global__ void add_kernel(AddParams p) {
 
 template <int VEC>
 __global__ void swiglu_kernel(SwigluParams p) {
+    pdl_trigger();
+    pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x * VEC;
     for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * VEC; i < p.n; i += stride) {
         float g[VEC], u[VEC];
@@ -58,6 +66,8 @@ __global__ void swiglu_kernel(SwigluParams p) {
 
 template <int VEC>
 __global__ void bf16_to_f32_kernel(Bf16ToF32Params p) {
+    pdl_trigger();
+    pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x * VEC;
     for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * VEC; i < p.n; i += stride) {
         float v[VEC];
@@ -68,6 +78,8 @@ __global__ void bf16_to_f32_kernel(Bf16ToF32Params p) {
 }
 
 __global__ void f32_to_bf16_kernel(F32ToBf16Params p) {
+    pdl_trigger();
+    pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < p.n; i += stride) {
         p.out[i] = f32_to_bf16_bits(p.in[i]);
@@ -76,6 +88,8 @@ __global__ void f32_to_bf16_kernel(F32ToBf16Params p) {
 
 // One thread per (token, head, rotation pair).
 __global__ void rope_kernel(RopeKernelParams p) {
+    pdl_trigger();
+    pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
     const int64_t total = p.num_tokens * p.num_heads * p.half;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < total; idx += stride) {
@@ -103,11 +117,11 @@ void launch_embedding(const EmbeddingParams& p, cudaStream_t stream) {
     const int threads = vec ? 128 : kThreads;
     const dim3 grid(static_cast<unsigned>(p.num_tokens));
     if (p.table_f32) {
-        if (vec) embedding_kernel<8, true><<<grid, threads, 0, stream>>>(p);
-        else embedding_kernel<1, true><<<grid, threads, 0, stream>>>(p);
+        if (vec) host::launch_pdl(embedding_kernel<8, true>, grid, threads, 0, stream, p);
+        else host::launch_pdl(embedding_kernel<1, true>, grid, threads, 0, stream, p);
     } else {
-        if (vec) embedding_kernel<8, false><<<grid, threads, 0, stream>>>(p);
-        else embedding_kernel<1, false><<<grid, threads, 0, stream>>>(p);
+        if (vec) host::launch_pdl(embedding_kernel<8, false>, grid, threads, 0, stream, p);
+        else host::launch_pdl(embedding_kernel<1, false>, grid, threads, 0, stream, p);
     }
     DSA_CUDA_CHECK_LAUNCH(embedding_kernel);
 }
@@ -115,9 +129,9 @@ void launch_embedding(const EmbeddingParams& p, cudaStream_t stream) {
 void launch_add(const AddParams& p, cudaStream_t stream) {
     if (p.n == 0) return;
     if (p.n % 8 == 0 && host::aligned16(p.a) && host::aligned16(p.b) && host::aligned16(p.out)) {
-        add_kernel<8><<<host::grid_for(p.n / 8, kThreads), kThreads, 0, stream>>>(p);
+        host::launch_pdl(add_kernel<8>, host::grid_for(p.n / 8, kThreads), kThreads, 0, stream, p);
     } else {
-        add_kernel<1><<<host::grid_for(p.n, kThreads), kThreads, 0, stream>>>(p);
+        host::launch_pdl(add_kernel<1>, host::grid_for(p.n, kThreads), kThreads, 0, stream, p);
     }
     DSA_CUDA_CHECK_LAUNCH(add_kernel);
 }
@@ -125,9 +139,9 @@ void launch_add(const AddParams& p, cudaStream_t stream) {
 void launch_swiglu(const SwigluParams& p, cudaStream_t stream) {
     if (p.n == 0) return;
     if (p.n % 8 == 0 && host::aligned16(p.gate) && host::aligned16(p.up) && host::aligned16(p.out)) {
-        swiglu_kernel<8><<<host::grid_for(p.n / 8, kThreads), kThreads, 0, stream>>>(p);
+        host::launch_pdl(swiglu_kernel<8>, host::grid_for(p.n / 8, kThreads), kThreads, 0, stream, p);
     } else {
-        swiglu_kernel<1><<<host::grid_for(p.n, kThreads), kThreads, 0, stream>>>(p);
+        host::launch_pdl(swiglu_kernel<1>, host::grid_for(p.n, kThreads), kThreads, 0, stream, p);
     }
     DSA_CUDA_CHECK_LAUNCH(swiglu_kernel);
 }
@@ -135,23 +149,23 @@ void launch_swiglu(const SwigluParams& p, cudaStream_t stream) {
 void launch_bf16_to_f32(const Bf16ToF32Params& p, cudaStream_t stream) {
     if (p.n == 0) return;
     if (p.n % 8 == 0 && host::aligned16(p.in)) {
-        bf16_to_f32_kernel<8><<<host::grid_for(p.n / 8, kThreads), kThreads, 0, stream>>>(p);
+        host::launch_pdl(bf16_to_f32_kernel<8>, host::grid_for(p.n / 8, kThreads), kThreads, 0, stream, p);
     } else {
-        bf16_to_f32_kernel<1><<<host::grid_for(p.n, kThreads), kThreads, 0, stream>>>(p);
+        host::launch_pdl(bf16_to_f32_kernel<1>, host::grid_for(p.n, kThreads), kThreads, 0, stream, p);
     }
     DSA_CUDA_CHECK_LAUNCH(bf16_to_f32_kernel);
 }
 
 void launch_f32_to_bf16(const F32ToBf16Params& p, cudaStream_t stream) {
     if (p.n == 0) return;
-    f32_to_bf16_kernel<<<host::grid_for(p.n, kThreads), kThreads, 0, stream>>>(p);
+    host::launch_pdl(f32_to_bf16_kernel, host::grid_for(p.n, kThreads), kThreads, 0, stream, p);
     DSA_CUDA_CHECK_LAUNCH(f32_to_bf16_kernel);
 }
 
 void launch_rope(const RopeKernelParams& p, cudaStream_t stream) {
     const int64_t total = p.num_tokens * p.num_heads * p.half;
     if (total == 0) return;
-    rope_kernel<<<host::grid_for(total, kThreads), kThreads, 0, stream>>>(p);
+    host::launch_pdl(rope_kernel, host::grid_for(total, kThreads), kThreads, 0, stream, p);
     DSA_CUDA_CHECK_LAUNCH(rope_kernel);
 }
 

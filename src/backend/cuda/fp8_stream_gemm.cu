@@ -15,6 +15,7 @@
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/mma_util.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
@@ -235,6 +236,8 @@ __device__ __forceinline__ void run_pass(float (&acc)[NT][4], const Fp8StreamPar
 
 template <int NT>
 __global__ void __launch_bounds__(kThreads) fp8_stream_kernel(Fp8StreamParams p, Fp8StreamPlan plan) {
+    pdl_trigger();
+    pdl_wait();  // this variant prefetches nothing: it waits for the previous kernel first
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t unit = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
     if (unit >= plan.tiles * plan.splits) return;  // no block-wide synchronization in this kernel
@@ -268,19 +271,25 @@ constexpr int kSWarps = 8;
 constexpr int kSThreads = kSWarps * 32;
 constexpr int kSRows = kSWarps * static_cast<int>(kFp8StreamTileRows);
 
-template <int NT>
+// WG: the wgmma variant's stage (below): 1024-byte aligned stages (128-byte swizzle atoms), fewer of them for NT <= 2.
+template <int NT, bool WG = false>
 struct Staged {
-    static constexpr int kStages = NT <= 2 ? 6 : 4;
+    static constexpr int kStages = NT <= 2 ? (WG ? 5 : 6) : 4;
     static constexpr int kXRows = NT * 8;
     static constexpr int kWBytes = kSRows * 128;
     static constexpr int kXBytes = kXRows * 128;
-    static constexpr int kStageBytes = kWBytes + kXBytes + kXRows * 4;
-    static constexpr int kSmem = kStages * kStageBytes;
+    static constexpr int kRawBytes = kWBytes + kXBytes + kXRows * 4;
+    static constexpr int kStageBytes = WG ? (kRawBytes + 1023) / 1024 * 1024 : kRawBytes;
+    static constexpr int kSmem = kStages * kStageBytes + (WG ? 1024 : 0);  // WG: room to align the base to 1 KB
     static constexpr int kXPer = (NT * 64 + kSThreads - 1) / kSThreads;  // activation chunks per thread
 };
 
+// Byte offset of 16-byte chunk c of 128-byte row r: the staged kernel's XOR 4 (r & 1), or the wgmma 128-byte swizzle
+// (chunk c ^ (r & 7) inside 1024-byte atoms of 8 rows).
+template <bool WG = false>
 __device__ __forceinline__ uint32_t swz(int r, int c) {
-    return static_cast<uint32_t>(r * 128 + ((c ^ ((r & 1) << 2)) << 4));
+    return WG ? static_cast<uint32_t>(r * 128 + ((c ^ (r & 7)) << 4))
+              : static_cast<uint32_t>(r * 128 + ((c ^ ((r & 1) << 2)) << 4));
 }
 
 __device__ __forceinline__ void cp_async16_hint(uint32_t dst, const void* src, bool valid, uint64_t pol) {
@@ -328,22 +337,31 @@ struct StageSrc {
     const float* sc;
 };
 
-template <int NT>
-__device__ __forceinline__ void load_stage(uint32_t stage, const StageSrc<NT>& s, int64_t kb, int used,
-                                           const Fp8StreamParams& p, uint64_t pol) {
-    using S = Staged<NT>;
+// The weight part of a stage (weights only: may be issued before pdl_wait()).
+template <int NT, bool WG>
+__device__ __forceinline__ void load_stage_w(uint32_t stage, const StageSrc<NT>& s, int64_t kb,
+                                             const Fp8StreamParams& p, uint64_t pol) {
     const int tid = threadIdx.x;
-    const void* dummy = p.x;  // zero-filled copies read nothing; any global address will do
+    const void* dummy = p.w != nullptr ? static_cast<const void*>(p.w) : static_cast<const void*>(p.x);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        const uint32_t dst = stage + swz(tid / 8 + 32 * i, tid % 8);
+        const uint32_t dst = stage + swz<WG>(tid / 8 + 32 * i, tid % 8);
         cp_async16_hint(dst, s.w[i] != nullptr ? s.w[i] + kb * kKBlock : dummy, s.w[i] != nullptr, pol);
     }
+}
+
+// The activation and scale part of a stage (after pdl_wait()).
+template <int NT, bool WG>
+__device__ __forceinline__ void load_stage_x(uint32_t stage, const StageSrc<NT>& s, int64_t kb, int used,
+                                             const Fp8StreamParams& p) {
+    using S = Staged<NT, WG>;
+    const int tid = threadIdx.x;
+    const void* dummy = p.x;  // zero-filled copies read nothing; any global address will do
 #pragma unroll
     for (int i = 0; i < S::kXPer; ++i) {
         const int idx = tid + kSThreads * i, r = idx / 8;
         if (idx < NT * 64 && r < used) {
-            const uint32_t dst = stage + S::kWBytes + swz(r, idx % 8);
+            const uint32_t dst = stage + S::kWBytes + swz<WG>(r, idx % 8);
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst),
                          "l"(s.x[i] != nullptr ? s.x[i] + kb * kKBlock : dummy), "r"(s.x[i] != nullptr ? 16 : 0)
                          : "memory");
@@ -353,6 +371,13 @@ __device__ __forceinline__ void load_stage(uint32_t stage, const StageSrc<NT>& s
         cp_async4(stage + S::kWBytes + S::kXBytes + 4 * tid, s.sc != nullptr ? s.sc + kb * p.x_scale_ld : dummy,
                   s.sc != nullptr);
     }
+}
+
+template <int NT, bool WG>
+__device__ __forceinline__ void load_stage(uint32_t stage, const StageSrc<NT>& s, int64_t kb, int used,
+                                           const Fp8StreamParams& p, uint64_t pol) {
+    load_stage_w<NT, WG>(stage, s, kb, p, pol);
+    load_stage_x<NT, WG>(stage, s, kb, used, p);
 }
 
 // acc[nt] += (W_blk · X_blk^T) * w_scale * x_scale for the warp's 16 rows of one staged block.
@@ -386,30 +411,125 @@ __device__ __forceinline__ void staged_mma(float (&acc)[NT][4], uint32_t stage, 
     }
 }
 
+// ---- wgmma pieces of the WG variant. Descriptor of a K-major operand in 128-byte-swizzled rows: start address,
+// leading byte offset 16 (unused by this swizzle), stride 1024 bytes between 8-row atoms, layout type 1 (128 B).
+__device__ __forceinline__ uint64_t sw128_kmajor_desc(uint32_t saddr) {
+    return static_cast<uint64_t>((saddr & 0x3FFFFu) >> 4) | (static_cast<uint64_t>(16 >> 4) << 16) |
+           (static_cast<uint64_t>(1024 >> 4) << 32) | (1ull << 62);
+}
+// cp.async writes (generic proxy) made visible to wgmma operand reads (async proxy).
+__device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// D(64 x 8 NT) (+)= A(64 x 32 e4m3, K-major) B(32 x 8 NT e4m3, K-major); scale_d = 0 overwrites D.
 template <int NT>
-__global__ void __launch_bounds__(kSThreads, 2) fp8_staged_kernel(Fp8StreamParams p, Fp8StreamPlan plan) {
-    using S = Staged<NT>;
-    extern __shared__ __align__(128) uint8_t smem[];
+__device__ __forceinline__ void wgmma_e4m3(float* d, uint64_t a, uint64_t b, int scale_d);
+template <>
+__device__ __forceinline__ void wgmma_e4m3<1>(float* d, uint64_t a, uint64_t b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "l"(a), "l"(b), "r"(scale_d));
+}
+template <>
+__device__ __forceinline__ void wgmma_e4m3<2>(float* d, uint64_t a, uint64_t b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+        : "l"(a), "l"(b), "r"(scale_d));
+}
+template <>
+__device__ __forceinline__ void wgmma_e4m3<4>(float* d, uint64_t a, uint64_t b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+        : "l"(a), "l"(b), "r"(scale_d));
+}
+template <>
+__device__ __forceinline__ void wgmma_e4m3<8>(float* d, uint64_t a, uint64_t b, int scale_d) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(a), "l"(b), "r"(scale_d));
+}
+
+// One staged 128-K block on tensor cores, warpgroup-wide: warpgroup w/4 multiplies weight rows 64 (w/4) .. + 63 by
+// the token block in four k32 steps (+32 bytes inside the swizzled rows), then each warp scales its 16 rows. The
+// fragment of warp w (rows 16 (w % 4) + g, + 8 of the warpgroup; columns 8 nt + 2t, + 1) is mma.sync's per n-tile,
+// so acc[nt][c] = d[4 nt + c] and the staged kernel's store and split-K code apply unchanged.
+template <int NT>
+__device__ __forceinline__ void wg_block_mma(float (&acc)[NT][4], uint32_t stage, int warp, int lane, bool has_tile,
+                                             float sw) {
+    using S = Staged<NT, true>;
+    const uint32_t a = stage + (warp >> 2) * 64 * 128, b = stage + S::kWBytes;
+    float d[NT * 4];
+#pragma unroll
+    for (int i = 0; i < NT * 4; ++i) d[i] = 0.0f;
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+        wgmma_e4m3<NT>(d, sw128_kmajor_desc(a + 32 * kk), sw128_kmajor_desc(b + 32 * kk), kk > 0 ? 1 : 0);
+    }
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#pragma unroll
+    for (int i = 0; i < NT * 4; ++i) asm volatile("" : "+f"(d[i])::"memory");  // no reads before the wait
+    if (!has_tile) return;
+    const int t = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        const float2 sx = lds64f(b + S::kXBytes + 4 * (nt * 8 + 2 * t));
+        acc[nt][0] = fmaf(d[4 * nt + 0], sx.x * sw, acc[nt][0]);
+        acc[nt][1] = fmaf(d[4 * nt + 1], sx.y * sw, acc[nt][1]);
+        acc[nt][2] = fmaf(d[4 * nt + 2], sx.x * sw, acc[nt][2]);
+        acc[nt][3] = fmaf(d[4 * nt + 3], sx.y * sw, acc[nt][3]);
+    }
+}
+
+// CTA `cta` of a launch with this plan (group grp). PDL: grouped launches wait for the previous kernel first (the
+// groups and the expert table are its outputs); dense ones issue the weight part of the first stages, then wait.
+// WG: the wgmma variant (the same ring with the 128-byte swizzle; each warpgroup multiplies its 64 rows by wgmma).
+template <int NT, bool WG>
+__device__ __forceinline__ void staged_body(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t cta,
+                                            int64_t grp, uint8_t* smem) {
+    using S = Staged<NT, WG>;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
+    const bool dense = p.experts == nullptr;
+    if (!dense) pdl_wait();
     const int64_t rowblocks = (plan.tiles + kSWarps - 1) / kSWarps;
-    const int64_t split = blockIdx.x / rowblocks, rb = blockIdx.x % rowblocks, grp = blockIdx.y;
+    const int64_t split = cta / rowblocks, rb = cta % rowblocks;
     const int64_t tile = rb * kSWarps + warp;
     const bool has_tile = tile < plan.tiles;
     WarpJob j;
-    if (!resolve(p, grp, has_tile ? tile : 0, lane, j)) return;  // the whole CTA: surplus group
+    if (!resolve(p, grp, has_tile ? tile : 0, lane, j)) return;  // the whole CTA: surplus group (after the wait)
     const MoeExpertPtrs* e = p.experts != nullptr ? p.experts + p.groups.expert[grp] : nullptr;
     const int total = j.count;
     if (plan.splits > 1 && total > NT * 8) __trap();  // the host plans one pass whenever it splits K
     const int64_t nkb = p.k / kKBlock, kb0 = split * plan.chunk;
     const int nblk = static_cast<int>((kb0 + plan.chunk < nkb ? kb0 + plan.chunk : nkb) - kb0);
-    if (nblk <= 0) return;  // CTA-uniform; the plan never makes one
+    if (nblk <= 0) {  // CTA-uniform; the plan never makes one
+        pdl_wait();
+        return;
+    }
     const uint64_t pol = evict_first_policy();
-    const uint32_t sbase = smem_addr(smem);
+    const uint32_t sbase = WG ? (smem_addr(smem) + 1023u) & ~1023u : smem_addr(smem);
     StageSrc<NT> src;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
         const uint8_t* w = weight_row(p, e, rb * kSRows + tid / 8 + 32 * i);
         src.w[i] = w != nullptr ? w + 16 * (tid % 8) : nullptr;
+    }
+    if (dense) {
+        // Weights are never written by kernels: their first stages stream while the previous kernel finishes.
+        // These copies join the first commit group below (block 0's), which the first wait covers.
+#pragma unroll
+        for (int s = 0; s < S::kStages - 1; ++s) {
+            if (s < nblk) load_stage_w<NT, WG>(sbase + s * S::kStageBytes, src, kb0 + s, p, pol);
+        }
+        pdl_wait();
     }
     float acc[NT][4];
     for (int tok0 = 0; tok0 < total; tok0 += NT * 8) {
@@ -422,22 +542,30 @@ __global__ void __launch_bounds__(kSThreads, 2) fp8_staged_kernel(Fp8StreamParam
             src.x[i] = idx < NT * 64 && r < j.count ? p.x + x_row(p, j, r) * p.k + 16 * (idx % 8) : nullptr;
         }
         src.sc = tid < j.count ? p.x_scale + x_row(p, j, tid) : nullptr;
+        const bool w_issued = dense && tok0 == 0;  // the prologue's weights are in flight already
 #pragma unroll
         for (int s = 0; s < S::kStages - 1; ++s) {
-            if (s < nblk) load_stage<NT>(sbase + s * S::kStageBytes, src, kb0 + s, used, p, pol);
+            if (s < nblk) {
+                if (!w_issued) load_stage_w<NT, WG>(sbase + s * S::kStageBytes, src, kb0 + s, p, pol);
+                load_stage_x<NT, WG>(sbase + s * S::kStageBytes, src, kb0 + s, used, p);
+            }
             cp_async_commit();
         }
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
         for (int i = 0; i < nblk; ++i) {
             cp_async_wait<S::kStages - 2>();  // block i has landed (this thread's copies) ...
+            if constexpr (WG) fence_proxy_async_smem();  // ... and is visible to wgmma (the async proxy) ...
             __syncthreads();                  // ... everyone's, and block i - 1's slot is free
             const int next = i + S::kStages - 1;
             if (next < nblk) {
-                load_stage<NT>(sbase + (next % S::kStages) * S::kStageBytes, src, kb0 + next, used, p, pol);
+                load_stage<NT, WG>(sbase + (next % S::kStages) * S::kStageBytes, src, kb0 + next, used, p, pol);
             }
             cp_async_commit();
-            if (has_tile) {
+            if constexpr (WG) {  // warpgroup-wide: every warp issues, warps past the weight skip the scaling
+                wg_block_mma<NT>(acc, sbase + (i % S::kStages) * S::kStageBytes, warp, lane, has_tile,
+                                 __ldg(j.w_scale + kb0 + i));
+            } else if (has_tile) {
                 const float sw = __ldg(j.w_scale + kb0 + i);
                 staged_mma<NT>(acc, sbase + (i % S::kStages) * S::kStageBytes, warp, lane, j.count, sw);
             }
@@ -454,6 +582,44 @@ __global__ void __launch_bounds__(kSThreads, 2) fp8_staged_kernel(Fp8StreamParam
     }
 }
 
+template <int NT>
+__global__ void __launch_bounds__(kSThreads, 2) fp8_staged_kernel(Fp8StreamParams p, Fp8StreamPlan plan) {
+    extern __shared__ __align__(128) uint8_t smem[];
+    pdl_trigger();
+    staged_body<NT, false>(p, plan, blockIdx.x, blockIdx.y, smem);
+}
+
+template <int NT>
+__global__ void __launch_bounds__(kSThreads, 2) fp8_wgmma_kernel(Fp8StreamParams p, Fp8StreamPlan plan) {
+    extern __shared__ __align__(1024) uint8_t smem[];
+    pdl_trigger();
+    staged_body<NT, true>(p, plan, blockIdx.x, blockIdx.y, smem);
+}
+
+// Several dense problems over one x: the CTA's problem is the last whose first CTA it has reached.
+template <int NT, bool WG>
+__global__ void __launch_bounds__(kSThreads, 2) fp8_staged_multi_kernel(Fp8StreamParams p, Fp8StreamMulti m) {
+    extern __shared__ __align__(1024) uint8_t smem[];
+    pdl_trigger();
+    int sel = 0;
+#pragma unroll
+    for (int i = 1; i < kFp8StreamMaxProblems; ++i) {
+        if (i < m.count && blockIdx.x >= m.prob[i].cta0) sel = i;
+    }
+    Fp8StreamPlan plan = m.prob[0].plan;
+    int64_t cta0 = 0;
+#pragma unroll
+    for (int i = 0; i < kFp8StreamMaxProblems; ++i) {
+        if (i == sel) {
+            const Fp8StreamProblem& q = m.prob[i];
+            p.w = q.w, p.w_scale = q.w_scale, p.out = q.out, p.n = q.n, p.scale_ld = q.scale_ld;
+            p.ws = q.ws, p.counters = q.counters;
+            plan = q.plan, cta0 = q.cta0;
+        }
+    }
+    staged_body<NT, WG>(p, plan, blockIdx.x - cta0, 0, smem);
+}
+
 __device__ __forceinline__ float pow2_ceil(float x) {
     int e;
     const float m = frexpf(x, &e);
@@ -462,6 +628,8 @@ __device__ __forceinline__ float pow2_ceil(float x) {
 
 // One warp per (row, 128-column block of h); lane l holds columns 4l .. 4l+3.
 __global__ void swiglu_quant_kernel(SwigluQuantParams p) {
+    pdl_trigger();
+    pdl_wait();
     const int64_t num_kb = p.f / kKBlock;
     const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
@@ -491,18 +659,40 @@ void launch_nt(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t grou
     if (plan.kernel == Fp8StreamKernel::kRing) {
         const int64_t ctas = (plan.tiles * plan.splits + kWarps - 1) / kWarps;
         const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(groups));
-        fp8_stream_kernel<NT><<<grid, kThreads, 0, stream>>>(p, plan);
-        DSA_CUDA_CHECK_LAUNCH(fp8_stream_kernel);
+        host::launch_pdl(fp8_stream_kernel<NT>, grid, dim3(kThreads), 0, stream, p, plan);
         return;
     }
-    // Per function and device; cheap on the host, so set on every launch (any device may be current).
-    DSA_CUDA_CHECK(cudaFuncSetAttribute(fp8_staged_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        Staged<NT>::kSmem));
     const int64_t ctas = (plan.tiles + kSWarps - 1) / kSWarps * plan.splits;
     DSA_CHECK(ctas <= 0x7fffffff) << "fp8 stream GEMM grid";
     const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(groups));
-    fp8_staged_kernel<NT><<<grid, kSThreads, Staged<NT>::kSmem, stream>>>(p, plan);
-    DSA_CUDA_CHECK_LAUNCH(fp8_staged_kernel);
+    // Per function and device; cheap on the host, so set on every launch (any device may be current).
+    if (plan.kernel == Fp8StreamKernel::kWgmma) {
+        constexpr int smem = Staged<NT, true>::kSmem;
+        DSA_CUDA_CHECK(cudaFuncSetAttribute(fp8_wgmma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        host::launch_pdl(fp8_wgmma_kernel<NT>, grid, dim3(kSThreads), smem, stream, p, plan);
+        return;
+    }
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(fp8_staged_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        Staged<NT>::kSmem));
+    host::launch_pdl(fp8_staged_kernel<NT>, grid, dim3(kSThreads), Staged<NT>::kSmem, stream, p, plan);
+}
+
+template <int NT, bool WG>
+void launch_multi_wg(const Fp8StreamParams& p, const Fp8StreamMulti& m, int64_t ctas, cudaStream_t stream) {
+    constexpr int smem = Staged<NT, WG>::kSmem;
+    DSA_CUDA_CHECK(
+        cudaFuncSetAttribute(fp8_staged_multi_kernel<NT, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    host::launch_pdl(fp8_staged_multi_kernel<NT, WG>, dim3(static_cast<unsigned>(ctas)), dim3(kSThreads), smem, stream,
+                     p, m);
+}
+
+template <int NT>
+void launch_multi_nt(const Fp8StreamParams& p, const Fp8StreamMulti& m, int64_t ctas, cudaStream_t stream) {
+    if (m.prob[0].plan.kernel == Fp8StreamKernel::kWgmma) {
+        launch_multi_wg<NT, true>(p, m, ctas, stream);
+    } else {
+        launch_multi_wg<NT, false>(p, m, ctas, stream);
+    }
 }
 
 std::atomic<int> g_variant{0};  // 0: not yet read from the environment
@@ -513,8 +703,9 @@ Fp8StreamKernel fp8_stream_variant() {
     int v = g_variant.load(std::memory_order_relaxed);
     if (v == 0) {
         const char* e = std::getenv("DSA_FP8_STREAM_KERNEL");
-        v = e != nullptr && std::strcmp(e, "ring") == 0 ? static_cast<int>(Fp8StreamKernel::kRing)
-                                                        : static_cast<int>(Fp8StreamKernel::kStaged);
+        v = e != nullptr && std::strcmp(e, "ring") == 0    ? static_cast<int>(Fp8StreamKernel::kRing)
+            : e != nullptr && std::strcmp(e, "wgmma") == 0 ? static_cast<int>(Fp8StreamKernel::kWgmma)
+                                                           : static_cast<int>(Fp8StreamKernel::kStaged);
         g_variant.store(v, std::memory_order_relaxed);
     }
     return static_cast<Fp8StreamKernel>(v);
@@ -580,13 +771,65 @@ void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan,
     }
 }
 
+void launch_fp8_stream_multi(const Fp8StreamParams& shared, Fp8StreamMulti multi, cudaStream_t stream) {
+    DSA_CHECK(multi.count >= 1 && multi.count <= kFp8StreamMaxProblems)
+        << "fp8 stream multi: " << multi.count << " problems (1.." << kFp8StreamMaxProblems << ")";
+    DSA_CHECK(shared.experts == nullptr && !shared.gate_up) << "fp8 stream multi: dense problems only";
+    if (shared.m == 0) return;
+    const Fp8StreamPlan& first = multi.prob[0].plan;
+    bool staged = first.kernel != Fp8StreamKernel::kRing;  // staged or wgmma: one launch
+    for (int i = 0; i < multi.count; ++i) {
+        const Fp8StreamProblem& q = multi.prob[i];
+        DSA_CHECK(q.n > 0 && q.w != nullptr && q.w_scale != nullptr && q.out != nullptr)
+            << "fp8 stream multi: problem " << i;
+        DSA_CHECK(q.plan.nt == first.nt) << "fp8 stream multi: problems planned for different token counts";
+        staged = staged && q.plan.kernel == first.kernel;
+    }
+    if (!staged) {  // the ring variant: one launch per problem, the same results
+        for (int i = 0; i < multi.count; ++i) {
+            const Fp8StreamProblem& q = multi.prob[i];
+            Fp8StreamParams p = shared;
+            p.w = q.w, p.w_scale = q.w_scale, p.out = q.out, p.n = q.n, p.scale_ld = q.scale_ld;
+            p.ws = q.ws, p.counters = q.counters;
+            launch_fp8_stream_gemm(p, q.plan, stream);
+        }
+        return;
+    }
+    DSA_CHECK(shared.k >= kKBlock && shared.k % kKBlock == 0) << "fp8 stream multi: K = " << shared.k;
+    DSA_CHECK(shared.m <= first.nt * 8) << "fp8 stream multi: " << shared.m << " rows > plan";
+    int64_t ctas = 0;
+    for (int i = 0; i < multi.count; ++i) {
+        Fp8StreamProblem& q = multi.prob[i];
+        DSA_CHECK(q.scale_ld >= shared.k / kKBlock) << "fp8 stream multi: scale_ld " << q.scale_ld;
+        DSA_CHECK(q.plan.tiles == (q.n + kFp8StreamTileRows - 1) / kFp8StreamTileRows) << "fp8 stream multi: plan";
+        DSA_CHECK(q.plan.splits == 1 || (q.ws != nullptr && q.counters != nullptr)) << "fp8 stream multi: workspace";
+        q.cta0 = ctas;
+        ctas += (q.plan.tiles + kSWarps - 1) / kSWarps * q.plan.splits;
+    }
+    DSA_CHECK(ctas <= 0x7fffffff) << "fp8 stream multi grid";
+    switch (first.nt) {
+        case 1:
+            launch_multi_nt<1>(shared, multi, ctas, stream);
+            break;
+        case 2:
+            launch_multi_nt<2>(shared, multi, ctas, stream);
+            break;
+        case 4:
+            launch_multi_nt<4>(shared, multi, ctas, stream);
+            break;
+        default:
+            launch_multi_nt<8>(shared, multi, ctas, stream);
+            break;
+    }
+}
+
 void launch_swiglu_quant(const SwigluQuantParams& p, cudaStream_t stream) {
     if (p.rows == 0) return;
     DSA_CHECK(p.f > 0 && p.f % kKBlock == 0) << "swiglu_quant: F = " << p.f << " (a multiple of 128)";
     const int64_t warps = p.rows * (p.f / kKBlock);
     constexpr int kT = 256;
-    swiglu_quant_kernel<<<static_cast<unsigned>((warps * 32 + kT - 1) / kT), kT, 0, stream>>>(p);
-    DSA_CUDA_CHECK_LAUNCH(swiglu_quant_kernel);
+    host::launch_pdl(swiglu_quant_kernel, dim3(static_cast<unsigned>((warps * 32 + kT - 1) / kT)), dim3(kT), 0, stream,
+                     p);
 }
 
 }  // namespace dsa::backend::cuda

@@ -1,8 +1,9 @@
 // The FP8 weight-streaming decode GEMM (fp8_stream_gemm.cu): y = x · W^T for at most 64 token rows per pass on
 // tensor cores (mma.sync m16n8k32 e4m3, weights as the 16-row A operand, tokens as the 8-column B operand), W [N, K]
 // e4m3 with 128x128 f32 block scales, x act_quant-ed to e4m3 with per-token 1x128 f32 scales; split-K with a
-// deterministic last-warp reduction. Dense (one weight, or a dense MLP's gate + up), or grouped over routed experts
-// (MoE decode, groups on the device), plus the SwiGLU + act_quant kernel between the MLP / MoE GEMMs.
+// deterministic last-warp reduction. Dense (one weight, a dense MLP's gate + up, or several weights over one x),
+// or grouped over routed experts (MoE decode, groups on the device), plus the SwiGLU + act_quant kernel between the
+// MLP / MoE GEMMs. Launched with programmatic dependent launch (pdl.cuh): dense launches prefetch weights first.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -18,8 +19,10 @@ constexpr int64_t kFp8StreamTileRows = 16;  // weight rows per warp
 
 // The kernel a plan is made for. kStaged (default): a CTA of 8 warps streams 128 weight rows through a cp.async
 // shared-memory ring that also holds the activation block, shared by all warps. kRing (DSA_FP8_STREAM_KERNEL=ring,
-// the first version): one warp per 16 rows with a register ring, activations from global / L1.
-enum class Fp8StreamKernel { kRing = 1, kStaged = 2 };
+// the first version): one warp per 16 rows with a register ring, activations from global / L1. kWgmma
+// (DSA_FP8_STREAM_KERNEL=wgmma, experimental): the staged CTA and ring, but the 128-byte wgmma swizzle and each
+// warpgroup multiplying its 64 weight rows by all token rows with wgmma m64nNk32 e4m3 (N = 8 nt).
+enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3 };
 Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
 void set_fp8_stream_variant(Fp8StreamKernel k); // later plans (tests and benches compare the two)
 
@@ -61,6 +64,28 @@ struct Fp8StreamParams {
     int32_t* counters = nullptr;  // plan.counters, zero
 };
 void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream);
+
+// Several dense weights over the same x in one launch (linear_multi: q_a, kv_a and the indexer's wk). Problem i
+// takes CTAs [cta0_i, cta0_i + its grid) and runs exactly what a lone launch with its plan runs (the same split-K
+// and reduction order: bit-identical outputs) with its own workspace and counter ranges. All plans share nt and
+// the kernel variant; the ring variant launches the problems one after another.
+constexpr int kFp8StreamMaxProblems = 4;
+struct Fp8StreamProblem {
+    const uint8_t* w = nullptr;
+    const float* w_scale = nullptr;
+    uint16_t* out = nullptr;
+    int64_t n = 0, scale_ld = 0;
+    Fp8StreamPlan plan;
+    float* ws = nullptr;
+    int32_t* counters = nullptr;
+    int64_t cta0 = 0;  // filled by the launcher
+};
+struct Fp8StreamMulti {
+    Fp8StreamProblem prob[kFp8StreamMaxProblems];
+    int count = 0;
+};
+// x, x_scale, x_scale_ld, m and k come from `shared` (dense: no experts, no gate_up).
+void launch_fp8_stream_multi(const Fp8StreamParams& shared, Fp8StreamMulti multi, cudaStream_t stream);
 
 // h = bf16(silu(bf16 g) * bf16 u) from gu [rows, 2F] (g in [0, F), u in [F, 2F)), then DeepSeek act_quant of h:
 // q [rows, F] e4m3 and scales[kb * rows + row] (F % 128 == 0), the arithmetic of launch_act_quant / moe_prep.

@@ -13,6 +13,8 @@
 //    the FP8 weight once (split-K over all SMs).
 //  - else at most kFp8GemvMaxRows rows (1) with a bf16 output (act_quant off): the weight-streaming GEMV of the
 //    MoE decode path (moe_kernels.cu) with one group, x in f32.
+// linear_multi (several weights over one x): when every weight takes the streaming path, one act_quant and one
+// grouped launch with each weight's own plan (bit-identical to separate linear() calls); else linear() per weight.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -206,6 +208,69 @@ Tensor CudaBackend::matmul(const Tensor& x, const LinearWeight& w, GemmOutput ou
 Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w, LinearOutput out_kind) {
     const GemmOutput out = out_kind == LinearOutput::kActivation ? GemmOutput::kBF16 : GemmOutput::kF32;
     return matmul(x, w, out, numerics_.fp8_activation_quant, "linear x");
+}
+
+bool CudaBackend::fp8_stream_multi(const Tensor& x, std::span<const LinearWeight* const> ws, std::vector<Tensor>& ys) {
+    const int64_t m = x.dim(0), k = x.dim(1);
+    if (!numerics_.fp8_activation_quant || m < 1 || m > kFp8StreamMaxRows || k % 128 != 0) return false;
+    if (ws.size() < 2 || ws.size() > static_cast<size_t>(kFp8StreamMaxProblems)) return false;
+    DeviceWeight* dws[kFp8StreamMaxProblems] = {};
+    for (size_t i = 0; i < ws.size(); ++i) {
+        DSA_CHECK(ws[i] != nullptr && ws[i]->defined()) << "linear_multi: weight " << i << " undefined";
+        if (ws[i]->weight.dtype() != DType::kF8E4M3 || ws[i]->in_features() != k) return false;
+        dws[i] = &device_weight(*ws[i]);
+        if ((reinterpret_cast<uintptr_t>(dws[i]->w.raw_data()) & 15u) != 0) return false;
+    }
+    Tensor xq = Tensor::empty({m, k}, DType::kF8E4M3, Device::kCUDA, "x.fp8");
+    Tensor xs = Tensor::empty({k / 128, m}, DType::kF32, Device::kCUDA, "x.scales");
+    launch_act_quant({x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, k, m,
+                      numerics_.ue8m0_scales},
+                     stream_);
+    Fp8StreamMulti multi;
+    multi.count = static_cast<int>(ws.size());
+    int64_t ws_total = 0, counters_total = 0;
+    for (int i = 0; i < multi.count; ++i) {
+        Fp8StreamProblem& q = multi.prob[i];
+        const int64_t n = dws[i]->w.dim(0);
+        ys.push_back(Tensor::empty({m, n}, DType::kBF16, Device::kCUDA, ws[i]->weight.name() + ".out"));
+        q.w = dws[i]->w.data<uint8_t>(), q.w_scale = dws[i]->scales.data<float>();
+        q.out = ys.back().data<uint16_t>();
+        q.n = n, q.scale_ld = dws[i]->scales.dim(1);
+        q.plan = fp8_stream_plan(1, n, k, m, num_sms_);  // what a lone fp8_stream plans: the same bits
+        ws_total += q.plan.ws_floats, counters_total += q.plan.counters;
+    }
+    const auto [wsp, counters] = stream_workspace(ws_total, counters_total);
+    int64_t ws_off = 0, counter_off = 0;  // disjoint ranges (float offsets stay multiples of 4: float4 partials)
+    for (int i = 0; i < multi.count; ++i) {
+        Fp8StreamProblem& q = multi.prob[i];
+        if (q.plan.splits > 1) {
+            q.ws = wsp + ws_off, q.counters = counters + counter_off;
+            ws_off += q.plan.ws_floats, counter_off += q.plan.counters;
+        }
+    }
+    Fp8StreamParams p;
+    p.m = m;
+    p.x = xq.data<uint8_t>(), p.x_scale = xs.data<float>(), p.x_scale_ld = m;
+    p.k = k;
+    launch_fp8_stream_multi(p, multi, stream_);
+    return true;
+}
+
+std::vector<Tensor> CudaBackend::linear_multi(const Tensor& x, std::span<const LinearWeight* const> ws,
+                                              LinearOutput out) {
+    check_activation(x, "linear_multi x");
+    std::vector<Tensor> ys;
+    last_linear_multi_fused_ = out == LinearOutput::kActivation && x.ndim() == 2 && fp8_stream_multi(x, ws, ys);
+    if (last_linear_multi_fused_) {
+        last_fp8_path_ = Fp8Path::kStream;
+        return ys;
+    }
+    ys.clear();
+    for (const LinearWeight* w : ws) {
+        DSA_CHECK(w != nullptr) << "linear_multi: null weight";
+        ys.push_back(linear(x, *w, out));
+    }
+    return ys;
 }
 
 Tensor CudaBackend::lm_head(const Tensor& x, const LinearWeight& head) {

@@ -2,15 +2,19 @@
 // rounding per output, as in the CPU reference. The fused add writes the bf16-rounded residual and normalizes
 // that rounded value (the value the reference feeds the norm). Two passes over the row: the second re-reads
 // what this same thread read or wrote in the first (an L1/L2 hit at the model's row widths).
+// Decode-path kernels are launched with PDL (pdl.cuh): each lets the next kernel start, then waits first thing.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace dsa::backend::cuda {
 namespace {
 
 template <int VEC>
 __global__ void rms_norm_kernel(RmsNormParams p) {
+    pdl_trigger();
+    pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
     const int64_t row = blockIdx.x;
     uint16_t* r = p.residual + row * p.dim;
     const uint16_t* d = p.delta ? p.delta + row * p.dim : nullptr;
@@ -42,6 +46,8 @@ __global__ void rms_norm_kernel(RmsNormParams p) {
 
 template <int VEC>
 __global__ void layer_norm_kernel(LayerNormParams p) {
+    pdl_trigger();
+    pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
     const int64_t row = blockIdx.x;
     const uint16_t* x = p.x + row * p.dim;
     uint16_t* y = p.out + row * p.dim;
@@ -83,8 +89,8 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     const bool vec = p.dim % 8 == 0 && host::aligned16(p.residual) && host::aligned16(p.out) &&
                      (p.delta == nullptr || host::aligned16(p.delta));
     const dim3 grid(static_cast<unsigned>(p.rows));
-    if (vec) rms_norm_kernel<8><<<grid, row_threads(p.dim, 8), 0, stream>>>(p);
-    else rms_norm_kernel<1><<<grid, row_threads(p.dim, 1), 0, stream>>>(p);
+    if (vec) host::launch_pdl(rms_norm_kernel<8>, grid, row_threads(p.dim, 8), 0, stream, p);
+    else host::launch_pdl(rms_norm_kernel<1>, grid, row_threads(p.dim, 1), 0, stream, p);
     DSA_CUDA_CHECK_LAUNCH(rms_norm_kernel);
 }
 
@@ -92,8 +98,8 @@ void launch_layer_norm(const LayerNormParams& p, cudaStream_t stream) {
     if (p.rows == 0) return;
     const bool vec = p.dim % 8 == 0 && host::aligned16(p.x) && host::aligned16(p.out);
     const dim3 grid(static_cast<unsigned>(p.rows));
-    if (vec) layer_norm_kernel<8><<<grid, row_threads(p.dim, 8), 0, stream>>>(p);
-    else layer_norm_kernel<1><<<grid, row_threads(p.dim, 1), 0, stream>>>(p);
+    if (vec) host::launch_pdl(layer_norm_kernel<8>, grid, row_threads(p.dim, 8), 0, stream, p);
+    else host::launch_pdl(layer_norm_kernel<1>, grid, row_threads(p.dim, 1), 0, stream, p);
     DSA_CUDA_CHECK_LAUNCH(layer_norm_kernel);
 }
 

@@ -2,11 +2,13 @@
 // per 1x128 block, scales written in cuBLASLt's VEC128 layout) and the once-per-weight dequantization of a
 // 128x128 block FP8 weight to BF16 (the fallback GEMM operand). e4m3 conversion saturates to +-448 and keeps
 // NaN (__NV_SATFINITE), as the CPU reference's clamp-then-cast does.
+// Decode-path kernels are launched with PDL (pdl.cuh): each lets the next kernel start, then waits first thing.
 #include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -33,6 +35,8 @@ __device__ __forceinline__ float pow2_ceil(float x) {
 
 // One warp per (row, 128-column block); lane l holds columns 4l .. 4l+3 of the block.
 __global__ void act_quant_kernel(ActQuantParams p) {
+    pdl_trigger();
+    pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
     const int64_t num_kb = (p.cols + kBlock - 1) / kBlock;
     const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
@@ -89,7 +93,7 @@ void launch_act_quant(const ActQuantParams& p, cudaStream_t stream) {
     const int64_t warps = p.rows * ((p.cols + kBlock - 1) / kBlock);
     constexpr int kThreads = 256;
     const int64_t blocks = (warps * 32 + kThreads - 1) / kThreads;
-    act_quant_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p);
+    host::launch_pdl(act_quant_kernel, static_cast<unsigned>(blocks), kThreads, 0, stream, p);
     DSA_CUDA_CHECK_LAUNCH(act_quant_kernel);
 }
 
