@@ -6,7 +6,11 @@
 // achieved TB/s and TFLOP/s, and % of the floor max(bytes / 4.8 TB/s, FLOPs / peak) with peaks 790 (bf16) and
 // 1460 (FP8) TFLOP/s as measured on the H200. The FP8 streaming decode GEMM (fp8_stream_gemm.cu) is also timed
 // alone: 40 launches rotating >= 8 weight copies (>= 160 MB) captured in a CUDA graph (no host launch cost), at
-// M = 1..64 on every decode shape: us, TB/s of FP8 weight bytes, % of 4.8 TB/s. Usage: cuda_kernels_bench [--quick]
+// M = 1..64 on every decode shape (staged, ring and wgmma variants): us, TB/s of FP8 weight bytes, % of 4.8 TB/s.
+// Decode linears (also alone with --decode-linears): q_a + kv_a + indexer wk over one x as three linear() calls vs
+// one linear_multi, and a chain of 10 dependent FP8 linears (act_quant + GEMM each), all in CUDA graphs; run again
+// with DSA_PDL=0 to see what PDL buys.
+// Usage: cuda_kernels_bench [--quick | --decode-linears]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +28,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/pdl.cuh"
 #include "tensor/numeric.h"
 
 namespace dsa::backend {
@@ -187,9 +192,9 @@ void bench_fp8_stream(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
             cuda::launch_act_quant({xb.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, s.k, m, true},
                                    be.stream());
             Tensor y = Tensor::empty({m, s.n}, DType::kBF16, Device::kCUDA, "y");
-            // Both kernel variants: the staged default and the first (register ring) version.
+            // The kernel variants: the staged default, the first (register ring) version, the wgmma one.
             using V = cuda::Fp8StreamKernel;
-            for (const V variant : {V::kStaged, V::kRing}) {
+            for (const V variant : {V::kStaged, V::kRing, V::kWgmma}) {
                 cuda::set_fp8_stream_variant(variant);
                 const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);  // for `variant`
                 Tensor ws = Tensor::empty({std::max<int64_t>(plan.ws_floats, 1)}, DType::kF32, Device::kCUDA, "ws");
@@ -212,7 +217,7 @@ void bench_fp8_stream(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
                 });
                 char name[160];
                 std::snprintf(name, sizeof(name), "fp8 stream kernel [%s] M=%lld N=%lld K=%lld (splits %lld, nt %d)",
-                              variant == V::kRing ? "ring" : "staged",
+                              variant == V::kRing ? "ring" : variant == V::kWgmma ? "wgmma" : "staged",
                               static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
                               static_cast<long long>(plan.splits), plan.nt);
                 report(name, t, static_cast<double>(s.n) * s.k, 0, 0);  // % of the 4.8 TB/s weight-read floor
@@ -222,12 +227,65 @@ void bench_fp8_stream(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
     }
 }
 
+// Seconds per repetition of `body(i)` (i = 0..reps-1) recorded through the backend's graph capture.
+double backend_graph_seconds(cuda::CudaBackend& be, int reps, const std::function<void(int)>& body) {
+    for (int i = 0; i < reps; ++i) body(i);  // eager warm-up: weight uploads, workspaces, kernel attributes
+    auto graph = be.capture_graph([&] {
+        for (int i = 0; i < reps; ++i) body(i);
+    });
+    DSA_CHECK(graph.is_ok()) << graph.status().message();
+    return time_per_call(be, [&](int) { be.replay_graph(**graph); }) / reps;
+}
+
+// q_a 1536x7168 + kv_a 576x7168 + indexer wk 128x7168 (16.1 MB of FP8) over one x, 8 rotated weight sets; then
+// a chain of 10 dependent linears alternating 2048x7168 and 7168x2048 (10 distinct weights, 73 MB).
+void bench_decode_linears(cuda::CudaBackend& be, std::mt19937& rng) {
+    std::printf("decode linears, PDL %s (DSA_PDL=0 turns it off)\n", cuda::host::pdl_enabled() ? "on" : "off");
+    const int64_t rows[3] = {1536, 576, 128};
+    std::vector<LinearWeight> sets[3];
+    for (int j = 0; j < 3; ++j) {
+        LinearWeight h = host_fp8_weight(rows[j], 7168, rng);
+        for (Tensor& t : device_copies(be, h.weight)) sets[j].push_back({t, h.scale_inv});
+    }
+    const double bytes = (1536.0 + 576 + 128) * 7168;
+    for (int64_t m : {1, 8, 64}) {
+        Tensor x = be.to_device(random_bf16({m, 7168}, rng, 1.0f));
+        const double sep = backend_graph_seconds(be, kCopies, [&](int i) {
+            for (int j = 0; j < 3; ++j) be.linear(x, sets[j][i], LinearOutput::kActivation);
+        });
+        report("q_a+kv_a+wk 3x linear() M=" + std::to_string(m) + " (graph)", sep, bytes, 0, 0);
+        const double multi = backend_graph_seconds(be, kCopies, [&](int i) {
+            const LinearWeight* ws[3] = {&sets[0][i], &sets[1][i], &sets[2][i]};
+            be.linear_multi(x, ws, LinearOutput::kActivation);
+        });
+        report(std::string("q_a+kv_a+wk linear_multi M=") + std::to_string(m) +
+                   (be.last_linear_multi_fused() ? " [one launch]" : " [separate]") + " (graph)",
+               multi, bytes, 0, 0);
+    }
+    std::vector<LinearWeight> chain;
+    for (int i = 0; i < 10; ++i) {
+        LinearWeight h = i % 2 == 0 ? host_fp8_weight(2048, 7168, rng) : host_fp8_weight(7168, 2048, rng);
+        chain.push_back({be.to_device(h.weight), h.scale_inv});
+    }
+    for (int64_t m : {1, 8, 64}) {
+        Tensor x = be.to_device(random_bf16({m, 7168}, rng, 1.0f));
+        const double t = backend_graph_seconds(be, 1, [&](int) {
+            Tensor h = x;
+            for (const LinearWeight& w : chain) h = be.linear(h, w, LinearOutput::kActivation);
+        });
+        report("chain of 10 fp8 linears M=" + std::to_string(m) + " (graph, PDL " +
+                   (cuda::host::pdl_enabled() ? "on" : "off") + ")",
+               t, 10.0 * 2048 * 7168, 0, 0);
+    }
+}
+
 int run(int argc, char** argv) {
     if (cuda_device_count() == 0) {
         std::printf("cuda_kernels_bench: no CUDA device, nothing to measure\n");
         return 0;
     }
     const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+    const bool decode_linears_only = argc > 1 && std::string(argv[1]) == "--decode-linears";
     cudaDeviceProp prop{};
     DSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     int clock_khz = 0;
@@ -244,6 +302,8 @@ int run(int argc, char** argv) {
         Numerics{.round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = true}, 0);
     auto& bf16_be = static_cast<cuda::CudaBackend&>(*bf16_owner);
     auto& fp8_be = static_cast<cuda::CudaBackend&>(*fp8_owner);
+    bench_decode_linears(fp8_be, rng);
+    if (decode_linears_only) return 0;
     bench_norms(bf16_be, rng, quick);
     bench_rope(bf16_be, rng, quick);
     bench_fp8_stream(fp8_be, rng, quick);

@@ -8,7 +8,11 @@
 // (M <= 64, act_quant on) is checked at every decode shape (incl. o_proj 7168x16384 and partial 128-row blocks)
 // for M 1..64 at 3e-3 (exact products, FP32 sums per 128-block in another order, one bf16 rounding), bit-identical
 // across runs (deterministic split-K), and one perturbed weight block scale must miss that tolerance by far.
+// linear_multi (q_a + kv_a + indexer wk over one x, one grouped launch) equals separate linear() calls bit for bit
+// (CUDA, all three kernel variants, and the CPU default); a chain of PDL-launched ops replayed in a CUDA graph equals the
+// same ops run eagerly, bit for bit.
 #include <cstring>
+#include <vector>
 
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "ops_test_util.h"
@@ -180,6 +184,27 @@ TEST_F(LinearTest, Fp8StreamGemmRingVariant) {
     cuda::set_fp8_stream_variant(initial);
 }
 
+// The wgmma variant (DSA_FP8_STREAM_KERNEL=wgmma: m64nNk32 e4m3 from 128-byte-swizzled shared memory) against the
+// CPU at every n-tile count (N = 8, 16, 32, 64), partial 128-row blocks, split-K and a short K; then restored.
+TEST_F(LinearTest, Fp8StreamGemmWgmmaVariant) {
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    cuda::set_fp8_stream_variant(cuda::Fp8StreamKernel::kWgmma);
+    make(kActQuantUe8m0);
+    for (const Shape2& s : {Shape2{576, 7168}, Shape2{1000, 384}, Shape2{7168, 2048}, Shape2{24576, 1536}}) {
+        LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
+        Tensor x = random_act({64, s.k}, rng_, 2.0f);
+        Tensor ref = cpu_->linear(x, w, LinearOutput::kActivation);
+        for (int64_t m : {1, 9, 17, 33, 64}) {
+            Tensor got = down(gpu_->linear(up(first_rows(x, m)), w, LinearOutput::kActivation));
+            const std::string what = "linear fp8-stream [wgmma] M=" + std::to_string(m) + " N=" + std::to_string(s.n) +
+                                     " K=" + std::to_string(s.k);
+            EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
+            expect_close(what, got, to_f32(first_rows(ref, m)), kStreamTol);
+        }
+    }
+    cuda::set_fp8_stream_variant(initial);
+}
+
 // The tolerance detects one wrong 128x128 weight scale (doubled, in the partial last row block of 576 rows).
 TEST_F(LinearTest, Fp8StreamGemmToleranceDetectsWrongScale) {
     make(kActQuantUe8m0);
@@ -192,6 +217,113 @@ TEST_F(LinearTest, Fp8StreamGemmToleranceDetectsWrongScale) {
     const double wrong = compare(got, cpu_->linear(x, bad, LinearOutput::kActivation)).rel_l2;
     std::cout << "[ metric ] linear fp8-stream distance to a reference with one doubled block scale: " << wrong << "\n";
     EXPECT_GT(wrong, 5 * kStreamTol);
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+    return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+}
+
+// q_a 1536x7168, kv_a 576x7168 and the indexer's wk 128x7168 over one x: one act_quant and one grouped streaming
+// launch whose outputs equal three linear() calls exactly (each weight keeps its own split-K plan). Twice in a row
+// (the kernel resets its tile counters), with UE8M0 and f32 scales, then the ring variant (a launch per weight) and
+// the wgmma variant (one launch).
+TEST_F(LinearTest, LinearMultiEqualsSeparateCalls) {
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    using V = cuda::Fp8StreamKernel;
+    for (const V variant : {V::kStaged, V::kRing, V::kWgmma}) {
+        cuda::set_fp8_stream_variant(variant);
+        for (const Numerics& n : {kActQuantUe8m0, kActQuantF32}) {
+            if (variant != V::kStaged && !n.ue8m0_scales) continue;
+            make(n);
+            const LinearWeight ws[3] = {random_fp8_weight(1536, 7168, rng_), random_fp8_weight(576, 7168, rng_),
+                                        random_fp8_weight(128, 7168, rng_)};
+            const std::vector<const LinearWeight*> ptrs = {&ws[0], &ws[1], &ws[2]};
+            for (int64_t m : {1, 3, 16, 64}) {
+                Tensor x = random_act({m, 7168}, rng_, 2.0f);
+                Tensor xd = up(x);
+                const std::string what = std::string("linear_multi ") +
+                                         (variant == V::kRing ? "[ring] " : variant == V::kWgmma ? "[wgmma] " : "") +
+                                         (n.ue8m0_scales ? "ue8m0" : "f32-scales") + " M=" + std::to_string(m);
+                for (int rep = 0; rep < 2; ++rep) {
+                    std::vector<Tensor> got = gpu_->linear_multi(xd, ptrs);
+                    EXPECT_TRUE(cuda().last_linear_multi_fused()) << what;
+                    ASSERT_EQ(got.size(), 3u) << what;
+                    for (size_t i = 0; i < 3; ++i) {
+                        Tensor single = gpu_->to_host(gpu_->linear(xd, ws[i], LinearOutput::kActivation));
+                        EXPECT_TRUE(same_bits(gpu_->to_host(got[i]), single)) << what << " weight " << i << " rep " << rep;
+                    }
+                }
+                if (m == 16) {  // and the values are right (separate calls are checked against the CPU above)
+                    std::vector<Tensor> got = gpu_->linear_multi(xd, ptrs);
+                    for (size_t i = 0; i < 3; ++i) {
+                        expect_close(what + " weight " + std::to_string(i), down(got[i]),
+                                     cpu_->linear(x, ws[i], LinearOutput::kActivation), kStreamTol);
+                    }
+                }
+            }
+        }
+    }
+    cuda::set_fp8_stream_variant(initial);
+}
+
+// Weights the grouped launch cannot take (a BF16 one among them, or bf16 numerics) run as separate calls: the same
+// bits, and the backend reports it. The CPU default is linear() per weight, bit for bit.
+TEST_F(LinearTest, LinearMultiFallbackAndCpuDefault) {
+    for (const Numerics& n : {kActQuantUe8m0, Numerics::bf16()}) {
+        make(n);
+        const LinearWeight ws[3] = {random_fp8_weight(576, 7168, rng_), random_bf16_weight(64, 7168, rng_),
+                                    random_fp8_weight(128, 7168, rng_)};
+        const std::vector<const LinearWeight*> mixed = {&ws[0], &ws[1], &ws[2]};
+        const std::vector<const LinearWeight*> fp8 = {&ws[0], &ws[2]};
+        Tensor x = random_act({5, 7168}, rng_, 2.0f);
+        Tensor xd = up(x);
+        for (const auto* list : {&mixed, &fp8}) {
+            std::vector<Tensor> got = gpu_->linear_multi(xd, *list);
+            EXPECT_EQ(cuda().last_linear_multi_fused(), list == &fp8 && n.fp8_activation_quant);
+            std::vector<Tensor> cpu_got = cpu_->linear_multi(x, *list);
+            ASSERT_EQ(got.size(), list->size());
+            ASSERT_EQ(cpu_got.size(), list->size());
+            for (size_t i = 0; i < list->size(); ++i) {
+                const LinearWeight& w = *(*list)[i];
+                EXPECT_TRUE(same_bits(gpu_->to_host(got[i]), gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation))))
+                    << "weight " << i;
+                EXPECT_TRUE(same_bits(cpu_got[i], cpu_->linear(x, w, LinearOutput::kActivation))) << "cpu weight " << i;
+            }
+        }
+    }
+}
+
+// The decode-path kernels are launched with PDL (every kernel may start before the previous one ends). A chain of
+// dependent ops (rms_norm -> linear_multi -> rms_norm -> linear -> add_rms_norm -> linear, split-K everywhere)
+// replayed from a CUDA graph on new input equals the eager run on that input bit for bit, and the CPU within
+// tolerance: a kernel reading its input before the producer finished would break both.
+TEST_F(LinearTest, PdlChainGraphEqualsEager) {
+    make(kActQuantUe8m0);
+    const LinearWeight qa = random_fp8_weight(1536, 7168, rng_), kva = random_fp8_weight(576, 7168, rng_),
+                       qb = random_fp8_weight(7168, 1536, rng_), o = random_fp8_weight(7168, 7168, rng_);
+    const std::vector<const LinearWeight*> proj = {&qa, &kva};
+    Tensor g1 = uniform_f32({7168}, rng_, 0.5f, 1.5f), g2 = uniform_f32({1536}, rng_, 0.5f, 1.5f);
+    auto chain = [&](Backend& be, const Tensor& x, const Tensor& w1, const Tensor& w2) {
+        Tensor h = be.rms_norm(x, w1, 1e-6f);
+        std::vector<Tensor> p = be.linear_multi(h, proj);
+        Tensor q = be.linear(be.rms_norm(p[0], w2, 1e-6f), qb, LinearOutput::kActivation);
+        Tensor resid = be.add(x, x);
+        Tensor n2 = be.add_rms_norm(resid, q, w1, 1e-6f);
+        return be.linear(n2, o, LinearOutput::kActivation);
+    };
+    Tensor g1d = gpu_->to_device(g1), g2d = gpu_->to_device(g2);
+    for (int64_t m : {1, 8}) {
+        Tensor x0 = random_act({m, 7168}, rng_), x1 = random_act({m, 7168}, rng_);
+        Tensor eager = gpu_->to_host(chain(*gpu_, up(x1), g1d, g2d));
+        Tensor xd = up(x0), out;
+        auto graph = gpu_->capture_graph([&] { out = chain(*gpu_, xd, g1d, g2d); });
+        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+        gpu_->copy_into(to_bf16(x1), xd);
+        gpu_->replay_graph(**graph);
+        Tensor replay = gpu_->to_host(out);
+        EXPECT_TRUE(same_bits(replay, eager)) << "M=" << m;
+        expect_close("pdl chain graph replay M=" + std::to_string(m), to_f32(replay), chain(*cpu_, x1, g1, g2), 5e-2);
+    }
 }
 
 TEST_F(LinearTest, LmHead) {
