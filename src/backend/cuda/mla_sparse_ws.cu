@@ -26,15 +26,24 @@ __device__ __forceinline__ void mbar_init(uint64_t* bar, int count) {
 __device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
     asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared.b64 st, [%0];\n}\n" ::"r"(smem_addr(bar)) : "memory");
 }
-// Blocks until the phase of parity `parity` has completed (acquire semantics).
+// Blocks until the phase of parity `parity` has completed (acquire semantics at CTA or, kClusterScope, cluster
+// scope: also the peer CTA's arrivals). A hand-over that never completes (a protocol bug) traps after 2^22 tests
+// (well under a second of spinning, seconds if every test suspends) instead of hanging the GPU.
+#define DSA_MBAR_WAIT_LOOP(SEM)                                 \
+    "{\n.reg .pred p;\n.reg .u32 n;\nmov.u32 n, 0;\nWS_WAIT:\n" \
+    "mbarrier.try_wait.parity" SEM                              \
+    ".shared::cta.b64 p, [%0], %1;\n"                           \
+    "@p bra WS_DONE;\nadd.u32 n, n, 1;\nsetp.lt.u32 p, n, 4194304;\n@p bra WS_WAIT;\ntrap;\nWS_DONE:\n}\n"
+template <bool kClusterScope = false>
 __device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-    asm volatile(
-        "{\n.reg .pred done;\nWS_WAIT:\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WS_WAIT;\n}\n" ::"r"(smem_addr(bar)),
-        "r"(parity)
-        : "memory");
+    if constexpr (kClusterScope) {
+        asm volatile(DSA_MBAR_WAIT_LOOP(".acquire.cluster")::"r"(smem_addr(bar)), "r"(parity) : "memory");
+    } else {
+        asm volatile(DSA_MBAR_WAIT_LOOP("")::"r"(smem_addr(bar)), "r"(parity) : "memory");
+    }
 }
+#undef DSA_MBAR_WAIT_LOOP
+
 __device__ __forceinline__ void named_sync(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
@@ -77,22 +86,9 @@ __device__ __forceinline__ void st_cluster_s32(uint32_t addr, int32_t v) {
 __device__ __forceinline__ void mbar_arrive_cluster(uint32_t cluster_addr) {
     asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(cluster_addr) : "memory");
 }
-// Wait that also acquires arrivals made by the peer CTA.
-__device__ __forceinline__ void mbar_wait_cluster(uint64_t* bar, uint32_t parity) {
-    asm volatile(
-        "{\n.reg .pred done;\nWSC_WAIT:\n"
-        "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 done, [%0], %1;\n"
-        "@!done bra WSC_WAIT;\n}\n" ::"r"(smem_addr(bar)),
-        "r"(parity)
-        : "memory");
-}
 template <bool kCluster>
 __device__ __forceinline__ void wait_bar(uint64_t* bar, uint32_t parity) {
-    if constexpr (kCluster) {
-        mbar_wait_cluster(bar, parity);
-    } else {
-        mbar_wait(bar, parity);
-    }
+    mbar_wait<kCluster>(bar, parity);  // cluster: also acquires the peer's arrivals
 }
 // A consumer is done with buffer `buf`. Cluster: one arrival per warp on both CTAs' "empty" barrier (the peer's
 // producer writes into this CTA's buffer too); else one per thread on this CTA's.
@@ -282,7 +278,7 @@ __device__ __forceinline__ void wsc_producer(const MlaSparseKernelParams& p, WgS
     for (int64_t i = 0; i < num_tiles; ++i) {
         const int buf = static_cast<int>(i & 1);
         // Both CTAs' consumers are done with tile i - 2 (they arrive on both CTAs' "empty" barriers).
-        if (i >= 2) mbar_wait_cluster(&sm.bar[kBarEmpty + buf], static_cast<uint32_t>(((i >> 1) & 1) ^ 1));
+        if (i >= 2) mbar_wait<true>(&sm.bar[kBarEmpty + buf], static_cast<uint32_t>(((i >> 1) & 1) ^ 1));
         wsc_write<kFp8>(sm, st, r, q, buf, peer);
         if (i + 1 < num_tiles) wsc_load<kFp8>(p, load_slot(p, tok, (first + i + 1) * kRows + r), q, st);
         if (i == 0) {
