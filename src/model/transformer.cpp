@@ -342,9 +342,14 @@ Tensor DsaModel::ffn(const LayerWeights& lw, const Tensor& x) {
     mp.ids = route.ids;
     mp.weights = route.weights;
     mp.experts = experts;
-    Tensor y = be_.moe_experts(mp);
-    if (!moe.shared_experts) return y;
-    return be_.add(y, be_.dense_mlp(x, to_backend(*moe.shared_experts)));
+    // The shared expert goes in with the routed ones: the result is add(routed, dense_mlp(x, shared)), and a
+    // backend may run it as one more expert group of the same launches (the CUDA decode path does).
+    backend::MlpWeights shared;
+    if (moe.shared_experts) {
+        shared = to_backend(*moe.shared_experts);
+        mp.shared = &shared;
+    }
+    return be_.moe_experts(mp);
 }
 
 }  // namespace dsa::model
