@@ -116,6 +116,7 @@ private:
     std::vector<Tensor> gemv_groups_;  // [m] -> the packed one-group buffer of rows 0..m-1 (device i32)
     // y[m, n] = bf16(act_quant(x) · w^T) by the FP8 weight-streaming tensor-core GEMM (m <= kFp8StreamMaxRows).
     void fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y);
+    bool bf16_stream_gemv(const Tensor& x, const DeviceWeight& dw, Tensor& y);
     // linear_multi of FP8 weights on the streaming path: one act_quant of x, one grouped launch (each weight with
     // the plan a lone fp8_stream would use, so the bits are the same); false (nothing launched) when they do not fit.
     bool fp8_stream_multi(const Tensor& x, std::span<const LinearWeight* const> ws, std::vector<Tensor>& ys);

@@ -22,6 +22,7 @@
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/bf16_stream_gemv.h"
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/moe_kernels.h"
@@ -144,6 +145,21 @@ void CudaBackend::fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y) {
     launch_fp8_stream_gemm(p, plan, stream_);
 }
 
+// BF16 weights of at most kBf16StreamMaxBytes with at most kBf16GemvMaxRows rows of x: the weight-streaming GEMV
+// (cuBLAS's small-M kernels read such weights at a fraction of HBM bandwidth). False: nothing launched.
+bool CudaBackend::bf16_stream_gemv(const Tensor& x, const DeviceWeight& dw, Tensor& y) {
+    constexpr int64_t kBf16StreamMaxBytes = int64_t{64} << 20;  // larger (the lm_head): cuBLAS is near the roofline
+    const int64_t m = x.dim(0), n = dw.w.dim(0), k = dw.w.dim(1);
+    if (n * k * 2 > kBf16StreamMaxBytes) return false;
+    Bf16GemvParams p;
+    p.x = x.data<uint16_t>(), p.w = dw.w.data<uint16_t>(), p.y = y.raw_data();
+    p.m = m, p.n = n, p.k = k, p.ldx = k, p.ldw = k, p.ldy = n;
+    p.y_f32 = y.dtype() == DType::kF32;
+    if (!bf16_gemv_rows_supported(p)) return false;
+    launch_bf16_gemv_rows(p, stream_);
+    return true;
+}
+
 Tensor CudaBackend::matmul(const Tensor& x, const LinearWeight& w, GemmOutput out, bool act_quant, const char* what) {
     DSA_CHECK(w.defined()) << what << " with an undefined weight";
     const int64_t k = w.in_features(), n = w.out_features();
@@ -155,7 +171,7 @@ Tensor CudaBackend::matmul(const Tensor& x, const LinearWeight& w, GemmOutput ou
     if (m == 0) return y;
     switch (dw.w.dtype()) {
         case DType::kBF16:
-            gemm_->bf16(x.raw_data(), dw.w.raw_data(), y.raw_data(), out, m, n, k);
+            if (!bf16_stream_gemv(x, dw, y)) gemm_->bf16(x.raw_data(), dw.w.raw_data(), y.raw_data(), out, m, n, k);
             break;
         case DType::kF32: {
             Tensor xf = Tensor::empty({m, k}, DType::kF32, Device::kCUDA, "x.f32");

@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/bf16_stream_gemv.h"
 #include "backend/cuda/mla_kernels.h"
 
 namespace dsa::backend::cuda {
@@ -99,6 +100,27 @@ Tensor CudaBackend::mla_kv_read(const MlaKvStore& store, const Tensor& slots) {
     return out;
 }
 
+namespace {
+
+// A decode-sized absorb (at most kBf16GemvMaxRows tokens) on the weight-streaming GEMV: each head's block of kv_b
+// is read once at close to HBM bandwidth (the batched mma.sync GEMM reaches ~1.5 TB/s there). False: not taken.
+bool absorb_gemv_on(const BatchedGemmParams& g, bool columns, cudaStream_t stream) {
+    Bf16GemvParams p;
+    p.x = g.a, p.w = g.b, p.y = g.c;
+    p.m = g.m, p.n = g.n, p.k = g.k, p.batch = g.batch;
+    p.ldx = g.lda, p.ldw = g.ldb, p.ldy = g.ldc;
+    p.x_batch_stride = g.a_batch_stride, p.w_batch_stride = g.b_batch_stride, p.y_batch_stride = g.c_batch_stride;
+    if (columns ? !bf16_gemv_cols_supported(p) : !bf16_gemv_rows_supported(p)) return false;
+    if (columns) {
+        launch_bf16_gemv_cols(p, stream);
+    } else {
+        launch_bf16_gemv_rows(p, stream);
+    }
+    return true;
+}
+
+}  // namespace
+
 Tensor CudaBackend::mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b, const MlaHeadDims& d) {
     check_kv_b(kv_b, d);
     check_device_tensor(q_nope, DType::kBF16, {-1, d.num_heads, d.nope_dim}, "mla_absorb_q q_nope");
@@ -115,7 +137,7 @@ Tensor CudaBackend::mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b,
     g.lda = heads * d.nope_dim, g.ldb = kMlaLatentDim, g.ldc = heads * kMlaLatentDim;
     g.a_batch_stride = d.nope_dim, g.b_batch_stride = block * kMlaLatentDim, g.c_batch_stride = kMlaLatentDim;
     g.b_transposed = false;
-    launch_batched_gemm(g, stream_);
+    if (!absorb_gemv_on(g, /*columns=*/true, stream_)) launch_batched_gemm(g, stream_);
     return out;
 }
 
@@ -135,7 +157,7 @@ Tensor CudaBackend::mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_
     g.lda = heads * kMlaLatentDim, g.ldb = kMlaLatentDim, g.ldc = heads * d.v_dim;
     g.a_batch_stride = kMlaLatentDim, g.b_batch_stride = block * kMlaLatentDim, g.c_batch_stride = d.v_dim;
     g.b_transposed = true;
-    launch_batched_gemm(g, stream_);
+    if (!absorb_gemv_on(g, /*columns=*/false, stream_)) launch_batched_gemm(g, stream_);
     return out;
 }
 

@@ -118,6 +118,26 @@ TEST_F(Bf16GemvTest, MatchesHostLoop) {
     }
 }
 
+// Through the ops that use the kernels: linear with a BF16 weight (the indexer's weights_proj, f32 output; a
+// dense projection, bf16 output) and the MLA absorbs at decode sizes, against the CPU backend.
+TEST_F(Bf16GemvTest, OpsAgreeWithCpu) {
+    for (int64_t m : {1, 3, 8}) {
+        const LinearWeight wp = random_bf16_weight(64, 7168, rng_), wd = random_bf16_weight(2048, 7168, rng_);
+        const Tensor x = random_act({m, 7168}, rng_);
+        const std::string tag = " M=" + std::to_string(m);
+        expect_close("linear bf16 64x7168 f32 out" + tag, down(gpu_->linear(up(x), wp, LinearOutput::kF32)),
+                     cpu_->linear(x, wp, LinearOutput::kF32), 1e-5);
+        expect_close("linear bf16 2048x7168" + tag, down(gpu_->linear(up(x), wd)), cpu_->linear(x, wd), 4e-3);
+        const MlaHeadDims d{128, 128, 128};
+        const LinearWeight kv_b = random_bf16_weight(128 * 256, 512, rng_, 0.05f);
+        const Tensor q_nope = random_act({m, 128, 128}, rng_), o_lat = random_act({m, 128, 512}, rng_);
+        expect_close("mla_absorb_q" + tag, down(gpu_->mla_absorb_q(up(q_nope), kv_b, d)),
+                     cpu_->mla_absorb_q(q_nope, kv_b, d), 4e-3);
+        expect_close("mla_absorb_o" + tag, down(gpu_->mla_absorb_o(up(o_lat), kv_b, d)),
+                     cpu_->mla_absorb_o(o_lat, kv_b, d), 4e-3);
+    }
+}
+
 TEST_F(Bf16GemvTest, RefusesWhatItCannotTake) {
     cuda::Bf16GemvParams p;
     p.m = 9, p.n = 64, p.k = 7168, p.ldx = 7168, p.ldw = 7168, p.ldy = 64;
