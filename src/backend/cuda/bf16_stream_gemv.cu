@@ -1,8 +1,8 @@
 // Weight-streaming BF16 GEMV kernels for decode-sized activations (see bf16_stream_gemv.h). Rows layout: each
 // warp streams one weight row (or a 1/2, 1/4, 1/8 share of its k range) with 16-byte non-allocating loads, four
 // in flight per lane, and the warps of a row add their partial sums through shared memory in a fixed order.
-// Columns layout: 64 threads x 8 columns cover 512 outputs per CTA, four k-groups stream the weight rows and are
-// added in a fixed order. Both launch with PDL: only the L2 prefetch of weights precedes the dependency wait.
+// Columns layout: 64 threads x 8 columns cover 512 outputs per CTA, eight k-groups stream the weight rows (eight
+// loads in flight per thread) and are added in a fixed order. Both launch with PDL: only the L2 prefetch of weights precedes the dependency wait.
 #include "backend/cuda/bf16_stream_gemv.h"
 
 #include "base/check.h"
@@ -16,8 +16,10 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kUnroll = 4;       // 16-byte weight loads in flight per lane
-constexpr int kColsPerCta = 512; // columns layout: 64 threads x 8 columns
-constexpr int kColGroups = 4;    // columns layout: k-groups per CTA
+constexpr int kColsPerCta = 512;  // columns layout: 64 threads x 8 columns
+constexpr int kColGroups = 8;     // columns layout: k-groups per CTA
+constexpr int kColThreads = 64 * kColGroups;
+constexpr int kColUnroll = 8;     // columns layout: 16-byte weight loads in flight per thread
 constexpr int64_t kColsMaxK = 1024;
 
 __device__ __forceinline__ uint4 load_stream(const uint16_t* p) {
@@ -76,12 +78,24 @@ __global__ void __launch_bounds__(kThreads) bf16_gemv_rows_kernel(Bf16GemvParams
 #pragma unroll
     for (int m = 0; m < MT; ++m) acc[m] = 0.0f;
     if (active) {
+        // With one or two rows of x, its vectors are loaded together with the weights (one memory round trip
+        // per iteration instead of two); with more rows they would cost too many registers.
+        constexpr bool kEarlyX = MT <= 2;
         for (int64_t v = v0 + lane; v < v1; v += 32 * kUnroll) {
             uint4 wv[kUnroll];
+            uint4 xv[kEarlyX ? kUnroll : 1][kEarlyX ? MT : 1];
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) {
                 const int64_t idx = v + u * 32;
                 wv[u] = idx < v1 ? load_stream(wrow + idx * 8) : make_uint4(0, 0, 0, 0);
+                if constexpr (kEarlyX) {
+#pragma unroll
+                    for (int m = 0; m < MT; ++m) {
+                        const int64_t xm = m < p.m ? m : 0;  // rows past m re-read row 0; their sums are dropped
+                        xv[u][m] = idx < v1 ? __ldg(reinterpret_cast<const uint4*>(xb + xm * p.ldx + idx * 8))
+                                            : make_uint4(0, 0, 0, 0);
+                    }
+                }
             }
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) {
@@ -91,9 +105,13 @@ __global__ void __launch_bounds__(kThreads) bf16_gemv_rows_kernel(Bf16GemvParams
                     unpack8(wv[u], wf);
 #pragma unroll
                     for (int m = 0; m < MT; ++m) {
-                        const int64_t xm = m < p.m ? m : 0;  // rows past m re-read row 0; their sums are dropped
                         float xf[8];
-                        unpack8(__ldg(reinterpret_cast<const uint4*>(xb + xm * p.ldx + idx * 8)), xf);
+                        if constexpr (kEarlyX) {
+                            unpack8(xv[u][m], xf);
+                        } else {
+                            const int64_t xm = m < p.m ? m : 0;
+                            unpack8(__ldg(reinterpret_cast<const uint4*>(xb + xm * p.ldx + idx * 8)), xf);
+                        }
 #pragma unroll
                         for (int j = 0; j < 8; ++j) acc[m] = fmaf(xf[j], wf[j], acc[m]);
                     }
@@ -122,9 +140,9 @@ __global__ void __launch_bounds__(kThreads) bf16_gemv_rows_kernel(Bf16GemvParams
 }
 
 // Columns layout. Grid: (ceil(n / 512), batch). Thread t: columns n0 = blockIdx.x * 512 + (t % 64) * 8 .. +8,
-// k rows t / 64, t / 64 + 4, ...; the four groups' sums are added in group order.
+// k rows t / 64, t / 64 + kColGroups, ...; the groups' sums are added in group order.
 template <int MT>
-__global__ void __launch_bounds__(kThreads) bf16_gemv_cols_kernel(Bf16GemvParams p) {
+__global__ void __launch_bounds__(kColThreads) bf16_gemv_cols_kernel(Bf16GemvParams p) {
     __shared__ float xs[MT][kColsMaxK];
     __shared__ float red[kColGroups - 1][kColsPerCta];
     const int t = static_cast<int>(threadIdx.x), group = t / 64, c = t % 64;
@@ -132,14 +150,14 @@ __global__ void __launch_bounds__(kThreads) bf16_gemv_cols_kernel(Bf16GemvParams
     const bool active = n0 < p.n;
     const uint16_t* wb = p.w + b * p.w_batch_stride + n0;
     if (active) {
-        for (int64_t kk = group; kk < p.k && kk < group + kColGroups * kUnroll; kk += kColGroups) {
+        for (int64_t kk = group; kk < p.k && kk < group + kColGroups * kColUnroll; kk += kColGroups) {
             prefetch_l2(wb + kk * p.ldw);
         }
     }
     pdl_wait();
     pdl_trigger();
     const uint16_t* xb = p.x + b * p.x_batch_stride;
-    for (int64_t i = t; i < MT * p.k; i += kThreads) {
+    for (int64_t i = t; i < MT * p.k; i += kColThreads) {
         const int64_t m = i / p.k, kk = i % p.k;
         xs[m][kk] = m < p.m ? bf16_bits_to_f32(xb[m * p.ldx + kk]) : 0.0f;
     }
@@ -151,15 +169,15 @@ __global__ void __launch_bounds__(kThreads) bf16_gemv_cols_kernel(Bf16GemvParams
         for (int j = 0; j < 8; ++j) acc[m][j] = 0.0f;
     }
     if (active) {
-        for (int64_t k0 = group; k0 < p.k; k0 += kColGroups * kUnroll) {
-            uint4 wv[kUnroll];
+        for (int64_t k0 = group; k0 < p.k; k0 += kColGroups * kColUnroll) {
+            uint4 wv[kColUnroll];
 #pragma unroll
-            for (int u = 0; u < kUnroll; ++u) {
+            for (int u = 0; u < kColUnroll; ++u) {
                 const int64_t kk = k0 + u * kColGroups;
                 wv[u] = kk < p.k ? load_stream(wb + kk * p.ldw) : make_uint4(0, 0, 0, 0);
             }
 #pragma unroll
-            for (int u = 0; u < kUnroll; ++u) {
+            for (int u = 0; u < kColUnroll; ++u) {
                 const int64_t kk = k0 + u * kColGroups;
                 if (kk >= p.k) break;
                 float wf[8];
@@ -240,13 +258,13 @@ void launch_bf16_gemv_cols(const Bf16GemvParams& p, cudaStream_t stream) {
     DSA_CHECK(bf16_gemv_cols_supported(p)) << "bf16 gemv (columns): unsupported shape or alignment";
     const dim3 grid(static_cast<unsigned>((p.n + kColsPerCta - 1) / kColsPerCta), static_cast<unsigned>(p.batch));
     if (p.m == 1) {
-        host::launch_pdl(bf16_gemv_cols_kernel<1>, grid, dim3(kThreads), 0, stream, p);
+        host::launch_pdl(bf16_gemv_cols_kernel<1>, grid, dim3(kColThreads), 0, stream, p);
     } else if (p.m <= 2) {
-        host::launch_pdl(bf16_gemv_cols_kernel<2>, grid, dim3(kThreads), 0, stream, p);
+        host::launch_pdl(bf16_gemv_cols_kernel<2>, grid, dim3(kColThreads), 0, stream, p);
     } else if (p.m <= 4) {
-        host::launch_pdl(bf16_gemv_cols_kernel<4>, grid, dim3(kThreads), 0, stream, p);
+        host::launch_pdl(bf16_gemv_cols_kernel<4>, grid, dim3(kColThreads), 0, stream, p);
     } else {
-        host::launch_pdl(bf16_gemv_cols_kernel<8>, grid, dim3(kThreads), 0, stream, p);
+        host::launch_pdl(bf16_gemv_cols_kernel<8>, grid, dim3(kColThreads), 0, stream, p);
     }
 }
 
