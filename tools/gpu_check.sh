@@ -12,6 +12,7 @@
 #      where the machine has the PCRE2 runtime but not its development files: dsaserve then builds too),
 #      DSA_GPU_EVAL_FULL=1 (also score the GPU server at the harness's default counts, every passkey length),
 #      DSA_GPU_LAYER_BENCH_ARGS (default --quick), DSA_GPU_SANITIZER_TIMEOUT (s, default 600),
+#      DSA_GPU_SANITIZER_FILTER (gtest filter of the memcheck run; default: every op test but the death tests),
 #      DSA_GPU_CPU_THREADS (OpenMP threads of the CPU-side work, default 8), DSA_GPU_TEST_TIMEOUT and
 #      DSA_GPU_BENCH_TIMEOUT (s per test / per benchmark binary, default 900).
 set -uo pipefail
@@ -98,7 +99,8 @@ sanitizer_stage() {
     command -v compute-sanitizer > /dev/null || { note "compute-sanitizer: not found, skipped"; return 0; }
     local start=$(date +%s) rc
     CUDA_VISIBLE_DEVICES=$sanitizer_gpu timeout "${DSA_GPU_SANITIZER_TIMEOUT:-600}" compute-sanitizer --tool memcheck \
-        --error-exitcode 3 "$build/tests/backend/ops/backend_ops" --gtest_filter='-*BadInputs*:*Abort*' \
+        --error-exitcode 3 "$build/tests/backend/ops/backend_ops" \
+        --gtest_filter="${DSA_GPU_SANITIZER_FILTER:--*BadInputs*:*Abort*}" \
         > "$out/sanitizer.log" 2>&1
     rc=$?
     note "compute-sanitizer memcheck (backend_ops without death tests): rc=$rc in $(( $(date +%s) - start )) s"
