@@ -1,6 +1,6 @@
 // CUDA vs CPU for the lightning indexer at DeepSeek-V3.2 shapes (H_I 64, dim 128, index_topk 2048) and other
 // head counts: key writes byte-exact in both store formats; F32-key logits bit-exact (positions equal the CPU's in
-// order); FP8 logits (the default wgmma kernel; all three kernels in EveryFp8LogitsKernel) compared by max |diff|
+// order); FP8 logits (the default f16 kernel; all three kernels in EveryFp8LogitsKernel) compared by max |diff|
 // per row, the selected set equal to the CPU's on every row whose 2048th/2049th score gap exceeds twice that
 // row's max |diff| (recall 1.0 there). Rows of duplicated keys (exact ties) match the CPU's positions exactly.
 #include <algorithm>
@@ -26,7 +26,7 @@ Numerics fp8_numerics(bool ue8m0) {
     return n;
 }
 
-// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, wgmma). all_cases() runs the
+// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, f16). all_cases() runs the
 // default; EveryFp8LogitsKernel runs each kernel.
 struct Case {
     const char* name;
@@ -122,6 +122,8 @@ protected:
     // Both backends on the current requests with random q and weights (the GPU's index tensors on the device
     // when device_index), every row checked by check_rows.
     RowStats compare_backends(const char* name, bool device_index);
+    // DecodeBatch's requests and rows, compared by compare_backends.
+    RowStats run_decode_batch(const char* name, bool device_index);
 
     static constexpr const char* kKernelEnv = "DSA_INDEXER_LOGITS";
     std::optional<std::string> saved_kernel_;
@@ -169,7 +171,8 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
                     const std::vector<int32_t>& request, const std::vector<int32_t>& limit, const char* name) {
     const int64_t rows = static_cast<int64_t>(limit.size()), max_len = key_slots.dim(1);
     int64_t eligible = 0, long_rows = 0;
-    double worst_rel = 0, recall_sum = 0;
+    double worst_rel = 0, recall_sum = 0, worst_mag = 0;
+    int64_t worst_row = -1, worst_keys = 0;
     for (int64_t t = 0; t < rows; ++t) {
         const int32_t* gp = got.positions.data<int32_t>() + t * kTopk;
         const int32_t* gs = got.slots.data<int32_t>() + t * kTopk;
@@ -187,7 +190,13 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
             delta = std::max(delta, std::fabs(static_cast<double>(gsc[s]) - csc[s]));
             mag = std::max(mag, std::fabs(static_cast<double>(csc[s])));
         }
-        worst_rel = std::max(worst_rel, mag > 0 ? delta / mag : delta);
+        const double rel = mag > 0 ? delta / mag : delta;
+        if (rel > worst_rel || worst_row < 0) {
+            worst_rel = rel;
+            worst_row = t;
+            worst_keys = n;
+            worst_mag = mag;
+        }
         std::set<int32_t> gset;
         for (int64_t i = 0; i < kTopk; ++i) {
             if (i >= keep) {
@@ -223,7 +232,8 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
     const int64_t clear_rows = eligible + (rows - long_rows);
     std::cout << "[ metric ] indexer_topk " << name << " rows=" << rows << " long_rows=" << long_rows
               << " eligible_long_rows=" << eligible << " recall=" << (clear_rows ? recall_sum / clear_rows : 0)
-              << " max_rel_score_diff=" << worst_rel << "\n";
+              << " max_rel_score_diff=" << worst_rel << " (row " << worst_row << ": " << worst_keys
+              << " keys, max |score| " << worst_mag << ")\n";
     return {long_rows, eligible, worst_rel};
 }
 
@@ -241,6 +251,21 @@ RowStats IndexerOpsTest::compare_backends(const char* name, bool device_index) {
     const IndexerTopkResult dev = gpu_->indexer_topk(gp);
     const IndexerTopkResult got{gpu_->to_host(dev.positions), gpu_->to_host(dev.slots), gpu_->to_host(dev.scores)};
     return check_rows(got, ref, key_slots_, request_, limit_, name);
+}
+
+RowStats IndexerOpsTest::run_decode_batch(const char* name, bool device_index) {
+    std::vector<int64_t> lengths(64);
+    for (int64_t r = 0; r < 64; ++r) lengths[r] = r == 0 ? 1 : (r % 4 == 0 ? 2048 + r : 64 * r);
+    build(lengths);
+    request_.clear();
+    limit_.clear();
+    for (int32_t rep = 0; rep < 2; ++rep) {
+        for (int32_t r = 0; r < 64; ++r) {
+            request_.push_back(r);
+            limit_.push_back(static_cast<int32_t>(rep == 0 ? lengths[r] - 1 : lengths[r] / 2));
+        }
+    }
+    return compare_backends(name, device_index);
 }
 
 TEST_F(IndexerOpsTest, TopkMatchesCpu) {
@@ -294,22 +319,23 @@ TEST_F(IndexerOpsTest, OneLongRequest) {
 TEST_F(IndexerOpsTest, DecodeBatch) {
     for (const Case& c : all_cases()) {
         make_case(c);
-        std::vector<int64_t> lengths(64);
-        for (int64_t r = 0; r < 64; ++r) lengths[r] = r == 0 ? 1 : (r % 4 == 0 ? 2048 + r : 64 * r);
-        build(lengths);
-        request_.clear();
-        limit_.clear();
-        for (int32_t rep = 0; rep < 2; ++rep) {
-            for (int32_t r = 0; r < 64; ++r) {
-                request_.push_back(r);
-                limit_.push_back(static_cast<int32_t>(rep == 0 ? lengths[r] - 1 : lengths[r] / 2));
-            }
-        }
-        const RowStats st = compare_backends(c.name, c.numerics.ue8m0_scales);
+        const RowStats st = run_decode_batch(c.name, c.numerics.ue8m0_scales);
         EXPECT_GT(st.long_rows, 10);
         EXPECT_GE(st.eligible * 2, st.long_rows) << c.name << ": too few rows with a clear threshold gap";
         EXPECT_LE(st.worst_rel, 1e-4) << c.name;
     }
+}
+
+// The opt-in wgmma logits kernel on DecodeBatch's first case (the same data: the fixture's generator starts from
+// its seed): the selection checks as everywhere; the score bound is what the H200 measured (1.65e-3 of a row's
+// largest score, the metric line names the row), not the 1e-4 of the mma.sync kernels.
+TEST_F(IndexerOpsTest, WgmmaDecodeBatch) {
+    const Case c{"wgmma_ue8m0", fp8_numerics(true), "wgmma"};
+    make_case(c);
+    const RowStats st = run_decode_batch(c.name, true);
+    EXPECT_GT(st.long_rows, 10);
+    EXPECT_GE(st.eligible * 2, st.long_rows) << c.name << ": too few rows with a clear threshold gap";
+    EXPECT_LE(st.worst_rel, 5e-3) << c.name;
 }
 
 // key_slots padded to 32K positions (-1 past each request's length) while every limit is < 3000: the kernels
@@ -347,10 +373,10 @@ TEST_F(IndexerOpsTest, AnyHeadCount) {
     }
 }
 
-// Every FP8 logits kernel (DSA_INDEXER_LOGITS = wgmma, the default; f16 and e4m3, the mma.sync kernels) under
+// Every FP8 logits kernel (DSA_INDEXER_LOGITS = f16, the default, and e4m3: the mma.sync kernels; wgmma) under
 // the same checks: a decode batch of 64 requests (one of 40000 keys split over many CTAs, the others 64..4096
 // keys, lengths that are not multiples of 64, limits around index_topk) at 64, 4, 12 and 32 heads; both scale
-// formats on the default kernel (the scale format does not change the mma.sync kernels' code).
+// formats on wgmma (the scale format does not change the mma.sync kernels' code).
 TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
     for (const char* kernel : {"wgmma", "f16", "e4m3"}) {
         for (const bool ue8m0 : {true, false}) {
@@ -380,7 +406,7 @@ TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
 }
 
 // Causal prefill rows (consecutive queries of one request, each seeing one key more) and a second request's
-// chunk, on the default (wgmma) logits kernel: limits inside, at and across 64-key block edges.
+// chunk, on the default (f16) logits kernel: limits inside, at and across 64-key block edges.
 TEST_F(IndexerOpsTest, CausalPrefillRows) {
     for (const Case& c : all_cases()) {
         make_case(c);
@@ -405,7 +431,7 @@ TEST_F(IndexerOpsTest, CausalPrefillRows) {
     }
 }
 
-// Layout probe of the default (wgmma) FP8 logits kernel: one-hot head weights make each score one head's
+// Layout probe of the opt-in wgmma FP8 logits kernel: one-hot head weights make each score one head's
 // ReLU(q_h . k) * scale, so a wrong (key, head) fragment mapping or a wrong swizzle shows up per key; a mismatch
 // names the (key, head) of the CPU table whose score the GPU produced, which tells the broken assumption.
 TEST_F(IndexerOpsTest, WgmmaLayoutProbe) {
