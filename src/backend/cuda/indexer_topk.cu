@@ -146,9 +146,12 @@ __device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& se
         for (int b = tid; b < kBins; b += kTopkThreads) hist[b] = 0;
         __syncthreads();
         // Warp-aggregated: one atomic per distinct bin of a warp (the top digit of a logit row falls into few bins,
-        // and same-address shared atomics of a warp serialize).
+        // and same-address shared atomics of a warp serialize). A warp with no element in the prefix (past the
+        // segment's end, or most warps after the first round) skips the match (a slow instruction); the ballot is
+        // warp-uniform, so match_any still sees every lane.
         scan_segment(seg, [&](int64_t, uint32_t u, bool valid) {
             const bool in = valid && (u & known) == prefix;
+            if (__ballot_sync(kFull, in) == 0) return;
             const uint32_t bin = in ? (u >> shift) & dmask : 0xffffffffu;
             const unsigned peers = __match_any_sync(kFull, bin);
             if (in && static_cast<int>(tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
