@@ -223,6 +223,9 @@ int run(int argc, char** argv) {
     for (int64_t b : batches) {  // graph-style padding: the kernels must follow the real limits
         for (int64_t c : {int64_t{4096}, int64_t{65536}}) bench_case(be, store, b, c, 131072, rng);
     }
+    // A top-k without selection (all 2048 positions kept, appended and sorted): against B=1 ctx=4096 it splits
+    // the small-batch top-k time into radix select and sort.
+    bench_case(be, store, 1, 2048, 2048, rng);
     return 0;
 }
 
