@@ -120,27 +120,72 @@ __device__ __forceinline__ void fp8_store(SparseSmem& sm, int buf, const Fp8Stag
 }
 
 // Merges the splits of one (token, head) row: out = sum_z O_z 2^(m_z - M) / sum_z l_z 2^(m_z - M), M = max m_z;
-// a row whose splits saw no valid slot (all l_z = 0) is zero. 128 threads x 4 columns. Launched with PDL.
-__global__ void __launch_bounds__(128) mla_sparse_combine_kernel(MlaSparseKernelParams p) {
+// a row whose splits saw no valid slot (all l_z = 0) is zero. One CTA per row: warp 0 turns the splits' (max, sum)
+// pairs into weights in shared memory, then 4 groups of 128 threads (4 columns each) take every 4th split with 8
+// coalesced float4 loads in flight per thread, and group 0 adds the groups' sums. Launched with PDL.
+constexpr int kCombineGroups = 4, kCombineThreads = 128 * kCombineGroups, kCombineBatch = 8;
+constexpr int kMaxCombineSplits = 512;
+
+__device__ __forceinline__ float combine_weights(const MlaSparseKernelParams& p, int64_t row, float* w) {
+    const int64_t rows = p.num_tokens * p.heads;
+    const int lane = threadIdx.x & 31;
+    float m = kNoMax;
+    for (int64_t z = lane; z < p.splits; z += 32) m = fmaxf(m, p.part_ml[2 * (z * rows + row)]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+    float l = 0.0f;
+    for (int64_t z = lane; z < p.splits; z += 32) {
+        const float2 ml = *reinterpret_cast<const float2*>(p.part_ml + 2 * (z * rows + row));
+        w[z] = exp2f(ml.x - m);
+        l += ml.y * w[z];
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
+    return l;
+}
+
+__global__ void __launch_bounds__(kCombineThreads) mla_sparse_combine_kernel(MlaSparseKernelParams p) {
+    __shared__ float w[kMaxCombineSplits];
+    __shared__ float4 part[kCombineGroups - 1][128];
+    __shared__ float inv_l;
     pdl_wait();  // the partials come from the sparse kernel just before (launched with PDL)
     pdl_trigger();
     const int64_t row = blockIdx.x;  // tok * heads + head
     const int64_t rows = p.num_tokens * p.heads;
-    float m = kNoMax;
-    for (int64_t z = 0; z < p.splits; ++z) m = fmaxf(m, p.part_ml[2 * (z * rows + row)]);
-    float l = 0.0f, acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    const int col = threadIdx.x * 4;
-    for (int64_t z = 0; z < p.splits; ++z) {
-        const float* ml = p.part_ml + 2 * (z * rows + row);
-        const float w = exp2f(ml[0] - m);
-        l += ml[1] * w;
-        const float4 v = *reinterpret_cast<const float4*>(p.part_o + (z * rows + row) * kLatent + col);
-        acc[0] += v.x * w, acc[1] += v.y * w, acc[2] += v.z * w, acc[3] += v.w * w;
+    if (threadIdx.x < 32) {
+        const float l = combine_weights(p, row, w);
+        if (threadIdx.x == 0) inv_l = l > 0.0f ? 1.0f / l : 0.0f;
     }
-    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    __syncthreads();
+    const int grp = threadIdx.x >> 7, col = (threadIdx.x & 127) * 4;
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int64_t z0 = grp; z0 < p.splits; z0 += kCombineGroups * kCombineBatch) {
+        float4 v[kCombineBatch];
+#pragma unroll
+        for (int i = 0; i < kCombineBatch; ++i) {
+            const int64_t z = z0 + i * kCombineGroups;
+            v[i] = z < p.splits ? *reinterpret_cast<const float4*>(p.part_o + (z * rows + row) * kLatent + col)
+                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+#pragma unroll
+        for (int i = 0; i < kCombineBatch; ++i) {
+            const int64_t z = z0 + i * kCombineGroups;
+            const float wz = z < p.splits ? w[z] : 0.0f;
+            acc.x += v[i].x * wz, acc.y += v[i].y * wz, acc.z += v[i].z * wz, acc.w += v[i].w * wz;
+        }
+    }
+    if (grp > 0) part[grp - 1][threadIdx.x & 127] = acc;
+    __syncthreads();
+    if (grp > 0) return;
+#pragma unroll
+    for (int g = 0; g < kCombineGroups - 1; ++g) {
+        const float4 o = part[g][threadIdx.x];
+        acc.x += o.x, acc.y += o.y, acc.z += o.z, acc.w += o.w;
+    }
+    const float inv = inv_l;
     uint16_t* out = p.out + row * kLatent + col;
-    *reinterpret_cast<uint32_t*>(out) = pack_bf16x2(acc[0] * inv, acc[1] * inv);
-    *reinterpret_cast<uint32_t*>(out + 2) = pack_bf16x2(acc[2] * inv, acc[3] * inv);
+    *reinterpret_cast<uint32_t*>(out) = pack_bf16x2(acc.x * inv, acc.y * inv);
+    *reinterpret_cast<uint32_t*>(out + 2) = pack_bf16x2(acc.z * inv, acc.w * inv);
 }
 
 __global__ void __launch_bounds__(kThreads, 1) mla_sparse_kernel(MlaSparseKernelParams p) {
@@ -578,16 +623,18 @@ void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t st
 void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream) {
     const int64_t rows = p.num_tokens * p.heads;
     if (rows == 0) return;
-    DSA_CHECK(p.splits > 1 && p.part_o != nullptr && p.part_ml != nullptr && rows <= 0x7fffffff)
-        << "sparse MLA combine: " << p.splits << " splits";
-    host::launch_pdl(mla_sparse_combine_kernel, dim3(static_cast<unsigned>(rows)), dim3(128), 0, stream, p);
+    DSA_CHECK(p.splits > 1 && p.splits <= kMaxCombineSplits && p.part_o != nullptr && p.part_ml != nullptr &&
+              rows <= 0x7fffffff)
+        << "sparse MLA combine: " << p.splits << " splits (at most " << kMaxCombineSplits << ")";
+    host::launch_pdl(mla_sparse_combine_kernel, dim3(static_cast<unsigned>(rows)), dim3(kCombineThreads), 0, stream,
+                     p);
 }
 
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms) {
     const int64_t ctas = num_tokens * ((heads + kHeads - 1) / kHeads);
     const int64_t tiles = (width + kRows - 1) / kRows;
     if (ctas <= 0 || tiles <= 1 || ctas * 2 > num_sms) return 1;
-    return std::min<int64_t>(tiles, num_sms / ctas);
+    return std::min<int64_t>({tiles, num_sms / ctas, kMaxCombineSplits});
 }
 
 void launch_mla_dense_attention(const MlaDenseKernelParams& p, cudaStream_t stream) {
