@@ -1,7 +1,7 @@
 // MLA kernel benchmarks on the CUDA backend at DeepSeek-V3.2 shapes (H 128, d_n 128, d_v 128): sparse absorbed
 // attention at top-k 2048 over a bf16 and an FP8 (656-byte) latent store, decode b = 1, 16, 64, 128 and a
-// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernels s1 (default), ws (warp-
-// specialized) and wsc (ws in CTA pairs); the absorbed q/o projections at batch 1..128; dense (expanded MHA) causal
+// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernel s1 (default); the split-K combine
+// alone at the decode split counts; the absorbed q/o projections at batch 1..128; dense (expanded MHA) causal
 // prefill of one prompt at a few lengths. Each case runs through the backend op, timed with CUDA events (median of 5
 // runs of 10 calls after warm-up). Decode slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s
 // of KV read and % of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s). Usage: mla_bench [--quick]
@@ -18,6 +18,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/mla_kernels.h"
 #include "cuda_timing.h"
 #include "tensor/numeric.h"
 
@@ -72,14 +73,13 @@ Tensor random_lists(int64_t tokens, int64_t range, std::mt19937& rng) {
     return ids;
 }
 
-// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel; ws: warp-specialized;
-// wsc: ws in CTA pairs sharing the gather).
+// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel).
 void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::string& name, const Tensor& q,
                  const Tensor& ids) {
     const int64_t tokens = q.dim(0);
     const double flops = 2.0 * tokens * kHeads * kTopk * (576 + 512);
     const double bytes = static_cast<double>(tokens) * kTopk * mla_kv_bytes_per_token(store.format);
-    for (const char* kernel : {"legacy", "s1", "ws", "wsc"}) {
+    for (const char* kernel : {"legacy", "s1"}) {
         ::setenv("DSA_MLA_KERNEL", kernel, 1);
         report(name + " [" + kernel + "]",
                time_per_call(be,
@@ -108,6 +108,36 @@ void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
             sparse_case(be, store, "sparse prefill " + fmt + " T=4096 H=128 topk=2048 keys=" + std::to_string(range), q,
                         be.to_device(random_lists(prefill, range, rng)));
         }
+    }
+}
+
+// The split-K combine alone on random partials: b tokens x 128 heads x `splits` partial rows of 512 f32 (the
+// decode split counts of a 132-SM H200: b = 1 -> 32 splits, b = 4 -> 16, b = 16 -> 4). Bytes = partials read.
+void bench_combine(cuda::CudaBackend& be, std::mt19937& rng) {
+    struct Case {
+        int64_t tokens, splits;
+    };
+    for (const Case c : {Case{1, 32}, Case{4, 16}, Case{16, 4}}) {
+        const int64_t rows = c.tokens * kHeads;
+        Tensor ml = Tensor::empty({c.splits, rows, 2}, DType::kF32);
+        std::uniform_real_distribution<float> m(-4.0f, 4.0f), l(1.0f, 50.0f);
+        for (int64_t i = 0; i < c.splits * rows; ++i) {
+            ml.data<float>()[2 * i] = m(rng);
+            ml.data<float>()[2 * i + 1] = l(rng);
+        }
+        Tensor o = Tensor::empty({c.splits, rows, 512}, DType::kF32);
+        std::normal_distribution<float> v(0.0f, 1.0f);
+        for (int64_t i = 0; i < o.numel(); ++i) o.data<float>()[i] = v(rng);
+        Tensor d_ml = be.to_device(ml), d_o = be.to_device(o);
+        Tensor out = Tensor::empty({c.tokens, kHeads, 512}, DType::kBF16, Device::kCUDA, "combine_out");
+        cuda::MlaSparseKernelParams p;
+        p.out = out.data<uint16_t>();
+        p.num_tokens = c.tokens, p.heads = kHeads, p.width = kTopk;
+        p.splits = c.splits, p.tiles_per_split = kTopk / 64 / c.splits;
+        p.part_o = d_o.data<float>(), p.part_ml = d_ml.data<float>();
+        report("sparse combine b=" + std::to_string(c.tokens) + " H=128 splits=" + std::to_string(c.splits),
+               time_per_call(be, [&] { cuda::launch_mla_sparse_combine(p, be.stream()); }),
+               static_cast<double>(o.nbytes() + ml.nbytes()), 0.0);
     }
 }
 
@@ -160,6 +190,7 @@ int run(int argc, char** argv) {
     auto owner = make_cuda_backend(Numerics::bf16(), 0);
     auto& be = static_cast<cuda::CudaBackend&>(*owner);
     bench_sparse(be, rng, quick);
+    bench_combine(be, rng);
     bench_absorb(be, rng, quick);
     bench_dense(be, rng, quick);
     return 0;

@@ -626,8 +626,7 @@ void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stre
     DSA_CHECK(p.splits > 1 && p.splits <= kMaxCombineSplits && p.part_o != nullptr && p.part_ml != nullptr &&
               rows <= 0x7fffffff)
         << "sparse MLA combine: " << p.splits << " splits (at most " << kMaxCombineSplits << ")";
-    host::launch_pdl(mla_sparse_combine_kernel, dim3(static_cast<unsigned>(rows)), dim3(kCombineThreads), 0, stream,
-                     p);
+    host::launch_pdl(mla_sparse_combine_kernel, dim3(static_cast<unsigned>(rows)), dim3(kCombineThreads), 0, stream, p);
 }
 
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms) {

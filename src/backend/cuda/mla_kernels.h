@@ -84,16 +84,10 @@ struct MlaSparseKernelParams {
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms);
 // Runs the sparse kernel; with splits > 1, part_o / part_ml must hold the partials (sizes above).
 void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t stream);
-// The same op on wgmma: same parameters, semantics, split-K partials and combine. kS1 (mla_sparse_wgmma.cu, the
-// default): two warpgroups per (token, 64-head group), warpgroup 0 computes S of a whole 64-key tile and the
-// softmax. kWs (mla_sparse_ws.cu): three warpgroups, a producer gathers the tiles while warpgroup 0 runs S, the
-// softmax and the left half of P V and warpgroup 1 the right half; the same arithmetic as kS1 (the same bits).
-// kWsCluster: kWs in clusters of the two head groups of a token (even group counts), each CTA gathering half of
-// every tile into both CTAs' shared memory; other head counts run kWs.
-// launch_mla_sparse_attention (mma.sync) stays the fallback.
-enum class WgmmaVariant { kS1, kWs, kWsCluster };
-void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream,
-                             WgmmaVariant variant = WgmmaVariant::kS1);
+// The same op on wgmma (mla_sparse_wgmma.cu, kernel "s1", the default): same parameters, semantics, split-K
+// partials and combine; two warpgroups per (token, 64-head group), warpgroup 0 computes S of a whole 64-key tile
+// and the softmax. launch_mla_sparse_attention (mma.sync) stays the fallback.
+void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream);
 // Merges split-K partials (p.splits > 1) into p.out; called by both sparse launchers.
 void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream);
 

@@ -45,18 +45,14 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
     return dw.dequant;
 }
 
-// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: one warpgroup computes S of a whole tile), 'ws' (the
-// warp-specialized kernel: a producer warpgroup gathers, two consumers compute), 'wsc' (ws in CTA pairs that share
-// the gather) or 'legacy' (the mma.sync kernel,
-// mla_attention.cu); read on every call (a host decision, so also fixed at CUDA-graph capture time).
-enum class SparseKernel { kS1, kWs, kWsCluster, kLegacy };
+// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: wgmma, one warpgroup computes S of a whole tile) or
+// 'legacy' (the mma.sync kernel, mla_attention.cu); read on every call (a host decision, so also fixed at
+// CUDA-graph capture time).
+enum class SparseKernel { kS1, kLegacy };
 SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "s1") == 0) return SparseKernel::kS1;
-    if (std::strcmp(v, "ws") == 0) return SparseKernel::kWs;
-    if (std::strcmp(v, "wsc") == 0) return SparseKernel::kWsCluster;
-    DSA_CHECK(std::strcmp(v, "legacy") == 0)
-        << "DSA_MLA_KERNEL must be 's1', 'ws', 'wsc' or 'legacy', not '" << v << "'";
+    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 's1' or 'legacy', not '" << v << "'";
     return SparseKernel::kLegacy;
 }
 
@@ -211,10 +207,7 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
     if (kernel == SparseKernel::kLegacy) {
         launch_mla_sparse_attention(k, stream_);
     } else {
-        launch_mla_sparse_wgmma(k, stream_,
-                                kernel == SparseKernel::kWs          ? WgmmaVariant::kWs
-                                : kernel == SparseKernel::kWsCluster ? WgmmaVariant::kWsCluster
-                                                                     : WgmmaVariant::kS1);
+        launch_mla_sparse_wgmma(k, stream_);
     }
     return out;
 }

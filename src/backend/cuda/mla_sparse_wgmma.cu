@@ -1,11 +1,10 @@
-// Sparse absorbed MLA attention on Hopper wgmma, kernel "s1" (the default; DSA_MLA_KERNEL=ws selects the
-// warp-specialized kernel of mla_sparse_ws.cu, =legacy the mma.sync one of mla_attention.cu). One CTA of two
+// Sparse absorbed MLA attention on Hopper wgmma, kernel "s1" (the default; DSA_MLA_KERNEL=legacy selects
+// the mma.sync one of mla_attention.cu). One CTA of two
 // warpgroups per (query token, 64-head group); the token's slot list is walked in tiles of 64 gathered latent rows,
 // double-buffered in shared memory in the 128-byte-swizzled wgmma layout. Warpgroup 0 computes S of the whole tile
 // (m64n64k16, Q and K from shared memory) and the softmax and hands the row rescale factors to warpgroup 1 through
 // shared memory; warpgroup c accumulates output columns 256c .. +256 (m64n256k16, P and V = the tile's first 512
-// columns read MN-major). Both warpgroups gather the tiles. Split-K partials as the mma.sync kernel. =wsc selects
-// the warp-specialized kernel in clusters of two CTAs.
+// columns read MN-major). Both warpgroups gather the tiles. Split-K partials as the mma.sync kernel.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mla_sparse_wgmma.cuh"
 #include "backend/cuda/pdl.cuh"
@@ -164,7 +163,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSpa
 
 }  // namespace
 
-void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream, WgmmaVariant variant) {
+void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream) {
     if (p.num_tokens == 0 || p.heads == 0) return;
     // The FP8 gather reads row 0 for masked entries, so an empty store goes to the mma.sync kernel.
     if (p.num_slots == 0) return launch_mla_sparse_attention(p, stream);
@@ -177,15 +176,11 @@ void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream
     DSA_CHECK(p.splits >= 1 && (p.splits == 1 || (p.part_o != nullptr && p.part_ml != nullptr &&
                                                   p.tiles_per_split * (p.splits - 1) < (p.width + kRows - 1) / kRows)))
         << "sparse MLA: bad split " << p.splits << " x " << p.tiles_per_split;
-    if (variant != WgmmaVariant::kS1) {
-        launch_mla_sparse_ws(p, stream, variant == WgmmaVariant::kWsCluster);
-    } else {
-        DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_s1_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            static_cast<int>(kSmemBytes)));
-        const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
-                        static_cast<unsigned>(p.splits));
-        host::launch_pdl(mla_sparse_wgmma_s1_kernel, grid, dim3(kThreads), kSmemBytes, stream, p);
-    }
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_s1_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(kSmemBytes)));
+    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
+                    static_cast<unsigned>(p.splits));
+    host::launch_pdl(mla_sparse_wgmma_s1_kernel, grid, dim3(kThreads), kSmemBytes, stream, p);
     if (p.splits > 1) launch_mla_sparse_combine(p, stream);
 }
 

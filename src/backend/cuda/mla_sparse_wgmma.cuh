@@ -1,7 +1,7 @@
-// Device pieces shared by the wgmma sparse MLA kernels (mla_sparse_wgmma.cu: s1, two warpgroups that gather and
-// compute; mla_sparse_ws.cu: ws, warp-specialized with a producer warpgroup): shared-memory layout (the
-// 128-byte-swizzled wgmma tiles), descriptors, the m64n64 S and m64n256 P V wgmma issues, slot reads, the
-// whole-tile softmax and the output / split-K epilogue. Included by those two .cu files only.
+// Device pieces of the wgmma sparse MLA kernel (mla_sparse_wgmma.cu: s1, two warpgroups that gather and compute):
+// shared-memory layout (the 128-byte-swizzled wgmma tiles), descriptors, the m64n64 S and m64n256 P V wgmma
+// issues, FP8 chunk dequantization, slot reads, the whole-tile softmax and the output / split-K epilogue.
+// Included by mla_sparse_wgmma.cu only.
 #pragma once
 
 #include <cuda_fp8.h>
@@ -30,7 +30,6 @@ struct WgSmem {
     float row_max[2][kHeads];
     float row_sum[2][kHeads];
     int32_t slot[2][kRows];
-    uint64_t bar[6];  // mbarriers of the warp-specialized kernel (mla_sparse_ws.cu)
 };
 constexpr size_t kSmemBytes = sizeof(WgSmem) + 1024;  // + slack to align the tiles to 1024 bytes
 static_assert(kSmemBytes <= 227 * 1024, "wgmma sparse MLA shared memory exceeds the sm_90 per-CTA limit");
@@ -252,9 +251,5 @@ __device__ __forceinline__ void finish_tile_walk(const MlaSparseKernelParams& p,
         write_output(p, sm, o, tok, h0, r0 + g, ch * 256 + 2 * t);
     }
 }
-
-// The warp-specialized kernel (mla_sparse_ws.cu) for the same parameters; launched by launch_mla_sparse_wgmma.
-// cluster: CTA pairs share the gather (even head-group counts; else the plain kernel).
-void launch_mla_sparse_ws(const MlaSparseKernelParams& p, cudaStream_t stream, bool cluster);
 
 }  // namespace dsa::backend::cuda::mla_wg
