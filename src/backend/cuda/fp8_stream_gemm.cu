@@ -705,6 +705,7 @@ Fp8StreamKernel fp8_stream_variant() {
         const char* e = std::getenv("DSA_FP8_STREAM_KERNEL");
         v = e != nullptr && std::strcmp(e, "ring") == 0    ? static_cast<int>(Fp8StreamKernel::kRing)
             : e != nullptr && std::strcmp(e, "wgmma") == 0 ? static_cast<int>(Fp8StreamKernel::kWgmma)
+            : e != nullptr && std::strcmp(e, "auto") == 0  ? static_cast<int>(Fp8StreamKernel::kAuto)
                                                            : static_cast<int>(Fp8StreamKernel::kStaged);
         g_variant.store(v, std::memory_order_relaxed);
     }
@@ -719,7 +720,11 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
     DSA_CHECK(max_tokens >= 1 && max_tokens <= kFp8StreamMaxRows)
         << "fp8 stream GEMM: " << max_tokens << " token rows (1.." << kFp8StreamMaxRows << ")";
     Fp8StreamPlan plan;
-    plan.kernel = fp8_stream_variant();
+    const Fp8StreamKernel variant = fp8_stream_variant();
+    const bool wide = groups == 1 && max_tokens >= kFp8StreamWgmmaMinRows;  // kAuto: dense and wide -> wgmma
+    plan.kernel = variant != Fp8StreamKernel::kAuto ? variant
+                  : wide                             ? Fp8StreamKernel::kWgmma
+                                                     : Fp8StreamKernel::kStaged;
     plan.tiles = (rows + kFp8StreamTileRows - 1) / kFp8StreamTileRows;
     plan.nt = max_tokens <= 8 ? 1 : max_tokens <= 16 ? 2 : max_tokens <= 32 ? 4 : 8;
     const int64_t nkb = k / kKBlock, sms = num_sms > 0 ? num_sms : 132;
@@ -741,6 +746,51 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
         plan.counters = groups * plan.tiles;
     }
     return plan;
+}
+
+namespace {
+
+std::atomic<int> g_multi_joint{-1};  // -1: not yet read from the environment
+
+// `plan` with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
+void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
+    plan.chunk = chunk;
+    plan.splits = (nkb + chunk - 1) / chunk;
+    plan.ws_floats = plan.splits > 1 ? plan.splits * plan.tiles * 32 * plan.nt * 4 : 0;
+    plan.counters = plan.splits > 1 ? plan.tiles : 0;
+}
+
+}  // namespace
+
+bool fp8_stream_multi_joint() {
+    int v = g_multi_joint.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* e = std::getenv("DSA_FP8_MULTI_PLAN");
+        v = e != nullptr && std::strcmp(e, "separate") == 0 ? 0 : 1;
+        g_multi_joint.store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+void set_fp8_stream_multi_joint(bool joint) { g_multi_joint.store(joint ? 1 : 0, std::memory_order_relaxed); }
+
+void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens, int num_sms) {
+    int64_t rowblocks = 0;  // 128-row CTAs per K split, over all problems
+    for (int i = 0; i < multi.count; ++i) {
+        Fp8StreamProblem& q = multi.prob[i];
+        q.plan = fp8_stream_plan(1, q.n, k, max_tokens, num_sms);  // a lone call's plan
+        rowblocks += (q.plan.tiles + kSWarps - 1) / kSWarps;
+    }
+    if (multi.count < 1 || multi.prob[0].plan.kernel == Fp8StreamKernel::kRing || !fp8_stream_multi_joint()) return;
+    const int64_t nkb = k / kKBlock, slots = 2 * (num_sms > 0 ? num_sms : 132);
+    const int64_t min_chunk = std::min<int64_t>(nkb, max_tokens > 16 ? 4 : 2);  // as fp8_stream_plan
+    int64_t best = nkb, best_cost = -1;
+    for (int64_t c = nkb; c >= min_chunk; --c) {  // from the largest chunk: ties keep the larger one
+        const int64_t ctas = rowblocks * ((nkb + c - 1) / c);
+        const int64_t cost = (ctas + slots - 1) / slots * c;  // waves x 128-blocks streamed per CTA
+        if (best_cost < 0 || cost < best_cost) best = c, best_cost = cost;
+    }
+    for (int i = 0; i < multi.count; ++i) set_chunk(multi.prob[i].plan, nkb, best);
 }
 
 void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream) {

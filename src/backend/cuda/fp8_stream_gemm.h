@@ -22,7 +22,11 @@ constexpr int64_t kFp8StreamTileRows = 16;  // weight rows per warp
 // the first version): one warp per 16 rows with a register ring, activations from global / L1. kWgmma
 // (DSA_FP8_STREAM_KERNEL=wgmma, experimental): the staged CTA and ring, but the 128-byte wgmma swizzle and each
 // warpgroup multiplying its 64 weight rows by all token rows with wgmma m64nNk32 e4m3 (N = 8 nt).
-enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3 };
+// kAuto (DSA_FP8_STREAM_KERNEL=auto): dense plans for >= kFp8StreamWgmmaMinRows token rows take kWgmma, every
+// other plan kStaged (a plan's kernel is never kAuto). Default: kStaged; making kAuto the default is the one-line
+// change in fp8_stream_variant() once the bench (cuda_kernels_bench --decode-linears) shows wgmma faster there.
+enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4 };
+constexpr int64_t kFp8StreamWgmmaMinRows = 32;
 Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
 void set_fp8_stream_variant(Fp8StreamKernel k); // later plans (tests and benches compare the two)
 
@@ -84,6 +88,15 @@ struct Fp8StreamMulti {
     Fp8StreamProblem prob[kFp8StreamMaxProblems];
     int count = 0;
 };
+// Plans for the problems of one multi launch (n of each set; all planned for max_tokens rows). Joint (default): one
+// K chunk for all, chosen so that the CTAs fill whole waves of 2 per SM (the fewest waves x blocks per CTA, ties to
+// the larger chunk): q_a + kv_a + wk at M = 1 take 252 CTAs of 4 blocks instead of 396 (1.5 waves). Outputs then
+// differ from separate linear() calls in split-K summation order only. Separate (set_fp8_stream_multi_joint(false)
+// or DSA_FP8_MULTI_PLAN=separate; always for the ring variant): each problem's lone plan, bit-identical to
+// separate calls.
+void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens, int num_sms);
+bool fp8_stream_multi_joint();
+void set_fp8_stream_multi_joint(bool joint);
 // x, x_scale, x_scale_ld, m and k come from `shared` (dense: no experts, no gate_up).
 void launch_fp8_stream_multi(const Fp8StreamParams& shared, Fp8StreamMulti multi, cudaStream_t stream);
 

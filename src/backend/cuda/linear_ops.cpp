@@ -14,7 +14,9 @@
 //  - else at most kFp8GemvMaxRows rows (1) with a bf16 output (act_quant off): the weight-streaming GEMV of the
 //    MoE decode path (moe_kernels.cu) with one group, x in f32.
 // linear_multi (several weights over one x): when every weight takes the streaming path, one act_quant and one
-// grouped launch with each weight's own plan (bit-identical to separate linear() calls); else linear() per weight.
+// grouped launch, planned jointly (one K chunk that fills whole waves; fp8_stream_multi_plan) or, with
+// DSA_FP8_MULTI_PLAN=separate, with each weight's own plan (bit-identical to separate linear() calls); else
+// linear() per weight.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -252,8 +254,10 @@ bool CudaBackend::fp8_stream_multi(const Tensor& x, std::span<const LinearWeight
         q.w = dws[i]->w.data<uint8_t>(), q.w_scale = dws[i]->scales.data<float>();
         q.out = ys.back().data<uint16_t>();
         q.n = n, q.scale_ld = dws[i]->scales.dim(1);
-        q.plan = fp8_stream_plan(1, n, k, m, num_sms_);  // what a lone fp8_stream plans: the same bits
-        ws_total += q.plan.ws_floats, counters_total += q.plan.counters;
+    }
+    fp8_stream_multi_plan(multi, k, m, num_sms_);  // one K chunk for all (whole waves), or each lone call's plan
+    for (int i = 0; i < multi.count; ++i) {
+        ws_total += multi.prob[i].plan.ws_floats, counters_total += multi.prob[i].plan.counters;
     }
     const auto [wsp, counters] = stream_workspace(ws_total, counters_total);
     int64_t ws_off = 0, counter_off = 0;  // disjoint ranges (float offsets stay multiples of 4: float4 partials)

@@ -8,9 +8,10 @@
 // (M <= 64, act_quant on) is checked at every decode shape (incl. o_proj 7168x16384 and partial 128-row blocks)
 // for M 1..64 at 3e-3 (exact products, FP32 sums per 128-block in another order, one bf16 rounding), bit-identical
 // across runs (deterministic split-K), and one perturbed weight block scale must miss that tolerance by far.
-// linear_multi (q_a + kv_a + indexer wk over one x, one grouped launch) equals separate linear() calls bit for bit
-// (CUDA, all three kernel variants, and the CPU default); a chain of PDL-launched ops replayed in a CUDA graph equals the
-// same ops run eagerly, bit for bit.
+// linear_multi (q_a + kv_a + indexer wk over one x, one grouped launch): with the separate plans it equals separate
+// linear() calls bit for bit (CUDA, all three kernel variants, and the CPU default); with the joint plan (default,
+// one K chunk filling whole waves) it matches the CPU at 3e-3 (staged, wgmma, auto variants); a chain of
+// PDL-launched ops replayed in a CUDA graph equals the same ops run eagerly, bit for bit.
 #include <cstring>
 #include <vector>
 
@@ -224,11 +225,13 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 }
 
 // q_a 1536x7168, kv_a 576x7168 and the indexer's wk 128x7168 over one x: one act_quant and one grouped streaming
-// launch whose outputs equal three linear() calls exactly (each weight keeps its own split-K plan). Twice in a row
-// (the kernel resets its tile counters), with UE8M0 and f32 scales, then the ring variant (a launch per weight) and
-// the wgmma variant (one launch).
+// launch whose outputs, with the separate plans (each weight keeps its own split-K plan), equal three linear() calls
+// exactly: the CTA -> problem map is right. Twice in a row (the kernel resets its tile counters), with UE8M0 and
+// f32 scales, then the ring variant (a launch per weight) and the wgmma variant (one launch).
 TEST_F(LinearTest, LinearMultiEqualsSeparateCalls) {
     const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    const bool joint = cuda::fp8_stream_multi_joint();
+    cuda::set_fp8_stream_multi_joint(false);
     using V = cuda::Fp8StreamKernel;
     for (const V variant : {V::kStaged, V::kRing, V::kWgmma}) {
         cuda::set_fp8_stream_variant(variant);
@@ -264,11 +267,91 @@ TEST_F(LinearTest, LinearMultiEqualsSeparateCalls) {
         }
     }
     cuda::set_fp8_stream_variant(initial);
+    cuda::set_fp8_stream_multi_joint(joint);
+}
+
+// The joint multi plan (the default): one K chunk for all problems that fills whole waves of 2 CTAs per SM. At the
+// V3.2 shapes on 132 SMs: 252 CTAs of 4 blocks (the separate plans: 396 CTAs, 1.5 waves). Host-only.
+TEST(Fp8StreamPlanTest, MultiJointFillsWholeWaves) {
+    const bool joint = cuda::fp8_stream_multi_joint();
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    cuda::set_fp8_stream_variant(cuda::Fp8StreamKernel::kStaged);
+    const auto plan_ctas = [](bool joint_plan, int64_t m, int64_t* chunk) {
+        cuda::set_fp8_stream_multi_joint(joint_plan);
+        cuda::Fp8StreamMulti multi;
+        multi.count = 3;
+        const int64_t rows[3] = {1536, 576, 128};
+        for (int i = 0; i < 3; ++i) multi.prob[i].n = rows[i];
+        cuda::fp8_stream_multi_plan(multi, 7168, m, 132);
+        int64_t ctas = 0;
+        for (int i = 0; i < 3; ++i) {
+            const cuda::Fp8StreamPlan& q = multi.prob[i].plan;
+            EXPECT_EQ(q.splits, (56 + q.chunk - 1) / q.chunk) << "problem " << i;
+            EXPECT_EQ(q.counters, q.splits > 1 ? q.tiles : 0) << "problem " << i;
+            EXPECT_EQ(q.ws_floats, q.splits > 1 ? q.splits * q.tiles * 32 * q.nt * 4 : 0) << "problem " << i;
+            if (joint_plan) {
+                EXPECT_EQ(q.chunk, multi.prob[0].plan.chunk) << "problem " << i;
+            }
+            ctas += (q.tiles + 7) / 8 * q.splits;
+        }
+        *chunk = multi.prob[0].plan.chunk;
+        return ctas;
+    };
+    int64_t chunk = 0;
+    for (int64_t m : {1, 8, 16, 64}) {
+        EXPECT_EQ(plan_ctas(true, m, &chunk), 252) << "M=" << m;
+        EXPECT_EQ(chunk, 4) << "M=" << m;
+    }
+    EXPECT_EQ(plan_ctas(false, 1, &chunk), 396);
+    cuda::set_fp8_stream_variant(initial);
+    cuda::set_fp8_stream_multi_joint(joint);
+}
+
+// The joint plan's launch (the default) against the CPU at every n-tile count, for the staged, wgmma and auto
+// variants, the same bits when repeated, and within the tolerance of separate calls' results.
+TEST_F(LinearTest, LinearMultiJointPlanVsCpu) {
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    const bool joint = cuda::fp8_stream_multi_joint();
+    cuda::set_fp8_stream_multi_joint(true);
+    using V = cuda::Fp8StreamKernel;
+    make(kActQuantUe8m0);
+    const LinearWeight ws[3] = {random_fp8_weight(1536, 7168, rng_), random_fp8_weight(576, 7168, rng_),
+                                random_fp8_weight(128, 7168, rng_)};
+    const std::vector<const LinearWeight*> ptrs = {&ws[0], &ws[1], &ws[2]};
+    Tensor x = random_act({64, 7168}, rng_, 2.0f);
+    Tensor refs[3];
+    for (int i = 0; i < 3; ++i) refs[i] = to_f32(cpu_->linear(x, ws[i], LinearOutput::kActivation));
+    for (const V variant : {V::kStaged, V::kWgmma, V::kAuto}) {
+        cuda::set_fp8_stream_variant(variant);
+        for (int64_t m : {1, 5, 16, 33, 64}) {
+            Tensor xd = up(first_rows(x, m));
+            const std::string what = std::string("linear_multi joint [") +
+                                     (variant == V::kWgmma ? "wgmma" : variant == V::kAuto ? "auto" : "staged") +
+                                     "] M=" + std::to_string(m);
+            std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
+            std::vector<Tensor> got = gpu_->linear_multi(xd, ptrs);
+            EXPECT_TRUE(cuda().last_linear_multi_fused()) << what;
+            ASSERT_EQ(got.size(), 3u) << what;
+            std::vector<Tensor> again = gpu_->linear_multi(xd, ptrs);
+            for (size_t i = 0; i < 3; ++i) {
+                const std::string wi = what + " weight " + std::to_string(i);
+                Tensor g = gpu_->to_host(got[i]);
+                EXPECT_TRUE(same_bits(g, gpu_->to_host(again[i]))) << wi << " repeated";
+                expect_close(wi, to_f32(g), first_rows(refs[i], m), kStreamTol);
+                Tensor single = gpu_->to_host(gpu_->linear(xd, ws[i], LinearOutput::kActivation));
+                expect_close(wi + " vs separate call", to_f32(g), to_f32(single), kStreamTol);
+            }
+        }
+    }
+    cuda::set_fp8_stream_variant(initial);
+    cuda::set_fp8_stream_multi_joint(joint);
 }
 
 // Weights the grouped launch cannot take (a BF16 one among them, or bf16 numerics) run as separate calls: the same
 // bits, and the backend reports it. The CPU default is linear() per weight, bit for bit.
 TEST_F(LinearTest, LinearMultiFallbackAndCpuDefault) {
+    const bool joint = cuda::fp8_stream_multi_joint();
+    cuda::set_fp8_stream_multi_joint(false);  // the fused case: separate plans, the bits of separate calls
     for (const Numerics& n : {kActQuantUe8m0, Numerics::bf16()}) {
         make(n);
         const LinearWeight ws[3] = {random_fp8_weight(576, 7168, rng_), random_bf16_weight(64, 7168, rng_),
@@ -291,6 +374,7 @@ TEST_F(LinearTest, LinearMultiFallbackAndCpuDefault) {
             }
         }
     }
+    cuda::set_fp8_stream_multi_joint(joint);
 }
 
 // The decode-path kernels are launched with PDL (every kernel may start before the previous one ends). A chain of
