@@ -8,8 +8,8 @@
 // alone: 40 launches rotating >= 8 weight copies (>= 160 MB) captured in a CUDA graph (no host launch cost), at
 // M = 1..64 on every decode shape (staged, ring and wgmma variants): us, TB/s of FP8 weight bytes, % of 4.8 TB/s.
 // Decode linears (also alone with --decode-linears): q_a + kv_a + indexer wk over one x as three linear() calls vs
-// one linear_multi, and a chain of 10 dependent FP8 linears (act_quant + GEMM each), all in CUDA graphs; run again
-// with DSA_PDL=0 to see what PDL buys.
+// one linear_multi, staged vs wgmma at M = 32 / 64 on the decode shapes (one line each), and a chain of 10
+// dependent FP8 linears (act_quant + GEMM each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys.
 // Usage: cuda_kernels_bench [--quick | --decode-linears]
 #include <algorithm>
 #include <cmath>
@@ -237,6 +237,50 @@ double backend_graph_seconds(cuda::CudaBackend& be, int reps, const std::functio
     return time_per_call(be, [&](int) { be.replay_graph(**graph); }) / reps;
 }
 
+// Staged vs wgmma stream kernels through linear() (act_quant + GEMM, CUDA graph, >= 8 rotated weight copies of
+// >= 160 MB) at M = 32 and 64 on the V3.2 decode shapes, and q_a + kv_a + wk through linear_multi, side by side:
+// the numbers that decide whether DSA_FP8_STREAM_KERNEL=auto (wgmma for dense M >= 32) becomes the default.
+void bench_wgmma_vs_staged(cuda::CudaBackend& be, std::mt19937& rng, const std::vector<LinearWeight> (&sets)[3]) {
+    using V = cuda::Fp8StreamKernel;
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    const auto both = [&](const std::string& name, double bytes, int reps, const std::function<void(int)>& body) {
+        double t[2];
+        for (int v = 0; v < 2; ++v) {
+            cuda::set_fp8_stream_variant(v == 0 ? V::kStaged : V::kWgmma);
+            t[v] = backend_graph_seconds(be, reps, body);
+        }
+        std::printf("%-44s staged %8.2f us %6.3f TB/s | wgmma %8.2f us %6.3f TB/s | wgmma/staged %.2f\n",
+                    name.c_str(), t[0] * 1e6, bytes / t[0] / 1e12, t[1] * 1e6, bytes / t[1] / 1e12, t[1] / t[0]);
+        std::fflush(stdout);
+    };
+    struct NK {
+        int64_t n, k;
+    };
+    // q_a, kv_a, q_b, o_proj, indexer wq_b, 7168x2048, 2048x7168 (shared expert down / gate-like).
+    const NK shapes[] = {{1536, 7168}, {576, 7168}, {24576, 1536}, {7168, 16384},
+                         {8192, 1536}, {7168, 2048}, {2048, 7168}};
+    for (const NK s : shapes) {
+        const int copies = static_cast<int>(std::clamp<int64_t>(160'000'000 / (s.n * s.k) + 1, kCopies, 40));
+        LinearWeight h = host_fp8_weight(s.n, s.k, rng);
+        std::vector<LinearWeight> ws;
+        for (int i = 0; i < copies; ++i) ws.push_back({be.to_device(h.weight), h.scale_inv});
+        for (int64_t m : {32, 64}) {
+            Tensor x = be.to_device(random_bf16({m, s.k}, rng, 1.0f));
+            both("linear M=" + std::to_string(m) + " N=" + std::to_string(s.n) + " K=" + std::to_string(s.k),
+                 static_cast<double>(s.n) * s.k, copies,
+                 [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
+        }
+    }
+    for (int64_t m : {32, 64}) {
+        Tensor x = be.to_device(random_bf16({m, 7168}, rng, 1.0f));
+        both("q_a+kv_a+wk linear_multi M=" + std::to_string(m), (1536.0 + 576 + 128) * 7168, kCopies, [&](int i) {
+            const LinearWeight* w[3] = {&sets[0][i], &sets[1][i], &sets[2][i]};
+            be.linear_multi(x, w, LinearOutput::kActivation);
+        });
+    }
+    cuda::set_fp8_stream_variant(initial);
+}
+
 // q_a 1536x7168 + kv_a 576x7168 + indexer wk 128x7168 (16.1 MB of FP8) over one x, 8 rotated weight sets; then
 // a chain of 10 dependent linears alternating 2048x7168 and 7168x2048 (10 distinct weights, 73 MB).
 void bench_decode_linears(cuda::CudaBackend& be, std::mt19937& rng) {
@@ -262,6 +306,7 @@ void bench_decode_linears(cuda::CudaBackend& be, std::mt19937& rng) {
                    (be.last_linear_multi_fused() ? " [one launch]" : " [separate]") + " (graph)",
                multi, bytes, 0, 0);
     }
+    bench_wgmma_vs_staged(be, rng, sets);
     std::vector<LinearWeight> chain;
     for (int i = 0; i < 10; ++i) {
         LinearWeight h = i % 2 == 0 ? host_fp8_weight(2048, 7168, rng) : host_fp8_weight(7168, 2048, rng);
