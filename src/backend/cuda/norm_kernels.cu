@@ -1,7 +1,8 @@
 // RMSNorm (plain and fused with the residual add) and LayerNorm: one block per row, FP32 statistics, one bf16
 // rounding per output, as in the CPU reference. The fused add writes the bf16-rounded residual and normalizes
-// that rounded value (the value the reference feeds the norm). Two passes over the row: the second re-reads
-// what this same thread read or wrote in the first (an L1/L2 hit at the model's row widths).
+// that rounded value (the value the reference feeds the norm). Rows of at most 8 (or 1) elements per thread (every
+// model width): one pass, the slice and the weights in registers. Wider rows: two passes, the second re-reads
+// what this same thread read or wrote in the first (an L1/L2 hit).
 // Decode-path kernels are launched with PDL (pdl.cuh): each lets the next kernel start, then waits first thing.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
@@ -11,6 +12,43 @@
 namespace dsa::backend::cuda {
 namespace {
 
+// Loads VEC f32 norm parameters at i (zeros past the row: never used).
+template <int VEC>
+__device__ __forceinline__ void load_param(const float* w, int64_t i, int64_t dim, float (&out)[VEC]) {
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) out[j] = i < dim ? w[i + j] : 0.0f;
+}
+
+// Rows of at most blockDim.x * VEC: each thread's slice stays in registers between the passes, and the weights
+// are loaded with the row (not after the reduction). The same arithmetic in the same order as the loop below.
+template <int VEC>
+__device__ __forceinline__ void rms_norm_row_in_registers(const RmsNormParams& p, uint16_t* r, const uint16_t* d,
+                                                          uint16_t* y) {
+    const int64_t i = threadIdx.x * VEC;
+    const bool mine = i < p.dim;
+    float v[VEC], w[VEC];
+    load_param<VEC>(p.weight, i, p.dim, w);
+    float ss = 0.0f;
+    if (mine) {
+        load_bf16<VEC>(r + i, v);
+        if (d != nullptr) {
+            float dv[VEC];
+            load_bf16<VEC>(d + i, dv);
+#pragma unroll
+            for (int j = 0; j < VEC; ++j) v[j] = round_bf16(v[j] + dv[j]);
+            store_bf16<VEC>(r + i, v);
+        }
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) ss += v[j] * v[j];
+    }
+    ss = block_sum(ss);
+    const float inv = 1.0f / sqrtf(ss / static_cast<float>(p.dim) + p.eps);
+    if (!mine) return;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) v[j] = w[j] * (v[j] * inv);
+    store_bf16<VEC>(y + i, v);
+}
+
 template <int VEC>
 __global__ void rms_norm_kernel(RmsNormParams p) {
     pdl_trigger();
@@ -19,6 +57,10 @@ __global__ void rms_norm_kernel(RmsNormParams p) {
     uint16_t* r = p.residual + row * p.dim;
     const uint16_t* d = p.delta ? p.delta + row * p.dim : nullptr;
     uint16_t* y = p.out + row * p.dim;
+    if (p.dim <= static_cast<int64_t>(blockDim.x) * VEC) {  // block-uniform
+        rms_norm_row_in_registers<VEC>(p, r, d, y);
+        return;
+    }
     float ss = 0.0f;
     for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
         float v[VEC];
@@ -44,6 +86,35 @@ __global__ void rms_norm_kernel(RmsNormParams p) {
     }
 }
 
+// LayerNorm of a row of at most blockDim.x * VEC held in registers (x, weight and bias loaded together); the
+// arithmetic and order of the loop version.
+template <int VEC>
+__device__ __forceinline__ void layer_norm_row_in_registers(const LayerNormParams& p, const uint16_t* x,
+                                                            uint16_t* y) {
+    const int64_t i = threadIdx.x * VEC;
+    const bool mine = i < p.dim;
+    float v[VEC], w[VEC], b[VEC];
+    load_param<VEC>(p.weight, i, p.dim, w);
+    load_param<VEC>(p.bias, i, p.dim, b);
+    float s = 0.0f;
+    if (mine) {
+        load_bf16<VEC>(x + i, v);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) s += v[j];
+    }
+    const float mean = block_sum(s) / static_cast<float>(p.dim);
+    float var = 0.0f;
+    if (mine) {
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) var += (v[j] - mean) * (v[j] - mean);
+    }
+    const float inv = 1.0f / sqrtf(block_sum(var) / static_cast<float>(p.dim) + p.eps);
+    if (!mine) return;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) v[j] = (v[j] - mean) * inv * w[j] + b[j];
+    store_bf16<VEC>(y + i, v);
+}
+
 template <int VEC>
 __global__ void layer_norm_kernel(LayerNormParams p) {
     pdl_trigger();
@@ -51,6 +122,10 @@ __global__ void layer_norm_kernel(LayerNormParams p) {
     const int64_t row = blockIdx.x;
     const uint16_t* x = p.x + row * p.dim;
     uint16_t* y = p.out + row * p.dim;
+    if (p.dim <= static_cast<int64_t>(blockDim.x) * VEC) {  // block-uniform
+        layer_norm_row_in_registers<VEC>(p, x, y);
+        return;
+    }
     float s = 0.0f;
     for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
         float v[VEC];

@@ -59,6 +59,24 @@ TEST_F(OpsTest, LayerNorm) {
     expect_close("layer_norm", down(gpu_->layer_norm(up(x), w, b, 1e-6f)), cpu_->layer_norm(x, w, b, 1e-6f), 2e-3);
 }
 
+// Both kernel forms: rows of at most 8 (vector) or 1 (scalar) elements per thread run in registers in one pass
+// (7168 at one row, 100, 128); wider rows (16384 vector, 1100 scalar) run the two-pass loop.
+TEST_F(OpsTest, NormsInRegistersAndLooped) {
+    for (int64_t dim : {16384, 1100, 7168, 100}) {
+        const int64_t rows = dim == 7168 ? 1 : 3;
+        const std::string d = " dim=" + std::to_string(dim);
+        Tensor x = random_act({rows, dim}, rng_, 3.0f), delta = random_act({rows, dim}, rng_);
+        Tensor w = uniform_f32({dim}, rng_, 0.5f, 1.5f), b = uniform_f32({dim}, rng_, -0.5f, 0.5f);
+        expect_close("rms_norm" + d, down(gpu_->rms_norm(up(x), w, 1e-6f)), cpu_->rms_norm(x, w, 1e-6f), 2e-3);
+        Tensor h_gpu = up(x), h_cpu = x.clone();
+        Tensor got = down(gpu_->add_rms_norm(h_gpu, up(delta), w, 1e-6f));
+        expect_close("add_rms_norm" + d, got, cpu_->add_rms_norm(h_cpu, delta, w, 1e-6f), 2e-3);
+        EXPECT_EQ(compare(down(h_gpu), h_cpu).max_abs, 0.0) << "add_rms_norm residual" << d;
+        expect_close("layer_norm" + d, down(gpu_->layer_norm(up(x), w, b, 1e-6f)), cpu_->layer_norm(x, w, b, 1e-6f),
+                     2e-3);
+    }
+}
+
 TEST_F(OpsTest, AddIsExact) {
     for (Shape s : {Shape{37, 7168}, Shape{3, 5}}) {
         Tensor a = random_act(s, rng_), b = random_act(s, rng_);
