@@ -83,8 +83,12 @@ __device__ __forceinline__ double exp_neg(double x, const double* t64) {
     if (!(x >= -40.0)) return 0.0;  // also -inf (masked ids)
     constexpr double kInvStep = 0x1.71547652b82fep+6;                        // 64 / ln 2
     constexpr double kStepHi = 0x1.62e42fee00000p-7, kStepLo = 0x1.a39ef35793c76p-39;  // ln 2 / 64, split
-    const double kd = rint(x * kInvStep);
-    const int k = static_cast<int>(kd);
+    // rint(x * kInvStep) and its int without the slow F2F / F2I conversions: |x * kInvStep| < 2^51, so adding
+    // 1.5 * 2^52 rounds it to the nearest integer (ties to even, as rint) and leaves that integer in the low word.
+    constexpr double kShifter = 0x1.8p52;
+    const double shifted = __dadd_rn(__dmul_rn(x, kInvStep), kShifter);
+    const int k = __double2loint(shifted);
+    const double kd = __dsub_rn(shifted, kShifter);
     double r = fma(-kd, kStepHi, x);
     r = fma(-kd, kStepLo, r);
     double poly = fma(r, 1.0 / 120.0, 1.0 / 24.0);
@@ -146,19 +150,41 @@ __device__ void tiles_clear(const Tiles& tl) {
     __syncthreads();
 }
 
+// A thread's running sum of its unedited ids' weights in the current tile. for_each_z's unedited loop steps by
+// kThreads and kTile is a multiple of it, so an iteration's ids all lie in one tile (block-uniform index): the
+// warp's sum is reduced and added once per tile (tiles_flush), not once per id.
+struct TileAcc {
+    int tile = -1;  // chunks are below 2^31 tiles
+    uint64_t sum = 0;
+};
+
+// Adds this warp's register sums to their tile; warp-collective (acc.tile is block-uniform).
+__device__ void tiles_flush(const Tiles& tl, TileAcc& acc) {
+    if (tl.sum == nullptr || acc.tile < 0) return;
+    uint64_t warp = acc.sum;
+    for (int off = 16; off > 0; off >>= 1) warp += __shfl_xor_sync(kFullMask, warp, off);
+    if ((threadIdx.x & 31) == 0 && warp != 0) add_u64_shared(&tl.sum[acc.tile], warp);
+    acc.tile = -1, acc.sum = 0;
+}
+
 // Adds weight f of this lane's id t (f = 0 on invalid lanes) to its tile; warp-collective (for_each_z callbacks).
-// The edit loop (`edited`, warp-uniform) adds per lane; else the warp's 32 ids are consecutive (one tile): a warp
-// sum and one add.
-__device__ void tiles_add(const Tiles& tl, const Chunk& c, bool edited, bool valid, int64_t t, uint64_t f) {
+// The edit loop (`edited`, warp-uniform) adds per lane; else f goes into the register sum, flushed when the
+// iteration's tile changes. The caller flushes once more after for_each_z, before its next block-wide barrier.
+__device__ void tiles_add(const Tiles& tl, TileAcc& acc, const Chunk& c, bool edited, bool valid, int64_t t,
+                          uint64_t f) {
     if (tl.sum == nullptr) return;
     if (edited) {
         if (valid && f != 0) add_u64_shared(&tl.sum[(t - c.begin) / kTile], f);
         return;
     }
-    uint64_t warp = f;
-    for (int off = 16; off > 0; off >>= 1) warp += __shfl_xor_sync(kFullMask, warp, off);
-    if ((threadIdx.x & 31) == 0 && warp != 0) add_u64_shared(&tl.sum[(t - c.begin) / kTile], warp);
+    const int k = static_cast<int>((t - c.begin) / kTile);  // the same for every lane of the iteration
+    if (k != acc.tile) {
+        tiles_flush(tl, acc);
+        acc.tile = k;
+    }
+    acc.sum += f;
 }
+static_assert(kTile % kThreads == 0, "an unedited iteration's ids lie in one tile");
 
 // Adds this warp's matching ids to the histogram. Default: the lanes of one bin found by a single match.any, the
 // group's leader adds its count, every lane its own mass (add_u64_shared). Round-1 path (legacy): a loop over the
@@ -341,13 +367,15 @@ __device__ int64_t find_tile(const Tiles& tl, uint64_t target, uint64_t& base) {
 }
 
 // The draw: the first kept id (increasing order) whose cumulative fixed-point weight exceeds u x the kept total.
-// Nothing cut and no min-p: the kept weights are the sum-exp pass's (row_stats' per-CTA totals and tile sums).
+// Nothing cut and no min-p, with `stats_tiles` (row_stats built the tile sums): the kept weights are the sum-exp
+// pass's (row_stats' per-CTA totals and tile sums).
 __device__ void draw(cg::cluster_group& cl, Exchange& xs, const Chunk& c, const RowStats& s, const Kept& kept,
-                     const Tiles& tl, SampleOutDesc& out) {
-    const bool all_kept = tl.sum != nullptr && kept.cut.all && kept.min_p <= 0.0;
+                     const Tiles& tl, bool stats_tiles, SampleOutDesc& out) {
+    const bool all_kept = stats_tiles && tl.sum != nullptr && kept.cut.all && kept.min_p <= 0.0;
     if (!all_kept) {
         tiles_clear(tl);
         uint64_t mine = 0;
+        TileAcc acc;
         for_each_z(c, [&](bool valid, int64_t t, double z, bool edited) {
             uint64_t f = 0;
             if (valid && kept.by_rank(t, key_fast(z, edited))) {
@@ -355,8 +383,9 @@ __device__ void draw(cg::cluster_group& cl, Exchange& xs, const Chunk& c, const 
                 if (kept.by_weight(w)) f = fixed_of(s, w);
             }
             mine += f;
-            tiles_add(tl, c, edited, valid, t, f);
+            tiles_add(tl, acc, c, edited, valid, t, f);
         });
+        tiles_flush(tl, acc);
         put_all(cl, xs.kept, block_reduce(mine, SumOp()));
         cl.sync();  // no remote access after this
     }  // else: row_stats' last cluster.sync was the last remote access
@@ -407,17 +436,19 @@ __device__ bool row_stats(cg::cluster_group& cl, Exchange& xs, Hist& h, const Ch
     double sum = 0.0;
     uint64_t fixed = 0;
     const int shift = level_shift(0);
+    TileAcc acc;
     for_each_z(c, [&](bool valid, int64_t t, double z, bool edited) {
         const double w = valid ? weight(c, s, z) : 0.0;
         const uint64_t f = fixed_of(s, w);
         sum += w, fixed += f;
-        tiles_add(tl, c, edited, valid, t, f);
+        tiles_add(tl, acc, c, edited, valid, t, f);
         if (fill) {
             const uint64_t key = valid ? key_fast(z, edited) : 0;
             hist_add(h, valid, static_cast<uint32_t>(key >> shift) & (kBins - 1), f, (key & 0xffffffffull) != 0,
                      s.legacy);
         }
     });
+    tiles_flush(tl, acc);
     put_all(cl, xs.sum, block_reduce(sum, SumOp()));
     put_all(cl, xs.fixed, block_reduce(fixed, SumOp()));
     cl.sync();
@@ -455,7 +486,10 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
     s.legacy = p.legacy != 0;
     s.exact_exp = p.legacy != 0 || p.exact_exp != 0;
     s.t64 = t64;
-    if (!row_stats(cl, xs, hist, c, by_k || by_p, p.mass_scale, tl, s)) {
+    // Tile sums in the sum-exp pass only for rows whose draw reuses them (no cut, no min-p); others build them in
+    // the draw's pass.
+    const bool stats_tiles = !(by_k || by_p || by_min_p);
+    if (!row_stats(cl, xs, hist, c, by_k || by_p, p.mass_scale, stats_tiles ? tl : Tiles{}, s)) {
         if (rank == 0 && threadIdx.x == 0) out = SampleOutDesc{0, 1, 0.0};
         return;
     }
@@ -470,7 +504,7 @@ __global__ void __cluster_dims__(kCluster, 1, 1)
         cut = select_cut(cl, hist, xs, c, s, Limits{k, mass}, true);
     }
     const Kept kept{cut, last_tie(cl, xs, c, cut), by_min_p ? r.min_p : 0.0};
-    draw(cl, xs, c, s, kept, tl, out);
+    draw(cl, xs, c, s, kept, tl, stats_tiles, out);
 }
 
 template <int kMinBlocks>
