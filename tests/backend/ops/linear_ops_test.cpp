@@ -443,5 +443,28 @@ TEST_F(LinearTest, DenseMlpSharedExpert) {
     expect_close("dense_mlp bf16 D=7168 F=2048 M=4", down(gpu_->dense_mlp(up(x), wb)), cpu_->dense_mlp(x, wb), 3e-3);
 }
 
+// The fused dense MLP (gate + up in one dense gate_up launch, then down) on the wgmma variant and on auto (wgmma
+// from 32 rows): what DSA_FP8_STREAM_KERNEL=auto as the default would run; then the variant is restored.
+TEST_F(LinearTest, DenseMlpWgmmaAndAutoVariants) {
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    using V = cuda::Fp8StreamKernel;
+    make(kActQuantUe8m0);
+    MlpWeights w{random_fp8_weight(2048, 7168, rng_), random_fp8_weight(2048, 7168, rng_),
+                 random_fp8_weight(7168, 2048, rng_)};
+    Tensor x = random_act({64, 7168}, rng_);
+    for (const V variant : {V::kWgmma, V::kAuto}) {
+        cuda::set_fp8_stream_variant(variant);
+        for (int64_t m : {1, 17, 32, 64}) {
+            const std::string what = std::string("dense_mlp fp8 [") + (variant == V::kWgmma ? "wgmma" : "auto") +
+                                     "] D=7168 F=2048 M=" + std::to_string(m);
+            std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
+            Tensor xm = first_rows(x, m);
+            expect_close(what, down(gpu_->dense_mlp(up(xm), w)), cpu_->dense_mlp(xm, w), 2e-2);
+            EXPECT_TRUE(cuda().last_mlp_fused()) << what;
+        }
+    }
+    cuda::set_fp8_stream_variant(initial);
+}
+
 }  // namespace
 }  // namespace dsa::backend::testing
