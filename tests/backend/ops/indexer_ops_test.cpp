@@ -51,10 +51,18 @@ IndexerKeyStore zero_store(IndexerKeyFormat f, int64_t pages) {
     return s;
 }
 
+// Bound of the wgmma kernel's max |score diff| / max sum of |terms| per row (RowStats::worst_term_rel): the H200
+// gave 5-9e-5 of max |score| on rows whose max |score| is about a third of their max sum of |terms| (~3e-5).
+constexpr double kWgmmaTermTol = 2e-4;
+
 struct RowStats {
     int64_t long_rows = 0;  // rows with more than index_topk visible keys
     int64_t eligible = 0;   // long rows whose threshold gap exceeds twice their max |score diff|
     double worst_rel = 0;   // max over rows of max |score diff| / max |score|
+    // max over rows of max |score diff| / the row's largest sum of |terms| (sum_h |w_h| ReLU(q_h . k) times the key
+    // scale): the error measure of a kernel whose products are summed in limited precision, which a row of few
+    // keys whose weighted ReLUs nearly cancel does not inflate (0 when not computed).
+    double worst_term_rel = 0;
 };
 
 class IndexerOpsTest : public CudaVsCpuTest {
@@ -164,14 +172,15 @@ TEST_F(IndexerOpsTest, KeyWriteIsByteExact) {
     }
 }
 
-
 // Per row: count/padding/slot checks, GPU order consistent with the GPU scores, and the selected set against
 // the CPU's where the threshold gap exceeds twice the row's max |score diff|.
+// terms (optional): the CPU's scores of the same rows with |w| (the sums of |terms|).
 RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, const Tensor& key_slots,
-                    const std::vector<int32_t>& request, const std::vector<int32_t>& limit, const char* name) {
+                    const std::vector<int32_t>& request, const std::vector<int32_t>& limit, const char* name,
+                    const IndexerTopkResult* terms = nullptr) {
     const int64_t rows = static_cast<int64_t>(limit.size()), max_len = key_slots.dim(1);
     int64_t eligible = 0, long_rows = 0;
-    double worst_rel = 0, recall_sum = 0, worst_mag = 0;
+    double worst_rel = 0, recall_sum = 0, worst_mag = 0, worst_term_rel = 0;
     int64_t worst_row = -1, worst_keys = 0;
     for (int64_t t = 0; t < rows; ++t) {
         const int32_t* gp = got.positions.data<int32_t>() + t * kTopk;
@@ -180,7 +189,7 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
         const float* gsc = got.scores.data<float>() + t * max_len;
         const float* csc = ref.scores.data<float>() + t * max_len;
         const int64_t n = limit[t] + 1, keep = std::min(kTopk, n);
-        double delta = 0, mag = 0;
+        double delta = 0, mag = 0, term_mag = 0;
         for (int64_t s = 0; s < max_len; ++s) {
             if (s >= n) {
                 EXPECT_TRUE(std::isinf(gsc[s]) && gsc[s] < 0) << name << " row " << t << " pos " << s;
@@ -189,8 +198,11 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
             EXPECT_TRUE(std::isfinite(gsc[s])) << name << " row " << t << " pos " << s;
             delta = std::max(delta, std::fabs(static_cast<double>(gsc[s]) - csc[s]));
             mag = std::max(mag, std::fabs(static_cast<double>(csc[s])));
+            if (terms != nullptr)
+                term_mag = std::max(term_mag, static_cast<double>(terms->scores.data<float>()[t * max_len + s]));
         }
         const double rel = mag > 0 ? delta / mag : delta;
+        if (terms != nullptr) worst_term_rel = std::max(worst_term_rel, term_mag > 0 ? delta / term_mag : delta);
         if (rel > worst_rel || worst_row < 0) {
             worst_rel = rel;
             worst_row = t;
@@ -233,8 +245,10 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
     std::cout << "[ metric ] indexer_topk " << name << " rows=" << rows << " long_rows=" << long_rows
               << " eligible_long_rows=" << eligible << " recall=" << (clear_rows ? recall_sum / clear_rows : 0)
               << " max_rel_score_diff=" << worst_rel << " (row " << worst_row << ": " << worst_keys
-              << " keys, max |score| " << worst_mag << ")\n";
-    return {long_rows, eligible, worst_rel};
+              << " keys, max |score| " << worst_mag << ")";
+    if (terms != nullptr) std::cout << " max_score_diff_over_terms=" << worst_term_rel;
+    std::cout << std::endl;
+    return {long_rows, eligible, worst_rel, worst_term_rel};
 }
 
 RowStats IndexerOpsTest::compare_backends(const char* name, bool device_index) {
@@ -242,6 +256,9 @@ RowStats IndexerOpsTest::compare_backends(const char* name, bool device_index) {
     Tensor q = random_act({tokens, heads_, kDim}, rng_);
     Tensor w = random_act({tokens, heads_}, rng_, 0.5f);
     const IndexerTopkResult ref = cpu_->indexer_topk(params(stores_.cpu, q, w, true));
+    Tensor w_abs = Tensor::empty(w.shape(), DType::kF32);
+    for (int64_t i = 0; i < w.numel(); ++i) w_abs.data<float>()[i] = std::fabs(w.data<float>()[i]);
+    const IndexerTopkResult terms = cpu_->indexer_topk(params(stores_.cpu, q, w_abs, true));
     IndexerTopkParams gp = params(stores_.gpu, up(q), w, true);
     if (device_index) {
         gp.key_slots = gpu_->to_device(gp.key_slots);
@@ -250,7 +267,7 @@ RowStats IndexerOpsTest::compare_backends(const char* name, bool device_index) {
     }
     const IndexerTopkResult dev = gpu_->indexer_topk(gp);
     const IndexerTopkResult got{gpu_->to_host(dev.positions), gpu_->to_host(dev.slots), gpu_->to_host(dev.scores)};
-    return check_rows(got, ref, key_slots_, request_, limit_, name);
+    return check_rows(got, ref, key_slots_, request_, limit_, name, &terms);
 }
 
 RowStats IndexerOpsTest::run_decode_batch(const char* name, bool device_index) {
@@ -327,15 +344,16 @@ TEST_F(IndexerOpsTest, DecodeBatch) {
 }
 
 // The opt-in wgmma logits kernel on DecodeBatch's first case (the same data: the fixture's generator starts from
-// its seed): the selection checks as everywhere; the score bound is what the H200 measured (1.65e-3 of a row's
-// largest score, the metric line names the row), not the 1e-4 of the mma.sync kernels.
+// its seed): the selection checks as everywhere; scores within kWgmmaTermTol of the row's largest sum of |terms|.
+// (On the H200 its max |diff| / max |score| was 1.65e-3 here, most likely row 64: one key whose 64 weighted ReLUs
+// cancel to 0.0042 out of a 0.98 sum of |terms|, a ratio 235 where a typical row's is ~3.)
 TEST_F(IndexerOpsTest, WgmmaDecodeBatch) {
     const Case c{"wgmma_ue8m0", fp8_numerics(true), "wgmma"};
     make_case(c);
     const RowStats st = run_decode_batch(c.name, true);
     EXPECT_GT(st.long_rows, 10);
     EXPECT_GE(st.eligible * 2, st.long_rows) << c.name << ": too few rows with a clear threshold gap";
-    EXPECT_LE(st.worst_rel, 5e-3) << c.name;
+    EXPECT_LE(st.worst_term_rel, kWgmmaTermTol) << c.name;
 }
 
 // key_slots padded to 32K positions (-1 past each request's length) while every limit is < 3000: the kernels
@@ -399,7 +417,13 @@ TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
                 const RowStats st = compare_backends(name.c_str(), true);
                 EXPECT_GT(st.long_rows, 10) << name;
                 EXPECT_GE(st.eligible * 2, st.long_rows) << name << ": too few rows with a clear threshold gap";
-                EXPECT_LE(st.worst_rel, 1e-4) << name;
+                // wgmma sums its e4m3 products in limited precision (measured 5-9e-5 of max |score| here, the
+                // mma.sync kernels < 4e-7): bounded against the sums of |terms| instead.
+                if (std::strcmp(kernel, "wgmma") == 0) {
+                    EXPECT_LE(st.worst_term_rel, kWgmmaTermTol) << name;
+                } else {
+                    EXPECT_LE(st.worst_rel, 1e-4) << name;
+                }
             }
         }
     }
