@@ -383,21 +383,38 @@ model::DecodeInputs device_decode_inputs(backend::Backend& be, const DecodeBatch
 
 // The N-layer step through forward_decode (inputs already on the device), eagerly and replayed from a CUDA
 // graph: the difference to `step` above is the host work of forward() (batch upload, op dispatch, launches).
-void time_graph(Runner& r, Models& m, const DecodeBatch& db, model::KvStores& kv, const StepTimes& t, int64_t b,
-                int64_t l) {
+// Median time of replaying the captured forward_decode of `model`; 0 with the reason in `why` if capture failed.
+double replay_seconds(Runner& r, model::DsaModel& model, const model::DecodeInputs& in, model::KvStores& kv,
+                      std::string& why) {
+    StatusOr<std::unique_ptr<backend::BackendGraph>> graph =
+        r.backend->capture_graph([&] { (void)model.forward_decode(in, kv); });
+    if (!graph.is_ok()) {
+        why = graph.status().message();
+        return 0;
+    }
+    return r.median_seconds([&] { r.backend->replay_graph(**graph); });
+}
+
+void time_graph(Runner& r, Models& m, const DecodeBatch& db, model::KvStores& kv, const StepTimes& t,
+                const MoeFloor& f, int64_t layers, int64_t b, int64_t l) {
     const model::DecodeInputs in = device_decode_inputs(*r.backend, db);
     const double eager = r.median_seconds([&] { (void)m.all.forward_decode(in, kv); });
-    StatusOr<std::unique_ptr<backend::BackendGraph>> graph =
-        r.backend->capture_graph([&] { (void)m.all.forward_decode(in, kv); });
-    double replay = 0;
-    if (graph.is_ok()) replay = r.median_seconds([&] { r.backend->replay_graph(**graph); });
+    std::string why;
+    const double replay = replay_seconds(r, m.all, in, kv, why);
     std::printf("B=%-4lld L=%-6lld decode step: forward %9.1f us | forward_decode %9.1f us | graph replay ",
                 static_cast<long long>(b), static_cast<long long>(l), t.all * 1e6, eager * 1e6);
-    if (graph.is_ok()) {
-        std::printf("%9.1f us (%.2fx faster than forward)\n", replay * 1e6, t.all / replay);
-    } else {
-        std::printf("n/a (%s)\n", graph.status().message().c_str());
+    if (replay == 0) {
+        std::printf("n/a (%s)\n", why.c_str());
+        return;
     }
+    std::printf("%9.1f us (%.2fx faster than forward)\n", replay * 1e6, t.all / replay);
+    if (layers < 2) return;
+    // The layer as the server runs it: (graph of N layers - graph of 1 layer) / (N - 1).
+    const double one = replay_seconds(r, m.one, in, kv, why);
+    if (one == 0) return;
+    const double layer = (replay - one) / static_cast<double>(layers - 1);
+    std::printf("B=%-4lld L=%-6lld MoE layer from graph replays %9.1f us | %5.2fx weights\n",
+                static_cast<long long>(b), static_cast<long long>(l), layer * 1e6, layer / (f.weights / kPeakBytes));
 }
 
 // One forward_decode step inside a profiler range (after one warm-up step outside it), for a kernel profiler
@@ -447,9 +464,10 @@ Status run_case(Runner& r, Models& m, const Args& a, int64_t b, int64_t l) {
     const StepTimes t = time_steps(r, m, *db, kv, a.layers);
     const KvBytes kvb = kv_read_bytes(m.config, n, l);
     const double kv_bytes = static_cast<double>(b) * (kvb.per_seq_mla + kvb.per_seq_index);
-    print_moe(b, l, t, moe_floor(m, distinct), kv_bytes);
+    const MoeFloor floor = moe_floor(m, distinct);
+    print_moe(b, l, t, floor, kv_bytes);
     if (m.dense != nullptr) time_dense(r, m, *db, kv, t, kv_bytes, b, l);
-    time_graph(r, m, *db, kv, t, b, l);
+    time_graph(r, m, *db, kv, t, floor, a.layers, b, l);
     std::fflush(stdout);
     return Status::ok();
 }
