@@ -408,7 +408,7 @@ __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(Indexer
 // three): f16 (default: mma.sync on the values widened to f16), e4m3 (mma.sync e4m3, each k-step from a zero
 // accumulator: Hopper's FP8 MMA keeps only ~13 mantissa bits of an accumulator it is given) or wgmma
 // (indexer_logits_wgmma.cu; opt-in: on the H200 its scores differ from the CPU's by 5-9e-5 of the row's largest
-// score (f16 / e4m3: < 4e-7) and by 1.65e-3 on one decode batch, not yet explained).
+// score (f16 / e4m3: < 4e-7), more on rows whose weighted ReLUs cancel: the FP8 MMA's limited-precision sums).
 enum class Fp8LogitsKernel { kWgmma, kF16, kE4m3 };
 Fp8LogitsKernel fp8_logits_kernel() {
     const char* v = std::getenv("DSA_INDEXER_LOGITS");
