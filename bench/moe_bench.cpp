@@ -1,11 +1,11 @@
 // One DeepSeek-V3.2 MoE layer on the CUDA backend (Numerics::deepseek_fp8): 256 FP8 routed experts (D 7168,
-// F 2048) + the shared expert, router E 256 / 8 groups / top-4 groups / top-8. At batch 1..128: route (fused
-// router and DSA_MOE_ROUTER=cublas), routed experts, shared expert (dense_mlp) and the whole layer, timed eagerly
-// and replayed from a CUDA graph (median of 5 runs of 20 calls, 8 rotated inputs so the active experts change);
-// at batch 1, 4, 16 also each stage of the routed path alone in a graph (router+route, group, act_quant, gate_up,
-// SwiGLU+quant, down, combine, shared, add), and the layer with the shared expert as one more group of the routed
-// launches (MoeParams::shared). Prints TB/s of the active experts' weight bytes (scales included,
-// each active expert once per call) and the ratio to reading them once at 4.8 TB/s. Usage: moe_bench
+// F 2048) + the shared expert, router E 256 / 8 groups / top-4 groups / top-8. At batch 1..128: route (the
+// default, DSA_MOE_ROUTER=fused up to its token limit, and DSA_MOE_ROUTER=cublas), routed experts, shared expert
+// (dense_mlp) and the whole layer, timed eagerly and replayed from a CUDA graph (median of 5 runs of 20 calls, 8
+// rotated inputs so the active experts change); at batch 1, 4, 16 also each stage of the routed path alone in a graph
+// (router+route, group, act_quant, gate_up, SwiGLU+quant, down, combine, shared, add), and the layer with the shared
+// expert as one more group of the routed launches (MoeParams::shared). Prints TB/s of the active experts' weight bytes
+// (scales included, each active expert once per call) and the ratio to reading them once at 4.8 TB/s. Usage: moe_bench
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -213,8 +213,13 @@ void bench_layer(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, in
     route(0);
     const bool fused = cuda::moe_router_launch_count() > fused_before;
     const std::string active = std::to_string(static_cast<int>(in.active_experts + 0.5));
-    print_row(tag + "route " + (fused ? "[fused]" : "[cublas]") + " eager", time_per_call(be, route), 0);
-    print_row(tag + "route " + (fused ? "[fused]" : "[cublas]") + " graph", graph_time(be, route), 0);
+    print_row(tag + "route default " + (fused ? "[fused]" : "[cublas]") + " eager", time_per_call(be, route), 0);
+    print_row(tag + "route default " + (fused ? "[fused]" : "[cublas]") + " graph", graph_time(be, route), 0);
+    if (batch <= cuda::kMoeRouterMaxTokens) {
+        RouterEnv env("fused");
+        print_row(tag + "route [fused] eager", time_per_call(be, route), 0);
+        print_row(tag + "route [fused] graph", graph_time(be, route), 0);
+    }
     {
         RouterEnv env("cublas");
         print_row(tag + "route [cublas] eager", time_per_call(be, route), 0);

@@ -28,8 +28,8 @@ __global__ void moe_route_kernel(MoeRouteParams p) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t t = static_cast<int64_t>(blockIdx.x) * kRouteWarps + warp;
     if (t >= p.tokens) return;  // no block-wide synchronization below
-    moe_route_detail::route_token(p, t, lane,
-                                  route_smem + warp * moe_route_detail::route_warp_floats(p.experts, p.groups));
+    moe_route_detail::route_token_any(p, t, lane,
+                                      route_smem + warp * moe_route_detail::route_warp_floats(p.experts, p.groups));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -305,6 +305,10 @@ void launch_moe_route(const MoeRouteParams& p, cudaStream_t stream) {
     const auto blocks = static_cast<unsigned>((p.tokens + kRouteWarps - 1) / kRouteWarps);
     host::launch_pdl(moe_route_kernel, dim3(blocks), dim3(kRouteWarps * 32), smem, stream, p);
     DSA_CUDA_CHECK_LAUNCH(moe_route_kernel);
+}
+
+bool moe_route_register_path(int64_t experts, int64_t groups, int64_t top_k) {
+    return moe_route_detail::route_fast_supported(experts, groups, top_k);
 }
 
 void launch_moe_group_pairs(const MoeGroupBuildParams& p, cudaStream_t stream) {

@@ -23,9 +23,12 @@ struct MoeRouteParams {
     int64_t tokens = 0, experts = 0, groups = 1, topk_groups = 1, top_k = 0;
     float scale = 1.0f;
     bool normalize = true;
+    bool force_generic = false;  // tests: the shared-memory selection even where the register one applies
 };
 constexpr int64_t kMoeRouteMaxExperts = 1024;
 void launch_moe_route(const MoeRouteParams& p, cudaStream_t stream);
+// Whether the selection runs in registers (256 experts, top_k <= 32, groups of whole lanes); else shared memory.
+bool moe_route_register_path(int64_t experts, int64_t groups, int64_t top_k);
 
 // ---- fused router GEMV + route (moe_router.cu) ----
 // logits[t, e] = sum_k x[t, k] * w[e, k] (bf16 inputs, FP32 sums) split over K: CTA (blk, s) has 16 warps, warp

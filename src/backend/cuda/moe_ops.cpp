@@ -1,7 +1,7 @@
-// MoE on the GPU. moe_route: at T <= 32 with a bf16 router weight one fused launch (moe_router.cu: split-K router
-// GEMV over all SMs, then the selection in the last CTA); else (or DSA_MOE_ROUTER=cublas) the router GEMM through
-// linear() (FP32 logits), then one warp per token does the sigmoid, group limit, top-k and weights
-// (moe_kernels.cu). moe_experts: all routed experts of the span are
+// MoE on the GPU. moe_route: the router GEMM through linear() (FP32 logits), then one warp per token does the
+// sigmoid, group limit, top-k and weights (moe_kernels.cu); DSA_MOE_ROUTER=fused (opt-in: measured slower on the
+// H200 in its first run) at T <= 32 with a bf16 router weight: one launch (moe_router.cu: split-K router GEMV
+// over all SMs, then the selection in the last CTA). moe_experts: all routed experts of the span are
 // uploaded once (device_weight) and listed in a cached device pointer table; the (token, slot) pairs are grouped
 // by expert. FP8 experts with act_quant at T <= 128: grouping on the device, then the tensor-core weight-streaming
 // GEMM (fp8_stream_gemm.cu) for gate_up (one launch over all groups), SwiGLU + act_quant of h, and down. Else the
@@ -82,10 +82,11 @@ bool shared_fusion_enabled() {
 
 std::atomic<int64_t> g_shared_fused{0};
 
-// DSA_MOE_ROUTER=cublas: the router GEMM on cuBLASLt + the route kernel (read at every call, for A/B and tests).
+// DSA_MOE_ROUTER=fused: the fused router GEMV + selection; unset or cublas: the router GEMM on cuBLASLt + the
+// route kernel, the faster path in the H200 run of both (read at every call, for A/B and tests).
 bool fused_router_enabled() {
     const char* v = std::getenv("DSA_MOE_ROUTER");
-    return v == nullptr || std::strcmp(v, "cublas") != 0;
+    return v != nullptr && std::strcmp(v, "fused") == 0;
 }
 
 // Whether w has a routed expert's shapes (gate/up [inter, dim], down [dim, inter]) and dtype.

@@ -1,7 +1,8 @@
 // The fused MoE router for decode batches (moe_kernels.h, MoeRouterParams): a split-K bf16 GEMV of the router
 // weight over all SMs (weights prefetched into registers before the programmatic-launch wait), a deterministic
 // last-CTA reduction per 16-row block into the FP32 logits, and the routing selection (moe_route.cuh) in the
-// last CTA to finish. One launch replaces the cuBLASLt router GEMM and the route kernel.
+// last CTA to finish. One launch replaces the cuBLASLt router GEMM and the route kernel (opt-in:
+// DSA_MOE_ROUTER=fused; it measured slower than those two on the H200).
 #include <atomic>
 #include <cstdint>
 
@@ -49,10 +50,10 @@ __device__ __forceinline__ bool last_to_arrive(int32_t* counter, int expected, i
 
 // The selection in the last CTA: a warp per token.
 __device__ __forceinline__ void route_tokens(const MoeRouteParams& r, int warp, int lane, float* scratch) {
-    for (int64_t t = warp; t < r.tokens; t += kWarps) moe_route_detail::route_token(r, t, lane, scratch);
+    for (int64_t t = warp; t < r.tokens; t += kWarps) moe_route_detail::route_token_any(r, t, lane, scratch);
 }
 
-// grid (experts / 16, splits), 512 threads (one CTA per SM: 125 registers, no spills); dynamic shared memory: the
+// grid (experts / 16, splits), 512 threads (one CTA per SM: 119 registers, no spills); dynamic shared memory: the
 // routing scratch of 16 warps.
 __global__ void __launch_bounds__(kThreads, 1) moe_router_kernel(MoeRouterParams p, int64_t chunk_vecs) {
     extern __shared__ float route_smem[];
