@@ -275,6 +275,8 @@ template <int NT, bool kF8>
 __global__ void __launch_bounds__(kLogitsThreads, kF8 ? 3 : 2) indexer_logits_fp8_kernel(IndexerLogitsParams p,
                                                                                           int m) {
     extern __shared__ __align__(16) uint8_t ring[];
+    pdl_wait();  // q8, wt, key_slots and the limits come from earlier kernels / copies
+    pdl_trigger();
     const int64_t t = blockIdx.x % p.num_tokens, first = blockIdx.x / p.num_tokens;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, tig = lane & 3;
     const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
@@ -432,9 +434,8 @@ void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
     const int64_t blocks_per_row = (p.max_len + kBlockKeys - 1) / kBlockKeys;
     int64_t m = resident / p.num_tokens;
     m = m < 1 ? 1 : (m > blocks_per_row ? blocks_per_row : m);
-    indexer_logits_fp8_kernel<NT, kF8>
-        <<<static_cast<unsigned>(p.num_tokens * m), kLogitsThreads, kLogitsSmem, stream>>>(p, static_cast<int>(m));
-    DSA_CUDA_CHECK_LAUNCH(indexer_logits_fp8_kernel);
+    host::launch_pdl(indexer_logits_fp8_kernel<NT, kF8>, dim3(static_cast<unsigned>(p.num_tokens * m)),
+                     dim3(kLogitsThreads), kLogitsSmem, stream, p, static_cast<int>(m));
 }
 
 template <int NT>
