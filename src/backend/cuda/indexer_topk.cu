@@ -103,7 +103,7 @@ __device__ void find_digit(TopkShared& sh, const uint32_t* hist, uint32_t need) 
     }
     if (lane == 31) sh.warp_sum[warp] = incl;
     __syncthreads();
-    for (int w = 0; w < warp; ++w) incl += sh.warp_sum[w];
+    incl += __reduce_add_sync(kFull, lane < warp ? sh.warp_sum[lane] : 0u);  // the warps before this one
     uint32_t cum = incl - sum;
     if (cum >= need || incl < need) return;
 #pragma unroll
