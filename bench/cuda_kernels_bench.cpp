@@ -8,8 +8,9 @@
 // alone: 40 launches rotating >= 8 weight copies (>= 160 MB) captured in a CUDA graph (no host launch cost), at
 // M = 1..64 on every decode shape (staged, ring and wgmma variants): us, TB/s of FP8 weight bytes, % of 4.8 TB/s.
 // Decode linears (also alone with --decode-linears): q_a + kv_a + indexer wk over one x as three linear() calls vs
-// one linear_multi, staged vs wgmma at M = 32 / 64 on the decode shapes (one line each), and a chain of 10
-// dependent FP8 linears (act_quant + GEMM each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys.
+// one linear_multi, staged vs wgmma at M = 32 / 64 and default vs balanced plans at M = 1 / 8 / 64 on the decode
+// shapes (one line each), and a chain of 10 dependent FP8 linears (act_quant + GEMM each), all in CUDA graphs; run
+// again with DSA_PDL=0 to see what PDL buys.
 // Usage: cuda_kernels_bench [--quick | --decode-linears]
 #include <algorithm>
 #include <cmath>
@@ -281,6 +282,45 @@ void bench_wgmma_vs_staged(cuda::CudaBackend& be, std::mt19937& rng, const std::
     cuda::set_fp8_stream_variant(initial);
 }
 
+// Default vs balanced dense plans (DSA_FP8_STREAM_PLAN=balanced: the K chunk with the least streaming on the busiest
+// SM) through linear() at M = 1, 8, 64 on the V3.2 decode shapes, one line each: the numbers that decide whether
+// balanced becomes the default.
+void bench_balanced_plan(cuda::CudaBackend& be, std::mt19937& rng) {
+    const bool initial = cuda::fp8_stream_balanced();
+    int sms = 0;
+    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    struct NK {
+        int64_t n, k;
+    };
+    const NK shapes[] = {{24576, 1536}, {7168, 16384}, {8192, 1536}, {1536, 7168}, {576, 7168}, {7168, 2048},
+                         {2048, 7168}};
+    for (const NK s : shapes) {
+        const int copies = static_cast<int>(std::clamp<int64_t>(160'000'000 / (s.n * s.k) + 1, kCopies, 40));
+        LinearWeight h = host_fp8_weight(s.n, s.k, rng);
+        std::vector<LinearWeight> ws;
+        for (int i = 0; i < copies; ++i) ws.push_back({be.to_device(h.weight), h.scale_inv});
+        for (int64_t m : {1, 8, 64}) {
+            Tensor x = be.to_device(random_bf16({m, s.k}, rng, 1.0f));
+            double t[2];
+            int64_t splits[2];
+            for (int v = 0; v < 2; ++v) {
+                cuda::set_fp8_stream_balanced(v == 1);
+                splits[v] = cuda::fp8_stream_plan(1, s.n, s.k, m, sms).splits;
+                t[v] = backend_graph_seconds(be, copies,
+                                             [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
+            }
+            const double bytes = static_cast<double>(s.n) * s.k;
+            std::printf("linear M=%-3lld N=%-6lld K=%-6lld default %8.2f us %6.3f TB/s (splits %lld) | balanced "
+                        "%8.2f us %6.3f TB/s (splits %lld) | balanced/default %.2f\n",
+                        static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k), t[0] * 1e6,
+                        bytes / t[0] / 1e12, static_cast<long long>(splits[0]), t[1] * 1e6, bytes / t[1] / 1e12,
+                        static_cast<long long>(splits[1]), t[1] / t[0]);
+            std::fflush(stdout);
+        }
+    }
+    cuda::set_fp8_stream_balanced(initial);
+}
+
 // q_a 1536x7168 + kv_a 576x7168 + indexer wk 128x7168 (16.1 MB of FP8) over one x, 8 rotated weight sets; then
 // a chain of 10 dependent linears alternating 2048x7168 and 7168x2048 (10 distinct weights, 73 MB).
 void bench_decode_linears(cuda::CudaBackend& be, std::mt19937& rng) {
@@ -307,6 +347,7 @@ void bench_decode_linears(cuda::CudaBackend& be, std::mt19937& rng) {
                multi, bytes, 0, 0);
     }
     bench_wgmma_vs_staged(be, rng, sets);
+    bench_balanced_plan(be, rng);
     std::vector<LinearWeight> chain;
     for (int i = 0; i < 10; ++i) {
         LinearWeight h = i % 2 == 0 ? host_fp8_weight(2048, 7168, rng) : host_fp8_weight(7168, 2048, rng);

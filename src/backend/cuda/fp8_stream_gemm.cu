@@ -714,6 +714,47 @@ Fp8StreamKernel fp8_stream_variant() {
 
 void set_fp8_stream_variant(Fp8StreamKernel k) { g_variant.store(static_cast<int>(k), std::memory_order_relaxed); }
 
+namespace {
+
+std::atomic<int> g_multi_joint{-1};  // -1: not yet read from the environment
+std::atomic<int> g_balanced{-1};     // -1: not yet read from the environment
+
+// `plan` (dense) with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
+void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
+    plan.chunk = chunk;
+    plan.splits = (nkb + chunk - 1) / chunk;
+    plan.ws_floats = plan.splits > 1 ? plan.splits * plan.tiles * 32 * plan.nt * 4 : 0;
+    plan.counters = plan.splits > 1 ? plan.tiles : 0;
+}
+
+// Balanced dense plan: the chunk with the least streaming on the busiest SM (CTAs spread evenly: ceil(CTAs / SMs)
+// of them per SM, each costing `chunk` 128-blocks + one for its start and reduction); ties keep the larger chunk.
+// q_b 24576x1536 at M = 1: 384 CTAs of 6 blocks instead of 192 CTAs of 12 (24 blocks on the SMs that get two).
+void balance_dense(Fp8StreamPlan& plan, int64_t nkb, int64_t min_chunk, int64_t sms) {
+    const int64_t rowblocks = (plan.tiles + kSWarps - 1) / kSWarps;
+    int64_t best = nkb, best_cost = -1;
+    for (int64_t c = nkb; c >= min_chunk; --c) {
+        const int64_t ctas = rowblocks * ((nkb + c - 1) / c);
+        const int64_t cost = (ctas + sms - 1) / sms * (c + 1);
+        if (best_cost < 0 || cost < best_cost) best = c, best_cost = cost;
+    }
+    set_chunk(plan, nkb, best);
+}
+
+}  // namespace
+
+bool fp8_stream_balanced() {
+    int v = g_balanced.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* e = std::getenv("DSA_FP8_STREAM_PLAN");
+        v = e != nullptr && std::strcmp(e, "balanced") == 0 ? 1 : 0;
+        g_balanced.store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+void set_fp8_stream_balanced(bool balanced) { g_balanced.store(balanced ? 1 : 0, std::memory_order_relaxed); }
+
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
     DSA_CHECK(groups >= 1 && rows >= 1 && k >= kKBlock && k % kKBlock == 0)
         << "fp8 stream GEMM: groups " << groups << ", N " << rows << ", K " << k << " (K a multiple of 128)";
@@ -745,22 +786,11 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
         plan.ws_floats = groups * plan.splits * plan.tiles * 32 * plan.nt * 4;
         plan.counters = groups * plan.tiles;
     }
+    if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_balanced()) {
+        balance_dense(plan, nkb, min_chunk, sms);
+    }
     return plan;
 }
-
-namespace {
-
-std::atomic<int> g_multi_joint{-1};  // -1: not yet read from the environment
-
-// `plan` with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
-void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
-    plan.chunk = chunk;
-    plan.splits = (nkb + chunk - 1) / chunk;
-    plan.ws_floats = plan.splits > 1 ? plan.splits * plan.tiles * 32 * plan.nt * 4 : 0;
-    plan.counters = plan.splits > 1 ? plan.tiles : 0;
-}
-
-}  // namespace
 
 bool fp8_stream_multi_joint() {
     int v = g_multi_joint.load(std::memory_order_relaxed);

@@ -44,6 +44,11 @@ struct Fp8StreamPlan {
 // streams a tile once per max_tokens rows).
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms,
                               bool bounded = true);
+// Experimental (off by default; DSA_FP8_STREAM_PLAN=balanced or the setter): dense staged / wgmma plans take the K
+// chunk with the fewest 128-blocks on the busiest SM (ceil(CTAs / SMs) x chunk) instead of at most one wave of
+// 2 CTAs per SM. Grouped plans and linear_multi's joint plans are unchanged.
+bool fp8_stream_balanced();
+void set_fp8_stream_balanced(bool balanced);
 
 struct Fp8StreamParams {
     // Dense: w, w_scale ([ceil(N/128), scale_ld] f32), tokens 0..m-1. Grouped (experts != nullptr): group a of
