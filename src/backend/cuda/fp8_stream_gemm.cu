@@ -705,8 +705,8 @@ Fp8StreamKernel fp8_stream_variant() {
         const char* e = std::getenv("DSA_FP8_STREAM_KERNEL");
         v = e != nullptr && std::strcmp(e, "ring") == 0    ? static_cast<int>(Fp8StreamKernel::kRing)
             : e != nullptr && std::strcmp(e, "wgmma") == 0 ? static_cast<int>(Fp8StreamKernel::kWgmma)
-            : e != nullptr && std::strcmp(e, "auto") == 0  ? static_cast<int>(Fp8StreamKernel::kAuto)
-                                                           : static_cast<int>(Fp8StreamKernel::kStaged);
+            : e != nullptr && std::strcmp(e, "staged") == 0 ? static_cast<int>(Fp8StreamKernel::kStaged)
+                                                            : static_cast<int>(Fp8StreamKernel::kAuto);
         g_variant.store(v, std::memory_order_relaxed);
     }
     return static_cast<Fp8StreamKernel>(v);
@@ -762,7 +762,9 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
         << "fp8 stream GEMM: " << max_tokens << " token rows (1.." << kFp8StreamMaxRows << ")";
     Fp8StreamPlan plan;
     const Fp8StreamKernel variant = fp8_stream_variant();
-    const bool wide = groups == 1 && max_tokens >= kFp8StreamWgmmaMinRows;  // kAuto: dense and wide -> wgmma
+    // kAuto: dense plans with 32 token rows, or 33..64 rows of a weight with many rows, take wgmma.
+    const bool wide = groups == 1 && max_tokens >= kFp8StreamWgmmaMinRows &&
+                      (max_tokens <= kFp8StreamWgmmaMinRows || rows >= kFp8StreamWgmmaMinWeightRows);
     plan.kernel = variant != Fp8StreamKernel::kAuto ? variant
                   : wide                             ? Fp8StreamKernel::kWgmma
                                                      : Fp8StreamKernel::kStaged;

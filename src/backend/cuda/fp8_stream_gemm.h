@@ -17,16 +17,18 @@ namespace dsa::backend::cuda {
 constexpr int64_t kFp8StreamMaxRows = 64;   // token rows per (group of a) launch
 constexpr int64_t kFp8StreamTileRows = 16;  // weight rows per warp
 
-// The kernel a plan is made for. kStaged (default): a CTA of 8 warps streams 128 weight rows through a cp.async
-// shared-memory ring that also holds the activation block, shared by all warps. kRing (DSA_FP8_STREAM_KERNEL=ring,
-// the first version): one warp per 16 rows with a register ring, activations from global / L1. kWgmma
-// (DSA_FP8_STREAM_KERNEL=wgmma, experimental): the staged CTA and ring, but the 128-byte wgmma swizzle and each
-// warpgroup multiplying its 64 weight rows by all token rows with wgmma m64nNk32 e4m3 (N = 8 nt).
-// kAuto (DSA_FP8_STREAM_KERNEL=auto): dense plans for >= kFp8StreamWgmmaMinRows token rows take kWgmma, every
-// other plan kStaged (a plan's kernel is never kAuto). Default: kStaged; making kAuto the default is the one-line
-// change in fp8_stream_variant() once the bench (cuda_kernels_bench --decode-linears) shows wgmma faster there.
+// The kernel a plan is made for. kStaged (DSA_FP8_STREAM_KERNEL=staged): a CTA of 8 warps streams 128 weight rows
+// through a cp.async shared-memory ring that also holds the activation block, shared by all warps. kRing
+// (DSA_FP8_STREAM_KERNEL=ring, the first version): one warp per 16 rows with a register ring, activations from
+// global / L1. kWgmma (DSA_FP8_STREAM_KERNEL=wgmma): the staged CTA and ring, but the 128-byte wgmma swizzle and
+// each warpgroup multiplying its 64 weight rows by all token rows with wgmma m64nNk32 e4m3 (N = 8 nt).
+// kAuto (default; DSA_FP8_STREAM_KERNEL=auto): kWgmma for dense plans with 32 token rows, or 33..64 token rows
+// and at least kFp8StreamWgmmaMinWeightRows weight rows, kStaged for every other plan (a plan's kernel is never
+// kAuto). From the H200 bench (cuda_kernels_bench --decode-linears): wgmma took 0.71-0.95x of staged's time at
+// M = 32 on every V3.2 shape and 0.53-0.99x at M = 64 for N >= 7168, but 1.13-1.26x at M = 64 for N <= 2048.
 enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4 };
 constexpr int64_t kFp8StreamWgmmaMinRows = 32;
+constexpr int64_t kFp8StreamWgmmaMinWeightRows = 4096;  // for 33..64 token rows
 Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
 void set_fp8_stream_variant(Fp8StreamKernel k); // later plans (tests and benches compare the two)
 
