@@ -16,6 +16,8 @@ namespace dsa::backend::cuda {
 
 constexpr int64_t kFp8StreamMaxRows = 64;   // token rows per (group of a) launch
 constexpr int64_t kFp8StreamTileRows = 16;  // weight rows per warp
+constexpr int64_t kFp8StreamKBlock = 128;    // K per weight-scale block (one ring stage)
+constexpr int64_t kFp8StreamCtaWarps = 8;    // warps per CTA of the staged and wgmma kernels (128 weight rows)
 
 // The kernel a plan is made for. kStaged (DSA_FP8_STREAM_KERNEL=staged): a CTA of 8 warps streams 128 weight rows
 // through a cp.async shared-memory ring that also holds the activation block, shared by all warps. kRing

@@ -1,0 +1,145 @@
+// Host side of the FP8 weight-streaming GEMM (fp8_stream_gemm.h): which kernel variant runs (DSA_FP8_STREAM_KERNEL),
+// the launch plans (row tiles, token tiles, split-K chunks and their workspace; the balanced and joint multi-weight
+// plans) and their environment switches. The kernels and launchers are in fp8_stream_gemm.cu.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/cuda/fp8_stream_gemm.h"
+#include "base/check.h"
+
+namespace dsa::backend::cuda {
+namespace {
+
+std::atomic<int> g_variant{0};  // 0: not yet read from the environment
+
+}  // namespace
+
+Fp8StreamKernel fp8_stream_variant() {
+    int v = g_variant.load(std::memory_order_relaxed);
+    if (v == 0) {
+        const char* e = std::getenv("DSA_FP8_STREAM_KERNEL");
+        v = e != nullptr && std::strcmp(e, "ring") == 0    ? static_cast<int>(Fp8StreamKernel::kRing)
+            : e != nullptr && std::strcmp(e, "wgmma") == 0 ? static_cast<int>(Fp8StreamKernel::kWgmma)
+            : e != nullptr && std::strcmp(e, "staged") == 0 ? static_cast<int>(Fp8StreamKernel::kStaged)
+                                                            : static_cast<int>(Fp8StreamKernel::kAuto);
+        g_variant.store(v, std::memory_order_relaxed);
+    }
+    return static_cast<Fp8StreamKernel>(v);
+}
+
+void set_fp8_stream_variant(Fp8StreamKernel k) { g_variant.store(static_cast<int>(k), std::memory_order_relaxed); }
+
+namespace {
+
+std::atomic<int> g_multi_joint{-1};  // -1: not yet read from the environment
+std::atomic<int> g_balanced{-1};     // -1: not yet read from the environment
+
+// `plan` (dense) with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
+void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
+    plan.chunk = chunk;
+    plan.splits = (nkb + chunk - 1) / chunk;
+    plan.ws_floats = plan.splits > 1 ? plan.splits * plan.tiles * 32 * plan.nt * 4 : 0;
+    plan.counters = plan.splits > 1 ? plan.tiles : 0;
+}
+
+// Balanced dense plan: the chunk with the least streaming on the busiest SM (CTAs spread evenly: ceil(CTAs / SMs)
+// of them per SM, each costing `chunk` 128-blocks + one for its start and reduction); ties keep the larger chunk.
+// q_b 24576x1536 at M = 1: 384 CTAs of 6 blocks instead of 192 CTAs of 12 (24 blocks on the SMs that get two).
+void balance_dense(Fp8StreamPlan& plan, int64_t nkb, int64_t min_chunk, int64_t sms) {
+    const int64_t rowblocks = (plan.tiles + kFp8StreamCtaWarps - 1) / kFp8StreamCtaWarps;
+    int64_t best = nkb, best_cost = -1;
+    for (int64_t c = nkb; c >= min_chunk; --c) {
+        const int64_t ctas = rowblocks * ((nkb + c - 1) / c);
+        const int64_t cost = (ctas + sms - 1) / sms * (c + 1);
+        if (best_cost < 0 || cost < best_cost) best = c, best_cost = cost;
+    }
+    set_chunk(plan, nkb, best);
+}
+
+}  // namespace
+
+bool fp8_stream_balanced() {
+    int v = g_balanced.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* e = std::getenv("DSA_FP8_STREAM_PLAN");
+        v = e != nullptr && std::strcmp(e, "balanced") == 0 ? 1 : 0;
+        g_balanced.store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+void set_fp8_stream_balanced(bool balanced) { g_balanced.store(balanced ? 1 : 0, std::memory_order_relaxed); }
+
+Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
+    DSA_CHECK(groups >= 1 && rows >= 1 && k >= kFp8StreamKBlock && k % kFp8StreamKBlock == 0)
+        << "fp8 stream GEMM: groups " << groups << ", N " << rows << ", K " << k << " (K a multiple of 128)";
+    DSA_CHECK(max_tokens >= 1 && max_tokens <= kFp8StreamMaxRows)
+        << "fp8 stream GEMM: " << max_tokens << " token rows (1.." << kFp8StreamMaxRows << ")";
+    Fp8StreamPlan plan;
+    const Fp8StreamKernel variant = fp8_stream_variant();
+    // kAuto: dense plans with 32 token rows, or 33..64 rows of a weight with many rows, take wgmma.
+    const bool wide = groups == 1 && max_tokens >= kFp8StreamWgmmaMinRows &&
+                      (max_tokens <= kFp8StreamWgmmaMinRows || rows >= kFp8StreamWgmmaMinWeightRows);
+    plan.kernel = variant != Fp8StreamKernel::kAuto ? variant
+                  : wide                             ? Fp8StreamKernel::kWgmma
+                                                     : Fp8StreamKernel::kStaged;
+    plan.tiles = (rows + kFp8StreamTileRows - 1) / kFp8StreamTileRows;
+    plan.nt = max_tokens <= 8 ? 1 : max_tokens <= 16 ? 2 : max_tokens <= 32 ? 4 : 8;
+    const int64_t nkb = k / kFp8StreamKBlock, sms = num_sms > 0 ? num_sms : 132;
+    int64_t splits = 1;
+    if (plan.kernel == Fp8StreamKernel::kRing) {
+        const int64_t warps = groups * plan.tiles, target = sms * 16;  // ~16 warps per SM
+        splits = (target + warps / 2) / warps;
+    } else {
+        const int64_t ctas = groups * ((plan.tiles + kFp8StreamCtaWarps - 1) / kFp8StreamCtaWarps);  // 2 CTAs of 8 warps per SM
+        splits = 2 * sms / ctas;
+    }
+    splits = !bounded || splits < 1 ? 1 : splits > nkb ? nkb : splits;
+    // Each split's fp32 partial (tokens x 16) must stay small next to its weight bytes (16 x 128 per block).
+    const int64_t min_chunk = std::min<int64_t>(nkb, max_tokens > 16 ? 4 : 2);
+    plan.chunk = std::max<int64_t>((nkb + splits - 1) / splits, splits > 1 ? min_chunk : 1);
+    plan.splits = (nkb + plan.chunk - 1) / plan.chunk;
+    if (plan.splits > 1) {
+        plan.ws_floats = groups * plan.splits * plan.tiles * 32 * plan.nt * 4;
+        plan.counters = groups * plan.tiles;
+    }
+    if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_balanced()) {
+        balance_dense(plan, nkb, min_chunk, sms);
+    }
+    return plan;
+}
+
+bool fp8_stream_multi_joint() {
+    int v = g_multi_joint.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* e = std::getenv("DSA_FP8_MULTI_PLAN");
+        v = e != nullptr && std::strcmp(e, "separate") == 0 ? 0 : 1;
+        g_multi_joint.store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+void set_fp8_stream_multi_joint(bool joint) { g_multi_joint.store(joint ? 1 : 0, std::memory_order_relaxed); }
+
+void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens, int num_sms) {
+    int64_t rowblocks = 0;  // 128-row CTAs per K split, over all problems
+    for (int i = 0; i < multi.count; ++i) {
+        Fp8StreamProblem& q = multi.prob[i];
+        q.plan = fp8_stream_plan(1, q.n, k, max_tokens, num_sms);  // a lone call's plan
+        rowblocks += (q.plan.tiles + kFp8StreamCtaWarps - 1) / kFp8StreamCtaWarps;
+    }
+    if (multi.count < 1 || multi.prob[0].plan.kernel == Fp8StreamKernel::kRing || !fp8_stream_multi_joint()) return;
+    const int64_t nkb = k / kFp8StreamKBlock, slots = 2 * (num_sms > 0 ? num_sms : 132);
+    const int64_t min_chunk = std::min<int64_t>(nkb, max_tokens > 16 ? 4 : 2);  // as fp8_stream_plan
+    int64_t best = nkb, best_cost = -1;
+    for (int64_t c = nkb; c >= min_chunk; --c) {  // from the largest chunk: ties keep the larger one
+        const int64_t ctas = rowblocks * ((nkb + c - 1) / c);
+        const int64_t cost = (ctas + slots - 1) / slots * c;  // waves x 128-blocks streamed per CTA
+        if (best_cost < 0 || cost < best_cost) best = c, best_cost = cost;
+    }
+    for (int i = 0; i < multi.count; ++i) set_chunk(multi.prob[i].plan, nkb, best);
+}
+
+}  // namespace dsa::backend::cuda
