@@ -44,31 +44,42 @@ void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
     plan.counters = plan.splits > 1 ? plan.tiles : 0;
 }
 
+// 128-row CTAs per K split of `plan` (the staged and wgmma kernels).
+int64_t row_ctas(const Fp8StreamPlan& plan) { return (plan.tiles + kFp8StreamCtaWarps - 1) / kFp8StreamCtaWarps; }
+
+// The K chunk (in 128-blocks, nkb down to min_chunk; ties keep the larger) whose CTAs cost least: ceil(CTAs /
+// slots) rounds, each streaming `chunk + per_cta_extra` blocks, for `rowblocks` CTAs per K split.
+int64_t cheapest_chunk(int64_t nkb, int64_t min_chunk, int64_t rowblocks, int64_t slots, int64_t per_cta_extra) {
+    int64_t best = nkb, best_cost = -1;
+    for (int64_t c = nkb; c >= min_chunk; --c) {
+        const int64_t ctas = rowblocks * ((nkb + c - 1) / c);
+        const int64_t cost = (ctas + slots - 1) / slots * (c + per_cta_extra);
+        if (best_cost < 0 || cost < best_cost) best = c, best_cost = cost;
+    }
+    return best;
+}
+
 // Balanced dense plan: the chunk with the least streaming on the busiest SM (CTAs spread evenly: ceil(CTAs / SMs)
 // of them per SM, each costing `chunk` 128-blocks + one for its start and reduction); ties keep the larger chunk.
 // q_b 24576x1536 at M = 1: 384 CTAs of 6 blocks instead of 192 CTAs of 12 (24 blocks on the SMs that get two).
 void balance_dense(Fp8StreamPlan& plan, int64_t nkb, int64_t min_chunk, int64_t sms) {
-    const int64_t rowblocks = (plan.tiles + kFp8StreamCtaWarps - 1) / kFp8StreamCtaWarps;
-    int64_t best = nkb, best_cost = -1;
-    for (int64_t c = nkb; c >= min_chunk; --c) {
-        const int64_t ctas = rowblocks * ((nkb + c - 1) / c);
-        const int64_t cost = (ctas + sms - 1) / sms * (c + 1);
-        if (best_cost < 0 || cost < best_cost) best = c, best_cost = cost;
+    set_chunk(plan, nkb, cheapest_chunk(nkb, min_chunk, row_ctas(plan), sms, 1));
+}
+
+// A switch read once from the environment (`cache` < 0: not read yet): `on_value` when it equals `match`.
+bool env_switch(std::atomic<int>& cache, const char* name, const char* match, bool on_value) {
+    int v = cache.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* e = std::getenv(name);
+        v = (e != nullptr && std::strcmp(e, match) == 0) == on_value ? 1 : 0;
+        cache.store(v, std::memory_order_relaxed);
     }
-    set_chunk(plan, nkb, best);
+    return v == 1;
 }
 
 }  // namespace
 
-bool fp8_stream_balanced() {
-    int v = g_balanced.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char* e = std::getenv("DSA_FP8_STREAM_PLAN");
-        v = e != nullptr && std::strcmp(e, "balanced") == 0 ? 1 : 0;
-        g_balanced.store(v, std::memory_order_relaxed);
-    }
-    return v == 1;
-}
+bool fp8_stream_balanced() { return env_switch(g_balanced, "DSA_FP8_STREAM_PLAN", "balanced", true); }
 
 void set_fp8_stream_balanced(bool balanced) { g_balanced.store(balanced ? 1 : 0, std::memory_order_relaxed); }
 
@@ -93,8 +104,7 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
         const int64_t warps = groups * plan.tiles, target = sms * 16;  // ~16 warps per SM
         splits = (target + warps / 2) / warps;
     } else {
-        const int64_t ctas = groups * ((plan.tiles + kFp8StreamCtaWarps - 1) / kFp8StreamCtaWarps);  // 2 CTAs of 8 warps per SM
-        splits = 2 * sms / ctas;
+        splits = 2 * sms / (groups * row_ctas(plan));  // 2 CTAs of 8 warps per SM
     }
     splits = !bounded || splits < 1 ? 1 : splits > nkb ? nkb : splits;
     // Each split's fp32 partial (tokens x 16) must stay small next to its weight bytes (16 x 128 per block).
@@ -111,15 +121,7 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
     return plan;
 }
 
-bool fp8_stream_multi_joint() {
-    int v = g_multi_joint.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char* e = std::getenv("DSA_FP8_MULTI_PLAN");
-        v = e != nullptr && std::strcmp(e, "separate") == 0 ? 0 : 1;
-        g_multi_joint.store(v, std::memory_order_relaxed);
-    }
-    return v == 1;
-}
+bool fp8_stream_multi_joint() { return env_switch(g_multi_joint, "DSA_FP8_MULTI_PLAN", "separate", false); }
 
 void set_fp8_stream_multi_joint(bool joint) { g_multi_joint.store(joint ? 1 : 0, std::memory_order_relaxed); }
 
@@ -128,17 +130,12 @@ void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens,
     for (int i = 0; i < multi.count; ++i) {
         Fp8StreamProblem& q = multi.prob[i];
         q.plan = fp8_stream_plan(1, q.n, k, max_tokens, num_sms);  // a lone call's plan
-        rowblocks += (q.plan.tiles + kFp8StreamCtaWarps - 1) / kFp8StreamCtaWarps;
+        rowblocks += row_ctas(q.plan);
     }
     if (multi.count < 1 || multi.prob[0].plan.kernel == Fp8StreamKernel::kRing || !fp8_stream_multi_joint()) return;
     const int64_t nkb = k / kFp8StreamKBlock, slots = 2 * (num_sms > 0 ? num_sms : 132);
     const int64_t min_chunk = std::min<int64_t>(nkb, max_tokens > 16 ? 4 : 2);  // as fp8_stream_plan
-    int64_t best = nkb, best_cost = -1;
-    for (int64_t c = nkb; c >= min_chunk; --c) {  // from the largest chunk: ties keep the larger one
-        const int64_t ctas = rowblocks * ((nkb + c - 1) / c);
-        const int64_t cost = (ctas + slots - 1) / slots * c;  // waves x 128-blocks streamed per CTA
-        if (best_cost < 0 || cost < best_cost) best = c, best_cost = cost;
-    }
+    const int64_t best = cheapest_chunk(nkb, min_chunk, rowblocks, slots, 0);  // waves x blocks streamed per CTA
     for (int i = 0; i < multi.count; ++i) set_chunk(multi.prob[i].plan, nkb, best);
 }
 
