@@ -15,6 +15,7 @@
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/mma_util.cuh"
 #include "backend/cuda/pdl.cuh"
+#include "backend/cuda/wgmma_util.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
@@ -410,51 +411,6 @@ __device__ __forceinline__ void staged_mma(float (&acc)[NT][4], uint32_t stage, 
     }
 }
 
-// ---- wgmma pieces of the WG variant. Descriptor of a K-major operand in 128-byte-swizzled rows: start address,
-// leading byte offset 16 (unused by this swizzle), stride 1024 bytes between 8-row atoms, layout type 1 (128 B).
-__device__ __forceinline__ uint64_t sw128_kmajor_desc(uint32_t saddr) {
-    return static_cast<uint64_t>((saddr & 0x3FFFFu) >> 4) | (static_cast<uint64_t>(16 >> 4) << 16) |
-           (static_cast<uint64_t>(1024 >> 4) << 32) | (1ull << 62);
-}
-// cp.async writes (generic proxy) made visible to wgmma operand reads (async proxy).
-__device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
-// D(64 x 8 NT) (+)= A(64 x 32 e4m3, K-major) B(32 x 8 NT e4m3, K-major); scale_d = 0 overwrites D.
-template <int NT>
-__device__ __forceinline__ void wgmma_e4m3(float* d, uint64_t a, uint64_t b, int scale_d);
-template <>
-__device__ __forceinline__ void wgmma_e4m3<1>(float* d, uint64_t a, uint64_t b, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "l"(a), "l"(b), "r"(scale_d));
-}
-template <>
-__device__ __forceinline__ void wgmma_e4m3<2>(float* d, uint64_t a, uint64_t b, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-        : "l"(a), "l"(b), "r"(scale_d));
-}
-template <>
-__device__ __forceinline__ void wgmma_e4m3<4>(float* d, uint64_t a, uint64_t b, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-        : "l"(a), "l"(b), "r"(scale_d));
-}
-template <>
-__device__ __forceinline__ void wgmma_e4m3<8>(float* d, uint64_t a, uint64_t b, int scale_d) {
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1;\n}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-        : "l"(a), "l"(b), "r"(scale_d));
-}
-
 // One staged 128-K block on tensor cores, warpgroup-wide: warpgroup w/4 multiplies weight rows 64 (w/4) .. + 63 by
 // the token block in four k32 steps (+32 bytes inside the swizzled rows), then each warp scales its 16 rows. The
 // fragment of warp w (rows 16 (w % 4) + g, + 8 of the warpgroup; columns 8 nt + 2t, + 1) is mma.sync's per n-tile,
@@ -467,15 +423,14 @@ __device__ __forceinline__ void wg_block_mma(float (&acc)[NT][4], uint32_t stage
     float d[NT * 4];
 #pragma unroll
     for (int i = 0; i < NT * 4; ++i) d[i] = 0.0f;
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+    wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-        wgmma_e4m3<NT>(d, sw128_kmajor_desc(a + 32 * kk), sw128_kmajor_desc(b + 32 * kk), kk > 0 ? 1 : 0);
+        wgmma_e4m3<8 * NT>(d, sw128_kmajor_desc(a + 32 * kk), sw128_kmajor_desc(b + 32 * kk), kk > 0 ? 1 : 0);
     }
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-#pragma unroll
-    for (int i = 0; i < NT * 4; ++i) asm volatile("" : "+f"(d[i])::"memory");  // no reads before the wait
+    wgmma_commit();
+    wgmma_wait_all();
+    fence_regs<NT * 4>(d);  // no reads before the wait
     if (!has_tile) return;
     const int t = lane & 3;
 #pragma unroll
@@ -554,7 +509,7 @@ __device__ __forceinline__ void staged_body(const Fp8StreamParams& p, const Fp8S
         for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
         for (int i = 0; i < nblk; ++i) {
             cp_async_wait<S::kStages - 2>();  // block i has landed (this thread's copies) ...
-            if constexpr (WG) fence_proxy_async_smem();  // ... and is visible to wgmma (the async proxy) ...
+            if constexpr (WG) fence_async_smem();  // ... and is visible to wgmma (the async proxy) ...
             __syncthreads();                  // ... everyone's, and block i - 1's slot is free
             const int next = i + S::kStages - 1;
             if (next < nblk) {

@@ -12,6 +12,7 @@
 #include "backend/cuda/indexer_logits_common.cuh"
 #include "backend/cuda/mma_util.cuh"
 #include "backend/cuda/pdl.cuh"
+#include "backend/cuda/wgmma_util.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
@@ -29,62 +30,6 @@ struct WgConfig {
     static constexpr int kQBytes = (N * kDim + 1023) / 1024 * 1024;  // B tile, 1024-byte aligned stages after it
     static constexpr int kSmem = kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) + 1024;  // + alignment slack
 };
-
-// wgmma shared-memory descriptor, 128-byte swizzle, K-major: start address, leading offset 16 (unused), 8-row
-// groups 1024 bytes apart; tiles start 1024-byte aligned, a k-step adds 32 bytes to the start.
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t saddr) {
-    return static_cast<uint64_t>((saddr & 0x3FFFFu) >> 4) | (static_cast<uint64_t>(16 >> 4) << 16) |
-           (static_cast<uint64_t>(1024 >> 4) << 32) | (1ull << 62);
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-__device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-template <int R>
-__device__ __forceinline__ void fence_regs(float* r) {
-#pragma unroll
-    for (int i = 0; i < R; ++i) asm volatile("" : "+f"(r[i])::"memory");
-}
-
-// D(64 x N) = A(64 x 32, e4m3, K-major) B(32 x N, e4m3, K-major): scale-d = 0 (D is overwritten).
-template <int N>
-__device__ __forceinline__ void wgmma_e4m3(float* d, uint64_t a, uint64_t b) {
-    if constexpr (N == 8) {
-        asm volatile(
-            "{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
-            "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, %4, %5, p, 1, 1;\n}\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-            : "l"(a), "l"(b), "r"(0));
-    } else if constexpr (N == 16) {
-        asm volatile(
-            "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n"
-            "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7}, %8, %9, p, 1, "
-            "1;\n}\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
-            : "l"(a), "l"(b), "r"(0));
-    } else if constexpr (N == 32) {
-        asm volatile(
-            "{\n.reg .pred p;\nsetp.ne.b32 p, %18, 0;\n"
-            "wgmma.mma_async.sync.aligned.m64n32k32.f32.e4m3.e4m3 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, %16, %17, p, 1, 1;\n}\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
-            : "l"(a), "l"(b), "r"(0));
-    } else {
-        static_assert(N == 64, "8, 16, 32 or 64 heads");
-        asm volatile(
-            "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-            "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 "
-            "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-            "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1;\n}\n"
-            : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-              "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-              "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-              "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-            : "l"(a), "l"(b), "r"(0));
-    }
-}
 
 // The query's N prepared heads (e4m3 rows of 128 bytes) into the swizzled B tile: cp.async, 16-byte chunks.
 template <int N>
@@ -176,7 +121,8 @@ __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < kKSteps; ++ks) {
-            wgmma_e4m3<N>(acc[ks], sw128_desc(k_addr + st * kBlockKeyBytes + ks * 32), sw128_desc(q_addr + ks * 32));
+            wgmma_e4m3<N>(acc[ks], sw128_kmajor_desc(k_addr + st * kBlockKeyBytes + ks * 32),
+                          sw128_kmajor_desc(q_addr + ks * 32), 0);
         }
         wgmma_commit();
         wgmma_wait_all();

@@ -10,6 +10,7 @@
 #include "backend/cuda/mla_kernels.h"
 #include "backend/cuda/mla_sparse_common.cuh"
 #include "backend/cuda/mma_util.cuh"
+#include "backend/cuda/wgmma_util.cuh"
 
 namespace dsa::backend::cuda::mla_wg {
 
@@ -38,26 +39,6 @@ static_assert(kSmemBytes <= 227 * 1024, "wgmma sparse MLA shared memory exceeds 
 // 64 rows x 128 bytes, chunk index XOR (row & 7) inside the block (the wgmma 128-byte swizzle, 1024-byte atoms).
 __device__ __forceinline__ uint32_t sw128(int row, int chunk) {
     return static_cast<uint32_t>((chunk >> 3) * kBlockBytes + row * 128 + (((chunk & 7) ^ (row & 7)) << 4));
-}
-
-// wgmma shared-memory descriptor, 128-byte swizzle: start, leading and stride byte offsets (all >> 4).
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
-    return static_cast<uint64_t>((saddr & 0x3FFFFu) >> 4) | (static_cast<uint64_t>((lbo >> 4) & 0x3FFFu) << 16) |
-           (static_cast<uint64_t>((sbo >> 4) & 0x3FFFu) << 32) | (1ull << 62);
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-// Waits for all but the most recently committed wgmma group (older groups complete first).
-__device__ __forceinline__ void wgmma_wait_one() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
-// Generic-proxy shared-memory writes (st.shared, cp.async) made visible to wgmma (async proxy).
-__device__ __forceinline__ void fence_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-// Keeps the compiler from moving accumulator reads/writes across wgmma issue / wait.
-template <int N>
-__device__ __forceinline__ void fence_regs(float* r) {
-#pragma unroll
-    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
 }
 
 // D(64 x 256) += A(64 x 16, K-major) B(16 x 256, MN-major: transposed); scale-d = 1.
