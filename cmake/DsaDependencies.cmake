@@ -16,11 +16,17 @@ if(DSA_ENABLE_CUDA)
   if(CMAKE_CUDA_COMPILER)
     set(CMAKE_CUDA_ARCHITECTURES 90a)
     enable_language(CUDA)
-    # CMake 3.25 silently falls back to C++17 for CUDA_STANDARD 20 with nvcc 13; force it.
+    # CMake 3.25 knows no CUDA20 dialect for nvcc 13 (it would silently fall back to C++17, or fail generation for
+    # targets that inherit a C++20 requirement): pass -std=c++20 ourselves and declare that the dialect needs no
+    # further flag. Set here, at the top level, so every CUDA target (backend, benches) sees it.
     if("cuda_std_20" IN_LIST CMAKE_CUDA_COMPILE_FEATURES)
       set(CMAKE_CUDA_STANDARD 20)
     else()
       string(APPEND CMAKE_CUDA_FLAGS " -std=c++20")
+      set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "")
+      set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "")
+      set(CMAKE_CUDA20_COMPILE_FEATURES cuda_std_20)
+      list(APPEND CMAKE_CUDA_COMPILE_FEATURES cuda_std_20)
     endif()
     find_package(CUDAToolkit REQUIRED)
     set(DSA_HAVE_CUDA ON)
