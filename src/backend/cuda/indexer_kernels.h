@@ -47,8 +47,9 @@ void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream);
 // Logits of every visible key of each query: scores[t, s] for s <= query_limit[t]; with fill_masked the rest of
 // the row (s < max_len) is -inf. FP8: q8 + wt from launch_indexer_q_prep (heads = its padded_heads: 8, 16, 32 or
 // 64), score = sk * sum_j wt_j ReLU(q_j . k) on tensor cores with exact e4m3 products and f32 accumulation:
-// by default wgmma m64nNk32 e4m3 (every k-step into its own zero-started accumulator, summed in f32);
-// DSA_INDEXER_LOGITS=f16: mma.sync m16n8k16 on the values widened to f16; =e4m3: mma.sync m16n8k32 e4m3.
+// by default wgmma m64nNk32 e4m3 (every k-step into its own zero-started accumulator, summed in f32; scores within
+// ~1e-4 of the CPU's); DSA_INDEXER_LOGITS=f16: mma.sync m16n8k16 on the values widened to f16 (exact fallback);
+// =e4m3: mma.sync m16n8k32 e4m3.
 // F32: q bf16 + weights, the reference's float operations in its order (bit-exact). The FP8 grid depends on
 // num_tokens and max_len only (CUDA-graph safe); CTAs whose key blocks lie past a row's device-side limit exit.
 struct IndexerLogitsParams {
@@ -70,6 +71,9 @@ void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream);
 // The FP8 logits on wgmma (indexer_logits_wgmma.cu; heads 8, 16, 32 or 64): what launch_indexer_logits runs for
 // FP8 unless DSA_INDEXER_LOGITS selects the mma.sync kernels (f16 or e4m3). Same contract, no masked fill.
 void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream);
+// The same numerics warp-specialized (indexer_logits_ws.cu; DSA_INDEXER_LOGITS=ws): a producer warp streams key
+// blocks through an mbarrier ring, two consumer warpgroups alternate. Same contract.
+void launch_indexer_logits_ws(const IndexerLogitsParams& p, cudaStream_t stream);
 
 // Exact top-k of each score row over s = 0..query_limit[t]: score descending, equal scores -> lower position,
 // min(k, limit + 1) entries then -1; slots through key_slots. k <= kIndexerMaxTopk. Rows are split over a
@@ -85,6 +89,11 @@ struct IndexerTopkKernelParams {
     int64_t num_tokens = 0, num_requests = 0, max_len = 0, k = 0;
 };
 void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream);
+
+// The same top-k with each CTA's segment of the row cached in shared memory (indexer_topk_smem.cu; what
+// launch_indexer_topk runs under DSA_INDEXER_TOPK=smem): false (nothing launched) when a segment of the widest
+// row does not fit in a cluster of 8.
+bool launch_indexer_topk_smem(const IndexerTopkKernelParams& p, cudaStream_t stream);
 
 // Row t: positions 0..limit ascending with their slots, then -1 (width > every limit).
 struct CausalIndicesKernelParams {

@@ -2,21 +2,15 @@
 // cluster of up to 8 CTAs per row exchanging counts through distributed shared memory, ties by position, bitonic
 // sort of the selection) and the causal index lists (every visible position of a query). Grids depend on host
 // shapes only; the work follows query_limit.
-#include <atomic>
+#include <cstdlib>
+#include <cstring>
 
-#include <cooperative_groups.h>
-
-#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
-#include "backend/cuda/indexer_common.cuh"
-#include "backend/cuda/indexer_kernels.h"
-#include "backend/cuda/pdl.cuh"
+#include "backend/cuda/indexer_topk_common.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
 namespace {
-
-namespace cg = cooperative_groups;
 
 // ---- exact top-k: a cluster of C 1024-thread CTAs per row (C = 1, 2, 4 or 8) ----
 //
@@ -28,32 +22,6 @@ namespace cg = cooperative_groups;
 // buffered), every CTA picks the digit from rank 0's bins (a block-wide scan), every CTA appends its selected
 // (key, position) pairs to its own buffer, the buffers are gathered into rank 0's, which sorts them (score
 // descending, equal scores by ascending position; bitonic, strides < 64 in registers) and writes them out.
-
-constexpr int kTopkThreads = 1024;
-constexpr int kTopkWarps = kTopkThreads / 32;
-constexpr int kTopkMaxCluster = 8;
-constexpr int kDigitBits = 11;
-constexpr int kBins = 1 << kDigitBits;
-
-struct TopkShared {
-    uint32_t hist[2][kBins];  // this CTA's histograms (rounds alternate); rank 0's are the cluster's
-    uint32_t warp_ties[kTopkWarps];
-    uint32_t warp_sum[kTopkWarps];  // find_digit's per-warp bin totals
-    uint32_t seg_ties[kTopkMaxCluster];  // rank 0: ties at the threshold in each CTA's segment
-    uint32_t count, digit, above, in_bin;
-};
-
-// Order-preserving u32 of a float (-0 as +0, so equal scores get equal keys).
-__device__ __forceinline__ uint32_t order_key(float f) {
-    uint32_t b = __float_as_uint(f);
-    if (b == 0x80000000u) b = 0;
-    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-
-// Larger = earlier in the output: score descending, then position ascending. Distinct for distinct positions.
-__device__ __forceinline__ uint64_t composite_key(uint32_t key, int64_t i) {
-    return (static_cast<uint64_t>(key) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(i));
-}
 
 // The CTA's positions [begin, end) of the row.
 struct Segment {
@@ -81,58 +49,6 @@ __device__ __forceinline__ void scan_segment(const Segment& s, Fn&& fn) {
         }
     }
 }
-
-// Every thread of rank 0: the digit whose bin holds the need-th largest element (1 <= need <= the elements
-// counted); one thread writes digit, above (count in higher bins) and in_bin. Thread i holds the kPer bins
-// kBins - 1 - kPer i - j, j = 0..kPer-1 (descending), and a block-wide scan finds the one holding the need-th.
-__device__ void find_digit(TopkShared& sh, const uint32_t* hist, uint32_t need) {
-    constexpr int kPer = kBins / kTopkThreads;
-    static_assert(kPer * kTopkThreads == kBins, "bins split evenly over the threads");
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    uint32_t c[kPer], sum = 0;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-        c[j] = hist[kBins - 1 - kPer * tid - j];
-        sum += c[j];
-    }
-    uint32_t incl = sum;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const uint32_t v = __shfl_up_sync(kFull, incl, o);
-        if (lane >= o) incl += v;
-    }
-    if (lane == 31) sh.warp_sum[warp] = incl;
-    __syncthreads();
-    incl += __reduce_add_sync(kFull, lane < warp ? sh.warp_sum[lane] : 0u);  // the warps before this one
-    uint32_t cum = incl - sum;
-    if (cum >= need || incl < need) return;
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-        if (cum + c[j] >= need) {
-            sh.digit = static_cast<uint32_t>(kBins - 1 - kPer * tid - j);
-            sh.above = cum;
-            sh.in_bin = c[j];
-            return;
-        }
-        cum += c[j];
-    }
-}
-
-// The selection rule of a row with n > k: every key > key, then the first `ties` positions whose key equals it.
-struct TopkThreshold {
-    uint32_t key, ties;
-};
-
-// The CTA's view of the cluster: its own shared state and rank 0's.
-struct TopkCluster {
-    cg::cluster_group cluster;
-    unsigned rank;
-    TopkShared& sh;
-    TopkShared* sh0;
-    uint64_t* sel;   // this CTA's selection
-    uint64_t* sel0;  // rank 0's (the gathered selection)
-};
-
 __device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& seg, uint32_t k) {
     const int tid = threadIdx.x;
     int hi_bit = 31;  // highest key bit not yet known
@@ -179,66 +95,6 @@ __device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& se
         hi_bit = shift - 1;
     }
 }
-
-// Bitonic compare-exchange of pair (lo, lo + stride) in stage `size`: lo keeps the larger key where
-// (lo & size) == 0 (a descending run), the smaller elsewhere.
-__device__ __forceinline__ void compare_exchange(uint64_t& a, uint64_t& b, bool desc) {
-    if (desc ? a < b : a > b) {
-        const uint64_t t = a;
-        a = b;
-        b = t;
-    }
-}
-
-// The strides < 64 of the bitonic stages size_lo .. size_hi (powers of two, size_hi <= n) in registers: warp w
-// holds 64-element chunks (lanes l and l + 32 of chunk c at c * 64 + l, + 32), stride 32 inside the thread, the
-// smaller strides through shuffles; one shared-memory load and store per chunk, no block barrier.
-__device__ void bitonic_warp_stages(uint64_t* keys, int n, int size_lo, int size_hi) {
-    const int lane = threadIdx.x & 31;
-    for (int base = (threadIdx.x >> 5) * 64; base < n; base += kTopkWarps * 64) {
-        uint64_t x0 = keys[base + lane], x1 = keys[base + 32 + lane];
-        const int e0 = base + lane, e1 = e0 + 32;
-        for (int size = size_lo; size <= size_hi; size <<= 1) {
-            for (int stride = size < 64 ? size >> 1 : 32; stride > 0; stride >>= 1) {
-                if (stride == 32) {
-                    compare_exchange(x0, x1, (e0 & size) == 0);
-                    continue;
-                }
-                const bool lower = (lane & stride) == 0;
-                const uint64_t o0 = __shfl_xor_sync(kFull, x0, stride), o1 = __shfl_xor_sync(kFull, x1, stride);
-                const bool max0 = lower == ((e0 & size) == 0), max1 = lower == ((e1 & size) == 0);
-                x0 = max0 ? (x0 > o0 ? x0 : o0) : (x0 < o0 ? x0 : o0);
-                x1 = max1 ? (x1 > o1 ? x1 : o1) : (x1 < o1 ? x1 : o1);
-            }
-        }
-        keys[e0] = x0;
-        keys[e1] = x1;
-    }
-}
-
-// Sorts keys[0, n) descending (n a power of two). n >= 64: strides >= 64 through shared memory with a barrier
-// each, the rest of every stage in registers (21 barriers for n = 2048 instead of 66).
-__device__ void bitonic_sort_desc(uint64_t* keys, int n) {
-    const int first_smem = n >= 64 ? 128 : 2;
-    if (n >= 64) {
-        bitonic_warp_stages(keys, n, 2, 64);
-        __syncthreads();
-    }
-    for (int size = first_smem; size <= n; size <<= 1) {
-        for (int stride = size >> 1; stride >= (n >= 64 ? 64 : 1); stride >>= 1) {
-            for (int i = threadIdx.x; i < n / 2; i += kTopkThreads) {
-                const int lo = ((i & ~(stride - 1)) << 1) | (i & (stride - 1));
-                compare_exchange(keys[lo], keys[lo + stride], (lo & size) == 0);
-            }
-            __syncthreads();
-        }
-        if (n >= 64) {
-            bitonic_warp_stages(keys, n, size, size);
-            __syncthreads();
-        }
-    }
-}
-
 // Appends composite keys to this CTA's own buffer through its own counter (any order: they are gathered into
 // rank 0's buffer and sorted afterwards).
 __device__ __forceinline__ void append(const TopkCluster& c, bool take, uint64_t key, int keep, int lane) {
@@ -291,7 +147,6 @@ __device__ void collect(const TopkCluster& c, const Segment& seg, TopkThreshold 
         __syncthreads();  // every warp has read warp_ties before the next round rewrites it
     }
 }
-
 __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkKernelParams p) {
     extern __shared__ uint64_t sel[];
     __shared__ TopkShared sh;
@@ -333,21 +188,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkK
     }
     cluster.sync();
     if (rank != 0) return;
-    const int sort_n = keep <= 1 ? 1 : 1 << (32 - __clz(keep - 1));
-    for (int i = keep + tid; i < sort_n; i += kTopkThreads) sel[i] = 0;
-    __syncthreads();
-    bitonic_sort_desc(sel, sort_n);
-
-    const int32_t* slot_row = p.key_slots + qr.request * p.max_len;
-    for (int64_t i = tid; i < p.k; i += kTopkThreads) {
-        int32_t pos = -1, slot = -1;
-        if (i < keep) {
-            pos = static_cast<int32_t>(~static_cast<uint32_t>(sel[i]));
-            slot = slot_row[pos];
-        }
-        p.positions[t * p.k + i] = pos;
-        p.slots[t * p.k + i] = slot;
-    }
+    write_selection(p, t, qr.request, sel, keep);
 }
 
 // ---- causal index lists ----
@@ -370,13 +211,10 @@ __global__ void causal_indices_kernel(CausalIndicesKernelParams p) {
     }
 }
 
-}  // namespace
 
-void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) {
-    if (p.num_tokens == 0) return;
-    DSA_CHECK(p.k >= 1 && p.k <= kIndexerMaxTopk) << "indexer top-k width " << p.k;
-    DSA_CHECK(p.max_len >= 1 && p.max_len <= 0x7fffffff) << "indexer top-k row length " << p.max_len;
-    DSA_CHECK(p.num_tokens <= 0x7fffffff / kTopkMaxCluster) << "indexer top-k: " << p.num_tokens << " queries";
+// The cluster kernel reading its segment from global memory every round (the only one for rows too long to
+// cache in shared memory).
+void launch_topk_global(const IndexerTopkKernelParams& p, cudaStream_t stream) {
     const int64_t keep = p.k < p.max_len ? p.k : p.max_len;
     int64_t sort_n = 1;
     while (sort_n < keep) sort_n <<= 1;
@@ -389,31 +227,28 @@ void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) 
     }
     static SmemLimit limit;
     limit.ensure(reinterpret_cast<const void*>(indexer_topk_kernel), static_cast<int>(smem));
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(static_cast<unsigned>(p.num_tokens * cluster));
-    cfg.blockDim = dim3(kTopkThreads);
-    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[2];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;  // PDL (pdl.cuh; DSA_PDL=0 turns it off)
-    attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    // A runtime that refuses PDL on a cluster launch gets the plain cluster launch from then on (the first call
-    // is an eager warm-up step, before any graph capture).
     static std::atomic<bool> pdl_ok{true};
-    cfg.numAttrs = host::pdl_enabled() && pdl_ok.load(std::memory_order_relaxed) ? 2 : 1;
-    cudaError_t err = cudaLaunchKernelEx(&cfg, indexer_topk_kernel, p);
-    if (err != cudaSuccess && cfg.numAttrs == 2) {
-        (void)cudaGetLastError();
-        pdl_ok.store(false, std::memory_order_relaxed);
-        cfg.numAttrs = 1;
-        err = cudaLaunchKernelEx(&cfg, indexer_topk_kernel, p);
-    }
-    DSA_CUDA_CHECK(err);
+    launch_topk_cluster(indexer_topk_kernel, p.num_tokens * cluster, cluster, smem, stream, pdl_ok, p);
+}
+
+// DSA_INDEXER_TOPK (read at every launch, so that one process can run both): "smem" selects the shared-memory
+// kernel (indexer_topk_smem.cu) where the rows fit; unset or "global" the global-memory one.
+bool smem_topk_selected() {
+    const char* v = std::getenv("DSA_INDEXER_TOPK");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "global") == 0) return false;
+    DSA_CHECK(std::strcmp(v, "smem") == 0) << "DSA_INDEXER_TOPK=" << v << " (smem or global)";
+    return true;
+}
+
+}  // namespace
+
+void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) {
+    if (p.num_tokens == 0) return;
+    DSA_CHECK(p.k >= 1 && p.k <= kIndexerMaxTopk) << "indexer top-k width " << p.k;
+    DSA_CHECK(p.max_len >= 1 && p.max_len <= 0x7fffffff) << "indexer top-k row length " << p.max_len;
+    DSA_CHECK(p.num_tokens <= 0x7fffffff / kTopkMaxCluster) << "indexer top-k: " << p.num_tokens << " queries";
+    if (smem_topk_selected() && launch_indexer_topk_smem(p, stream)) return;
+    launch_topk_global(p, stream);
 }
 
 void launch_causal_indices(const CausalIndicesKernelParams& p, cudaStream_t stream) {

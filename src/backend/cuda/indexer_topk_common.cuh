@@ -1,0 +1,221 @@
+// Device pieces shared by the two exact top-k kernels of the lightning indexer (indexer_topk.cu: rows read from
+// global memory per radix round; indexer_topk_smem.cu: rows cached in shared memory): the order key, the shared
+// state of a 1024-thread CTA, the digit search over a 2048-bin histogram, the bitonic sort of the selection with
+// its output, and the cluster launch (with PDL when the runtime accepts it). Anonymous namespace: one copy per .cu.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <cooperative_groups.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/indexer_common.cuh"
+#include "backend/cuda/indexer_kernels.h"
+#include "backend/cuda/pdl.cuh"
+
+namespace dsa::backend::cuda {
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kTopkThreads = 1024;
+constexpr int kTopkWarps = kTopkThreads / 32;
+constexpr int kTopkMaxCluster = 8;
+constexpr int kDigitBits = 11;
+constexpr int kBins = 1 << kDigitBits;
+
+struct TopkShared {
+    uint32_t hist[2][kBins];  // this CTA's histograms (rounds alternate); rank 0's are the cluster's
+    uint32_t warp_ties[kTopkWarps];
+    uint32_t warp_sum[kTopkWarps];  // find_digit's per-warp bin totals
+    uint32_t seg_ties[kTopkMaxCluster];  // rank 0: ties at the threshold in each CTA's segment
+    uint32_t count, digit, above, in_bin;
+    // Shared-memory kernel only: rank 0: the row's extreme order keys and those of the first round's threshold
+    // bin; every CTA: its keys above the threshold and equal to it.
+    uint32_t kmin, kmax, cmin, cmax, cta_greater, cta_ties;
+};
+
+// Order-preserving u32 of a float (-0 as +0, so equal scores get equal keys).
+__device__ __forceinline__ uint32_t order_key(float f) {
+    uint32_t b = __float_as_uint(f);
+    if (b == 0x80000000u) b = 0;
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// Larger = earlier in the output: score descending, then position ascending. Distinct for distinct positions.
+__device__ __forceinline__ uint64_t composite_key(uint32_t key, int64_t i) {
+    return (static_cast<uint64_t>(key) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(i));
+}
+
+
+
+// Every thread of rank 0: the digit whose bin holds the need-th largest element (1 <= need <= the elements
+// counted); one thread writes digit, above (count in higher bins) and in_bin. Thread i holds the kPer bins
+// kBins - 1 - kPer i - j, j = 0..kPer-1 (descending), and a block-wide scan finds the one holding the need-th.
+__device__ void find_digit(TopkShared& sh, const uint32_t* hist, uint32_t need) {
+    constexpr int kPer = kBins / kTopkThreads;
+    static_assert(kPer * kTopkThreads == kBins, "bins split evenly over the threads");
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    uint32_t c[kPer], sum = 0;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        c[j] = hist[kBins - 1 - kPer * tid - j];
+        sum += c[j];
+    }
+    uint32_t incl = sum;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const uint32_t v = __shfl_up_sync(kFull, incl, o);
+        if (lane >= o) incl += v;
+    }
+    if (lane == 31) sh.warp_sum[warp] = incl;
+    __syncthreads();
+    incl += __reduce_add_sync(kFull, lane < warp ? sh.warp_sum[lane] : 0u);  // the warps before this one
+    uint32_t cum = incl - sum;
+    if (cum >= need || incl < need) return;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+        if (cum + c[j] >= need) {
+            sh.digit = static_cast<uint32_t>(kBins - 1 - kPer * tid - j);
+            sh.above = cum;
+            sh.in_bin = c[j];
+            return;
+        }
+        cum += c[j];
+    }
+}
+
+// The selection rule of a row with n > k: every key > key, then the first `ties` positions whose key equals it.
+struct TopkThreshold {
+    uint32_t key, ties;
+};
+
+// The CTA's view of the cluster: its own shared state and rank 0's.
+struct TopkCluster {
+    cg::cluster_group cluster;
+    unsigned rank;
+    TopkShared& sh;
+    TopkShared* sh0;
+    uint64_t* sel;   // this CTA's selection
+    uint64_t* sel0;  // rank 0's (the gathered selection)
+};
+
+
+
+// Bitonic compare-exchange of pair (lo, lo + stride) in stage `size`: lo keeps the larger key where
+// (lo & size) == 0 (a descending run), the smaller elsewhere.
+__device__ __forceinline__ void compare_exchange(uint64_t& a, uint64_t& b, bool desc) {
+    if (desc ? a < b : a > b) {
+        const uint64_t t = a;
+        a = b;
+        b = t;
+    }
+}
+
+// The strides < 64 of the bitonic stages size_lo .. size_hi (powers of two, size_hi <= n) in registers: warp w
+// holds 64-element chunks (lanes l and l + 32 of chunk c at c * 64 + l, + 32), stride 32 inside the thread, the
+// smaller strides through shuffles; one shared-memory load and store per chunk, no block barrier.
+__device__ void bitonic_warp_stages(uint64_t* keys, int n, int size_lo, int size_hi) {
+    const int lane = threadIdx.x & 31;
+    for (int base = (threadIdx.x >> 5) * 64; base < n; base += kTopkWarps * 64) {
+        uint64_t x0 = keys[base + lane], x1 = keys[base + 32 + lane];
+        const int e0 = base + lane, e1 = e0 + 32;
+        for (int size = size_lo; size <= size_hi; size <<= 1) {
+            for (int stride = size < 64 ? size >> 1 : 32; stride > 0; stride >>= 1) {
+                if (stride == 32) {
+                    compare_exchange(x0, x1, (e0 & size) == 0);
+                    continue;
+                }
+                const bool lower = (lane & stride) == 0;
+                const uint64_t o0 = __shfl_xor_sync(kFull, x0, stride), o1 = __shfl_xor_sync(kFull, x1, stride);
+                const bool max0 = lower == ((e0 & size) == 0), max1 = lower == ((e1 & size) == 0);
+                x0 = max0 ? (x0 > o0 ? x0 : o0) : (x0 < o0 ? x0 : o0);
+                x1 = max1 ? (x1 > o1 ? x1 : o1) : (x1 < o1 ? x1 : o1);
+            }
+        }
+        keys[e0] = x0;
+        keys[e1] = x1;
+    }
+}
+
+// Sorts keys[0, n) descending (n a power of two). n >= 64: strides >= 64 through shared memory with a barrier
+// each, the rest of every stage in registers (21 barriers for n = 2048 instead of 66).
+__device__ void bitonic_sort_desc(uint64_t* keys, int n) {
+    const int first_smem = n >= 64 ? 128 : 2;
+    if (n >= 64) {
+        bitonic_warp_stages(keys, n, 2, 64);
+        __syncthreads();
+    }
+    for (int size = first_smem; size <= n; size <<= 1) {
+        for (int stride = size >> 1; stride >= (n >= 64 ? 64 : 1); stride >>= 1) {
+            for (int i = threadIdx.x; i < n / 2; i += kTopkThreads) {
+                const int lo = ((i & ~(stride - 1)) << 1) | (i & (stride - 1));
+                compare_exchange(keys[lo], keys[lo + stride], (lo & size) == 0);
+            }
+            __syncthreads();
+        }
+        if (n >= 64) {
+            bitonic_warp_stages(keys, n, size, size);
+            __syncthreads();
+        }
+    }
+}
+
+
+
+// Rank 0: sorts the row's `keep` gathered composite keys (score descending, ties by position) and writes the
+// positions and slots, -1 past keep.
+__device__ void write_selection(const IndexerTopkKernelParams& p, int64_t t, int64_t request, uint64_t* sel,
+                                int keep) {
+    const int tid = threadIdx.x;
+    const int sort_n = keep <= 1 ? 1 : 1 << (32 - __clz(keep - 1));
+    for (int i = keep + tid; i < sort_n; i += kTopkThreads) sel[i] = 0;
+    __syncthreads();
+    bitonic_sort_desc(sel, sort_n);
+
+    const int32_t* slot_row = p.key_slots + request * p.max_len;
+    for (int64_t i = tid; i < p.k; i += kTopkThreads) {
+        int32_t pos = -1, slot = -1;
+        if (i < keep) {
+            pos = static_cast<int32_t>(~static_cast<uint32_t>(sel[i]));
+            slot = slot_row[pos];
+        }
+        p.positions[t * p.k + i] = pos;
+        p.slots[t * p.k + i] = slot;
+    }
+}
+
+
+// Launches kernel on a grid of `ctas` 1024-thread CTAs in clusters of `cluster`, with PDL unless the runtime
+// refuses it on a cluster launch (then the plain cluster launch from then on; the first call is an eager warm-up
+// step, before any graph capture). One `pdl_ok` flag per call site.
+template <typename... Args>
+void launch_topk_cluster(void (*kernel)(Args...), int64_t ctas, int cluster, int64_t smem, cudaStream_t stream,
+                         std::atomic<bool>& pdl_ok, Args... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(ctas));
+    cfg.blockDim = dim3(kTopkThreads);
+    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[2];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;  // PDL (pdl.cuh; DSA_PDL=0 turns it off)
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = host::pdl_enabled() && pdl_ok.load(std::memory_order_relaxed) ? 2 : 1;
+    cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, args...);
+    if (err != cudaSuccess && cfg.numAttrs == 2) {
+        (void)cudaGetLastError();
+        pdl_ok.store(false, std::memory_order_relaxed);
+        cfg.numAttrs = 1;
+        err = cudaLaunchKernelEx(&cfg, kernel, args...);
+    }
+    DSA_CUDA_CHECK(err);
+}
+
+}  // namespace
+}  // namespace dsa::backend::cuda
