@@ -5,7 +5,8 @@
 // key_slots 128K wide (a CUDA-graph buffer) and shorter real contexts. Median of 5 runs of 20 calls (CUDA
 // events); small cases rotate over page ranges so that the keys are not all L2-resident. "graph:" repeats the
 // kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost); the logits
-// (default: the f16 mma.sync kernel) are also timed with DSA_INDEXER_LOGITS=wgmma and =e4m3.
+// (default: the wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16, =e4m3 and =ws, the top-k (default: the
+// global-memory kernel) also with DSA_INDEXER_TOPK=smem (alone and in the graph).
 // Usage: indexer_bench [--quick]
 #include <algorithm>
 #include <cmath>
@@ -56,16 +57,16 @@ double graph_seconds_per_call(cuda::CudaBackend& be, const std::function<void(in
     return t / kCalls;
 }
 
-// fn() with DSA_INDEXER_LOGITS set to `kernel` (the previous value restored afterwards).
-double with_logits_kernel(const char* kernel, const std::function<double()>& fn) {
-    const char* prev = std::getenv("DSA_INDEXER_LOGITS");
+// fn() with the environment variable `var` set to `value` (the previous value restored afterwards).
+double with_env(const char* var, const char* value, const std::function<double()>& fn) {
+    const char* prev = std::getenv(var);
     const std::string saved = prev != nullptr ? prev : "";
-    setenv("DSA_INDEXER_LOGITS", kernel, 1);
+    setenv(var, value, 1);
     const double t = fn();
     if (prev != nullptr) {
-        setenv("DSA_INDEXER_LOGITS", saved.c_str(), 1);
+        setenv(var, saved.c_str(), 1);
     } else {
-        unsetenv("DSA_INDEXER_LOGITS");
+        unsetenv(var);
     }
     return t;
 }
@@ -167,8 +168,9 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
                                     be.stream());
     };
     const double t_logits = time_per_call(be, logits);
-    const double t_logits_wgmma = with_logits_kernel("wgmma", [&] { return time_per_call(be, logits); });
-    const double t_logits_e4m3 = with_logits_kernel("e4m3", [&] { return time_per_call(be, logits); });
+    const double t_logits_f16 = with_env("DSA_INDEXER_LOGITS", "f16", [&] { return time_per_call(be, logits); });
+    const double t_logits_e4m3 = with_env("DSA_INDEXER_LOGITS", "e4m3", [&] { return time_per_call(be, logits); });
+    const double t_logits_ws = with_env("DSA_INDEXER_LOGITS", "ws", [&] { return time_per_call(be, logits); });
     auto topk = [&](int i) {
         cuda::launch_indexer_topk({scores.data<float>(), in.key_slots[i % n].data<int32_t>(),
                                    in.request.data<int32_t>(), in.limit.data<int32_t>(), pos.data<int32_t>(),
@@ -181,6 +183,9 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
         topk(i);
     });
     const double g_topk = graph_seconds_per_call(be, topk);
+    const double t_topk_smem = with_env("DSA_INDEXER_TOPK", "smem", [&] { return time_per_call(be, topk); });
+    const double g_topk_smem =
+        with_env("DSA_INDEXER_TOPK", "smem", [&] { return graph_seconds_per_call(be, topk); });
     const double bytes = static_cast<double>(batch) * ctx * kIndexerFp8BytesPerToken;
     const double floor_s = bytes / kHbmBytesPerS;
     const double flops = 2.0 * static_cast<double>(batch) * ctx * kHeads * kDim;  // q . k of every (key, head)
@@ -189,12 +194,14 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [r_log, f_log] = rate(t_logits);
     const auto [r_top, f_top] = rate(t_topk);
     std::printf("indexer B=%-3lld ctx=%-6lld%s total %8.1f us %5.2f TB/s %5.1f%% | "
-                "logits %8.1f us %5.2f TB/s %5.1f%% %6.1f TFLOP/s (wgmma %8.1f us, mma.sync e4m3 %8.1f us) | "
-                "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%) | floor %6.1f us | graph: kernels %8.1f us topk %7.1f us%s\n",
+                "logits %8.1f us %5.2f TB/s %5.1f%% %6.1f TFLOP/s (mma.sync f16 %8.1f us, e4m3 %8.1f us; ws %8.1f us "
+                "%5.2f TB/s) | "
+                "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; smem %7.1f us) | floor %6.1f us | graph: kernels %8.1f us "
+                "topk %7.1f us smem %7.1f us%s\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
-                total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, flops / t_logits / 1e12, t_logits_wgmma * 1e6,
-                t_logits_e4m3 * 1e6, t_topk * 1e6, r_top, f_top, floor_s * 1e6, g_all * 1e6, g_topk * 1e6,
-                n > 1 ? "" : " (single page range)");
+                total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, flops / t_logits / 1e12, t_logits_f16 * 1e6,
+                t_logits_e4m3 * 1e6, t_logits_ws * 1e6, bytes / t_logits_ws / 1e12, t_topk * 1e6, r_top, f_top, t_topk_smem * 1e6, floor_s * 1e6, g_all * 1e6,
+                g_topk * 1e6, g_topk_smem * 1e6, n > 1 ? "" : " (single page range)");
     std::fflush(stdout);
 }
 
@@ -216,7 +223,7 @@ int run(int argc, char** argv) {
     std::printf("indexer decode: H_I=%lld dim=%lld top-k=%lld, FP8 pages (132 B per key), logits kernel %s; floor = "
                 "keys x 132 B / 4.8 TB/s (B=64 ctx=65536: %.1f us)\n",
                 static_cast<long long>(kHeads), static_cast<long long>(kDim), static_cast<long long>(kTopk),
-                kernel != nullptr && *kernel != '\0' ? kernel : "f16", 64.0 * 65536 * 132 / kHbmBytesPerS * 1e6);
+                kernel != nullptr && *kernel != '\0' ? kernel : "wgmma", 64.0 * 65536 * 132 / kHbmBytesPerS * 1e6);
     for (int64_t b : batches) {
         for (int64_t c : ctxs) bench_case(be, store, b, c, c, rng);
     }

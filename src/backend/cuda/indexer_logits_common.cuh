@@ -2,7 +2,8 @@
 // wgmma): a 128-thread CTA gathers one 64-key block of a query row (positions 64 b .. 64 b + 63, slots through
 // key_slots) into shared memory with cp.async: 128-byte key rows with their 16-byte chunks XOR-swizzled by
 // (row & 7) (the wgmma 128-byte swizzle, bank-conflict free for the mma.sync fragment loads), and the f32 scales.
-// Positions past the row's limit are zero-filled and never read from global memory.
+// Positions past the row's limit are zero-filled and never read from global memory. The wgmma kernels' query
+// staging and head sum are here too.
 #pragma once
 
 #include <cstdint>
@@ -57,6 +58,45 @@ __device__ __forceinline__ void issue_block(const IndexerLogitsParams& p, uint8_
         cp_async16(keys + swizzled(r, c), page + row * kDim + c * 16, valid);
         if (c == 0) cp_async4(scales + r * 4, page + kFp8ScaleOffset + row * 4, valid);
     }
+}
+
+// ---- shared by the wgmma kernels (indexer_logits_wgmma.cu, indexer_logits_ws.cu) ----
+
+constexpr int kKSteps = kDim / 32;  // 4 e4m3 k-steps of 32 bytes inside one 128-byte swizzle row
+constexpr int kScaleBytes = kBlockKeys * 4;
+
+// The query's N prepared heads (e4m3 rows of 128 bytes) into the swizzled B tile: cp.async, 16-byte chunks.
+template <int N>
+__device__ __forceinline__ void issue_q(const IndexerLogitsParams& p, int64_t t, uint8_t* qs, int tid) {
+#pragma unroll
+    for (int i = tid; i < N * 8; i += kLogitsThreads) {
+        const int h = i >> 3, c = i & 7;
+        cp_async16(qs + swizzled(h, c), p.q8 + (t * N + h) * kDim + c * 16, true);
+    }
+}
+
+// ra / rb: sum over the heads of wt_h ReLU(q_h . k) of keys g and g + 8 of the warp's 16 rows. Accumulator
+// layout (m64nN f32): acc[ks][4 i + e] is key 16 warp + g (e < 2) or + 8 (e >= 2), head 8 i + 2 tig + (e & 1).
+template <int N>
+__device__ __forceinline__ void head_sum(const float (&acc)[kKSteps][N / 2], const float (&w)[N / 8][2], float& ra,
+                                         float& rb) {
+    ra = 0.0f;
+    rb = 0.0f;
+#pragma unroll
+    for (int i = 0; i < N / 8; ++i) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+            const float da = ((acc[0][4 * i + e] + acc[1][4 * i + e]) + acc[2][4 * i + e]) + acc[3][4 * i + e];
+            const float db =
+                ((acc[0][4 * i + 2 + e] + acc[1][4 * i + 2 + e]) + acc[2][4 * i + 2 + e]) + acc[3][4 * i + 2 + e];
+            ra = fmaf(fmaxf(da, 0.0f), w[i][e], ra);
+            rb = fmaf(fmaxf(db, 0.0f), w[i][e], rb);
+        }
+    }
+    ra += __shfl_xor_sync(kFull, ra, 1);
+    rb += __shfl_xor_sync(kFull, rb, 1);
+    ra += __shfl_xor_sync(kFull, ra, 2);
+    rb += __shfl_xor_sync(kFull, rb, 2);
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
-// FP8 lightning-indexer logits on Hopper wgmma (opt-in, DSA_INDEXER_LOGITS=wgmma): per 64-key block, the keys are the A
-// operand (M = 64 keys, e4m3, K-major from the swizzled cp.async ring of indexer_logits_common.cuh) and the
-// query's N = 8/16/32/64 prepared heads are B (e4m3, K-major, staged once per CTA); m64nNk32 e4m3 x e4m3 -> f32.
-// Precision: each of the 4 k-steps goes into its own zero-started accumulator (Hopper's FP8 MMA keeps ~13
-// mantissa bits of an accumulator fed back in), summed in f32 afterwards, as the e4m3 mma.sync kernel does.
+// FP8 lightning-indexer logits on Hopper wgmma (the default; DSA_INDEXER_LOGITS=f16 / e4m3 select the mma.sync
+// kernels): per 64-key block, the keys are the A operand (M = 64 keys, e4m3, K-major from the swizzled cp.async
+// ring of indexer_logits_common.cuh) and the query's N = 8/16/32/64 prepared heads are B (e4m3, K-major, staged
+// once per CTA); m64nNk32 e4m3 x e4m3 -> f32. Precision: each of the 4 k-steps goes into its own zero-started
+// accumulator (Hopper's FP8 MMA keeps ~13 mantissa bits of an accumulator fed back in), summed in f32 afterwards.
 // The (key, head) accumulators are in-thread: ReLU, head weight and head sum in registers, two quad shuffles.
-// H200 result: the selections match, but scores differ from the CPU's by 5-9e-5 of the row maximum (mma.sync
-// kernels: < 4e-7; 1.65e-3 on a one-key row whose weighted ReLUs cancel), so f16 stays the default.
+// H200: scores 5-9e-5 of the row maximum off the CPU's (the FP8 tensor-core sums of 32 products; the accuracy of
+// the DeepGEMM kernel SGLang runs); the mma.sync kernels stay < 4e-7.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/indexer_common.cuh"
 #include "backend/cuda/indexer_kernels.h"
@@ -18,8 +18,6 @@
 namespace dsa::backend::cuda {
 namespace {
 
-constexpr int kKSteps = kDim / 32;  // 4 e4m3 k-steps of 32 bytes inside one 128-byte swizzle row
-constexpr int kScaleBytes = kBlockKeys * 4;
 
 // 3 CTAs per SM (64 heads: 128 accumulator registers, 168 in all; the shared memory of 3 CTAs then allows a
 // 7-stage ring, 6 blocks = 50 KB in flight per CTA; fewer heads: 8 stages).
@@ -30,40 +28,6 @@ struct WgConfig {
     static constexpr int kQBytes = (N * kDim + 1023) / 1024 * 1024;  // B tile, 1024-byte aligned stages after it
     static constexpr int kSmem = kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) + 1024;  // + alignment slack
 };
-
-// The query's N prepared heads (e4m3 rows of 128 bytes) into the swizzled B tile: cp.async, 16-byte chunks.
-template <int N>
-__device__ __forceinline__ void issue_q(const IndexerLogitsParams& p, int64_t t, uint8_t* qs, int tid) {
-#pragma unroll
-    for (int i = tid; i < N * 8; i += kLogitsThreads) {
-        const int h = i >> 3, c = i & 7;
-        cp_async16(qs + swizzled(h, c), p.q8 + (t * N + h) * kDim + c * 16, true);
-    }
-}
-
-// ra / rb: sum over the heads of wt_h ReLU(q_h . k) of keys g and g + 8 of the warp's 16 rows. Accumulator
-// layout (m64nN f32): acc[ks][4 i + e] is key 16 warp + g (e < 2) or + 8 (e >= 2), head 8 i + 2 tig + (e & 1).
-template <int N>
-__device__ __forceinline__ void head_sum(const float (&acc)[kKSteps][N / 2], const float (&w)[N / 8][2], float& ra,
-                                         float& rb) {
-    ra = 0.0f;
-    rb = 0.0f;
-#pragma unroll
-    for (int i = 0; i < N / 8; ++i) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-            const float da = ((acc[0][4 * i + e] + acc[1][4 * i + e]) + acc[2][4 * i + e]) + acc[3][4 * i + e];
-            const float db =
-                ((acc[0][4 * i + 2 + e] + acc[1][4 * i + 2 + e]) + acc[2][4 * i + 2 + e]) + acc[3][4 * i + 2 + e];
-            ra = fmaf(fmaxf(da, 0.0f), w[i][e], ra);
-            rb = fmaf(fmaxf(db, 0.0f), w[i][e], rb);
-        }
-    }
-    ra += __shfl_xor_sync(kFull, ra, 1);
-    rb += __shfl_xor_sync(kFull, rb, 1);
-    ra += __shfl_xor_sync(kFull, ra, 2);
-    rb += __shfl_xor_sync(kFull, rb, 2);
-}
 
 // CTA c of the grid [T x m] scores row t = c % T, key blocks c / T, c / T + m, ... up to the row's limit (the
 // schedule of the mma.sync kernel). One warpgroup; a kStages-deep cp.async ring of 64-key blocks.
