@@ -1,6 +1,7 @@
 // FP8 lightning-indexer logits, warp-specialized (opt-in: DSA_INDEXER_LOGITS=ws): one CTA per SM of a producer
 // warp and two consumer warpgroups. The producer streams 64-key blocks (8 KB of keys + 256 B of scales) into a
-// 16-stage ring with cp.async in the 128-byte-swizzled layout (any key -> slot map, zero-fill past the limit),
+// 16-stage ring with cp.async in the 128-byte-swizzled layout (any key -> slot map, zero-fill past the limit,
+// L2 evict_first on the keys),
 // each stage completing on its "full" mbarrier (cp.async.mbarrier.arrive.noinc); the consumers take the stages
 // alternately, run the same m64nNk32 wgmma and in-register head sum as indexer_logits_wgmma.cu, and release the
 // stage on its "empty" mbarrier as soon as the MMA has read it, so one warpgroup's epilogue overlaps the other's
@@ -31,6 +32,20 @@ struct WsLayout {
     static constexpr int kSmem = kBars + 2 * kWsStages * 8 + 1024;      // + alignment slack
 };
 
+// cp.async of 16 bytes (zero-filled when !valid) with an L2 eviction-policy hint (keys are read once: evict_first
+// keeps the score rows the top-k reads next in L2).
+__device__ __forceinline__ void cp_async16_hint(void* dst, const void* src, bool valid, uint64_t policy) {
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(smem_addr(dst)), "l"(src),
+                 "r"(valid ? 16 : 0), "l"(policy)
+                 : "memory");
+}
+
+__device__ __forceinline__ uint64_t evict_first_policy() {
+    uint64_t policy;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+    return policy;
+}
+
 __device__ __forceinline__ void cp_async_mbar_arrive_noinc(uint32_t bar) {
     asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
 }
@@ -48,7 +63,7 @@ __device__ __forceinline__ void producer_slots(const int32_t* slot_row, int64_t 
 // Copies one block into a stage: keys 4 at a time (lane = 8 x key + chunk: each instruction reads 4 whole
 // 128-byte rows), the slots taken from the lanes holding them; the scales of the lane's own keys.
 __device__ __forceinline__ void producer_copy(const IndexerLogitsParams& p, uint8_t* keys, uint8_t* scales,
-                                              const int32_t (&slots)[kWsProducerKeys], int lane) {
+                                              const int32_t (&slots)[kWsProducerKeys], int lane, uint64_t policy) {
 #pragma unroll
     for (int j = 0; j < kWsProducerKeys; ++j) {
         const int32_t slot = slots[j];
@@ -63,7 +78,7 @@ __device__ __forceinline__ void producer_copy(const IndexerLogitsParams& p, uint
         const uint8_t* src = p.pages + (valid ? static_cast<int64_t>(slot / kPageTokens) * kFp8PageBytes +
                                                     (slot % kPageTokens) * kDim + c * 16
                                               : 0);
-        cp_async16(keys + swizzled(r, c), src, valid);
+        cp_async16_hint(keys + swizzled(r, c), src, valid, policy);
     }
 #pragma unroll
     for (int j = 0; j < kWsProducerKeys; ++j) {
@@ -111,12 +126,14 @@ __global__ void __launch_bounds__(kWsThreads, 1) indexer_logits_ws_kernel(Indexe
     __syncthreads();
 
     if (warp == kWsConsumers * 4) {  // producer warp
+        const uint64_t policy = evict_first_policy();
         int32_t slots[kWsProducerKeys];
         producer_slots(slot_row, block_of(0), qr.limit, lane, slots);
         for (int i = 0; i < iters; ++i) {
             const int s = i % kWsStages;
             if (i >= kWsStages) mbar_wait(empty(s), ((i / kWsStages) - 1) & 1);
-            producer_copy(p, base + L::kKeys + s * kBlockKeyBytes, base + L::kScales + s * kScaleBytes, slots, lane);
+            producer_copy(p, base + L::kKeys + s * kBlockKeyBytes, base + L::kScales + s * kScaleBytes, slots, lane,
+                          policy);
             cp_async_mbar_arrive_noinc(full(s));
             if (i + 1 < iters) producer_slots(slot_row, block_of(i + 1), qr.limit, lane, slots);
         }
