@@ -304,8 +304,10 @@ bool launch_indexer_topk_smem(const IndexerTopkKernelParams& p, cudaStream_t str
     }
     if (seg_cap(cluster) * 4 > budget) return false;
     const int64_t smem = sel_cap * 8 + seg_cap(cluster) * 4;
+    // The attribute is raised once to the whole opt-in budget (never again inside a captured forward).
     static SmemLimit limit;
-    limit.ensure(reinterpret_cast<const void*>(indexer_topk_smem_kernel), static_cast<int>(smem));
+    limit.ensure(reinterpret_cast<const void*>(indexer_topk_smem_kernel),
+                 smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024);
     static std::atomic<bool> pdl_ok{true};
     launch_topk_cluster(indexer_topk_smem_kernel, p.num_tokens * cluster, cluster, smem, stream, pdl_ok, p,
                         static_cast<int>(sel_cap));
