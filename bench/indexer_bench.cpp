@@ -6,7 +6,8 @@
 // events); small cases rotate over page ranges so that the keys are not all L2-resident. "graph:" repeats the
 // kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost); the logits
 // (default: the wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16, =e4m3 and =ws, the top-k (default: the
-// global-memory kernel) also with DSA_INDEXER_TOPK=smem (alone and in the graph).
+// global-memory kernel) also with DSA_INDEXER_TOPK=smem (alone and in the graph), and the graph of the kernels
+// with both opt-in kernels (ws logits + smem top-k).
 // Usage: indexer_bench [--quick]
 #include <algorithm>
 #include <cmath>
@@ -184,6 +185,14 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     });
     const double g_topk = graph_seconds_per_call(be, topk);
     const double t_topk_smem = with_env("DSA_INDEXER_TOPK", "smem", [&] { return time_per_call(be, topk); });
+    const double g_ws_smem = with_env("DSA_INDEXER_LOGITS", "ws", [&] {
+        return with_env("DSA_INDEXER_TOPK", "smem", [&] {
+            return graph_seconds_per_call(be, [&](int i) {
+                logits(i);
+                topk(i);
+            });
+        });
+    });
     const double g_topk_smem =
         with_env("DSA_INDEXER_TOPK", "smem", [&] { return graph_seconds_per_call(be, topk); });
     const double bytes = static_cast<double>(batch) * ctx * kIndexerFp8BytesPerToken;
@@ -197,11 +206,11 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
                 "logits %8.1f us %5.2f TB/s %5.1f%% %6.1f TFLOP/s (mma.sync f16 %8.1f us, e4m3 %8.1f us; ws %8.1f us "
                 "%5.2f TB/s) | "
                 "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; smem %7.1f us) | floor %6.1f us | graph: kernels %8.1f us "
-                "topk %7.1f us smem %7.1f us%s\n",
+                "topk %7.1f us smem %7.1f us, kernels with ws + smem %8.1f us%s\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
                 total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, flops / t_logits / 1e12, t_logits_f16 * 1e6,
                 t_logits_e4m3 * 1e6, t_logits_ws * 1e6, bytes / t_logits_ws / 1e12, t_topk * 1e6, r_top, f_top, t_topk_smem * 1e6, floor_s * 1e6, g_all * 1e6,
-                g_topk * 1e6, g_topk_smem * 1e6, n > 1 ? "" : " (single page range)");
+                g_topk * 1e6, g_topk_smem * 1e6, g_ws_smem * 1e6, n > 1 ? "" : " (single page range)");
     std::fflush(stdout);
 }
 
