@@ -384,8 +384,9 @@ TEST_F(IndexerOpsTest, DecodeBatch) {
     }
 }
 
-// The wgmma logits kernel (selected explicitly) on DecodeBatch's first case (the same data: the fixture's generator starts from
-// its seed): the selection checks as everywhere; scores within kWgmmaTermTol of the row's largest sum of |terms|.
+// The wgmma logits kernel (selected explicitly) on DecodeBatch's first case (the same data: the fixture's
+// generator starts from its seed): the selection checks as everywhere; scores within kWgmmaTermTol of the row's
+// largest sum of |terms|.
 // (On the H200 its max |diff| / max |score| was 1.65e-3 here, most likely row 64: one key whose 64 weighted ReLUs
 // cancel to 0.0042 out of a 0.98 sum of |terms|, a ratio 235 where a typical row's is ~3.)
 TEST_F(IndexerOpsTest, WgmmaDecodeBatch) {
@@ -583,7 +584,8 @@ void IndexerOpsTest::layout_probe(const char* kernel) {
                               << ref[s] << "; the GPU value is that of " << match;
             }
         }
-        std::cout << "[ metric ] indexer " << kernel << " layout probe heads=" << heads << " mismatching keys=" << bad << "\n";
+        std::cout << "[ metric ] indexer " << kernel << " layout probe heads=" << heads << " mismatching keys=" << bad
+                  << "\n";
     }
 }
 

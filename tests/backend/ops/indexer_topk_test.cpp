@@ -53,7 +53,8 @@ protected:
         }
         Tensor d_scores = gpu_->to_device(scores), d_slots = gpu_->to_device(slots);
         Tensor d_req = gpu_->to_device(i32_tensor(request)), d_lim = gpu_->to_device(i32_tensor(limit));
-        Tensor d_pos = Tensor::empty({T, k}, DType::kI32, Device::kCUDA), d_out = Tensor::empty({T, k}, DType::kI32, Device::kCUDA);
+        Tensor d_pos = Tensor::empty({T, k}, DType::kI32, Device::kCUDA);
+        Tensor d_out = Tensor::empty({T, k}, DType::kI32, Device::kCUDA);
         cuda::launch_indexer_topk({d_scores.data<float>(), d_slots.data<int32_t>(), d_req.data<int32_t>(),
                                    d_lim.data<int32_t>(), d_pos.data<int32_t>(), d_out.data<int32_t>(), T, T, max_len,
                                    k},
