@@ -1,10 +1,12 @@
 // MLA kernel benchmarks on the CUDA backend at DeepSeek-V3.2 shapes (H 128, d_n 128, d_v 128): sparse absorbed
 // attention at top-k 2048 over a bf16 and an FP8 (656-byte) latent store, decode b = 1, 16, 64, 128 and a
-// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernel s1 (default); the split-K combine
+// 4096-query prefill, each on the legacy mma.sync kernel, the wgmma kernel s1 (default) and the warp-specialized ws
+// (--kernels a,b,... picks; default legacy,s1,ws; --sparse-only skips the rest); the split-K combine
 // alone at the decode split counts; the absorbed q/o projections at batch 1..128; dense (expanded MHA) causal
 // prefill of one prompt at a few lengths. Each case runs through the backend op, timed with CUDA events (median of 5
 // runs of 10 calls after warm-up). Decode slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s
-// of KV read and % of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s). Usage: mla_bench [--quick]
+// of KV read and % of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s).
+// Usage: mla_bench [--quick] [--sparse-only] [--kernels legacy,s1,ws]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -73,14 +75,14 @@ Tensor random_lists(int64_t tokens, int64_t range, std::mt19937& rng) {
     return ids;
 }
 
-// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel).
+// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel; ws: warp-specialized).
 void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::string& name, const Tensor& q,
-                 const Tensor& ids) {
+                 const Tensor& ids, const std::vector<std::string>& kernels) {
     const int64_t tokens = q.dim(0);
     const double flops = 2.0 * tokens * kHeads * kTopk * (576 + 512);
     const double bytes = static_cast<double>(tokens) * kTopk * mla_kv_bytes_per_token(store.format);
-    for (const char* kernel : {"legacy", "s1"}) {
-        ::setenv("DSA_MLA_KERNEL", kernel, 1);
+    for (const std::string& kernel : kernels) {
+        ::setenv("DSA_MLA_KERNEL", kernel.c_str(), 1);
         report(name + " [" + kernel + "]",
                time_per_call(be,
                              [&] {
@@ -93,7 +95,7 @@ void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::stri
 
 // Decode at b tokens, and prefill of 4096 queries whose lists cover 8K keys (L2-resident, like a prompt of 8K
 // tokens) or the whole 256K-row store (every row from HBM).
-void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
+void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, bool quick, const std::vector<std::string>& kernels) {
     const int64_t max_batch = 128, slots = max_batch * kTopk, prefill = 4096;
     for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
         MlaKvStore store = make_store(be, format, slots, rng);
@@ -101,12 +103,12 @@ void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
         for (int64_t b : quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128}) {
             Tensor q = be.to_device(random_bf16({b, kHeads, 576}, rng, 1.0f));
             sparse_case(be, store, "sparse decode " + fmt + " b=" + std::to_string(b) + " H=128 topk=2048", q,
-                        be.to_device(random_lists(b, slots, rng)));
+                        be.to_device(random_lists(b, slots, rng)), kernels);
         }
         Tensor q = be.to_device(random_bf16({prefill, kHeads, 576}, rng, 1.0f));
         for (int64_t range : quick ? std::vector<int64_t>{8192} : std::vector<int64_t>{8192, slots}) {
             sparse_case(be, store, "sparse prefill " + fmt + " T=4096 H=128 topk=2048 keys=" + std::to_string(range), q,
-                        be.to_device(random_lists(prefill, range, rng)));
+                        be.to_device(random_lists(prefill, range, rng)), kernels);
         }
     }
 }
@@ -181,7 +183,27 @@ int run(int argc, char** argv) {
         std::printf("mla_bench: no CUDA device, nothing to measure\n");
         return 0;
     }
-    const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+    bool quick = false, sparse_only = false;
+    std::vector<std::string> kernels = {"legacy", "s1", "ws"};
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--quick") {
+            quick = true;
+        } else if (a == "--sparse-only") {
+            sparse_only = true;
+        } else if (a == "--kernels" && i + 1 < argc) {
+            kernels.clear();
+            std::string list = argv[++i];
+            for (size_t at = 0; at <= list.size();) {
+                const size_t comma = std::min(list.find(',', at), list.size());
+                if (comma > at) kernels.push_back(list.substr(at, comma - at));
+                at = comma + 1;
+            }
+        } else {
+            std::fprintf(stderr, "usage: mla_bench [--quick] [--sparse-only] [--kernels legacy,s1,ws]\n");
+            return 2;
+        }
+    }
     cudaDeviceProp prop{};
     DSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     std::printf("device: %s, %d SMs; sparse FLOPs = 2*H*K*(576+512) per token; KV bytes = K rows of the store\n",
@@ -189,7 +211,8 @@ int run(int argc, char** argv) {
     std::mt19937 rng(11);
     auto owner = make_cuda_backend(Numerics::bf16(), 0);
     auto& be = static_cast<cuda::CudaBackend&>(*owner);
-    bench_sparse(be, rng, quick);
+    bench_sparse(be, rng, quick, kernels);
+    if (sparse_only) return 0;
     bench_combine(be, rng);
     bench_absorb(be, rng, quick);
     bench_dense(be, rng, quick);

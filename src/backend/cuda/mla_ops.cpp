@@ -45,14 +45,15 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
     return dw.dequant;
 }
 
-// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: wgmma, one warpgroup computes S of a whole tile) or
-// 'legacy' (the mma.sync kernel, mla_attention.cu); read on every call (a host decision, so also fixed at
-// CUDA-graph capture time).
-enum class SparseKernel { kS1, kLegacy };
+// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: wgmma, one warpgroup computes S of a whole tile),
+// 'ws' (warp-specialized wgmma: producer warpgroup + two consumers, mla_sparse_ws.cu) or 'legacy' (the mma.sync
+// kernel, mla_attention.cu); read on every call (a host decision, so also fixed at CUDA-graph capture time).
+enum class SparseKernel { kS1, kWs, kLegacy };
 SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "s1") == 0) return SparseKernel::kS1;
-    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 's1' or 'legacy', not '" << v << "'";
+    if (std::strcmp(v, "ws") == 0) return SparseKernel::kWs;
+    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 's1', 'ws' or 'legacy', not '" << v << "'";
     return SparseKernel::kLegacy;
 }
 
@@ -206,6 +207,8 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
     const SparseKernel kernel = sparse_kernel_choice();
     if (kernel == SparseKernel::kLegacy) {
         launch_mla_sparse_attention(k, stream_);
+    } else if (kernel == SparseKernel::kWs) {
+        launch_mla_sparse_ws(k, stream_);
     } else {
         launch_mla_sparse_wgmma(k, stream_);
     }

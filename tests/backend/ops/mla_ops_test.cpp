@@ -7,7 +7,8 @@
 //  - attention: 1e-2. Both sides compute FP32 scores and softmax, but the GPU rounds the unnormalized
 //    probabilities to bf16 inside an online softmax while the CPU rounds the normalized ones; that, the summation
 //    order and the final bf16 rounding give ~2-4e-3 (rel L2 of a bf16 result is ~2^-9 = 2e-3 at best).
-// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy); small batches
+// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy), and the
+// warp-specialized ws in its own MlaTest.Ws* tests (ws must nearly equal s1); small batches
 // also exercise the split-K combine. Every attention case also checks that a slightly wrong reference (one tile of
 // keys dropped) is rejected by the same tolerance, so the comparison can fail. Each kernel call is announced by a
 // flushed line first, so a crash log names the case.
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <numeric>
 #include <string>
+#include <vector>
 
 #include "ops_test_util.h"
 
@@ -207,21 +209,23 @@ class SparseKernelScope {
     std::string old_;
 };
 
-constexpr const char* kSparseKernels[] = {"legacy", "s1"};
+using KernelList = std::vector<const char*>;
+const KernelList kSparseKernels = {"legacy", "s1"};
+const KernelList kWsKernel = {"ws"};  // the warp-specialized kernel: its own test names (a fault stays there)
 
 // Printed (and flushed) before a kernel runs: if it crashes or hangs, the log names the case.
 void announce(const std::string& what) { std::cout << "[ case ] " << what << std::endl; }
 
-// One random case on every sparse kernel against one CPU reference.
+// One random case on every kernel of `kernels` against one CPU reference.
 void check_sparse(Backend& cpu, Backend& gpu, const Stores& st, int64_t tokens, int64_t heads, int64_t width,
-                  bool device_slots, std::mt19937& rng) {
+                  bool device_slots, std::mt19937& rng, const KernelList& kernels = kSparseKernels) {
     const float scale = 0.1352338f;
     Tensor q = random_act({tokens, heads, kMlaKvDim}, rng);
     Tensor slots = slot_lists(tokens, width, rng);
     Tensor ref = cpu.mla_sparse_attention({q, &st.cpu, slots, scale});
     Tensor wrong;
     if (width > 64) wrong = cpu.mla_sparse_attention({q, &st.cpu, drop_first_tile(slots), scale});
-    for (const char* kernel : kSparseKernels) {
+    for (const char* kernel : kernels) {
         SparseKernelScope scope(kernel);
         const std::string what = std::string("mla_sparse [") + kernel + "] " + mla_kv_format_name(st.cpu.format) +
                                  " T=" + std::to_string(tokens) + " H=" + std::to_string(heads) +
@@ -303,22 +307,20 @@ TEST_F(MlaTest, SparseKernelsAgree) {
 // Staged cases that localize a failure: (1) one valid slot per list (the output is that row's first 512 values:
 // gather + P V with a one-hot P, S irrelevant); (2) q = 0 over full lists (uniform weights: P V with a dense P);
 // (3) general q (adds S = Q K^T and the softmax). Every kernel against the CPU, tolerance as above.
-TEST_F(MlaTest, SparseAttentionStaged) {
-    make(Numerics::bf16());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
+void check_staged(Backend& cpu, Backend& gpu, const Stores& st, std::mt19937& rng, const KernelList& kernels) {
     const int64_t tokens = 4, heads = 128, width = 256;
     const float scale = 0.1352338f;
     std::uniform_int_distribution<int32_t> slot(0, kSlots - 1);
     std::uniform_int_distribution<int64_t> pos(0, width - 1);
     Tensor one_hot = Tensor::empty({tokens, width}, DType::kI32), full = Tensor::empty({tokens, width}, DType::kI32);
     for (int64_t t = 0; t < tokens; ++t) {
-        const int64_t keep = pos(rng_);
+        const int64_t keep = pos(rng);
         for (int64_t j = 0; j < width; ++j) {
-            one_hot.data<int32_t>()[t * width + j] = j == keep ? slot(rng_) : -1;
-            full.data<int32_t>()[t * width + j] = slot(rng_);
+            one_hot.data<int32_t>()[t * width + j] = j == keep ? slot(rng) : -1;
+            full.data<int32_t>()[t * width + j] = slot(rng);
         }
     }
-    Tensor q_rand = random_act({tokens, heads, kMlaKvDim}, rng_);
+    Tensor q_rand = random_act({tokens, heads, kMlaKvDim}, rng);
     Tensor q_zero = Tensor::zeros({tokens, heads, kMlaKvDim}, DType::kF32);
     const struct {
         const char* name;
@@ -326,15 +328,88 @@ TEST_F(MlaTest, SparseAttentionStaged) {
         const Tensor& slots;
     } stages[] = {{"one valid slot", q_rand, one_hot}, {"q = 0", q_zero, full}, {"general", q_rand, full}};
     for (const auto& stage : stages) {
-        Tensor ref = cpu_->mla_sparse_attention({stage.q, &st.cpu, stage.slots, scale});
-        for (const char* kernel : kSparseKernels) {
+        Tensor ref = cpu.mla_sparse_attention({stage.q, &st.cpu, stage.slots, scale});
+        for (const char* kernel : kernels) {
             SparseKernelScope scope(kernel);
-            const std::string what = std::string("mla_sparse staged [") + kernel + "] " + stage.name;
+            const std::string what = std::string("mla_sparse staged [") + kernel + "] " +
+                                     mla_kv_format_name(st.cpu.format) + " " + stage.name;
             announce(what);
-            Tensor got = to_f32(gpu_->to_host(gpu_->mla_sparse_attention(
-                {gpu_->to_device(to_bf16(stage.q)), &st.gpu, gpu_->to_device(stage.slots), scale})));
+            Tensor got = to_f32(gpu.to_host(gpu.mla_sparse_attention(
+                {gpu.to_device(to_bf16(stage.q)), &st.gpu, gpu.to_device(stage.slots), scale})));
             expect_close(what, got, ref, 1e-2);
         }
+    }
+}
+
+TEST_F(MlaTest, SparseAttentionStaged) {
+    make(Numerics::bf16());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
+    check_staged(*cpu_, *gpu_, st, rng_, kSparseKernels);
+}
+
+// ---- the warp-specialized kernel (DSA_MLA_KERNEL=ws): the same checks under their own names ----
+
+// Smallest case first: one token, 64 heads, one 64-key tile (no split), both stores.
+TEST_F(MlaTest, WsSparseOneTile) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        check_sparse(*cpu_, *gpu_, st, 1, 64, 64, false, rng_, kWsKernel);
+        check_sparse(*cpu_, *gpu_, st, 3, 64, 64, true, rng_, kWsKernel);  // + an all -1 row
+    }
+}
+
+TEST_F(MlaTest, WsSparseStaged) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        check_staged(*cpu_, *gpu_, st, rng_, kWsKernel);
+    }
+}
+
+// Decode batches 1, 3 (split-K + combine), 64; a partial head group with a partial last tile; 79 splits.
+TEST_F(MlaTest, WsSparseDecodeShapes) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        check_sparse(*cpu_, *gpu_, st, 1, 128, 2048, false, rng_, kWsKernel);
+        check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_, kWsKernel);
+        check_sparse(*cpu_, *gpu_, st, 64, 128, 2048, true, rng_, kWsKernel);
+        check_sparse(*cpu_, *gpu_, st, 3, 40, 100, false, rng_, kWsKernel);
+        check_sparse(*cpu_, *gpu_, st, 1, 64, 5000, true, rng_, kWsKernel);
+    }
+}
+
+// Prefill (no split, many CTAs) with a list width that is not a multiple of 64, and short lists.
+TEST_F(MlaTest, WsSparsePrefillAndEdges) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        check_sparse(*cpu_, *gpu_, st, 300, 128, 1000, true, rng_, kWsKernel);
+        check_sparse(*cpu_, *gpu_, st, 5, 128, 77, false, rng_, kWsKernel);
+        check_sparse(*cpu_, *gpu_, st, 2, 64, 33, false, rng_, kWsKernel);
+    }
+}
+
+// ws against s1 on the same inputs: same bf16 P rounding, so far closer than either is to the CPU.
+TEST_F(MlaTest, WsAgreesWithS1) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        const int64_t tokens = 16, heads = 128, width = 2048;
+        Tensor q = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
+        Tensor slots = gpu_->to_device(slot_lists(tokens, width, rng_));
+        Tensor out[2];
+        const char* kernels[2] = {"s1", "ws"};
+        for (int i = 0; i < 2; ++i) {
+            SparseKernelScope scope(kernels[i]);
+            announce(std::string("mla_sparse agree [") + kernels[i] + "] " + mla_kv_format_name(format));
+            out[i] = to_f32(gpu_->to_host(gpu_->mla_sparse_attention({q, &st.gpu, slots, 0.1352338f})));
+        }
+        const Diff d = compare(out[1], out[0]);
+        std::cout << "[ metric ] mla_sparse ws vs s1 " << mla_kv_format_name(format)
+                  << " T=16 H=128 K=2048: rel_l2=" << d.rel_l2 << std::endl;
+        EXPECT_LT(d.rel_l2, 4e-3);
     }
 }
 
