@@ -11,6 +11,7 @@
 #include "backend/cuda/indexer_common.cuh"
 #include "backend/cuda/indexer_kernels.h"
 #include "backend/cuda/mma_util.cuh"
+#include "backend/cuda/wgmma_util.cuh"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -97,6 +98,38 @@ __device__ __forceinline__ void head_sum(const float (&acc)[kKSteps][N / 2], con
     rb += __shfl_xor_sync(kFull, rb, 1);
     ra += __shfl_xor_sync(kFull, ra, 2);
     rb += __shfl_xor_sync(kFull, rb, 2);
+}
+
+// The folded head weights of this lane's accumulator columns (heads 8 i + 2 tig + e) of row t.
+template <int N>
+__device__ __forceinline__ void load_head_weights(const IndexerLogitsParams& p, int64_t t, int tig,
+                                                  float (&w)[N / 8][2]) {
+#pragma unroll
+    for (int i = 0; i < N / 8; ++i) {
+        w[i][0] = __ldg(p.weights + t * N + 8 * i + 2 * tig);
+        w[i][1] = __ldg(p.weights + t * N + 8 * i + 2 * tig + 1);
+    }
+}
+
+// Issues the 4 k-steps of one 64-key block (keys at k_addr, swizzled) against the query tile at q_addr, each into
+// its own zero-started accumulator, as one committed group.
+template <int N>
+__device__ __forceinline__ void issue_block_mma(float (&acc)[kKSteps][N / 2], uint32_t k_addr, uint32_t q_addr) {
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kKSteps; ++ks) {
+        wgmma_e4m3<N>(acc[ks], sw128_kmajor_desc(k_addr + ks * 32), sw128_kmajor_desc(q_addr + ks * 32), 0);
+    }
+    wgmma_commit();
+}
+
+// Writes the scaled head sums of keys g and g + 8 of the warp's 16 rows (first = the block's first position +
+// 16 warp), those up to the limit.
+__device__ __forceinline__ void store_key_scores(float* srow, int64_t first, int64_t limit, int lane, float ra,
+                                                 float rb, float sa, float sb) {
+    const int g = lane >> 2, tig = lane & 3;
+    if (tig == 0 && first + g <= limit) srow[first + g] = ra * sa;
+    if (tig == 1 && first + g + 8 <= limit) srow[first + g + 8] = rb * sb;
 }
 
 }  // namespace

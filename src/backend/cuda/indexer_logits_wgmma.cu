@@ -62,11 +62,7 @@ __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
     }
     if (kStages - 1 < iters) block_slots(slot_row, block_of(kStages - 1), qr.limit, tid, slots);
     float w[N / 8][2];
-#pragma unroll
-    for (int i = 0; i < N / 8; ++i) {
-        w[i][0] = __ldg(p.weights + t * N + 8 * i + 2 * tig);
-        w[i][1] = __ldg(p.weights + t * N + 8 * i + 2 * tig + 1);
-    }
+    load_head_weights<N>(p, t, tig, w);
     const uint32_t q_addr = smem_addr(qs), k_addr = smem_addr(keys);
     float* srow = p.scores + t * p.max_len;
     for (int i = 0; i < iters; ++i) {
@@ -82,21 +78,14 @@ __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
         cp_async_commit();
         const int st = i % kStages;
         float acc[kKSteps][N / 2];
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < kKSteps; ++ks) {
-            wgmma_e4m3<N>(acc[ks], sw128_kmajor_desc(k_addr + st * kBlockKeyBytes + ks * 32),
-                          sw128_kmajor_desc(q_addr + ks * 32), 0);
-        }
-        wgmma_commit();
+        issue_block_mma<N>(acc, k_addr + st * kBlockKeyBytes, q_addr);
         wgmma_wait_all();
         fence_regs<kKSteps * N / 2>(&acc[0][0]);
         float ra, rb;
         head_sum<N>(acc, w, ra, rb);
         const float* sc = reinterpret_cast<const float*>(scales + st * kScaleBytes);
-        const int64_t base = block_of(i) * kBlockKeys + warp * 16;
-        if (tig == 0 && base + g <= qr.limit) srow[base + g] = ra * sc[warp * 16 + g];
-        if (tig == 1 && base + g + 8 <= qr.limit) srow[base + g + 8] = rb * sc[warp * 16 + g + 8];
+        store_key_scores(srow, block_of(i) * kBlockKeys + warp * 16, qr.limit, lane, ra, rb, sc[warp * 16 + g],
+                         sc[warp * 16 + g + 8]);
     }
     cp_async_wait<0>();  // no copy may outlive the CTA
 }

@@ -154,28 +154,17 @@ __global__ void __launch_bounds__(kWsThreads, 1) indexer_logits_ws_kernel(Indexe
         return;
     }
 
-    const int wg = warp >> 2, wtid = tid & (kLogitsThreads - 1), wwarp = warp & 3, g = lane >> 2, tig = lane & 3;
+    const int wg = warp >> 2, wwarp = warp & 3, g = lane >> 2, tig = lane & 3;
     float w[N / 8][2];
-#pragma unroll
-    for (int i = 0; i < N / 8; ++i) {
-        w[i][0] = __ldg(p.weights + t * N + 8 * i + 2 * tig);
-        w[i][1] = __ldg(p.weights + t * N + 8 * i + 2 * tig + 1);
-    }
+    load_head_weights<N>(p, t, tig, w);
     const uint32_t q_addr = smem_addr(base), k_addr = smem_addr(base + L::kKeys);
     float* srow = p.scores + t * p.max_len;
-    (void)wtid;
     for (int i = wg; i < iters; i += kWsConsumers) {
         const int s = i % kWsStages;
         mbar_wait(full(s), (i / kWsStages) & 1);
         fence_async_smem();  // the producer's cp.async bytes (generic proxy) -> this warpgroup's wgmma reads
         float acc[kKSteps][N / 2];
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < kKSteps; ++ks) {
-            wgmma_e4m3<N>(acc[ks], sw128_kmajor_desc(k_addr + s * kBlockKeyBytes + ks * 32),
-                          sw128_kmajor_desc(q_addr + ks * 32), 0);
-        }
-        wgmma_commit();
+        issue_block_mma<N>(acc, k_addr + s * kBlockKeyBytes, q_addr);
         const float* sc = reinterpret_cast<const float*>(base + L::kScales + s * kScaleBytes);
         const float sa = sc[wwarp * 16 + g], sb = sc[wwarp * 16 + g + 8];
         wgmma_wait_all();
@@ -184,9 +173,7 @@ __global__ void __launch_bounds__(kWsThreads, 1) indexer_logits_ws_kernel(Indexe
         if (lane == 0) mbar_arrive(empty(s));  // this warp is done with the stage (MMA and scales read)
         float ra, rb;
         head_sum<N>(acc, w, ra, rb);
-        const int64_t kb = block_of(i) * kBlockKeys + wwarp * 16;
-        if (tig == 0 && kb + g <= qr.limit) srow[kb + g] = ra * sa;
-        if (tig == 1 && kb + g + 8 <= qr.limit) srow[kb + g + 8] = rb * sb;
+        store_key_scores(srow, block_of(i) * kBlockKeys + wwarp * 16, qr.limit, lane, ra, rb, sa, sb);
     }
 }
 
