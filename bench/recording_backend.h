@@ -35,6 +35,10 @@ class RecordingBackend final : public Backend {
     Tensor add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps) override {
         return in_.add_rms_norm(residual, delta, w, eps);
     }
+    QuantizedAct rms_norm_q8(const Tensor& x, const Tensor& w, float eps) override { return in_.rms_norm_q8(x, w, eps); }
+    QuantizedAct add_rms_norm_q8(Tensor& residual, const Tensor& delta, const Tensor& w, float eps) override {
+        return in_.add_rms_norm_q8(residual, delta, w, eps);
+    }
     Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) override {
         return in_.layer_norm(x, w, b, eps);
     }
@@ -47,6 +51,10 @@ class RecordingBackend final : public Backend {
                                      LinearOutput out) override {
         return in_.linear_multi(x, ws, out);
     }
+    std::vector<Tensor> linear_multi_q8(const QuantizedAct& x, std::span<const LinearWeight* const> ws,
+                                        LinearOutput out) override {
+        return in_.linear_multi_q8(x, ws, out);
+    }
     Tensor lm_head(const Tensor& x, const LinearWeight& head) override { return in_.lm_head(x, head); }
 
     RopeTable make_rope_table(std::span<const float> inv_freq, int64_t max_positions) override {
@@ -55,6 +63,7 @@ class RecordingBackend final : public Backend {
     void apply_rope(const RopeParams& p) override { in_.apply_rope(p); }
 
     void mla_kv_write(const MlaKvWriteParams& p) override { in_.mla_kv_write(p); }
+    void mla_latent_write(const MlaLatentWriteParams& p) override { in_.mla_latent_write(p); }
     Tensor mla_kv_read(const MlaKvStore& s, const Tensor& slots) override { return in_.mla_kv_read(s, slots); }
     Tensor mla_absorb_q(const Tensor& q, const LinearWeight& kv_b, const MlaHeadDims& d) override {
         return in_.mla_absorb_q(q, kv_b, d);
@@ -65,10 +74,12 @@ class RecordingBackend final : public Backend {
     MlaExpandedKv mla_expand_kv(const Tensor& latent, const LinearWeight& kv_b, const MlaHeadDims& d) override {
         return in_.mla_expand_kv(latent, kv_b, d);
     }
+    Tensor mla_query(const MlaQueryParams& p) override { return in_.mla_query(p); }
     Tensor mla_sparse_attention(const MlaSparseParams& p) override { return in_.mla_sparse_attention(p); }
     Tensor mla_dense_attention(const MlaDenseParams& p) override { return in_.mla_dense_attention(p); }
 
     void indexer_k_write(const IndexerKWriteParams& p) override { in_.indexer_k_write(p); }
+    void indexer_key_write(const IndexerKeyWriteParams& p) override { in_.indexer_key_write(p); }
     IndexerTopkResult indexer_topk(const IndexerTopkParams& p) override { return in_.indexer_topk(p); }
     IndexerTopkResult causal_indices(const CausalIndicesParams& p) override { return in_.causal_indices(p); }
 

@@ -79,6 +79,14 @@ public:
     // residual [T, D] updated in place: residual = residual + delta (FP32 add, then rounded to an activation);
     // returns rms_norm(residual).
     virtual Tensor add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps) = 0;
+    // rms_norm / add_rms_norm of an input of FP8 linears (QuantizedAct): .x is what those ops return; a backend
+    // may also return act_quant(.x) for linear_multi_q8. Default: .x only.
+    virtual QuantizedAct rms_norm_q8(const Tensor& x, const Tensor& weight, float eps) {
+        return {rms_norm(x, weight, eps), Tensor(), Tensor()};
+    }
+    virtual QuantizedAct add_rms_norm_q8(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps) {
+        return {add_rms_norm(residual, delta, weight, eps), Tensor(), Tensor()};
+    }
     // x [T, D], weight/bias [D] f32 -> [T, D]: standard LayerNorm (biased variance) in FP32.
     virtual Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) = 0;
     // a, b [same shape] -> a + b (FP32 add, rounded to an activation).
@@ -102,6 +110,12 @@ public:
         for (const LinearWeight* w : ws) ys.push_back(linear(x, *w, out));
         return ys;
     }
+    // linear_multi of x.x (one weight allowed); a backend may use x.q8 / x.scales instead of quantizing x.x
+    // itself (the results are the same: they are act_quant(x.x)).
+    virtual std::vector<Tensor> linear_multi_q8(const QuantizedAct& x, std::span<const LinearWeight* const> ws,
+                                                LinearOutput out = LinearOutput::kActivation) {
+        return linear_multi(x.x, ws, out);
+    }
     // Final logits: x [T, D], head [V, D] -> [T, V] f32, never quantized or rounded.
     virtual Tensor lm_head(const Tensor& x, const LinearWeight& head) = 0;
 
@@ -114,6 +128,14 @@ public:
     // ---- MLA ----
     // Writes c_kv and k_pe of each token into its slot of the latent store (quantizing for the FP8 layout).
     virtual void mla_kv_write(const MlaKvWriteParams& p) = 0;
+    // RMSNorm + RoPE of kv_a and the latent write (MlaLatentWriteParams). Default: the three ops; backends may fuse.
+    virtual void mla_latent_write(const MlaLatentWriteParams& p) {
+        const int64_t tokens = p.kv_a.dim(0), latent = kMlaLatentDim, rot = p.kv_a.dim(1) - latent;
+        Tensor c_kv = rms_norm(narrow_last(p.kv_a, 0, latent), p.norm_weight, p.eps);
+        Tensor k_pe = narrow_last(p.kv_a, latent, latent + rot).view({tokens, 1, rot});
+        apply_rope({k_pe, p.positions, p.table, p.layout, 0});
+        mla_kv_write({c_kv, k_pe.view({tokens, rot}), p.slots, p.store});
+    }
     // Reads back the latent of the given slots: store, slots [N] i32 -> [N, 576] f32 (dequantized).
     virtual Tensor mla_kv_read(const MlaKvStore& store, const Tensor& slots) = 0;
     // q_nope [T, H, d_n] -> q̃ [T, H, 512], q̃[h] = W_UK[h]^T q_nope[h] (W from the dequantized kv_b_proj).
@@ -122,6 +144,14 @@ public:
     virtual Tensor mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& dims) = 0;
     // latent [S, 576] -> per-head keys [S, H, d_n + 64] = [W_UK c_kv ; k_pe] and values [S, H, d_v] = W_UV c_kv.
     virtual MlaExpandedKv mla_expand_kv(const Tensor& latent, const LinearWeight& kv_b, const MlaHeadDims& dims) = 0;
+    // [q_absorbed ; roped q_pe] -> [T, H, 512 + R] (MlaQueryParams). Default: narrow, RoPE, concat; backends may fuse.
+    virtual Tensor mla_query(const MlaQueryParams& p) {
+        const int64_t dim = p.q.dim(2), rot = p.table->rot_dim();
+        Tensor q_pe = narrow_last(p.q, dim - rot, dim);
+        apply_rope({q_pe, p.positions, p.table, p.layout, 0});
+        const Tensor parts[2] = {p.q_absorbed, q_pe};
+        return concat_last(parts);
+    }
     // Absorbed sparse attention over latent-store slots -> [T, H, 512].
     virtual Tensor mla_sparse_attention(const MlaSparseParams& p) = 0;
     // Expanded (MHA) attention for one request with a causal and optional index mask -> [T, H, d_v].
@@ -131,6 +161,13 @@ public:
     // Writes k^I (after LayerNorm and RoPE) into the paged key store; with indexer_fp8 it applies the Hadamard
     // rotation and FP8 quantization first.
     virtual void indexer_k_write(const IndexerKWriteParams& p) = 0;
+    // LayerNorm + RoPE of wk_x and the key write (IndexerKeyWriteParams). Default: the three ops; backends may fuse.
+    virtual void indexer_key_write(const IndexerKeyWriteParams& p) {
+        const int64_t tokens = p.wk_x.dim(0), dim = p.wk_x.dim(1);
+        Tensor k = layer_norm(p.wk_x, p.norm_weight, p.norm_bias, p.eps).view({tokens, 1, dim});
+        apply_rope({k, p.positions, p.table, p.layout, 0});
+        indexer_k_write({k.view({tokens, dim}), p.slots, p.store});
+    }
     // Scores + exact top-k per query (see IndexerTopkParams / IndexerTopkResult).
     virtual IndexerTopkResult indexer_topk(const IndexerTopkParams& p) = 0;
     // Every visible position of each query (what top-k returns when visible <= width), without scoring.

@@ -15,6 +15,17 @@ namespace dsa::backend {
 // Whether a linear's output is an activation (rounded per Numerics) or kept in FP32.
 enum class LinearOutput : uint8_t { kActivation, kF32 };
 
+// An activation that feeds FP8 linears, as a norm returned it (Backend::rms_norm_q8 / add_rms_norm_q8): the
+// activation itself and, where the backend's norm also quantized it (the CUDA decode path), exactly what the
+// linears' own DeepSeek act_quant of x would make (same e4m3 rounding, same ue8m0 rule). linear_multi_q8 then
+// skips its quantization; without q8 it quantizes x as linear_multi does.
+struct QuantizedAct {
+    Tensor x;       // [T, K] act
+    Tensor q8;      // optional [T, K] e4m3 on the backend's device: act_quant(x) per token per 128 channels
+    Tensor scales;  // with q8: [K / 128, T] f32, the scale of 128-block kb of token t at [kb, t]
+    bool has_q8() const { return q8.defined(); }
+};
+
 // ---- RoPE ----
 enum class RopeLayout : uint8_t {
     kInterleaved,  // pairs (2i, 2i+1): MLA in both models, GLM-5 indexer
@@ -57,6 +68,30 @@ struct MlaKvWriteParams {
     MlaKvStore* store = nullptr;  // written in its format (FP8: per-128 power-of-two scales, FlashMLA rule)
 };
 
+// The latent KV of new tokens from the kv_a projection (MODEL_SPEC §3.4): c_kv = RMSNorm(kv_a[:, :512]),
+// k_pe = RoPE(kv_a[:, 512:576]) at each token's position, both written into the token's slot (mla_kv_write).
+// Equal to rms_norm + apply_rope + mla_kv_write (the Backend default runs exactly those); kv_a is not modified.
+struct MlaLatentWriteParams {
+    Tensor kv_a;                        // [T, 512 + R] act, R = table->rot_dim() (64)
+    Tensor norm_weight;                 // [512] kv_a_layernorm weight
+    float eps = 1e-6f;
+    Tensor positions;                   // [T] i32, each < table->max_positions()
+    const RopeTable* table = nullptr;
+    RopeLayout layout = RopeLayout::kInterleaved;
+    Tensor slots;                       // [T] i32, rows of *store (a slot < 0 is skipped)
+    MlaKvStore* store = nullptr;
+};
+
+// The absorbed attention's query (MlaSparseParams::q): [q_absorbed ; RoPE(q[..., d_n : d_n + R])] per head.
+// Equal to narrow_last + apply_rope + concat_last (the Backend default runs exactly those); q is not modified.
+struct MlaQueryParams {
+    Tensor q_absorbed;                  // [T, H, 512] act: mla_absorb_q of q_nope
+    Tensor q;                           // [T, H, d_n + R] act, the q_b output with its rope part NOT yet rotated
+    Tensor positions;                   // [T] i32, each < table->max_positions()
+    const RopeTable* table = nullptr;   // R = table->rot_dim()
+    RopeLayout layout = RopeLayout::kInterleaved;
+};
+
 // Absorbed ("MQA mode") sparse attention: one latent KV head shared by all H query heads.
 //   score[t,h,s] = scale * q[t,h,:] · kv[slot_s, :]  (576 dims), softmax over the valid slots of row t,
 //   out[t,h,:] = sum_s P * kv[slot_s, 0:512].  A row with no valid slot outputs zeros.
@@ -83,6 +118,20 @@ struct IndexerKWriteParams {
     Tensor k;                          // [T, 128] act, after k_norm LayerNorm and RoPE (first 64 dims)
     Tensor slots;                      // [T] i32 (a slot < 0 is skipped)
     IndexerKeyStore* store = nullptr;  // format must equal Numerics::indexer_key_format()
+};
+
+// The indexer key of new tokens (MODEL_SPEC §4.8): k = LayerNorm(wk_x) with RoPE on its first R dims, written
+// into each token's slot (indexer_k_write). Equal to layer_norm + apply_rope + indexer_k_write (the Backend
+// default runs exactly those); wk_x is not modified.
+struct IndexerKeyWriteParams {
+    Tensor wk_x;                        // [T, 128] act, the wk projection of x
+    Tensor norm_weight, norm_bias;      // [128] k_norm LayerNorm
+    float eps = 1e-6f;
+    Tensor positions;                   // [T] i32, each < table->max_positions()
+    const RopeTable* table = nullptr;   // R = table->rot_dim() <= 128
+    RopeLayout layout = RopeLayout::kNeox;
+    Tensor slots;                       // [T] i32 (a slot < 0 is skipped)
+    IndexerKeyStore* store = nullptr;   // format must equal Numerics::indexer_key_format()
 };
 
 // I[t,s] = sum_j w[t,j] * H_I^-0.5 * 128^-0.5 * ReLU(q[t,j] · k[s])  for s = 0..query_limit[t].

@@ -13,6 +13,7 @@ namespace dsa::model {
 
 using backend::IndexerTopkResult;
 using backend::LinearOutput;
+using backend::QuantizedAct;
 using backend::RopeLayout;
 
 // The batch's index tensors on the backend's device, uploaded once per forward (CPU backend: the host tensors).
@@ -141,19 +142,23 @@ ForwardOutput DsaModel::run_main(const StepTensors& st, KvStores& kv, const Forw
     if (options.capture_topk) out.topk.resize(config_.num_hidden_layers + weights_.mtp.size());
     Tensor h = be_.embedding(weights_.embed_tokens, st.token_ids);  // residual stream
     h.set_name("residual");
-    Tensor x = be_.rms_norm(h, weights_.layers.at(0).input_layernorm, static_cast<float>(config_.rms_norm_eps));
+    const float eps = static_cast<float>(config_.rms_norm_eps);
+    // The input norms feed FP8 projections: they may also return the act_quant of their output (QuantizedAct).
+    QuantizedAct x = be_.rms_norm_q8(h, weights_.layers.at(0).input_layernorm, eps);
     IndexerTopkResult shared_topk;  // the last Full layer's selection, reused by IndexCache Shared layers
     const int64_t num_layers = config_.num_hidden_layers;
     for (int64_t l = 0; l < num_layers; ++l) {
         const LayerWeights& lw = weights_.layers[l];
         Tensor a = attention(lw, l, x, st, kv, options, &shared_topk, &out);
-        x = be_.add_rms_norm(h, a, lw.post_attention_layernorm, static_cast<float>(config_.rms_norm_eps));
-        Tensor f = ffn(lw, x);
-        const Tensor& next_norm = l + 1 < num_layers ? weights_.layers[l + 1].input_layernorm : weights_.final_norm;
-        x = be_.add_rms_norm(h, f, next_norm, static_cast<float>(config_.rms_norm_eps));
+        Tensor f = ffn(lw, be_.add_rms_norm(h, a, lw.post_attention_layernorm, eps));
+        if (l + 1 < num_layers) {
+            x = be_.add_rms_norm_q8(h, f, weights_.layers[l + 1].input_layernorm, eps);
+        } else {
+            x = QuantizedAct{be_.add_rms_norm(h, f, weights_.final_norm, eps), Tensor(), Tensor()};
+        }
     }
-    out.hidden = x;
-    out.logits = logits_for_rows(x, weights_.lm_head, st, options.logits_on_device);
+    out.hidden = x.x;
+    out.logits = logits_for_rows(x.x, weights_.lm_head, st, options.logits_on_device);
     return out;
 }
 
@@ -172,10 +177,10 @@ ForwardOutput DsaModel::forward_mtp(const ForwardBatch& batch, const Tensor& pre
     const Tensor parts[2] = {be_.rms_norm(e, m.enorm, eps), be_.rms_norm(prev_hidden, m.hnorm, eps)};
     Tensor h = be_.linear(be_.concat_last(parts), m.eh_proj);  // embedding half first (MODEL_SPEC §6)
     h.set_name("mtp_residual");
-    Tensor x = be_.rms_norm(h, m.layer.input_layernorm, eps);
+    const QuantizedAct xa = be_.rms_norm_q8(h, m.layer.input_layernorm, eps);
     IndexerTopkResult shared_topk;
-    Tensor a = attention(m.layer, layer, x, st, kv, options, &shared_topk, &out);
-    x = be_.add_rms_norm(h, a, m.layer.post_attention_layernorm, eps);
+    Tensor a = attention(m.layer, layer, xa, st, kv, options, &shared_topk, &out);
+    Tensor x = be_.add_rms_norm(h, a, m.layer.post_attention_layernorm, eps);
     Tensor f = ffn(m.layer, x);
     x = be_.add_rms_norm(h, f, m.shared_head_norm, eps);
     out.hidden = x;
@@ -191,8 +196,9 @@ Tensor DsaModel::logits_for_rows(const Tensor& normed, const Tensor& head, const
     return on_device ? logits : be_.to_host(logits);
 }
 
-Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st, KvStores& kv,
-                           const ForwardOptions& options, IndexerTopkResult* shared, ForwardOutput* out) {
+Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const QuantizedAct& x, const StepTensors& st,
+                           KvStores& kv, const ForwardOptions& options, IndexerTopkResult* shared,
+                           ForwardOutput* out) {
     const AttentionWeights& aw = lw.attn;
     const float eps = static_cast<float>(config_.rms_norm_eps);
     const int64_t num_tokens = st.num_tokens, num_heads = config_.num_attention_heads;
@@ -204,32 +210,37 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& 
     if (aw.q_a_proj.defined()) x_proj.push_back(&aw.q_a_proj);
     x_proj.push_back(&aw.kv_a_proj_with_mqa);
     if (aw.indexer) x_proj.push_back(&aw.indexer->wk);
-    const std::vector<Tensor> x_out = be_.linear_multi(x, x_proj);
+    const std::vector<Tensor> x_out = be_.linear_multi_q8(x, x_proj);
     const Tensor& kv_a = x_out[aw.q_a_proj.defined() ? 1 : 0];
 
-    // Queries (MODEL_SPEC §3.3): q_resid = RMSNorm(W_qa x) also feeds the indexer.
-    Tensor q_resid, q;
+    // Queries (MODEL_SPEC §3.3): q_resid = RMSNorm(W_qa x) also feeds the indexer, so q_b and the indexer's wq_b
+    // run as one linear_multi (one act_quant, made by the norm where the backend can).
+    Tensor q, wq_r;
     if (aw.q_a_proj.defined()) {
-        q_resid = be_.rms_norm(x_out[0], aw.q_a_layernorm, eps);
-        q = be_.linear(q_resid, aw.q_b_proj).view({num_tokens, num_heads, d_qk});
+        const QuantizedAct q_resid = be_.rms_norm_q8(x_out[0], aw.q_a_layernorm, eps);
+        std::vector<const backend::LinearWeight*> r_proj = {&aw.q_b_proj};
+        if (aw.indexer) r_proj.push_back(&aw.indexer->wq_b);
+        const std::vector<Tensor> r_out = be_.linear_multi_q8(q_resid, r_proj);
+        q = r_out[0].view({num_tokens, num_heads, d_qk});
+        if (aw.indexer) wq_r = r_out[1];
     } else {
-        q = be_.linear(x, aw.q_proj).view({num_tokens, num_heads, d_qk});
+        q = be_.linear(x.x, aw.q_proj).view({num_tokens, num_heads, d_qk});
     }
     const RopeLayout mla_layout = config_.rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
-    be_.apply_rope({q, st.positions, &rope_, mla_layout, d_n});
+    const bool expanded = use_expanded(st, options);  // absorbed: q's RoPE is applied where its query is built
+    if (expanded) be_.apply_rope({q, st.positions, &rope_, mla_layout, d_n});
 
-    // Latent KV: c_kv = RMSNorm(kv_a[:512]), k_pe = RoPE(kv_a[512:]); written before attending.
-    Tensor c_kv = be_.rms_norm(be_.narrow_last(kv_a, 0, r_kv), aw.kv_a_layernorm, eps);
-    Tensor k_pe = be_.narrow_last(kv_a, r_kv, kv_a.dim(1)).view({num_tokens, 1, config_.qk_rope_head_dim});
-    be_.apply_rope({k_pe, st.positions, &rope_, mla_layout, 0});
-    be_.mla_kv_write({c_kv, k_pe.view({num_tokens, config_.qk_rope_head_dim}), st.out_slots, &kv.mla.at(layer)});
+    // Latent KV: c_kv = RMSNorm(kv_a[:512]), k_pe = RoPE(kv_a[512:]); written before attending (one op).
+    DSA_CHECK_EQ(kv_a.dim(1), r_kv + config_.qk_rope_head_dim) << "kv_a width";
+    be_.mla_latent_write({kv_a, aw.kv_a_layernorm, eps, st.positions, &rope_, mla_layout, st.out_slots,
+                          &kv.mla.at(layer)});
 
     // Token selection: own indexer (Full layer) or the previous Full layer's choice (IndexCache Shared). Every
     // layer indexes the same slot space, so the Full layer's slots are valid for the Shared layers as they are.
     IndexerTopkResult sel;
     if (aw.indexer) {
-        DSA_CHECK(q_resid.defined()) << "the indexer needs q_lora_rank > 0";
-        sel = select_tokens(aw, layer, x, x_out.back(), q_resid, st, kv, options);
+        DSA_CHECK(wq_r.defined()) << "the indexer needs q_lora_rank > 0";
+        sel = select_tokens(aw, layer, x.x, x_out.back(), wq_r, st, kv, options);
         *shared = sel;
         if (options.capture_topk) out->topk.at(layer) = be_.to_host(sel.positions);
     } else {
@@ -238,26 +249,24 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Tensor& 
         sel = *shared;
     }
 
-    Tensor o = use_expanded(st, options) ? attend_expanded(aw, q, sel.positions, st, kv, layer)
-                                         : attend_absorbed(aw, q, sel.slots, kv, layer);
+    Tensor o = expanded ? attend_expanded(aw, q, sel.positions, st, kv, layer)
+                        : attend_absorbed(aw, q, sel.slots, st, kv, layer);
     return be_.linear(o.view({num_tokens, num_heads * config_.v_head_dim}), aw.o_proj);
 }
 
 IndexerTopkResult DsaModel::select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
-                                          const Tensor& wk_x, const Tensor& q_resid, const StepTensors& st,
+                                          const Tensor& wk_x, const Tensor& wq_r, const StepTensors& st,
                                           KvStores& kv, const ForwardOptions& options) {
     const IndexerWeights& iw = *aw.indexer;
     const int64_t num_tokens = st.num_tokens, num_heads = config_.index_n_heads, dim = config_.index_head_dim;
     const RopeLayout layout = config_.indexer_rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
 
-    // k^I = RoPE(LayerNorm(W_k x)) on the first 64 dims; written for every token (MODEL_SPEC §4.8).
-    Tensor k = be_.layer_norm(wk_x, iw.k_norm_weight, iw.k_norm_bias, 1e-6f);
-    Tensor k3 = k.view({num_tokens, 1, dim});
-    be_.apply_rope({k3, st.positions, &rope_, layout, 0});
+    // k^I = RoPE(LayerNorm(W_k x)) on the first 64 dims; written for every token (MODEL_SPEC §4.8), one op.
     DSA_CHECK(kv.indexer.at(layer).data.defined()) << "layer " << layer << " has no indexer key store";
-    be_.indexer_k_write({k3.view({num_tokens, dim}), st.out_slots, &kv.indexer.at(layer)});
+    be_.indexer_key_write({wk_x, iw.k_norm_weight, iw.k_norm_bias, 1e-6f, st.positions, &rope_, layout, st.out_slots,
+                           &kv.indexer.at(layer)});
 
-    Tensor q = be_.linear(q_resid, iw.wq_b).view({num_tokens, num_heads, dim});
+    Tensor q = wq_r.view({num_tokens, num_heads, dim});
     be_.apply_rope({q, st.positions, &rope_, layout, 0});
     Tensor w = be_.linear(x, backend::LinearWeight{iw.weights_proj, Tensor()}, LinearOutput::kF32);
 
@@ -280,14 +289,13 @@ IndexerTopkResult DsaModel::select_tokens(const AttentionWeights& aw, int64_t la
     return be_.indexer_topk(p);
 }
 
-Tensor DsaModel::attend_absorbed(const AttentionWeights& aw, const Tensor& q, const Tensor& slots, KvStores& kv,
-                                 int64_t layer) {
-    const int64_t d_n = config_.qk_nope_head_dim, d_qk = config_.qk_head_dim();
-    Tensor q_nope = be_.narrow_last(q, 0, d_n);
-    Tensor q_pe = be_.narrow_last(q, d_n, d_qk);
-    const Tensor parts[2] = {be_.mla_absorb_q(q_nope, aw.kv_b_proj, head_dims_), q_pe};
+Tensor DsaModel::attend_absorbed(const AttentionWeights& aw, const Tensor& q, const Tensor& slots,
+                                 const StepTensors& st, KvStores& kv, int64_t layer) {
+    // q's rope part is not rotated yet: mla_query rotates it while joining it to the absorbed q_nope.
+    const RopeLayout layout = config_.rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
+    Tensor q_nope = be_.narrow_last(q, 0, config_.qk_nope_head_dim);
     backend::MlaSparseParams p;
-    p.q = be_.concat_last(parts);
+    p.q = be_.mla_query({be_.mla_absorb_q(q_nope, aw.kv_b_proj, head_dims_), q, st.positions, &rope_, layout});
     p.kv = &kv.mla.at(layer);
     p.slots = slots;
     p.softmax_scale = softmax_scale_;

@@ -93,14 +93,18 @@ private:
     StepTensors make_step_tensors(const ForwardBatch& batch);
     // Embedding, every main layer, final norm and logits over prepared step tensors.
     ForwardOutput run_main(const StepTensors& st, KvStores& kv, const ForwardOptions& options);
-    Tensor attention(const LayerWeights& lw, int64_t layer, const Tensor& x, const StepTensors& st, KvStores& kv,
-                     const ForwardOptions& options, backend::IndexerTopkResult* shared, ForwardOutput* out);
-    // wk_x: the indexer's k projection W_k x (computed with the layer's other projections of x).
+    // x: the input norm's output (with its act_quant where the backend made one).
+    Tensor attention(const LayerWeights& lw, int64_t layer, const backend::QuantizedAct& x, const StepTensors& st,
+                     KvStores& kv, const ForwardOptions& options, backend::IndexerTopkResult* shared,
+                     ForwardOutput* out);
+    // wk_x: the indexer's k projection W_k x, wq_r: its q projection W_qb q_resid (both computed with the
+    // layer's other projections of the same inputs).
     backend::IndexerTopkResult select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
-                                             const Tensor& wk_x, const Tensor& q_resid, const StepTensors& st,
+                                             const Tensor& wk_x, const Tensor& wq_r, const StepTensors& st,
                                              KvStores& kv, const ForwardOptions& options);
-    Tensor attend_absorbed(const AttentionWeights& aw, const Tensor& q, const Tensor& slots, KvStores& kv,
-                           int64_t layer);
+    // q: [T, H, d_qk] with its rope part not yet rotated (mla_query rotates it).
+    Tensor attend_absorbed(const AttentionWeights& aw, const Tensor& q, const Tensor& slots, const StepTensors& st,
+                           KvStores& kv, int64_t layer);
     Tensor attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,
                            const StepTensors& st, KvStores& kv, int64_t layer);
     Tensor ffn(const LayerWeights& lw, const Tensor& x);

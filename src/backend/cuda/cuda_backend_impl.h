@@ -4,7 +4,8 @@
 // reused) or device tensors. Op families live in one file each: cuda_backend.cpp (memory, shared checks),
 // norm_ops.cpp (embedding, norms, elementwise, copies, RoPE), linear_ops.cpp (linear, lm_head, dense_mlp),
 // mla_ops.cpp (MLA KV cache and attention), indexer_ops.cpp (indexer keys and top-k), moe_ops.cpp (MoE),
-// sampling_ops.cpp (the batched sampler), graph_ops.cpp (decode inputs on the device, CUDA graphs).
+// sampling_ops.cpp (the batched sampler), graph_ops.cpp (decode inputs on the device, CUDA graphs), fused_ops.cpp
+// (the fused decode-path KV / indexer key writes, the absorbed query).
 #pragma once
 
 #include <mutex>
@@ -34,6 +35,8 @@ public:
     Tensor embedding(const Tensor& table, const Tensor& ids) override;
     Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps) override;
     Tensor add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps) override;
+    QuantizedAct rms_norm_q8(const Tensor& x, const Tensor& weight, float eps) override;
+    QuantizedAct add_rms_norm_q8(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps) override;
     Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) override;
     Tensor add(const Tensor& a, const Tensor& b) override;
     Tensor narrow_last(const Tensor& x, int64_t begin, int64_t end) override;
@@ -42,12 +45,16 @@ public:
     Tensor linear(const Tensor& x, const LinearWeight& w, LinearOutput out) override;
     std::vector<Tensor> linear_multi(const Tensor& x, std::span<const LinearWeight* const> ws,
                                      LinearOutput out) override;
+    std::vector<Tensor> linear_multi_q8(const QuantizedAct& x, std::span<const LinearWeight* const> ws,
+                                        LinearOutput out) override;
     Tensor lm_head(const Tensor& x, const LinearWeight& head) override;
 
     RopeTable make_rope_table(std::span<const float> inv_freq, int64_t max_positions) override;
     void apply_rope(const RopeParams& p) override;
 
     void mla_kv_write(const MlaKvWriteParams& p) override;
+    void mla_latent_write(const MlaLatentWriteParams& p) override;  // fused_ops.cpp
+    Tensor mla_query(const MlaQueryParams& p) override;               // fused_ops.cpp
     Tensor mla_kv_read(const MlaKvStore& store, const Tensor& slots) override;
     Tensor mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
     Tensor mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
@@ -56,6 +63,7 @@ public:
     Tensor mla_dense_attention(const MlaDenseParams& p) override;
 
     void indexer_k_write(const IndexerKWriteParams& p) override;
+    void indexer_key_write(const IndexerKeyWriteParams& p) override;  // fused_ops.cpp
     IndexerTopkResult indexer_topk(const IndexerTopkParams& p) override;
     IndexerTopkResult causal_indices(const CausalIndicesParams& p) override;
 
@@ -98,6 +106,14 @@ public:
     bool last_mlp_fused() const { return last_mlp_fused_; }
     // Whether the last linear_multi took the grouped streaming launch.
     bool last_linear_multi_fused() const { return last_linear_multi_fused_; }
+    // Whether the last linear_multi_q8 read the norm's act_quant (no act_quant launch of its own).
+    bool last_linear_used_q8() const { return last_linear_used_q8_; }
+    // Whether the last mla_latent_write ran the fused kernel (else the default three ops).
+    bool last_latent_write_fused() const { return last_latent_write_fused_; }
+    // Whether the last indexer_key_write ran the fused kernel (else the default three ops).
+    bool last_key_write_fused() const { return last_key_write_fused_; }
+    // Whether the last mla_query ran the fused kernel.
+    bool last_query_fused() const { return last_query_fused_; }
 
 private:
     // A weight as the GEMMs use it (device memory).
@@ -115,12 +131,22 @@ private:
     void fp8_gemv(const Tensor& x, DeviceWeight& dw, Tensor& y, bool act_quant);
     std::vector<Tensor> gemv_groups_;  // [m] -> the packed one-group buffer of rows 0..m-1 (device i32)
     // y[m, n] = bf16(act_quant(x) · w^T) by the FP8 weight-streaming tensor-core GEMM (m <= kFp8StreamMaxRows).
-    void fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y);
+    // pre: the act_quant of x made by its norm (QuantizedAct with q8), used instead of quantizing x again.
+    void fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y, const QuantizedAct* pre = nullptr);
+    // Whether an FP8 weight takes the streaming path for x (matmul's test, bf16 output, act_quant on).
+    bool fp8_stream_fits(const Tensor& x, const DeviceWeight& dw) const;
     bool bf16_stream_gemv(const Tensor& x, const DeviceWeight& dw, Tensor& y);
     // linear_multi of FP8 weights on the streaming path: one act_quant of x, one grouped launch (each weight with
     // the plan a lone fp8_stream would use, so the bits are the same); false (nothing launched) when they do not fit.
-    bool fp8_stream_multi(const Tensor& x, std::span<const LinearWeight* const> ws, std::vector<Tensor>& ys);
+    bool fp8_stream_multi(const Tensor& x, std::span<const LinearWeight* const> ws, std::vector<Tensor>& ys,
+                          const QuantizedAct* pre = nullptr);
     bool last_linear_multi_fused_ = false;
+    bool last_linear_used_q8_ = false;
+    bool last_latent_write_fused_ = false;
+    bool last_key_write_fused_ = false;
+    bool last_query_fused_ = false;
+    // rms_norm / add_rms_norm (delta defined) with, when `quant` and the shapes allow, the act_quant of the output.
+    QuantizedAct norm_maybe_quant(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps, bool quant);
     // dense_mlp of FP8 weights with act_quant at m <= kFp8StreamMaxRows: one act_quant of x, gate and up in one
     // streaming launch, SwiGLU + act_quant of h, down; false (nothing launched) when the shapes do not fit.
     bool fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y);
@@ -161,6 +187,9 @@ private:
 struct GraphCaptureBreak : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+
+// The decode-path fusions (norms writing act_quant, the fused KV / key writes): env DSA_FUSED_DECODE, default on.
+bool fused_decode_enabled();
 
 // Checks a contiguous device tensor of dtype `dt`; `shape` entries < 0 are not checked.
 void check_device_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what);

@@ -3,6 +3,7 @@
 // Arithmetic is FP32 with one bf16 rounding per output, as in the CPU reference. 16-byte accesses where the
 // launcher finds the sizes and pointers aligned; a scalar variant otherwise.
 // Decode-path kernels are launched with PDL (pdl.cuh): each lets the next kernel start, then waits first thing.
+#include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
@@ -103,9 +104,10 @@ __global__ void rope_kernel(RopeKernelParams p) {
         const int64_t ia = p.interleaved ? 2 * i : i;
         const int64_t ib = p.interleaved ? 2 * i + 1 : i + p.half;
         const float a = bf16_bits_to_f32(x[ia]), b = bf16_bits_to_f32(x[ib]);
-        // __fmul_rn / __fsub_rn / __fadd_rn: no FMA contraction, the same two roundings as the CPU's a*c - b*s.
-        x[ia] = f32_to_bf16_bits(__fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s)));
-        x[ib] = f32_to_bf16_bits(__fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c)));
+        float ra, rb;
+        rope_rotate(a, b, c, s, ra, rb);
+        x[ia] = f32_to_bf16_bits(ra);
+        x[ib] = f32_to_bf16_bits(rb);
     }
 }
 

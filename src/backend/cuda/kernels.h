@@ -20,9 +20,10 @@ struct EmbeddingParams {
 };
 void launch_embedding(const EmbeddingParams& p, cudaStream_t stream);
 
-// ---- RMSNorm, optionally fused with the residual add ----
+// ---- RMSNorm, optionally fused with the residual add and with act_quant of its output ----
 // With delta: residual = bf16(residual + delta) in place (FP32 add), then out = bf16(w * r / rms(r)) of the
 // rounded residual. Without delta: out = bf16(w * x / rms(x)) with x = residual (read only).
+// With q8: also the act_quant of out (the bytes launch_act_quant makes from it, scales [dim / 128, rows]).
 struct RmsNormParams {
     uint16_t* residual = nullptr;   // [rows, dim] bf16; updated in place when delta != nullptr
     const uint16_t* delta = nullptr;  // optional [rows, dim] bf16
@@ -30,8 +31,14 @@ struct RmsNormParams {
     uint16_t* out = nullptr;        // [rows, dim] bf16
     int64_t rows = 0, dim = 0;
     float eps = 1e-6f;
+    uint8_t* q8 = nullptr;          // optional [rows, dim] e4m3 (needs rms_norm_quant_supported)
+    float* q8_scales = nullptr;     // with q8: [dim / 128, rows] f32
+    bool ue8m0 = false;             // with q8: power-of-two scales
 };
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
+// Whether launch_rms_norm can also quantize for these pointers and sizes (dim % 128 == 0, dim <= 8192, 16-byte
+// aligned rows: the one-pass 8-wide path).
+bool rms_norm_quant_supported(const RmsNormParams& p);
 
 // ---- LayerNorm (biased variance, FP32 statistics) ----
 struct LayerNormParams {
@@ -88,6 +95,62 @@ struct RopeKernelParams {
     bool interleaved = true;
 };
 void launch_rope(const RopeKernelParams& p, cudaStream_t stream);
+
+// ---- MLA latent write (fused_kernels.cu) ----
+// Per token with slot >= 0: c_kv = bf16(w * x / rms(x)) of kv_a[:512] (launch_rms_norm's arithmetic and order),
+// k_pe = RoPE(kv_a[512:576]) (launch_rope's), written into the slot's row as launch_mla_kv_write does (bf16-576,
+// or fp8-656: per-128 e4m3 tiles with power-of-two scales, k_pe bf16). kv_a is read only.
+struct MlaLatentWriteKernelParams {
+    const uint16_t* kv_a = nullptr;      // [num_tokens, 576] bf16
+    const float* weight = nullptr;       // [512] f32 kv_a_layernorm
+    const int32_t* positions = nullptr;  // [num_tokens] i32, each in [0, max_positions)
+    const float* cos = nullptr;          // [max_positions, 32] f32
+    const float* sin = nullptr;          // [max_positions, 32] f32
+    const int32_t* slots = nullptr;      // [num_tokens] i32, each < num_slots (< 0: skipped)
+    uint8_t* store = nullptr;            // [num_slots, row_bytes] u8
+    int64_t num_tokens = 0, num_slots = 0, max_positions = 0;
+    float eps = 1e-6f;
+    bool interleaved = true;
+    bool fp8 = false;
+};
+void launch_mla_latent_write(const MlaLatentWriteKernelParams& p, cudaStream_t stream);
+
+// ---- absorbed MLA query (fused_kernels.cu) ----
+// out[r] = [q_absorbed[r] (512) ; RoPE(q[r, q_dim - 64 : q_dim])] for rows r = token * heads + head (launch_rope's
+// arithmetic on the rope part; q is read only).
+struct MlaQueryKernelParams {
+    const uint16_t* q_absorbed = nullptr;  // [rows, 512] bf16
+    const uint16_t* q = nullptr;           // [rows, q_dim] bf16
+    const int32_t* positions = nullptr;    // [rows / heads] i32, each in [0, max_positions)
+    const float* cos = nullptr;            // [max_positions, 32] f32
+    const float* sin = nullptr;            // [max_positions, 32] f32
+    uint16_t* out = nullptr;               // [rows, 576] bf16
+    int64_t rows = 0, heads = 0, q_dim = 0, max_positions = 0;
+    bool interleaved = true;
+};
+void launch_mla_query(const MlaQueryKernelParams& p, cudaStream_t stream);
+
+// ---- indexer key write (fused_kernels.cu) ----
+// Per token with slot >= 0: k = bf16 LayerNorm(wk_x) (launch_layer_norm's arithmetic and order at width 128),
+// RoPE on dims [0, 64) (launch_rope's), then the key write of launch_indexer_k_write: FP8 (Hadamard * 128^-0.5,
+// act_quant into the 8448-byte page) or the f32 row.
+struct IndexerKeyWriteKernelParams {
+    const uint16_t* wk_x = nullptr;      // [num_tokens, 128] bf16
+    const float* weight = nullptr;       // [128] f32
+    const float* bias = nullptr;         // [128] f32
+    const int32_t* positions = nullptr;  // [num_tokens] i32, each in [0, max_positions)
+    const float* cos = nullptr;          // [max_positions, 32] f32
+    const float* sin = nullptr;          // [max_positions, 32] f32
+    const int32_t* slots = nullptr;      // [num_tokens] i32, each < num_slots (< 0: skipped)
+    uint8_t* pages = nullptr;            // key pages (indexer_common.cuh layout)
+    int64_t num_tokens = 0, num_slots = 0, max_positions = 0;
+    float eps = 1e-6f;
+    float hadamard_scale = 0.0f;         // 128^-0.5
+    bool interleaved = false;
+    bool fp8 = true;
+    bool ue8m0 = false;
+};
+void launch_indexer_key_write(const IndexerKeyWriteKernelParams& p, cudaStream_t stream);
 
 // ---- FP8 (DeepSeek act_quant and block weights) ----
 // Per token per 128-column block: s = max(amax, 1e-4) / 448 (rounded up to a power of two with ue8m0),

@@ -16,7 +16,8 @@
 // linear_multi (several weights over one x): when every weight takes the streaming path, one act_quant and one
 // grouped launch, planned jointly (one K chunk that fills whole waves; fp8_stream_multi_plan) or, with
 // DSA_FP8_MULTI_PLAN=separate, with each weight's own plan (bit-identical to separate linear() calls); else
-// linear() per weight.
+// linear() per weight. linear_multi_q8: the same on x's act_quant made by its norm (QuantizedAct): no act_quant
+// launch; one weight then runs the lone streaming GEMM.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -125,14 +126,30 @@ std::pair<float*, int32_t*> CudaBackend::stream_workspace(int64_t ws_floats, int
             stream_counters_.defined() ? stream_counters_.data<int32_t>() : nullptr};
 }
 
-void CudaBackend::fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y) {
-    static_assert(kFp8StreamMaxRows <= dsa::backend::cuda::kFp8StreamMaxRows);
-    const int64_t m = x.dim(0), n = dw.w.dim(0), k = dw.w.dim(1);
+namespace {
+
+// x's act_quant for the streaming GEMMs ([m, k] e4m3, [k / 128, m] scales): the norm's (pre) or a new one.
+std::pair<Tensor, Tensor> stream_act_quant(const Tensor& x, const QuantizedAct* pre, bool ue8m0, cudaStream_t s) {
+    const int64_t m = x.dim(0), k = x.dim(1);
+    if (pre != nullptr && pre->has_q8()) return {pre->q8, pre->scales};
     Tensor xq = Tensor::empty({m, k}, DType::kF8E4M3, Device::kCUDA, "x.fp8");
     Tensor xs = Tensor::empty({k / 128, m}, DType::kF32, Device::kCUDA, "x.scales");
-    launch_act_quant({x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, k, m,
-                      numerics_.ue8m0_scales},
-                     stream_);
+    launch_act_quant({x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, k, m, ue8m0}, s);
+    return {xq, xs};
+}
+
+}  // namespace
+
+bool CudaBackend::fp8_stream_fits(const Tensor& x, const DeviceWeight& dw) const {
+    return numerics_.fp8_activation_quant && dw.w.dtype() == DType::kF8E4M3 && x.ndim() == 2 && x.dim(0) >= 1 &&
+           x.dim(0) <= kFp8StreamMaxRows && x.dim(1) == dw.w.dim(1) && x.dim(1) % 128 == 0 &&
+           (reinterpret_cast<uintptr_t>(dw.w.raw_data()) & 15u) == 0;
+}
+
+void CudaBackend::fp8_stream(const Tensor& x, DeviceWeight& dw, Tensor& y, const QuantizedAct* pre) {
+    static_assert(kFp8StreamMaxRows <= dsa::backend::cuda::kFp8StreamMaxRows);
+    const int64_t m = x.dim(0), n = dw.w.dim(0), k = dw.w.dim(1);
+    const auto [xq, xs] = stream_act_quant(x, pre, numerics_.ue8m0_scales, stream_);
     const Fp8StreamPlan plan = fp8_stream_plan(1, n, k, m, num_sms_);
     Fp8StreamParams p;
     p.w = dw.w.data<uint8_t>();
@@ -228,7 +245,8 @@ Tensor CudaBackend::linear(const Tensor& x, const LinearWeight& w, LinearOutput 
     return matmul(x, w, out, numerics_.fp8_activation_quant, "linear x");
 }
 
-bool CudaBackend::fp8_stream_multi(const Tensor& x, std::span<const LinearWeight* const> ws, std::vector<Tensor>& ys) {
+bool CudaBackend::fp8_stream_multi(const Tensor& x, std::span<const LinearWeight* const> ws, std::vector<Tensor>& ys,
+                                   const QuantizedAct* pre) {
     const int64_t m = x.dim(0), k = x.dim(1);
     if (!numerics_.fp8_activation_quant || m < 1 || m > kFp8StreamMaxRows || k % 128 != 0) return false;
     if (ws.size() < 2 || ws.size() > static_cast<size_t>(kFp8StreamMaxProblems)) return false;
@@ -239,11 +257,7 @@ bool CudaBackend::fp8_stream_multi(const Tensor& x, std::span<const LinearWeight
         dws[i] = &device_weight(*ws[i]);
         if ((reinterpret_cast<uintptr_t>(dws[i]->w.raw_data()) & 15u) != 0) return false;
     }
-    Tensor xq = Tensor::empty({m, k}, DType::kF8E4M3, Device::kCUDA, "x.fp8");
-    Tensor xs = Tensor::empty({k / 128, m}, DType::kF32, Device::kCUDA, "x.scales");
-    launch_act_quant({x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, k, m,
-                      numerics_.ue8m0_scales},
-                     stream_);
+    const auto [xq, xs] = stream_act_quant(x, pre, numerics_.ue8m0_scales, stream_);
     Fp8StreamMulti multi;
     multi.count = static_cast<int>(ws.size());
     int64_t ws_total = 0, counters_total = 0;
@@ -290,6 +304,32 @@ std::vector<Tensor> CudaBackend::linear_multi(const Tensor& x, std::span<const L
         DSA_CHECK(w != nullptr) << "linear_multi: null weight";
         ys.push_back(linear(x, *w, out));
     }
+    return ys;
+}
+
+std::vector<Tensor> CudaBackend::linear_multi_q8(const QuantizedAct& x, std::span<const LinearWeight* const> ws,
+                                                 LinearOutput out) {
+    last_linear_used_q8_ = false;
+    if (!x.has_q8() || out != LinearOutput::kActivation || ws.empty()) return linear_multi(x.x, ws, out);
+    check_activation(x.x, "linear_multi_q8 x");
+    const int64_t m = x.x.dim(0), k = x.x.dim(-1);
+    check_device_tensor(x.q8, DType::kF8E4M3, {m, k}, "linear_multi_q8 q8");
+    check_device_tensor(x.scales, DType::kF32, {k / 128, m}, "linear_multi_q8 scales");
+    std::vector<Tensor> ys;
+    if (ws.size() == 1) {  // one weight: the streaming GEMM on the norm's act_quant, when linear() would stream
+        DSA_CHECK(ws[0] != nullptr && ws[0]->defined()) << "linear_multi_q8: weight undefined";
+        DeviceWeight& dw = device_weight(*ws[0]);
+        if (!fp8_stream_fits(x.x, dw)) return linear_multi(x.x, ws, out);
+        ys.push_back(Tensor::empty({m, dw.w.dim(0)}, DType::kBF16, Device::kCUDA, ws[0]->weight.name() + ".out"));
+        fp8_stream(x.x, dw, ys[0], &x);
+        last_fp8_path_ = Fp8Path::kStream;
+        last_linear_used_q8_ = true;
+        return ys;
+    }
+    last_linear_multi_fused_ = x.x.ndim() == 2 && fp8_stream_multi(x.x, ws, ys, &x);
+    if (!last_linear_multi_fused_) return linear_multi(x.x, ws, out);
+    last_fp8_path_ = Fp8Path::kStream;
+    last_linear_used_q8_ = true;
     return ys;
 }
 

@@ -3,11 +3,14 @@
 // that rounded value (the value the reference feeds the norm). Rows of at most 8 (or 1) elements per thread (every
 // model width): one pass, the slice and the weights in registers. Wider rows: two passes, the second re-reads
 // what this same thread read or wrote in the first (an L1/L2 hit).
+// RMSNorm may also write the act_quant (e4m3 + per-128 scales) of its output for the FP8 linears that read it.
 // Decode-path kernels are launched with PDL (pdl.cuh): each lets the next kernel start, then waits first thing.
+#include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/pdl.cuh"
+#include "base/check.h"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -17,6 +20,27 @@ template <int VEC>
 __device__ __forceinline__ void load_param(const float* w, int64_t i, int64_t dim, float (&out)[VEC]) {
 #pragma unroll
     for (int j = 0; j < VEC; ++j) out[j] = i < dim ? w[i + j] : 0.0f;
+}
+
+// act_quant of the normed row held 8 per thread: a 128-column block is 16 consecutive threads. The block sees
+// the bf16-rounded outputs (what act_quant would read back) and uses act_quant.cuh's scale and code rule.
+__device__ __forceinline__ void quantize_slice(const RmsNormParams& p, const float (&v)[8], bool mine, int64_t i) {
+    const int64_t row = blockIdx.x;
+    float r[8];
+    float amax = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        r[j] = round_bf16(v[j]);
+        amax = fmaxf(amax, fabsf(r[j]));
+    }
+    amax = half_warp_max(mine ? amax : 0.0f);
+    const float s = act_quant_scale(amax, p.ue8m0);
+    if (!mine) return;
+    if ((threadIdx.x & 15) == 0) p.q8_scales[(i / 128) * p.rows + row] = s;
+    uint8_t q[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) q[j] = act_quant_code(r[j], s);
+    *reinterpret_cast<uint2*>(p.q8 + row * p.dim + i) = pack_e4m3x8(q);
 }
 
 // Rows of at most blockDim.x * VEC: each thread's slice stays in registers between the passes, and the weights
@@ -43,10 +67,14 @@ __device__ __forceinline__ void rms_norm_row_in_registers(const RmsNormParams& p
     }
     ss = block_sum(ss);
     const float inv = 1.0f / sqrtf(ss / static_cast<float>(p.dim) + p.eps);
-    if (!mine) return;
+    if (mine) {
 #pragma unroll
-    for (int j = 0; j < VEC; ++j) v[j] = w[j] * (v[j] * inv);
-    store_bf16<VEC>(y + i, v);
+        for (int j = 0; j < VEC; ++j) v[j] = w[j] * (v[j] * inv);
+        store_bf16<VEC>(y + i, v);
+    }
+    if constexpr (VEC == 8) {
+        if (p.q8 != nullptr) quantize_slice(p, v, mine, i);  // block-uniform; every lane takes part
+    }
 }
 
 template <int VEC>
@@ -159,10 +187,24 @@ int row_threads(int64_t dim, int vec) {
 
 }  // namespace
 
+namespace {
+
+bool rms_norm_vec(const RmsNormParams& p) {
+    return p.dim % 8 == 0 && host::aligned16(p.residual) && host::aligned16(p.out) &&
+           (p.delta == nullptr || host::aligned16(p.delta));
+}
+
+}  // namespace
+
+bool rms_norm_quant_supported(const RmsNormParams& p) {
+    return rms_norm_vec(p) && p.dim % 128 == 0 && p.dim <= 1024 * 8 && host::aligned16(p.q8);
+}
+
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     if (p.rows == 0) return;
-    const bool vec = p.dim % 8 == 0 && host::aligned16(p.residual) && host::aligned16(p.out) &&
-                     (p.delta == nullptr || host::aligned16(p.delta));
+    DSA_CHECK(p.q8 == nullptr || (p.q8_scales != nullptr && rms_norm_quant_supported(p)))
+        << "rms_norm with act_quant: dim " << p.dim << " (a multiple of 128, at most 8192, aligned rows)";
+    const bool vec = rms_norm_vec(p);
     const dim3 grid(static_cast<unsigned>(p.rows));
     if (vec) host::launch_pdl(rms_norm_kernel<8>, grid, row_threads(p.dim, 8), 0, stream, p);
     else host::launch_pdl(rms_norm_kernel<1>, grid, row_threads(p.dim, 1), 0, stream, p);

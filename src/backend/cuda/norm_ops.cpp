@@ -1,6 +1,7 @@
-// CudaBackend embedding, norms, elementwise add, last-dimension narrow / concat (strided device copies) and
-// RoPE: tensor-level checks, then one kernel launch each (kernels.h). The RoPE table is built on the host with
-// the reference's arithmetic (f32 angle, double cos/sin) and uploaded.
+// CudaBackend embedding, norms (rms_norm_q8 / add_rms_norm_q8 also write the act_quant of their output for the
+// FP8 linears), elementwise add, last-dimension narrow / concat (strided device copies) and RoPE: tensor-level
+// checks, then one kernel launch each (kernels.h). The RoPE table is built on the host with the reference's
+// arithmetic (f32 angle, double cos/sin) and uploaded.
 #include <cmath>
 
 #include "backend/cuda/cuda_backend_impl.h"
@@ -28,29 +29,55 @@ Tensor CudaBackend::embedding(const Tensor& table, const Tensor& ids) {
     return out;
 }
 
-Tensor CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps) {
-    check_activation(x, "rms_norm x");
-    const int64_t dim = x.dim(-1);
+QuantizedAct CudaBackend::norm_maybe_quant(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps,
+                                           bool quant) {
+    check_activation(residual, delta ? "add_rms_norm residual" : "rms_norm x");
+    if (delta != nullptr) {
+        check_activation(*delta, "add_rms_norm delta");
+        DSA_CHECK(residual.shape() == delta->shape()) << shape_to_string(residual.shape()) << " vs "
+                                                      << shape_to_string(delta->shape());
+    }
+    const int64_t dim = residual.dim(-1), rows = num_rows(residual);
     Tensor w = param_f32(weight, dim, "rms_norm weight");
-    Tensor out = Tensor::empty(x.shape(), DType::kBF16, Device::kCUDA, "rms_norm");
-    launch_rms_norm({const_cast<uint16_t*>(x.data<uint16_t>()), nullptr, w.data<float>(), out.data<uint16_t>(),
-                     num_rows(x), dim, eps},
-                    stream_);
+    QuantizedAct out;
+    out.x = Tensor::empty(residual.shape(), DType::kBF16, Device::kCUDA, delta ? "add_rms_norm" : "rms_norm");
+    RmsNormParams p{residual.data<uint16_t>(), delta ? delta->data<uint16_t>() : nullptr, w.data<float>(),
+                    out.x.data<uint16_t>(), rows, dim, eps};
+    // The act_quant the FP8 streaming linears would make of this output (at most kFp8StreamMaxRows rows).
+    if (quant && fused_decode_enabled() && numerics_.fp8_activation_quant && residual.ndim() == 2 && rows >= 1 && rows <= kFp8StreamMaxRows &&
+        dim % 128 == 0) {
+        Tensor q8 = Tensor::empty({rows, dim}, DType::kF8E4M3, Device::kCUDA, "norm.fp8");
+        p.q8 = q8.data<uint8_t>();
+        p.ue8m0 = numerics_.ue8m0_scales;
+        if (rms_norm_quant_supported(p)) {
+            out.q8 = q8;
+            out.scales = Tensor::empty({dim / 128, rows}, DType::kF32, Device::kCUDA, "norm.scales");
+            p.q8_scales = out.scales.data<float>();
+        } else {
+            p.q8 = nullptr;
+        }
+    }
+    launch_rms_norm(p, stream_);
     return out;
 }
 
+Tensor CudaBackend::rms_norm(const Tensor& x, const Tensor& weight, float eps) {
+    // The residual pointer of a norm without delta is read only.
+    Tensor& r = const_cast<Tensor&>(x);
+    return norm_maybe_quant(r, nullptr, weight, eps, false).x;
+}
+
 Tensor CudaBackend::add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps) {
-    check_activation(residual, "add_rms_norm residual");
-    check_activation(delta, "add_rms_norm delta");
-    DSA_CHECK(residual.shape() == delta.shape()) << shape_to_string(residual.shape()) << " vs "
-                                                 << shape_to_string(delta.shape());
-    const int64_t dim = residual.dim(-1);
-    Tensor w = param_f32(weight, dim, "add_rms_norm weight");
-    Tensor out = Tensor::empty(residual.shape(), DType::kBF16, Device::kCUDA, "add_rms_norm");
-    launch_rms_norm({residual.data<uint16_t>(), delta.data<uint16_t>(), w.data<float>(), out.data<uint16_t>(),
-                     num_rows(residual), dim, eps},
-                    stream_);
-    return out;
+    return norm_maybe_quant(residual, &delta, weight, eps, false).x;
+}
+
+QuantizedAct CudaBackend::rms_norm_q8(const Tensor& x, const Tensor& weight, float eps) {
+    Tensor& r = const_cast<Tensor&>(x);  // read only without delta
+    return norm_maybe_quant(r, nullptr, weight, eps, true);
+}
+
+QuantizedAct CudaBackend::add_rms_norm_q8(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps) {
+    return norm_maybe_quant(residual, &delta, weight, eps, true);
 }
 
 Tensor CudaBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {

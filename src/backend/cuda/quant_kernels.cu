@@ -1,10 +1,12 @@
 // FP8 kernels for the block-scaled linears: the per-token activation quantization (DeepSeek act_quant, one warp
 // per 1x128 block, scales written in cuBLASLt's VEC128 layout) and the once-per-weight dequantization of a
 // 128x128 block FP8 weight to BF16 (the fallback GEMM operand). e4m3 conversion saturates to +-448 and keeps
-// NaN (__NV_SATFINITE), as the CPU reference's clamp-then-cast does.
+// NaN (__NV_SATFINITE), as the CPU reference's clamp-then-cast does. The scale / code rule is act_quant.cuh's
+// (shared with the norms that quantize their output).
 // Decode-path kernels are launched with PDL (pdl.cuh): each lets the next kernel start, then waits first thing.
 #include <cuda_fp8.h>
 
+#include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/kernels.h"
@@ -14,23 +16,10 @@ namespace dsa::backend::cuda {
 namespace {
 
 constexpr int kBlock = 128;
-constexpr float kFp8Max = 448.0f;
-constexpr float kMinAmax = 1e-4f;
 
 __device__ __forceinline__ float e4m3_to_f32(uint8_t b) {
     const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(b), __NV_E4M3);
     return __half2float(__half(h));
-}
-
-__device__ __forceinline__ uint8_t f32_to_e4m3(float f) {
-    return static_cast<uint8_t>(__nv_cvt_float_to_fp8(f, __NV_SATFINITE, __NV_E4M3));
-}
-
-// 2^ceil(log2(x)) for x > 0 (the reference's pow2_ceil).
-__device__ __forceinline__ float pow2_ceil(float x) {
-    int e;
-    const float m = frexpf(x, &e);
-    return m == 0.5f ? ldexpf(1.0f, e - 1) : ldexpf(1.0f, e);
 }
 
 // One warp per (row, 128-column block); lane l holds columns 4l .. 4l+3 of the block.
@@ -52,13 +41,12 @@ __global__ void act_quant_kernel(ActQuantParams p) {
         amax = fmaxf(amax, fabsf(v[j]));
     }
     amax = warp_max(amax);
-    float s = fmaxf(amax, kMinAmax) / kFp8Max;
-    if (p.ue8m0) s = pow2_ceil(s);
+    const float s = act_quant_scale(amax, p.ue8m0);
     if (p.scales != nullptr && lane == 0) p.scales[kb * p.scale_ld + row] = s;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
         if (c0 + j >= p.cols) break;
-        const uint8_t q = f32_to_e4m3(v[j] / s);
+        const uint8_t q = act_quant_code(v[j], s);
         if (p.q != nullptr) p.q[row * p.cols + c0 + j] = q;
         if (p.dequant != nullptr) p.dequant[row * p.cols + c0 + j] = f32_to_bf16_bits(e4m3_to_f32(q) * s);
     }
