@@ -35,7 +35,9 @@ class RecordingBackend final : public Backend {
     Tensor add_rms_norm(Tensor& residual, const Tensor& delta, const Tensor& w, float eps) override {
         return in_.add_rms_norm(residual, delta, w, eps);
     }
-    QuantizedAct rms_norm_q8(const Tensor& x, const Tensor& w, float eps) override { return in_.rms_norm_q8(x, w, eps); }
+    QuantizedAct rms_norm_q8(const Tensor& x, const Tensor& w, float eps) override {
+        return in_.rms_norm_q8(x, w, eps);
+    }
     QuantizedAct add_rms_norm_q8(Tensor& residual, const Tensor& delta, const Tensor& w, float eps) override {
         return in_.add_rms_norm_q8(residual, delta, w, eps);
     }

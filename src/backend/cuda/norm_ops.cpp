@@ -44,8 +44,8 @@ QuantizedAct CudaBackend::norm_maybe_quant(Tensor& residual, const Tensor* delta
     RmsNormParams p{residual.data<uint16_t>(), delta ? delta->data<uint16_t>() : nullptr, w.data<float>(),
                     out.x.data<uint16_t>(), rows, dim, eps};
     // The act_quant the FP8 streaming linears would make of this output (at most kFp8StreamMaxRows rows).
-    if (quant && fused_decode_enabled() && numerics_.fp8_activation_quant && residual.ndim() == 2 && rows >= 1 && rows <= kFp8StreamMaxRows &&
-        dim % 128 == 0) {
+    if (quant && fused_decode_enabled() && numerics_.fp8_activation_quant && residual.ndim() == 2 && rows >= 1 &&
+        rows <= kFp8StreamMaxRows && dim % 128 == 0) {
         Tensor q8 = Tensor::empty({rows, dim}, DType::kF8E4M3, Device::kCUDA, "norm.fp8");
         p.q8 = q8.data<uint8_t>();
         p.ue8m0 = numerics_.ue8m0_scales;
