@@ -8,9 +8,9 @@
 // alone: 40 launches rotating >= 8 weight copies (>= 160 MB) captured in a CUDA graph (no host launch cost), at
 // M = 1..64 on every decode shape (staged, ring and wgmma variants): us, TB/s of FP8 weight bytes, % of 4.8 TB/s.
 // Decode linears (also alone with --decode-linears): q_a + kv_a + indexer wk over one x as three linear() calls vs
-// one linear_multi, staged vs wgmma at M = 32 / 64 and default vs balanced plans at M = 1 / 8 / 64 on the decode
-// shapes (one line each), and a chain of 10 dependent FP8 linears (act_quant + GEMM each), all in CUDA graphs; run
-// again with DSA_PDL=0 to see what PDL buys.
+// one linear_multi, staged vs wgmma at M = 32 / 64 and the default plans at M = 1 / 8 / 33 / 64 on the decode
+// shapes (one line each), the MLA absorbs at B = 1 / 8, and a chain of 10 dependent FP8 linears (act_quant + GEMM
+// each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys.
 // Usage: cuda_kernels_bench [--quick | --decode-linears]
 #include <algorithm>
 #include <cmath>
@@ -19,6 +19,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <cuda_runtime_api.h>
@@ -282,11 +283,9 @@ void bench_wgmma_vs_staged(cuda::CudaBackend& be, std::mt19937& rng, const std::
     cuda::set_fp8_stream_variant(initial);
 }
 
-// Default vs balanced dense plans (DSA_FP8_STREAM_PLAN=balanced: the K chunk with the least streaming on the busiest
-// SM) through linear() at M = 1, 8, 64 on the V3.2 decode shapes, one line each: the numbers that decide whether
-// balanced becomes the default.
-void bench_balanced_plan(cuda::CudaBackend& be, std::mt19937& rng) {
-    const bool initial = cuda::fp8_stream_balanced();
+// The default plans through linear() at M = 1, 8, 33, 64 on the V3.2 decode shapes, one line each (kernel, splits,
+// us, TB/s of FP8 weight bytes, % of 4.8 TB/s).
+void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng) {
     int sms = 0;
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     struct NK {
@@ -299,26 +298,42 @@ void bench_balanced_plan(cuda::CudaBackend& be, std::mt19937& rng) {
         LinearWeight h = host_fp8_weight(s.n, s.k, rng);
         std::vector<LinearWeight> ws;
         for (int i = 0; i < copies; ++i) ws.push_back({be.to_device(h.weight), h.scale_inv});
-        for (int64_t m : {1, 8, 64}) {
+        for (int64_t m : {1, 8, 33, 64}) {
             Tensor x = be.to_device(random_bf16({m, s.k}, rng, 1.0f));
-            double t[2];
-            int64_t splits[2];
-            for (int v = 0; v < 2; ++v) {
-                cuda::set_fp8_stream_balanced(v == 1);
-                splits[v] = cuda::fp8_stream_plan(1, s.n, s.k, m, sms).splits;
-                t[v] = backend_graph_seconds(be, copies,
-                                             [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
-            }
-            const double bytes = static_cast<double>(s.n) * s.k;
-            std::printf("linear M=%-3lld N=%-6lld K=%-6lld default %8.2f us %6.3f TB/s (splits %lld) | balanced "
-                        "%8.2f us %6.3f TB/s (splits %lld) | balanced/default %.2f\n",
-                        static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k), t[0] * 1e6,
-                        bytes / t[0] / 1e12, static_cast<long long>(splits[0]), t[1] * 1e6, bytes / t[1] / 1e12,
-                        static_cast<long long>(splits[1]), t[1] / t[0]);
+            const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
+            const double t =
+                backend_graph_seconds(be, copies, [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
+            const double tbs = static_cast<double>(s.n) * s.k / t / 1e12;
+            std::printf("linear M=%-3lld N=%-6lld K=%-6lld [%s, splits %lld] %8.2f us %6.3f TB/s %5.1f%% of 4.8\n",
+                        static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
+                        plan.kernel == cuda::Fp8StreamKernel::kWgmma ? "wgmma" : "staged",
+                        static_cast<long long>(plan.splits), t * 1e6, tbs, tbs / 4.8 * 100);
             std::fflush(stdout);
         }
     }
-    cuda::set_fp8_stream_balanced(initial);
+}
+
+// The MLA absorbs at decode (128 heads, d_n = d_v = 128, kv_lora 512: W_UK 16.8 MB in the columns layout, W_UV 16.8 MB
+// in the rows layout of kv_b) at B = 1 and 8, 8 rotated bf16 kv_b copies (268 MB) in a CUDA graph: us, TB/s of the
+// 16.8 MB read, % of 4.8 TB/s.
+void bench_absorbs(cuda::CudaBackend& be, std::mt19937& rng) {
+    const MlaHeadDims d{128, 128, 128};
+    const Tensor host = random_bf16({128 * 256, 512}, rng, 0.05f);
+    std::vector<LinearWeight> kv_b;
+    for (const Tensor& t : device_copies(be, host)) kv_b.push_back({t, {}});
+    const double bytes = 128.0 * 128 * 512 * 2;
+    for (int64_t b : {1, 8}) {
+        const Tensor qn = be.to_device(random_bf16({b, 128, 128}, rng, 1.0f));
+        const Tensor ol = be.to_device(random_bf16({b, 128, 512}, rng, 1.0f));
+        const double tq = backend_graph_seconds(be, kCopies, [&](int i) { be.mla_absorb_q(qn, kv_b[i], d); });
+        const double to = backend_graph_seconds(be, kCopies, [&](int i) { be.mla_absorb_o(ol, kv_b[i], d); });
+        for (const auto& [name, t] : {std::pair<const char*, double>{"absorb_q (W_UK, columns)", tq},
+                                      {"absorb_o (W_UV, rows)", to}}) {
+            std::printf("%s B=%lld (graph) %8.2f us %6.3f TB/s %5.1f%% of 4.8\n", name, static_cast<long long>(b),
+                        t * 1e6, bytes / t / 1e12, bytes / t / 1e12 / 4.8 * 100);
+            std::fflush(stdout);
+        }
+    }
 }
 
 // q_a 1536x7168 + kv_a 576x7168 + indexer wk 128x7168 (16.1 MB of FP8) over one x, 8 rotated weight sets; then
@@ -347,7 +362,8 @@ void bench_decode_linears(cuda::CudaBackend& be, std::mt19937& rng) {
                multi, bytes, 0, 0);
     }
     bench_wgmma_vs_staged(be, rng, sets);
-    bench_balanced_plan(be, rng);
+    bench_decode_shapes(be, rng);
+    bench_absorbs(be, rng);
     std::vector<LinearWeight> chain;
     for (int i = 0; i < 10; ++i) {
         LinearWeight h = i % 2 == 0 ? host_fp8_weight(2048, 7168, rng) : host_fp8_weight(7168, 2048, rng);

@@ -4,7 +4,8 @@
 // (dense_mlp) and the whole layer, timed eagerly and replayed from a CUDA graph (median of 5 runs of 20 calls, 8
 // rotated inputs so the active experts change); at batch 1, 4, 16 also each stage of the routed path alone in a graph
 // (router+route, group, act_quant, gate_up, SwiGLU+quant, down, combine, shared, add), and the layer with the shared
-// expert as one more group of the routed launches (MoeParams::shared). Prints TB/s of the active experts' weight bytes
+// expert as one more group of the routed launches (MoeParams::shared), at batch <= 16 also under the fixed-grid
+// grouped plan (DSA_MOE_PLAN=grid) instead of the joint one. Prints TB/s of the active experts' weight bytes
 // (scales included, each active expert once per call) and the ratio to reading them once at 4.8 TB/s. Usage: moe_bench
 #include <cuda_runtime_api.h>
 
@@ -245,6 +246,18 @@ void bench_layer(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, in
               in.active_bytes + ex.bytes_per_expert);
     print_row(tag + "layer: route+moe_experts(shared) " + how + " graph", graph_time(be, layer_fused),
               in.active_bytes + ex.bytes_per_expert);
+    if (batch <= 16 && cuda::fp8_stream_grouped_joint()) {
+        // The fixed-grid grouped plans (DSA_MOE_PLAN=grid: the shared expert separate at one token) for comparison.
+        cuda::set_fp8_stream_grouped_joint(false);
+        const int64_t before = cuda::moe_shared_fused_count();
+        routed_shared(0);
+        const char* grid_how = cuda::moe_shared_fused_count() > before ? "[shared as group]" : "[shared separate]";
+        print_row(tag + "routed+shared " + grid_how + " [grid plan] graph", graph_time(be, routed_shared),
+                  in.active_bytes + ex.bytes_per_expert);
+        print_row(tag + "layer: route+moe_experts(shared) " + grid_how + " [grid plan] graph",
+                  graph_time(be, layer_fused), in.active_bytes + ex.bytes_per_expert);
+        cuda::set_fp8_stream_grouped_joint(true);
+    }
 }
 
 // Device buffers of one copy of the routed path, stage by stage.

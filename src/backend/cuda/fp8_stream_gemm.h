@@ -48,11 +48,14 @@ struct Fp8StreamPlan {
 // streams a tile once per max_tokens rows).
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms,
                               bool bounded = true);
-// Experimental (off by default; DSA_FP8_STREAM_PLAN=balanced or the setter): dense staged / wgmma plans take the K
-// chunk with the fewest 128-blocks on the busiest SM (ceil(CTAs / SMs) x chunk) instead of at most one wave of
-// 2 CTAs per SM. Grouped plans and linear_multi's joint plans are unchanged.
-bool fp8_stream_balanced();
-void set_fp8_stream_balanced(bool balanced);
+// Grouped plans (MoE experts, groups > 1, bounded), joint by default: one K chunk for the CTAs of all groups, the
+// one with the fewest 128-blocks streamed per slot of 2 CTAs per SM (whole waves; each CTA counted one block more
+// for its start and reduction, chunks of >= 4 blocks). 9 experts' gate_up at one token (V3.2: 288 row blocks of
+// 56 blocks on 132 SMs) takes 2016 CTAs of 8 blocks instead of 288 CTAs of 56 (1.09 waves: a second wave of 24
+// CTAs). DSA_MOE_PLAN=grid or set_fp8_stream_grouped_joint(false): the fixed grid (split only to reach 2 CTAs per
+// SM). Both run the same kernel; outputs differ in split-K summation order only.
+bool fp8_stream_grouped_joint();
+void set_fp8_stream_grouped_joint(bool joint);
 
 struct Fp8StreamParams {
     // Dense: w, w_scale ([ceil(N/128), scale_ld] f32), tokens 0..m-1. Grouped (experts != nullptr): group a of

@@ -1,5 +1,5 @@
 // Host side of the FP8 weight-streaming GEMM (fp8_stream_gemm.h): which kernel variant runs (DSA_FP8_STREAM_KERNEL),
-// the launch plans (row tiles, token tiles, split-K chunks and their workspace; the balanced and joint multi-weight
+// the launch plans (row tiles, token tiles, split-K chunks and their workspace; the joint grouped and multi-weight
 // plans) and their environment switches. The kernels and launchers are in fp8_stream_gemm.cu.
 #include <algorithm>
 #include <atomic>
@@ -33,8 +33,8 @@ void set_fp8_stream_variant(Fp8StreamKernel k) { g_variant.store(static_cast<int
 
 namespace {
 
-std::atomic<int> g_multi_joint{-1};  // -1: not yet read from the environment
-std::atomic<int> g_balanced{-1};     // -1: not yet read from the environment
+std::atomic<int> g_multi_joint{-1};    // -1: not yet read from the environment
+std::atomic<int> g_grouped_joint{-1};  // -1: not yet read from the environment
 
 // `plan` (dense) with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
 void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
@@ -59,13 +59,6 @@ int64_t cheapest_chunk(int64_t nkb, int64_t min_chunk, int64_t rowblocks, int64_
     return best;
 }
 
-// Balanced dense plan: the chunk with the least streaming on the busiest SM (CTAs spread evenly: ceil(CTAs / SMs)
-// of them per SM, each costing `chunk` 128-blocks + one for its start and reduction); ties keep the larger chunk.
-// q_b 24576x1536 at M = 1: 384 CTAs of 6 blocks instead of 192 CTAs of 12 (24 blocks on the SMs that get two).
-void balance_dense(Fp8StreamPlan& plan, int64_t nkb, int64_t min_chunk, int64_t sms) {
-    set_chunk(plan, nkb, cheapest_chunk(nkb, min_chunk, row_ctas(plan), sms, 1));
-}
-
 // A switch read once from the environment (`cache` < 0: not read yet): `on_value` when it equals `match`.
 bool env_switch(std::atomic<int>& cache, const char* name, const char* match, bool on_value) {
     int v = cache.load(std::memory_order_relaxed);
@@ -79,9 +72,9 @@ bool env_switch(std::atomic<int>& cache, const char* name, const char* match, bo
 
 }  // namespace
 
-bool fp8_stream_balanced() { return env_switch(g_balanced, "DSA_FP8_STREAM_PLAN", "balanced", true); }
+bool fp8_stream_grouped_joint() { return env_switch(g_grouped_joint, "DSA_MOE_PLAN", "grid", false); }
 
-void set_fp8_stream_balanced(bool balanced) { g_balanced.store(balanced ? 1 : 0, std::memory_order_relaxed); }
+void set_fp8_stream_grouped_joint(bool joint) { g_grouped_joint.store(joint ? 1 : 0, std::memory_order_relaxed); }
 
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
     DSA_CHECK(groups >= 1 && rows >= 1 && k >= kFp8StreamKBlock && k % kFp8StreamKBlock == 0)
@@ -115,8 +108,14 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
         plan.ws_floats = groups * plan.splits * plan.tiles * 32 * plan.nt * 4;
         plan.counters = groups * plan.tiles;
     }
-    if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_balanced()) {
-        balance_dense(plan, nkb, min_chunk, sms);
+    if (groups > 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_grouped_joint()) {
+        // Joint grouped plan: one K chunk for the CTAs of all groups, the fewest 128-blocks per slot (2 CTAs per
+        // SM) counting one more per CTA for its start and reduction; chunks of >= 4 blocks.
+        const int64_t chunk = cheapest_chunk(nkb, std::min<int64_t>(nkb, std::max<int64_t>(min_chunk, 4)),
+                                             groups * row_ctas(plan), 2 * sms, 1);
+        set_chunk(plan, nkb, chunk);
+        plan.ws_floats *= groups;
+        plan.counters *= groups;
     }
     return plan;
 }

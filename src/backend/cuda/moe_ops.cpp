@@ -4,10 +4,10 @@
 // over all SMs, then the selection in the last CTA). moe_experts: all routed experts of the span are
 // uploaded once (device_weight) and listed in a cached device pointer table; the (token, slot) pairs are grouped
 // by expert. FP8 experts with act_quant at T <= 128: grouping on the device, then the tensor-core weight-streaming
-// GEMM (fp8_stream_gemm.cu) for gate_up (one launch over all groups), SwiGLU + act_quant of h, and down. Else the
-// weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then down) at T <= 16, and in the prefill path experts
-// with >= 32 rows gather their rows and run dense_mlp. The combine sums weight * expert output per token in FP32
-// in slot order and rounds once to bf16.
+// GEMM (fp8_stream_gemm.cu) for gate_up (one launch over all groups, the K chunk planned jointly over all groups'
+// CTAs), SwiGLU + act_quant of h, and down. Else the weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then
+// down) at T <= 16, and in the prefill path experts with >= 32 rows gather their rows and run dense_mlp. The
+// combine sums weight * expert output per token in FP32 in slot order and rounds once to bf16.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -299,11 +299,14 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
     const bool streamed = act_quant && tokens <= kStreamMaxTokens && pairs <= kMoeGroupMaxPairs && dim % 128 == 0 &&
                           table.inter % 128 == 0 && table.aligned16;
     // The shared expert as one more group of the streamed launches (slot top_k of every token) when it has the
-    // routed experts' shapes and there are at least 2 tokens; else the model's order: add(routed, dense_mlp(x,
-    // shared)). At one token the 9-group gate_up launch overfills a wave (288 CTAs on 264 slots) and measured
-    // 5-15 us slower per layer on the H200 than the separate shared expert; from 2 tokens it measured faster.
+    // routed experts' shapes; else the model's order: add(routed, dense_mlp(x, shared)). At one token it joins only
+    // under the joint grouped plan (fp8_stream_grouped_joint, staged / wgmma kernels): the fixed grid's 9-group
+    // gate_up overfills a wave (288 CTAs on 264 slots) and measured 5-15 us slower per layer on the H200 than the
+    // separate shared expert.
     const MoeExpertPtrs* shared_ptrs = nullptr;
-    if (p.shared != nullptr && streamed && tokens >= 2 && top_k > 0 && tokens * (top_k + 1) <= kMoeGroupMaxPairs &&
+    const bool shared_joins =
+        tokens >= 2 || (fp8_stream_grouped_joint() && fp8_stream_variant() != Fp8StreamKernel::kRing);
+    if (p.shared != nullptr && streamed && shared_joins && top_k > 0 && tokens * (top_k + 1) <= kMoeGroupMaxPairs &&
         shared_fusion_enabled() && same_shapes(*p.shared, table.dim, table.inter, DType::kF8E4M3)) {
         // The routed table with the shared expert appended at index E, cached in the routed table.
         const DeviceWeight* dw[3] = {&device_weight(p.shared->gate), &device_weight(p.shared->up),

@@ -307,56 +307,38 @@ TEST(Fp8StreamPlanTest, MultiJointFillsWholeWaves) {
     cuda::set_fp8_stream_multi_joint(joint);
 }
 
-// The experimental balanced dense plan (DSA_FP8_STREAM_PLAN=balanced): q_b 24576x1536 at M = 1 on 132 SMs splits
-// K in two (384 CTAs of 6 blocks); grouped plans keep their split. Host-only.
-TEST(Fp8StreamPlanTest, BalancedDensePlan) {
-    const bool balanced = cuda::fp8_stream_balanced();
+// The joint grouped plan (MoE experts, the default): 9 V3.2 experts' gate_up (4096 x 7168) at one token on 132 SMs
+// split K into 7 chunks of 8 blocks (2016 CTAs, whole waves of 264 slots; the fixed grid: 288 CTAs, 1.09 waves),
+// workspace and counters for every group; 8 experts (256 CTAs, one wave) and down (504 CTAs) keep one chunk; no
+// chunk below 4 blocks; the fixed grid (DSA_MOE_PLAN=grid) is the previous plan. Host-only.
+TEST(Fp8StreamPlanTest, GroupedJointPlan) {
+    const bool joint = cuda::fp8_stream_grouped_joint();
     const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
     cuda::set_fp8_stream_variant(cuda::Fp8StreamKernel::kStaged);
-    cuda::set_fp8_stream_balanced(false);
-    const cuda::Fp8StreamPlan base = cuda::fp8_stream_plan(1, 24576, 1536, 1, 132);
-    const cuda::Fp8StreamPlan grouped = cuda::fp8_stream_plan(9, 4096, 7168, 1, 132);
-    EXPECT_EQ(base.splits, 1);
-    cuda::set_fp8_stream_balanced(true);
-    const cuda::Fp8StreamPlan bal = cuda::fp8_stream_plan(1, 24576, 1536, 1, 132);
-    EXPECT_EQ(bal.chunk, 6);
-    EXPECT_EQ(bal.splits, 2);
-    EXPECT_EQ(bal.ws_floats, 2 * bal.tiles * 32 * bal.nt * 4);
-    EXPECT_EQ(bal.counters, bal.tiles);
-    const cuda::Fp8StreamPlan grouped_bal = cuda::fp8_stream_plan(9, 4096, 7168, 1, 132);
-    EXPECT_EQ(grouped_bal.splits, grouped.splits);
-    EXPECT_EQ(grouped_bal.chunk, grouped.chunk);
-    cuda::set_fp8_stream_balanced(balanced);
-    cuda::set_fp8_stream_variant(initial);
-}
-
-// The balanced plans through linear() and the fused dense MLP at the decode shapes against the CPU; then restored.
-TEST_F(LinearTest, Fp8StreamGemmBalancedPlan) {
-    const bool balanced = cuda::fp8_stream_balanced();
-    cuda::set_fp8_stream_balanced(true);
-    make(kActQuantUe8m0);
-    constexpr Shape2 kShapes[] = {{24576, 1536}, {7168, 16384}, {1536, 7168}, {576, 7168}, {7168, 2048}, {1000, 384}};
-    for (const Shape2& s : kShapes) {
-        LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
-        Tensor x = random_act({64, s.k}, rng_, 2.0f);
-        Tensor ref = cpu_->linear(x, w, LinearOutput::kActivation);
-        for (int64_t m : {1, 8, 33, 64}) {
-            const std::string what = "linear fp8-stream [balanced] M=" + std::to_string(m) + " N=" +
-                                     std::to_string(s.n) + " K=" + std::to_string(s.k);
-            std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
-            Tensor got = down(gpu_->linear(up(first_rows(x, m)), w, LinearOutput::kActivation));
-            EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
-            expect_close(what, got, to_f32(first_rows(ref, m)), kStreamTol);
+    cuda::set_fp8_stream_grouped_joint(true);
+    const cuda::Fp8StreamPlan gu9 = cuda::fp8_stream_plan(9, 4096, 7168, 8, 132);
+    EXPECT_EQ(gu9.chunk, 8);
+    EXPECT_EQ(gu9.splits, 7);
+    EXPECT_EQ(gu9.ws_floats, 9 * 7 * gu9.tiles * 32 * gu9.nt * 4);
+    EXPECT_EQ(gu9.counters, 9 * gu9.tiles);
+    EXPECT_EQ(cuda::fp8_stream_plan(8, 4096, 7168, 8, 132).splits, 1);
+    EXPECT_EQ(cuda::fp8_stream_plan(9, 7168, 2048, 8, 132).splits, 1);
+    EXPECT_EQ(cuda::fp8_stream_plan(9, 4096, 7168, 8, 132, /*bounded=*/false).splits, 1);
+    for (int64_t groups : {2, 9, 18, 36, 72}) {
+        for (int64_t tokens : {1, 8, 16, 64}) {
+            const cuda::Fp8StreamPlan q = cuda::fp8_stream_plan(groups, 4096, 7168, tokens, 132);
+            EXPECT_GE(q.chunk, 4) << "groups " << groups << " tokens " << tokens;
+            EXPECT_GE(q.chunk * q.splits, 56) << "groups " << groups;
+            EXPECT_LT(q.chunk * (q.splits - 1), 56) << "groups " << groups;
         }
     }
-    MlpWeights mw{random_fp8_weight(2048, 7168, rng_), random_fp8_weight(2048, 7168, rng_),
-                  random_fp8_weight(7168, 2048, rng_)};
-    for (int64_t m : {1, 64}) {
-        Tensor x = random_act({m, 7168}, rng_);
-        expect_close("dense_mlp fp8 [balanced] M=" + std::to_string(m), down(gpu_->dense_mlp(up(x), mw)),
-                     cpu_->dense_mlp(x, mw), 2e-2);
-    }
-    cuda::set_fp8_stream_balanced(balanced);
+    cuda::set_fp8_stream_grouped_joint(false);
+    const cuda::Fp8StreamPlan grid = cuda::fp8_stream_plan(9, 4096, 7168, 8, 132);
+    EXPECT_EQ(grid.splits, 1);
+    EXPECT_EQ(grid.chunk, 56);
+    EXPECT_EQ(cuda::fp8_stream_plan(1, 24576, 1536, 1, 132).splits, 1);  // dense plans: unchanged by the switch
+    cuda::set_fp8_stream_grouped_joint(joint);
+    cuda::set_fp8_stream_variant(initial);
 }
 
 // The joint plan's launch (the default) against the CPU at every n-tile count, for the staged, wgmma and auto

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <iostream>
 #include <limits>
 #include <map>
 #include <set>
@@ -586,7 +587,10 @@ TEST_F(MoeTest, ExpertsSharedAsGroup) {
         const int64_t before = cuda::moe_shared_fused_count();
         Tensor dx = up(x);
         Tensor got = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
-        const int64_t fused = t >= 2 && t * 9 <= cuda::kMoeGroupMaxPairs ? 1 : 0;  // one token: separate
+        // One token: a group only under the joint grouped plan (the default).
+        const bool joins = t >= 2 || (cuda::fp8_stream_grouped_joint() &&
+                                      cuda::fp8_stream_variant() != cuda::Fp8StreamKernel::kRing);
+        const int64_t fused = joins && t * 9 <= cuda::kMoeGroupMaxPairs ? 1 : 0;
         EXPECT_EQ(cuda::moe_shared_fused_count(), before + fused) << what;
         const Tensor want = cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared});
         expect_close(what + " vs cpu", got, want, 2e-2);
@@ -604,6 +608,70 @@ TEST_F(MoeTest, ExpertsSharedAsGroup) {
         // The shared expert is in the result: without it the output is far off.
         Tensor routed_only = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts}));
         EXPECT_GT(compare(routed_only, got).rel_l2, 0.1) << what;
+    }
+}
+
+// The joint grouped plan (default) vs the fixed grid (DSA_MOE_PLAN=grid) with the shared expert as a group at
+// T = 1, 2, 4, 8 (bounded plans: the joint one splits K over the groups' CTAs, 7 chunks for 9 groups at T = 1):
+// each vs the CPU, and the two within the split-K summation-order tolerance of each other. Restores the default.
+TEST_F(MoeTest, ExpertsJointPlanVsGrid) {
+    const bool initial = cuda::fp8_stream_grouped_joint();
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    for (int64_t t : {1, 2, 4, 8}) {
+        Tensor x = random_act({t, kDim}, rng_);
+        Routing r = skewed_routing(t, 8, 32, rng_);
+        const Tensor want = cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared});
+        Tensor dx = up(x), got[2];
+        for (int joint = 0; joint < 2; ++joint) {
+            cuda::set_fp8_stream_grouped_joint(joint == 1);
+            const std::string what = std::string("moe_experts + shared [") + (joint ? "joint" : "grid") +
+                                     " plan] T=" + std::to_string(t);
+            std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
+            got[joint] = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
+            expect_close(what + " vs cpu", got[joint], want, 2e-2);
+            EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
+        }
+        expect_close("joint vs grid T=" + std::to_string(t), got[1], got[0], 5e-3);
+    }
+    cuda::set_fp8_stream_grouped_joint(initial);
+}
+
+// A captured MoE call (device ids, weights and x, the shared expert as a group) replayed after new routing, new
+// weights and new x were copied into its inputs: equal to the eager run on those inputs bit for bit (the plan and
+// the grouping do not depend on the routing) and to the CPU within tolerance; T = 1 and 8 (joint plans that split K)
+// and T = 16 (the unbounded plan), three routings each (the number of groups changes between replays).
+TEST_F(MoeTest, ExpertsGraphReplayNewRouting) {
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    for (int64_t t : {1, 8, 16}) {
+        Routing r0 = skewed_routing(t, 8, 32, rng_);
+        Tensor dx = up(random_act({t, kDim}, rng_));
+        Tensor ids = gpu_->to_device(r0.ids), wts = gpu_->to_device(r0.weights), out;
+        auto call = [&] { return gpu_->moe_experts(MoeParams{dx, ids, wts, experts, &shared}); };
+        call();  // tables and workspaces exist before the capture
+        auto graph = gpu_->capture_graph([&] { out = call(); });
+        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+        for (int rep = 0; rep < 3; ++rep) {
+            const std::string what = "moe graph replay T=" + std::to_string(t) + " routing " + std::to_string(rep);
+            std::cout << "[ metric ] " << what << std::endl;
+            Routing r = skewed_routing(t, 8, 32, rng_);
+            if (rep == 2) {  // experts 8 j .. 8 j + 7 (mod 32) for token j: the most groups
+                for (int64_t i = 0; i < t * 8; ++i) r.ids.data<int32_t>()[i] = static_cast<int32_t>(i % 32);
+            }
+            Tensor x = random_act({t, kDim}, rng_);
+            gpu_->copy_into(to_bf16(x), dx);
+            gpu_->copy_into(r.ids, ids);
+            gpu_->copy_into(r.weights, wts);
+            gpu_->replay_graph(**graph);
+            Tensor replay = gpu_->to_host(out);
+            Tensor eager = gpu_->to_host(call());
+            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << what;
+            expect_close(what + " vs cpu", to_f32(replay),
+                         cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared}), 2e-2);
+        }
     }
 }
 
