@@ -1,9 +1,15 @@
 // Weight-streaming BF16 GEMV kernels for decode-sized activations (see bf16_stream_gemv.h). Rows layout: each
 // warp streams one weight row (or a 1/2, 1/4, 1/8 share of its k range) with 16-byte non-allocating loads, four
 // in flight per lane, and the warps of a row add their partial sums through shared memory in a fixed order.
-// Columns layout: 64 threads x 8 columns cover 512 outputs per CTA, eight k-groups stream the weight rows (eight
-// loads in flight per thread) and are added in a fixed order. Both launch with PDL: only the L2 prefetch of weights precedes the dependency wait.
+// Columns layout: 64 threads x 8 columns cover 512 outputs per CTA, eight k-groups stream the weight rows (16
+// loads in flight per thread for 1-2 token rows, else 8) and are added in a fixed order. Short rows (k <= 512,
+// the W_UV absorb): a warp loads 2-4 whole rows into registers before the PDL dependency wait
+// (DSA_BF16_GEMV_SHORT=0: the general kernel). All launch with PDL; before the wait only weights are read (L2
+// prefetches, or register loads where noted).
 #include "backend/cuda/bf16_stream_gemv.h"
+
+#include <cstdlib>
+#include <cstring>
 
 #include "base/check.h"
 #include "backend/cuda/cuda_check.h"
@@ -21,6 +27,7 @@ constexpr int kColGroups = 8;     // columns layout: k-groups per CTA
 constexpr int kColThreads = 64 * kColGroups;
 constexpr int kColUnroll = 8;     // columns layout: 16-byte weight loads in flight per thread
 constexpr int64_t kColsMaxK = 1024;
+constexpr int64_t kShortMaxK = 512;  // rows layout: the short-row kernel's k (2 vectors per lane)
 
 __device__ __forceinline__ uint4 load_stream(const uint16_t* p) {
     uint4 v;
@@ -139,21 +146,90 @@ __global__ void __launch_bounds__(kThreads) bf16_gemv_rows_kernel(Bf16GemvParams
     }
 }
 
+// Rows layout, short rows (k <= kShortMaxK: at most two 8-element vectors per lane): warp w of CTA i takes the R
+// rows (i * kWarps + w) * R .. + R - 1 and loads all their weight vectors into registers before the dependency wait
+// (weights are never written by kernels), so one wave of CTAs requests the whole weight at once (W_UV: 16384 rows
+// of 512 in 512 CTAs); then the products with x, one warp sum per (row, token row) in lane order.
+template <int MT, int R>
+__global__ void __launch_bounds__(kThreads) bf16_gemv_rows_short_kernel(Bf16GemvParams p) {
+    const int warp = static_cast<int>(threadIdx.x >> 5), lane = static_cast<int>(threadIdx.x & 31);
+    const int64_t total_rows = p.batch * p.n, vecs = p.k / 8;
+    const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * kWarps + warp) * R;
+    uint4 wv[R][2];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int64_t row = row0 + r;
+        const bool active = row < total_rows;
+        const uint16_t* wrow = p.w + (active ? (row / p.n) * p.w_batch_stride + (row % p.n) * p.ldw : 0);
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            const int64_t v = lane + 32 * u;
+            wv[r][u] = active && v < vecs ? load_stream(wrow + v * 8) : make_uint4(0, 0, 0, 0);
+        }
+    }
+    pdl_wait();
+    pdl_trigger();
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const int64_t row = row0 + r;
+        if (row >= total_rows) break;  // warp-uniform
+        const int64_t b = row / p.n, col = row % p.n;
+        const uint16_t* xb = p.x + b * p.x_batch_stride;
+        float acc[MT];
+#pragma unroll
+        for (int m = 0; m < MT; ++m) acc[m] = 0.0f;
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            const int64_t v = lane + 32 * u;
+            if (v >= vecs) break;
+            float wf[8];
+            unpack8(wv[r][u], wf);
+#pragma unroll
+            for (int m = 0; m < MT; ++m) {
+                if (m >= p.m) break;
+                float xf[8];
+                unpack8(__ldg(reinterpret_cast<const uint4*>(xb + m * p.ldx + v * 8)), xf);
+#pragma unroll
+                for (int j = 0; j < 8; ++j) acc[m] = fmaf(xf[j], wf[j], acc[m]);
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < MT; ++m) acc[m] = warp_sum(acc[m]);
+        if (lane == 0) {
+#pragma unroll
+            for (int m = 0; m < MT; ++m) {
+                if (m < p.m) store_out(p, b * p.y_batch_stride + m * p.ldy + col, acc[m]);
+            }
+        }
+    }
+}
+
+// One batch of U weight rows (k = k0, k0 + kColGroups, ...) of this thread's 8 columns into registers.
+template <int U>
+__device__ __forceinline__ void load_cols(uint4 (&wv)[U], const uint16_t* wb, int64_t k0, const Bf16GemvParams& p,
+                                          bool active) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        const int64_t kk = k0 + u * kColGroups;
+        wv[u] = active && kk < p.k ? load_stream(wb + kk * p.ldw) : make_uint4(0, 0, 0, 0);
+    }
+}
+
 // Columns layout. Grid: (ceil(n / 512), batch). Thread t: columns n0 = blockIdx.x * 512 + (t % 64) * 8 .. +8,
-// k rows t / 64, t / 64 + kColGroups, ...; the groups' sums are added in group order.
+// k rows t / 64, t / 64 + kColGroups, ...; the groups' sums are added in group order. The first batch of weight
+// rows (16 per thread for 1..2 token rows: all of a 128-deep head) is loaded into registers before the dependency
+// wait: weights are never written by kernels, so their latency overlaps the previous kernel's tail.
 template <int MT>
 __global__ void __launch_bounds__(kColThreads) bf16_gemv_cols_kernel(Bf16GemvParams p) {
+    constexpr int U = MT <= 2 ? 2 * kColUnroll : kColUnroll;
     __shared__ float xs[MT][kColsMaxK];
     __shared__ float red[kColGroups - 1][kColsPerCta];
     const int t = static_cast<int>(threadIdx.x), group = t / 64, c = t % 64;
     const int64_t b = blockIdx.y, n0 = static_cast<int64_t>(blockIdx.x) * kColsPerCta + c * 8;
     const bool active = n0 < p.n;
     const uint16_t* wb = p.w + b * p.w_batch_stride + n0;
-    if (active) {
-        for (int64_t kk = group; kk < p.k && kk < group + kColGroups * kColUnroll; kk += kColGroups) {
-            prefetch_l2(wb + kk * p.ldw);
-        }
-    }
+    uint4 wv[U];
+    load_cols<U>(wv, wb, group, p, active);
     pdl_wait();
     pdl_trigger();
     const uint16_t* xb = p.x + b * p.x_batch_stride;
@@ -169,15 +245,10 @@ __global__ void __launch_bounds__(kColThreads) bf16_gemv_cols_kernel(Bf16GemvPar
         for (int j = 0; j < 8; ++j) acc[m][j] = 0.0f;
     }
     if (active) {
-        for (int64_t k0 = group; k0 < p.k; k0 += kColGroups * kColUnroll) {
-            uint4 wv[kColUnroll];
+        for (int64_t k0 = group; k0 < p.k; k0 += kColGroups * U) {
+            if (k0 != group) load_cols<U>(wv, wb, k0, p, true);
 #pragma unroll
-            for (int u = 0; u < kColUnroll; ++u) {
-                const int64_t kk = k0 + u * kColGroups;
-                wv[u] = kk < p.k ? load_stream(wb + kk * p.ldw) : make_uint4(0, 0, 0, 0);
-            }
-#pragma unroll
-            for (int u = 0; u < kColUnroll; ++u) {
+            for (int u = 0; u < U; ++u) {
                 const int64_t kk = k0 + u * kColGroups;
                 if (kk >= p.k) break;
                 float wf[8];
@@ -229,6 +300,46 @@ int rows_warps_per_row(const Bf16GemvParams& p) {
     return w;
 }
 
+// Rows per warp of the short-row kernel: 4, or 2, while that leaves at least two CTAs of 8 warps per SM (264);
+// 1: the general kernel instead.
+int short_rows_per_warp(int64_t rows) {
+    for (int r = 4; r > 1; r /= 2) {
+        if ((rows + kWarps * r - 1) / (kWarps * r) >= 264) return r;
+    }
+    return 1;
+}
+
+// DSA_BF16_GEMV_SHORT=0: short rows through the general rows kernel (read once).
+bool rows_short_enabled() {
+    static const bool on = [] {
+        const char* e = std::getenv("DSA_BF16_GEMV_SHORT");
+        return e == nullptr || std::strcmp(e, "0") != 0;
+    }();
+    return on;
+}
+
+template <int R>
+void launch_rows_short_r(const Bf16GemvParams& p, cudaStream_t stream) {
+    const dim3 grid(static_cast<unsigned>((p.batch * p.n + kWarps * R - 1) / (kWarps * R)));
+    if (p.m == 1) {
+        host::launch_pdl(bf16_gemv_rows_short_kernel<1, R>, grid, dim3(kThreads), 0, stream, p);
+    } else if (p.m <= 2) {
+        host::launch_pdl(bf16_gemv_rows_short_kernel<2, R>, grid, dim3(kThreads), 0, stream, p);
+    } else if (p.m <= 4) {
+        host::launch_pdl(bf16_gemv_rows_short_kernel<4, R>, grid, dim3(kThreads), 0, stream, p);
+    } else {
+        host::launch_pdl(bf16_gemv_rows_short_kernel<8, R>, grid, dim3(kThreads), 0, stream, p);
+    }
+}
+
+void launch_rows_short(const Bf16GemvParams& p, int r, cudaStream_t stream) {
+    if (r == 4) {
+        launch_rows_short_r<4>(p, stream);
+    } else {
+        launch_rows_short_r<2>(p, stream);
+    }
+}
+
 }  // namespace
 
 bool bf16_gemv_rows_supported(const Bf16GemvParams& p) { return common_supported(p) && aligned_elems(p.k); }
@@ -240,6 +351,13 @@ bool bf16_gemv_cols_supported(const Bf16GemvParams& p) {
 
 void launch_bf16_gemv_rows(const Bf16GemvParams& p, cudaStream_t stream) {
     DSA_CHECK(bf16_gemv_rows_supported(p)) << "bf16 gemv (rows): unsupported shape or alignment";
+    if (rows_short_enabled() && p.k <= kShortMaxK) {
+        const int r = short_rows_per_warp(p.batch * p.n);
+        if (r > 1) {
+            launch_rows_short(p, r, stream);
+            return;
+        }
+    }
     const int wpr = rows_warps_per_row(p);
     const int64_t rows_per_cta = kWarps / wpr;
     const dim3 grid(static_cast<unsigned>((p.batch * p.n + rows_per_cta - 1) / rows_per_cta));

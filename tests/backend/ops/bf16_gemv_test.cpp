@@ -1,11 +1,13 @@
 // The weight-streaming BF16 GEMV kernels (bf16_stream_gemv.h) against a double-precision host loop at the shapes
 // they serve: the indexer's weights_proj (64 x 7168) and a router-sized weight (256 x 7168) in the rows layout,
 // the MLA W_UV absorb (128 heads of 128 x 512, strided inside kv_b) in the rows layout and the W_UK absorb
-// (128 x 512 per head, DeepSeek; 192 x 512, GLM-5) in the columns layout, for 1..8 activation rows.
+// (128 x 512 per head, DeepSeek; 192 x 512, GLM-5) in the columns layout, for 1..8 activation rows; short rows
+// (k <= 512) at sizes that take the multi-row-per-warp kernel.
 // Tolerances: f32 outputs rel L2 <= 1e-5 (FP32 accumulation in a different order), bf16 outputs <= 4e-3 (one
 // bf16 rounding). Outputs start as NaN, so an unwritten element fails.
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backend/cuda/bf16_stream_gemv.h"
@@ -96,6 +98,19 @@ TEST_F(Bf16GemvTest, MatchesHostLoop) {
             q.ldy = heads * 512, q.y_batch_stride = 512;
             cases.push_back({"cols W_UK d_n=" + std::to_string(dn) + " m=" + std::to_string(m), q, m * heads * dn,
                              heads * block * 512, m * heads * 512, true});
+        }
+    }
+    // Short rows (k <= 512) past the sizes where a warp takes 2 (5000 rows) or 4 (9000 rows) of them, with a partial
+    // last CTA and one or two 8-element vectors per lane.
+    for (int64_t m : {1, 5}) {
+        for (const auto& [n, k, batch] : {std::tuple<int64_t, int64_t, int64_t>{1000, 264, 5}, {4500, 8, 2}}) {
+            cuda::Bf16GemvParams s;
+            s.m = m, s.n = n, s.k = k, s.batch = batch;
+            s.ldx = batch * k, s.x_batch_stride = k, s.ldw = k, s.w_batch_stride = n * k;
+            s.ldy = batch * n, s.y_batch_stride = n;
+            cases.push_back({"rows short " + std::to_string(batch) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+                                 " m=" + std::to_string(m),
+                             s, m * batch * k, batch * n * k, m * batch * n, false});
         }
     }
     for (Case& c : cases) {
