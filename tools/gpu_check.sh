@@ -12,6 +12,8 @@
 #      where the machine has the PCRE2 runtime but not its development files: dsaserve then builds too),
 #      DSA_GPU_EVAL_FULL=1 (also score the GPU server at the harness's default counts, every passkey length),
 #      DSA_GPU_LAYER_BENCH_ARGS (default --quick), DSA_GPU_SANITIZER_TIMEOUT (s, default 600),
+#      DSA_GPU_TEST_SHARDS (ctest processes at once, round-robin over the test GPUs; default one per GPU: more
+#      shards share a GPU, which shortens the run where tests wait on their CPU reference),
 #      DSA_GPU_SANITIZER_FILTER (gtest filter of the memcheck run; default: every op test but the death tests),
 #      DSA_GPU_CPU_THREADS (OpenMP threads of the CPU-side work, default 8), DSA_GPU_TEST_TIMEOUT and
 #      DSA_GPU_BENCH_TIMEOUT (s per test / per benchmark binary, default 900).
@@ -83,9 +85,9 @@ test_shard() {  # test_shard INDEX COUNT GPU
         --timeout "${DSA_GPU_TEST_TIMEOUT:-900}" -V > "$out/ctest.$1.log" 2>&1
 }
 
-test_stage() {  # shards over the first $shards GPUs
+test_stage() {  # $shards shards round-robin over the first $test_gpus GPUs
     local start=$(date +%s) n=$shards i rc=0 pids=()
-    for ((i = 0; i < n; ++i)); do test_shard "$i" "$n" "${gpus[$i]}" & pids+=($!); done
+    for ((i = 0; i < n; ++i)); do test_shard "$i" "$n" "${gpus[$(( i % test_gpus ))]}" & pids+=($!); done
     for i in "${pids[@]}"; do wait "$i" || rc=1; done
     cat "$out"/ctest.*.log > "$out/ctest.log"
     note "ctest -L gpu ($n shards): rc=$rc in $(( $(date +%s) - start )) s"
@@ -188,18 +190,18 @@ ngpus=${#gpus[@]}
 last=${gpus[$(( ngpus - 1 ))]}
 sanitizer_gpu=${gpus[0]}
 if (( ngpus >= 4 )); then  # test shards | sanitizer | benchmarks + model, side by side
-    shards=$(( ngpus - 2 )); sanitizer_gpu=${gpus[$(( ngpus - 2 ))]}
+    test_gpus=$(( ngpus - 2 )); shards=${DSA_GPU_TEST_SHARDS:-$test_gpus}; sanitizer_gpu=${gpus[$(( ngpus - 2 ))]}
     { want test && test_stage; } & tests_pid=$!
     { want sanitizer && sanitizer_stage; } & sanitizer_pid=$!
     { want bench && CUDA_VISIBLE_DEVICES=$last bench_stage; want model && CUDA_VISIBLE_DEVICES=$last model_stage; }
     wait "$tests_pid" "$sanitizer_pid"
 elif (( ngpus > 1 )); then  # test shards then sanitizer | benchmarks + model
-    shards=$(( ngpus - 1 ))
+    test_gpus=$(( ngpus - 1 )); shards=${DSA_GPU_TEST_SHARDS:-$test_gpus}
     { want test && test_stage; want sanitizer && sanitizer_stage; } & tests_pid=$!
     { want bench && CUDA_VISIBLE_DEVICES=$last bench_stage; want model && CUDA_VISIBLE_DEVICES=$last model_stage; }
     wait "$tests_pid"
 else
-    shards=1
+    test_gpus=1; shards=${DSA_GPU_TEST_SHARDS:-1}
     want test && test_stage
     want sanitizer && sanitizer_stage
     want bench && bench_stage
