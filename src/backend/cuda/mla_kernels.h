@@ -88,9 +88,6 @@ void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t st
 // partials and combine; two warpgroups per (token, 64-head group), warpgroup 0 computes S of a whole 64-key tile
 // and the softmax. launch_mla_sparse_attention (mma.sync) stays the fallback.
 void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream);
-// Warp-specialized variant (mla_sparse_ws.cu, kernel "ws", DSA_MLA_KERNEL=ws): a producer warpgroup gathers the
-// tiles into an mbarrier-guarded double buffer, two consumer warpgroups split S by keys and O by columns.
-void launch_mla_sparse_ws(const MlaSparseKernelParams& p, cudaStream_t stream);
 // Merges split-K partials (p.splits > 1) into p.out; called by both sparse launchers.
 void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream);
 

@@ -1,7 +1,6 @@
 // Device pieces of the wgmma sparse MLA kernel (mla_sparse_wgmma.cu: s1, two warpgroups that gather and compute):
 // shared-memory layout (the 128-byte-swizzled wgmma tiles), descriptors, the m64n64 S and m64n256 P V wgmma
 // issues, FP8 chunk dequantization, slot reads, the whole-tile softmax and the output / split-K epilogue.
-// Included by mla_sparse_wgmma.cu and mla_sparse_ws.cu (the warp-specialized kernel reuses the layout and issues).
 #pragma once
 
 #include <cuda_fp8.h>

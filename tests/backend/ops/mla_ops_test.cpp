@@ -7,8 +7,7 @@
 //  - attention: 1e-2. Both sides compute FP32 scores and softmax, but the GPU rounds the unnormalized
 //    probabilities to bf16 inside an online softmax while the CPU rounds the normalized ones; that, the summation
 //    order and the final bf16 rounding give ~2-4e-3 (rel L2 of a bf16 result is ~2^-9 = 2e-3 at best).
-// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy), and the
-// warp-specialized ws in its own MlaTest.Ws* tests (ws must nearly equal s1); small batches
+// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy); small batches
 // also exercise the split-K combine. Every attention case also checks that a slightly wrong reference (one tile of
 // keys dropped) is rejected by the same tolerance, so the comparison can fail. Each kernel call is announced by a
 // flushed line first, so a crash log names the case.
@@ -211,7 +210,6 @@ class SparseKernelScope {
 
 using KernelList = std::vector<const char*>;
 const KernelList kSparseKernels = {"legacy", "s1"};
-const KernelList kWsKernel = {"ws"};  // the warp-specialized kernel: its own test names (a fault stays there)
 
 // Printed (and flushed) before a kernel runs: if it crashes or hangs, the log names the case.
 void announce(const std::string& what) { std::cout << "[ case ] " << what << std::endl; }
@@ -345,72 +343,6 @@ TEST_F(MlaTest, SparseAttentionStaged) {
     make(Numerics::bf16());
     Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
     check_staged(*cpu_, *gpu_, st, rng_, kSparseKernels);
-}
-
-// ---- the warp-specialized kernel (DSA_MLA_KERNEL=ws): the same checks under their own names ----
-
-// Smallest case first: one token, 64 heads, one 64-key tile (no split), both stores.
-TEST_F(MlaTest, WsSparseOneTile) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        check_sparse(*cpu_, *gpu_, st, 1, 64, 64, false, rng_, kWsKernel);
-        check_sparse(*cpu_, *gpu_, st, 3, 64, 64, true, rng_, kWsKernel);  // + an all -1 row
-    }
-}
-
-TEST_F(MlaTest, WsSparseStaged) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        check_staged(*cpu_, *gpu_, st, rng_, kWsKernel);
-    }
-}
-
-// Decode batches 1, 3 (split-K + combine), 64; a partial head group with a partial last tile; 79 splits.
-TEST_F(MlaTest, WsSparseDecodeShapes) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        check_sparse(*cpu_, *gpu_, st, 1, 128, 2048, false, rng_, kWsKernel);
-        check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_, kWsKernel);
-        check_sparse(*cpu_, *gpu_, st, 64, 128, 2048, true, rng_, kWsKernel);
-        check_sparse(*cpu_, *gpu_, st, 3, 40, 100, false, rng_, kWsKernel);
-        check_sparse(*cpu_, *gpu_, st, 1, 64, 5000, true, rng_, kWsKernel);
-    }
-}
-
-// Prefill (no split, many CTAs) with a list width that is not a multiple of 64, and short lists.
-TEST_F(MlaTest, WsSparsePrefillAndEdges) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        check_sparse(*cpu_, *gpu_, st, 300, 128, 1000, true, rng_, kWsKernel);
-        check_sparse(*cpu_, *gpu_, st, 5, 128, 77, false, rng_, kWsKernel);
-        check_sparse(*cpu_, *gpu_, st, 2, 64, 33, false, rng_, kWsKernel);
-    }
-}
-
-// ws against s1 on the same inputs: same bf16 P rounding, so far closer than either is to the CPU.
-TEST_F(MlaTest, WsAgreesWithS1) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        const int64_t tokens = 16, heads = 128, width = 2048;
-        Tensor q = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
-        Tensor slots = gpu_->to_device(slot_lists(tokens, width, rng_));
-        Tensor out[2];
-        const char* kernels[2] = {"s1", "ws"};
-        for (int i = 0; i < 2; ++i) {
-            SparseKernelScope scope(kernels[i]);
-            announce(std::string("mla_sparse agree [") + kernels[i] + "] " + mla_kv_format_name(format));
-            out[i] = to_f32(gpu_->to_host(gpu_->mla_sparse_attention({q, &st.gpu, slots, 0.1352338f})));
-        }
-        const Diff d = compare(out[1], out[0]);
-        std::cout << "[ metric ] mla_sparse ws vs s1 " << mla_kv_format_name(format)
-                  << " T=16 H=128 K=2048: rel_l2=" << d.rel_l2 << std::endl;
-        EXPECT_LT(d.rel_l2, 4e-3);
-    }
 }
 
 void check_dense(Backend& cpu, Backend& gpu, const MlaHeadDims& d, int64_t tokens, int64_t keys, bool with_mask,
