@@ -10,8 +10,9 @@
 // Decode linears (also alone with --decode-linears): q_a + kv_a + indexer wk over one x as three linear() calls vs
 // one linear_multi, staged vs wgmma at M = 32 / 64 and the default plans at M = 1 / 8 / 33 / 64 on the decode
 // shapes (one line each), the MLA absorbs at B = 1 / 8, and a chain of 10 dependent FP8 linears (act_quant + GEMM
-// each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys.
-// Usage: cuda_kernels_bench [--quick | --decode-linears]
+// each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys. --absorbs (alone, seconds): the absorbs
+// (W_UV with and without the short-row kernel), the shared expert's dense_mlp and the M = 1 / 8 single-weight streams.
+// Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -27,6 +28,7 @@
 #include "cuda_timing.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/bf16_stream_gemv.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/kernels.h"
@@ -283,57 +285,102 @@ void bench_wgmma_vs_staged(cuda::CudaBackend& be, std::mt19937& rng, const std::
     cuda::set_fp8_stream_variant(initial);
 }
 
-// The default plans through linear() at M = 1, 8, 33, 64 on the V3.2 decode shapes, one line each (kernel, splits,
-// us, TB/s of FP8 weight bytes, % of 4.8 TB/s).
-void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng) {
+struct NK {
+    int64_t n, k;
+};
+
+// The default plans through linear() at the given M on FP8 weights of the given shapes, one line each (kernel,
+// splits, us, TB/s of FP8 weight bytes, % of 4.8 TB/s).
+void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng, const std::vector<NK>& shapes,
+                         const std::vector<int64_t>& ms) {
     int sms = 0;
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-    struct NK {
-        int64_t n, k;
-    };
-    const NK shapes[] = {{24576, 1536}, {7168, 16384}, {8192, 1536}, {1536, 7168}, {576, 7168}, {7168, 2048},
-                         {2048, 7168}};
     for (const NK s : shapes) {
         const int copies = static_cast<int>(std::clamp<int64_t>(160'000'000 / (s.n * s.k) + 1, kCopies, 40));
         LinearWeight h = host_fp8_weight(s.n, s.k, rng);
         std::vector<LinearWeight> ws;
         for (int i = 0; i < copies; ++i) ws.push_back({be.to_device(h.weight), h.scale_inv});
-        for (int64_t m : {1, 8, 33, 64}) {
+        for (int64_t m : ms) {
             Tensor x = be.to_device(random_bf16({m, s.k}, rng, 1.0f));
             const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
             const double t =
                 backend_graph_seconds(be, copies, [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
             const double tbs = static_cast<double>(s.n) * s.k / t / 1e12;
-            std::printf("linear M=%-3lld N=%-6lld K=%-6lld [%s, splits %lld] %8.2f us %6.3f TB/s %5.1f%% of 4.8\n",
+            std::printf("linear M=%-3lld N=%-6lld K=%-6lld [%s%s, splits %lld] %8.2f us %6.3f TB/s %5.1f%% of 4.8\n",
                         static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
                         plan.kernel == cuda::Fp8StreamKernel::kWgmma ? "wgmma" : "staged",
-                        static_cast<long long>(plan.splits), t * 1e6, tbs, tbs / 4.8 * 100);
+                        plan.streamk_units > 0 ? " stream-K" : "", static_cast<long long>(plan.splits), t * 1e6, tbs,
+                        tbs / 4.8 * 100);
             std::fflush(stdout);
         }
     }
 }
 
+const std::vector<NK> kDecodeShapes = {{24576, 1536}, {7168, 16384}, {8192, 1536}, {1536, 7168},
+                                       {576, 7168},   {7168, 2048},  {2048, 7168}};
+
 // The MLA absorbs at decode (128 heads, d_n = d_v = 128, kv_lora 512: W_UK 16.8 MB in the columns layout, W_UV 16.8 MB
 // in the rows layout of kv_b) at B = 1 and 8, 8 rotated bf16 kv_b copies (268 MB) in a CUDA graph: us, TB/s of the
-// 16.8 MB read, % of 4.8 TB/s.
+// 16.8 MB read, % of 4.8 TB/s; W_UV with the short-row kernel and with the general one (DSA_BF16_GEMV_SHORT=0).
 void bench_absorbs(cuda::CudaBackend& be, std::mt19937& rng) {
     const MlaHeadDims d{128, 128, 128};
     const Tensor host = random_bf16({128 * 256, 512}, rng, 0.05f);
     std::vector<LinearWeight> kv_b;
     for (const Tensor& t : device_copies(be, host)) kv_b.push_back({t, {}});
     const double bytes = 128.0 * 128 * 512 * 2;
+    const auto line = [&](const std::string& name, int64_t b, double t) {
+        std::printf("%-40s B=%lld (graph) %8.2f us %6.3f TB/s %5.1f%% of 4.8\n", name.c_str(),
+                    static_cast<long long>(b), t * 1e6, bytes / t / 1e12, bytes / t / 1e12 / 4.8 * 100);
+        std::fflush(stdout);
+    };
+    const bool short_rows = cuda::bf16_gemv_short_rows();
     for (int64_t b : {1, 8}) {
         const Tensor qn = be.to_device(random_bf16({b, 128, 128}, rng, 1.0f));
         const Tensor ol = be.to_device(random_bf16({b, 128, 512}, rng, 1.0f));
-        const double tq = backend_graph_seconds(be, kCopies, [&](int i) { be.mla_absorb_q(qn, kv_b[i], d); });
-        const double to = backend_graph_seconds(be, kCopies, [&](int i) { be.mla_absorb_o(ol, kv_b[i], d); });
-        for (const auto& [name, t] : {std::pair<const char*, double>{"absorb_q (W_UK, columns)", tq},
-                                      {"absorb_o (W_UV, rows)", to}}) {
-            std::printf("%s B=%lld (graph) %8.2f us %6.3f TB/s %5.1f%% of 4.8\n", name, static_cast<long long>(b),
-                        t * 1e6, bytes / t / 1e12, bytes / t / 1e12 / 4.8 * 100);
-            std::fflush(stdout);
+        line("absorb_q (W_UK, columns)", b,
+             backend_graph_seconds(be, kCopies, [&](int i) { be.mla_absorb_q(qn, kv_b[i], d); }));
+        for (const bool s : {true, false}) {
+            cuda::set_bf16_gemv_short_rows(s);
+            line(std::string("absorb_o (W_UV, rows) [short ") + (s ? "on]" : "off]"), b,
+                 backend_graph_seconds(be, kCopies, [&](int i) { be.mla_absorb_o(ol, kv_b[i], d); }));
         }
+        cuda::set_bf16_gemv_short_rows(short_rows);
     }
+}
+
+// The shared expert's dense_mlp (V3.2: gate + up 4096 x 7168, down 7168 x 2048, 44 MB of FP8) at M = 1 and 8,
+// 8 rotated weight sets in a CUDA graph: us, TB/s of the FP8 weight bytes, % of 4.8 TB/s.
+void bench_shared_mlp(cuda::CudaBackend& be, std::mt19937& rng) {
+    const LinearWeight hg = host_fp8_weight(2048, 7168, rng), hu = host_fp8_weight(2048, 7168, rng);
+    const LinearWeight hd = host_fp8_weight(7168, 2048, rng);
+    std::vector<MlpWeights> sets;
+    for (int i = 0; i < kCopies; ++i) {
+        sets.push_back({{be.to_device(hg.weight), hg.scale_inv},
+                        {be.to_device(hu.weight), hu.scale_inv},
+                        {be.to_device(hd.weight), hd.scale_inv}});
+    }
+    const double bytes = 3.0 * 2048 * 7168;
+    for (int64_t m : {1, 8}) {
+        const Tensor x = be.to_device(random_bf16({m, 7168}, rng, 1.0f));
+        const double t = backend_graph_seconds(be, kCopies, [&](int i) { be.dense_mlp(x, sets[i]); });
+        std::printf("shared expert dense_mlp M=%lld%s (graph) %8.2f us %6.3f TB/s %5.1f%% of 4.8\n",
+                    static_cast<long long>(m), cuda::fp8_stream_streamk() ? " [stream-K]" : "", t * 1e6,
+                    bytes / t / 1e12, bytes / t / 1e12 / 4.8 * 100);
+        std::fflush(stdout);
+    }
+}
+
+// --absorbs (seconds): the absorbs, the shared expert's MLP and the single-weight M = 1 / 8 streams (q_b, o_proj,
+// the shared expert's gate / up and down shapes), with the default plans, then with stream-K (DSA_FP8_STREAMK=1).
+void bench_absorbs_and_streams(cuda::CudaBackend& be, std::mt19937& rng) {
+    bench_absorbs(be, rng);
+    const bool streamk = cuda::fp8_stream_streamk();
+    for (const bool sk : {false, true}) {
+        cuda::set_fp8_stream_streamk(sk);
+        bench_shared_mlp(be, rng);
+        bench_decode_shapes(be, rng, {{24576, 1536}, {7168, 16384}, {4096, 7168}, {7168, 2048}}, {1, 8});
+    }
+    cuda::set_fp8_stream_streamk(streamk);
 }
 
 // q_a 1536x7168 + kv_a 576x7168 + indexer wk 128x7168 (16.1 MB of FP8) over one x, 8 rotated weight sets; then
@@ -362,7 +409,7 @@ void bench_decode_linears(cuda::CudaBackend& be, std::mt19937& rng) {
                multi, bytes, 0, 0);
     }
     bench_wgmma_vs_staged(be, rng, sets);
-    bench_decode_shapes(be, rng);
+    bench_decode_shapes(be, rng, kDecodeShapes, {1, 8, 33, 64});
     bench_absorbs(be, rng);
     std::vector<LinearWeight> chain;
     for (int i = 0; i < 10; ++i) {
@@ -388,6 +435,7 @@ int run(int argc, char** argv) {
     }
     const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
     const bool decode_linears_only = argc > 1 && std::string(argv[1]) == "--decode-linears";
+    const bool absorbs_only = argc > 1 && std::string(argv[1]) == "--absorbs";
     cudaDeviceProp prop{};
     DSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     int clock_khz = 0;
@@ -404,6 +452,10 @@ int run(int argc, char** argv) {
         Numerics{.round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = true}, 0);
     auto& bf16_be = static_cast<cuda::CudaBackend&>(*bf16_owner);
     auto& fp8_be = static_cast<cuda::CudaBackend&>(*fp8_owner);
+    if (absorbs_only) {
+        bench_absorbs_and_streams(fp8_be, rng);
+        return 0;
+    }
     bench_decode_linears(fp8_be, rng);
     if (decode_linears_only) return 0;
     bench_norms(bf16_be, rng, quick);

@@ -4,9 +4,11 @@
 // (dense_mlp) and the whole layer, timed eagerly and replayed from a CUDA graph (median of 5 runs of 20 calls, 8
 // rotated inputs so the active experts change); at batch 1, 4, 16 also each stage of the routed path alone in a graph
 // (router+route, group, act_quant, gate_up, SwiGLU+quant, down, combine, shared, add), and the layer with the shared
-// expert as one more group of the routed launches (MoeParams::shared), at batch <= 16 also under the fixed-grid
-// grouped plan (DSA_MOE_PLAN=grid) instead of the joint one. Prints TB/s of the active experts' weight bytes
-// (scales included, each active expert once per call) and the ratio to reading them once at 4.8 TB/s. Usage: moe_bench
+// expert as one more group of the routed launches (MoeParams::shared), at batch <= 16 also under the other grouped
+// plan (default: the fixed grid; DSA_MOE_PLAN=joint: the joint plan) marked [grid plan] / [joint plan]. Prints TB/s
+// of the active experts' weight bytes (scales included, each active expert once per call) and the ratio to reading
+// them once at 4.8 TB/s. At batch 1 also the stream-K plans (DSA_FP8_STREAMK=1: layer lines and the gate_up / down
+// stages). Usage: moe_bench [--quick]  (--quick: batches 1 and 2 only)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -246,17 +248,35 @@ void bench_layer(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, in
               in.active_bytes + ex.bytes_per_expert);
     print_row(tag + "layer: route+moe_experts(shared) " + how + " graph", graph_time(be, layer_fused),
               in.active_bytes + ex.bytes_per_expert);
-    if (batch <= 16 && cuda::fp8_stream_grouped_joint()) {
-        // The fixed-grid grouped plans (DSA_MOE_PLAN=grid: the shared expert separate at one token) for comparison.
-        cuda::set_fp8_stream_grouped_joint(false);
+    if (batch <= 16) {
+        // The other grouped plan (the joint plan takes the shared expert as a group at one token too) to compare.
+        const bool joint = !cuda::fp8_stream_grouped_joint();
+        const std::string plan = joint ? " [joint plan]" : " [grid plan]";
+        cuda::set_fp8_stream_grouped_joint(joint);
         const int64_t before = cuda::moe_shared_fused_count();
         routed_shared(0);
-        const char* grid_how = cuda::moe_shared_fused_count() > before ? "[shared as group]" : "[shared separate]";
-        print_row(tag + "routed+shared " + grid_how + " [grid plan] graph", graph_time(be, routed_shared),
+        const char* other_how = cuda::moe_shared_fused_count() > before ? "[shared as group]" : "[shared separate]";
+        print_row(tag + "routed+shared " + other_how + plan + " graph", graph_time(be, routed_shared),
                   in.active_bytes + ex.bytes_per_expert);
-        print_row(tag + "layer: route+moe_experts(shared) " + grid_how + " [grid plan] graph",
+        print_row(tag + "layer: route+moe_experts(shared) " + other_how + plan + " graph",
                   graph_time(be, layer_fused), in.active_bytes + ex.bytes_per_expert);
-        cuda::set_fp8_stream_grouped_joint(true);
+        cuda::set_fp8_stream_grouped_joint(!joint);
+    }
+    if (batch == 1 && cuda::fp8_stream_variant() != cuda::Fp8StreamKernel::kRing) {
+        // Stream-K plans (DSA_FP8_STREAMK=1, opt-in): the MoE launches at one token (the shared expert as a group)
+        // and the dense shared expert.
+        const bool streamk = cuda::fp8_stream_streamk();
+        cuda::set_fp8_stream_streamk(true);
+        const int64_t before = cuda::moe_shared_fused_count();
+        routed_shared(0);
+        const char* sk_how = cuda::moe_shared_fused_count() > before ? "[shared as group]" : "[shared separate]";
+        print_row(tag + "routed experts [stream-K] graph", graph_time(be, routed), in.active_bytes);
+        print_row(tag + "shared expert (dense_mlp) [stream-K] graph", graph_time(be, shared), ex.bytes_per_expert);
+        print_row(tag + "routed+shared " + sk_how + " [stream-K] graph", graph_time(be, routed_shared),
+                  in.active_bytes + ex.bytes_per_expert);
+        print_row(tag + "layer: route+moe_experts(shared) " + sk_how + " [stream-K] graph",
+                  graph_time(be, layer_fused), in.active_bytes + ex.bytes_per_expert);
+        cuda::set_fp8_stream_streamk(streamk);
     }
 }
 
@@ -270,12 +290,16 @@ void bench_stages(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, i
     const int64_t pairs = batch * kTopK, max_groups = std::min(pairs, kExperts);
     const bool bounded = pairs <= cuda::kFp8StreamMaxRows;
     const int64_t rows = bounded ? pairs : std::min(std::min(pairs, batch), cuda::kFp8StreamMaxRows);
-    const cuda::Fp8StreamPlan gu_plan = cuda::fp8_stream_plan(max_groups, 2 * kInter, kDim, rows, num_sms, bounded);
-    const cuda::Fp8StreamPlan d_plan = cuda::fp8_stream_plan(max_groups, kDim, kInter, rows, num_sms, bounded);
-    Tensor ws = Tensor::empty({std::max<int64_t>(std::max(gu_plan.ws_floats, d_plan.ws_floats), 1)}, DType::kF32,
-                              Device::kCUDA);
-    Tensor counters =
-        Tensor::empty({std::max<int64_t>(std::max(gu_plan.counters, d_plan.counters), 1)}, DType::kI32, Device::kCUDA);
+    cuda::Fp8StreamPlan gu_plan = cuda::fp8_stream_plan(max_groups, 2 * kInter, kDim, rows, num_sms, bounded);
+    cuda::Fp8StreamPlan d_plan = cuda::fp8_stream_plan(max_groups, kDim, kInter, rows, num_sms, bounded);
+    // At one token also the stream-K plans (moe_experts' with DSA_FP8_STREAMK=1), timed after the stages.
+    const bool sk = batch == 1 && bounded && gu_plan.kernel != cuda::Fp8StreamKernel::kRing;
+    const cuda::Fp8StreamPlan gu_sk = sk ? cuda::fp8_stream_streamk_plan(gu_plan, max_groups, kDim, num_sms) : gu_plan;
+    const cuda::Fp8StreamPlan d_sk = sk ? cuda::fp8_stream_streamk_plan(d_plan, max_groups, kInter, num_sms) : d_plan;
+    const int64_t ws_floats = std::max({gu_plan.ws_floats, d_plan.ws_floats, gu_sk.ws_floats, d_sk.ws_floats});
+    const int64_t num_counters = std::max({gu_plan.counters, d_plan.counters, gu_sk.counters, d_sk.counters});
+    Tensor ws = Tensor::empty({std::max<int64_t>(ws_floats, 1)}, DType::kF32, Device::kCUDA);
+    Tensor counters = Tensor::empty({std::max<int64_t>(num_counters, 1)}, DType::kI32, Device::kCUDA);
     DSA_CUDA_CHECK(cudaMemsetAsync(counters.raw_data(), 0, counters.nbytes(), be.stream()));
     std::vector<StageBuffers> b(kCopies);
     for (int i = 0; i < kCopies; ++i) {
@@ -361,6 +385,13 @@ void bench_stages(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, i
         print_row(tag + st.name, t, st.bytes);
     }
     print_row(tag + "sum of stages", total, in.active_bytes + ex.bytes_per_expert);
+    if (sk) {
+        gu_plan = gu_sk, d_plan = d_sk;  // the gemm lambda reads these
+        print_row(tag + "gate_up [stream-K]", graph_time(be, [&](int i) { gemm(i, true); }),
+                  in.active_experts * ex.gate_up_bytes);
+        print_row(tag + "down [stream-K]", graph_time(be, [&](int i) { gemm(i, false); }),
+                  in.active_experts * ex.down_bytes);
+    }
 }
 
 void bench_glm_route(cuda::CudaBackend& be, std::mt19937& rng) {
@@ -381,7 +412,7 @@ void bench_glm_route(cuda::CudaBackend& be, std::mt19937& rng) {
 }  // namespace
 }  // namespace dsa::backend
 
-int main() {
+int main(int argc, char** argv) {
     using namespace dsa::backend;
     if (cuda_device_count() == 0) {
         std::fprintf(stderr, "moe_bench: no CUDA device\n");
@@ -395,11 +426,14 @@ int main() {
     std::printf("MoE layer, DeepSeek-V3.2 shapes, FP8 experts, act_quant UE8M0, PDL %s (uploading 257 experts)\n",
                 cuda::host::pdl_enabled() ? "on" : "off (DSA_PDL=0)");
     const ExpertSet ex = make_experts(be);
-    for (int64_t batch : {1, 2, 4, 8, 16, 32, 64, 128}) {
+    const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;  // batches 1 and 2, stages at 1
+    const std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 2}
+                                               : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 64, 128};
+    for (int64_t batch : batches) {
         LayerInputs in = make_inputs(be, ex, rng, batch);
         bench_layer(be, ex, in, batch);
-        if (batch == 1 || batch == 4 || batch == 16) bench_stages(be, ex, in, batch, num_sms);
+        if (batch == 1 || (!quick && (batch == 4 || batch == 16))) bench_stages(be, ex, in, batch, num_sms);
     }
-    bench_glm_route(be, rng);
+    if (!quick) bench_glm_route(be, rng);
     return 0;
 }

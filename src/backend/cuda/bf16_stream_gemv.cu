@@ -8,6 +8,7 @@
 // prefetches, or register loads where noted).
 #include "backend/cuda/bf16_stream_gemv.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -309,14 +310,23 @@ int short_rows_per_warp(int64_t rows) {
     return 1;
 }
 
-// DSA_BF16_GEMV_SHORT=0: short rows through the general rows kernel (read once).
-bool rows_short_enabled() {
-    static const bool on = [] {
+std::atomic<int> g_rows_short{-1};  // -1: not yet read from the environment
+
+}  // namespace
+
+bool bf16_gemv_short_rows() {
+    int v = g_rows_short.load(std::memory_order_relaxed);
+    if (v < 0) {
         const char* e = std::getenv("DSA_BF16_GEMV_SHORT");
-        return e == nullptr || std::strcmp(e, "0") != 0;
-    }();
-    return on;
+        v = e == nullptr || std::strcmp(e, "0") != 0 ? 1 : 0;
+        g_rows_short.store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
 }
+
+void set_bf16_gemv_short_rows(bool on) { g_rows_short.store(on ? 1 : 0, std::memory_order_relaxed); }
+
+namespace {
 
 template <int R>
 void launch_rows_short_r(const Bf16GemvParams& p, cudaStream_t stream) {
@@ -351,7 +361,7 @@ bool bf16_gemv_cols_supported(const Bf16GemvParams& p) {
 
 void launch_bf16_gemv_rows(const Bf16GemvParams& p, cudaStream_t stream) {
     DSA_CHECK(bf16_gemv_rows_supported(p)) << "bf16 gemv (rows): unsupported shape or alignment";
-    if (rows_short_enabled() && p.k <= kShortMaxK) {
+    if (bf16_gemv_short_rows() && p.k <= kShortMaxK) {
         const int r = short_rows_per_warp(p.batch * p.n);
         if (r > 1) {
             launch_rows_short(p, r, stream);

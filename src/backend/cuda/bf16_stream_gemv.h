@@ -29,6 +29,10 @@ bool bf16_gemv_rows_supported(const Bf16GemvParams& p);
 bool bf16_gemv_cols_supported(const Bf16GemvParams& p);
 
 void launch_bf16_gemv_rows(const Bf16GemvParams& p, cudaStream_t stream);
+// Short rows (k <= 512, the W_UV absorb) through the short-row kernel (default) or the general rows kernel
+// (DSA_BF16_GEMV_SHORT=0 or set_bf16_gemv_short_rows(false): later launches; benches compare the two).
+bool bf16_gemv_short_rows();
+void set_bf16_gemv_short_rows(bool on);
 void launch_bf16_gemv_cols(const Bf16GemvParams& p, cudaStream_t stream);
 
 }  // namespace dsa::backend::cuda

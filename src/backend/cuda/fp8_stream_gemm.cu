@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/fp8_stream_gemm.h"
@@ -167,9 +168,11 @@ __device__ __forceinline__ bool resolve(const Fp8StreamParams& p, int64_t grp, i
 
 // Split-K: partials [group][split][tile][lane][NT] float4; the last warp of a tile to arrive sums them in split
 // order (deterministic), writes the output and resets the tile's counter for the next launch.
+// nseg: the partials of this tile (plan.splits, or a stream-K tile's segments; at most plan.splits).
 template <int NT>
 __device__ __forceinline__ void split_k_finish(float (&acc)[NT][4], const Fp8StreamParams& p, const Fp8StreamPlan& plan,
-                                               const WarpJob& j, int64_t grp, int64_t split, int64_t tile, int lane) {
+                                               const WarpJob& j, int64_t grp, int64_t split, int64_t nseg, int64_t tile,
+                                               int lane) {
     const int64_t stride = plan.tiles * 32 * NT;
     float4* base = reinterpret_cast<float4*>(p.ws) + grp * plan.splits * stride + tile * 32 * NT + lane * NT;
 #pragma unroll
@@ -181,14 +184,14 @@ __device__ __forceinline__ void split_k_finish(float (&acc)[NT][4], const Fp8Str
     int last = 0;
     if (lane == 0) {
         int32_t* c = p.counters + grp * plan.tiles + tile;
-        last = atomicAdd(c, 1) == plan.splits - 1;
+        last = atomicAdd(c, 1) == nseg - 1;
         if (last) atomicExch(c, 0);  // every warp of the tile has arrived
     }
     if (__shfl_sync(0xffffffffu, last, 0) == 0) return;
     __threadfence();
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-    for (int64_t sp = 0; sp < plan.splits; ++sp) {
+    for (int64_t sp = 0; sp < nseg; ++sp) {
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
             const float4 v = __ldcg(base + sp * stride + nt);  // L2: written by other SMs
@@ -256,7 +259,7 @@ __global__ void __launch_bounds__(kThreads) fp8_stream_kernel(Fp8StreamParams p,
         if (plan.splits == 1) {
             store_out<NT>(acc, p, j, lane);
         } else {
-            split_k_finish<NT>(acc, p, plan, j, grp, split, tile, lane);
+            split_k_finish<NT>(acc, p, plan, j, grp, split, plan.splits, tile, lane);
         }
     }
 }
@@ -443,27 +446,25 @@ __device__ __forceinline__ void wg_block_mma(float (&acc)[NT][4], uint32_t stage
     }
 }
 
-// CTA `cta` of a launch with this plan (group grp). PDL: grouped launches wait for the previous kernel first (the
-// groups and the expert table are its outputs); dense ones issue the weight part of the first stages, then wait.
-// WG: the wgmma variant (the same ring with the 128-byte swizzle; each warpgroup multiplies its 64 rows by wgmma).
+// One CTA job: 128-row block rb of group grp over the K blocks [kb0, kb0 + nblk), partial `seg` of the `nseg` that
+// sum to its tiles' outputs (nseg 1: stored directly). PDL: grouped launches have waited for the previous kernel
+// (the groups and the expert table are its outputs); a dense launch's first job (`prefetch`) issues the weight part
+// of its first stages, then waits. WG: the wgmma variant (the same ring with the 128-byte swizzle; each warpgroup
+// multiplies its 64 rows by wgmma). Ends with a CTA barrier (the next job refills every stage) or CTA-uniformly early.
 template <int NT, bool WG>
-__device__ __forceinline__ void staged_body(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t cta,
-                                            int64_t grp, uint8_t* smem) {
+__device__ __forceinline__ void staged_job(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t grp, int64_t rb,
+                                           int64_t kb0, int nblk, int64_t seg, int64_t nseg, bool prefetch,
+                                           uint8_t* smem) {
     using S = Staged<NT, WG>;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, tid = threadIdx.x;
     const bool dense = p.experts == nullptr;
-    if (!dense) pdl_wait();
-    const int64_t rowblocks = (plan.tiles + kSWarps - 1) / kSWarps;
-    const int64_t split = cta / rowblocks, rb = cta % rowblocks;
     const int64_t tile = rb * kSWarps + warp;
     const bool has_tile = tile < plan.tiles;
     WarpJob j;
     if (!resolve(p, grp, has_tile ? tile : 0, lane, j)) return;  // the whole CTA: surplus group (after the wait)
     const MoeExpertPtrs* e = p.experts != nullptr ? p.experts + p.groups.expert[grp] : nullptr;
     const int total = j.count;
-    if (plan.splits > 1 && total > NT * 8) __trap();  // the host plans one pass whenever it splits K
-    const int64_t nkb = p.k / kKBlock, kb0 = split * plan.chunk;
-    const int nblk = static_cast<int>((kb0 + plan.chunk < nkb ? kb0 + plan.chunk : nkb) - kb0);
+    if (nseg > 1 && total > NT * 8) __trap();  // the host plans one pass whenever it splits K
     if (nblk <= 0) {  // CTA-uniform; the plan never makes one
         pdl_wait();
         return;
@@ -476,7 +477,7 @@ __device__ __forceinline__ void staged_body(const Fp8StreamParams& p, const Fp8S
         const uint8_t* w = weight_row(p, e, rb * kSRows + tid / 8 + 32 * i);
         src.w[i] = w != nullptr ? w + 16 * (tid % 8) : nullptr;
     }
-    if (dense) {
+    if (dense && prefetch) {
         // Weights are never written by kernels: their first stages stream while the previous kernel finishes.
         // These copies join the first commit group below (block 0's), which the first wait covers.
 #pragma unroll
@@ -496,7 +497,7 @@ __device__ __forceinline__ void staged_body(const Fp8StreamParams& p, const Fp8S
             src.x[i] = idx < NT * 64 && r < j.count ? p.x + x_row(p, j, r) * p.k + 16 * (idx % 8) : nullptr;
         }
         src.sc = tid < j.count ? p.x_scale + x_row(p, j, tid) : nullptr;
-        const bool w_issued = dense && tok0 == 0;  // the prologue's weights are in flight already
+        const bool w_issued = dense && prefetch && tok0 == 0;  // the prologue's weights are in flight already
 #pragma unroll
         for (int s = 0; s < S::kStages - 1; ++s) {
             if (s < nblk) {
@@ -526,14 +527,45 @@ __device__ __forceinline__ void staged_body(const Fp8StreamParams& p, const Fp8S
         }
         cp_async_wait<0>();
         if (has_tile) {
-            if (plan.splits == 1) {
+            if (nseg == 1) {
                 store_out<NT>(acc, p, j, lane);
             } else {
-                split_k_finish<NT>(acc, p, plan, j, grp, split, tile, lane);
+                split_k_finish<NT>(acc, p, plan, j, grp, seg, nseg, tile, lane);
             }
         }
-        __syncthreads();  // the next pass refills every stage
+        __syncthreads();  // the next pass (or job) refills every stage
     }
+}
+
+// CTA `cta` of a launch with this plan (group grp): row block cta % rowblocks, K split cta / rowblocks.
+template <int NT, bool WG>
+__device__ __forceinline__ void staged_body(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t cta,
+                                            int64_t grp, uint8_t* smem) {
+    if (p.experts != nullptr) pdl_wait();
+    const int64_t rowblocks = (plan.tiles + kSWarps - 1) / kSWarps;
+    const int64_t split = cta / rowblocks, rb = cta % rowblocks;
+    const int64_t nkb = p.k / kKBlock, kb0 = split * plan.chunk;
+    const int nblk = static_cast<int>((kb0 + plan.chunk < nkb ? kb0 + plan.chunk : nkb) - kb0);
+    staged_job<NT, WG>(p, plan, grp, rb, kb0, nblk, split, plan.splits, /*prefetch=*/true, smem);
+}
+
+// Stream-K (plan.streamk_units > 0): the units (group, row block, K block), row-block-major over all groups, in
+// runs of plan.chunk per CTA; a row block cut between CTAs sums their partials in CTA order (deterministic).
+template <int NT, bool WG>
+__device__ __forceinline__ void streamk_body(const Fp8StreamParams& p, const Fp8StreamPlan& plan, uint8_t* smem) {
+    if (p.experts != nullptr) pdl_wait();
+    const int64_t nkb = p.k / kKBlock, rowblocks = (plan.tiles + kSWarps - 1) / kSWarps, q = plan.chunk;
+    const int64_t cta = blockIdx.x, u1 = (cta + 1) * q < plan.streamk_units ? (cta + 1) * q : plan.streamk_units;
+    bool first = true;
+    for (int64_t u = cta * q; u < u1;) {
+        const int64_t row = u / nkb, kb = u % nkb, n = nkb - kb < u1 - u ? nkb - kb : u1 - u;
+        const int64_t seg0 = row * nkb / q, nseg = ((row + 1) * nkb - 1) / q - seg0 + 1;
+        staged_job<NT, WG>(p, plan, row / rowblocks, row % rowblocks, kb, static_cast<int>(n), cta - seg0, nseg, first,
+                           smem);
+        first = false;
+        u += n;
+    }
+    if (first) pdl_wait();  // no units (the plan never makes such a CTA)
 }
 
 template <int NT>
@@ -548,6 +580,13 @@ __global__ void __launch_bounds__(kSThreads, 2) fp8_wgmma_kernel(Fp8StreamParams
     extern __shared__ __align__(1024) uint8_t smem[];
     pdl_trigger();
     staged_body<NT, true>(p, plan, blockIdx.x, blockIdx.y, smem);
+}
+
+template <int NT, bool WG>
+__global__ void __launch_bounds__(kSThreads, 2) fp8_streamk_kernel(Fp8StreamParams p, Fp8StreamPlan plan) {
+    extern __shared__ __align__(1024) uint8_t smem[];
+    pdl_trigger();
+    streamk_body<NT, WG>(p, plan, smem);
 }
 
 // Several dense problems over one x: the CTA's problem is the last whose first CTA it has reached.
@@ -574,12 +613,6 @@ __global__ void __launch_bounds__(kSThreads, 2) fp8_staged_multi_kernel(Fp8Strea
     staged_body<NT, WG>(p, plan, blockIdx.x - cta0, 0, smem);
 }
 
-__device__ __forceinline__ float pow2_ceil(float x) {
-    int e;
-    const float m = frexpf(x, &e);
-    return m == 0.5f ? ldexpf(1.0f, e - 1) : ldexpf(1.0f, e);
-}
-
 // One warp per (row, 128-column block of h); lane l holds columns 4l .. 4l+3.
 __global__ void swiglu_quant_kernel(SwigluQuantParams p) {
     pdl_trigger();
@@ -599,12 +632,32 @@ __global__ void swiglu_quant_kernel(SwigluQuantParams p) {
         amax = fmaxf(amax, fabsf(h[i]));
     }
     amax = warp_max(amax);
-    float s = fmaxf(amax, 1e-4f) / 448.0f;
-    if (p.ue8m0) s = pow2_ceil(s);
+    const float s = act_quant_scale(amax, p.ue8m0);
     if (lane == 0) p.scales[kb * p.rows + row] = s;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        p.q[row * p.f + c0 + i] = static_cast<uint8_t>(__nv_cvt_float_to_fp8(h[i] / s, __NV_SATFINITE, __NV_E4M3));
+    for (int i = 0; i < 4; ++i) p.q[row * p.f + c0 + i] = act_quant_code(h[i], s);
+}
+
+template <int NT, bool WG>
+void launch_streamk_wg(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t ctas, cudaStream_t stream) {
+    constexpr int smem = Staged<NT, WG>::kSmem;
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(fp8_streamk_kernel<NT, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    host::launch_pdl(fp8_streamk_kernel<NT, WG>, dim3(static_cast<unsigned>(ctas)), dim3(kSThreads), smem, stream, p,
+                     plan);
+}
+
+template <int NT>
+void launch_streamk(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t groups, cudaStream_t stream) {
+    const int64_t units = groups * ((plan.tiles + kSWarps - 1) / kSWarps) * (p.k / kKBlock);
+    DSA_CHECK(plan.streamk_units == units && plan.chunk >= 1 && plan.splits >= 2)
+        << "fp8 stream GEMM: stream-K plan of " << plan.streamk_units << " units for " << units;
+    DSA_CHECK(p.experts != nullptr || p.m <= NT * 8) << "fp8 stream GEMM: stream-K plans one pass";
+    const int64_t ctas = (units + plan.chunk - 1) / plan.chunk;
+    DSA_CHECK(ctas <= 0x7fffffff) << "fp8 stream GEMM grid";
+    if (plan.kernel == Fp8StreamKernel::kWgmma) {
+        launch_streamk_wg<NT, true>(p, plan, ctas, stream);
+    } else {
+        launch_streamk_wg<NT, false>(p, plan, ctas, stream);
     }
 }
 
@@ -614,6 +667,10 @@ void launch_nt(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t grou
         const int64_t ctas = (plan.tiles * plan.splits + kWarps - 1) / kWarps;
         const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(groups));
         host::launch_pdl(fp8_stream_kernel<NT>, grid, dim3(kThreads), 0, stream, p, plan);
+        return;
+    }
+    if (plan.streamk_units > 0) {
+        launch_streamk<NT>(p, plan, groups, stream);
         return;
     }
     const int64_t ctas = (plan.tiles + kSWarps - 1) / kSWarps * plan.splits;

@@ -37,25 +37,38 @@ void set_fp8_stream_variant(Fp8StreamKernel k); // later plans (tests and benche
 // How a launch is split over K: `splits` warps per 16-row tile (staged: CTAs per 128-row block), each over `chunk`
 // 128-blocks of K. The workspace holds ws_floats f32 partials and `counters` i32 tile counters (zero before the
 // first launch; every launch leaves them zero).
+// Stream-K plans (streamk_units > 0): CTA c takes the units (group, 128-row block, K block) [c chunk, (c + 1) chunk)
+// of streamk_units, row-block-major; splits is then the most CTAs that share one row block.
 struct Fp8StreamPlan {
     int64_t tiles = 0, splits = 1, chunk = 1;
     int nt = 1;  // n-tiles of 8 tokens (1, 2, 4 or 8)
     Fp8StreamKernel kernel = Fp8StreamKernel::kStaged;
     int64_t ws_floats = 0, counters = 0;
+    int64_t streamk_units = 0;
 };
 // groups: 1 (dense) or max_groups; rows: the output features N (gate_up: 2F); max_tokens: the token rows per
 // group the tiles are sized for. bounded = false: a group may hold more (then K is not split and the kernel
 // streams a tile once per max_tokens rows).
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms,
                               bool bounded = true);
-// Grouped plans (MoE experts, groups > 1, bounded), joint by default: one K chunk for the CTAs of all groups, the
-// one with the fewest 128-blocks streamed per slot of 2 CTAs per SM (whole waves; each CTA counted one block more
-// for its start and reduction, chunks of >= 4 blocks). 9 experts' gate_up at one token (V3.2: 288 row blocks of
-// 56 blocks on 132 SMs) takes 2016 CTAs of 8 blocks instead of 288 CTAs of 56 (1.09 waves: a second wave of 24
-// CTAs). DSA_MOE_PLAN=grid or set_fp8_stream_grouped_joint(false): the fixed grid (split only to reach 2 CTAs per
-// SM). Both run the same kernel; outputs differ in split-K summation order only.
+// Grouped plans (MoE experts, groups > 1, bounded): the fixed grid by default (split only to reach 2 CTAs per SM).
+// Joint (DSA_MOE_PLAN=joint or set_fp8_stream_grouped_joint(true); slower on the H200 at T = 1-2: 139 vs 136 us
+// per B = 1 layer, its many short CTAs): one K chunk for the CTAs of all groups, the one with the fewest 128-blocks
+// streamed per slot of 2 CTAs per SM (whole waves; each CTA counted one block more for its start and reduction,
+// chunks of >= 4 blocks): 9 experts' gate_up at one token (V3.2: 288 row blocks of 56 blocks on 132 SMs) takes
+// 2016 CTAs of 8 blocks instead of 288 of 56. Both run the same kernel; outputs differ in split-K order only.
 bool fp8_stream_grouped_joint();
 void set_fp8_stream_grouped_joint(bool joint);
+// Stream-K (opt-in: DSA_FP8_STREAMK=1 or set_fp8_stream_streamk(true); never measured yet): dense plans (bounded,
+// staged / wgmma; not the multi launch) and the MoE launches at one token (moe_ops: the shared expert then joins
+// as a group) give every one of 2 CTAs per SM an equal run of (group, row block, K block) units (>= 4 K blocks;
+// nt 1-2: >= 2), cutting row blocks where the runs end: no partial wave (V3.2 at one token: 8 experts' down is
+// 448 CTAs of 16 blocks = 1.7 waves on the fixed grid, 256 CTAs of 28 here; 9 experts' gate_up 261 CTAs of 62
+// instead of 288 of 56). Outputs differ from the other plans in split-K summation order only.
+bool fp8_stream_streamk();
+void set_fp8_stream_streamk(bool on);
+// The stream-K version of `plan` (bounded, staged or wgmma; made for `groups` groups and this K).
+Fp8StreamPlan fp8_stream_streamk_plan(Fp8StreamPlan plan, int64_t groups, int64_t k, int num_sms);
 
 struct Fp8StreamParams {
     // Dense: w, w_scale ([ceil(N/128), scale_ld] f32), tokens 0..m-1. Grouped (experts != nullptr): group a of

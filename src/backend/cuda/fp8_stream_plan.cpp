@@ -35,6 +35,7 @@ namespace {
 
 std::atomic<int> g_multi_joint{-1};    // -1: not yet read from the environment
 std::atomic<int> g_grouped_joint{-1};  // -1: not yet read from the environment
+std::atomic<int> g_streamk{-1};        // -1: not yet read from the environment
 
 // `plan` (dense) with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
 void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
@@ -72,11 +73,33 @@ bool env_switch(std::atomic<int>& cache, const char* name, const char* match, bo
 
 }  // namespace
 
-bool fp8_stream_grouped_joint() { return env_switch(g_grouped_joint, "DSA_MOE_PLAN", "grid", false); }
+bool fp8_stream_grouped_joint() { return env_switch(g_grouped_joint, "DSA_MOE_PLAN", "joint", true); }
 
 void set_fp8_stream_grouped_joint(bool joint) { g_grouped_joint.store(joint ? 1 : 0, std::memory_order_relaxed); }
 
-Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
+bool fp8_stream_streamk() { return env_switch(g_streamk, "DSA_FP8_STREAMK", "1", true); }
+
+void set_fp8_stream_streamk(bool on) { g_streamk.store(on ? 1 : 0, std::memory_order_relaxed); }
+
+Fp8StreamPlan fp8_stream_streamk_plan(Fp8StreamPlan plan, int64_t groups, int64_t k, int num_sms) {
+    DSA_CHECK(plan.kernel != Fp8StreamKernel::kRing && groups >= 1 && k >= kFp8StreamKBlock)
+        << "fp8 stream GEMM: stream-K plan for the ring variant or K " << k;
+    const int64_t nkb = k / kFp8StreamKBlock, slots = 2 * static_cast<int64_t>(num_sms > 0 ? num_sms : 132);
+    const int64_t units = groups * row_ctas(plan) * nkb;
+    const int64_t min_run = std::min<int64_t>(nkb, plan.nt > 2 ? 4 : 2);
+    plan.chunk = std::max((units + slots - 1) / slots, min_run);
+    plan.streamk_units = units;
+    // A row block's nkb units meet at most (nkb - 1) / chunk + 2 runs (and at most nkb); at least 2 (workspace).
+    plan.splits = std::max<int64_t>(2, std::min(nkb, (nkb - 1) / plan.chunk + 2));
+    plan.ws_floats = groups * plan.splits * plan.tiles * 32 * plan.nt * 4;
+    plan.counters = groups * plan.tiles;
+    return plan;
+}
+
+namespace {
+
+// The plan without stream-K (fp8_stream_plan's arguments).
+Fp8StreamPlan base_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
     DSA_CHECK(groups >= 1 && rows >= 1 && k >= kFp8StreamKBlock && k % kFp8StreamKBlock == 0)
         << "fp8 stream GEMM: groups " << groups << ", N " << rows << ", K " << k << " (K a multiple of 128)";
     DSA_CHECK(max_tokens >= 1 && max_tokens <= kFp8StreamMaxRows)
@@ -120,6 +143,16 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
     return plan;
 }
 
+}  // namespace
+
+Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
+    Fp8StreamPlan plan = base_plan(groups, rows, k, max_tokens, num_sms, bounded);
+    if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_streamk()) {
+        plan = fp8_stream_streamk_plan(plan, 1, k, num_sms);
+    }
+    return plan;
+}
+
 bool fp8_stream_multi_joint() { return env_switch(g_multi_joint, "DSA_FP8_MULTI_PLAN", "separate", false); }
 
 void set_fp8_stream_multi_joint(bool joint) { g_multi_joint.store(joint ? 1 : 0, std::memory_order_relaxed); }
@@ -128,7 +161,7 @@ void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens,
     int64_t rowblocks = 0;  // 128-row CTAs per K split, over all problems
     for (int i = 0; i < multi.count; ++i) {
         Fp8StreamProblem& q = multi.prob[i];
-        q.plan = fp8_stream_plan(1, q.n, k, max_tokens, num_sms);  // a lone call's plan
+        q.plan = base_plan(1, q.n, k, max_tokens, num_sms, true);  // a lone call's plan (never stream-K)
         rowblocks += row_ctas(q.plan);
     }
     if (multi.count < 1 || multi.prob[0].plan.kernel == Fp8StreamKernel::kRing || !fp8_stream_multi_joint()) return;

@@ -6,6 +6,7 @@
 
 #include <climits>
 
+#include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/moe_kernels.h"
@@ -91,12 +92,6 @@ __device__ __forceinline__ float e4m3_to_f32(uint8_t v) {
     return __half2float(__half(h));
 }
 
-__device__ __forceinline__ float pow2_ceil(float x) {
-    int e;
-    const float m = frexpf(x, &e);
-    return m == 0.5f ? ldexpf(1.0f, e - 1) : ldexpf(1.0f, e);
-}
-
 __global__ void moe_prep_kernel(MoePrepParams p) {
     const int64_t num_kb = (p.cols + 127) / 128;
     const int64_t warp = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
@@ -112,13 +107,9 @@ __global__ void moe_prep_kernel(MoePrepParams p) {
     }
     if (p.act_quant) {
         amax = warp_max(amax);
-        float s = fmaxf(amax, 1e-4f) / 448.0f;
-        if (p.ue8m0) s = pow2_ceil(s);
+        const float s = act_quant_scale(amax, p.ue8m0);
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const uint8_t q = static_cast<uint8_t>(__nv_cvt_float_to_fp8(v[j] / s, __NV_SATFINITE, __NV_E4M3));
-            v[j] = e4m3_to_f32(q) * s;
-        }
+        for (int j = 0; j < 4; ++j) v[j] = e4m3_to_f32(act_quant_code(v[j], s)) * s;
     }
 #pragma unroll
     for (int j = 0; j < 4; ++j) {

@@ -4,10 +4,11 @@
 // over all SMs, then the selection in the last CTA). moe_experts: all routed experts of the span are
 // uploaded once (device_weight) and listed in a cached device pointer table; the (token, slot) pairs are grouped
 // by expert. FP8 experts with act_quant at T <= 128: grouping on the device, then the tensor-core weight-streaming
-// GEMM (fp8_stream_gemm.cu) for gate_up (one launch over all groups, the K chunk planned jointly over all groups'
-// CTAs), SwiGLU + act_quant of h, and down. Else the weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then
-// down) at T <= 16, and in the prefill path experts with >= 32 rows gather their rows and run dense_mlp. The
-// combine sums weight * expert output per token in FP32 in slot order and rounds once to bf16.
+// GEMM (fp8_stream_gemm.cu) for gate_up (one launch over all groups; fixed grid, DSA_MOE_PLAN=joint: one K chunk
+// planned over all groups' CTAs, DSA_FP8_STREAMK=1 at one token: stream-K), SwiGLU + act_quant of h, and down.
+// Else the weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then down) at T <= 16, and in the prefill path
+// experts with >= 32 rows gather their rows and run dense_mlp. The combine sums weight * expert output per token in
+// FP32 in slot order and rounds once to bf16.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -300,12 +301,13 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
                           table.inter % 128 == 0 && table.aligned16;
     // The shared expert as one more group of the streamed launches (slot top_k of every token) when it has the
     // routed experts' shapes; else the model's order: add(routed, dense_mlp(x, shared)). At one token it joins only
-    // under the joint grouped plan (fp8_stream_grouped_joint, staged / wgmma kernels): the fixed grid's 9-group
-    // gate_up overfills a wave (288 CTAs on 264 slots) and measured 5-15 us slower per layer on the H200 than the
-    // separate shared expert.
+    // under the opt-in joint grouped plan (fp8_stream_grouped_joint, staged / wgmma kernels): the fixed grid's
+    // 9-group gate_up overfills a wave (288 CTAs on 264 slots) and measured 5-15 us slower per layer on the H200 than
+    // the separate shared expert (the default, fixed grid); and under stream-K (DSA_FP8_STREAMK=1: one wave).
     const MoeExpertPtrs* shared_ptrs = nullptr;
+    const bool streamk = tokens == 1 && fp8_stream_streamk() && fp8_stream_variant() != Fp8StreamKernel::kRing;
     const bool shared_joins =
-        tokens >= 2 || (fp8_stream_grouped_joint() && fp8_stream_variant() != Fp8StreamKernel::kRing);
+        tokens >= 2 || streamk || (fp8_stream_grouped_joint() && fp8_stream_variant() != Fp8StreamKernel::kRing);
     if (p.shared != nullptr && streamed && shared_joins && top_k > 0 && tokens * (top_k + 1) <= kMoeGroupMaxPairs &&
         shared_fusion_enabled() && same_shapes(*p.shared, table.dim, table.inter, DType::kF8E4M3)) {
         // The routed table with the shared expert appended at index E, cached in the routed table.
@@ -375,8 +377,12 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
             const int64_t bound = std::min(pairs, tokens);
             const bool bounded = pairs <= kFp8StreamMaxRows;
             const int64_t rows = bounded ? pairs : std::min(bound, kFp8StreamMaxRows);  // more: passes
-            const Fp8StreamPlan gate_up = fp8_stream_plan(max_groups, 2 * table.inter, dim, rows, num_sms_, bounded);
-            const Fp8StreamPlan down = fp8_stream_plan(max_groups, dim, table.inter, rows, num_sms_, bounded);
+            Fp8StreamPlan gate_up = fp8_stream_plan(max_groups, 2 * table.inter, dim, rows, num_sms_, bounded);
+            Fp8StreamPlan down = fp8_stream_plan(max_groups, dim, table.inter, rows, num_sms_, bounded);
+            if (streamk && bounded) {  // one token: every group exists (distinct experts), the units split evenly
+                gate_up = fp8_stream_streamk_plan(gate_up, max_groups, dim, num_sms_);
+                down = fp8_stream_streamk_plan(down, max_groups, table.inter, num_sms_);
+            }
             const auto [ws, counters] = stream_workspace(std::max(gate_up.ws_floats, down.ws_floats),
                                                          std::max(gate_up.counters, down.counters));
             Tensor xq = Tensor::empty({tokens, dim}, DType::kF8E4M3, Device::kCUDA, "moe.x.fp8");

@@ -11,8 +11,12 @@
 // linear_multi (q_a + kv_a + indexer wk over one x, one grouped launch): with the separate plans it equals separate
 // linear() calls bit for bit (CUDA, all three kernel variants, and the CPU default); with the joint plan (default,
 // one K chunk filling whole waves) it matches the CPU at 3e-3 (staged, wgmma, auto variants); a chain of
-// PDL-launched ops replayed in a CUDA graph equals the same ops run eagerly, bit for bit.
+// PDL-launched ops replayed in a CUDA graph equals the same ops run eagerly, bit for bit. Stream-K plans (opt-in):
+// host coverage checks and the launches against the CPU (Fp8StreamKDense).
+#include <algorithm>
 #include <cstring>
+#include <iostream>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/fp8_stream_gemm.h"
@@ -307,10 +311,10 @@ TEST(Fp8StreamPlanTest, MultiJointFillsWholeWaves) {
     cuda::set_fp8_stream_multi_joint(joint);
 }
 
-// The joint grouped plan (MoE experts, the default): 9 V3.2 experts' gate_up (4096 x 7168) at one token on 132 SMs
-// split K into 7 chunks of 8 blocks (2016 CTAs, whole waves of 264 slots; the fixed grid: 288 CTAs, 1.09 waves),
-// workspace and counters for every group; 8 experts (256 CTAs, one wave) and down (504 CTAs) keep one chunk; no
-// chunk below 4 blocks; the fixed grid (DSA_MOE_PLAN=grid) is the previous plan. Host-only.
+// The joint grouped plan (MoE experts, opt-in: DSA_MOE_PLAN=joint): 9 V3.2 experts' gate_up (4096 x 7168) at one
+// token on 132 SMs split K into 7 chunks of 8 blocks (2016 CTAs, whole waves of 264 slots; the fixed grid: 288
+// CTAs, 1.09 waves), workspace and counters for every group; 8 experts (256 CTAs, one wave) and down (504 CTAs) keep
+// one chunk; no chunk below 4 blocks; the fixed grid (the default) does not split there. Host-only.
 TEST(Fp8StreamPlanTest, GroupedJointPlan) {
     const bool joint = cuda::fp8_stream_grouped_joint();
     const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
@@ -442,6 +446,110 @@ TEST_F(LinearTest, PdlChainGraphEqualsEager) {
         EXPECT_TRUE(same_bits(replay, eager)) << "M=" << m;
         expect_close("pdl chain graph replay M=" + std::to_string(m), to_f32(replay), chain(*cpu_, x1, g1, g2), 5e-2);
     }
+}
+
+// Stream-K plans (DSA_FP8_STREAMK=1): every row block's K blocks are covered exactly once by consecutive CTA runs,
+// no row block meets more runs than the plan's workspace holds, the grid fits 2 CTAs per SM, and multi plans never
+// take it. Host-only; the switch is restored.
+TEST(Fp8StreamPlanTest, StreamKPlanCoversUnits) {
+    const bool initial = cuda::fp8_stream_streamk();
+    cuda::set_fp8_stream_streamk(true);
+    struct Case {
+        int64_t groups, n, k, tokens;
+    };
+    for (const Case c : {Case{1, 7168, 16384, 1}, Case{1, 24576, 1536, 1}, Case{1, 576, 7168, 8},
+                         Case{1, 4096, 7168, 64}, Case{9, 4096, 7168, 9}, Case{8, 7168, 2048, 8},
+                         Case{9, 7168, 2048, 9}}) {
+        const std::string what = "groups " + std::to_string(c.groups) + " N " + std::to_string(c.n) + " K " +
+                                 std::to_string(c.k) + " tokens " + std::to_string(c.tokens);
+        cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(c.groups, c.n, c.k, c.tokens, 132);
+        if (c.groups > 1) plan = cuda::fp8_stream_streamk_plan(plan, c.groups, c.k, 132);
+        const int64_t nkb = c.k / 128, rowblocks = c.groups * ((c.n + 127) / 128);
+        ASSERT_EQ(plan.streamk_units, rowblocks * nkb) << what;
+        const int64_t ctas = (plan.streamk_units + plan.chunk - 1) / plan.chunk;
+        EXPECT_LE(ctas, 264) << what;
+        EXPECT_GE(plan.chunk, std::min<int64_t>(nkb, plan.nt > 2 ? 4 : 2)) << what;
+        std::vector<int64_t> covered(rowblocks, 0), runs(rowblocks, 0);
+        for (int64_t cta = 0; cta < ctas; ++cta) {  // the kernel's walk
+            const int64_t u1 = std::min((cta + 1) * plan.chunk, plan.streamk_units);
+            for (int64_t u = cta * plan.chunk; u < u1;) {
+                const int64_t row = u / nkb, n = std::min(nkb - u % nkb, u1 - u);
+                const int64_t seg0 = row * nkb / plan.chunk, nseg = ((row + 1) * nkb - 1) / plan.chunk - seg0 + 1;
+                EXPECT_EQ(cta - seg0, runs[row]) << what << " row block " << row;  // partials in CTA order
+                EXPECT_LE(nseg, plan.splits) << what;
+                covered[row] += n, runs[row] += 1, u += n;
+            }
+        }
+        for (int64_t r = 0; r < rowblocks; ++r) EXPECT_EQ(covered[r], nkb) << what << " row block " << r;
+        EXPECT_EQ(plan.ws_floats, c.groups * plan.splits * plan.tiles * 32 * plan.nt * 4) << what;
+    }
+    cuda::Fp8StreamMulti multi;
+    multi.count = 2;
+    multi.prob[0].n = 1536, multi.prob[1].n = 576;
+    cuda::fp8_stream_multi_plan(multi, 7168, 1, 132);
+    EXPECT_EQ(multi.prob[0].plan.streamk_units, 0);
+    EXPECT_EQ(multi.prob[1].plan.streamk_units, 0);
+    cuda::set_fp8_stream_streamk(false);
+    EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 1, 132).streamk_units, 0);
+    cuda::set_fp8_stream_streamk(initial);
+}
+
+// The stream-K launches (opt-in) on the staged and wgmma kernels: linear() at M = 1, 8, 33, 64 on shapes whose row
+// blocks are cut inside and across CTAs (and a partial row block) against the CPU, the same bits when repeated and
+// from a CUDA graph replay on new input, close to the default plan; dense_mlp (the shared expert) at M = 1 and 8.
+TEST_F(LinearTest, Fp8StreamKDense) {
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    const bool streamk = cuda::fp8_stream_streamk();
+    using V = cuda::Fp8StreamKernel;
+    make(kActQuantUe8m0);
+    constexpr Shape2 kShapes[] = {{7168, 2048}, {1536, 7168}, {576, 7168}, {24576, 1536}};
+    for (const Shape2& s : kShapes) {
+        LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
+        Tensor x = random_act({64, s.k}, rng_, 2.0f);
+        Tensor ref = to_f32(cpu_->linear(x, w, LinearOutput::kActivation));
+        for (const V variant : {V::kStaged, V::kWgmma}) {
+            cuda::set_fp8_stream_variant(variant);
+            for (int64_t m : {1, 8, 33, 64}) {
+                const std::string what = std::string("linear stream-K [") + (variant == V::kWgmma ? "wgmma" : "staged") +
+                                         "] M=" + std::to_string(m) + " N=" + std::to_string(s.n) +
+                                         " K=" + std::to_string(s.k);
+                std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
+                Tensor xd = up(first_rows(x, m));
+                cuda::set_fp8_stream_streamk(false);
+                Tensor plain = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
+                cuda::set_fp8_stream_streamk(true);
+                Tensor got = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
+                EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
+                expect_close(what, to_f32(got), first_rows(ref, m), kStreamTol);
+                expect_close(what + " vs default plan", to_f32(got), to_f32(plain), kStreamTol);
+                EXPECT_TRUE(same_bits(got, gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation))))
+                    << what << " repeated";
+                if (m != 8) continue;
+                Tensor xg = up(first_rows(x, m)), out;  // graph replay on new input
+                auto graph = gpu_->capture_graph([&] { out = gpu_->linear(xg, w, LinearOutput::kActivation); });
+                ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+                Tensor x2 = random_act({m, s.k}, rng_, 2.0f);
+                gpu_->copy_into(to_bf16(x2), xg);
+                gpu_->replay_graph(**graph);
+                EXPECT_TRUE(same_bits(gpu_->to_host(out), gpu_->to_host(gpu_->linear(up(x2), w,
+                                                                                      LinearOutput::kActivation))))
+                    << what << " graph replay";
+            }
+        }
+    }
+    cuda::set_fp8_stream_variant(V::kStaged);
+    cuda::set_fp8_stream_streamk(true);
+    MlpWeights mw{random_fp8_weight(2048, 7168, rng_), random_fp8_weight(2048, 7168, rng_),
+                  random_fp8_weight(7168, 2048, rng_)};
+    for (int64_t m : {1, 8}) {
+        const std::string what = "dense_mlp stream-K M=" + std::to_string(m);
+        std::cout << "[ metric ] " << what << std::endl;
+        Tensor x = random_act({m, 7168}, rng_);
+        expect_close(what, down(gpu_->dense_mlp(up(x), mw)), cpu_->dense_mlp(x, mw), 2e-2);
+        EXPECT_TRUE(cuda().last_mlp_fused()) << what;
+    }
+    cuda::set_fp8_stream_streamk(streamk);
+    cuda::set_fp8_stream_variant(initial);
 }
 
 TEST_F(LinearTest, LmHead) {

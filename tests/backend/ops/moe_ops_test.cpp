@@ -17,6 +17,7 @@
 #include <map>
 #include <set>
 #include <tuple>
+#include <utility>
 
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/moe_kernels.h"
@@ -587,7 +588,7 @@ TEST_F(MoeTest, ExpertsSharedAsGroup) {
         const int64_t before = cuda::moe_shared_fused_count();
         Tensor dx = up(x);
         Tensor got = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
-        // One token: a group only under the joint grouped plan (the default).
+        // One token: a group only under the joint grouped plan (opt-in, DSA_MOE_PLAN=joint).
         const bool joins = t >= 2 || (cuda::fp8_stream_grouped_joint() &&
                                       cuda::fp8_stream_variant() != cuda::Fp8StreamKernel::kRing);
         const int64_t fused = joins && t * 9 <= cuda::kMoeGroupMaxPairs ? 1 : 0;
@@ -611,9 +612,9 @@ TEST_F(MoeTest, ExpertsSharedAsGroup) {
     }
 }
 
-// The joint grouped plan (default) vs the fixed grid (DSA_MOE_PLAN=grid) with the shared expert as a group at
-// T = 1, 2, 4, 8 (bounded plans: the joint one splits K over the groups' CTAs, 7 chunks for 9 groups at T = 1):
-// each vs the CPU, and the two within the split-K summation-order tolerance of each other. Restores the default.
+// The joint grouped plan (DSA_MOE_PLAN=joint) vs the fixed grid (default) at T = 1, 2, 4, 8 (bounded plans: the
+// joint one splits K over the groups' CTAs, 7 chunks for 9 groups at T = 1, where only it takes the shared expert as
+// a group): each vs the CPU, and the two within the split-K summation-order tolerance. Restores the default.
 TEST_F(MoeTest, ExpertsJointPlanVsGrid) {
     const bool initial = cuda::fp8_stream_grouped_joint();
     make(kActQuantUe8m0);
@@ -640,13 +641,17 @@ TEST_F(MoeTest, ExpertsJointPlanVsGrid) {
 
 // A captured MoE call (device ids, weights and x, the shared expert as a group) replayed after new routing, new
 // weights and new x were copied into its inputs: equal to the eager run on those inputs bit for bit (the plan and
-// the grouping do not depend on the routing) and to the CPU within tolerance; T = 1 and 8 (joint plans that split K)
-// and T = 16 (the unbounded plan), three routings each (the number of groups changes between replays).
+// the grouping do not depend on the routing) and to the CPU within tolerance; T = 1 and 8 (bounded plans; the joint
+// plan splits K there) and T = 16 (the unbounded plan), three routings each (the number of groups changes between
+// replays), under the fixed grid (default) and the joint plan. Restores the default.
 TEST_F(MoeTest, ExpertsGraphReplayNewRouting) {
+    const bool initial = cuda::fp8_stream_grouped_joint();
     make(kActQuantUe8m0);
     std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
     const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
-    for (int64_t t : {1, 8, 16}) {
+    const std::pair<int64_t, bool> runs[] = {{1, true}, {8, true}, {1, false}, {16, false}};  // (T, joint plan)
+    for (const auto& [t, joint] : runs) {
+        cuda::set_fp8_stream_grouped_joint(joint);
         Routing r0 = skewed_routing(t, 8, 32, rng_);
         Tensor dx = up(random_act({t, kDim}, rng_));
         Tensor ids = gpu_->to_device(r0.ids), wts = gpu_->to_device(r0.weights), out;
@@ -655,7 +660,8 @@ TEST_F(MoeTest, ExpertsGraphReplayNewRouting) {
         auto graph = gpu_->capture_graph([&] { out = call(); });
         ASSERT_TRUE(graph.is_ok()) << graph.status().message();
         for (int rep = 0; rep < 3; ++rep) {
-            const std::string what = "moe graph replay T=" + std::to_string(t) + " routing " + std::to_string(rep);
+            const std::string what = "moe graph replay T=" + std::to_string(t) + (joint ? " [joint]" : " [grid]") +
+                                     " routing " + std::to_string(rep);
             std::cout << "[ metric ] " << what << std::endl;
             Routing r = skewed_routing(t, 8, 32, rng_);
             if (rep == 2) {  // experts 8 j .. 8 j + 7 (mod 32) for token j: the most groups
@@ -673,6 +679,66 @@ TEST_F(MoeTest, ExpertsGraphReplayNewRouting) {
                          cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared}), 2e-2);
         }
     }
+    cuda::set_fp8_stream_grouped_joint(initial);
+}
+
+// Stream-K plans at one token (DSA_FP8_STREAMK=1, opt-in): the shared expert joins as a group; routed only and
+// routed + shared against the CPU, the same bits when repeated, close to the default plans; a captured call replayed
+// after new routing and x equals the eager run bit for bit. Staged and wgmma kernels; the switches are restored.
+TEST_F(MoeTest, ExpertsStreamKOneToken) {
+    const bool initial = cuda::fp8_stream_streamk();
+    const cuda::Fp8StreamKernel variant = cuda::fp8_stream_variant();
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    for (const cuda::Fp8StreamKernel v : {cuda::Fp8StreamKernel::kStaged, cuda::Fp8StreamKernel::kWgmma}) {
+        cuda::set_fp8_stream_variant(v);
+        for (const MlpWeights* sh : {static_cast<const MlpWeights*>(nullptr), &shared}) {
+            const std::string what = std::string("moe stream-K T=1 [") +
+                                     (v == cuda::Fp8StreamKernel::kWgmma ? "wgmma" : "staged") + "]" +
+                                     (sh != nullptr ? " + shared" : "");
+            std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
+            Tensor x = random_act({1, kDim}, rng_);
+            Routing r = skewed_routing(1, 8, 32, rng_);
+            Tensor dx = up(x);
+            cuda::set_fp8_stream_streamk(false);
+            Tensor plain = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, sh}));
+            cuda::set_fp8_stream_streamk(true);
+            const int64_t before = cuda::moe_shared_fused_count();
+            Tensor got = gpu_->to_host(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, sh}));
+            EXPECT_EQ(cuda::moe_shared_fused_count(), before + (sh != nullptr ? 1 : 0)) << what;
+            EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
+            expect_close(what + " vs cpu", to_f32(got), cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, sh}),
+                         2e-2);
+            expect_close(what + " vs default plan", to_f32(got), plain, 5e-3);
+            Tensor again = gpu_->to_host(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, sh}));
+            EXPECT_EQ(std::memcmp(got.raw_data(), again.raw_data(), got.nbytes()), 0) << what << " repeated";
+        }
+        Routing r0 = skewed_routing(1, 8, 32, rng_);
+        Tensor dx = up(random_act({1, kDim}, rng_));
+        Tensor ids = gpu_->to_device(r0.ids), wts = gpu_->to_device(r0.weights), out;
+        auto call = [&] { return gpu_->moe_experts(MoeParams{dx, ids, wts, experts, &shared}); };
+        call();  // tables and workspaces exist before the capture
+        auto graph = gpu_->capture_graph([&] { out = call(); });
+        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+        for (int rep = 0; rep < 2; ++rep) {
+            const std::string what = "moe stream-K graph replay T=1 routing " + std::to_string(rep);
+            std::cout << "[ metric ] " << what << std::endl;
+            Routing r = skewed_routing(1, 8, 32, rng_);
+            Tensor x = random_act({1, kDim}, rng_);
+            gpu_->copy_into(to_bf16(x), dx);
+            gpu_->copy_into(r.ids, ids);
+            gpu_->copy_into(r.weights, wts);
+            gpu_->replay_graph(**graph);
+            Tensor replay = gpu_->to_host(out);
+            Tensor eager = gpu_->to_host(call());
+            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << what;
+            expect_close(what + " vs cpu", to_f32(replay),
+                         cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared}), 2e-2);
+        }
+    }
+    cuda::set_fp8_stream_variant(variant);
+    cuda::set_fp8_stream_streamk(initial);
 }
 
 // More rows in one group than the tile was planned for (the kernel makes a second pass over the weights).
