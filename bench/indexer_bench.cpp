@@ -5,9 +5,9 @@
 // key_slots 128K wide (a CUDA-graph buffer) and shorter real contexts. Median of 5 runs of 20 calls (CUDA
 // events); small cases rotate over page ranges so that the keys are not all L2-resident. "graph:" repeats the
 // kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost); the logits
-// (default: the wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16, =e4m3 and =ws, the top-k (default: the
-// global-memory kernel) also with DSA_INDEXER_TOPK=smem (alone and in the graph), and the graph of the kernels
-// with both opt-in kernels (ws logits + smem top-k).
+// (default: the wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16 and =e4m3, the top-k (default: auto,
+// the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global and =smem, and with
+// DSA_INDEXER_TOPK_ORDER=position (ascending positions, no sort), each alone and in a graph.
 // Usage: indexer_bench [--quick]
 #include <algorithm>
 #include <cmath>
@@ -171,7 +171,6 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const double t_logits = time_per_call(be, logits);
     const double t_logits_f16 = with_env("DSA_INDEXER_LOGITS", "f16", [&] { return time_per_call(be, logits); });
     const double t_logits_e4m3 = with_env("DSA_INDEXER_LOGITS", "e4m3", [&] { return time_per_call(be, logits); });
-    const double t_logits_ws = with_env("DSA_INDEXER_LOGITS", "ws", [&] { return time_per_call(be, logits); });
     auto topk = [&](int i) {
         cuda::launch_indexer_topk({scores.data<float>(), in.key_slots[i % n].data<int32_t>(),
                                    in.request.data<int32_t>(), in.limit.data<int32_t>(), pos.data<int32_t>(),
@@ -184,17 +183,14 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
         topk(i);
     });
     const double g_topk = graph_seconds_per_call(be, topk);
-    const double t_topk_smem = with_env("DSA_INDEXER_TOPK", "smem", [&] { return time_per_call(be, topk); });
-    const double g_ws_smem = with_env("DSA_INDEXER_LOGITS", "ws", [&] {
-        return with_env("DSA_INDEXER_TOPK", "smem", [&] {
-            return graph_seconds_per_call(be, [&](int i) {
-                logits(i);
-                topk(i);
-            });
-        });
-    });
-    const double g_topk_smem =
-        with_env("DSA_INDEXER_TOPK", "smem", [&] { return graph_seconds_per_call(be, topk); });
+    // Alone and in a graph under `var` = value.
+    auto topk_env = [&](const char* var, const char* value) {
+        return std::make_pair(with_env(var, value, [&] { return time_per_call(be, topk); }),
+                              with_env(var, value, [&] { return graph_seconds_per_call(be, topk); }));
+    };
+    const auto [t_topk_global, g_topk_global] = topk_env("DSA_INDEXER_TOPK", "global");
+    const auto [t_topk_smem, g_topk_smem] = topk_env("DSA_INDEXER_TOPK", "smem");
+    const auto [t_topk_pos, g_topk_pos] = topk_env("DSA_INDEXER_TOPK_ORDER", "position");
     const double bytes = static_cast<double>(batch) * ctx * kIndexerFp8BytesPerToken;
     const double floor_s = bytes / kHbmBytesPerS;
     const double flops = 2.0 * static_cast<double>(batch) * ctx * kHeads * kDim;  // q . k of every (key, head)
@@ -203,15 +199,15 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [r_log, f_log] = rate(t_logits);
     const auto [r_top, f_top] = rate(t_topk);
     std::printf("indexer B=%-3lld ctx=%-6lld%s total %8.1f us %5.2f TB/s %5.1f%% | "
-                "logits %8.1f us %5.2f TB/s %5.1f%% %6.1f TFLOP/s (mma.sync f16 %8.1f us, e4m3 %8.1f us; ws %8.1f us "
-                "%5.2f TB/s) | "
-                "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; smem %7.1f us) | floor %6.1f us | graph: kernels %8.1f us "
-                "topk %7.1f us smem %7.1f us, kernels with ws + smem %8.1f us%s\n",
+                "logits %8.1f us %5.2f TB/s %5.1f%% %6.1f TFLOP/s (mma.sync f16 %8.1f us, e4m3 %8.1f us) | "
+                "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; global %7.1f us, smem %7.1f us, position order %7.1f us) | "
+                "floor %6.1f us | graph: kernels %8.1f us topk %7.1f us (global %7.1f us, smem %7.1f us, position "
+                "order %7.1f us)%s\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
                 total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, flops / t_logits / 1e12, t_logits_f16 * 1e6,
-                t_logits_e4m3 * 1e6, t_logits_ws * 1e6, bytes / t_logits_ws / 1e12, t_topk * 1e6, r_top, f_top,
-                t_topk_smem * 1e6, floor_s * 1e6, g_all * 1e6,
-                g_topk * 1e6, g_topk_smem * 1e6, g_ws_smem * 1e6, n > 1 ? "" : " (single page range)");
+                t_logits_e4m3 * 1e6, t_topk * 1e6, r_top, f_top, t_topk_global * 1e6, t_topk_smem * 1e6,
+                t_topk_pos * 1e6, floor_s * 1e6, g_all * 1e6, g_topk * 1e6, g_topk_global * 1e6, g_topk_smem * 1e6,
+                g_topk_pos * 1e6, n > 1 ? "" : " (single page range)");
     std::fflush(stdout);
 }
 

@@ -71,13 +71,14 @@ void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream);
 // The FP8 logits on wgmma (indexer_logits_wgmma.cu; heads 8, 16, 32 or 64): what launch_indexer_logits runs for
 // FP8 unless DSA_INDEXER_LOGITS selects the mma.sync kernels (f16 or e4m3). Same contract, no masked fill.
 void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream);
-// The same numerics warp-specialized (indexer_logits_ws.cu; DSA_INDEXER_LOGITS=ws): a producer warp streams key
-// blocks through an mbarrier ring, two consumer warpgroups alternate. Same contract.
-void launch_indexer_logits_ws(const IndexerLogitsParams& p, cudaStream_t stream);
 
 // Exact top-k of each score row over s = 0..query_limit[t]: score descending, equal scores -> lower position,
 // min(k, limit + 1) entries then -1; slots through key_slots. k <= kIndexerMaxTopk. Rows are split over a
 // cluster of up to 8 CTAs when the batch leaves SMs idle (chosen from num_tokens and max_len only).
+// position_order (or DSA_INDEXER_TOPK_ORDER=position, read at every launch): the same set in ascending position
+// order (no sort; a row of <= k keys is written straight as 0..limit).
+// DSA_INDEXER_TOPK: unset / auto: the shared-memory kernel for 4096 <= max_len <= 65536 (where it won on the
+// H200), the global-memory one otherwise; global / smem force one.
 constexpr int64_t kIndexerMaxTopk = 8192;
 struct IndexerTopkKernelParams {
     const float* scores = nullptr;           // [T, max_len] f32
@@ -87,12 +88,13 @@ struct IndexerTopkKernelParams {
     int32_t* positions = nullptr;            // [T, k] i32
     int32_t* slots = nullptr;                // [T, k] i32
     int64_t num_tokens = 0, num_requests = 0, max_len = 0, k = 0;
+    bool position_order = false;
 };
 void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream);
 
 // The same top-k with each CTA's segment of the row cached in shared memory (indexer_topk_smem.cu; what
-// launch_indexer_topk runs under DSA_INDEXER_TOPK=smem): false (nothing launched) when a segment of the widest
-// row does not fit in a cluster of 8.
+// launch_indexer_topk runs under DSA_INDEXER_TOPK=smem or auto): false (nothing launched) when a segment of the
+// widest row does not fit in a cluster of 8.
 bool launch_indexer_topk_smem(const IndexerTopkKernelParams& p, cudaStream_t stream);
 
 // Row t: positions 0..limit ascending with their slots, then -1 (width > every limit).

@@ -61,7 +61,7 @@ __device__ __forceinline__ void issue_block(const IndexerLogitsParams& p, uint8_
     }
 }
 
-// ---- shared by the wgmma kernels (indexer_logits_wgmma.cu, indexer_logits_ws.cu) ----
+// ---- the wgmma kernel's pieces (indexer_logits_wgmma.cu) ----
 
 constexpr int kKSteps = kDim / 32;  // 4 e4m3 k-steps of 32 bytes inside one 128-byte swizzle row
 constexpr int kScaleBytes = kBlockKeys * 4;

@@ -163,6 +163,19 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkK
     const int64_t begin = rank * per < n ? rank * per : n;
     const Segment seg{p.scores + t * p.max_len, begin, begin + per < n ? begin + per : n};
     const int keep = static_cast<int>(n < p.k ? n : p.k);
+    if (p.position_order) {
+        if (n <= p.k) {  // the same for the whole cluster: no barrier is left waiting
+            write_all_positions(p, t, qr.request, seg.begin, seg.end, n, rank == 0);
+            return;
+        }
+        cluster.sync();  // every CTA of the cluster runs before any reads another's shared memory
+        const TopkThreshold th = radix_threshold(c, seg, static_cast<uint32_t>(p.k));
+        ordered_collect(c, seg.row + seg.begin, seg.begin, static_cast<int>(seg.end - seg.begin), th,
+                        static_cast<uint32_t>(keep));
+        cluster.sync();  // rank 0's buffer is complete, in position order
+        if (rank == 0) write_selection(p, t, qr.request, sel, keep);
+        return;
+    }
 
     if (tid == 0) sh.count = 0;
     cluster.sync();
@@ -232,11 +245,27 @@ void launch_topk_global(const IndexerTopkKernelParams& p, cudaStream_t stream) {
 }
 
 // DSA_INDEXER_TOPK (read at every launch, so that one process can run both): "smem" selects the shared-memory
-// kernel (indexer_topk_smem.cu) where the rows fit; unset or "global" the global-memory one.
-bool smem_topk_selected() {
+// kernel (indexer_topk_smem.cu) where the rows fit, "global" the global-memory one; unset or "auto" the
+// shared-memory one for kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen: on the H200 (B = 1 / 64, 2K..128K) it
+// won at 64K rows (B = 64: 50 vs 66 us) and tied at 4K, lost with 128K-wide (padded) rows (87 vs 66 us at
+// B = 64 / 64K, 53 vs 29 at B = 64 / 4K) and at a 2K row (20.3 vs 19.1 us).
+constexpr int64_t kSmemTopkMinLen = 4096, kSmemTopkMaxLen = 65536;
+bool smem_topk_selected(int64_t max_len) {
     const char* v = std::getenv("DSA_INDEXER_TOPK");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "global") == 0) return false;
-    DSA_CHECK(std::strcmp(v, "smem") == 0) << "DSA_INDEXER_TOPK=" << v << " (smem or global)";
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) {
+        return max_len >= kSmemTopkMinLen && max_len <= kSmemTopkMaxLen;
+    }
+    if (std::strcmp(v, "global") == 0) return false;
+    DSA_CHECK(std::strcmp(v, "smem") == 0) << "DSA_INDEXER_TOPK=" << v << " (auto, smem or global)";
+    return true;
+}
+
+// DSA_INDEXER_TOPK_ORDER (read at every launch): "position" = ascending position order, unset or "score" = score
+// order (the default).
+bool position_order_selected() {
+    const char* v = std::getenv("DSA_INDEXER_TOPK_ORDER");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "score") == 0) return false;
+    DSA_CHECK(std::strcmp(v, "position") == 0) << "DSA_INDEXER_TOPK_ORDER=" << v << " (score or position)";
     return true;
 }
 
@@ -247,8 +276,10 @@ void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) 
     DSA_CHECK(p.k >= 1 && p.k <= kIndexerMaxTopk) << "indexer top-k width " << p.k;
     DSA_CHECK(p.max_len >= 1 && p.max_len <= 0x7fffffff) << "indexer top-k row length " << p.max_len;
     DSA_CHECK(p.num_tokens <= 0x7fffffff / kTopkMaxCluster) << "indexer top-k: " << p.num_tokens << " queries";
-    if (smem_topk_selected() && launch_indexer_topk_smem(p, stream)) return;
-    launch_topk_global(p, stream);
+    IndexerTopkKernelParams q = p;
+    q.position_order = p.position_order || position_order_selected();
+    if (smem_topk_selected(q.max_len) && launch_indexer_topk_smem(q, stream)) return;
+    launch_topk_global(q, stream);
 }
 
 void launch_causal_indices(const CausalIndicesKernelParams& p, cudaStream_t stream) {

@@ -90,6 +90,7 @@ __device__ void find_digit(TopkShared& sh, const uint32_t* hist, uint32_t need) 
 struct TopkThreshold {
     uint32_t key, ties;
 };
+constexpr uint32_t kAllTies = 0xffffffffu;  // TopkThreshold::ties: every key equal to the threshold is taken
 
 // The CTA's view of the cluster: its own shared state and rank 0's.
 struct TopkCluster {
@@ -102,6 +103,77 @@ struct TopkCluster {
 };
 
 
+
+// How many of `e` ties are taken when `before` ties precede them and `limit` are taken in all.
+__device__ __forceinline__ uint32_t ties_taken(uint32_t before, uint32_t e, uint32_t limit) {
+    if (limit == kAllTies) return e;
+    return before >= limit ? 0u : (limit - before < e ? limit - before : e);
+}
+
+// Writes the segment's selected composite keys into rank 0's buffer in ascending position order: warp w of CTA
+// r walks its contiguous chunk of the segment in order; the offsets come from per-warp and per-CTA counts.
+// Every CTA checks that the cluster selected exactly `keep` (trap otherwise). vals: the segment's scores, in
+// shared memory (indexer_topk_smem.cu) or global memory (the position-order path of indexer_topk.cu).
+__device__ void ordered_collect(const TopkCluster& c, const float* vals, int64_t begin, int len, TopkThreshold th,
+                             uint32_t keep) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int chunk = ((len + kTopkWarps - 1) / kTopkWarps + 31) / 32 * 32;
+    const int w0 = warp * chunk < len ? warp * chunk : len, w1 = w0 + chunk < len ? w0 + chunk : len;
+    uint32_t greater = 0, ties = 0;
+    for (int i = w0 + lane; i < w1; i += 32) {
+        const uint32_t u = order_key(vals[i]);
+        greater += u > th.key;
+        ties += u == th.key;
+    }
+    greater = __reduce_add_sync(kFull, greater);
+    ties = __reduce_add_sync(kFull, ties);
+    if (lane == 0) {
+        c.sh.warp_sum[warp] = greater;
+        c.sh.warp_ties[warp] = ties;
+    }
+    __syncthreads();
+    if (tid == 0) {
+        uint32_t g = 0, e = 0;
+        for (int w = 0; w < kTopkWarps; ++w) {
+            g += c.sh.warp_sum[w];
+            e += c.sh.warp_ties[w];
+        }
+        c.sh.cta_greater = g;
+        c.sh.cta_ties = e;
+    }
+    c.cluster.sync();
+    uint32_t out = 0, before = 0, total = 0, total_ties = 0;
+    for (unsigned r = 0; r < c.cluster.num_blocks(); ++r) {
+        const TopkShared* o = c.cluster.map_shared_rank(&c.sh, r);
+        const uint32_t g = o->cta_greater, e = o->cta_ties, taken = g + ties_taken(total_ties, e, th.ties);
+        if (r < c.rank) {
+            out += taken;
+            before += e;
+        }
+        total += taken;
+        total_ties += e;
+    }
+    if (total != keep) __trap();  // unreachable: the threshold selects exactly keep keys
+    for (int w = 0; w < warp; ++w) {
+        const uint32_t e = c.sh.warp_ties[w];
+        out += c.sh.warp_sum[w] + ties_taken(before, e, th.ties);
+        before += e;
+    }
+    const unsigned below = (1u << lane) - 1;
+    for (int base = w0; base < w1; base += 32) {
+        const int i = base + lane;
+        const bool valid = i < w1;
+        const uint32_t u = valid ? order_key(vals[i]) : 0u;
+        const bool tie = valid && u == th.key;
+        const unsigned tb = __ballot_sync(kFull, tie);
+        const uint32_t tie_rank = before + __popc(tb & below);
+        const bool take = valid && (u > th.key || (tie && (th.ties == kAllTies || tie_rank < th.ties)));
+        const unsigned sb = __ballot_sync(kFull, take);
+        if (take) c.sel0[out + __popc(sb & below)] = composite_key(u, begin + i);
+        out += __popc(sb);
+        before += __popc(tb);
+    }
+}
 
 // Bitonic compare-exchange of pair (lo, lo + stride) in stage `size`: lo keeps the larger key where
 // (lo & size) == 0 (a descending run), the smaller elsewhere.
@@ -164,15 +236,18 @@ __device__ void bitonic_sort_desc(uint64_t* keys, int n) {
 
 
 
-// Rank 0: sorts the row's `keep` gathered composite keys (score descending, ties by position) and writes the
-// positions and slots, -1 past keep.
+// Rank 0: sorts the row's `keep` gathered composite keys (score descending, ties by position; not with
+// p.position_order: the buffer is then in ascending position order already, as ordered_collect leaves it) and
+// writes the positions and slots, -1 past keep.
 __device__ void write_selection(const IndexerTopkKernelParams& p, int64_t t, int64_t request, uint64_t* sel,
                                 int keep) {
     const int tid = threadIdx.x;
-    const int sort_n = keep <= 1 ? 1 : 1 << (32 - __clz(keep - 1));
-    for (int i = keep + tid; i < sort_n; i += kTopkThreads) sel[i] = 0;
-    __syncthreads();
-    bitonic_sort_desc(sel, sort_n);
+    if (!p.position_order) {
+        const int sort_n = keep <= 1 ? 1 : 1 << (32 - __clz(keep - 1));
+        for (int i = keep + tid; i < sort_n; i += kTopkThreads) sel[i] = 0;
+        __syncthreads();
+        bitonic_sort_desc(sel, sort_n);
+    }
 
     const int32_t* slot_row = p.key_slots + request * p.max_len;
     for (int64_t i = tid; i < p.k; i += kTopkThreads) {
@@ -186,6 +261,23 @@ __device__ void write_selection(const IndexerTopkKernelParams& p, int64_t t, int
     }
 }
 
+// p.position_order, a row of n <= k positions (all selected): each CTA writes the positions [begin, end) of its
+// segment and their slots in place, rank 0 the -1 padding [n, k). No shared memory, no cluster barrier.
+__device__ void write_all_positions(const IndexerTopkKernelParams& p, int64_t t, int64_t request, int64_t begin,
+                                    int64_t end, int64_t n, bool pad) {
+    const int32_t* slot_row = p.key_slots + request * p.max_len;
+    int32_t* pos = p.positions + t * p.k;
+    int32_t* slots = p.slots + t * p.k;
+    for (int64_t i = begin + threadIdx.x; i < end; i += kTopkThreads) {
+        pos[i] = static_cast<int32_t>(i);
+        slots[i] = slot_row[i];
+    }
+    if (!pad) return;
+    for (int64_t i = n + threadIdx.x; i < p.k; i += kTopkThreads) {
+        pos[i] = -1;
+        slots[i] = -1;
+    }
+}
 
 // Launches kernel on a grid of `ctas` 1024-thread CTAs in clusters of `cluster`, with PDL unless the runtime
 // refuses it on a cluster launch (then the plain cluster launch from then on; the first call is an eager warm-up

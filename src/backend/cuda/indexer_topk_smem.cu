@@ -11,8 +11,6 @@
 namespace dsa::backend::cuda {
 namespace {
 
-constexpr uint32_t kAllTies = 0xffffffffu;  // TopkThreshold::ties: every key equal to the threshold is taken
-
 // The float of an order key (inverse of order_key; -0 comes back as +0).
 __device__ __forceinline__ float key_value(uint32_t u) {
     return __uint_as_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
@@ -175,76 +173,6 @@ __device__ TopkThreshold smem_threshold(const TopkCluster& c, const float* vals,
     }
 }
 
-// How many of `e` ties are taken when `before` ties precede them and `limit` are taken in all.
-__device__ __forceinline__ uint32_t ties_taken(uint32_t before, uint32_t e, uint32_t limit) {
-    if (limit == kAllTies) return e;
-    return before >= limit ? 0u : (limit - before < e ? limit - before : e);
-}
-
-// Writes the segment's selected composite keys into rank 0's buffer in ascending position order: warp w of CTA
-// r walks its contiguous chunk of the segment in order; the offsets come from per-warp and per-CTA counts.
-// Every CTA checks that the cluster selected exactly `keep` (trap otherwise).
-__device__ void smem_collect(const TopkCluster& c, const float* vals, int64_t begin, int len, TopkThreshold th,
-                             uint32_t keep) {
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int chunk = ((len + kTopkWarps - 1) / kTopkWarps + 31) / 32 * 32;
-    const int w0 = warp * chunk < len ? warp * chunk : len, w1 = w0 + chunk < len ? w0 + chunk : len;
-    uint32_t greater = 0, ties = 0;
-    for (int i = w0 + lane; i < w1; i += 32) {
-        const uint32_t u = order_key(vals[i]);
-        greater += u > th.key;
-        ties += u == th.key;
-    }
-    greater = __reduce_add_sync(kFull, greater);
-    ties = __reduce_add_sync(kFull, ties);
-    if (lane == 0) {
-        c.sh.warp_sum[warp] = greater;
-        c.sh.warp_ties[warp] = ties;
-    }
-    __syncthreads();
-    if (tid == 0) {
-        uint32_t g = 0, e = 0;
-        for (int w = 0; w < kTopkWarps; ++w) {
-            g += c.sh.warp_sum[w];
-            e += c.sh.warp_ties[w];
-        }
-        c.sh.cta_greater = g;
-        c.sh.cta_ties = e;
-    }
-    c.cluster.sync();
-    uint32_t out = 0, before = 0, total = 0, total_ties = 0;
-    for (unsigned r = 0; r < c.cluster.num_blocks(); ++r) {
-        const TopkShared* o = c.cluster.map_shared_rank(&c.sh, r);
-        const uint32_t g = o->cta_greater, e = o->cta_ties, taken = g + ties_taken(total_ties, e, th.ties);
-        if (r < c.rank) {
-            out += taken;
-            before += e;
-        }
-        total += taken;
-        total_ties += e;
-    }
-    if (total != keep) __trap();  // unreachable: the threshold selects exactly keep keys
-    for (int w = 0; w < warp; ++w) {
-        const uint32_t e = c.sh.warp_ties[w];
-        out += c.sh.warp_sum[w] + ties_taken(before, e, th.ties);
-        before += e;
-    }
-    const unsigned below = (1u << lane) - 1;
-    for (int base = w0; base < w1; base += 32) {
-        const int i = base + lane;
-        const bool valid = i < w1;
-        const uint32_t u = valid ? order_key(vals[i]) : 0u;
-        const bool tie = valid && u == th.key;
-        const unsigned tb = __ballot_sync(kFull, tie);
-        const uint32_t tie_rank = before + __popc(tb & below);
-        const bool take = valid && (u > th.key || (tie && (th.ties == kAllTies || tie_rank < th.ties)));
-        const unsigned sb = __ballot_sync(kFull, take);
-        if (take) c.sel0[out + __popc(sb & below)] = composite_key(u, begin + i);
-        out += __popc(sb);
-        before += __popc(tb);
-    }
-}
-
 // Grid: T x C CTAs of 1024 threads in clusters of C (one cluster per row). Dynamic shared memory: the selection
 // buffer (sel_cap u64) then the segment cache (seg_cap floats, seg_cap >= every CTA's segment).
 __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(IndexerTopkKernelParams p, int sel_cap) {
@@ -264,6 +192,10 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(Indexer
     const int64_t begin = rank * per < n ? rank * per : n;
     const int len = static_cast<int>((begin + per < n ? begin + per : n) - begin);
     const uint32_t keep = static_cast<uint32_t>(n < p.k ? n : p.k);
+    if (p.position_order && n <= p.k) {  // the same for the whole cluster: no barrier is left waiting
+        write_all_positions(p, t, qr.request, begin, begin + len, n, rank == 0);
+        return;
+    }
     if (threadIdx.x == 0) {
         sh.kmin = sh.cmin = 0xffffffffu;
         sh.kmax = sh.cmax = 0;
@@ -273,7 +205,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(Indexer
     cluster.sync();
     const TopkThreshold th = n > p.k ? smem_threshold(c, vals, len, static_cast<uint32_t>(p.k))
                                      : TopkThreshold{0u, kAllTies};  // every key >= 0: all of them
-    smem_collect(c, vals, begin, len, th, keep);
+    ordered_collect(c, vals, begin, len, th, keep);
     cluster.sync();  // rank 0's buffer is complete; no CTA touches another's shared memory after this
     if (rank != 0) return;
     write_selection(p, t, qr.request, sel, static_cast<int>(keep));

@@ -70,9 +70,8 @@ struct RowStats {
 // |score| (measured < 4e-7); the wgmma kernel (the FP8 default) kWgmmaTermTol of the row's max sum of |terms|
 // (its FP8 tensor-core sums; max |score| would blow up on rows whose weighted ReLUs cancel).
 void expect_scores_close(const Case& c, const RowStats& st, const std::string& name) {
-    const bool wgmma = c.numerics.indexer_fp8 &&
-                       (c.logits_kernel == nullptr || std::strcmp(c.logits_kernel, "wgmma") == 0 ||
-                        std::strcmp(c.logits_kernel, "ws") == 0);
+    const bool wgmma =
+        c.numerics.indexer_fp8 && (c.logits_kernel == nullptr || std::strcmp(c.logits_kernel, "wgmma") == 0);
     if (wgmma) {
         EXPECT_TRUE(st.has_terms) << name << ": the sums of |terms| were not computed";
         EXPECT_LE(st.worst_term_rel, kWgmmaTermTol) << name;
@@ -192,16 +191,19 @@ TEST_F(IndexerOpsTest, KeyWriteIsByteExact) {
     }
 }
 
-// Per row: count/padding/slot checks; the GPU's positions equal an exact host sort of the GPU's own scores (score
-// descending, equal scores by ascending position: recall 1.0 on its own logits); against the CPU's selection only
-// near-tie swaps: a position in one set but not the other must have a CPU score within twice the row's max
-// |score diff| of the CPU's k-th score. Rows whose threshold gap exceeds that bound count as "eligible" (their
-// sets must be equal, which the near-tie rule then implies).
+// Per row: count/padding/slot checks; the GPU's positions equal an exact host sort of the GPU's own scores
+// (score descending, equal scores by ascending position: recall 1.0 on its own logits; under
+// DSA_INDEXER_TOPK_ORDER=position the same first min(k, n) in ascending position order); against the CPU's
+// selection only near-tie swaps: a position in one set but not the other must have a CPU score within twice the
+// row's max |score diff| of the CPU's k-th score. Rows whose threshold gap exceeds that bound count as "eligible"
+// (their sets must be equal, which the near-tie rule then implies).
 // terms (optional): the CPU's scores of the same rows with |w| (the sums of |terms|).
 RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, const Tensor& key_slots,
                     const std::vector<int32_t>& request, const std::vector<int32_t>& limit, const char* name,
                     const IndexerTopkResult* terms = nullptr) {
     const int64_t rows = static_cast<int64_t>(limit.size()), max_len = key_slots.dim(1);
+    const char* order = std::getenv("DSA_INDEXER_TOPK_ORDER");
+    const bool position_order = order != nullptr && std::strcmp(order, "position") == 0;
     int64_t eligible = 0, long_rows = 0;
     double worst_rel = 0, recall_sum = 0, worst_mag = 0, worst_term_rel = 0;
     int64_t worst_row = -1, worst_keys = 0, swaps = 0;
@@ -236,6 +238,7 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
         std::vector<int32_t> own(n);
         std::iota(own.begin(), own.end(), 0);
         std::stable_sort(own.begin(), own.end(), [&](int32_t a, int32_t b) { return gsc[a] > gsc[b]; });
+        if (position_order) std::sort(own.begin(), own.begin() + keep);
         std::set<int32_t> gset;
         for (int64_t i = 0; i < kTopk; ++i) {
             const int32_t want = i < keep ? own[i] : -1;
@@ -418,6 +421,38 @@ TEST_F(IndexerOpsTest, SmemTopkDecodeBatch) {
     expect_scores_close(c, st, "smem_topk 128K");
 }
 
+// The top-k in ascending position order (DSA_INDEXER_TOPK_ORDER=position, opt-in) on both top-k kernels:
+// DecodeBatch's rows, limits 0 / 1 / 2047 / 2048 / 2049 with padded key_slots, one request of 128K keys; the same
+// checks with the expected positions of each row in ascending order.
+TEST_F(IndexerOpsTest, PositionOrderTopk) {
+    struct Env {
+        Env() { setenv("DSA_INDEXER_TOPK_ORDER", "position", 1); }
+        ~Env() {
+            unsetenv("DSA_INDEXER_TOPK_ORDER");
+            unsetenv("DSA_INDEXER_TOPK");
+        }
+    } env;
+    for (const char* kernel : {"global", "smem"}) {
+        setenv("DSA_INDEXER_TOPK", kernel, 1);
+        const std::string name = std::string("position_order_") + kernel;
+        const Case c{name.c_str(), fp8_numerics(true)};
+        make_case(c);
+        RowStats st = run_decode_batch(c.name, true);
+        EXPECT_GT(st.long_rows, 10);
+        expect_scores_close(c, st, c.name);
+        build({3000, 2100, 5, 2049}, 0, 32768);
+        request_ = {0, 1, 2, 0, 1, 3, 3, 3};
+        limit_ = {2999, 2099, 4, 0, 2047, 2048, 2047, 1};
+        st = compare_backends((name + " padded limits").c_str(), true);
+        EXPECT_EQ(st.long_rows, 3);
+        build({131072});
+        request_ = {0};
+        limit_ = {131071};
+        st = compare_backends((name + " 128K").c_str(), true);
+        EXPECT_EQ(st.long_rows, 1);
+    }
+}
+
 // key_slots padded to 32K positions (-1 past each request's length) while every limit is < 3000: the kernels
 // must follow the device-side limits, never touch the padding, and give the same lists.
 TEST_F(IndexerOpsTest, PaddedKeySlotsFollowTheLimits) {
@@ -487,32 +522,6 @@ TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
             every_head_count(kernel, ue8m0);
         }
     }
-}
-
-// The warp-specialized wgmma kernel (DSA_INDEXER_LOGITS=ws) under the same checks, its own test: both scale
-// formats, then DecodeBatch's rows (128 rows: one CTA per row), limits 0 / 1 / 2048 / 2049 with padded
-// key_slots, and one request of 128K keys.
-TEST_F(IndexerOpsTest, WsLogitsEveryCase) {
-    every_head_count("ws", true);
-    every_head_count("ws", false);
-    const Case c{"ws_decode", fp8_numerics(true), "ws"};
-    make_case(c);
-    heads_ = kHeads;
-    RowStats st = run_decode_batch(c.name, true);
-    EXPECT_GT(st.long_rows, 10);
-    expect_scores_close(c, st, c.name);
-    build({3000, 2100, 5, 2049}, 0, 32768);
-    request_ = {0, 1, 2, 0, 1, 3, 3, 3};
-    limit_ = {2999, 2099, 4, 0, 2047, 2048, 2047, 1};
-    st = compare_backends("ws padded limits", true);
-    EXPECT_EQ(st.long_rows, 3);
-    expect_scores_close(c, st, "ws padded limits");
-    build({131072});  // one row over every SM
-    request_ = {0};
-    limit_ = {131071};
-    st = compare_backends("ws 128K", true);
-    EXPECT_EQ(st.long_rows, 1);
-    expect_scores_close(c, st, "ws 128K");
 }
 
 // Causal prefill rows (consecutive queries of one request, each seeing one key more) and a second request's
@@ -590,8 +599,6 @@ void IndexerOpsTest::layout_probe(const char* kernel) {
 }
 
 TEST_F(IndexerOpsTest, WgmmaLayoutProbe) { layout_probe("wgmma"); }
-
-TEST_F(IndexerOpsTest, WsLayoutProbe) { layout_probe("ws"); }
 
 TEST_F(IndexerOpsTest, TiesFollowThePositionRule) {
     for (const Case& c : all_cases()) {

@@ -2,7 +2,9 @@
 // descending, equal scores by ascending position, -0 equal to +0): positions and slots must match exactly. Rows:
 // random, lengths around k, all equal, few distinct values, a spike of equal scores, +-0, -inf blocks, sorted
 // runs, a range of a few ulps, extreme magnitudes; batches whose shapes pick different cluster sizes. The global-
-// memory kernel (default) and the shared-memory one (DSA_INDEXER_TOPK=smem) run as separate tests.
+// memory kernel and the shared-memory one (DSA_INDEXER_TOPK=global / smem) run as separate tests, each also with
+// the selection in ascending position order (DSA_INDEXER_TOPK_ORDER=position: the host's first min(k, n) sorted
+// by position).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -19,24 +21,31 @@ namespace {
 
 using Rows = std::vector<std::vector<float>>;
 
-// The expected positions of one row: the first min(k, n) of the host order, then -1.
-std::vector<int32_t> host_topk(const std::vector<float>& row, int64_t k) {
+// The expected positions of one row: the first min(k, n) of the host order (sorted by position when
+// position_order), then -1.
+std::vector<int32_t> host_topk(const std::vector<float>& row, int64_t k, bool position_order) {
     std::vector<int32_t> idx(row.size());
     std::iota(idx.begin(), idx.end(), 0);
     std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
     idx.resize(std::min<size_t>(idx.size(), static_cast<size_t>(k)));
+    if (position_order) std::sort(idx.begin(), idx.end());
     idx.resize(static_cast<size_t>(k), -1);
     return idx;
 }
 
 class IndexerTopkKernelTest : public CudaVsCpuTest {
 protected:
-    ~IndexerTopkKernelTest() override { unsetenv("DSA_INDEXER_TOPK"); }
+    ~IndexerTopkKernelTest() override {
+        unsetenv("DSA_INDEXER_TOPK");
+        unsetenv("DSA_INDEXER_TOPK_ORDER");
+    }
+    bool position_order_ = false;  // set by the position-order tests (through DSA_INDEXER_TOPK_ORDER)
 
     // Runs launch_indexer_topk on the rows (row t = request t, limit = its length - 1; max_len = the longest row
     // unless given) and checks every row against host_topk. Slots are 7 * pos + t (checked through the output).
     void check(const char* kernel, const std::string& name, const Rows& rows, int64_t k, int64_t max_len = 0) {
         setenv("DSA_INDEXER_TOPK", kernel, 1);
+        if (position_order_) setenv("DSA_INDEXER_TOPK_ORDER", "position", 1);
         const int64_t T = static_cast<int64_t>(rows.size());
         for (const auto& r : rows) max_len = std::max<int64_t>(max_len, static_cast<int64_t>(r.size()));
         Tensor scores = Tensor::empty({T, max_len}, DType::kF32);
@@ -63,7 +72,7 @@ protected:
         Tensor pos = gpu_->to_host(d_pos), out = gpu_->to_host(d_out);
         int64_t bad_rows = 0;
         for (int64_t t = 0; t < T; ++t) {
-            const std::vector<int32_t> want = host_topk(rows[t], k);
+            const std::vector<int32_t> want = host_topk(rows[t], k, position_order_);
             for (int64_t i = 0; i < k; ++i) {
                 const int32_t p = pos.data<int32_t>()[t * k + i], sl = out.data<int32_t>()[t * k + i];
                 const int32_t want_slot = want[i] < 0 ? -1 : static_cast<int32_t>(7 * want[i] + t);
@@ -74,8 +83,8 @@ protected:
                 break;
             }
         }
-        std::cout << "[ metric ] indexer_topk_kernel " << kernel << " " << name << " rows=" << T
-                  << " bad_rows=" << bad_rows << std::endl;
+        std::cout << "[ metric ] indexer_topk_kernel " << kernel << (position_order_ ? " position-order " : " ")
+                  << name << " rows=" << T << " bad_rows=" << bad_rows << std::endl;
     }
 
     std::vector<float> normal_row(int64_t n, float stddev = 1.0f) {
@@ -173,6 +182,16 @@ void IndexerTopkKernelTest::run_all(const char* kernel) {
 TEST_F(IndexerTopkKernelTest, GlobalKernelExact) { run_all("global"); }
 
 TEST_F(IndexerTopkKernelTest, SmemKernelExact) { run_all("smem"); }
+
+TEST_F(IndexerTopkKernelTest, GlobalKernelPositionOrder) {
+    position_order_ = true;
+    run_all("global");
+}
+
+TEST_F(IndexerTopkKernelTest, SmemKernelPositionOrder) {
+    position_order_ = true;
+    run_all("smem");
+}
 
 }  // namespace
 }  // namespace dsa::backend::testing
