@@ -140,7 +140,8 @@ struct IndexerKeyWriteParams {
 // Top-k is exact: order by score descending, equal scores -> lower position first; row t keeps
 // min(index_topk, query_limit[t] + 1) entries, the rest of the row is -1.
 struct IndexerTopkParams {
-    Tensor q;                                 // [T, H_I, 128] act, after RoPE; NOT Hadamard-rotated or quantized
+    Tensor q;                                 // [T, H_I, 128] act, NOT Hadamard-rotated or quantized; after RoPE
+                                              // unless q_rope is set
     Tensor weights;                           // [T, H_I] f32, raw weights_proj output (the op applies the scales)
     const IndexerKeyStore* keys = nullptr;    // paged key store, written by indexer_k_write
     Tensor key_slots;                         // [B, max_len] i32: slot of position p of request b
@@ -148,6 +149,11 @@ struct IndexerTopkParams {
     Tensor query_limit;                       // [T] i32: last visible position (inclusive), < max_len
     int64_t index_topk = 2048;                // output width
     bool return_scores = false;               // also return the scores (tests, debugging)
+    // Optional: q's first R = q_rope->rot_dim() dims are not rotated yet; the op applies apply_rope's rotation at
+    // q_positions first (CUDA FP8: inside the q preparation, q only read; else apply_rope on q in place).
+    const RopeTable* q_rope = nullptr;
+    RopeLayout q_rope_layout = RopeLayout::kNeox;
+    Tensor q_positions{};                     // [T] i32, each < q_rope->max_positions() (with q_rope)
 };
 
 struct IndexerTopkResult {

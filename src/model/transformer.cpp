@@ -266,8 +266,8 @@ IndexerTopkResult DsaModel::select_tokens(const AttentionWeights& aw, int64_t la
     be_.indexer_key_write({wk_x, iw.k_norm_weight, iw.k_norm_bias, 1e-6f, st.positions, &rope_, layout, st.out_slots,
                            &kv.indexer.at(layer)});
 
+    // q's first 64 dims are rotated by indexer_topk (the CUDA FP8 path inside its q preparation: no launch).
     Tensor q = wq_r.view({num_tokens, num_heads, dim});
-    be_.apply_rope({q, st.positions, &rope_, layout, 0});
     Tensor w = be_.linear(x, backend::LinearWeight{iw.weights_proj, Tensor()}, LinearOutput::kF32);
 
     if (options.injected_topk != nullptr && layer < static_cast<int64_t>(options.injected_topk->size()) &&
@@ -280,6 +280,9 @@ IndexerTopkResult DsaModel::select_tokens(const AttentionWeights& aw, int64_t la
     }
     backend::IndexerTopkParams p;
     p.q = q;
+    p.q_rope = &rope_;
+    p.q_rope_layout = layout;
+    p.q_positions = st.positions;
     p.weights = w;
     p.keys = &kv.indexer.at(layer);
     p.key_slots = st.key_slots;

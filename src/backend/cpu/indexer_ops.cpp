@@ -71,6 +71,7 @@ IndexerTopkResult CpuBackend::indexer_topk(const IndexerTopkParams& p) {
     check_indexer_store(*p.keys);
     DSA_CHECK(p.keys->format == numerics_.indexer_key_format()) << indexer_key_format_name(p.keys->format);
     check_tensor(p.q, DType::kF32, {-1, -1, kIndexerHeadDim}, "indexer q");
+    if (p.q_rope != nullptr) apply_rope({p.q, p.q_positions, p.q_rope, p.q_rope_layout, 0});
     const int64_t tokens = p.q.dim(0), heads = p.q.dim(1), dim = kIndexerHeadDim;
     check_tensor(p.weights, DType::kF32, {tokens, heads}, "indexer weights");
     const int64_t max_len = check_addressing(p.key_slots, p.query_request, p.query_limit, tokens);

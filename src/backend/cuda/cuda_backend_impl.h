@@ -114,6 +114,8 @@ public:
     bool last_key_write_fused() const { return last_key_write_fused_; }
     // Whether the last mla_query ran the fused kernel.
     bool last_query_fused() const { return last_query_fused_; }
+    // Whether the last indexer_topk with q_rope rotated q inside the q preparation (no apply_rope launch).
+    bool last_q_rope_fused() const { return last_q_rope_fused_; }
 
 private:
     // A weight as the GEMMs use it (device memory).
@@ -145,6 +147,7 @@ private:
     bool last_latent_write_fused_ = false;
     bool last_key_write_fused_ = false;
     bool last_query_fused_ = false;
+    bool last_q_rope_fused_ = false;
     // rms_norm / add_rms_norm (delta defined) with, when `quant` and the shapes allow, the act_quant of the output.
     QuantizedAct norm_maybe_quant(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps, bool quant);
     // dense_mlp of FP8 weights with act_quant at m <= kFp8StreamMaxRows: one act_quant of x, gate and up in one

@@ -1,6 +1,7 @@
-// The indexer's Hadamard rotation + act_quant of one 128-vector held by a warp (lane l: elements 4l .. 4l+3), for
-// the fused indexer key write: the reference's butterflies with every value getting the same float operations as
-// on the CPU, then act_quant.cuh's scale and code rule (one scale per 128-vector). Included by .cu files only.
+// The indexer's per-warp pieces of one 128-vector (lane l: elements 4l .. 4l+3), shared by the key writes and the
+// q preparation: the bf16 load, the RoPE of the first 64 dims, the reference's Hadamard butterflies (every value
+// gets the same float operations as on the CPU) and act_quant.cuh's scale and code rule (one scale per 128-vector).
+// Included by .cu files only.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,46 @@
 #include "backend/cuda/device_util.cuh"
 
 namespace dsa::backend::cuda {
+
+// The lane's 4 bf16 values (16-byte aligned row) widened to float.
+__device__ __forceinline__ void load4_bf16(const uint16_t* p, float (&v)[4]) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    v[0] = bf16_bits_to_f32(static_cast<uint16_t>(u.x));
+    v[1] = bf16_bits_to_f32(static_cast<uint16_t>(u.x >> 16));
+    v[2] = bf16_bits_to_f32(static_cast<uint16_t>(u.y));
+    v[3] = bf16_bits_to_f32(static_cast<uint16_t>(u.y >> 16));
+}
+
+constexpr int kRope64Pairs = 32;  // cos / sin values per position of a 64-dim RoPE table
+
+// RoPE on elements [0, 64) with the row's 32 cos / sin values (apply_rope's arithmetic, bf16 rounding): interleaved
+// pairs (2i, 2i+1) sit in one lane, NeoX pairs (i, i + 32) in lanes l, l ^ 8. Every lane of the warp must call it.
+__device__ __forceinline__ void rope64_lanes(float (&v)[4], int lane, const float* c, const float* s,
+                                             bool interleaved) {
+    if (interleaved) {
+        if (lane >= 16) return;
+#pragma unroll
+        for (int j = 0; j < 4; j += 2) {
+            const int i = 2 * lane + j / 2;
+            float ra, rb;
+            rope_rotate(v[j], v[j + 1], c[i], s[i], ra, rb);
+            v[j] = round_bf16(ra), v[j + 1] = round_bf16(rb);
+        }
+        return;
+    }
+    float o[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) o[j] = __shfl_xor_sync(0xffffffffu, v[j], 8);
+    if (lane >= 16) return;
+    const bool upper = lane >= 8;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const int i = 4 * (lane & 7) + j;
+        float ra, rb;
+        rope_rotate(upper ? o[j] : v[j], upper ? v[j] : o[j], c[i], s[i], ra, rb);
+        v[j] = round_bf16(upper ? rb : ra);
+    }
+}
 
 // Stage h: x[j] = a + b, x[j + h] = a - b for the lower index j; then * scale and the bf16 activation rounding.
 __device__ __forceinline__ void hadamard128_lanes(float (&v)[4], int lane, float scale) {

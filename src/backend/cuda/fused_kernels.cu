@@ -130,35 +130,6 @@ __device__ __forceinline__ void layer_norm128(const IndexerKeyWriteKernelParams&
     for (int j = 0; j < 4; ++j) v[j] = round_bf16((v[j] - mean) * inv * w[j] + b[j]);
 }
 
-// RoPE on elements [0, 64): interleaved pairs (2i, 2i+1) sit in one lane, NeoX pairs (i, i + 32) in lanes l, l ^ 8.
-__device__ __forceinline__ void rope128(const IndexerKeyWriteKernelParams& p, float (&v)[4], int lane, int64_t pos) {
-    const float* c = p.cos + pos * kHalf;
-    const float* s = p.sin + pos * kHalf;
-    if (p.interleaved) {
-        if (lane >= 16) return;
-#pragma unroll
-        for (int j = 0; j < 4; j += 2) {
-            const int i = 2 * lane + j / 2;
-            float ra, rb;
-            rope_rotate(v[j], v[j + 1], c[i], s[i], ra, rb);
-            v[j] = round_bf16(ra), v[j + 1] = round_bf16(rb);
-        }
-        return;
-    }
-    float o[4];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) o[j] = __shfl_xor_sync(0xffffffffu, v[j], 8);
-    if (lane >= 16) return;
-    const bool upper = lane >= 8;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        const int i = 4 * (lane & 7) + j;
-        float ra, rb;
-        rope_rotate(upper ? o[j] : v[j], upper ? v[j] : o[j], c[i], s[i], ra, rb);
-        v[j] = round_bf16(upper ? rb : ra);
-    }
-}
-
 __global__ void indexer_key_write_kernel(IndexerKeyWriteKernelParams p) {
     pdl_trigger();
     const int lane = threadIdx.x & 31;
@@ -173,11 +144,9 @@ __global__ void indexer_key_write_kernel(IndexerKeyWriteKernelParams p) {
     const int64_t pos = p.positions[tok];
     if (slot >= p.num_slots || pos < 0 || pos >= p.max_positions) __trap();  // broken invariant (device data)
     float v[4];
-    const uint2 u = *reinterpret_cast<const uint2*>(p.wk_x + tok * kDim + lane * 4);
-    v[0] = bf16_bits_to_f32(static_cast<uint16_t>(u.x)), v[1] = bf16_bits_to_f32(static_cast<uint16_t>(u.x >> 16));
-    v[2] = bf16_bits_to_f32(static_cast<uint16_t>(u.y)), v[3] = bf16_bits_to_f32(static_cast<uint16_t>(u.y >> 16));
+    load4_bf16(p.wk_x + tok * kDim + lane * 4, v);
     layer_norm128(p, v, lane, w, b);
-    rope128(p, v, lane, pos);
+    rope64_lanes(v, lane, p.cos + pos * kHalf, p.sin + pos * kHalf, p.interleaved);
     const int64_t page = slot / kPageTokens, row = slot % kPageTokens;
     if (!p.fp8) {
         *reinterpret_cast<float4*>(p.pages + page * kF32PageBytes + row * kDim * 4 + lane * 16) =

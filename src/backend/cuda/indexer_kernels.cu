@@ -11,9 +11,11 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/fused_hadamard.cuh"
 #include "backend/cuda/indexer_common.cuh"
 #include "backend/cuda/indexer_kernels.h"
 #include "backend/cuda/indexer_logits_common.cuh"
+#include "backend/cuda/kernels.h"
 #include "backend/cuda/mma_util.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "base/check.h"
@@ -21,76 +23,12 @@
 namespace dsa::backend::cuda {
 namespace {
 
-// ---- Hadamard + act_quant of one 128-vector held by a warp (lane l: elements 4l .. 4l+3) ----
-
-__device__ __forceinline__ float pow2_ceil(float x) {
-    int e;
-    const float m = frexpf(x, &e);
-    return m == 0.5f ? ldexpf(1.0f, e - 1) : ldexpf(1.0f, e);
-}
-
-__device__ __forceinline__ uint8_t f32_to_e4m3(float f) {
-    return static_cast<uint8_t>(__nv_cvt_float_to_fp8(f, __NV_SATFINITE, __NV_E4M3));
-}
-
 // Two e4m3 (low byte first) -> f16x2 (low half first); exact.
 __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
     uint32_t r;
     const uint16_t h = static_cast<uint16_t>(two);
     asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(r) : "h"(h));
     return r;
-}
-
-__device__ __forceinline__ void load4_bf16(const uint16_t* p, float (&v)[4]) {
-    const uint2 u = *reinterpret_cast<const uint2*>(p);
-    v[0] = bf16_bits_to_f32(static_cast<uint16_t>(u.x));
-    v[1] = bf16_bits_to_f32(static_cast<uint16_t>(u.x >> 16));
-    v[2] = bf16_bits_to_f32(static_cast<uint16_t>(u.y));
-    v[3] = bf16_bits_to_f32(static_cast<uint16_t>(u.y >> 16));
-}
-
-// The reference's butterflies (stage h: x[j] = a + b, x[j + h] = a - b for the lower index j), then * scale and
-// the activation rounding to bf16. Every value gets the same float operations as on the CPU.
-__device__ __forceinline__ void hadamard128_warp(float (&v)[4], int lane, float scale) {
-    float a = v[0], b = v[1];
-    v[0] = __fadd_rn(a, b);
-    v[1] = __fsub_rn(a, b);
-    a = v[2];
-    b = v[3];
-    v[2] = __fadd_rn(a, b);
-    v[3] = __fsub_rn(a, b);
-    a = v[0];
-    b = v[2];
-    v[0] = __fadd_rn(a, b);
-    v[2] = __fsub_rn(a, b);
-    a = v[1];
-    b = v[3];
-    v[1] = __fadd_rn(a, b);
-    v[3] = __fsub_rn(a, b);
-#pragma unroll
-    for (int m = 1; m < 32; m <<= 1) {  // stage h = 4m: the partner element lives in lane ^ m
-        const bool upper = (lane & m) != 0;
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const float o = __shfl_xor_sync(kFull, v[j], m);
-            v[j] = upper ? __fsub_rn(o, v[j]) : __fadd_rn(v[j], o);
-        }
-    }
-#pragma unroll
-    for (int j = 0; j < 4; ++j) v[j] = round_bf16(__fmul_rn(v[j], scale));
-}
-
-// act_quant of the warp's 128-vector: s = max(amax, 1e-4) / 448 (power of two with ue8m0), q = e4m3(x / s).
-__device__ __forceinline__ float act_quant_warp(const float (&v)[4], bool ue8m0, uint8_t (&q)[4]) {
-    float amax = 0.0f;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) amax = fmaxf(amax, fabsf(v[j]));
-    amax = warp_max(amax);
-    float s = __fdiv_rn(fmaxf(amax, 1e-4f), 448.0f);
-    if (ue8m0) s = pow2_ceil(s);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) q[j] = f32_to_e4m3(__fdiv_rn(v[j], s));
-    return s;
 }
 
 // ---- key writes: one warp per token ----
@@ -110,19 +48,17 @@ __global__ void indexer_k_write_kernel(IndexerKWriteKernelParams p) {
             make_float4(v[0], v[1], v[2], v[3]);
         return;
     }
-    hadamard128_warp(v, lane, p.hadamard_scale);
-    uint8_t q[4];
-    const float s = act_quant_warp(v, p.ue8m0, q);
+    hadamard128_lanes(v, lane, p.hadamard_scale);
+    uint32_t packed;
+    const float s = act_quant_lanes(v, p.ue8m0, packed);
     uint8_t* base = p.pages + page * kFp8PageBytes;
-    *reinterpret_cast<uint32_t*>(base + row * kDim + lane * 4) =
-        q[0] | (static_cast<uint32_t>(q[1]) << 8) | (static_cast<uint32_t>(q[2]) << 16) |
-        (static_cast<uint32_t>(q[3]) << 24);
+    *reinterpret_cast<uint32_t*>(base + row * kDim + lane * 4) = packed;
     if (lane == 0) *reinterpret_cast<float*>(base + kFp8ScaleOffset + row * 4) = s;
 }
 
 // ---- q preparation: one warp per (token, padded head) ----
 
-__global__ void indexer_q_prep_kernel(IndexerQPrepParams p) {
+__global__ void indexer_q_prep_kernel(IndexerQPrepParams p, IndexerQRopeParams r) {
     pdl_wait();  // q and the weights come from the projections before
     pdl_trigger();
     const int64_t rowi = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
@@ -138,11 +74,15 @@ __global__ void indexer_q_prep_kernel(IndexerQPrepParams p) {
     const int64_t src = t * p.heads + h;
     float v[4];
     load4_bf16(p.q + src * kDim + lane * 4, v);
-    hadamard128_warp(v, lane, p.hadamard_scale);
-    uint8_t q[4];
-    const float s = act_quant_warp(v, p.ue8m0, q);
-    *dst = q[0] | (static_cast<uint32_t>(q[1]) << 8) | (static_cast<uint32_t>(q[2]) << 16) |
-           (static_cast<uint32_t>(q[3]) << 24);
+    if (r.positions != nullptr) {  // q's first 64 dims not rotated yet: apply_rope's arithmetic here
+        const int64_t pos = r.positions[t];
+        if (pos < 0 || pos >= r.max_positions) __trap();  // broken invariant (device data)
+        rope64_lanes(v, lane, r.cos + pos * kRope64Pairs, r.sin + pos * kRope64Pairs, r.interleaved);
+    }
+    hadamard128_lanes(v, lane, p.hadamard_scale);
+    uint32_t packed;
+    const float s = act_quant_lanes(v, p.ue8m0, packed);
+    *dst = packed;
     if (lane == 0) p.wt[rowi] = __fmul_rn(__fmul_rn(__fmul_rn(p.weights[src], p.head_scale), s), p.dim_scale);
 }
 
@@ -457,14 +397,17 @@ void launch_indexer_k_write(const IndexerKWriteKernelParams& p, cudaStream_t str
     DSA_CUDA_CHECK_LAUNCH(indexer_k_write_kernel);
 }
 
-void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream) {
+void launch_indexer_q_prep(const IndexerQPrepParams& p, cudaStream_t stream) { launch_indexer_q_prep(p, {}, stream); }
+
+void launch_indexer_q_prep(const IndexerQPrepParams& p, const IndexerQRopeParams& rope, cudaStream_t stream) {
     if (p.num_tokens == 0) return;
     DSA_CHECK(host::aligned16(p.q) && host::aligned16(p.q8)) << "indexer q buffers must be 16-byte aligned";
     DSA_CHECK(p.heads >= 1 && p.heads <= p.padded_heads) << "indexer q prep: " << p.heads << " heads padded to "
                                                          << p.padded_heads;
     constexpr int kThreads = 256;
     const int64_t blocks = (p.num_tokens * p.padded_heads * 32 + kThreads - 1) / kThreads;
-    host::launch_pdl(indexer_q_prep_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, p);
+    host::launch_pdl(indexer_q_prep_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream, p,
+                     rope);
 }
 
 void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream) {

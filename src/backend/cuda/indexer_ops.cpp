@@ -9,6 +9,7 @@
 
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/indexer_kernels.h"
+#include "backend/cuda/kernels.h"
 #include "backend/tensor_checks.h"
 
 namespace dsa::backend::cuda {
@@ -102,6 +103,17 @@ IndexerTopkResult CudaBackend::indexer_topk(const IndexerTopkParams& p) {
     check_store(*p.keys, numerics_.indexer_key_format(), "indexer_topk keys");
     check_device_tensor(p.q, DType::kBF16, {-1, -1, kIndexerHeadDim}, "indexer q");
     const int64_t tokens = p.q.dim(0), heads = p.q.dim(1);
+    last_q_rope_fused_ = p.q_rope != nullptr && numerics_.indexer_fp8 && fused_decode_enabled() &&
+                         p.q_rope->rot_dim() == 64;
+    Tensor q_pos, rope_cos, rope_sin;  // the fused q RoPE's device operands
+    if (last_q_rope_fused_) {
+        DSA_CHECK(p.q_positions.defined() && p.q_positions.ndim() == 1 && p.q_positions.dim(0) == tokens)
+            << "indexer q positions must be [" << tokens << "]";
+        q_pos = device_indices(p.q_positions, p.q_rope->max_positions(), "indexer q positions");
+        rope_cos = cached_device_copy(p.q_rope->cos), rope_sin = cached_device_copy(p.q_rope->sin);
+    } else if (p.q_rope != nullptr) {
+        apply_rope({p.q, p.q_positions, p.q_rope, p.q_rope_layout, 0});
+    }
     DSA_CHECK(p.weights.defined()) << "indexer weights are undefined";
     check_tensor_on(p.weights, p.weights.device(), DType::kF32, {tokens, heads}, "indexer weights");
     const Addressing a = device_addressing(*this, p.key_slots, p.query_request, p.query_limit, tokens,
@@ -122,9 +134,14 @@ IndexerTopkResult CudaBackend::indexer_topk(const IndexerTopkParams& p) {
         DSA_CHECK(padded > 0) << "indexer FP8 logits: " << heads << " heads (1..64 on the CUDA backend)";
         q8 = Tensor::empty({tokens, padded, kIndexerHeadDim}, DType::kU8, Device::kCUDA, "indexer_q8");
         wt = Tensor::empty({tokens, padded}, DType::kF32, Device::kCUDA, "indexer_wt");
-        launch_indexer_q_prep({p.q.data<uint16_t>(), weights.data<float>(), q8.data<uint8_t>(), wt.data<float>(),
-                               tokens, heads, padded, head_scale, dim_scale, dim_scale, numerics_.ue8m0_scales},
-                              stream_);
+        IndexerQPrepParams qp{p.q.data<uint16_t>(), weights.data<float>(), q8.data<uint8_t>(), wt.data<float>(),
+                              tokens, heads, padded, head_scale, dim_scale, dim_scale, numerics_.ue8m0_scales};
+        IndexerQRopeParams rope;  // no positions: q is already rotated
+        if (last_q_rope_fused_) {
+            rope = {q_pos.data<int32_t>(), rope_cos.data<float>(), rope_sin.data<float>(),
+                    p.q_rope->max_positions(), p.q_rope_layout == RopeLayout::kInterleaved};
+        }
+        launch_indexer_q_prep(qp, rope, stream_);
         lp.q8 = q8.data<uint8_t>();
         lp.weights = wt.data<float>();
         lp.heads = padded;

@@ -152,6 +152,19 @@ struct IndexerKeyWriteKernelParams {
 };
 void launch_indexer_key_write(const IndexerKeyWriteKernelParams& p, cudaStream_t stream);
 
+// The indexer q RoPE folded into the FP8 q preparation (indexer_kernels.cu): launch_indexer_q_prep with q's first
+// 64 dims rotated first (apply_rope's arithmetic and bf16 rounding, the bytes of apply_rope then the q prep); q is
+// only read.
+struct IndexerQRopeParams {
+    const int32_t* positions = nullptr;  // [num_tokens] i32, each in [0, max_positions)
+    const float* cos = nullptr;          // [max_positions, 32] f32
+    const float* sin = nullptr;          // [max_positions, 32] f32
+    int64_t max_positions = 0;
+    bool interleaved = false;
+};
+struct IndexerQPrepParams;
+void launch_indexer_q_prep(const IndexerQPrepParams& p, const IndexerQRopeParams& rope, cudaStream_t stream);
+
 // ---- FP8 (DeepSeek act_quant and block weights) ----
 // Per token per 128-column block: s = max(amax, 1e-4) / 448 (rounded up to a power of two with ue8m0),
 // q = e4m3(clamp(x / s, +-448)). Writes q and the scales in cuBLASLt's VEC128 layout

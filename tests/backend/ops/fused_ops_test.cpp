@@ -13,6 +13,9 @@
 //    output, and some e4m3 codes by one step, 2^-3 relative).
 //  - mla_query (the absorbed query: copy + RoPE of q_pe in one kernel) equals narrow + apply_rope + concat on the
 //    GPU bit for bit and the CPU's (the same float operations) within 1e-6.
+//  - indexer_topk with q_rope (the RoPE inside the FP8 q preparation) gives the scores and positions of apply_rope
+//    then indexer_topk bit for bit (FP8 ue8m0 on and off, both layouts, 64 and 4 heads; bf16 numerics: the op's
+//    own apply_rope); the CPU's q_rope equals its apply_rope then indexer_topk.
 // Shapes: DeepSeek-V3.2 (7168, q_lora 1536, latent 512 + 64) and the bundled model (hidden 320, q_lora 256);
 // T in {1, 3, 64}.
 #include <algorithm>
@@ -307,6 +310,78 @@ TEST_F(FusedOpsTest, IndexerKeyWriteEqualsSeparateOps) {
                 }
             }
         }
+    }
+}
+
+// One request of kTopkKeys keys written by indexer_k_write (slot = position) and T queries seeing all of them.
+struct TopkSetup {
+    IndexerKeyStore store;
+    Tensor key_slots, query_request, query_limit;
+};
+constexpr int64_t kTopkKeys = 200;
+
+TopkSetup topk_setup(Backend& be, bool gpu, IndexerKeyFormat format, int64_t t, std::mt19937& rng) {
+    TopkSetup s;
+    const int64_t pages = (kTopkKeys + kIndexerPageSize - 1) / kIndexerPageSize;
+    s.store = {be.to_device(Tensor::zeros({pages, indexer_page_bytes(format)}, DType::kU8)), format};
+    s.key_slots = Tensor::empty({1, kTopkKeys}, DType::kI32);
+    std::iota(s.key_slots.data<int32_t>(), s.key_slots.data<int32_t>() + kTopkKeys, 0);
+    const Tensor k = to_bf16(random_act({kTopkKeys, kIndexerHeadDim}, rng));
+    be.indexer_k_write({gpu ? be.to_device(k) : to_f32(k), be.to_device(s.key_slots.view({kTopkKeys})), &s.store});
+    s.query_request = Tensor::zeros({t}, DType::kI32);
+    s.query_limit = Tensor::empty({t}, DType::kI32);
+    for (int64_t i = 0; i < t; ++i) s.query_limit.data<int32_t>()[i] = static_cast<int32_t>(kTopkKeys - 1 - i % 50);
+    return s;
+}
+
+TEST_F(FusedOpsTest, IndexerTopkQRopeEqualsRopeThenTopk) {
+    for (const int mode : {0, 1, 2}) {  // FP8 ue8m0, FP8 plain scales, bf16 numerics (f32 keys)
+        make(mode == 2 ? Numerics::bf16() : fp8_numerics(mode == 0));
+        const IndexerKeyFormat format = mode == 2 ? IndexerKeyFormat::kF32 : IndexerKeyFormat::kFp8;
+        const std::vector<float> inv_freq = mla_inv_freq();
+        const RopeTable gpu_table = gpu_->make_rope_table(inv_freq, kMaxPositions);
+        const RopeTable cpu_table = cpu_->make_rope_table(inv_freq, kMaxPositions);
+        for (const int64_t heads : {64, 4}) {
+            for (const RopeLayout layout : {RopeLayout::kNeox, RopeLayout::kInterleaved}) {
+                for (const int64_t t : {1, 3, 64}) {
+                    const std::string what = "indexer q rope mode=" + std::to_string(mode) + " heads=" +
+                                             std::to_string(heads) + (layout == RopeLayout::kNeox ? " neox" : " il") +
+                                             " T=" + std::to_string(t);
+                    std::cout << "[ metric ] " << what << std::endl;
+                    const TopkSetup s = topk_setup(*gpu_, true, format, t, rng_);
+                    const Tensor q = random_act({t, heads, kIndexerHeadDim}, rng_, 2.0f);
+                    const Tensor w = random_act({t, heads}, rng_);
+                    const Tensor pos = slots_and_positions(t, rng_).second;
+                    IndexerTopkParams p{up(q), w, &s.store, s.key_slots, s.query_request, s.query_limit, 64, true};
+                    p.q_rope = &gpu_table, p.q_rope_layout = layout, p.q_positions = gpu_->to_device(pos);
+                    const IndexerTopkResult fused = gpu_->indexer_topk(p);
+                    EXPECT_EQ(cuda().last_q_rope_fused(), mode != 2) << what;
+                    if (mode != 2) {  // the fused path only reads q
+                        EXPECT_TRUE(same_bytes(gpu_->to_host(p.q), to_bf16(q))) << what << ": q modified";
+                    }
+                    p.q = up(q), p.q_rope = nullptr;
+                    gpu_->apply_rope({p.q, gpu_->to_device(pos), &gpu_table, layout, 0});
+                    const IndexerTopkResult separate = gpu_->indexer_topk(p);
+                    EXPECT_FALSE(cuda().last_q_rope_fused()) << what;
+                    EXPECT_TRUE(same_bytes(gpu_->to_host(fused.scores), gpu_->to_host(separate.scores))) << what;
+                    EXPECT_TRUE(same_bytes(gpu_->to_host(fused.positions), gpu_->to_host(separate.positions))) << what;
+                    EXPECT_TRUE(same_bytes(gpu_->to_host(fused.slots), gpu_->to_host(separate.slots))) << what;
+                }
+            }
+        }
+        // CPU: q_rope is apply_rope then the op (bf16-valued f32 q, one shape).
+        const TopkSetup s = topk_setup(*cpu_, false, format, 3, rng_);
+        const Tensor q = to_f32(to_bf16(random_act({3, 4, kIndexerHeadDim}, rng_, 2.0f)));
+        const Tensor w = random_act({3, 4}, rng_);
+        const Tensor pos = slots_and_positions(3, rng_).second;
+        IndexerTopkParams p{q.clone(), w, &s.store, s.key_slots, s.query_request, s.query_limit, 64, true};
+        p.q_rope = &cpu_table, p.q_rope_layout = RopeLayout::kNeox, p.q_positions = pos;
+        const IndexerTopkResult fused = cpu_->indexer_topk(p);
+        p.q = q.clone(), p.q_rope = nullptr;
+        cpu_->apply_rope({p.q, pos, &cpu_table, RopeLayout::kNeox, 0});
+        const IndexerTopkResult separate = cpu_->indexer_topk(p);
+        EXPECT_TRUE(same_bytes(fused.scores, separate.scores)) << "cpu mode=" << mode;
+        EXPECT_TRUE(same_bytes(fused.positions, separate.positions)) << "cpu mode=" << mode;
     }
 }
 
