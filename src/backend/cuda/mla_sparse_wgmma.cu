@@ -261,9 +261,13 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSpa
     }
 }
 
-// Whether a cluster of `size` CTAs of this kernel can be resident at all (asked once per size and process).
+// Whether a cluster of `size` CTAs of this kernel can be resident at all (asked once per size and process, never
+// while the stream is being captured into a graph: then assumed, and a launch that cannot fit fails loudly).
 bool cluster_fits(const cudaLaunchConfig_t& cfg, unsigned size) {
     static int known[9] = {};  // 0: not asked, 1: fits, -1: does not
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    DSA_CUDA_CHECK(cudaStreamIsCapturing(cfg.stream, &capture));
+    if (known[size] == 0 && capture != cudaStreamCaptureStatusNone) return true;
     if (known[size] == 0) {
         int clusters = 0;
         DSA_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, mla_sparse_wgmma_s1_kernel<true>, &cfg));
