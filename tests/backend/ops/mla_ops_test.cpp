@@ -405,6 +405,41 @@ TEST_F(MlaTest, ClusterSplitAgreesWithGlobal) {
     }
 }
 
+// A captured cluster-split call (2 tokens: 4 clusters of 8 per list + the combine) replayed after new q and slot
+// lists were copied into its inputs: equal to the eager run bit for bit (the reduction order is fixed) and to the
+// CPU within the attention tolerance; both stores.
+TEST_F(MlaTest, ClusterSplitGraphReplay) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        SparseKernelScope scope("s1-cluster");
+        const int64_t tokens = 2, heads = 128, width = 2048;
+        const float scale = 0.1352338f;
+        Tensor dq = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
+        Tensor dslots = gpu_->to_device(slot_lists(tokens, width, rng_));
+        auto call = [&] { return gpu_->mla_sparse_attention({dq, &st.gpu, dslots, scale}); };
+        call();  // workspaces exist before the capture
+        Tensor out;
+        auto graph = gpu_->capture_graph([&] { out = call(); });
+        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+        for (int rep = 0; rep < 2; ++rep) {
+            const std::string what = std::string("mla_sparse [s1-cluster] graph replay ") + mla_kv_format_name(format) +
+                                     " rep " + std::to_string(rep);
+            announce(what);
+            Tensor q = random_act({tokens, heads, kMlaKvDim}, rng_);
+            Tensor slots = slot_lists(tokens, width, rng_);
+            gpu_->copy_into(to_bf16(q), dq);
+            gpu_->copy_into(slots, dslots);
+            gpu_->replay_graph(**graph);
+            Tensor replay = gpu_->to_host(out);
+            Tensor eager = gpu_->to_host(call());
+            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << what;
+            expect_close(what + " vs cpu", to_f32(replay), cpu_->mla_sparse_attention({q, &st.cpu, slots, scale}),
+                         1e-2);
+        }
+    }
+}
+
 void check_dense(Backend& cpu, Backend& gpu, const MlaHeadDims& d, int64_t tokens, int64_t keys, bool with_mask,
                  std::mt19937& rng) {
     const int64_t qk = d.nope_dim + kMlaRopeDim, heads = d.num_heads;
