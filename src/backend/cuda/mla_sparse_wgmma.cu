@@ -78,6 +78,7 @@ namespace cg = cooperative_groups;
 // A CTA's rescaled partial O and the rows' merged max / sum, in the tile buffers after the walk. Rows padded by 8
 // floats: the fragment's float2 stores hit at most two banks' worth per phase.
 constexpr int kRedStride = kLatent + 8;
+constexpr int kMaxCluster = 8;  // split CTAs per cluster: 2, 4 or 8 (the portable limit)
 struct ClusterScratch {
     float o[kHeads][kRedStride];
     float m[kHeads], l[kHeads];
@@ -113,13 +114,18 @@ __device__ __forceinline__ void cluster_finish(const MlaSparseKernelParams& p, W
 #pragma unroll
     for (int hlf = 0; hlf < 2; ++hlf) {
         const int r = r0 + g + 8 * hlf;
-        float m_all = kNoMax;
-        for (int z = 0; z < ranks; ++z) m_all = fmaxf(m_all, cl.map_shared_rank(&sm, z)->row_max[1][r]);
-        float l_all = 0.0f;
-        for (int z = 0; z < ranks; ++z) {
-            const WgSmem* rs = cl.map_shared_rank(&sm, z);
-            l_all += (rs->row_sum[0][r] + rs->row_sum[1][r]) * exp2f(rs->row_max[1][r] - m_all);
+        float mz[kMaxCluster], lz[kMaxCluster];  // all remote loads issued before any is used
+#pragma unroll
+        for (int z = 0; z < kMaxCluster; ++z) {
+            const WgSmem* rs = cl.map_shared_rank(&sm, z < ranks ? z : 0);
+            mz[z] = z < ranks ? rs->row_max[1][r] : kNoMax;
+            lz[z] = z < ranks ? rs->row_sum[0][r] + rs->row_sum[1][r] : 0.0f;
         }
+        float m_all = kNoMax, l_all = 0.0f;
+#pragma unroll
+        for (int z = 0; z < kMaxCluster; ++z) m_all = fmaxf(m_all, mz[z]);
+#pragma unroll
+        for (int z = 0; z < kMaxCluster; ++z) l_all += lz[z] * exp2f(mz[z] - m_all);
         const float f = exp2f(sm.row_max[1][r] - m_all);
 #pragma unroll
         for (int i = 0; i < 32; ++i) {
@@ -136,13 +142,19 @@ __device__ __forceinline__ void cluster_finish(const MlaSparseKernelParams& p, W
     const int64_t groups = gridDim.z / ranks, group = blockIdx.z / ranks;
     for (int idx = threadIdx.x; idx < kHeads * width4; idx += kThreads) {
         const int r = idx / width4, c = 4 * (rank * width4 + idx % width4);
-        float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        for (int z = 0; z < ranks; ++z) {
-            const float4 v = *reinterpret_cast<const float4*>(&cl.map_shared_rank(&sc, z)->o[r][c]);
-            sum.x += v.x;
-            sum.y += v.y;
-            sum.z += v.z;
-            sum.w += v.w;
+        float4 v[kMaxCluster];  // all remote loads in flight together
+#pragma unroll
+        for (int z = 0; z < kMaxCluster; ++z) {
+            v[z] = z < ranks ? *reinterpret_cast<const float4*>(&cl.map_shared_rank(&sc, z)->o[r][c])
+                             : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+        float4 sum = v[0];
+#pragma unroll
+        for (int z = 1; z < kMaxCluster; ++z) {
+            sum.x += v[z].x;
+            sum.y += v[z].y;
+            sum.z += v[z].z;
+            sum.w += v[z].w;
         }
         const int64_t head = h0 + r;
         if (head >= p.heads) continue;
@@ -279,7 +291,7 @@ bool cluster_fits(const cudaLaunchConfig_t& cfg, unsigned size) {
 // Clusters of 2, 4 or 8 split CTAs (grid.z rounded up; the extra CTAs get no tiles and add zeros), launched with
 // PDL like the plain kernel; the combine then merges one partial per cluster (none with a single cluster).
 void launch_cluster_split(const MlaSparseKernelParams& p, dim3 grid, cudaStream_t stream) {
-    const unsigned size = p.splits >= 8 ? 8u : p.splits >= 4 ? 4u : 2u;
+    const unsigned size = p.splits >= kMaxCluster ? kMaxCluster : p.splits >= 4 ? 4u : 2u;
     grid.z = (grid.z + size - 1) / size * size;
     DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_s1_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(kSmemBytes)));
