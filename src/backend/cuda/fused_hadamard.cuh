@@ -1,13 +1,14 @@
 // The indexer's per-warp pieces of one 128-vector (lane l: elements 4l .. 4l+3), shared by the key writes and the
 // q preparation: the bf16 load, the RoPE of the first 64 dims, the reference's Hadamard butterflies (every value
-// gets the same float operations as on the CPU) and act_quant.cuh's scale and code rule (one scale per 128-vector).
-// Included by .cu files only.
+// gets the same float operations as on the CPU), act_quant.cuh's scale and code rule (one scale per 128-vector) and
+// the key's page write (indexer_common.cuh layout). Included by .cu files only.
 #pragma once
 
 #include <cstdint>
 
 #include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/indexer_common.cuh"
 
 namespace dsa::backend::cuda {
 
@@ -93,4 +94,24 @@ __device__ __forceinline__ float act_quant_lanes(const float (&v)[4], bool ue8m0
     return s;
 }
 
+namespace {
+
+// The warp's key (lane: 4 values) into its slot's page row: f32 values, or Hadamard + act_quant (e4m3 + scale).
+__device__ __forceinline__ void store_indexer_key(uint8_t* pages, int64_t slot, int lane, float (&v)[4], bool fp8,
+                                                  float hadamard_scale, bool ue8m0) {
+    const int64_t page = slot / kPageTokens, row = slot % kPageTokens;
+    if (!fp8) {
+        *reinterpret_cast<float4*>(pages + page * kF32PageBytes + row * kDim * 4 + lane * 16) =
+            make_float4(v[0], v[1], v[2], v[3]);
+        return;
+    }
+    hadamard128_lanes(v, lane, hadamard_scale);
+    uint32_t packed;
+    const float s = act_quant_lanes(v, ue8m0, packed);
+    uint8_t* base = pages + page * kFp8PageBytes;
+    *reinterpret_cast<uint32_t*>(base + row * kDim + lane * 4) = packed;
+    if (lane == 0) *reinterpret_cast<float*>(base + kFp8ScaleOffset + row * 4) = s;
+}
+
+}  // namespace
 }  // namespace dsa::backend::cuda

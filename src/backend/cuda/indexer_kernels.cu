@@ -42,18 +42,7 @@ __global__ void indexer_k_write_kernel(IndexerKWriteKernelParams p) {
     if (slot >= p.num_slots) __trap();
     float v[4];
     load4_bf16(p.k + tok * kDim + lane * 4, v);
-    const int64_t page = slot / kPageTokens, row = slot % kPageTokens;
-    if (!p.fp8) {
-        *reinterpret_cast<float4*>(p.pages + page * kF32PageBytes + row * kDim * 4 + lane * 16) =
-            make_float4(v[0], v[1], v[2], v[3]);
-        return;
-    }
-    hadamard128_lanes(v, lane, p.hadamard_scale);
-    uint32_t packed;
-    const float s = act_quant_lanes(v, p.ue8m0, packed);
-    uint8_t* base = p.pages + page * kFp8PageBytes;
-    *reinterpret_cast<uint32_t*>(base + row * kDim + lane * 4) = packed;
-    if (lane == 0) *reinterpret_cast<float*>(base + kFp8ScaleOffset + row * 4) = s;
+    store_indexer_key(p.pages, slot, lane, v, p.fp8, p.hadamard_scale, p.ue8m0);
 }
 
 // ---- q preparation: one warp per (token, padded head) ----

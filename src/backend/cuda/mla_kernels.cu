@@ -3,6 +3,7 @@
 // cp.async double buffering) and the split of the kv_b output into per-head keys and values.
 #include <cuda_fp8.h>
 
+#include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/mla_kernels.h"
@@ -14,14 +15,6 @@ namespace {
 
 constexpr int kLatent = 512, kRope = 64, kKvDim = 576, kTile = 128;
 constexpr int kFp8RowBytes = 656, kFp8ScaleOffset = 512, kFp8RopeOffset = 528, kBf16RowBytes = 1152;
-constexpr float kFp8Max = 448.0f, kMinScaleArg = 1e-4f;
-
-// 2^ceil(log2(x)) for x > 0 (the reference's pow2_ceil).
-__device__ __forceinline__ float pow2_ceil(float x) {
-    int e;
-    const float m = frexpf(x, &e);
-    return m == 0.5f ? ldexpf(1.0f, e - 1) : ldexpf(1.0f, e);
-}
 
 __device__ __forceinline__ float e4m3_to_f32(uint8_t b) {
     const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(b), __NV_E4M3);
@@ -53,15 +46,10 @@ __global__ void mla_kv_write_kernel(MlaKvWriteKernelParams p) {
         amax = fmaxf(amax, fabsf(v[j]));
     }
     amax = warp_max(amax);
-    const float scale = pow2_ceil(fmaxf(amax / kFp8Max, kMinScaleArg));
+    const float scale = mla_kv_tile_scale(amax);  // act_quant.cuh: the one latent FP8 rule
     uint32_t packed = 0;
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        const float x = fminf(fmaxf(v[j] / scale, -kFp8Max), kFp8Max);
-        const uint32_t b =
-            static_cast<uint8_t>(__nv_cvt_float_to_fp8(isnan(v[j]) ? v[j] : x, __NV_SATFINITE, __NV_E4M3));
-        packed |= b << (8 * j);
-    }
+    for (int j = 0; j < 4; ++j) packed |= static_cast<uint32_t>(mla_kv_tile_code(v[j], scale)) << (8 * j);
     *reinterpret_cast<uint32_t*>(row + warp * kTile + lane * 4) = packed;
     if (lane == 0) reinterpret_cast<float*>(row + kFp8ScaleOffset)[warp] = scale;
     if (warp == 0) {

@@ -43,6 +43,35 @@ __device__ __forceinline__ void quantize_slice(const RmsNormParams& p, const flo
     *reinterpret_cast<uint2*>(p.q8 + row * p.dim + i) = pack_e4m3x8(q);
 }
 
+// RMSNorm's pieces, shared by the one-pass and the two-pass kernel (the same operations in the same order):
+// the residual slice at i (+ delta, rounded to bf16 and written back) with its squares added to ss ...
+template <int VEC>
+__device__ __forceinline__ void residual_slice(uint16_t* r, const uint16_t* d, int64_t i, float (&v)[VEC],
+                                               float& ss) {
+    load_bf16<VEC>(r + i, v);
+    if (d != nullptr) {
+        float dv[VEC];
+        load_bf16<VEC>(d + i, dv);
+#pragma unroll
+        for (int j = 0; j < VEC; ++j) v[j] = round_bf16(v[j] + dv[j]);
+        store_bf16<VEC>(r + i, v);
+    }
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) ss += v[j] * v[j];
+}
+
+// ... 1 / rms of the row from the block's sum of squares ...
+__device__ __forceinline__ float rms_inv(const RmsNormParams& p, float ss) {
+    return 1.0f / sqrtf(ss / static_cast<float>(p.dim) + p.eps);
+}
+
+// ... and the output w * (v * inv).
+template <int VEC>
+__device__ __forceinline__ void scale_slice(const float (&w)[VEC], float inv, float (&v)[VEC]) {
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) v[j] = w[j] * (v[j] * inv);
+}
+
 // Rows of at most blockDim.x * VEC: each thread's slice stays in registers between the passes, and the weights
 // are loaded with the row (not after the reduction). The same arithmetic in the same order as the loop below.
 template <int VEC>
@@ -53,23 +82,10 @@ __device__ __forceinline__ void rms_norm_row_in_registers(const RmsNormParams& p
     float v[VEC], w[VEC];
     load_param<VEC>(p.weight, i, p.dim, w);
     float ss = 0.0f;
+    if (mine) residual_slice<VEC>(r, d, i, v, ss);
+    const float inv = rms_inv(p, block_sum(ss));
     if (mine) {
-        load_bf16<VEC>(r + i, v);
-        if (d != nullptr) {
-            float dv[VEC];
-            load_bf16<VEC>(d + i, dv);
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) v[j] = round_bf16(v[j] + dv[j]);
-            store_bf16<VEC>(r + i, v);
-        }
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) ss += v[j] * v[j];
-    }
-    ss = block_sum(ss);
-    const float inv = 1.0f / sqrtf(ss / static_cast<float>(p.dim) + p.eps);
-    if (mine) {
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) v[j] = w[j] * (v[j] * inv);
+        scale_slice<VEC>(w, inv, v);
         store_bf16<VEC>(y + i, v);
     }
     if constexpr (VEC == 8) {
@@ -92,24 +108,14 @@ __global__ void rms_norm_kernel(RmsNormParams p) {
     float ss = 0.0f;
     for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
         float v[VEC];
-        load_bf16<VEC>(r + i, v);
-        if (d != nullptr) {
-            float dv[VEC];
-            load_bf16<VEC>(d + i, dv);
-#pragma unroll
-            for (int j = 0; j < VEC; ++j) v[j] = round_bf16(v[j] + dv[j]);
-            store_bf16<VEC>(r + i, v);
-        }
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) ss += v[j] * v[j];
+        residual_slice<VEC>(r, d, i, v, ss);
     }
-    ss = block_sum(ss);
-    const float inv = 1.0f / sqrtf(ss / static_cast<float>(p.dim) + p.eps);
+    const float inv = rms_inv(p, block_sum(ss));
     for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
-        float v[VEC];
+        float v[VEC], w[VEC];
         load_bf16<VEC>(r + i, v);
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) v[j] = p.weight[i + j] * (v[j] * inv);
+        load_param<VEC>(p.weight, i, p.dim, w);
+        scale_slice<VEC>(w, inv, v);
         store_bf16<VEC>(y + i, v);
     }
 }
