@@ -191,7 +191,8 @@ struct GraphCaptureBreak : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-// The decode-path fusions (norms writing act_quant, the fused KV / key writes): env DSA_FUSED_DECODE, default on.
+// The decode-path fusions (norms writing act_quant, the fused KV / key writes, the indexer q RoPE in the q prep):
+// env DSA_FUSED_DECODE, default on.
 bool fused_decode_enabled();
 
 // Checks a contiguous device tensor of dtype `dt`; `shape` entries < 0 are not checked.
