@@ -374,13 +374,13 @@ void bench_shared_mlp(cuda::CudaBackend& be, std::mt19937& rng) {
 // the shared expert's gate / up and down shapes), with the default plans, then with stream-K (DSA_FP8_STREAMK=1).
 void bench_absorbs_and_streams(cuda::CudaBackend& be, std::mt19937& rng) {
     bench_absorbs(be, rng);
-    const bool streamk = cuda::fp8_stream_streamk();
+    const int streamk = cuda::fp8_stream_streamk_scope();
     for (const bool sk : {false, true}) {
         cuda::set_fp8_stream_streamk(sk);
         bench_shared_mlp(be, rng);
         bench_decode_shapes(be, rng, {{24576, 1536}, {7168, 16384}, {4096, 7168}, {7168, 2048}}, {1, 8});
     }
-    cuda::set_fp8_stream_streamk(streamk);
+    cuda::set_fp8_stream_streamk_scope(streamk);
 }
 
 // q_a 1536x7168 + kv_a 576x7168 + indexer wk 128x7168 (16.1 MB of FP8) over one x, 8 rotated weight sets; then

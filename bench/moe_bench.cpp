@@ -265,7 +265,7 @@ void bench_layer(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, in
     if (batch == 1 && cuda::fp8_stream_variant() != cuda::Fp8StreamKernel::kRing) {
         // Stream-K plans (DSA_FP8_STREAMK=1, opt-in): the MoE launches at one token (the shared expert as a group)
         // and the dense shared expert.
-        const bool streamk = cuda::fp8_stream_streamk();
+        const int streamk = cuda::fp8_stream_streamk_scope();
         cuda::set_fp8_stream_streamk(true);
         const int64_t before = cuda::moe_shared_fused_count();
         routed_shared(0);
@@ -276,7 +276,7 @@ void bench_layer(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, in
                   in.active_bytes + ex.bytes_per_expert);
         print_row(tag + "layer: route+moe_experts(shared) " + sk_how + " [stream-K] graph",
                   graph_time(be, layer_fused), in.active_bytes + ex.bytes_per_expert);
-        cuda::set_fp8_stream_streamk(streamk);
+        cuda::set_fp8_stream_streamk_scope(streamk);
     }
 }
 

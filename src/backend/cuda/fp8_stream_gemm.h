@@ -59,14 +59,18 @@ Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t m
 // 2016 CTAs of 8 blocks instead of 288 of 56. Both run the same kernel; outputs differ in split-K order only.
 bool fp8_stream_grouped_joint();
 void set_fp8_stream_grouped_joint(bool joint);
-// Stream-K (opt-in: DSA_FP8_STREAMK=1 or set_fp8_stream_streamk(true); never measured yet): dense plans (bounded,
+// Stream-K (opt-in: DSA_FP8_STREAMK=1 (both), =dense, =moe, or the setters; never measured yet): dense plans (bounded,
 // staged / wgmma; not the multi launch) and the MoE launches at one token (moe_ops: the shared expert then joins
 // as a group) give every one of 2 CTAs per SM an equal run of (group, row block, K block) units (>= 4 K blocks;
 // nt 1-2: >= 2), cutting row blocks where the runs end: no partial wave (V3.2 at one token: 8 experts' down is
 // 448 CTAs of 16 blocks = 1.7 waves on the fixed grid, 256 CTAs of 28 here; 9 experts' gate_up 261 CTAs of 62
 // instead of 288 of 56). Outputs differ from the other plans in split-K summation order only.
-bool fp8_stream_streamk();
-void set_fp8_stream_streamk(bool on);
+constexpr int kFp8StreamKDense = 1, kFp8StreamKMoe = 2;  // scope bits
+int fp8_stream_streamk_scope();
+void set_fp8_stream_streamk_scope(int scope);
+bool fp8_stream_streamk();      // dense plans
+bool fp8_stream_streamk_moe();  // MoE launches at one token
+void set_fp8_stream_streamk(bool on);  // both
 // The stream-K version of `plan` (bounded, staged or wgmma; made for `groups` groups and this K).
 Fp8StreamPlan fp8_stream_streamk_plan(Fp8StreamPlan plan, int64_t groups, int64_t k, int num_sms);
 

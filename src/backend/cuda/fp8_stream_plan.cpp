@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "base/check.h"
@@ -77,9 +78,27 @@ bool fp8_stream_grouped_joint() { return env_switch(g_grouped_joint, "DSA_MOE_PL
 
 void set_fp8_stream_grouped_joint(bool joint) { g_grouped_joint.store(joint ? 1 : 0, std::memory_order_relaxed); }
 
-bool fp8_stream_streamk() { return env_switch(g_streamk, "DSA_FP8_STREAMK", "1", true); }
+int fp8_stream_streamk_scope() {
+    int v = g_streamk.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* e = std::getenv("DSA_FP8_STREAMK");
+        const std::string s = e != nullptr ? e : "";
+        v = s == "1" || s == "all" ? kFp8StreamKDense | kFp8StreamKMoe
+            : s == "dense"         ? kFp8StreamKDense
+            : s == "moe"           ? kFp8StreamKMoe
+                                   : 0;
+        g_streamk.store(v, std::memory_order_relaxed);
+    }
+    return v;
+}
 
-void set_fp8_stream_streamk(bool on) { g_streamk.store(on ? 1 : 0, std::memory_order_relaxed); }
+void set_fp8_stream_streamk_scope(int scope) { g_streamk.store(scope & 3, std::memory_order_relaxed); }
+
+bool fp8_stream_streamk() { return (fp8_stream_streamk_scope() & kFp8StreamKDense) != 0; }
+
+bool fp8_stream_streamk_moe() { return (fp8_stream_streamk_scope() & kFp8StreamKMoe) != 0; }
+
+void set_fp8_stream_streamk(bool on) { set_fp8_stream_streamk_scope(on ? kFp8StreamKDense | kFp8StreamKMoe : 0); }
 
 Fp8StreamPlan fp8_stream_streamk_plan(Fp8StreamPlan plan, int64_t groups, int64_t k, int num_sms) {
     DSA_CHECK(plan.kernel != Fp8StreamKernel::kRing && groups >= 1 && k >= kFp8StreamKBlock)

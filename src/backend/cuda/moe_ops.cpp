@@ -5,7 +5,7 @@
 // uploaded once (device_weight) and listed in a cached device pointer table; the (token, slot) pairs are grouped
 // by expert. FP8 experts with act_quant at T <= 128: grouping on the device, then the tensor-core weight-streaming
 // GEMM (fp8_stream_gemm.cu) for gate_up (one launch over all groups; fixed grid, DSA_MOE_PLAN=joint: one K chunk
-// planned over all groups' CTAs, DSA_FP8_STREAMK=1 at one token: stream-K), SwiGLU + act_quant of h, and down.
+// planned over all groups' CTAs, DSA_FP8_STREAMK=1 / moe at one token: stream-K), SwiGLU + act_quant of h, and down.
 // Else the weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then down) at T <= 16, and in the prefill path
 // experts with >= 32 rows gather their rows and run dense_mlp. The combine sums weight * expert output per token in
 // FP32 in slot order and rounds once to bf16.
@@ -303,9 +303,9 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
     // routed experts' shapes; else the model's order: add(routed, dense_mlp(x, shared)). At one token it joins only
     // under the opt-in joint grouped plan (fp8_stream_grouped_joint, staged / wgmma kernels): the fixed grid's
     // 9-group gate_up overfills a wave (288 CTAs on 264 slots) and measured 5-15 us slower per layer on the H200 than
-    // the separate shared expert (the default, fixed grid); and under stream-K (DSA_FP8_STREAMK=1: one wave).
+    // the separate shared expert (the default, fixed grid); and under stream-K (DSA_FP8_STREAMK=1 / moe: one wave).
     const MoeExpertPtrs* shared_ptrs = nullptr;
-    const bool streamk = tokens == 1 && fp8_stream_streamk() && fp8_stream_variant() != Fp8StreamKernel::kRing;
+    const bool streamk = tokens == 1 && fp8_stream_streamk_moe() && fp8_stream_variant() != Fp8StreamKernel::kRing;
     const bool shared_joins =
         tokens >= 2 || streamk || (fp8_stream_grouped_joint() && fp8_stream_variant() != Fp8StreamKernel::kRing);
     if (p.shared != nullptr && streamed && shared_joins && top_k > 0 && tokens * (top_k + 1) <= kMoeGroupMaxPairs &&

@@ -235,7 +235,9 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 TEST_F(LinearTest, LinearMultiEqualsSeparateCalls) {
     const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
     const bool joint = cuda::fp8_stream_multi_joint();
+    const int streamk = cuda::fp8_stream_streamk_scope();
     cuda::set_fp8_stream_multi_joint(false);
+    cuda::set_fp8_stream_streamk_scope(0);  // linear()'s own plans (multi launches never take stream-K)
     using V = cuda::Fp8StreamKernel;
     for (const V variant : {V::kStaged, V::kRing, V::kWgmma}) {
         cuda::set_fp8_stream_variant(variant);
@@ -272,6 +274,7 @@ TEST_F(LinearTest, LinearMultiEqualsSeparateCalls) {
     }
     cuda::set_fp8_stream_variant(initial);
     cuda::set_fp8_stream_multi_joint(joint);
+    cuda::set_fp8_stream_streamk_scope(streamk);
 }
 
 // The joint multi plan (the default): one K chunk for all problems that fills whole waves of 2 CTAs per SM. At the
@@ -389,7 +392,9 @@ TEST_F(LinearTest, LinearMultiJointPlanVsCpu) {
 // bits, and the backend reports it. The CPU default is linear() per weight, bit for bit.
 TEST_F(LinearTest, LinearMultiFallbackAndCpuDefault) {
     const bool joint = cuda::fp8_stream_multi_joint();
+    const int streamk = cuda::fp8_stream_streamk_scope();
     cuda::set_fp8_stream_multi_joint(false);  // the fused case: separate plans, the bits of separate calls
+    cuda::set_fp8_stream_streamk_scope(0);    // linear()'s own plans (multi launches never take stream-K)
     for (const Numerics& n : {kActQuantUe8m0, Numerics::bf16()}) {
         make(n);
         const LinearWeight ws[3] = {random_fp8_weight(576, 7168, rng_), random_bf16_weight(64, 7168, rng_),
@@ -413,6 +418,7 @@ TEST_F(LinearTest, LinearMultiFallbackAndCpuDefault) {
         }
     }
     cuda::set_fp8_stream_multi_joint(joint);
+    cuda::set_fp8_stream_streamk_scope(streamk);
 }
 
 // The decode-path kernels are launched with PDL (every kernel may start before the previous one ends). A chain of
@@ -452,7 +458,7 @@ TEST_F(LinearTest, PdlChainGraphEqualsEager) {
 // no row block meets more runs than the plan's workspace holds, the grid fits 2 CTAs per SM, and multi plans never
 // take it. Host-only; the switch is restored.
 TEST(Fp8StreamPlanTest, StreamKPlanCoversUnits) {
-    const bool initial = cuda::fp8_stream_streamk();
+    const int initial = cuda::fp8_stream_streamk_scope();
     cuda::set_fp8_stream_streamk(true);
     struct Case {
         int64_t groups, n, k, tokens;
@@ -491,7 +497,13 @@ TEST(Fp8StreamPlanTest, StreamKPlanCoversUnits) {
     EXPECT_EQ(multi.prob[1].plan.streamk_units, 0);
     cuda::set_fp8_stream_streamk(false);
     EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 1, 132).streamk_units, 0);
-    cuda::set_fp8_stream_streamk(initial);
+    cuda::set_fp8_stream_streamk_scope(cuda::kFp8StreamKMoe);  // DSA_FP8_STREAMK=moe: dense plans unchanged
+    EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 1, 132).streamk_units, 0);
+    EXPECT_TRUE(cuda::fp8_stream_streamk_moe());
+    cuda::set_fp8_stream_streamk_scope(cuda::kFp8StreamKDense);
+    EXPECT_GT(cuda::fp8_stream_plan(1, 7168, 16384, 1, 132).streamk_units, 0);
+    EXPECT_FALSE(cuda::fp8_stream_streamk_moe());
+    cuda::set_fp8_stream_streamk_scope(initial);
 }
 
 // The stream-K launches (opt-in) on the staged and wgmma kernels: linear() at M = 1, 8, 33, 64 on shapes whose row
@@ -499,7 +511,7 @@ TEST(Fp8StreamPlanTest, StreamKPlanCoversUnits) {
 // from a CUDA graph replay on new input, close to the default plan; dense_mlp (the shared expert) at M = 1 and 8.
 TEST_F(LinearTest, Fp8StreamKDense) {
     const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
-    const bool streamk = cuda::fp8_stream_streamk();
+    const int streamk = cuda::fp8_stream_streamk_scope();
     using V = cuda::Fp8StreamKernel;
     make(kActQuantUe8m0);
     constexpr Shape2 kShapes[] = {{7168, 2048}, {1536, 7168}, {576, 7168}, {24576, 1536}};
@@ -548,7 +560,7 @@ TEST_F(LinearTest, Fp8StreamKDense) {
         expect_close(what, down(gpu_->dense_mlp(up(x), mw)), cpu_->dense_mlp(x, mw), 2e-2);
         EXPECT_TRUE(cuda().last_mlp_fused()) << what;
     }
-    cuda::set_fp8_stream_streamk(streamk);
+    cuda::set_fp8_stream_streamk_scope(streamk);
     cuda::set_fp8_stream_variant(initial);
 }
 

@@ -686,7 +686,7 @@ TEST_F(MoeTest, ExpertsGraphReplayNewRouting) {
 // routed + shared against the CPU, the same bits when repeated, close to the default plans; a captured call replayed
 // after new routing and x equals the eager run bit for bit. Staged and wgmma kernels; the switches are restored.
 TEST_F(MoeTest, ExpertsStreamKOneToken) {
-    const bool initial = cuda::fp8_stream_streamk();
+    const int initial = cuda::fp8_stream_streamk_scope();
     const cuda::Fp8StreamKernel variant = cuda::fp8_stream_variant();
     make(kActQuantUe8m0);
     std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
@@ -738,7 +738,7 @@ TEST_F(MoeTest, ExpertsStreamKOneToken) {
         }
     }
     cuda::set_fp8_stream_variant(variant);
-    cuda::set_fp8_stream_streamk(initial);
+    cuda::set_fp8_stream_streamk_scope(initial);
 }
 
 // More rows in one group than the tile was planned for (the kernel makes a second pass over the weights).
