@@ -43,6 +43,18 @@ __device__ __forceinline__ void quantize_slice(const RmsNormParams& p, const flo
     *reinterpret_cast<uint2*>(p.q8 + row * p.dim + i) = pack_e4m3x8(q);
 }
 
+// block_sum for a kernel that reduces once (RMSNorm): one barrier instead of three. Every warp adds the per-warp
+// partials itself with block_sum's final warp reduction, so each gets block_sum's value; the partials are written
+// once per launch.
+__device__ __forceinline__ float block_sum_once(float v) {
+    __shared__ float partial[32];
+    const int lane = threadIdx.x & 31;
+    v = warp_sum(v);
+    if (lane == 0) partial[threadIdx.x >> 5] = v;
+    __syncthreads();
+    return warp_sum(lane < static_cast<int>(blockDim.x >> 5) ? partial[lane] : 0.0f);
+}
+
 // RMSNorm's pieces, shared by the one-pass and the two-pass kernel (the same operations in the same order):
 // the residual slice at i (+ delta, rounded to bf16 and written back) with its squares added to ss ...
 template <int VEC>
@@ -83,7 +95,7 @@ __device__ __forceinline__ void rms_norm_row_in_registers(const RmsNormParams& p
     load_param<VEC>(p.weight, i, p.dim, w);
     float ss = 0.0f;
     if (mine) residual_slice<VEC>(r, d, i, v, ss);
-    const float inv = rms_inv(p, block_sum(ss));
+    const float inv = rms_inv(p, block_sum_once(ss));
     if (mine) {
         scale_slice<VEC>(w, inv, v);
         store_bf16<VEC>(y + i, v);
@@ -110,7 +122,7 @@ __global__ void rms_norm_kernel(RmsNormParams p) {
         float v[VEC];
         residual_slice<VEC>(r, d, i, v, ss);
     }
-    const float inv = rms_inv(p, block_sum(ss));
+    const float inv = rms_inv(p, block_sum_once(ss));
     for (int64_t i = threadIdx.x * VEC; i < p.dim; i += blockDim.x * VEC) {
         float v[VEC], w[VEC];
         load_bf16<VEC>(r + i, v);
