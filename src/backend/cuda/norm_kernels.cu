@@ -58,8 +58,7 @@ __device__ __forceinline__ float block_sum_once(float v) {
 // RMSNorm's pieces, shared by the one-pass and the two-pass kernel (the same operations in the same order):
 // the residual slice at i (+ delta, rounded to bf16 and written back) with its squares added to ss ...
 template <int VEC>
-__device__ __forceinline__ void residual_slice(uint16_t* r, const uint16_t* d, int64_t i, float (&v)[VEC],
-                                               float& ss) {
+__device__ __forceinline__ void residual_slice(uint16_t* r, const uint16_t* d, int64_t i, float (&v)[VEC], float& ss) {
     load_bf16<VEC>(r + i, v);
     if (d != nullptr) {
         float dv[VEC];

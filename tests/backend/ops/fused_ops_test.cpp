@@ -344,9 +344,9 @@ TEST_F(FusedOpsTest, IndexerTopkQRopeEqualsRopeThenTopk) {
         for (const int64_t heads : {64, 4}) {
             for (const RopeLayout layout : {RopeLayout::kNeox, RopeLayout::kInterleaved}) {
                 for (const int64_t t : {1, 3, 64}) {
-                    const std::string what = "indexer q rope mode=" + std::to_string(mode) + " heads=" +
-                                             std::to_string(heads) + (layout == RopeLayout::kNeox ? " neox" : " il") +
-                                             " T=" + std::to_string(t);
+                    const std::string what =
+                        "indexer q rope mode=" + std::to_string(mode) + " heads=" + std::to_string(heads) +
+                        (layout == RopeLayout::kNeox ? " neox" : " il") + " T=" + std::to_string(t);
                     std::cout << "[ metric ] " << what << std::endl;
                     const TopkSetup s = topk_setup(*gpu_, true, format, t, rng_);
                     const Tensor q = random_act({t, heads, kIndexerHeadDim}, rng_, 2.0f);
