@@ -79,10 +79,6 @@ struct MlaSparseKernelParams {
     int64_t splits = 1, tiles_per_split = 0;
     float* part_o = nullptr;   // [splits, num_tokens, heads, 512] f32
     float* part_ml = nullptr;  // [splits, num_tokens, heads, 2] f32: max (log2 units), sum
-    // s1 only (DSA_MLA_SPLIT=cluster, opt-in): the split CTAs of a (token, head group) run as clusters of 2 / 4 / 8
-    // that reduce their partial O through distributed shared memory; one cluster per list writes the output
-    // directly, several write one partial per cluster for the combine (fewer partials, or no combine launch).
-    bool cluster_split = false;
 };
 // Splits of the token lists for this launch (1 = no split): enough CTAs to cover the SMs once.
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms);

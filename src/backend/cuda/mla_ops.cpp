@@ -56,15 +56,6 @@ SparseKernel sparse_kernel_choice() {
     return SparseKernel::kLegacy;
 }
 
-// DSA_MLA_SPLIT=cluster (opt-in): s1's split CTAs reduce their partials in clusters through distributed shared
-// memory (MlaSparseKernelParams::cluster_split); unset or 'global': FP32 partials + the combine kernel.
-bool sparse_cluster_split() {
-    const char* v = std::getenv("DSA_MLA_SPLIT");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "global") == 0) return false;
-    DSA_CHECK(std::strcmp(v, "cluster") == 0) << "DSA_MLA_SPLIT must be 'global' or 'cluster', not '" << v << "'";
-    return true;
-}
-
 }  // namespace
 
 // Slot lists may hold -1 (skipped / unused). Host lists are range-checked here, device lists in the kernels.
@@ -216,7 +207,6 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
     if (kernel == SparseKernel::kLegacy) {
         launch_mla_sparse_attention(k, stream_);
     } else {
-        k.cluster_split = sparse_cluster_split();
         launch_mla_sparse_wgmma(k, stream_);
     }
     return out;

@@ -4,10 +4,7 @@
 // double-buffered in shared memory in the 128-byte-swizzled wgmma layout. Warpgroup 0 computes S of the whole tile
 // (m64n64k16, Q and K from shared memory) and the softmax and hands the row rescale factors to warpgroup 1 through
 // shared memory; warpgroup c accumulates output columns 256c .. +256 (m64n256k16, P and V = the tile's first 512
-// columns read MN-major). Both warpgroups gather the tiles. Split-K partials as the mma.sync kernel; opt-in
-// (DSA_MLA_SPLIT=cluster): the split CTAs form clusters that reduce their partials through distributed shared memory.
-#include <cooperative_groups.h>
-
+// columns read MN-major). Both warpgroups gather the tiles. Split-K partials as the mma.sync kernel.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mla_sparse_wgmma.cuh"
 #include "backend/cuda/pdl.cuh"
@@ -72,111 +69,6 @@ __device__ __forceinline__ void fp8_store(WgSmem& sm, int buf, const Fp8Stage& s
     }
 }
 
-// ---- cluster split reduction (DSA_MLA_SPLIT=cluster) ----
-namespace cg = cooperative_groups;
-
-// A CTA's rescaled partial O and the rows' merged max / sum, in the tile buffers after the walk. Rows padded by 8
-// floats: the fragment's float2 stores hit at most two banks' worth per phase.
-constexpr int kRedStride = kLatent + 8;
-constexpr int kMaxCluster = 8;  // split CTAs per cluster: 2, 4 or 8 (the portable limit)
-struct ClusterScratch {
-    float o[kHeads][kRedStride];
-    float m[kHeads], l[kHeads];
-};
-static_assert(sizeof(ClusterScratch) <= sizeof(WgSmem::kv), "cluster scratch must fit the tile buffers");
-
-// The split CTAs of one cluster merge their partials: (1) each publishes its rows' running max (row_max[1]) and sum
-// parts (row_sum); (2) every CTA merges the cluster's max M and sum L = sum_z l_z 2^(m_z - M) per row and stores
-// its O times 2^(m - M) into its scratch; (3) rank r sums columns [r w, r w + w), w = 512 / cluster size, over all
-// ranks' scratch and writes the normalized output (one cluster per list) or the cluster's partial (M, L and the
-// summed O) for the combine. Every thread of every CTA passes the three cluster barriers (no early exit).
-__device__ __forceinline__ void cluster_finish(const MlaSparseKernelParams& p, WgSmem& sm, const float (&o)[32][4],
-                                               const float (&m_run)[2], float (&l_run)[2], int64_t tok, int64_t h0,
-                                               int ch, int r0, int g, int t) {
-    cg::cluster_group cl = cg::this_cluster();
-    const int ranks = static_cast<int>(cl.num_blocks()), rank = static_cast<int>(cl.block_rank());
-#pragma unroll
-    for (int hlf = 0; hlf < 2; ++hlf) {
-        l_run[hlf] += __shfl_xor_sync(0xffffffffu, l_run[hlf], 1);
-        l_run[hlf] += __shfl_xor_sync(0xffffffffu, l_run[hlf], 2);
-    }
-    if (t == 0) {
-        sm.row_sum[ch][r0 + g] = l_run[0];
-        sm.row_sum[ch][r0 + g + 8] = l_run[1];
-        if (ch == 0) {
-            sm.row_max[1][r0 + g] = m_run[0];
-            sm.row_max[1][r0 + g + 8] = m_run[1];
-        }
-    }
-    cl.sync();  // (1) published cluster-wide
-    ClusterScratch& sc = *reinterpret_cast<ClusterScratch*>(sm.kv[0]);
-    const int col = ch * 256 + 2 * t;
-#pragma unroll
-    for (int hlf = 0; hlf < 2; ++hlf) {
-        const int r = r0 + g + 8 * hlf;
-        float mz[kMaxCluster], lz[kMaxCluster];  // all remote loads issued before any is used
-#pragma unroll
-        for (int z = 0; z < kMaxCluster; ++z) {
-            const WgSmem* rs = cl.map_shared_rank(&sm, z < ranks ? z : 0);
-            mz[z] = z < ranks ? rs->row_max[1][r] : kNoMax;
-            lz[z] = z < ranks ? rs->row_sum[0][r] + rs->row_sum[1][r] : 0.0f;
-        }
-        float m_all = kNoMax, l_all = 0.0f;
-#pragma unroll
-        for (int z = 0; z < kMaxCluster; ++z) m_all = fmaxf(m_all, mz[z]);
-#pragma unroll
-        for (int z = 0; z < kMaxCluster; ++z) l_all += lz[z] * exp2f(mz[z] - m_all);
-        const float f = exp2f(sm.row_max[1][r] - m_all);
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            *reinterpret_cast<float2*>(&sc.o[r][col + 8 * i]) = make_float2(o[i][2 * hlf] * f, o[i][2 * hlf + 1] * f);
-        }
-        if (ch == 0 && t == 0) {
-            sc.m[r] = m_all;
-            sc.l[r] = l_all;
-        }
-    }
-    // (2) every CTA's scaled O in its scratch; rank r then reduces width4 float4 columns of every row
-    cl.sync();
-    const int width4 = kLatent / 4 / ranks;
-    const int64_t groups = gridDim.z / ranks, group = blockIdx.z / ranks;
-    for (int idx = threadIdx.x; idx < kHeads * width4; idx += kThreads) {
-        const int r = idx / width4, c = 4 * (rank * width4 + idx % width4);
-        float4 v[kMaxCluster];  // all remote loads in flight together
-#pragma unroll
-        for (int z = 0; z < kMaxCluster; ++z) {
-            v[z] = z < ranks ? *reinterpret_cast<const float4*>(&cl.map_shared_rank(&sc, z)->o[r][c])
-                             : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        }
-        float4 sum = v[0];
-#pragma unroll
-        for (int z = 1; z < kMaxCluster; ++z) {
-            sum.x += v[z].x;
-            sum.y += v[z].y;
-            sum.z += v[z].z;
-            sum.w += v[z].w;
-        }
-        const int64_t head = h0 + r;
-        if (head >= p.heads) continue;
-        if (groups == 1) {
-            const float inv = sc.l[r] > 0.0f ? 1.0f / sc.l[r] : 0.0f;
-            uint32_t* out = reinterpret_cast<uint32_t*>(p.out + (tok * p.heads + head) * kLatent + c);
-            out[0] = pack_bf16x2(sum.x * inv, sum.y * inv);
-            out[1] = pack_bf16x2(sum.z * inv, sum.w * inv);
-        } else {
-            const int64_t base = (group * p.num_tokens + tok) * p.heads + head;
-            *reinterpret_cast<float4*>(p.part_o + base * kLatent + c) = sum;
-            if (rank == 0 && idx % width4 == 0) {
-                p.part_ml[2 * base] = sc.m[r];
-                p.part_ml[2 * base + 1] = sc.l[r];
-            }
-        }
-    }
-    cl.sync();  // (3) no CTA leaves while another still reads its scratch
-}
-
-// kCluster: launched in clusters of split CTAs (cluster_finish); else the split partials or the output directly.
-template <bool kCluster>
 __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSparseKernelParams p) {
     extern __shared__ __align__(128) uint8_t smem_raw[];
     const uint32_t pad = (1024u - (smem_addr(smem_raw) & 1023u)) & 1023u;
@@ -266,58 +158,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSpa
     cp_async_wait<0>();
     wgmma_wait_all();
     fence_regs<128>(&o[0][0]);
-    if constexpr (kCluster) {
-        cluster_finish(p, sm, o, m_run, l_run, tok, h0, ch, r0, g, t);
-    } else {
-        finish_tile_walk(p, sm, o, m_run, l_run, tok, h0, ch, r0, g, t);
-    }
-}
-
-// Whether a cluster of `size` CTAs of this kernel can be resident at all (asked once per size and process, never
-// while the stream is being captured into a graph: then assumed, and a launch that cannot fit fails loudly).
-bool cluster_fits(const cudaLaunchConfig_t& cfg, unsigned size) {
-    static int known[9] = {};  // 0: not asked, 1: fits, -1: does not
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    DSA_CUDA_CHECK(cudaStreamIsCapturing(cfg.stream, &capture));
-    if (known[size] == 0 && capture != cudaStreamCaptureStatusNone) return true;
-    if (known[size] == 0) {
-        int clusters = 0;
-        DSA_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, mla_sparse_wgmma_s1_kernel<true>, &cfg));
-        known[size] = clusters > 0 ? 1 : -1;
-    }
-    return known[size] > 0;
-}
-
-// Clusters of 2, 4 or 8 split CTAs (grid.z rounded up; the extra CTAs get no tiles and add zeros), launched with
-// PDL like the plain kernel; the combine then merges one partial per cluster (none with a single cluster).
-void launch_cluster_split(const MlaSparseKernelParams& p, dim3 grid, cudaStream_t stream) {
-    const unsigned size = p.splits >= kMaxCluster ? kMaxCluster : p.splits >= 4 ? 4u : 2u;
-    grid.z = (grid.z + size - 1) / size * size;
-    DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_s1_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(kSmemBytes)));
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = kSmemBytes;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[2];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 1;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = size;
-    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = host::pdl_enabled() ? 2 : 1;
-    if (!cluster_fits(cfg, size)) {  // never seen on the H200; the plain split path then
-        grid.z = static_cast<unsigned>(p.splits);
-        host::launch_pdl(mla_sparse_wgmma_s1_kernel<false>, grid, dim3(kThreads), kSmemBytes, stream, p);
-        return launch_mla_sparse_combine(p, stream);
-    }
-    DSA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, mla_sparse_wgmma_s1_kernel<true>, p));
-    MlaSparseKernelParams c = p;
-    c.splits = grid.z / size;
-    if (c.splits > 1) launch_mla_sparse_combine(c, stream);
+    finish_tile_walk(p, sm, o, m_run, l_run, tok, h0, ch, r0, g, t);
 }
 
 }  // namespace
@@ -335,12 +176,11 @@ void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream
     DSA_CHECK(p.splits >= 1 && (p.splits == 1 || (p.part_o != nullptr && p.part_ml != nullptr &&
                                                   p.tiles_per_split * (p.splits - 1) < (p.width + kRows - 1) / kRows)))
         << "sparse MLA: bad split " << p.splits << " x " << p.tiles_per_split;
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_s1_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(kSmemBytes)));
     const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
                     static_cast<unsigned>(p.splits));
-    if (p.cluster_split && p.splits > 1) return launch_cluster_split(p, grid, stream);
-    DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_s1_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(kSmemBytes)));
-    host::launch_pdl(mla_sparse_wgmma_s1_kernel<false>, grid, dim3(kThreads), kSmemBytes, stream, p);
+    host::launch_pdl(mla_sparse_wgmma_s1_kernel, grid, dim3(kThreads), kSmemBytes, stream, p);
     if (p.splits > 1) launch_mla_sparse_combine(p, stream);
 }
 

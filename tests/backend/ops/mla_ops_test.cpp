@@ -8,10 +8,9 @@
 //    probabilities to bf16 inside an online softmax while the CPU rounds the normalized ones; that, the summation
 //    order and the final bf16 rounding give ~2-4e-3 (rel L2 of a bf16 result is ~2^-9 = 2e-3 at best).
 // Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy); small batches
-// also exercise the split-K combine, and MlaTest.ClusterSplit* the opt-in cluster reduction of s1's splits. Every
-// attention case also checks that a slightly wrong reference (one tile of keys dropped) is rejected by the same
-// tolerance, so the comparison can fail. Each kernel call is announced by a flushed line first, so a crash log names
-// the case.
+// also exercise the split-K combine. Every attention case also checks that a slightly wrong reference (one tile of
+// keys dropped) is rejected by the same tolerance, so the comparison can fail. Each kernel call is announced by a
+// flushed line first, so a crash log names the case.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -186,38 +185,27 @@ Tensor drop_first_tile(const Tensor& slots) {
     return s;
 }
 
-// Sets one environment variable (read by the CUDA backend on every call) for one scope.
-class EnvScope {
+// Selects the sparse kernel (DSA_MLA_KERNEL, read by the CUDA backend on every call) for one scope.
+class SparseKernelScope {
   public:
-    EnvScope(const char* var, const char* value) : var_(var) {
-        const char* old = std::getenv(var);
+    explicit SparseKernelScope(const char* kernel) {
+        const char* old = std::getenv(kVar);
         had_ = old != nullptr;
         if (had_) old_ = old;
-        if (value != nullptr) ::setenv(var, value, 1);
+        ::setenv(kVar, kernel, 1);
     }
-    ~EnvScope() {
+    ~SparseKernelScope() {
         if (had_) {
-            ::setenv(var_, old_.c_str(), 1);
+            ::setenv(kVar, old_.c_str(), 1);
         } else {
-            ::unsetenv(var_);
+            ::unsetenv(kVar);
         }
     }
 
   private:
-    const char* var_;
+    static constexpr const char* kVar = "DSA_MLA_KERNEL";
     bool had_ = false;
     std::string old_;
-};
-
-// Selects the sparse kernel: DSA_MLA_KERNEL, and for "s1-cluster" s1 with DSA_MLA_SPLIT=cluster.
-class SparseKernelScope {
-  public:
-    explicit SparseKernelScope(const char* kernel)
-        : kernel_("DSA_MLA_KERNEL", std::strcmp(kernel, "s1-cluster") == 0 ? "s1" : kernel),
-          split_("DSA_MLA_SPLIT", std::strcmp(kernel, "s1-cluster") == 0 ? "cluster" : nullptr) {}
-
-  private:
-    EnvScope kernel_, split_;
 };
 
 using KernelList = std::vector<const char*>;
@@ -355,89 +343,6 @@ TEST_F(MlaTest, SparseAttentionStaged) {
     make(Numerics::bf16());
     Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
     check_staged(*cpu_, *gpu_, st, rng_, kSparseKernels);
-}
-
-// ---- s1 with the cluster split reduction (DSA_MLA_SPLIT=cluster): its own test names ----
-const KernelList kClusterKernel = {"s1-cluster"};
-
-// Batches 1-4 at top-k 2048 (clusters of 8, 2-4 partials for the combine), 16 tokens (one cluster of 4 per list:
-// the output written directly), widths of 11 and 16 tiles (a cluster with CTAs that get no tiles), a partial head
-// group with 2 tiles (a cluster of 2), GLM-5's 64 heads over 79 tiles; -1 slots in every list, both stores.
-TEST_F(MlaTest, ClusterSplitDecodeShapes) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        check_sparse(*cpu_, *gpu_, st, 1, 128, 2048, false, rng_, kClusterKernel);
-        check_sparse(*cpu_, *gpu_, st, 2, 128, 2048, true, rng_, kClusterKernel);
-        check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_, kClusterKernel);
-        check_sparse(*cpu_, *gpu_, st, 4, 128, 2048, false, rng_, kClusterKernel);
-        check_sparse(*cpu_, *gpu_, st, 16, 128, 2048, true, rng_, kClusterKernel);
-        check_sparse(*cpu_, *gpu_, st, 1, 128, 700, true, rng_, kClusterKernel);
-        check_sparse(*cpu_, *gpu_, st, 3, 128, 1000, false, rng_, kClusterKernel);
-        check_sparse(*cpu_, *gpu_, st, 3, 40, 100, false, rng_, kClusterKernel);
-        check_sparse(*cpu_, *gpu_, st, 1, 64, 5000, true, rng_, kClusterKernel);
-    }
-}
-
-// The cluster reduction against the default split (FP32 partials + combine) on the same inputs: the same P and
-// tiles, only the order of the partial sums differs, so the outputs differ by rare bf16 rounding flips.
-TEST_F(MlaTest, ClusterSplitAgreesWithGlobal) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        for (int64_t tokens : {1, 3, 4, 16}) {
-            const int64_t heads = 128, width = 2048;
-            Tensor q = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
-            Tensor slots = gpu_->to_device(slot_lists(tokens, width, rng_));
-            Tensor out[2];
-            const char* kernels[2] = {"s1", "s1-cluster"};
-            for (int i = 0; i < 2; ++i) {
-                SparseKernelScope scope(kernels[i]);
-                announce(std::string("mla_sparse agree [") + kernels[i] + "] " + mla_kv_format_name(format) +
-                         " T=" + std::to_string(tokens));
-                out[i] = to_f32(gpu_->to_host(gpu_->mla_sparse_attention({q, &st.gpu, slots, 0.1352338f})));
-            }
-            const Diff d = compare(out[1], out[0]);
-            std::cout << "[ metric ] mla_sparse s1-cluster vs s1 " << mla_kv_format_name(format) << " T=" << tokens
-                      << " H=128 K=2048: rel_l2=" << d.rel_l2 << std::endl;
-            EXPECT_LT(d.rel_l2, 5e-4);
-        }
-    }
-}
-
-// A captured cluster-split call (2 tokens: 4 clusters of 8 per list + the combine) replayed after new q and slot
-// lists were copied into its inputs: equal to the eager run bit for bit (the reduction order is fixed) and to the
-// CPU within the attention tolerance; both stores.
-TEST_F(MlaTest, ClusterSplitGraphReplay) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        SparseKernelScope scope("s1-cluster");
-        const int64_t tokens = 2, heads = 128, width = 2048;
-        const float scale = 0.1352338f;
-        Tensor dq = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
-        Tensor dslots = gpu_->to_device(slot_lists(tokens, width, rng_));
-        auto call = [&] { return gpu_->mla_sparse_attention({dq, &st.gpu, dslots, scale}); };
-        call();  // workspaces exist before the capture
-        Tensor out;
-        auto graph = gpu_->capture_graph([&] { out = call(); });
-        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
-        for (int rep = 0; rep < 2; ++rep) {
-            const std::string what = std::string("mla_sparse [s1-cluster] graph replay ") + mla_kv_format_name(format) +
-                                     " rep " + std::to_string(rep);
-            announce(what);
-            Tensor q = random_act({tokens, heads, kMlaKvDim}, rng_);
-            Tensor slots = slot_lists(tokens, width, rng_);
-            gpu_->copy_into(to_bf16(q), dq);
-            gpu_->copy_into(slots, dslots);
-            gpu_->replay_graph(**graph);
-            Tensor replay = gpu_->to_host(out);
-            Tensor eager = gpu_->to_host(call());
-            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << what;
-            expect_close(what + " vs cpu", to_f32(replay), cpu_->mla_sparse_attention({q, &st.cpu, slots, scale}),
-                         1e-2);
-        }
-    }
 }
 
 void check_dense(Backend& cpu, Backend& gpu, const MlaHeadDims& d, int64_t tokens, int64_t keys, bool with_mask,
