@@ -75,8 +75,8 @@ void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stre
 // Exact top-k of each score row over s = 0..query_limit[t]: score descending, equal scores -> lower position,
 // min(k, limit + 1) entries then -1; slots through key_slots. k <= kIndexerMaxTopk. Rows are split over a
 // cluster of up to 8 CTAs when the batch leaves SMs idle (chosen from num_tokens and max_len only).
-// position_order (or DSA_INDEXER_TOPK_ORDER=position, read at every launch): the same set in ascending position
-// order (no sort; a row of <= k keys is written straight as 0..limit).
+// position_order (or DSA_INDEXER_TOPK_ORDER unset / =position, read at every launch: the default): the same set in
+// ascending position order (no sort; a row of <= k keys is written straight as 0..limit); =score: score order.
 // DSA_INDEXER_TOPK: unset / auto: the shared-memory kernel for 4096 <= max_len <= 65536 (where it won on the
 // H200), the global-memory one otherwise; global / smem force one.
 constexpr int64_t kIndexerMaxTopk = 8192;

@@ -260,13 +260,13 @@ bool smem_topk_selected(int64_t max_len) {
     return true;
 }
 
-// DSA_INDEXER_TOPK_ORDER (read at every launch): "position" = ascending position order, unset or "score" = score
-// order (the default).
+// DSA_INDEXER_TOPK_ORDER (read at every launch): unset or "position" = ascending position order (the default: the
+// consumers attend over the set, and it needs no sort), "score" = score order.
 bool position_order_selected() {
     const char* v = std::getenv("DSA_INDEXER_TOPK_ORDER");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "score") == 0) return false;
-    DSA_CHECK(std::strcmp(v, "position") == 0) << "DSA_INDEXER_TOPK_ORDER=" << v << " (score or position)";
-    return true;
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "position") == 0) return true;
+    DSA_CHECK(std::strcmp(v, "score") == 0) << "DSA_INDEXER_TOPK_ORDER=" << v << " (score or position)";
+    return false;
 }
 
 }  // namespace

@@ -191,9 +191,16 @@ TEST_F(IndexerOpsTest, KeyWriteIsByteExact) {
     }
 }
 
+// Sets an environment switch for one scope (the kernels read theirs at every launch).
+struct ScopedEnv {
+    ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
+    ~ScopedEnv() { unsetenv(name_); }
+    const char* name_;
+};
+
 // Per row: count/padding/slot checks; the GPU's positions equal an exact host sort of the GPU's own scores
 // (score descending, equal scores by ascending position: recall 1.0 on its own logits; under
-// DSA_INDEXER_TOPK_ORDER=position the same first min(k, n) in ascending position order); against the CPU's
+// the default position order (DSA_INDEXER_TOPK_ORDER unset) the same first min(k, n) in ascending position order); against the CPU's
 // selection only near-tie swaps: a position in one set but not the other must have a CPU score within twice the
 // row's max |score diff| of the CPU's k-th score. Rows whose threshold gap exceeds that bound count as "eligible"
 // (their sets must be equal, which the near-tie rule then implies).
@@ -203,7 +210,7 @@ RowStats check_rows(const IndexerTopkResult& got, const IndexerTopkResult& ref, 
                     const IndexerTopkResult* terms = nullptr) {
     const int64_t rows = static_cast<int64_t>(limit.size()), max_len = key_slots.dim(1);
     const char* order = std::getenv("DSA_INDEXER_TOPK_ORDER");
-    const bool position_order = order != nullptr && std::strcmp(order, "position") == 0;
+    const bool position_order = order == nullptr || std::strcmp(order, "score") != 0;  // position order: default
     int64_t eligible = 0, long_rows = 0;
     double worst_rel = 0, recall_sum = 0, worst_mag = 0, worst_term_rel = 0;
     int64_t worst_row = -1, worst_keys = 0, swaps = 0;
@@ -327,6 +334,7 @@ RowStats IndexerOpsTest::run_decode_batch(const char* name, bool device_index) {
 }
 
 TEST_F(IndexerOpsTest, TopkMatchesCpu) {
+    const ScopedEnv order("DSA_INDEXER_TOPK_ORDER", "score");  // the CPU's order: f32 rows compared entry by entry
     for (const Case& c : all_cases()) {
         make_case(c);
         // Requests of 8192, 3000, 2049, 2048, 700 and 1 keys; limits below, at and above index_topk.
@@ -421,7 +429,8 @@ TEST_F(IndexerOpsTest, SmemTopkDecodeBatch) {
     expect_scores_close(c, st, "smem_topk 128K");
 }
 
-// The top-k in ascending position order (DSA_INDEXER_TOPK_ORDER=position, opt-in) on both top-k kernels:
+// The top-k in ascending position order (DSA_INDEXER_TOPK_ORDER=position, the default, set explicitly) on both
+// top-k kernels:
 // DecodeBatch's rows, limits 0 / 1 / 2047 / 2048 / 2049 with padded key_slots, one request of 128K keys; the same
 // checks with the expected positions of each row in ascending order.
 TEST_F(IndexerOpsTest, PositionOrderTopk) {
@@ -601,6 +610,7 @@ void IndexerOpsTest::layout_probe(const char* kernel) {
 TEST_F(IndexerOpsTest, WgmmaLayoutProbe) { layout_probe("wgmma"); }
 
 TEST_F(IndexerOpsTest, TiesFollowThePositionRule) {
+    const ScopedEnv order("DSA_INDEXER_TOPK_ORDER", "score");  // ties in score order, compared entry by entry
     for (const Case& c : all_cases()) {
         make_case(c);
         // 8 distinct key vectors repeated: every score is one of 8 values (exact ties on both backends).

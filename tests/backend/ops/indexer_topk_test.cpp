@@ -45,7 +45,7 @@ protected:
     // unless given) and checks every row against host_topk. Slots are 7 * pos + t (checked through the output).
     void check(const char* kernel, const std::string& name, const Rows& rows, int64_t k, int64_t max_len = 0) {
         setenv("DSA_INDEXER_TOPK", kernel, 1);
-        if (position_order_) setenv("DSA_INDEXER_TOPK_ORDER", "position", 1);
+        setenv("DSA_INDEXER_TOPK_ORDER", position_order_ ? "position" : "score", 1);
         const int64_t T = static_cast<int64_t>(rows.size());
         for (const auto& r : rows) max_len = std::max<int64_t>(max_len, static_cast<int64_t>(r.size()));
         Tensor scores = Tensor::empty({T, max_len}, DType::kF32);
