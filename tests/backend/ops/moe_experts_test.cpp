@@ -1,0 +1,383 @@
+// CUDA vs CPU for moe_experts (the routed experts, the shared expert, the streaming plans): D 7168, F 2048 with
+// 32 FP8 / 16 BF16 experts, T = 1, 4, 64, 128 (decode path), 300 (prefill path), skewed routing so both small and
+// large groups occur; tolerances and the wrong-combine check as described in moe_ops_test.cpp (the router tests).
+// FP8 experts with act_quant at T <= 128 take the tensor-core streaming path (asserted), also with repeated
+// (token, expert) pairs, a group larger than the planned tile, the plans' switches and CUDA-graph replays.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "backend/cuda/fp8_stream_gemm.h"
+#include "backend/cuda/moe_kernels.h"
+#include "ops_test_util.h"
+
+namespace dsa::backend::testing {
+namespace {
+
+using MoeTest = CudaVsCpuTest;
+
+constexpr int64_t kDim = 7168, kInter = 2048;
+
+const Numerics kActQuantUe8m0{.round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = true};
+
+// ---- routed experts ----
+
+std::vector<MlpWeights> make_experts(int64_t count, bool fp8, std::mt19937& rng) {
+    std::vector<MlpWeights> v;
+    for (int64_t e = 0; e < count; ++e) {
+        if (fp8) {
+            v.push_back({random_fp8_weight(kInter, kDim, rng), random_fp8_weight(kInter, kDim, rng),
+                         random_fp8_weight(kDim, kInter, rng)});
+        } else {
+            v.push_back({random_bf16_weight(kInter, kDim, rng), random_bf16_weight(kInter, kDim, rng),
+                         random_bf16_weight(kDim, kInter, rng)});
+        }
+    }
+    return v;
+}
+
+struct Routing {
+    Tensor ids, weights;
+};
+
+// k distinct experts per token drawn with probability ~ 1 / (1 + e) (expert 0 is popular, the last ones rare).
+Routing skewed_routing(int64_t tokens, int64_t k, int64_t experts, std::mt19937& rng) {
+    std::vector<double> pw(experts);
+    for (int64_t e = 0; e < experts; ++e) pw[e] = 1.0 / (1.0 + static_cast<double>(e));
+    std::discrete_distribution<int32_t> pick(pw.begin(), pw.end());
+    std::uniform_real_distribution<float> wd(0.05f, 0.5f);
+    Routing r{Tensor::empty({tokens, k}, DType::kI32), Tensor::empty({tokens, k}, DType::kF32)};
+    for (int64_t t = 0; t < tokens; ++t) {
+        std::set<int32_t> used;
+        for (int64_t j = 0; j < k; ++j) {
+            int32_t e = pick(rng);
+            while (used.count(e)) e = pick(rng);
+            used.insert(e);
+            r.ids.data<int32_t>()[t * k + j] = e;
+            r.weights.data<float>()[t * k + j] = wd(rng);
+        }
+    }
+    return r;
+}
+
+Tensor run_experts(Backend& be, const Tensor& x, const Routing& r, const std::vector<MlpWeights>& experts) {
+    return be.moe_experts(MoeParams{x, r.ids, r.weights, experts});
+}
+
+void compare_experts(Backend& cpu, Backend& gpu, const std::vector<MlpWeights>& experts, int64_t tokens, double tol,
+                     const std::string& what, std::mt19937& rng) {
+    Tensor x = random_act({tokens, kDim}, rng);
+    Routing r = skewed_routing(tokens, 8, static_cast<int64_t>(experts.size()), rng);
+    Tensor got = to_f32(gpu.to_host(run_experts(gpu, gpu.to_device(to_bf16(x)), r, experts)));
+    expect_close(what + " T=" + std::to_string(tokens), got, run_experts(cpu, x, r, experts), tol);
+}
+
+TEST_F(MoeTest, ExpertsFp8) {
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    for (const Numerics& n : {Numerics::bf16(), kActQuantUe8m0}) {
+        make(n);
+        const double tol = n.fp8_activation_quant ? 2e-2 : 1e-2;
+        const std::string what = std::string("moe_experts fp8 E=32 ") + (n.fp8_activation_quant ? "act_quant" : "bf16");
+        for (int64_t t : {1, 4, 64, 128, 300}) {
+            compare_experts(*cpu_, *gpu_, experts, t, tol, what, rng_);
+            using P = cuda::CudaBackend::MoePath;
+            const P want = n.fp8_activation_quant ? (t <= 128 ? P::kStream : P::kHostGrouped)
+                                                  : (t <= 16 ? P::kDeviceGemv : P::kHostGrouped);
+            EXPECT_EQ(cuda().last_moe_path(), want) << what << " T=" << t;
+        }
+    }
+}
+
+// The streaming path at T = 1, 4, 16, 64 with uniformly random routing that may repeat an expert within a token
+// (the CPU runs both pairs), with UE8M0 and f32 activation scales.
+TEST_F(MoeTest, ExpertsStreamRandomRouting) {
+    std::vector<MlpWeights> experts = make_experts(24, /*fp8=*/true, rng_);
+    const Numerics act_quant_f32{
+        .round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = false};
+    std::uniform_int_distribution<int32_t> pick(0, 23);
+    std::uniform_real_distribution<float> wd(0.05f, 0.5f);
+    for (const Numerics& n : {kActQuantUe8m0, act_quant_f32}) {
+        make(n);
+        for (int64_t t : {1, 4, 16, 64}) {
+            const int64_t k = 8;
+            Routing r{Tensor::empty({t, k}, DType::kI32), Tensor::empty({t, k}, DType::kF32)};
+            for (int64_t i = 0; i < t * k; ++i) {
+                r.ids.data<int32_t>()[i] = pick(rng_);
+                r.weights.data<float>()[i] = wd(rng_);
+            }
+            r.ids.data<int32_t>()[1] = r.ids.data<int32_t>()[0];  // token 0 repeats an expert
+            Tensor x = random_act({t, kDim}, rng_);
+            const std::string what = std::string("moe_experts fp8-stream random routing ") +
+                                     (n.ue8m0_scales ? "ue8m0" : "f32-scales") + " T=" + std::to_string(t);
+            expect_close(what, down(run_experts(*gpu_, up(x), r, experts)), run_experts(*cpu_, x, r, experts), 2e-2);
+            EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
+        }
+    }
+}
+
+// Sets DSA_MOE_SHARED for the scope (read at every moe_experts call).
+struct SharedEnv {
+    explicit SharedEnv(const char* v) { ::setenv("DSA_MOE_SHARED", v, 1); }
+    ~SharedEnv() { ::unsetenv("DSA_MOE_SHARED"); }
+};
+
+// The shared expert as one more group of the streamed launches: vs the CPU (routed + add(dense_mlp)) at the
+// act_quant tolerance, and vs the separate GPU path (dense_mlp + add) closely while that dense_mlp also streams
+// (T <= kFp8StreamMaxRows: only the split-K association of the shared expert's sums differs). Past it the
+// separate dense_mlp runs on cuBLASLt (~1e-2 off the streamed sums), so each path is checked against the CPU at
+// the dense_mlp act_quant tolerance instead. T = 128 has too many pairs for one grouping CTA: the separate path.
+TEST_F(MoeTest, ExpertsSharedAsGroup) {
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    make(kActQuantUe8m0);
+    for (int64_t t : {1, 2, 4, 16, 64, 113, 128}) {
+        Tensor x = random_act({t, kDim}, rng_);
+        Routing r = skewed_routing(t, 8, 32, rng_);
+        const std::string what = "moe_experts + shared T=" + std::to_string(t);
+        const int64_t before = cuda::moe_shared_fused_count();
+        Tensor dx = up(x);
+        Tensor got = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
+        // One token: a group only under the joint grouped plan (opt-in, DSA_MOE_PLAN=joint).
+        const bool joins = t >= 2 || (cuda::fp8_stream_grouped_joint() &&
+                                      cuda::fp8_stream_variant() != cuda::Fp8StreamKernel::kRing);
+        const int64_t fused = joins && t * 9 <= cuda::kMoeGroupMaxPairs ? 1 : 0;
+        EXPECT_EQ(cuda::moe_shared_fused_count(), before + fused) << what;
+        const Tensor want = cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared});
+        expect_close(what + " vs cpu", got, want, 2e-2);
+        Tensor separate;
+        {
+            SharedEnv env("separate");
+            separate = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
+        }
+        EXPECT_EQ(cuda::moe_shared_fused_count(), before + fused) << what;
+        if (t <= cuda::CudaBackend::kFp8StreamMaxRows) {
+            expect_close(what + " fused vs separate", got, separate, 5e-3);
+        } else {
+            expect_close(what + " separate vs cpu", separate, want, 2e-2);
+        }
+        // The shared expert is in the result: without it the output is far off.
+        Tensor routed_only = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts}));
+        EXPECT_GT(compare(routed_only, got).rel_l2, 0.1) << what;
+    }
+}
+
+// The joint grouped plan (DSA_MOE_PLAN=joint) vs the fixed grid (default) at T = 1, 2, 4, 8 (bounded plans: the
+// joint one splits K over the groups' CTAs, 7 chunks for 9 groups at T = 1, where only it takes the shared expert as
+// a group): each vs the CPU, and the two within the split-K summation-order tolerance. Restores the default.
+TEST_F(MoeTest, ExpertsJointPlanVsGrid) {
+    const bool initial = cuda::fp8_stream_grouped_joint();
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    for (int64_t t : {1, 2, 4, 8}) {
+        Tensor x = random_act({t, kDim}, rng_);
+        Routing r = skewed_routing(t, 8, 32, rng_);
+        const Tensor want = cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared});
+        Tensor dx = up(x), got[2];
+        for (int joint = 0; joint < 2; ++joint) {
+            cuda::set_fp8_stream_grouped_joint(joint == 1);
+            const std::string what = std::string("moe_experts + shared [") + (joint ? "joint" : "grid") +
+                                     " plan] T=" + std::to_string(t);
+            std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
+            got[joint] = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
+            expect_close(what + " vs cpu", got[joint], want, 2e-2);
+            EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
+        }
+        expect_close("joint vs grid T=" + std::to_string(t), got[1], got[0], 5e-3);
+    }
+    cuda::set_fp8_stream_grouped_joint(initial);
+}
+
+// Captures one GPU moe_experts call (device x, ids and weights; the shared expert given) at T tokens, then `reps`
+// times copies new routing (`tweak` may rewrite it) and a new x into its inputs and replays: the replay must equal
+// an eager run on the same inputs bit for bit and the CPU within tolerance.
+void check_graph_replays(Backend& gpu, Backend& cpu, const std::vector<MlpWeights>& experts, const MlpWeights& shared,
+                         int64_t t, int reps, const std::string& label, std::mt19937& rng,
+                         const std::function<void(int, Routing&)>& tweak = {}) {
+    Routing r0 = skewed_routing(t, 8, 32, rng);
+    Tensor dx = gpu.to_device(to_bf16(random_act({t, kDim}, rng)));
+    Tensor ids = gpu.to_device(r0.ids), wts = gpu.to_device(r0.weights), out;
+    auto call = [&] { return gpu.moe_experts(MoeParams{dx, ids, wts, experts, &shared}); };
+    call();  // tables and workspaces exist before the capture
+    auto graph = gpu.capture_graph([&] { out = call(); });
+    ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+    for (int rep = 0; rep < reps; ++rep) {
+        const std::string what = label + " routing " + std::to_string(rep);
+        std::cout << "[ metric ] " << what << std::endl;
+        Routing r = skewed_routing(t, 8, 32, rng);
+        if (tweak) tweak(rep, r);
+        Tensor x = random_act({t, kDim}, rng);
+        gpu.copy_into(to_bf16(x), dx);
+        gpu.copy_into(r.ids, ids);
+        gpu.copy_into(r.weights, wts);
+        gpu.replay_graph(**graph);
+        Tensor replay = gpu.to_host(out);
+        Tensor eager = gpu.to_host(call());
+        EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << what;
+        expect_close(what + " vs cpu", to_f32(replay), cpu.moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared}),
+                     2e-2);
+    }
+}
+
+// A captured MoE call (device ids, weights and x, the shared expert as a group) replayed after new routing, new
+// weights and new x were copied into its inputs: equal to the eager run on those inputs bit for bit (the plan and
+// the grouping do not depend on the routing) and to the CPU within tolerance; T = 1 and 8 (bounded plans; the joint
+// plan splits K there) and T = 16 (the unbounded plan), three routings each (the number of groups changes between
+// replays), under the fixed grid (default) and the joint plan. Restores the default.
+TEST_F(MoeTest, ExpertsGraphReplayNewRouting) {
+    const bool initial = cuda::fp8_stream_grouped_joint();
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    const std::pair<int64_t, bool> runs[] = {{1, true}, {8, true}, {1, false}, {16, false}};  // (T, joint plan)
+    for (const auto& [t, joint] : runs) {
+        cuda::set_fp8_stream_grouped_joint(joint);
+        const std::string label = "moe graph replay T=" + std::to_string(t) + (joint ? " [joint]" : " [grid]");
+        check_graph_replays(*gpu_, *cpu_, experts, shared, t, 3, label, rng_, [t](int rep, Routing& r) {
+            if (rep != 2) return;  // experts 8 j .. 8 j + 7 (mod 32) for token j: the most groups
+            for (int64_t i = 0; i < t * 8; ++i) r.ids.data<int32_t>()[i] = static_cast<int32_t>(i % 32);
+        });
+    }
+    cuda::set_fp8_stream_grouped_joint(initial);
+}
+
+// Stream-K plans at one token (DSA_FP8_STREAMK=1, opt-in): the shared expert joins as a group; routed only and
+// routed + shared against the CPU, the same bits when repeated, close to the default plans; a captured call replayed
+// after new routing and x equals the eager run bit for bit. Staged and wgmma kernels; the switches are restored.
+TEST_F(MoeTest, ExpertsStreamKOneToken) {
+    const int initial = cuda::fp8_stream_streamk_scope();
+    const cuda::Fp8StreamKernel variant = cuda::fp8_stream_variant();
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    for (const cuda::Fp8StreamKernel v : {cuda::Fp8StreamKernel::kStaged, cuda::Fp8StreamKernel::kWgmma}) {
+        cuda::set_fp8_stream_variant(v);
+        for (const MlpWeights* sh : {static_cast<const MlpWeights*>(nullptr), &shared}) {
+            const std::string what = std::string("moe stream-K T=1 [") +
+                                     (v == cuda::Fp8StreamKernel::kWgmma ? "wgmma" : "staged") + "]" +
+                                     (sh != nullptr ? " + shared" : "");
+            std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
+            Tensor x = random_act({1, kDim}, rng_);
+            Routing r = skewed_routing(1, 8, 32, rng_);
+            Tensor dx = up(x);
+            cuda::set_fp8_stream_streamk(false);
+            Tensor plain = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, sh}));
+            cuda::set_fp8_stream_streamk(true);
+            const int64_t before = cuda::moe_shared_fused_count();
+            Tensor got = gpu_->to_host(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, sh}));
+            EXPECT_EQ(cuda::moe_shared_fused_count(), before + (sh != nullptr ? 1 : 0)) << what;
+            EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
+            expect_close(what + " vs cpu", to_f32(got), cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, sh}),
+                         2e-2);
+            expect_close(what + " vs default plan", to_f32(got), plain, 5e-3);
+            Tensor again = gpu_->to_host(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, sh}));
+            EXPECT_EQ(std::memcmp(got.raw_data(), again.raw_data(), got.nbytes()), 0) << what << " repeated";
+        }
+        check_graph_replays(*gpu_, *cpu_, experts, shared, 1, 2, "moe stream-K graph replay T=1", rng_);
+    }
+    cuda::set_fp8_stream_variant(variant);
+    cuda::set_fp8_stream_streamk_scope(initial);
+}
+
+// More rows in one group than the tile was planned for (the kernel makes a second pass over the weights).
+TEST_F(MoeTest, ExpertsStreamOversizedGroup) {
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(8, /*fp8=*/true, rng_);
+    const int64_t tokens = 20, k = 4;
+    Routing r = skewed_routing(tokens, k, 8, rng_);
+    for (int64_t t = 0; t < tokens; ++t) r.ids.data<int32_t>()[t * k] = r.ids.data<int32_t>()[t * k + 1] = 5;
+    Tensor x = random_act({tokens, kDim}, rng_);
+    expect_close("moe_experts fp8-stream one expert x 40 rows", down(run_experts(*gpu_, up(x), r, experts)),
+                 run_experts(*cpu_, x, r, experts), 2e-2);
+    EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream);
+}
+
+// The first kernel variant (register ring, DSA_FP8_STREAM_KERNEL=ring) on the same random routing at T = 4 and 64
+// and an oversized group; the default variant is restored.
+TEST_F(MoeTest, ExpertsStreamRingVariant) {
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    cuda::set_fp8_stream_variant(cuda::Fp8StreamKernel::kRing);
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(24, /*fp8=*/true, rng_);
+    std::uniform_int_distribution<int32_t> pick(0, 23);
+    std::uniform_real_distribution<float> wd(0.05f, 0.5f);
+    for (int64_t t : {4, 64}) {
+        const int64_t k = 8;
+        Routing r{Tensor::empty({t, k}, DType::kI32), Tensor::empty({t, k}, DType::kF32)};
+        for (int64_t i = 0; i < t * k; ++i) {
+            r.ids.data<int32_t>()[i] = pick(rng_);
+            r.weights.data<float>()[i] = wd(rng_);
+        }
+        r.ids.data<int32_t>()[1] = r.ids.data<int32_t>()[0];
+        Tensor x = random_act({t, kDim}, rng_);
+        const std::string what = "moe_experts fp8-stream [ring] random routing T=" + std::to_string(t);
+        expect_close(what, down(run_experts(*gpu_, up(x), r, experts)), run_experts(*cpu_, x, r, experts), 2e-2);
+        EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
+    }
+    cuda::set_fp8_stream_variant(initial);
+}
+
+TEST_F(MoeTest, ExpertsBf16) {
+    std::vector<MlpWeights> experts = make_experts(16, /*fp8=*/false, rng_);
+    for (int64_t t : {1, 4, 64, 300}) {
+        compare_experts(*cpu_, *gpu_, experts, t, 5e-3, "moe_experts bf16 E=16", rng_);
+    }
+}
+
+// Pass boundaries of the grouped kernel (4 tokens per pass): one expert with >= 9 pairs, one with >= 8, a token
+// that lists the same expert twice (the CPU adds both), device-resident ids and weights.
+TEST_F(MoeTest, ExpertsGroupEdges) {
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(12, /*fp8=*/true, rng_);
+    const int64_t tokens = 9, k = 4;
+    Routing r = skewed_routing(tokens, k, 12, rng_);
+    for (int64_t t = 0; t < tokens; ++t) {
+        r.ids.data<int32_t>()[t * k] = 11;
+        if (t < 8) r.ids.data<int32_t>()[t * k + 1] = 10;
+    }
+    r.ids.data<int32_t>()[3 * k + 2] = 11;  // token 3 lists expert 11 twice
+    Tensor x = random_act({tokens, kDim}, rng_);
+    Tensor want = run_experts(*cpu_, x, r, experts);
+    Routing dev{gpu_->to_device(r.ids), gpu_->to_device(r.weights)};
+    expect_close("moe_experts group edges (device ids)", down(run_experts(*gpu_, up(x), dev, experts)), want, 2e-2);
+}
+
+// The tolerances above catch real mistakes: a combine with the weights rotated by one slot, or one pair sent to
+// another expert, lands far outside them.
+TEST_F(MoeTest, ToleranceDetectsWrongRoutingAndCombine) {
+    std::vector<MlpWeights> experts = make_experts(16, /*fp8=*/true, rng_);
+    const int64_t tokens = 4, k = 8;
+    Routing r = skewed_routing(tokens, k, 16, rng_);
+    Tensor x = random_act({tokens, kDim}, rng_);
+    Tensor got = down(run_experts(*gpu_, up(x), r, experts));
+    expect_close("moe_experts fp8 bf16 T=4", got, run_experts(*cpu_, x, r, experts), 1e-2);
+    Routing rotated{r.ids, r.weights.clone()};
+    for (int64_t t = 0; t < tokens; ++t) {
+        for (int64_t j = 0; j < k; ++j) {
+            rotated.weights.data<float>()[t * k + j] = r.weights.data<float>()[t * k + (j + 1) % k];
+        }
+    }
+    Routing moved{r.ids.clone(), r.weights};
+    std::set<int32_t> used(moved.ids.data<int32_t>(), moved.ids.data<int32_t>() + k);
+    int32_t other = 0;
+    while (used.count(other)) ++other;
+    int64_t heaviest = 0;  // token 0's slot with the largest weight -> an expert the token did not pick
+    for (int64_t j = 1; j < k; ++j) {
+        if (r.weights.data<float>()[j] > r.weights.data<float>()[heaviest]) heaviest = j;
+    }
+    moved.ids.data<int32_t>()[heaviest] = other;
+    const double wrong_combine = compare(got, run_experts(*cpu_, x, rotated, experts)).rel_l2;
+    const double wrong_expert = compare(got, run_experts(*cpu_, x, moved, experts)).rel_l2;
+    std::cout << "[ metric ] moe_experts distance to wrong references: rotated weights " << wrong_combine
+              << ", one wrong expert " << wrong_expert << "\n";
+    EXPECT_GT(wrong_combine, 0.1);
+    EXPECT_GT(wrong_expert, 0.05);
+}
+
+}  // namespace
+}  // namespace dsa::backend::testing
