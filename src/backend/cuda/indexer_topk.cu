@@ -72,17 +72,8 @@ __device__ TopkThreshold radix_threshold(const TopkCluster& c, const Segment& se
             const unsigned peers = __match_any_sync(kFull, bin);
             if (in && static_cast<int>(tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
         });
-        // Ranks > 0 add their histograms to rank 0's (which is complete once everyone passed the sync).
-        c.cluster.sync();
-        if (c.rank != 0) {
-            uint32_t* hist0 = c.sh0->hist[round & 1];
-            for (int b = tid; b < kBins; b += kTopkThreads) {
-                if (hist[b] != 0) atomicAdd(&hist0[b], hist[b]);
-            }
-        }
-        c.cluster.sync();
-        // Every CTA finds the digit in rank 0's histogram itself (no third cluster barrier per round).
-        find_digit(c.sh, c.sh0->hist[round & 1], need);
+        // Every CTA finds the digit in rank 0's merged histogram itself (no third cluster barrier per round).
+        find_digit(c.sh, merge_cluster_hist(c, round), need);
         __syncthreads();
         const uint32_t d = c.sh.digit, above = c.sh.above, in_bin = c.sh.in_bin;
         __syncthreads();  // read by every thread before the next round's find_digit rewrites them

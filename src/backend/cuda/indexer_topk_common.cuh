@@ -1,7 +1,8 @@
 // Device pieces shared by the two exact top-k kernels of the lightning indexer (indexer_topk.cu: rows read from
 // global memory per radix round; indexer_topk_smem.cu: rows cached in shared memory): the order key, the shared
-// state of a 1024-thread CTA, the digit search over a 2048-bin histogram, the bitonic sort of the selection with
-// its output, and the cluster launch (with PDL when the runtime accepts it). Anonymous namespace: one copy per .cu.
+// state of a 1024-thread CTA, the cluster histogram merge, the digit search over a 2048-bin histogram, the bitonic
+// sort of the selection with its output, and the cluster launch (with PDL when the runtime accepts it). Anonymous
+// namespace: one copy per .cu.
 #pragma once
 
 #include <atomic>
@@ -103,6 +104,22 @@ struct TopkCluster {
 };
 
 
+
+// Called by every thread of every CTA once its own hist[round & 1] is complete: ranks > 0 add theirs to rank 0's
+// through distributed shared memory (between two cluster barriers); returns rank 0's bins, complete in every CTA.
+// Rank 0's buffer of this parity was last read two rounds ago, before the previous round's cluster barriers.
+__device__ const uint32_t* merge_cluster_hist(const TopkCluster& c, int round) {
+    c.cluster.sync();
+    if (c.rank != 0) {
+        const uint32_t* hist = c.sh.hist[round & 1];
+        uint32_t* hist0 = c.sh0->hist[round & 1];
+        for (int b = threadIdx.x; b < kBins; b += kTopkThreads) {
+            if (hist[b] != 0) atomicAdd(&hist0[b], hist[b]);
+        }
+    }
+    c.cluster.sync();
+    return c.sh0->hist[round & 1];
+}
 
 // How many of `e` ties are taken when `before` ties precede them and `limit` are taken in all.
 __device__ __forceinline__ uint32_t ties_taken(uint32_t before, uint32_t e, uint32_t limit) {

@@ -68,8 +68,7 @@ __device__ __forceinline__ void scan_cached(const float* vals, int len, Fn&& fn)
 }
 
 // One histogram round: every CTA counts its segment into its own hist[round & 1] (count(v) gives the bin, or
-// kBins to skip), ranks > 0 add theirs to rank 0's; returns rank 0's bins (complete in every CTA). Rank 0's
-// buffer of this parity was last read two rounds ago, before the previous round's cluster barriers.
+// kBins to skip), merged into rank 0's (merge_cluster_hist); returns rank 0's bins (complete in every CTA).
 // kAggregate: one atomic per distinct bin of a warp (for rounds whose elements crowd into few bins).
 template <bool kAggregate, typename BinFn>
 __device__ const uint32_t* cluster_histogram(const TopkCluster& c, const float* vals, int len, int round,
@@ -89,15 +88,7 @@ __device__ const uint32_t* cluster_histogram(const TopkCluster& c, const float* 
             if (bin < static_cast<uint32_t>(kBins)) atomicAdd(&hist[bin], 1u);
         }
     });
-    c.cluster.sync();
-    if (c.rank != 0) {
-        uint32_t* hist0 = c.sh0->hist[round & 1];
-        for (int b = tid; b < kBins; b += kTopkThreads) {
-            if (hist[b] != 0) atomicAdd(&hist0[b], hist[b]);
-        }
-    }
-    c.cluster.sync();
-    return c.sh0->hist[round & 1];
+    return merge_cluster_hist(c, round);
 }
 
 // find_digit on the cluster's bins; returns {digit, above, in_bin} to every thread.
