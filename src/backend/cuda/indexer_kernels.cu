@@ -80,14 +80,14 @@ __global__ void indexer_q_prep_kernel(IndexerQPrepParams p, IndexerQRopeParams r
 // CTA c of a row-major grid [T x m] scores row t = c % T, key blocks b = c / T, c / T + m, ... while 64 b <= the
 // row's limit: a CTA whose first block is past the limit exits at once, and the work of every row follows its
 // device-side limit (the grid depends only on T and the launch occupancy). Each thread of the CTA copies 4 of
-// the 512 16-byte chunks of a block's keys (and 1 scale) into a kLogitsStages-deep shared ring; slots are read
-// one block before their copies are issued so that the gather does not wait on the slot load.
+// the 512 16-byte chunks of a block's keys (and 1 scale) into a kLogitsStages-deep shared ring; the slots come
+// through KeyPipe's slot ring, 2 (kLogitsStages - 1) blocks ahead (indexer_logits_common.cuh).
 
 constexpr int kLogitsWarps = kLogitsThreads / 32;
 constexpr int kTileKeys = 16;  // keys per warp per block
 constexpr int kLogitsStages = 6;
 constexpr int kStageBytes = kBlockKeyBytes + kBlockKeys * 4;  // keys (swizzled chunks), then scales
-constexpr int kLogitsSmem = kLogitsStages * kStageBytes;
+constexpr int kLogitsSmem = kLogitsStages * kStageBytes + KeyPipe<kLogitsStages>::kSlotBytes;
 
 __device__ __forceinline__ void mma_f16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                         uint32_t b0, uint32_t b1) {
@@ -211,41 +211,31 @@ __global__ void __launch_bounds__(kLogitsThreads, kF8 ? 3 : 2) indexer_logits_fp
     const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
     const int64_t last = qr.limit / kBlockKeys;  // the row's last block
     if (first > last) return;                    // whole CTA
-    const int iters = static_cast<int>((last - first) / m + 1);
-    const int32_t* slot_row = p.key_slots + qr.request * p.max_len;
-    auto block_of = [&](int i) { return first + static_cast<int64_t>(i) * m; };
-
-    // Prologue: slots of blocks 0 .. S-2 issued, slots of block S-1 in registers.
-    int32_t slots[kChunksPerThread];
-#pragma unroll
-    for (int s = 0; s < kLogitsStages - 1; ++s) {
-        if (s < iters) {
-            block_slots(slot_row, block_of(s), qr.limit, tid, slots);
-            issue_block(p, ring + s * kStageBytes, ring + s * kStageBytes + kBlockKeyBytes, slots, tid);
-        }
-        cp_async_commit();
-    }
-    if (kLogitsStages - 1 < iters) block_slots(slot_row, block_of(kLogitsStages - 1), qr.limit, tid, slots);
+    const KeyPipe<kLogitsStages> pipe{p.key_slots + qr.request * p.max_len,
+                                      reinterpret_cast<int32_t*>(ring + kLogitsStages * kStageBytes),
+                                      first,
+                                      qr.limit,
+                                      m,
+                                      static_cast<int>((last - first) / m + 1),
+                                      tid};
+    auto issue = [&](int st, const int32_t(&slots)[kChunksPerThread]) {
+        issue_block(p, ring + st * kStageBytes, ring + st * kStageBytes + kBlockKeyBytes, slots, tid);
+    };
+    pipe.start(issue);
 
     QFrag<NT, kF8> q;
     load_q<NT, kF8>(p, t, g, tig, q);
 
     float* srow = p.scores + t * p.max_len;
-    for (int i = 0; i < iters; ++i) {
+    for (int i = 0; i < pipe.iters; ++i) {
         cp_async_wait<kLogitsStages - 2>();
         __syncthreads();  // block i landed for every thread; every warp is done with the stage refilled below
-        const int ahead = i + kLogitsStages - 1;
-        if (ahead < iters) {
-            uint8_t* stage = ring + (ahead % kLogitsStages) * kStageBytes;
-            issue_block(p, stage, stage + kBlockKeyBytes, slots, tid);
-            if (ahead + 1 < iters) block_slots(slot_row, block_of(ahead + 1), qr.limit, tid, slots);
-        }
-        cp_async_commit();
+        pipe.advance(i, issue);
         const uint8_t* stage = ring + (i % kLogitsStages) * kStageBytes;
         float ra, rb;
         score_tile<NT, kF8>(stage, warp, g, tig, q, ra, rb);
         const float* scales = reinterpret_cast<const float*>(stage + kBlockKeys * kDim);
-        const int64_t base = block_of(i) * kBlockKeys + warp * kTileKeys;
+        const int64_t base = pipe.block_of(i) * kBlockKeys + warp * kTileKeys;
         if (tig == 0 && base + g <= qr.limit) srow[base + g] = ra * scales[warp * kTileKeys + g];
         if (tig == 1 && base + g + 8 <= qr.limit) srow[base + g + 8] = rb * scales[warp * kTileKeys + g + 8];
     }

@@ -20,17 +20,19 @@ namespace {
 
 
 // 3 CTAs per SM (64 heads: 128 accumulator registers, 168 in all; the shared memory of 3 CTAs then allows a
-// 7-stage ring, 6 blocks = 50 KB in flight per CTA; fewer heads: 8 stages).
+// 7-stage ring, 6 blocks = 50 KB in flight per CTA, and the slot ring; 8 or 16 heads: 8 stages).
 template <int N>
 struct WgConfig {
-    static constexpr int kStages = N == 64 ? 7 : 8;
+    static constexpr int kStages = N >= 32 ? 7 : 8;
     static constexpr int kCtasPerSm = 3;
     static constexpr int kQBytes = (N * kDim + 1023) / 1024 * 1024;  // B tile, 1024-byte aligned stages after it
-    static constexpr int kSmem = kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) + 1024;  // + alignment slack
+    static constexpr int kSmem =
+        kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) + KeyPipe<kStages>::kSlotBytes + 1024;  // + alignment
+    static_assert(kCtasPerSm * (kSmem + 1024) <= 228 * 1024, "3 CTAs per SM (1 KB reserved per CTA)");
 };
 
 // CTA c of the grid [T x m] scores row t = c % T, key blocks c / T, c / T + m, ... up to the row's limit (the
-// schedule of the mma.sync kernel). One warpgroup; a kStages-deep cp.async ring of 64-key blocks.
+// schedule of the mma.sync kernel). One warpgroup; a kStages-deep cp.async ring of 64-key blocks fed by KeyPipe.
 template <int N>
 __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
     indexer_logits_wgmma_kernel(IndexerLogitsParams p, int m) {
@@ -39,6 +41,7 @@ __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
     uint8_t* qs = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
     uint8_t* keys = qs + WgConfig<N>::kQBytes;
     uint8_t* scales = keys + kStages * kBlockKeyBytes;
+    int32_t* slot_ring = reinterpret_cast<int32_t*>(scales + kStages * kScaleBytes);
     pdl_wait();  // q8, wt, key_slots and the limits come from earlier kernels / copies
     pdl_trigger();
     const int64_t t = blockIdx.x % p.num_tokens, first = blockIdx.x / p.num_tokens;
@@ -46,36 +49,22 @@ __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
     const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
     const int64_t last = qr.limit / kBlockKeys;
     if (first > last) return;  // whole CTA
-    const int iters = static_cast<int>((last - first) / m + 1);
-    const int32_t* slot_row = p.key_slots + qr.request * p.max_len;
-    auto block_of = [&](int i) { return first + static_cast<int64_t>(i) * m; };
-
-    issue_q<N>(p, t, qs, tid);  // joins the first block's group
-    int32_t slots[kChunksPerThread];
-#pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) {
-        if (s < iters) {
-            block_slots(slot_row, block_of(s), qr.limit, tid, slots);
-            issue_block(p, keys + s * kBlockKeyBytes, scales + s * kScaleBytes, slots, tid);
-        }
-        cp_async_commit();
-    }
-    if (kStages - 1 < iters) block_slots(slot_row, block_of(kStages - 1), qr.limit, tid, slots);
+    const KeyPipe<kStages> pipe{p.key_slots + qr.request * p.max_len, slot_ring, first, qr.limit, m,
+                                static_cast<int>((last - first) / m + 1), tid};
+    auto issue = [&](int st, const int32_t(&slots)[kChunksPerThread]) {
+        issue_block(p, keys + st * kBlockKeyBytes, scales + st * kScaleBytes, slots, tid);
+    };
+    issue_q<N>(p, t, qs, tid);  // joins the slots' group
+    pipe.start(issue);
     float w[N / 8][2];
     load_head_weights<N>(p, t, tig, w);
     const uint32_t q_addr = smem_addr(qs), k_addr = smem_addr(keys);
     float* srow = p.scores + t * p.max_len;
-    for (int i = 0; i < iters; ++i) {
+    for (int i = 0; i < pipe.iters; ++i) {
         cp_async_wait<kStages - 2>();
         fence_async_smem();  // this thread's landed copies -> visible to wgmma (async proxy)
         __syncthreads();     // block i landed for every thread; the stage refilled below was consumed at i - 1
-        const int ahead = i + kStages - 1;
-        if (ahead < iters) {
-            const int sa = ahead % kStages;
-            issue_block(p, keys + sa * kBlockKeyBytes, scales + sa * kScaleBytes, slots, tid);
-            if (ahead + 1 < iters) block_slots(slot_row, block_of(ahead + 1), qr.limit, tid, slots);
-        }
-        cp_async_commit();
+        pipe.advance(i, issue);
         const int st = i % kStages;
         float acc[kKSteps][N / 2];
         issue_block_mma<N>(acc, k_addr + st * kBlockKeyBytes, q_addr);
@@ -84,7 +73,7 @@ __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
         float ra, rb;
         head_sum<N>(acc, w, ra, rb);
         const float* sc = reinterpret_cast<const float*>(scales + st * kScaleBytes);
-        store_key_scores(srow, block_of(i) * kBlockKeys + warp * 16, qr.limit, lane, ra, rb, sc[warp * 16 + g],
+        store_key_scores(srow, pipe.block_of(i) * kBlockKeys + warp * 16, qr.limit, lane, ra, rb, sc[warp * 16 + g],
                          sc[warp * 16 + g + 8]);
     }
     cp_async_wait<0>();  // no copy may outlive the CTA
