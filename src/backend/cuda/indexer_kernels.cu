@@ -328,13 +328,15 @@ __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(Indexer
 // The FP8 logits kernel (DSA_INDEXER_LOGITS, read at every launch on the host so that a process can run all
 // three): wgmma (default: indexer_logits_wgmma.cu; its FP8 tensor-core sums put scores 5-9e-5 of the row's
 // largest score off the CPU's, the accuracy of the DeepGEMM kernel SGLang runs), f16 (the exact fallback:
-// mma.sync on the values widened to f16, < 4e-7) or e4m3 (mma.sync e4m3, each k-step from a zero accumulator).
-enum class Fp8LogitsKernel { kWgmma, kF16, kE4m3 };
+// mma.sync on the values widened to f16, < 4e-7), e4m3 (mma.sync e4m3, each k-step from a zero accumulator) or
+// chain (wgmma with the k-steps of a block chained in the tensor core).
+enum class Fp8LogitsKernel { kWgmma, kF16, kE4m3, kChain };
 Fp8LogitsKernel fp8_logits_kernel() {
     const char* v = std::getenv("DSA_INDEXER_LOGITS");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "wgmma") == 0) return Fp8LogitsKernel::kWgmma;
     if (std::strcmp(v, "f16") == 0) return Fp8LogitsKernel::kF16;
-    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (wgmma, f16 or e4m3)";
+    if (std::strcmp(v, "chain") == 0) return Fp8LogitsKernel::kChain;
+    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (wgmma, chain, f16 or e4m3)";
     return Fp8LogitsKernel::kE4m3;
 }
 
@@ -360,6 +362,7 @@ template <int NT>
 void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
     switch (fp8_logits_kernel()) {
         case Fp8LogitsKernel::kWgmma: return launch_indexer_logits_wgmma(p, stream);
+        case Fp8LogitsKernel::kChain: return launch_indexer_logits_wgmma(p, stream, true);
         case Fp8LogitsKernel::kE4m3: return launch_fp8_logits<NT, true>(p, stream);
         case Fp8LogitsKernel::kF16: return launch_fp8_logits<NT, false>(p, stream);
     }

@@ -135,10 +135,12 @@ __device__ __forceinline__ void issue_q(const IndexerLogitsParams& p, int64_t t,
     }
 }
 
-// ra / rb: sum over the heads of wt_h ReLU(q_h . k) of keys g and g + 8 of the warp's 16 rows. Accumulator
-// layout (m64nN f32): acc[ks][4 i + e] is key 16 warp + g (e < 2) or + 8 (e >= 2), head 8 i + 2 tig + (e & 1).
-template <int N>
-__device__ __forceinline__ void head_sum(const float (&acc)[kKSteps][N / 2], const float (&w)[N / 8][2], float& ra,
+// ra / rb: sum over the heads of wt_h ReLU(q_h . k) of keys g and g + 8 of the warp's 16 rows, from A
+// accumulators (A = 4: one per k-step, summed here in f32; A = 1: the k-steps chained in the tensor core).
+// Accumulator layout (m64nN f32): acc[a][4 i + e] is key 16 warp + g (e < 2) or + 8 (e >= 2), head 8 i + 2 tig +
+// (e & 1).
+template <int N, int A>
+__device__ __forceinline__ void head_sum(const float (&acc)[A][N / 2], const float (&w)[N / 8][2], float& ra,
                                          float& rb) {
     ra = 0.0f;
     rb = 0.0f;
@@ -146,9 +148,12 @@ __device__ __forceinline__ void head_sum(const float (&acc)[kKSteps][N / 2], con
     for (int i = 0; i < N / 8; ++i) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-            const float da = ((acc[0][4 * i + e] + acc[1][4 * i + e]) + acc[2][4 * i + e]) + acc[3][4 * i + e];
-            const float db =
-                ((acc[0][4 * i + 2 + e] + acc[1][4 * i + 2 + e]) + acc[2][4 * i + 2 + e]) + acc[3][4 * i + 2 + e];
+            float da = acc[0][4 * i + e], db = acc[0][4 * i + 2 + e];
+#pragma unroll
+            for (int a = 1; a < A; ++a) {
+                da += acc[a][4 * i + e];
+                db += acc[a][4 * i + 2 + e];
+            }
             ra = fmaf(fmaxf(da, 0.0f), w[i][e], ra);
             rb = fmaf(fmaxf(db, 0.0f), w[i][e], rb);
         }
@@ -170,14 +175,16 @@ __device__ __forceinline__ void load_head_weights(const IndexerLogitsParams& p, 
     }
 }
 
-// Issues the 4 k-steps of one 64-key block (keys at k_addr, swizzled) against the query tile at q_addr, each into
-// its own zero-started accumulator, as one committed group.
-template <int N>
-__device__ __forceinline__ void issue_block_mma(float (&acc)[kKSteps][N / 2], uint32_t k_addr, uint32_t q_addr) {
+// Issues the 4 k-steps of one 64-key block (keys at k_addr, swizzled) against the query tile at q_addr as one
+// committed group: A = 4, each into its own zero-started accumulator; A = 1, chained into one.
+template <int N, int A>
+__device__ __forceinline__ void issue_block_mma(float (&acc)[A][N / 2], uint32_t k_addr, uint32_t q_addr) {
+    static_assert(A == 1 || A == kKSteps, "one accumulator per k-step, or one for all");
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < kKSteps; ++ks) {
-        wgmma_e4m3<N>(acc[ks], sw128_kmajor_desc(k_addr + ks * 32), sw128_kmajor_desc(q_addr + ks * 32), 0);
+        wgmma_e4m3<N>(acc[A == 1 ? 0 : ks], sw128_kmajor_desc(k_addr + ks * 32), sw128_kmajor_desc(q_addr + ks * 32),
+                      A == 1 && ks > 0 ? 1 : 0);
     }
     wgmma_commit();
 }

@@ -33,7 +33,8 @@ struct WgConfig {
 
 // CTA c of the grid [T x m] scores row t = c % T, key blocks c / T, c / T + m, ... up to the row's limit (the
 // schedule of the mma.sync kernel). One warpgroup; a kStages-deep cp.async ring of 64-key blocks fed by KeyPipe.
-template <int N>
+// A: accumulators per block (4: one per k-step, the default; 1: the k-steps chained, DSA_INDEXER_LOGITS=chain).
+template <int N, int A>
 __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
     indexer_logits_wgmma_kernel(IndexerLogitsParams p, int m) {
     constexpr int kStages = WgConfig<N>::kStages;
@@ -66,12 +67,12 @@ __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
         __syncthreads();     // block i landed for every thread; the stage refilled below was consumed at i - 1
         pipe.advance(i, issue);
         const int st = i % kStages;
-        float acc[kKSteps][N / 2];
-        issue_block_mma<N>(acc, k_addr + st * kBlockKeyBytes, q_addr);
+        float acc[A][N / 2];
+        issue_block_mma<N, A>(acc, k_addr + st * kBlockKeyBytes, q_addr);
         wgmma_wait_all();
-        fence_regs<kKSteps * N / 2>(&acc[0][0]);
+        fence_regs<A * N / 2>(&acc[0][0]);
         float ra, rb;
-        head_sum<N>(acc, w, ra, rb);
+        head_sum<N, A>(acc, w, ra, rb);
         const float* sc = reinterpret_cast<const float*>(scales + st * kScaleBytes);
         store_key_scores(srow, pipe.block_of(i) * kBlockKeys + warp * 16, qr.limit, lane, ra, rb, sc[warp * 16 + g],
                          sc[warp * 16 + g + 8]);
@@ -79,34 +80,39 @@ __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
     cp_async_wait<0>();  // no copy may outlive the CTA
 }
 
-template <int N>
+template <int N, int A>
 void launch_wgmma(const IndexerLogitsParams& p, cudaStream_t stream) {
     constexpr int kSmem = WgConfig<N>::kSmem;
     static SmemLimit limit;
-    limit.ensure(reinterpret_cast<const void*>(indexer_logits_wgmma_kernel<N>), kSmem);
+    limit.ensure(reinterpret_cast<const void*>(indexer_logits_wgmma_kernel<N, A>), kSmem);
     static const int64_t resident = [] {
         int per_sm = 0;
-        DSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, indexer_logits_wgmma_kernel<N>,
+        DSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, indexer_logits_wgmma_kernel<N, A>,
                                                                      kLogitsThreads, kSmem));
         return static_cast<int64_t>(per_sm < 1 ? 1 : per_sm) * num_sms();
     }();
     const int64_t blocks_per_row = (p.max_len + kBlockKeys - 1) / kBlockKeys;
     int64_t m = resident / p.num_tokens;
     m = m < 1 ? 1 : (m > blocks_per_row ? blocks_per_row : m);
-    host::launch_pdl(indexer_logits_wgmma_kernel<N>, dim3(static_cast<unsigned>(p.num_tokens * m)),
+    host::launch_pdl(indexer_logits_wgmma_kernel<N, A>, dim3(static_cast<unsigned>(p.num_tokens * m)),
                      dim3(kLogitsThreads), kSmem, stream, p, static_cast<int>(m));
+}
+
+template <int A>
+void launch_wgmma_heads(const IndexerLogitsParams& p, cudaStream_t stream) {
+    switch (p.heads) {
+        case 8: return launch_wgmma<8, A>(p, stream);
+        case 16: return launch_wgmma<16, A>(p, stream);
+        case 32: return launch_wgmma<32, A>(p, stream);
+        case 64: return launch_wgmma<64, A>(p, stream);
+        default: DSA_CHECK(false) << "indexer wgmma logits: " << p.heads << " heads (8, 16, 32 or 64)";
+    }
 }
 
 }  // namespace
 
-void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream) {
-    switch (p.heads) {
-        case 8: return launch_wgmma<8>(p, stream);
-        case 16: return launch_wgmma<16>(p, stream);
-        case 32: return launch_wgmma<32>(p, stream);
-        case 64: return launch_wgmma<64>(p, stream);
-        default: DSA_CHECK(false) << "indexer wgmma logits: " << p.heads << " heads (8, 16, 32 or 64)";
-    }
+void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream, bool chained) {
+    return chained ? launch_wgmma_heads<1>(p, stream) : launch_wgmma_heads<kKSteps>(p, stream);
 }
 
 }  // namespace dsa::backend::cuda

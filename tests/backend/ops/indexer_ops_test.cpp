@@ -70,8 +70,8 @@ struct RowStats {
 // |score| (measured < 4e-7); the wgmma kernel (the FP8 default) kWgmmaTermTol of the row's max sum of |terms|
 // (its FP8 tensor-core sums; max |score| would blow up on rows whose weighted ReLUs cancel).
 void expect_scores_close(const Case& c, const RowStats& st, const std::string& name) {
-    const bool wgmma =
-        c.numerics.indexer_fp8 && (c.logits_kernel == nullptr || std::strcmp(c.logits_kernel, "wgmma") == 0);
+    const bool wgmma = c.numerics.indexer_fp8 && (c.logits_kernel == nullptr || std::strcmp(c.logits_kernel, "wgmma") == 0 ||
+                                                  std::strcmp(c.logits_kernel, "chain") == 0);
     if (wgmma) {
         EXPECT_TRUE(st.has_terms) << name << ": the sums of |terms| were not computed";
         EXPECT_LE(st.worst_term_rel, kWgmmaTermTol) << name;
@@ -497,10 +497,11 @@ TEST_F(IndexerOpsTest, AnyHeadCount) {
     }
 }
 
-// Every FP8 logits kernel (DSA_INDEXER_LOGITS = f16 and e4m3: the mma.sync kernels; wgmma, the default) under
+// Every FP8 logits kernel (DSA_INDEXER_LOGITS = f16 and e4m3: the mma.sync kernels; wgmma, the default; chain:
+// wgmma with the k-steps chained in the tensor core, under the wgmma bound) under
 // the same checks: a decode batch of 64 requests (one of 40000 keys split over many CTAs, the others 64..4096
 // keys, lengths that are not multiples of 64, limits around index_topk) at 64, 4, 12 and 32 heads; both scale
-// formats on wgmma (the scale format does not change the mma.sync kernels' code).
+// formats on wgmma and chain (the scale format does not change the mma.sync kernels' code).
 void IndexerOpsTest::every_head_count(const char* kernel, bool ue8m0) {
     const std::string cname = std::string(kernel) + (ue8m0 ? "_ue8m0" : "_f32_scales");
     const Case c{cname.c_str(), fp8_numerics(ue8m0), kernel};
@@ -525,9 +526,9 @@ void IndexerOpsTest::every_head_count(const char* kernel, bool ue8m0) {
 }
 
 TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
-    for (const char* kernel : {"wgmma", "f16", "e4m3"}) {
+    for (const char* kernel : {"wgmma", "chain", "f16", "e4m3"}) {
         for (const bool ue8m0 : {true, false}) {
-            if (!ue8m0 && std::strcmp(kernel, "wgmma") != 0) continue;
+            if (!ue8m0 && std::strcmp(kernel, "wgmma") != 0 && std::strcmp(kernel, "chain") != 0) continue;
             every_head_count(kernel, ue8m0);
         }
     }
