@@ -9,6 +9,7 @@
 #include <cuda_fp8.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
@@ -120,59 +121,74 @@ __device__ __forceinline__ void fp8_store(SparseSmem& sm, int buf, const Fp8Stag
 }
 
 // Merges the splits of one (token, head) row: out = sum_z O_z 2^(m_z - M) / sum_z l_z 2^(m_z - M), M = max m_z;
-// a row whose splits saw no valid slot (all l_z = 0) is zero. One CTA per row: warp 0 turns the splits' (max, sum)
-// pairs into weights in shared memory, then 4 groups of 128 threads (4 columns each) take every 4th split with 8
-// coalesced float4 loads in flight per thread, and group 0 adds the groups' sums. Launched with PDL.
+// a row whose splits saw no valid slot (all l_z = 0) is zero. One CTA per row: 4 groups of 128 threads (4 columns
+// each) take every 4th split, 8 coalesced float4 loads in flight per thread. The first batch of partials is loaded
+// before warp 0 turns the splits' (max, sum) pairs into weights in shared memory, so the two loads overlap (with up
+// to 32 splits, the usual decode case, that is all of them); group 0 adds the groups' sums. Launched with PDL.
 constexpr int kCombineGroups = 4, kCombineThreads = 128 * kCombineGroups, kCombineBatch = 8;
 constexpr int kMaxCombineSplits = 512;
 
+// One float2 (max, sum) load per split and lane; the weights 2^(m_z - M) into w, the returned sum of l_z w_z.
 __device__ __forceinline__ float combine_weights(const MlaSparseKernelParams& p, int64_t row, float* w) {
     const int64_t rows = p.num_tokens * p.heads;
     const int lane = threadIdx.x & 31;
     float m = kNoMax;
-    for (int64_t z = lane; z < p.splits; z += 32) m = fmaxf(m, p.part_ml[2 * (z * rows + row)]);
+    for (int64_t z = lane; z < p.splits; z += 32) {
+        const float2 ml = *reinterpret_cast<const float2*>(p.part_ml + 2 * (z * rows + row));
+        w[z] = ml.x;
+        w[kMaxCombineSplits + z] = ml.y;
+        m = fmaxf(m, ml.x);
+    }
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
     float l = 0.0f;
-    for (int64_t z = lane; z < p.splits; z += 32) {
-        const float2 ml = *reinterpret_cast<const float2*>(p.part_ml + 2 * (z * rows + row));
-        w[z] = exp2f(ml.x - m);
-        l += ml.y * w[z];
+    for (int64_t z = lane; z < p.splits; z += 32) {  // each lane reads back only what it wrote
+        w[z] = exp2f(w[z] - m);
+        l += w[kMaxCombineSplits + z] * w[z];
     }
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
     return l;
 }
 
+// The partials of splits z0, z0 + 4, ... (kCombineBatch of them; zeros past the last split) at this thread's columns.
+__device__ __forceinline__ void load_partials(const MlaSparseKernelParams& p, int64_t row, int64_t z0, int col,
+                                              float4 (&v)[kCombineBatch]) {
+    const int64_t rows = p.num_tokens * p.heads;
+#pragma unroll
+    for (int i = 0; i < kCombineBatch; ++i) {
+        const int64_t z = z0 + i * kCombineGroups;
+        v[i] = z < p.splits ? *reinterpret_cast<const float4*>(p.part_o + (z * rows + row) * kLatent + col)
+                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+}
+
 __global__ void __launch_bounds__(kCombineThreads) mla_sparse_combine_kernel(MlaSparseKernelParams p) {
-    __shared__ float w[kMaxCombineSplits];
+    __shared__ float w[2 * kMaxCombineSplits];  // weights, then (until replaced) the splits' sums
     __shared__ float4 part[kCombineGroups - 1][128];
     __shared__ float inv_l;
     pdl_wait();  // the partials come from the sparse kernel just before (launched with PDL)
     pdl_trigger();
     const int64_t row = blockIdx.x;  // tok * heads + head
-    const int64_t rows = p.num_tokens * p.heads;
+    const int grp = threadIdx.x >> 7, col = (threadIdx.x & 127) * 4;
+    float4 v[kCombineBatch];
+    load_partials(p, row, grp, col, v);  // in flight while warp 0 computes the weights
     if (threadIdx.x < 32) {
         const float l = combine_weights(p, row, w);
         if (threadIdx.x == 0) inv_l = l > 0.0f ? 1.0f / l : 0.0f;
     }
     __syncthreads();
-    const int grp = threadIdx.x >> 7, col = (threadIdx.x & 127) * 4;
     float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    for (int64_t z0 = grp; z0 < p.splits; z0 += kCombineGroups * kCombineBatch) {
-        float4 v[kCombineBatch];
-#pragma unroll
-        for (int i = 0; i < kCombineBatch; ++i) {
-            const int64_t z = z0 + i * kCombineGroups;
-            v[i] = z < p.splits ? *reinterpret_cast<const float4*>(p.part_o + (z * rows + row) * kLatent + col)
-                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        }
+    for (int64_t z0 = grp;;) {
 #pragma unroll
         for (int i = 0; i < kCombineBatch; ++i) {
             const int64_t z = z0 + i * kCombineGroups;
             const float wz = z < p.splits ? w[z] : 0.0f;
             acc.x += v[i].x * wz, acc.y += v[i].y * wz, acc.z += v[i].z * wz, acc.w += v[i].w * wz;
         }
+        z0 += kCombineGroups * kCombineBatch;
+        if (z0 >= p.splits) break;
+        load_partials(p, row, z0, col, v);
     }
     if (grp > 0) part[grp - 1][threadIdx.x & 127] = acc;
     __syncthreads();
@@ -629,11 +645,20 @@ void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stre
     host::launch_pdl(mla_sparse_combine_kernel, dim3(static_cast<unsigned>(rows)), dim3(kCombineThreads), 0, stream, p);
 }
 
+// DSA_MLA_SPLIT_TILES=n (read at every call; default 1): at least n key tiles per split, for A/B timing of fewer,
+// longer splits (less partial traffic for the combine) against more CTAs.
+int64_t min_tiles_per_split() {
+    const char* v = std::getenv("DSA_MLA_SPLIT_TILES");
+    const long n = v != nullptr ? std::strtol(v, nullptr, 10) : 1;
+    return n >= 1 && n <= 1024 ? n : 1;
+}
+
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms) {
     const int64_t ctas = num_tokens * ((heads + kHeads - 1) / kHeads);
     const int64_t tiles = (width + kRows - 1) / kRows;
     if (ctas <= 0 || tiles <= 1 || ctas * 2 > num_sms) return 1;
-    return std::min<int64_t>({tiles, num_sms / ctas, kMaxCombineSplits});
+    const int64_t by_tiles = std::max<int64_t>(1, tiles / min_tiles_per_split());
+    return std::min<int64_t>({by_tiles, num_sms / ctas, kMaxCombineSplits});
 }
 
 void launch_mla_dense_attention(const MlaDenseKernelParams& p, cudaStream_t stream) {
