@@ -6,7 +6,7 @@
 // events); small cases rotate over page ranges so that the keys are not all L2-resident. "graph:" repeats the
 // kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost); the logits
 // (default: the wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16 and =e4m3, the top-k (default: auto,
-// the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global and =smem, and with
+// the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global, =smem and =cand, and with
 // DSA_INDEXER_TOPK_ORDER=position (ascending positions, no sort), each alone and in a graph.
 // Usage: indexer_bench [--quick]
 #include <algorithm>
@@ -191,6 +191,7 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     };
     const auto [t_topk_global, g_topk_global] = topk_env("DSA_INDEXER_TOPK", "global");
     const auto [t_topk_smem, g_topk_smem] = topk_env("DSA_INDEXER_TOPK", "smem");
+    const auto [t_topk_cand, g_topk_cand] = topk_env("DSA_INDEXER_TOPK", "cand");
     const auto [t_topk_pos, g_topk_pos] = topk_env("DSA_INDEXER_TOPK_ORDER", "position");
     const double bytes = static_cast<double>(batch) * ctx * kIndexerFp8BytesPerToken;
     const double floor_s = bytes / kHbmBytesPerS;
@@ -201,14 +202,14 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [r_top, f_top] = rate(t_topk);
     std::printf("indexer B=%-3lld ctx=%-6lld%s total %8.1f us %5.2f TB/s %5.1f%% | "
                 "logits %8.1f us %5.2f TB/s %5.1f%% %6.1f TFLOP/s (mma.sync f16 %8.1f us, e4m3 %8.1f us) | "
-                "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; global %7.1f us, smem %7.1f us, position order %7.1f us) | "
-                "floor %6.1f us | graph: kernels %8.1f us topk %7.1f us (global %7.1f us, smem %7.1f us, position "
-                "order %7.1f us)%s\n",
+                "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; global %7.1f us, smem %7.1f us, cand %7.1f us, position "
+                "order %7.1f us) | floor %6.1f us | graph: kernels %8.1f us topk %7.1f us (global %7.1f us, smem "
+                "%7.1f us, cand %7.1f us, position order %7.1f us)%s\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
                 total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, flops / t_logits / 1e12, t_logits_f16 * 1e6,
                 t_logits_e4m3 * 1e6, t_topk * 1e6, r_top, f_top, t_topk_global * 1e6, t_topk_smem * 1e6,
-                t_topk_pos * 1e6, floor_s * 1e6, g_all * 1e6, g_topk * 1e6, g_topk_global * 1e6, g_topk_smem * 1e6,
-                g_topk_pos * 1e6, n > 1 ? "" : " (single page range)");
+                t_topk_cand * 1e6, t_topk_pos * 1e6, floor_s * 1e6, g_all * 1e6, g_topk * 1e6, g_topk_global * 1e6,
+                g_topk_smem * 1e6, g_topk_cand * 1e6, g_topk_pos * 1e6, n > 1 ? "" : " (single page range)");
     const auto [r_chain, f_chain] = rate(t_logits_chain);
     std::printf("indexer B=%-3lld ctx=%-6lld logits wgmma %8.1f us %5.2f TB/s %5.1f%% | chained k-steps %8.1f us %5.2f "
                 "TB/s %5.1f%%\n",

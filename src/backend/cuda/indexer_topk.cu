@@ -215,7 +215,6 @@ __global__ void causal_indices_kernel(CausalIndicesKernelParams p) {
     }
 }
 
-
 // The cluster kernel reading its segment from global memory every round (the only one for rows too long to
 // cache in shared memory).
 void launch_topk_global(const IndexerTopkKernelParams& p, cudaStream_t stream) {
@@ -236,19 +235,22 @@ void launch_topk_global(const IndexerTopkKernelParams& p, cudaStream_t stream) {
 }
 
 // DSA_INDEXER_TOPK (read at every launch, so that one process can run both): "smem" selects the shared-memory
-// kernel (indexer_topk_smem.cu) where the rows fit, "global" the global-memory one; unset or "auto" the
-// shared-memory one for kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen: on the H200 (B = 1 / 64, 2K..128K) it
-// won at 64K rows (B = 64: 50 vs 66 us) and tied at 4K, lost with 128K-wide (padded) rows (87 vs 66 us at
-// B = 64 / 64K, 53 vs 29 at B = 64 / 4K) and at a 2K row (20.3 vs 19.1 us).
+// kernel (indexer_topk_smem.cu) where the rows fit, "global" the global-memory one, "cand" the shared-memory one
+// with its candidate path (opt-in, not yet measured); unset or "auto" the shared-memory one for
+// kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen: on the H200 (B = 1 / 64, 2K..128K) it won at 64K rows (B = 64:
+// 50 vs 66 us) and tied at 4K, lost with 128K-wide (padded) rows (87 vs 66 us at B = 64 / 64K, 53 vs 29 at
+// B = 64 / 4K) and at a 2K row (20.3 vs 19.1 us).
 constexpr int64_t kSmemTopkMinLen = 4096, kSmemTopkMaxLen = 65536;
-bool smem_topk_selected(int64_t max_len) {
+enum class TopkKernel { kGlobal, kSmem, kCand };
+TopkKernel topk_kernel_selected(int64_t max_len) {
     const char* v = std::getenv("DSA_INDEXER_TOPK");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) {
-        return max_len >= kSmemTopkMinLen && max_len <= kSmemTopkMaxLen;
+        return max_len >= kSmemTopkMinLen && max_len <= kSmemTopkMaxLen ? TopkKernel::kSmem : TopkKernel::kGlobal;
     }
-    if (std::strcmp(v, "global") == 0) return false;
-    DSA_CHECK(std::strcmp(v, "smem") == 0) << "DSA_INDEXER_TOPK=" << v << " (auto, smem or global)";
-    return true;
+    if (std::strcmp(v, "global") == 0) return TopkKernel::kGlobal;
+    if (std::strcmp(v, "cand") == 0) return TopkKernel::kCand;
+    DSA_CHECK(std::strcmp(v, "smem") == 0) << "DSA_INDEXER_TOPK=" << v << " (auto, smem, cand or global)";
+    return TopkKernel::kSmem;
 }
 
 // DSA_INDEXER_TOPK_ORDER (read at every launch): unset or "position" = ascending position order (the default: the
@@ -269,7 +271,9 @@ void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) 
     DSA_CHECK(p.num_tokens <= 0x7fffffff / kTopkMaxCluster) << "indexer top-k: " << p.num_tokens << " queries";
     IndexerTopkKernelParams q = p;
     q.position_order = p.position_order || position_order_selected();
-    if (smem_topk_selected(q.max_len) && launch_indexer_topk_smem(q, stream)) return;
+    const TopkKernel kernel = topk_kernel_selected(q.max_len);
+    if (kernel == TopkKernel::kSmem && launch_indexer_topk_smem(q, stream)) return;
+    if (kernel == TopkKernel::kCand && launch_indexer_topk_cand(q, stream)) return;
     launch_topk_global(q, stream);
 }
 

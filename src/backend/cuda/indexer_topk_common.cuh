@@ -35,6 +35,7 @@ struct TopkShared {
     // Shared-memory kernel only: rank 0: the row's extreme order keys and those of the first round's threshold
     // bin; every CTA: its keys above the threshold and equal to it.
     uint32_t kmin, kmax, cmin, cmax, cta_greater, cta_ties;
+    uint64_t thc;  // candidate path (DSA_INDEXER_TOPK=cand), rank 0: the smallest selected composite key
 };
 
 // Order-preserving u32 of a float (-0 as +0, so equal scores get equal keys).
@@ -48,8 +49,6 @@ __device__ __forceinline__ uint32_t order_key(float f) {
 __device__ __forceinline__ uint64_t composite_key(uint32_t key, int64_t i) {
     return (static_cast<uint64_t>(key) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(i));
 }
-
-
 
 // Every thread of rank 0: the digit whose bin holds the need-th largest element (1 <= need <= the elements
 // counted); one thread writes digit, above (count in higher bins) and in_bin. Thread i holds the kPer bins
@@ -103,8 +102,6 @@ struct TopkCluster {
     uint64_t* sel0;  // rank 0's (the gathered selection)
 };
 
-
-
 // Called by every thread of every CTA once its own hist[round & 1] is complete: ranks > 0 add theirs to rank 0's
 // through distributed shared memory (between two cluster barriers); returns rank 0's bins, complete in every CTA.
 // Rank 0's buffer of this parity was last read two rounds ago, before the previous round's cluster barriers.
@@ -127,15 +124,27 @@ __device__ __forceinline__ uint32_t ties_taken(uint32_t before, uint32_t e, uint
     return before >= limit ? 0u : (limit - before < e ? limit - before : e);
 }
 
+// Warp w's contiguous chunk [w0, w1) of a segment of len positions (chunk: a multiple of 32, the same for every
+// warp), walked 32 positions at a time (ordered_collect, the candidate path's count and write passes).
+struct WarpChunk {
+    int w0, w1, chunk;
+};
+__device__ __forceinline__ WarpChunk warp_chunk(int len) {
+    const int chunk = ((len + kTopkWarps - 1) / kTopkWarps + 31) / 32 * 32;
+    const int warp = static_cast<int>(threadIdx.x >> 5);
+    const int w0 = warp * chunk < len ? warp * chunk : len, w1 = w0 + chunk < len ? w0 + chunk : len;
+    return {w0, w1, chunk};
+}
+
 // Writes the segment's selected composite keys into rank 0's buffer in ascending position order: warp w of CTA
 // r walks its contiguous chunk of the segment in order; the offsets come from per-warp and per-CTA counts.
 // Every CTA checks that the cluster selected exactly `keep` (trap otherwise). vals: the segment's scores, in
 // shared memory (indexer_topk_smem.cu) or global memory (the position-order path of indexer_topk.cu).
 __device__ void ordered_collect(const TopkCluster& c, const float* vals, int64_t begin, int len, TopkThreshold th,
-                             uint32_t keep) {
+                                uint32_t keep) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int chunk = ((len + kTopkWarps - 1) / kTopkWarps + 31) / 32 * 32;
-    const int w0 = warp * chunk < len ? warp * chunk : len, w1 = w0 + chunk < len ? w0 + chunk : len;
+    const WarpChunk wc = warp_chunk(len);
+    const int w0 = wc.w0, w1 = wc.w1;
     uint32_t greater = 0, ties = 0;
     for (int i = w0 + lane; i < w1; i += 32) {
         const uint32_t u = order_key(vals[i]);
@@ -251,8 +260,6 @@ __device__ void bitonic_sort_desc(uint64_t* keys, int n) {
     }
 }
 
-
-
 // Rank 0: sorts the row's `keep` gathered composite keys (score descending, ties by position; not with
 // p.position_order: the buffer is then in ascending position order already, as ordered_collect leaves it) and
 // writes the positions and slots, -1 past keep.
@@ -327,4 +334,9 @@ void launch_topk_cluster(void (*kernel)(Args...), int64_t ctas, int cluster, int
 }
 
 }  // namespace
+
+// launch_indexer_topk_smem with the candidate path (DSA_INDEXER_TOPK=cand; indexer_topk_smem.cu): position-order
+// rows of n > k skip the radix rounds and every CTA writes its part of the output; false where rows do not fit.
+bool launch_indexer_topk_cand(const IndexerTopkKernelParams& p, cudaStream_t stream);
+
 }  // namespace dsa::backend::cuda

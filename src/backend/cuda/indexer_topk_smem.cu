@@ -3,6 +3,8 @@
 // bins between the row's min and max (spread over the bins where a fixed top digit of the order key would put a
 // whole row into a handful), radix rounds on the order keys of that bin's elements only, and a deterministic
 // collection in ascending position order straight into rank 0's buffer. Same output as indexer_topk.cu.
+// DSA_INDEXER_TOPK=cand: the same kernel with the candidate path (position order: the threshold bin's keys
+// collected and ranked, each warp writes its selection straight to the output).
 #include <cstdint>
 
 #include "backend/cuda/indexer_topk_common.cuh"
@@ -25,6 +27,14 @@ struct ValueBins {
         return x >= 1.0f ? (x < static_cast<float>(kBins - 1) ? static_cast<uint32_t>(x) : kBins - 1u) : 0u;
     }
 };
+
+// The value bins of a row whose extreme order keys are kmin, kmax.
+__device__ __forceinline__ ValueBins row_bins(uint32_t kmin, uint32_t kmax) {
+    const float lo = key_value(kmin), range = key_value(kmax) - lo;
+    float scale = static_cast<float>(kBins) / range;
+    if (!(range > 0.0f) || !(scale < 3.0e38f)) scale = 0.0f;  // range 0 / inf / NaN, or a tiny range
+    return {lo, scale};
+}
 
 // Copies the segment (len floats) into vals; rank 0 gets the extreme order keys of the whole row.
 __device__ void load_segment(const TopkCluster& c, const float* src, int len, float* vals) {
@@ -126,10 +136,7 @@ __device__ void bin_key_range(const TopkCluster& c, const float* vals, int len, 
 __device__ TopkThreshold smem_threshold(const TopkCluster& c, const float* vals, int len, uint32_t k) {
     const uint32_t kmin = c.sh0->kmin, kmax = c.sh0->kmax;
     if (kmin == kmax) return {kmin, k};  // one value: the first k positions
-    const float lo = key_value(kmin), range = key_value(kmax) - lo;
-    float scale = static_cast<float>(kBins) / range;
-    if (!(range > 0.0f) || !(scale < 3.0e38f)) scale = 0.0f;  // range 0 / inf / NaN, or a tiny range
-    const ValueBins bins{lo, scale};
+    const ValueBins bins = row_bins(kmin, kmax);
     const DigitResult d0 =
         pick_digit(c, cluster_histogram<false>(c, vals, len, 0, [&](float v) { return bins(v); }), k);
     uint32_t need = k - d0.above;
@@ -164,8 +171,153 @@ __device__ TopkThreshold smem_threshold(const TopkCluster& c, const float* vals,
     }
 }
 
+// ---- candidate path (DSA_INDEXER_TOPK=cand, position order, n > k) ----
+//
+// After the first value-bin round (digit d0, `need` keys still missing): one pass counts, per warp chunk, the keys
+// of the bins above d0 and appends the composite keys of bin d0 (the candidates) to rank 0's buffer; rank 0 finds
+// the need-th largest candidate (thc); every CTA counts its selected candidates, and each warp writes its chunk's
+// selection (bin > d0, or bin d0 with composite >= thc) straight to the output at a cluster-wide prefix offset.
+// No radix rounds, no gather into rank 0, no rank-0 output loop. More candidates than the buffer holds: the
+// radix path of smem_threshold + ordered_collect (the shared-memory kernel's own).
+
+// Counts the warp chunk's keys above value bin d0 (warp_sum) and in it (warp_ties); unless `whole` (bin d0 taken
+// whole), appends bin d0's composite keys to rank 0's buffer (the first `cap`; rank 0's count goes on past cap).
+__device__ void gather_candidates(const TopkCluster& c, const float* vals, int64_t begin, int len, ValueBins bins,
+                                  uint32_t d0, bool whole, uint32_t cap) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const WarpChunk wc = warp_chunk(len);
+    uint32_t greater = 0, eq = 0;
+    for (int base = wc.w0; base < wc.w1; base += 32) {
+        const int i = base + lane;
+        const bool valid = i < wc.w1;
+        const float v = valid ? vals[i] : 0.0f;
+        const uint32_t b = bins(v);
+        const bool cand = valid && b == d0;
+        greater += valid && b > d0;
+        eq += cand;
+        if (whole) continue;
+        const unsigned cb = __ballot_sync(kFull, cand);
+        if (cb == 0) continue;
+        uint32_t off = 0;
+        if (lane == 0) off = atomicAdd(&c.sh0->count, static_cast<uint32_t>(__popc(cb)));
+        off = __shfl_sync(kFull, off, 0) + __popc(cb & ((1u << lane) - 1));
+        if (cand && off < cap) c.sel0[off] = composite_key(order_key(v), begin + i);
+    }
+    greater = __reduce_add_sync(kFull, greater);
+    eq = __reduce_add_sync(kFull, eq);
+    if (lane == 0) {
+        c.sh.warp_sum[warp] = greater;
+        c.sh.warp_ties[warp] = eq;
+    }
+}
+
+// Rank 0: sh.thc = the need-th largest of the m (distinct) composite keys in sel (1 <= need <= m <= its
+// capacity): each thread counts the keys above its own for m <= 1024, else a bitonic sort.
+__device__ void candidate_threshold(TopkShared& sh, uint64_t* sel, uint32_t m, uint32_t need) {
+    const uint32_t tid = threadIdx.x;
+    if (m <= static_cast<uint32_t>(kTopkThreads)) {
+        if (tid >= m) return;
+        const uint64_t x = sel[tid];
+        uint32_t larger = 0;
+        for (uint32_t j = 0; j < m; ++j) larger += sel[j] > x;
+        if (larger == need - 1) sh.thc = x;
+        return;
+    }
+    const int sort_n = 1 << (32 - __clz(static_cast<int>(m) - 1));
+    for (int i = static_cast<int>(m + tid); i < sort_n; i += kTopkThreads) sel[i] = 0;  // below every real key
+    __syncthreads();
+    bitonic_sort_desc(sel, sort_n);
+    if (tid == 0) sh.thc = sel[need - 1];
+}
+
+// Adds the selected candidates (composite >= thc) of this CTA's segment to the warp_sum of the chunk holding them.
+__device__ void count_selected_candidates(const TopkCluster& c, int64_t begin, int len, uint32_t m, uint64_t thc) {
+    const int chunk = warp_chunk(len).chunk;
+    for (uint32_t j = threadIdx.x; j < m; j += kTopkThreads) {
+        const uint64_t x = c.sel0[j];
+        if (x < thc) continue;
+        const int64_t i = static_cast<int64_t>(~static_cast<uint32_t>(x)) - begin;
+        if (i >= 0 && i < len) atomicAdd(&c.sh.warp_sum[i / chunk], 1u);
+    }
+}
+
+// Writes the warp chunk's selection (value bin above d0, or bin d0 with composite >= thc) in ascending position
+// order to o.pos / o.slots (slots through o.slot_row) from index `out` on.
+struct DirectOut {
+    int32_t* pos;
+    int32_t* slots;
+    const int32_t* slot_row;
+};
+__device__ void write_direct(const float* vals, int64_t begin, int len, ValueBins bins, uint32_t d0, uint64_t thc,
+                             uint32_t out, DirectOut o) {
+    const int lane = threadIdx.x & 31;
+    const unsigned below = (1u << lane) - 1;
+    const WarpChunk wc = warp_chunk(len);
+    for (int base = wc.w0; base < wc.w1; base += 32) {
+        const int i = base + lane;
+        const bool valid = i < wc.w1;
+        const float v = valid ? vals[i] : 0.0f;
+        const uint32_t b = bins(v);
+        const bool take = valid && (b > d0 || (b == d0 && composite_key(order_key(v), begin + i) >= thc));
+        const unsigned sb = __ballot_sync(kFull, take);
+        if (take) {
+            const uint32_t idx = out + __popc(sb & below);
+            const int32_t pos = static_cast<int32_t>(begin + i);
+            o.pos[idx] = pos;
+            o.slots[idx] = o.slot_row[pos];
+        }
+        out += __popc(sb);
+    }
+}
+
+// The candidate path of a row with n > k after load_segment (cluster-synced); false (nothing written, no barrier
+// left waiting) when bin d0 holds more candidates than cap: the caller runs the radix path.
+__device__ bool candidate_topk(const IndexerTopkKernelParams& p, const TopkCluster& c, int64_t t, int64_t request,
+                               const float* vals, int64_t begin, int len, uint32_t cap) {
+    const uint32_t k = static_cast<uint32_t>(p.k);
+    const ValueBins bins = row_bins(c.sh0->kmin, c.sh0->kmax);  // one value (kmin == kmax): every key in bin 0
+    const DigitResult d0 =
+        pick_digit(c, cluster_histogram<false>(c, vals, len, 0, [&](float v) { return bins(v); }), k);
+    const uint32_t need = k - d0.above;
+    const bool whole = d0.in_bin == need;
+    gather_candidates(c, vals, begin, len, bins, d0.digit, whole, cap);
+    c.cluster.sync();  // (A) rank 0's candidates and count are complete
+    const uint32_t m = c.sh0->count;
+    if (!whole && m > cap) return false;
+    if (!whole && c.rank == 0) candidate_threshold(c.sh, c.sel, m, need);
+    c.cluster.sync();                              // (B) thc is known
+    const uint64_t thc = whole ? 0u : c.sh0->thc;  // 0: below every composite key
+    if (whole) {
+        if (threadIdx.x < kTopkWarps) c.sh.warp_sum[threadIdx.x] += c.sh.warp_ties[threadIdx.x];
+    } else {
+        count_selected_candidates(c, begin, len, m, thc);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        uint32_t g = 0;
+        for (int w = 0; w < kTopkWarps; ++w) g += c.sh.warp_sum[w];
+        c.sh.cta_greater = g;
+    }
+    c.cluster.sync();  // (C) every CTA's selected count is known
+    uint32_t out = 0, total = 0;
+    for (unsigned r = 0; r < c.cluster.num_blocks(); ++r) {
+        const uint32_t g = c.cluster.map_shared_rank(&c.sh, r)->cta_greater;
+        out += r < c.rank ? g : 0u;
+        total += g;
+    }
+    if (total != k) __trap();  // unreachable: bins above d0 plus `need` candidates make k
+    for (int w = 0; w < static_cast<int>(threadIdx.x >> 5); ++w) out += c.sh.warp_sum[w];
+    c.cluster.barrier_arrive();  // no CTA reads another's shared memory after this
+    write_direct(vals, begin, len, bins, d0.digit, thc, out,
+                 {p.positions + t * p.k, p.slots + t * p.k, p.key_slots + request * p.max_len});
+    c.cluster.barrier_wait();
+    return true;
+}
+
 // Grid: T x C CTAs of 1024 threads in clusters of C (one cluster per row). Dynamic shared memory: the selection
-// buffer (sel_cap u64) then the segment cache (seg_cap floats, seg_cap >= every CTA's segment).
+// buffer (sel_cap u64) then the segment cache (seg_cap floats, seg_cap >= every CTA's segment). kCandidates: the
+// candidate path first for position-order rows of n > k.
+template <bool kCandidates>
 __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(IndexerTopkKernelParams p, int sel_cap) {
     extern __shared__ uint64_t dyn[];
     __shared__ TopkShared sh;
@@ -190,10 +342,15 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(Indexer
     if (threadIdx.x == 0) {
         sh.kmin = sh.cmin = 0xffffffffu;
         sh.kmax = sh.cmax = 0;
+        sh.count = 0;
     }
     cluster.sync();
     load_segment(c, p.scores + t * p.max_len + begin, len, vals);
     cluster.sync();
+    if (kCandidates && p.position_order && n > p.k &&
+        candidate_topk(p, c, t, qr.request, vals, begin, len, static_cast<uint32_t>(sel_cap))) {
+        return;
+    }
     const TopkThreshold th = n > p.k ? smem_threshold(c, vals, len, static_cast<uint32_t>(p.k))
                                      : TopkThreshold{0u, kAllTies};  // every key >= 0: all of them
     ordered_collect(c, vals, begin, len, th, keep);
@@ -204,7 +361,9 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(Indexer
 
 }  // namespace
 
-bool launch_indexer_topk_smem(const IndexerTopkKernelParams& p, cudaStream_t stream) {
+namespace {
+
+bool launch_smem_kernel(const IndexerTopkKernelParams& p, cudaStream_t stream, bool candidates) {
     static const int smem_optin = [] {
         int dev = 0, v = 0;
         DSA_CUDA_CHECK(cudaGetDevice(&dev));
@@ -220,21 +379,32 @@ bool launch_indexer_topk_smem(const IndexerTopkKernelParams& p, cudaStream_t str
     // CTAs per row: enough to cache the widest row, more while the rows leave SMs idle and each CTA keeps
     // >= 8192 positions.
     int cluster = 1;
-    while (cluster < kTopkMaxCluster &&
-           (seg_cap(cluster) * 4 > budget ||
-            (p.num_tokens * cluster * 2 <= num_sms() && p.max_len / (cluster * 2) >= 8192))) {
+    while (cluster < kTopkMaxCluster && (seg_cap(cluster) * 4 > budget || (p.num_tokens * cluster * 2 <= num_sms() &&
+                                                                           p.max_len / (cluster * 2) >= 8192))) {
         cluster *= 2;
     }
     if (seg_cap(cluster) * 4 > budget) return false;
     const int64_t smem = sel_cap * 8 + seg_cap(cluster) * 4;
     // The attribute is raised once to the whole opt-in budget (never again inside a captured forward).
-    static SmemLimit limit;
-    limit.ensure(reinterpret_cast<const void*>(indexer_topk_smem_kernel),
-                 smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024);
-    static std::atomic<bool> pdl_ok{true};
-    launch_topk_cluster(indexer_topk_smem_kernel, p.num_tokens * cluster, cluster, smem, stream, pdl_ok, p,
+    // One limit and one PDL flag per kernel.
+    static SmemLimit limit[2];
+    static std::atomic<bool> pdl_ok[2] = {true, true};
+    auto* kernel = candidates ? indexer_topk_smem_kernel<true> : indexer_topk_smem_kernel<false>;
+    limit[candidates].ensure(reinterpret_cast<const void*>(kernel),
+                             smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024);
+    launch_topk_cluster(kernel, p.num_tokens * cluster, cluster, smem, stream, pdl_ok[candidates], p,
                         static_cast<int>(sel_cap));
     return true;
+}
+
+}  // namespace
+
+bool launch_indexer_topk_smem(const IndexerTopkKernelParams& p, cudaStream_t stream) {
+    return launch_smem_kernel(p, stream, false);
+}
+
+bool launch_indexer_topk_cand(const IndexerTopkKernelParams& p, cudaStream_t stream) {
+    return launch_smem_kernel(p, stream, true);
 }
 
 }  // namespace dsa::backend::cuda

@@ -2,9 +2,9 @@
 // descending, equal scores by ascending position, -0 equal to +0): positions and slots must match exactly. Rows:
 // random, lengths around k, all equal, few distinct values, a spike of equal scores, +-0, -inf blocks, sorted
 // runs, a range of a few ulps, extreme magnitudes; batches whose shapes pick different cluster sizes. The global-
-// memory kernel and the shared-memory one (DSA_INDEXER_TOPK=global / smem) run as separate tests, each also with
-// the selection in ascending position order (DSA_INDEXER_TOPK_ORDER=position: the host's first min(k, n) sorted
-// by position).
+// memory kernel, the shared-memory one and its candidate path (DSA_INDEXER_TOPK=global / smem / cand) run as
+// separate tests, each also with the selection in ascending position order (DSA_INDEXER_TOPK_ORDER=position: the
+// host's first min(k, n) sorted by position).
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -166,6 +166,21 @@ void IndexerTopkKernelTest::run_all(const char* kernel) {
         r[40] = 1e-38f;
         adv.push_back(r);
     }
+    {
+        std::vector<float> r(4096);  // k ones among zeros: the top value bin is taken whole
+        for (size_t i = 0; i < r.size(); ++i) r[i] = (i * 7) % 4 < 2 ? 1.0f : 0.0f;
+        adv.push_back(r);
+    }
+    for (const size_t period : {size_t{4}, size_t{8}}) {  // ties at the k-th key crowd its value bin
+        std::vector<float> r(6000);  // 1000 keys above, 1500 ties (period 4) / 1500 above, 750 ties (period 8)
+        const size_t above = period == 4 ? 6 : 4;
+        for (size_t i = 0; i < r.size(); ++i) {
+            r[i] = i % above == 0    ? 5.0f + 1e-4f * static_cast<float>(i)
+                   : i % period == 1 ? 2.0f
+                                     : -0.1f * static_cast<float>(i % 7);
+        }
+        adv.push_back(r);
+    }
     check(kernel, "adversarial batch", adv, kK);
     for (size_t i = 0; i < adv.size(); ++i) check(kernel, "adversarial row " + std::to_string(i), {adv[i]}, kK);
     // Decode-like batches (the cluster size follows the batch): 64 x 64K and 128 x 4096.
@@ -191,6 +206,15 @@ TEST_F(IndexerTopkKernelTest, GlobalKernelPositionOrder) {
 TEST_F(IndexerTopkKernelTest, SmemKernelPositionOrder) {
     position_order_ = true;
     run_all("smem");
+}
+
+// DSA_INDEXER_TOPK=cand: the shared-memory kernel's candidate path (position order; the radix path where the
+// threshold bin holds more keys than the buffer, e.g. the all-equal and spike rows) and score order (its radix path).
+TEST_F(IndexerTopkKernelTest, CandKernelExact) { run_all("cand"); }
+
+TEST_F(IndexerTopkKernelTest, CandKernelPositionOrder) {
+    position_order_ = true;
+    run_all("cand");
 }
 
 }  // namespace
