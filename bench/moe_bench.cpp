@@ -8,7 +8,8 @@
 // plan (default: the fixed grid; DSA_MOE_PLAN=joint: the joint plan) marked [grid plan] / [joint plan]. Prints TB/s
 // of the active experts' weight bytes (scales included, each active expert once per call) and the ratio to reading
 // them once at 4.8 TB/s. At batch 1 also the stream-K plans (DSA_FP8_STREAMK=1: layer lines and the gate_up / down
-// stages). Usage: moe_bench [--quick]  (--quick: batches 1 and 2 only)
+// stages). Usage: moe_bench [--quick | --shared-stream]  (--quick: batches 1 and 2 only; --shared-stream: the layer at
+// batch 1, 2, 4, 8 with the shared expert on the side stream (DSA_MOE_SHARED_STREAM=8) and without)
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -394,6 +395,50 @@ void bench_stages(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, i
     }
 }
 
+// Sets DSA_MOE_SHARED_STREAM for the scope (read at every moe_route / moe_experts call).
+struct SharedStreamEnv {
+    explicit SharedStreamEnv(const char* v) { ::setenv("DSA_MOE_SHARED_STREAM", v, 1); }
+    ~SharedStreamEnv() { ::unsetenv("DSA_MOE_SHARED_STREAM"); }
+};
+
+// --shared-stream: the layer (route + moe_experts with the shared expert) and routed + shared at batch 1, 2, 4, 8 with
+// the switch off (the shared expert separate at batch 1, a group of the routed launches above) and on
+// (DSA_MOE_SHARED_STREAM=8: on the side stream, in a graph forked at the route).
+void bench_shared_stream(cuda::CudaBackend& be, const ExpertSet& ex, std::mt19937& rng) {
+    for (int64_t batch : {1, 2, 4, 8}) {
+        LayerInputs in = make_inputs(be, ex, rng, batch);
+        RouterParams& rp = in.rp;
+        const std::string tag = "B=" + std::to_string(batch) + " ";
+        auto routed_shared = [&](int i) {
+            const RouterResult& r = in.routes[i % kCopies];
+            be.moe_experts(MoeParams{in.xs[i % kCopies], r.ids, r.weights, ex.routed, &ex.shared});
+        };
+        auto layer_fused = [&](int i) {
+            rp.x = in.xs[i % kCopies];
+            RouterResult r = be.moe_route(rp);
+            be.moe_experts(MoeParams{rp.x, r.ids, r.weights, ex.routed, &ex.shared});
+        };
+        const double bytes = in.active_bytes + ex.bytes_per_expert;
+        for (const char* mode : {"0", "8"}) {
+            SharedStreamEnv env(mode);
+            const int64_t before = cuda::moe_shared_fused_count();
+            routed_shared(0);
+            const bool side = be.last_shared_fork() != cuda::CudaBackend::SharedFork::kNone;
+            const std::string how = side                                      ? "[shared stream]"
+                                    : cuda::moe_shared_fused_count() > before ? "[shared as group]"
+                                                                              : "[shared separate]";
+            print_row(tag + "routed+shared " + how + " eager", time_per_call(be, routed_shared), bytes);
+            print_row(tag + "routed+shared " + how + " graph", graph_time(be, routed_shared), bytes);
+            print_row(tag + "layer: route+moe_experts(shared) " + how + " eager", time_per_call(be, layer_fused),
+                      bytes);
+            const double g = graph_time(be, layer_fused);
+            const bool at_route = be.last_shared_fork() == cuda::CudaBackend::SharedFork::kAtRoute;
+            print_row(tag + "layer: route+moe_experts(shared) " + how + (at_route ? " [fork at route]" : "") + " graph",
+                      g, bytes);
+        }
+    }
+}
+
 void bench_glm_route(cuda::CudaBackend& be, std::mt19937& rng) {
     Tensor rw = random_bf16({kExperts, 6144}, rng, 0.02f);
     Tensor bias = Tensor::zeros({kExperts}, DType::kF32);
@@ -426,6 +471,10 @@ int main(int argc, char** argv) {
     std::printf("MoE layer, DeepSeek-V3.2 shapes, FP8 experts, act_quant UE8M0, PDL %s (uploading 257 experts)\n",
                 cuda::host::pdl_enabled() ? "on" : "off (DSA_PDL=0)");
     const ExpertSet ex = make_experts(be);
+    if (argc > 1 && std::strcmp(argv[1], "--shared-stream") == 0) {
+        bench_shared_stream(be, ex, rng);
+        return 0;
+    }
     const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;  // batches 1 and 2, stages at 1
     const std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 2}
                                                : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 64, 128};

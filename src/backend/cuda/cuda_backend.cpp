@@ -56,11 +56,20 @@ CudaBackend::CudaBackend(const Numerics& numerics, int device) : numerics_(numer
                                          [&alloc](void* p) { alloc.free(p); }});
     // A blocking stream: ordered with legacy-default-stream work (allocator poisoning, synchronous copies).
     DSA_CUDA_CHECK(cudaStreamCreate(&stream_));
+    // The shared expert's side stream (moe_shared_stream.cpp) and its fork / join events, made once here.
+    DSA_CUDA_CHECK(cudaStreamCreate(&side_stream_));
+    for (cudaEvent_t* e : {&fork_event_, &route_event_, &join_event_}) {
+        DSA_CUDA_CHECK(cudaEventCreateWithFlags(e, cudaEventDisableTiming));
+    }
     gemm_ = std::make_unique<LtGemm>(stream_);
 }
 
 CudaBackend::~CudaBackend() {
+    cudaStreamSynchronize(side_stream_);
     cudaStreamSynchronize(stream_);
+    route_fork_.reset();
+    for (cudaEvent_t e : {fork_event_, route_event_, join_event_}) cudaEventDestroy(e);
+    cudaStreamDestroy(side_stream_);
     weights_.clear();
     copies_.clear();
     widened_.clear();

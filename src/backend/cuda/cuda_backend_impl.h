@@ -5,10 +5,13 @@
 // norm_ops.cpp (embedding, norms, elementwise, copies, RoPE), linear_ops.cpp (linear, lm_head, dense_mlp),
 // mla_ops.cpp (MLA KV cache and attention), indexer_ops.cpp (indexer keys and top-k), moe_ops.cpp (MoE),
 // sampling_ops.cpp (the batched sampler), graph_ops.cpp (decode inputs on the device, CUDA graphs), fused_ops.cpp
-// (the fused decode-path KV / indexer key writes, the absorbed query).
+// (the fused decode-path KV / indexer key writes, the absorbed query), moe_shared_stream.cpp (the shared expert on a
+// side stream).
 #pragma once
 
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <unordered_map>
 #include <vector>
@@ -116,6 +119,10 @@ public:
     bool last_query_fused() const { return last_query_fused_; }
     // Whether the last indexer_topk with q_rope rotated q inside the q preparation (no apply_rope launch).
     bool last_q_rope_fused() const { return last_q_rope_fused_; }
+    // How the last moe_experts given a shared expert ran it: on the side stream (DSA_MOE_SHARED_STREAM) forked at
+    // the moe_route of the same x and ids (inside a graph capture) or at moe_experts; kNone: not on the side stream.
+    enum class SharedFork : uint8_t { kNone, kAtExperts, kAtRoute };
+    SharedFork last_shared_fork() const { return last_shared_fork_; }
 
 private:
     // A weight as the GEMMs use it (device memory).
@@ -170,6 +177,26 @@ private:
     // moe_ops.cpp: the device pointer table of a span of routed experts (all uploaded once, cached per span).
     struct MoeTable;
     const MoeTable& moe_table(std::span<const MlpWeights> experts);
+    // moe_shared_stream.cpp: the shared expert on side_stream_ (DSA_MOE_SHARED_STREAM=N: at T <= N) while stream_
+    // runs the routed experts; joined on stream_ before the add. Its buffers and split-K workspace (SideMlp) are its
+    // own, made eagerly, so nothing it touches is handed to stream_ by the allocator while it runs.
+    struct SideMlp;
+    SideMlp* side_mlp(const Tensor& x, const MlpWeights& w);
+    void side_mlp_launch(const Tensor& x, const MlpWeights& w, SideMlp& s);
+    // routed + shared with the shared expert on the side stream; false (nothing launched) where it does not apply.
+    bool moe_shared_on_side(const MoeParams& p, Tensor& out);
+    // moe_route under capture: records route_event_ before the router, so the side stream can start there.
+    void note_route_fork(const Tensor& x, const Tensor& ids);
+    cudaStream_t side_stream_ = nullptr;
+    cudaEvent_t fork_event_ = nullptr, route_event_ = nullptr, join_event_ = nullptr;
+    struct RouteFork {
+        Tensor x, ids;  // held: while held their addresses cannot name other tensors
+        unsigned long long capture = 0;
+    };
+    std::optional<RouteFork> route_fork_;
+    std::shared_ptr<SideMlp> side_mlp_;
+    std::vector<std::shared_ptr<SideMlp>> side_retired_;  // replaced buffers, kept for graphs that captured them
+    SharedFork last_shared_fork_ = SharedFork::kNone;
 
     bool capturing_ = false;  // inside capture_graph's body
     Numerics numerics_;

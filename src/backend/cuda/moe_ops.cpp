@@ -8,7 +8,8 @@
 // planned over all groups' CTAs, DSA_FP8_STREAMK=1 / moe at one token: stream-K), SwiGLU + act_quant of h, and down.
 // Else the weight-streaming grouped GEMV kernels (gate/up + SwiGLU, then down) at T <= 16, and in the prefill path
 // experts with >= 32 rows gather their rows and run dense_mlp. The combine sums weight * expert output per token in
-// FP32 in slot order and rounds once to bf16.
+// FP32 in slot order and rounds once to bf16. DSA_MOE_SHARED_STREAM=N (opt-in): at T <= N the shared expert runs on
+// a second stream concurrently with the router and the routed experts (moe_shared_stream.cpp).
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -159,6 +160,7 @@ RouterResult CudaBackend::moe_route(const RouterParams& p) {
     RouterResult r;
     r.ids = Tensor::empty({tokens, p.top_k}, DType::kI32, Device::kCUDA, "expert_ids");
     r.weights = Tensor::empty({tokens, p.top_k}, DType::kF32, Device::kCUDA, "expert_weights");
+    note_route_fork(p.x, r.ids);  // the shared expert's side stream may start here (moe_shared_stream.cpp)
     const LinearWeight w{p.weight, {}};
     const MoeRouteParams route{nullptr,
                                bias.defined() ? bias.data<float>() : nullptr,
@@ -295,6 +297,11 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
         << "moe weights must be contiguous f32 [" << tokens << ", " << top_k << "]";
     const MoeTable& table = moe_table(p.experts);
     DSA_CHECK(table.dim == dim) << "moe x width " << dim << ", experts take " << table.dim;
+    if (p.shared != nullptr) {
+        last_shared_fork_ = SharedFork::kNone;
+        Tensor out;
+        if (moe_shared_on_side(p, out)) return out;  // DSA_MOE_SHARED_STREAM: concurrent with the routed experts
+    }
     const int64_t num_experts = static_cast<int64_t>(p.experts.size());
     const bool act_quant = table.fp8 && numerics_.fp8_activation_quant;
     const bool streamed = act_quant && tokens <= kStreamMaxTokens && pairs <= kMoeGroupMaxPairs && dim % 128 == 0 &&

@@ -2,7 +2,8 @@
 // 32 FP8 / 16 BF16 experts, T = 1, 4, 64, 128 (decode path), 300 (prefill path), skewed routing so both small and
 // large groups occur; tolerances and the wrong-combine check as described in moe_ops_test.cpp (the router tests).
 // FP8 experts with act_quant at T <= 128 take the tensor-core streaming path (asserted), also with repeated
-// (token, expert) pairs, a group larger than the planned tile, the plans' switches and CUDA-graph replays.
+// (token, expert) pairs, a group larger than the planned tile, the plans' switches and CUDA-graph replays; the shared
+// expert on the side stream (DSA_MOE_SHARED_STREAM) against the separate path, eagerly and in graph replays.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/moe_kernels.h"
@@ -163,6 +165,142 @@ TEST_F(MoeTest, ExpertsSharedAsGroup) {
         // The shared expert is in the result: without it the output is far off.
         Tensor routed_only = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts}));
         EXPECT_GT(compare(routed_only, got).rel_l2, 0.1) << what;
+    }
+}
+
+// Sets (or with nullptr unsets) an environment variable for the scope and restores its previous value.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* key, const char* value) : key_(key) {
+        const char* old = std::getenv(key);
+        if (old != nullptr) old_ = old, had_ = true;
+        if (value != nullptr) {
+            ::setenv(key, value, 1);
+        } else {
+            ::unsetenv(key);
+        }
+    }
+    ~ScopedEnv() {
+        if (had_) {
+            ::setenv(key_, old_.c_str(), 1);
+        } else {
+            ::unsetenv(key_);
+        }
+    }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    const char* key_;
+    std::string old_;
+    bool had_ = false;
+};
+
+using Fork = cuda::CudaBackend::SharedFork;
+
+// The shared expert on the side stream (DSA_MOE_SHARED_STREAM=16) at T = 1, 2, 4, 8, 16: the same kernels as the
+// separate path (DSA_MOE_SHARED=separate, switch off: dense_mlp after the routed experts, then add), so the same
+// bits, and near the CPU. Three calls enqueued back to back (no host sync between them: each side branch reuses
+// the side buffers after the previous call's add) give each call's bits. DSA_MOE_SHARED_STREAM=1 at T = 2: the
+// shared expert stays a group of the routed launches.
+TEST_F(MoeTest, ExpertsSharedStreamMatchesSerial) {
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    for (int64_t t : {1, 2, 4, 8, 16}) {
+        const std::string what = "moe shared stream T=" + std::to_string(t);
+        std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
+        std::vector<Tensor> xs, dxs, serial;
+        std::vector<Routing> rs, drs;  // host and device routing (device: no upload, no host sync in the calls)
+        for (int i = 0; i < 3; ++i) {
+            xs.push_back(random_act({t, kDim}, rng_));
+            dxs.push_back(up(xs.back()));
+            rs.push_back(skewed_routing(t, 8, 32, rng_));
+            drs.push_back({gpu_->to_device(rs.back().ids), gpu_->to_device(rs.back().weights)});
+        }
+        auto call = [&](int i) {
+            return gpu_->moe_experts(MoeParams{dxs[i], drs[i].ids, drs[i].weights, experts, &shared});
+        };
+        {
+            ScopedEnv off("DSA_MOE_SHARED_STREAM", nullptr);
+            ScopedEnv sep("DSA_MOE_SHARED", "separate");
+            for (int i = 0; i < 3; ++i) serial.push_back(gpu_->to_host(call(i)));
+            EXPECT_EQ(cuda().last_shared_fork(), Fork::kNone) << what;
+        }
+        ScopedEnv on("DSA_MOE_SHARED_STREAM", "16");
+        std::vector<Tensor> side;
+        for (int i = 0; i < 3; ++i) side.push_back(call(i));
+        EXPECT_EQ(cuda().last_shared_fork(), Fork::kAtExperts) << what;
+        for (int i = 0; i < 3; ++i) {
+            Tensor got = gpu_->to_host(side[i]);
+            EXPECT_EQ(std::memcmp(got.raw_data(), serial[i].raw_data(), got.nbytes()), 0) << what << " call " << i;
+        }
+        const Tensor want = cpu_->moe_experts(MoeParams{xs[0], rs[0].ids, rs[0].weights, experts, &shared});
+        expect_close(what + " vs cpu", to_f32(gpu_->to_host(side[0])), want, 2e-2);
+    }
+    ScopedEnv one("DSA_MOE_SHARED_STREAM", "1");
+    Tensor x = random_act({2, kDim}, rng_);
+    Routing r = skewed_routing(2, 8, 32, rng_);
+    const int64_t before = cuda::moe_shared_fused_count();
+    Tensor got = down(gpu_->moe_experts(MoeParams{up(x), r.ids, r.weights, experts, &shared}));
+    EXPECT_EQ(cuda().last_shared_fork(), Fork::kNone);
+    EXPECT_EQ(cuda::moe_shared_fused_count(), before + 1);
+    expect_close("moe shared stream=1 T=2 (group) vs cpu", got,
+                 cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared}), 2e-2);
+}
+
+// route + moe_experts (shared expert on the side stream) captured in a graph at T = 1 and 4: the side branch forks
+// at the route (before the router). Replays after new x were copied in (the routing changes with x) equal, bit for
+// bit, the eager run with the switch on and the separate path (switch off), and the CPU experts on the GPU's routing
+// within tolerance.
+TEST_F(MoeTest, ExpertsSharedStreamGraphReplay) {
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    RouterParams rp;
+    rp.weight = random_bf16_weight(32, kDim, rng_, 0.05f).weight;
+    rp.num_groups = 4, rp.topk_groups = 2, rp.top_k = 8;
+    rp.routed_scaling_factor = 2.5f;
+    ScopedEnv on("DSA_MOE_SHARED_STREAM", "16");
+    for (int64_t t : {1, 4}) {
+        Tensor dx = up(random_act({t, kDim}, rng_)), out;
+        rp.x = dx;
+        auto layer = [&] {
+            RouterResult r = gpu_->moe_route(rp);
+            return gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared});
+        };
+        layer();  // side buffers, tables and workspaces exist before the capture
+        EXPECT_EQ(cuda().last_shared_fork(), Fork::kAtExperts);
+        auto graph = gpu_->capture_graph([&] { out = layer(); });
+        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+        EXPECT_EQ(cuda().last_shared_fork(), Fork::kAtRoute);
+        std::set<std::vector<int32_t>> routings;
+        for (int rep = 0; rep < 3; ++rep) {
+            const std::string what =
+                "moe shared stream graph replay T=" + std::to_string(t) + " rep " + std::to_string(rep);
+            std::cout << "[ metric ] " << what << std::endl;
+            Tensor x = random_act({t, kDim}, rng_);
+            gpu_->copy_into(to_bf16(x), dx);
+            gpu_->replay_graph(**graph);
+            Tensor replay = gpu_->to_host(out);
+            RouterResult r = gpu_->moe_route(rp);
+            Tensor ids = gpu_->to_host(r.ids), wts = gpu_->to_host(r.weights);
+            routings.insert(std::vector<int32_t>(ids.data<int32_t>(), ids.data<int32_t>() + ids.numel()));
+            Tensor eager = gpu_->to_host(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
+            EXPECT_EQ(cuda().last_shared_fork(), Fork::kAtExperts) << what;
+            Tensor serial;
+            {
+                ScopedEnv off("DSA_MOE_SHARED_STREAM", nullptr);
+                ScopedEnv sep("DSA_MOE_SHARED", "separate");
+                serial = gpu_->to_host(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
+            }
+            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0)
+                << what << " replay vs eager";
+            EXPECT_EQ(std::memcmp(eager.raw_data(), serial.raw_data(), eager.nbytes()), 0) << what << " vs separate";
+            expect_close(what + " vs cpu", to_f32(replay), cpu_->moe_experts(MoeParams{x, ids, wts, experts, &shared}),
+                         2e-2);
+        }
+        EXPECT_GT(routings.size(), 1u) << "the routing did not change between replays at T=" << t;
     }
 }
 

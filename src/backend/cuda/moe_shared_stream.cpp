@@ -1,0 +1,159 @@
+// The MoE shared expert on a second CUDA stream (opt-in: DSA_MOE_SHARED_STREAM=N runs it so at T <= N <= 16 tokens):
+// side_stream_ waits on an event of stream_, runs the launches of dense_mlp's fused streaming path (act_quant, gate +
+// up, SwiGLU + act_quant, down; same plans, same bits) on buffers and a split-K workspace of its own, and stream_
+// waits on its join event before add(routed, shared). Under graph capture the fork is the event moe_route recorded
+// before the router of the same x and ids (parallel graph branches from there); eagerly it is at moe_experts.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fp8_stream_gemm.h"
+#include "backend/cuda/kernels.h"
+
+namespace dsa::backend::cuda {
+
+namespace {
+
+constexpr int64_t kSideMaxTokens = 16;  // rows of the side buffers (decode batches)
+
+// DSA_MOE_SHARED_STREAM: the largest T that runs the shared expert on the side stream (0 / unset: off; read at
+// every call, for A/B runs and tests).
+int64_t shared_stream_tokens() {
+    const char* v = std::getenv("DSA_MOE_SHARED_STREAM");
+    if (v == nullptr || *v == '\0') return 0;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    DSA_CHECK(end != v && *end == '\0' && n >= 0) << "DSA_MOE_SHARED_STREAM=" << v << ": expected a token count";
+    return std::min<int64_t>(n, kSideMaxTokens);
+}
+
+// The id of the capture running on `s` (0: none).
+unsigned long long capture_id(cudaStream_t s) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    unsigned long long id = 0;
+    DSA_CUDA_CHECK(cudaStreamGetCaptureInfo(s, &status, &id));
+    return status == cudaStreamCaptureStatusActive ? id : 0;
+}
+
+bool fp8_aligned(const LinearWeight& w) {
+    return w.defined() && w.weight.dtype() == DType::kF8E4M3 &&
+           (reinterpret_cast<uintptr_t>(w.weight.raw_data()) & 15u) == 0;
+}
+
+}  // namespace
+
+// x [<= kSideMaxTokens, dim] in, the shared expert's intermediates, out y [<= kSideMaxTokens, out] and the split-K
+// workspace of its two launches (counters zero between launches).
+struct CudaBackend::SideMlp {
+    int64_t dim = 0, inter = 0, out = 0;
+    Tensor xq, xs, gu, hq, hs, y, ws, counters;
+};
+
+CudaBackend::SideMlp* CudaBackend::side_mlp(const Tensor& x, const MlpWeights& w) {
+    const int64_t m = x.dim(0), d = x.dim(1);
+    if (!numerics_.fp8_activation_quant || m < 1 || m > kSideMaxTokens) return nullptr;
+    if (!fp8_aligned(w.gate) || !fp8_aligned(w.up) || !fp8_aligned(w.down)) return nullptr;
+    const int64_t f = w.gate.out_features(), n = w.down.out_features();
+    if (w.gate.in_features() != d || w.up.in_features() != d || w.up.out_features() != f || w.down.in_features() != f ||
+        d % 128 != 0 || f % 128 != 0) {
+        return nullptr;
+    }
+    if (device_weight(w.gate).scales.dim(1) != device_weight(w.up).scales.dim(1)) return nullptr;  // as fused_mlp
+    const Fp8StreamPlan gu = fp8_stream_plan(1, 2 * f, d, m, num_sms_), dn = fp8_stream_plan(1, n, f, m, num_sms_);
+    const int64_t ws = std::max(gu.ws_floats, dn.ws_floats), counters = std::max(gu.counters, dn.counters);
+    SideMlp* s = side_mlp_.get();
+    if (s != nullptr && s->dim == d && s->inter == f && s->out == n && s->ws.numel() >= ws &&
+        s->counters.numel() >= counters) {
+        return s;
+    }
+    if (capturing_) return nullptr;  // made eagerly only (a capture's first use would leave the counters unset)
+    if (side_mlp_) side_retired_.push_back(side_mlp_);
+    auto fresh = std::make_shared<SideMlp>();
+    fresh->dim = d, fresh->inter = f, fresh->out = n;
+    const int64_t r = kSideMaxTokens;
+    fresh->xq = Tensor::empty({r, d}, DType::kF8E4M3, Device::kCUDA, "side.x.fp8");
+    fresh->xs = Tensor::empty({d / 128, r}, DType::kF32, Device::kCUDA, "side.x.scales");
+    fresh->gu = Tensor::empty({r, 2 * f}, DType::kBF16, Device::kCUDA, "side.gate_up");
+    fresh->hq = Tensor::empty({r, f}, DType::kF8E4M3, Device::kCUDA, "side.h.fp8");
+    fresh->hs = Tensor::empty({f / 128, r}, DType::kF32, Device::kCUDA, "side.h.scales");
+    fresh->y = Tensor::empty({r, n}, DType::kBF16, Device::kCUDA, "side.out");
+    fresh->ws = Tensor::empty({std::max<int64_t>(ws, int64_t{1} << 20)}, DType::kF32, Device::kCUDA, "side.ws");
+    fresh->counters =
+        Tensor::empty({std::max<int64_t>(counters, int64_t{1} << 16)}, DType::kI32, Device::kCUDA, "side.counters");
+    // On stream_: every later side launch forks from stream_ after this.
+    DSA_CUDA_CHECK(cudaMemsetAsync(fresh->counters.raw_data(), 0, fresh->counters.nbytes(), stream_));
+    side_mlp_ = std::move(fresh);
+    return side_mlp_.get();
+}
+
+// fused_mlp's launches (linear_ops.cpp) on side_stream_ into s's buffers: act_quant of x, gate + up in one launch,
+// SwiGLU + act_quant of h, down -> s.y rows [0, m).
+void CudaBackend::side_mlp_launch(const Tensor& x, const MlpWeights& w, SideMlp& s) {
+    const int64_t m = x.dim(0), d = s.dim, f = s.inter, n = s.out;
+    const bool ue8m0 = numerics_.ue8m0_scales;
+    const DeviceWeight& g = device_weight(w.gate);
+    const DeviceWeight& u = device_weight(w.up);
+    const DeviceWeight& dn = device_weight(w.down);
+    cudaStream_t st = side_stream_;
+    launch_act_quant({x.data<uint16_t>(), s.xq.data<uint8_t>(), s.xs.data<float>(), nullptr, m, d, m, ue8m0}, st);
+    Fp8StreamParams a;
+    a.w = g.w.data<uint8_t>(), a.w_scale = g.scales.data<float>();
+    a.w2 = u.w.data<uint8_t>(), a.w2_scale = u.scales.data<float>();
+    a.gate_up = true;
+    a.m = m;
+    a.x = s.xq.data<uint8_t>(), a.x_scale = s.xs.data<float>(), a.x_scale_ld = m;
+    a.out = s.gu.data<uint16_t>();
+    a.n = 2 * f, a.k = d, a.scale_ld = g.scales.dim(1);
+    a.ws = s.ws.data<float>(), a.counters = s.counters.data<int32_t>();
+    launch_fp8_stream_gemm(a, fp8_stream_plan(1, 2 * f, d, m, num_sms_), st);
+    launch_swiglu_quant({s.gu.data<uint16_t>(), s.hq.data<uint8_t>(), s.hs.data<float>(), m, f, ue8m0}, st);
+    Fp8StreamParams b;
+    b.w = dn.w.data<uint8_t>(), b.w_scale = dn.scales.data<float>();
+    b.m = m;
+    b.x = s.hq.data<uint8_t>(), b.x_scale = s.hs.data<float>(), b.x_scale_ld = m;
+    b.out = s.y.data<uint16_t>();
+    b.n = n, b.k = f, b.scale_ld = dn.scales.dim(1);
+    b.ws = s.ws.data<float>(), b.counters = s.counters.data<int32_t>();
+    launch_fp8_stream_gemm(b, fp8_stream_plan(1, n, f, m, num_sms_), st);
+}
+
+void CudaBackend::note_route_fork(const Tensor& x, const Tensor& ids) {
+    // Only inside a capture: an eager replay_graph between moe_route and moe_experts could run a graph's side branch
+    // on the same buffers after this event, so eager runs fork at moe_experts.
+    route_fork_.reset();
+    if (!capturing_ || shared_stream_tokens() < x.dim(0)) return;
+    DSA_CUDA_CHECK(cudaEventRecord(route_event_, stream_));
+    route_fork_ = RouteFork{x, ids, capture_id(stream_)};
+}
+
+bool CudaBackend::moe_shared_on_side(const MoeParams& p, Tensor& out) {
+    const int64_t tokens = p.x.dim(0);
+    if (tokens < 1 || tokens > shared_stream_tokens()) return false;
+    SideMlp* s = side_mlp(p.x, *p.shared);
+    if (s == nullptr) return false;
+    const bool at_route = capturing_ && route_fork_ && route_fork_->x.raw_data() == p.x.raw_data() &&
+                          route_fork_->x.shape() == p.x.shape() && route_fork_->ids.raw_data() == p.ids.raw_data() &&
+                          route_fork_->capture == capture_id(stream_);
+    route_fork_.reset();  // used once: later side work must not start before this call's add has read s->y
+    if (!at_route) DSA_CUDA_CHECK(cudaEventRecord(fork_event_, stream_));
+    DSA_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, at_route ? route_event_ : fork_event_, 0));
+    side_mlp_launch(p.x, *p.shared, *s);
+    DSA_CUDA_CHECK(cudaEventRecord(join_event_, side_stream_));
+    MoeParams routed = p;
+    routed.shared = nullptr;
+    Tensor y;
+    try {
+        y = moe_experts(routed);
+    } catch (...) {
+        (void)cudaStreamWaitEvent(stream_, join_event_, 0);  // a capture then ends with both branches joined
+        throw;
+    }
+    DSA_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));
+    out = add(y, s->y.slice(0, tokens));
+    last_shared_fork_ = at_route ? SharedFork::kAtRoute : SharedFork::kAtExperts;
+    return true;
+}
+
+}  // namespace dsa::backend::cuda
