@@ -36,26 +36,69 @@ __device__ __forceinline__ ValueBins row_bins(uint32_t kmin, uint32_t kmax) {
     return {lo, scale};
 }
 
-// Copies the segment (len floats) into vals; rank 0 gets the extreme order keys of the whole row.
-__device__ void load_segment(const TopkCluster& c, const float* src, int len, float* vals) {
-    constexpr int kUnroll = 8;
-    const int tid = threadIdx.x;
-    uint32_t lo = 0xffffffffu, hi = 0;
-    for (int base = 0; base < len; base += kUnroll * kTopkThreads) {
-        float v[kUnroll];
+// Folds one score into the running extreme order keys.
+__device__ __forceinline__ void key_range(float v, uint32_t& lo, uint32_t& hi) {
+    const uint32_t k = order_key(v);
+    lo = k < lo ? k : lo;
+    hi = k > hi ? k : hi;
+}
+
+// The 16-byte loads of load_segment (the candidate path; src and vals 16-byte aligned): positions [0, len & ~3)
+// in float4s, 4 per thread in flight (a 32K segment in two rounds instead of four), the tail one by one.
+__device__ void load_segment_vec(const float* src, int len, float* vals, uint32_t& lo, uint32_t& hi) {
+    constexpr int kUnroll = 4;
+    const int tid = threadIdx.x, n4 = len >> 2;
+    const float4* src4 = reinterpret_cast<const float4*>(src);
+    float4* vals4 = reinterpret_cast<float4*>(vals);
+    for (int base = 0; base < n4; base += kUnroll * kTopkThreads) {
+        float4 v[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
             const int i = base + u * kTopkThreads + tid;
-            v[u] = i < len ? src[i] : 0.0f;
+            v[u] = i < n4 ? src4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
             const int i = base + u * kTopkThreads + tid;
-            if (i >= len) continue;
-            vals[i] = v[u];
-            const uint32_t k = order_key(v[u]);
-            lo = k < lo ? k : lo;
-            hi = k > hi ? k : hi;
+            if (i >= n4) continue;
+            vals4[i] = v[u];
+            key_range(v[u].x, lo, hi);
+            key_range(v[u].y, lo, hi);
+            key_range(v[u].z, lo, hi);
+            key_range(v[u].w, lo, hi);
+        }
+    }
+    const int i = (n4 << 2) + tid;
+    if (i < len) {
+        vals[i] = src[i];
+        key_range(vals[i], lo, hi);
+    }
+}
+
+// Copies the segment (len floats) into vals; rank 0 gets the extreme order keys of the whole row. kVector: 16-byte
+// loads where src and vals are 16-byte aligned (the same in the whole cluster: one row, begin a multiple of 32).
+template <bool kVector = false>
+__device__ void load_segment(const TopkCluster& c, const float* src, int len, float* vals) {
+    constexpr int kUnroll = 8;
+    const int tid = threadIdx.x;
+    uint32_t lo = 0xffffffffu, hi = 0;
+    if (kVector && ((reinterpret_cast<uintptr_t>(src) | reinterpret_cast<uintptr_t>(vals)) & 15) == 0) {
+        load_segment_vec(src, len, vals, lo, hi);
+    } else {
+        for (int base = 0; base < len; base += kUnroll * kTopkThreads) {
+            float v[kUnroll];
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) {
+                const int i = base + u * kTopkThreads + tid;
+                v[u] = i < len ? src[i] : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) {
+                const int i = base + u * kTopkThreads + tid;
+                if (i >= len) continue;
+                vals[i] = v[u];
+                key_range(v[u], lo, hi);
+            }
         }
     }
     lo = __reduce_min_sync(kFull, lo);
@@ -212,10 +255,11 @@ __device__ void gather_candidates(const TopkCluster& c, const float* vals, int64
 }
 
 // Rank 0: sh.thc = the need-th largest of the m (distinct) composite keys in sel (1 <= need <= m <= its
-// capacity): each thread counts the keys above its own for m <= 1024, else a bitonic sort.
+// capacity): for m <= kRankCountMax each thread counts the keys above its own (m^2 compares), else a bitonic sort.
+constexpr uint32_t kRankCountMax = 128;
 __device__ void candidate_threshold(TopkShared& sh, uint64_t* sel, uint32_t m, uint32_t need) {
     const uint32_t tid = threadIdx.x;
-    if (m <= static_cast<uint32_t>(kTopkThreads)) {
+    if (m <= kRankCountMax) {
         if (tid >= m) return;
         const uint64_t x = sel[tid];
         uint32_t larger = 0;
@@ -319,7 +363,7 @@ __device__ bool candidate_topk(const IndexerTopkKernelParams& p, const TopkClust
 // candidate path first for position-order rows of n > k.
 template <bool kCandidates>
 __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(IndexerTopkKernelParams p, int sel_cap) {
-    extern __shared__ uint64_t dyn[];
+    extern __shared__ __align__(16) uint64_t dyn[];
     __shared__ TopkShared sh;
     uint64_t* sel = dyn;
     float* vals = reinterpret_cast<float*>(dyn + sel_cap);
@@ -345,7 +389,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(Indexer
         sh.count = 0;
     }
     cluster.sync();
-    load_segment(c, p.scores + t * p.max_len + begin, len, vals);
+    load_segment<kCandidates>(c, p.scores + t * p.max_len + begin, len, vals);
     cluster.sync();
     if (kCandidates && p.position_order && n > p.k &&
         candidate_topk(p, c, t, qr.request, vals, begin, len, static_cast<uint32_t>(sel_cap))) {

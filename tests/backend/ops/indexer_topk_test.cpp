@@ -6,6 +6,7 @@
 // separate tests, each also with the selection in ascending position order (DSA_INDEXER_TOPK_ORDER=position: the
 // host's first min(k, n) sorted by position).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -171,9 +172,11 @@ void IndexerTopkKernelTest::run_all(const char* kernel) {
         for (size_t i = 0; i < r.size(); ++i) r[i] = (i * 7) % 4 < 2 ? 1.0f : 0.0f;
         adv.push_back(r);
     }
-    for (const size_t period : {size_t{4}, size_t{8}}) {  // ties at the k-th key crowd its value bin
-        std::vector<float> r(6000);  // 1000 keys above, 1500 ties (period 4) / 1500 above, 750 ties (period 8)
-        const size_t above = period == 4 ? 6 : 4;
+    // Ties at the k-th key crowd its value bin: {n, period of the keys above, period of the ties} = 1000 above and
+    // 1500 ties, 1500 and 750, 2000 and 100 (candidate ranking by sort, by sort, by count).
+    for (const auto& [n, above, period] : {std::array<size_t, 3>{6000, 6, 4}, std::array<size_t, 3>{6000, 4, 8},
+                                           std::array<size_t, 3>{4000, 2, 40}}) {
+        std::vector<float> r(n);
         for (size_t i = 0; i < r.size(); ++i) {
             r[i] = i % above == 0    ? 5.0f + 1e-4f * static_cast<float>(i)
                    : i % period == 1 ? 2.0f
