@@ -331,7 +331,8 @@ const std::vector<NK> kDecodeShapes = {{24576, 1536}, {7168, 16384}, {8192, 1536
 
 // The 33..64-token variants (DSA_FP8_STREAM_M64) through linear() (act_quant + GEMM, CUDA graph, >= 8 rotated weight
 // copies of >= 160 MB) on the decode shapes: M = 32 with the default plan, M = 64 with the default plan, xreg and
-// xreg1, at smallest K chunks of 4 / 8 / 16 blocks (us, TB/s of FP8 weight bytes, % of 4.8 TB/s). Alone: --m64.
+// xreg1, at smallest K chunks of 4 / 8 / 16 / 64 blocks (64: K <= 8192 unsplit) (us, TB/s of FP8 weight bytes,
+// % of 4.8 TB/s). Alone: --m64.
 void bench_m64_variants(cuda::CudaBackend& be, std::mt19937& rng) {
     using M64 = cuda::Fp8StreamM64;
     const M64 initial = cuda::fp8_stream_m64();
@@ -343,9 +344,8 @@ void bench_m64_variants(cuda::CudaBackend& be, std::mt19937& rng) {
         M64 v;
         int64_t min_chunk;
     };
-    const Case cases[] = {{32, M64::kOff, 4},      {64, M64::kOff, 4},     {64, M64::kXreg, 4},
-                          {64, M64::kXreg, 8},     {64, M64::kXreg, 16},   {64, M64::kXregSolo, 4},
-                          {64, M64::kXregSolo, 8}};
+    const Case cases[] = {{32, M64::kOff, 4},  {64, M64::kOff, 4},  {64, M64::kXreg, 4},      {64, M64::kXreg, 8},
+                          {64, M64::kXreg, 16}, {64, M64::kXreg, 64}, {64, M64::kXregSolo, 4}, {64, M64::kXregSolo, 8}};
     for (const NK s : kDecodeShapes) {
         const int copies = static_cast<int>(std::clamp<int64_t>(160'000'000 / (s.n * s.k) + 1, kCopies, 40));
         LinearWeight h = host_fp8_weight(s.n, s.k, rng);
