@@ -403,7 +403,8 @@ struct SharedStreamEnv {
 
 // --shared-stream: the layer (route + moe_experts with the shared expert) and routed + shared at batch 1, 2, 4, 8 with
 // the switch off (the shared expert separate at batch 1, a group of the routed launches above) and on
-// (DSA_MOE_SHARED_STREAM=8: on the side stream, in a graph forked at the route).
+// (DSA_MOE_SHARED_STREAM=8: on the side stream, in a graph forked at the route, and forked after the router with
+// DSA_MOE_SHARED_STREAM_FORK=experts).
 void bench_shared_stream(cuda::CudaBackend& be, const ExpertSet& ex, std::mt19937& rng) {
     for (int64_t batch : {1, 2, 4, 8}) {
         LayerInputs in = make_inputs(be, ex, rng, batch);
@@ -435,6 +436,14 @@ void bench_shared_stream(cuda::CudaBackend& be, const ExpertSet& ex, std::mt1993
             const bool at_route = be.last_shared_fork() == cuda::CudaBackend::SharedFork::kAtRoute;
             print_row(tag + "layer: route+moe_experts(shared) " + how + (at_route ? " [fork at route]" : "") + " graph",
                       g, bytes);
+            if (side) {  // the other fork point: after the router (DSA_MOE_SHARED_STREAM_FORK=experts)
+                ::setenv("DSA_MOE_SHARED_STREAM_FORK", "experts", 1);
+                const double ge = graph_time(be, layer_fused);
+                const bool later = be.last_shared_fork() == cuda::CudaBackend::SharedFork::kAtExperts;
+                const std::string name = tag + "layer: route+moe_experts(shared) " + how;
+                print_row(name + (later ? " [fork at experts]" : "") + " graph", ge, bytes);
+                ::unsetenv("DSA_MOE_SHARED_STREAM_FORK");
+            }
         }
     }
 }

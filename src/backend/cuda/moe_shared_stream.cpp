@@ -29,6 +29,13 @@ int64_t shared_stream_tokens() {
     return std::min<int64_t>(n, kSideMaxTokens);
 }
 
+// DSA_MOE_SHARED_STREAM_FORK=experts: under capture too the side stream forks at moe_experts (after the router),
+// for A/B against the default fork at moe_route (read at every call).
+bool fork_at_route() {
+    const char* v = std::getenv("DSA_MOE_SHARED_STREAM_FORK");
+    return v == nullptr || std::strcmp(v, "experts") != 0;
+}
+
 // The id of the capture running on `s` (0: none).
 unsigned long long capture_id(cudaStream_t s) {
     cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
@@ -123,7 +130,7 @@ void CudaBackend::note_route_fork(const Tensor& x, const Tensor& ids) {
     // Only inside a capture: an eager replay_graph between moe_route and moe_experts could run a graph's side branch
     // on the same buffers after this event, so eager runs fork at moe_experts.
     route_fork_.reset();
-    if (!capturing_ || shared_stream_tokens() < x.dim(0)) return;
+    if (!capturing_ || x.dim(0) < 1 || shared_stream_tokens() < x.dim(0) || !fork_at_route()) return;
     DSA_CUDA_CHECK(cudaEventRecord(route_event_, stream_));
     route_fork_ = RouteFork{x, ids, capture_id(stream_)};
 }

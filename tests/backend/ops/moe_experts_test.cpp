@@ -250,9 +250,9 @@ TEST_F(MoeTest, ExpertsSharedStreamMatchesSerial) {
 }
 
 // route + moe_experts (shared expert on the side stream) captured in a graph at T = 1 and 4: the side branch forks
-// at the route (before the router). Replays after new x were copied in (the routing changes with x) equal, bit for
-// bit, the eager run with the switch on and the separate path (switch off), and the CPU experts on the GPU's routing
-// within tolerance.
+// at the route (before the router), and at T = 4 also after it (DSA_MOE_SHARED_STREAM_FORK=experts). Replays after
+// new x were copied in (the routing changes with x) equal, bit for bit, the eager run with the switch on and the
+// separate path (switch off), and the CPU experts on the GPU's routing within tolerance.
 TEST_F(MoeTest, ExpertsSharedStreamGraphReplay) {
     make(kActQuantUe8m0);
     std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
@@ -262,7 +262,9 @@ TEST_F(MoeTest, ExpertsSharedStreamGraphReplay) {
     rp.num_groups = 4, rp.topk_groups = 2, rp.top_k = 8;
     rp.routed_scaling_factor = 2.5f;
     ScopedEnv on("DSA_MOE_SHARED_STREAM", "16");
-    for (int64_t t : {1, 4}) {
+    const std::pair<int64_t, bool> runs[] = {{1, true}, {4, true}, {4, false}};  // (T, fork at the route)
+    for (const auto& [t, at_route] : runs) {
+        ScopedEnv fork("DSA_MOE_SHARED_STREAM_FORK", at_route ? nullptr : "experts");
         Tensor dx = up(random_act({t, kDim}, rng_)), out;
         rp.x = dx;
         auto layer = [&] {
@@ -273,11 +275,12 @@ TEST_F(MoeTest, ExpertsSharedStreamGraphReplay) {
         EXPECT_EQ(cuda().last_shared_fork(), Fork::kAtExperts);
         auto graph = gpu_->capture_graph([&] { out = layer(); });
         ASSERT_TRUE(graph.is_ok()) << graph.status().message();
-        EXPECT_EQ(cuda().last_shared_fork(), Fork::kAtRoute);
+        EXPECT_EQ(cuda().last_shared_fork(), at_route ? Fork::kAtRoute : Fork::kAtExperts);
         std::set<std::vector<int32_t>> routings;
         for (int rep = 0; rep < 3; ++rep) {
-            const std::string what =
-                "moe shared stream graph replay T=" + std::to_string(t) + " rep " + std::to_string(rep);
+            const std::string what = "moe shared stream graph replay T=" + std::to_string(t) +
+                                     (at_route ? " [fork at route]" : " [fork at experts]") + " rep " +
+                                     std::to_string(rep);
             std::cout << "[ metric ] " << what << std::endl;
             Tensor x = random_act({t, kDim}, rng_);
             gpu_->copy_into(to_bf16(x), dx);
