@@ -406,6 +406,10 @@ struct SharedStreamEnv {
 // (DSA_MOE_SHARED_STREAM=8: on the side stream, in a graph forked at the route, and forked after the router with
 // DSA_MOE_SHARED_STREAM_FORK=experts).
 void bench_shared_stream(cuda::CudaBackend& be, const ExpertSet& ex, std::mt19937& rng) {
+    const char* prio = std::getenv("DSA_MOE_SHARED_STREAM_PRIORITY");
+    const bool low = prio != nullptr && std::strcmp(prio, "low") == 0;
+    std::printf("stream priorities: %s\n",
+                low ? "side stream below the main stream (DSA_MOE_SHARED_STREAM_PRIORITY=low)" : "default (equal)");
     for (int64_t batch : {1, 2, 4, 8}) {
         LayerInputs in = make_inputs(be, ex, rng, batch);
         RouterParams& rp = in.rp;

@@ -1,5 +1,6 @@
 // CudaBackend construction, the process-wide allocator hook, host/device copies, the checks shared by the ops,
 // the parameter and copy caches.
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/tensor_checks.h"
@@ -54,10 +55,22 @@ CudaBackend::CudaBackend(const Numerics& numerics, int device) : numerics_(numer
     CachingAllocator& alloc = CachingAllocator::instance(device);
     set_device_allocator(DeviceAllocator{[&alloc](size_t n) { return alloc.alloc(n); },
                                          [&alloc](void* p) { alloc.free(p); }});
-    // A blocking stream: ordered with legacy-default-stream work (allocator poisoning, synchronous copies).
-    DSA_CUDA_CHECK(cudaStreamCreate(&stream_));
-    // The shared expert's side stream (moe_shared_stream.cpp) and its fork / join events, made once here.
-    DSA_CUDA_CHECK(cudaStreamCreate(&side_stream_));
+    // Blocking streams: ordered with legacy-default-stream work (allocator poisoning, synchronous copies). The side
+    // stream carries the shared expert (moe_shared_stream.cpp). DSA_MOE_SHARED_STREAM_PRIORITY=low (opt-in, read
+    // here): stream_ at the device's greatest priority, the side stream at the least, so pending routed-expert CTAs
+    // are dispatched before the shared expert's; graphs then run with the captured per-kernel priorities.
+    int least = 0, greatest = 0;
+    DSA_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    const char* prio = std::getenv("DSA_MOE_SHARED_STREAM_PRIORITY");
+    node_priority_ = prio != nullptr && std::strcmp(prio, "low") == 0;
+    if (node_priority_) {
+        DSA_CUDA_CHECK(cudaStreamCreateWithPriority(&stream_, cudaStreamDefault, greatest));
+        DSA_CUDA_CHECK(cudaStreamCreateWithPriority(&side_stream_, cudaStreamDefault, least));
+    } else {
+        DSA_CUDA_CHECK(cudaStreamCreate(&stream_));
+        DSA_CUDA_CHECK(cudaStreamCreate(&side_stream_));
+    }
+    // The side stream's fork / join events, made once here.
     for (cudaEvent_t* e : {&fork_event_, &route_event_, &join_event_}) {
         DSA_CUDA_CHECK(cudaEventCreateWithFlags(e, cudaEventDisableTiming));
     }

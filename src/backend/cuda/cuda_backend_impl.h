@@ -188,6 +188,7 @@ private:
     // moe_route under capture: records route_event_ before the router, so the side stream can start there.
     void note_route_fork(const Tensor& x, const Tensor& ids);
     cudaStream_t side_stream_ = nullptr;
+    bool node_priority_ = false;  // DSA_MOE_SHARED_STREAM_PRIORITY=low: graphs keep the per-kernel priorities
     cudaEvent_t fork_event_ = nullptr, route_event_ = nullptr, join_event_ = nullptr;
     struct RouteFork {
         Tensor x, ids;  // held: while held their addresses cannot name other tensors

@@ -103,7 +103,8 @@ StatusOr<std::unique_ptr<BackendGraph>> CudaBackend::capture_graph(const std::fu
         }
     }
     cudaGraphExec_t exec = nullptr;
-    const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+    const cudaError_t err =
+        cudaGraphInstantiate(&exec, graph, node_priority_ ? cudaGraphInstantiateFlagUseNodePriority : 0);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         cudaGraphDestroy(graph);

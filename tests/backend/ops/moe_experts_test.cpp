@@ -307,6 +307,55 @@ TEST_F(MoeTest, ExpertsSharedStreamGraphReplay) {
     }
 }
 
+// DSA_MOE_SHARED_STREAM_PRIORITY=low (read when the backend is made: the side stream below the main one, graphs
+// instantiated with per-kernel priorities): route + moe_experts at T = 1 and 8 captured and replayed after new x
+// equal, bit for bit, the separate path of a default backend on the same routing.
+TEST_F(MoeTest, ExpertsSharedStreamLowPriority) {
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    std::unique_ptr<Backend> low;
+    {
+        ScopedEnv prio("DSA_MOE_SHARED_STREAM_PRIORITY", "low");
+        low = make_cuda_backend(kActQuantUe8m0, 0);
+    }
+    RouterParams rp;
+    rp.weight = random_bf16_weight(32, kDim, rng_, 0.05f).weight;
+    rp.num_groups = 4, rp.topk_groups = 2, rp.top_k = 8;
+    for (int64_t t : {1, 8}) {
+        ScopedEnv on("DSA_MOE_SHARED_STREAM", "16");
+        Tensor dx = low->to_device(to_bf16(random_act({t, kDim}, rng_))), out;
+        rp.x = dx;
+        auto layer = [&] {
+            RouterResult r = low->moe_route(rp);
+            return low->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared});
+        };
+        layer();
+        auto graph = low->capture_graph([&] { out = layer(); });
+        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+        EXPECT_EQ(static_cast<cuda::CudaBackend&>(*low).last_shared_fork(), Fork::kAtRoute);
+        for (int rep = 0; rep < 2; ++rep) {
+            const std::string what =
+                "moe shared stream [low priority] T=" + std::to_string(t) + " rep " + std::to_string(rep);
+            std::cout << "[ metric ] " << what << std::endl;
+            Tensor x = to_bf16(random_act({t, kDim}, rng_));
+            low->copy_into(x, dx);
+            low->replay_graph(**graph);
+            Tensor replay = low->to_host(out);
+            RouterResult r = low->moe_route(rp);
+            Routing host{low->to_host(r.ids), low->to_host(r.weights)};
+            Tensor serial;
+            {
+                ScopedEnv off("DSA_MOE_SHARED_STREAM", nullptr);
+                ScopedEnv sep("DSA_MOE_SHARED", "separate");
+                serial = gpu_->to_host(
+                    gpu_->moe_experts(MoeParams{gpu_->to_device(x), host.ids, host.weights, experts, &shared}));
+            }
+            EXPECT_EQ(std::memcmp(replay.raw_data(), serial.raw_data(), replay.nbytes()), 0) << what;
+        }
+    }
+}
+
 // The joint grouped plan (DSA_MOE_PLAN=joint) vs the fixed grid (default) at T = 1, 2, 4, 8 (bounded plans: the
 // joint one splits K over the groups' CTAs, 7 chunks for 9 groups at T = 1, where only it takes the shared expert as
 // a group): each vs the CPU, and the two within the split-K summation-order tolerance. Restores the default.
