@@ -172,6 +172,7 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const double t_logits_f16 = with_env("DSA_INDEXER_LOGITS", "f16", [&] { return time_per_call(be, logits); });
     const double t_logits_e4m3 = with_env("DSA_INDEXER_LOGITS", "e4m3", [&] { return time_per_call(be, logits); });
     const double t_logits_chain = with_env("DSA_INDEXER_LOGITS", "chain", [&] { return time_per_call(be, logits); });
+    const double t_logits_chain4 = with_env("DSA_INDEXER_LOGITS", "chain4", [&] { return time_per_call(be, logits); });
     auto topk = [&](int i) {
         cuda::launch_indexer_topk({scores.data<float>(), in.key_slots[i % n].data<int32_t>(),
                                    in.request.data<int32_t>(), in.limit.data<int32_t>(), pos.data<int32_t>(),
@@ -211,10 +212,11 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
                 t_topk_cand * 1e6, t_topk_pos * 1e6, floor_s * 1e6, g_all * 1e6, g_topk * 1e6, g_topk_global * 1e6,
                 g_topk_smem * 1e6, g_topk_cand * 1e6, g_topk_pos * 1e6, n > 1 ? "" : " (single page range)");
     const auto [r_chain, f_chain] = rate(t_logits_chain);
+    const auto [r_chain4, f_chain4] = rate(t_logits_chain4);
     std::printf("indexer B=%-3lld ctx=%-6lld logits wgmma %8.1f us %5.2f TB/s %5.1f%% | chained k-steps %8.1f us %5.2f "
-                "TB/s %5.1f%%\n",
+                "TB/s %5.1f%% | chained, 4 CTAs/SM %8.1f us %5.2f TB/s %5.1f%%\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), t_logits * 1e6, r_log, f_log,
-                t_logits_chain * 1e6, r_chain, f_chain);
+                t_logits_chain * 1e6, r_chain, f_chain, t_logits_chain4 * 1e6, r_chain4, f_chain4);
     std::fflush(stdout);
 }
 

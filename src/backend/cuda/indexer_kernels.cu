@@ -329,14 +329,15 @@ __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(Indexer
 // three): wgmma (default: indexer_logits_wgmma.cu; its FP8 tensor-core sums put scores 5-9e-5 of the row's
 // largest score off the CPU's, the accuracy of the DeepGEMM kernel SGLang runs), f16 (the exact fallback:
 // mma.sync on the values widened to f16, < 4e-7), e4m3 (mma.sync e4m3, each k-step from a zero accumulator) or
-// chain (wgmma with the k-steps of a block chained in the tensor core).
-enum class Fp8LogitsKernel { kWgmma, kF16, kE4m3, kChain };
+// chain / chain4 (wgmma with the k-steps of a block chained in the tensor core; chain4 at 4 CTAs per SM).
+enum class Fp8LogitsKernel { kWgmma, kF16, kE4m3, kChain, kChain4 };
 Fp8LogitsKernel fp8_logits_kernel() {
     const char* v = std::getenv("DSA_INDEXER_LOGITS");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "wgmma") == 0) return Fp8LogitsKernel::kWgmma;
     if (std::strcmp(v, "f16") == 0) return Fp8LogitsKernel::kF16;
     if (std::strcmp(v, "chain") == 0) return Fp8LogitsKernel::kChain;
-    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (wgmma, chain, f16 or e4m3)";
+    if (std::strcmp(v, "chain4") == 0) return Fp8LogitsKernel::kChain4;
+    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (wgmma, chain, chain4, f16 or e4m3)";
     return Fp8LogitsKernel::kE4m3;
 }
 
@@ -362,7 +363,8 @@ template <int NT>
 void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
     switch (fp8_logits_kernel()) {
         case Fp8LogitsKernel::kWgmma: return launch_indexer_logits_wgmma(p, stream);
-        case Fp8LogitsKernel::kChain: return launch_indexer_logits_wgmma(p, stream, true);
+        case Fp8LogitsKernel::kChain: return launch_indexer_logits_wgmma(p, stream, WgmmaLogits::kChained);
+        case Fp8LogitsKernel::kChain4: return launch_indexer_logits_wgmma(p, stream, WgmmaLogits::kChainedWide);
         case Fp8LogitsKernel::kE4m3: return launch_fp8_logits<NT, true>(p, stream);
         case Fp8LogitsKernel::kF16: return launch_fp8_logits<NT, false>(p, stream);
     }

@@ -70,9 +70,11 @@ void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream);
 
 // The FP8 logits on wgmma (indexer_logits_wgmma.cu; heads 8, 16, 32 or 64): what launch_indexer_logits runs for
 // FP8 unless DSA_INDEXER_LOGITS selects the mma.sync kernels (f16 or e4m3). Same contract, no masked fill.
-// chained (DSA_INDEXER_LOGITS=chain): the 4 k-steps of a block accumulate in the tensor core (DeepGEMM's MQA-logits
-// scheme) instead of one zero-started accumulator each.
-void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream, bool chained = false);
+// kChained (DSA_INDEXER_LOGITS=chain): the 4 k-steps of a block accumulate in the tensor core (DeepGEMM's MQA-logits
+// scheme) instead of one zero-started accumulator each; kChainedWide (=chain4): the same at 4 CTAs per SM.
+enum class WgmmaLogits { kSeparate, kChained, kChainedWide };
+void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream,
+                                 WgmmaLogits variant = WgmmaLogits::kSeparate);
 
 // Exact top-k of each score row over s = 0..query_limit[t]: score descending, equal scores -> lower position,
 // min(k, limit + 1) entries then -1; slots through key_slots. k <= kIndexerMaxTopk. Rows are split over a

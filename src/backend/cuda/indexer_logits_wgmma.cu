@@ -19,28 +19,32 @@ namespace dsa::backend::cuda {
 namespace {
 
 
-// 3 CTAs per SM (64 heads: 128 accumulator registers, 168 in all; the shared memory of 3 CTAs then allows a
-// 7-stage ring, 6 blocks = 50 KB in flight per CTA, and the slot ring; 8 or 16 heads: 8 stages).
-template <int N>
+// Separate k-step accumulators (A = 4): 3 CTAs per SM (64 heads: 128 accumulator registers, 155 in all; the shared
+// memory of 3 CTAs then allows a 7-stage ring, 6 blocks = 50 KB in flight per CTA, and the slot ring; 8 or 16 heads:
+// 8 stages). Chained (A = 1, 67 registers at 64 heads): the same 3 x 7 stages, or with kWide 4 CTAs per SM of
+// 5 stages (6 at 8 heads), which trades bytes in flight for warps that overlap one another's epilogues.
+template <int N, int A, bool kWide = false>
 struct WgConfig {
-    static constexpr int kStages = N >= 32 ? 7 : 8;
-    static constexpr int kCtasPerSm = 3;
+    static constexpr int kStages = kWide ? (N <= 8 ? 6 : 5) : (N >= 32 ? 7 : 8);
+    static constexpr int kCtasPerSm = kWide ? 4 : 3;
     static constexpr int kQBytes = (N * kDim + 1023) / 1024 * 1024;  // B tile, 1024-byte aligned stages after it
     static constexpr int kSmem =
         kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) + KeyPipe<kStages>::kSlotBytes + 1024;  // + alignment
-    static_assert(kCtasPerSm * (kSmem + 1024) <= 228 * 1024, "3 CTAs per SM (1 KB reserved per CTA)");
+    static_assert(kCtasPerSm * (kSmem + 1024) <= 228 * 1024, "CTAs per SM (1 KB reserved per CTA)");
+    static_assert(!kWide || A == 1, "4 CTAs per SM only fit the registers of chained accumulators");
 };
 
 // CTA c of the grid [T x m] scores row t = c % T, key blocks c / T, c / T + m, ... up to the row's limit (the
 // schedule of the mma.sync kernel). One warpgroup; a kStages-deep cp.async ring of 64-key blocks fed by KeyPipe.
 // A: accumulators per block (4: one per k-step, the default; 1: the k-steps chained, DSA_INDEXER_LOGITS=chain).
-template <int N, int A>
-__global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
+template <int N, int A, bool kWide>
+__global__ void __launch_bounds__(kLogitsThreads, WgConfig<N, A, kWide>::kCtasPerSm)
     indexer_logits_wgmma_kernel(IndexerLogitsParams p, int m) {
-    constexpr int kStages = WgConfig<N>::kStages;
+    using Cfg = WgConfig<N, A, kWide>;
+    constexpr int kStages = Cfg::kStages;
     extern __shared__ uint8_t smem_raw[];
     uint8_t* qs = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
-    uint8_t* keys = qs + WgConfig<N>::kQBytes;
+    uint8_t* keys = qs + Cfg::kQBytes;
     uint8_t* scales = keys + kStages * kBlockKeyBytes;
     int32_t* slot_ring = reinterpret_cast<int32_t*>(scales + kStages * kScaleBytes);
     pdl_wait();  // q8, wt, key_slots and the limits come from earlier kernels / copies
@@ -80,39 +84,43 @@ __global__ void __launch_bounds__(kLogitsThreads, WgConfig<N>::kCtasPerSm)
     cp_async_wait<0>();  // no copy may outlive the CTA
 }
 
-template <int N, int A>
+template <int N, int A, bool kWide>
 void launch_wgmma(const IndexerLogitsParams& p, cudaStream_t stream) {
-    constexpr int kSmem = WgConfig<N>::kSmem;
+    constexpr int kSmem = WgConfig<N, A, kWide>::kSmem;
     static SmemLimit limit;
-    limit.ensure(reinterpret_cast<const void*>(indexer_logits_wgmma_kernel<N, A>), kSmem);
+    limit.ensure(reinterpret_cast<const void*>(indexer_logits_wgmma_kernel<N, A, kWide>), kSmem);
     static const int64_t resident = [] {
         int per_sm = 0;
-        DSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, indexer_logits_wgmma_kernel<N, A>,
+        DSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, indexer_logits_wgmma_kernel<N, A, kWide>,
                                                                      kLogitsThreads, kSmem));
         return static_cast<int64_t>(per_sm < 1 ? 1 : per_sm) * num_sms();
     }();
     const int64_t blocks_per_row = (p.max_len + kBlockKeys - 1) / kBlockKeys;
     int64_t m = resident / p.num_tokens;
     m = m < 1 ? 1 : (m > blocks_per_row ? blocks_per_row : m);
-    host::launch_pdl(indexer_logits_wgmma_kernel<N, A>, dim3(static_cast<unsigned>(p.num_tokens * m)),
+    host::launch_pdl(indexer_logits_wgmma_kernel<N, A, kWide>, dim3(static_cast<unsigned>(p.num_tokens * m)),
                      dim3(kLogitsThreads), kSmem, stream, p, static_cast<int>(m));
 }
 
-template <int A>
+template <int A, bool kWide>
 void launch_wgmma_heads(const IndexerLogitsParams& p, cudaStream_t stream) {
     switch (p.heads) {
-        case 8: return launch_wgmma<8, A>(p, stream);
-        case 16: return launch_wgmma<16, A>(p, stream);
-        case 32: return launch_wgmma<32, A>(p, stream);
-        case 64: return launch_wgmma<64, A>(p, stream);
+        case 8: return launch_wgmma<8, A, kWide>(p, stream);
+        case 16: return launch_wgmma<16, A, kWide>(p, stream);
+        case 32: return launch_wgmma<32, A, kWide>(p, stream);
+        case 64: return launch_wgmma<64, A, kWide>(p, stream);
         default: DSA_CHECK(false) << "indexer wgmma logits: " << p.heads << " heads (8, 16, 32 or 64)";
     }
 }
 
 }  // namespace
 
-void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream, bool chained) {
-    return chained ? launch_wgmma_heads<1>(p, stream) : launch_wgmma_heads<kKSteps>(p, stream);
+void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream, WgmmaLogits variant) {
+    switch (variant) {
+        case WgmmaLogits::kSeparate: return launch_wgmma_heads<kKSteps, false>(p, stream);
+        case WgmmaLogits::kChained: return launch_wgmma_heads<1, false>(p, stream);
+        case WgmmaLogits::kChainedWide: return launch_wgmma_heads<1, true>(p, stream);
+    }
 }
 
 }  // namespace dsa::backend::cuda

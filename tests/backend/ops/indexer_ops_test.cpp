@@ -54,6 +54,13 @@ IndexerKeyStore zero_store(IndexerKeyFormat f, int64_t pages) {
 // Bound of the wgmma kernel's max |score diff| / max sum of |terms| per row (RowStats::worst_term_rel): the H200
 // gave 5-9e-5 of max |score| on rows whose max |score| is about a third of their max sum of |terms| (~3e-5).
 constexpr double kWgmmaTermTol = 2e-4;
+// The same bound for the chained kernels (chain, chain4: a block's 4 k-steps accumulate in the tensor core, as in
+// DeepGEMM's MQA logits that SGLang runs): the H200 gave 1.3-4.7e-4 of the max sum of |terms|.
+constexpr double kChainTermTol = 1e-3;
+
+bool chained_logits(const char* kernel) {
+    return kernel != nullptr && (std::strcmp(kernel, "chain") == 0 || std::strcmp(kernel, "chain4") == 0);
+}
 
 struct RowStats {
     int64_t long_rows = 0;  // rows with more than index_topk visible keys
@@ -70,11 +77,12 @@ struct RowStats {
 // |score| (measured < 4e-7); the wgmma kernel (the FP8 default) kWgmmaTermTol of the row's max sum of |terms|
 // (its FP8 tensor-core sums; max |score| would blow up on rows whose weighted ReLUs cancel).
 void expect_scores_close(const Case& c, const RowStats& st, const std::string& name) {
-    const bool wgmma = c.numerics.indexer_fp8 && (c.logits_kernel == nullptr || std::strcmp(c.logits_kernel, "wgmma") == 0 ||
-                                                  std::strcmp(c.logits_kernel, "chain") == 0);
+    const bool chained = chained_logits(c.logits_kernel);
+    const bool wgmma = c.numerics.indexer_fp8 &&
+                       (c.logits_kernel == nullptr || std::strcmp(c.logits_kernel, "wgmma") == 0 || chained);
     if (wgmma) {
         EXPECT_TRUE(st.has_terms) << name << ": the sums of |terms| were not computed";
-        EXPECT_LE(st.worst_term_rel, kWgmmaTermTol) << name;
+        EXPECT_LE(st.worst_term_rel, chained ? kChainTermTol : kWgmmaTermTol) << name;
     } else {
         EXPECT_LE(st.worst_rel, 1e-4) << name;
     }
@@ -497,11 +505,11 @@ TEST_F(IndexerOpsTest, AnyHeadCount) {
     }
 }
 
-// Every FP8 logits kernel (DSA_INDEXER_LOGITS = f16 and e4m3: the mma.sync kernels; wgmma, the default; chain:
-// wgmma with the k-steps chained in the tensor core, under the wgmma bound) under
+// Every FP8 logits kernel (DSA_INDEXER_LOGITS = f16 and e4m3: the mma.sync kernels; wgmma, the default; chain and
+// chain4: wgmma with the k-steps chained in the tensor core, under kChainTermTol) under
 // the same checks: a decode batch of 64 requests (one of 40000 keys split over many CTAs, the others 64..4096
 // keys, lengths that are not multiples of 64, limits around index_topk) at 64, 4, 12 and 32 heads; both scale
-// formats on wgmma and chain (the scale format does not change the mma.sync kernels' code).
+// formats on the wgmma kernels (the scale format does not change the mma.sync kernels' code).
 void IndexerOpsTest::every_head_count(const char* kernel, bool ue8m0) {
     const std::string cname = std::string(kernel) + (ue8m0 ? "_ue8m0" : "_f32_scales");
     const Case c{cname.c_str(), fp8_numerics(ue8m0), kernel};
@@ -520,15 +528,18 @@ void IndexerOpsTest::every_head_count(const char* kernel, bool ue8m0) {
         const std::string name = cname + " heads=" + std::to_string(heads);
         const RowStats st = compare_backends(name.c_str(), true);
         EXPECT_GT(st.long_rows, 10) << name;
-        EXPECT_GE(st.eligible * 2, st.long_rows) << name << ": too few rows with a clear threshold gap";
+        // Rows whose threshold gap exceeds twice the kernel's error are checked strictly: at least half of them,
+        // a quarter for the chained kernels (their larger error leaves fewer such gaps: 15-20 of 40 on the H200).
+        EXPECT_GE(st.eligible * (chained_logits(kernel) ? 4 : 2), st.long_rows)
+            << name << ": too few rows with a clear threshold gap";
         expect_scores_close(c, st, name);
     }
 }
 
 TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
-    for (const char* kernel : {"wgmma", "chain", "f16", "e4m3"}) {
+    for (const char* kernel : {"wgmma", "chain", "chain4", "f16", "e4m3"}) {
         for (const bool ue8m0 : {true, false}) {
-            if (!ue8m0 && std::strcmp(kernel, "wgmma") != 0 && std::strcmp(kernel, "chain") != 0) continue;
+            if (!ue8m0 && std::strcmp(kernel, "wgmma") != 0 && !chained_logits(kernel)) continue;
             every_head_count(kernel, ue8m0);
         }
     }
