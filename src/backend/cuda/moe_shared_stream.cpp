@@ -2,7 +2,8 @@
 // side_stream_ waits on an event of stream_, runs the launches of dense_mlp's fused streaming path (act_quant, gate +
 // up, SwiGLU + act_quant, down; same plans, same bits) on buffers and a split-K workspace of its own, and stream_
 // waits on its join event before add(routed, shared). Under graph capture the fork is the event moe_route recorded
-// before the router of the same x and ids (parallel graph branches from there); eagerly it is at moe_experts.
+// before the router of the same x and ids (parallel graph branches from there; nothing may write x in between, as
+// in the model's ffn); eagerly it is at moe_experts.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
