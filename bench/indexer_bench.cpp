@@ -5,7 +5,8 @@
 // key_slots 128K wide (a CUDA-graph buffer) and shorter real contexts. Median of 5 runs of 20 calls (CUDA
 // events); small cases rotate over page ranges so that the keys are not all L2-resident. "graph:" repeats the
 // kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost); the logits
-// (default: the wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16 and =e4m3, the top-k (default: auto,
+// (default: auto, the chained wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16, =e4m3, =wgmma, =chain and
+// =chain4, the top-k (default: auto,
 // the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global, =smem and =cand, and with
 // DSA_INDEXER_TOPK_ORDER=position (ascending positions, no sort), each alone and in a graph.
 // Usage: indexer_bench [--quick]
@@ -171,6 +172,7 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const double t_logits = time_per_call(be, logits);
     const double t_logits_f16 = with_env("DSA_INDEXER_LOGITS", "f16", [&] { return time_per_call(be, logits); });
     const double t_logits_e4m3 = with_env("DSA_INDEXER_LOGITS", "e4m3", [&] { return time_per_call(be, logits); });
+    const double t_logits_sep = with_env("DSA_INDEXER_LOGITS", "wgmma", [&] { return time_per_call(be, logits); });
     const double t_logits_chain = with_env("DSA_INDEXER_LOGITS", "chain", [&] { return time_per_call(be, logits); });
     const double t_logits_chain4 = with_env("DSA_INDEXER_LOGITS", "chain4", [&] { return time_per_call(be, logits); });
     auto topk = [&](int i) {
@@ -211,12 +213,15 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
                 t_logits_e4m3 * 1e6, t_topk * 1e6, r_top, f_top, t_topk_global * 1e6, t_topk_smem * 1e6,
                 t_topk_cand * 1e6, t_topk_pos * 1e6, floor_s * 1e6, g_all * 1e6, g_topk * 1e6, g_topk_global * 1e6,
                 g_topk_smem * 1e6, g_topk_cand * 1e6, g_topk_pos * 1e6, n > 1 ? "" : " (single page range)");
+    const auto [r_sep, f_sep] = rate(t_logits_sep);
     const auto [r_chain, f_chain] = rate(t_logits_chain);
     const auto [r_chain4, f_chain4] = rate(t_logits_chain4);
-    std::printf("indexer B=%-3lld ctx=%-6lld logits wgmma %8.1f us %5.2f TB/s %5.1f%% | chained k-steps %8.1f us %5.2f "
-                "TB/s %5.1f%% | chained, 4 CTAs/SM %8.1f us %5.2f TB/s %5.1f%%\n",
+    std::printf("indexer B=%-3lld ctx=%-6lld logits default %8.1f us %5.2f TB/s %5.1f%% | wgmma, separate k-step "
+                "accumulators %8.1f us %5.2f TB/s %5.1f%% | chained (chain) %8.1f us %5.2f TB/s %5.1f%% | chained, 4 "
+                "CTAs/SM (chain4) %8.1f us %5.2f TB/s %5.1f%%\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), t_logits * 1e6, r_log, f_log,
-                t_logits_chain * 1e6, r_chain, f_chain, t_logits_chain4 * 1e6, r_chain4, f_chain4);
+                t_logits_sep * 1e6, r_sep, f_sep, t_logits_chain * 1e6, r_chain, f_chain, t_logits_chain4 * 1e6,
+                r_chain4, f_chain4);
     std::fflush(stdout);
 }
 
@@ -238,7 +243,7 @@ int run(int argc, char** argv) {
     std::printf("indexer decode: H_I=%lld dim=%lld top-k=%lld, FP8 pages (132 B per key), logits kernel %s; floor = "
                 "keys x 132 B / 4.8 TB/s (B=64 ctx=65536: %.1f us)\n",
                 static_cast<long long>(kHeads), static_cast<long long>(kDim), static_cast<long long>(kTopk),
-                kernel != nullptr && *kernel != '\0' ? kernel : "wgmma", 64.0 * 65536 * 132 / kHbmBytesPerS * 1e6);
+                kernel != nullptr && *kernel != '\0' ? kernel : "auto", 64.0 * 65536 * 132 / kHbmBytesPerS * 1e6);
     for (int64_t b : batches) {
         for (int64_t c : ctxs) bench_case(be, store, b, c, c, rng);
     }

@@ -325,21 +325,26 @@ __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(Indexer
 }
 
 
-// The FP8 logits kernel (DSA_INDEXER_LOGITS, read at every launch on the host so that a process can run all
-// three): wgmma (default: indexer_logits_wgmma.cu; its FP8 tensor-core sums put scores 5-9e-5 of the row's
-// largest score off the CPU's, the accuracy of the DeepGEMM kernel SGLang runs), f16 (the exact fallback:
-// mma.sync on the values widened to f16, < 4e-7), e4m3 (mma.sync e4m3, each k-step from a zero accumulator) or
-// chain / chain4 (wgmma with the k-steps of a block chained in the tensor core; chain4 at 4 CTAs per SM).
-enum class Fp8LogitsKernel { kWgmma, kF16, kE4m3, kChain, kChain4 };
+// The FP8 logits kernel (DSA_INDEXER_LOGITS, read at every launch on the host so that a process can run all of
+// them): unset / auto (the default): the chained wgmma kernel (a block's 4 k-steps accumulate in the tensor core, the
+// accumulation of the DeepGEMM kernel SGLang runs; scores up to ~5e-4 of the row's largest sum of |terms| off the
+// CPU's), at 4 CTAs per SM for rows of >= 8192 keys (H200, B = 64 / 64K: 213 us, 3 CTAs 232, separate accumulators
+// 273; B = 1 / 64K: 8.1 vs 8.7 us; the 3-CTA one is faster on short rows: B = 1 / 2K 9.6 vs 11.2, B = 64 / 4K 20.2 vs
+// 20.8); chain / chain4 force one of them; wgmma: separate zero-started accumulators per k-step (5-9e-5 of the row's
+// largest score); f16: the exact fallback (mma.sync on the values widened to f16, < 4e-7); e4m3: mma.sync e4m3, each
+// k-step from a zero accumulator.
+enum class Fp8LogitsKernel { kAuto, kWgmma, kF16, kE4m3, kChain, kChain4 };
 Fp8LogitsKernel fp8_logits_kernel() {
     const char* v = std::getenv("DSA_INDEXER_LOGITS");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "wgmma") == 0) return Fp8LogitsKernel::kWgmma;
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return Fp8LogitsKernel::kAuto;
+    if (std::strcmp(v, "wgmma") == 0) return Fp8LogitsKernel::kWgmma;
     if (std::strcmp(v, "f16") == 0) return Fp8LogitsKernel::kF16;
     if (std::strcmp(v, "chain") == 0) return Fp8LogitsKernel::kChain;
     if (std::strcmp(v, "chain4") == 0) return Fp8LogitsKernel::kChain4;
-    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (wgmma, chain, chain4, f16 or e4m3)";
+    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (auto, wgmma, chain, chain4, f16 or e4m3)";
     return Fp8LogitsKernel::kE4m3;
 }
+constexpr int64_t kWideLogitsMinLen = 8192;
 
 // CTAs per row: as many as fit beside the other rows in one wave of resident CTAs (>= 1, <= the row's blocks).
 template <int NT, bool kF8>
@@ -362,6 +367,9 @@ void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
 template <int NT>
 void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
     switch (fp8_logits_kernel()) {
+        case Fp8LogitsKernel::kAuto:
+            return launch_indexer_logits_wgmma(
+                p, stream, p.max_len >= kWideLogitsMinLen ? WgmmaLogits::kChainedWide : WgmmaLogits::kChained);
         case Fp8LogitsKernel::kWgmma: return launch_indexer_logits_wgmma(p, stream);
         case Fp8LogitsKernel::kChain: return launch_indexer_logits_wgmma(p, stream, WgmmaLogits::kChained);
         case Fp8LogitsKernel::kChain4: return launch_indexer_logits_wgmma(p, stream, WgmmaLogits::kChainedWide);

@@ -234,18 +234,19 @@ void launch_topk_global(const IndexerTopkKernelParams& p, cudaStream_t stream) {
     launch_topk_cluster(indexer_topk_kernel, p.num_tokens * cluster, cluster, smem, stream, pdl_ok, p);
 }
 
-// DSA_INDEXER_TOPK (read at every launch, so that one process can run both): "smem" selects the shared-memory
-// kernel (indexer_topk_smem.cu) where the rows fit, "global" the global-memory one, "cand" the shared-memory one
-// with its candidate path (opt-in, not yet measured); unset or "auto" the shared-memory one for
-// kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen: on the H200 (B = 1 / 64, 2K..128K) it won at 64K rows (B = 64:
-// 50 vs 66 us) and tied at 4K, lost with 128K-wide (padded) rows (87 vs 66 us at B = 64 / 64K, 53 vs 29 at
-// B = 64 / 4K) and at a 2K row (20.3 vs 19.1 us).
+// DSA_INDEXER_TOPK (read at every launch, so that one process can run all of them): "smem" selects the
+// shared-memory kernel (indexer_topk_smem.cu) where the rows fit, "cand" the same kernel with its candidate path
+// (position-order rows: the threshold bin's keys ranked instead of radix rounds), "global" the global-memory one;
+// unset or "auto" the candidate path for kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen, else the global kernel.
+// H200, graph, position order: cand vs smem 9.3 vs 11.9 us at B = 1 / 4K, 16.9 vs 23.3 at B = 1 / 64K, 9.7 vs 14.0
+// at B = 64 / 4K, 29.5 vs 35.5 at B = 64 / 64K; the shared-memory kernel lost with 128K-wide (padded) rows and at
+// a 2K row, which keep the global kernel.
 constexpr int64_t kSmemTopkMinLen = 4096, kSmemTopkMaxLen = 65536;
 enum class TopkKernel { kGlobal, kSmem, kCand };
 TopkKernel topk_kernel_selected(int64_t max_len) {
     const char* v = std::getenv("DSA_INDEXER_TOPK");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) {
-        return max_len >= kSmemTopkMinLen && max_len <= kSmemTopkMaxLen ? TopkKernel::kSmem : TopkKernel::kGlobal;
+        return max_len >= kSmemTopkMinLen && max_len <= kSmemTopkMaxLen ? TopkKernel::kCand : TopkKernel::kGlobal;
     }
     if (std::strcmp(v, "global") == 0) return TopkKernel::kGlobal;
     if (std::strcmp(v, "cand") == 0) return TopkKernel::kCand;

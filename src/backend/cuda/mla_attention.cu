@@ -9,7 +9,6 @@
 #include <cuda_fp8.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
@@ -645,20 +644,11 @@ void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stre
     host::launch_pdl(mla_sparse_combine_kernel, dim3(static_cast<unsigned>(rows)), dim3(kCombineThreads), 0, stream, p);
 }
 
-// DSA_MLA_SPLIT_TILES=n (read at every call; default 1): at least n key tiles per split, for A/B timing of fewer,
-// longer splits (less partial traffic for the combine) against more CTAs.
-int64_t min_tiles_per_split() {
-    const char* v = std::getenv("DSA_MLA_SPLIT_TILES");
-    const long n = v != nullptr ? std::strtol(v, nullptr, 10) : 1;
-    return n >= 1 && n <= 1024 ? n : 1;
-}
-
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms) {
     const int64_t ctas = num_tokens * ((heads + kHeads - 1) / kHeads);
     const int64_t tiles = (width + kRows - 1) / kRows;
     if (ctas <= 0 || tiles <= 1 || ctas * 2 > num_sms) return 1;
-    const int64_t by_tiles = std::max<int64_t>(1, tiles / min_tiles_per_split());
-    return std::min<int64_t>({by_tiles, num_sms / ctas, kMaxCombineSplits});
+    return std::min<int64_t>({tiles, num_sms / ctas, kMaxCombineSplits});
 }
 
 void launch_mla_dense_attention(const MlaDenseKernelParams& p, cudaStream_t stream) {

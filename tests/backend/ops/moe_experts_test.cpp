@@ -222,7 +222,7 @@ TEST_F(MoeTest, ExpertsSharedStreamMatchesSerial) {
             return gpu_->moe_experts(MoeParams{dxs[i], drs[i].ids, drs[i].weights, experts, &shared});
         };
         {
-            ScopedEnv off("DSA_MOE_SHARED_STREAM", nullptr);
+            ScopedEnv off("DSA_MOE_SHARED_STREAM", "0");
             ScopedEnv sep("DSA_MOE_SHARED", "separate");
             for (int i = 0; i < 3; ++i) serial.push_back(gpu_->to_host(call(i)));
             EXPECT_EQ(cuda().last_shared_fork(), Fork::kNone) << what;
@@ -293,7 +293,7 @@ TEST_F(MoeTest, ExpertsSharedStreamGraphReplay) {
             EXPECT_EQ(cuda().last_shared_fork(), Fork::kAtExperts) << what;
             Tensor serial;
             {
-                ScopedEnv off("DSA_MOE_SHARED_STREAM", nullptr);
+                ScopedEnv off("DSA_MOE_SHARED_STREAM", "0");
                 ScopedEnv sep("DSA_MOE_SHARED", "separate");
                 serial = gpu_->to_host(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
             }
@@ -346,7 +346,7 @@ TEST_F(MoeTest, ExpertsSharedStreamLowPriority) {
             Routing host{low->to_host(r.ids), low->to_host(r.weights)};
             Tensor serial;
             {
-                ScopedEnv off("DSA_MOE_SHARED_STREAM", nullptr);
+                ScopedEnv off("DSA_MOE_SHARED_STREAM", "0");
                 ScopedEnv sep("DSA_MOE_SHARED", "separate");
                 serial = gpu_->to_host(
                     gpu_->moe_experts(MoeParams{gpu_->to_device(x), host.ids, host.weights, experts, &shared}));
