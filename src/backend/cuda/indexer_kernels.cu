@@ -341,7 +341,8 @@ Fp8LogitsKernel fp8_logits_kernel() {
     if (std::strcmp(v, "f16") == 0) return Fp8LogitsKernel::kF16;
     if (std::strcmp(v, "chain") == 0) return Fp8LogitsKernel::kChain;
     if (std::strcmp(v, "chain4") == 0) return Fp8LogitsKernel::kChain4;
-    DSA_CHECK(std::strcmp(v, "e4m3") == 0) << "DSA_INDEXER_LOGITS=" << v << " (auto, wgmma, chain, chain4, f16 or e4m3)";
+    DSA_CHECK(std::strcmp(v, "e4m3") == 0)
+        << "DSA_INDEXER_LOGITS=" << v << " (auto, wgmma, chain, chain4, f16 or e4m3)";
     return Fp8LogitsKernel::kE4m3;
 }
 constexpr int64_t kWideLogitsMinLen = 8192;
