@@ -12,8 +12,7 @@
 // shapes (one line each), the MLA absorbs at B = 1 / 8, and a chain of 10 dependent FP8 linears (act_quant + GEMM
 // each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys. --absorbs (alone, seconds): the absorbs
 // (W_UV with and without the short-row kernel), the shared expert's dense_mlp and the M = 1 / 8 single-weight streams.
-// --m64 (alone): the DSA_FP8_STREAM_M64 variants vs the default plans at M = 32 / 64 on the decode shapes.
-// Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs | --m64]
+// Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -290,15 +289,6 @@ struct NK {
     int64_t n, k;
 };
 
-const char* kernel_name(cuda::Fp8StreamKernel k) {
-    using V = cuda::Fp8StreamKernel;
-    return k == V::kWgmma      ? "wgmma"
-           : k == V::kWg64     ? "xreg"
-           : k == V::kWg64Solo ? "xreg1"
-           : k == V::kRing     ? "ring"
-                               : "staged";
-}
-
 // The default plans through linear() at the given M on FP8 weights of the given shapes, one line each (kernel,
 // splits, us, TB/s of FP8 weight bytes, % of 4.8 TB/s).
 void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng, const std::vector<NK>& shapes,
@@ -318,7 +308,7 @@ void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng, const std::ve
             const double tbs = static_cast<double>(s.n) * s.k / t / 1e12;
             std::printf("linear M=%-3lld N=%-6lld K=%-6lld [%s%s, splits %lld] %8.2f us %6.3f TB/s %5.1f%% of 4.8\n",
                         static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
-                        kernel_name(plan.kernel),
+                        plan.kernel == cuda::Fp8StreamKernel::kWgmma ? "wgmma" : "staged",
                         plan.streamk_units > 0 ? " stream-K" : "", static_cast<long long>(plan.splits), t * 1e6, tbs,
                         tbs / 4.8 * 100);
             std::fflush(stdout);
@@ -328,48 +318,6 @@ void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng, const std::ve
 
 const std::vector<NK> kDecodeShapes = {{24576, 1536}, {7168, 16384}, {8192, 1536}, {1536, 7168},
                                        {576, 7168},   {7168, 2048},  {2048, 7168}};
-
-// The 33..64-token variants (DSA_FP8_STREAM_M64) through linear() (act_quant + GEMM, CUDA graph, >= 8 rotated weight
-// copies of >= 160 MB) on the decode shapes: M = 32 with the default plan, M = 64 with the default plan, xreg and
-// xreg1, at smallest K chunks of 4 / 8 / 16 / 64 blocks (64: K <= 8192 unsplit) (us, TB/s of FP8 weight bytes,
-// % of 4.8 TB/s). Alone: --m64.
-void bench_m64_variants(cuda::CudaBackend& be, std::mt19937& rng) {
-    using M64 = cuda::Fp8StreamM64;
-    const M64 initial = cuda::fp8_stream_m64();
-    int sms = 0;
-    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-    const int64_t initial_chunk = cuda::fp8_stream_m64_min_chunk();
-    struct Case {
-        int64_t m;
-        M64 v;
-        int64_t min_chunk;
-    };
-    const Case cases[] = {{32, M64::kOff, 4},  {64, M64::kOff, 4},  {64, M64::kXreg, 4},      {64, M64::kXreg, 8},
-                          {64, M64::kXreg, 16}, {64, M64::kXreg, 64}, {64, M64::kXregSolo, 4}, {64, M64::kXregSolo, 8}};
-    for (const NK s : kDecodeShapes) {
-        const int copies = static_cast<int>(std::clamp<int64_t>(160'000'000 / (s.n * s.k) + 1, kCopies, 40));
-        LinearWeight h = host_fp8_weight(s.n, s.k, rng);
-        std::vector<LinearWeight> ws;
-        for (int i = 0; i < copies; ++i) ws.push_back({be.to_device(h.weight), h.scale_inv});
-        for (const auto& [m, v, min_chunk] : cases) {
-            cuda::set_fp8_stream_m64(v);
-            cuda::set_fp8_stream_m64_min_chunk(min_chunk);
-            Tensor x = be.to_device(random_bf16({m, s.k}, rng, 1.0f));
-            const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
-            const double t =
-                backend_graph_seconds(be, copies, [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
-            const double tbs = static_cast<double>(s.n) * s.k / t / 1e12;
-            std::printf("m64 linear M=%-3lld N=%-6lld K=%-6lld [%-6s splits %3lld chunk %3lld] %8.2f us %6.3f TB/s "
-                        "%5.1f%% of 4.8\n",
-                        static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
-                        kernel_name(plan.kernel), static_cast<long long>(plan.splits),
-                        static_cast<long long>(plan.chunk), t * 1e6, tbs, tbs / 4.8 * 100);
-            std::fflush(stdout);
-        }
-    }
-    cuda::set_fp8_stream_m64(initial);
-    cuda::set_fp8_stream_m64_min_chunk(initial_chunk);
-}
 
 // The MLA absorbs at decode (128 heads, d_n = d_v = 128, kv_lora 512: W_UK 16.8 MB in the columns layout, W_UV 16.8 MB
 // in the rows layout of kv_b) at B = 1 and 8, 8 rotated bf16 kv_b copies (268 MB) in a CUDA graph: us, TB/s of the
@@ -461,7 +409,6 @@ void bench_decode_linears(cuda::CudaBackend& be, std::mt19937& rng) {
                multi, bytes, 0, 0);
     }
     bench_wgmma_vs_staged(be, rng, sets);
-    bench_m64_variants(be, rng);
     bench_decode_shapes(be, rng, kDecodeShapes, {1, 8, 33, 64});
     bench_absorbs(be, rng);
     std::vector<LinearWeight> chain;
@@ -489,7 +436,6 @@ int run(int argc, char** argv) {
     const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
     const bool decode_linears_only = argc > 1 && std::string(argv[1]) == "--decode-linears";
     const bool absorbs_only = argc > 1 && std::string(argv[1]) == "--absorbs";
-    const bool m64_only = argc > 1 && std::string(argv[1]) == "--m64";
     cudaDeviceProp prop{};
     DSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     int clock_khz = 0;
@@ -506,10 +452,6 @@ int run(int argc, char** argv) {
         Numerics{.round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = true}, 0);
     auto& bf16_be = static_cast<cuda::CudaBackend&>(*bf16_owner);
     auto& fp8_be = static_cast<cuda::CudaBackend&>(*fp8_owner);
-    if (m64_only) {
-        bench_m64_variants(fp8_be, rng);
-        return 0;
-    }
     if (absorbs_only) {
         bench_absorbs_and_streams(fp8_be, rng);
         return 0;

@@ -264,6 +264,7 @@ __global__ void __launch_bounds__(kThreads) fp8_stream_kernel(Fp8StreamParams p,
     }
 }
 
+
 // ---- The staged kernel: a CTA of 8 warps owns 128 weight rows (warp w: rows 16w..16w+15) x a K run. Stage s of a
 // kStages-deep cp.async ring holds the 128 x 128 weight block, the token rows' 128-byte activation block and their
 // scales; every warp reads its fragments from shared memory (the same k permutation as above). Rows are 128 bytes;
@@ -719,7 +720,6 @@ void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan,
     DSA_CHECK(p.experts != nullptr || p.m <= plan.nt * 8) << "fp8 stream GEMM: " << p.m << " rows > plan";
     DSA_CHECK(plan.splits == 1 || (p.ws != nullptr && p.counters != nullptr)) << "fp8 stream GEMM: no workspace";
     DSA_CHECK(groups <= 65535) << "fp8 stream GEMM: " << groups << " groups";
-    if (launch_fp8_stream_wg64(p, plan, stream)) return;  // DSA_FP8_STREAM_M64 plans
     switch (plan.nt) {
         case 1:
             launch_nt<1>(p, plan, groups, stream);

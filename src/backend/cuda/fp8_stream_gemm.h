@@ -28,24 +28,11 @@ constexpr int64_t kFp8StreamCtaWarps = 8;    // warps per CTA of the staged and 
 // and at least kFp8StreamWgmmaMinWeightRows weight rows, kStaged for every other plan (a plan's kernel is never
 // kAuto). From the H200 bench (cuda_kernels_bench --decode-linears): wgmma took 0.71-0.95x of staged's time at
 // M = 32 on every V3.2 shape and 0.53-0.99x at M = 64 for N >= 7168, but 1.13-1.26x at M = 64 for N <= 2048.
-// kWg64 / kWg64Solo: the 33..64-token variants of fp8_stream_wg64.cu (plans only, from DSA_FP8_STREAM_M64 below).
-enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4, kWg64 = 5, kWg64Solo = 6 };
+enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4 };
 constexpr int64_t kFp8StreamWgmmaMinRows = 32;
 constexpr int64_t kFp8StreamWgmmaMinWeightRows = 4096;  // for 33..64 token rows
 Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
 void set_fp8_stream_variant(Fp8StreamKernel k); // later plans (tests and benches compare the two)
-// DSA_FP8_STREAM_M64 (opt-in, not yet measured): dense single-weight plans (fp8_stream_plan, not the multi launch,
-// not stream-K) for 33..64 token rows take fp8_stream_wg64.cu's kernel: the wgmma CTA of 128 rows with a ring of
-// weights only (16 KB stages) and the activation block staged through registers into a double buffer, so more weight
-// bytes are in flight per SM. =xreg: 5 weight stages, 2 CTAs per SM (kWg64); =xreg1: 12 stages, 1 CTA per SM
-// (kWg64Solo). Their plans keep the wgmma plan's fields (grouped launches given one run the wgmma kernel).
-enum class Fp8StreamM64 { kOff = 0, kXreg = 1, kXregSolo = 2 };
-Fp8StreamM64 fp8_stream_m64();
-void set_fp8_stream_m64(Fp8StreamM64 v);
-// The smallest K chunk (128-blocks) of those plans: DSA_FP8_STREAM_M64_CHUNK (default 4; each split's 64-token f32
-// partial is 32 KB per 128-row block, half the weight bytes of a 4-block chunk), for the bench to sweep.
-int64_t fp8_stream_m64_min_chunk();
-void set_fp8_stream_m64_min_chunk(int64_t blocks);
 
 // How a launch is split over K: `splits` warps per 16-row tile (staged: CTAs per 128-row block), each over `chunk`
 // 128-blocks of K. The workspace holds ws_floats f32 partials and `counters` i32 tile counters (zero before the
@@ -110,8 +97,6 @@ struct Fp8StreamParams {
     int32_t* counters = nullptr;  // plan.counters, zero
 };
 void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream);
-// The kWg64 / kWg64Solo launcher (fp8_stream_wg64.cu; called by launch_fp8_stream_gemm): false for other plans.
-bool launch_fp8_stream_wg64(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream);
 
 // Several dense weights over the same x in one launch (linear_multi: q_a, kv_a and the indexer's wk). Problem i
 // takes CTAs [cta0_i, cta0_i + its grid) and runs exactly what a lone launch with its plan runs (the same split-K

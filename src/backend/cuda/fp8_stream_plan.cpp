@@ -37,8 +37,6 @@ namespace {
 std::atomic<int> g_multi_joint{-1};    // -1: not yet read from the environment
 std::atomic<int> g_grouped_joint{-1};  // -1: not yet read from the environment
 std::atomic<int> g_streamk{-1};        // -1: not yet read from the environment
-std::atomic<int> g_m64{-1};            // -1: not yet read from the environment
-std::atomic<int64_t> g_m64_chunk{-1};  // -1: not yet read from the environment
 
 // `plan` (dense) with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
 void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
@@ -166,66 +164,8 @@ Fp8StreamPlan base_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tok
 
 }  // namespace
 
-Fp8StreamM64 fp8_stream_m64() {
-    int v = g_m64.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char* e = std::getenv("DSA_FP8_STREAM_M64");
-        const std::string s = e != nullptr ? e : "";
-        v = static_cast<int>(s == "xreg"    ? Fp8StreamM64::kXreg
-                             : s == "xreg1" ? Fp8StreamM64::kXregSolo
-                                            : Fp8StreamM64::kOff);
-        g_m64.store(v, std::memory_order_relaxed);
-    }
-    return static_cast<Fp8StreamM64>(v);
-}
-
-void set_fp8_stream_m64(Fp8StreamM64 v) { g_m64.store(static_cast<int>(v), std::memory_order_relaxed); }
-
-int64_t fp8_stream_m64_min_chunk() {
-    int64_t v = g_m64_chunk.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char* e = std::getenv("DSA_FP8_STREAM_M64_CHUNK");
-        v = e != nullptr ? std::atoll(e) : 4;
-        v = v < 1 ? 4 : v;
-        g_m64_chunk.store(v, std::memory_order_relaxed);
-    }
-    return v;
-}
-
-void set_fp8_stream_m64_min_chunk(int64_t blocks) {
-    g_m64_chunk.store(blocks < 1 ? 4 : blocks, std::memory_order_relaxed);
-}
-
-namespace {
-
-// A DSA_FP8_STREAM_M64 plan (dense, 33..64 tokens): the K chunk (nkb down to fp8_stream_m64_min_chunk(); ties keep
-// the larger) with the least cost in quarter blocks: waves of CTAs, 2 (kWg64) or 1 (kWg64Solo) per SM, each
-// streaming its chunk + 1 block (start), + 2 when K is split (its 32 KB f32 partial), plus a quarter block per
-// split for the last warp's reduction of each tile.
-Fp8StreamPlan m64_plan(Fp8StreamPlan plan, int64_t k, int num_sms, Fp8StreamM64 v) {
-    plan.kernel = v == Fp8StreamM64::kXregSolo ? Fp8StreamKernel::kWg64Solo : Fp8StreamKernel::kWg64;
-    plan.nt = 8;
-    plan.streamk_units = 0;
-    const int64_t nkb = k / kFp8StreamKBlock, sms = num_sms > 0 ? num_sms : 132;
-    const int64_t slots = (v == Fp8StreamM64::kXregSolo ? 1 : 2) * sms;
-    const int64_t min_chunk = std::min(nkb, fp8_stream_m64_min_chunk());
-    int64_t best = nkb, best_cost = -1;
-    for (int64_t c = nkb; c >= min_chunk; --c) {
-        const int64_t splits = (nkb + c - 1) / c, ctas = row_ctas(plan) * splits;
-        const int64_t per_cta = c + 1 + (splits > 1 ? 2 : 0);
-        const int64_t cost = (ctas + slots - 1) / slots * 4 * per_cta + (splits > 1 ? splits : 0);
-        if (best_cost < 0 || cost < best_cost) best = c, best_cost = cost;
-    }
-    set_chunk(plan, nkb, best);
-    return plan;
-}
-
-}  // namespace
-
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
     Fp8StreamPlan plan = base_plan(groups, rows, k, max_tokens, num_sms, bounded);
-    const Fp8StreamM64 m64 = fp8_stream_m64();
-    if (groups == 1 && bounded && max_tokens > 32 && m64 != Fp8StreamM64::kOff) return m64_plan(plan, k, num_sms, m64);
     if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_streamk()) {
         plan = fp8_stream_streamk_plan(plan, 1, k, num_sms);
     }

@@ -17,7 +17,6 @@
 #include <cstring>
 #include <iostream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "backend/cuda/fp8_stream_gemm.h"
@@ -563,99 +562,6 @@ TEST_F(LinearTest, Fp8StreamKDense) {
     }
     cuda::set_fp8_stream_streamk_scope(streamk);
     cuda::set_fp8_stream_variant(initial);
-}
-
-using M64Variant = std::pair<cuda::Fp8StreamM64, cuda::Fp8StreamKernel>;
-constexpr M64Variant kM64Variants[] = {{cuda::Fp8StreamM64::kXreg, cuda::Fp8StreamKernel::kWg64},
-                                       {cuda::Fp8StreamM64::kXregSolo, cuda::Fp8StreamKernel::kWg64Solo}};
-
-// DSA_FP8_STREAM_M64 plans (host-only): dense plans of 33..64 tokens take the variant, 32 tokens and grouped plans
-// do not; the smallest-chunk knob bounds the chunk, and splits / workspace follow the chunk. Switches restored.
-TEST(Fp8StreamPlanTest, M64Plans) {
-    const cuda::Fp8StreamM64 initial = cuda::fp8_stream_m64();
-    const int64_t initial_chunk = cuda::fp8_stream_m64_min_chunk();
-    const int streamk = cuda::fp8_stream_streamk_scope();
-    cuda::set_fp8_stream_streamk_scope(0);
-    for (const auto& [v, kernel] : kM64Variants) {
-        cuda::set_fp8_stream_m64(v);
-        EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 64, 132).kernel, kernel);
-        EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 33, 132).kernel, kernel);
-        EXPECT_NE(cuda::fp8_stream_plan(1, 7168, 16384, 32, 132).kernel, kernel);
-        EXPECT_NE(cuda::fp8_stream_plan(9, 4096, 7168, 64, 132).kernel, kernel);
-        for (int64_t min_chunk : {4, 8, 16}) {
-            cuda::set_fp8_stream_m64_min_chunk(min_chunk);
-            const cuda::Fp8StreamPlan p = cuda::fp8_stream_plan(1, 2048, 7168, 64, 132);  // 56 K blocks
-            EXPECT_GE(p.chunk, min_chunk);
-            EXPECT_EQ(p.nt, 8);
-            EXPECT_EQ(p.splits, (56 + p.chunk - 1) / p.chunk);
-            EXPECT_EQ(p.ws_floats, p.splits > 1 ? p.splits * p.tiles * 32 * 8 * 4 : 0);
-            EXPECT_EQ(p.counters, p.splits > 1 ? p.tiles : 0);
-        }
-    }
-    cuda::set_fp8_stream_m64(cuda::Fp8StreamM64::kOff);
-    EXPECT_NE(cuda::fp8_stream_plan(1, 7168, 16384, 64, 132).kernel, cuda::Fp8StreamKernel::kWg64);
-    cuda::set_fp8_stream_m64(initial);
-    cuda::set_fp8_stream_m64_min_chunk(initial_chunk);
-    cuda::set_fp8_stream_streamk_scope(streamk);
-}
-
-// The 33..64-token variants (DSA_FP8_STREAM_M64=xreg / xreg1, opt-in): linear() at M = 1, 8 (other plans), 33, 48,
-// 64 on the V3.2 decode shapes and ragged N (not a multiple of 128) at K = 1536 / 2048 / 7168 / 16384 (and 384:
-// fewer K blocks than ring stages) against the CPU; repeated calls give the same bits, and so does a CUDA graph
-// replay on new input (split-K shapes); dense_mlp (a dense gate_up launch) at M = 64. The switch is restored.
-TEST_F(LinearTest, Fp8StreamM64Variants) {
-    using M64 = cuda::Fp8StreamM64;
-    const M64 initial = cuda::fp8_stream_m64();
-    const int streamk = cuda::fp8_stream_streamk_scope();
-    cuda::set_fp8_stream_streamk_scope(0);
-    const auto& kVariants = kM64Variants;
-    make(kActQuantUe8m0);
-    constexpr Shape2 kShapes[] = {{7168, 16384}, {24576, 1536}, {8192, 1536}, {7168, 2048}, {2048, 7168},
-                                  {1536, 7168},  {576, 7168},   {1000, 1536}, {1064, 2048}, {200, 7168},
-                                  {136, 16384}, {1000, 384}};
-    for (const Shape2& s : kShapes) {
-        LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
-        Tensor x = random_act({64, s.k}, rng_, 2.0f);
-        Tensor ref = to_f32(cpu_->linear(x, w, LinearOutput::kActivation));
-        for (const auto& [v, kernel] : kVariants) {
-            cuda::set_fp8_stream_m64(v);
-            for (int64_t m : {1, 8, 33, 48, 64}) {
-                const std::string what = std::string("linear fp8-stream [") + (v == M64::kXreg ? "xreg" : "xreg1") +
-                                         "] M=" + std::to_string(m) + " N=" + std::to_string(s.n) +
-                                         " K=" + std::to_string(s.k);
-                std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
-                Tensor xd = up(first_rows(x, m));
-                Tensor got = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
-                EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
-                expect_close(what, to_f32(got), first_rows(ref, m), kStreamTol);
-                EXPECT_TRUE(same_bits(got, gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation))))
-                    << what << " repeated";
-                if (m != 64 || (s.n % 1000 != 0 && !(s.n == 7168 && s.k == 2048))) continue;
-                Tensor xg = up(first_rows(x, m)), out;  // graph replay on new input
-                auto graph = gpu_->capture_graph([&] { out = gpu_->linear(xg, w, LinearOutput::kActivation); });
-                ASSERT_TRUE(graph.is_ok()) << graph.status().message();
-                Tensor x2 = random_act({m, s.k}, rng_, 2.0f);
-                gpu_->copy_into(to_bf16(x2), xg);
-                gpu_->replay_graph(**graph);
-                Tensor replay = gpu_->to_host(out);
-                EXPECT_TRUE(same_bits(replay, gpu_->to_host(gpu_->linear(up(x2), w, LinearOutput::kActivation))))
-                    << what << " graph replay";
-                expect_close(what + " graph replay", to_f32(replay), cpu_->linear(x2, w, LinearOutput::kActivation),
-                             kStreamTol);
-            }
-        }
-    }
-    MlpWeights mw{random_fp8_weight(2048, 7168, rng_), random_fp8_weight(2048, 7168, rng_),
-                  random_fp8_weight(7168, 2048, rng_)};
-    Tensor x = random_act({64, 7168}, rng_);
-    for (const auto& [v, kernel] : kVariants) {
-        cuda::set_fp8_stream_m64(v);
-        const std::string what = std::string("dense_mlp [") + (v == M64::kXreg ? "xreg" : "xreg1") + "] M=64";
-        std::cout << "[ metric ] " << what << std::endl;
-        expect_close(what, down(gpu_->dense_mlp(up(x), mw)), cpu_->dense_mlp(x, mw), 2e-2);
-    }
-    cuda::set_fp8_stream_m64(initial);
-    cuda::set_fp8_stream_streamk_scope(streamk);
 }
 
 TEST_F(LinearTest, LmHead) {
