@@ -14,16 +14,9 @@
 #include <cstring>
 #include <vector>
 
-namespace {
+#include "standalone_cuda.cuh"
 
-#define CK(x)                                                                    \
-    do {                                                                         \
-        cudaError_t e_ = (x);                                                    \
-        if (e_ != cudaSuccess) {                                                 \
-            std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e_)); \
-            std::exit(1);                                                        \
-        }                                                                        \
-    } while (0)
+namespace {
 
 constexpr int kThreads = 256, kStageBytes = 16384, kRowsPerJob = 128;
 
@@ -81,17 +74,6 @@ __global__ void __launch_bounds__(kThreads) ring_kernel(const uint8_t* w, int64_
     if (acc == 0x12345678u) out[blockIdx.x] = acc;
 }
 
-__global__ void plain_read_kernel(const uint4* w, int64_t words, uint32_t* out) {
-    uint32_t acc = 0;
-    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < words; i += int64_t(gridDim.x) * blockDim.x) {
-        uint4 v;
-        asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
-                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                     : "l"(w + i));
-        acc ^= v.x ^ v.y ^ v.z ^ v.w;
-    }
-    if (acc == 0x12345678u) out[blockIdx.x] = acc;
-}
 
 template <typename F>
 double median_us(F&& launch) {
@@ -155,7 +137,7 @@ int main(int argc, char** argv) {
     CK(cudaMemset(w, 1, bytes));
     std::printf("weight %lld x %lld = %.1f MB, %d SMs\n", static_cast<long long>(rows), static_cast<long long>(k),
                 bytes / 1e6, sms);
-    const double plain = median_us([&] { plain_read_kernel<<<sms * 8, 512>>>(reinterpret_cast<const uint4*>(w),
+    const double plain = median_us([&] { stream_read_kernel<<<sms * 8, 512>>>(reinterpret_cast<const uint4*>(w),
                                                                             bytes / 16, out); });
     std::printf("%-44s                   %8.2f us  %5.2f TB/s  %5.1f%% of 4.8\n", "plain grid-stride ld.global", plain,
                 bytes / plain / 1e6, 100.0 * bytes / plain / 1e6 / 4.8);

@@ -181,6 +181,19 @@ LayerInputs make_inputs(cuda::CudaBackend& be, const ExpertSet& ex, std::mt19937
     return in;
 }
 
+// Call i of the routed experts + shared expert in one moe_experts (copy i % kCopies of the inputs and routes).
+void run_routed_shared(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, int i) {
+    const RouterResult& r = in.routes[i % kCopies];
+    be.moe_experts(MoeParams{in.xs[i % kCopies], r.ids, r.weights, ex.routed, &ex.shared});
+}
+
+// Call i of the whole MoE layer: route, then moe_experts with the shared expert.
+void run_layer_fused(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, int i) {
+    in.rp.x = in.xs[i % kCopies];
+    RouterResult r = be.moe_route(in.rp);
+    be.moe_experts(MoeParams{in.rp.x, r.ids, r.weights, ex.routed, &ex.shared});
+}
+
 void bench_layer(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, int64_t batch) {
     RouterParams& rp = in.rp;
     const std::string tag = "B=" + std::to_string(batch) + " ";
@@ -199,15 +212,8 @@ void bench_layer(cuda::CudaBackend& be, const ExpertSet& ex, LayerInputs& in, in
         Tensor y = be.moe_experts(MoeParams{rp.x, r.ids, r.weights, ex.routed});
         be.add(y, be.dense_mlp(rp.x, ex.shared));
     };
-    auto routed_shared = [&](int i) {
-        const RouterResult& r = in.routes[i % kCopies];
-        be.moe_experts(MoeParams{in.xs[i % kCopies], r.ids, r.weights, ex.routed, &ex.shared});
-    };
-    auto layer_fused = [&](int i) {
-        rp.x = in.xs[i % kCopies];
-        RouterResult r = be.moe_route(rp);
-        be.moe_experts(MoeParams{rp.x, r.ids, r.weights, ex.routed, &ex.shared});
-    };
+    auto routed_shared = [&](int i) { run_routed_shared(be, ex, in, i); };
+    auto layer_fused = [&](int i) { run_layer_fused(be, ex, in, i); };
     const RouterResult& r0 = in.routes[0];
     be.moe_experts(MoeParams{in.xs[0], r0.ids, r0.weights, ex.routed});
     using P = cuda::CudaBackend::MoePath;
@@ -412,17 +418,9 @@ void bench_shared_stream(cuda::CudaBackend& be, const ExpertSet& ex, std::mt1993
                 low ? "side stream below the main stream (DSA_MOE_SHARED_STREAM_PRIORITY=low)" : "default (equal)");
     for (int64_t batch : {1, 2, 4, 8}) {
         LayerInputs in = make_inputs(be, ex, rng, batch);
-        RouterParams& rp = in.rp;
         const std::string tag = "B=" + std::to_string(batch) + " ";
-        auto routed_shared = [&](int i) {
-            const RouterResult& r = in.routes[i % kCopies];
-            be.moe_experts(MoeParams{in.xs[i % kCopies], r.ids, r.weights, ex.routed, &ex.shared});
-        };
-        auto layer_fused = [&](int i) {
-            rp.x = in.xs[i % kCopies];
-            RouterResult r = be.moe_route(rp);
-            be.moe_experts(MoeParams{rp.x, r.ids, r.weights, ex.routed, &ex.shared});
-        };
+        auto routed_shared = [&](int i) { run_routed_shared(be, ex, in, i); };
+        auto layer_fused = [&](int i) { run_layer_fused(be, ex, in, i); };
         const double bytes = in.active_bytes + ex.bytes_per_expert;
         for (const char* mode : {"0", "8"}) {
             SharedStreamEnv env(mode);
