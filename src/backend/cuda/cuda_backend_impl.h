@@ -161,6 +161,22 @@ private:
     // streaming launch, SwiGLU + act_quant of h, down; false (nothing launched) when the shapes do not fit.
     bool fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y);
     bool last_mlp_fused_ = false;
+    // Whether FP8 MLP weights fit the fused streaming launches at m rows of width d (fused_mlp's test).
+    bool fused_mlp_fits(int64_t m, int64_t d, const MlpWeights& w);
+    // The device buffers of the fused launches: x and h quantized (e4m3 + [width / 128, m] scales), gate_up [m, 2f]
+    // bf16, y [m, n] bf16 and the split-K workspace (counters zero between launches) they share one after the other.
+    struct FusedMlpBuffers {
+        uint8_t* xq;
+        float* xs;
+        uint16_t* gu;
+        uint8_t* hq;
+        float* hs;
+        uint16_t* y;
+        float* ws;
+        int32_t* counters;
+    };
+    // The fused launches on `st`: act_quant of x, gate + up in one streaming launch, SwiGLU + act_quant, down.
+    void launch_fused_mlp(const Tensor& x, const MlpWeights& w, const FusedMlpBuffers& b, cudaStream_t st);
     // The split-K workspace of the streaming GEMM (f32 partials, i32 tile counters kept zero between launches),
     // made on first need (4 MB + 256 KB, grown when a launch needs more) and shared by all its launches on stream_.
     std::pair<float*, int32_t*> stream_workspace(int64_t ws_floats, int64_t counters);

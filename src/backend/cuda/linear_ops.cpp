@@ -337,45 +337,63 @@ Tensor CudaBackend::lm_head(const Tensor& x, const LinearWeight& head) {
     return matmul(x, head, GemmOutput::kF32, /*act_quant=*/false, "lm_head x");
 }
 
-bool CudaBackend::fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y) {
-    const int64_t m = x.dim(0), d = x.dim(1), f = w.gate.out_features(), n = w.down.out_features();
+bool CudaBackend::fused_mlp_fits(int64_t m, int64_t d, const MlpWeights& w) {
+    const int64_t f = w.gate.out_features();
     if (!numerics_.fp8_activation_quant || m < 1 || m > kFp8StreamMaxRows || d % 128 != 0 || f % 128 != 0) return false;
-    if (w.gate.in_features() != d || w.up.in_features() != d) return false;
+    if (w.gate.in_features() != d || w.up.in_features() != d || w.up.out_features() != f || w.down.in_features() != f) {
+        return false;
+    }
     DeviceWeight* dw[3] = {&device_weight(w.gate), &device_weight(w.up), &device_weight(w.down)};
     for (DeviceWeight* p : dw) {
         if (p->w.dtype() != DType::kF8E4M3 || (reinterpret_cast<uintptr_t>(p->w.raw_data()) & 15u) != 0) return false;
     }
-    if (dw[0]->scales.dim(1) != dw[1]->scales.dim(1)) return false;
+    return dw[0]->scales.dim(1) == dw[1]->scales.dim(1);
+}
+
+void CudaBackend::launch_fused_mlp(const Tensor& x, const MlpWeights& w, const FusedMlpBuffers& b, cudaStream_t st) {
+    const int64_t m = x.dim(0), d = x.dim(1), f = w.gate.out_features(), n = w.down.out_features();
+    const DeviceWeight& g = device_weight(w.gate);
+    const DeviceWeight& u = device_weight(w.up);
+    const DeviceWeight& dn = device_weight(w.down);
     const bool ue8m0 = numerics_.ue8m0_scales;
-    Tensor xq = Tensor::empty({m, d}, DType::kF8E4M3, Device::kCUDA, "mlp.x.fp8");
-    Tensor xs = Tensor::empty({d / 128, m}, DType::kF32, Device::kCUDA, "mlp.x.scales");
-    launch_act_quant({x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, d, m, ue8m0}, stream_);
+    launch_act_quant({x.data<uint16_t>(), b.xq, b.xs, nullptr, m, d, m, ue8m0}, st);
+    Fp8StreamParams a;
+    a.w = g.w.data<uint8_t>(), a.w_scale = g.scales.data<float>();
+    a.w2 = u.w.data<uint8_t>(), a.w2_scale = u.scales.data<float>();
+    a.gate_up = true;
+    a.m = m;
+    a.x = b.xq, a.x_scale = b.xs, a.x_scale_ld = m;
+    a.out = b.gu;
+    a.n = 2 * f, a.k = d, a.scale_ld = g.scales.dim(1);
+    a.ws = b.ws, a.counters = b.counters;
+    launch_fp8_stream_gemm(a, fp8_stream_plan(1, 2 * f, d, m, num_sms_), st);
+    launch_swiglu_quant({b.gu, b.hq, b.hs, m, f, ue8m0}, st);
+    Fp8StreamParams c;
+    c.w = dn.w.data<uint8_t>(), c.w_scale = dn.scales.data<float>();
+    c.m = m;
+    c.x = b.hq, c.x_scale = b.hs, c.x_scale_ld = m;
+    c.out = b.y;
+    c.n = n, c.k = f, c.scale_ld = dn.scales.dim(1);
+    c.ws = b.ws, c.counters = b.counters;  // the same stream: the gate_up launch is done with them
+    launch_fp8_stream_gemm(c, fp8_stream_plan(1, n, f, m, num_sms_), st);
+}
+
+bool CudaBackend::fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y) {
+    const int64_t m = x.dim(0), d = x.dim(1), f = w.gate.out_features(), n = w.down.out_features();
+    if (!fused_mlp_fits(m, d, w)) return false;
     const Fp8StreamPlan gu_plan = fp8_stream_plan(1, 2 * f, d, m, num_sms_);
     const Fp8StreamPlan down_plan = fp8_stream_plan(1, n, f, m, num_sms_);
     const auto [ws, counters] = stream_workspace(std::max(gu_plan.ws_floats, down_plan.ws_floats),
                                                  std::max(gu_plan.counters, down_plan.counters));
+    Tensor xq = Tensor::empty({m, d}, DType::kF8E4M3, Device::kCUDA, "mlp.x.fp8");
+    Tensor xs = Tensor::empty({d / 128, m}, DType::kF32, Device::kCUDA, "mlp.x.scales");
     Tensor gu = Tensor::empty({m, 2 * f}, DType::kBF16, Device::kCUDA, "mlp.gate_up");
-    Fp8StreamParams a;
-    a.w = dw[0]->w.data<uint8_t>(), a.w_scale = dw[0]->scales.data<float>();
-    a.w2 = dw[1]->w.data<uint8_t>(), a.w2_scale = dw[1]->scales.data<float>();
-    a.gate_up = true;
-    a.m = m;
-    a.x = xq.data<uint8_t>(), a.x_scale = xs.data<float>(), a.x_scale_ld = m;
-    a.out = gu.data<uint16_t>();
-    a.n = 2 * f, a.k = d, a.scale_ld = dw[0]->scales.dim(1);
-    a.ws = ws, a.counters = counters;
-    launch_fp8_stream_gemm(a, gu_plan, stream_);
     Tensor hq = Tensor::empty({m, f}, DType::kF8E4M3, Device::kCUDA, "mlp.h.fp8");
     Tensor hs = Tensor::empty({f / 128, m}, DType::kF32, Device::kCUDA, "mlp.h.scales");
-    launch_swiglu_quant({gu.data<uint16_t>(), hq.data<uint8_t>(), hs.data<float>(), m, f, ue8m0}, stream_);
-    Fp8StreamParams b;
-    b.w = dw[2]->w.data<uint8_t>(), b.w_scale = dw[2]->scales.data<float>();
-    b.m = m;
-    b.x = hq.data<uint8_t>(), b.x_scale = hs.data<float>(), b.x_scale_ld = m;
-    b.out = y.data<uint16_t>();
-    b.n = n, b.k = f, b.scale_ld = dw[2]->scales.dim(1);
-    b.ws = ws, b.counters = counters;  // the same stream: the gate_up launch is done with them
-    launch_fp8_stream_gemm(b, down_plan, stream_);
+    launch_fused_mlp(x, w,
+                     {xq.data<uint8_t>(), xs.data<float>(), gu.data<uint16_t>(), hq.data<uint8_t>(), hs.data<float>(),
+                      y.data<uint16_t>(), ws, counters},
+                     stream_);
     return true;
 }
 

@@ -11,7 +11,6 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_stream_gemm.h"
-#include "backend/cuda/kernels.h"
 
 namespace dsa::backend::cuda {
 
@@ -46,11 +45,6 @@ unsigned long long capture_id(cudaStream_t s) {
     return status == cudaStreamCaptureStatusActive ? id : 0;
 }
 
-bool fp8_aligned(const LinearWeight& w) {
-    return w.defined() && w.weight.dtype() == DType::kF8E4M3 &&
-           (reinterpret_cast<uintptr_t>(w.weight.raw_data()) & 15u) == 0;
-}
-
 }  // namespace
 
 // x [<= kSideMaxTokens, dim] in, the shared expert's intermediates, out y [<= kSideMaxTokens, out] and the split-K
@@ -62,14 +56,8 @@ struct CudaBackend::SideMlp {
 
 CudaBackend::SideMlp* CudaBackend::side_mlp(const Tensor& x, const MlpWeights& w) {
     const int64_t m = x.dim(0), d = x.dim(1);
-    if (!numerics_.fp8_activation_quant || m < 1 || m > kSideMaxTokens) return nullptr;
-    if (!fp8_aligned(w.gate) || !fp8_aligned(w.up) || !fp8_aligned(w.down)) return nullptr;
+    if (m > kSideMaxTokens || !fused_mlp_fits(m, d, w)) return nullptr;
     const int64_t f = w.gate.out_features(), n = w.down.out_features();
-    if (w.gate.in_features() != d || w.up.in_features() != d || w.up.out_features() != f || w.down.in_features() != f ||
-        d % 128 != 0 || f % 128 != 0) {
-        return nullptr;
-    }
-    if (device_weight(w.gate).scales.dim(1) != device_weight(w.up).scales.dim(1)) return nullptr;  // as fused_mlp
     const Fp8StreamPlan gu = fp8_stream_plan(1, 2 * f, d, m, num_sms_), dn = fp8_stream_plan(1, n, f, m, num_sms_);
     const int64_t ws = std::max(gu.ws_floats, dn.ws_floats), counters = std::max(gu.counters, dn.counters);
     SideMlp* s = side_mlp_.get();
@@ -97,35 +85,12 @@ CudaBackend::SideMlp* CudaBackend::side_mlp(const Tensor& x, const MlpWeights& w
     return side_mlp_.get();
 }
 
-// fused_mlp's launches (linear_ops.cpp) on side_stream_ into s's buffers: act_quant of x, gate + up in one launch,
-// SwiGLU + act_quant of h, down -> s.y rows [0, m).
+// fused_mlp's launches (launch_fused_mlp, linear_ops.cpp) on side_stream_ into s's buffers -> s.y rows [0, m).
 void CudaBackend::side_mlp_launch(const Tensor& x, const MlpWeights& w, SideMlp& s) {
-    const int64_t m = x.dim(0), d = s.dim, f = s.inter, n = s.out;
-    const bool ue8m0 = numerics_.ue8m0_scales;
-    const DeviceWeight& g = device_weight(w.gate);
-    const DeviceWeight& u = device_weight(w.up);
-    const DeviceWeight& dn = device_weight(w.down);
-    cudaStream_t st = side_stream_;
-    launch_act_quant({x.data<uint16_t>(), s.xq.data<uint8_t>(), s.xs.data<float>(), nullptr, m, d, m, ue8m0}, st);
-    Fp8StreamParams a;
-    a.w = g.w.data<uint8_t>(), a.w_scale = g.scales.data<float>();
-    a.w2 = u.w.data<uint8_t>(), a.w2_scale = u.scales.data<float>();
-    a.gate_up = true;
-    a.m = m;
-    a.x = s.xq.data<uint8_t>(), a.x_scale = s.xs.data<float>(), a.x_scale_ld = m;
-    a.out = s.gu.data<uint16_t>();
-    a.n = 2 * f, a.k = d, a.scale_ld = g.scales.dim(1);
-    a.ws = s.ws.data<float>(), a.counters = s.counters.data<int32_t>();
-    launch_fp8_stream_gemm(a, fp8_stream_plan(1, 2 * f, d, m, num_sms_), st);
-    launch_swiglu_quant({s.gu.data<uint16_t>(), s.hq.data<uint8_t>(), s.hs.data<float>(), m, f, ue8m0}, st);
-    Fp8StreamParams b;
-    b.w = dn.w.data<uint8_t>(), b.w_scale = dn.scales.data<float>();
-    b.m = m;
-    b.x = s.hq.data<uint8_t>(), b.x_scale = s.hs.data<float>(), b.x_scale_ld = m;
-    b.out = s.y.data<uint16_t>();
-    b.n = n, b.k = f, b.scale_ld = dn.scales.dim(1);
-    b.ws = s.ws.data<float>(), b.counters = s.counters.data<int32_t>();
-    launch_fp8_stream_gemm(b, fp8_stream_plan(1, n, f, m, num_sms_), st);
+    launch_fused_mlp(x, w,
+                     {s.xq.data<uint8_t>(), s.xs.data<float>(), s.gu.data<uint16_t>(), s.hq.data<uint8_t>(),
+                      s.hs.data<float>(), s.y.data<uint16_t>(), s.ws.data<float>(), s.counters.data<int32_t>()},
+                     side_stream_);
 }
 
 void CudaBackend::note_route_fork(const Tensor& x, const Tensor& ids) {
