@@ -5,8 +5,8 @@
 // key_slots 128K wide (a CUDA-graph buffer) and shorter real contexts. Median of 5 runs of 20 calls (CUDA
 // events); small cases rotate over page ranges so that the keys are not all L2-resident. "graph:" repeats the
 // kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost); the logits
-// (default: auto, the chained wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16, =e4m3, =wgmma, =chain and
-// =chain4, the top-k (default: auto,
+// (default: auto, the chained wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16, =e4m3, =wgmma, =chain,
+// =chain4, =tma and =tma3 (tma also in a graph, q prep + logits, next to the default), the top-k (default: auto,
 // the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global, =smem and =cand, and with
 // DSA_INDEXER_TOPK_ORDER=position (ascending positions, no sort), each alone and in a graph.
 // Usage: indexer_bench [--quick]
@@ -175,6 +175,11 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const double t_logits_sep = with_env("DSA_INDEXER_LOGITS", "wgmma", [&] { return time_per_call(be, logits); });
     const double t_logits_chain = with_env("DSA_INDEXER_LOGITS", "chain", [&] { return time_per_call(be, logits); });
     const double t_logits_chain4 = with_env("DSA_INDEXER_LOGITS", "chain4", [&] { return time_per_call(be, logits); });
+    const double t_logits_tma = with_env("DSA_INDEXER_LOGITS", "tma", [&] { return time_per_call(be, logits); });
+    const double t_logits_tma3 = with_env("DSA_INDEXER_LOGITS", "tma3", [&] { return time_per_call(be, logits); });
+    const double g_logits_tma =
+        with_env("DSA_INDEXER_LOGITS", "tma", [&] { return graph_seconds_per_call(be, logits); });
+    const double g_logits = graph_seconds_per_call(be, logits);
     auto topk = [&](int i) {
         cuda::launch_indexer_topk({scores.data<float>(), in.key_slots[i % n].data<int32_t>(),
                                    in.request.data<int32_t>(), in.limit.data<int32_t>(), pos.data<int32_t>(),
@@ -216,12 +221,18 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [r_sep, f_sep] = rate(t_logits_sep);
     const auto [r_chain, f_chain] = rate(t_logits_chain);
     const auto [r_chain4, f_chain4] = rate(t_logits_chain4);
+    const auto [r_tma, f_tma] = rate(t_logits_tma);
+    const auto [r_tma3, f_tma3] = rate(t_logits_tma3);
     std::printf("indexer B=%-3lld ctx=%-6lld logits default %8.1f us %5.2f TB/s %5.1f%% | wgmma, separate k-step "
                 "accumulators %8.1f us %5.2f TB/s %5.1f%% | chained (chain) %8.1f us %5.2f TB/s %5.1f%% | chained, 4 "
-                "CTAs/SM (chain4) %8.1f us %5.2f TB/s %5.1f%%\n",
+                "CTAs/SM (chain4) %8.1f us %5.2f TB/s %5.1f%% | tensor-map page copies (tma) %8.1f us %5.2f TB/s "
+                "%5.1f%% | "
+                "tma, 3 CTAs/SM (tma3) %8.1f us %5.2f TB/s %5.1f%% | graph (q prep + logits): default %8.1f us, tma "
+                "%8.1f us\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), t_logits * 1e6, r_log, f_log,
                 t_logits_sep * 1e6, r_sep, f_sep, t_logits_chain * 1e6, r_chain, f_chain, t_logits_chain4 * 1e6,
-                r_chain4, f_chain4);
+                r_chain4, f_chain4, t_logits_tma * 1e6, r_tma, f_tma, t_logits_tma3 * 1e6, r_tma3, f_tma3,
+                g_logits * 1e6, g_logits_tma * 1e6);
     std::fflush(stdout);
 }
 

@@ -67,9 +67,9 @@ struct KeyPipe {
         }
     }
     // Prologue: the slots of blocks 0 .. 2 kLead - 1 (the one exposed slot latency), then the keys of blocks
-    // 0 .. kLead - 1, one commit group each. issue(stage, slots) issues one block's copies into ring stage `stage`.
-    template <typename Issue>
-    __device__ __forceinline__ void start(Issue&& issue) const {
+    // 0 .. kLead - 1, one commit group each. issue_at(stage, i) issues block i's copies into ring stage `stage`.
+    template <typename IssueAt>
+    __device__ __forceinline__ void start_at(IssueAt&& issue_at) const {
 #pragma unroll
         for (int s = 0; s < kEntries; ++s) {
             if (s < iters) prefetch(s);
@@ -79,26 +79,35 @@ struct KeyPipe {
         __syncthreads();
 #pragma unroll
         for (int s = 0; s < kLead; ++s) {
-            if (s < iters) {
-                int32_t slots[kChunksPerThread];
-                slots_of(s, slots);
-                issue(s, slots);
-            }
+            if (s < iters) issue_at(s, s);
             cp_async_commit();
         }
     }
     // Iteration i, after its wait and barrier (block i landed; every thread is done with block i - 1): the keys of
     // block i + kLead and the slots of block i + 2 kLead (into block i's entry, read at i - kLead), one group.
-    template <typename Issue>
-    __device__ __forceinline__ void advance(int i, Issue&& issue) const {
+    template <typename IssueAt>
+    __device__ __forceinline__ void advance_at(int i, IssueAt&& issue_at) const {
         const int ahead = i + kLead;
-        if (ahead < iters) {
-            int32_t slots[kChunksPerThread];
-            slots_of(ahead, slots);
-            issue(ahead % kStages, slots);
-        }
+        if (ahead < iters) issue_at(ahead % kStages, ahead);
         if (ahead + kLead < iters) prefetch(ahead + kLead);
         cp_async_commit();
+    }
+    // The same with issue(stage, slots): the block's slots (slots_of) handed to the gather.
+    template <typename Issue>
+    __device__ __forceinline__ void start(Issue&& issue) const {
+        start_at([&](int st, int i) { issue_slots(st, i, issue); });
+    }
+    template <typename Issue>
+    __device__ __forceinline__ void advance(int i, Issue&& issue) const {
+        advance_at(i, [&](int st, int b) { issue_slots(st, b, issue); });
+    }
+
+private:
+    template <typename Issue>
+    __device__ __forceinline__ void issue_slots(int st, int i, Issue& issue) const {
+        int32_t slots[kChunksPerThread];
+        slots_of(i, slots);
+        issue(st, slots);
     }
 };
 

@@ -61,7 +61,7 @@ constexpr double kChainTermTol = 1e-3;
 // Whether DSA_INDEXER_LOGITS = kernel (nullptr: unset, the default) runs a chained wgmma kernel.
 bool chained_logits(const char* kernel) {
     return kernel == nullptr || std::strcmp(kernel, "auto") == 0 || std::strcmp(kernel, "chain") == 0 ||
-           std::strcmp(kernel, "chain4") == 0;
+           std::strcmp(kernel, "chain4") == 0 || std::strcmp(kernel, "tma") == 0;
 }
 
 // Rows whose threshold gap exceeds twice the kernel's error are checked strictly: at least 1 / share of the long
@@ -119,27 +119,14 @@ protected:
     }
 
     // Requests with the given lengths: keys (random, or `distinct` vectors repeated when > 0) written by the CPU
-    // backend into shuffled slots; the GPU store gets the same bytes.
-    // key_slots is [requests, max(lengths, width)] (-1 past each length), as a padded graph buffer would be.
+    // backend into shuffled slots (paged_slots_: page by page, see paged_slot_rows); the GPU store gets the same
+    // bytes. key_slots is [requests, max(lengths, width)] (-1 past each length), as a padded graph buffer would be.
     void build(const std::vector<int64_t>& lengths, int distinct = 0, int64_t width = 0) {
         const int64_t total = std::accumulate(lengths.begin(), lengths.end(), int64_t{0});
         max_len_ = std::max(width, *std::max_element(lengths.begin(), lengths.end()));
-        const int64_t pages = (total + kIndexerPageSize - 1) / kIndexerPageSize + 3;
-        std::vector<int32_t> perm(pages * kIndexerPageSize);
-        std::iota(perm.begin(), perm.end(), 0);
-        std::shuffle(perm.begin(), perm.end(), rng_);
         key_slots_ = Tensor::empty({static_cast<int64_t>(lengths.size()), max_len_}, DType::kI32);
         std::vector<int32_t> written;
-        for (size_t r = 0; r < lengths.size(); ++r) {
-            for (int64_t p = 0; p < max_len_; ++p) {
-                int32_t slot = -1;
-                if (p < lengths[r]) {
-                    slot = perm[written.size()];
-                    written.push_back(slot);
-                }
-                key_slots_.data<int32_t>()[r * max_len_ + p] = slot;
-            }
-        }
+        const int64_t pages = paged_slots_ ? paged_slot_rows(lengths, written) : shuffled_slot_rows(lengths, written);
         Tensor k = random_act({total, kDim}, rng_);
         if (distinct > 0) {
             for (int64_t i = distinct; i < total; ++i) {
@@ -150,6 +137,67 @@ protected:
         stores_.cpu = zero_store(f, pages);
         cpu_->indexer_k_write({k, i32_tensor(written), &stores_.cpu});
         stores_.gpu = {gpu_->to_device(stores_.cpu.data), f};
+    }
+
+    // key_slots_ rows of distinct slots shuffled one by one (no block is a page); `written` gets the slots in key
+    // order. Returns the store's page count.
+    int64_t shuffled_slot_rows(const std::vector<int64_t>& lengths, std::vector<int32_t>& written) {
+        const int64_t total = std::accumulate(lengths.begin(), lengths.end(), int64_t{0});
+        const int64_t pages = (total + kIndexerPageSize - 1) / kIndexerPageSize + 3;
+        std::vector<int32_t> perm(pages * kIndexerPageSize);
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng_);
+        for (size_t r = 0; r < lengths.size(); ++r) {
+            for (int64_t p = 0; p < max_len_; ++p) {
+                int32_t slot = -1;
+                if (p < lengths[r]) {
+                    slot = perm[written.size()];
+                    written.push_back(slot);
+                }
+                key_slots_.data<int32_t>()[r * max_len_ + p] = slot;
+            }
+        }
+        return pages;
+    }
+
+    // key_slots_ rows as the page allocator lays them out: each 64-key block of a request is one page (pages in
+    // shuffled order), except every 13th block, whose page has two slots swapped, and every 17th, which is a
+    // contiguous run starting mid-page (slots 32.. of a page pair of its own): both must take a gather path.
+    int64_t paged_slot_rows(const std::vector<int64_t>& lengths, std::vector<int32_t>& written) {
+        int64_t blocks = 0;
+        for (const int64_t len : lengths) blocks += (len + kIndexerPageSize - 1) / kIndexerPageSize;
+        const int64_t shifted = blocks / 17 + 1, pages = blocks + 2 * shifted + 3;
+        std::vector<int32_t> perm(blocks + 3);
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng_);
+        int64_t block = 0, next_page = 0, next_pair = blocks + 3;
+        for (size_t r = 0; r < lengths.size(); ++r) {
+            int32_t* row = key_slots_.data<int32_t>() + r * max_len_;
+            std::fill(row, row + max_len_, -1);
+            for (int64_t b = 0; b * kIndexerPageSize < lengths[r]; ++b, ++block) {
+                int64_t base = 0;
+                if (block % 17 == 16) {
+                    base = next_pair * kIndexerPageSize + 32;
+                    next_pair += 2;
+                } else {
+                    base = perm[next_page++] * kIndexerPageSize;
+                }
+                for (int64_t k = 0; k < kIndexerPageSize && b * kIndexerPageSize + k < lengths[r]; ++k) {
+                    const int64_t kk = block % 13 == 12 && (k == 1 || k == 2) ? 3 - k : k;  // swap keys 1 and 2
+                    row[b * kIndexerPageSize + k] = static_cast<int32_t>(base + kk);
+                }
+            }
+        }
+        std::vector<bool> used(pages * kIndexerPageSize, false);
+        for (size_t r = 0; r < lengths.size(); ++r) {
+            for (int64_t p = 0; p < lengths[r]; ++p) {
+                const int32_t slot = key_slots_.data<int32_t>()[r * max_len_ + p];
+                EXPECT_TRUE(slot >= 0 && slot < pages * kIndexerPageSize && !used[slot]) << "slot " << slot;
+                if (slot >= 0 && slot < pages * kIndexerPageSize) used[slot] = true;
+                written.push_back(slot);
+            }
+        }
+        return pages;
     }
 
     IndexerTopkParams params(const IndexerKeyStore& store, const Tensor& q, const Tensor& w, bool scores) const {
@@ -170,6 +218,7 @@ protected:
     std::optional<std::string> saved_kernel_;
     int64_t heads_ = kHeads;  // indexer heads of compare_backends
     int64_t max_len_ = 0;
+    bool paged_slots_ = false;  // build(): page-aligned key blocks (paged_slot_rows) instead of shuffled slots
     Tensor key_slots_;
     Stores stores_;
     std::vector<int32_t> request_, limit_;
@@ -554,6 +603,18 @@ TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
     }
 }
 
+// DSA_INDEXER_LOGITS=tma (chained, key blocks that are pages loaded by tensor-map copies) under the chained bound:
+// on shuffled slots (every block takes the cp.async gather), and on page-aligned blocks (the tensor copies, with
+// blocks of swapped slots or mid-page runs mixed in, and partial last pages).
+TEST_F(IndexerOpsTest, TmaLogitsGatheredSlots) {
+    for (const bool ue8m0 : {true, false}) every_head_count("tma", ue8m0);
+}
+
+TEST_F(IndexerOpsTest, TmaLogitsPagedSlots) {
+    paged_slots_ = true;
+    for (const bool ue8m0 : {true, false}) every_head_count("tma", ue8m0);
+}
+
 // Causal prefill rows (consecutive queries of one request, each seeing one key more) and a second request's
 // chunk, on the default (wgmma) logits kernel: limits inside, at and across 64-key block edges.
 TEST_F(IndexerOpsTest, CausalPrefillRows) {
@@ -589,6 +650,7 @@ void IndexerOpsTest::layout_probe(const char* kernel) {
     build({200});  // 4 key blocks, the last one partial
     request_ = {0};
     limit_ = {199};
+    const double tol = chained_logits(kernel) ? 1e-3 : 1e-4;  // of the head's largest |score|; a wrong key is O(1)
     for (const int64_t heads : {int64_t{8}, int64_t{64}}) {
         heads_ = heads;
         Tensor q = random_act({1, heads, kDim}, rng_);
@@ -608,13 +670,13 @@ void IndexerOpsTest::layout_probe(const char* kernel) {
             for (int64_t s = 0; s < 200; ++s) mag = std::max(mag, std::fabs(static_cast<double>(ref[s])));
             for (int64_t s = 0; s < 200 && bad < 8; ++s) {
                 const float g = got.data<float>()[s];
-                if (std::fabs(static_cast<double>(g) - ref[s]) <= 1e-4 * mag) continue;
+                if (std::fabs(static_cast<double>(g) - ref[s]) <= tol * mag) continue;
                 ++bad;
                 std::string match = "no (key, head) of the CPU table";
                 for (int64_t h = 0; h < heads; ++h) {
                     for (int64_t k = 0; k < 200; ++k) {
                         const float c = table[h].data<float>()[k];
-                        if (c != 0.0f && std::fabs(static_cast<double>(g) - c) <= 1e-4 * mag) {
+                        if (c != 0.0f && std::fabs(static_cast<double>(g) - c) <= tol * mag) {
                             match = "CPU key " + std::to_string(k) + " head " + std::to_string(h);
                         }
                     }
@@ -629,6 +691,12 @@ void IndexerOpsTest::layout_probe(const char* kernel) {
 }
 
 TEST_F(IndexerOpsTest, WgmmaLayoutProbe) { layout_probe("wgmma"); }
+
+// The tensor-map copies' swizzle against the wgmma descriptors: 4 page blocks, the last one partial.
+TEST_F(IndexerOpsTest, TmaLayoutProbe) {
+    paged_slots_ = true;
+    layout_probe("tma");
+}
 
 TEST_F(IndexerOpsTest, TiesFollowThePositionRule) {
     const ScopedEnv order("DSA_INDEXER_TOPK_ORDER", "score");  // ties in score order, compared entry by entry
