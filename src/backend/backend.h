@@ -215,6 +215,40 @@ public:
     }
     // Bytes held by the graph memory pool (0 without graphs).
     virtual int64_t graph_pool_bytes() const { return 0; }
+    // A side branch: the ops issued between begin_side_branch() (when it returns true) and end_side_branch() may
+    // run concurrently with those issued after end_side_branch() up to join_side_branch(); ops after the join see
+    // both. The caller keeps either branch from writing what the other reads. `tokens` is the step's row count
+    // (the backend branches only where that pays). Default: no branch (false), everything in issue order.
+    virtual bool begin_side_branch(int64_t tokens) {
+        (void)tokens;
+        return false;
+    }
+    virtual void end_side_branch() {}
+    virtual void join_side_branch() {}
+};
+
+// Scope of a side branch: end() closes the branch, join() joins it; the destructor does what is left (also when a
+// graph capture unwinds through it), so the branch never outlives the scope.
+class SideBranch {
+public:
+    SideBranch(Backend& be, int64_t tokens) : be_(be), active_(be.begin_side_branch(tokens)), open_(active_) {}
+    SideBranch(const SideBranch&) = delete;
+    SideBranch& operator=(const SideBranch&) = delete;
+    ~SideBranch() { join(); }
+    bool active() const { return active_; }
+    void end() {
+        if (open_) be_.end_side_branch();
+        open_ = false;
+    }
+    void join() {
+        end();
+        if (active_) be_.join_side_branch();
+        active_ = false;
+    }
+
+private:
+    Backend& be_;
+    bool active_, open_;
 };
 
 // The CPU reference backend.

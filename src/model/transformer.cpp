@@ -230,6 +230,15 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Quantize
     const bool expanded = use_expanded(st, options);  // absorbed: q's RoPE is applied where its query is built
     if (expanded) be_.apply_rope({q, st.positions, &rope_, mla_layout, d_n});
 
+    // Absorbed attention's query (q_nope · W_UK joined to the rotated rope part) does not depend on the token
+    // selection: where the backend branches (small decode steps on the GPU), it runs beside the indexer.
+    backend::SideBranch branch(be_, !expanded && aw.indexer ? num_tokens : 0);
+    Tensor q_mla;
+    if (branch.active()) {
+        q_mla = absorbed_query(aw, q, st);
+        branch.end();
+    }
+
     // Latent KV: c_kv = RMSNorm(kv_a[:512]), k_pe = RoPE(kv_a[512:]); written before attending (one op).
     DSA_CHECK_EQ(kv_a.dim(1), r_kv + config_.qk_rope_head_dim) << "kv_a width";
     be_.mla_latent_write({kv_a, aw.kv_a_layernorm, eps, st.positions, &rope_, mla_layout, st.out_slots,
@@ -249,8 +258,10 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Quantize
         sel = *shared;
     }
 
+    branch.join();
+    if (!expanded && !q_mla.defined()) q_mla = absorbed_query(aw, q, st);
     Tensor o = expanded ? attend_expanded(aw, q, sel.positions, st, kv, layer)
-                        : attend_absorbed(aw, q, sel.slots, st, kv, layer);
+                        : attend_absorbed(aw, q_mla, sel.slots, kv, layer);
     return be_.linear(o.view({num_tokens, num_heads * config_.v_head_dim}), aw.o_proj);
 }
 
@@ -292,13 +303,17 @@ IndexerTopkResult DsaModel::select_tokens(const AttentionWeights& aw, int64_t la
     return be_.indexer_topk(p);
 }
 
-Tensor DsaModel::attend_absorbed(const AttentionWeights& aw, const Tensor& q, const Tensor& slots,
-                                 const StepTensors& st, KvStores& kv, int64_t layer) {
+Tensor DsaModel::absorbed_query(const AttentionWeights& aw, const Tensor& q, const StepTensors& st) {
     // q's rope part is not rotated yet: mla_query rotates it while joining it to the absorbed q_nope.
     const RopeLayout layout = config_.rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
     Tensor q_nope = be_.narrow_last(q, 0, config_.qk_nope_head_dim);
+    return be_.mla_query({be_.mla_absorb_q(q_nope, aw.kv_b_proj, head_dims_), q, st.positions, &rope_, layout});
+}
+
+Tensor DsaModel::attend_absorbed(const AttentionWeights& aw, const Tensor& q_mla, const Tensor& slots, KvStores& kv,
+                                 int64_t layer) {
     backend::MlaSparseParams p;
-    p.q = be_.mla_query({be_.mla_absorb_q(q_nope, aw.kv_b_proj, head_dims_), q, st.positions, &rope_, layout});
+    p.q = q_mla;
     p.kv = &kv.mla.at(layer);
     p.slots = slots;
     p.softmax_scale = softmax_scale_;

@@ -102,9 +102,11 @@ private:
     backend::IndexerTopkResult select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
                                              const Tensor& wk_x, const Tensor& wq_r, const StepTensors& st,
                                              KvStores& kv, const ForwardOptions& options);
-    // q: [T, H, d_qk] with its rope part not yet rotated (mla_query rotates it).
-    Tensor attend_absorbed(const AttentionWeights& aw, const Tensor& q, const Tensor& slots, const StepTensors& st,
-                           KvStores& kv, int64_t layer);
+    // The absorbed attention's query [T, H, 576] from q [T, H, d_qk] (its rope part not yet rotated).
+    Tensor absorbed_query(const AttentionWeights& aw, const Tensor& q, const StepTensors& st);
+    // Sparse attention of q_mla (absorbed_query) over the selected slots, back to [T, H, d_v].
+    Tensor attend_absorbed(const AttentionWeights& aw, const Tensor& q_mla, const Tensor& slots, KvStores& kv,
+                           int64_t layer);
     Tensor attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,
                            const StepTensors& st, KvStores& kv, int64_t layer);
     Tensor ffn(const LayerWeights& lw, const Tensor& x);

@@ -74,12 +74,28 @@ void CachingAllocator::free(void* p) {
     const Block b = it->second;
     live_.erase(it);
     in_use_ -= b.size;
+    if (defer_) {
+        deferred_.emplace_back(p, b);
+        return;
+    }
+    release_block(p, b);
+}
+
+void CachingAllocator::release_block(void* p, const Block& b) {
     if (b.graph) {
         graph_free_[b.size].push_back(p);
         return;
     }
     free_[b.size].push_back(p);
     cached_ += b.size;
+}
+
+void CachingAllocator::set_deferred_free(bool on) {
+    std::lock_guard<std::mutex> lock(mu_);
+    defer_ = on;
+    if (on) return;
+    for (const auto& [p, b] : deferred_) release_block(p, b);
+    deferred_.clear();
 }
 
 void CachingAllocator::release_cached() {

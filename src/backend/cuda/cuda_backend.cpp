@@ -56,9 +56,10 @@ CudaBackend::CudaBackend(const Numerics& numerics, int device) : numerics_(numer
     set_device_allocator(DeviceAllocator{[&alloc](size_t n) { return alloc.alloc(n); },
                                          [&alloc](void* p) { alloc.free(p); }});
     // Blocking streams: ordered with legacy-default-stream work (allocator poisoning, synchronous copies). The side
-    // stream carries the shared expert (moe_shared_stream.cpp). DSA_MOE_SHARED_STREAM_PRIORITY=low (opt-in, read
-    // here): stream_ at the device's greatest priority, the side stream at the least, so pending routed-expert CTAs
-    // are dispatched before the shared expert's; graphs then run with the captured per-kernel priorities.
+    // stream carries the shared expert (moe_shared_stream.cpp) and side branches (side_branch.cpp).
+    // DSA_MOE_SHARED_STREAM_PRIORITY=low (opt-in, read here): stream_ at the device's greatest priority, the side
+    // stream at the least, so pending routed-expert CTAs are dispatched before the shared expert's; graphs then run
+    // with the captured per-kernel priorities.
     int least = 0, greatest = 0;
     DSA_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
     const char* prio = std::getenv("DSA_MOE_SHARED_STREAM_PRIORITY");
@@ -70,8 +71,8 @@ CudaBackend::CudaBackend(const Numerics& numerics, int device) : numerics_(numer
         DSA_CUDA_CHECK(cudaStreamCreate(&stream_));
         DSA_CUDA_CHECK(cudaStreamCreate(&side_stream_));
     }
-    // The side stream's fork / join events, made once here.
-    for (cudaEvent_t* e : {&fork_event_, &route_event_, &join_event_}) {
+    // The side stream's fork / join events (shared expert, side branches), made once here.
+    for (cudaEvent_t* e : {&fork_event_, &route_event_, &join_event_, &branch_fork_event_, &branch_join_event_}) {
         DSA_CUDA_CHECK(cudaEventCreateWithFlags(e, cudaEventDisableTiming));
     }
     gemm_ = std::make_unique<LtGemm>(stream_);
@@ -81,7 +82,9 @@ CudaBackend::~CudaBackend() {
     cudaStreamSynchronize(side_stream_);
     cudaStreamSynchronize(stream_);
     route_fork_.reset();
-    for (cudaEvent_t e : {fork_event_, route_event_, join_event_}) cudaEventDestroy(e);
+    for (cudaEvent_t e : {fork_event_, route_event_, join_event_, branch_fork_event_, branch_join_event_}) {
+        cudaEventDestroy(e);
+    }
     cudaStreamDestroy(side_stream_);
     weights_.clear();
     copies_.clear();

@@ -6,7 +6,7 @@
 // mla_ops.cpp (MLA KV cache and attention), indexer_ops.cpp (indexer keys and top-k), moe_ops.cpp (MoE),
 // sampling_ops.cpp (the batched sampler), graph_ops.cpp (decode inputs on the device, CUDA graphs), fused_ops.cpp
 // (the fused decode-path KV / indexer key writes, the absorbed query), moe_shared_stream.cpp (the shared expert on a
-// side stream).
+// side stream), side_branch.cpp (ops of the model's side branches on the side stream).
 #pragma once
 
 #include <memory>
@@ -123,6 +123,11 @@ public:
     // the moe_route of the same x and ids (inside a graph capture) or at moe_experts; kNone: not on the side stream.
     enum class SharedFork : uint8_t { kNone, kAtExperts, kAtRoute };
     SharedFork last_shared_fork() const { return last_shared_fork_; }
+    // side_branch.cpp: ops between begin and end launch on side_stream_ (DSA_SIDE_BRANCH=N: at T <= N; default off).
+    bool begin_side_branch(int64_t tokens) override;
+    void end_side_branch() override;
+    void join_side_branch() override;
+    int64_t side_branches_taken() const { return side_branches_taken_; }
 
 private:
     // A weight as the GEMMs use it (device memory).
@@ -214,6 +219,11 @@ private:
     std::shared_ptr<SideMlp> side_mlp_;
     std::vector<std::shared_ptr<SideMlp>> side_retired_;  // replaced buffers, kept for graphs that captured them
     SharedFork last_shared_fork_ = SharedFork::kNone;
+    enum class Branch : uint8_t { kNone, kOpen, kEnded };
+    Branch branch_ = Branch::kNone;
+    int64_t side_branches_taken_ = 0;
+    cudaStream_t main_stream_ = nullptr;  // stream_ while a side branch is open
+    cudaEvent_t branch_fork_event_ = nullptr, branch_join_event_ = nullptr;
 
     bool capturing_ = false;  // inside capture_graph's body
     Numerics numerics_;

@@ -1,0 +1,52 @@
+// Side branches (Backend::begin_side_branch .. join_side_branch) on the CUDA backend: between begin and end the
+// backend's ops launch on side_stream_, forked from stream_ by an event; stream_ waits on the branch's end event
+// at the join. Frees are held back in the allocator from begin to join, so neither branch gets a block the other
+// still uses. Inside a graph capture the fork and join become parallel graph branches. DSA_SIDE_BRANCH=N branches
+// at steps of T <= N rows (default 0: off; read at every call).
+#include <cstdlib>
+
+#include "backend/cuda/allocator.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+
+namespace dsa::backend::cuda {
+namespace {
+
+int64_t side_branch_tokens() {
+    const char* v = std::getenv("DSA_SIDE_BRANCH");
+    if (v == nullptr || *v == '\0') return 0;
+    char* end = nullptr;
+    const long n = std::strtol(v, &end, 10);
+    DSA_CHECK(end != v && *end == '\0' && n >= 0) << "DSA_SIDE_BRANCH=" << v << ": expected a token count";
+    return n;
+}
+
+}  // namespace
+
+bool CudaBackend::begin_side_branch(int64_t tokens) {
+    if (branch_ != Branch::kNone || tokens < 1 || tokens > side_branch_tokens()) return false;
+    DSA_CUDA_CHECK(cudaEventRecord(branch_fork_event_, stream_));
+    DSA_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, branch_fork_event_, 0));
+    CachingAllocator::instance(device_).set_deferred_free(true);
+    main_stream_ = stream_;
+    stream_ = side_stream_;
+    branch_ = Branch::kOpen;
+    ++side_branches_taken_;
+    return true;
+}
+
+void CudaBackend::end_side_branch() {
+    DSA_CHECK(branch_ == Branch::kOpen) << "end_side_branch without an open side branch";
+    DSA_CUDA_CHECK(cudaEventRecord(branch_join_event_, stream_));
+    stream_ = main_stream_;
+    branch_ = Branch::kEnded;
+}
+
+void CudaBackend::join_side_branch() {
+    DSA_CHECK(branch_ == Branch::kEnded) << "join_side_branch before end_side_branch";
+    DSA_CUDA_CHECK(cudaStreamWaitEvent(stream_, branch_join_event_, 0));
+    CachingAllocator::instance(device_).set_deferred_free(false);
+    branch_ = Branch::kNone;
+}
+
+}  // namespace dsa::backend::cuda
