@@ -206,6 +206,13 @@ private:
     void side_mlp_launch(const Tensor& x, const MlpWeights& w, SideMlp& s);
     // routed + shared with the shared expert on the side stream; false (nothing launched) where it does not apply.
     bool moe_shared_on_side(const MoeParams& p, Tensor& out);
+    // moe_experts of the routed experts (p.shared null) whose combine, after waiting on `ready`, adds `y` [T, D]
+    // as the model's add(routed, shared) would (the same bits in one launch); null: moe_experts.
+    struct MoeAddend {
+        Tensor y;
+        cudaEvent_t ready;
+    };
+    Tensor moe_experts_add(const MoeParams& p, const MoeAddend* addend);
     // moe_route under capture: records route_event_ before the router, so the side stream can start there.
     void note_route_fork(const Tensor& x, const Tensor& ids);
     cudaStream_t side_stream_ = nullptr;

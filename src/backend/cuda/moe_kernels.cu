@@ -266,6 +266,7 @@ __global__ void moe_combine_kernel(MoeCombineParams p) {
             acc += bf16_bits_to_f32(p.y[(t * slots + j) * p.dim + c]) * p.weights[t * p.top_k + j];
         }
         if (p.shared) acc = round_bf16(acc) + bf16_bits_to_f32(p.y[(t * slots + p.top_k) * p.dim + c]);
+        if (p.addend != nullptr) acc = round_bf16(acc) + bf16_bits_to_f32(p.addend[i]);
         p.out[i] = f32_to_bf16_bits(acc);
     }
 }
@@ -348,6 +349,7 @@ void launch_moe_down(const MoeGemvParams& p, cudaStream_t stream) { launch_gemv<
 
 void launch_moe_combine(const MoeCombineParams& p, cudaStream_t stream) {
     if (p.tokens == 0 || p.dim == 0) return;
+    DSA_CHECK(!(p.shared && p.addend != nullptr)) << "moe_combine: a shared row and an addend";
     constexpr int kThreads = 256;
     host::launch_pdl(moe_combine_kernel, dim3(host::grid_for(p.tokens * p.dim, kThreads)), dim3(kThreads), 0, stream,
                      p);

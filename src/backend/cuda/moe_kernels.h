@@ -136,13 +136,15 @@ void launch_moe_down(const MoeGemvParams& p, cudaStream_t stream);
 // out[t, c] = bf16(sum_j weights[t, j] * y[t * top_k + j, c]) with FP32 accumulation in slot order. With
 // `shared`, y has top_k + 1 rows per token (the last: the shared expert's output) and
 // out[t, c] = bf16(bf16(routed sum) + y[t * (top_k + 1) + top_k, c]) (the routed result plus the shared expert
-// as the model's add computes it).
+// as the model's add computes it). With `addend` (not with `shared`) the same with addend[t, c] in place of the
+// shared row (the shared expert computed elsewhere: one launch instead of the combine and an add).
 struct MoeCombineParams {
     const uint16_t* y = nullptr;     // [tokens * (top_k + shared), dim] bf16
     const float* weights = nullptr;  // [tokens, top_k] f32
     uint16_t* out = nullptr;         // [tokens, dim] bf16
     int64_t tokens = 0, top_k = 0, dim = 0;
     bool shared = false;
+    const uint16_t* addend = nullptr;  // [tokens, dim] bf16 or null
 };
 void launch_moe_combine(const MoeCombineParams& p, cudaStream_t stream);
 

@@ -285,7 +285,10 @@ HostGroups group_on_host(const Tensor& ids, int64_t num_experts) {
 
 int64_t moe_shared_fused_count() { return g_shared_fused.load(std::memory_order_relaxed); }
 
-Tensor CudaBackend::moe_experts(const MoeParams& p) {
+Tensor CudaBackend::moe_experts(const MoeParams& p) { return moe_experts_add(p, nullptr); }
+
+Tensor CudaBackend::moe_experts_add(const MoeParams& p, const MoeAddend* addend) {
+    DSA_CHECK(addend == nullptr || p.shared == nullptr) << "moe_experts: an addend and a shared expert";
     check_device_tensor(p.x, DType::kBF16, {-1, -1}, "moe x");
     const int64_t tokens = p.x.dim(0), dim = p.x.dim(1);
     DSA_CHECK(p.ids.defined() && p.ids.ndim() == 2 && p.ids.dim(0) == tokens && p.ids.dtype() == DType::kI32 &&
@@ -345,7 +348,9 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
     if (tokens == 0) return out;
     if (pairs == 0) {
         DSA_CUDA_CHECK(cudaMemsetAsync(out.raw_data(), 0, out.nbytes(), stream_));
-        return out;
+        if (addend == nullptr) return out;
+        DSA_CUDA_CHECK(cudaStreamWaitEvent(stream_, addend->ready, 0));
+        return add(out, addend->y);
     }
     Tensor weights = p.weights.device() == Device::kCUDA ? p.weights : to_device(p.weights);
     const bool fused_shared = shared_ptrs != nullptr;
@@ -440,8 +445,10 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) {
             launch_moe_row_copy({ye.data<uint16_t>(), y.data<uint16_t>(), map, m, dim, 1, false}, stream_);
         }
     }
-    launch_moe_combine(
-        {y.data<uint16_t>(), weights.data<float>(), out.data<uint16_t>(), tokens, top_k, dim, fused_shared}, stream_);
+    if (addend != nullptr) DSA_CUDA_CHECK(cudaStreamWaitEvent(stream_, addend->ready, 0));
+    launch_moe_combine({y.data<uint16_t>(), weights.data<float>(), out.data<uint16_t>(), tokens, top_k, dim, fused_shared,
+                        addend != nullptr ? addend->y.data<uint16_t>() : nullptr},
+                       stream_);
     return out;
 }
 

@@ -1,9 +1,10 @@
 // The MoE shared expert on a second CUDA stream (DSA_MOE_SHARED_STREAM=N runs it so at T <= N <= 16 tokens; default 1):
 // side_stream_ waits on an event of stream_, runs the launches of dense_mlp's fused streaming path (act_quant, gate +
 // up, SwiGLU + act_quant, down; same plans, same bits) on buffers and a split-K workspace of its own, and stream_
-// waits on its join event before add(routed, shared). Under graph capture the fork is the event moe_route recorded
-// before the router of the same x and ids (parallel graph branches from there; nothing may write x in between, as
-// in the model's ffn); eagerly it is at moe_experts.
+// waits on its join event before the routed combine, which adds the shared expert's rows (one launch, the bits of
+// add(routed, shared)). Under graph capture the fork is the event moe_route recorded before the router of the same
+// x and ids (parallel graph branches from there; nothing may write x in between, as in the model's ffn); eagerly it
+// is at moe_experts.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -117,15 +118,14 @@ bool CudaBackend::moe_shared_on_side(const MoeParams& p, Tensor& out) {
     DSA_CUDA_CHECK(cudaEventRecord(join_event_, side_stream_));
     MoeParams routed = p;
     routed.shared = nullptr;
-    Tensor y;
+    const MoeAddend addend{s->y.slice(0, tokens), join_event_};  // the combine waits for it and adds it
     try {
-        y = moe_experts(routed);
+        out = moe_experts_add(routed, &addend);
     } catch (...) {
         (void)cudaStreamWaitEvent(stream_, join_event_, 0);  // a capture then ends with both branches joined
         throw;
     }
-    DSA_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));
-    out = add(y, s->y.slice(0, tokens));
+    DSA_CUDA_CHECK(cudaStreamWaitEvent(stream_, join_event_, 0));  // (again) where no combine ran: tokens == 0
     last_shared_fork_ = at_route ? SharedFork::kAtRoute : SharedFork::kAtExperts;
     return true;
 }
