@@ -12,10 +12,13 @@
 // shapes (one line each), the MLA absorbs at B = 1 / 8, and a chain of 10 dependent FP8 linears (act_quant + GEMM
 // each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys. --absorbs (alone, seconds): the absorbs
 // (W_UV with and without the short-row kernel), the shared expert's dense_mlp and the M = 1 / 8 single-weight streams.
-// Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs]
+// --m64 (alone, also in --decode-linears): default plans vs the TMA kernel (DSA_FP8_STREAM_M64) at M = 32 / 64 on the
+// decode shapes. --shape N K M: one FP8 linear() graph-timed with the plan the environment selects (for ncu).
+// Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs | --m64 | --shape N K M]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -289,6 +292,15 @@ struct NK {
     int64_t n, k;
 };
 
+const char* plan_kernel_name(const cuda::Fp8StreamPlan& plan) {
+    switch (plan.kernel) {
+        case cuda::Fp8StreamKernel::kWgmma: return "wgmma";
+        case cuda::Fp8StreamKernel::kTma: return "tma";
+        case cuda::Fp8StreamKernel::kRing: return "ring";
+        default: return "staged";
+    }
+}
+
 // The default plans through linear() at the given M on FP8 weights of the given shapes, one line each (kernel,
 // splits, us, TB/s of FP8 weight bytes, % of 4.8 TB/s).
 void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng, const std::vector<NK>& shapes,
@@ -308,8 +320,8 @@ void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng, const std::ve
             const double tbs = static_cast<double>(s.n) * s.k / t / 1e12;
             std::printf("linear M=%-3lld N=%-6lld K=%-6lld [%s%s, splits %lld] %8.2f us %6.3f TB/s %5.1f%% of 4.8\n",
                         static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
-                        plan.kernel == cuda::Fp8StreamKernel::kWgmma ? "wgmma" : "staged",
-                        plan.streamk_units > 0 ? " stream-K" : "", static_cast<long long>(plan.splits), t * 1e6, tbs,
+                        plan_kernel_name(plan), plan.streamk_units > 0 ? " stream-K" : "",
+                        static_cast<long long>(plan.splits), t * 1e6, tbs,
                         tbs / 4.8 * 100);
             std::fflush(stdout);
         }
@@ -318,6 +330,58 @@ void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng, const std::ve
 
 const std::vector<NK> kDecodeShapes = {{24576, 1536}, {7168, 16384}, {8192, 1536}, {1536, 7168},
                                        {576, 7168},   {7168, 2048},  {2048, 7168}};
+
+// Seconds per linear() (act_quant + GEMM) of an N x K FP8 weight at M token rows, CUDA graph over >= 8 rotated
+// weight copies (>= 160 MB), with the plan the current switches choose.
+double linear_seconds(cuda::CudaBackend& be, std::mt19937& rng, int64_t n, int64_t k, int64_t m) {
+    const int copies = static_cast<int>(std::clamp<int64_t>(160'000'000 / (n * k) + 1, kCopies, 40));
+    LinearWeight h = host_fp8_weight(n, k, rng);
+    std::vector<LinearWeight> ws;
+    for (int i = 0; i < copies; ++i) ws.push_back({be.to_device(h.weight), h.scale_inv});
+    Tensor x = be.to_device(random_bf16({m, k}, rng, 1.0f));
+    return backend_graph_seconds(be, copies, [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
+}
+
+// --m64: the default plans vs the TMA kernel (DSA_FP8_STREAM_M64=tma32) at M = 32 and 64 on the decode shapes.
+void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
+    int sms = 0;
+    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const int initial = cuda::fp8_stream_m64();
+    for (const NK s : kDecodeShapes) {
+        for (int64_t m : {32, 64}) {
+            double t[2];
+            cuda::Fp8StreamPlan plan[2];
+            for (int v = 0; v < 2; ++v) {
+                cuda::set_fp8_stream_m64(v == 0 ? cuda::kFp8StreamM64Off : cuda::kFp8StreamM64Tma32);
+                plan[v] = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
+                t[v] = linear_seconds(be, rng, s.n, s.k, m);
+            }
+            const double bytes = static_cast<double>(s.n) * s.k;
+            std::printf(
+                "m64 linear M=%-3lld N=%-6lld K=%-6lld default [%s] %7.2f us %5.2f TB/s %4.1f%% | tma "
+                "(chunk %lld) %7.2f us %5.2f TB/s %4.1f%% | tma/default %.2f\n",
+                static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
+                plan_kernel_name(plan[0]), t[0] * 1e6, bytes / t[0] / 1e12, bytes / t[0] / 1e12 / 4.8 * 100,
+                static_cast<long long>(plan[1].chunk), t[1] * 1e6, bytes / t[1] / 1e12, bytes / t[1] / 1e12 / 4.8 * 100,
+                t[1] / t[0]);
+            std::fflush(stdout);
+        }
+    }
+    cuda::set_fp8_stream_m64(initial);
+}
+
+// --shape N K M: one linear() with the plan the environment selects (for a profiler), graph-timed.
+void bench_shape(cuda::CudaBackend& be, std::mt19937& rng, int64_t n, int64_t k, int64_t m) {
+    int sms = 0;
+    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, n, k, m, sms);
+    const double t = linear_seconds(be, rng, n, k, m);
+    const double tbs = static_cast<double>(n) * k / t / 1e12;
+    std::printf("linear M=%lld N=%lld K=%lld [%s, splits %lld, chunk %lld%s] %8.2f us %6.3f TB/s %5.1f%% of 4.8\n",
+                static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k), plan_kernel_name(plan),
+                static_cast<long long>(plan.splits), static_cast<long long>(plan.chunk),
+                plan.streamk_units > 0 ? ", stream-K" : "", t * 1e6, tbs, tbs / 4.8 * 100);
+}
 
 // The MLA absorbs at decode (128 heads, d_n = d_v = 128, kv_lora 512: W_UK 16.8 MB in the columns layout, W_UV 16.8 MB
 // in the rows layout of kv_b) at B = 1 and 8, 8 rotated bf16 kv_b copies (268 MB) in a CUDA graph: us, TB/s of the
@@ -410,6 +474,7 @@ void bench_decode_linears(cuda::CudaBackend& be, std::mt19937& rng) {
     }
     bench_wgmma_vs_staged(be, rng, sets);
     bench_decode_shapes(be, rng, kDecodeShapes, {1, 8, 33, 64});
+    bench_m64(be, rng);
     bench_absorbs(be, rng);
     std::vector<LinearWeight> chain;
     for (int i = 0; i < 10; ++i) {
@@ -436,6 +501,8 @@ int run(int argc, char** argv) {
     const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
     const bool decode_linears_only = argc > 1 && std::string(argv[1]) == "--decode-linears";
     const bool absorbs_only = argc > 1 && std::string(argv[1]) == "--absorbs";
+    const bool m64_only = argc > 1 && std::string(argv[1]) == "--m64";
+    const bool shape_only = argc > 4 && std::string(argv[1]) == "--shape";
     cudaDeviceProp prop{};
     DSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     int clock_khz = 0;
@@ -454,6 +521,17 @@ int run(int argc, char** argv) {
     auto& fp8_be = static_cast<cuda::CudaBackend&>(*fp8_owner);
     if (absorbs_only) {
         bench_absorbs_and_streams(fp8_be, rng);
+        return 0;
+    }
+    if (m64_only) {
+        bench_m64(fp8_be, rng);
+        return 0;
+    }
+    if (shape_only) {
+        const int64_t n = std::atoll(argv[2]), k = std::atoll(argv[3]), m = std::atoll(argv[4]);
+        DSA_CHECK(n >= 1 && k >= 128 && k % 128 == 0 && m >= 1 && m <= 64)
+            << "--shape N K M: K a multiple of 128, M 1..64";
+        bench_shape(fp8_be, rng, n, k, m);
         return 0;
     }
     bench_decode_linears(fp8_be, rng);

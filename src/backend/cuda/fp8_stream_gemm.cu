@@ -13,6 +13,7 @@
 #include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/fp8_stream_common.cuh"
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/mma_util.cuh"
 #include "backend/cuda/pdl.cuh"
@@ -26,12 +27,10 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRing = 4;  // 128-K weight blocks (2 KB per warp each) in flight per warp
 constexpr int64_t kKBlock = kFp8StreamKBlock;
-
-__device__ __forceinline__ uint64_t evict_first_policy() {
-    uint64_t pol;
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
-    return pol;
-}
+using fp8s::evict_first_policy;
+using fp8s::split_k_finish;
+using fp8s::store_out;
+using fp8s::WarpJob;
 
 // 16 weight bytes, read once: not kept in L1, first out of L2.
 __device__ __forceinline__ uint4 ld_weight(const uint8_t* p, uint64_t pol) {
@@ -56,16 +55,6 @@ __device__ __forceinline__ void mma_e4m3(float (&d)[4], uint32_t a0, uint32_t a1
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
-
-// What one warp works on, resolved from the launch parameters.
-struct WarpJob {
-    const uint8_t* w0 = nullptr;     // this lane's row g of the tile, at byte 16 t (null: row past the weight)
-    const uint8_t* w1 = nullptr;     // row g + 8
-    const float* w_scale = nullptr;  // the tile's scale row
-    int64_t row0 = 0;                // first output feature of the tile
-    int count = 0, start = 0;        // token rows (grouped: pairs rows[start .. start + count))
-    int tok0 = 0;                    // first token row of the current pass
-};
 
 // Loads one 128-K block of the tile: [0], [1] = row g pieces at 16t and 64 + 16t; [2], [3] = row g + 8.
 __device__ __forceinline__ void load_block(uint4 (&b)[4], const WarpJob& j, int64_t kb, uint64_t pol) {
@@ -112,23 +101,6 @@ __device__ __forceinline__ void block_mma(float (&acc)[NT][4], const uint4 (&wb)
     }
 }
 
-template <int NT>
-__device__ __forceinline__ void store_out(const float (&acc)[NT][4], const Fp8StreamParams& p, const WarpJob& j,
-                                          int lane) {
-    const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int64_t row = j.row0 + g + (c >= 2 ? 8 : 0);
-            const int tok = nt * 8 + 2 * t + (c & 1);
-            if (row >= p.n || tok >= j.count) continue;
-            const int64_t orow = p.experts != nullptr ? p.groups.rows[j.start + j.tok0 + tok] : j.tok0 + tok;
-            p.out[orow * p.n + row] = f32_to_bf16_bits(acc[nt][c]);
-        }
-    }
-}
-
 // Resolves the warp's weight tile; false when the group does not exist (surplus grid rows).
 __device__ __forceinline__ bool resolve(const Fp8StreamParams& p, int64_t grp, int64_t tile, int lane, WarpJob& j) {
     const uint8_t* w = p.w;
@@ -164,44 +136,6 @@ __device__ __forceinline__ bool resolve(const Fp8StreamParams& p, int64_t grp, i
     j.w1 = wr0 + g + 8 < wrows ? w + (wr0 + g + 8) * p.k + 16 * t : nullptr;
     j.w_scale = ws + (wr0 / kKBlock) * p.scale_ld;
     return true;
-}
-
-// Split-K: partials [group][split][tile][lane][NT] float4; the last warp of a tile to arrive sums them in split
-// order (deterministic), writes the output and resets the tile's counter for the next launch.
-// nseg: the partials of this tile (plan.splits, or a stream-K tile's segments; at most plan.splits).
-template <int NT>
-__device__ __forceinline__ void split_k_finish(float (&acc)[NT][4], const Fp8StreamParams& p, const Fp8StreamPlan& plan,
-                                               const WarpJob& j, int64_t grp, int64_t split, int64_t nseg, int64_t tile,
-                                               int lane) {
-    const int64_t stride = plan.tiles * 32 * NT;
-    float4* base = reinterpret_cast<float4*>(p.ws) + grp * plan.splits * stride + tile * 32 * NT + lane * NT;
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-        base[split * stride + nt] = make_float4(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]);
-    }
-    __threadfence();
-    __syncwarp();
-    int last = 0;
-    if (lane == 0) {
-        int32_t* c = p.counters + grp * plan.tiles + tile;
-        last = atomicAdd(c, 1) == nseg - 1;
-        if (last) atomicExch(c, 0);  // every warp of the tile has arrived
-    }
-    if (__shfl_sync(0xffffffffu, last, 0) == 0) return;
-    __threadfence();
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-    for (int64_t sp = 0; sp < nseg; ++sp) {
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) {
-            const float4 v = __ldcg(base + sp * stride + nt);  // L2: written by other SMs
-            acc[nt][0] += v.x;
-            acc[nt][1] += v.y;
-            acc[nt][2] += v.z;
-            acc[nt][3] += v.w;
-        }
-    }
-    store_out<NT>(acc, p, j, lane);
 }
 
 // The warp's 16 rows x its K run for the token rows tok0 .. tok0 + count of its job (count <= NT * 8).
@@ -720,6 +654,10 @@ void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan,
     DSA_CHECK(p.experts != nullptr || p.m <= plan.nt * 8) << "fp8 stream GEMM: " << p.m << " rows > plan";
     DSA_CHECK(plan.splits == 1 || (p.ws != nullptr && p.counters != nullptr)) << "fp8 stream GEMM: no workspace";
     DSA_CHECK(groups <= 65535) << "fp8 stream GEMM: " << groups << " groups";
+    if (plan.kernel == Fp8StreamKernel::kTma) {
+        launch_fp8_stream_tma(p, plan, stream);
+        return;
+    }
     switch (plan.nt) {
         case 1:
             launch_nt<1>(p, plan, groups, stream);

@@ -28,7 +28,8 @@ constexpr int64_t kFp8StreamCtaWarps = 8;    // warps per CTA of the staged and 
 // and at least kFp8StreamWgmmaMinWeightRows weight rows, kStaged for every other plan (a plan's kernel is never
 // kAuto). From the H200 bench (cuda_kernels_bench --decode-linears): wgmma took 0.71-0.95x of staged's time at
 // M = 32 on every V3.2 shape and 0.53-0.99x at M = 64 for N >= 7168, but 1.13-1.26x at M = 64 for N <= 2048.
-enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4 };
+// kTma (fp8_stream_tma.cu; only from fp8_stream_tma_plan): see DSA_FP8_STREAM_M64 below.
+enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4, kTma = 5 };
 constexpr int64_t kFp8StreamWgmmaMinRows = 32;
 constexpr int64_t kFp8StreamWgmmaMinWeightRows = 4096;  // for 33..64 token rows
 Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
@@ -74,6 +75,18 @@ void set_fp8_stream_streamk(bool on);  // both
 // The stream-K version of `plan` (bounded, staged or wgmma; made for `groups` groups and this K).
 Fp8StreamPlan fp8_stream_streamk_plan(Fp8StreamPlan plan, int64_t groups, int64_t k, int num_sms);
 
+// Opt-in M = 33..64 kernel (DSA_FP8_STREAM_M64=tma; =tma32 also for 17..32 token rows; never measured yet):
+// dense single-weight or dense gate_up launches (not multi, not grouped) take fp8_stream_tma_plan. One CTA per SM:
+// a producer warp streams 128-row weight blocks and the token block by TMA (128-byte swizzle, mbarrier full / empty
+// ring of 8-10 stages) while two math warpgroups run wgmma with one block's wgmma in flight (the previous block is
+// scaled meanwhile); units (128-row block, K block) split stream-K style over the SMs. Off: 0.
+constexpr int kFp8StreamM64Off = 0, kFp8StreamM64Tma = 1, kFp8StreamM64Tma32 = 2;
+int fp8_stream_m64();
+void set_fp8_stream_m64(int mode);
+// The token-row range the m64 mode applies to (max_tokens), and its plan (stream-K layout, kernel kTma).
+bool fp8_stream_m64_applies(int64_t max_tokens);
+Fp8StreamPlan fp8_stream_tma_plan(int64_t rows, int64_t k, int64_t max_tokens, int num_sms);
+
 struct Fp8StreamParams {
     // Dense: w, w_scale ([ceil(N/128), scale_ld] f32), tokens 0..m-1. Grouped (experts != nullptr): group a of
     // groups takes expert[a]'s weights and its pairs rows[start..start+count); gate_up: output features [0, F) from
@@ -97,6 +110,9 @@ struct Fp8StreamParams {
     int32_t* counters = nullptr;  // plan.counters, zero
 };
 void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream);
+// The kTma plan's launch (from launch_fp8_stream_gemm); grouped launches, a dense gate_up whose halves are not whole
+// 128-row blocks, or operands a TMA cannot address run the same plan on the stream-K wgmma kernel instead.
+void launch_fp8_stream_tma(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream);
 
 // Several dense weights over the same x in one launch (linear_multi: q_a, kv_a and the indexer's wk). Problem i
 // takes CTAs [cta0_i, cta0_i + its grid) and runs exactly what a lone launch with its plan runs (the same split-K

@@ -1,0 +1,85 @@
+// Device pieces shared by the FP8 stream GEMM kernels (fp8_stream_gemm.cu, fp8_stream_tma.cu): the evict-first L2
+// policy for weights read once, a warp's job (WarpJob), the bf16 output store of a warp's 16 rows x NT * 8 tokens
+// in mma.sync's fragment layout, and the deterministic split-K finish (last-arriving warp sums the partials).
+// Included by .cu files only.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/fp8_stream_gemm.h"
+
+namespace dsa::backend::cuda::fp8s {
+
+__device__ __forceinline__ uint64_t evict_first_policy() {
+    uint64_t pol;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+    return pol;
+}
+
+// What one warp works on, resolved from the launch parameters.
+struct WarpJob {
+    const uint8_t* w0 = nullptr;     // this lane's row g of the tile, at byte 16 t (null: row past the weight)
+    const uint8_t* w1 = nullptr;     // row g + 8
+    const float* w_scale = nullptr;  // the tile's scale row
+    int64_t row0 = 0;                // first output feature of the tile
+    int count = 0, start = 0;        // token rows (grouped: pairs rows[start .. start + count))
+    int tok0 = 0;                    // first token row of the current pass
+};
+
+template <int NT>
+__device__ __forceinline__ void store_out(const float (&acc)[NT][4], const Fp8StreamParams& p, const WarpJob& j,
+                                          int lane) {
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+            const int64_t row = j.row0 + g + (c >= 2 ? 8 : 0);
+            const int tok = nt * 8 + 2 * t + (c & 1);
+            if (row >= p.n || tok >= j.count) continue;
+            const int64_t orow = p.experts != nullptr ? p.groups.rows[j.start + j.tok0 + tok] : j.tok0 + tok;
+            p.out[orow * p.n + row] = f32_to_bf16_bits(acc[nt][c]);
+        }
+    }
+}
+
+// Split-K: partials [group][split][tile][lane][NT] float4; the last warp of a tile to arrive sums them in split
+// order (deterministic), writes the output and resets the tile's counter for the next launch.
+// nseg: the partials of this tile (plan.splits, or a stream-K tile's segments; at most plan.splits).
+template <int NT>
+__device__ __forceinline__ void split_k_finish(float (&acc)[NT][4], const Fp8StreamParams& p, const Fp8StreamPlan& plan,
+                                               const WarpJob& j, int64_t grp, int64_t split, int64_t nseg, int64_t tile,
+                                               int lane) {
+    const int64_t stride = plan.tiles * 32 * NT;
+    float4* base = reinterpret_cast<float4*>(p.ws) + grp * plan.splits * stride + tile * 32 * NT + lane * NT;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+        base[split * stride + nt] = make_float4(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]);
+    }
+    __threadfence();
+    __syncwarp();
+    int last = 0;
+    if (lane == 0) {
+        int32_t* c = p.counters + grp * plan.tiles + tile;
+        last = atomicAdd(c, 1) == nseg - 1;
+        if (last) atomicExch(c, 0);  // every warp of the tile has arrived
+    }
+    if (__shfl_sync(0xffffffffu, last, 0) == 0) return;
+    __threadfence();
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+    for (int64_t sp = 0; sp < nseg; ++sp) {
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+            const float4 v = __ldcg(base + sp * stride + nt);  // L2: written by other SMs
+            acc[nt][0] += v.x;
+            acc[nt][1] += v.y;
+            acc[nt][2] += v.z;
+            acc[nt][3] += v.w;
+        }
+    }
+    store_out<NT>(acc, p, j, lane);
+}
+
+}  // namespace dsa::backend::cuda::fp8s
