@@ -448,7 +448,8 @@ TEST_F(MlaS2Test, GraphReplay) {
             announce("mla_sparse s2 graph replay T=" + std::to_string(tokens) + " rep " + std::to_string(rep));
             Tensor q = random_act({tokens, heads, kMlaKvDim}, rng_);
             Tensor slots = slot_lists(tokens, width, rng_);
-            gpu_->copy_into(to_bf16(q), dq);
+            Tensor dq2 = dq.view({tokens, heads * kMlaKvDim});  // copy_into takes 1-D / 2-D tensors
+            gpu_->copy_into(to_bf16(q).view({tokens, heads * kMlaKvDim}), dq2);
             gpu_->copy_into(slots, dslots);
             gpu_->replay_graph(**graph);
             Tensor replay = gpu_->to_host(out);
