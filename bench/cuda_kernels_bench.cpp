@@ -331,14 +331,20 @@ void bench_decode_shapes(cuda::CudaBackend& be, std::mt19937& rng, const std::ve
 const std::vector<NK> kDecodeShapes = {{24576, 1536}, {7168, 16384}, {8192, 1536}, {1536, 7168},
                                        {576, 7168},   {7168, 2048},  {2048, 7168}};
 
-// Seconds per linear() (act_quant + GEMM) of an N x K FP8 weight at M token rows, CUDA graph over >= 8 rotated
-// weight copies (>= 160 MB), with the plan the current switches choose.
-double linear_seconds(cuda::CudaBackend& be, std::mt19937& rng, int64_t n, int64_t k, int64_t m) {
+// >= 8 rotated device copies (>= 160 MB) of one random N x K FP8 weight.
+std::vector<LinearWeight> fp8_weight_copies(cuda::CudaBackend& be, std::mt19937& rng, int64_t n, int64_t k) {
     const int copies = static_cast<int>(std::clamp<int64_t>(160'000'000 / (n * k) + 1, kCopies, 40));
     LinearWeight h = host_fp8_weight(n, k, rng);
     std::vector<LinearWeight> ws;
     for (int i = 0; i < copies; ++i) ws.push_back({be.to_device(h.weight), h.scale_inv});
-    Tensor x = be.to_device(random_bf16({m, k}, rng, 1.0f));
+    return ws;
+}
+
+// Seconds per linear() (act_quant + GEMM) at M token rows over the rotated weight copies, in a CUDA graph, with
+// the plan the current switches choose.
+double linear_seconds(cuda::CudaBackend& be, std::mt19937& rng, const std::vector<LinearWeight>& ws, int64_t m) {
+    Tensor x = be.to_device(random_bf16({m, ws[0].in_features()}, rng, 1.0f));
+    const int copies = static_cast<int>(ws.size());
     return backend_graph_seconds(be, copies, [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
 }
 
@@ -348,13 +354,14 @@ void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     const int initial = cuda::fp8_stream_m64();
     for (const NK s : kDecodeShapes) {
+        const std::vector<LinearWeight> ws = fp8_weight_copies(be, rng, s.n, s.k);
         for (int64_t m : {32, 64}) {
             double t[2];
             cuda::Fp8StreamPlan plan[2];
             for (int v = 0; v < 2; ++v) {
                 cuda::set_fp8_stream_m64(v == 0 ? cuda::kFp8StreamM64Off : cuda::kFp8StreamM64Tma32);
                 plan[v] = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
-                t[v] = linear_seconds(be, rng, s.n, s.k, m);
+                t[v] = linear_seconds(be, rng, ws, m);
             }
             const double bytes = static_cast<double>(s.n) * s.k;
             std::printf(
@@ -375,7 +382,7 @@ void bench_shape(cuda::CudaBackend& be, std::mt19937& rng, int64_t n, int64_t k,
     int sms = 0;
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, n, k, m, sms);
-    const double t = linear_seconds(be, rng, n, k, m);
+    const double t = linear_seconds(be, rng, fp8_weight_copies(be, rng, n, k), m);
     const double tbs = static_cast<double>(n) * k / t / 1e12;
     std::printf("linear M=%lld N=%lld K=%lld [%s, splits %lld, chunk %lld%s] %8.2f us %6.3f TB/s %5.1f%% of 4.8\n",
                 static_cast<long long>(m), static_cast<long long>(n), static_cast<long long>(k), plan_kernel_name(plan),
