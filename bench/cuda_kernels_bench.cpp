@@ -12,8 +12,9 @@
 // shapes (one line each), the MLA absorbs at B = 1 / 8, and a chain of 10 dependent FP8 linears (act_quant + GEMM
 // each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys. --absorbs (alone, seconds): the absorbs
 // (W_UV with and without the short-row kernel), the shared expert's dense_mlp and the M = 1 / 8 single-weight streams.
-// --m64 (alone, also in --decode-linears): default plans vs the TMA kernel (DSA_FP8_STREAM_M64) at M = 32 / 64 on the
-// decode shapes. --shape N K M: one FP8 linear() graph-timed with the plan the environment selects (for ncu).
+// --m64 (alone, also in --decode-linears): default plans vs stream-K plans vs the TMA kernel (DSA_FP8_STREAM_M64) at
+// M = 32 / 64 on the decode shapes. --shape N K M: one FP8 linear() graph-timed with the plan the environment
+// selects (for ncu).
 // Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs | --m64 | --shape N K M]
 #include <algorithm>
 #include <cmath>
@@ -348,33 +349,35 @@ double linear_seconds(cuda::CudaBackend& be, std::mt19937& rng, const std::vecto
     return backend_graph_seconds(be, copies, [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
 }
 
-// --m64: the default plans vs the TMA kernel (DSA_FP8_STREAM_M64=tma32) at M = 32 and 64 on the decode shapes.
+// --m64: the default plans vs stream-K plans on the same kernels (DSA_FP8_STREAMK=dense) vs the TMA kernel
+// (DSA_FP8_STREAM_M64=tma32) at M = 32 and 64 on the decode shapes: us, TB/s of weight bytes, % of 4.8 TB/s.
 void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
     int sms = 0;
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-    const int initial = cuda::fp8_stream_m64();
+    const int initial = cuda::fp8_stream_m64(), streamk = cuda::fp8_stream_streamk_scope();
+    const char* names[3] = {"default", "stream-K", "tma"};
     for (const NK s : kDecodeShapes) {
         const std::vector<LinearWeight> ws = fp8_weight_copies(be, rng, s.n, s.k);
+        const double bytes = static_cast<double>(s.n) * s.k;
         for (int64_t m : {32, 64}) {
-            double t[2];
-            cuda::Fp8StreamPlan plan[2];
-            for (int v = 0; v < 2; ++v) {
-                cuda::set_fp8_stream_m64(v == 0 ? cuda::kFp8StreamM64Off : cuda::kFp8StreamM64Tma32);
-                plan[v] = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
-                t[v] = linear_seconds(be, rng, ws, m);
+            std::printf("m64 linear M=%-3lld N=%-6lld K=%-6lld", static_cast<long long>(m), static_cast<long long>(s.n),
+                        static_cast<long long>(s.k));
+            double t0 = 0;
+            for (int v = 0; v < 3; ++v) {
+                cuda::set_fp8_stream_streamk_scope(v == 1 ? cuda::kFp8StreamKDense : 0);
+                cuda::set_fp8_stream_m64(v == 2 ? cuda::kFp8StreamM64Tma32 : cuda::kFp8StreamM64Off);
+                const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
+                const double t = linear_seconds(be, rng, ws, m);
+                t0 = v == 0 ? t : t0;
+                std::printf(" | %s [%s] %7.2f us %5.2f TB/s %4.1f%% (%.2f)", names[v], plan_kernel_name(plan), t * 1e6,
+                            bytes / t / 1e12, bytes / t / 1e12 / 4.8 * 100, t / t0);
             }
-            const double bytes = static_cast<double>(s.n) * s.k;
-            std::printf(
-                "m64 linear M=%-3lld N=%-6lld K=%-6lld default [%s] %7.2f us %5.2f TB/s %4.1f%% | tma "
-                "(chunk %lld) %7.2f us %5.2f TB/s %4.1f%% | tma/default %.2f\n",
-                static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
-                plan_kernel_name(plan[0]), t[0] * 1e6, bytes / t[0] / 1e12, bytes / t[0] / 1e12 / 4.8 * 100,
-                static_cast<long long>(plan[1].chunk), t[1] * 1e6, bytes / t[1] / 1e12, bytes / t[1] / 1e12 / 4.8 * 100,
-                t[1] / t[0]);
+            std::printf("\n");
             std::fflush(stdout);
         }
     }
     cuda::set_fp8_stream_m64(initial);
+    cuda::set_fp8_stream_streamk_scope(streamk);
 }
 
 // --shape N K M: one linear() with the plan the environment selects (for a profiler), graph-timed.
