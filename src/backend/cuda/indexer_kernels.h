@@ -76,9 +76,11 @@ enum class WgmmaLogits { kSeparate, kChained, kChainedWide };
 void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream,
                                  WgmmaLogits variant = WgmmaLogits::kSeparate);
 // DSA_INDEXER_LOGITS=tma / tma3 (indexer_logits_tma.cu): the chained kernel at 4 / 3 CTAs per SM with a key block
-// that is one page of the store loaded by one tensor-map copy (other blocks gathered as before). num_slots: whole
-// pages.
-void launch_indexer_logits_tma(const IndexerLogitsParams& p, cudaStream_t stream, int ctas_per_sm = 4);
+// that is one page of the store loaded by one tensor-map copy (other blocks gathered as before); =tmaef: tma with
+// the page copies L2 evict-first; =tmapf: tma with each page also prefetched into L2 l2_ahead = 4 blocks earlier.
+// num_slots: whole pages.
+void launch_indexer_logits_tma(const IndexerLogitsParams& p, cudaStream_t stream, int ctas_per_sm = 4,
+                               bool evict_first = false, int l2_ahead = 0);
 
 // Exact top-k of each score row over s = 0..query_limit[t]: score descending, equal scores -> lower position,
 // min(k, limit + 1) entries then -1; slots through key_slots. k <= kIndexerMaxTopk. Rows are split over a

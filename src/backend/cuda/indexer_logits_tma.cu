@@ -24,30 +24,54 @@ namespace dsa::backend::cuda {
 namespace {
 
 // kCtas 4 (DSA_INDEXER_LOGITS=tma): chain4's 5-stage ring (6 at 8 heads); 3 (=tma3): 7 stages, more bytes in flight
-// per CTA, fewer warps per SM.
-template <int N, int kCtas>
+// per CTA, fewer warps per SM. kAhead > 0 (=tmapf: 4): each block's page is also prefetched into L2 kAhead blocks
+// before its tensor copy is issued (the slot ring runs that much further ahead).
+template <int N, int kCtas, int kAhead = 0>
 struct TmaConfig {
     static constexpr int kStages = kCtas == 4 ? (N <= 8 ? 6 : 5) : 7;
     static constexpr int kCtasPerSm = kCtas;
     static constexpr int kQBytes = (N * kDim + 1023) / 1024 * 1024;
-    static constexpr int kSmem = kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) + KeyPipe<kStages>::kSlotBytes +
+    static constexpr int kSmem = kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) +
+                                 KeyPipe<kStages, kAhead>::kSlotBytes +
                                  kStages * 8 + 1024;  // + the stages' mbarriers + alignment
     static_assert(kCtasPerSm * (kSmem + 1024) <= 228 * 1024, "CTAs per SM (1 KB reserved per CTA)");
 };
 
-// 3-D tensor copy (box 128 x 64 x 1 bytes) of key page `page` into shared memory, completing on `bar`.
-__device__ __forceinline__ void tma_key_page(uint32_t dst, const CUtensorMap* map, int32_t page, uint32_t bar) {
+// 3-D tensor copy (box 128 x 64 x 1 bytes) of key page `page` into shared memory, completing on `bar`, with the L2
+// policy `policy` (createpolicy).
+__device__ __forceinline__ void tma_key_page(uint32_t dst, const CUtensorMap* map, int32_t page, uint32_t bar,
+                                             uint64_t policy) {
     asm volatile(
-        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
-        "[%5];\n" ::"r"(dst),
-        "l"(reinterpret_cast<uint64_t>(map)), "r"(0), "r"(0), "r"(page), "r"(bar)
+        "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, "
+        "%3, %4}], [%5], %6;\n" ::"r"(dst),
+        "l"(reinterpret_cast<uint64_t>(map)), "r"(0), "r"(0), "r"(page), "r"(bar), "l"(policy)
         : "memory");
+}
+
+// The L2 policy of the key copies: evict-first (keys are read once per step; the logits rows the top-k reads next
+// then stay in L2) or evict-normal (the default policy).
+__device__ __forceinline__ uint64_t key_policy(bool evict_first) {
+    uint64_t pol;
+    if (evict_first) {
+        asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+    } else {
+        asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(pol));
+    }
+    return pol;
+}
+
+// Bulk prefetch of the page of `slot` (a block's first slot) into L2; nothing for a slot outside the store.
+__device__ __forceinline__ void l2_prefetch_page(const IndexerLogitsParams& p, int32_t slot) {
+    if (slot < 0 || slot >= p.num_slots) return;
+    const uint8_t* page = p.pages + static_cast<int64_t>(slot / kPageTokens) * kFp8PageBytes;
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(page), "r"(static_cast<uint32_t>(kFp8PageBytes))
+                 : "memory");
 }
 
 // Whether block i's visible slots are one page-aligned run of a page of the store (every warp computes the same
 // answer from the slot ring: lanes check keys lane and lane + 32).
-template <int S>
-__device__ __forceinline__ bool block_is_page(const KeyPipe<S>& pipe, int i, int64_t num_slots, int lane) {
+template <typename Pipe>
+__device__ __forceinline__ bool block_is_page(const Pipe& pipe, int i, int64_t num_slots, int lane) {
     const int32_t* e = pipe.entry(i);
     const int64_t pos0 = pipe.block_of(i) * kBlockKeys;
     const int32_t base = e[0];
@@ -60,17 +84,18 @@ __device__ __forceinline__ bool block_is_page(const KeyPipe<S>& pipe, int i, int
 // Issues block i into stage buffers (keys_st, scales_st): one tensor copy + one bulk copy by thread 0 when the
 // block is a page, else the cp.async gather of every thread. Thread 0 arrives on the stage's barrier once either way
 // (with the page's bytes as its transaction count), so the consumer waits on the barrier and the cp.async group.
-template <int S>
+template <typename Pipe>
 __device__ __forceinline__ void issue_block_tma(const IndexerLogitsParams& p, const CUtensorMap* map,
-                                                const KeyPipe<S>& pipe, int i, uint8_t* keys_st, uint8_t* scales_st,
-                                                uint32_t bar, int tid) {
+                                                const Pipe& pipe, int i, uint8_t* keys_st, uint8_t* scales_st,
+                                                uint32_t bar, uint64_t policy, int tid) {
     if (block_is_page(pipe, i, p.num_slots, tid & 31)) {
         if (tid == 0) {
             const int32_t page = pipe.entry(i)[0] / kPageTokens;
             mbar_arrive_expect_tx(bar, kBlockKeyBytes + kScaleBytes);
-            tma_key_page(smem_addr(keys_st), map, page, bar);
-            bulk_g2s(smem_addr(scales_st), p.pages + static_cast<int64_t>(page) * kFp8PageBytes + kFp8ScaleOffset,
-                     kScaleBytes, bar);
+            tma_key_page(smem_addr(keys_st), map, page, bar, policy);
+            bulk_g2s_hint(smem_addr(scales_st),
+                          p.pages + static_cast<int64_t>(page) * kFp8PageBytes + kFp8ScaleOffset, kScaleBytes, bar,
+                          policy);
         }
         return;
     }
@@ -112,17 +137,19 @@ __device__ __forceinline__ float head_sum_quad(const float (&acc)[N / 2], const 
 }
 
 // Grid and schedule of indexer_logits_wgmma_kernel (CTA c: row c % T, blocks c / T + m j).
-template <int N, int kCtas>
+template <int N, int kCtas, int kAhead>
 __global__ void __launch_bounds__(kLogitsThreads, kCtas)
-    indexer_logits_tma_kernel(IndexerLogitsParams p, int m, const __grid_constant__ CUtensorMap key_map) {
-    using Cfg = TmaConfig<N, kCtas>;
+    indexer_logits_tma_kernel(IndexerLogitsParams p, int m, bool evict_first,
+                              const __grid_constant__ CUtensorMap key_map) {
+    using Cfg = TmaConfig<N, kCtas, kAhead>;
     constexpr int kStages = Cfg::kStages;
+    using Pipe = KeyPipe<kStages, kAhead>;
     extern __shared__ uint8_t smem_raw[];
     uint8_t* qs = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
     uint8_t* keys = qs + Cfg::kQBytes;
     uint8_t* scales = keys + kStages * kBlockKeyBytes;
     int32_t* slot_ring = reinterpret_cast<int32_t*>(scales + kStages * kScaleBytes);
-    const uint32_t full = smem_addr(slot_ring) + KeyPipe<kStages>::kSlotBytes;  // kStages mbarriers, 8 bytes each
+    const uint32_t full = smem_addr(slot_ring) + Pipe::kSlotBytes;  // kStages mbarriers, 8 bytes each
     pdl_wait();
     pdl_trigger();
     const int64_t t = blockIdx.x % p.num_tokens, first = blockIdx.x / p.num_tokens;
@@ -134,14 +161,20 @@ __global__ void __launch_bounds__(kLogitsThreads, kCtas)
         for (int s = 0; s < kStages; ++s) mbar_init(full + 8 * s, 1);
         mbar_fence_init();  // the barrier in pipe.start_at orders it before every use
     }
-    const KeyPipe<kStages> pipe{p.key_slots + qr.request * p.max_len, slot_ring, first, qr.limit, m,
-                                static_cast<int>((last - first) / m + 1), tid};
+    const Pipe pipe{p.key_slots + qr.request * p.max_len, slot_ring, first, qr.limit, m,
+                    static_cast<int>((last - first) / m + 1), tid};
+    const uint64_t policy = key_policy(evict_first);
     auto issue_at = [&](int st, int i) {
         issue_block_tma(p, &key_map, pipe, i, keys + st * kBlockKeyBytes, scales + st * kScaleBytes, full + 8 * st,
-                        tid);
+                        policy, tid);
     };
     issue_q<N>(p, t, qs, tid);  // joins the slots' group
     pipe.start_at(issue_at);
+    if (kAhead > 0 && tid == 0) {
+        for (int b = Pipe::kLead; b < Pipe::kLead + kAhead && b < pipe.iters; ++b) {
+            l2_prefetch_page(p, pipe.entry(b)[0]);
+        }
+    }
     float w[N / 8][2];
     load_head_weights<N>(p, t, tig, w);
     const uint64_t q_desc = sw128_kmajor_desc(smem_addr(qs)), k_desc = sw128_kmajor_desc(smem_addr(keys));
@@ -156,6 +189,9 @@ __global__ void __launch_bounds__(kLogitsThreads, kCtas)
         fence_async_smem();
         __syncthreads();  // block i landed for every thread; the stage refilled below was consumed at i - 1
         pipe.advance_at(i, issue_at);
+        if (kAhead > 0 && tid == 0 && i + Pipe::kLead + kAhead < pipe.iters) {
+            l2_prefetch_page(p, pipe.entry(i + Pipe::kLead + kAhead)[0]);  // its slots landed with block i
+        }
         float acc[N / 2];
         issue_block_mma_desc<N>(acc, k_desc + st * (kBlockKeyBytes >> 4), q_desc);
         wgmma_wait_all();
@@ -213,10 +249,10 @@ CUtensorMap key_map_of(const uint8_t* pages, int64_t num_pages) {
     return cache.emplace(key, encode_key_map(pages, num_pages)).first->second;
 }
 
-template <int N, int kCtas>
-void launch_tma(const IndexerLogitsParams& p, const CUtensorMap& map, cudaStream_t stream) {
-    constexpr int kSmem = TmaConfig<N, kCtas>::kSmem;
-    auto* kernel = indexer_logits_tma_kernel<N, kCtas>;
+template <int N, int kCtas, int kAhead>
+void launch_tma(const IndexerLogitsParams& p, const CUtensorMap& map, bool evict_first, cudaStream_t stream) {
+    constexpr int kSmem = TmaConfig<N, kCtas, kAhead>::kSmem;
+    auto* kernel = indexer_logits_tma_kernel<N, kCtas, kAhead>;
     static SmemLimit limit;
     limit.ensure(reinterpret_cast<const void*>(kernel), kSmem);
     static const int64_t resident = [kernel] {
@@ -228,29 +264,33 @@ void launch_tma(const IndexerLogitsParams& p, const CUtensorMap& map, cudaStream
     int64_t m = resident / p.num_tokens;
     m = m < 1 ? 1 : (m > blocks_per_row ? blocks_per_row : m);
     host::launch_pdl(kernel, dim3(static_cast<unsigned>(p.num_tokens * m)), dim3(kLogitsThreads), kSmem, stream, p,
-                     static_cast<int>(m), map);
+                     static_cast<int>(m), evict_first, map);
 }
 
-template <int kCtas>
-void launch_tma_heads(const IndexerLogitsParams& p, const CUtensorMap& map, cudaStream_t stream) {
+template <int kCtas, int kAhead = 0>
+void launch_tma_heads(const IndexerLogitsParams& p, const CUtensorMap& map, bool evict_first,
+                      cudaStream_t stream) {
     switch (p.heads) {
-        case 8: return launch_tma<8, kCtas>(p, map, stream);
-        case 16: return launch_tma<16, kCtas>(p, map, stream);
-        case 32: return launch_tma<32, kCtas>(p, map, stream);
-        case 64: return launch_tma<64, kCtas>(p, map, stream);
+        case 8: return launch_tma<8, kCtas, kAhead>(p, map, evict_first, stream);
+        case 16: return launch_tma<16, kCtas, kAhead>(p, map, evict_first, stream);
+        case 32: return launch_tma<32, kCtas, kAhead>(p, map, evict_first, stream);
+        case 64: return launch_tma<64, kCtas, kAhead>(p, map, evict_first, stream);
         default: DSA_CHECK(false) << "indexer TMA logits: " << p.heads << " heads (8, 16, 32 or 64)";
     }
 }
 
 }  // namespace
 
-void launch_indexer_logits_tma(const IndexerLogitsParams& p, cudaStream_t stream, int ctas_per_sm) {
+void launch_indexer_logits_tma(const IndexerLogitsParams& p, cudaStream_t stream, int ctas_per_sm, bool evict_first,
+                               int l2_ahead) {
     DSA_CHECK(p.num_slots > 0 && p.num_slots % kPageTokens == 0)
         << "indexer TMA logits: " << p.num_slots << " slots (whole pages of " << kPageTokens << ")";
-    DSA_CHECK(ctas_per_sm == 3 || ctas_per_sm == 4) << "indexer TMA logits: " << ctas_per_sm << " CTAs per SM";
+    DSA_CHECK((ctas_per_sm == 4 && (l2_ahead == 0 || l2_ahead == 4)) || (ctas_per_sm == 3 && l2_ahead == 0))
+        << "indexer TMA logits: " << ctas_per_sm << " CTAs per SM, L2 prefetch " << l2_ahead << " blocks ahead";
     const CUtensorMap map = key_map_of(p.pages, p.num_slots / kPageTokens);
-    if (ctas_per_sm == 4) return launch_tma_heads<4>(p, map, stream);
-    launch_tma_heads<3>(p, map, stream);
+    if (ctas_per_sm == 3) return launch_tma_heads<3>(p, map, evict_first, stream);
+    if (l2_ahead == 4) return launch_tma_heads<4, 4>(p, map, evict_first, stream);
+    launch_tma_heads<4>(p, map, evict_first, stream);
 }
 
 }  // namespace dsa::backend::cuda

@@ -61,7 +61,7 @@ constexpr double kChainTermTol = 1e-3;
 // Whether DSA_INDEXER_LOGITS = kernel (nullptr: unset, the default) runs a chained wgmma kernel.
 bool chained_logits(const char* kernel) {
     return kernel == nullptr || std::strcmp(kernel, "auto") == 0 || std::strcmp(kernel, "chain") == 0 ||
-           std::strcmp(kernel, "chain4") == 0 || std::strcmp(kernel, "tma") == 0;
+           std::strcmp(kernel, "chain4") == 0 || std::strncmp(kernel, "tma", 3) == 0;
 }
 
 // Rows whose threshold gap exceeds twice the kernel's error are checked strictly: at least 1 / share of the long
@@ -603,16 +603,20 @@ TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
     }
 }
 
-// DSA_INDEXER_LOGITS=tma (chained, key blocks that are pages loaded by tensor-map copies) under the chained bound:
-// on shuffled slots (every block takes the cp.async gather), and on page-aligned blocks (the tensor copies, with
-// blocks of swapped slots or mid-page runs mixed in, and partial last pages).
+// DSA_INDEXER_LOGITS=tma, tma3, tmaef and tmapf (chained, key blocks that are pages loaded by tensor-map copies)
+// under the chained bound: on shuffled slots (every block takes the cp.async gather), and on page-aligned blocks (the tensor
+// copies, with blocks of swapped slots or mid-page runs mixed in, and partial last pages).
 TEST_F(IndexerOpsTest, TmaLogitsGatheredSlots) {
     for (const bool ue8m0 : {true, false}) every_head_count("tma", ue8m0);
+    every_head_count("tma3", true);
 }
 
 TEST_F(IndexerOpsTest, TmaLogitsPagedSlots) {
     paged_slots_ = true;
     for (const bool ue8m0 : {true, false}) every_head_count("tma", ue8m0);
+    every_head_count("tma3", true);
+    every_head_count("tmaef", false);
+    every_head_count("tmapf", true);
 }
 
 // Causal prefill rows (consecutive queries of one request, each seeing one key more) and a second request's
