@@ -10,7 +10,7 @@
 // kernels" also with tma, tmaef and tmapf), the top-k (default: auto,
 // the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global, =smem and =cand, and with
 // DSA_INDEXER_TOPK_ORDER=position (ascending positions, no sort), each alone and in a graph.
-// Usage: indexer_bench [--quick]
+// Usage: indexer_bench [--quick | --case B CTX]  (--case: that one case, e.g. under a profiler)
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -260,9 +260,18 @@ int run(int argc, char** argv) {
         return 0;
     }
     const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
-    const std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128};
-    const std::vector<int64_t> ctxs = quick ? std::vector<int64_t>{4096, 65536}
-                                            : std::vector<int64_t>{4096, 16384, 65536, 131072};
+    const bool one_case = argc > 3 && std::string(argv[1]) == "--case";  // --case B CTX: that case alone (profiling)
+    std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128};
+    std::vector<int64_t> ctxs = quick ? std::vector<int64_t>{4096, 65536}
+                                      : std::vector<int64_t>{4096, 16384, 65536, 131072};
+    if (one_case) {
+        batches = {std::atoll(argv[2])};
+        ctxs = {std::atoll(argv[3])};
+        if (batches[0] < 1 || ctxs[0] < 1 || batches[0] * ctxs[0] > (int64_t{1} << 26)) {
+            std::fprintf(stderr, "indexer_bench --case B CTX: B, CTX >= 1 and B x CTX <= 2^26\n");
+            return 2;
+        }
+    }
     std::mt19937 rng(11);
     auto owner = make_cuda_backend(Numerics::deepseek_fp8(), 0);
     auto& be = static_cast<cuda::CudaBackend&>(*owner);
@@ -276,6 +285,7 @@ int run(int argc, char** argv) {
     for (int64_t b : batches) {
         for (int64_t c : ctxs) bench_case(be, store, b, c, c, rng);
     }
+    if (one_case) return 0;
     for (int64_t b : batches) {  // graph-style padding: the kernels must follow the real limits
         for (int64_t c : {int64_t{4096}, int64_t{65536}}) bench_case(be, store, b, c, 131072, rng);
     }
