@@ -245,7 +245,7 @@ CUtensorMap key_map_of(const uint8_t* pages, int64_t num_pages) {
     const auto key = std::make_pair(pages, num_pages);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
-    if (cache.size() >= 64) cache.clear();  // stores are few and long-lived; bound the cache anyway
+    if (cache.size() >= 1024) cache.clear();  // one store per indexer layer, long-lived; bound the cache anyway
     return cache.emplace(key, encode_key_map(pages, num_pages)).first->second;
 }
 
