@@ -180,6 +180,8 @@ public:
     virtual Tensor moe_experts(const MoeParams& p) = 0;
     // SwiGLU MLP (dense layers and the shared expert): down(silu(gate x) * up x), x [T, D] -> [T, D].
     virtual Tensor dense_mlp(const Tensor& x, const MlpWeights& w) = 0;
+    // dense_mlp of x.x; a backend may read x.q8 (the norm's act_quant) instead of quantizing x.x again.
+    virtual Tensor dense_mlp_q8(const QuantizedAct& x, const MlpWeights& w) { return dense_mlp(x.x, w); }
 
     // ---- sampling ----
     // Samples rows of the logits [R, V] f32 on this backend's device (API_SPEC §8.2 without the grammar mask;

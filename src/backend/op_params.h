@@ -204,6 +204,9 @@ struct MoeParams {
     std::span<const MlpWeights> experts;  // all routed experts, indexed by id
     // Optional shared expert: the result is then add(routed, dense_mlp(x, *shared)) (backends may fuse it).
     const MlpWeights* shared = nullptr;
+    // Optional act_quant(x) made by x's norm (QuantizedAct::q8 / scales): a backend may read it instead of
+    // quantizing x again.
+    Tensor x_q8 = Tensor(), x_scales = Tensor();
 };
 
 // ---- decode steps with device-resident inputs ----

@@ -150,7 +150,7 @@ ForwardOutput DsaModel::run_main(const StepTensors& st, KvStores& kv, const Forw
     for (int64_t l = 0; l < num_layers; ++l) {
         const LayerWeights& lw = weights_.layers[l];
         Tensor a = attention(lw, l, x, st, kv, options, &shared_topk, &out);
-        Tensor f = ffn(lw, be_.add_rms_norm(h, a, lw.post_attention_layernorm, eps));
+        Tensor f = ffn(lw, be_.add_rms_norm_q8(h, a, lw.post_attention_layernorm, eps));
         if (l + 1 < num_layers) {
             x = be_.add_rms_norm_q8(h, f, weights_.layers[l + 1].input_layernorm, eps);
         } else {
@@ -180,9 +180,8 @@ ForwardOutput DsaModel::forward_mtp(const ForwardBatch& batch, const Tensor& pre
     const QuantizedAct xa = be_.rms_norm_q8(h, m.layer.input_layernorm, eps);
     IndexerTopkResult shared_topk;
     Tensor a = attention(m.layer, layer, xa, st, kv, options, &shared_topk, &out);
-    Tensor x = be_.add_rms_norm(h, a, m.layer.post_attention_layernorm, eps);
-    Tensor f = ffn(m.layer, x);
-    x = be_.add_rms_norm(h, f, m.shared_head_norm, eps);
+    Tensor f = ffn(m.layer, be_.add_rms_norm_q8(h, a, m.layer.post_attention_layernorm, eps));
+    Tensor x = be_.add_rms_norm(h, f, m.shared_head_norm, eps);
     out.hidden = x;
     out.logits = logits_for_rows(x, m.shared_head_head, st, options.logits_on_device);
     return out;
@@ -230,19 +229,18 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Quantize
     const bool expanded = use_expanded(st, options);  // absorbed: q's RoPE is applied where its query is built
     if (expanded) be_.apply_rope({q, st.positions, &rope_, mla_layout, d_n});
 
-    // Absorbed attention's query (q_nope · W_UK joined to the rotated rope part) does not depend on the token
-    // selection: where the backend branches (small decode steps on the GPU), it runs beside the indexer.
+    // Latent KV: c_kv = RMSNorm(kv_a[:512]), k_pe = RoPE(kv_a[512:]); written before attending (one op). It and
+    // the absorbed attention's query (q_nope · W_UK joined to the rotated rope part) do not depend on the token
+    // selection: where the backend branches (small decode steps on the GPU), they run beside the indexer.
+    DSA_CHECK_EQ(kv_a.dim(1), r_kv + config_.qk_rope_head_dim) << "kv_a width";
     backend::SideBranch branch(be_, !expanded && aw.indexer ? num_tokens : 0);
+    be_.mla_latent_write({kv_a, aw.kv_a_layernorm, eps, st.positions, &rope_, mla_layout, st.out_slots,
+                          &kv.mla.at(layer)});
     Tensor q_mla;
     if (branch.active()) {
         q_mla = absorbed_query(aw, q, st);
         branch.end();
     }
-
-    // Latent KV: c_kv = RMSNorm(kv_a[:512]), k_pe = RoPE(kv_a[512:]); written before attending (one op).
-    DSA_CHECK_EQ(kv_a.dim(1), r_kv + config_.qk_rope_head_dim) << "kv_a width";
-    be_.mla_latent_write({kv_a, aw.kv_a_layernorm, eps, st.positions, &rope_, mla_layout, st.out_slots,
-                          &kv.mla.at(layer)});
 
     // Token selection: own indexer (Full layer) or the previous Full layer's choice (IndexCache Shared). Every
     // layer indexes the same slot space, so the Full layer's slots are valid for the Shared layers as they are.
@@ -347,8 +345,9 @@ Tensor DsaModel::attend_expanded(const AttentionWeights& aw, const Tensor& q, co
     return be_.concat_last(outs).view({st.num_tokens, num_heads, d_v});
 }
 
-Tensor DsaModel::ffn(const LayerWeights& lw, const Tensor& x) {
-    if (!lw.moe) return be_.dense_mlp(x, to_backend(*lw.dense_mlp));
+Tensor DsaModel::ffn(const LayerWeights& lw, const QuantizedAct& xa) {
+    if (!lw.moe) return be_.dense_mlp_q8(xa, to_backend(*lw.dense_mlp));
+    const Tensor& x = xa.x;
     const MoeWeights& moe = *lw.moe;
     backend::RouterParams rp;
     rp.x = x;
@@ -365,6 +364,7 @@ Tensor DsaModel::ffn(const LayerWeights& lw, const Tensor& x) {
     const auto& experts = experts_[layer];
     backend::MoeParams mp;
     mp.x = x;
+    mp.x_q8 = xa.q8, mp.x_scales = xa.scales;  // the norm's act_quant of x, where it made one
     mp.ids = route.ids;
     mp.weights = route.weights;
     mp.experts = experts;

@@ -109,7 +109,8 @@ private:
                            int64_t layer);
     Tensor attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,
                            const StepTensors& st, KvStores& kv, int64_t layer);
-    Tensor ffn(const LayerWeights& lw, const Tensor& x);
+    // The layer's MLP or MoE of x.x (x.q8: its norm's act_quant, where the backend made one).
+    Tensor ffn(const LayerWeights& lw, const backend::QuantizedAct& x);
     Tensor logits_for_rows(const Tensor& normed, const Tensor& head, const StepTensors& st, bool on_device);
     bool use_expanded(const StepTensors& st, const ForwardOptions& options) const;
 

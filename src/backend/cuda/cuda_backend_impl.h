@@ -73,6 +73,7 @@ public:
     RouterResult moe_route(const RouterParams& p) override;
     Tensor moe_experts(const MoeParams& p) override;
     Tensor dense_mlp(const Tensor& x, const MlpWeights& w) override;
+    Tensor dense_mlp_q8(const QuantizedAct& x, const MlpWeights& w) override;
 
     StatusOr<std::vector<SampledToken>> sample(const Tensor& logits, std::span<const SampleRow> rows) override;
 
@@ -164,7 +165,8 @@ private:
     QuantizedAct norm_maybe_quant(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps, bool quant);
     // dense_mlp of FP8 weights with act_quant at m <= kFp8StreamMaxRows: one act_quant of x, gate and up in one
     // streaming launch, SwiGLU + act_quant of h, down; false (nothing launched) when the shapes do not fit.
-    bool fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y);
+    // pre: the act_quant of x made by its norm (q8 + scales checked), read instead of an act_quant launch.
+    bool fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y, const QuantizedAct* pre = nullptr);
     bool last_mlp_fused_ = false;
     // Whether FP8 MLP weights fit the fused streaming launches at m rows of width d (fused_mlp's test).
     bool fused_mlp_fits(int64_t m, int64_t d, const MlpWeights& w);
@@ -180,8 +182,12 @@ private:
         float* ws;
         int32_t* counters;
     };
-    // The fused launches on `st`: act_quant of x, gate + up in one streaming launch, SwiGLU + act_quant, down.
-    void launch_fused_mlp(const Tensor& x, const MlpWeights& w, const FusedMlpBuffers& b, cudaStream_t st);
+    // The fused launches on `st`: act_quant of x (into b.xq / b.xs; none with pre), gate + up in one streaming
+    // launch, SwiGLU + act_quant, down.
+    void launch_fused_mlp(const Tensor& x, const MlpWeights& w, const FusedMlpBuffers& b, cudaStream_t st,
+                          const QuantizedAct* pre = nullptr);
+    // &x when it carries a q8 / scales pair for x.x (shapes checked: a mismatch is a caller bug), else null.
+    static const QuantizedAct* norm_q8(const QuantizedAct& x);
     // The split-K workspace of the streaming GEMM (f32 partials, i32 tile counters kept zero between launches),
     // made on first need (4 MB + 256 KB, grown when a launch needs more) and shared by all its launches on stream_.
     std::pair<float*, int32_t*> stream_workspace(int64_t ws_floats, int64_t counters);
@@ -203,7 +209,7 @@ private:
     // own, made eagerly, so nothing it touches is handed to stream_ by the allocator while it runs.
     struct SideMlp;
     SideMlp* side_mlp(const Tensor& x, const MlpWeights& w);
-    void side_mlp_launch(const Tensor& x, const MlpWeights& w, SideMlp& s);
+    void side_mlp_launch(const Tensor& x, const MlpWeights& w, SideMlp& s, const QuantizedAct* pre);
     // routed + shared with the shared expert on the side stream; false (nothing launched) where it does not apply.
     bool moe_shared_on_side(const MoeParams& p, Tensor& out);
     // moe_experts of the routed experts (p.shared null) whose combine, after waiting on `ready`, adds `y` [T, D]

@@ -350,19 +350,30 @@ bool CudaBackend::fused_mlp_fits(int64_t m, int64_t d, const MlpWeights& w) {
     return dw[0]->scales.dim(1) == dw[1]->scales.dim(1);
 }
 
-void CudaBackend::launch_fused_mlp(const Tensor& x, const MlpWeights& w, const FusedMlpBuffers& b, cudaStream_t st) {
+const QuantizedAct* CudaBackend::norm_q8(const QuantizedAct& x) {
+    if (!x.has_q8()) return nullptr;
+    const int64_t m = x.x.dim(0), k = x.x.dim(-1);
+    check_device_tensor(x.q8, DType::kF8E4M3, {m, k}, "act_quant q8");
+    check_device_tensor(x.scales, DType::kF32, {k / 128, m}, "act_quant scales");
+    return &x;
+}
+
+void CudaBackend::launch_fused_mlp(const Tensor& x, const MlpWeights& w, const FusedMlpBuffers& b, cudaStream_t st,
+                                   const QuantizedAct* pre) {
     const int64_t m = x.dim(0), d = x.dim(1), f = w.gate.out_features(), n = w.down.out_features();
     const DeviceWeight& g = device_weight(w.gate);
     const DeviceWeight& u = device_weight(w.up);
     const DeviceWeight& dn = device_weight(w.down);
     const bool ue8m0 = numerics_.ue8m0_scales;
-    launch_act_quant({x.data<uint16_t>(), b.xq, b.xs, nullptr, m, d, m, ue8m0}, st);
+    const uint8_t* xq = pre != nullptr ? pre->q8.data<uint8_t>() : b.xq;
+    const float* xs = pre != nullptr ? pre->scales.data<float>() : b.xs;
+    if (pre == nullptr) launch_act_quant({x.data<uint16_t>(), b.xq, b.xs, nullptr, m, d, m, ue8m0}, st);
     Fp8StreamParams a;
     a.w = g.w.data<uint8_t>(), a.w_scale = g.scales.data<float>();
     a.w2 = u.w.data<uint8_t>(), a.w2_scale = u.scales.data<float>();
     a.gate_up = true;
     a.m = m;
-    a.x = b.xq, a.x_scale = b.xs, a.x_scale_ld = m;
+    a.x = xq, a.x_scale = xs, a.x_scale_ld = m;
     a.out = b.gu;
     a.n = 2 * f, a.k = d, a.scale_ld = g.scales.dim(1);
     a.ws = b.ws, a.counters = b.counters;
@@ -378,32 +389,38 @@ void CudaBackend::launch_fused_mlp(const Tensor& x, const MlpWeights& w, const F
     launch_fp8_stream_gemm(c, fp8_stream_plan(1, n, f, m, num_sms_), st);
 }
 
-bool CudaBackend::fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y) {
+bool CudaBackend::fused_mlp(const Tensor& x, const MlpWeights& w, Tensor& y, const QuantizedAct* pre) {
     const int64_t m = x.dim(0), d = x.dim(1), f = w.gate.out_features(), n = w.down.out_features();
     if (!fused_mlp_fits(m, d, w)) return false;
     const Fp8StreamPlan gu_plan = fp8_stream_plan(1, 2 * f, d, m, num_sms_);
     const Fp8StreamPlan down_plan = fp8_stream_plan(1, n, f, m, num_sms_);
     const auto [ws, counters] = stream_workspace(std::max(gu_plan.ws_floats, down_plan.ws_floats),
                                                  std::max(gu_plan.counters, down_plan.counters));
-    Tensor xq = Tensor::empty({m, d}, DType::kF8E4M3, Device::kCUDA, "mlp.x.fp8");
-    Tensor xs = Tensor::empty({d / 128, m}, DType::kF32, Device::kCUDA, "mlp.x.scales");
+    Tensor xq, xs;
+    if (pre == nullptr) {
+        xq = Tensor::empty({m, d}, DType::kF8E4M3, Device::kCUDA, "mlp.x.fp8");
+        xs = Tensor::empty({d / 128, m}, DType::kF32, Device::kCUDA, "mlp.x.scales");
+    }
     Tensor gu = Tensor::empty({m, 2 * f}, DType::kBF16, Device::kCUDA, "mlp.gate_up");
     Tensor hq = Tensor::empty({m, f}, DType::kF8E4M3, Device::kCUDA, "mlp.h.fp8");
     Tensor hs = Tensor::empty({f / 128, m}, DType::kF32, Device::kCUDA, "mlp.h.scales");
     launch_fused_mlp(x, w,
-                     {xq.data<uint8_t>(), xs.data<float>(), gu.data<uint16_t>(), hq.data<uint8_t>(), hs.data<float>(),
-                      y.data<uint16_t>(), ws, counters},
-                     stream_);
+                     {pre ? nullptr : xq.data<uint8_t>(), pre ? nullptr : xs.data<float>(), gu.data<uint16_t>(),
+                      hq.data<uint8_t>(), hs.data<float>(), y.data<uint16_t>(), ws, counters},
+                     stream_, pre);
     return true;
 }
 
-Tensor CudaBackend::dense_mlp(const Tensor& x, const MlpWeights& w) {
+Tensor CudaBackend::dense_mlp(const Tensor& x, const MlpWeights& w) { return dense_mlp_q8(QuantizedAct{x, {}, {}}, w); }
+
+Tensor CudaBackend::dense_mlp_q8(const QuantizedAct& xa, const MlpWeights& w) {
+    const Tensor& x = xa.x;
     DSA_CHECK(w.gate.defined() && w.up.defined() && w.down.defined()) << "MLP weights";
     DSA_CHECK(w.gate.out_features() == w.up.out_features() && w.down.in_features() == w.gate.out_features())
         << "MLP widths " << w.gate.out_features() << "/" << w.up.out_features() << "/" << w.down.in_features();
     check_device_tensor(x, DType::kBF16, {-1, w.gate.in_features()}, "dense_mlp x");
     Tensor y = Tensor::empty({x.dim(0), w.down.out_features()}, DType::kBF16, Device::kCUDA, "mlp.out");
-    last_mlp_fused_ = fused_mlp(x, w, y);
+    last_mlp_fused_ = fused_mlp(x, w, y, norm_q8(xa));
     if (last_mlp_fused_) {
         last_fp8_path_ = Fp8Path::kStream;
         return y;

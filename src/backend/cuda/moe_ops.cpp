@@ -342,7 +342,7 @@ Tensor CudaBackend::moe_experts_add(const MoeParams& p, const MoeAddend* addend)
         MoeParams routed = p;
         routed.shared = nullptr;
         Tensor y = moe_experts(routed);
-        return add(y, dense_mlp(p.x, *p.shared));
+        return add(y, dense_mlp_q8(QuantizedAct{p.x, p.x_q8, p.x_scales}, *p.shared));
     }
     Tensor out = Tensor::empty({tokens, dim}, DType::kBF16, Device::kCUDA, "moe_out");
     if (tokens == 0) return out;
@@ -397,11 +397,16 @@ Tensor CudaBackend::moe_experts_add(const MoeParams& p, const MoeAddend* addend)
             }
             const auto [ws, counters] = stream_workspace(std::max(gate_up.ws_floats, down.ws_floats),
                                                          std::max(gate_up.counters, down.counters));
-            Tensor xq = Tensor::empty({tokens, dim}, DType::kF8E4M3, Device::kCUDA, "moe.x.fp8");
-            Tensor xs = Tensor::empty({dim / 128, tokens}, DType::kF32, Device::kCUDA, "moe.x.scales");
-            launch_act_quant(
-                {p.x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, tokens, dim, tokens, run.ue8m0},
-                stream_);
+            // x's act_quant: its norm's where it made one (the same bits), else one launch here.
+            const QuantizedAct xa{p.x, p.x_q8, p.x_scales};
+            const QuantizedAct* pre = norm_q8(xa);
+            Tensor xq = pre ? pre->q8 : Tensor::empty({tokens, dim}, DType::kF8E4M3, Device::kCUDA, "moe.x.fp8");
+            Tensor xs = pre ? pre->scales : Tensor::empty({dim / 128, tokens}, DType::kF32, Device::kCUDA, "moe.x.scales");
+            if (pre == nullptr) {
+                launch_act_quant({p.x.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, tokens, dim,
+                                  tokens, run.ue8m0},
+                                 stream_);
+            }
             run_streamed(run, groups, xq, xs, tokens, {&gate_up, &down, ws, counters}, y, stream_);
             last_moe_path_ = MoePath::kStream;
             if (fused_shared) g_shared_fused.fetch_add(1, std::memory_order_relaxed);

@@ -86,12 +86,13 @@ CudaBackend::SideMlp* CudaBackend::side_mlp(const Tensor& x, const MlpWeights& w
     return side_mlp_.get();
 }
 
-// fused_mlp's launches (launch_fused_mlp, linear_ops.cpp) on side_stream_ into s's buffers -> s.y rows [0, m).
-void CudaBackend::side_mlp_launch(const Tensor& x, const MlpWeights& w, SideMlp& s) {
+// fused_mlp's launches (launch_fused_mlp, linear_ops.cpp) on side_stream_ into s's buffers -> s.y rows [0, m);
+// with pre (x's norm made its act_quant before the fork) no act_quant launch.
+void CudaBackend::side_mlp_launch(const Tensor& x, const MlpWeights& w, SideMlp& s, const QuantizedAct* pre) {
     launch_fused_mlp(x, w,
                      {s.xq.data<uint8_t>(), s.xs.data<float>(), s.gu.data<uint16_t>(), s.hq.data<uint8_t>(),
                       s.hs.data<float>(), s.y.data<uint16_t>(), s.ws.data<float>(), s.counters.data<int32_t>()},
-                     side_stream_);
+                     side_stream_, pre);
 }
 
 void CudaBackend::note_route_fork(const Tensor& x, const Tensor& ids) {
@@ -114,7 +115,8 @@ bool CudaBackend::moe_shared_on_side(const MoeParams& p, Tensor& out) {
     route_fork_.reset();  // used once: later side work must not start before this call's add has read s->y
     if (!at_route) DSA_CUDA_CHECK(cudaEventRecord(fork_event_, stream_));
     DSA_CUDA_CHECK(cudaStreamWaitEvent(side_stream_, at_route ? route_event_ : fork_event_, 0));
-    side_mlp_launch(p.x, *p.shared, *s);
+    const QuantizedAct xa{p.x, p.x_q8, p.x_scales};
+    side_mlp_launch(p.x, *p.shared, *s, norm_q8(xa));
     DSA_CUDA_CHECK(cudaEventRecord(join_event_, side_stream_));
     MoeParams routed = p;
     routed.shared = nullptr;

@@ -3,7 +3,8 @@
 // large groups occur; tolerances and the wrong-combine check as described in moe_ops_test.cpp (the router tests).
 // FP8 experts with act_quant at T <= 128 take the tensor-core streaming path (asserted), also with repeated
 // (token, expert) pairs, a group larger than the planned tile, the plans' switches and CUDA-graph replays; the shared
-// expert on the side stream (DSA_MOE_SHARED_STREAM) against the separate path, eagerly and in graph replays.
+// expert on the side stream (DSA_MOE_SHARED_STREAM) against the separate path, eagerly and in graph replays; the
+// norm's act_quant read instead of a launch.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -247,6 +248,34 @@ TEST_F(MoeTest, ExpertsSharedStreamMatchesSerial) {
     EXPECT_EQ(cuda::moe_shared_fused_count(), before + 1);
     expect_close("moe shared stream=1 T=2 (group) vs cpu", got,
                  cpu_->moe_experts(MoeParams{x, r.ids, r.weights, experts, &shared}), 2e-2);
+}
+
+// The act_quant of x made by its norm (rms_norm_q8), handed in as MoeParams::x_q8 / x_scales and to dense_mlp_q8:
+// no act_quant launch of the routed experts' own, nor of the shared expert's (side stream or serial), same bits.
+TEST_F(MoeTest, ExpertsReadTheNormsActQuant) {
+    make(kActQuantUe8m0);
+    std::vector<MlpWeights> experts = make_experts(32, /*fp8=*/true, rng_);
+    const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
+    const Tensor norm_w = up(random_act({kDim}, rng_, 0.1f, 1.0f));
+    for (const char* stream : {"1", "0"}) {
+        ScopedEnv side("DSA_MOE_SHARED_STREAM", stream);
+        for (int64_t t : {1, 4, 16}) {
+            const std::string what = std::string("moe norm q8 T=") + std::to_string(t) + " side stream " + stream;
+            const QuantizedAct xa = gpu_->rms_norm_q8(up(random_act({t, kDim}, rng_)), norm_w, 1e-6f);
+            ASSERT_TRUE(xa.has_q8()) << what;
+            const Routing r = skewed_routing(t, 8, 32, rng_);
+            const Tensor ids = gpu_->to_device(r.ids), w = gpu_->to_device(r.weights);
+            const Tensor plain = gpu_->to_host(gpu_->moe_experts(MoeParams{xa.x, ids, w, experts, &shared}));
+            const Tensor q8 =
+                gpu_->to_host(gpu_->moe_experts(MoeParams{xa.x, ids, w, experts, &shared, xa.q8, xa.scales}));
+            EXPECT_EQ(cuda().last_moe_path(), cuda::CudaBackend::MoePath::kStream) << what;
+            EXPECT_EQ(std::memcmp(plain.raw_data(), q8.raw_data(), q8.nbytes()), 0) << what;
+            const Tensor mlp = gpu_->to_host(gpu_->dense_mlp(xa.x, shared));
+            const Tensor mlp_q8 = gpu_->to_host(gpu_->dense_mlp_q8(xa, shared));
+            EXPECT_TRUE(cuda().last_mlp_fused()) << what;
+            EXPECT_EQ(std::memcmp(mlp.raw_data(), mlp_q8.raw_data(), mlp.nbytes()), 0) << what << " dense_mlp";
+        }
+    }
 }
 
 // route + moe_experts (shared expert on the side stream) captured in a graph at T = 1 and 4: the side branch forks
