@@ -126,7 +126,7 @@ public:
     SharedFork last_shared_fork() const { return last_shared_fork_; }
     // Whether the last moe_experts took its expert groups from the moe_route of its ids (one token).
     bool last_moe_route_groups() const { return last_moe_route_groups_; }
-    // side_branch.cpp: ops between begin and end launch on side_stream_ (DSA_SIDE_BRANCH=N: at T <= N; default off).
+    // side_branch.cpp: ops between begin and end launch on side_stream_ (DSA_SIDE_BRANCH=N: at T <= N; unset: 1).
     bool begin_side_branch(int64_t tokens) override;
     void end_side_branch() override;
     void join_side_branch() override;

@@ -145,7 +145,7 @@ TEST(DecodeGraphsGpu, SideBranchEqualsInOrder) {
         std::vector<int32_t> next(n);
         for (int32_t& x : next) x = tok(rng);
         const std::vector<model::SequenceStep> steps = decode_steps(seqs, next);
-        ::unsetenv("DSA_SIDE_BRANCH");
+        ::setenv("DSA_SIDE_BRANCH", "0", 1);
         const int64_t before = be.side_branches_taken();
         const Tensor r = be.to_host(off.run(steps));
         EXPECT_EQ(be.side_branches_taken(), before) << "off: no branch";
