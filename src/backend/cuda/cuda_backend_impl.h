@@ -124,8 +124,6 @@ public:
     // the moe_route of the same x and ids (inside a graph capture) or at moe_experts; kNone: not on the side stream.
     enum class SharedFork : uint8_t { kNone, kAtExperts, kAtRoute };
     SharedFork last_shared_fork() const { return last_shared_fork_; }
-    // Whether the last moe_experts took its expert groups from the moe_route of its ids (one token).
-    bool last_moe_route_groups() const { return last_moe_route_groups_; }
     // side_branch.cpp: ops between begin and end launch on side_stream_ (DSA_SIDE_BRANCH=N: at T <= N; unset: 1).
     bool begin_side_branch(int64_t tokens) override;
     void end_side_branch() override;
@@ -231,13 +229,6 @@ private:
         unsigned long long capture = 0;
     };
     std::optional<RouteFork> route_fork_;
-    // moe_route at one token (DSA_MOE_ROUTE_GROUPS unset / 1): the packed expert groups of its ids, made by the
-    // route kernel; the next moe_experts of the same ids uses them instead of a grouping launch (once).
-    struct RoutedGroups {
-        Tensor ids, packed;  // held: while held their addresses cannot name other tensors
-    };
-    std::optional<RoutedGroups> routed_groups_;
-    bool last_moe_route_groups_ = false;
     std::shared_ptr<SideMlp> side_mlp_;
     std::vector<std::shared_ptr<SideMlp>> side_retired_;  // replaced buffers, kept for graphs that captured them
     SharedFork last_shared_fork_ = SharedFork::kNone;

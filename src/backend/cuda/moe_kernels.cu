@@ -22,34 +22,6 @@ namespace {
 
 constexpr int kRouteWarps = 4;
 
-// The packed groups (moe_kernels.h) of the n <= 32 ids, as moe_group_kernel builds them with max_groups = n: lane i
-// ranks pair i among the pairs (experts ascending, pairs ascending within an expert); the first pair of each
-// expert writes its group.
-__device__ __forceinline__ void group_ids_warp(const int32_t* ids, int n, int lane, int32_t* packed) {
-    const int32_t e = lane < n ? ids[lane] : 0;
-    int less = 0, same_before = 0, total = 0;
-    for (int j = 0; j < n; ++j) {
-        const int32_t f = __shfl_sync(0xffffffffu, e, j);
-        less += f < e;
-        same_before += f == e && j < lane;
-        total += f == e;
-    }
-    const bool first = lane < n && same_before == 0;
-    const uint32_t firsts = __ballot_sync(0xffffffffu, first);
-    int g = 0;
-    for (int j = 0; j < n; ++j) g += ((firsts >> j) & 1u) && __shfl_sync(0xffffffffu, e, j) < e;
-    int32_t* expert = packed + 1;
-    if (lane < n) {
-        expert[3 * n + less + same_before] = lane;  // rows
-        if (first) {
-            expert[g] = e;
-            expert[n + g] = less;       // start
-            expert[2 * n + g] = total;  // count
-        }
-    }
-    if (lane == 0) packed[0] = __popc(firsts);
-}
-
 __global__ void moe_route_kernel(MoeRouteParams p) {
     extern __shared__ float route_smem[];
     pdl_wait();  // the logits come from the router GEMM
@@ -59,10 +31,6 @@ __global__ void moe_route_kernel(MoeRouteParams p) {
     if (t >= p.tokens) return;  // no block-wide synchronization below
     moe_route_detail::route_token_any(p, t, lane,
                                       route_smem + warp * moe_route_detail::route_warp_floats(p.experts, p.groups));
-    if (p.packed != nullptr) {  // one token (the launcher checks): its ids, written by this warp, into groups
-        __syncwarp();
-        group_ids_warp(p.ids, static_cast<int>(p.top_k), lane, p.packed);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -324,8 +292,6 @@ void launch_moe_route(const MoeRouteParams& p, cudaStream_t stream) {
     DSA_CHECK(p.groups >= 1 && p.experts % p.groups == 0) << "moe_route: groups " << p.groups;
     DSA_CHECK(p.topk_groups >= 1 && p.topk_groups <= p.groups) << "moe_route: topk_groups " << p.topk_groups;
     DSA_CHECK(p.top_k >= 1 && p.top_k <= p.experts / p.groups * p.topk_groups) << "moe_route: top_k " << p.top_k;
-    DSA_CHECK(p.packed == nullptr || (p.tokens == 1 && p.top_k <= 32)) << "moe_route: groups of " << p.tokens
-                                                                        << " tokens x " << p.top_k;
     const size_t smem =
         static_cast<size_t>(kRouteWarps * moe_route_detail::route_warp_floats(p.experts, p.groups)) * sizeof(float);
     const auto blocks = static_cast<unsigned>((p.tokens + kRouteWarps - 1) / kRouteWarps);

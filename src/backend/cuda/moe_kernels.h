@@ -24,9 +24,6 @@ struct MoeRouteParams {
     float scale = 1.0f;
     bool normalize = true;
     bool force_generic = false;  // tests: the shared-memory selection even where the register one applies
-    // Optional, one token only: also the expert groups of its ids as launch_moe_group_pairs builds them (the same
-    // packed words, max_groups = top_k), so moe_experts needs no grouping launch.
-    int32_t* packed = nullptr;  // moe_groups_words(top_k, top_k) i32
 };
 constexpr int64_t kMoeRouteMaxExperts = 1024;
 void launch_moe_route(const MoeRouteParams& p, cudaStream_t stream);

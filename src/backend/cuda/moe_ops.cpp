@@ -86,12 +86,6 @@ std::atomic<int64_t> g_shared_fused{0};
 
 // DSA_MOE_ROUTER=fused: the fused router GEMV + selection; unset or cublas: the router GEMM on cuBLASLt + the
 // route kernel, the faster path in the H200 run of both (read at every call, for A/B and tests).
-// DSA_MOE_ROUTE_GROUPS=0: the grouping launch of moe_experts at one token too (read at every call).
-bool route_groups_enabled() {
-    const char* v = std::getenv("DSA_MOE_ROUTE_GROUPS");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-}
-
 bool fused_router_enabled() {
     const char* v = std::getenv("DSA_MOE_ROUTER");
     return v != nullptr && std::strcmp(v, "fused") == 0;
@@ -163,7 +157,6 @@ RouterResult CudaBackend::moe_route(const RouterParams& p) {
     DSA_CHECK(p.top_k >= 1 && p.top_k <= experts / p.num_groups * p.topk_groups) << "top_k " << p.top_k;
     Tensor bias = p.bias.defined() ? param_f32(p.bias, experts, "router bias") : Tensor();
     const int64_t tokens = p.x.dim(0);
-    routed_groups_.reset();
     RouterResult r;
     r.ids = Tensor::empty({tokens, p.top_k}, DType::kI32, Device::kCUDA, "expert_ids");
     r.weights = Tensor::empty({tokens, p.top_k}, DType::kF32, Device::kCUDA, "expert_weights");
@@ -197,11 +190,6 @@ RouterResult CudaBackend::moe_route(const RouterParams& p) {
     r.scores = linear(p.x, w, LinearOutput::kF32);  // FP32 logits, never quantized
     MoeRouteParams rp = route;
     rp.scores = r.scores.data<float>();
-    if (tokens == 1 && p.top_k <= 32 && route_groups_enabled()) {
-        Tensor packed = Tensor::empty({moe_groups_words(p.top_k, p.top_k)}, DType::kI32, Device::kCUDA, "moe.groups");
-        rp.packed = packed.data<int32_t>();
-        routed_groups_ = RoutedGroups{r.ids, packed};
-    }
     launch_moe_route(rp, stream_);
     return r;
 }
@@ -386,22 +374,13 @@ Tensor CudaBackend::moe_experts_add(const MoeParams& p, const MoeAddend* addend)
         // Decode: grouping on the device, no host round trip.
         Tensor ids = device_indices(p.ids, num_experts, "moe ids");
         const int64_t vexperts = num_experts + (fused_shared ? 1 : 0), max_groups = std::min(vpairs, vexperts);
-        Tensor packed;
-        last_moe_route_groups_ = !fused_shared && tokens == 1 && max_groups == top_k && routed_groups_ &&
-                                 routed_groups_->ids.raw_data() == ids.raw_data() &&
-                                 routed_groups_->ids.shape() == ids.shape();
-        if (last_moe_route_groups_) {
-            packed = routed_groups_->packed;  // made by moe_route's kernel from these ids
-        } else {
-            packed = Tensor::empty({moe_groups_words(max_groups, vpairs)}, DType::kI32, Device::kCUDA, "moe.groups");
-            MoeGroupBuildParams gp{ids.data<int32_t>(), packed.data<int32_t>(), vpairs, vexperts, max_groups};
-            if (fused_shared) {
-                gp.top_k = top_k;
-                gp.shared_expert = static_cast<int32_t>(num_experts);
-            }
-            launch_moe_group_pairs(gp, stream_);
+        Tensor packed = Tensor::empty({moe_groups_words(max_groups, vpairs)}, DType::kI32, Device::kCUDA, "moe.groups");
+        MoeGroupBuildParams gp{ids.data<int32_t>(), packed.data<int32_t>(), vpairs, vexperts, max_groups};
+        if (fused_shared) {
+            gp.top_k = top_k;
+            gp.shared_expert = static_cast<int32_t>(num_experts);
         }
-        routed_groups_.reset();
+        launch_moe_group_pairs(gp, stream_);
         const MoeGroups groups = moe_groups_view(packed.data<int32_t>(), max_groups);
         if (streamed) {
             // A group holds at most `tokens` rows when a token's experts are distinct (the router's output), at

@@ -435,49 +435,6 @@ TEST_F(MoeTest, GroupPairsWithSharedSlot) {
     }
 }
 
-// The route kernel at one token with `packed` set writes the groups of its ids word for word as the grouping kernel
-// builds them (max_groups = top_k), on the register and the shared-memory selection.
-TEST_F(MoeTest, RouteWritesTheGroupsOfOneToken) {
-    constexpr int64_t kE = 256;
-    std::uniform_int_distribution<int> coarse(-8, 8);
-    for (const int64_t top_k : {1, 6, 8, 20, 32}) {
-        for (const bool generic : {false, true}) {
-            Tensor logits = Tensor::empty({1, kE}, DType::kF32);
-            for (int64_t e = 0; e < kE; ++e) logits.data<float>()[e] = static_cast<float>(coarse(rng_)) / 4.0f;
-            Tensor sc = gpu_->to_device(logits);
-            Tensor ids = Tensor::empty({1, top_k}, DType::kI32, Device::kCUDA, "route.ids");
-            Tensor w = Tensor::empty({1, top_k}, DType::kF32, Device::kCUDA, "route.weights");
-            const int64_t words = cuda::moe_groups_words(top_k, top_k);
-            Tensor fused = Tensor::empty({words}, DType::kI32, Device::kCUDA, "route.groups");
-            Tensor built = Tensor::empty({words}, DType::kI32, Device::kCUDA, "group.groups");
-            cuda::MoeRouteParams p;
-            p.scores = sc.data<float>();
-            p.ids = ids.data<int32_t>();
-            p.weights = w.data<float>();
-            p.tokens = 1, p.experts = kE, p.groups = 8, p.topk_groups = top_k > 16 ? 8 : 4, p.top_k = top_k;
-            p.force_generic = generic;
-            p.packed = fused.data<int32_t>();
-            cuda::launch_moe_route(p, cuda().stream());
-            cuda::launch_moe_group_pairs({ids.data<int32_t>(), built.data<int32_t>(), top_k, kE, top_k},
-                                         cuda().stream());
-            const Tensor a = gpu_->to_host(fused), b = gpu_->to_host(built);
-            const std::string what = "top_k " + std::to_string(top_k) + (generic ? " generic" : " registers");
-            const int32_t groups = b.data<int32_t>()[0];
-            ASSERT_EQ(a.data<int32_t>()[0], groups) << what;
-            // Words past the written groups are unspecified in both: compare groups and rows.
-            for (int64_t i = 0; i < groups; ++i) {
-                for (int64_t part = 0; part < 3; ++part) {
-                    const int64_t at = 1 + part * top_k + i;
-                    EXPECT_EQ(a.data<int32_t>()[at], b.data<int32_t>()[at]) << what << " word " << at;
-                }
-            }
-            for (int64_t i = 1 + 3 * top_k; i < words; ++i) {
-                EXPECT_EQ(a.data<int32_t>()[i], b.data<int32_t>()[i]) << what << " row word " << i;
-            }
-        }
-    }
-}
-
 // The combine with the shared row equals the routed combine followed by the backend's add, bit for bit.
 TEST_F(MoeTest, CombineWithSharedRow) {
     constexpr int64_t kTopK = 8;
