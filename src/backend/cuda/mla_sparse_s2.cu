@@ -2,9 +2,10 @@
 // warpgroups per (query token, 64-head group), 64-key tiles in two shared-memory buffers as s1, but no CTA-wide
 // barrier in the tile loop: warpgroup 0 computes S (m64n64k16), the softmax and O[:, :256] += P V (issued, waited
 // under the next tile's S), warpgroup 1 computes O[:, 256:] of the same tile while warpgroup 0 already runs the
-// next S, then refills the buffer (bf16 rows by cp.async, FP8 rows dequantized from registers loaded a tile ahead,
-// rows two tiles ahead prefetched into L2). P goes into the tile's k_pe block (unused once S is done). Hand-overs:
-// mbarriers full / ready / freed per buffer (time-bounded waits). Numerics and split-K partials as s1.
+// next S, then refills the buffer (FP8 rows dequantized from registers loaded a tile ahead, bf16 rows' first 256
+// columns from registers loaded a tile ahead and the rest by cp.async; rows two tiles ahead prefetched into L2). P goes
+// into the tile's k_pe block (unused once S is done). Hand-overs: mbarriers full / ready / freed per buffer
+// (time-bounded waits). Numerics and split-K partials as s1.
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mla_sparse_s2.cuh"
 #include "backend/cuda/mla_sparse_s2.h"
@@ -70,11 +71,11 @@ __device__ __forceinline__ int32_t tile_slot(const MlaSparseKernelParams& p, int
 __device__ __forceinline__ void s2_gather_wg(const MlaSparseKernelParams& p, S2Smem& sm, float (&o)[32][4], int64_t tok,
                                              int64_t first, int num_tiles, int r0, int g) {
     const int u = threadIdx.x - 128, r = u >> 1, h = u & 1;
-    S2Fp8Stage st;
+    S2RowStage st;
     int32_t s_next = tile_slot(p, tok, first, num_tiles, 2, r);  // the tile gathered next
     int32_t s_ahead = tile_slot(p, tok, first, num_tiles, 3, r);
     int32_t s_pf = tile_slot(p, tok, first, num_tiles, 4, r);  // prefetched into L2 by the first iteration
-    if (p.fp8 && num_tiles > 2) load_fp8_stage(p, s_next, h, st);
+    if (num_tiles > 2) load_row_stage(p, s_next, h, st);
     if (!p.fp8) prefetch_row(p, s_next, h);
     prefetch_row(p, s_ahead, h);
     for (int i = 0; i < num_tiles; ++i) {
@@ -97,7 +98,7 @@ __device__ __forceinline__ void s2_gather_wg(const MlaSparseKernelParams& p, S2S
         s_pf = tile_slot(p, tok, first, num_tiles, i + 5, r);
         mbar_wait_flat(smem_addr(&sm.freed[buf]), (i >> 1) & 1);
         gather_half_row(p, sm, buf, s_gather, r, h, st);
-        if (p.fp8 && i + 3 < num_tiles) load_fp8_stage(p, s_load, h, st);
+        if (i + 3 < num_tiles) load_row_stage(p, s_load, h, st);
     }
 }
 
@@ -136,11 +137,11 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_s2_kernel(MlaSparseKer
     for (int i = 0; i < 32; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
     float m_run[2] = {kNoMax, kNoMax}, l_run[2] = {0.0f, 0.0f};  // warpgroup 1 keeps l_run = 0
     if (ch == 1) {  // the first two tiles' copies start before Q has landed
-        S2Fp8Stage st;
+        S2RowStage st;
         const int u = tid - 128, r = u >> 1, h = u & 1;
         for (int j = 0; j < 2 && j < num_tiles; ++j) {
             const int32_t s = tile_slot(p, tok, first, num_tiles, j, r);
-            if (p.fp8) load_fp8_stage(p, s, h, st);
+            load_row_stage(p, s, h, st);
             gather_half_row(p, sm, j, s, r, h, st);
         }
     }

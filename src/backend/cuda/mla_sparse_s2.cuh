@@ -1,7 +1,8 @@
 // Device pieces of the sparse MLA kernel s2 (mla_sparse_s2.cu): its shared-memory layout (Q, two 64-key tiles; a
 // tile's P lives in the tile's own k_pe block once S is done), the mbarrier hand-overs between the two
-// warpgroups, and warpgroup 1's tile gather (bf16 rows by cp.async completing on an mbarrier; FP8 rows loaded into
-// registers one tile ahead and dequantized into the freed buffer). Swizzle, wgmma issues and softmax: s1's.
+// warpgroups, and warpgroup 1's tile gather (a row part loaded into registers a tile before its buffer frees: FP8
+// rows' e4m3 bytes, dequantized on the store, bf16 rows' first 256 columns; the rest by cp.async completing on an
+// mbarrier). Swizzle, wgmma issues and softmax: s1's.
 #pragma once
 
 #include <cstddef>
@@ -67,17 +68,20 @@ __device__ __forceinline__ void rescale_o(float (&o)[32][4], const float (&alpha
 }
 
 // Warpgroup 1 thread u = tid - 128 gathers half of tile row u / 2: 16-byte chunks h + 2 k (h = u % 2).
-// FP8 rows in flight: the e4m3 chunks h + 2 k (k < 16) of the row and its 4 scales.
-struct S2Fp8Stage {
+// Row part in flight in registers (loaded a tile before its buffer frees): FP8: the e4m3 chunks h + 2 k (k < 16)
+// of the row and its 4 scales; bf16: the bf16 chunks h + 2 k, k < 16 (columns 0..255; the rest goes by cp.async).
+struct S2RowStage {
     uint4 raw[16];
     float4 scale;
 };
+constexpr int kStagedBf16 = 16;  // bf16 chunks per thread staged in registers (of kChunks / 2 = 36)
 
-__device__ __forceinline__ void load_fp8_stage(const MlaSparseKernelParams& p, int32_t s, int h, S2Fp8Stage& st) {
-    const uint8_t* src = p.store + static_cast<int64_t>(s < 0 ? 0 : s) * kFp8RowBytes;  // masked: row 0, dropped
+__device__ __forceinline__ void load_row_stage(const MlaSparseKernelParams& p, int32_t s, int h, S2RowStage& st) {
+    const int64_t row = s < 0 ? 0 : s;  // masked: row 0, dropped by the store
+    const uint8_t* src = p.store + row * (p.fp8 ? kFp8RowBytes : kBf16RowBytes);
 #pragma unroll
     for (int k = 0; k < 16; ++k) st.raw[k] = __ldg(reinterpret_cast<const uint4*>(src + (h + 2 * k) * 16));
-    st.scale = __ldg(reinterpret_cast<const float4*>(src + kFp8ScaleOffset));
+    if (p.fp8) st.scale = __ldg(reinterpret_cast<const float4*>(src + kFp8ScaleOffset));
 }
 
 // L2 prefetch of this thread's half of a row that a gather reads two tiles later (every 128-byte line of the row:
@@ -93,14 +97,23 @@ __device__ __forceinline__ void prefetch_row(const MlaSparseKernelParams& p, int
 // Writes row r's half of a tile into buffer `buf` and arrives twice on full[buf]: once when this thread's cp.async
 // copies land (noinc), once now (after its slot entry and dequantized stores, made visible to the async proxy).
 __device__ __forceinline__ void gather_half_row(const MlaSparseKernelParams& p, S2Smem& sm, int buf, int32_t s, int r,
-                                                int h, const S2Fp8Stage& st) {
+                                                int h, const S2RowStage& st) {
     uint8_t* dst = sm.kv[buf];
     if (h == 0) sm.slot[buf][r] = s;
     const int64_t row = s < 0 ? 0 : s;  // masked rows: a valid address, never read (src size 0)
     if (!p.fp8) {
         const uint8_t* src = p.store + row * kBf16RowBytes;
 #pragma unroll
-        for (int k = 0; k < kChunks / 2; ++k) cp_async16(dst + sw128(r, h + 2 * k), src + (h + 2 * k) * 16, s >= 0);
+        for (int k = kStagedBf16; k < kChunks / 2; ++k) {
+            cp_async16(dst + sw128(r, h + 2 * k), src + (h + 2 * k) * 16, s >= 0);
+        }
+        const uint32_t keep = s >= 0 ? 0xffffffffu : 0u;  // a masked row becomes zeros
+#pragma unroll
+        for (int k = 0; k < kStagedBf16; ++k) {
+            const uint4 v = st.raw[k];
+            *reinterpret_cast<uint4*>(dst + sw128(r, h + 2 * k)) =
+                make_uint4(v.x & keep, v.y & keep, v.z & keep, v.w & keep);
+        }
     } else {
         const uint8_t* src = p.store + row * kFp8RowBytes;
 #pragma unroll
