@@ -5,9 +5,9 @@
 // key_slots 128K wide (a CUDA-graph buffer) and shorter real contexts. Median of 5 runs of 20 calls (CUDA
 // events); small cases rotate over page ranges so that the keys are not all L2-resident. "graph:" repeats the
 // kernels (q prep + logits + top-k) and the top-k alone inside a CUDA graph (no host launch cost); the logits
-// (default: auto, the chained wgmma kernel) are also timed with DSA_INDEXER_LOGITS=f16, =e4m3, =wgmma, =chain,
-// =chain4, =tma, =tma3, =tmaef and =tmapf (tma also in a graph, q prep + logits, next to the default; "graph:
-// kernels" also with tma, tmaef and tmapf), the top-k (default: auto,
+// (default: auto = tmaef, the chained wgmma kernel with tensor-map page copies) are also timed with
+// DSA_INDEXER_LOGITS=f16, =e4m3, =wgmma, =chain, =chain4 (the previous default), =tma, =tma3 and =tmaef (tma also in
+// a graph, q prep + logits, next to the default; "graph: kernels" also with tma and chain4), the top-k (default: auto,
 // the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global, =smem and =cand, and with
 // DSA_INDEXER_TOPK_ORDER=position (ascending positions, no sort), each alone and in a graph.
 // Usage: indexer_bench [--quick | --case B CTX]  (--case: that one case, e.g. under a profiler)
@@ -179,7 +179,6 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const double t_logits_tma = with_env("DSA_INDEXER_LOGITS", "tma", [&] { return time_per_call(be, logits); });
     const double t_logits_tma3 = with_env("DSA_INDEXER_LOGITS", "tma3", [&] { return time_per_call(be, logits); });
     const double t_logits_tmaef = with_env("DSA_INDEXER_LOGITS", "tmaef", [&] { return time_per_call(be, logits); });
-    const double t_logits_tmapf = with_env("DSA_INDEXER_LOGITS", "tmapf", [&] { return time_per_call(be, logits); });
     const double g_logits_tma =
         with_env("DSA_INDEXER_LOGITS", "tma", [&] { return graph_seconds_per_call(be, logits); });
     const double g_logits = graph_seconds_per_call(be, logits);
@@ -203,8 +202,7 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
             });
         });
     };
-    const double g_all_tma = graph_all_env("tma"), g_all_tmaef = graph_all_env("tmaef"),
-                 g_all_tmapf = graph_all_env("tmapf");
+    const double g_all_tma = graph_all_env("tma"), g_all_chain4 = graph_all_env("chain4");
     // Alone and in a graph under `var` = value.
     auto topk_env = [&](const char* var, const char* value) {
         return std::make_pair(with_env(var, value, [&] { return time_per_call(be, topk); }),
@@ -237,20 +235,18 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [r_tma, f_tma] = rate(t_logits_tma);
     const auto [r_tma3, f_tma3] = rate(t_logits_tma3);
     const auto [r_tmaef, f_tmaef] = rate(t_logits_tmaef);
-    const auto [r_tmapf, f_tmapf] = rate(t_logits_tmapf);
     std::printf("indexer B=%-3lld ctx=%-6lld logits default %8.1f us %5.2f TB/s %5.1f%% | wgmma, separate k-step "
                 "accumulators %8.1f us %5.2f TB/s %5.1f%% | chained (chain) %8.1f us %5.2f TB/s %5.1f%% | chained, 4 "
                 "CTAs/SM (chain4) %8.1f us %5.2f TB/s %5.1f%% | tensor-map page copies (tma) %8.1f us %5.2f TB/s "
                 "%5.1f%% | "
                 "tma, 3 CTAs/SM (tma3) %8.1f us %5.2f TB/s %5.1f%% | tma, L2 evict-first keys (tmaef) %8.1f us %5.2f "
-                "TB/s %5.1f%% | tma, L2 prefetch 4 blocks ahead (tmapf) %8.1f us %5.2f TB/s %5.1f%% | graph (q prep + "
-                "logits): default %8.1f us, tma %8.1f us | graph: kernels with tma %8.1f us, tmaef %8.1f us, tmapf "
-                "%8.1f us\n",
+                "TB/s %5.1f%% | graph (q prep + logits): default %8.1f us, tma %8.1f us | graph: kernels with tma "
+                "%8.1f us, chain4 %8.1f us\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), t_logits * 1e6, r_log, f_log,
                 t_logits_sep * 1e6, r_sep, f_sep, t_logits_chain * 1e6, r_chain, f_chain, t_logits_chain4 * 1e6,
                 r_chain4, f_chain4, t_logits_tma * 1e6, r_tma, f_tma, t_logits_tma3 * 1e6, r_tma3, f_tma3,
-                t_logits_tmaef * 1e6, r_tmaef, f_tmaef, t_logits_tmapf * 1e6, r_tmapf, f_tmapf, g_logits * 1e6,
-                g_logits_tma * 1e6, g_all_tma * 1e6, g_all_tmaef * 1e6, g_all_tmapf * 1e6);
+                t_logits_tmaef * 1e6, r_tmaef, f_tmaef, g_logits * 1e6, g_logits_tma * 1e6, g_all_tma * 1e6,
+                g_all_chain4 * 1e6);
     std::fflush(stdout);
 }
 

@@ -326,16 +326,17 @@ __global__ void __launch_bounds__(kF32Threads) indexer_logits_f32_kernel(Indexer
 
 
 // The FP8 logits kernel (DSA_INDEXER_LOGITS, read at every launch on the host so that a process can run all of
-// them): unset / auto (the default): the chained wgmma kernel (a block's 4 k-steps accumulate in the tensor core, the
-// accumulation of the DeepGEMM kernel SGLang runs; scores up to ~5e-4 of the row's largest sum of |terms| off the
-// CPU's), at 4 CTAs per SM for rows of >= 8192 keys (H200, B = 64 / 64K: 213 us, 3 CTAs 232, separate accumulators
-// 273; B = 1 / 64K: 8.1 vs 8.7 us; the 3-CTA one is faster on short rows: B = 1 / 2K 9.6 vs 11.2, B = 64 / 4K 20.2 vs
-// 20.8); chain / chain4 force one of them; tma / tma3: chain4 / 3 CTAs per SM with the key blocks that are pages
-// loaded by tensor-map copies (indexer_logits_tma.cu; tmaef: the copies L2 evict-first; tmapf: pages prefetched
-// into L2 4 blocks earlier); wgmma: separate zero-started accumulators per k-step (5-9e-5 of the row's largest
-// score); f16: the exact fallback (mma.sync on the values widened to f16, < 4e-7); e4m3: mma.sync e4m3, each k-step
-// from a zero accumulator.
-enum class Fp8LogitsKernel { kAuto, kWgmma, kF16, kE4m3, kChain, kChain4, kTma, kTma3, kTmaEf, kTmaPf };
+// them): unset / auto (the default): tmaef, the chained wgmma kernel (a block's 4 k-steps accumulate in the tensor
+// core, the accumulation of the DeepGEMM kernel SGLang runs; scores up to ~5e-4 of the row's largest sum of |terms|
+// off the CPU's) at 4 CTAs per SM with the key blocks that are pages loaded by tensor-map copies, L2 evict-first
+// (indexer_logits_tma.cu; H200, B = 64 / 64K: 157.8 us vs chain4 216.0, q prep + logits + top-k in a graph 189.3 vs
+// 258.2; B = 64 / 4K 17.8 vs 20.5; B = 1 equal within run-to-run noise); where it does not apply (a store that is
+// not whole pages) the previous default: chain4 for rows of >= 8192 keys, chain below. tma: the same with default L2
+// copies (167.5 us), tma3: at 3 CTAs per SM (171.6); chain / chain4 force the cp.async-gather kernels (3 / 4 CTAs per
+// SM); wgmma: separate zero-started accumulators per k-step (5-9e-5 of the row's largest score); f16: the exact
+// fallback (mma.sync on the values widened to f16, < 4e-7); e4m3: mma.sync e4m3, each k-step from a zero
+// accumulator. (An L2 bulk prefetch of each page 4 blocks ahead of its copy measured 191.0 us and was removed.)
+enum class Fp8LogitsKernel { kAuto, kWgmma, kF16, kE4m3, kChain, kChain4, kTma, kTma3, kTmaEf };
 Fp8LogitsKernel fp8_logits_kernel() {
     const char* v = std::getenv("DSA_INDEXER_LOGITS");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return Fp8LogitsKernel::kAuto;
@@ -346,9 +347,8 @@ Fp8LogitsKernel fp8_logits_kernel() {
     if (std::strcmp(v, "tma") == 0) return Fp8LogitsKernel::kTma;
     if (std::strcmp(v, "tma3") == 0) return Fp8LogitsKernel::kTma3;
     if (std::strcmp(v, "tmaef") == 0) return Fp8LogitsKernel::kTmaEf;
-    if (std::strcmp(v, "tmapf") == 0) return Fp8LogitsKernel::kTmaPf;
     DSA_CHECK(std::strcmp(v, "e4m3") == 0)
-        << "DSA_INDEXER_LOGITS=" << v << " (auto, wgmma, chain, chain4, tma, tma3, tmaef, tmapf, f16 or e4m3)";
+        << "DSA_INDEXER_LOGITS=" << v << " (auto, wgmma, chain, chain4, tma, tma3, tmaef, f16 or e4m3)";
     return Fp8LogitsKernel::kE4m3;
 }
 constexpr int64_t kWideLogitsMinLen = 8192;
@@ -375,6 +375,7 @@ template <int NT>
 void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
     switch (fp8_logits_kernel()) {
         case Fp8LogitsKernel::kAuto:
+            if (indexer_logits_tma_applies(p)) return launch_indexer_logits_tma(p, stream, 4, true);
             return launch_indexer_logits_wgmma(
                 p, stream, p.max_len >= kWideLogitsMinLen ? WgmmaLogits::kChainedWide : WgmmaLogits::kChained);
         case Fp8LogitsKernel::kWgmma: return launch_indexer_logits_wgmma(p, stream);
@@ -383,7 +384,6 @@ void launch_fp8_logits(const IndexerLogitsParams& p, cudaStream_t stream) {
         case Fp8LogitsKernel::kTma: return launch_indexer_logits_tma(p, stream, 4);
         case Fp8LogitsKernel::kTma3: return launch_indexer_logits_tma(p, stream, 3);
         case Fp8LogitsKernel::kTmaEf: return launch_indexer_logits_tma(p, stream, 4, true);
-        case Fp8LogitsKernel::kTmaPf: return launch_indexer_logits_tma(p, stream, 4, false, 4);
         case Fp8LogitsKernel::kE4m3: return launch_fp8_logits<NT, true>(p, stream);
         case Fp8LogitsKernel::kF16: return launch_fp8_logits<NT, false>(p, stream);
     }

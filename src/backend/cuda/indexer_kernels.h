@@ -75,12 +75,14 @@ void launch_indexer_logits(const IndexerLogitsParams& p, cudaStream_t stream);
 enum class WgmmaLogits { kSeparate, kChained, kChainedWide };
 void launch_indexer_logits_wgmma(const IndexerLogitsParams& p, cudaStream_t stream,
                                  WgmmaLogits variant = WgmmaLogits::kSeparate);
-// DSA_INDEXER_LOGITS=tma / tma3 (indexer_logits_tma.cu): the chained kernel at 4 / 3 CTAs per SM with a key block
-// that is one page of the store loaded by one tensor-map copy (other blocks gathered as before); =tmaef: tma with
-// the page copies L2 evict-first; =tmapf: tma with each page also prefetched into L2 l2_ahead = 4 blocks earlier.
-// num_slots: whole pages.
+// The chained kernel at 4 (tma) / 3 (tma3) CTAs per SM with a key block that is one page of the store loaded by one
+// tensor-map copy (other blocks gathered as before; indexer_logits_tma.cu); evict_first (tmaef, the default): the
+// page copies L2 evict-first. Applies when the store is whole pages (num_slots a positive multiple of 64).
+inline bool indexer_logits_tma_applies(const IndexerLogitsParams& p) {
+    return p.num_slots > 0 && p.num_slots % 64 == 0;
+}
 void launch_indexer_logits_tma(const IndexerLogitsParams& p, cudaStream_t stream, int ctas_per_sm = 4,
-                               bool evict_first = false, int l2_ahead = 0);
+                               bool evict_first = false);
 
 // Exact top-k of each score row over s = 0..query_limit[t]: score descending, equal scores -> lower position,
 // min(k, limit + 1) entries then -1; slots through key_slots. k <= kIndexerMaxTopk. Rows are split over a

@@ -37,13 +37,10 @@ __device__ __forceinline__ void cp_async4(void* dst, const void* src, bool valid
 // shared memory 2 (S - 1) blocks ahead of its keys' issue, inside the cp.async group of an earlier block, so no
 // iteration waits for a global load of slots. (With the slots one block ahead in registers, every iteration stalled
 // for one load latency: 1.92 TB/s at B = 64 / 64K.)
-// kAhead > 0: the slots run kAhead blocks further ahead (for L2 prefetches of later blocks' keys; their slots have
-// landed by iteration i for blocks up to i + kLead + kAhead).
-template <int kStages, int kAhead = 0>
+template <int kStages>
 struct KeyPipe {
-    static constexpr int kLead = kStages - 1;           // key blocks in flight ahead of the one being scored
-    static constexpr int kSlotLead = kLead + kAhead;    // slot rows ahead of the keys' issue
-    static constexpr int kEntries = kLead + kSlotLead;  // slot rows in the ring: blocks i + 1 .. i + kEntries
+    static constexpr int kLead = kStages - 1;   // key blocks in flight ahead of the one being scored
+    static constexpr int kEntries = 2 * kLead;  // slot rows in the ring: blocks i + 1 .. i + 2 kLead
     static constexpr int kSlotBytes = kEntries * kBlockKeys * 4;
 
     const int32_t* slot_row;
@@ -69,7 +66,7 @@ struct KeyPipe {
             slots[j] = block_of(i) * kBlockKeys + r <= limit ? e[r] : kInvisible;
         }
     }
-    // Prologue: the slots of blocks 0 .. kEntries - 1 (the one exposed slot latency), then the keys of blocks
+    // Prologue: the slots of blocks 0 .. 2 kLead - 1 (the one exposed slot latency), then the keys of blocks
     // 0 .. kLead - 1, one commit group each. issue_at(stage, i) issues block i's copies into ring stage `stage`.
     template <typename IssueAt>
     __device__ __forceinline__ void start_at(IssueAt&& issue_at) const {
@@ -87,12 +84,12 @@ struct KeyPipe {
         }
     }
     // Iteration i, after its wait and barrier (block i landed; every thread is done with block i - 1): the keys of
-    // block i + kLead and the slots of block i + kEntries (into block i's entry, read at i - kLead), one group.
+    // block i + kLead and the slots of block i + 2 kLead (into block i's entry, read at i - kLead), one group.
     template <typename IssueAt>
     __device__ __forceinline__ void advance_at(int i, IssueAt&& issue_at) const {
         const int ahead = i + kLead;
         if (ahead < iters) issue_at(ahead % kStages, ahead);
-        if (ahead + kSlotLead < iters) prefetch(ahead + kSlotLead);
+        if (ahead + kLead < iters) prefetch(ahead + kLead);
         cp_async_commit();
     }
     // The same with issue(stage, slots): the block's slots (slots_of) handed to the gather.

@@ -1,10 +1,10 @@
-// FP8 lightning-indexer logits, chained wgmma with key blocks loaded by the tensor memory accelerator
-// (DSA_INDEXER_LOGITS=tma): the kernel of indexer_logits_wgmma.cu (4 CTAs per SM, 4 k-steps chained) except that a
-// 64-key block whose visible slots are one page-aligned run (one page of the key store: how the page allocator
-// lays out a request) arrives as ONE 3-D bulk tensor copy of its 64 x 128 key bytes (128-byte swizzle, the layout
-// of the cp.async gather) plus a 256-byte bulk copy of its scales, completing on the stage's mbarrier, instead of
-// 4.5 cp.async per thread. Other blocks fall back to the gather. The tensor map over the key store is encoded on the
-// host (driver entry point through the runtime) and cached by (pointer, pages).
+// FP8 lightning-indexer logits, chained wgmma with key blocks loaded by the tensor memory accelerator (the default,
+// as tmaef; DSA_INDEXER_LOGITS=tma / tma3 / tmaef): the kernel of indexer_logits_wgmma.cu (4 CTAs per SM, 4 k-steps
+// chained) except that a 64-key block whose visible slots are one page-aligned run (one page of the key store: how
+// the page allocator lays out a request) arrives as ONE 3-D bulk tensor copy of its 64 x 128 key bytes (128-byte
+// swizzle, the layout of the cp.async gather) plus a 256-byte bulk copy of its scales, completing on the stage's
+// mbarrier, instead of 4.5 cp.async per thread. Other blocks fall back to the gather. The tensor map over the key
+// store is encoded on the host (driver entry point through the runtime) and cached by (pointer, pages).
 #include <cuda.h>
 
 #include <map>
@@ -23,16 +23,14 @@
 namespace dsa::backend::cuda {
 namespace {
 
-// kCtas 4 (DSA_INDEXER_LOGITS=tma): chain4's 5-stage ring (6 at 8 heads); 3 (=tma3): 7 stages, more bytes in flight
-// per CTA, fewer warps per SM. kAhead > 0 (=tmapf: 4): each block's page is also prefetched into L2 kAhead blocks
-// before its tensor copy is issued (the slot ring runs that much further ahead).
-template <int N, int kCtas, int kAhead = 0>
+// kCtas 4 (the default and DSA_INDEXER_LOGITS=tma / tmaef): chain4's 5-stage ring (6 at 8 heads); 3 (=tma3): 7
+// stages, more bytes in flight per CTA, fewer warps per SM.
+template <int N, int kCtas>
 struct TmaConfig {
     static constexpr int kStages = kCtas == 4 ? (N <= 8 ? 6 : 5) : 7;
     static constexpr int kCtasPerSm = kCtas;
     static constexpr int kQBytes = (N * kDim + 1023) / 1024 * 1024;
-    static constexpr int kSmem = kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) +
-                                 KeyPipe<kStages, kAhead>::kSlotBytes +
+    static constexpr int kSmem = kQBytes + kStages * (kBlockKeyBytes + kScaleBytes) + KeyPipe<kStages>::kSlotBytes +
                                  kStages * 8 + 1024;  // + the stages' mbarriers + alignment
     static_assert(kCtasPerSm * (kSmem + 1024) <= 228 * 1024, "CTAs per SM (1 KB reserved per CTA)");
 };
@@ -58,14 +56,6 @@ __device__ __forceinline__ uint64_t key_policy(bool evict_first) {
         asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(pol));
     }
     return pol;
-}
-
-// Bulk prefetch of the page of `slot` (a block's first slot) into L2; nothing for a slot outside the store.
-__device__ __forceinline__ void l2_prefetch_page(const IndexerLogitsParams& p, int32_t slot) {
-    if (slot < 0 || slot >= p.num_slots) return;
-    const uint8_t* page = p.pages + static_cast<int64_t>(slot / kPageTokens) * kFp8PageBytes;
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(page), "r"(static_cast<uint32_t>(kFp8PageBytes))
-                 : "memory");
 }
 
 // Whether block i's visible slots are one page-aligned run of a page of the store (every warp computes the same
@@ -137,13 +127,13 @@ __device__ __forceinline__ float head_sum_quad(const float (&acc)[N / 2], const 
 }
 
 // Grid and schedule of indexer_logits_wgmma_kernel (CTA c: row c % T, blocks c / T + m j).
-template <int N, int kCtas, int kAhead>
+template <int N, int kCtas>
 __global__ void __launch_bounds__(kLogitsThreads, kCtas)
     indexer_logits_tma_kernel(IndexerLogitsParams p, int m, bool evict_first,
                               const __grid_constant__ CUtensorMap key_map) {
-    using Cfg = TmaConfig<N, kCtas, kAhead>;
+    using Cfg = TmaConfig<N, kCtas>;
     constexpr int kStages = Cfg::kStages;
-    using Pipe = KeyPipe<kStages, kAhead>;
+    using Pipe = KeyPipe<kStages>;
     extern __shared__ uint8_t smem_raw[];
     uint8_t* qs = smem_raw + ((1024 - (smem_addr(smem_raw) & 1023)) & 1023);
     uint8_t* keys = qs + Cfg::kQBytes;
@@ -170,11 +160,6 @@ __global__ void __launch_bounds__(kLogitsThreads, kCtas)
     };
     issue_q<N>(p, t, qs, tid);  // joins the slots' group
     pipe.start_at(issue_at);
-    if (kAhead > 0 && tid == 0) {
-        for (int b = Pipe::kLead; b < Pipe::kLead + kAhead && b < pipe.iters; ++b) {
-            l2_prefetch_page(p, pipe.entry(b)[0]);
-        }
-    }
     float w[N / 8][2];
     load_head_weights<N>(p, t, tig, w);
     const uint64_t q_desc = sw128_kmajor_desc(smem_addr(qs)), k_desc = sw128_kmajor_desc(smem_addr(keys));
@@ -189,9 +174,6 @@ __global__ void __launch_bounds__(kLogitsThreads, kCtas)
         fence_async_smem();
         __syncthreads();  // block i landed for every thread; the stage refilled below was consumed at i - 1
         pipe.advance_at(i, issue_at);
-        if (kAhead > 0 && tid == 0 && i + Pipe::kLead + kAhead < pipe.iters) {
-            l2_prefetch_page(p, pipe.entry(i + Pipe::kLead + kAhead)[0]);  // its slots landed with block i
-        }
         float acc[N / 2];
         issue_block_mma_desc<N>(acc, k_desc + st * (kBlockKeyBytes >> 4), q_desc);
         wgmma_wait_all();
@@ -249,10 +231,10 @@ CUtensorMap key_map_of(const uint8_t* pages, int64_t num_pages) {
     return cache.emplace(key, encode_key_map(pages, num_pages)).first->second;
 }
 
-template <int N, int kCtas, int kAhead>
+template <int N, int kCtas>
 void launch_tma(const IndexerLogitsParams& p, const CUtensorMap& map, bool evict_first, cudaStream_t stream) {
-    constexpr int kSmem = TmaConfig<N, kCtas, kAhead>::kSmem;
-    auto* kernel = indexer_logits_tma_kernel<N, kCtas, kAhead>;
+    constexpr int kSmem = TmaConfig<N, kCtas>::kSmem;
+    auto* kernel = indexer_logits_tma_kernel<N, kCtas>;
     static SmemLimit limit;
     limit.ensure(reinterpret_cast<const void*>(kernel), kSmem);
     static const int64_t resident = [kernel] {
@@ -267,29 +249,26 @@ void launch_tma(const IndexerLogitsParams& p, const CUtensorMap& map, bool evict
                      static_cast<int>(m), evict_first, map);
 }
 
-template <int kCtas, int kAhead = 0>
+template <int kCtas>
 void launch_tma_heads(const IndexerLogitsParams& p, const CUtensorMap& map, bool evict_first,
                       cudaStream_t stream) {
     switch (p.heads) {
-        case 8: return launch_tma<8, kCtas, kAhead>(p, map, evict_first, stream);
-        case 16: return launch_tma<16, kCtas, kAhead>(p, map, evict_first, stream);
-        case 32: return launch_tma<32, kCtas, kAhead>(p, map, evict_first, stream);
-        case 64: return launch_tma<64, kCtas, kAhead>(p, map, evict_first, stream);
+        case 8: return launch_tma<8, kCtas>(p, map, evict_first, stream);
+        case 16: return launch_tma<16, kCtas>(p, map, evict_first, stream);
+        case 32: return launch_tma<32, kCtas>(p, map, evict_first, stream);
+        case 64: return launch_tma<64, kCtas>(p, map, evict_first, stream);
         default: DSA_CHECK(false) << "indexer TMA logits: " << p.heads << " heads (8, 16, 32 or 64)";
     }
 }
 
 }  // namespace
 
-void launch_indexer_logits_tma(const IndexerLogitsParams& p, cudaStream_t stream, int ctas_per_sm, bool evict_first,
-                               int l2_ahead) {
-    DSA_CHECK(p.num_slots > 0 && p.num_slots % kPageTokens == 0)
+void launch_indexer_logits_tma(const IndexerLogitsParams& p, cudaStream_t stream, int ctas_per_sm, bool evict_first) {
+    DSA_CHECK(indexer_logits_tma_applies(p))
         << "indexer TMA logits: " << p.num_slots << " slots (whole pages of " << kPageTokens << ")";
-    DSA_CHECK((ctas_per_sm == 4 && (l2_ahead == 0 || l2_ahead == 4)) || (ctas_per_sm == 3 && l2_ahead == 0))
-        << "indexer TMA logits: " << ctas_per_sm << " CTAs per SM, L2 prefetch " << l2_ahead << " blocks ahead";
+    DSA_CHECK(ctas_per_sm == 3 || ctas_per_sm == 4) << "indexer TMA logits: " << ctas_per_sm << " CTAs per SM";
     const CUtensorMap map = key_map_of(p.pages, p.num_slots / kPageTokens);
     if (ctas_per_sm == 3) return launch_tma_heads<3>(p, map, evict_first, stream);
-    if (l2_ahead == 4) return launch_tma_heads<4, 4>(p, map, evict_first, stream);
     launch_tma_heads<4>(p, map, evict_first, stream);
 }
 

@@ -1,6 +1,6 @@
 // CUDA vs CPU for the lightning indexer at DeepSeek-V3.2 shapes (H_I 64, dim 128, index_topk 2048) and other
 // head counts: key writes byte-exact in both store formats; F32-key logits bit-exact (positions equal the CPU's in
-// order); FP8 logits (the default wgmma kernel; all three kernels in EveryFp8LogitsKernel) within a stated bound
+// order); FP8 logits (the default tmaef kernel; the others in EveryFp8LogitsKernel and Tma*) within a stated bound
 // per row (expect_scores_close); every row's positions equal the exact top-k of the GPU's own scores, and differ
 // from the CPU's selection only by near ties. Rows of duplicated keys (exact ties) match the CPU's positions.
 #include <algorithm>
@@ -26,7 +26,7 @@ Numerics fp8_numerics(bool ue8m0) {
     return n;
 }
 
-// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, wgmma). all_cases() runs the
+// logits_kernel: the FP8 logits kernel (DSA_INDEXER_LOGITS; nullptr: the default, tmaef). all_cases() runs the
 // default; EveryFp8LogitsKernel runs each kernel.
 struct Case {
     const char* name;
@@ -54,8 +54,8 @@ IndexerKeyStore zero_store(IndexerKeyFormat f, int64_t pages) {
 // Bound of the wgmma kernel's max |score diff| / max sum of |terms| per row (RowStats::worst_term_rel): the H200
 // gave 5-9e-5 of max |score| on rows whose max |score| is about a third of their max sum of |terms| (~3e-5).
 constexpr double kWgmmaTermTol = 2e-4;
-// The same bound for the chained kernels (the default, chain, chain4: a block's 4 k-steps accumulate in the tensor
-// core, as in DeepGEMM's MQA logits that SGLang runs): the H200 gave 1.3-4.7e-4 of the max sum of |terms|.
+// The same bound for the chained kernels (the default, chain, chain4, tma*: a block's 4 k-steps accumulate in the
+// tensor core, as in DeepGEMM's MQA logits that SGLang runs): the H200 gave 1.3-4.7e-4 of the max sum of |terms|.
 constexpr double kChainTermTol = 1e-3;
 
 // Whether DSA_INDEXER_LOGITS = kernel (nullptr: unset, the default) runs a chained wgmma kernel.
@@ -603,9 +603,10 @@ TEST_F(IndexerOpsTest, EveryFp8LogitsKernel) {
     }
 }
 
-// DSA_INDEXER_LOGITS=tma, tma3, tmaef and tmapf (chained, key blocks that are pages loaded by tensor-map copies)
-// under the chained bound: on shuffled slots (every block takes the cp.async gather), and on page-aligned blocks (the tensor
-// copies, with blocks of swapped slots or mid-page runs mixed in, and partial last pages).
+// DSA_INDEXER_LOGITS=tma, tma3, tmaef and auto (the default, tmaef: chained, key blocks that are pages loaded by
+// tensor-map copies) under the chained bound: on shuffled slots (every block takes the cp.async gather), and on
+// page-aligned blocks (the tensor copies, with blocks of swapped slots or mid-page runs mixed in, and partial last
+// pages).
 TEST_F(IndexerOpsTest, TmaLogitsGatheredSlots) {
     for (const bool ue8m0 : {true, false}) every_head_count("tma", ue8m0);
     every_head_count("tma3", true);
@@ -616,7 +617,7 @@ TEST_F(IndexerOpsTest, TmaLogitsPagedSlots) {
     for (const bool ue8m0 : {true, false}) every_head_count("tma", ue8m0);
     every_head_count("tma3", true);
     every_head_count("tmaef", false);
-    every_head_count("tmapf", true);
+    every_head_count("auto", true);
 }
 
 // Causal prefill rows (consecutive queries of one request, each seeing one key more) and a second request's
