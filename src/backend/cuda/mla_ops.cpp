@@ -3,7 +3,7 @@
 // sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
 // BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
 // e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit. Sparse
-// attention runs the wgmma kernel s1 unless DSA_MLA_KERNEL=s2 (opt-in wgmma) or legacy (mma.sync).
+// attention runs the wgmma kernel s1 unless DSA_MLA_KERNEL=legacy (mma.sync).
 #include <cuda_runtime_api.h>
 
 #include <cstdlib>
@@ -14,7 +14,6 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/bf16_stream_gemv.h"
 #include "backend/cuda/mla_kernels.h"
-#include "backend/cuda/mla_sparse_s2.h"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -46,15 +45,14 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
     return dw.dequant;
 }
 
-// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: wgmma, one warpgroup computes S of a whole tile), 's2'
-// (opt-in: wgmma, the warpgroups hand tiles over by mbarriers, mla_sparse_s2.cu) or 'legacy' (the mma.sync kernel,
-// mla_attention.cu); read on every call (a host decision, so also fixed at CUDA-graph capture time).
-enum class SparseKernel { kS1, kS2, kLegacy };
+// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: wgmma, one warpgroup computes S of a whole tile) or
+// 'legacy' (the mma.sync kernel, mla_attention.cu); read on every call (a host decision, so also fixed at CUDA-graph
+// capture time).
+enum class SparseKernel { kS1, kLegacy };
 SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "s1") == 0) return SparseKernel::kS1;
-    if (std::strcmp(v, "s2") == 0) return SparseKernel::kS2;
-    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 's1', 's2' or 'legacy', not '" << v << "'";
+    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 's1' or 'legacy', not '" << v << "'";
     return SparseKernel::kLegacy;
 }
 
@@ -208,8 +206,6 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
     const SparseKernel kernel = sparse_kernel_choice();
     if (kernel == SparseKernel::kLegacy) {
         launch_mla_sparse_attention(k, stream_);
-    } else if (kernel == SparseKernel::kS2) {
-        launch_mla_sparse_s2(k, stream_);
     } else {
         launch_mla_sparse_wgmma(k, stream_);
     }

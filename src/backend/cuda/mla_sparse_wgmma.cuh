@@ -151,20 +151,19 @@ __device__ __forceinline__ void issue_qk64(float (&s)[8][4], uint32_t q_addr, ui
     }
 }
 
-// Softmax of warpgroup 0's S fragment (rows g, g + 8 of warp rows r0; keys 8 nt + 2 t + e): mask (`slot` < 0:
-// the tile's masked keys), scale, row max over the whole tile (a quad shuffle), rescale the running state, bf16 P
-// into the swizzled 64 x 64 block `p_block` and the rows' O rescale factors into `alpha_out` (for the other
-// warpgroup). Returns the factors.
-__device__ __forceinline__ void softmax_tile64(const int32_t* slot, uint8_t* p_block, float (&s)[8][4],
-                                               float (&m_run)[2], float (&l_run)[2], float (&alpha)[2],
-                                               float* alpha_out, int r0, int g, int t, float scale_log2) {
+// Softmax of warpgroup 0's S fragment (rows g, g + 8 of warp rows r0; keys 8 nt + 2 t + e): mask, scale, row
+// max over the whole tile (a quad shuffle), rescale the running state, bf16 P into the P block and the rows' O
+// rescale factors into `alpha_out` (for warpgroup 1). Returns the factors.
+__device__ __forceinline__ void softmax_tile64(WgSmem& sm, float (&s)[8][4], float (&m_run)[2], float (&l_run)[2],
+                                               float (&alpha)[2], float* alpha_out, int buf, int r0, int g, int t,
+                                               float scale_log2) {
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int key = nt * 8 + 2 * t + (e & 1);
-            s[nt][e] = slot[key] >= 0 ? s[nt][e] * scale_log2 : -INFINITY;
+            s[nt][e] = sm.slot[buf][key] >= 0 ? s[nt][e] * scale_log2 : -INFINITY;
             mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
         }
     }
@@ -189,13 +188,12 @@ __device__ __forceinline__ void softmax_tile64(const int32_t* slot, uint8_t* p_b
             const float p1 = round_bf16(exp2f(s[nt][2 * hlf + 1] - m_run[hlf]));
             l_run[hlf] += p0 + p1;
             const int row = r0 + g + 8 * hlf, key = nt * 8 + 2 * t;
-            *reinterpret_cast<uint32_t*>(p_block + sw128(row, key >> 3) + (key & 7) * 2) = pack_bf16x2(p0, p1);
+            *reinterpret_cast<uint32_t*>(sm.p + sw128(row, key >> 3) + (key & 7) * 2) = pack_bf16x2(p0, p1);
         }
     }
 }
 
-template <class Smem>
-__device__ __forceinline__ void write_output(const MlaSparseKernelParams& p, const Smem& sm, const float (&o)[32][4],
+__device__ __forceinline__ void write_output(const MlaSparseKernelParams& p, const WgSmem& sm, const float (&o)[32][4],
                                              int64_t tok, int64_t h0, int row, int col) {
 #pragma unroll
     for (int hlf = 0; hlf < 2; ++hlf) {
@@ -213,9 +211,8 @@ __device__ __forceinline__ void write_output(const MlaSparseKernelParams& p, con
 }
 
 // After the tile walk: the rows' sums (both warpgroups' parts) through shared memory, then the normalized output
-// or the split's partials (m from warpgroup 0). Smem: any layout with float row_sum[2][64] (s1, s2).
-template <class Smem>
-__device__ __forceinline__ void finish_tile_walk(const MlaSparseKernelParams& p, Smem& sm, const float (&o)[32][4],
+// or the split's partials (m from warpgroup 0).
+__device__ __forceinline__ void finish_tile_walk(const MlaSparseKernelParams& p, WgSmem& sm, const float (&o)[32][4],
                                                  const float (&m_run)[2], float (&l_run)[2], int64_t tok, int64_t h0,
                                                  int ch, int r0, int g, int t) {
 #pragma unroll

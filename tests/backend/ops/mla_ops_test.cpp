@@ -7,8 +7,7 @@
 //  - attention: 1e-2. Both sides compute FP32 scores and softmax, but the GPU rounds the unnormalized
 //    probabilities to bf16 inside an online softmax while the CPU rounds the normalized ones; that, the summation
 //    order and the final bf16 rounding give ~2-4e-3 (rel L2 of a bf16 result is ~2^-9 = 2e-3 at best).
-// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy); MlaS2Test runs
-// the opt-in s2 on the same cases (and checks it equals s1 bit for bit); small batches
+// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy); small batches
 // also exercise the split-K combine. Every attention case also checks that a slightly wrong reference (one tile of
 // keys dropped) is rejected by the same tolerance, so the comparison can fail. Each kernel call is announced by a
 // flushed line first, so a crash log names the case.
@@ -344,121 +343,6 @@ TEST_F(MlaTest, SparseAttentionStaged) {
     make(Numerics::bf16());
     Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
     check_staged(*cpu_, *gpu_, st, rng_, kSparseKernels);
-}
-
-// ---- kernel s2 (DSA_MLA_KERNEL=s2, opt-in): the sparse cases above on s2 alone, plus bit equality with s1 (same
-// S, softmax, rescale and P V order; s2 computes all-masked tiles that s1 skips, which adds exact zeros) and a
-// captured call replayed on new inputs. ----
-using MlaS2Test = CudaVsCpuTest;
-const KernelList kS2Only = {"s2"};
-
-TEST_F(MlaS2Test, SparseAttentionDecodeShapes) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        check_sparse(*cpu_, *gpu_, st, 1, 128, 2048, false, rng_, kS2Only);  // split-K over many CTAs
-        check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_, kS2Only);
-        check_sparse(*cpu_, *gpu_, st, 24, 128, 2048, false, rng_, kS2Only);  // two splits
-        check_sparse(*cpu_, *gpu_, st, 4, 64, 2048, false, rng_, kS2Only);
-        check_sparse(*cpu_, *gpu_, st, 3, 40, 100, false, rng_, kS2Only);  // partial head group and last tile
-        check_sparse(*cpu_, *gpu_, st, 1, 64, 5000, true, rng_, kS2Only);  // 79 splits
-        check_sparse(*cpu_, *gpu_, st, 2, 16, 130, true, rng_, kS2Only);   // 16 heads, 3 tiles (odd count)
-    }
-}
-
-TEST_F(MlaS2Test, SparseAttentionPrefillShapes) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        check_sparse(*cpu_, *gpu_, st, 200, 128, 512, true, rng_, kS2Only);
-    }
-}
-
-TEST_F(MlaS2Test, SparseAttentionEdges) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        check_sparse(*cpu_, *gpu_, st, 1, 128, 1000, true, rng_, kS2Only);  // 15 tiles + 40
-        check_sparse(*cpu_, *gpu_, st, 300, 128, 2048, true, rng_, kS2Only);
-        check_sparse(*cpu_, *gpu_, st, 5, 128, 77, false, rng_, kS2Only);  // one full tile + 13
-        check_sparse(*cpu_, *gpu_, st, 2, 64, 33, false, rng_, kS2Only);   // less than one tile
-        check_sparse(*cpu_, *gpu_, st, 130, 64, 1040, true, rng_, kS2Only);
-        check_sparse(*cpu_, *gpu_, st, 3, 96, 192, false, rng_, kS2Only);  // 3 tiles, a half head group
-    }
-}
-
-TEST_F(MlaS2Test, SparseAttentionStaged) {
-    make(Numerics::bf16());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
-    check_staged(*cpu_, *gpu_, st, rng_, kS2Only);
-}
-
-// Lists whose first tile, and one tile in the middle, are all -1 (tiles s1 skips) on top of slot_lists' masks.
-Tensor lists_with_masked_tiles(int64_t tokens, int64_t width, std::mt19937& rng) {
-    Tensor s = slot_lists(tokens, width, rng);
-    for (int64_t t = 0; t < tokens; ++t) {
-        for (int64_t j = 0; j < width; ++j) {
-            if (j < 64 || (j >= 640 && j < 704)) s.data<int32_t>()[t * width + j] = -1;
-        }
-    }
-    return s;
-}
-
-TEST_F(MlaS2Test, SameBitsAsS1) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        const int64_t shapes[][3] = {{16, 128, 2048}, {1, 128, 2048}, {3, 64, 1000}, {70, 128, 2048}};
-        for (const auto& sh : shapes) {
-            const int64_t tokens = sh[0], heads = sh[1], width = sh[2];
-            Tensor q = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
-            Tensor slots = gpu_->to_device(lists_with_masked_tiles(tokens, width, rng_));
-            Tensor out[2];
-            const char* kernels[2] = {"s1", "s2"};
-            for (int i = 0; i < 2; ++i) {
-                SparseKernelScope scope(kernels[i]);
-                announce(std::string("mla_sparse bits [") + kernels[i] + "] " + mla_kv_format_name(format) + " T=" +
-                         std::to_string(tokens) + " H=" + std::to_string(heads) + " K=" + std::to_string(width));
-                out[i] = gpu_->to_host(gpu_->mla_sparse_attention({q, &st.gpu, slots, 0.1352338f}));
-            }
-            const Diff d = compare(to_f32(out[1]), to_f32(out[0]));
-            std::cout << "[ metric ] mla_sparse s2 vs s1 " << mla_kv_format_name(format) << " T=" << tokens
-                      << ": max_abs=" << d.max_abs << std::endl;
-            EXPECT_EQ(std::memcmp(out[0].raw_data(), out[1].raw_data(), out[0].nbytes()), 0)
-                << "s2 differs from s1 at T=" << tokens << " H=" << heads << " K=" << width;
-        }
-    }
-}
-
-// A call captured under s2 and replayed after new q and lists were copied into its inputs equals an eager s2 call
-// bit for bit (b = 2: split-K and the combine in the graph; b = 64: one CTA per token and head group).
-TEST_F(MlaS2Test, GraphReplay) {
-    make(Numerics::deepseek_fp8());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
-    SparseKernelScope scope("s2");
-    for (int64_t tokens : {2, 64}) {
-        const int64_t heads = 128, width = 2048;
-        Tensor dq = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
-        Tensor dslots = gpu_->to_device(slot_lists(tokens, width, rng_));
-        Tensor out;
-        gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f});  // buffers exist before the capture
-        auto graph = gpu_->capture_graph([&] { out = gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}); });
-        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
-        for (int rep = 0; rep < 2; ++rep) {
-            announce("mla_sparse s2 graph replay T=" + std::to_string(tokens) + " rep " + std::to_string(rep));
-            Tensor q = random_act({tokens, heads, kMlaKvDim}, rng_);
-            Tensor slots = slot_lists(tokens, width, rng_);
-            Tensor dq2 = dq.view({tokens, heads * kMlaKvDim});  // copy_into takes 1-D / 2-D tensors
-            gpu_->copy_into(to_bf16(q).view({tokens, heads * kMlaKvDim}), dq2);
-            gpu_->copy_into(slots, dslots);
-            gpu_->replay_graph(**graph);
-            Tensor replay = gpu_->to_host(out);
-            Tensor eager = gpu_->to_host(gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}));
-            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << "replay vs eager";
-            expect_close("mla_sparse s2 graph replay T=" + std::to_string(tokens), to_f32(replay),
-                         cpu_->mla_sparse_attention({q, &st.cpu, slots, 0.1352338f}), 1e-2);
-        }
-    }
 }
 
 void check_dense(Backend& cpu, Backend& gpu, const MlaHeadDims& d, int64_t tokens, int64_t keys, bool with_mask,
