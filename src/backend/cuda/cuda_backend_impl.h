@@ -124,7 +124,7 @@ public:
     // the moe_route of the same x and ids (inside a graph capture) or at moe_experts; kNone: not on the side stream.
     enum class SharedFork : uint8_t { kNone, kAtExperts, kAtRoute };
     SharedFork last_shared_fork() const { return last_shared_fork_; }
-    // side_branch.cpp: ops between begin and end launch on side_stream_ (DSA_SIDE_BRANCH=N: at T <= N; unset: 1).
+    // side_branch.cpp: ops between begin and end launch on side_stream_ (DSA_SIDE_BRANCH=N: at T <= N; default off).
     bool begin_side_branch(int64_t tokens) override;
     void end_side_branch() override;
     void join_side_branch() override;

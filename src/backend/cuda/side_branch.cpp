@@ -2,8 +2,8 @@
 // backend's ops launch on side_stream_, forked from stream_ by an event; stream_ waits on the branch's end event
 // at the join. Frees are held back in the allocator from begin to join, so neither branch gets a block the other
 // still uses. Inside a graph capture the fork and join become parallel graph branches. DSA_SIDE_BRANCH=N branches
-// at steps of T <= N rows (read at every call; unset: 1, the measured case: B = 1 / 4K MoE layer from graph replays
-// 245.2 -> 241.0 us on the H200; 0: off).
+// at steps of T <= N rows (read at every call; unset / 0: off. On the H200 at B = 1 / 4K the MoE layer from graph
+// replays measured 245.2 -> 241.0 us in one run and 244.7 -> 246.4 in another: no gain beyond run-to-run noise).
 #include <cstdlib>
 
 #include "backend/cuda/allocator.h"
@@ -15,7 +15,7 @@ namespace {
 
 int64_t side_branch_tokens() {
     const char* v = std::getenv("DSA_SIDE_BRANCH");
-    if (v == nullptr || *v == '\0') return 1;
+    if (v == nullptr || *v == '\0') return 0;
     char* end = nullptr;
     const long n = std::strtol(v, &end, 10);
     DSA_CHECK(end != v && *end == '\0' && n >= 0) << "DSA_SIDE_BRANCH=" << v << ": expected a token count";
