@@ -297,7 +297,6 @@ const char* plan_kernel_name(const cuda::Fp8StreamPlan& plan) {
     switch (plan.kernel) {
         case cuda::Fp8StreamKernel::kWgmma: return "wgmma";
         case cuda::Fp8StreamKernel::kTma: return "tma";
-        case cuda::Fp8StreamKernel::kTmaLsu: return "lsu";
         case cuda::Fp8StreamKernel::kRing: return "ring";
         default: return "staged";
     }
@@ -351,13 +350,12 @@ double linear_seconds(cuda::CudaBackend& be, std::mt19937& rng, const std::vecto
 }
 
 // --m64: the default plans vs stream-K plans on the same kernels (DSA_FP8_STREAMK=dense) vs the TMA kernel
-// (DSA_FP8_STREAM_M64=tma32) vs its cp.async-producer form (=lsu) at M = 32 and 64 on the decode shapes: us, TB/s
-// of weight bytes, % of 4.8 TB/s.
+// (DSA_FP8_STREAM_M64=tma32) at M = 32 and 64 on the decode shapes: us, TB/s of weight bytes, % of 4.8 TB/s.
 void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
     int sms = 0;
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     const int initial = cuda::fp8_stream_m64(), streamk = cuda::fp8_stream_streamk_scope();
-    const char* names[4] = {"default", "stream-K", "tma", "lsu"};
+    const char* names[3] = {"default", "stream-K", "tma"};
     for (const NK s : kDecodeShapes) {
         const std::vector<LinearWeight> ws = fp8_weight_copies(be, rng, s.n, s.k);
         const double bytes = static_cast<double>(s.n) * s.k;
@@ -365,11 +363,9 @@ void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
             std::printf("m64 linear M=%-3lld N=%-6lld K=%-6lld", static_cast<long long>(m), static_cast<long long>(s.n),
                         static_cast<long long>(s.k));
             double t0 = 0;
-            for (int v = 0; v < 4; ++v) {
+            for (int v = 0; v < 3; ++v) {
                 cuda::set_fp8_stream_streamk_scope(v == 1 ? cuda::kFp8StreamKDense : 0);
-                cuda::set_fp8_stream_m64(v == 2   ? cuda::kFp8StreamM64Tma32
-                                         : v == 3 ? cuda::kFp8StreamM64Lsu
-                                                  : cuda::kFp8StreamM64Off);
+                cuda::set_fp8_stream_m64(v == 2 ? cuda::kFp8StreamM64Tma32 : cuda::kFp8StreamM64Off);
                 const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
                 const double t = linear_seconds(be, rng, ws, m);
                 t0 = v == 0 ? t : t0;

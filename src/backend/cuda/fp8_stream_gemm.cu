@@ -654,7 +654,7 @@ void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan,
     DSA_CHECK(p.experts != nullptr || p.m <= plan.nt * 8) << "fp8 stream GEMM: " << p.m << " rows > plan";
     DSA_CHECK(plan.splits == 1 || (p.ws != nullptr && p.counters != nullptr)) << "fp8 stream GEMM: no workspace";
     DSA_CHECK(groups <= 65535) << "fp8 stream GEMM: " << groups << " groups";
-    if (plan.kernel == Fp8StreamKernel::kTma || plan.kernel == Fp8StreamKernel::kTmaLsu) {
+    if (plan.kernel == Fp8StreamKernel::kTma) {
         launch_fp8_stream_tma(p, plan, stream);
         return;
     }

@@ -29,7 +29,7 @@ constexpr int64_t kFp8StreamCtaWarps = 8;    // warps per CTA of the staged and 
 // kAuto). From the H200 bench (cuda_kernels_bench --decode-linears): wgmma took 0.71-0.95x of staged's time at
 // M = 32 on every V3.2 shape and 0.53-0.99x at M = 64 for N >= 7168, but 1.13-1.26x at M = 64 for N <= 2048.
 // kTma (fp8_stream_tma.cu; only from fp8_stream_tma_plan): see DSA_FP8_STREAM_M64 below.
-enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4, kTma = 5, kTmaLsu = 6 };
+enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4, kTma = 5 };
 constexpr int64_t kFp8StreamWgmmaMinRows = 32;
 constexpr int64_t kFp8StreamWgmmaMinWeightRows = 4096;  // for 33..64 token rows
 Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
@@ -79,11 +79,8 @@ Fp8StreamPlan fp8_stream_streamk_plan(Fp8StreamPlan plan, int64_t groups, int64_
 // dense single-weight or dense gate_up launches (not multi, not grouped) take fp8_stream_tma_plan. One CTA per SM:
 // a producer warp streams 128-row weight blocks and the token block by TMA (128-byte swizzle, mbarrier full / empty
 // ring of 8-10 stages) while two math warpgroups run wgmma with one block's wgmma in flight (the previous block is
-// scaled meanwhile); units (128-row block, K block) split stream-K style over the SMs. Off: 0. H200: slower than the
-// default on o_proj / q_b (M = 64 63.0 / 28.1 vs 55.9 / 18.4 us), faster on 1536..8192-row weights of 1536..7168 K.
-// =lsu (17..64 rows, kernel kTmaLsu; never measured): the same kernel with a producer warpgroup filling the ring by
-// cp.async (the TMA's 128-byte rows streamed at ~21 GB/s per SM).
-constexpr int kFp8StreamM64Off = 0, kFp8StreamM64Tma = 1, kFp8StreamM64Tma32 = 2, kFp8StreamM64Lsu = 3;
+// scaled meanwhile); units (128-row block, K block) split stream-K style over the SMs. Off: 0.
+constexpr int kFp8StreamM64Off = 0, kFp8StreamM64Tma = 1, kFp8StreamM64Tma32 = 2;
 int fp8_stream_m64();
 void set_fp8_stream_m64(int mode);
 // The token-row range the m64 mode applies to (max_tokens), and its plan (stream-K layout, kernel kTma).

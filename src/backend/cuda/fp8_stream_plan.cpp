@@ -170,10 +170,7 @@ int fp8_stream_m64() {
     if (v < 0) {
         const char* e = std::getenv("DSA_FP8_STREAM_M64");
         const std::string s = e != nullptr ? e : "";
-        v = s == "tma"     ? kFp8StreamM64Tma
-            : s == "tma32" ? kFp8StreamM64Tma32
-            : s == "lsu"   ? kFp8StreamM64Lsu
-                           : kFp8StreamM64Off;
+        v = s == "tma" ? kFp8StreamM64Tma : s == "tma32" ? kFp8StreamM64Tma32 : kFp8StreamM64Off;
         g_m64.store(v, std::memory_order_relaxed);
     }
     return v;
@@ -183,7 +180,7 @@ void set_fp8_stream_m64(int mode) { g_m64.store(mode, std::memory_order_relaxed)
 
 bool fp8_stream_m64_applies(int64_t max_tokens) {
     const int mode = fp8_stream_m64();
-    const int64_t lo = mode == kFp8StreamM64Tma ? 33 : 17;
+    const int64_t lo = mode == kFp8StreamM64Tma32 ? 17 : 33;
     return mode != kFp8StreamM64Off && max_tokens >= lo && max_tokens <= kFp8StreamMaxRows;
 }
 
@@ -209,9 +206,7 @@ Fp8StreamPlan fp8_stream_tma_plan(int64_t rows, int64_t k, int64_t max_tokens, i
 
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
     if (groups == 1 && bounded && fp8_stream_m64_applies(max_tokens)) {
-        Fp8StreamPlan plan = fp8_stream_tma_plan(rows, k, max_tokens, num_sms);
-        if (fp8_stream_m64() == kFp8StreamM64Lsu) plan.kernel = Fp8StreamKernel::kTmaLsu;
-        return plan;
+        return fp8_stream_tma_plan(rows, k, max_tokens, num_sms);
     }
     Fp8StreamPlan plan = base_plan(groups, rows, k, max_tokens, num_sms, bounded);
     if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_streamk()) {

@@ -3,8 +3,7 @@
 // the 128 x 128 weight block and the token block by TMA (128-byte swizzle, OOB rows zero) plus the block's scales
 // (cp.async) into a ring of full / empty mbarriers; the math warpgroups issue a block's four m64nNk32 wgmma and,
 // while they run, scale the previous block into the accumulators (one block's wgmma in flight). The CTA's units
-// (128-row block, K block) are a stream-K run; a row block cut between CTAs sums their partials in CTA order. LSU
-// (DSA_FP8_STREAM_M64=lsu): a producer warpgroup fills the same ring by cp.async instead of TMA.
+// (128-row block, K block) are a stream-K run; a row block cut between CTAs sums their partials in CTA order.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 
@@ -20,9 +19,7 @@ namespace dsa::backend::cuda {
 namespace {
 
 constexpr int kMathWarps = 8;  // two warpgroups of 64 weight rows each
-constexpr int kLsuThreads = 128;  // the LSU variant's producer warpgroup
-template <bool LSU>
-constexpr int kTmaThreads = kMathWarps * 32 + (LSU ? kLsuThreads : 32);
+constexpr int kTmaThreads = (kMathWarps + 1) * 32;
 constexpr int kBlockRows = 128;
 constexpr int64_t kKB = kFp8StreamKBlock;
 
@@ -138,71 +135,6 @@ __device__ void produce(const Fp8StreamParams& p, const TmaMaps& m, const Ring<N
     asm volatile("cp.async.wait_all;\n" ::: "memory");  // no copies of an exited thread in flight
 }
 
-// 16 bytes global -> shared by the LSU (zero-filled when !valid), with an L2 eviction policy.
-__device__ __forceinline__ void cp_async16_pol(uint32_t dst, const void* src, bool valid, uint64_t pol) {
-    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(dst), "l"(src),
-                 "r"(valid ? 16 : 0), "l"(pol)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0)
-                 : "memory");
-}
-// Byte offset of 16-byte chunk c of 128-byte row r in the wgmma 128-byte swizzle (1024-byte atoms of 8 rows).
-__device__ __forceinline__ uint32_t sw128(int r, int c) {
-    return static_cast<uint32_t>(r * 128 + ((c ^ (r & 7)) << 4));
-}
-
-// The LSU variant's producer warpgroup (thread pt of 128): the same ring filled by cp.async in the 128-byte swizzle
-// (8 weight and NT / 2 token chunks of 16 bytes per thread and block), each thread's copies of a block arriving on
-// its full barrier (count 128). Weights of the first S blocks before pdl_wait, as in produce().
-template <int NT>
-__device__ void produce_lsu(const Fp8StreamParams& p, const Ring<NT>& ring, int64_t u0, int n, int pt) {
-    using C = TmaCfg<NT>;
-    const int64_t nkb = p.k / kKB, f = p.gate_up ? p.n / 2 : p.n;
-    const uint64_t pol = fp8s::evict_first_policy();
-    const int col = pt % 8;
-    auto issue_w = [&](int i) {
-        const int s = i % C::kStages;
-        const int64_t u = u0 + i, rb = u / nkb, off = u % nkb * kKB + 16 * col;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const int r = pt / 8 + 16 * j;
-            const int64_t row = rb * kBlockRows + r;
-            const uint8_t* w = row >= p.n ? p.w : row < f ? p.w + row * p.k + off : p.w2 + (row - f) * p.k + off;
-            cp_async16_pol(ring.stage(s) + sw128(r, col), w, row < p.n, pol);
-        }
-    };
-    const int pre = n < C::kStages ? n : C::kStages;
-    for (int i = 0; i < pre; ++i) issue_w(i);
-    pdl_wait();
-    for (int i = 0; i < n; ++i) {
-        const int s = i % C::kStages;
-        if (i >= C::kStages) {
-            mbar_wait(ring.empty(s), (i / C::kStages - 1) & 1);
-            issue_w(i);
-        }
-        const int64_t u = u0 + i, kb = u % nkb;
-#pragma unroll
-        for (int j = 0; j < NT / 2; ++j) {
-            const int r = pt / 8 + 16 * j;
-            const uint8_t* x = p.x + (r < p.m ? r : 0) * p.k + kb * kKB + 16 * col;
-            cp_async16(ring.stage(s) + C::kWBytes + sw128(r, col), x, r < p.m);
-        }
-        if (pt < C::kXRows) {
-            cp_async4_zfill(ring.scales(s) + 4 * pt, p.x_scale + kb * p.x_scale_ld + (pt < p.m ? pt : 0), pt < p.m);
-        }
-        if (pt == 64) {
-            const int64_t r0 = u / nkb * kBlockRows;
-            const float* sw =
-                r0 < f ? p.w_scale + u / nkb * p.scale_ld : p.w2_scale + (r0 - f) / kBlockRows * p.scale_ld;
-            cp_async4_zfill(ring.scales(s) + 4 * 64, sw + kb, true);
-        }
-        cp_async_mbar_arrive_noinc(ring.full(s));
-    }
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
-}
-
 // acc[nt][c] += d[4 nt + c] * x_scale(token 8 nt + 2t + (c & 1)) * w_scale for the block in stage s, then the
 // stage is released (its wgmma has completed).
 template <int NT>
@@ -225,14 +157,12 @@ __device__ __forceinline__ void promote(float (&acc)[NT][4], const float* d, con
 }
 
 // Block blk: wait for its stage, issue its wgmma into dc; then (has_prev) finish block blk - 1 held in dp.
-// LSU: the stage came through the generic proxy (cp.async): a proxy fence before wgmma reads it.
-template <int NT, bool LSU>
+template <int NT>
 __device__ __forceinline__ void step(float (&acc)[NT][4], float (&dc)[NT * 4], float (&dp)[NT * 4],
                                      const Ring<NT>& ring, int64_t blk, bool has_prev, int wg, int lane) {
     using C = TmaCfg<NT>;
     const int s = static_cast<int>(blk % C::kStages);
     mbar_wait(ring.full(s), static_cast<uint32_t>(blk / C::kStages) & 1);
-    if constexpr (LSU) fence_async_smem();
     const uint32_t a = ring.stage(s) + wg * 64 * 128, b = ring.stage(s) + C::kWBytes;
     wgmma_fence();
 #pragma unroll
@@ -248,7 +178,7 @@ __device__ __forceinline__ void step(float (&acc)[NT][4], float (&dc)[NT * 4], f
 }
 
 // The warp's accumulators over the n blocks blk0 .. blk0 + n - 1 of the CTA's run.
-template <int NT, bool LSU>
+template <int NT>
 __device__ __forceinline__ void run_job(float (&acc)[NT][4], const Ring<NT>& ring, int64_t blk0, int n, int wg,
                                         int lane) {
 #pragma unroll
@@ -257,8 +187,8 @@ __device__ __forceinline__ void run_job(float (&acc)[NT][4], const Ring<NT>& rin
 #pragma unroll
     for (int i = 0; i < NT * 4; ++i) d0[i] = d1[i] = 0.0f;
     for (int b = 0; b < n; b += 2) {
-        step<NT, LSU>(acc, d0, d1, ring, blk0 + b, b > 0, wg, lane);
-        if (b + 1 < n) step<NT, LSU>(acc, d1, d0, ring, blk0 + b + 1, true, wg, lane);
+        step<NT>(acc, d0, d1, ring, blk0 + b, b > 0, wg, lane);
+        if (b + 1 < n) step<NT>(acc, d1, d0, ring, blk0 + b + 1, true, wg, lane);
     }
     wgmma_wait<0>();
     if ((n - 1) & 1) {
@@ -271,7 +201,7 @@ __device__ __forceinline__ void run_job(float (&acc)[NT][4], const Ring<NT>& rin
 }
 
 // The math warps: for each row block of the CTA's run, the accumulators, then the output or the split-K partial.
-template <int NT, bool LSU>
+template <int NT>
 __device__ void consume(const Fp8StreamParams& p, const Fp8StreamPlan& plan, const Ring<NT>& ring, int64_t cta,
                         int64_t u0, int64_t u1, int warp, int lane) {
     pdl_wait();  // before the output / workspace writes
@@ -280,7 +210,7 @@ __device__ void consume(const Fp8StreamParams& p, const Fp8StreamPlan& plan, con
     int64_t blk = 0;
     for (int64_t u = u0; u < u1;) {
         const int64_t rb = u / nkb, kb = u % nkb, n = nkb - kb < u1 - u ? nkb - kb : u1 - u;
-        run_job<NT, LSU>(acc, ring, blk, static_cast<int>(n), warp >> 2, lane);
+        run_job<NT>(acc, ring, blk, static_cast<int>(n), warp >> 2, lane);
         const int64_t tile = rb * kMathWarps + warp;
         if (tile < plan.tiles) {
             fp8s::WarpJob j;
@@ -298,9 +228,8 @@ __device__ void consume(const Fp8StreamParams& p, const Fp8StreamPlan& plan, con
     }
 }
 
-// LSU: the producer is a warpgroup filling the ring by cp.async (no tensor maps; `maps` unused).
-template <int NT, bool LSU>
-__global__ void __launch_bounds__(kTmaThreads<LSU>, 1)
+template <int NT>
+__global__ void __launch_bounds__(kTmaThreads, 1)
     fp8_tma_kernel(Fp8StreamParams p, Fp8StreamPlan plan, const __grid_constant__ TmaMaps maps) {
     extern __shared__ __align__(1024) uint8_t smem[];
     using C = TmaCfg<NT>;
@@ -309,8 +238,7 @@ __global__ void __launch_bounds__(kTmaThreads<LSU>, 1)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (threadIdx.x == 0) {
         for (int s = 0; s < C::kStages; ++s) {
-            // TMA: the producer's expect_tx arrival + 32 lanes' cp.async arrivals; LSU: 128 threads' cp.async arrivals.
-            mbar_init(ring.full(s), LSU ? kLsuThreads : 33);
+            mbar_init(ring.full(s), 33);  // the producer's expect_tx arrival + 32 lanes' cp.async arrivals
             mbar_init(ring.empty(s), kMathWarps);
         }
         mbar_fence_init();
@@ -322,14 +250,6 @@ __global__ void __launch_bounds__(kTmaThreads<LSU>, 1)
         pdl_wait();
         return;
     }
-    if constexpr (LSU) {
-        if (warp >= kMathWarps) {
-            produce_lsu<NT>(p, ring, u0, static_cast<int>(u1 - u0), threadIdx.x - kMathWarps * 32);
-        } else {
-            consume<NT, true>(p, plan, ring, cta, u0, u1, warp, lane);
-        }
-        return;
-    }
     if (warp == kMathWarps) {
         if (lane == 0) {
             asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&maps.w)) : "memory");
@@ -337,7 +257,7 @@ __global__ void __launch_bounds__(kTmaThreads<LSU>, 1)
         }
         produce<NT>(p, maps, ring, u0, static_cast<int>(u1 - u0), lane);
     } else {
-        consume<NT, false>(p, plan, ring, cta, u0, u1, warp, lane);
+        consume<NT>(p, plan, ring, cta, u0, u1, warp, lane);
     }
 }
 
@@ -368,30 +288,26 @@ CUtensorMap make_map(const void* base, int64_t rows, int64_t k, int box_rows) {
 
 bool aligned16(const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15u) == 0; }
 
-template <int NT, bool LSU>
+template <int NT>
 void launch_tma_nt(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream) {
     const int64_t f = p.gate_up ? p.n / 2 : p.n;
-    TmaMaps maps{};
-    if (!LSU) {
-        maps.w = make_map(p.w, f, p.k, kBlockRows);
-        maps.w2 = p.gate_up ? make_map(p.w2, f, p.k, kBlockRows) : maps.w;
-        maps.x = make_map(p.x, p.m, p.k, NT * 8);
-    }
+    TmaMaps maps;
+    maps.w = make_map(p.w, f, p.k, kBlockRows);
+    maps.w2 = p.gate_up ? make_map(p.w2, f, p.k, kBlockRows) : maps.w;
+    maps.x = make_map(p.x, p.m, p.k, NT * 8);
     const int64_t ctas = (plan.streamk_units + plan.chunk - 1) / plan.chunk;
     DSA_CHECK(ctas <= 0x7fffffff) << "fp8 stream tma grid";
     constexpr int smem = TmaCfg<NT>::kSmem;
-    DSA_CUDA_CHECK(
-        cudaFuncSetAttribute(fp8_tma_kernel<NT, LSU>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    host::launch_pdl(fp8_tma_kernel<NT, LSU>, dim3(static_cast<unsigned>(ctas)), dim3(kTmaThreads<LSU>), smem, stream,
-                     p, plan, maps);
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(fp8_tma_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    host::launch_pdl(fp8_tma_kernel<NT>, dim3(static_cast<unsigned>(ctas)), dim3(kTmaThreads), smem, stream, p, plan,
+                     maps);
 }
 
 }  // namespace
 
 void launch_fp8_stream_tma(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream) {
     const int64_t rowblocks = (plan.tiles + kMathWarps - 1) / kMathWarps;
-    const bool lsu = plan.kernel == Fp8StreamKernel::kTmaLsu;
-    DSA_CHECK((plan.kernel == Fp8StreamKernel::kTma || lsu) && (plan.nt == 4 || plan.nt == 8) && plan.chunk >= 1 &&
+    DSA_CHECK(plan.kernel == Fp8StreamKernel::kTma && (plan.nt == 4 || plan.nt == 8) && plan.chunk >= 1 &&
               plan.splits >= 2 && plan.streamk_units == rowblocks * (p.k / kKB))
         << "fp8 stream tma: plan of " << plan.streamk_units << " units, nt " << plan.nt;
     const bool halves = !p.gate_up || ((p.n / 2) % kBlockRows == 0 && p.w2 != nullptr && aligned16(p.w2));
@@ -404,9 +320,9 @@ void launch_fp8_stream_tma(const Fp8StreamParams& p, const Fp8StreamPlan& plan, 
         return;
     }
     if (plan.nt == 8) {
-        lsu ? launch_tma_nt<8, true>(p, plan, stream) : launch_tma_nt<8, false>(p, plan, stream);
+        launch_tma_nt<8>(p, plan, stream);
     } else {
-        lsu ? launch_tma_nt<4, true>(p, plan, stream) : launch_tma_nt<4, false>(p, plan, stream);
+        launch_tma_nt<4>(p, plan, stream);
     }
 }
 

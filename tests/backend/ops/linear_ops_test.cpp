@@ -629,7 +629,7 @@ TEST_F(LinearTest, DenseMlpWgmmaAndAutoVariants) {
     cuda::set_fp8_stream_variant(initial);
 }
 
-// DSA_FP8_STREAM_M64 (host only): tma applies to dense single-weight plans of 33..64 token rows, tma32 / lsu from 17,
+// DSA_FP8_STREAM_M64 (host only): tma applies to dense single-weight plans of 33..64 token rows, tma32 from 17,
 // never to grouped or multi plans; a tma plan's CTAs fit one per SM and cover every row block's K blocks once,
 // each row block meeting at most plan.splits runs, in CTA order.
 TEST(Fp8StreamPlanTest, TmaPlanCoversUnits) {
@@ -676,67 +676,57 @@ TEST(Fp8StreamPlanTest, TmaPlanCoversUnits) {
         for (int64_t r = 0; r < rowblocks; ++r) EXPECT_EQ(covered[r], nkb) << what << " row block " << r;
         EXPECT_EQ(plan.ws_floats, plan.splits * plan.tiles * 32 * plan.nt * 4) << what;
     }
-    cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Lsu);
-    EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 17, 132).kernel, V::kTmaLsu);
-    EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 64, 132).kernel, V::kTmaLsu);
-    EXPECT_NE(cuda::fp8_stream_plan(9, 4096, 7168, 64, 132).kernel, V::kTmaLsu);
     cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Off);
     EXPECT_NE(cuda::fp8_stream_plan(1, 7168, 16384, 64, 132).kernel, V::kTma);
     cuda::set_fp8_stream_m64(initial);
 }
 
-// The tma kernel (DSA_FP8_STREAM_M64=tma32), then its cp.async-producer form (=lsu), through linear() at M = 17, 32,
-// 33, 48, 64 on o_proj, q_b and ragged shapes (N not a multiple of 128 or 16; K = 1536, 2048, 7168, 16384) against
-// the CPU and close to the default plan, the same bits when repeated and from a CUDA graph replay on new input;
-// dense_mlp (its gate_up launch: two weight maps) at F = 2048 and 1152, M = 33 and 64.
+// The tma kernel (DSA_FP8_STREAM_M64=tma32) through linear() at M = 17, 32, 33, 48, 64 on o_proj, q_b and ragged
+// shapes (N not a multiple of 128 or 16; K = 1536, 2048, 7168, 16384) against the CPU and close to the default plan,
+// the same bits when repeated and from a CUDA graph replay on new input; dense_mlp (its gate_up launch: two weight
+// maps) at F = 2048 and 1152, M = 33 and 64.
 TEST_F(LinearTest, Fp8StreamM64Tma) {
     const int initial = cuda::fp8_stream_m64();
     make(kActQuantUe8m0);
     constexpr Shape2 kShapes[] = {{7168, 16384}, {24576, 1536}, {1000, 2048}, {2112, 7168}, {584, 7168}};
-    for (const int mode : {cuda::kFp8StreamM64Tma32, cuda::kFp8StreamM64Lsu}) {
-        const bool lsu = mode == cuda::kFp8StreamM64Lsu;
-        const cuda::Fp8StreamKernel kernel = lsu ? cuda::Fp8StreamKernel::kTmaLsu : cuda::Fp8StreamKernel::kTma;
-        for (const Shape2& s : kShapes) {
-            LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
-            Tensor x = random_act({64, s.k}, rng_, 2.0f);
-            Tensor ref = to_f32(cpu_->linear(x, w, LinearOutput::kActivation));
-            for (int64_t m : {17, 32, 33, 48, 64}) {
-                const std::string what = std::string("linear fp8-stream [") + (lsu ? "lsu" : "tma") +
-                                         "] M=" + std::to_string(m) + " N=" + std::to_string(s.n) +
-                                         " K=" + std::to_string(s.k);
-                std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
-                Tensor xd = up(first_rows(x, m));
-                cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Off);
-                Tensor plain = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
-                cuda::set_fp8_stream_m64(mode);
-                EXPECT_EQ(cuda::fp8_stream_plan(1, s.n, s.k, m, 132).kernel, kernel) << what;
-                Tensor got = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
-                EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
-                expect_close(what, to_f32(got), first_rows(ref, m), kStreamTol);
-                expect_close(what + " vs default plan", to_f32(got), to_f32(plain), kStreamTol);
-                EXPECT_TRUE(same_bits(got, gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation))))
-                    << what << " repeated";
-                if (m != 48) continue;
-                const Tensor x2 = random_act({m, s.k}, rng_, 2.0f);
-                const Tensor replay = expect_replay_is_eager(*gpu_, xd, w, x2, what);
-                if (replay.defined()) {
-                    expect_close(what + " graph replay vs CPU", to_f32(replay),
-                                 to_f32(cpu_->linear(x2, w, LinearOutput::kActivation)), kStreamTol);
-                }
+    for (const Shape2& s : kShapes) {
+        LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
+        Tensor x = random_act({64, s.k}, rng_, 2.0f);
+        Tensor ref = to_f32(cpu_->linear(x, w, LinearOutput::kActivation));
+        for (int64_t m : {17, 32, 33, 48, 64}) {
+            const std::string what = "linear fp8-stream [tma] M=" + std::to_string(m) + " N=" + std::to_string(s.n) +
+                                     " K=" + std::to_string(s.k);
+            std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
+            Tensor xd = up(first_rows(x, m));
+            cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Off);
+            Tensor plain = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
+            cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Tma32);
+            EXPECT_EQ(cuda::fp8_stream_plan(1, s.n, s.k, m, 132).kernel, cuda::Fp8StreamKernel::kTma) << what;
+            Tensor got = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
+            EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
+            expect_close(what, to_f32(got), first_rows(ref, m), kStreamTol);
+            expect_close(what + " vs default plan", to_f32(got), to_f32(plain), kStreamTol);
+            EXPECT_TRUE(same_bits(got, gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation))))
+                << what << " repeated";
+            if (m != 48) continue;
+            const Tensor x2 = random_act({m, s.k}, rng_, 2.0f);
+            const Tensor replay = expect_replay_is_eager(*gpu_, xd, w, x2, what);
+            if (replay.defined()) {
+                expect_close(what + " graph replay vs CPU", to_f32(replay),
+                             to_f32(cpu_->linear(x2, w, LinearOutput::kActivation)), kStreamTol);
             }
         }
-        cuda::set_fp8_stream_m64(lsu ? mode : cuda::kFp8StreamM64Tma);
-        for (const int64_t f : {2048, 1152}) {
-            MlpWeights mw{random_fp8_weight(f, 7168, rng_), random_fp8_weight(f, 7168, rng_),
-                          random_fp8_weight(7168, f, rng_)};
-            for (int64_t m : {33, 64}) {
-                const std::string what = std::string("dense_mlp [") + (lsu ? "lsu" : "tma") +
-                                         "] F=" + std::to_string(f) + " M=" + std::to_string(m);
-                std::cout << "[ metric ] " << what << std::endl;
-                Tensor x = random_act({m, 7168}, rng_);
-                expect_close(what, down(gpu_->dense_mlp(up(x), mw)), cpu_->dense_mlp(x, mw), 2e-2);
-                EXPECT_TRUE(cuda().last_mlp_fused()) << what;
-            }
+    }
+    cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Tma);
+    for (const int64_t f : {2048, 1152}) {
+        MlpWeights mw{random_fp8_weight(f, 7168, rng_), random_fp8_weight(f, 7168, rng_),
+                      random_fp8_weight(7168, f, rng_)};
+        for (int64_t m : {33, 64}) {
+            const std::string what = "dense_mlp [tma] F=" + std::to_string(f) + " M=" + std::to_string(m);
+            std::cout << "[ metric ] " << what << std::endl;
+            Tensor x = random_act({m, 7168}, rng_);
+            expect_close(what, down(gpu_->dense_mlp(up(x), mw)), cpu_->dense_mlp(x, mw), 2e-2);
+            EXPECT_TRUE(cuda().last_mlp_fused()) << what;
         }
     }
     cuda::set_fp8_stream_m64(initial);
