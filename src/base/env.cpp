@@ -6,6 +6,8 @@
 #include <mutex>
 #include <string_view>
 
+#include "base/check.h"
+
 namespace dsa {
 namespace {
 
@@ -38,6 +40,16 @@ int64_t env_int(const char* name, int64_t default_value, const char* help) {
     char* end = nullptr;
     long long x = std::strtoll(v, &end, 10);
     return (end != nullptr && *end == '\0') ? static_cast<int64_t>(x) : default_value;
+}
+
+int64_t env_count(const char* name, int64_t default_value, const char* help) {
+    declare(name, std::to_string(default_value), help);
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return default_value;
+    char* end = nullptr;
+    const long long x = std::strtoll(v, &end, 10);
+    DSA_CHECK(end != v && *end == '\0' && x >= 0) << name << "=" << v << ": expected a non-negative count";
+    return static_cast<int64_t>(x);
 }
 
 bool env_bool(const char* name, bool default_value, const char* help) {

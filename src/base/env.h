@@ -18,6 +18,8 @@ struct EnvVarInfo {
 std::string env_string(const char* name, const char* default_value, const char* help);
 int64_t env_int(const char* name, int64_t default_value, const char* help);
 bool env_bool(const char* name, bool default_value, const char* help);
+// A non-negative integer (a count); unset or empty: the default; anything else fails with a message naming it.
+int64_t env_count(const char* name, int64_t default_value, const char* help);
 
 std::vector<EnvVarInfo> registered_env_vars();
 

@@ -36,52 +36,85 @@ __global__ void moe_route_kernel(MoeRouteParams p) {
 // ---------------------------------------------------------------------------------------------------------------
 // grouping
 
-__global__ void moe_group_kernel(MoeGroupBuildParams p) {
-    __shared__ int32_t s_ids[kMoeGroupMaxPairs];
-    __shared__ int32_t s_first[kMoeGroupMaxPairs];
-    pdl_wait();  // ids come from the router
-    pdl_trigger();
-    const int i = threadIdx.x, n = static_cast<int>(p.pairs);
-    int32_t e = -1;
-    if (i < n) {
-        if (p.shared_expert >= 0) {
-            const int slots = static_cast<int>(p.top_k) + 1, t = i / slots, j = i % slots;
-            e = j == p.top_k ? p.shared_expert : p.ids[t * p.top_k + j];
-            if (j < p.top_k && e == p.shared_expert) __trap();  // a routed id naming the shared expert's slot
-        } else {
-            e = p.ids[i];
-        }
-        if (e < 0 || e >= p.num_experts) __trap();  // an expert id outside the table
-        s_ids[i] = e;
+// The expert of pair i (traps on an id outside the table or a routed id naming the shared expert's slot).
+__device__ __forceinline__ int32_t group_pair_expert(const MoeGroupBuildParams& p, int i) {
+    int32_t e;
+    if (p.shared_expert >= 0) {
+        const int slots = static_cast<int>(p.top_k) + 1, t = i / slots, j = i % slots;
+        e = j == p.top_k ? p.shared_expert : p.ids[t * p.top_k + j];
+        if (j < p.top_k && e == p.shared_expert) __trap();
+    } else {
+        e = p.ids[i];
+    }
+    if (e < 0 || e >= p.num_experts) __trap();
+    return e;
+}
+
+// Inclusive block-wide sum of v over threads 0..blockDim-1 (warp shuffles, then the warp totals); scratch holds
+// 32 ints (free again when it returns: the leading barrier orders an earlier call's reads before the writes).
+// Every thread of the block calls it.
+__device__ __forceinline__ int block_inclusive_sum(int v, int* scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int d = 1; d < 32; d <<= 1) {
+        const int u = __shfl_up_sync(0xffffffffu, v, d);
+        if (lane >= d) v += u;
     }
     __syncthreads();
-    int less = 0, same_before = 0, total = 0;
-    if (i < n) {
-        for (int j = 0; j < n; ++j) {
-            const int32_t f = s_ids[j];
-            less += f < e;
-            same_before += f == e && j < i;
-            total += f == e;
+    if (lane == 31) scratch[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        const int warps = static_cast<int>(blockDim.x >> 5);
+        int w = lane < warps ? scratch[lane] : 0;
+        for (int d = 1; d < 32; d <<= 1) {
+            const int u = __shfl_up_sync(0xffffffffu, w, d);
+            if (lane >= d) w += u;
         }
-        s_first[i] = same_before == 0;
+        scratch[lane] = w;  // inclusive over warps
     }
-    const bool first = i < n && same_before == 0;
-    const int num = __syncthreads_count(first);  // also orders the s_first writes before the reads below
+    __syncthreads();
+    return warp > 0 ? v + scratch[warp - 1] : v;
+}
+
+// A stable counting sort of the pairs by expert: the warps in turn rank their pairs within each expert (lanes of
+// one expert found by __match_any_sync), then block scans over the experts give each expert's first row and group
+// index. O(pairs + experts) work with one __syncthreads per warp.
+__global__ void moe_group_kernel(MoeGroupBuildParams p) {
+    __shared__ int32_t s_count[kMoeGroupMaxExperts];
+    __shared__ int32_t s_start[kMoeGroupMaxExperts];
+    __shared__ int s_scan[32];
+    pdl_wait();  // ids come from the router
+    pdl_trigger();
+    const int i = threadIdx.x, n = static_cast<int>(p.pairs), ne = static_cast<int>(p.num_experts);
+    const int lane = i & 31, warp = i >> 5, warps = static_cast<int>(blockDim.x >> 5);
+    const int32_t e = i < n ? group_pair_expert(p, i) : -1;
+    for (int x = i; x < ne; x += blockDim.x) s_count[x] = 0;
+    __syncthreads();
+    const unsigned same = __match_any_sync(0xffffffffu, e);
+    int rank = 0;
+    for (int w = 0; w < warps; ++w) {
+        if (warp == w && e >= 0) {
+            rank = s_count[e] + __popc(same & ((1u << lane) - 1u));
+            __syncwarp(same);
+            if (lane == __ffs(same) - 1) s_count[e] += __popc(same);
+        }
+        __syncthreads();
+    }
+    const int cnt = i < ne ? s_count[i] : 0;  // blockDim >= num_experts
+    const int rows_before = block_inclusive_sum(cnt, s_scan) - cnt;
+    const int group = block_inclusive_sum(cnt > 0 ? 1 : 0, s_scan) - (cnt > 0 ? 1 : 0);
     int32_t* expert = p.packed + 1;
     int32_t* start = expert + p.max_groups;
     int32_t* count = start + p.max_groups;
     int32_t* rows = count + p.max_groups;
-    if (i < n) {
-        rows[less + same_before] = i;
-        if (first) {
-            int g = 0;
-            for (int j = 0; j < n; ++j) g += s_first[j] && s_ids[j] < e;
-            expert[g] = e;
-            start[g] = less;
-            count[g] = total;
-        }
+    if (i < ne) s_start[i] = rows_before;
+    if (cnt > 0) {
+        expert[group] = i;
+        start[group] = rows_before;
+        count[group] = cnt;
     }
-    if (i == 0) p.packed[0] = num;
+    if (i == ne - 1) p.packed[0] = group + (cnt > 0 ? 1 : 0);
+    __syncthreads();
+    if (e >= 0) rows[s_start[e] + rank] = i;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -310,7 +343,10 @@ void launch_moe_group_pairs(const MoeGroupBuildParams& p, cudaStream_t stream) {
     DSA_CHECK(p.shared_expert < 0 || (p.shared_expert < p.num_experts && p.top_k >= 1 && p.pairs % (p.top_k + 1) == 0))
         << "moe grouping: shared expert " << p.shared_expert << " of " << p.num_experts << ", top_k " << p.top_k
         << ", pairs " << p.pairs;
-    const auto threads = static_cast<unsigned>((p.pairs + 31) / 32 * 32);
+    DSA_CHECK(p.num_experts >= 1 && p.num_experts <= kMoeGroupMaxExperts)
+        << "moe grouping of " << p.num_experts << " experts (1.." << kMoeGroupMaxExperts << ")";
+    const int64_t width = p.pairs > p.num_experts ? p.pairs : p.num_experts;
+    const auto threads = static_cast<unsigned>((width + 31) / 32 * 32);
     host::launch_pdl(moe_group_kernel, dim3(1), dim3(threads), 0, stream, p);
     DSA_CUDA_CHECK_LAUNCH(moe_group_kernel);
 }

@@ -78,7 +78,8 @@ inline MoeGroups moe_groups_view(const int32_t* packed, int64_t max_groups) {
 }
 
 // Groups the pairs of ids [pairs] (each in [0, num_experts), else the kernel traps) by expert, experts
-// ascending, into the packed buffer with max_groups = min(pairs, num_experts). One CTA: pairs <= 1024.
+// ascending, into the packed buffer with max_groups = min(pairs, num_experts). One CTA: pairs <= 1024 and
+// num_experts <= 1024.
 // With shared_expert >= 0 every token gets one more slot, the shared expert: pair p = t * (top_k + 1) + j is
 // ids[t * top_k + j] for j < top_k and shared_expert for j == top_k (pairs = tokens * (top_k + 1)).
 struct MoeGroupBuildParams {
@@ -89,6 +90,7 @@ struct MoeGroupBuildParams {
     int32_t shared_expert = -1;  // its id in [0, num_experts), or -1
 };
 constexpr int64_t kMoeGroupMaxPairs = 1024;
+constexpr int64_t kMoeGroupMaxExperts = 1024;
 void launch_moe_group_pairs(const MoeGroupBuildParams& p, cudaStream_t stream);
 
 // ---- activation prep ----

@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_stream_gemm.h"
+#include "base/env.h"
 
 namespace dsa::backend::cuda {
 
@@ -23,11 +24,8 @@ constexpr int64_t kSideMaxTokens = 16;  // rows of the side buffers (decode batc
 // MoE layer 135.9 -> 126.9 us in a graph, even at T = 2 and slower from T = 4 than the shared expert as a group of
 // the routed launches; 0: off; read at every call, for A/B runs and tests).
 int64_t shared_stream_tokens() {
-    const char* v = std::getenv("DSA_MOE_SHARED_STREAM");
-    if (v == nullptr || *v == '\0') return 1;
-    char* end = nullptr;
-    const long n = std::strtol(v, &end, 10);
-    DSA_CHECK(end != v && *end == '\0' && n >= 0) << "DSA_MOE_SHARED_STREAM=" << v << ": expected a token count";
+    const int64_t n = env_count("DSA_MOE_SHARED_STREAM", 1,
+                                "CUDA: the largest decode batch that runs the shared expert on a side stream; 0 = off");
     return std::min<int64_t>(n, kSideMaxTokens);
 }
 

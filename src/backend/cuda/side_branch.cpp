@@ -4,22 +4,17 @@
 // still uses. Inside a graph capture the fork and join become parallel graph branches. DSA_SIDE_BRANCH=N branches
 // at steps of T <= N rows (read at every call; unset / 0: off. On the H200 at B = 1 / 4K the MoE layer from graph
 // replays measured 245.2 -> 241.0 us in one run and 244.7 -> 246.4 in another: no gain beyond run-to-run noise).
-#include <cstdlib>
-
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
+#include "base/env.h"
 
 namespace dsa::backend::cuda {
 namespace {
 
 int64_t side_branch_tokens() {
-    const char* v = std::getenv("DSA_SIDE_BRANCH");
-    if (v == nullptr || *v == '\0') return 0;
-    char* end = nullptr;
-    const long n = std::strtol(v, &end, 10);
-    DSA_CHECK(end != v && *end == '\0' && n >= 0) << "DSA_SIDE_BRANCH=" << v << ": expected a token count";
-    return n;
+    return env_count("DSA_SIDE_BRANCH", 0, "CUDA: side branches (latent write + absorbed query beside the indexer) at "
+                                           "steps of at most N tokens; 0 = off");
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <set>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/moe_kernels.h"
@@ -408,9 +409,12 @@ void expect_grouping(const Tensor& packed, const std::vector<int32_t>& pair_expe
     }
 }
 
+// Experts 256 (DeepSeek), 8 (every expert in every warp: ranks carried across warps) and 1000 (more experts than
+// pairs); 113 tokens x 9 slots = 1017 pairs, close to the 1024 limit.
 TEST_F(MoeTest, GroupPairsWithSharedSlot) {
-    constexpr int64_t kExperts = 256, kTopK = 8;
-    for (int64_t tokens : {1, 4, 16, 113}) {
+    constexpr int64_t kTopK = 8;
+    for (const auto& [kExperts, tokens] : std::vector<std::pair<int64_t, int64_t>>{
+             {256, 1}, {256, 4}, {256, 16}, {256, 64}, {256, 113}, {8, 64}, {8, 113}, {1000, 3}, {1000, 100}}) {
         for (bool shared : {false, true}) {
             Tensor ids = random_ids(tokens, kTopK, kExperts, rng_);
             const int64_t slots = kTopK + (shared ? 1 : 0), pairs = tokens * slots;
@@ -430,7 +434,7 @@ TEST_F(MoeTest, GroupPairsWithSharedSlot) {
             }
             cuda::launch_moe_group_pairs(gp, cuda().stream());
             expect_grouping(gpu_->to_host(packed), pair_expert, max_groups,
-                            "T=" + std::to_string(tokens) + (shared ? " shared" : ""));
+                            "E=" + std::to_string(kExperts) + " T=" + std::to_string(tokens) + (shared ? " shared" : ""));
         }
     }
 }
