@@ -8,9 +8,11 @@
 // (default: auto = tmaef, the chained wgmma kernel with tensor-map page copies) are also timed with
 // DSA_INDEXER_LOGITS=f16, =e4m3, =wgmma, =chain, =chain4 (the previous default), =tma, =tma3 and =tmaef (tma also in
 // a graph, q prep + logits, next to the default; "graph: kernels" also with tma and chain4), the top-k (default: auto,
-// the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global, =smem and =cand, and with
+// the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global, =smem, =cand and =fast, and with
 // DSA_INDEXER_TOPK_ORDER=position (ascending positions, no sort), each alone and in a graph.
-// Usage: indexer_bench [--quick | --case B CTX]  (--case: that one case, e.g. under a profiler)
+// --topk: the top-k kernels alone (B = 1, 64 at 4K, 64K, exact and 128K-padded widths; fast with several segment
+// sizes) and their graph with q prep + logits.
+// Usage: indexer_bench [--quick | --topk | --case B CTX]  (--case: that one case, e.g. under a profiler)
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -144,6 +146,66 @@ Inputs make_inputs(cuda::CudaBackend& be, int64_t batch, int64_t ctx, int64_t wi
     return in;
 }
 
+// Device buffers of the kernels-alone runs: q prep's outputs, the score rows, the top-k outputs.
+struct KernelBuffers {
+    Tensor q8, wt, scores, pos, slots;
+    KernelBuffers(int64_t batch, int64_t width)
+        : q8(Tensor::empty({batch, kHeads, kDim}, DType::kU8, Device::kCUDA)),
+          wt(Tensor::empty({batch, kHeads}, DType::kF32, Device::kCUDA)),
+          scores(Tensor::empty({batch, width}, DType::kF32, Device::kCUDA)),
+          pos(Tensor::empty({batch, kTopk}, DType::kI32, Device::kCUDA)),
+          slots(Tensor::empty({batch, kTopk}, DType::kI32, Device::kCUDA)) {}
+};
+
+// q prep + logits of call i (key_slots rotation i) into b.scores.
+void run_logits(cuda::CudaBackend& be, const IndexerKeyStore& store, const Inputs& in, KernelBuffers& b, int i) {
+    const int64_t batch = b.scores.dim(0), width = b.scores.dim(1), n = static_cast<int64_t>(in.key_slots.size());
+    const float head_scale = 1.0f / std::sqrt(static_cast<float>(kHeads)), dim_scale = 1.0f / std::sqrt(128.0f);
+    cuda::launch_indexer_q_prep({in.q.data<uint16_t>(), in.weights.data<float>(), b.q8.data<uint8_t>(),
+                                 b.wt.data<float>(), batch, kHeads, kHeads, head_scale, dim_scale, dim_scale, true},
+                                be.stream());
+    cuda::launch_indexer_logits({nullptr, b.q8.data<uint8_t>(), b.wt.data<float>(), store.data.data<uint8_t>(),
+                                 in.key_slots[i % n].data<int32_t>(), in.request.data<int32_t>(),
+                                 in.limit.data<int32_t>(), b.scores.data<float>(), batch, kHeads, batch, width,
+                                 store.num_slots(), head_scale, dim_scale, true, false},
+                                be.stream());
+}
+
+// The top-k of call i on b.scores (the default position order).
+void run_topk(cuda::CudaBackend& be, const Inputs& in, KernelBuffers& b, int i) {
+    const int64_t batch = b.scores.dim(0), n = static_cast<int64_t>(in.key_slots.size());
+    cuda::launch_indexer_topk({b.scores.data<float>(), in.key_slots[i % n].data<int32_t>(),
+                               in.request.data<int32_t>(), in.limit.data<int32_t>(), b.pos.data<int32_t>(),
+                               b.slots.data<int32_t>(), batch, batch, b.scores.dim(1), kTopk},
+                              be.stream());
+}
+
+// --topk: the top-k kernels alone in a graph (default, global, cand, fast, fast with 1024 / 2048 / 8192-position
+// segments) and the graph of q prep + logits + top-k with the default and the fast top-k.
+void bench_topk_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t batch, int64_t ctx, int64_t width,
+                     std::mt19937& rng) {
+    Inputs in = make_inputs(be, batch, ctx, width, store.data.dim(0), rng);
+    KernelBuffers b(batch, width);
+    run_logits(be, store, in, b, 0);
+    auto topk = [&](int i) { run_topk(be, in, b, i); };
+    auto all = [&](int i) {
+        run_logits(be, store, in, b, i);
+        run_topk(be, in, b, i);
+    };
+    auto g = [&](const char* kernel, const char* seg, const std::function<void(int)>& fn) {
+        return with_env("DSA_INDEXER_TOPK", kernel, [&] {
+            return with_env("DSA_INDEXER_TOPK_SEG", seg, [&] { return graph_seconds_per_call(be, fn) * 1e6; });
+        });
+    };
+    std::printf("topk B=%-3lld ctx=%-6lld%s graph: default %6.1f us | global %6.1f | cand %6.1f | fast %6.1f | fast "
+                "seg 1024 %6.1f, 2048 %6.1f, 8192 %6.1f | q prep + logits + top-k: default %6.1f us, fast %6.1f us\n",
+                static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
+                g("auto", "", topk), g("global", "", topk), g("cand", "", topk), g("fast", "", topk),
+                g("fast", "1024", topk), g("fast", "2048", topk), g("fast", "8192", topk), g("auto", "", all),
+                g("fast", "", all));
+    std::fflush(stdout);
+}
+
 void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t batch, int64_t ctx, int64_t width,
                 std::mt19937& rng) {
     Inputs in = make_inputs(be, batch, ctx, width, store.data.dim(0), rng);
@@ -154,22 +216,8 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const double total = time_per_call(be, [&](int i) { be.indexer_topk(params(i)); });
 
     // The kernels alone: q prep + logits, then top-k on the logits of the last call.
-    const float head_scale = 1.0f / std::sqrt(static_cast<float>(kHeads)), dim_scale = 1.0f / std::sqrt(128.0f);
-    Tensor q8 = Tensor::empty({batch, kHeads, kDim}, DType::kU8, Device::kCUDA);
-    Tensor wt = Tensor::empty({batch, kHeads}, DType::kF32, Device::kCUDA);
-    Tensor scores = Tensor::empty({batch, width}, DType::kF32, Device::kCUDA);
-    Tensor pos = Tensor::empty({batch, kTopk}, DType::kI32, Device::kCUDA);
-    Tensor slots = Tensor::empty({batch, kTopk}, DType::kI32, Device::kCUDA);
-    auto logits = [&](int i) {
-        cuda::launch_indexer_q_prep({in.q.data<uint16_t>(), in.weights.data<float>(), q8.data<uint8_t>(),
-                                     wt.data<float>(), batch, kHeads, kHeads, head_scale, dim_scale, dim_scale, true},
-                                    be.stream());
-        cuda::launch_indexer_logits({nullptr, q8.data<uint8_t>(), wt.data<float>(), store.data.data<uint8_t>(),
-                                     in.key_slots[i % n].data<int32_t>(), in.request.data<int32_t>(),
-                                     in.limit.data<int32_t>(), scores.data<float>(), batch, kHeads, batch, width,
-                                     store.num_slots(), head_scale, dim_scale, true, false},
-                                    be.stream());
-    };
+    KernelBuffers b(batch, width);
+    auto logits = [&](int i) { run_logits(be, store, in, b, i); };
     const double t_logits = time_per_call(be, logits);
     const double t_logits_f16 = with_env("DSA_INDEXER_LOGITS", "f16", [&] { return time_per_call(be, logits); });
     const double t_logits_e4m3 = with_env("DSA_INDEXER_LOGITS", "e4m3", [&] { return time_per_call(be, logits); });
@@ -182,12 +230,7 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const double g_logits_tma =
         with_env("DSA_INDEXER_LOGITS", "tma", [&] { return graph_seconds_per_call(be, logits); });
     const double g_logits = graph_seconds_per_call(be, logits);
-    auto topk = [&](int i) {
-        cuda::launch_indexer_topk({scores.data<float>(), in.key_slots[i % n].data<int32_t>(),
-                                   in.request.data<int32_t>(), in.limit.data<int32_t>(), pos.data<int32_t>(),
-                                   slots.data<int32_t>(), batch, batch, width, kTopk},
-                                  be.stream());
-    };
+    auto topk = [&](int i) { run_topk(be, in, b, i); };
     const double t_topk = time_per_call(be, topk);
     const double g_all = graph_seconds_per_call(be, [&](int i) {
         logits(i);
@@ -211,6 +254,7 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [t_topk_global, g_topk_global] = topk_env("DSA_INDEXER_TOPK", "global");
     const auto [t_topk_smem, g_topk_smem] = topk_env("DSA_INDEXER_TOPK", "smem");
     const auto [t_topk_cand, g_topk_cand] = topk_env("DSA_INDEXER_TOPK", "cand");
+    const auto [t_topk_fast, g_topk_fast] = topk_env("DSA_INDEXER_TOPK", "fast");
     const auto [t_topk_pos, g_topk_pos] = topk_env("DSA_INDEXER_TOPK_ORDER", "position");
     const double bytes = static_cast<double>(batch) * ctx * kIndexerFp8BytesPerToken;
     const double floor_s = bytes / kHbmBytesPerS;
@@ -221,14 +265,15 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [r_top, f_top] = rate(t_topk);
     std::printf("indexer B=%-3lld ctx=%-6lld%s total %8.1f us %5.2f TB/s %5.1f%% | "
                 "logits %8.1f us %5.2f TB/s %5.1f%% %6.1f TFLOP/s (mma.sync f16 %8.1f us, e4m3 %8.1f us) | "
-                "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; global %7.1f us, smem %7.1f us, cand %7.1f us, position "
-                "order %7.1f us) | floor %6.1f us | graph: kernels %8.1f us topk %7.1f us (global %7.1f us, smem "
-                "%7.1f us, cand %7.1f us, position order %7.1f us)%s\n",
+                "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; global %7.1f us, smem %7.1f us, cand %7.1f us, fast %7.1f "
+                "us, position order %7.1f us) | floor %6.1f us | graph: kernels %8.1f us topk %7.1f us (global %7.1f "
+                "us, smem %7.1f us, cand %7.1f us, fast %7.1f us, position order %7.1f us)%s\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
                 total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, flops / t_logits / 1e12, t_logits_f16 * 1e6,
                 t_logits_e4m3 * 1e6, t_topk * 1e6, r_top, f_top, t_topk_global * 1e6, t_topk_smem * 1e6,
-                t_topk_cand * 1e6, t_topk_pos * 1e6, floor_s * 1e6, g_all * 1e6, g_topk * 1e6, g_topk_global * 1e6,
-                g_topk_smem * 1e6, g_topk_cand * 1e6, g_topk_pos * 1e6, n > 1 ? "" : " (single page range)");
+                t_topk_cand * 1e6, t_topk_fast * 1e6, t_topk_pos * 1e6, floor_s * 1e6, g_all * 1e6, g_topk * 1e6,
+                g_topk_global * 1e6, g_topk_smem * 1e6, g_topk_cand * 1e6, g_topk_fast * 1e6, g_topk_pos * 1e6,
+                n > 1 ? "" : " (single page range)");
     const auto [r_sep, f_sep] = rate(t_logits_sep);
     const auto [r_chain, f_chain] = rate(t_logits_chain);
     const auto [r_chain4, f_chain4] = rate(t_logits_chain4);
@@ -257,8 +302,10 @@ int run(int argc, char** argv) {
     }
     const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
     const bool one_case = argc > 3 && std::string(argv[1]) == "--case";  // --case B CTX: that case alone (profiling)
-    std::vector<int64_t> batches = quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128};
-    std::vector<int64_t> ctxs = quick ? std::vector<int64_t>{4096, 65536}
+    const bool topk_only = argc > 1 && std::string(argv[1]) == "--topk";  // the top-k kernels alone (A/B runs)
+    const bool small = quick || topk_only;
+    std::vector<int64_t> batches = small ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128};
+    std::vector<int64_t> ctxs = small ? std::vector<int64_t>{4096, 65536}
                                       : std::vector<int64_t>{4096, 16384, 65536, 131072};
     if (one_case) {
         batches = {std::atoll(argv[2])};
@@ -278,6 +325,16 @@ int run(int argc, char** argv) {
                 "keys x 132 B / 4.8 TB/s (B=64 ctx=65536: %.1f us)\n",
                 static_cast<long long>(kHeads), static_cast<long long>(kDim), static_cast<long long>(kTopk),
                 kernel != nullptr && *kernel != '\0' ? kernel : "auto", 64.0 * 65536 * 132 / kHbmBytesPerS * 1e6);
+    if (topk_only) {
+        for (int64_t b : batches) {
+            for (int64_t c : ctxs) {
+                bench_topk_case(be, store, b, c, c, rng);
+                bench_topk_case(be, store, b, c, 131072, rng);
+            }
+        }
+        bench_topk_case(be, store, 1, 16384, 16384, rng);
+        return 0;
+    }
     for (int64_t b : batches) {
         for (int64_t c : ctxs) bench_case(be, store, b, c, c, rng);
     }

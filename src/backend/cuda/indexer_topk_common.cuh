@@ -36,6 +36,7 @@ struct TopkShared {
     // bin; every CTA: its keys above the threshold and equal to it.
     uint32_t kmin, kmax, cmin, cmax, cta_greater, cta_ties;
     uint64_t thc;  // candidate path (DSA_INDEXER_TOPK=cand), rank 0: the smallest selected composite key
+    uint32_t cand_before;  // fast kernel: selected candidates of the row before this CTA's segment
 };
 
 // Order-preserving u32 of a float (-0 as +0, so equal scores get equal keys).
@@ -338,5 +339,9 @@ void launch_topk_cluster(void (*kernel)(Args...), int64_t ctas, int cluster, int
 // launch_indexer_topk_smem with the candidate path (DSA_INDEXER_TOPK=cand; indexer_topk_smem.cu): position-order
 // rows of n > k skip the radix rounds and every CTA writes its part of the output; false where rows do not fit.
 bool launch_indexer_topk_cand(const IndexerTopkKernelParams& p, cudaStream_t stream);
+
+// The fast kernel (DSA_INDEXER_TOPK=fast; indexer_topk_fast.cu): position-order rows only (false otherwise, nothing
+// launched); segments follow the real row lengths, three cluster barriers per row.
+bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream);
 
 }  // namespace dsa::backend::cuda

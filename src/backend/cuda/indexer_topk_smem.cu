@@ -7,73 +7,11 @@
 // collected and ranked, each warp writes its selection straight to the output).
 #include <cstdint>
 
-#include "backend/cuda/indexer_topk_common.cuh"
+#include "backend/cuda/indexer_topk_smem.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
 namespace {
-
-// The float of an order key (inverse of order_key; -0 comes back as +0).
-__device__ __forceinline__ float key_value(uint32_t u) {
-    return __uint_as_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
-}
-
-// Equal-width bins over [lo, lo + kBins / scale]: non-decreasing in f (each rounded step is), so a higher bin
-// holds only larger scores. scale = 0 puts everything into bin 0.
-struct ValueBins {
-    float lo, scale;
-    __device__ __forceinline__ uint32_t operator()(float f) const {
-        const float x = (f - lo) * scale;  // NaN (inf - inf, inf * 0) compares false: bin 0
-        return x >= 1.0f ? (x < static_cast<float>(kBins - 1) ? static_cast<uint32_t>(x) : kBins - 1u) : 0u;
-    }
-};
-
-// The value bins of a row whose extreme order keys are kmin, kmax.
-__device__ __forceinline__ ValueBins row_bins(uint32_t kmin, uint32_t kmax) {
-    const float lo = key_value(kmin), range = key_value(kmax) - lo;
-    float scale = static_cast<float>(kBins) / range;
-    if (!(range > 0.0f) || !(scale < 3.0e38f)) scale = 0.0f;  // range 0 / inf / NaN, or a tiny range
-    return {lo, scale};
-}
-
-// Folds one score into the running extreme order keys.
-__device__ __forceinline__ void key_range(float v, uint32_t& lo, uint32_t& hi) {
-    const uint32_t k = order_key(v);
-    lo = k < lo ? k : lo;
-    hi = k > hi ? k : hi;
-}
-
-// The 16-byte loads of load_segment (the candidate path; src and vals 16-byte aligned): positions [0, len & ~3)
-// in float4s, 4 per thread in flight (a 32K segment in two rounds instead of four), the tail one by one.
-__device__ void load_segment_vec(const float* src, int len, float* vals, uint32_t& lo, uint32_t& hi) {
-    constexpr int kUnroll = 4;
-    const int tid = threadIdx.x, n4 = len >> 2;
-    const float4* src4 = reinterpret_cast<const float4*>(src);
-    float4* vals4 = reinterpret_cast<float4*>(vals);
-    for (int base = 0; base < n4; base += kUnroll * kTopkThreads) {
-        float4 v[kUnroll];
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-            const int i = base + u * kTopkThreads + tid;
-            v[u] = i < n4 ? src4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        }
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-            const int i = base + u * kTopkThreads + tid;
-            if (i >= n4) continue;
-            vals4[i] = v[u];
-            key_range(v[u].x, lo, hi);
-            key_range(v[u].y, lo, hi);
-            key_range(v[u].z, lo, hi);
-            key_range(v[u].w, lo, hi);
-        }
-    }
-    const int i = (n4 << 2) + tid;
-    if (i < len) {
-        vals[i] = src[i];
-        key_range(vals[i], lo, hi);
-    }
-}
 
 // Copies the segment (len floats) into vals; rank 0 gets the extreme order keys of the whole row. kVector: 16-byte
 // loads where src and vals are 16-byte aligned (the same in the whole cluster: one row, begin a multiple of 32).
@@ -106,111 +44,6 @@ __device__ void load_segment(const TopkCluster& c, const float* src, int len, fl
     if ((tid & 31) == 0) {
         atomicMin(&c.sh0->kmin, lo);
         atomicMax(&c.sh0->kmax, hi);
-    }
-}
-
-// Calls fn(i, vals[i], valid) for i = tid, tid + 1024, ... over the segment rounded up to the block (every thread
-// the same number of times: fn may use warp collectives).
-template <typename Fn>
-__device__ __forceinline__ void scan_cached(const float* vals, int len, Fn&& fn) {
-    for (int base = 0; base < len; base += kTopkThreads) {
-        const int i = base + static_cast<int>(threadIdx.x);
-        const bool valid = i < len;
-        fn(i, valid ? vals[i] : 0.0f, valid);
-    }
-}
-
-// One histogram round: every CTA counts its segment into its own hist[round & 1] (count(v) gives the bin, or
-// kBins to skip), merged into rank 0's (merge_cluster_hist); returns rank 0's bins (complete in every CTA).
-// kAggregate: one atomic per distinct bin of a warp (for rounds whose elements crowd into few bins).
-template <bool kAggregate, typename BinFn>
-__device__ const uint32_t* cluster_histogram(const TopkCluster& c, const float* vals, int len, int round,
-                                             BinFn&& bin_of) {
-    const int tid = threadIdx.x;
-    uint32_t* hist = c.sh.hist[round & 1];
-    for (int b = tid; b < kBins; b += kTopkThreads) hist[b] = 0;
-    __syncthreads();
-    scan_cached(vals, len, [&](int, float v, bool valid) {
-        const uint32_t bin = valid ? bin_of(v) : static_cast<uint32_t>(kBins);
-        if constexpr (kAggregate) {
-            const bool in = bin < static_cast<uint32_t>(kBins);
-            if (__ballot_sync(kFull, in) == 0) return;
-            const unsigned peers = __match_any_sync(kFull, bin);
-            if (in && static_cast<int>(tid & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
-        } else {
-            if (bin < static_cast<uint32_t>(kBins)) atomicAdd(&hist[bin], 1u);
-        }
-    });
-    return merge_cluster_hist(c, round);
-}
-
-// find_digit on the cluster's bins; returns {digit, above, in_bin} to every thread.
-struct DigitResult {
-    uint32_t digit, above, in_bin;
-};
-__device__ DigitResult pick_digit(const TopkCluster& c, const uint32_t* hist, uint32_t need) {
-    find_digit(c.sh, hist, need);
-    __syncthreads();
-    const DigitResult r{c.sh.digit, c.sh.above, c.sh.in_bin};
-    __syncthreads();  // read by every thread before the next find_digit rewrites them
-    return r;
-}
-
-// Rank 0 gets the extreme order keys of the elements in value bin `bin`.
-__device__ void bin_key_range(const TopkCluster& c, const float* vals, int len, ValueBins bins, uint32_t bin) {
-    uint32_t lo = 0xffffffffu, hi = 0;
-    scan_cached(vals, len, [&](int, float v, bool valid) {
-        if (!valid || bins(v) != bin) return;
-        const uint32_t k = order_key(v);
-        lo = k < lo ? k : lo;
-        hi = k > hi ? k : hi;
-    });
-    lo = __reduce_min_sync(kFull, lo);
-    hi = __reduce_max_sync(kFull, hi);
-    if ((threadIdx.x & 31) == 0) {
-        atomicMin(&c.sh0->cmin, lo);
-        atomicMax(&c.sh0->cmax, hi);
-    }
-}
-
-// The threshold of a row with n > k: value bins first, then 11-bit digits of the order keys of the threshold
-// bin's elements, starting below the common prefix of their extreme keys. Selected = key > th.key, or key ==
-// th.key among the first th.ties positions (kAllTies: all of them).
-__device__ TopkThreshold smem_threshold(const TopkCluster& c, const float* vals, int len, uint32_t k) {
-    const uint32_t kmin = c.sh0->kmin, kmax = c.sh0->kmax;
-    if (kmin == kmax) return {kmin, k};  // one value: the first k positions
-    const ValueBins bins = row_bins(kmin, kmax);
-    const DigitResult d0 =
-        pick_digit(c, cluster_histogram<false>(c, vals, len, 0, [&](float v) { return bins(v); }), k);
-    uint32_t need = k - d0.above;
-    bin_key_range(c, vals, len, bins, d0.digit);
-    c.cluster.sync();
-    const uint32_t cmin = c.sh0->cmin, cmax = c.sh0->cmax;
-    if (d0.in_bin == need) return {cmin, kAllTies};  // the whole bin
-    if (cmin == cmax) return {cmin, need};
-    const int common = __clz(cmin ^ cmax);  // < 32
-    uint32_t known = common == 0 ? 0u : ~0u << (32 - common), prefix = cmin & known;
-    int hi_bit = 31 - common;  // highest key bit not yet known
-    for (int round = 1;; ++round) {
-        const int shift = hi_bit >= kDigitBits - 1 ? hi_bit - (kDigitBits - 1) : 0;
-        const uint32_t dmask = (2u << (hi_bit - shift)) - 1;
-        const uint32_t bstar = d0.digit, kn = known, pre = prefix;
-        const DigitResult d = pick_digit(c,
-                                         cluster_histogram<true>(c, vals, len, round,
-                                                                 [&](float v) {
-                                                                     const uint32_t u = order_key(v);
-                                                                     return bins(v) == bstar && (u & kn) == pre
-                                                                                ? (u >> shift) & dmask
-                                                                                : static_cast<uint32_t>(kBins);
-                                                                 }),
-                                         need);
-        need -= d.above;
-        prefix |= d.digit << shift;
-        known |= dmask << shift;
-        // Every key >= prefix of the bin, and nothing of a lower value bin (all below cmin).
-        if (d.in_bin == need) return {prefix > cmin ? prefix : cmin, kAllTies};
-        if (shift == 0) return {prefix, need};  // the k-th key: `need` of its ties by position
-        hi_bit = shift - 1;
     }
 }
 
@@ -252,26 +85,6 @@ __device__ void gather_candidates(const TopkCluster& c, const float* vals, int64
         c.sh.warp_sum[warp] = greater;
         c.sh.warp_ties[warp] = eq;
     }
-}
-
-// Rank 0: sh.thc = the need-th largest of the m (distinct) composite keys in sel (1 <= need <= m <= its
-// capacity): for m <= kRankCountMax each thread counts the keys above its own (m^2 compares), else a bitonic sort.
-constexpr uint32_t kRankCountMax = 128;
-__device__ void candidate_threshold(TopkShared& sh, uint64_t* sel, uint32_t m, uint32_t need) {
-    const uint32_t tid = threadIdx.x;
-    if (m <= kRankCountMax) {
-        if (tid >= m) return;
-        const uint64_t x = sel[tid];
-        uint32_t larger = 0;
-        for (uint32_t j = 0; j < m; ++j) larger += sel[j] > x;
-        if (larger == need - 1) sh.thc = x;
-        return;
-    }
-    const int sort_n = 1 << (32 - __clz(static_cast<int>(m) - 1));
-    for (int i = static_cast<int>(m + tid); i < sort_n; i += kTopkThreads) sel[i] = 0;  // below every real key
-    __syncthreads();
-    bitonic_sort_desc(sel, sort_n);
-    if (tid == 0) sh.thc = sel[need - 1];
 }
 
 // Adds the selected candidates (composite >= thc) of this CTA's segment to the warp_sum of the chunk holding them.

@@ -1,10 +1,11 @@
 // The indexer's exact top-k kernels on crafted score rows, against a host sort of the same rows (score
 // descending, equal scores by ascending position, -0 equal to +0): positions and slots must match exactly. Rows:
 // random, lengths around k, all equal, few distinct values, a spike of equal scores, +-0, -inf blocks, sorted
-// runs, a range of a few ulps, extreme magnitudes; batches whose shapes pick different cluster sizes. The global-
-// memory kernel, the shared-memory one and its candidate path (DSA_INDEXER_TOPK=global / smem / cand) run as
-// separate tests, each also with the selection in ascending position order (DSA_INDEXER_TOPK_ORDER=position: the
-// host's first min(k, n) sorted by position).
+// runs, a range of a few ulps, extreme magnitudes; batches whose shapes pick different cluster sizes; padded
+// widths (rows far shorter than max_len, +inf garbage past their lengths that must never be read). The global-
+// memory kernel, the shared-memory one, its candidate path and the fast kernel (DSA_INDEXER_TOPK=global / smem /
+// cand / fast) run as separate tests, each also with the selection in ascending position order
+// (DSA_INDEXER_TOPK_ORDER=position: the host's first min(k, n) sorted by position).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -39,12 +40,15 @@ protected:
     ~IndexerTopkKernelTest() override {
         unsetenv("DSA_INDEXER_TOPK");
         unsetenv("DSA_INDEXER_TOPK_ORDER");
+        unsetenv("DSA_INDEXER_TOPK_SEG");
     }
     bool position_order_ = false;  // set by the position-order tests (through DSA_INDEXER_TOPK_ORDER)
 
     // Runs launch_indexer_topk on the rows (row t = request t, limit = its length - 1; max_len = the longest row
-    // unless given) and checks every row against host_topk. Slots are 7 * pos + t (checked through the output).
-    void check(const char* kernel, const std::string& name, const Rows& rows, int64_t k, int64_t max_len = 0) {
+    // unless given; positions past a row's length hold `pad`) and checks every row against host_topk. Slots are
+    // 7 * pos + t (checked through the output).
+    void check(const char* kernel, const std::string& name, const Rows& rows, int64_t k, int64_t max_len = 0,
+               float pad = std::numeric_limits<float>::quiet_NaN()) {
         setenv("DSA_INDEXER_TOPK", kernel, 1);
         setenv("DSA_INDEXER_TOPK_ORDER", position_order_ ? "position" : "score", 1);
         const int64_t T = static_cast<int64_t>(rows.size());
@@ -55,7 +59,7 @@ protected:
         for (int64_t t = 0; t < T; ++t) {
             for (int64_t s = 0; s < max_len; ++s) {
                 const bool in = s < static_cast<int64_t>(rows[t].size());
-                scores.data<float>()[t * max_len + s] = in ? rows[t][s] : std::numeric_limits<float>::quiet_NaN();
+                scores.data<float>()[t * max_len + s] = in ? rows[t][s] : pad;
                 slots.data<int32_t>()[t * max_len + s] = static_cast<int32_t>(7 * s + t);
             }
             request[t] = static_cast<int32_t>(t);
@@ -96,6 +100,7 @@ protected:
     }
 
     void run_all(const char* kernel);
+    void run_padded(const char* kernel);
 };
 
 void IndexerTopkKernelTest::run_all(const char* kernel) {
@@ -197,6 +202,22 @@ void IndexerTopkKernelTest::run_all(const char* kernel) {
     check(kernel, "k=64", {normal_row(5000), normal_row(64), normal_row(65)}, 64);
 }
 
+// Graph-bucket widths: rows of real lengths far below max_len (131072), +inf past them (selected if ever read).
+void IndexerTopkKernelTest::run_padded(const char* kernel) {
+    constexpr int64_t kK = 2048, kWide = 131072;
+    const float inf = std::numeric_limits<float>::infinity();
+    for (const int64_t n : {int64_t{1}, int64_t{2048}, int64_t{2049}, int64_t{4096}, int64_t{16000}, int64_t{65536}}) {
+        check(kernel, "padded n=" + std::to_string(n), {normal_row(n)}, kK, kWide, inf);
+    }
+    Rows b64;
+    for (int i = 0; i < 64; ++i) b64.push_back(normal_row(i % 2 ? 65536 - 17 * i : 4096 + 5 * i, 2.0f));
+    check(kernel, "padded batch 64 x 4K / 64K", b64, kK, kWide, inf);
+    // 34 rows of nearly the whole width: two CTAs per row, each segment longer than the fast kernel's cache.
+    Rows b34;
+    for (int i = 0; i < 34; ++i) b34.push_back(normal_row(kWide - 17 * i));
+    check(kernel, "batch 34 x 128K", b34, kK, kWide, inf);
+}
+
 TEST_F(IndexerTopkKernelTest, GlobalKernelExact) { run_all("global"); }
 
 TEST_F(IndexerTopkKernelTest, SmemKernelExact) { run_all("smem"); }
@@ -219,6 +240,32 @@ TEST_F(IndexerTopkKernelTest, CandKernelPositionOrder) {
     position_order_ = true;
     run_all("cand");
 }
+
+// DSA_INDEXER_TOPK=fast: position order (its own kernel: the candidate path, the radix fallback for crowded
+// threshold bins such as the all-equal and spike rows); score order runs the cand kernel.
+TEST_F(IndexerTopkKernelTest, FastKernelPositionOrder) {
+    position_order_ = true;
+    run_all("fast");
+}
+
+TEST_F(IndexerTopkKernelTest, FastKernelExact) { run_all("fast"); }
+
+// The fast kernel with small segments (DSA_INDEXER_TOPK_SEG=256): clusters of up to 8 CTAs on short rows, CTAs
+// with empty segments.
+TEST_F(IndexerTopkKernelTest, FastKernelSmallSegments) {
+    position_order_ = true;
+    setenv("DSA_INDEXER_TOPK_SEG", "256", 1);
+    run_all("fast");
+    run_padded("fast");
+}
+
+// Padded widths for every kernel (position order, the default) and for the default dispatch in score order.
+TEST_F(IndexerTopkKernelTest, PaddedWidthsPositionOrder) {
+    position_order_ = true;
+    for (const char* kernel : {"auto", "global", "smem", "cand", "fast"}) run_padded(kernel);
+}
+
+TEST_F(IndexerTopkKernelTest, PaddedWidthsScoreOrder) { run_padded("auto"); }
 
 }  // namespace
 }  // namespace dsa::backend::testing

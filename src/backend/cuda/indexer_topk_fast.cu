@@ -1,0 +1,358 @@
+// Exact top-k of the lightning indexer's score rows in ascending position order, built for few rows and for padded
+// (graph-bucket) widths (DSA_INDEXER_TOPK=fast). The CTA segments follow the row's real length (at least min_seg
+// positions per CTA, so a short row in a wide bucket keeps to few CTAs); each CTA caches up to cache_cap positions
+// of its segment in shared memory and re-reads the rest from global memory. Three cluster barriers per row (block
+// barriers for a one-CTA cluster): the extremes, the value-bin histogram (every CTA sums every rank's bins), the
+// threshold bin's candidates (every CTA gathers and ranks them); the output goes through a staging buffer, so a
+// CTA's slot gathers are in flight together. Same output as the other kernels (the cand radix path where the
+// threshold bin holds more candidates than the buffer).
+#include <cstdlib>
+
+#include "backend/cuda/indexer_topk_smem.cuh"
+#include "base/check.h"
+
+namespace dsa::backend::cuda {
+namespace {
+
+// This CTA's positions [begin, begin + len) of the row: the first `cached` in vals (shared memory), the rest read
+// from src (global memory, the row from position begin).
+struct FastSeg {
+    const float* src;
+    const float* vals;
+    int64_t begin;
+    int len, cached;
+    __device__ __forceinline__ float operator[](int i) const { return i < cached ? vals[i] : src[i]; }
+};
+
+// A cluster barrier, or a block barrier for a one-CTA cluster (the same for the whole cluster).
+__device__ __forceinline__ void fast_sync(const TopkCluster& c, bool single) {
+    if (single) {
+        __syncthreads();
+    } else {
+        c.cluster.sync();
+    }
+}
+
+// This CTA's shared state in rank r (itself for a one-CTA cluster).
+__device__ __forceinline__ const TopkShared* rank_shared(const TopkCluster& c, bool single, unsigned r) {
+    return single ? &c.sh : c.cluster.map_shared_rank(&c.sh, r);
+}
+
+// Copies the cached part of the segment into vals and folds the whole segment into sh.kmin / sh.kmax.
+__device__ void fast_load(TopkShared& sh, const FastSeg& s, float* vals) {
+    const int tid = threadIdx.x;
+    uint32_t lo = 0xffffffffu, hi = 0;
+    if (((reinterpret_cast<uintptr_t>(s.src) | reinterpret_cast<uintptr_t>(vals)) & 15) == 0) {
+        load_segment_vec(s.src, s.cached, vals, lo, hi);
+    } else {
+#pragma unroll 4
+        for (int i = tid; i < s.cached; i += kTopkThreads) {
+            vals[i] = s.src[i];
+            key_range(vals[i], lo, hi);
+        }
+    }
+#pragma unroll 4
+    for (int i = s.cached + tid; i < s.len; i += kTopkThreads) key_range(s.src[i], lo, hi);
+    lo = __reduce_min_sync(kFull, lo);
+    hi = __reduce_max_sync(kFull, hi);
+    if ((tid & 31) == 0) {
+        atomicMin(&sh.kmin, lo);
+        atomicMax(&sh.kmax, hi);
+    }
+}
+
+// The cluster's value-bin histogram, complete in this CTA (hist[0]: this CTA's, summed from every rank into
+// hist[1] for a cluster); called between the histogram's barrier and the candidates' one.
+// Every rank's loads are issued before their sums.
+__device__ const uint32_t* merged_hist(const TopkCluster& c, bool single) {
+    static_assert(kBins == 2 * kTopkThreads, "two bins per thread");
+    if (single) return c.sh.hist[0];
+    const int b = threadIdx.x;
+    uint32_t s0 = 0, s1 = 0;
+#pragma unroll
+    for (unsigned r = 0; r < kTopkMaxCluster; ++r) {
+        if (r >= c.cluster.num_blocks()) continue;
+        const uint32_t* h = c.cluster.map_shared_rank(c.sh.hist[0], r);
+        s0 += h[b];
+        s1 += h[b + kTopkThreads];
+    }
+    c.sh.hist[1][b] = s0;
+    c.sh.hist[1][b + kTopkThreads] = s1;
+    __syncthreads();
+    return c.sh.hist[1];
+}
+
+// Every rank's counters after the candidates' barrier: the candidates (rank r's at [off[r], off[r + 1]) of the
+// gathered list, m in all), the keys above the threshold bin and in it of the ranks before this one, above it in all.
+struct RankCounts {
+    uint32_t off[kTopkMaxCluster + 1];
+    uint32_t m, g_before, e_before, g_total;
+};
+__device__ __forceinline__ RankCounts rank_counts(const TopkCluster& c, bool single) {
+    RankCounts rc{};
+#pragma unroll
+    for (unsigned r = 0; r < kTopkMaxCluster; ++r) {
+        uint32_t cnt = 0, g = 0, e = 0;
+        if (r < c.cluster.num_blocks()) {
+            const TopkShared* o = rank_shared(c, single, r);
+            cnt = o->count;
+            g = o->cta_greater;
+            e = o->cta_ties;
+        }
+        rc.off[r + 1] = rc.off[r] + cnt;
+        rc.g_before += r < c.rank ? g : 0u;
+        rc.e_before += r < c.rank ? e : 0u;
+        rc.g_total += g;
+    }
+    rc.m = rc.off[kTopkMaxCluster];
+    return rc;
+}
+
+// Per warp chunk: keys above value bin d0 (warp_sum) and in it (warp_ties), their CTA totals (cta_greater,
+// cta_ties); unless `whole`, bin d0's composite keys appended to this CTA's sel (the first cap; count goes on).
+__device__ void fast_gather(TopkShared& sh, const FastSeg& s, ValueBins bins, uint32_t d0, bool whole, uint64_t* sel,
+                            uint32_t cap) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const WarpChunk wc = warp_chunk(s.len);
+    uint32_t greater = 0, eq = 0;
+    for (int base = wc.w0; base < wc.w1; base += 32) {
+        const int i = base + lane;
+        const bool valid = i < wc.w1;
+        const float v = valid ? s[i] : 0.0f;
+        const uint32_t b = bins(v);
+        const bool cand = valid && b == d0;
+        greater += valid && b > d0;
+        eq += cand;
+        if (whole) continue;
+        const unsigned cb = __ballot_sync(kFull, cand);
+        if (cb == 0) continue;
+        uint32_t off = 0;
+        if (lane == 0) off = atomicAdd(&sh.count, static_cast<uint32_t>(__popc(cb)));
+        off = __shfl_sync(kFull, off, 0) + __popc(cb & ((1u << lane) - 1));
+        if (cand && off < cap) sel[off] = composite_key(order_key(v), s.begin + i);
+    }
+    greater = __reduce_add_sync(kFull, greater);
+    eq = __reduce_add_sync(kFull, eq);
+    if (lane == 0) {
+        sh.warp_sum[warp] = greater;
+        sh.warp_ties[warp] = eq;
+        atomicAdd(&sh.cta_greater, greater);
+        atomicAdd(&sh.cta_ties, eq);
+    }
+}
+
+// Copies every rank's candidates into gat (rank order), then sh.thc = the need-th largest of the m; adds the
+// selected ones (>= thc) of this segment to the warp_sum of their chunk and counts those before it in cand_before.
+// Every thread arrives at the cluster barrier once its reads of other CTAs are done.
+__device__ uint64_t rank_candidates(const TopkCluster& c, bool single, const FastSeg& s, uint64_t* gat,
+                                    const RankCounts& rc, uint32_t need) {
+    const unsigned tid = threadIdx.x;
+    const uint32_t m = rc.m;
+    for (uint32_t j = tid; j < m; j += kTopkThreads) {
+        unsigned r = 0;
+        uint32_t base = 0;
+#pragma unroll
+        for (unsigned q = 1; q < kTopkMaxCluster; ++q) {
+            if (j >= rc.off[q]) {
+                r = q;
+                base = rc.off[q];
+            }
+        }
+        gat[j] = single ? c.sel[j] : c.cluster.map_shared_rank(c.sel, r)[j - base];
+    }
+    if (!single) c.cluster.barrier_arrive();
+    __syncthreads();
+    candidate_threshold(c.sh, gat, m, need);
+    __syncthreads();
+    const uint64_t thc = c.sh.thc;
+    const int chunk = warp_chunk(s.len).chunk;
+    for (uint32_t j = tid; j < m; j += kTopkThreads) {
+        const uint64_t x = gat[j];
+        if (x < thc) continue;
+        const int64_t i = static_cast<int64_t>(~static_cast<uint32_t>(x)) - s.begin;
+        if (i < 0) {
+            atomicAdd(&c.sh.cand_before, 1u);
+        } else if (i < s.len) {
+            atomicAdd(&c.sh.warp_sum[i / chunk], 1u);
+        }
+    }
+    return thc;
+}
+
+// Writes this CTA's selection (value bin above d0, or bin d0 with composite >= thc) in ascending position order:
+// each warp stages its chunk's positions at its offset, then the CTA writes positions and slots from index
+// out_base of the row on. warp_sum holds the selected count of every warp chunk.
+__device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, const FastSeg& s, ValueBins bins,
+                           uint32_t d0, uint64_t thc, uint32_t out_base, int32_t* stage, int64_t t, int64_t request) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    uint32_t out = 0, total = 0;
+    for (int w = 0; w < kTopkWarps; ++w) {
+        out += w < warp ? sh.warp_sum[w] : 0u;
+        total += sh.warp_sum[w];
+    }
+    if (out_base + total > static_cast<uint32_t>(p.k)) __trap();  // unreachable: the row selects exactly k
+    const unsigned below = (1u << lane) - 1;
+    const WarpChunk wc = warp_chunk(s.len);
+    for (int base = wc.w0; base < wc.w1; base += 32) {
+        const int i = base + lane;
+        const bool valid = i < wc.w1;
+        const float v = valid ? s[i] : 0.0f;
+        const uint32_t b = bins(v);
+        const bool take = valid && (b > d0 || (b == d0 && composite_key(order_key(v), s.begin + i) >= thc));
+        const unsigned sb = __ballot_sync(kFull, take);
+        if (take) stage[out + __popc(sb & below)] = static_cast<int32_t>(s.begin + i);
+        out += __popc(sb);
+    }
+    __syncthreads();
+    const int32_t* slot_row = p.key_slots + request * p.max_len;
+    int32_t* pos = p.positions + t * p.k + out_base;
+    int32_t* slots = p.slots + t * p.k + out_base;
+    for (uint32_t i = tid; i < total; i += kTopkThreads) {
+        const int32_t q = stage[i];
+        pos[i] = q;
+        slots[i] = slot_row[q];
+    }
+}
+
+// Rows whose threshold bin holds more candidates than the buffer: the shared-memory kernel's radix rounds and
+// ordered collection over the segment in global memory, rank 0 writes the row.
+__device__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluster& c, const FastSeg& s, int64_t t,
+                              int64_t request, uint32_t keep) {
+    c.cluster.sync();  // every CTA's reads of the others' counters are done before they are rewritten
+    const TopkThreshold th = smem_threshold(c, s.src, s.len, static_cast<uint32_t>(p.k));
+    ordered_collect(c, s.src, s.begin, s.len, th, keep);
+    c.cluster.sync();  // rank 0's buffer is complete
+    if (c.rank == 0) write_selection(p, t, request, c.sel, static_cast<int>(keep));
+}
+
+// Grid: T x C CTAs of 1024 threads in clusters of C (one cluster per row), position order only. Dynamic shared
+// memory: this CTA's candidates (sel_cap u64), the gathered candidates / staged positions (sel_cap u64), the
+// segment cache (cache_cap floats).
+__global__ void __launch_bounds__(kTopkThreads)
+    indexer_topk_fast_kernel(IndexerTopkKernelParams p, int sel_cap, int cache_cap, int min_seg) {
+    extern __shared__ __align__(16) uint64_t dyn[];
+    __shared__ TopkShared sh;
+    uint64_t* sel = dyn;
+    uint64_t* gat = dyn + sel_cap;
+    float* vals = reinterpret_cast<float*>(dyn + 2 * static_cast<int64_t>(sel_cap));
+    const int tid = threadIdx.x;
+    if (tid == 0) {
+        sh.kmin = sh.cmin = 0xffffffffu;
+        sh.kmax = sh.cmax = 0;
+        sh.count = sh.cta_greater = sh.cta_ties = sh.cand_before = 0;
+    }
+    for (int b = tid; b < kBins; b += kTopkThreads) sh.hist[0][b] = 0;
+    pdl_wait();  // the scores and the limits come from earlier kernels
+    pdl_trigger();
+    cg::cluster_group cluster = cg::this_cluster();
+    const unsigned rank = cluster.block_rank(), size = cluster.num_blocks();
+    const bool single = size == 1;
+    const TopkCluster c{cluster, rank, sh, cluster.map_shared_rank(&sh, 0), sel, cluster.map_shared_rank(sel, 0)};
+    const int64_t t = blockIdx.x / size;
+    const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
+    const int64_t n = qr.limit + 1;
+    int64_t per = ((n + size - 1) / size + 31) / 32 * 32;
+    per = per < min_seg ? min_seg : per;
+    const int64_t begin = rank * per < n ? rank * per : n;
+    const int len = static_cast<int>((begin + per < n ? begin + per : n) - begin);
+    if (!p.position_order) __trap();  // the host launches position-order rows only
+    if (n <= p.k) {  // the same for the whole cluster: no barrier is left waiting
+        write_all_positions(p, t, qr.request, begin, begin + len, n, rank == 0);
+        return;
+    }
+    const uint32_t k = static_cast<uint32_t>(p.k);
+    const FastSeg seg{p.scores + t * p.max_len + begin, vals, begin, len, len < cache_cap ? len : cache_cap};
+    __syncthreads();  // sh initialised
+    fast_load(sh, seg, vals);
+    fast_sync(c, single);  // (1) every CTA's extremes
+    uint32_t kmin = 0xffffffffu, kmax = 0;
+#pragma unroll
+    for (unsigned r = 0; r < kTopkMaxCluster; ++r) {
+        if (r >= size) continue;
+        const TopkShared* o = rank_shared(c, single, r);
+        const uint32_t lo = o->kmin, hi = o->kmax;
+        kmin = lo < kmin ? lo : kmin;
+        kmax = hi > kmax ? hi : kmax;
+    }
+    const ValueBins bins = row_bins(kmin, kmax);  // one value (kmin == kmax): every key in bin 0
+#pragma unroll 4
+    for (int i = tid; i < len; i += kTopkThreads) atomicAdd(&sh.hist[0][bins(seg[i])], 1u);
+    fast_sync(c, single);  // (2) every CTA's histogram; nobody reads kmin / kmax of another CTA any more
+    if (tid == 0) {  // the row's extremes, where the fallback's smem_threshold reads them (rank 0)
+        sh.kmin = kmin;
+        sh.kmax = kmax;
+    }
+    const DigitResult d0 = pick_digit(c, merged_hist(c, single), k);
+    const uint32_t need = k - d0.above;
+    const bool whole = d0.in_bin == need;
+    fast_gather(sh, seg, bins, d0.digit, whole, sel, static_cast<uint32_t>(sel_cap));
+    fast_sync(c, single);  // (3) every CTA's counts and candidates
+    const RankCounts rc = rank_counts(c, single);
+    if (rc.g_total != d0.above) __trap();  // unreachable: the bins above d0 hold `above` keys
+    if (!whole && rc.m > static_cast<uint32_t>(sel_cap)) {  // the same decision in every CTA
+        fast_fallback(p, c, seg, t, qr.request, k);
+        return;
+    }
+    uint64_t thc = 0;  // below every composite key: bin d0 taken whole
+    if (whole) {
+        if (!single) cluster.barrier_arrive();
+        if (tid < kTopkWarps) sh.warp_sum[tid] += sh.warp_ties[tid];
+    } else {
+        thc = rank_candidates(c, single, seg, gat, rc, need);
+    }
+    __syncthreads();
+    const uint32_t out_base = rc.g_before + (whole ? rc.e_before : sh.cand_before);
+    fast_write(p, sh, seg, bins, d0.digit, thc, out_base, reinterpret_cast<int32_t*>(gat), t, qr.request);
+    if (!single) cluster.barrier_wait();  // no CTA leaves while another may still read its shared memory
+}
+
+// DSA_INDEXER_TOPK_SEG: the fewest positions per CTA (a multiple of 32; default 4096): the cluster size grows
+// while the rows leave SMs idle and each CTA keeps at least this many positions of the widest row, and a shorter
+// row spreads over fewer CTAs of its cluster.
+int64_t fast_min_segment() {
+    const char* v = std::getenv("DSA_INDEXER_TOPK_SEG");
+    if (v == nullptr || *v == '\0') return 4096;
+    char* end = nullptr;
+    const long long s = std::strtoll(v, &end, 10);
+    DSA_CHECK(end != v && *end == '\0' && s >= 32 && s <= (1 << 20) && s % 32 == 0)
+        << "DSA_INDEXER_TOPK_SEG=" << v << " (a multiple of 32 in 32..1048576)";
+    return s;
+}
+
+}  // namespace
+
+bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream) {
+    if (!p.position_order) return false;
+    static const int smem_optin = [] {
+        int dev = 0, v = 0;
+        DSA_CUDA_CHECK(cudaGetDevice(&dev));
+        DSA_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+        return v;
+    }();
+    const int64_t keep = p.k < p.max_len ? p.k : p.max_len;
+    int64_t sel_cap = 2;  // even: the cache after the two u64 buffers stays 16-byte aligned
+    while (sel_cap < keep) sel_cap <<= 1;
+    const int64_t min_seg = fast_min_segment();
+    int cluster = 1;
+    while (cluster < kTopkMaxCluster && p.num_tokens * cluster * 2 <= num_sms() &&
+           p.max_len / (cluster * 2) >= min_seg) {
+        cluster *= 2;
+    }
+    int64_t widest = ((p.max_len + cluster - 1) / cluster + 31) / 32 * 32;  // a CTA's largest segment
+    widest = widest < min_seg ? min_seg : widest;
+    widest = widest < p.max_len ? widest : p.max_len;
+    // 1 KB below the opt-in limit for the runtime's reserved shared memory and alignment.
+    const int64_t budget = smem_optin - static_cast<int64_t>(sizeof(TopkShared)) - 1024 - 2 * sel_cap * 8;
+    if (budget < 0) return false;
+    const int64_t cache_cap = widest < budget / 16 * 4 ? widest : budget / 16 * 4;
+    const int64_t smem = 2 * sel_cap * 8 + cache_cap * 4;
+    static SmemLimit limit;
+    limit.ensure(reinterpret_cast<const void*>(indexer_topk_fast_kernel),
+                 smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024);
+    static std::atomic<bool> pdl_ok{true};
+    launch_topk_cluster(indexer_topk_fast_kernel, p.num_tokens * cluster, cluster, smem, stream, pdl_ok, p,
+                        static_cast<int>(sel_cap), static_cast<int>(cache_cap), static_cast<int>(min_seg));
+    return true;
+}
+
+}  // namespace dsa::backend::cuda
