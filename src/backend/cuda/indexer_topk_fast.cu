@@ -1,11 +1,8 @@
-// Exact top-k of the lightning indexer's score rows in ascending position order, built for few rows and for padded
-// (graph-bucket) widths (DSA_INDEXER_TOPK=fast). The CTA segments follow the row's real length (at least min_seg
-// positions per CTA, so a short row in a wide bucket keeps to few CTAs); each CTA caches up to cache_cap positions
-// of its segment in shared memory and re-reads the rest from global memory. Three cluster barriers per row (block
-// barriers for a one-CTA cluster): the extremes, the value-bin histogram (every CTA sums every rank's bins), the
-// threshold bin's candidates (every CTA gathers and ranks them); the output goes through a staging buffer, so a
-// CTA's slot gathers are in flight together. Same output as the other kernels (the cand radix path where the
-// threshold bin holds more candidates than the buffer).
+// Exact top-k of the indexer's score rows in position order for few rows and padded widths (DSA_INDEXER_TOPK=fast):
+// CTA segments follow the real row length (>= min_seg positions each), cached in shared memory as far as it holds
+// (the rest re-read from global memory); three cluster barriers per row (extremes, value-bin histogram summed by
+// every CTA, threshold-bin candidates gathered and ranked by every CTA); output staged so that the slot gathers
+// overlap (short segments load their slots with the scores). Same output as the other kernels.
 #include <cstdlib>
 
 #include "backend/cuda/indexer_topk_smem.cuh"
@@ -38,9 +35,17 @@ __device__ __forceinline__ const TopkShared* rank_shared(const TopkCluster& c, b
     return single ? &c.sh : c.cluster.map_shared_rank(&c.sh, r);
 }
 
-// Copies the cached part of the segment into vals and folds the whole segment into sh.kmin / sh.kmax.
-__device__ void fast_load(TopkShared& sh, const FastSeg& s, float* vals) {
+// Copies the cached part of the segment into vals and folds the whole segment into sh.kmin / sh.kmax. With
+// slot_src: the segment's slots (len <= kSlotPer * 1024) into slots, their loads issued before the scores' ones.
+constexpr int kSlotPer = 8;
+__device__ void fast_load(TopkShared& sh, const FastSeg& s, float* vals, const int32_t* slot_src, int32_t* slots) {
     const int tid = threadIdx.x;
+    int32_t sr[kSlotPer];
+#pragma unroll
+    for (int u = 0; u < kSlotPer; ++u) {
+        const int i = u * kTopkThreads + tid;
+        sr[u] = slot_src != nullptr && i < s.len ? slot_src[i] : 0;
+    }
     uint32_t lo = 0xffffffffu, hi = 0;
     if (((reinterpret_cast<uintptr_t>(s.src) | reinterpret_cast<uintptr_t>(vals)) & 15) == 0) {
         load_segment_vec(s.src, s.cached, vals, lo, hi);
@@ -53,6 +58,11 @@ __device__ void fast_load(TopkShared& sh, const FastSeg& s, float* vals) {
     }
 #pragma unroll 4
     for (int i = s.cached + tid; i < s.len; i += kTopkThreads) key_range(s.src[i], lo, hi);
+#pragma unroll
+    for (int u = 0; u < kSlotPer; ++u) {
+        const int i = u * kTopkThreads + tid;
+        if (slot_src != nullptr && i < s.len) slots[i] = sr[u];
+    }
     lo = __reduce_min_sync(kFull, lo);
     hi = __reduce_max_sync(kFull, hi);
     if ((tid & 31) == 0) {
@@ -181,9 +191,11 @@ __device__ uint64_t rank_candidates(const TopkCluster& c, bool single, const Fas
 
 // Writes this CTA's selection (value bin above d0, or bin d0 with composite >= thc) in ascending position order:
 // each warp stages its chunk's positions at its offset, then the CTA writes positions and slots from index
-// out_base of the row on. warp_sum holds the selected count of every warp chunk.
+// out_base of the row on (slots from seg_slots, the segment's in shared memory, where not null). warp_sum holds the
+// selected count of every warp chunk.
 __device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, const FastSeg& s, ValueBins bins,
-                           uint32_t d0, uint64_t thc, uint32_t out_base, int32_t* stage, int64_t t, int64_t request) {
+                           uint32_t d0, uint64_t thc, uint32_t out_base, int32_t* stage, const int32_t* seg_slots,
+                           int64_t t, int64_t request) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     uint32_t out = 0, total = 0;
     for (int w = 0; w < kTopkWarps; ++w) {
@@ -210,7 +222,7 @@ __device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, con
     for (uint32_t i = tid; i < total; i += kTopkThreads) {
         const int32_t q = stage[i];
         pos[i] = q;
-        slots[i] = slot_row[q];
+        slots[i] = seg_slots != nullptr ? seg_slots[q - s.begin] : slot_row[q];
     }
 }
 
@@ -227,9 +239,9 @@ __device__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluste
 
 // Grid: T x C CTAs of 1024 threads in clusters of C (one cluster per row), position order only. Dynamic shared
 // memory: this CTA's candidates (sel_cap u64), the gathered candidates / staged positions (sel_cap u64), the
-// segment cache (cache_cap floats).
+// segment cache (cache_cap floats), the segment's slots (slot_cap i32, 0: read at the end from global memory).
 __global__ void __launch_bounds__(kTopkThreads)
-    indexer_topk_fast_kernel(IndexerTopkKernelParams p, int sel_cap, int cache_cap, int min_seg) {
+    indexer_topk_fast_kernel(IndexerTopkKernelParams p, int sel_cap, int cache_cap, int slot_cap, int min_seg) {
     extern __shared__ __align__(16) uint64_t dyn[];
     __shared__ TopkShared sh;
     uint64_t* sel = dyn;
@@ -262,8 +274,10 @@ __global__ void __launch_bounds__(kTopkThreads)
     }
     const uint32_t k = static_cast<uint32_t>(p.k);
     const FastSeg seg{p.scores + t * p.max_len + begin, vals, begin, len, len < cache_cap ? len : cache_cap};
+    int32_t* seg_slots = len <= slot_cap ? reinterpret_cast<int32_t*>(vals + cache_cap) : nullptr;
     __syncthreads();  // sh initialised
-    fast_load(sh, seg, vals);
+    fast_load(sh, seg, vals, seg_slots != nullptr ? p.key_slots + qr.request * p.max_len + begin : nullptr,
+              seg_slots);
     fast_sync(c, single);  // (1) every CTA's extremes
     uint32_t kmin = 0xffffffffu, kmax = 0;
 #pragma unroll
@@ -302,7 +316,8 @@ __global__ void __launch_bounds__(kTopkThreads)
     }
     __syncthreads();
     const uint32_t out_base = rc.g_before + (whole ? rc.e_before : sh.cand_before);
-    fast_write(p, sh, seg, bins, d0.digit, thc, out_base, reinterpret_cast<int32_t*>(gat), t, qr.request);
+    fast_write(p, sh, seg, bins, d0.digit, thc, out_base, reinterpret_cast<int32_t*>(gat), seg_slots, t,
+               qr.request);
     if (!single) cluster.barrier_wait();  // no CTA leaves while another may still read its shared memory
 }
 
@@ -345,13 +360,16 @@ bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t str
     const int64_t budget = smem_optin - static_cast<int64_t>(sizeof(TopkShared)) - 1024 - 2 * sel_cap * 8;
     if (budget < 0) return false;
     const int64_t cache_cap = widest < budget / 16 * 4 ? widest : budget / 16 * 4;
-    const int64_t smem = 2 * sel_cap * 8 + cache_cap * 4;
+    // The segment's slots too where they fit (kSlotPer per thread at most).
+    const int64_t slot_cap = widest <= kSlotPer * kTopkThreads && budget - cache_cap * 4 >= widest * 4 ? widest : 0;
+    const int64_t smem = 2 * sel_cap * 8 + (cache_cap + slot_cap) * 4;
     static SmemLimit limit;
     limit.ensure(reinterpret_cast<const void*>(indexer_topk_fast_kernel),
                  smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024);
     static std::atomic<bool> pdl_ok{true};
     launch_topk_cluster(indexer_topk_fast_kernel, p.num_tokens * cluster, cluster, smem, stream, pdl_ok, p,
-                        static_cast<int>(sel_cap), static_cast<int>(cache_cap), static_cast<int>(min_seg));
+                        static_cast<int>(sel_cap), static_cast<int>(cache_cap), static_cast<int>(slot_cap),
+                        static_cast<int>(min_seg));
     return true;
 }
 
