@@ -13,6 +13,11 @@ namespace dsa::backend::cuda {
 namespace {
 
 // ---- exact top-k: a cluster of C 1024-thread CTAs per row (C = 1, 2, 4 or 8) ----
+
+// The fewest positions per CTA: the cluster grows while every CTA keeps this many of the widest row, and a row's
+// CTAs split it into segments of at least this many (the rest of the cluster idles), so that in a wide (padded)
+// bucket a short row costs what it costs at its own width.
+constexpr int64_t kGlobalMinSegment = 2048;
 //
 // Radix select on the order key of the score (u32): 11-bit digits from the top bit down (11, 11, 10), each round
 // a histogram of the elements that match the known prefix, until the threshold bin holds exactly the missing
@@ -150,7 +155,8 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkK
     const int tid = threadIdx.x, lane = tid & 31;
     const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
     const int64_t n = qr.limit + 1;
-    const int64_t per = ((n + size - 1) / size + 31) / 32 * 32;
+    int64_t per = ((n + size - 1) / size + 31) / 32 * 32;
+    per = per < kGlobalMinSegment ? kGlobalMinSegment : per;  // a row shorter than max_len keeps to fewer CTAs
     const int64_t begin = rank * per < n ? rank * per : n;
     const Segment seg{p.scores + t * p.max_len, begin, begin + per < n ? begin + per : n};
     const int keep = static_cast<int>(n < p.k ? n : p.k);
@@ -225,7 +231,7 @@ void launch_topk_global(const IndexerTopkKernelParams& p, cudaStream_t stream) {
     // CTAs per row: while the rows leave SMs idle and each CTA keeps >= 2048 positions of the widest row.
     int cluster = 1;
     while (cluster < kTopkMaxCluster && p.num_tokens * cluster * 2 <= num_sms() &&
-           p.max_len / (cluster * 2) >= 2048) {
+           p.max_len / (cluster * 2) >= kGlobalMinSegment) {
         cluster *= 2;
     }
     static SmemLimit limit;

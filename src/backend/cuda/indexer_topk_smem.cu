@@ -47,6 +47,10 @@ __device__ void load_segment(const TopkCluster& c, const float* src, int len, fl
     }
 }
 
+// The fewest positions per CTA where the cache allows (the cluster grows for parallelism while each CTA keeps this
+// many of the widest row; a shorter row spreads over fewer CTAs of its cluster).
+constexpr int64_t kSmemMinSegment = 8192;
+
 // ---- candidate path (DSA_INDEXER_TOPK=cand, position order, n > k) ----
 //
 // After the first value-bin round (digit d0, `need` keys still missing): one pass counts, per warp chunk, the keys
@@ -188,7 +192,11 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(Indexer
     const int64_t t = blockIdx.x / size;
     const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
     const int64_t n = qr.limit + 1;
-    const int64_t per = ((n + size - 1) / size + 31) / 32 * 32;
+    // At least kSmemMinSegment positions per CTA where the cache holds them (a row shorter than max_len keeps to
+    // fewer CTAs); the cache holds a segment of the widest row.
+    const int64_t cap = ((p.max_len + size - 1) / size + 31) / 32 * 32;
+    int64_t per = ((n + size - 1) / size + 31) / 32 * 32;
+    per = per < kSmemMinSegment ? (kSmemMinSegment < cap ? kSmemMinSegment : cap) : per;
     const int64_t begin = rank * per < n ? rank * per : n;
     const int len = static_cast<int>((begin + per < n ? begin + per : n) - begin);
     const uint32_t keep = static_cast<uint32_t>(n < p.k ? n : p.k);
@@ -236,10 +244,8 @@ bool launch_smem_kernel(const IndexerTopkKernelParams& p, cudaStream_t stream, b
     // CTAs per row: enough to cache the widest row, more while the rows leave SMs idle and each CTA keeps
     // >= 8192 positions.
     int cluster = 1;
-    while (cluster < kTopkMaxCluster && (seg_cap(cluster) * 4 > budget || (p.num_tokens * cluster * 2 <= num_sms() &&
-                                                                           p.max_len / (cluster * 2) >= 8192))) {
-        cluster *= 2;
-    }
+    auto spread = [&](int cl) { return p.num_tokens * cl * 2 <= num_sms() && p.max_len / (cl * 2) >= kSmemMinSegment; };
+    while (cluster < kTopkMaxCluster && (seg_cap(cluster) * 4 > budget || spread(cluster))) cluster *= 2;
     if (seg_cap(cluster) * 4 > budget) return false;
     const int64_t smem = sel_cap * 8 + seg_cap(cluster) * 4;
     // The attribute is raised once to the whole opt-in budget (never again inside a captured forward).
