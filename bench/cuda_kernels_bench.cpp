@@ -13,9 +13,10 @@
 // each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys. --absorbs (alone, seconds): the absorbs
 // (W_UV with and without the short-row kernel), the shared expert's dense_mlp and the M = 1 / 8 single-weight streams.
 // --m64 (alone, also in --decode-linears): default plans vs stream-K plans vs the TMA kernel (DSA_FP8_STREAM_M64) at
-// M = 32 / 64 on the decode shapes. --shape N K M: one FP8 linear() graph-timed with the plan the environment
-// selects (for ncu).
-// Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs | --m64 | --shape N K M]
+// M = 32 / 64 on the decode shapes. --cluster (alone): default plans vs cluster split-K (DSA_FP8_STREAM_CLUSTER) at
+// M = 1..64, and the kernel alone with and without split-K. --shape N K M: one FP8 linear() graph-timed with the plan
+// the environment selects (for ncu).
+// Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs | --m64 | --cluster | --shape N K M]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -380,6 +381,96 @@ void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
     cuda::set_fp8_stream_streamk_scope(streamk);
 }
 
+// --cluster: the default plans vs cluster split-K (DSA_FP8_STREAM_CLUSTER = 8 and 16) through linear() (act_quant +
+// GEMM, graph) at M = 1, 8, 33, 64 on the decode shapes and the shared expert's 4096 x 7168, and q_a + kv_a + wk
+// through linear_multi: us, TB/s of weight bytes, % of 4.8, time / default. Then kernel_only_splits().
+void bench_cluster(cuda::CudaBackend& be, std::mt19937& rng) {
+    const int initial = cuda::fp8_stream_cluster_max();
+    const int modes[3] = {0, 8, 16};
+    const auto row = [&](const std::string& name, double bytes, const std::function<double()>& time) {
+        std::printf("%-44s", name.c_str());
+        double t0 = 0;
+        for (int v = 0; v < 3; ++v) {
+            cuda::set_fp8_stream_cluster_max(modes[v]);
+            const double t = time();
+            t0 = v == 0 ? t : t0;
+            const char* name = v == 0 ? "default" : v == 1 ? "cl8" : "cl16";
+            std::printf(" | %s %7.2f us %5.2f TB/s %4.1f%% (%.2f)", name, t * 1e6, bytes / t / 1e12,
+                        bytes / t / 1e12 / 4.8 * 100, t / t0);
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+    };
+    const std::vector<NK> shapes = {{1536, 7168}, {576, 7168}, {7168, 2048}, {2048, 7168},
+                                    {8192, 1536}, {4096, 7168}, {7168, 16384}};
+    for (const NK s : shapes) {
+        const std::vector<LinearWeight> ws = fp8_weight_copies(be, rng, s.n, s.k);
+        for (int64_t m : {1, 8, 33, 64}) {
+            row("cluster linear M=" + std::to_string(m) + " N=" + std::to_string(s.n) + " K=" + std::to_string(s.k),
+                static_cast<double>(s.n) * s.k, [&] { return linear_seconds(be, rng, ws, m); });
+        }
+    }
+    std::vector<LinearWeight> sets[3];
+    const int64_t rows[3] = {1536, 576, 128};
+    for (int j = 0; j < 3; ++j) sets[j] = fp8_weight_copies(be, rng, rows[j], 7168);
+    for (int64_t m : {1, 8, 33, 64}) {
+        const Tensor x = be.to_device(random_bf16({m, 7168}, rng, 1.0f));
+        row("cluster q_a+kv_a+wk linear_multi M=" + std::to_string(m), (1536.0 + 576 + 128) * 7168, [&] {
+            return backend_graph_seconds(be, kCopies, [&](int i) {
+                const LinearWeight* w[3] = {&sets[0][i], &sets[1][i], &sets[2][i]};
+                be.linear_multi(x, w, LinearOutput::kActivation);
+            });
+        });
+    }
+    cuda::set_fp8_stream_cluster_max(initial);
+}
+
+// The stream kernel alone (x act_quant-ed) with the default plan, the same kernel without split-K (one CTA per
+// 128-row block over all of K: few CTAs, but no partials, fence or atomic) and the cluster plan (8): where the
+// default's time at M = 64 goes. us per launch in a graph over >= 8 rotated weight copies.
+void kernel_only_splits(cuda::CudaBackend& be, std::mt19937& rng) {
+    int sms = 0;
+    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const int initial = cuda::fp8_stream_cluster_max();
+    for (const NK s : {NK{7168, 2048}, NK{1536, 7168}, NK{576, 7168}, NK{7168, 16384}}) {
+        const std::vector<LinearWeight> ws = fp8_weight_copies(be, rng, s.n, s.k);
+        const int64_t kb = s.k / 128, copies = static_cast<int64_t>(ws.size());
+        Tensor scales = be.to_device(ws[0].scale_inv);
+        for (int64_t m : {1, 64}) {
+            Tensor xb = be.to_device(random_bf16({m, s.k}, rng, 1.0f));
+            Tensor xq = Tensor::empty({m, s.k}, DType::kF8E4M3, Device::kCUDA, "x.fp8");
+            Tensor xs = Tensor::empty({kb, m}, DType::kF32, Device::kCUDA, "x.scales");
+            cuda::launch_act_quant(
+                {xb.data<uint16_t>(), xq.data<uint8_t>(), xs.data<float>(), nullptr, m, s.k, m, true}, be.stream());
+            Tensor y = Tensor::empty({m, s.n}, DType::kBF16, Device::kCUDA, "y");
+            std::printf("kernel-only M=%-2lld N=%-5lld K=%-5lld", static_cast<long long>(m),
+                        static_cast<long long>(s.n), static_cast<long long>(s.k));
+            for (int v = 0; v < 3; ++v) {
+                cuda::set_fp8_stream_cluster_max(v == 2 ? 8 : 0);
+                cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
+                if (v == 1) plan.chunk = kb, plan.splits = 1, plan.ws_floats = 0, plan.counters = 0;
+                Tensor wsp = Tensor::empty({std::max<int64_t>(plan.ws_floats, 1)}, DType::kF32, Device::kCUDA, "ws");
+                Tensor ctr = Tensor::empty({std::max<int64_t>(plan.counters, 1)}, DType::kI32, Device::kCUDA, "ctr");
+                DSA_CUDA_CHECK(cudaMemsetAsync(ctr.raw_data(), 0, ctr.nbytes(), be.stream()));
+                cuda::Fp8StreamParams p;
+                p.w_scale = scales.data<float>(), p.m = m, p.x = xq.data<uint8_t>(), p.x_scale = xs.data<float>();
+                p.x_scale_ld = m, p.out = y.data<uint16_t>(), p.n = s.n, p.k = s.k, p.scale_ld = kb;
+                p.ws = wsp.data<float>(), p.counters = ctr.data<int32_t>();
+                const double t = graph_seconds_per_launch(be, [&](int i) {
+                    p.w = ws[i % copies].weight.data<uint8_t>();
+                    cuda::launch_fp8_stream_gemm(p, plan, be.stream());
+                });
+                std::printf(" | %s [%s, splits %lld] %7.2f us %5.2f TB/s",
+                            v == 0 ? "default" : v == 1 ? "no split-K" : "cl8", plan_kernel_name(plan),
+                            static_cast<long long>(plan.splits), t * 1e6, static_cast<double>(s.n) * s.k / t / 1e12);
+            }
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+    }
+    cuda::set_fp8_stream_cluster_max(initial);
+}
+
 // --shape N K M: one linear() with the plan the environment selects (for a profiler), graph-timed.
 void bench_shape(cuda::CudaBackend& be, std::mt19937& rng, int64_t n, int64_t k, int64_t m) {
     int sms = 0;
@@ -513,6 +604,7 @@ int run(int argc, char** argv) {
     const bool absorbs_only = argc > 1 && std::string(argv[1]) == "--absorbs";
     const bool m64_only = argc > 1 && std::string(argv[1]) == "--m64";
     const bool shape_only = argc > 4 && std::string(argv[1]) == "--shape";
+    const bool cluster_only = argc > 1 && std::string(argv[1]) == "--cluster";
     cudaDeviceProp prop{};
     DSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     int clock_khz = 0;
@@ -535,6 +627,11 @@ int run(int argc, char** argv) {
     }
     if (m64_only) {
         bench_m64(fp8_be, rng);
+        return 0;
+    }
+    if (cluster_only) {
+        bench_cluster(fp8_be, rng);
+        kernel_only_splits(fp8_be, rng);
         return 0;
     }
     if (shape_only) {

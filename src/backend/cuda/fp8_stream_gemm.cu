@@ -13,6 +13,7 @@
 #include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/fp8_stream_cluster.cuh"
 #include "backend/cuda/fp8_stream_common.cuh"
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "backend/cuda/mma_util.cuh"
@@ -460,6 +461,10 @@ __device__ __forceinline__ void staged_job(const Fp8StreamParams& p, const Fp8St
             }
         }
         cp_async_wait<0>();
+        if (plan.cluster > 1) {  // one pass (the host plans one whenever it splits K); the whole CTA, then done
+            fp8s::cluster_finish<NT>(acc, p, plan, rb, j, smem, warp, lane);
+            return;
+        }
         if (has_tile) {
             if (nseg == 1) {
                 store_out<NT>(acc, p, j, lane);
@@ -477,7 +482,9 @@ __device__ __forceinline__ void staged_body(const Fp8StreamParams& p, const Fp8S
                                             int64_t grp, uint8_t* smem) {
     if (p.experts != nullptr) pdl_wait();
     const int64_t rowblocks = (plan.tiles + kSWarps - 1) / kSWarps;
-    const int64_t split = cta / rowblocks, rb = cta % rowblocks;
+    // Cluster plans: a row block's K splits are consecutive CTAs (one cluster); else split-major.
+    const bool cl = plan.cluster > 1;
+    const int64_t split = cl ? cta % plan.cluster : cta / rowblocks, rb = cl ? cta / plan.cluster : cta % rowblocks;
     const int64_t nkb = p.k / kKBlock, kb0 = split * plan.chunk;
     const int nblk = static_cast<int>((kb0 + plan.chunk < nkb ? kb0 + plan.chunk : nkb) - kb0);
     staged_job<NT, WG>(p, plan, grp, rb, kb0, nblk, split, plan.splits, /*prefetch=*/true, smem);
@@ -609,6 +616,18 @@ void launch_nt(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t grou
     }
     const int64_t ctas = (plan.tiles + kSWarps - 1) / kSWarps * plan.splits;
     DSA_CHECK(ctas <= 0x7fffffff) << "fp8 stream GEMM grid";
+    if (plan.cluster > 1) {
+        DSA_CHECK(groups == 1 && plan.splits == plan.cluster) << "fp8 stream GEMM: cluster plan for " << groups
+                                                              << " groups";
+        if (plan.kernel == Fp8StreamKernel::kWgmma) {
+            host::launch_fp8_cluster(fp8_wgmma_kernel<NT>, ctas, kSThreads, plan.cluster, Staged<NT, true>::kSmem,
+                                     stream, p, plan);
+        } else {
+            host::launch_fp8_cluster(fp8_staged_kernel<NT>, ctas, kSThreads, plan.cluster, Staged<NT>::kSmem, stream,
+                                     p, plan);
+        }
+        return;
+    }
     const dim3 grid(static_cast<unsigned>(ctas), static_cast<unsigned>(groups));
     // Per function and device; cheap on the host, so set on every launch (any device may be current).
     if (plan.kernel == Fp8StreamKernel::kWgmma) {
@@ -625,6 +644,11 @@ void launch_nt(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t grou
 template <int NT, bool WG>
 void launch_multi_wg(const Fp8StreamParams& p, const Fp8StreamMulti& m, int64_t ctas, cudaStream_t stream) {
     constexpr int smem = Staged<NT, WG>::kSmem;
+    if (m.prob[0].plan.cluster > 1) {
+        host::launch_fp8_cluster(fp8_staged_multi_kernel<NT, WG>, ctas, kSThreads, m.prob[0].plan.cluster, smem, stream,
+                                 p, m);
+        return;
+    }
     DSA_CUDA_CHECK(
         cudaFuncSetAttribute(fp8_staged_multi_kernel<NT, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     host::launch_pdl(fp8_staged_multi_kernel<NT, WG>, dim3(static_cast<unsigned>(ctas)), dim3(kSThreads), smem, stream,
@@ -652,7 +676,8 @@ void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan,
         << "fp8 stream GEMM: dense gate_up without the up weight";
     DSA_CHECK(plan.tiles == (p.n + kFp8StreamTileRows - 1) / kFp8StreamTileRows) << "fp8 stream GEMM: plan mismatch";
     DSA_CHECK(p.experts != nullptr || p.m <= plan.nt * 8) << "fp8 stream GEMM: " << p.m << " rows > plan";
-    DSA_CHECK(plan.splits == 1 || (p.ws != nullptr && p.counters != nullptr)) << "fp8 stream GEMM: no workspace";
+    DSA_CHECK(plan.splits == 1 || plan.cluster > 1 || (p.ws != nullptr && p.counters != nullptr))
+        << "fp8 stream GEMM: no workspace";
     DSA_CHECK(groups <= 65535) << "fp8 stream GEMM: " << groups << " groups";
     if (plan.kernel == Fp8StreamKernel::kTma) {
         launch_fp8_stream_tma(p, plan, stream);
@@ -685,7 +710,8 @@ void launch_fp8_stream_multi(const Fp8StreamParams& shared, Fp8StreamMulti multi
         const Fp8StreamProblem& q = multi.prob[i];
         DSA_CHECK(q.n > 0 && q.w != nullptr && q.w_scale != nullptr && q.out != nullptr)
             << "fp8 stream multi: problem " << i;
-        DSA_CHECK(q.plan.nt == first.nt) << "fp8 stream multi: problems planned for different token counts";
+        DSA_CHECK(q.plan.nt == first.nt && q.plan.cluster == first.cluster)
+            << "fp8 stream multi: problems planned for different token counts or clusters";
         staged = staged && q.plan.kernel == first.kernel;
     }
     if (!staged) {  // the ring variant: one launch per problem, the same results
@@ -705,7 +731,8 @@ void launch_fp8_stream_multi(const Fp8StreamParams& shared, Fp8StreamMulti multi
         Fp8StreamProblem& q = multi.prob[i];
         DSA_CHECK(q.scale_ld >= shared.k / kKBlock) << "fp8 stream multi: scale_ld " << q.scale_ld;
         DSA_CHECK(q.plan.tiles == (q.n + kFp8StreamTileRows - 1) / kFp8StreamTileRows) << "fp8 stream multi: plan";
-        DSA_CHECK(q.plan.splits == 1 || (q.ws != nullptr && q.counters != nullptr)) << "fp8 stream multi: workspace";
+        DSA_CHECK(q.plan.splits == 1 || q.plan.cluster > 1 || (q.ws != nullptr && q.counters != nullptr))
+            << "fp8 stream multi: workspace";
         q.cta0 = ctas;
         ctas += (q.plan.tiles + kSWarps - 1) / kSWarps * q.plan.splits;
     }

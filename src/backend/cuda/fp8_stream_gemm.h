@@ -46,6 +46,8 @@ struct Fp8StreamPlan {
     Fp8StreamKernel kernel = Fp8StreamKernel::kStaged;
     int64_t ws_floats = 0, counters = 0;
     int64_t streamk_units = 0;
+    // > 1: a cluster plan (below): the `cluster` = splits CTAs of a 128-row block form one thread-block cluster.
+    int cluster = 0;
 };
 // groups: 1 (dense) or max_groups; rows: the output features N (gate_up: 2F); max_tokens: the token rows per
 // group the tiles are sized for. bounded = false: a group may hold more (then K is not split and the kernel
@@ -86,6 +88,19 @@ void set_fp8_stream_m64(int mode);
 // The token-row range the m64 mode applies to (max_tokens), and its plan (stream-K layout, kernel kTma).
 bool fp8_stream_m64_applies(int64_t max_tokens);
 Fp8StreamPlan fp8_stream_tma_plan(int64_t rows, int64_t k, int64_t max_tokens, int num_sms);
+
+// Opt-in cluster split-K (DSA_FP8_STREAM_CLUSTER=N, N = 2..16 the largest cluster; never measured yet): dense
+// staged / wgmma plans (and the joint multi plan) that split K put the K splits of each 128-row block into one
+// thread-block cluster of consecutive CTAs and sum their partials through distributed shared memory in rank order
+// (fp8_stream_cluster.cuh): no workspace, no counters, no global-memory fence or atomic. The split count is the
+// cluster size: about 2 CTAs per SM over all row blocks, at most N (> 8: a non-portable cluster size), each CTA
+// at least one K block. Outputs differ from the other plans in split-K summation order only. Off: 0.
+constexpr int kFp8StreamMaxCluster = 16;
+int fp8_stream_cluster_max();
+void set_fp8_stream_cluster_max(int max_cluster);  // 0: off
+// `plan` (dense, staged or wgmma; `rowblocks` 128-row blocks over all of a launch's problems, K = k) as a cluster
+// plan, or unchanged where fewer than 2 CTAs per row block would do.
+Fp8StreamPlan fp8_stream_cluster_plan(Fp8StreamPlan plan, int64_t k, int64_t rowblocks, int num_sms, int max_cluster);
 
 struct Fp8StreamParams {
     // Dense: w, w_scale ([ceil(N/128), scale_ld] f32), tokens 0..m-1. Grouped (experts != nullptr): group a of

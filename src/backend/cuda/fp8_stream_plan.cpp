@@ -38,6 +38,7 @@ std::atomic<int> g_multi_joint{-1};    // -1: not yet read from the environment
 std::atomic<int> g_grouped_joint{-1};  // -1: not yet read from the environment
 std::atomic<int> g_streamk{-1};        // -1: not yet read from the environment
 std::atomic<int> g_m64{-1};            // -1: not yet read from the environment
+std::atomic<int> g_cluster{-1};        // -1: not yet read from the environment
 
 // `plan` (dense) with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
 void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
@@ -204,11 +205,48 @@ Fp8StreamPlan fp8_stream_tma_plan(int64_t rows, int64_t k, int64_t max_tokens, i
     return plan;
 }
 
+int fp8_stream_cluster_max() {
+    int v = g_cluster.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* e = std::getenv("DSA_FP8_STREAM_CLUSTER");
+        const int n = e != nullptr ? std::atoi(e) : 0;
+        v = n >= 2 ? std::min(n, kFp8StreamMaxCluster) : 0;
+        g_cluster.store(v, std::memory_order_relaxed);
+    }
+    return v;
+}
+
+void set_fp8_stream_cluster_max(int max_cluster) {
+    g_cluster.store(max_cluster >= 2 ? std::min(max_cluster, kFp8StreamMaxCluster) : 0, std::memory_order_relaxed);
+}
+
+Fp8StreamPlan fp8_stream_cluster_plan(Fp8StreamPlan plan, int64_t k, int64_t rowblocks, int num_sms, int max_cluster) {
+    DSA_CHECK(plan.kernel == Fp8StreamKernel::kStaged || plan.kernel == Fp8StreamKernel::kWgmma)
+        << "fp8 stream GEMM: cluster plan for a kernel other than staged / wgmma";
+    DSA_CHECK(k >= kFp8StreamKBlock && k % kFp8StreamKBlock == 0 && rowblocks >= 1)
+        << "fp8 stream GEMM: cluster K " << k;
+    const int64_t nkb = k / kFp8StreamKBlock, slots = 2 * static_cast<int64_t>(num_sms > 0 ? num_sms : 132);
+    const int64_t target = std::min<int64_t>({slots / rowblocks, std::min(max_cluster, kFp8StreamMaxCluster), nkb});
+    if (target < 2) return plan;
+    const int64_t chunk = (nkb + target - 1) / target, cluster = (nkb + chunk - 1) / chunk;  // no empty CTA
+    if (cluster < 2) return plan;
+    plan.chunk = chunk;
+    plan.splits = cluster;
+    plan.cluster = static_cast<int>(cluster);
+    plan.ws_floats = 0;
+    plan.counters = 0;
+    plan.streamk_units = 0;
+    return plan;
+}
+
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
     if (groups == 1 && bounded && fp8_stream_m64_applies(max_tokens)) {
         return fp8_stream_tma_plan(rows, k, max_tokens, num_sms);
     }
     Fp8StreamPlan plan = base_plan(groups, rows, k, max_tokens, num_sms, bounded);
+    if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_cluster_max() >= 2) {
+        return fp8_stream_cluster_plan(plan, k, row_ctas(plan), num_sms, fp8_stream_cluster_max());
+    }
     if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_streamk()) {
         plan = fp8_stream_streamk_plan(plan, 1, k, num_sms);
     }
@@ -227,6 +265,17 @@ void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens,
         rowblocks += row_ctas(q.plan);
     }
     if (multi.count < 1 || multi.prob[0].plan.kernel == Fp8StreamKernel::kRing || !fp8_stream_multi_joint()) return;
+    if (fp8_stream_cluster_max() >= 2) {  // one cluster size for all problems (whole clusters per problem)
+        const Fp8StreamPlan c =
+            fp8_stream_cluster_plan(multi.prob[0].plan, k, rowblocks, num_sms, fp8_stream_cluster_max());
+        if (c.cluster >= 2) {
+            for (int i = 0; i < multi.count; ++i) {
+                Fp8StreamPlan& q = multi.prob[i].plan;
+                q.chunk = c.chunk, q.splits = c.splits, q.cluster = c.cluster, q.ws_floats = 0, q.counters = 0;
+            }
+            return;
+        }
+    }
     const int64_t nkb = k / kFp8StreamKBlock, slots = 2 * (num_sms > 0 ? num_sms : 132);
     const int64_t min_chunk = std::min<int64_t>(nkb, max_tokens > 16 ? 4 : 2);  // as fp8_stream_plan
     const int64_t best = cheapest_chunk(nkb, min_chunk, rowblocks, slots, 0);  // waves x blocks streamed per CTA

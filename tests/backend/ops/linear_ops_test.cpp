@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "backend/cuda/fp8_stream_gemm.h"
+#include "fp8_stream_test_util.h"
 #include "ops_test_util.h"
 
 namespace dsa::backend::testing {
@@ -112,17 +113,6 @@ TEST_F(LinearTest, Fp8BlockWeights) {
                      path_name(cuda().last_fp8_path()),
                  got, cpu_->linear(x, w, LinearOutput::kActivation), 1e-2);
 }
-
-// The first m rows of a host tensor (linear rows are independent: one CPU reference at M = 64 serves every m).
-Tensor first_rows(const Tensor& t, int64_t m) {
-    Tensor r = Tensor::empty({m, t.dim(1)}, t.dtype());
-    std::memcpy(r.raw_data(), t.raw_data(), static_cast<size_t>(m * t.dim(1)) * dtype_size(t.dtype()));
-    return r;
-}
-
-const Numerics kActQuantUe8m0{.round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = true};
-const Numerics kActQuantF32{.round_activations_to_bf16 = true, .fp8_activation_quant = true, .ue8m0_scales = false};
-constexpr double kStreamTol = 3e-3;
 
 TEST_F(LinearTest, Fp8StreamGemmDecodeShapes) {
     // q_a-like, o-like, q_b, 1536x7168, kv_a, o_proj, 4096x7168, fused x-GEMM (17 scale rows, the last of 64),
@@ -223,26 +213,6 @@ TEST_F(LinearTest, Fp8StreamGemmToleranceDetectsWrongScale) {
     const double wrong = compare(got, cpu_->linear(x, bad, LinearOutput::kActivation)).rel_l2;
     std::cout << "[ metric ] linear fp8-stream distance to a reference with one doubled block scale: " << wrong << "\n";
     EXPECT_GT(wrong, 5 * kStreamTol);
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-    return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
-}
-
-// linear(x0) captured in a graph, replayed after x2 (host f32) was copied into its input: the replay's output (host)
-// must equal an eager linear(x2) bit for bit.
-Tensor expect_replay_is_eager(Backend& gpu, const Tensor& x0, const LinearWeight& w, const Tensor& x2,
-                              const std::string& what) {
-    Tensor xg = gpu.to_device(gpu.to_host(x0)), out;
-    auto graph = gpu.capture_graph([&] { out = gpu.linear(xg, w, LinearOutput::kActivation); });
-    EXPECT_TRUE(graph.is_ok()) << graph.status().message();
-    if (!graph.is_ok()) return Tensor();
-    gpu.copy_into(to_bf16(x2), xg);
-    gpu.replay_graph(**graph);
-    Tensor replay = gpu.to_host(out);
-    EXPECT_TRUE(same_bits(replay, gpu.to_host(gpu.linear(gpu.to_device(to_bf16(x2)), w, LinearOutput::kActivation))))
-        << what << " graph replay";
-    return replay;
 }
 
 // q_a 1536x7168, kv_a 576x7168 and the indexer's wk 128x7168 over one x: one act_quant and one grouped streaming
