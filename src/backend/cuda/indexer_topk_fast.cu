@@ -4,12 +4,17 @@
 // every CTA, threshold-bin candidates gathered and ranked by every CTA); output staged so that the slot gathers
 // overlap (short segments load their slots with the scores). Same output as the other kernels.
 #include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/indexer_topk_smem.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
 namespace {
+
+// The largest cluster of this kernel: 16 CTAs is a non-portable size (DSA_INDEXER_TOPK_CLUSTER=16, where the device
+// holds such a cluster), 8 otherwise. The kernel is instantiated per largest cluster (kMaxCl: its unrolled loops).
+constexpr int kFastMaxCluster = 16;
 
 // This CTA's positions [begin, begin + len) of the row: the first `cached` in vals (shared memory), the rest read
 // from src (global memory, the row from position begin).
@@ -74,13 +79,14 @@ __device__ void fast_load(TopkShared& sh, const FastSeg& s, float* vals, const i
 // The cluster's value-bin histogram, complete in this CTA (hist[0]: this CTA's, summed from every rank into
 // hist[1] for a cluster); called between the histogram's barrier and the candidates' one.
 // Every rank's loads are issued before their sums.
+template <int kMaxCl>
 __device__ const uint32_t* merged_hist(const TopkCluster& c, bool single) {
     static_assert(kBins == 2 * kTopkThreads, "two bins per thread");
     if (single) return c.sh.hist[0];
     const int b = threadIdx.x;
     uint32_t s0 = 0, s1 = 0;
 #pragma unroll
-    for (unsigned r = 0; r < kTopkMaxCluster; ++r) {
+    for (unsigned r = 0; r < kMaxCl; ++r) {
         if (r >= c.cluster.num_blocks()) continue;
         const uint32_t* h = c.cluster.map_shared_rank(c.sh.hist[0], r);
         s0 += h[b];
@@ -94,14 +100,16 @@ __device__ const uint32_t* merged_hist(const TopkCluster& c, bool single) {
 
 // Every rank's counters after the candidates' barrier: the candidates (rank r's at [off[r], off[r + 1]) of the
 // gathered list, m in all), the keys above the threshold bin and in it of the ranks before this one, above it in all.
+template <int kMaxCl>
 struct RankCounts {
-    uint32_t off[kTopkMaxCluster + 1];
+    uint32_t off[kMaxCl + 1];
     uint32_t m, g_before, e_before, g_total;
 };
-__device__ __forceinline__ RankCounts rank_counts(const TopkCluster& c, bool single) {
-    RankCounts rc{};
+template <int kMaxCl>
+__device__ __forceinline__ RankCounts<kMaxCl> rank_counts(const TopkCluster& c, bool single) {
+    RankCounts<kMaxCl> rc{};
 #pragma unroll
-    for (unsigned r = 0; r < kTopkMaxCluster; ++r) {
+    for (unsigned r = 0; r < kMaxCl; ++r) {
         uint32_t cnt = 0, g = 0, e = 0;
         if (r < c.cluster.num_blocks()) {
             const TopkShared* o = rank_shared(c, single, r);
@@ -114,7 +122,7 @@ __device__ __forceinline__ RankCounts rank_counts(const TopkCluster& c, bool sin
         rc.e_before += r < c.rank ? e : 0u;
         rc.g_total += g;
     }
-    rc.m = rc.off[kTopkMaxCluster];
+    rc.m = rc.off[kMaxCl];
     return rc;
 }
 
@@ -154,15 +162,16 @@ __device__ void fast_gather(TopkShared& sh, const FastSeg& s, ValueBins bins, ui
 // Copies every rank's candidates into gat (rank order), then sh.thc = the need-th largest of the m; adds the
 // selected ones (>= thc) of this segment to the warp_sum of their chunk and counts those before it in cand_before.
 // Every thread arrives at the cluster barrier once its reads of other CTAs are done.
+template <int kMaxCl>
 __device__ uint64_t rank_candidates(const TopkCluster& c, bool single, const FastSeg& s, uint64_t* gat,
-                                    const RankCounts& rc, uint32_t need) {
+                                    const RankCounts<kMaxCl>& rc, uint32_t need) {
     const unsigned tid = threadIdx.x;
     const uint32_t m = rc.m;
     for (uint32_t j = tid; j < m; j += kTopkThreads) {
         unsigned r = 0;
         uint32_t base = 0;
 #pragma unroll
-        for (unsigned q = 1; q < kTopkMaxCluster; ++q) {
+        for (unsigned q = 1; q < kMaxCl; ++q) {
             if (j >= rc.off[q]) {
                 r = q;
                 base = rc.off[q];
@@ -240,6 +249,7 @@ __device__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluste
 // Grid: T x C CTAs of 1024 threads in clusters of C (one cluster per row), position order only. Dynamic shared
 // memory: this CTA's candidates (sel_cap u64), the gathered candidates / staged positions (sel_cap u64), the
 // segment cache (cache_cap floats), the segment's slots (slot_cap i32, 0: read at the end from global memory).
+template <int kMaxCl>
 __global__ void __launch_bounds__(kTopkThreads)
     indexer_topk_fast_kernel(IndexerTopkKernelParams p, int sel_cap, int cache_cap, int slot_cap, int min_seg) {
     extern __shared__ __align__(16) uint64_t dyn[];
@@ -281,7 +291,7 @@ __global__ void __launch_bounds__(kTopkThreads)
     fast_sync(c, single);  // (1) every CTA's extremes
     uint32_t kmin = 0xffffffffu, kmax = 0;
 #pragma unroll
-    for (unsigned r = 0; r < kTopkMaxCluster; ++r) {
+    for (unsigned r = 0; r < kMaxCl; ++r) {
         if (r >= size) continue;
         const TopkShared* o = rank_shared(c, single, r);
         const uint32_t lo = o->kmin, hi = o->kmax;
@@ -296,12 +306,12 @@ __global__ void __launch_bounds__(kTopkThreads)
         sh.kmin = kmin;
         sh.kmax = kmax;
     }
-    const DigitResult d0 = pick_digit(c, merged_hist(c, single), k);
+    const DigitResult d0 = pick_digit(c, merged_hist<kMaxCl>(c, single), k);
     const uint32_t need = k - d0.above;
     const bool whole = d0.in_bin == need;
     fast_gather(sh, seg, bins, d0.digit, whole, sel, static_cast<uint32_t>(sel_cap));
     fast_sync(c, single);  // (3) every CTA's counts and candidates
-    const RankCounts rc = rank_counts(c, single);
+    const RankCounts<kMaxCl> rc = rank_counts<kMaxCl>(c, single);
     if (rc.g_total != d0.above) __trap();  // unreachable: the bins above d0 hold `above` keys
     if (!whole && rc.m > static_cast<uint32_t>(sel_cap)) {  // the same decision in every CTA
         fast_fallback(p, c, seg, t, qr.request, k);
@@ -334,6 +344,58 @@ int64_t fast_min_segment() {
     return s;
 }
 
+// DSA_INDEXER_TOPK_CLUSTER: the largest cluster, 8 (unset) or 16.
+int fast_max_cluster() {
+    const char* v = std::getenv("DSA_INDEXER_TOPK_CLUSTER");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "8") == 0) return kTopkMaxCluster;
+    DSA_CHECK(std::strcmp(v, "16") == 0) << "DSA_INDEXER_TOPK_CLUSTER=" << v << " (8 or 16)";
+    return kFastMaxCluster;
+}
+
+// Whether the device holds at least one 16-CTA cluster of the kernel at `smem` bytes (the non-portable size allowed
+// once, on the first such launch).
+bool fast_cluster16_fits(const void* kernel, int64_t smem) {
+    static std::atomic<bool> allowed{false};
+    if (!allowed.load(std::memory_order_acquire)) {
+        DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+        allowed.store(true, std::memory_order_release);
+    }
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(kFastMaxCluster);
+    cfg.blockDim = dim3(kTopkThreads);
+    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = kFastMaxCluster;
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return clusters > 0;
+}
+
+// Shared memory of a launch at `cluster` CTAs per row: the segment cache and the slot cache (0: none).
+struct FastPlan {
+    int64_t cache_cap, slot_cap, smem;
+};
+FastPlan fast_plan(const IndexerTopkKernelParams& p, int cluster, int64_t sel_cap, int64_t min_seg, int smem_optin) {
+    int64_t widest = ((p.max_len + cluster - 1) / cluster + 31) / 32 * 32;  // a CTA's largest segment
+    widest = widest < min_seg ? min_seg : widest;
+    widest = widest < p.max_len ? widest : p.max_len;
+    // 1 KB below the opt-in limit for the runtime's reserved shared memory and alignment.
+    const int64_t budget = smem_optin - static_cast<int64_t>(sizeof(TopkShared)) - 1024 - 2 * sel_cap * 8;
+    if (budget < 0) return {0, 0, -1};
+    const int64_t cache_cap = widest < budget / 16 * 4 ? widest : budget / 16 * 4;
+    // The segment's slots too where they fit (kSlotPer per thread at most).
+    const int64_t slot_cap = widest <= kSlotPer * kTopkThreads && budget - cache_cap * 4 >= widest * 4 ? widest : 0;
+    return {cache_cap, slot_cap, 2 * sel_cap * 8 + (cache_cap + slot_cap) * 4};
+}
+
 }  // namespace
 
 bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream) {
@@ -348,28 +410,33 @@ bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t str
     int64_t sel_cap = 2;  // even: the cache after the two u64 buffers stays 16-byte aligned
     while (sel_cap < keep) sel_cap <<= 1;
     const int64_t min_seg = fast_min_segment();
+    const int max_cluster = fast_max_cluster();
     int cluster = 1;
-    while (cluster < kTopkMaxCluster && p.num_tokens * cluster * 2 <= num_sms() &&
-           p.max_len / (cluster * 2) >= min_seg) {
+    while (cluster < max_cluster && p.num_tokens * cluster * 2 <= num_sms() && p.max_len / (cluster * 2) >= min_seg) {
         cluster *= 2;
     }
-    int64_t widest = ((p.max_len + cluster - 1) / cluster + 31) / 32 * 32;  // a CTA's largest segment
-    widest = widest < min_seg ? min_seg : widest;
-    widest = widest < p.max_len ? widest : p.max_len;
-    // 1 KB below the opt-in limit for the runtime's reserved shared memory and alignment.
-    const int64_t budget = smem_optin - static_cast<int64_t>(sizeof(TopkShared)) - 1024 - 2 * sel_cap * 8;
-    if (budget < 0) return false;
-    const int64_t cache_cap = widest < budget / 16 * 4 ? widest : budget / 16 * 4;
-    // The segment's slots too where they fit (kSlotPer per thread at most).
-    const int64_t slot_cap = widest <= kSlotPer * kTopkThreads && budget - cache_cap * 4 >= widest * 4 ? widest : 0;
-    const int64_t smem = 2 * sel_cap * 8 + (cache_cap + slot_cap) * 4;
-    static SmemLimit limit;
-    limit.ensure(reinterpret_cast<const void*>(indexer_topk_fast_kernel),
-                 smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024);
-    static std::atomic<bool> pdl_ok{true};
-    launch_topk_cluster(indexer_topk_fast_kernel, p.num_tokens * cluster, cluster, smem, stream, pdl_ok, p,
-                        static_cast<int>(sel_cap), static_cast<int>(cache_cap), static_cast<int>(slot_cap),
-                        static_cast<int>(min_seg));
+    // One shared-memory limit and one PDL flag per instantiation.
+    static SmemLimit limit[2];
+    static std::atomic<bool> pdl_ok[2] = {true, true};
+    const int max_smem = smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024;
+    FastPlan plan = fast_plan(p, cluster, sel_cap, min_seg, smem_optin);
+    if (plan.smem < 0) return false;
+    if (cluster > kTopkMaxCluster) {
+        const void* k16 = reinterpret_cast<const void*>(indexer_topk_fast_kernel<kFastMaxCluster>);
+        limit[1].ensure(k16, max_smem);
+        if (fast_cluster16_fits(k16, plan.smem)) {
+            launch_topk_cluster(indexer_topk_fast_kernel<kFastMaxCluster>, p.num_tokens * cluster, cluster, plan.smem,
+                                stream, pdl_ok[1], p, static_cast<int>(sel_cap), static_cast<int>(plan.cache_cap),
+                                static_cast<int>(plan.slot_cap), static_cast<int>(min_seg));
+            return true;
+        }
+        cluster = kTopkMaxCluster;
+        plan = fast_plan(p, cluster, sel_cap, min_seg, smem_optin);
+    }
+    limit[0].ensure(reinterpret_cast<const void*>(indexer_topk_fast_kernel<kTopkMaxCluster>), max_smem);
+    launch_topk_cluster(indexer_topk_fast_kernel<kTopkMaxCluster>, p.num_tokens * cluster, cluster, plan.smem, stream,
+                        pdl_ok[0], p, static_cast<int>(sel_cap), static_cast<int>(plan.cache_cap),
+                        static_cast<int>(plan.slot_cap), static_cast<int>(min_seg));
     return true;
 }
 

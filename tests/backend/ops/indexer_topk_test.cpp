@@ -41,6 +41,7 @@ protected:
         unsetenv("DSA_INDEXER_TOPK");
         unsetenv("DSA_INDEXER_TOPK_ORDER");
         unsetenv("DSA_INDEXER_TOPK_SEG");
+        unsetenv("DSA_INDEXER_TOPK_CLUSTER");
     }
     bool position_order_ = false;  // set by the position-order tests (through DSA_INDEXER_TOPK_ORDER)
 
@@ -255,6 +256,16 @@ TEST_F(IndexerTopkKernelTest, FastKernelExact) { run_all("fast"); }
 TEST_F(IndexerTopkKernelTest, FastKernelSmallSegments) {
     position_order_ = true;
     setenv("DSA_INDEXER_TOPK_SEG", "256", 1);
+    run_all("fast");
+    run_padded("fast");
+}
+
+// The fast kernel with clusters of up to 16 CTAs (DSA_INDEXER_TOPK_CLUSTER=16: where the device holds them, else 8)
+// and small segments, so that short rows use the 16-CTA clusters too.
+TEST_F(IndexerTopkKernelTest, FastKernelCluster16) {
+    position_order_ = true;
+    setenv("DSA_INDEXER_TOPK_CLUSTER", "16", 1);
+    setenv("DSA_INDEXER_TOPK_SEG", "512", 1);
     run_all("fast");
     run_padded("fast");
 }
