@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/bf16_stream_gemv.h"
+#include "backend/cuda/mla_absorb_fp8.h"
 #include "backend/cuda/mla_kernels.h"
 
 namespace dsa::backend::cuda {
@@ -115,6 +116,13 @@ bool absorb_gemv_on(const BatchedGemmParams& g, bool columns, cudaStream_t strea
     return true;
 }
 
+// DSA_MLA_ABSORB=fp8: the absorb kernels that read the FP8 kv_b and its scales directly (no BF16 copy).
+AbsorbFp8Params absorb_fp8_params(const Tensor& x, const Tensor& w, const Tensor& scales, Tensor& out,
+                                  const MlaHeadDims& d) {
+    return {x.data<uint16_t>(), w.data<uint8_t>(), scales.data<float>(), out.data<uint16_t>(), x.dim(0), d.num_heads,
+            d.nope_dim, d.v_dim, scales.dim(1)};
+}
+
 }  // namespace
 
 Tensor CudaBackend::mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b, const MlaHeadDims& d) {
@@ -122,8 +130,15 @@ Tensor CudaBackend::mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b,
     check_device_tensor(q_nope, DType::kBF16, {-1, d.num_heads, d.nope_dim}, "mla_absorb_q q_nope");
     const int64_t tokens = q_nope.dim(0), heads = d.num_heads, block = d.nope_dim + d.v_dim;
     DeviceWeight& dw = device_weight(kv_b);
-    const Tensor w = dw.w.dtype() == DType::kF8E4M3 ? dequantized(dw) : bf16_operand(dw, stream_);
     Tensor out = Tensor::empty({tokens, heads, kMlaLatentDim}, DType::kBF16, Device::kCUDA, "q_absorbed");
+    if (dw.w.dtype() == DType::kF8E4M3 && mla_absorb_fp8_enabled()) {
+        const AbsorbFp8Params a = absorb_fp8_params(q_nope, dw.w, dw.scales, out, d);
+        if (absorb_q_fp8_supported(a)) {
+            launch_absorb_q_fp8(a, stream_);
+            return out;
+        }
+    }
+    const Tensor w = dw.w.dtype() == DType::kF8E4M3 ? dequantized(dw) : bf16_operand(dw, stream_);
     // Per head h: out[:, h, :] (T x 512) = q_nope[:, h, :] (T x d_n) · W_UK[h] (d_n x 512, rows h*block ..).
     BatchedGemmParams g;
     g.a = q_nope.data<uint16_t>();
@@ -142,8 +157,15 @@ Tensor CudaBackend::mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_
     check_device_tensor(o_latent, DType::kBF16, {-1, d.num_heads, kMlaLatentDim}, "mla_absorb_o o_latent");
     const int64_t tokens = o_latent.dim(0), heads = d.num_heads, block = d.nope_dim + d.v_dim;
     DeviceWeight& dw = device_weight(kv_b);
-    const Tensor w = dw.w.dtype() == DType::kF8E4M3 ? dequantized(dw) : bf16_operand(dw, stream_);
     Tensor out = Tensor::empty({tokens, heads, d.v_dim}, DType::kBF16, Device::kCUDA, "o_heads");
+    if (dw.w.dtype() == DType::kF8E4M3 && mla_absorb_fp8_enabled()) {
+        const AbsorbFp8Params a = absorb_fp8_params(o_latent, dw.w, dw.scales, out, d);
+        if (absorb_o_fp8_supported(a)) {
+            launch_absorb_o_fp8(a, stream_);
+            return out;
+        }
+    }
+    const Tensor w = dw.w.dtype() == DType::kF8E4M3 ? dequantized(dw) : bf16_operand(dw, stream_);
     // Per head h: out[:, h, :] (T x d_v) = o_latent[:, h, :] (T x 512) · W_UV[h]^T (W_UV[h]: d_v x 512).
     BatchedGemmParams g;
     g.a = o_latent.data<uint16_t>();

@@ -1,0 +1,316 @@
+// FP8 MLA absorb kernels (see mla_absorb_fp8.h): bf16 mma.sync m16n8k16 with the e4m3 weights converted to bf16
+// in registers (exact) and the tokens padded to MT x 16 rows. A CTA is one head x 32 * NG output columns; its
+// warps split the reduction into slices inside one 128x128 scale block (absorb_q: 32 weight rows, absorb_o: 128
+// weight columns), scale their FP32 partial sums and add them through shared memory in slice order (fixed order:
+// repeatable bits). Each lane loads its weight bytes straight into registers before the PDL wait (weights are never
+// written by kernels); the reduction index k is permuted the same way in both operands, so every lane's fragments
+// come from contiguous bytes (absorb_q: 4 columns x 8 rows, absorb_o: 16 columns x 4 rows per k64 chunk).
+#include "backend/cuda/mla_absorb_fp8.h"
+
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/mma_util.cuh"
+#include "backend/cuda/pdl.cuh"
+#include "base/check.h"
+
+namespace dsa::backend::cuda {
+namespace {
+
+constexpr int kLatent = 512;
+constexpr int kMaxWarps = 8;
+constexpr int kNT = 4;                   // n8 tiles per warp: 32 output columns
+constexpr int kQSlice = 32;              // absorb_q: weight rows per warp slice
+constexpr int kOSlice = 128;             // absorb_o: weight columns per warp slice (one scale block)
+constexpr int kRedBytesPerMt = 512 * 4;  // one warp's partial sums per m16 tile (32 lanes x 16 f32)
+constexpr int kMaxSmem = 48 * 1024;
+
+__device__ __forceinline__ uint4 load_weight16(const uint8_t* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ uint32_t load_weight4(const uint8_t* p) {
+    uint32_t v;
+    asm volatile("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
+}
+
+// Two e4m3 codes (low byte first) -> two bf16 (low half first); exact: e4m3 -> f16 -> f32 -> bf16 loses nothing.
+__device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t pair) {
+    const __half2_raw h2 = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(pair & 0xffffu), __NV_E4M3);
+    const float2 f = __half22float2(__half2(h2));
+    return pack_bf16x2(f.x, f.y);
+}
+
+// 8 bf16 of an activation row (16 bytes at p), zeros for a padding row.
+__device__ __forceinline__ uint4 load_act16(const uint16_t* p, bool valid) {
+    return valid ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
+}
+
+template <int MT>
+__device__ __forceinline__ void scale_acc(float (&acc)[MT][kNT][4], float s) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int j = 0; j < kNT; ++j)
+#pragma unroll
+            for (int r = 0; r < 4; ++r) acc[mt][j][r] *= s;
+}
+
+// Slices 1.. store their scaled partials; slice 0 adds them in slice order. red: (slices - 1) regions per n-group,
+// element e of lane l at [e * 32 + l] (conflict free).
+template <int MT>
+__device__ __forceinline__ void reduce_slices(float (&acc)[MT][kNT][4], float* red, int slice, int slices, int lane) {
+    constexpr int kElems = MT * kNT * 4;
+    if (slice > 0) {
+        float* mine = red + (slice - 1) * kElems * 32;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int j = 0; j < kNT; ++j)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) mine[((mt * kNT + j) * 4 + r) * 32 + lane] = acc[mt][j][r];
+    }
+    __syncthreads();
+    if (slice != 0) return;
+    for (int s = 1; s < slices; ++s) {
+        const float* theirs = red + (s - 1) * kElems * 32;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int j = 0; j < kNT; ++j)
+#pragma unroll
+                for (int r = 0; r < 4; ++r) acc[mt][j][r] += theirs[((mt * kNT + j) * 4 + r) * 32 + lane];
+    }
+}
+
+// absorb_q. Warp slice s covers weight rows h*B + 32s + [0, 32) and 32 columns n0 + [0, 32). Lane (g, q) loads
+// rows 32s + 8q + [0, 8) at columns n0 + 4g + [0, 4): k16 step u uses rows 8q + 4u + {0,1} (b0) and {2,3} (b1);
+// n tile j takes byte j, so its column c (= g) is n0 + 4c + j. Grid (512 / (32 NG), H), block 32 x S x NG.
+template <int MT>
+__global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8Params p, int ngroups) {
+    extern __shared__ float red[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
+    const int slices = static_cast<int>(p.nope_dim / kQSlice), slice = warp % slices, ng = warp / slices;
+    const int64_t h = blockIdx.y, block = p.nope_dim + p.v_dim;
+    const int n0 = (blockIdx.x * ngroups + ng) * (kNT * 8);
+    const int64_t row0 = h * block + slice * kQSlice;
+    const uint8_t* wp = p.w + (row0 + 8 * q) * kLatent + n0 + 4 * g;
+    uint32_t wv[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) wv[i] = load_weight4(wp + i * kLatent);
+    const float scale = __ldg(p.w_scale + (row0 / 128) * p.scale_ld + n0 / 128);
+    pdl_wait();
+    pdl_trigger();
+    uint4 av[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int64_t m = mt * 16 + hf * 8 + g;
+            av[mt][hf] = load_act16(p.x + (m * p.heads + h) * p.nope_dim + slice * kQSlice + 8 * q, m < p.tokens);
+        }
+    float acc[MT][kNT][4] = {};
+#pragma unroll
+    for (int u = 0; u < 2; ++u) {
+#pragma unroll
+        for (int j = 0; j < kNT; ++j) {
+            const uint32_t sel01 = static_cast<uint32_t>(j) | static_cast<uint32_t>(4 + j) << 4;
+            const uint32_t b0 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u], wv[4 * u + 1], sel01));
+            const uint32_t b1 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u + 2], wv[4 * u + 3], sel01));
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                const uint32_t* lo = reinterpret_cast<const uint32_t*>(&av[mt][0]);
+                const uint32_t* hi = reinterpret_cast<const uint32_t*>(&av[mt][1]);
+                const uint32_t a[4] = {lo[2 * u], hi[2 * u], lo[2 * u + 1], hi[2 * u + 1]};
+                mma_bf16(acc[mt][j], a, b0, b1);
+            }
+        }
+    }
+    scale_acc<MT>(acc, scale);
+    reduce_slices<MT>(acc, red + ng * (slices - 1) * MT * kNT * 4 * 32, slice, slices, lane);
+    // Lane (g, q) holds columns n0 + 8q + [0, 8) of rows g and g + 8: tile j's c0/c2 at 8q + j, c1/c3 at 8q + 4 + j.
+    if (slice != 0) return;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int64_t m = mt * 16 + hf * 8 + g;
+            if (m >= p.tokens) continue;
+            uint4 o;
+            o.x = pack_bf16x2(acc[mt][0][2 * hf], acc[mt][1][2 * hf]);
+            o.y = pack_bf16x2(acc[mt][2][2 * hf], acc[mt][3][2 * hf]);
+            o.z = pack_bf16x2(acc[mt][0][2 * hf + 1], acc[mt][1][2 * hf + 1]);
+            o.w = pack_bf16x2(acc[mt][2][2 * hf + 1], acc[mt][3][2 * hf + 1]);
+            *reinterpret_cast<uint4*>(p.y + (m * p.heads + h) * kLatent + n0 + 8 * q) = o;
+        }
+    }
+}
+
+// absorb_o. Warp slice s covers weight columns 128s + [0, 128) of the 32 rows h*B + d_n + n0 + [0, 32). Lane
+// (g, q) loads, per k64 chunk c and n tile j, row n0 + 8j + g at columns 128s + 64c + 16q + [0, 16): k16 step u
+// uses bytes 4u + {0,1} (b0) and {2,3} (b1). Grid (d_v / (32 NG), H), block 32 x 4 x NG.
+template <int MT>
+__global__ void __launch_bounds__(kMaxWarps * 32) absorb_o_fp8_kernel(AbsorbFp8Params p, int ngroups) {
+    extern __shared__ float red[];
+    constexpr int slices = kLatent / kOSlice;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
+    const int slice = warp % slices, ng = warp / slices;
+    const int64_t h = blockIdx.y, block = p.nope_dim + p.v_dim;
+    const int n0 = (blockIdx.x * ngroups + ng) * (kNT * 8);
+    const int64_t row0 = h * block + p.nope_dim + n0;
+    const int k0 = slice * kOSlice;
+    uint4 wv[2][kNT];
+#pragma unroll
+    for (int c = 0; c < 2; ++c)
+#pragma unroll
+        for (int j = 0; j < kNT; ++j)
+            wv[c][j] = load_weight16(p.w + (row0 + 8 * j + g) * kLatent + k0 + 64 * c + 16 * q);
+    const float scale = __ldg(p.w_scale + (row0 / 128) * p.scale_ld + k0 / 128);
+    pdl_wait();
+    pdl_trigger();
+    float acc[MT][kNT][4] = {};
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {
+        uint4 av[MT][2][2];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const int64_t m = mt * 16 + hf * 8 + g;
+                const uint16_t* xp = p.x + (m * p.heads + h) * kLatent + k0 + 64 * c + 16 * q;
+                av[mt][hf][0] = load_act16(xp, m < p.tokens);
+                av[mt][hf][1] = load_act16(xp + 8, m < p.tokens);
+            }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+#pragma unroll
+            for (int j = 0; j < kNT; ++j) {
+                const uint32_t word = reinterpret_cast<const uint32_t*>(&wv[c][j])[u];
+                const uint32_t b0 = e4m3x2_to_bf16x2(word), b1 = e4m3x2_to_bf16x2(word >> 16);
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    // Step u's k values 16q + 4u + [0, 4) are words 2u, 2u + 1 of the row's 32 bytes.
+                    const uint32_t* lo = reinterpret_cast<const uint32_t*>(&av[mt][0][u / 2]);
+                    const uint32_t* hi = reinterpret_cast<const uint32_t*>(&av[mt][1][u / 2]);
+                    const int w0 = (2 * u) % 4;
+                    const uint32_t a[4] = {lo[w0], hi[w0], lo[w0 + 1], hi[w0 + 1]};
+                    mma_bf16(acc[mt][j], a, b0, b1);
+                }
+            }
+        }
+    }
+    scale_acc<MT>(acc, scale);
+    reduce_slices<MT>(acc, red + ng * (slices - 1) * MT * kNT * 4 * 32, slice, slices, lane);
+    // Lane (g, q) holds columns n0 + 8j + 2q + {0, 1} of rows g (c0, c1) and g + 8 (c2, c3).
+    if (slice != 0) return;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int64_t m = mt * 16 + hf * 8 + g;
+            if (m >= p.tokens) continue;
+            uint16_t* yp = p.y + (m * p.heads + h) * p.v_dim + n0 + 2 * q;
+#pragma unroll
+            for (int j = 0; j < kNT; ++j) {
+                *reinterpret_cast<uint32_t*>(yp + 8 * j) = pack_bf16x2(acc[mt][j][2 * hf], acc[mt][j][2 * hf + 1]);
+            }
+        }
+    }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+bool common_supported(const AbsorbFp8Params& p) {
+    return p.tokens >= 1 && p.tokens <= kAbsorbFp8MaxTokens && p.heads >= 1 && p.heads <= 65535 && p.nope_dim > 0 &&
+           p.v_dim > 0 && p.nope_dim % 32 == 0 && p.v_dim % 32 == 0 && p.scale_ld >= kLatent / 128 && aligned16(p.x) &&
+           aligned16(p.w) && aligned16(p.y) && p.w_scale != nullptr;
+}
+
+int mtiles(int64_t tokens) { return static_cast<int>((tokens + 15) / 16); }
+
+// Shared bytes of the slice reduction for `slices` warps per n-group.
+int red_bytes(int slices, int ngroups, int64_t tokens) {
+    return (slices - 1) * ngroups * mtiles(tokens) * kRedBytesPerMt;
+}
+
+// Two n-groups per CTA (a head's activations read by half as many CTAs) when they fit.
+int pick_ngroups(int slices, int64_t columns, int64_t tokens) {
+    const bool two = 2 * slices <= kMaxWarps && columns % 64 == 0 && red_bytes(slices, 2, tokens) <= kMaxSmem;
+    return two ? 2 : 1;
+}
+
+template <int MT>
+void launch_q(const AbsorbFp8Params& p, int ngroups, cudaStream_t stream) {
+    const int slices = static_cast<int>(p.nope_dim / kQSlice);
+    const dim3 grid(kLatent / (32 * ngroups), static_cast<unsigned>(p.heads));
+    host::launch_pdl(absorb_q_fp8_kernel<MT>, grid, dim3(32 * slices * ngroups),
+                     static_cast<size_t>(red_bytes(slices, ngroups, p.tokens)), stream, p, ngroups);
+}
+
+template <int MT>
+void launch_o(const AbsorbFp8Params& p, int ngroups, cudaStream_t stream) {
+    constexpr int slices = kLatent / kOSlice;
+    const dim3 grid(static_cast<unsigned>(p.v_dim / (32 * ngroups)), static_cast<unsigned>(p.heads));
+    host::launch_pdl(absorb_o_fp8_kernel<MT>, grid, dim3(32 * slices * ngroups),
+                     static_cast<size_t>(red_bytes(slices, ngroups, p.tokens)), stream, p, ngroups);
+}
+
+}  // namespace
+
+bool mla_absorb_fp8_enabled() {
+    const char* v = std::getenv("DSA_MLA_ABSORB");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "bf16") == 0) return false;
+    DSA_CHECK(std::strcmp(v, "fp8") == 0) << "DSA_MLA_ABSORB must be 'fp8' or 'bf16', not '" << v << "'";
+    return true;
+}
+
+bool absorb_q_fp8_supported(const AbsorbFp8Params& p) {
+    if (!common_supported(p)) return false;
+    const int slices = static_cast<int>(p.nope_dim / kQSlice);
+    return slices <= kMaxWarps && red_bytes(slices, 1, p.tokens) <= kMaxSmem;
+}
+
+bool absorb_o_fp8_supported(const AbsorbFp8Params& p) { return common_supported(p); }
+
+void launch_absorb_q_fp8(const AbsorbFp8Params& p, cudaStream_t stream) {
+    DSA_CHECK(absorb_q_fp8_supported(p)) << "absorb_q_fp8: unsupported shape (tokens " << p.tokens << ", d_n "
+                                         << p.nope_dim << ", d_v " << p.v_dim << ")";
+    const int ng = pick_ngroups(static_cast<int>(p.nope_dim / kQSlice), kLatent, p.tokens);
+    switch (mtiles(p.tokens)) {
+        case 1:
+            return launch_q<1>(p, ng, stream);
+        case 2:
+            return launch_q<2>(p, ng, stream);
+        case 3:
+            return launch_q<3>(p, ng, stream);
+        default:
+            return launch_q<4>(p, ng, stream);
+    }
+}
+
+void launch_absorb_o_fp8(const AbsorbFp8Params& p, cudaStream_t stream) {
+    DSA_CHECK(absorb_o_fp8_supported(p)) << "absorb_o_fp8: unsupported shape (tokens " << p.tokens << ", d_n "
+                                         << p.nope_dim << ", d_v " << p.v_dim << ")";
+    const int ng = pick_ngroups(kLatent / kOSlice, p.v_dim, p.tokens);
+    switch (mtiles(p.tokens)) {
+        case 1:
+            return launch_o<1>(p, ng, stream);
+        case 2:
+            return launch_o<2>(p, ng, stream);
+        case 3:
+            return launch_o<3>(p, ng, stream);
+        default:
+            return launch_o<4>(p, ng, stream);
+    }
+}
+
+}  // namespace dsa::backend::cuda

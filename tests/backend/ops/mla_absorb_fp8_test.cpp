@@ -1,0 +1,166 @@
+// CUDA vs CPU for the MLA absorbs on the FP8 kv_b read directly (DSA_MLA_ABSORB=fp8, mla_absorb_fp8.cu) at
+// tokens 1, 2, 8, 33, 64 on DeepSeek-V3.2 (H 128), a 16-head and a GLM-5 shape, with random f32 block scales and
+// power-of-two (UE8M0-valued) ones. The kernels multiply exact e4m3 values and apply each block scale to its f32
+// partial sum, so they meet the exact-operand tolerance (3e-3: summation order + one bf16 rounding) and must be at
+// least as close to the CPU as the BF16-copy path (switch off), which they agree with within 1e-2. Also: a CUDA
+// graph replay equals the eager run bit for bit, and shapes the kernels do not take fall back to the BF16 path.
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "ops_test_util.h"
+
+namespace dsa::backend::testing {
+namespace {
+
+using MlaAbsorbFp8Test = CudaVsCpuTest;
+
+// Sets (or unsets, nullptr) DSA_MLA_ABSORB for the scope.
+class AbsorbSwitch {
+  public:
+    explicit AbsorbSwitch(const char* v) {
+        if (const char* old = std::getenv("DSA_MLA_ABSORB")) old_ = old;
+        set(v);
+    }
+    ~AbsorbSwitch() { set(old_ ? old_->c_str() : nullptr); }
+
+  private:
+    static void set(const char* v) {
+        if (v != nullptr) {
+            setenv("DSA_MLA_ABSORB", v, 1);
+        } else {
+            unsetenv("DSA_MLA_ABSORB");
+        }
+    }
+    std::optional<std::string> old_;
+};
+
+struct HeadShape {
+    const char* name;
+    MlaHeadDims d;
+};
+const HeadShape kShapes[] = {{"deepseek", {128, 128, 128}}, {"small", {16, 128, 128}}, {"glm", {64, 192, 256}}};
+const int64_t kTokens[] = {1, 2, 8, 33, 64};
+
+// kv_b [H * (d_n + d_v), 512] e4m3 with f32 block scales in [2e-3, 8e-3) or powers of two 2^-9 .. 2^-7.
+LinearWeight kv_b_fp8(const MlaHeadDims& d, bool pow2, std::mt19937& rng) {
+    LinearWeight w = random_fp8_weight(d.num_heads * (d.nope_dim + d.v_dim), kMlaLatentDim, rng, 2e-3f, 8e-3f);
+    if (pow2) {
+        std::uniform_int_distribution<int> e(-9, -7);
+        for (int64_t i = 0; i < w.scale_inv.numel(); ++i) w.scale_inv.data<float>()[i] = std::ldexp(1.0f, e(rng));
+    }
+    return w;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+    return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+}
+
+std::string label(const HeadShape& s, bool pow2, int64_t tokens) {
+    return std::string(s.name) + (pow2 ? " pow2" : " f32") + " scales T=" + std::to_string(tokens);
+}
+
+TEST_F(MlaAbsorbFp8Test, MatchesCpuAndBeatsBf16Copy) {
+    for (const HeadShape& s : kShapes) {
+        for (bool pow2 : {false, true}) {
+            const LinearWeight kv_b = kv_b_fp8(s.d, pow2, rng_);
+            for (int64_t tokens : kTokens) {
+                const std::string what = label(s, pow2, tokens);
+                Tensor q_nope = random_act({tokens, s.d.num_heads, s.d.nope_dim}, rng_);
+                Tensor o_lat = random_act({tokens, s.d.num_heads, kMlaLatentDim}, rng_);
+                const Tensor ref_q = cpu_->mla_absorb_q(q_nope, kv_b, s.d);
+                const Tensor ref_o = cpu_->mla_absorb_o(o_lat, kv_b, s.d);
+                Tensor fp8_q, fp8_o, bf16_q, bf16_o;
+                {
+                    AbsorbSwitch on("fp8");
+                    fp8_q = gpu_->to_host(gpu_->mla_absorb_q(up(q_nope), kv_b, s.d));
+                    fp8_o = gpu_->to_host(gpu_->mla_absorb_o(up(o_lat), kv_b, s.d));
+                }
+                {
+                    AbsorbSwitch off(nullptr);
+                    bf16_q = gpu_->to_host(gpu_->mla_absorb_q(up(q_nope), kv_b, s.d));
+                    bf16_o = gpu_->to_host(gpu_->mla_absorb_o(up(o_lat), kv_b, s.d));
+                }
+                expect_close("absorb_q fp8 " + what, to_f32(fp8_q), ref_q, 3e-3);
+                expect_close("absorb_o fp8 " + what, to_f32(fp8_o), ref_o, 3e-3);
+                expect_close("absorb_q fp8 vs bf16 copy " + what, to_f32(fp8_q), to_f32(bf16_q), 1e-2);
+                expect_close("absorb_o fp8 vs bf16 copy " + what, to_f32(fp8_o), to_f32(bf16_o), 1e-2);
+                // The switch took the new kernels (the BF16 copy rounds every weight: other bits), and they are
+                // no further from the CPU than the copy.
+                EXPECT_FALSE(same_bits(fp8_q, bf16_q)) << what;
+                EXPECT_FALSE(same_bits(fp8_o, bf16_o)) << what;
+                EXPECT_LE(compare(fp8_q, ref_q).rel_l2, compare(bf16_q, ref_q).rel_l2) << what;
+                EXPECT_LE(compare(fp8_o, ref_o).rel_l2, compare(bf16_o, ref_o).rel_l2) << what;
+            }
+        }
+    }
+}
+
+// Both absorbs captured in a graph at T tokens, replayed after new inputs were copied in: equal to the eager run on
+// those inputs bit for bit (and close to the CPU).
+TEST_F(MlaAbsorbFp8Test, GraphReplayEqualsEager) {
+    AbsorbSwitch on("fp8");
+    const MlaHeadDims d = kShapes[0].d;
+    const LinearWeight kv_b = kv_b_fp8(d, /*pow2=*/false, rng_);
+    for (int64_t tokens : {1, 8, 64}) {
+        const std::string what = "T=" + std::to_string(tokens);
+        Tensor q0 = random_act({tokens, d.num_heads, d.nope_dim}, rng_), q1 = random_act(q0.shape(), rng_);
+        Tensor o0 = random_act({tokens, d.num_heads, kMlaLatentDim}, rng_), o1 = random_act(o0.shape(), rng_);
+        Tensor qd = up(q0), od = up(o0), out_q, out_o;
+        gpu_->mla_absorb_q(qd, kv_b, d);  // uploads the weight outside the capture
+        auto graph = gpu_->capture_graph([&] {
+            out_q = gpu_->mla_absorb_q(qd, kv_b, d);
+            out_o = gpu_->mla_absorb_o(od, kv_b, d);
+        });
+        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+        gpu_->copy_into(to_bf16(q1), qd);
+        gpu_->copy_into(to_bf16(o1), od);
+        gpu_->replay_graph(**graph);
+        const Tensor replay_q = gpu_->to_host(out_q), replay_o = gpu_->to_host(out_o);
+        EXPECT_TRUE(same_bits(replay_q, gpu_->to_host(gpu_->mla_absorb_q(up(q1), kv_b, d)))) << "absorb_q " << what;
+        EXPECT_TRUE(same_bits(replay_o, gpu_->to_host(gpu_->mla_absorb_o(up(o1), kv_b, d)))) << "absorb_o " << what;
+        expect_close("absorb_q graph replay " + what, to_f32(replay_q), cpu_->mla_absorb_q(q1, kv_b, d), 3e-3);
+        expect_close("absorb_o graph replay " + what, to_f32(replay_o), cpu_->mla_absorb_o(o1, kv_b, d), 3e-3);
+    }
+}
+
+// Shapes the kernels do not take (more than 64 tokens; head dims not multiples of 32; absorb_q's reduction buffer
+// over 48 KB at d_n 256 and 64 tokens) run the BF16-copy path with the switch on: the same bits as with it off.
+TEST_F(MlaAbsorbFp8Test, UnsupportedShapesFallBack) {
+    struct Case {
+        MlaHeadDims d;
+        int64_t tokens;
+        bool q_falls_back, o_falls_back;
+    };
+    const Case cases[] = {{{16, 128, 128}, 65, true, true},
+                          {{16, 128, 128}, 130, true, true},
+                          {{8, 48, 80}, 4, true, true},
+                          {{8, 256, 128}, 64, true, false},
+                          {{8, 256, 128}, 16, false, false}};
+    for (const Case& c : cases) {
+        const std::string what = "H=" + std::to_string(c.d.num_heads) + " d_n=" + std::to_string(c.d.nope_dim) +
+                                 " d_v=" + std::to_string(c.d.v_dim) + " T=" + std::to_string(c.tokens);
+        const LinearWeight kv_b = kv_b_fp8(c.d, /*pow2=*/false, rng_);
+        Tensor q_nope = random_act({c.tokens, c.d.num_heads, c.d.nope_dim}, rng_);
+        Tensor o_lat = random_act({c.tokens, c.d.num_heads, kMlaLatentDim}, rng_);
+        Tensor on_q, on_o, off_q, off_o;
+        {
+            AbsorbSwitch on("fp8");
+            on_q = gpu_->to_host(gpu_->mla_absorb_q(up(q_nope), kv_b, c.d));
+            on_o = gpu_->to_host(gpu_->mla_absorb_o(up(o_lat), kv_b, c.d));
+        }
+        {
+            AbsorbSwitch off("bf16");
+            off_q = gpu_->to_host(gpu_->mla_absorb_q(up(q_nope), kv_b, c.d));
+            off_o = gpu_->to_host(gpu_->mla_absorb_o(up(o_lat), kv_b, c.d));
+        }
+        EXPECT_EQ(same_bits(on_q, off_q), c.q_falls_back) << "absorb_q " << what;
+        EXPECT_EQ(same_bits(on_o, off_o), c.o_falls_back) << "absorb_o " << what;
+        expect_close("absorb_q switch on " + what, to_f32(on_q), cpu_->mla_absorb_q(q_nope, kv_b, c.d), 1e-2);
+        expect_close("absorb_o switch on " + what, to_f32(on_o), cpu_->mla_absorb_o(o_lat, kv_b, c.d), 1e-2);
+    }
+}
+
+}  // namespace
+}  // namespace dsa::backend::testing
