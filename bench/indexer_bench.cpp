@@ -181,8 +181,8 @@ void run_topk(cuda::CudaBackend& be, const Inputs& in, KernelBuffers& b, int i) 
 }
 
 // --topk: the top-k kernels alone in a graph (default, global, cand, fast, fast with 1024 / 2048 / 8192-position
-// segments, fast with clusters of up to 16) and the graph of q prep + logits + top-k with the default and the fast
-// top-k.
+// segments, fast with clusters of up to 16, fastm) and the graph of q prep + logits + top-k with the default and
+// the fast top-k.
 void bench_topk_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t batch, int64_t ctx, int64_t width,
                      std::mt19937& rng) {
     Inputs in = make_inputs(be, batch, ctx, width, store.data.dim(0), rng);
@@ -207,12 +207,13 @@ void bench_topk_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_
         });
     };
     std::printf("topk B=%-3lld ctx=%-6lld%s graph: default %6.1f us | global %6.1f | cand %6.1f | fast %6.1f | fast "
-                "seg 1024 %6.1f, 2048 %6.1f, 8192 %6.1f | fast cluster 16 %6.1f, seg 2048 %6.1f | q prep + logits + "
-                "top-k: default %6.1f us, fast %6.1f us\n",
+                "seg 1024 %6.1f, 2048 %6.1f, 8192 %6.1f | fast cluster 16 %6.1f, seg 2048 %6.1f | fastm %6.1f, "
+                "cluster 16 %6.1f | q prep + logits + top-k: default %6.1f us, fast %6.1f us, fastm %6.1f us\n",
                 static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
                 g("auto", "", topk), g("global", "", topk), g("cand", "", topk), g("fast", "", topk),
                 g("fast", "1024", topk), g("fast", "2048", topk), g("fast", "8192", topk), g("fast", "", topk, "16"),
-                g("fast", "2048", topk, "16"), g("auto", "", all), g("fast", "", all));
+                g("fast", "2048", topk, "16"), g("fastm", "", topk), g("fastm", "", topk, "16"), g("auto", "", all),
+                g("fast", "", all), g("fastm", "", all));
     std::fflush(stdout);
 }
 

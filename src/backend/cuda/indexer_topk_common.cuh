@@ -341,7 +341,8 @@ void launch_topk_cluster(void (*kernel)(Args...), int64_t ctas, int cluster, int
 bool launch_indexer_topk_cand(const IndexerTopkKernelParams& p, cudaStream_t stream);
 
 // The fast kernel (DSA_INDEXER_TOPK=fast; indexer_topk_fast.cu): position-order rows only (false otherwise, nothing
-// launched); segments follow the real row lengths, three cluster barriers per row.
-bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream);
+// launched); segments follow the real row lengths, three cluster barriers per row. masks (DSA_INDEXER_TOPK=fastm):
+// the write pass reads the gather pass's masks instead of the scores.
+bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream, bool masks);
 
 }  // namespace dsa::backend::cuda

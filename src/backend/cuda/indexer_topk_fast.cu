@@ -128,8 +128,9 @@ __device__ __forceinline__ RankCounts<kMaxCl> rank_counts(const TopkCluster& c, 
 
 // Per warp chunk: keys above value bin d0 (warp_sum) and in it (warp_ties), their CTA totals (cta_greater,
 // cta_ties); unless `whole`, bin d0's composite keys appended to this CTA's sel (the first cap; count goes on).
+// gtm / cdm (not null): the masks of the keys above bin d0 / in it, one u32 per 32 positions of the segment.
 __device__ void fast_gather(TopkShared& sh, const FastSeg& s, ValueBins bins, uint32_t d0, bool whole, uint64_t* sel,
-                            uint32_t cap) {
+                            uint32_t cap, uint32_t* gtm, uint32_t* cdm) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const WarpChunk wc = warp_chunk(s.len);
     uint32_t greater = 0, eq = 0;
@@ -139,18 +140,19 @@ __device__ void fast_gather(TopkShared& sh, const FastSeg& s, ValueBins bins, ui
         const float v = valid ? s[i] : 0.0f;
         const uint32_t b = bins(v);
         const bool cand = valid && b == d0;
-        greater += valid && b > d0;
-        eq += cand;
-        if (whole) continue;
-        const unsigned cb = __ballot_sync(kFull, cand);
-        if (cb == 0) continue;
+        const unsigned gb = __ballot_sync(kFull, valid && b > d0), cb = __ballot_sync(kFull, cand);
+        greater += __popc(gb);
+        eq += __popc(cb);
+        if (gtm != nullptr && lane == 0) {
+            gtm[base >> 5] = gb;
+            cdm[base >> 5] = cb;
+        }
+        if (whole || cb == 0) continue;
         uint32_t off = 0;
         if (lane == 0) off = atomicAdd(&sh.count, static_cast<uint32_t>(__popc(cb)));
         off = __shfl_sync(kFull, off, 0) + __popc(cb & ((1u << lane) - 1));
         if (cand && off < cap) sel[off] = composite_key(order_key(v), s.begin + i);
     }
-    greater = __reduce_add_sync(kFull, greater);
-    eq = __reduce_add_sync(kFull, eq);
     if (lane == 0) {
         sh.warp_sum[warp] = greater;
         sh.warp_ties[warp] = eq;
@@ -198,31 +200,86 @@ __device__ uint64_t rank_candidates(const TopkCluster& c, bool single, const Fas
     return thc;
 }
 
-// Writes this CTA's selection (value bin above d0, or bin d0 with composite >= thc) in ascending position order:
-// each warp stages its chunk's positions at its offset, then the CTA writes positions and slots from index
-// out_base of the row on (slots from seg_slots, the segment's in shared memory, where not null). warp_sum holds the
-// selected count of every warp chunk.
-__device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, const FastSeg& s, ValueBins bins,
-                           uint32_t d0, uint64_t thc, uint32_t out_base, int32_t* stage, const int32_t* seg_slots,
-                           int64_t t, int64_t request) {
-    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    uint32_t out = 0, total = 0;
-    for (int w = 0; w < kTopkWarps; ++w) {
-        out += w < warp ? sh.warp_sum[w] : 0u;
-        total += sh.warp_sum[w];
-    }
-    if (out_base + total > static_cast<uint32_t>(p.k)) __trap();  // unreachable: the row selects exactly k
+// The selection rule after the candidates: value bin above d0, or bin d0 with composite >= thc (0: all of bin d0).
+struct FastRule {
+    ValueBins bins;
+    uint32_t d0;
+    uint64_t thc;
+};
+
+// Stages the warp chunk's selection in position order at stage[out..], recomputing every key's bin.
+__device__ void stage_from_bins(const FastSeg& s, FastRule r, uint32_t out, int32_t* stage) {
+    const int lane = threadIdx.x & 31;
     const unsigned below = (1u << lane) - 1;
     const WarpChunk wc = warp_chunk(s.len);
     for (int base = wc.w0; base < wc.w1; base += 32) {
         const int i = base + lane;
         const bool valid = i < wc.w1;
         const float v = valid ? s[i] : 0.0f;
-        const uint32_t b = bins(v);
-        const bool take = valid && (b > d0 || (b == d0 && composite_key(order_key(v), s.begin + i) >= thc));
+        const uint32_t b = r.bins(v);
+        const bool take = valid && (b > r.d0 || (b == r.d0 && composite_key(order_key(v), s.begin + i) >= r.thc));
         const unsigned sb = __ballot_sync(kFull, take);
         if (take) stage[out + __popc(sb & below)] = static_cast<int32_t>(s.begin + i);
         out += __popc(sb);
+    }
+}
+
+// The same from the gather pass's masks: lane l holds the masks of the chunk's group gb + l (32 positions each);
+// only the groups with candidates read scores (their candidates against thc), only non-empty groups are written.
+__device__ void stage_from_masks(const FastSeg& s, FastRule r, const uint32_t* gtm, const uint32_t* cdm,
+                                 uint32_t out, int32_t* stage) {
+    const int lane = threadIdx.x & 31;
+    const unsigned below = (1u << lane) - 1;
+    const WarpChunk wc = warp_chunk(s.len);
+    const int g0 = wc.w0 >> 5, g1 = (wc.w1 + 31) >> 5;
+    for (int gb = g0; gb < g1; gb += 32) {
+        const int g = gb + lane;
+        const uint32_t gt = g < g1 ? gtm[g] : 0u, cd = g < g1 ? cdm[g] : 0u;
+        uint32_t take = r.thc == 0 ? gt | cd : gt;
+        for (unsigned pending = r.thc == 0 ? 0u : __ballot_sync(kFull, cd != 0); pending != 0;
+             pending &= pending - 1) {
+            const int src = __ffs(pending) - 1;
+            const uint32_t cds = __shfl_sync(kFull, cd, src);
+            const int i = (gb + src) * 32 + lane;
+            const bool pick = ((cds >> lane) & 1u) != 0 && composite_key(order_key(s[i]), s.begin + i) >= r.thc;
+            const unsigned pm = __ballot_sync(kFull, pick);
+            if (lane == src) take |= pm;
+        }
+        const uint32_t cnt = __popc(take);
+        uint32_t incl = cnt;
+#pragma unroll
+        for (int o = 1; o < 32; o <<= 1) {
+            const uint32_t v = __shfl_up_sync(kFull, incl, o);
+            if (lane >= o) incl += v;
+        }
+        for (unsigned groups = __ballot_sync(kFull, take != 0); groups != 0; groups &= groups - 1) {
+            const int src = __ffs(groups) - 1;
+            const uint32_t tk = __shfl_sync(kFull, take, src), at = out + __shfl_sync(kFull, incl - cnt, src);
+            const int64_t pos = s.begin + (gb + src) * 32 + lane;
+            if ((tk >> lane) & 1u) stage[at + __popc(tk & below)] = static_cast<int32_t>(pos);
+        }
+        out += __shfl_sync(kFull, incl, 31);
+    }
+}
+
+// Writes this CTA's selection in ascending position order: each warp stages its chunk's positions at its offset
+// (from the masks where gtm is not null), then the CTA writes positions and slots from index out_base of the row on
+// (slots from seg_slots, the segment's in shared memory, where not null). warp_sum holds the selected count of
+// every warp chunk.
+__device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, const FastSeg& s, FastRule r,
+                           const uint32_t* gtm, const uint32_t* cdm, uint32_t out_base, int32_t* stage,
+                           const int32_t* seg_slots, int64_t t, int64_t request) {
+    const int tid = threadIdx.x, warp = tid >> 5;
+    uint32_t out = 0, total = 0;
+    for (int w = 0; w < kTopkWarps; ++w) {
+        out += w < warp ? sh.warp_sum[w] : 0u;
+        total += sh.warp_sum[w];
+    }
+    if (out_base + total > static_cast<uint32_t>(p.k)) __trap();  // unreachable: the row selects exactly k
+    if (gtm != nullptr) {
+        stage_from_masks(s, r, gtm, cdm, out, stage);
+    } else {
+        stage_from_bins(s, r, out, stage);
     }
     __syncthreads();
     const int32_t* slot_row = p.key_slots + request * p.max_len;
@@ -246,17 +303,26 @@ __device__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluste
     if (c.rank == 0) write_selection(p, t, request, c.sel, static_cast<int>(keep));
 }
 
+// The kernel's sizes: the candidate buffers (sel_cap u64 each), the segment cache (cache_cap floats), the slot cache
+// (slot_cap i32, 0: none), the gather masks (group_cap u32 each, kMasks only), the fewest positions per CTA.
+struct FastArgs {
+    int sel_cap, cache_cap, slot_cap, group_cap, min_seg;
+};
+
 // Grid: T x C CTAs of 1024 threads in clusters of C (one cluster per row), position order only. Dynamic shared
-// memory: this CTA's candidates (sel_cap u64), the gathered candidates / staged positions (sel_cap u64), the
-// segment cache (cache_cap floats), the segment's slots (slot_cap i32, 0: read at the end from global memory).
-template <int kMaxCl>
-__global__ void __launch_bounds__(kTopkThreads)
-    indexer_topk_fast_kernel(IndexerTopkKernelParams p, int sel_cap, int cache_cap, int slot_cap, int min_seg) {
+// memory: this CTA's candidates, the gathered candidates / staged positions, the segment cache, the segment's
+// slots, the masks of the keys above / in the threshold bin (kMasks: the write pass reads them instead of the
+// scores).
+template <int kMaxCl, bool kMasks>
+__global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(IndexerTopkKernelParams p, FastArgs a) {
     extern __shared__ __align__(16) uint64_t dyn[];
     __shared__ TopkShared sh;
+    const int sel_cap = a.sel_cap, cache_cap = a.cache_cap, slot_cap = a.slot_cap, min_seg = a.min_seg;
     uint64_t* sel = dyn;
     uint64_t* gat = dyn + sel_cap;
     float* vals = reinterpret_cast<float*>(dyn + 2 * static_cast<int64_t>(sel_cap));
+    uint32_t* gtm = kMasks ? reinterpret_cast<uint32_t*>(vals + cache_cap + slot_cap) : nullptr;
+    uint32_t* cdm = kMasks ? gtm + a.group_cap : nullptr;
     const int tid = threadIdx.x;
     if (tid == 0) {
         sh.kmin = sh.cmin = 0xffffffffu;
@@ -309,7 +375,7 @@ __global__ void __launch_bounds__(kTopkThreads)
     const DigitResult d0 = pick_digit(c, merged_hist<kMaxCl>(c, single), k);
     const uint32_t need = k - d0.above;
     const bool whole = d0.in_bin == need;
-    fast_gather(sh, seg, bins, d0.digit, whole, sel, static_cast<uint32_t>(sel_cap));
+    fast_gather(sh, seg, bins, d0.digit, whole, sel, static_cast<uint32_t>(sel_cap), gtm, cdm);
     fast_sync(c, single);  // (3) every CTA's counts and candidates
     const RankCounts<kMaxCl> rc = rank_counts<kMaxCl>(c, single);
     if (rc.g_total != d0.above) __trap();  // unreachable: the bins above d0 hold `above` keys
@@ -326,7 +392,7 @@ __global__ void __launch_bounds__(kTopkThreads)
     }
     __syncthreads();
     const uint32_t out_base = rc.g_before + (whole ? rc.e_before : sh.cand_before);
-    fast_write(p, sh, seg, bins, d0.digit, thc, out_base, reinterpret_cast<int32_t*>(gat), seg_slots, t,
+    fast_write(p, sh, seg, {bins, d0.digit, thc}, gtm, cdm, out_base, reinterpret_cast<int32_t*>(gat), seg_slots, t,
                qr.request);
     if (!single) cluster.barrier_wait();  // no CTA leaves while another may still read its shared memory
 }
@@ -354,8 +420,7 @@ int fast_max_cluster() {
 
 // Whether the device holds at least one 16-CTA cluster of the kernel at `smem` bytes (the non-portable size allowed
 // once, on the first such launch).
-bool fast_cluster16_fits(const void* kernel, int64_t smem) {
-    static std::atomic<bool> allowed{false};
+bool fast_cluster16_fits(const void* kernel, int64_t smem, std::atomic<bool>& allowed) {
     if (!allowed.load(std::memory_order_acquire)) {
         DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
         allowed.store(true, std::memory_order_release);
@@ -379,26 +444,54 @@ bool fast_cluster16_fits(const void* kernel, int64_t smem) {
     return clusters > 0;
 }
 
-// Shared memory of a launch at `cluster` CTAs per row: the segment cache and the slot cache (0: none).
+// The sizes and the dynamic shared memory of a launch at `cluster` CTAs per row (smem < 0: the buffers alone do not
+// fit).
 struct FastPlan {
-    int64_t cache_cap, slot_cap, smem;
+    FastArgs args;
+    int64_t smem;
 };
-FastPlan fast_plan(const IndexerTopkKernelParams& p, int cluster, int64_t sel_cap, int64_t min_seg, int smem_optin) {
+FastPlan fast_plan(const IndexerTopkKernelParams& p, int cluster, int64_t sel_cap, int64_t min_seg, bool masks,
+                   int smem_optin) {
     int64_t widest = ((p.max_len + cluster - 1) / cluster + 31) / 32 * 32;  // a CTA's largest segment
     widest = widest < min_seg ? min_seg : widest;
     widest = widest < p.max_len ? widest : p.max_len;
+    const int64_t groups = masks ? (widest + 31) / 32 : 0;
     // 1 KB below the opt-in limit for the runtime's reserved shared memory and alignment.
-    const int64_t budget = smem_optin - static_cast<int64_t>(sizeof(TopkShared)) - 1024 - 2 * sel_cap * 8;
-    if (budget < 0) return {0, 0, -1};
+    const int64_t budget =
+        smem_optin - static_cast<int64_t>(sizeof(TopkShared)) - 1024 - 2 * sel_cap * 8 - 2 * groups * 4;
+    if (budget < 0) return {{}, -1};
     const int64_t cache_cap = widest < budget / 16 * 4 ? widest : budget / 16 * 4;
     // The segment's slots too where they fit (kSlotPer per thread at most).
     const int64_t slot_cap = widest <= kSlotPer * kTopkThreads && budget - cache_cap * 4 >= widest * 4 ? widest : 0;
-    return {cache_cap, slot_cap, 2 * sel_cap * 8 + (cache_cap + slot_cap) * 4};
+    const FastArgs a{static_cast<int>(sel_cap), static_cast<int>(cache_cap), static_cast<int>(slot_cap),
+                     static_cast<int>(groups), static_cast<int>(min_seg)};
+    return {a, 2 * sel_cap * 8 + (cache_cap + slot_cap + 2 * groups) * 4};
+}
+
+// Launches the instantiation for clusters of up to kMaxCl CTAs (one shared-memory limit and one PDL flag each).
+template <int kMaxCl, bool kMasks>
+void fast_launch(const IndexerTopkKernelParams& p, int cluster, const FastPlan& plan, int max_smem,
+                 cudaStream_t stream) {
+    static SmemLimit limit;
+    static std::atomic<bool> pdl_ok{true};
+    limit.ensure(reinterpret_cast<const void*>(indexer_topk_fast_kernel<kMaxCl, kMasks>), max_smem);
+    launch_topk_cluster(indexer_topk_fast_kernel<kMaxCl, kMasks>, p.num_tokens * cluster, cluster, plan.smem, stream,
+                        pdl_ok, p, plan.args);
+}
+
+// Whether the 16-CTA instantiation fits on the device at plan.smem (its limit raised first).
+template <bool kMasks>
+bool fast_fits16(const FastPlan& plan, int max_smem) {
+    static SmemLimit limit;
+    static std::atomic<bool> allowed{false};
+    const void* kernel = reinterpret_cast<const void*>(indexer_topk_fast_kernel<kFastMaxCluster, kMasks>);
+    limit.ensure(kernel, max_smem);
+    return fast_cluster16_fits(kernel, plan.smem, allowed);
 }
 
 }  // namespace
 
-bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream) {
+bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream, bool masks) {
     if (!p.position_order) return false;
     static const int smem_optin = [] {
         int dev = 0, v = 0;
@@ -415,28 +508,26 @@ bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t str
     while (cluster < max_cluster && p.num_tokens * cluster * 2 <= num_sms() && p.max_len / (cluster * 2) >= min_seg) {
         cluster *= 2;
     }
-    // One shared-memory limit and one PDL flag per instantiation.
-    static SmemLimit limit[2];
-    static std::atomic<bool> pdl_ok[2] = {true, true};
     const int max_smem = smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024;
-    FastPlan plan = fast_plan(p, cluster, sel_cap, min_seg, smem_optin);
+    FastPlan plan = fast_plan(p, cluster, sel_cap, min_seg, masks, smem_optin);
     if (plan.smem < 0) return false;
     if (cluster > kTopkMaxCluster) {
-        const void* k16 = reinterpret_cast<const void*>(indexer_topk_fast_kernel<kFastMaxCluster>);
-        limit[1].ensure(k16, max_smem);
-        if (fast_cluster16_fits(k16, plan.smem)) {
-            launch_topk_cluster(indexer_topk_fast_kernel<kFastMaxCluster>, p.num_tokens * cluster, cluster, plan.smem,
-                                stream, pdl_ok[1], p, static_cast<int>(sel_cap), static_cast<int>(plan.cache_cap),
-                                static_cast<int>(plan.slot_cap), static_cast<int>(min_seg));
+        if (masks ? fast_fits16<true>(plan, max_smem) : fast_fits16<false>(plan, max_smem)) {
+            if (masks) {
+                fast_launch<kFastMaxCluster, true>(p, cluster, plan, max_smem, stream);
+            } else {
+                fast_launch<kFastMaxCluster, false>(p, cluster, plan, max_smem, stream);
+            }
             return true;
         }
         cluster = kTopkMaxCluster;
-        plan = fast_plan(p, cluster, sel_cap, min_seg, smem_optin);
+        plan = fast_plan(p, cluster, sel_cap, min_seg, masks, smem_optin);
     }
-    limit[0].ensure(reinterpret_cast<const void*>(indexer_topk_fast_kernel<kTopkMaxCluster>), max_smem);
-    launch_topk_cluster(indexer_topk_fast_kernel<kTopkMaxCluster>, p.num_tokens * cluster, cluster, plan.smem, stream,
-                        pdl_ok[0], p, static_cast<int>(sel_cap), static_cast<int>(plan.cache_cap),
-                        static_cast<int>(plan.slot_cap), static_cast<int>(min_seg));
+    if (masks) {
+        fast_launch<kTopkMaxCluster, true>(p, cluster, plan, max_smem, stream);
+    } else {
+        fast_launch<kTopkMaxCluster, false>(p, cluster, plan, max_smem, stream);
+    }
     return true;
 }
 

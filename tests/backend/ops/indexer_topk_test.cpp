@@ -4,7 +4,7 @@
 // runs, a range of a few ulps, extreme magnitudes; batches whose shapes pick different cluster sizes; padded
 // widths (rows far shorter than max_len, +inf garbage past their lengths that must never be read). The global-
 // memory kernel, the shared-memory one, its candidate path and the fast kernel (DSA_INDEXER_TOPK=global / smem /
-// cand / fast) run as separate tests, each also with the selection in ascending position order
+// cand / fast / fastm) run as separate tests, each also with the selection in ascending position order
 // (DSA_INDEXER_TOPK_ORDER=position: the host's first min(k, n) sorted by position).
 #include <algorithm>
 #include <array>
@@ -251,6 +251,16 @@ TEST_F(IndexerTopkKernelTest, FastKernelPositionOrder) {
 
 TEST_F(IndexerTopkKernelTest, FastKernelExact) { run_all("fast"); }
 
+// DSA_INDEXER_TOPK=fastm: the fast kernel writing from the gather pass's masks (also with small segments and
+// 16-CTA clusters).
+TEST_F(IndexerTopkKernelTest, FastMasksKernelPositionOrder) {
+    position_order_ = true;
+    run_all("fastm");
+    setenv("DSA_INDEXER_TOPK_CLUSTER", "16", 1);
+    setenv("DSA_INDEXER_TOPK_SEG", "512", 1);
+    run_all("fastm");
+}
+
 // The fast kernel with small segments (DSA_INDEXER_TOPK_SEG=256): clusters of up to 8 CTAs on short rows, CTAs
 // with empty segments.
 TEST_F(IndexerTopkKernelTest, FastKernelSmallSegments) {
@@ -273,7 +283,7 @@ TEST_F(IndexerTopkKernelTest, FastKernelCluster16) {
 // Padded widths for every kernel (position order, the default) and for the default dispatch in score order.
 TEST_F(IndexerTopkKernelTest, PaddedWidthsPositionOrder) {
     position_order_ = true;
-    for (const char* kernel : {"auto", "global", "smem", "cand", "fast"}) run_padded(kernel);
+    for (const char* kernel : {"auto", "global", "smem", "cand", "fast", "fastm"}) run_padded(kernel);
 }
 
 TEST_F(IndexerTopkKernelTest, PaddedWidthsScoreOrder) { run_padded("auto"); }
