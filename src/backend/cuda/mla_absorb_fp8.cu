@@ -10,6 +10,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -102,6 +103,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
     const int slices = static_cast<int>(p.nope_dim / kQSlice), slice = warp % slices, ng = warp / slices;
     const int64_t h = blockIdx.y, block = p.nope_dim + p.v_dim;
     const int n0 = (blockIdx.x * ngroups + ng) * (kNT * 8);
+    const int64_t m0 = static_cast<int64_t>(blockIdx.z) * MT * 16;
     const int64_t row0 = h * block + slice * kQSlice;
     const uint8_t* wp = p.w + (row0 + 8 * q) * kLatent + n0 + 4 * g;
     uint32_t wv[8];
@@ -115,7 +117,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
-            const int64_t m = mt * 16 + hf * 8 + g;
+            const int64_t m = m0 + mt * 16 + hf * 8 + g;
             av[mt][hf] = load_act16(p.x + (m * p.heads + h) * p.nope_dim + slice * kQSlice + 8 * q, m < p.tokens);
         }
     float acc[MT][kNT][4] = {};
@@ -143,7 +145,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
     for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
-            const int64_t m = mt * 16 + hf * 8 + g;
+            const int64_t m = m0 + mt * 16 + hf * 8 + g;
             if (m >= p.tokens) continue;
             uint4 o;
             o.x = pack_bf16x2(acc[mt][0][2 * hf], acc[mt][1][2 * hf]);
@@ -166,6 +168,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_o_fp8_kernel(AbsorbFp8P
     const int slice = warp % slices, ng = warp / slices;
     const int64_t h = blockIdx.y, block = p.nope_dim + p.v_dim;
     const int n0 = (blockIdx.x * ngroups + ng) * (kNT * 8);
+    const int64_t m0 = static_cast<int64_t>(blockIdx.z) * MT * 16;
     const int64_t row0 = h * block + p.nope_dim + n0;
     const int k0 = slice * kOSlice;
     uint4 wv[2][kNT];
@@ -185,7 +188,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_o_fp8_kernel(AbsorbFp8P
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
-                const int64_t m = mt * 16 + hf * 8 + g;
+                const int64_t m = m0 + mt * 16 + hf * 8 + g;
                 const uint16_t* xp = p.x + (m * p.heads + h) * kLatent + k0 + 64 * c + 16 * q;
                 av[mt][hf][0] = load_act16(xp, m < p.tokens);
                 av[mt][hf][1] = load_act16(xp + 8, m < p.tokens);
@@ -216,7 +219,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_o_fp8_kernel(AbsorbFp8P
     for (int mt = 0; mt < MT; ++mt) {
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
-            const int64_t m = mt * 16 + hf * 8 + g;
+            const int64_t m = m0 + mt * 16 + hf * 8 + g;
             if (m >= p.tokens) continue;
             uint16_t* yp = p.y + (m * p.heads + h) * p.v_dim + n0 + 2 * q;
 #pragma unroll
@@ -237,31 +240,45 @@ bool common_supported(const AbsorbFp8Params& p) {
 
 int mtiles(int64_t tokens) { return static_cast<int>((tokens + 15) / 16); }
 
-// Shared bytes of the slice reduction for `slices` warps per n-group.
-int red_bytes(int slices, int ngroups, int64_t tokens) {
-    return (slices - 1) * ngroups * mtiles(tokens) * kRedBytesPerMt;
+std::atomic<int> g_max_mtiles{0}, g_ngroups{0};  // set_absorb_fp8_tuning; 0: default
+
+// m16 tiles per CTA: all of the tokens' (at most 4) unless capped; the rest go to more CTAs along z.
+int cta_mtiles(int64_t tokens) {
+    const int all = mtiles(tokens), cap = g_max_mtiles.load(std::memory_order_relaxed);
+    return cap > 0 && cap < all ? cap : all;
 }
 
-// Two n-groups per CTA (a head's activations read by half as many CTAs) when they fit.
-int pick_ngroups(int slices, int64_t columns, int64_t tokens) {
-    const bool two = 2 * slices <= kMaxWarps && columns % 64 == 0 && red_bytes(slices, 2, tokens) <= kMaxSmem;
-    return two ? 2 : 1;
+// Shared bytes of the slice reduction for `slices` warps per n-group and mt m16 tiles.
+int red_bytes(int slices, int ngroups, int mt) { return (slices - 1) * ngroups * mt * kRedBytesPerMt; }
+
+bool ngroups_fit(int ng, int slices, int64_t columns, int mt) {
+    return ng >= 1 && ng * slices <= kMaxWarps && columns % (32 * ng) == 0 && red_bytes(slices, ng, mt) <= kMaxSmem;
+}
+
+// n-groups per CTA (more: a head's activations read by fewer CTAs): the forced count when it fits, else 2 when it
+// fits, else 1.
+int pick_ngroups(int slices, int64_t columns, int mt) {
+    const int forced = g_ngroups.load(std::memory_order_relaxed);
+    if (forced > 0 && ngroups_fit(forced, slices, columns, mt)) return forced;
+    return ngroups_fit(2, slices, columns, mt) ? 2 : 1;
 }
 
 template <int MT>
-void launch_q(const AbsorbFp8Params& p, int ngroups, cudaStream_t stream) {
-    const int slices = static_cast<int>(p.nope_dim / kQSlice);
-    const dim3 grid(kLatent / (32 * ngroups), static_cast<unsigned>(p.heads));
-    host::launch_pdl(absorb_q_fp8_kernel<MT>, grid, dim3(32 * slices * ngroups),
-                     static_cast<size_t>(red_bytes(slices, ngroups, p.tokens)), stream, p, ngroups);
+void launch_q(const AbsorbFp8Params& p, cudaStream_t stream) {
+    const int slices = static_cast<int>(p.nope_dim / kQSlice), ng = pick_ngroups(slices, kLatent, MT);
+    const dim3 grid(kLatent / (32 * ng), static_cast<unsigned>(p.heads), (mtiles(p.tokens) + MT - 1) / MT);
+    host::launch_pdl(absorb_q_fp8_kernel<MT>, grid, dim3(32 * slices * ng),
+                     static_cast<size_t>(red_bytes(slices, ng, MT)), stream, p, ng);
 }
 
 template <int MT>
-void launch_o(const AbsorbFp8Params& p, int ngroups, cudaStream_t stream) {
+void launch_o(const AbsorbFp8Params& p, cudaStream_t stream) {
     constexpr int slices = kLatent / kOSlice;
-    const dim3 grid(static_cast<unsigned>(p.v_dim / (32 * ngroups)), static_cast<unsigned>(p.heads));
-    host::launch_pdl(absorb_o_fp8_kernel<MT>, grid, dim3(32 * slices * ngroups),
-                     static_cast<size_t>(red_bytes(slices, ngroups, p.tokens)), stream, p, ngroups);
+    const int ng = pick_ngroups(slices, p.v_dim, MT);
+    const dim3 grid(static_cast<unsigned>(p.v_dim / (32 * ng)), static_cast<unsigned>(p.heads),
+                    (mtiles(p.tokens) + MT - 1) / MT);
+    host::launch_pdl(absorb_o_fp8_kernel<MT>, grid, dim3(32 * slices * ng),
+                     static_cast<size_t>(red_bytes(slices, ng, MT)), stream, p, ng);
 }
 
 }  // namespace
@@ -276,40 +293,43 @@ bool mla_absorb_fp8_enabled() {
 bool absorb_q_fp8_supported(const AbsorbFp8Params& p) {
     if (!common_supported(p)) return false;
     const int slices = static_cast<int>(p.nope_dim / kQSlice);
-    return slices <= kMaxWarps && red_bytes(slices, 1, p.tokens) <= kMaxSmem;
+    return slices <= kMaxWarps && red_bytes(slices, 1, mtiles(p.tokens)) <= kMaxSmem;
 }
 
 bool absorb_o_fp8_supported(const AbsorbFp8Params& p) { return common_supported(p); }
 
+void set_absorb_fp8_tuning(int max_mtiles, int ngroups) {
+    g_max_mtiles.store(max_mtiles, std::memory_order_relaxed);
+    g_ngroups.store(ngroups, std::memory_order_relaxed);
+}
+
 void launch_absorb_q_fp8(const AbsorbFp8Params& p, cudaStream_t stream) {
     DSA_CHECK(absorb_q_fp8_supported(p)) << "absorb_q_fp8: unsupported shape (tokens " << p.tokens << ", d_n "
                                          << p.nope_dim << ", d_v " << p.v_dim << ")";
-    const int ng = pick_ngroups(static_cast<int>(p.nope_dim / kQSlice), kLatent, p.tokens);
-    switch (mtiles(p.tokens)) {
+    switch (cta_mtiles(p.tokens)) {
         case 1:
-            return launch_q<1>(p, ng, stream);
+            return launch_q<1>(p, stream);
         case 2:
-            return launch_q<2>(p, ng, stream);
+            return launch_q<2>(p, stream);
         case 3:
-            return launch_q<3>(p, ng, stream);
+            return launch_q<3>(p, stream);
         default:
-            return launch_q<4>(p, ng, stream);
+            return launch_q<4>(p, stream);
     }
 }
 
 void launch_absorb_o_fp8(const AbsorbFp8Params& p, cudaStream_t stream) {
     DSA_CHECK(absorb_o_fp8_supported(p)) << "absorb_o_fp8: unsupported shape (tokens " << p.tokens << ", d_n "
                                          << p.nope_dim << ", d_v " << p.v_dim << ")";
-    const int ng = pick_ngroups(kLatent / kOSlice, p.v_dim, p.tokens);
-    switch (mtiles(p.tokens)) {
+    switch (cta_mtiles(p.tokens)) {
         case 1:
-            return launch_o<1>(p, ng, stream);
+            return launch_o<1>(p, stream);
         case 2:
-            return launch_o<2>(p, ng, stream);
+            return launch_o<2>(p, stream);
         case 3:
-            return launch_o<3>(p, ng, stream);
+            return launch_o<3>(p, stream);
         default:
-            return launch_o<4>(p, ng, stream);
+            return launch_o<4>(p, stream);
     }
 }
 

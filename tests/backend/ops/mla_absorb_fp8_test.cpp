@@ -1,9 +1,10 @@
-// CUDA vs CPU for the MLA absorbs on the FP8 kv_b read directly (DSA_MLA_ABSORB=fp8, mla_absorb_fp8.cu) at
-// tokens 1, 2, 8, 33, 64 on DeepSeek-V3.2 (H 128), a 16-head and a GLM-5 shape, with random f32 block scales and
-// power-of-two (UE8M0-valued) ones. The kernels multiply exact e4m3 values and apply each block scale to its f32
-// partial sum, so they meet the exact-operand tolerance (3e-3: summation order + one bf16 rounding) and must be at
-// least as close to the CPU as the BF16-copy path (switch off), which they agree with within 1e-2. Also: a CUDA
-// graph replay equals the eager run bit for bit, and shapes the kernels do not take fall back to the BF16 path.
+// CUDA vs CPU for the MLA absorbs on the FP8 kv_b read directly (DSA_MLA_ABSORB=fp8, mla_absorb_fp8.cu) at tokens
+// 1..64 on DeepSeek-V3.2 (H 128), 16-head and GLM-5 shapes, random f32 and power-of-two (UE8M0-valued) scales: exact
+// e4m3 operands and per-block scaled f32 sums meet the exact-operand tolerance (3e-3: summation order + one bf16
+// rounding), at least as close to the CPU as the BF16-copy path (switch off; within 1e-2 of it). Also: graph replay
+// == eager bit for bit, the tuning knobs keep the bits, unsupported shapes fall back to the BF16 path.
+#include "backend/cuda/mla_absorb_fp8.h"
+
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -122,6 +123,33 @@ TEST_F(MlaAbsorbFp8Test, GraphReplayEqualsEager) {
         EXPECT_TRUE(same_bits(replay_o, gpu_->to_host(gpu_->mla_absorb_o(up(o1), kv_b, d)))) << "absorb_o " << what;
         expect_close("absorb_q graph replay " + what, to_f32(replay_q), cpu_->mla_absorb_q(q1, kv_b, d), 3e-3);
         expect_close("absorb_o graph replay " + what, to_f32(replay_o), cpu_->mla_absorb_o(o1, kv_b, d), 3e-3);
+    }
+}
+
+// The tuning knobs (token tiles per CTA, column groups per CTA) move work between CTAs but not the order of any
+// output's sums: every variant gives the default's bits.
+TEST_F(MlaAbsorbFp8Test, TuningKeepsBits) {
+    AbsorbSwitch on("fp8");
+    struct Knobs {
+        int max_mtiles, ngroups;
+    };
+    const Knobs knobs[] = {{1, 0}, {2, 0}, {3, 0}, {0, 1}, {0, 4}, {1, 4}};
+    for (const HeadShape& s : {kShapes[1], kShapes[2]}) {
+        const LinearWeight kv_b = kv_b_fp8(s.d, /*pow2=*/false, rng_);
+        for (int64_t tokens : {8, 33, 64}) {
+            Tensor q_nope = up(random_act({tokens, s.d.num_heads, s.d.nope_dim}, rng_));
+            Tensor o_lat = up(random_act({tokens, s.d.num_heads, kMlaLatentDim}, rng_));
+            const Tensor ref_q = gpu_->to_host(gpu_->mla_absorb_q(q_nope, kv_b, s.d));
+            const Tensor ref_o = gpu_->to_host(gpu_->mla_absorb_o(o_lat, kv_b, s.d));
+            for (const Knobs& k : knobs) {
+                const std::string what = label(s, false, tokens) + " max_mtiles " + std::to_string(k.max_mtiles) +
+                                         " ngroups " + std::to_string(k.ngroups);
+                cuda::set_absorb_fp8_tuning(k.max_mtiles, k.ngroups);
+                EXPECT_TRUE(same_bits(gpu_->to_host(gpu_->mla_absorb_q(q_nope, kv_b, s.d)), ref_q)) << what;
+                EXPECT_TRUE(same_bits(gpu_->to_host(gpu_->mla_absorb_o(o_lat, kv_b, s.d)), ref_o)) << what;
+            }
+            cuda::set_absorb_fp8_tuning(0, 0);
+        }
     }
 }
 

@@ -1,0 +1,113 @@
+// The MLA absorbs at decode sizes on DeepSeek-V3.2's FP8 kv_b (128 heads, d_n = d_v = 128, 512 latent: W_UK and
+// W_UV 8.4 MB of e4m3 each): the BF16-copy path (DSA_MLA_ABSORB=bf16, today's default) against the FP8 kernels
+// (=fp8, mla_absorb_fp8.cu) with their default tuning and variants (at most 1 / 2 m16 token tiles per CTA, 1 / 4
+// column groups per CTA), B = 1 .. 64 tokens, 8 rotated kv_b copies per CUDA graph: us per call and TB/s of the
+// minimum bytes (the FP8 half of kv_b + activations in and out). Usage: absorb_bench [--quick] (B = 1, 8, 64 only).
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/mla_absorb_fp8.h"
+#include "cuda_timing.h"
+#include "tensor/numeric.h"
+
+namespace dsa::backend {
+namespace {
+
+constexpr int kCopies = 8;
+
+Tensor random_bf16(const Shape& shape, std::mt19937& rng) {
+    Tensor t = Tensor::empty(shape, DType::kBF16);
+    std::normal_distribution<float> d(0.0f, 1.0f);
+    for (int64_t i = 0; i < t.numel(); ++i) t.data<uint16_t>()[i] = f32_to_bf16(d(rng));
+    return t;
+}
+
+LinearWeight host_kv_b(std::mt19937& rng) {
+    LinearWeight w{Tensor::empty({128 * 256, 512}, DType::kF8E4M3), Tensor::empty({256, 4}, DType::kF32)};
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (int64_t i = 0; i < w.weight.numel(); ++i) {
+        int b = byte(rng);
+        if ((b & 0x7f) == 0x7f) b &= 0xfe;
+        w.weight.data<uint8_t>()[i] = static_cast<uint8_t>(b);
+    }
+    for (int64_t i = 0; i < w.scale_inv.numel(); ++i) w.scale_inv.data<float>()[i] = 4e-3f;
+    return w;
+}
+
+// Seconds per call of body(i), i = 0..kCopies-1, captured once in a graph under DSA_MLA_ABSORB=`mode`.
+double graph_seconds(cuda::CudaBackend& be, const char* mode, const std::function<void(int)>& body) {
+    setenv("DSA_MLA_ABSORB", mode, 1);
+    for (int i = 0; i < kCopies; ++i) body(i);  // eager warm-up: uploads, the BF16 copies
+    auto graph = be.capture_graph([&] {
+        for (int i = 0; i < kCopies; ++i) body(i);
+    });
+    DSA_CHECK(graph.is_ok()) << graph.status().message();
+    return bench::median_seconds_per_call(be, [&](int) { be.replay_graph(**graph); }) / kCopies;
+}
+
+struct Variant {
+    const char* name;
+    const char* mode;
+    int max_mtiles, ngroups;
+};
+const Variant kVariants[] = {{"bf16-copy", "bf16", 0, 0}, {"fp8", "fp8", 0, 0},     {"fp8 mt1", "fp8", 1, 0},
+                             {"fp8 mt2", "fp8", 2, 0},    {"fp8 ng1", "fp8", 0, 1}, {"fp8 ng4", "fp8", 0, 4}};
+
+void bench_absorb(cuda::CudaBackend& be, const std::vector<LinearWeight>& kv_b, bool q, int64_t b, std::mt19937& rng) {
+    const MlaHeadDims d{128, 128, 128};
+    const int64_t in = q ? d.nope_dim : 512, out = q ? 512 : d.v_dim;
+    const Tensor x = be.to_device(random_bf16({b, d.num_heads, in}, rng));
+    const double bytes = 128.0 * 128 * 512 + 2.0 * b * d.num_heads * (in + out);
+    std::printf("absorb_%s B=%-3lld", q ? "q" : "o", static_cast<long long>(b));
+    for (const Variant& v : kVariants) {
+        cuda::set_absorb_fp8_tuning(v.max_mtiles, v.ngroups);
+        const double t = graph_seconds(be, v.mode, [&](int i) {
+            if (q) {
+                be.mla_absorb_q(x, kv_b[i], d);
+            } else {
+                be.mla_absorb_o(x, kv_b[i], d);
+            }
+        });
+        std::printf(" | %s %7.2f us %5.2f TB/s", v.name, t * 1e6, bytes / t / 1e12);
+    }
+    cuda::set_absorb_fp8_tuning(0, 0);
+    std::printf("\n");
+    std::fflush(stdout);
+}
+
+int run(int argc, char** argv) {
+    if (cuda_device_count() == 0) {
+        std::printf("absorb_bench: no CUDA device, nothing to measure\n");
+        return 0;
+    }
+    const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+    std::mt19937 rng(11);
+    auto owner = make_cuda_backend(Numerics::bf16(), 0);
+    auto& be = static_cast<cuda::CudaBackend&>(*owner);
+    const LinearWeight host = host_kv_b(rng);
+    std::vector<LinearWeight> kv_b;
+    for (int i = 0; i < kCopies; ++i) kv_b.push_back({be.to_device(host.weight), host.scale_inv});
+    std::printf(
+        "MLA absorbs, FP8 kv_b [32768, 512] (DeepSeek-V3.2), %d rotated copies per graph; TB/s of the 8.4 MB\n"
+        "FP8 half + activations in and out\n",
+        kCopies);
+    const std::vector<int64_t> batches =
+        quick ? std::vector<int64_t>{1, 8, 64} : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 48, 64};
+    for (int64_t b : batches) {
+        bench_absorb(be, kv_b, /*q=*/true, b, rng);
+        bench_absorb(be, kv_b, /*q=*/false, b, rng);
+    }
+    return 0;
+}
+
+}  // namespace
+}  // namespace dsa::backend
+
+int main(int argc, char** argv) { return dsa::backend::run(argc, argv); }
