@@ -381,20 +381,23 @@ void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
     cuda::set_fp8_stream_streamk_scope(streamk);
 }
 
-// --cluster: the default plans vs cluster split-K (DSA_FP8_STREAM_CLUSTER = 8 and 16) through linear() (act_quant +
-// GEMM, graph) at M = 1, 8, 33, 64 on the decode shapes and the shared expert's 4096 x 7168, and q_a + kv_a + wk
-// through linear_multi: us, TB/s of weight bytes, % of 4.8, time / default. Then kernel_only_splits().
+// --cluster: the default plans vs the coalesced split-K finish (DSA_FP8_STREAM_FINISH=v2) vs cluster split-K
+// (DSA_FP8_STREAM_CLUSTER = 8 and 16) through linear() (act_quant + GEMM, graph) at M = 1, 8, 33, 64 on the decode
+// shapes and the shared expert's 4096 x 7168, and q_a + kv_a + wk through linear_multi: us, TB/s of weight bytes,
+// % of 4.8, time / default. Then kernel_only_splits().
 void bench_cluster(cuda::CudaBackend& be, std::mt19937& rng) {
     const int initial = cuda::fp8_stream_cluster_max();
-    const int modes[3] = {0, 8, 16};
+    const bool finish = cuda::fp8_stream_finish_v2();
+    const int modes[4] = {0, 0, 8, 16};
     const auto row = [&](const std::string& name, double bytes, const std::function<double()>& time) {
         std::printf("%-44s", name.c_str());
         double t0 = 0;
-        for (int v = 0; v < 3; ++v) {
+        for (int v = 0; v < 4; ++v) {
             cuda::set_fp8_stream_cluster_max(modes[v]);
+            cuda::set_fp8_stream_finish_v2(v == 1);
             const double t = time();
             t0 = v == 0 ? t : t0;
-            const char* name = v == 0 ? "default" : v == 1 ? "cl8" : "cl16";
+            const char* name = v == 0 ? "default" : v == 1 ? "finish-v2" : v == 2 ? "cl8" : "cl16";
             std::printf(" | %s %7.2f us %5.2f TB/s %4.1f%% (%.2f)", name, t * 1e6, bytes / t / 1e12,
                         bytes / t / 1e12 / 4.8 * 100, t / t0);
         }
@@ -423,15 +426,18 @@ void bench_cluster(cuda::CudaBackend& be, std::mt19937& rng) {
         });
     }
     cuda::set_fp8_stream_cluster_max(initial);
+    cuda::set_fp8_stream_finish_v2(finish);
 }
 
 // The stream kernel alone (x act_quant-ed) with the default plan, the same kernel without split-K (one CTA per
-// 128-row block over all of K: few CTAs, but no partials, fence or atomic) and the cluster plan (8): where the
-// default's time at M = 64 goes. us per launch in a graph over >= 8 rotated weight copies.
+// 128-row block over all of K: few CTAs, but no partials, fence or atomic), the cluster plan (8) and the default
+// plan with the coalesced finish (v2): where the default's time at M = 64 goes. us per launch in a graph over >= 8
+// rotated weight copies.
 void kernel_only_splits(cuda::CudaBackend& be, std::mt19937& rng) {
     int sms = 0;
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     const int initial = cuda::fp8_stream_cluster_max();
+    const bool finish = cuda::fp8_stream_finish_v2();
     for (const NK s : {NK{7168, 2048}, NK{1536, 7168}, NK{576, 7168}, NK{7168, 16384}}) {
         const std::vector<LinearWeight> ws = fp8_weight_copies(be, rng, s.n, s.k);
         const int64_t kb = s.k / 128, copies = static_cast<int64_t>(ws.size());
@@ -445,8 +451,9 @@ void kernel_only_splits(cuda::CudaBackend& be, std::mt19937& rng) {
             Tensor y = Tensor::empty({m, s.n}, DType::kBF16, Device::kCUDA, "y");
             std::printf("kernel-only M=%-2lld N=%-5lld K=%-5lld", static_cast<long long>(m),
                         static_cast<long long>(s.n), static_cast<long long>(s.k));
-            for (int v = 0; v < 3; ++v) {
+            for (int v = 0; v < 4; ++v) {
                 cuda::set_fp8_stream_cluster_max(v == 2 ? 8 : 0);
+                cuda::set_fp8_stream_finish_v2(v == 3);
                 cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
                 if (v == 1) plan.chunk = kb, plan.splits = 1, plan.ws_floats = 0, plan.counters = 0;
                 Tensor wsp = Tensor::empty({std::max<int64_t>(plan.ws_floats, 1)}, DType::kF32, Device::kCUDA, "ws");
@@ -461,14 +468,16 @@ void kernel_only_splits(cuda::CudaBackend& be, std::mt19937& rng) {
                     cuda::launch_fp8_stream_gemm(p, plan, be.stream());
                 });
                 std::printf(" | %s [%s, splits %lld] %7.2f us %5.2f TB/s",
-                            v == 0 ? "default" : v == 1 ? "no split-K" : "cl8", plan_kernel_name(plan),
-                            static_cast<long long>(plan.splits), t * 1e6, static_cast<double>(s.n) * s.k / t / 1e12);
+                            v == 0 ? "default" : v == 1 ? "no split-K" : v == 2 ? "cl8" : "finish-v2",
+                            plan_kernel_name(plan), static_cast<long long>(plan.splits), t * 1e6,
+                            static_cast<double>(s.n) * s.k / t / 1e12);
             }
             std::printf("\n");
             std::fflush(stdout);
         }
     }
     cuda::set_fp8_stream_cluster_max(initial);
+    cuda::set_fp8_stream_finish_v2(finish);
 }
 
 // --shape N K M: one linear() with the plan the environment selects (for a profiler), graph-timed.

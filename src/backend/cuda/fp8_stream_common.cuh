@@ -1,6 +1,6 @@
 // Device pieces shared by the FP8 stream GEMM kernels (fp8_stream_gemm.cu, fp8_stream_tma.cu): the evict-first L2
 // policy for weights read once, a warp's job (WarpJob), the bf16 output store of a warp's 16 rows x NT * 8 tokens
-// in mma.sync's fragment layout, and the deterministic split-K finish (last-arriving warp sums the partials).
+// in mma.sync's fragment layout, and the deterministic split-K finishes (last-arriving warp sums the partials).
 // Included by .cu files only.
 #pragma once
 
@@ -44,35 +44,49 @@ __device__ __forceinline__ void store_out(const float (&acc)[NT][4], const Fp8St
     }
 }
 
-// Split-K: partials [group][split][tile][lane][NT] float4; the last warp of a tile to arrive sums them in split
-// order (deterministic), writes the output and resets the tile's counter for the next launch.
-// nseg: the partials of this tile (plan.splits, or a stream-K tile's segments; at most plan.splits).
+// Split-K: the last warp of a tile to arrive sums the partials in split order (deterministic), writes the output
+// and resets the tile's counter for the next launch. nseg: the partials of this tile (plan.splits, or a stream-K
+// tile's segments; at most plan.splits). plan.finish 0 (the first): partials [group][split][tile][lane][NT] float4,
+// every lane's fence.sc, lane 0's atomic. 1 (DSA_FP8_STREAM_FINISH=v2): [group][split][tile][NT][lane] (a warp's
+// store covers 512 contiguous bytes), a warp barrier, then lane 0's one acq_rel atomic (release of the warp's
+// stores, acquire of the others'); the same sums, so the same bits.
 template <int NT>
 __device__ __forceinline__ void split_k_finish(float (&acc)[NT][4], const Fp8StreamParams& p, const Fp8StreamPlan& plan,
                                                const WarpJob& j, int64_t grp, int64_t split, int64_t nseg, int64_t tile,
                                                int lane) {
-    const int64_t stride = plan.tiles * 32 * NT;
-    float4* base = reinterpret_cast<float4*>(p.ws) + grp * plan.splits * stride + tile * 32 * NT + lane * NT;
+    const bool v2 = plan.finish == 1;
+    const int64_t stride = plan.tiles * 32 * NT, ns = v2 ? 32 : 1;
+    float4* base = reinterpret_cast<float4*>(p.ws) + grp * plan.splits * stride + tile * 32 * NT + lane * (v2 ? 1 : NT);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
-        base[split * stride + nt] = make_float4(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]);
+        base[split * stride + nt * ns] = make_float4(acc[nt][0], acc[nt][1], acc[nt][2], acc[nt][3]);
     }
-    __threadfence();
+    if (!v2) __threadfence();
     __syncwarp();
     int last = 0;
     if (lane == 0) {
         int32_t* c = p.counters + grp * plan.tiles + tile;
-        last = atomicAdd(c, 1) == nseg - 1;
+        int old;
+        if (v2) {
+            asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;\n" : "=r"(old) : "l"(c) : "memory");
+        } else {
+            old = atomicAdd(c, 1);
+        }
+        last = old == nseg - 1;
         if (last) atomicExch(c, 0);  // every warp of the tile has arrived
     }
     if (__shfl_sync(0xffffffffu, last, 0) == 0) return;
-    __threadfence();
+    if (v2) {
+        __syncwarp();  // lane 0's acquire orders the other lanes' loads
+    } else {
+        __threadfence();
+    }
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
     for (int64_t sp = 0; sp < nseg; ++sp) {
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt) {
-            const float4 v = __ldcg(base + sp * stride + nt);  // L2: written by other SMs
+            const float4 v = __ldcg(base + sp * stride + nt * ns);  // L2: written by other SMs
             acc[nt][0] += v.x;
             acc[nt][1] += v.y;
             acc[nt][2] += v.z;

@@ -386,7 +386,7 @@ __device__ __forceinline__ void wg_block_mma(float (&acc)[NT][4], uint32_t stage
 // (the groups and the expert table are its outputs); a dense launch's first job (`prefetch`) issues the weight part
 // of its first stages, then waits. WG: the wgmma variant (the same ring with the 128-byte swizzle; each warpgroup
 // multiplies its 64 rows by wgmma). Ends with a CTA barrier (the next job refills every stage) or CTA-uniformly early.
-template <int NT, bool WG>
+template <int NT, bool WG, bool CL = true>  // CL: cluster plans possible (not from the stream-K body)
 __device__ __forceinline__ void staged_job(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t grp, int64_t rb,
                                            int64_t kb0, int nblk, int64_t seg, int64_t nseg, bool prefetch,
                                            uint8_t* smem) {
@@ -461,9 +461,11 @@ __device__ __forceinline__ void staged_job(const Fp8StreamParams& p, const Fp8St
             }
         }
         cp_async_wait<0>();
-        if (plan.cluster > 1) {  // one pass (the host plans one whenever it splits K); the whole CTA, then done
-            fp8s::cluster_finish<NT>(acc, p, plan, rb, j, smem, warp, lane);
-            return;
+        if constexpr (CL) {
+            if (plan.cluster > 1) {  // one pass (the host plans one whenever it splits K); the whole CTA, then done
+                fp8s::cluster_finish<NT>(acc, p, plan, rb, j, smem, warp, lane);
+                return;
+            }
         }
         if (has_tile) {
             if (nseg == 1) {
@@ -501,8 +503,8 @@ __device__ __forceinline__ void streamk_body(const Fp8StreamParams& p, const Fp8
     for (int64_t u = cta * q; u < u1;) {
         const int64_t row = u / nkb, kb = u % nkb, n = nkb - kb < u1 - u ? nkb - kb : u1 - u;
         const int64_t seg0 = row * nkb / q, nseg = ((row + 1) * nkb - 1) / q - seg0 + 1;
-        staged_job<NT, WG>(p, plan, row / rowblocks, row % rowblocks, kb, static_cast<int>(n), cta - seg0, nseg, first,
-                           smem);
+        staged_job<NT, WG, false>(p, plan, row / rowblocks, row % rowblocks, kb, static_cast<int>(n), cta - seg0, nseg,
+                                  first, smem);
         first = false;
         u += n;
     }
@@ -666,7 +668,9 @@ void launch_multi_nt(const Fp8StreamParams& p, const Fp8StreamMulti& m, int64_t 
 
 }  // namespace
 
-void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream) {
+void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& planned, cudaStream_t stream) {
+    Fp8StreamPlan plan = planned;
+    plan.finish = fp8_stream_finish_v2() ? 1 : 0;
     const int64_t groups = p.experts != nullptr ? p.groups.max_groups : 1;
     if (groups == 0 || p.n == 0 || (p.experts == nullptr && p.m == 0)) return;
     DSA_CHECK(p.k >= kKBlock && p.k % kKBlock == 0) << "fp8 stream GEMM: K = " << p.k << " (a multiple of 128)";
@@ -729,6 +733,7 @@ void launch_fp8_stream_multi(const Fp8StreamParams& shared, Fp8StreamMulti multi
     int64_t ctas = 0;
     for (int i = 0; i < multi.count; ++i) {
         Fp8StreamProblem& q = multi.prob[i];
+        q.plan.finish = fp8_stream_finish_v2() ? 1 : 0;
         DSA_CHECK(q.scale_ld >= shared.k / kKBlock) << "fp8 stream multi: scale_ld " << q.scale_ld;
         DSA_CHECK(q.plan.tiles == (q.n + kFp8StreamTileRows - 1) / kFp8StreamTileRows) << "fp8 stream multi: plan";
         DSA_CHECK(q.plan.splits == 1 || q.plan.cluster > 1 || (q.ws != nullptr && q.counters != nullptr))

@@ -48,6 +48,9 @@ struct Fp8StreamPlan {
     int64_t streamk_units = 0;
     // > 1: a cluster plan (below): the `cluster` = splits CTAs of a 128-row block form one thread-block cluster.
     int cluster = 0;
+    // The global split-K finish: 0 the first (per-lane partials, fence.sc, atomic), 1 the coalesced one (below);
+    // set by the launchers from fp8_stream_finish_v2().
+    int finish = 0;
 };
 // groups: 1 (dense) or max_groups; rows: the output features N (gate_up: 2F); max_tokens: the token rows per
 // group the tiles are sized for. bounded = false: a group may hold more (then K is not split and the kernel
@@ -101,6 +104,13 @@ void set_fp8_stream_cluster_max(int max_cluster);  // 0: off
 // `plan` (dense, staged or wgmma; `rowblocks` 128-row blocks over all of a launch's problems, K = k) as a cluster
 // plan, or unchanged where fewer than 2 CTAs per row block would do.
 Fp8StreamPlan fp8_stream_cluster_plan(Fp8StreamPlan plan, int64_t k, int64_t rowblocks, int num_sms, int max_cluster);
+
+// Opt-in global split-K finish (DSA_FP8_STREAM_FINISH=v2; never measured yet), for every kernel and launch that
+// splits K through the workspace: partials stored lane-contiguous (a warp's store covers 512 contiguous bytes), the
+// tile counter bumped by one acq_rel atomic of lane 0 after a warp barrier (no fence.sc per lane); the same sums
+// in the same order: the same bits as the first finish.
+bool fp8_stream_finish_v2();
+void set_fp8_stream_finish_v2(bool on);
 
 struct Fp8StreamParams {
     // Dense: w, w_scale ([ceil(N/128), scale_ld] f32), tokens 0..m-1. Grouped (experts != nullptr): group a of

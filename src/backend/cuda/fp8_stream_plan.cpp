@@ -39,6 +39,7 @@ std::atomic<int> g_grouped_joint{-1};  // -1: not yet read from the environment
 std::atomic<int> g_streamk{-1};        // -1: not yet read from the environment
 std::atomic<int> g_m64{-1};            // -1: not yet read from the environment
 std::atomic<int> g_cluster{-1};        // -1: not yet read from the environment
+std::atomic<int> g_finish{-1};         // -1: not yet read from the environment
 
 // `plan` (dense) with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
 void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
@@ -75,6 +76,10 @@ bool env_switch(std::atomic<int>& cache, const char* name, const char* match, bo
 }
 
 }  // namespace
+
+bool fp8_stream_finish_v2() { return env_switch(g_finish, "DSA_FP8_STREAM_FINISH", "v2", true); }
+
+void set_fp8_stream_finish_v2(bool on) { g_finish.store(on ? 1 : 0, std::memory_order_relaxed); }
 
 bool fp8_stream_grouped_joint() { return env_switch(g_grouped_joint, "DSA_MOE_PLAN", "joint", true); }
 

@@ -2,7 +2,8 @@
 // checks of the plans (every K block in exactly one CTA of its row block's cluster, no empty CTA, at most 2 CTAs per
 // SM, no workspace, unchanged where they do not apply), then the launches through linear(), linear_multi() and
 // dense_mlp() against the CPU at M = 1..64 on V3.2 and ragged shapes (staged and wgmma kernels, nt 1..8, clusters
-// of up to 8 and up to 16 CTAs), repeated (the same bits) and replayed from a CUDA graph on new input.
+// of up to 8 and up to 16 CTAs), repeated (the same bits) and replayed from a CUDA graph on new input. Also the
+// opt-in coalesced global split-K finish (DSA_FP8_STREAM_FINISH=v2): the first finish's bits on every kernel.
 #include <algorithm>
 #include <iostream>
 #include <string>
@@ -195,6 +196,76 @@ TEST_F(Fp8ClusterTest, DenseMlpAgainstCpu) {
             expect_close(what, down(gpu_->dense_mlp(up(x), mw)), cpu_->dense_mlp(x, mw), 2e-2);
         }
     }
+}
+
+// The coalesced split-K finish (DSA_FP8_STREAM_FINISH=v2) gives the first finish's bits on every kernel that
+// splits K through the workspace: staged, wgmma and ring variants, stream-K plans, the TMA kernel and the joint
+// multi launch, at nt 1..8 and ragged shapes; twice in a row (counters reset) and from a graph replay; and the CPU.
+TEST_F(Fp8ClusterTest, FinishV2SameBits) {
+    const ClusterScope scope(0);
+    const cuda::Fp8StreamKernel variant = cuda::fp8_stream_variant();
+    const int streamk = cuda::fp8_stream_streamk_scope(), m64 = cuda::fp8_stream_m64();
+    const bool v2 = cuda::fp8_stream_finish_v2();
+    make(kActQuantUe8m0);
+    using V = cuda::Fp8StreamKernel;
+    struct Mode {
+        const char* name;
+        V kernel;
+        int streamk, m64;
+    };
+    const Mode modes[] = {{"auto", V::kAuto, 0, 0},
+                          {"ring", V::kRing, 0, 0},
+                          {"wgmma", V::kWgmma, 0, 0},
+                          {"stream-K", V::kAuto, cuda::kFp8StreamKDense, 0},
+                          {"tma", V::kAuto, 0, cuda::kFp8StreamM64Tma32}};
+    for (const NK s : {NK{576, 7168}, NK{7168, 2048}, NK{1000, 384}}) {
+        LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
+        Tensor x = random_act({64, s.k}, rng_, 2.0f);
+        Tensor ref = to_f32(cpu_->linear(x, w, LinearOutput::kActivation));
+        for (const Mode& mode : modes) {
+            cuda::set_fp8_stream_variant(mode.kernel);
+            cuda::set_fp8_stream_streamk_scope(mode.streamk);
+            cuda::set_fp8_stream_m64(mode.m64);
+            for (int64_t m : {1, 8, 16, 33, 64}) {
+                const std::string what = std::string("finish v2 [") + mode.name + "] M=" + std::to_string(m) +
+                                         " N=" + std::to_string(s.n) + " K=" + std::to_string(s.k);
+                std::cout << "[ metric ] " << what << std::endl;
+                Tensor xd = up(first_rows(x, m));
+                cuda::set_fp8_stream_finish_v2(false);
+                Tensor first = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
+                cuda::set_fp8_stream_finish_v2(true);
+                for (int rep = 0; rep < 2; ++rep) {
+                    Tensor got = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
+                    EXPECT_TRUE(same_bits(got, first)) << what << " rep " << rep;
+                }
+                expect_close(what, to_f32(first), first_rows(ref, m), kStreamTol);
+                if (m == 33 && mode.kernel == V::kAuto && mode.m64 == 0 && mode.streamk == 0) {
+                    expect_replay_is_eager(*gpu_, xd, w, random_act({m, s.k}, rng_, 2.0f), what);
+                }
+            }
+        }
+    }
+    cuda::set_fp8_stream_variant(V::kAuto);
+    cuda::set_fp8_stream_streamk_scope(0);
+    cuda::set_fp8_stream_m64(0);
+    const LinearWeight ws[3] = {random_fp8_weight(1536, 7168, rng_), random_fp8_weight(576, 7168, rng_),
+                                random_fp8_weight(128, 7168, rng_)};
+    const std::vector<const LinearWeight*> ptrs = {&ws[0], &ws[1], &ws[2]};
+    for (int64_t m : {1, 64}) {
+        Tensor xd = up(random_act({m, 7168}, rng_, 2.0f));
+        cuda::set_fp8_stream_finish_v2(false);
+        std::vector<Tensor> first = gpu_->linear_multi(xd, ptrs);
+        cuda::set_fp8_stream_finish_v2(true);
+        std::vector<Tensor> got = gpu_->linear_multi(xd, ptrs);
+        for (size_t i = 0; i < 3; ++i) {
+            EXPECT_TRUE(same_bits(gpu_->to_host(got[i]), gpu_->to_host(first[i])))
+                << "finish v2 linear_multi M=" << m << " weight " << i;
+        }
+    }
+    cuda::set_fp8_stream_variant(variant);
+    cuda::set_fp8_stream_streamk_scope(streamk);
+    cuda::set_fp8_stream_m64(m64);
+    cuda::set_fp8_stream_finish_v2(v2);
 }
 
 }  // namespace
