@@ -3,7 +3,7 @@
 // sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
 // BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
 // e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit. Sparse
-// attention runs the wgmma kernel s1 unless DSA_MLA_KERNEL=legacy (mma.sync).
+// attention runs the wgmma kernel s1 unless DSA_MLA_KERNEL=legacy (mma.sync) or s3 (opt-in).
 #include <cuda_runtime_api.h>
 
 #include <cstdlib>
@@ -15,6 +15,7 @@
 #include "backend/cuda/bf16_stream_gemv.h"
 #include "backend/cuda/mla_absorb_fp8.h"
 #include "backend/cuda/mla_kernels.h"
+#include "backend/cuda/mla_sparse_s3.h"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -46,14 +47,15 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
     return dw.dequant;
 }
 
-// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: wgmma, one warpgroup computes S of a whole tile) or
-// 'legacy' (the mma.sync kernel, mla_attention.cu); read on every call (a host decision, so also fixed at CUDA-graph
-// capture time).
-enum class SparseKernel { kS1, kLegacy };
+// DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: wgmma, one warpgroup computes S of a whole tile), 's3'
+// (opt-in: three warpgroups, mla_sparse_s3.cu) or 'legacy' (the mma.sync kernel, mla_attention.cu); read on every
+// call (a host decision, so also fixed at CUDA-graph capture time).
+enum class SparseKernel { kS1, kS3, kLegacy };
 SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "s1") == 0) return SparseKernel::kS1;
-    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 's1' or 'legacy', not '" << v << "'";
+    if (std::strcmp(v, "s3") == 0) return SparseKernel::kS3;
+    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 's1', 's3' or 'legacy', not '" << v << "'";
     return SparseKernel::kLegacy;
 }
 
@@ -228,6 +230,8 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
     const SparseKernel kernel = sparse_kernel_choice();
     if (kernel == SparseKernel::kLegacy) {
         launch_mla_sparse_attention(k, stream_);
+    } else if (kernel == SparseKernel::kS3) {
+        launch_mla_sparse_s3(k, stream_);
     } else {
         launch_mla_sparse_wgmma(k, stream_);
     }

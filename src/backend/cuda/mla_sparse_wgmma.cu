@@ -6,6 +6,7 @@
 // shared memory; warpgroup c accumulates output columns 256c .. +256 (m64n256k16, P and V = the tile's first 512
 // columns read MN-major). Both warpgroups gather the tiles. Split-K partials as the mma.sync kernel.
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/mla_sparse_s3.h"
 #include "backend/cuda/mla_sparse_wgmma.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "base/check.h"
@@ -132,7 +133,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSpa
         if (ch == 0) {
             wgmma_wait_all();
             fence_regs<32>(&s[0][0]);
-            softmax_tile64(sm, s, m_run, l_run, alpha, alpha_sm, buf, r0, g, t, scale_log2);
+            softmax_tile64(sm.slot[buf], sm.p, s, m_run, l_run, alpha, alpha_sm, r0, g, t, scale_log2);
         }
         fence_async_smem();
         __syncthreads();  // P and the rescale factors complete
@@ -163,10 +164,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSpa
 
 }  // namespace
 
-void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream) {
-    if (p.num_tokens == 0 || p.heads == 0) return;
-    // The FP8 gather reads row 0 for masked entries, so an empty store goes to the mma.sync kernel.
-    if (p.num_slots == 0) return launch_mla_sparse_attention(p, stream);
+void check_mla_sparse_wgmma_params(const MlaSparseKernelParams& p) {
     DSA_CHECK(host::aligned16(p.q) && host::aligned16(p.store))
         << "sparse MLA: q and the store must be 16-byte aligned";
     DSA_CHECK((reinterpret_cast<uintptr_t>(p.out) & 3u) == 0) << "sparse MLA: out must be 4-byte aligned";
@@ -176,6 +174,14 @@ void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream
     DSA_CHECK(p.splits >= 1 && (p.splits == 1 || (p.part_o != nullptr && p.part_ml != nullptr &&
                                                   p.tiles_per_split * (p.splits - 1) < (p.width + kRows - 1) / kRows)))
         << "sparse MLA: bad split " << p.splits << " x " << p.tiles_per_split;
+}
+
+void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream) {
+    if (p.num_tokens == 0 || p.heads == 0) return;
+    // The FP8 gather reads row 0 for masked entries, so an empty store goes to the mma.sync kernel.
+    if (p.num_slots == 0) return launch_mla_sparse_attention(p, stream);
+    check_mla_sparse_wgmma_params(p);
+    const int64_t head_groups = (p.heads + kHeads - 1) / kHeads;
     DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_s1_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(kSmemBytes)));
     const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),

@@ -151,19 +151,20 @@ __device__ __forceinline__ void issue_qk64(float (&s)[8][4], uint32_t q_addr, ui
     }
 }
 
-// Softmax of warpgroup 0's S fragment (rows g, g + 8 of warp rows r0; keys 8 nt + 2 t + e): mask, scale, row
-// max over the whole tile (a quad shuffle), rescale the running state, bf16 P into the P block and the rows' O
-// rescale factors into `alpha_out` (for warpgroup 1). Returns the factors.
-__device__ __forceinline__ void softmax_tile64(WgSmem& sm, float (&s)[8][4], float (&m_run)[2], float (&l_run)[2],
-                                               float (&alpha)[2], float* alpha_out, int buf, int r0, int g, int t,
-                                               float scale_log2) {
+// Softmax of warpgroup 0's S fragment (rows g, g + 8 of warp rows r0; keys 8 nt + 2 t + e): mask (slot[key] < 0),
+// scale, row max over the whole tile (a quad shuffle), rescale the running state, bf16 P into the swizzled P block
+// `p_tile` and the rows' O rescale factors into `alpha_out` (for the other warpgroups). Returns the factors.
+template <class SlotT>
+__device__ __forceinline__ void softmax_tile64(const SlotT* slot, uint8_t* p_tile, float (&s)[8][4], float (&m_run)[2],
+                                               float (&l_run)[2], float (&alpha)[2], float* alpha_out, int r0, int g,
+                                               int t, float scale_log2) {
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int key = nt * 8 + 2 * t + (e & 1);
-            s[nt][e] = sm.slot[buf][key] >= 0 ? s[nt][e] * scale_log2 : -INFINITY;
+            s[nt][e] = slot[key] >= 0 ? s[nt][e] * scale_log2 : -INFINITY;
             mx[e >> 1] = fmaxf(mx[e >> 1], s[nt][e]);
         }
     }
@@ -188,12 +189,14 @@ __device__ __forceinline__ void softmax_tile64(WgSmem& sm, float (&s)[8][4], flo
             const float p1 = round_bf16(exp2f(s[nt][2 * hlf + 1] - m_run[hlf]));
             l_run[hlf] += p0 + p1;
             const int row = r0 + g + 8 * hlf, key = nt * 8 + 2 * t;
-            *reinterpret_cast<uint32_t*>(sm.p + sw128(row, key >> 3) + (key & 7) * 2) = pack_bf16x2(p0, p1);
+            *reinterpret_cast<uint32_t*>(p_tile + sw128(row, key >> 3) + (key & 7) * 2) = pack_bf16x2(p0, p1);
         }
     }
 }
 
-__device__ __forceinline__ void write_output(const MlaSparseKernelParams& p, const WgSmem& sm, const float (&o)[32][4],
+// The normalized output rows row, row + 8 (columns col + 8 i) of this thread; the row sums from sm.row_sum[0 / 1].
+template <class Smem>
+__device__ __forceinline__ void write_output(const MlaSparseKernelParams& p, const Smem& sm, const float (&o)[32][4],
                                              int64_t tok, int64_t h0, int row, int col) {
 #pragma unroll
     for (int hlf = 0; hlf < 2; ++hlf) {
