@@ -7,7 +7,8 @@
 //  - attention: 1e-2. Both sides compute FP32 scores and softmax, but the GPU rounds the unnormalized
 //    probabilities to bf16 inside an online softmax while the CPU rounds the normalized ones; that, the summation
 //    order and the final bf16 rounding give ~2-4e-3 (rel L2 of a bf16 result is ~2^-9 = 2e-3 at best).
-// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy); small batches
+// Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy); MlaS3Test runs
+// the opt-in s3 on the same cases (close to s1; bit-equal where the running max is fixed); small batches
 // also exercise the split-K combine. Every attention case also checks that a slightly wrong reference (one tile of
 // keys dropped) is rejected by the same tolerance, so the comparison can fail. Each kernel call is announced by a
 // flushed line first, so a crash log names the case.
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <numeric>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ops_test_util.h"
@@ -343,6 +345,146 @@ TEST_F(MlaTest, SparseAttentionStaged) {
     make(Numerics::bf16());
     Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
     check_staged(*cpu_, *gpu_, st, rng_, kSparseKernels);
+}
+
+// ---- kernel s3 (DSA_MLA_KERNEL=s3, opt-in): the sparse cases above on s3 alone, agreement with s1 (its running max
+// moves per 32 keys, s1's per 64: the bf16 P roundings differ slightly), bit equality with s1 where the max cannot
+// move (q = 0: every score 0), and a captured call replayed on new inputs. ----
+using MlaS3Test = CudaVsCpuTest;
+const KernelList kS3Only = {"s3"};
+
+TEST_F(MlaS3Test, SparseAttentionDecodeShapes) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        check_sparse(*cpu_, *gpu_, st, 1, 128, 2048, false, rng_, kS3Only);  // split-K over many CTAs
+        check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_, kS3Only);
+        check_sparse(*cpu_, *gpu_, st, 24, 128, 2048, false, rng_, kS3Only);  // two splits
+        check_sparse(*cpu_, *gpu_, st, 4, 64, 2048, false, rng_, kS3Only);
+        check_sparse(*cpu_, *gpu_, st, 3, 40, 100, false, rng_, kS3Only);  // partial head group and last tile
+        check_sparse(*cpu_, *gpu_, st, 1, 64, 5000, true, rng_, kS3Only);  // 79 splits
+        check_sparse(*cpu_, *gpu_, st, 2, 16, 130, true, rng_, kS3Only);   // 16 heads, 3 tiles
+    }
+}
+
+TEST_F(MlaS3Test, SparseAttentionPrefillShapes) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        check_sparse(*cpu_, *gpu_, st, 200, 128, 512, true, rng_, kS3Only);
+    }
+}
+
+TEST_F(MlaS3Test, SparseAttentionEdges) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        check_sparse(*cpu_, *gpu_, st, 1, 128, 1000, true, rng_, kS3Only);  // 15 tiles + 40
+        check_sparse(*cpu_, *gpu_, st, 300, 128, 2048, true, rng_, kS3Only);
+        check_sparse(*cpu_, *gpu_, st, 5, 128, 77, false, rng_, kS3Only);  // one full tile + 13
+        check_sparse(*cpu_, *gpu_, st, 2, 64, 33, false, rng_, kS3Only);   // less than one tile
+        check_sparse(*cpu_, *gpu_, st, 130, 64, 1040, true, rng_, kS3Only);
+        check_sparse(*cpu_, *gpu_, st, 3, 96, 192, false, rng_, kS3Only);  // 3 tiles, a half head group
+        check_sparse(*cpu_, *gpu_, st, 2, 128, 256, true, rng_, kS3Only);  // 4 tiles: the first buffer reused
+    }
+}
+
+TEST_F(MlaS3Test, SparseAttentionStaged) {
+    make(Numerics::bf16());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
+    check_staged(*cpu_, *gpu_, st, rng_, kS3Only);
+}
+
+// Lists whose first tile, and one tile in the middle, are all -1 on top of slot_lists' masks.
+Tensor lists_with_masked_tiles(int64_t tokens, int64_t width, std::mt19937& rng) {
+    Tensor s = slot_lists(tokens, width, rng);
+    for (int64_t t = 0; t < tokens; ++t) {
+        for (int64_t j = 0; j < width; ++j) {
+            if (j < 64 || (j >= 640 && j < 704)) s.data<int32_t>()[t * width + j] = -1;
+        }
+    }
+    return s;
+}
+
+// s1 and s3 outputs of one call each (device q and lists).
+std::pair<Tensor, Tensor> s1_and_s3(Backend& gpu, const Stores& st, const Tensor& q, const Tensor& slots,
+                                    const std::string& what) {
+    Tensor out[2];
+    const char* kernels[2] = {"s1", "s3"};
+    for (int i = 0; i < 2; ++i) {
+        SparseKernelScope scope(kernels[i]);
+        announce(std::string("mla_sparse [") + kernels[i] + "] " + what);
+        out[i] = gpu.to_host(gpu.mla_sparse_attention({q, &st.gpu, slots, 0.1352338f}));
+    }
+    return {out[0], out[1]};
+}
+
+TEST_F(MlaS3Test, AgreesWithS1) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        const int64_t shapes[][3] = {{16, 128, 2048}, {1, 128, 2048}, {3, 64, 1000}, {70, 128, 2048}};
+        for (const auto& sh : shapes) {
+            const int64_t tokens = sh[0], heads = sh[1], width = sh[2];
+            const std::string what = std::string(mla_kv_format_name(format)) + " T=" + std::to_string(tokens) +
+                                     " H=" + std::to_string(heads) + " K=" + std::to_string(width);
+            Tensor q = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
+            Tensor slots = gpu_->to_device(lists_with_masked_tiles(tokens, width, rng_));
+            auto [s1, s3] = s1_and_s3(*gpu_, st, q, slots, what);
+            const Diff d = compare(to_f32(s3), to_f32(s1));
+            std::cout << "[ metric ] mla_sparse s3 vs s1 " << what << ": rel_l2=" << d.rel_l2
+                      << " max_abs=" << d.max_abs << std::endl;
+            EXPECT_LT(d.rel_l2, 3e-3) << what;
+            EXPECT_EQ(d.nonfinite, 0) << what;
+        }
+    }
+}
+
+// With q = 0 every score is 0, so the running max never moves (factors 1) and P is 1 on every valid key: s3's
+// gather (bf16 and FP8 dequantized in place), P V order and epilogue must give s1's bits exactly.
+TEST_F(MlaS3Test, SameBitsAsS1WithAFixedMax) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        for (int64_t tokens : {1, 64}) {
+            const int64_t heads = 128, width = 2048;
+            const std::string what = std::string(mla_kv_format_name(format)) + " q=0 T=" + std::to_string(tokens);
+            Tensor q = gpu_->to_device(to_bf16(Tensor::zeros({tokens, heads, kMlaKvDim}, DType::kF32)));
+            Tensor slots = gpu_->to_device(lists_with_masked_tiles(tokens, width, rng_));
+            auto [s1, s3] = s1_and_s3(*gpu_, st, q, slots, what);
+            EXPECT_EQ(std::memcmp(s1.raw_data(), s3.raw_data(), s1.nbytes()), 0) << "s3 differs from s1: " << what;
+        }
+    }
+}
+
+// A call captured under s3 and replayed after new q and lists were copied into its inputs equals an eager s3 call
+// bit for bit (b = 2: split-K and the combine in the graph; b = 64: one CTA per token and head group).
+TEST_F(MlaS3Test, GraphReplay) {
+    make(Numerics::deepseek_fp8());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
+    SparseKernelScope scope("s3");
+    for (int64_t tokens : {2, 64}) {
+        const int64_t heads = 128, width = 2048;
+        Tensor dq = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
+        Tensor dslots = gpu_->to_device(slot_lists(tokens, width, rng_));
+        Tensor out;
+        gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f});  // buffers exist before the capture
+        auto graph = gpu_->capture_graph([&] { out = gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}); });
+        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+        for (int rep = 0; rep < 2; ++rep) {
+            announce("mla_sparse s3 graph replay T=" + std::to_string(tokens) + " rep " + std::to_string(rep));
+            Tensor q = random_act({tokens, heads, kMlaKvDim}, rng_);
+            Tensor slots = slot_lists(tokens, width, rng_);
+            gpu_->copy_into(to_bf16(q), dq);
+            gpu_->copy_into(slots, dslots);
+            gpu_->replay_graph(**graph);
+            Tensor replay = gpu_->to_host(out);
+            Tensor eager = gpu_->to_host(gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}));
+            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << "replay vs eager";
+            expect_close("mla_sparse s3 graph replay T=" + std::to_string(tokens), to_f32(replay),
+                         cpu_->mla_sparse_attention({q, &st.cpu, slots, 0.1352338f}), 1e-2);
+        }
+    }
 }
 
 void check_dense(Backend& cpu, Backend& gpu, const MlaHeadDims& d, int64_t tokens, int64_t keys, bool with_mask,
