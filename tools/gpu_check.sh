@@ -26,7 +26,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${DSA_GPU_BUILD_DIR:-$root/build-gpu}
 jobs=${DSA_GPU_JOBS:-16}
 # The GPU test binaries and benchmarks; add new GPU targets here.
-targets=(backend_ops model_gpu_parity cuda_kernels_bench mla_bench moe_bench indexer_bench layer_bench sampling_bench l2_prefetch_bench hbm_pattern_bench)
+targets=(backend_ops model_gpu_parity cuda_kernels_bench mla_bench moe_bench indexer_bench layer_bench sampling_bench absorb_bench l2_prefetch_bench hbm_pattern_bench)
 summary="$out/summary.txt"
 : > "$summary"
 note() { echo "$*" | tee -a "$summary"; }
@@ -123,7 +123,7 @@ bench_stage() {
     # shellcheck disable=SC2086
     { bench_one cuda_kernels_bench ${DSA_GPU_BENCH_ARGS:-}; bench_one indexer_bench ${DSA_GPU_BENCH_ARGS:-}
       bench_one mla_bench ${DSA_GPU_BENCH_ARGS:-}; bench_one moe_bench
-      bench_one sampling_bench; bench_one l2_prefetch_bench; bench_one hbm_pattern_bench; bench_one layer_bench ${DSA_GPU_LAYER_BENCH_ARGS:---quick}; }
+      bench_one sampling_bench; bench_one absorb_bench; bench_one l2_prefetch_bench; bench_one hbm_pattern_bench; bench_one layer_bench ${DSA_GPU_LAYER_BENCH_ARGS:---quick}; }
 }
 
 # Kernel times of one decode step (layer_bench --profile under Nsight Compute), summarised per kernel.
