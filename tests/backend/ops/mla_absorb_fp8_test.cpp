@@ -87,12 +87,15 @@ TEST_F(MlaAbsorbFp8Test, MatchesCpuAndBeatsBf16Copy) {
                 expect_close("absorb_o fp8 " + what, to_f32(fp8_o), ref_o, 3e-3);
                 expect_close("absorb_q fp8 vs bf16 copy " + what, to_f32(fp8_q), to_f32(bf16_q), 1e-2);
                 expect_close("absorb_o fp8 vs bf16 copy " + what, to_f32(fp8_o), to_f32(bf16_o), 1e-2);
-                // The switch took the new kernels (the BF16 copy rounds every weight: other bits), and they are
-                // no further from the CPU than the copy.
-                EXPECT_FALSE(same_bits(fp8_q, bf16_q)) << what;
-                EXPECT_FALSE(same_bits(fp8_o, bf16_o)) << what;
-                EXPECT_LE(compare(fp8_q, ref_q).rel_l2, compare(bf16_q, ref_q).rel_l2) << what;
-                EXPECT_LE(compare(fp8_o, ref_o).rel_l2, compare(bf16_o, ref_o).rel_l2) << what;
+                // With f32 scales the BF16 copy rounds every weight: the switch took the new kernels (other bits),
+                // which are no further from the CPU. (Power-of-two scales make the copy exact too: both paths then
+                // differ only in summation order, often not at all after the bf16 rounding.)
+                if (!pow2) {
+                    EXPECT_FALSE(same_bits(fp8_q, bf16_q)) << what;
+                    EXPECT_FALSE(same_bits(fp8_o, bf16_o)) << what;
+                    EXPECT_LE(compare(fp8_q, ref_q).rel_l2, compare(bf16_q, ref_q).rel_l2) << what;
+                    EXPECT_LE(compare(fp8_o, ref_o).rel_l2, compare(bf16_o, ref_o).rel_l2) << what;
+                }
             }
         }
     }
