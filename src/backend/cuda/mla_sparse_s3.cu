@@ -48,7 +48,7 @@ __device__ __forceinline__ void s3_score_wg(const MlaSparseKernelParams& p, S3Sm
     const uint32_t base = smem_addr(&sm);  // every shared address below: base + a constant offset
     constexpr uint32_t kQPe = offsetof(S3Smem, q_pe), kAlpha = offsetof(S3Smem, alpha);
     constexpr uint32_t kValid = offsetof(S3Smem, valid), kFull = offsetof(S3Smem, full);
-    constexpr uint32_t kReady = offsetof(S3Smem, ready);
+    constexpr uint32_t kReady = offsetof(S3Smem, ready), kSkip = offsetof(S3Smem, skip);
     const int lane = threadIdx.x & 31;
     for (int i = 0, buf = 0, phase = 0; i < num_tiles; ++i) {
         mbar_wait_flat(base + kFull + 8 * buf, phase);
@@ -57,6 +57,13 @@ __device__ __forceinline__ void s3_score_wg(const MlaSparseKernelParams& p, S3Sm
         const uint64_t mask = valid_mask(base + kValid + buf * kRows, lane);
 #pragma unroll 1
         for (int h = 0; h < 2; ++h) {
+            // A half without keys (lists padded with -1) is skipped: its P would be 0 and its factors 1.
+            const uint32_t bits = static_cast<uint32_t>(mask >> (kHalf * h));
+            if (threadIdx.x == 0) st_shared_u8(base + kSkip + 2 * buf + h, bits == 0 ? 1 : 0);
+            if (bits == 0) {
+                mbar_arrive(base + kReady + 8 * (2 * buf + h));
+                continue;
+            }
             float s[4][4];
 #pragma unroll
             for (int k = 0; k < 4; ++k) s[k][0] = s[k][1] = s[k][2] = s[k][3] = 0.0f;
@@ -66,7 +73,7 @@ __device__ __forceinline__ void s3_score_wg(const MlaSparseKernelParams& p, S3Sm
             wgmma_commit();
             wgmma_wait_all();
             fence_regs<16>(&s[0][0]);
-            softmax_half(static_cast<uint32_t>(mask >> (kHalf * h)), kv_addr + kPeBlock + h * kPHalfBytes,
+            softmax_half(bits, kv_addr + kPeBlock + h * kPHalfBytes,
                          base + kAlpha + (2 * buf + h) * kHeads * 4, s, m_run, l_run, r0, g, t, scale_log2);
             fence_async_smem();
             mbar_arrive(base + kReady + 8 * (2 * buf + h));
@@ -89,6 +96,7 @@ __device__ __forceinline__ void s3_output_wg(const MlaSparseKernelParams& p, S3S
 #pragma unroll 1
         for (int h = 0; h < 2; ++h) {
             mbar_wait_flat(smem_addr(&sm.ready[buf][h]), phase);
+            if (sm.skip[buf][h]) continue;  // no keys in this half
             const float alpha[2] = {sm.alpha[buf][h][r0 + g], sm.alpha[buf][h][r0 + g + 8]};
             if (!__all_sync(0xffffffffu, alpha[0] == 1.0f && alpha[1] == 1.0f)) {  // x * 1 = x: same bits
                 wgmma_wait_all();  // the first half's P V before its accumulators are rescaled

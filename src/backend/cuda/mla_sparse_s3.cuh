@@ -13,7 +13,7 @@ namespace dsa::backend::cuda::mla_s3 {
 
 using namespace mla_wg;
 
-constexpr int kS3Threads = 384;                      // warpgroup 0: S + softmax; 1, 2: O columns 0..255, 256..511
+constexpr int kS3Threads = 384;                       // warpgroup 0: S + softmax; 1, 2: O columns 0..255, 256..511
 constexpr int kPeBlock = kLatent / 64 * kBlockBytes;  // byte offset of a tile's k_pe block (columns 512..575)
 constexpr int kBufs = 3;
 constexpr int kHalf = 32;  // S and the softmax run on 32-key halves of a tile (16 accumulators next to Q's 128)
@@ -25,6 +25,7 @@ struct S3Smem {
     uint8_t q_pe[kBlockBytes];      // Q columns 512..575 (the S wgmma's A operand); after the walk: S3RowStats
     float alpha[kBufs][2][kHeads];  // O rescale factors of half h of the tile in buffer b (written by warpgroup 0)
     int8_t valid[kBufs][kRows];     // 0: row r of the tile in buffer b is a key, -1: masked
+    int8_t skip[kBufs][2];          // 1: every key of half h of the tile in buffer b is masked (no S, no P V)
     uint64_t full[kBufs];           // tile b in place (bf16: 256 cp.async arrivals + 256 thread arrivals; FP8: 256)
     uint64_t ready[kBufs][2];       // P and alpha of half h of tile b written: 128 arrivals of warpgroup 0
     uint64_t freed[kBufs];          // both O warpgroups' P V of tile b done: 256 arrivals
@@ -115,12 +116,11 @@ __device__ __forceinline__ void load_q_frags(uint32_t (&qf)[kQRegSteps][4], cons
 
 // S(64 heads x keys 32 h .. +32 of the tile) = Q K^T in s1's k-step order: 32 steps with Q from registers, then
 // k_pe's 4 from shared memory. Half h's K rows start 32 h rows (4 swizzle atoms, 4096 bytes) into every block.
-__device__ __forceinline__ void issue_qk32_rs(float (&s)[4][4], const uint32_t (&qf)[kQRegSteps][4],
-                                              uint32_t q_pe_addr, uint32_t kv_half_addr) {
+__device__ __forceinline__ void issue_qk32_rs(float (&s)[4][4], const uint32_t (&qf)[kQRegSteps][4], uint32_t q_pe_addr,
+                                              uint32_t kv_half_addr) {
 #pragma unroll
     for (int kk = 0; kk < kQRegSteps; ++kk) {
-        wgmma_m64n32_rs(&s[0][0], qf[kk],
-                        sw128_desc(kv_half_addr + (kk >> 2) * kBlockBytes + (kk & 3) * 32, 16, 1024));
+        wgmma_m64n32_rs(&s[0][0], qf[kk], sw128_desc(kv_half_addr + (kk >> 2) * kBlockBytes + (kk & 3) * 32, 16, 1024));
     }
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
@@ -161,6 +161,9 @@ __device__ __forceinline__ uint64_t valid_mask(uint32_t valid_addr, int lane) {
 
 __device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
     asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+__device__ __forceinline__ void st_shared_u8(uint32_t addr, uint32_t v) {
+    asm volatile("st.shared.u8 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 }
 __device__ __forceinline__ void st_shared_f32(uint32_t addr, float v) {
     asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(addr), "f"(v) : "memory");
