@@ -260,6 +260,14 @@ __device__ __forceinline__ void gather_row(const MlaSparseKernelParams& p, S3Sme
     }
 }
 
+// L2 prefetch of this thread's share of slot s's row (128-byte lines c0, c0 + 4, ...), gathered a tile later.
+__device__ __forceinline__ void prefetch_row_l2(const MlaSparseKernelParams& p, int32_t s, int c0) {
+    if (s < 0) return;
+    const int bytes = p.fp8 ? kFp8RowBytes : kBf16RowBytes;
+    const uint8_t* src = p.store + static_cast<int64_t>(s) * bytes;
+    for (int off = c0 * 128; off < bytes; off += 512) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(src + off));
+}
+
 // FP8 only, after this thread's cp.async of the tile completed: its two block-rows dequantized in place (the scale
 // read first; e4m3 chunk k's bf16 pair overwrites only its own slot and a free one), then its arrival on full[buf].
 __device__ __forceinline__ void dequant_fp8_row(S3Smem& sm, int buf, int r, int c0) {

@@ -187,25 +187,26 @@ Tensor drop_first_tile(const Tensor& slots) {
     return s;
 }
 
-// Selects the sparse kernel (DSA_MLA_KERNEL, read by the CUDA backend on every call) for one scope.
+// Selects the sparse kernel (DSA_MLA_KERNEL, or another variable `var` read by the CUDA backend on every call) for
+// one scope.
 class SparseKernelScope {
   public:
-    explicit SparseKernelScope(const char* kernel) {
-        const char* old = std::getenv(kVar);
+    explicit SparseKernelScope(const char* kernel, const char* var = "DSA_MLA_KERNEL") : var_(var) {
+        const char* old = std::getenv(var_);
         had_ = old != nullptr;
         if (had_) old_ = old;
-        ::setenv(kVar, kernel, 1);
+        ::setenv(var_, kernel, 1);
     }
     ~SparseKernelScope() {
         if (had_) {
-            ::setenv(kVar, old_.c_str(), 1);
+            ::setenv(var_, old_.c_str(), 1);
         } else {
-            ::unsetenv(kVar);
+            ::unsetenv(var_);
         }
     }
 
   private:
-    static constexpr const char* kVar = "DSA_MLA_KERNEL";
+    const char* var_;
     bool had_ = false;
     std::string old_;
 };
@@ -453,6 +454,31 @@ TEST_F(MlaS3Test, SameBitsAsS1WithAFixedMax) {
             Tensor slots = gpu_->to_device(lists_with_masked_tiles(tokens, width, rng_));
             auto [s1, s3] = s1_and_s3(*gpu_, st, q, slots, what);
             EXPECT_EQ(std::memcmp(s1.raw_data(), s3.raw_data(), s1.nbytes()), 0) << "s3 differs from s1: " << what;
+        }
+    }
+}
+
+// DSA_MLA_S3_PREFETCH=1 (rows prefetched into L2 a tile before their gather) changes no bit.
+TEST_F(MlaS3Test, PrefetchSameBits) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        SparseKernelScope kernel("s3");
+        for (int64_t tokens : {1, 16}) {
+            const int64_t heads = 128, width = 2048;
+            Tensor q = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
+            Tensor slots = gpu_->to_device(lists_with_masked_tiles(tokens, width, rng_));
+            Tensor out[2];
+            for (int pf = 0; pf < 2; ++pf) {
+                SparseKernelScope prefetch(pf ? "1" : "0", "DSA_MLA_S3_PREFETCH");
+                announce(std::string("mla_sparse [s3] prefetch=") + std::to_string(pf) + " " +
+                         mla_kv_format_name(format) + " T=" + std::to_string(tokens));
+                out[pf] = gpu_->to_host(gpu_->mla_sparse_attention({q, &st.gpu, slots, 0.1352338f}));
+            }
+            EXPECT_EQ(std::memcmp(out[0].raw_data(), out[1].raw_data(), out[0].nbytes()), 0)
+                << "prefetch changed the result: " << mla_kv_format_name(format) << " T=" << tokens;
+            expect_close(std::string("mla_sparse s3 prefetch vs s1 ") + mla_kv_format_name(format),
+                         to_f32(out[1]), to_f32(s1_and_s3(*gpu_, st, q, slots, "prefetch check").first), 3e-3);
         }
     }
 }
