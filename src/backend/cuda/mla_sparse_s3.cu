@@ -76,8 +76,8 @@ __device__ __forceinline__ void s3_score_wg(const MlaSparseKernelParams& p, S3Sm
             wgmma_commit();
             wgmma_wait_all();
             fence_regs<16>(&s[0][0]);
-            softmax_half(bits, kv_addr + kPeBlock + h * kPHalfBytes,
-                         base + kAlpha + (2 * buf + h) * kHeads * 4, s, m_run, l_run, r0, g, t, scale_log2);
+            softmax_half(bits, kv_addr + kPeBlock + h * kPHalfBytes, base + kAlpha + (2 * buf + h) * kHeads * 4, s,
+                         m_run, l_run, r0, g, t, scale_log2);
             fence_async_smem();
             mbar_arrive(base + kReady + 8 * (2 * buf + h));
         }

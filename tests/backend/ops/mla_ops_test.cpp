@@ -477,8 +477,8 @@ TEST_F(MlaS3Test, PrefetchSameBits) {
             }
             EXPECT_EQ(std::memcmp(out[0].raw_data(), out[1].raw_data(), out[0].nbytes()), 0)
                 << "prefetch changed the result: " << mla_kv_format_name(format) << " T=" << tokens;
-            expect_close(std::string("mla_sparse s3 prefetch vs s1 ") + mla_kv_format_name(format),
-                         to_f32(out[1]), to_f32(s1_and_s3(*gpu_, st, q, slots, "prefetch check").first), 3e-3);
+            expect_close(std::string("mla_sparse s3 prefetch vs s1 ") + mla_kv_format_name(format), to_f32(out[1]),
+                         to_f32(s1_and_s3(*gpu_, st, q, slots, "prefetch check").first), 3e-3);
         }
     }
 }
