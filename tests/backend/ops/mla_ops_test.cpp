@@ -390,10 +390,13 @@ TEST_F(MlaS3Test, SparseAttentionEdges) {
     }
 }
 
+// The staged cases on both stores (FP8: s3's in-place dequantization under the one-hot and uniform stages).
 TEST_F(MlaS3Test, SparseAttentionStaged) {
-    make(Numerics::bf16());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kBF16, rng_);
-    check_staged(*cpu_, *gpu_, st, rng_, kS3Only);
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        check_staged(*cpu_, *gpu_, st, rng_, kS3Only);
+    }
 }
 
 // Lists whose first tile, and one tile in the middle, are all -1 on top of slot_lists' masks.
