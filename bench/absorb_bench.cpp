@@ -1,8 +1,9 @@
 // The MLA absorbs at decode sizes on DeepSeek-V3.2's FP8 kv_b (128 heads, d_n = d_v = 128, 512 latent: W_UK and
 // W_UV 8.4 MB of e4m3 each): the BF16-copy path (DSA_MLA_ABSORB=bf16, today's default) against the FP8 kernels
-// (=fp8, mla_absorb_fp8.cu) with their default tuning and variants (at most 1 / 2 m16 token tiles per CTA, one
-// 32-column group per CTA), B = 1 .. 64 tokens, 8 rotated kv_b copies per CUDA graph: us per call and TB/s of the
-// minimum bytes (the FP8 half of kv_b + activations in and out). Usage: absorb_bench [--quick] (B = 1, 8, 64 only).
+// (=fp8, mla_absorb_fp8.cu) and their tuning variants (mt1 / mt2: at most 1 / 2 m16 token tiles per CTA; ng1: one
+// column group per CTA; q64: absorb_q with 64 columns per warp, absorb_o unchanged), B = 1 .. 64 tokens, 8 rotated
+// kv_b copies per CUDA graph: us per call and TB/s of the minimum bytes (FP8 half of kv_b + activations in and out).
+// Usage: absorb_bench [--quick] (B = 1, 8, 64 only).
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -55,10 +56,12 @@ double graph_seconds(cuda::CudaBackend& be, const char* mode, const std::functio
 struct Variant {
     const char* name;
     const char* mode;
-    int max_mtiles, ngroups;
+    int max_mtiles, ngroups, q_cols;
 };
-const Variant kVariants[] = {{"bf16-copy", "bf16", 0, 0}, {"fp8", "fp8", 0, 0},     {"fp8 mt1", "fp8", 1, 0},
-                             {"fp8 mt2", "fp8", 2, 0},    {"fp8 ng1", "fp8", 0, 1}, {"fp8 mt2 ng1", "fp8", 2, 1}};
+const Variant kVariants[] = {{"bf16-copy", "bf16", 0, 0, 0}, {"fp8", "fp8", 0, 0, 0},
+                             {"fp8 mt1", "fp8", 1, 0, 0},    {"fp8 mt2", "fp8", 2, 0, 0},
+                             {"fp8 ng1", "fp8", 0, 1, 0},    {"fp8 mt2 ng1", "fp8", 2, 1, 0},
+                             {"fp8 q64", "fp8", 0, 0, 64},   {"fp8 q64 ng1", "fp8", 0, 1, 64}};
 
 void bench_absorb(cuda::CudaBackend& be, const std::vector<LinearWeight>& kv_b, bool q, int64_t b, std::mt19937& rng) {
     const MlaHeadDims d{128, 128, 128};
@@ -67,7 +70,7 @@ void bench_absorb(cuda::CudaBackend& be, const std::vector<LinearWeight>& kv_b, 
     const double bytes = 128.0 * 128 * 512 + 2.0 * b * d.num_heads * (in + out);
     std::printf("absorb_%s B=%-3lld", q ? "q" : "o", static_cast<long long>(b));
     for (const Variant& v : kVariants) {
-        cuda::set_absorb_fp8_tuning(v.max_mtiles, v.ngroups);
+        cuda::set_absorb_fp8_tuning(v.max_mtiles, v.ngroups, v.q_cols);
         const double t = graph_seconds(be, v.mode, [&](int i) {
             if (q) {
                 be.mla_absorb_q(x, kv_b[i], d);

@@ -24,10 +24,10 @@ namespace {
 
 constexpr int kLatent = 512;
 constexpr int kMaxWarps = 8;
-constexpr int kNT = 4;                   // n8 tiles per warp: 32 output columns
-constexpr int kQSlice = 32;              // absorb_q: weight rows per warp slice
-constexpr int kOSlice = 128;             // absorb_o: weight columns per warp slice (one scale block)
-constexpr int kRedBytesPerMt = 512 * 4;  // one warp's partial sums per m16 tile (32 lanes x 16 f32)
+constexpr int kNT = 4;                        // absorb_o's n8 tiles per warp (absorb_q: 4 or 8)
+constexpr int kQSlice = 32;                   // absorb_q: weight rows per warp slice
+constexpr int kOSlice = 128;                  // absorb_o: weight columns per warp slice (one scale block)
+constexpr int kRedBytesPerTile = 16 * 8 * 4;  // one warp's partial sums per m16n8 tile
 constexpr int kMaxSmem = 48 * 1024;
 
 __device__ __forceinline__ uint4 load_weight16(const uint8_t* p) {
@@ -36,6 +36,10 @@ __device__ __forceinline__ uint4 load_weight16(const uint8_t* p) {
                  : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                  : "l"(p));
     return v;
+}
+
+__device__ __forceinline__ void load_weight8(const uint8_t* p, uint32_t (&v)[2]) {
+    asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v[0]), "=r"(v[1]) : "l"(p));
 }
 
 __device__ __forceinline__ uint32_t load_weight4(const uint8_t* p) {
@@ -56,29 +60,29 @@ __device__ __forceinline__ uint4 load_act16(const uint16_t* p, bool valid) {
     return valid ? __ldg(reinterpret_cast<const uint4*>(p)) : make_uint4(0, 0, 0, 0);
 }
 
-template <int MT>
-__device__ __forceinline__ void scale_acc(float (&acc)[MT][kNT][4], float s) {
+template <int MT, int NT>
+__device__ __forceinline__ void scale_acc(float (&acc)[MT][NT][4], float s) {
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int j = 0; j < kNT; ++j)
+        for (int j = 0; j < NT; ++j)
 #pragma unroll
             for (int r = 0; r < 4; ++r) acc[mt][j][r] *= s;
 }
 
 // Slices 1.. store their scaled partials; slice 0 adds them in slice order. red: (slices - 1) regions per n-group,
 // element e of lane l at [e * 32 + l] (conflict free).
-template <int MT>
-__device__ __forceinline__ void reduce_slices(float (&acc)[MT][kNT][4], float* red, int slice, int slices, int lane) {
-    constexpr int kElems = MT * kNT * 4;
+template <int MT, int NT>
+__device__ __forceinline__ void reduce_slices(float (&acc)[MT][NT][4], float* red, int slice, int slices, int lane) {
+    constexpr int kElems = MT * NT * 4;
     if (slice > 0) {
         float* mine = red + (slice - 1) * kElems * 32;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-            for (int j = 0; j < kNT; ++j)
+            for (int j = 0; j < NT; ++j)
 #pragma unroll
-                for (int r = 0; r < 4; ++r) mine[((mt * kNT + j) * 4 + r) * 32 + lane] = acc[mt][j][r];
+                for (int r = 0; r < 4; ++r) mine[((mt * NT + j) * 4 + r) * 32 + lane] = acc[mt][j][r];
     }
     __syncthreads();
     if (slice != 0) return;
@@ -87,28 +91,36 @@ __device__ __forceinline__ void reduce_slices(float (&acc)[MT][kNT][4], float* r
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-            for (int j = 0; j < kNT; ++j)
+            for (int j = 0; j < NT; ++j)
 #pragma unroll
-                for (int r = 0; r < 4; ++r) acc[mt][j][r] += theirs[((mt * kNT + j) * 4 + r) * 32 + lane];
+                for (int r = 0; r < 4; ++r) acc[mt][j][r] += theirs[((mt * NT + j) * 4 + r) * 32 + lane];
     }
 }
 
-// absorb_q. Warp slice s covers weight rows h*B + 32s + [0, 32) and 32 columns n0 + [0, 32). Lane (g, q) loads
-// rows 32s + 8q + [0, 8) at columns n0 + 4g + [0, 4): k16 step u uses rows 8q + 4u + {0,1} (b0) and {2,3} (b1);
-// n tile j takes byte j, so its column c (= g) is n0 + 4c + j. Grid (512 / (32 NG), H), block 32 x S x NG.
-template <int MT>
+// absorb_q. Warp slice s covers weight rows h*B + 32s + [0, 32) and 8 NT columns n0 + [0, 8 NT). Lane (g, q)
+// loads rows 32s + 8q + [0, 8) at columns n0 + NT g + [0, NT): k16 step u uses rows 8q + 4u + {0,1} (b0) and
+// {2,3} (b1); n tile j takes byte j, so its column c (= g) is n0 + NT c + j. Grid (512 / (8 NT NG), H, token tile
+// groups), block 32 x S x NG.
+template <int MT, int NT>
 __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8Params p, int ngroups) {
+    static_assert(NT == 4 || NT == 8);
     extern __shared__ float red[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
     const int slices = static_cast<int>(p.nope_dim / kQSlice), slice = warp % slices, ng = warp / slices;
     const int64_t h = blockIdx.y, block = p.nope_dim + p.v_dim;
-    const int n0 = (blockIdx.x * ngroups + ng) * (kNT * 8);
+    const int n0 = (blockIdx.x * ngroups + ng) * (NT * 8);
     const int64_t m0 = static_cast<int64_t>(blockIdx.z) * MT * 16;
     const int64_t row0 = h * block + slice * kQSlice;
-    const uint8_t* wp = p.w + (row0 + 8 * q) * kLatent + n0 + 4 * g;
-    uint32_t wv[8];
+    const uint8_t* wp = p.w + (row0 + 8 * q) * kLatent + n0 + NT * g;
+    uint32_t wv[8][NT / 4];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) wv[i] = load_weight4(wp + i * kLatent);
+    for (int i = 0; i < 8; ++i) {
+        if constexpr (NT == 4) {
+            wv[i][0] = load_weight4(wp + i * kLatent);
+        } else {
+            load_weight8(wp + i * kLatent, wv[i]);
+        }
+    }
     const float scale = __ldg(p.w_scale + (row0 / 128) * p.scale_ld + n0 / 128);
     pdl_wait();
     pdl_trigger();
@@ -120,14 +132,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
             const int64_t m = m0 + mt * 16 + hf * 8 + g;
             av[mt][hf] = load_act16(p.x + (m * p.heads + h) * p.nope_dim + slice * kQSlice + 8 * q, m < p.tokens);
         }
-    float acc[MT][kNT][4] = {};
+    float acc[MT][NT][4] = {};
 #pragma unroll
     for (int u = 0; u < 2; ++u) {
 #pragma unroll
-        for (int j = 0; j < kNT; ++j) {
-            const uint32_t sel01 = static_cast<uint32_t>(j) | static_cast<uint32_t>(4 + j) << 4;
-            const uint32_t b0 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u], wv[4 * u + 1], sel01));
-            const uint32_t b1 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u + 2], wv[4 * u + 3], sel01));
+        for (int j = 0; j < NT; ++j) {
+            const int word = j / 4, byte = j % 4;
+            const uint32_t sel01 = static_cast<uint32_t>(byte) | static_cast<uint32_t>(4 + byte) << 4;
+            const uint32_t b0 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u][word], wv[4 * u + 1][word], sel01));
+            const uint32_t b1 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u + 2][word], wv[4 * u + 3][word], sel01));
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
                 const uint32_t* lo = reinterpret_cast<const uint32_t*>(&av[mt][0]);
@@ -137,9 +150,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
             }
         }
     }
-    scale_acc<MT>(acc, scale);
-    reduce_slices<MT>(acc, red + ng * (slices - 1) * MT * kNT * 4 * 32, slice, slices, lane);
-    // Lane (g, q) holds columns n0 + 8q + [0, 8) of rows g and g + 8: tile j's c0/c2 at 8q + j, c1/c3 at 8q + 4 + j.
+    scale_acc<MT, NT>(acc, scale);
+    reduce_slices<MT, NT>(acc, red + ng * (slices - 1) * MT * NT * 4 * 32, slice, slices, lane);
+    // Lane (g, q) holds columns n0 + 2NT q + [0, 2NT) of rows g and g + 8: tile j's c0/c2 at 2NT q + j, c1/c3 at
+    // 2NT q + NT + j.
     if (slice != 0) return;
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
@@ -147,12 +161,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
         for (int hf = 0; hf < 2; ++hf) {
             const int64_t m = m0 + mt * 16 + hf * 8 + g;
             if (m >= p.tokens) continue;
-            uint4 o;
-            o.x = pack_bf16x2(acc[mt][0][2 * hf], acc[mt][1][2 * hf]);
-            o.y = pack_bf16x2(acc[mt][2][2 * hf], acc[mt][3][2 * hf]);
-            o.z = pack_bf16x2(acc[mt][0][2 * hf + 1], acc[mt][1][2 * hf + 1]);
-            o.w = pack_bf16x2(acc[mt][2][2 * hf + 1], acc[mt][3][2 * hf + 1]);
-            *reinterpret_cast<uint4*>(p.y + (m * p.heads + h) * kLatent + n0 + 8 * q) = o;
+            uint32_t o[NT];
+#pragma unroll
+            for (int i = 0; i < NT; ++i) {
+                const int c = i < NT / 2 ? 2 * hf : 2 * hf + 1, j = 2 * (i % (NT / 2));
+                o[i] = pack_bf16x2(acc[mt][j][c], acc[mt][j + 1][c]);
+            }
+            uint4* dst = reinterpret_cast<uint4*>(p.y + (m * p.heads + h) * kLatent + n0 + 2 * NT * q);
+#pragma unroll
+            for (int v = 0; v < NT / 4; ++v) dst[v] = make_uint4(o[4 * v], o[4 * v + 1], o[4 * v + 2], o[4 * v + 3]);
         }
     }
 }
@@ -211,8 +228,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_o_fp8_kernel(AbsorbFp8P
             }
         }
     }
-    scale_acc<MT>(acc, scale);
-    reduce_slices<MT>(acc, red + ng * (slices - 1) * MT * kNT * 4 * 32, slice, slices, lane);
+    scale_acc<MT, kNT>(acc, scale);
+    reduce_slices<MT, kNT>(acc, red + ng * (slices - 1) * MT * kNT * 4 * 32, slice, slices, lane);
     // Lane (g, q) holds columns n0 + 8j + 2q + {0, 1} of rows g (c0, c1) and g + 8 (c2, c3).
     if (slice != 0) return;
 #pragma unroll
@@ -240,7 +257,7 @@ bool common_supported(const AbsorbFp8Params& p) {
 
 int mtiles(int64_t tokens) { return static_cast<int>((tokens + 15) / 16); }
 
-std::atomic<int> g_max_mtiles{0}, g_ngroups{0};  // set_absorb_fp8_tuning; 0: default
+std::atomic<int> g_max_mtiles{0}, g_ngroups{0}, g_q_cols{0};  // set_absorb_fp8_tuning; 0: default
 
 // m16 tiles per CTA: all of the tokens' (at most 4) unless capped; the rest go to more CTAs along z.
 int cta_mtiles(int64_t tokens) {
@@ -248,37 +265,48 @@ int cta_mtiles(int64_t tokens) {
     return cap > 0 && cap < all ? cap : all;
 }
 
-// Shared bytes of the slice reduction for `slices` warps per n-group and mt m16 tiles.
-int red_bytes(int slices, int ngroups, int mt) { return (slices - 1) * ngroups * mt * kRedBytesPerMt; }
+// Shared bytes of the slice reduction for `slices` warps per n-group, mt m16 tiles and nt n8 tiles per warp.
+int red_bytes(int slices, int ngroups, int mt, int nt) { return (slices - 1) * ngroups * mt * nt * kRedBytesPerTile; }
 
-bool ngroups_fit(int ng, int slices, int64_t columns, int mt) {
-    return ng >= 1 && ng * slices <= kMaxWarps && columns % (32 * ng) == 0 && red_bytes(slices, ng, mt) <= kMaxSmem;
+bool ngroups_fit(int ng, int slices, int64_t columns, int mt, int nt) {
+    return ng >= 1 && ng * slices <= kMaxWarps && columns % (8 * nt * ng) == 0 &&
+           red_bytes(slices, ng, mt, nt) <= kMaxSmem;
 }
 
 // n-groups per CTA (more: a head's activations read by fewer CTAs): the forced count when it fits, else 2 when it
 // fits, else 1.
-int pick_ngroups(int slices, int64_t columns, int mt) {
+int pick_ngroups(int slices, int64_t columns, int mt, int nt) {
     const int forced = g_ngroups.load(std::memory_order_relaxed);
-    if (forced > 0 && ngroups_fit(forced, slices, columns, mt)) return forced;
-    return ngroups_fit(2, slices, columns, mt) ? 2 : 1;
+    if (forced > 0 && ngroups_fit(forced, slices, columns, mt, nt)) return forced;
+    return ngroups_fit(2, slices, columns, mt, nt) ? 2 : 1;
 }
 
+template <int MT, int NT>
+void launch_q_nt(const AbsorbFp8Params& p, cudaStream_t stream) {
+    const int slices = static_cast<int>(p.nope_dim / kQSlice), ng = pick_ngroups(slices, kLatent, MT, NT);
+    const dim3 grid(kLatent / (8 * NT * ng), static_cast<unsigned>(p.heads), (mtiles(p.tokens) + MT - 1) / MT);
+    host::launch_pdl(absorb_q_fp8_kernel<MT, NT>, grid, dim3(32 * slices * ng),
+                     static_cast<size_t>(red_bytes(slices, ng, MT, NT)), stream, p, ng);
+}
+
+// absorb_q: 32 columns per warp, or 64 (8-byte weight loads) when asked and the reduction buffer fits.
 template <int MT>
 void launch_q(const AbsorbFp8Params& p, cudaStream_t stream) {
-    const int slices = static_cast<int>(p.nope_dim / kQSlice), ng = pick_ngroups(slices, kLatent, MT);
-    const dim3 grid(kLatent / (32 * ng), static_cast<unsigned>(p.heads), (mtiles(p.tokens) + MT - 1) / MT);
-    host::launch_pdl(absorb_q_fp8_kernel<MT>, grid, dim3(32 * slices * ng),
-                     static_cast<size_t>(red_bytes(slices, ng, MT)), stream, p, ng);
+    const int slices = static_cast<int>(p.nope_dim / kQSlice);
+    if (g_q_cols.load(std::memory_order_relaxed) == 64 && ngroups_fit(1, slices, kLatent, MT, 8)) {
+        return launch_q_nt<MT, 8>(p, stream);
+    }
+    launch_q_nt<MT, 4>(p, stream);
 }
 
 template <int MT>
 void launch_o(const AbsorbFp8Params& p, cudaStream_t stream) {
     constexpr int slices = kLatent / kOSlice;
-    const int ng = pick_ngroups(slices, p.v_dim, MT);
+    const int ng = pick_ngroups(slices, p.v_dim, MT, kNT);
     const dim3 grid(static_cast<unsigned>(p.v_dim / (32 * ng)), static_cast<unsigned>(p.heads),
                     (mtiles(p.tokens) + MT - 1) / MT);
     host::launch_pdl(absorb_o_fp8_kernel<MT>, grid, dim3(32 * slices * ng),
-                     static_cast<size_t>(red_bytes(slices, ng, MT)), stream, p, ng);
+                     static_cast<size_t>(red_bytes(slices, ng, MT, kNT)), stream, p, ng);
 }
 
 }  // namespace
@@ -293,14 +321,15 @@ bool mla_absorb_fp8_enabled() {
 bool absorb_q_fp8_supported(const AbsorbFp8Params& p) {
     if (!common_supported(p)) return false;
     const int slices = static_cast<int>(p.nope_dim / kQSlice);
-    return slices <= kMaxWarps && red_bytes(slices, 1, mtiles(p.tokens)) <= kMaxSmem;
+    return slices <= kMaxWarps && red_bytes(slices, 1, mtiles(p.tokens), kNT) <= kMaxSmem;
 }
 
 bool absorb_o_fp8_supported(const AbsorbFp8Params& p) { return common_supported(p); }
 
-void set_absorb_fp8_tuning(int max_mtiles, int ngroups) {
+void set_absorb_fp8_tuning(int max_mtiles, int ngroups, int q_cols_per_warp) {
     g_max_mtiles.store(max_mtiles, std::memory_order_relaxed);
     g_ngroups.store(ngroups, std::memory_order_relaxed);
+    g_q_cols.store(q_cols_per_warp, std::memory_order_relaxed);
 }
 
 void launch_absorb_q_fp8(const AbsorbFp8Params& p, cudaStream_t stream) {

@@ -30,8 +30,9 @@ bool absorb_q_fp8_supported(const AbsorbFp8Params& p);
 bool absorb_o_fp8_supported(const AbsorbFp8Params& p);
 
 // Tuning for benchmarks (0: the default): at most max_mtiles m16 token tiles per CTA (beyond: more CTAs, each
-// reading its weight slice again, from L2), `ngroups` 32-column groups per CTA where they fit (default 2, else 1).
-void set_absorb_fp8_tuning(int max_mtiles, int ngroups);
+// reading its weight slice again, from L2), `ngroups` column groups per CTA where they fit (default 2, else 1),
+// absorb_q's columns per warp (32, or 64: 8-byte weight loads).
+void set_absorb_fp8_tuning(int max_mtiles, int ngroups, int q_cols_per_warp = 0);
 
 void launch_absorb_q_fp8(const AbsorbFp8Params& p, cudaStream_t stream);
 void launch_absorb_o_fp8(const AbsorbFp8Params& p, cudaStream_t stream);

@@ -129,14 +129,15 @@ TEST_F(MlaAbsorbFp8Test, GraphReplayEqualsEager) {
     }
 }
 
-// The tuning knobs (token tiles per CTA, column groups per CTA) move work between CTAs but not the order of any
-// output's sums: every variant gives the default's bits.
+// The tuning knobs (token tiles per CTA, column groups per CTA, absorb_q's columns per warp) move work between CTAs but
+// not the order of any output's sums: every variant gives the default's bits.
 TEST_F(MlaAbsorbFp8Test, TuningKeepsBits) {
     AbsorbSwitch on("fp8");
     struct Knobs {
-        int max_mtiles, ngroups;
+        int max_mtiles, ngroups, q_cols;
     };
-    const Knobs knobs[] = {{1, 0}, {2, 0}, {3, 0}, {0, 1}, {0, 4}, {1, 4}};
+    const Knobs knobs[] = {{1, 0, 0}, {2, 0, 0},  {3, 0, 0},  {0, 1, 0},  {0, 4, 0},
+                           {1, 4, 0}, {0, 0, 64}, {2, 1, 64}, {1, 0, 64}, {0, 0, 32}};
     for (const HeadShape& s : {kShapes[1], kShapes[2]}) {
         const LinearWeight kv_b = kv_b_fp8(s.d, /*pow2=*/false, rng_);
         for (int64_t tokens : {8, 33, 64}) {
@@ -146,8 +147,9 @@ TEST_F(MlaAbsorbFp8Test, TuningKeepsBits) {
             const Tensor ref_o = gpu_->to_host(gpu_->mla_absorb_o(o_lat, kv_b, s.d));
             for (const Knobs& k : knobs) {
                 const std::string what = label(s, false, tokens) + " max_mtiles " + std::to_string(k.max_mtiles) +
-                                         " ngroups " + std::to_string(k.ngroups);
-                cuda::set_absorb_fp8_tuning(k.max_mtiles, k.ngroups);
+                                         " ngroups " + std::to_string(k.ngroups) + " q_cols " +
+                                         std::to_string(k.q_cols);
+                cuda::set_absorb_fp8_tuning(k.max_mtiles, k.ngroups, k.q_cols);
                 EXPECT_TRUE(same_bits(gpu_->to_host(gpu_->mla_absorb_q(q_nope, kv_b, s.d)), ref_q)) << what;
                 EXPECT_TRUE(same_bits(gpu_->to_host(gpu_->mla_absorb_o(o_lat, kv_b, s.d)), ref_o)) << what;
             }
