@@ -79,7 +79,7 @@ TEST_F(MlaAbsorbFp8Test, MatchesCpuAndBeatsBf16Copy) {
                     fp8_o = gpu_->to_host(gpu_->mla_absorb_o(up(o_lat), kv_b, s.d));
                 }
                 {
-                    AbsorbSwitch off(nullptr);
+                    AbsorbSwitch off("bf16");
                     bf16_q = gpu_->to_host(gpu_->mla_absorb_q(up(q_nope), kv_b, s.d));
                     bf16_o = gpu_->to_host(gpu_->mla_absorb_o(up(o_lat), kv_b, s.d));
                 }
