@@ -17,7 +17,6 @@
 #include "backend/cuda/mma_util.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "base/check.h"
-#include "base/env.h"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -649,9 +648,7 @@ int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int 
     const int64_t ctas = num_tokens * ((heads + kHeads - 1) / kHeads);
     const int64_t tiles = (width + kRows - 1) / kRows;
     if (ctas <= 0 || tiles <= 1 || ctas * 2 > num_sms) return 1;
-    const int64_t cap = env_count("DSA_MLA_MAX_SPLITS", 0,
-                                  "CUDA: at most this many splits of a sparse MLA decode row (0 = no cap beyond the SMs)");
-    return std::min<int64_t>({tiles, num_sms / ctas, kMaxCombineSplits, cap > 0 ? cap : kMaxCombineSplits});
+    return std::min<int64_t>({tiles, num_sms / ctas, kMaxCombineSplits});
 }
 
 void launch_mla_dense_attention(const MlaDenseKernelParams& p, cudaStream_t stream) {
