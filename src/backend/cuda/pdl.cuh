@@ -6,6 +6,7 @@
 // the kernel was launched without the attribute. DSA_PDL=0 turns the attribute off (for A/B timing and triage).
 #pragma once
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -50,6 +51,36 @@ void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, c
     cfg.attrs = attr;
     cfg.numAttrs = pdl_enabled() ? 1 : 0;
     DSA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+// kernel on `ctas` CTAs of `threads` in clusters of `cluster` CTAs along x, with PDL unless the runtime refuses the
+// attribute on a cluster launch: then without it from then on (`pdl_ok`: one flag per call site; the first call
+// must be eager, before any graph capture). Sizes above 8 need cudaFuncAttributeNonPortableClusterSizeAllowed.
+template <typename... Params, typename... Args>
+void launch_pdl_cluster(void (*kernel)(Params...), int64_t ctas, int threads, int cluster, size_t smem,
+                        cudaStream_t stream, std::atomic<bool>& pdl_ok, const Args&... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(ctas));
+    cfg.blockDim = dim3(static_cast<unsigned>(threads));
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[2];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl_enabled() && pdl_ok.load(std::memory_order_relaxed) ? 2 : 1;
+    cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, args...);
+    if (err != cudaSuccess && cfg.numAttrs == 2) {
+        (void)cudaGetLastError();
+        pdl_ok.store(false, std::memory_order_relaxed);
+        cfg.numAttrs = 1;
+        err = cudaLaunchKernelEx(&cfg, kernel, args...);
+    }
+    DSA_CUDA_CHECK(err);
 }
 
 }  // namespace dsa::backend::cuda::host
