@@ -1,9 +1,9 @@
 // The MLA absorbs at decode sizes on DeepSeek-V3.2's FP8 kv_b (128 heads, d_n = d_v = 128, 512 latent: W_UK and
-// W_UV 8.4 MB of e4m3 each): the BF16-copy path (DSA_MLA_ABSORB=bf16, today's default) against the FP8 kernels
-// (=fp8, mla_absorb_fp8.cu) and their tuning variants (mt1 / mt2: at most 1 / 2 m16 token tiles per CTA; ng1: one
-// column group per CTA; q64: absorb_q with 64 columns per warp, absorb_o unchanged), B = 1 .. 64 tokens, 8 rotated
-// kv_b copies per CUDA graph: us per call and TB/s of the minimum bytes (FP8 half of kv_b + activations in and out).
-// Usage: absorb_bench [--quick] (B = 1, 8, 64 only).
+// W_UV 8.4 MB of e4m3 each): the BF16-copy path (DSA_MLA_ABSORB=bf16) against the FP8 kernels (=fp8,
+// mla_absorb_fp8.cu; default tuning: one column group and at most 2 m16 token tiles per CTA) and variants (mt1 / mt4:
+// at most 1 / 4 token tiles per CTA; ng2: two column groups per CTA; q64: absorb_q with 64 columns per warp, absorb_o
+// unchanged), B = 1 .. 64 tokens, 8 rotated kv_b copies per CUDA graph: us per call and TB/s of the minimum bytes
+// (FP8 half of kv_b + activations in and out). Usage: absorb_bench [--quick] (B = 1, 8, 64 only).
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -59,9 +59,9 @@ struct Variant {
     int max_mtiles, ngroups, q_cols;
 };
 const Variant kVariants[] = {{"bf16-copy", "bf16", 0, 0, 0}, {"fp8", "fp8", 0, 0, 0},
-                             {"fp8 mt1", "fp8", 1, 0, 0},    {"fp8 mt2", "fp8", 2, 0, 0},
-                             {"fp8 ng1", "fp8", 0, 1, 0},    {"fp8 mt2 ng1", "fp8", 2, 1, 0},
-                             {"fp8 q64", "fp8", 0, 0, 64},   {"fp8 q64 ng1", "fp8", 0, 1, 64}};
+                             {"fp8 mt1", "fp8", 1, 0, 0},    {"fp8 mt4", "fp8", 4, 0, 0},
+                             {"fp8 ng2", "fp8", 0, 2, 0},    {"fp8 mt4 ng2", "fp8", 4, 2, 0},
+                             {"fp8 q64", "fp8", 0, 0, 64},   {"fp8 q64 ng2", "fp8", 0, 2, 64}};
 
 void bench_absorb(cuda::CudaBackend& be, const std::vector<LinearWeight>& kv_b, bool q, int64_t b, std::mt19937& rng) {
     const MlaHeadDims d{128, 128, 128};

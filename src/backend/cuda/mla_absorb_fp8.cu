@@ -258,11 +258,16 @@ bool common_supported(const AbsorbFp8Params& p) {
 int mtiles(int64_t tokens) { return static_cast<int>((tokens + 15) / 16); }
 
 std::atomic<int> g_max_mtiles{0}, g_ngroups{0}, g_q_cols{0};  // set_absorb_fp8_tuning; 0: default
+// Defaults from the H200 round (absorb_bench, DeepSeek-V3.2 shape): one 32-column group per CTA was faster at every
+// B (e.g. B = 1 absorb_q 5.45 vs 5.78 us with two), and at most 2 m16 token tiles per CTA from 33 tokens on (the
+// rest along grid z; B = 64 absorb_o 10.0 vs 11.1 us with 4 per CTA; equal at B = 32).
+constexpr int kDefaultMaxMtiles = 2, kDefaultNgroups = 1;
 
-// m16 tiles per CTA: all of the tokens' (at most 4) unless capped; the rest go to more CTAs along z.
+// m16 tiles per CTA: all of the tokens' up to the cap; the rest go to more CTAs along z.
 int cta_mtiles(int64_t tokens) {
-    const int all = mtiles(tokens), cap = g_max_mtiles.load(std::memory_order_relaxed);
-    return cap > 0 && cap < all ? cap : all;
+    const int all = mtiles(tokens), forced = g_max_mtiles.load(std::memory_order_relaxed);
+    const int cap = forced > 0 ? forced : kDefaultMaxMtiles;
+    return cap < all ? cap : all;
 }
 
 // Shared bytes of the slice reduction for `slices` warps per n-group, mt m16 tiles and nt n8 tiles per warp.
@@ -273,12 +278,10 @@ bool ngroups_fit(int ng, int slices, int64_t columns, int mt, int nt) {
            red_bytes(slices, ng, mt, nt) <= kMaxSmem;
 }
 
-// n-groups per CTA (more: a head's activations read by fewer CTAs): the forced count when it fits, else 2 when it
-// fits, else 1.
+// n-groups per CTA (more: a head's activations read by fewer CTAs): the forced or default count when it fits, else 1.
 int pick_ngroups(int slices, int64_t columns, int mt, int nt) {
-    const int forced = g_ngroups.load(std::memory_order_relaxed);
-    if (forced > 0 && ngroups_fit(forced, slices, columns, mt, nt)) return forced;
-    return ngroups_fit(2, slices, columns, mt, nt) ? 2 : 1;
+    const int forced = g_ngroups.load(std::memory_order_relaxed), ng = forced > 0 ? forced : kDefaultNgroups;
+    return ngroups_fit(ng, slices, columns, mt, nt) ? ng : 1;
 }
 
 template <int MT, int NT>
@@ -311,10 +314,13 @@ void launch_o(const AbsorbFp8Params& p, cudaStream_t stream) {
 
 }  // namespace
 
-bool mla_absorb_fp8_enabled() {
+bool absorb_fp8_wanted(bool absorb_q, int64_t tokens) {
     const char* v = std::getenv("DSA_MLA_ABSORB");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "bf16") == 0) return false;
-    DSA_CHECK(std::strcmp(v, "fp8") == 0) << "DSA_MLA_ABSORB must be 'fp8' or 'bf16', not '" << v << "'";
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) {
+        return tokens <= (absorb_q ? kAbsorbQAutoTokens : kAbsorbFp8MaxTokens);
+    }
+    if (std::strcmp(v, "bf16") == 0) return false;
+    DSA_CHECK(std::strcmp(v, "fp8") == 0) << "DSA_MLA_ABSORB must be 'auto', 'fp8' or 'bf16', not '" << v << "'";
     return true;
 }
 

@@ -118,7 +118,7 @@ bool absorb_gemv_on(const BatchedGemmParams& g, bool columns, cudaStream_t strea
     return true;
 }
 
-// DSA_MLA_ABSORB=fp8: the absorb kernels that read the FP8 kv_b and its scales directly (no BF16 copy).
+// The absorb kernels that read the FP8 kv_b and its scales directly (no BF16 copy; DSA_MLA_ABSORB, absorb_fp8_wanted).
 AbsorbFp8Params absorb_fp8_params(const Tensor& x, const Tensor& w, const Tensor& scales, Tensor& out,
                                   const MlaHeadDims& d) {
     return {x.data<uint16_t>(), w.data<uint8_t>(), scales.data<float>(), out.data<uint16_t>(), x.dim(0), d.num_heads,
@@ -133,7 +133,7 @@ Tensor CudaBackend::mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b,
     const int64_t tokens = q_nope.dim(0), heads = d.num_heads, block = d.nope_dim + d.v_dim;
     DeviceWeight& dw = device_weight(kv_b);
     Tensor out = Tensor::empty({tokens, heads, kMlaLatentDim}, DType::kBF16, Device::kCUDA, "q_absorbed");
-    if (dw.w.dtype() == DType::kF8E4M3 && mla_absorb_fp8_enabled()) {
+    if (dw.w.dtype() == DType::kF8E4M3 && absorb_fp8_wanted(/*absorb_q=*/true, tokens)) {
         const AbsorbFp8Params a = absorb_fp8_params(q_nope, dw.w, dw.scales, out, d);
         if (absorb_q_fp8_supported(a)) {
             launch_absorb_q_fp8(a, stream_);
@@ -160,7 +160,7 @@ Tensor CudaBackend::mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_
     const int64_t tokens = o_latent.dim(0), heads = d.num_heads, block = d.nope_dim + d.v_dim;
     DeviceWeight& dw = device_weight(kv_b);
     Tensor out = Tensor::empty({tokens, heads, d.v_dim}, DType::kBF16, Device::kCUDA, "o_heads");
-    if (dw.w.dtype() == DType::kF8E4M3 && mla_absorb_fp8_enabled()) {
+    if (dw.w.dtype() == DType::kF8E4M3 && absorb_fp8_wanted(/*absorb_q=*/false, tokens)) {
         const AbsorbFp8Params a = absorb_fp8_params(o_latent, dw.w, dw.scales, out, d);
         if (absorb_o_fp8_supported(a)) {
             launch_absorb_o_fp8(a, stream_);

@@ -2,7 +2,7 @@
 // 1..64 on DeepSeek-V3.2 (H 128), 16-head and GLM-5 shapes, random f32 and power-of-two (UE8M0-valued) scales: exact
 // e4m3 operands and per-block scaled f32 sums meet the exact-operand tolerance (3e-3: summation order + one bf16
 // rounding), at least as close to the CPU as the BF16-copy path (switch off; within 1e-2 of it). Also: graph replay
-// == eager bit for bit, the tuning knobs keep the bits, unsupported shapes fall back to the BF16 path.
+// == eager bit for bit, the tuning knobs keep the bits, the default's size rule, unsupported shapes fall back.
 #include "backend/cuda/mla_absorb_fp8.h"
 
 #include <cstdlib>
@@ -118,8 +118,10 @@ TEST_F(MlaAbsorbFp8Test, GraphReplayEqualsEager) {
             out_o = gpu_->mla_absorb_o(od, kv_b, d);
         });
         ASSERT_TRUE(graph.is_ok()) << graph.status().message();
-        gpu_->copy_into(to_bf16(q1), qd);
-        gpu_->copy_into(to_bf16(o1), od);
+        // copy_into takes 1-D / 2-D tensors: [T, H, d] as [T * H, d] views of the same storage.
+        Tensor qd2 = qd.view({tokens * d.num_heads, d.nope_dim}), od2 = od.view({tokens * d.num_heads, kMlaLatentDim});
+        gpu_->copy_into(to_bf16(q1).view(qd2.shape()), qd2);
+        gpu_->copy_into(to_bf16(o1).view(od2.shape()), od2);
         gpu_->replay_graph(**graph);
         const Tensor replay_q = gpu_->to_host(out_q), replay_o = gpu_->to_host(out_o);
         EXPECT_TRUE(same_bits(replay_q, gpu_->to_host(gpu_->mla_absorb_q(up(q1), kv_b, d)))) << "absorb_q " << what;
@@ -136,8 +138,8 @@ TEST_F(MlaAbsorbFp8Test, TuningKeepsBits) {
     struct Knobs {
         int max_mtiles, ngroups, q_cols;
     };
-    const Knobs knobs[] = {{1, 0, 0}, {2, 0, 0},  {3, 0, 0},  {0, 1, 0},  {0, 4, 0},
-                           {1, 4, 0}, {0, 0, 64}, {2, 1, 64}, {1, 0, 64}, {0, 0, 32}};
+    const Knobs knobs[] = {{1, 0, 0}, {2, 0, 0}, {3, 0, 0},  {4, 0, 0},  {0, 1, 0},  {0, 2, 0},  {0, 4, 0},
+                           {1, 4, 0}, {4, 2, 0}, {0, 0, 64}, {2, 1, 64}, {1, 0, 64}, {4, 2, 64}, {0, 0, 32}};
     for (const HeadShape& s : {kShapes[1], kShapes[2]}) {
         const LinearWeight kv_b = kv_b_fp8(s.d, /*pow2=*/false, rng_);
         for (int64_t tokens : {8, 33, 64}) {
@@ -154,6 +156,35 @@ TEST_F(MlaAbsorbFp8Test, TuningKeepsBits) {
                 EXPECT_TRUE(same_bits(gpu_->to_host(gpu_->mla_absorb_o(o_lat, kv_b, s.d)), ref_o)) << what;
             }
             cuda::set_absorb_fp8_tuning(0, 0);
+        }
+    }
+}
+
+// The default (switch unset or 'auto') takes the FP8 kernels where the H200 measured them faster: absorb_q up to
+// kAbsorbQAutoTokens tokens, absorb_o up to kAbsorbFp8MaxTokens; beyond, the BF16 copy's bits.
+TEST_F(MlaAbsorbFp8Test, AutoModeRule) {
+    const MlaHeadDims d = kShapes[1].d;
+    const LinearWeight kv_b = kv_b_fp8(d, /*pow2=*/false, rng_);
+    const auto run = [&](const char* mode, bool q, const Tensor& x) {
+        AbsorbSwitch sw(mode);
+        return gpu_->to_host(q ? gpu_->mla_absorb_q(x, kv_b, d) : gpu_->mla_absorb_o(x, kv_b, d));
+    };
+    struct Case {
+        bool q;
+        int64_t tokens;
+        bool fp8;
+    };
+    const Case cases[] = {
+        {true, 1, true},  {true, cuda::kAbsorbQAutoTokens, true},   {true, cuda::kAbsorbQAutoTokens + 1, false},
+        {false, 1, true}, {false, cuda::kAbsorbFp8MaxTokens, true}, {false, cuda::kAbsorbFp8MaxTokens + 1, false}};
+    for (const Case& c : cases) {
+        const Tensor x = up(random_act({c.tokens, d.num_heads, c.q ? d.nope_dim : kMlaLatentDim}, rng_));
+        const Tensor expected = run(c.fp8 ? "fp8" : "bf16", c.q, x);
+        const std::string what = std::string(c.q ? "absorb_q" : "absorb_o") + " T=" + std::to_string(c.tokens);
+        EXPECT_TRUE(same_bits(run(nullptr, c.q, x), expected)) << what << " (unset)";
+        EXPECT_TRUE(same_bits(run("auto", c.q, x), expected)) << what << " (auto)";
+        if (c.tokens <= cuda::kAbsorbFp8MaxTokens) {  // beyond, 'fp8' falls back to the BF16 copy as well
+            EXPECT_FALSE(same_bits(run(c.fp8 ? "bf16" : "fp8", c.q, x), expected)) << what << " (the other path)";
         }
     }
 }
