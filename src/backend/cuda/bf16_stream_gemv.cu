@@ -6,37 +6,28 @@
 // the W_UV absorb): a warp loads 2-4 whole rows into registers before the PDL dependency wait
 // (DSA_BF16_GEMV_SHORT=0: the general kernel). All launch with PDL; before the wait only weights are read (L2
 // prefetches, or register loads where noted).
-#include "backend/cuda/bf16_stream_gemv.h"
-
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 
-#include "base/check.h"
+#include "backend/cuda/bf16_stream_gemv.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/pdl.cuh"
+#include "base/check.h"
 
 namespace dsa::backend::cuda {
 namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kUnroll = 4;       // 16-byte weight loads in flight per lane
+constexpr int kUnroll = 4;        // 16-byte weight loads in flight per lane
 constexpr int kColsPerCta = 512;  // columns layout: 64 threads x 8 columns
 constexpr int kColGroups = 8;     // columns layout: k-groups per CTA
 constexpr int kColThreads = 64 * kColGroups;
-constexpr int kColUnroll = 8;     // columns layout: 16-byte weight loads in flight per thread
+constexpr int kColUnroll = 8;  // columns layout: 16-byte weight loads in flight per thread
 constexpr int64_t kColsMaxK = 1024;
 constexpr int64_t kShortMaxK = 512;  // rows layout: the short-row kernel's k (2 vectors per lane)
-
-__device__ __forceinline__ uint4 load_stream(const uint16_t* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
 
 __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
@@ -95,7 +86,7 @@ __global__ void __launch_bounds__(kThreads) bf16_gemv_rows_kernel(Bf16GemvParams
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) {
                 const int64_t idx = v + u * 32;
-                wv[u] = idx < v1 ? load_stream(wrow + idx * 8) : make_uint4(0, 0, 0, 0);
+                wv[u] = idx < v1 ? load_stream16(wrow + idx * 8) : make_uint4(0, 0, 0, 0);
                 if constexpr (kEarlyX) {
 #pragma unroll
                     for (int m = 0; m < MT; ++m) {
@@ -165,7 +156,7 @@ __global__ void __launch_bounds__(kThreads) bf16_gemv_rows_short_kernel(Bf16Gemv
 #pragma unroll
         for (int u = 0; u < 2; ++u) {
             const int64_t v = lane + 32 * u;
-            wv[r][u] = active && v < vecs ? load_stream(wrow + v * 8) : make_uint4(0, 0, 0, 0);
+            wv[r][u] = active && v < vecs ? load_stream16(wrow + v * 8) : make_uint4(0, 0, 0, 0);
         }
     }
     pdl_wait();
@@ -212,7 +203,7 @@ __device__ __forceinline__ void load_cols(uint4 (&wv)[U], const uint16_t* wb, in
 #pragma unroll
     for (int u = 0; u < U; ++u) {
         const int64_t kk = k0 + u * kColGroups;
-        wv[u] = active && kk < p.k ? load_stream(wb + kk * p.ldw) : make_uint4(0, 0, 0, 0);
+        wv[u] = active && kk < p.k ? load_stream16(wb + kk * p.ldw) : make_uint4(0, 0, 0, 0);
     }
 }
 
@@ -288,8 +279,8 @@ bool aligned_elems(int64_t v) { return v % 8 == 0; }
 
 bool common_supported(const Bf16GemvParams& p) {
     return p.m >= 1 && p.m <= kBf16GemvMaxRows && p.n >= 1 && p.k >= 1 && p.batch >= 1 && host::aligned16(p.x) &&
-           host::aligned16(p.w) && aligned_elems(p.ldx) && aligned_elems(p.ldw) &&
-           aligned_elems(p.x_batch_stride) && aligned_elems(p.w_batch_stride);
+           host::aligned16(p.w) && aligned_elems(p.ldx) && aligned_elems(p.ldw) && aligned_elems(p.x_batch_stride) &&
+           aligned_elems(p.w_batch_stride);
 }
 
 // Rows per CTA: warps share a row's k range while that keeps at least one 8-element vector per lane and there

@@ -3,9 +3,9 @@
 // Included by .cu files only.
 #pragma once
 
-#include <cstdint>
-
 #include <cuda_bf16.h>
+
+#include <cstdint>
 
 namespace dsa::backend::cuda {
 
@@ -44,6 +44,15 @@ __device__ __forceinline__ void store_bf16(uint16_t* p, const float (&v)[VEC]) {
         static_assert(VEC == 1);
         p[0] = f32_to_bf16_bits(v[0]);
     }
+}
+
+// 16 bytes of a streamed-once operand (weights): read-only path, no L1 allocation.
+__device__ __forceinline__ uint4 load_stream16(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -5,8 +5,6 @@
 // repeatable bits). Each lane loads its weight bytes straight into registers before the PDL wait (weights are never
 // written by kernels); the reduction index k is permuted the same way in both operands, so every lane's fragments
 // come from contiguous bytes (absorb_q: 4 columns x 8 rows, absorb_o: 16 columns x 4 rows per k64 chunk).
-#include "backend/cuda/mla_absorb_fp8.h"
-
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -15,6 +13,8 @@
 #include <cstring>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_util.cuh"
+#include "backend/cuda/mla_absorb_fp8.h"
 #include "backend/cuda/mma_util.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "base/check.h"
@@ -29,14 +29,6 @@ constexpr int kQSlice = 32;                   // absorb_q: weight rows per warp 
 constexpr int kOSlice = 128;                  // absorb_o: weight columns per warp slice (one scale block)
 constexpr int kRedBytesPerTile = 16 * 8 * 4;  // one warp's partial sums per m16n8 tile
 constexpr int kMaxSmem = 48 * 1024;
-
-__device__ __forceinline__ uint4 load_weight16(const uint8_t* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
 
 __device__ __forceinline__ void load_weight8(const uint8_t* p, uint32_t (&v)[2]) {
     asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v[0]), "=r"(v[1]) : "l"(p));
@@ -193,7 +185,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_o_fp8_kernel(AbsorbFp8P
     for (int c = 0; c < 2; ++c)
 #pragma unroll
         for (int j = 0; j < kNT; ++j)
-            wv[c][j] = load_weight16(p.w + (row0 + 8 * j + g) * kLatent + k0 + 64 * c + 16 * q);
+            wv[c][j] = load_stream16(p.w + (row0 + 8 * j + g) * kLatent + k0 + 64 * c + 16 * q);
     const float scale = __ldg(p.w_scale + (row0 / 128) * p.scale_ld + k0 / 128);
     pdl_wait();
     pdl_trigger();
@@ -247,12 +239,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_o_fp8_kernel(AbsorbFp8P
     }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
-
 bool common_supported(const AbsorbFp8Params& p) {
     return p.tokens >= 1 && p.tokens <= kAbsorbFp8MaxTokens && p.heads >= 1 && p.heads <= 65535 && p.nope_dim > 0 &&
-           p.v_dim > 0 && p.nope_dim % 32 == 0 && p.v_dim % 32 == 0 && p.scale_ld >= kLatent / 128 && aligned16(p.x) &&
-           aligned16(p.w) && aligned16(p.y) && p.w_scale != nullptr;
+           p.v_dim > 0 && p.nope_dim % 32 == 0 && p.v_dim % 32 == 0 && p.scale_ld >= kLatent / 128 &&
+           host::aligned16(p.x) && host::aligned16(p.w) && host::aligned16(p.y) && p.w_scale != nullptr;
 }
 
 int mtiles(int64_t tokens) { return static_cast<int>((tokens + 15) / 16); }
