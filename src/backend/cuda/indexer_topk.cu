@@ -242,25 +242,28 @@ void launch_topk_global(const IndexerTopkKernelParams& p, cudaStream_t stream) {
 
 // DSA_INDEXER_TOPK (read at every launch, so that one process can run all of them): "smem" selects the
 // shared-memory kernel (indexer_topk_smem.cu) where the rows fit, "cand" the same kernel with its candidate path
-// (position-order rows: the threshold bin's keys ranked instead of radix rounds), "global" the global-memory one;
-// "fast" / "fastm" the fast kernel (indexer_topk_fast.cu; position order, else as "cand"; fastm: its write pass from
-// masks); unset or "auto" the candidate
-// path for kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen, else the global kernel.
-// H200, graph, position order: cand vs smem 9.3 vs 11.9 us at B = 1 / 4K, 16.9 vs 23.3 at B = 1 / 64K, 9.7 vs 14.0
-// at B = 64 / 4K, 29.5 vs 35.5 at B = 64 / 64K; the shared-memory kernel lost with 128K-wide (padded) rows and at
-// a 2K row, which keep the global kernel.
+// (position-order rows: the threshold bin's keys ranked instead of radix rounds), "global" the global-memory one,
+// "fast" / "fastb" / "fastm" the fast kernel (indexer_topk_fast.cu; position order, else as "cand") with its write
+// pass by rule / from the bins / from the masks. Unset or "auto": position order the fast kernel (H200, graph:
+// 8.9 vs cand 9.4 us at B = 1 / 4K, 16.1 vs 17.0 at B = 1 / 64K, 9.2 vs 9.9 at B = 64 / 4K, 25.8 vs 29.5 at
+// B = 64 / 64K; in 128K buckets 14.2 vs 17.8, 16.1 vs 25.2, 11.5 vs 15.7, 26.5 vs 57.3); score order the candidate
+// path for kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen (cand vs smem 9.3 vs 11.9 us at B = 1 / 4K, 16.9 vs 23.3
+// at B = 1 / 64K, 9.7 vs 14.0 at B = 64 / 4K, 29.5 vs 35.5 at B = 64 / 64K), else the global kernel.
 constexpr int64_t kSmemTopkMinLen = 4096, kSmemTopkMaxLen = 65536;
-enum class TopkKernel { kGlobal, kSmem, kCand, kFast, kFastMasks };
-TopkKernel topk_kernel_selected(int64_t max_len) {
+enum class TopkKernel { kGlobal, kSmem, kCand, kFast, kFastBins, kFastMasks };
+TopkKernel topk_kernel_selected(int64_t max_len, bool position_order) {
     const char* v = std::getenv("DSA_INDEXER_TOPK");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) {
+        if (position_order) return TopkKernel::kFast;
         return max_len >= kSmemTopkMinLen && max_len <= kSmemTopkMaxLen ? TopkKernel::kCand : TopkKernel::kGlobal;
     }
     if (std::strcmp(v, "global") == 0) return TopkKernel::kGlobal;
     if (std::strcmp(v, "cand") == 0) return TopkKernel::kCand;
     if (std::strcmp(v, "fast") == 0) return TopkKernel::kFast;
+    if (std::strcmp(v, "fastb") == 0) return TopkKernel::kFastBins;
     if (std::strcmp(v, "fastm") == 0) return TopkKernel::kFastMasks;
-    DSA_CHECK(std::strcmp(v, "smem") == 0) << "DSA_INDEXER_TOPK=" << v << " (auto, smem, cand, fast, fastm or global)";
+    DSA_CHECK(std::strcmp(v, "smem") == 0)
+        << "DSA_INDEXER_TOPK=" << v << " (auto, smem, cand, fast, fastb, fastm or global)";
     return TopkKernel::kSmem;
 }
 
@@ -282,10 +285,14 @@ void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) 
     DSA_CHECK(p.num_tokens <= 0x7fffffff / kTopkMaxCluster) << "indexer top-k: " << p.num_tokens << " queries";
     IndexerTopkKernelParams q = p;
     q.position_order = p.position_order || position_order_selected();
-    const TopkKernel kernel = topk_kernel_selected(q.max_len);
+    const TopkKernel kernel = topk_kernel_selected(q.max_len, q.position_order);
     if (kernel == TopkKernel::kSmem && launch_indexer_topk_smem(q, stream)) return;
-    const bool fast = kernel == TopkKernel::kFast || kernel == TopkKernel::kFastMasks;
-    if (fast && launch_indexer_topk_fast(q, stream, kernel == TopkKernel::kFastMasks)) return;
+    const bool fast =
+        kernel == TopkKernel::kFast || kernel == TopkKernel::kFastBins || kernel == TopkKernel::kFastMasks;
+    const TopkFastWrite write = kernel == TopkKernel::kFastBins    ? TopkFastWrite::kBins
+                                : kernel == TopkKernel::kFastMasks ? TopkFastWrite::kMasks
+                                                                   : TopkFastWrite::kAuto;
+    if (fast && launch_indexer_topk_fast(q, stream, write)) return;
     if ((kernel == TopkKernel::kCand || fast) && launch_indexer_topk_cand(q, stream)) return;
     launch_topk_global(q, stream);
 }

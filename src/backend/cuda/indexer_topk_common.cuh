@@ -340,9 +340,11 @@ void launch_topk_cluster(void (*kernel)(Args...), int64_t ctas, int cluster, int
 // rows of n > k skip the radix rounds and every CTA writes its part of the output; false where rows do not fit.
 bool launch_indexer_topk_cand(const IndexerTopkKernelParams& p, cudaStream_t stream);
 
-// The fast kernel (DSA_INDEXER_TOPK=fast; indexer_topk_fast.cu): position-order rows only (false otherwise, nothing
-// launched); segments follow the real row lengths, three cluster barriers per row. masks (DSA_INDEXER_TOPK=fastm):
-// the write pass reads the gather pass's masks instead of the scores.
-bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream, bool masks);
+// The fast kernel (indexer_topk_fast.cu; the default for position-order rows): position-order rows only (false
+// otherwise, nothing launched); segments follow the real row lengths, three cluster barriers per row. Its write
+// pass: kMasks reads the gather pass's masks instead of the scores, kBins recomputes every key's bin, kAuto the
+// masks where a CTA's segment of the widest row has >= 32768 positions (DSA_INDEXER_TOPK=fast / fastb / fastm).
+enum class TopkFastWrite { kAuto, kBins, kMasks };
+bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream, TopkFastWrite write);
 
 }  // namespace dsa::backend::cuda

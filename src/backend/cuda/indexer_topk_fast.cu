@@ -148,16 +148,33 @@ __device__ void fast_gather(TopkShared& sh, const FastSeg& s, ValueBins bins, ui
             cdm[base >> 5] = cb;
         }
         if (whole || cb == 0) continue;
-        uint32_t off = 0;
-        if (lane == 0) off = atomicAdd(&sh.count, static_cast<uint32_t>(__popc(cb)));
-        off = __shfl_sync(kFull, off, 0) + __popc(cb & ((1u << lane) - 1));
-        if (cand && off < cap) sel[off] = composite_key(order_key(v), s.begin + i);
+        append_candidates(&sh.count, sel, cap, cb, cand, composite_key(order_key(v), s.begin + i));
     }
     if (lane == 0) {
         sh.warp_sum[warp] = greater;
         sh.warp_ties[warp] = eq;
         atomicAdd(&sh.cta_greater, greater);
         atomicAdd(&sh.cta_ties, eq);
+    }
+}
+
+// sh.thc = the need-th largest of the m distinct composite keys (every thread calls): up to kBallotRankMax keys,
+// warp w ranks keys w, w + 32, ... against 32 keys per ballot; more: candidate_threshold (a bitonic sort).
+constexpr uint32_t kBallotRankMax = 256;
+__device__ void fast_candidate_threshold(TopkShared& sh, uint64_t* keys, uint32_t m, uint32_t need) {
+    if (m > kBallotRankMax) {
+        candidate_threshold(sh, keys, m, need);
+        return;
+    }
+    const uint32_t lane = threadIdx.x & 31;
+    for (uint32_t a = threadIdx.x >> 5; a < m; a += kTopkWarps) {
+        const uint64_t x = keys[a];
+        uint32_t larger = 0;
+        for (uint32_t b0 = 0; b0 < m; b0 += 32) {
+            const uint32_t b = b0 + lane;
+            larger += __popc(__ballot_sync(kFull, b < m && keys[b] > x));
+        }
+        if (lane == 0 && larger == need - 1) sh.thc = x;
     }
 }
 
@@ -183,7 +200,7 @@ __device__ uint64_t rank_candidates(const TopkCluster& c, bool single, const Fas
     }
     if (!single) c.cluster.barrier_arrive();
     __syncthreads();
-    candidate_threshold(c.sh, gat, m, need);
+    fast_candidate_threshold(c.sh, gat, m, need);
     __syncthreads();
     const uint64_t thc = c.sh.thc;
     const int chunk = warp_chunk(s.len).chunk;
@@ -450,11 +467,16 @@ struct FastPlan {
     FastArgs args;
     int64_t smem;
 };
+// A CTA's largest segment at `cluster` CTAs per row.
+int64_t widest_segment(const IndexerTopkKernelParams& p, int cluster, int64_t min_seg) {
+    const int64_t w = ((p.max_len + cluster - 1) / cluster + 31) / 32 * 32;
+    const int64_t at_least = w < min_seg ? min_seg : w;
+    return at_least < p.max_len ? at_least : p.max_len;
+}
+
 FastPlan fast_plan(const IndexerTopkKernelParams& p, int cluster, int64_t sel_cap, int64_t min_seg, bool masks,
                    int smem_optin) {
-    int64_t widest = ((p.max_len + cluster - 1) / cluster + 31) / 32 * 32;  // a CTA's largest segment
-    widest = widest < min_seg ? min_seg : widest;
-    widest = widest < p.max_len ? widest : p.max_len;
+    const int64_t widest = widest_segment(p, cluster, min_seg);
     const int64_t groups = masks ? (widest + 31) / 32 : 0;
     // 1 KB below the opt-in limit for the runtime's reserved shared memory and alignment.
     const int64_t budget =
@@ -489,9 +511,13 @@ bool fast_fits16(const FastPlan& plan, int max_smem) {
     return fast_cluster16_fits(kernel, plan.smem, allowed);
 }
 
+// kAuto's rule: the mask write from this many positions per CTA (H200, graph: B = 64 / 64K (32K per CTA) 25.8 vs
+// 27.5 us, in a 128K bucket 26.5 vs 28.4; segments of <= 16K 0.1-0.8 us slower with masks).
+constexpr int64_t kMaskMinSegment = 32768;
+
 }  // namespace
 
-bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream, bool masks) {
+bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream, TopkFastWrite write) {
     if (!p.position_order) return false;
     static const int smem_optin = [] {
         int dev = 0, v = 0;
@@ -508,6 +534,8 @@ bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t str
     while (cluster < max_cluster && p.num_tokens * cluster * 2 <= num_sms() && p.max_len / (cluster * 2) >= min_seg) {
         cluster *= 2;
     }
+    const bool masks = write == TopkFastWrite::kMasks ||
+                       (write == TopkFastWrite::kAuto && widest_segment(p, cluster, min_seg) >= kMaskMinSegment);
     const int max_smem = smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024;
     FastPlan plan = fast_plan(p, cluster, sel_cap, min_seg, masks, smem_optin);
     if (plan.smem < 0) return false;

@@ -77,11 +77,7 @@ __device__ void gather_candidates(const TopkCluster& c, const float* vals, int64
         eq += cand;
         if (whole) continue;
         const unsigned cb = __ballot_sync(kFull, cand);
-        if (cb == 0) continue;
-        uint32_t off = 0;
-        if (lane == 0) off = atomicAdd(&c.sh0->count, static_cast<uint32_t>(__popc(cb)));
-        off = __shfl_sync(kFull, off, 0) + __popc(cb & ((1u << lane) - 1));
-        if (cand && off < cap) c.sel0[off] = composite_key(order_key(v), begin + i);
+        if (cb != 0) append_candidates(&c.sh0->count, c.sel0, cap, cb, cand, composite_key(order_key(v), begin + i));
     }
     greater = __reduce_add_sync(kFull, greater);
     eq = __reduce_add_sync(kFull, eq);

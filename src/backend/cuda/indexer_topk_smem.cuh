@@ -73,6 +73,17 @@ __device__ void load_segment_vec(const float* src, int len, float* vals, uint32_
     }
 }
 
+// Appends a warp's candidates (ballot cb; this lane's key where `cand`) at *count's offset: the first cap into buf,
+// the count goes on past cap.
+__device__ __forceinline__ void append_candidates(uint32_t* count, uint64_t* buf, uint32_t cap, unsigned cb, bool cand,
+                                                  uint64_t key) {
+    const int lane = threadIdx.x & 31;
+    uint32_t off = 0;
+    if (lane == 0) off = atomicAdd(count, static_cast<uint32_t>(__popc(cb)));
+    off = __shfl_sync(kFull, off, 0) + __popc(cb & ((1u << lane) - 1));
+    if (cand && off < cap) buf[off] = key;
+}
+
 // Calls fn(i, vals[i], valid) for i = tid, tid + 1024, ... over the segment rounded up to the block (every thread
 // the same number of times: fn may use warp collectives).
 template <typename Fn>

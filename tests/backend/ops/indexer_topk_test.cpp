@@ -4,7 +4,7 @@
 // runs, a range of a few ulps, extreme magnitudes; batches whose shapes pick different cluster sizes; padded
 // widths (rows far shorter than max_len, +inf garbage past their lengths that must never be read). The global-
 // memory kernel, the shared-memory one, its candidate path and the fast kernel (DSA_INDEXER_TOPK=global / smem /
-// cand / fast / fastm) run as separate tests, each also with the selection in ascending position order
+// cand / fast / fastb / fastm) run as separate tests, each also with the selection in ascending position order
 // (DSA_INDEXER_TOPK_ORDER=position: the host's first min(k, n) sorted by position).
 #include <algorithm>
 #include <array>
@@ -242,8 +242,8 @@ TEST_F(IndexerTopkKernelTest, CandKernelPositionOrder) {
     run_all("cand");
 }
 
-// DSA_INDEXER_TOPK=fast: position order (its own kernel: the candidate path, the radix fallback for crowded
-// threshold bins such as the all-equal and spike rows); score order runs the cand kernel.
+// DSA_INDEXER_TOPK=fast (the default in position order): its own kernel (the candidate path, the radix fallback
+// for crowded threshold bins such as the all-equal and spike rows; write pass by rule); score order runs cand.
 TEST_F(IndexerTopkKernelTest, FastKernelPositionOrder) {
     position_order_ = true;
     run_all("fast");
@@ -262,12 +262,12 @@ TEST_F(IndexerTopkKernelTest, FastMasksKernelPositionOrder) {
 }
 
 // The fast kernel with small segments (DSA_INDEXER_TOPK_SEG=256): clusters of up to 8 CTAs on short rows, CTAs
-// with empty segments.
+// with empty segments; its write pass from the bins everywhere (DSA_INDEXER_TOPK=fastb), long segments too.
 TEST_F(IndexerTopkKernelTest, FastKernelSmallSegments) {
     position_order_ = true;
     setenv("DSA_INDEXER_TOPK_SEG", "256", 1);
-    run_all("fast");
-    run_padded("fast");
+    run_all("fastb");
+    run_padded("fastb");
 }
 
 // The fast kernel with clusters of up to 16 CTAs (DSA_INDEXER_TOPK_CLUSTER=16: where the device holds them, else 8)
