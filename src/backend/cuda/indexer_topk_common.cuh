@@ -93,7 +93,8 @@ struct TopkThreshold {
 };
 constexpr uint32_t kAllTies = 0xffffffffu;  // TopkThreshold::ties: every key equal to the threshold is taken
 
-// The CTA's view of the cluster: its own shared state and rank 0's.
+// The CTA's view of the cluster: its own shared state and rank 0's. single: this CTA (rank 0) holds the whole row
+// and works alone (the cluster's other CTAs have left): block barriers only, no other CTA's shared memory.
 struct TopkCluster {
     cg::cluster_group cluster;
     unsigned rank;
@@ -101,12 +102,26 @@ struct TopkCluster {
     TopkShared* sh0;
     uint64_t* sel;   // this CTA's selection
     uint64_t* sel0;  // rank 0's (the gathered selection)
+    bool single = false;
 };
+
+// A cluster barrier, or a block barrier where the CTA works alone.
+__device__ __forceinline__ void topk_sync(const TopkCluster& c) {
+    if (c.single) {
+        __syncthreads();
+    } else {
+        c.cluster.sync();
+    }
+}
 
 // Called by every thread of every CTA once its own hist[round & 1] is complete: ranks > 0 add theirs to rank 0's
 // through distributed shared memory (between two cluster barriers); returns rank 0's bins, complete in every CTA.
 // Rank 0's buffer of this parity was last read two rounds ago, before the previous round's cluster barriers.
 __device__ const uint32_t* merge_cluster_hist(const TopkCluster& c, int round) {
+    if (c.single) {
+        __syncthreads();
+        return c.sh.hist[round & 1];
+    }
     c.cluster.sync();
     if (c.rank != 0) {
         const uint32_t* hist = c.sh.hist[round & 1];
@@ -168,10 +183,11 @@ __device__ void ordered_collect(const TopkCluster& c, const float* vals, int64_t
         c.sh.cta_greater = g;
         c.sh.cta_ties = e;
     }
-    c.cluster.sync();
+    topk_sync(c);
     uint32_t out = 0, before = 0, total = 0, total_ties = 0;
-    for (unsigned r = 0; r < c.cluster.num_blocks(); ++r) {
-        const TopkShared* o = c.cluster.map_shared_rank(&c.sh, r);
+    const unsigned ranks = c.single ? 1u : c.cluster.num_blocks();
+    for (unsigned r = 0; r < ranks; ++r) {
+        const TopkShared* o = c.single ? &c.sh : c.cluster.map_shared_rank(&c.sh, r);
         const uint32_t g = o->cta_greater, e = o->cta_ties, taken = g + ties_taken(total_ties, e, th.ties);
         if (r < c.rank) {
             out += taken;

@@ -111,7 +111,7 @@ __device__ __forceinline__ RankCounts<kMaxCl> rank_counts(const TopkCluster& c, 
 #pragma unroll
     for (unsigned r = 0; r < kMaxCl; ++r) {
         uint32_t cnt = 0, g = 0, e = 0;
-        if (r < c.cluster.num_blocks()) {
+        if (r < (single ? 1u : c.cluster.num_blocks())) {
             const TopkShared* o = rank_shared(c, single, r);
             cnt = o->count;
             g = o->cta_greater;
@@ -313,10 +313,10 @@ __device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, con
 // ordered collection over the segment in global memory, rank 0 writes the row.
 __device__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluster& c, const FastSeg& s, int64_t t,
                               int64_t request, uint32_t keep) {
-    c.cluster.sync();  // every CTA's reads of the others' counters are done before they are rewritten
+    topk_sync(c);  // every CTA's reads of the others' counters are done before they are rewritten
     const TopkThreshold th = smem_threshold(c, s.src, s.len, static_cast<uint32_t>(p.k));
     ordered_collect(c, s.src, s.begin, s.len, th, keep);
-    c.cluster.sync();  // rank 0's buffer is complete
+    topk_sync(c);  // rank 0's buffer is complete
     if (c.rank == 0) write_selection(p, t, request, c.sel, static_cast<int>(keep));
 }
 
@@ -351,8 +351,6 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(Indexer
     pdl_trigger();
     cg::cluster_group cluster = cg::this_cluster();
     const unsigned rank = cluster.block_rank(), size = cluster.num_blocks();
-    const bool single = size == 1;
-    const TopkCluster c{cluster, rank, sh, cluster.map_shared_rank(&sh, 0), sel, cluster.map_shared_rank(sel, 0)};
     const int64_t t = blockIdx.x / size;
     const QueryRow qr = query_row(p.query_request, p.query_limit, t, p.num_requests, p.max_len);
     const int64_t n = qr.limit + 1;
@@ -365,6 +363,16 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(Indexer
         write_all_positions(p, t, qr.request, begin, begin + len, n, rank == 0);
         return;
     }
+    // A row within one segment: rank 0 works alone (block barriers only), the others leave.
+    const bool single = size == 1 || n <= per;
+    if (single && rank != 0) return;
+    const TopkCluster c{cluster,
+                        rank,
+                        sh,
+                        single ? &sh : cluster.map_shared_rank(&sh, 0),
+                        sel,
+                        single ? sel : cluster.map_shared_rank(sel, 0),
+                        single};
     const uint32_t k = static_cast<uint32_t>(p.k);
     const FastSeg seg{p.scores + t * p.max_len + begin, vals, begin, len, len < cache_cap ? len : cache_cap};
     int32_t* seg_slots = len <= slot_cap ? reinterpret_cast<int32_t*>(vals + cache_cap) : nullptr;
@@ -375,7 +383,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(Indexer
     uint32_t kmin = 0xffffffffu, kmax = 0;
 #pragma unroll
     for (unsigned r = 0; r < kMaxCl; ++r) {
-        if (r >= size) continue;
+        if (r >= (single ? 1u : size)) continue;
         const TopkShared* o = rank_shared(c, single, r);
         const uint32_t lo = o->kmin, hi = o->kmax;
         kmin = lo < kmin ? lo : kmin;

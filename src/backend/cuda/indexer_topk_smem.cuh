@@ -159,7 +159,7 @@ __device__ TopkThreshold smem_threshold(const TopkCluster& c, const float* vals,
         pick_digit(c, cluster_histogram<false>(c, vals, len, 0, [&](float v) { return bins(v); }), k);
     uint32_t need = k - d0.above;
     bin_key_range(c, vals, len, bins, d0.digit);
-    c.cluster.sync();
+    topk_sync(c);
     const uint32_t cmin = c.sh0->cmin, cmax = c.sh0->cmax;
     if (d0.in_bin == need) return {cmin, kAllTies};  // the whole bin
     if (cmin == cmax) return {cmin, need};

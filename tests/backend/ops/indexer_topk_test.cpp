@@ -210,6 +210,15 @@ void IndexerTopkKernelTest::run_padded(const char* kernel) {
     for (const int64_t n : {int64_t{1}, int64_t{2048}, int64_t{2049}, int64_t{4096}, int64_t{16000}, int64_t{65536}}) {
         check(kernel, "padded n=" + std::to_string(n), {normal_row(n)}, kK, kWide, inf);
     }
+    // Crowded threshold bins in short rows of a wide cluster (the radix fallback of a CTA working alone).
+    check(kernel, "padded all equal n=3000", {std::vector<float>(3000, 0.5f)}, kK, kWide, inf);
+    {
+        std::vector<float> r = normal_row(4000);
+        for (size_t i = 0; i < r.size(); ++i) {
+            if (i % 40 != 0) r[i] = 0.25f;
+        }
+        check(kernel, "padded spike n=4000", {r}, kK, kWide, inf);
+    }
     Rows b64;
     for (int i = 0; i < 64; ++i) b64.push_back(normal_row(i % 2 ? 65536 - 17 * i : 4096 + 5 * i, 2.0f));
     check(kernel, "padded batch 64 x 4K / 64K", b64, kK, kWide, inf);
