@@ -321,33 +321,11 @@ __device__ void write_all_positions(const IndexerTopkKernelParams& p, int64_t t,
 }
 
 // Launches kernel on a grid of `ctas` 1024-thread CTAs in clusters of `cluster`, with PDL unless the runtime
-// refuses it on a cluster launch (then the plain cluster launch from then on; the first call is an eager warm-up
-// step, before any graph capture). One `pdl_ok` flag per call site.
+// refuses it on a cluster launch (pdl.cuh's launch_pdl_cluster; one `pdl_ok` flag per call site).
 template <typename... Args>
 void launch_topk_cluster(void (*kernel)(Args...), int64_t ctas, int cluster, int64_t smem, cudaStream_t stream,
                          std::atomic<bool>& pdl_ok, Args... args) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(static_cast<unsigned>(ctas));
-    cfg.blockDim = dim3(kTopkThreads);
-    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[2];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;  // PDL (pdl.cuh; DSA_PDL=0 turns it off)
-    attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = host::pdl_enabled() && pdl_ok.load(std::memory_order_relaxed) ? 2 : 1;
-    cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, args...);
-    if (err != cudaSuccess && cfg.numAttrs == 2) {
-        (void)cudaGetLastError();
-        pdl_ok.store(false, std::memory_order_relaxed);
-        cfg.numAttrs = 1;
-        err = cudaLaunchKernelEx(&cfg, kernel, args...);
-    }
-    DSA_CUDA_CHECK(err);
+    host::launch_pdl_cluster(kernel, ctas, kTopkThreads, cluster, static_cast<size_t>(smem), stream, pdl_ok, args...);
 }
 
 }  // namespace
