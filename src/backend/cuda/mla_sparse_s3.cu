@@ -7,9 +7,6 @@
 // full / ready / freed per buffer (time-bounded waits), no CTA-wide barrier in the tile loop. Numerics as s1 (bf16
 // P, f32 accumulation, k-step order) except that the running max moves per 32 keys (s1: 64): close to s1, not
 // bit-equal. Split-K as s1.
-#include <cstdlib>
-#include <cstring>
-
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mla_sparse_s3.cuh"
 #include "backend/cuda/mla_sparse_s3.h"
@@ -86,9 +83,8 @@ __device__ __forceinline__ void s3_score_wg(const MlaSparseKernelParams& p, S3Sm
 }
 
 // Warpgroups 1, 2 (tiles 0..2 gathered by the prologue), per tile i: O[:, 256 ch ..] += P V per 32-key half with
-// warpgroup 0's factors; under the wgmma, FP8 tile i + 2 dequantized; once both O warpgroups' P V of tile i are
-// done, tile i + 3 gathered into the same buffer.
-template <bool kPrefetch>
+// warpgroup 0's factors; under each half's wgmma, half of FP8 tile i + 2 dequantized; once both O warpgroups' P V
+// of tile i are done, tile i + 3 gathered into the same buffer.
 __device__ __forceinline__ void s3_output_wg(const MlaSparseKernelParams& p, S3Smem& sm, float (&o)[32][4],
                                              const RowSlots& rs, int num_tiles, int ch, int r0, int g) {
     const int u = threadIdx.x - 128, r = u >> 2, c0 = u & 3;
@@ -97,25 +93,28 @@ __device__ __forceinline__ void s3_output_wg(const MlaSparseKernelParams& p, S3S
         const int buf = i % kBufs;
         const uint32_t phase = (i / kBufs) & 1;
         const uint32_t kv_addr = smem_addr(sm.kv[buf]);
+        const bool dequant = p.fp8 && i >= 1 && i + 2 < num_tiles;  // FP8 tile i + 2 (tile 2: by the prologue)
 #pragma unroll 1
         for (int h = 0; h < 2; ++h) {
             mbar_wait_flat(smem_addr(&sm.ready[buf][h]), phase);
-            if (sm.skip[buf][h]) continue;  // no keys in this half
-            const float alpha[2] = {sm.alpha[buf][h][r0 + g], sm.alpha[buf][h][r0 + g + 8]};
-            if (!__all_sync(0xffffffffu, alpha[0] == 1.0f && alpha[1] == 1.0f)) {  // x * 1 = x: same bits
-                wgmma_wait_all();  // the first half's P V before its accumulators are rescaled
+            if (!sm.skip[buf][h]) {  // else no keys in this half
+                const float alpha[2] = {sm.alpha[buf][h][r0 + g], sm.alpha[buf][h][r0 + g + 8]};
+                if (!__all_sync(0xffffffffu, alpha[0] == 1.0f && alpha[1] == 1.0f)) {  // x * 1 = x: same bits
+                    wgmma_wait_all();  // the first half's P V before its accumulators are rescaled
+                    fence_regs<128>(&o[0][0]);
+                    rescale_o(o, alpha);
+                }
                 fence_regs<128>(&o[0][0]);
-                rescale_o(o, alpha);
+                wgmma_fence();
+                issue_pv_half(o, kv_addr + kPeBlock + h * kPHalfBytes, kv_addr + 4 * ch * kBlockBytes, h);
+                wgmma_commit();
             }
-            fence_regs<128>(&o[0][0]);
-            wgmma_fence();
-            issue_pv_half(o, kv_addr + kPeBlock + h * kPHalfBytes, kv_addr + 4 * ch * kBlockBytes, h);
-            wgmma_commit();
+            if (dequant) {  // one block-row under each half's P V (and warpgroup 0's next S)
+                if (h == 0) cp_async_wait<0>();
+                dequant_fp8_block_row(sm, (i + 2) % kBufs, r, c0 + 4 * h);
+            }
         }
-        if (p.fp8 && i + 2 < num_tiles && i >= 1) {  // tile 2 was dequantized by the prologue
-            cp_async_wait<0>();
-            dequant_fp8_row(sm, (i + 2) % kBufs, r, c0);
-        }
+        if (dequant) fp8_row_done(sm, (i + 2) % kBufs);
         wgmma_wait_all();
         fence_regs<128>(&o[0][0]);
         mbar_arrive(smem_addr(&sm.freed[buf]));
@@ -125,7 +124,6 @@ __device__ __forceinline__ void s3_output_wg(const MlaSparseKernelParams& p, S3S
         mbar_wait_flat(smem_addr(&sm.freed[buf]), phase);
         gather_row(p, sm, buf, s_gather, r, c0);
         cp_async_commit();
-        if constexpr (kPrefetch) prefetch_row_l2(p, s_next, c0);  // tile i + 4, gathered next iteration
     }
 }
 
@@ -177,8 +175,6 @@ __device__ __forceinline__ void s3_prologue(const MlaSparseKernelParams& p, S3Sm
     __syncthreads();  // Q complete in shared memory
 }
 
-// kPrefetch (DSA_MLA_S3_PREFETCH=1, opt-in): the O warpgroups prefetch each row into L2 a tile before its gather.
-template <bool kPrefetch>
 __global__ void __launch_bounds__(kS3Threads, 1) mla_sparse_s3_kernel(MlaSparseKernelParams p) {
     extern __shared__ __align__(128) uint8_t smem_raw[];
     const uint32_t pad = (1024u - (smem_addr(smem_raw) & 1023u)) & 1023u;
@@ -219,7 +215,7 @@ __global__ void __launch_bounds__(kS3Threads, 1) mla_sparse_s3_kernel(MlaSparseK
     float o[32][4];
 #pragma unroll
     for (int i = 0; i < 32; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-    s3_output_wg<kPrefetch>(p, sm, o, rs, num_tiles, ch, r0, g);
+    s3_output_wg(p, sm, o, rs, num_tiles, ch, r0, g);
     __syncthreads();  // warpgroup 0's row statistics
     const int row = r0 + g, col = ch * 256 + 2 * t;
     const S3RowStats& st = *reinterpret_cast<const S3RowStats*>(sm.q_pe);
@@ -240,14 +236,11 @@ void launch_mla_sparse_s3(const MlaSparseKernelParams& p, cudaStream_t stream) {
     check_mla_sparse_wgmma_params(p);
     DSA_CHECK(p.width <= (int64_t{1} << 30)) << "sparse MLA s3: width " << p.width;
     const int64_t head_groups = (p.heads + kHeads - 1) / kHeads;
-    const char* pf = std::getenv("DSA_MLA_S3_PREFETCH");
-    const bool prefetch = pf != nullptr && std::strcmp(pf, "1") == 0;
-    auto kernel = prefetch ? mla_sparse_s3_kernel<true> : mla_sparse_s3_kernel<false>;
-    DSA_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kS3SmemBytes)));
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_s3_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(kS3SmemBytes)));
     const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
                     static_cast<unsigned>(p.splits));
-    host::launch_pdl(kernel, grid, dim3(kS3Threads), kS3SmemBytes, stream, p);
+    host::launch_pdl(mla_sparse_s3_kernel, grid, dim3(kS3Threads), kS3SmemBytes, stream, p);
     if (p.splits > 1) launch_mla_sparse_combine(p, stream);
 }
 

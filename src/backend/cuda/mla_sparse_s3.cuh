@@ -189,12 +189,7 @@ __device__ __forceinline__ void softmax_half(uint32_t mask_bits, uint32_t p_half
     }
 #pragma unroll
     for (int hlf = 0; hlf < 2; ++hlf) {
-        mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 1));
-        mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 2));
-        const float m_new = fmaxf(m_run[hlf], mx[hlf]);
-        const float alpha = exp2f(m_run[hlf] - m_new);
-        m_run[hlf] = m_new;
-        l_run[hlf] *= alpha;
+        const float alpha = running_max_step(mx[hlf], m_run[hlf], l_run[hlf]);
         if (t == 0) st_shared_f32(alpha_addr + (r0 + g + 8 * hlf) * 4, alpha);
     }
     // P(row, key 8 nt + 2 t of the half) at row * 64 + ((nt ^ ((row >> 1) & 3)) << 4) + 4 t; (row >> 1) & 3 = g >> 1
@@ -209,17 +204,6 @@ __device__ __forceinline__ void softmax_half(uint32_t mask_bits, uint32_t p_half
             l_run[hlf] += p0 + p1;
             st_shared_u32(row_addr + hlf * 8 * 64 + ((static_cast<uint32_t>(nt) << 4) ^ gx), pack_bf16x2(p0, p1));
         }
-    }
-}
-
-// O *= the rows' factors.
-__device__ __forceinline__ void rescale_o(float (&o)[32][4], const float (&alpha)[2]) {
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-        o[i][0] *= alpha[0];
-        o[i][1] *= alpha[0];
-        o[i][2] *= alpha[1];
-        o[i][3] *= alpha[1];
     }
 }
 
@@ -260,30 +244,27 @@ __device__ __forceinline__ void gather_row(const MlaSparseKernelParams& p, S3Sme
     }
 }
 
-// L2 prefetch of this thread's share of slot s's row (128-byte lines c0, c0 + 4, ...), gathered a tile later.
-__device__ __forceinline__ void prefetch_row_l2(const MlaSparseKernelParams& p, int32_t s, int c0) {
-    if (s < 0) return;
-    const int bytes = p.fp8 ? kFp8RowBytes : kBf16RowBytes;
-    const uint8_t* src = p.store + static_cast<int64_t>(s) * bytes;
-    for (int off = c0 * 128; off < bytes; off += 512) asm volatile("prefetch.global.L2 [%0];\n" ::"l"(src + off));
-}
-
-// FP8 only, after this thread's cp.async of the tile completed: its two block-rows dequantized in place (the scale
-// read first; e4m3 chunk k's bf16 pair overwrites only its own slot and a free one), then its arrival on full[buf].
-__device__ __forceinline__ void dequant_fp8_row(S3Smem& sm, int buf, int r, int c0) {
+// FP8 only, after this thread's cp.async of the tile completed: its block-row (blk, r) dequantized in place (the
+// scale read first; e4m3 chunk k's bf16 pair overwrites only its own slot and a free one).
+__device__ __forceinline__ void dequant_fp8_block_row(S3Smem& sm, int buf, int r, int blk) {
     uint8_t* dst = sm.kv[buf];
+    const float sc = reinterpret_cast<const float*>(dst + sw128(r, 8 * blk + 1))[blk >> 1];
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const int blk = c0 + 4 * h;
-        const float sc = reinterpret_cast<const float*>(dst + sw128(r, 8 * blk + 1))[blk >> 1];
-#pragma unroll
-        for (int k = 0; k < 4; ++k) {
-            const uint4 raw = *reinterpret_cast<const uint4*>(dst + sw128(r, 8 * blk + 2 * k));
-            store_fp8_chunk(dst, r, 4 * blk + k, raw, 0xffffffffu, sc);
-        }
+    for (int k = 0; k < 4; ++k) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(dst + sw128(r, 8 * blk + 2 * k));
+        store_fp8_chunk(dst, r, 4 * blk + k, raw, 0xffffffffu, sc);
     }
+}
+// This thread's arrival on full[buf] once its stores are made visible to the async proxy.
+__device__ __forceinline__ void fp8_row_done(S3Smem& sm, int buf) {
     fence_async_smem();
     mbar_arrive(smem_addr(&sm.full[buf]));
+}
+// Both block-rows of this thread (c0 and 4 + c0), then its arrival.
+__device__ __forceinline__ void dequant_fp8_row(S3Smem& sm, int buf, int r, int c0) {
+    dequant_fp8_block_row(sm, buf, r, c0);
+    dequant_fp8_block_row(sm, buf, r, c0 + 4);
+    fp8_row_done(sm, buf);
 }
 
 }  // namespace dsa::backend::cuda::mla_s3

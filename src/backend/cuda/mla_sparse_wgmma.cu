@@ -141,13 +141,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSpa
             alpha[0] = alpha_sm[r0 + g];
             alpha[1] = alpha_sm[r0 + g + 8];
         }
-#pragma unroll
-        for (int i = 0; i < 32; ++i) {
-            o[i][0] *= alpha[0];
-            o[i][1] *= alpha[0];
-            o[i][2] *= alpha[1];
-            o[i][3] *= alpha[1];
-        }
+        rescale_o(o, alpha);
         fence_regs<128>(&o[0][0]);
         wgmma_fence();
         issue_pv(o, p_addr, kv_addr, ch);

@@ -151,6 +151,29 @@ __device__ __forceinline__ void issue_qk64(float (&s)[8][4], uint32_t q_addr, ui
     }
 }
 
+// One online-softmax step of a row: the tile's row max over the quad (this thread's `mx`), the new running max,
+// and the factor exp2(m_old - m_new) applied to the running sum. Returns the factor (the O rows' rescale).
+__device__ __forceinline__ float running_max_step(float mx, float& m_run, float& l_run) {
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m_run, mx);
+    const float alpha = exp2f(m_run - m_new);
+    m_run = m_new;
+    l_run *= alpha;
+    return alpha;
+}
+
+// O *= the rows' factors (rows g: alpha[0], g + 8: alpha[1]).
+__device__ __forceinline__ void rescale_o(float (&o)[32][4], const float (&alpha)[2]) {
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+        o[i][0] *= alpha[0];
+        o[i][1] *= alpha[0];
+        o[i][2] *= alpha[1];
+        o[i][3] *= alpha[1];
+    }
+}
+
 // Softmax of warpgroup 0's S fragment (rows g, g + 8 of warp rows r0; keys 8 nt + 2 t + e): mask (slot[key] < 0),
 // scale, row max over the whole tile (a quad shuffle), rescale the running state, bf16 P into the swizzled P block
 // `p_tile` and the rows' O rescale factors into `alpha_out` (for the other warpgroups). Returns the factors.
@@ -169,14 +192,7 @@ __device__ __forceinline__ void softmax_tile64(const SlotT* slot, uint8_t* p_til
         }
     }
 #pragma unroll
-    for (int hlf = 0; hlf < 2; ++hlf) {
-        mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 1));
-        mx[hlf] = fmaxf(mx[hlf], __shfl_xor_sync(0xffffffffu, mx[hlf], 2));
-        const float m_new = fmaxf(m_run[hlf], mx[hlf]);
-        alpha[hlf] = exp2f(m_run[hlf] - m_new);
-        m_run[hlf] = m_new;
-        l_run[hlf] *= alpha[hlf];
-    }
+    for (int hlf = 0; hlf < 2; ++hlf) alpha[hlf] = running_max_step(mx[hlf], m_run[hlf], l_run[hlf]);
     if (t == 0) {
         alpha_out[r0 + g] = alpha[0];
         alpha_out[r0 + g + 8] = alpha[1];

@@ -187,26 +187,25 @@ Tensor drop_first_tile(const Tensor& slots) {
     return s;
 }
 
-// Selects the sparse kernel (DSA_MLA_KERNEL, or another variable `var` read by the CUDA backend on every call) for
-// one scope.
+// Selects the sparse kernel (DSA_MLA_KERNEL, read by the CUDA backend on every call) for one scope.
 class SparseKernelScope {
   public:
-    explicit SparseKernelScope(const char* kernel, const char* var = "DSA_MLA_KERNEL") : var_(var) {
-        const char* old = std::getenv(var_);
+    explicit SparseKernelScope(const char* kernel) {
+        const char* old = std::getenv(kVar);
         had_ = old != nullptr;
         if (had_) old_ = old;
-        ::setenv(var_, kernel, 1);
+        ::setenv(kVar, kernel, 1);
     }
     ~SparseKernelScope() {
         if (had_) {
-            ::setenv(var_, old_.c_str(), 1);
+            ::setenv(kVar, old_.c_str(), 1);
         } else {
-            ::unsetenv(var_);
+            ::unsetenv(kVar);
         }
     }
 
   private:
-    const char* var_;
+    static constexpr const char* kVar = "DSA_MLA_KERNEL";
     bool had_ = false;
     std::string old_;
 };
@@ -438,7 +437,7 @@ TEST_F(MlaS3Test, AgreesWithS1) {
             const Diff d = compare(to_f32(s3), to_f32(s1));
             std::cout << "[ metric ] mla_sparse s3 vs s1 " << what << ": rel_l2=" << d.rel_l2
                       << " max_abs=" << d.max_abs << std::endl;
-            EXPECT_LT(d.rel_l2, 3e-3) << what;
+            EXPECT_LT(d.rel_l2, 1.5e-3) << what;  // H200: 3.5e-4 .. 6.4e-4
             EXPECT_EQ(d.nonfinite, 0) << what;
         }
     }
@@ -461,31 +460,6 @@ TEST_F(MlaS3Test, SameBitsAsS1WithAFixedMax) {
     }
 }
 
-// DSA_MLA_S3_PREFETCH=1 (rows prefetched into L2 a tile before their gather) changes no bit.
-TEST_F(MlaS3Test, PrefetchSameBits) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        SparseKernelScope kernel("s3");
-        for (int64_t tokens : {1, 16}) {
-            const int64_t heads = 128, width = 2048;
-            Tensor q = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
-            Tensor slots = gpu_->to_device(lists_with_masked_tiles(tokens, width, rng_));
-            Tensor out[2];
-            for (int pf = 0; pf < 2; ++pf) {
-                SparseKernelScope prefetch(pf ? "1" : "0", "DSA_MLA_S3_PREFETCH");
-                announce(std::string("mla_sparse [s3] prefetch=") + std::to_string(pf) + " " +
-                         mla_kv_format_name(format) + " T=" + std::to_string(tokens));
-                out[pf] = gpu_->to_host(gpu_->mla_sparse_attention({q, &st.gpu, slots, 0.1352338f}));
-            }
-            EXPECT_EQ(std::memcmp(out[0].raw_data(), out[1].raw_data(), out[0].nbytes()), 0)
-                << "prefetch changed the result: " << mla_kv_format_name(format) << " T=" << tokens;
-            expect_close(std::string("mla_sparse s3 prefetch vs s1 ") + mla_kv_format_name(format), to_f32(out[1]),
-                         to_f32(s1_and_s3(*gpu_, st, q, slots, "prefetch check").first), 3e-3);
-        }
-    }
-}
-
 // A call captured under s3 and replayed after new q and lists were copied into its inputs equals an eager s3 call
 // bit for bit (b = 2: split-K and the combine in the graph; b = 64: one CTA per token and head group).
 TEST_F(MlaS3Test, GraphReplay) {
@@ -504,7 +478,9 @@ TEST_F(MlaS3Test, GraphReplay) {
             announce("mla_sparse s3 graph replay T=" + std::to_string(tokens) + " rep " + std::to_string(rep));
             Tensor q = random_act({tokens, heads, kMlaKvDim}, rng_);
             Tensor slots = slot_lists(tokens, width, rng_);
-            gpu_->copy_into(to_bf16(q), dq);
+            // copy_into takes 1-D / 2-D tensors: q [T, H, 576] as a [T * H, 576] view of the same storage.
+            Tensor dq2 = dq.view({tokens * heads, kMlaKvDim});
+            gpu_->copy_into(to_bf16(q).view(dq2.shape()), dq2);
             gpu_->copy_into(slots, dslots);
             gpu_->replay_graph(**graph);
             Tensor replay = gpu_->to_host(out);
