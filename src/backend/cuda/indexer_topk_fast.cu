@@ -311,8 +311,9 @@ __device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, con
 
 // Rows whose threshold bin holds more candidates than the buffer: the shared-memory kernel's radix rounds and
 // ordered collection over the segment in global memory, rank 0 writes the row.
-__device__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluster& c, const FastSeg& s, int64_t t,
-                              int64_t request, uint32_t keep) {
+// Not inlined: its registers stay out of the main path's (no spills there at 64 registers per thread).
+__device__ __noinline__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluster& c, const FastSeg& s,
+                                           int64_t t, int64_t request, uint32_t keep) {
     topk_sync(c);  // every CTA's reads of the others' counters are done before they are rewritten
     const TopkThreshold th = smem_threshold(c, s.src, s.len, static_cast<uint32_t>(p.k));
     ordered_collect(c, s.src, s.begin, s.len, th, keep);
