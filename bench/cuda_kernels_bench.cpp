@@ -381,23 +381,24 @@ void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
     cuda::set_fp8_stream_streamk_scope(streamk);
 }
 
-// --cluster: the default plans vs the coalesced split-K finish (DSA_FP8_STREAM_FINISH=v2) vs cluster split-K
-// (DSA_FP8_STREAM_CLUSTER = 8 and 16) through linear() (act_quant + GEMM, graph) at M = 1, 8, 33, 64 on the decode
-// shapes and the shared expert's 4096 x 7168, and q_a + kv_a + wk through linear_multi: us, TB/s of weight bytes,
-// % of 4.8, time / default. Then kernel_only_splits().
+// --cluster: the first split-K finish without clusters (DSA_FP8_STREAM_FINISH=v1 DSA_FP8_STREAM_CLUSTER=0) vs the
+// defaults (the v2 finish, cluster plans by the auto rule) vs cluster split-K everywhere (DSA_FP8_STREAM_CLUSTER = 8
+// and 16) through linear() (act_quant + GEMM, graph) at M = 1, 8, 33, 64 on the decode shapes and the shared
+// expert's 4096 x 7168, and q_a + kv_a + wk through linear_multi: us, TB/s of weight bytes, % of 4.8, time / v1.
+// Then kernel_only_splits().
 void bench_cluster(cuda::CudaBackend& be, std::mt19937& rng) {
     const int initial = cuda::fp8_stream_cluster_max();
     const bool finish = cuda::fp8_stream_finish_v2();
-    const int modes[4] = {0, 0, 8, 16};
+    const int modes[4] = {0, cuda::kFp8StreamClusterAuto, 8, 16};
     const auto row = [&](const std::string& name, double bytes, const std::function<double()>& time) {
         std::printf("%-44s", name.c_str());
         double t0 = 0;
         for (int v = 0; v < 4; ++v) {
             cuda::set_fp8_stream_cluster_max(modes[v]);
-            cuda::set_fp8_stream_finish_v2(v == 1);
+            cuda::set_fp8_stream_finish_v2(v > 0);
             const double t = time();
             t0 = v == 0 ? t : t0;
-            const char* name = v == 0 ? "default" : v == 1 ? "finish-v2" : v == 2 ? "cl8" : "cl16";
+            const char* name = v == 0 ? "v1" : v == 1 ? "default" : v == 2 ? "cl8" : "cl16";
             std::printf(" | %s %7.2f us %5.2f TB/s %4.1f%% (%.2f)", name, t * 1e6, bytes / t / 1e12,
                         bytes / t / 1e12 / 4.8 * 100, t / t0);
         }
@@ -429,10 +430,10 @@ void bench_cluster(cuda::CudaBackend& be, std::mt19937& rng) {
     cuda::set_fp8_stream_finish_v2(finish);
 }
 
-// The stream kernel alone (x act_quant-ed) with the default plan, the same kernel without split-K (one CTA per
-// 128-row block over all of K: few CTAs, but no partials, fence or atomic), the cluster plan (8) and the default
-// plan with the coalesced finish (v2): where the default's time at M = 64 goes. us per launch in a graph over >= 8
-// rotated weight copies.
+// The stream kernel alone (x act_quant-ed) with the plain plan and the first finish (v1), the same kernel without
+// split-K (one CTA per 128-row block over all of K: few CTAs, but no partials, fence or atomic), the cluster plan
+// (8) and the plain plan with the coalesced finish (v2): where the time at M = 64 goes. us per launch in a graph
+// over >= 8 rotated weight copies.
 void kernel_only_splits(cuda::CudaBackend& be, std::mt19937& rng) {
     int sms = 0;
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
@@ -468,7 +469,7 @@ void kernel_only_splits(cuda::CudaBackend& be, std::mt19937& rng) {
                     cuda::launch_fp8_stream_gemm(p, plan, be.stream());
                 });
                 std::printf(" | %s [%s, splits %lld] %7.2f us %5.2f TB/s",
-                            v == 0 ? "default" : v == 1 ? "no split-K" : v == 2 ? "cl8" : "finish-v2",
+                            v == 0 ? "v1" : v == 1 ? "no split-K" : v == 2 ? "cl8" : "v2",
                             plan_kernel_name(plan), static_cast<long long>(plan.splits), t * 1e6,
                             static_cast<double>(s.n) * s.k / t / 1e12);
             }

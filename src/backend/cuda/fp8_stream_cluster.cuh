@@ -74,8 +74,8 @@ __device__ __forceinline__ void cluster_finish(const float (&acc)[NT][4], const 
 
 namespace dsa::backend::cuda::host {
 
-// kernel on `ctas` CTAs of `threads` in clusters of `cluster` (> 8: non-portable, allowed here), with PDL unless the
-// runtime refuses it on a cluster launch (then without it from then on: the first launch is eager, before capture).
+// kernel on `ctas` CTAs of `threads` in clusters of `cluster` (> 8: non-portable, allowed here), with PDL where the
+// runtime accepts it on a cluster launch (pdl.cuh: launch_pdl_cluster; one flag per kernel).
 template <typename... Params, typename... Args>
 void launch_fp8_cluster(void (*kernel)(Params...), int64_t ctas, int threads, int cluster, int smem,
                         cudaStream_t stream, const Args&... args) {
@@ -84,28 +84,7 @@ void launch_fp8_cluster(void (*kernel)(Params...), int64_t ctas, int threads, in
         << "fp8 stream cluster launch: " << ctas << " CTAs in clusters of " << cluster;
     DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     if (cluster > 8) DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(static_cast<unsigned>(ctas));
-    cfg.blockDim = dim3(static_cast<unsigned>(threads));
-    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[2];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl_enabled() && pdl_ok.load(std::memory_order_relaxed) ? 2 : 1;
-    cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, args...);
-    if (err != cudaSuccess && cfg.numAttrs == 2) {
-        (void)cudaGetLastError();
-        pdl_ok.store(false, std::memory_order_relaxed);
-        cfg.numAttrs = 1;
-        err = cudaLaunchKernelEx(&cfg, kernel, args...);
-    }
-    DSA_CUDA_CHECK(err);
+    launch_pdl_cluster(kernel, ctas, threads, cluster, static_cast<size_t>(smem), stream, pdl_ok, args...);
 }
 
 }  // namespace dsa::backend::cuda::host

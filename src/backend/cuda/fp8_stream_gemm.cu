@@ -714,11 +714,10 @@ void launch_fp8_stream_multi(const Fp8StreamParams& shared, Fp8StreamMulti multi
         const Fp8StreamProblem& q = multi.prob[i];
         DSA_CHECK(q.n > 0 && q.w != nullptr && q.w_scale != nullptr && q.out != nullptr)
             << "fp8 stream multi: problem " << i;
-        DSA_CHECK(q.plan.nt == first.nt && q.plan.cluster == first.cluster)
-            << "fp8 stream multi: problems planned for different token counts or clusters";
-        staged = staged && q.plan.kernel == first.kernel;
+        DSA_CHECK(q.plan.nt == first.nt) << "fp8 stream multi: problems planned for different token counts";
+        staged = staged && q.plan.kernel == first.kernel && q.plan.cluster == first.cluster;
     }
-    if (!staged) {  // the ring variant: one launch per problem, the same results
+    if (!staged) {  // the ring variant or unequal clusters: one launch per problem, the same results
         for (int i = 0; i < multi.count; ++i) {
             const Fp8StreamProblem& q = multi.prob[i];
             Fp8StreamParams p = shared;

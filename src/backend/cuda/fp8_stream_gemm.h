@@ -48,8 +48,8 @@ struct Fp8StreamPlan {
     int64_t streamk_units = 0;
     // > 1: a cluster plan (below): the `cluster` = splits CTAs of a 128-row block form one thread-block cluster.
     int cluster = 0;
-    // The global split-K finish: 0 the first (per-lane partials, fence.sc, atomic), 1 the coalesced one (below);
-    // set by the launchers from fp8_stream_finish_v2().
+    // The global split-K finish: 0 the first (per-lane partials, fence.sc, atomic), 1 the coalesced one (default,
+    // below); set by the launchers from fp8_stream_finish_v2().
     int finish = 0;
 };
 // groups: 1 (dense) or max_groups; rows: the output features N (gate_up: 2F); max_tokens: the token rows per
@@ -92,23 +92,28 @@ void set_fp8_stream_m64(int mode);
 bool fp8_stream_m64_applies(int64_t max_tokens);
 Fp8StreamPlan fp8_stream_tma_plan(int64_t rows, int64_t k, int64_t max_tokens, int num_sms);
 
-// Opt-in cluster split-K (DSA_FP8_STREAM_CLUSTER=N, N = 2..16 the largest cluster; never measured yet): dense
-// staged / wgmma plans (and the joint multi plan) that split K put the K splits of each 128-row block into one
-// thread-block cluster of consecutive CTAs and sum their partials through distributed shared memory in rank order
-// (fp8_stream_cluster.cuh): no workspace, no counters, no global-memory fence or atomic. The split count is the
-// cluster size: about 2 CTAs per SM over all row blocks, at most N (> 8: a non-portable cluster size), each CTA
-// at least one K block. Outputs differ from the other plans in split-K summation order only. Off: 0.
+// Cluster split-K (DSA_FP8_STREAM_CLUSTER): dense staged / wgmma plans (and the joint multi plan with =N) that split
+// K put the K splits of each 128-row block into one thread-block cluster of consecutive CTAs and sum their
+// partials through distributed shared memory in rank order (fp8_stream_cluster.cuh): no workspace, no counters, no
+// global-memory fence or atomic. The split count is the cluster size: about 2 CTAs per SM over all row blocks, at
+// most N (> 8: a non-portable cluster size), each CTA at least one K block. Unset / auto (default): dense single
+// weights of >= 7168 rows and K >= 2048 at 33..64 token rows, clusters of up to 8 (H200, M = 64: 7168x2048 12.5
+// vs 15.7 us with the global finish, o_proj 41.7 vs 43.8; it lost on smaller weights and the joint multi launch);
+// =N (2..16): every dense plan that splits K, and the joint multi plan; =0 off. A separate multi plan (not joint)
+// takes each weight's lone plan. Outputs differ from the other plans in split-K summation order only.
 constexpr int kFp8StreamMaxCluster = 16;
+constexpr int kFp8StreamClusterAuto = -1;
 int fp8_stream_cluster_max();
-void set_fp8_stream_cluster_max(int max_cluster);  // 0: off
+void set_fp8_stream_cluster_max(int max_cluster);  // kFp8StreamClusterAuto, 0 (off) or 2..16
 // `plan` (dense, staged or wgmma; `rowblocks` 128-row blocks over all of a launch's problems, K = k) as a cluster
 // plan, or unchanged where fewer than 2 CTAs per row block would do.
 Fp8StreamPlan fp8_stream_cluster_plan(Fp8StreamPlan plan, int64_t k, int64_t rowblocks, int num_sms, int max_cluster);
 
-// Opt-in global split-K finish (DSA_FP8_STREAM_FINISH=v2; never measured yet), for every kernel and launch that
-// splits K through the workspace: partials stored lane-contiguous (a warp's store covers 512 contiguous bytes), the
-// tile counter bumped by one acq_rel atomic of lane 0 after a warp barrier (no fence.sc per lane); the same sums
-// in the same order: the same bits as the first finish.
+// The global split-K finish (every kernel and launch that splits K through the workspace): default (v2) partials
+// stored lane-contiguous (a warp's store covers 512 contiguous bytes), the tile counter bumped by one acq_rel atomic
+// of lane 0 after a warp barrier; DSA_FP8_STREAM_FINISH=v1 the first finish (every lane's fence.sc). The same sums
+// in the same order: the same bits. H200, M = 64: 1536x7168 39.3 -> 22.7 us, 7168x2048 32.1 -> 15.7, o_proj 55.8
+// -> 43.8, q_a+kv_a+wk 47.3 -> 23.3; M = 1 equal or slightly faster.
 bool fp8_stream_finish_v2();
 void set_fp8_stream_finish_v2(bool on);
 
@@ -142,7 +147,8 @@ void launch_fp8_stream_tma(const Fp8StreamParams& p, const Fp8StreamPlan& plan, 
 // Several dense weights over the same x in one launch (linear_multi: q_a, kv_a and the indexer's wk). Problem i
 // takes CTAs [cta0_i, cta0_i + its grid) and runs exactly what a lone launch with its plan runs (the same split-K
 // and reduction order: bit-identical outputs) with its own workspace and counter ranges. All plans share nt and
-// the kernel variant; the ring variant launches the problems one after another.
+// the kernel variant; the ring variant (or plans of different kernels or cluster sizes) launches the problems one
+// after another.
 constexpr int kFp8StreamMaxProblems = 4;
 struct Fp8StreamProblem {
     const uint8_t* w = nullptr;

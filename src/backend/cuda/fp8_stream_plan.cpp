@@ -38,7 +38,7 @@ std::atomic<int> g_multi_joint{-1};    // -1: not yet read from the environment
 std::atomic<int> g_grouped_joint{-1};  // -1: not yet read from the environment
 std::atomic<int> g_streamk{-1};        // -1: not yet read from the environment
 std::atomic<int> g_m64{-1};            // -1: not yet read from the environment
-std::atomic<int> g_cluster{-1};        // -1: not yet read from the environment
+std::atomic<int> g_cluster{-2};        // -2: not yet read from the environment
 std::atomic<int> g_finish{-1};         // -1: not yet read from the environment
 
 // `plan` (dense) with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
@@ -77,7 +77,8 @@ bool env_switch(std::atomic<int>& cache, const char* name, const char* match, bo
 
 }  // namespace
 
-bool fp8_stream_finish_v2() { return env_switch(g_finish, "DSA_FP8_STREAM_FINISH", "v2", true); }
+// Default on (measured on the H200: M = 64 7168x2048 32.1 -> 15.7 us, q_a+kv_a+wk 47.3 -> 23.3); =v1 the first.
+bool fp8_stream_finish_v2() { return env_switch(g_finish, "DSA_FP8_STREAM_FINISH", "v1", false); }
 
 void set_fp8_stream_finish_v2(bool on) { g_finish.store(on ? 1 : 0, std::memory_order_relaxed); }
 
@@ -212,17 +213,21 @@ Fp8StreamPlan fp8_stream_tma_plan(int64_t rows, int64_t k, int64_t max_tokens, i
 
 int fp8_stream_cluster_max() {
     int v = g_cluster.load(std::memory_order_relaxed);
-    if (v < 0) {
+    if (v == -2) {
         const char* e = std::getenv("DSA_FP8_STREAM_CLUSTER");
-        const int n = e != nullptr ? std::atoi(e) : 0;
-        v = n >= 2 ? std::min(n, kFp8StreamMaxCluster) : 0;
+        const bool unset = e == nullptr || e[0] == '\0' || std::strcmp(e, "auto") == 0;
+        const int n = unset ? kFp8StreamClusterAuto : std::atoi(e);
+        v = n >= 2 ? std::min(n, kFp8StreamMaxCluster) : n == kFp8StreamClusterAuto ? n : 0;
         g_cluster.store(v, std::memory_order_relaxed);
     }
     return v;
 }
 
 void set_fp8_stream_cluster_max(int max_cluster) {
-    g_cluster.store(max_cluster >= 2 ? std::min(max_cluster, kFp8StreamMaxCluster) : 0, std::memory_order_relaxed);
+    const int v = max_cluster >= 2 ? std::min(max_cluster, kFp8StreamMaxCluster)
+                  : max_cluster == kFp8StreamClusterAuto ? max_cluster
+                                                         : 0;
+    g_cluster.store(v, std::memory_order_relaxed);
 }
 
 Fp8StreamPlan fp8_stream_cluster_plan(Fp8StreamPlan plan, int64_t k, int64_t rowblocks, int num_sms, int max_cluster) {
@@ -244,18 +249,30 @@ Fp8StreamPlan fp8_stream_cluster_plan(Fp8StreamPlan plan, int64_t k, int64_t row
     return plan;
 }
 
+namespace {
+
+// A dense single weight's plan (base plan `plan`) with the cluster switch applied: DSA_FP8_STREAM_CLUSTER=N every
+// such plan; auto (default) the weights of >= 7168 rows and K >= 2048 at 33..64 token rows, where the H200
+// measured it faster than the global finish (M = 64: 7168x2048 12.5 vs 15.7 us, o_proj 41.7 vs 43.8; smaller
+// weights, 8192x1536 and the joint q_a+kv_a+wk were slower).
+Fp8StreamPlan dense_cluster(const Fp8StreamPlan& plan, int64_t rows, int64_t k, int64_t max_tokens, int num_sms) {
+    if (plan.kernel == Fp8StreamKernel::kRing) return plan;
+    const int mode = fp8_stream_cluster_max();
+    if (mode >= 2) return fp8_stream_cluster_plan(plan, k, row_ctas(plan), num_sms, mode);
+    const bool auto_rule = mode == kFp8StreamClusterAuto && max_tokens > 32 && rows >= 7168 && k >= 2048;
+    return auto_rule ? fp8_stream_cluster_plan(plan, k, row_ctas(plan), num_sms, 8) : plan;
+}
+
+}  // namespace
+
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
     if (groups == 1 && bounded && fp8_stream_m64_applies(max_tokens)) {
         return fp8_stream_tma_plan(rows, k, max_tokens, num_sms);
     }
     Fp8StreamPlan plan = base_plan(groups, rows, k, max_tokens, num_sms, bounded);
-    if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_cluster_max() >= 2) {
-        return fp8_stream_cluster_plan(plan, k, row_ctas(plan), num_sms, fp8_stream_cluster_max());
-    }
-    if (groups == 1 && bounded && plan.kernel != Fp8StreamKernel::kRing && fp8_stream_streamk()) {
-        plan = fp8_stream_streamk_plan(plan, 1, k, num_sms);
-    }
-    return plan;
+    if (groups != 1 || !bounded || plan.kernel == Fp8StreamKernel::kRing) return plan;
+    if (fp8_stream_streamk()) return fp8_stream_streamk_plan(plan, 1, k, num_sms);  // opt-in, before the cluster
+    return dense_cluster(plan, rows, k, max_tokens, num_sms);
 }
 
 bool fp8_stream_multi_joint() { return env_switch(g_multi_joint, "DSA_FP8_MULTI_PLAN", "separate", false); }
@@ -266,10 +283,17 @@ void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens,
     int64_t rowblocks = 0;  // 128-row CTAs per K split, over all problems
     for (int i = 0; i < multi.count; ++i) {
         Fp8StreamProblem& q = multi.prob[i];
-        q.plan = base_plan(1, q.n, k, max_tokens, num_sms, true);  // a lone call's plan (never stream-K)
+        q.plan = base_plan(1, q.n, k, max_tokens, num_sms, true);  // a lone call's plan (never stream-K) ...
         rowblocks += row_ctas(q.plan);
     }
-    if (multi.count < 1 || multi.prob[0].plan.kernel == Fp8StreamKernel::kRing || !fp8_stream_multi_joint()) return;
+    if (multi.count < 1 || multi.prob[0].plan.kernel == Fp8StreamKernel::kRing) return;
+    if (!fp8_stream_multi_joint()) {  // ... with its cluster rule (problems of unequal clusters launch one by one)
+        for (int i = 0; i < multi.count; ++i) {
+            Fp8StreamProblem& q = multi.prob[i];
+            q.plan = dense_cluster(q.plan, q.n, k, max_tokens, num_sms);
+        }
+        return;
+    }
     if (fp8_stream_cluster_max() >= 2) {  // one cluster size for all problems (whole clusters per problem)
         const Fp8StreamPlan c =
             fp8_stream_cluster_plan(multi.prob[0].plan, k, rowblocks, num_sms, fp8_stream_cluster_max());

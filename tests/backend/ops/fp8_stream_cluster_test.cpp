@@ -1,9 +1,10 @@
-// Cluster split-K plans of the FP8 stream GEMM (opt-in DSA_FP8_STREAM_CLUSTER=N; fp8_stream_cluster.cuh): host
-// checks of the plans (every K block in exactly one CTA of its row block's cluster, no empty CTA, at most 2 CTAs per
-// SM, no workspace, unchanged where they do not apply), then the launches through linear(), linear_multi() and
-// dense_mlp() against the CPU at M = 1..64 on V3.2 and ragged shapes (staged and wgmma kernels, nt 1..8, clusters
-// of up to 8 and up to 16 CTAs), repeated (the same bits) and replayed from a CUDA graph on new input. Also the
-// opt-in coalesced global split-K finish (DSA_FP8_STREAM_FINISH=v2): the first finish's bits on every kernel.
+// Cluster split-K plans of the FP8 stream GEMM (DSA_FP8_STREAM_CLUSTER; fp8_stream_cluster.cuh): host checks of the
+// plans (every K block in exactly one CTA of its row block's cluster, no empty CTA, at most 2 CTAs per SM, no
+// workspace, unchanged where they do not apply; the default auto rule), then the launches through linear(),
+// linear_multi() and dense_mlp() against the CPU at M = 1..64 on V3.2 and ragged shapes (staged and wgmma kernels,
+// nt 1..8, clusters of up to 8 and up to 16 CTAs), repeated (the same bits) and replayed from a CUDA graph on new
+// input. Also the coalesced global split-K finish (default; DSA_FP8_STREAM_FINISH=v1 the first): the first finish's
+// bits on every kernel.
 #include <algorithm>
 #include <iostream>
 #include <string>
@@ -79,6 +80,52 @@ TEST(Fp8StreamPlanTest, ClusterPlanCoversK) {
     EXPECT_EQ(qa.chunk, 7);
 }
 
+// The default (auto) rule: clusters of 4 for dense weights of >= 7168 rows and K >= 2048 at 33..64 token rows
+// (7168x2048, o_proj), nothing else; a joint multi plan never, a separate one takes each weight's lone plan.
+TEST(Fp8StreamPlanTest, ClusterAutoRule) {
+    const ClusterScope scope(cuda::kFp8StreamClusterAuto);
+    const int streamk = cuda::fp8_stream_streamk_scope(), m64 = cuda::fp8_stream_m64();
+    cuda::set_fp8_stream_streamk_scope(0);
+    cuda::set_fp8_stream_m64(0);
+    for (const int64_t tokens : {33, 48, 64}) {
+        const std::string what = "tokens " + std::to_string(tokens);
+        const cuda::Fp8StreamPlan down = cuda::fp8_stream_plan(1, 7168, 2048, tokens, 132);
+        expect_cluster_plan(down, 56, 16, 8, what + " 7168x2048");
+        EXPECT_EQ(down.cluster, 4) << what;
+        EXPECT_EQ(down.chunk, 4) << what;
+        const cuda::Fp8StreamPlan o = cuda::fp8_stream_plan(1, 7168, 16384, tokens, 132);
+        expect_cluster_plan(o, 56, 128, 8, what + " o_proj");
+        EXPECT_EQ(o.cluster, 4) << what;
+        for (const NK s : {NK{1536, 7168}, NK{576, 7168}, NK{2048, 7168}, NK{4096, 7168}, NK{8192, 1536},
+                           NK{24576, 1536}}) {
+            EXPECT_EQ(cuda::fp8_stream_plan(1, s.n, s.k, tokens, 132).cluster, 0) << what << " N " << s.n;
+        }
+    }
+    for (const int64_t tokens : {1, 8, 16, 32}) {
+        EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 2048, tokens, 132).cluster, 0) << tokens;
+        EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, tokens, 132).cluster, 0) << tokens;
+    }
+    const bool joint = cuda::fp8_stream_multi_joint();
+    cuda::Fp8StreamMulti multi;
+    multi.count = 2;
+    multi.prob[0].n = 7168, multi.prob[1].n = 1536;
+    cuda::fp8_stream_multi_plan(multi, 2048, 64, 132);  // joint (default): no cluster
+    EXPECT_EQ(multi.prob[0].plan.cluster, 0);
+    EXPECT_EQ(multi.prob[1].plan.cluster, 0);
+    cuda::set_fp8_stream_multi_joint(false);
+    cuda::fp8_stream_multi_plan(multi, 2048, 64, 132);  // separate: the lone plans
+    for (int i = 0; i < 2; ++i) {
+        const cuda::Fp8StreamPlan lone = cuda::fp8_stream_plan(1, multi.prob[i].n, 2048, 64, 132);
+        EXPECT_EQ(multi.prob[i].plan.cluster, lone.cluster) << i;
+        EXPECT_EQ(multi.prob[i].plan.chunk, lone.chunk) << i;
+        EXPECT_EQ(multi.prob[i].plan.splits, lone.splits) << i;
+    }
+    EXPECT_EQ(multi.prob[0].plan.cluster, 4);
+    cuda::set_fp8_stream_multi_joint(joint);
+    cuda::set_fp8_stream_streamk_scope(streamk);
+    cuda::set_fp8_stream_m64(m64);
+}
+
 // linear() with cluster plans vs the CPU and vs the default plan; the same bits when repeated; graph replays.
 TEST_F(Fp8ClusterTest, LinearAgainstCpu) {
     const ClusterScope scope(0);
@@ -98,12 +145,7 @@ TEST_F(Fp8ClusterTest, LinearAgainstCpu) {
                 std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
                 cuda::set_fp8_stream_cluster_max(max);
                 EXPECT_GE(cuda::fp8_stream_plan(1, s.n, s.k, m, 132).cluster, 2) << what;
-                Tensor got = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
-                EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
-                expect_close(what, to_f32(got), first_rows(ref, m), kStreamTol);
-                expect_close(what + " vs default plan", to_f32(got), to_f32(plain), kStreamTol);
-                EXPECT_TRUE(same_bits(got, gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation))))
-                    << what << " repeated";
+                expect_stream_linear(*gpu_, xd, w, first_rows(ref, m), plain, what);
                 if (m != 1 && m != 48) continue;
                 const Tensor x2 = random_act({m, s.k}, rng_, 2.0f);
                 const Tensor replay = expect_replay_is_eager(*gpu_, xd, w, x2, what);
@@ -182,6 +224,36 @@ TEST_F(Fp8ClusterTest, LinearMultiAgainstCpu) {
     cuda::set_fp8_stream_multi_joint(joint);
 }
 
+// A separate multi plan (not joint) takes each weight's lone plan, cluster or not; weights whose plans differ in
+// cluster size launch one by one: the bits of linear() calls, with the default rule and with =8.
+TEST_F(Fp8ClusterTest, LinearMultiSeparateEqualsLinear) {
+    const ClusterScope scope(cuda::kFp8StreamClusterAuto);
+    const bool joint = cuda::fp8_stream_multi_joint();
+    const int streamk = cuda::fp8_stream_streamk_scope();
+    cuda::set_fp8_stream_multi_joint(false);
+    cuda::set_fp8_stream_streamk_scope(0);  // linear()'s own plans (multi launches never take stream-K)
+    make(kActQuantUe8m0);
+    const LinearWeight ws[2] = {random_fp8_weight(7168, 2048, rng_), random_fp8_weight(1536, 2048, rng_)};
+    const std::vector<const LinearWeight*> ptrs = {&ws[0], &ws[1]};
+    for (const int mode : {cuda::kFp8StreamClusterAuto, 8}) {
+        cuda::set_fp8_stream_cluster_max(mode);
+        for (int64_t m : {8, 64}) {
+            const std::string what = "linear_multi separate [cluster " + std::to_string(mode) + "] M=" +
+                                     std::to_string(m);
+            std::cout << "[ metric ] " << what << std::endl;
+            Tensor xd = up(random_act({m, 2048}, rng_, 2.0f));
+            std::vector<Tensor> got = gpu_->linear_multi(xd, ptrs);
+            ASSERT_EQ(got.size(), 2u) << what;
+            for (size_t i = 0; i < 2; ++i) {
+                Tensor single = gpu_->to_host(gpu_->linear(xd, ws[i], LinearOutput::kActivation));
+                EXPECT_TRUE(same_bits(gpu_->to_host(got[i]), single)) << what << " weight " << i;
+            }
+        }
+    }
+    cuda::set_fp8_stream_multi_joint(joint);
+    cuda::set_fp8_stream_streamk_scope(streamk);
+}
+
 // dense_mlp (its dense gate_up launch over two weights, then down) with cluster plans vs the CPU.
 TEST_F(Fp8ClusterTest, DenseMlpAgainstCpu) {
     const ClusterScope scope(8);
@@ -198,7 +270,7 @@ TEST_F(Fp8ClusterTest, DenseMlpAgainstCpu) {
     }
 }
 
-// The coalesced split-K finish (DSA_FP8_STREAM_FINISH=v2) gives the first finish's bits on every kernel that
+// The coalesced split-K finish (the default v2) gives the first finish's bits on every kernel that
 // splits K through the workspace: staged, wgmma and ring variants, stream-K plans, the TMA kernel and the joint
 // multi launch, at nt 1..8 and ragged shapes; twice in a row (counters reset) and from a graph replay; and the CPU.
 TEST_F(Fp8ClusterTest, FinishV2SameBits) {

@@ -1,6 +1,7 @@
 // Helpers shared by the FP8 stream GEMM tests (linear_ops_test.cpp, fp8_stream_cluster_test.cpp): the act_quant
-// numerics, the stream tolerance, the first rows of a host tensor, bit equality, and the check that a CUDA-graph
-// replay of linear() on new input equals an eager call bit for bit.
+// numerics, the stream tolerance, the first rows of a host tensor, bit equality, the check that a CUDA-graph replay
+// of linear() on new input equals an eager call bit for bit, and one stream linear() checked against the CPU, the
+// default plan and itself.
 #pragma once
 
 #include <cstring>
@@ -41,6 +42,18 @@ inline Tensor expect_replay_is_eager(Backend& gpu, const Tensor& x0, const Linea
     EXPECT_TRUE(same_bits(replay, gpu.to_host(gpu.linear(gpu.to_device(to_bf16(x2)), w, LinearOutput::kActivation))))
         << what << " graph replay";
     return replay;
+}
+
+// linear(xd) (host output) checked against the CPU reference rows `ref` and the default plan's output `plain` (host)
+// at the stream tolerance, and repeated: the same bits.
+inline Tensor expect_stream_linear(Backend& gpu, const Tensor& xd, const LinearWeight& w, const Tensor& ref,
+                                   const Tensor& plain, const std::string& what) {
+    Tensor got = gpu.to_host(gpu.linear(xd, w, LinearOutput::kActivation));
+    EXPECT_EQ(static_cast<cuda::CudaBackend&>(gpu).last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
+    expect_close(what, to_f32(got), ref, kStreamTol);
+    expect_close(what + " vs default plan", to_f32(got), to_f32(plain), kStreamTol);
+    EXPECT_TRUE(same_bits(got, gpu.to_host(gpu.linear(xd, w, LinearOutput::kActivation)))) << what << " repeated";
+    return got;
 }
 
 }  // namespace dsa::backend::testing

@@ -517,12 +517,7 @@ TEST_F(LinearTest, Fp8StreamKDense) {
                 cuda::set_fp8_stream_streamk(false);
                 Tensor plain = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
                 cuda::set_fp8_stream_streamk(true);
-                Tensor got = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
-                EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
-                expect_close(what, to_f32(got), first_rows(ref, m), kStreamTol);
-                expect_close(what + " vs default plan", to_f32(got), to_f32(plain), kStreamTol);
-                EXPECT_TRUE(same_bits(got, gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation))))
-                    << what << " repeated";
+                expect_stream_linear(*gpu_, xd, w, first_rows(ref, m), plain, what);
                 if (m != 8) continue;
                 expect_replay_is_eager(*gpu_, xd, w, random_act({m, s.k}, rng_, 2.0f), what);
             }
@@ -672,12 +667,7 @@ TEST_F(LinearTest, Fp8StreamM64Tma) {
             Tensor plain = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
             cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Tma32);
             EXPECT_EQ(cuda::fp8_stream_plan(1, s.n, s.k, m, 132).kernel, cuda::Fp8StreamKernel::kTma) << what;
-            Tensor got = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
-            EXPECT_EQ(cuda().last_fp8_path(), cuda::CudaBackend::Fp8Path::kStream) << what;
-            expect_close(what, to_f32(got), first_rows(ref, m), kStreamTol);
-            expect_close(what + " vs default plan", to_f32(got), to_f32(plain), kStreamTol);
-            EXPECT_TRUE(same_bits(got, gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation))))
-                << what << " repeated";
+            expect_stream_linear(*gpu_, xd, w, first_rows(ref, m), plain, what);
             if (m != 48) continue;
             const Tensor x2 = random_act({m, s.k}, rng_, 2.0f);
             const Tensor replay = expect_replay_is_eager(*gpu_, xd, w, x2, what);
