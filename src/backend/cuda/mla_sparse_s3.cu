@@ -233,15 +233,8 @@ void launch_mla_sparse_s3(const MlaSparseKernelParams& p, cudaStream_t stream) {
     if (p.num_tokens == 0 || p.heads == 0) return;
     // Masked rows read row 0's address (zero-filled), so an empty store goes to the mma.sync kernel.
     if (p.num_slots == 0) return launch_mla_sparse_attention(p, stream);
-    check_mla_sparse_wgmma_params(p);
     DSA_CHECK(p.width <= (int64_t{1} << 30)) << "sparse MLA s3: width " << p.width;
-    const int64_t head_groups = (p.heads + kHeads - 1) / kHeads;
-    DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_s3_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(kS3SmemBytes)));
-    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
-                    static_cast<unsigned>(p.splits));
-    host::launch_pdl(mla_sparse_s3_kernel, grid, dim3(kS3Threads), kS3SmemBytes, stream, p);
-    if (p.splits > 1) launch_mla_sparse_combine(p, stream);
+    launch_sparse_grid(mla_sparse_s3_kernel, kS3Threads, kS3SmemBytes, p, stream);
 }
 
 }  // namespace dsa::backend::cuda

@@ -199,10 +199,8 @@ __device__ __forceinline__ void softmax_half(uint32_t mask_bits, uint32_t p_half
     for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
         for (int hlf = 0; hlf < 2; ++hlf) {
-            const float p0 = round_bf16(exp2f(s[nt][2 * hlf] - m_run[hlf]));
-            const float p1 = round_bf16(exp2f(s[nt][2 * hlf + 1] - m_run[hlf]));
-            l_run[hlf] += p0 + p1;
-            st_shared_u32(row_addr + hlf * 8 * 64 + ((static_cast<uint32_t>(nt) << 4) ^ gx), pack_bf16x2(p0, p1));
+            st_shared_u32(row_addr + hlf * 8 * 64 + ((static_cast<uint32_t>(nt) << 4) ^ gx),
+                          softmax_pair(s[nt][2 * hlf], s[nt][2 * hlf + 1], m_run[hlf], l_run[hlf]));
         }
     }
 }

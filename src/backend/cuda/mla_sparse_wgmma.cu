@@ -174,14 +174,7 @@ void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream
     if (p.num_tokens == 0 || p.heads == 0) return;
     // The FP8 gather reads row 0 for masked entries, so an empty store goes to the mma.sync kernel.
     if (p.num_slots == 0) return launch_mla_sparse_attention(p, stream);
-    check_mla_sparse_wgmma_params(p);
-    const int64_t head_groups = (p.heads + kHeads - 1) / kHeads;
-    DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_wgmma_s1_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(kSmemBytes)));
-    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
-                    static_cast<unsigned>(p.splits));
-    host::launch_pdl(mla_sparse_wgmma_s1_kernel, grid, dim3(kThreads), kSmemBytes, stream, p);
-    if (p.splits > 1) launch_mla_sparse_combine(p, stream);
+    launch_sparse_grid(mla_sparse_wgmma_s1_kernel, kThreads, kSmemBytes, p, stream);
 }
 
 }  // namespace dsa::backend::cuda

@@ -5,10 +5,13 @@
 
 #include <cuda_fp8.h>
 
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/mla_kernels.h"
 #include "backend/cuda/mla_sparse_common.cuh"
+#include "backend/cuda/mla_sparse_s3.h"
 #include "backend/cuda/mma_util.cuh"
+#include "backend/cuda/pdl.cuh"
 #include "backend/cuda/wgmma_util.cuh"
 
 namespace dsa::backend::cuda::mla_wg {
@@ -163,6 +166,14 @@ __device__ __forceinline__ float running_max_step(float mx, float& m_run, float&
     return alpha;
 }
 
+// P of two keys of a row, bf16(exp2(s - m)) (s1's rounding), added to the row's running sum; packed bf16x2.
+__device__ __forceinline__ uint32_t softmax_pair(float s0, float s1, float m, float& l) {
+    const float p0 = round_bf16(exp2f(s0 - m));
+    const float p1 = round_bf16(exp2f(s1 - m));
+    l += p0 + p1;
+    return pack_bf16x2(p0, p1);
+}
+
 // O *= the rows' factors (rows g: alpha[0], g + 8: alpha[1]).
 __device__ __forceinline__ void rescale_o(float (&o)[32][4], const float (&alpha)[2]) {
 #pragma unroll
@@ -201,11 +212,9 @@ __device__ __forceinline__ void softmax_tile64(const SlotT* slot, uint8_t* p_til
     for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
         for (int hlf = 0; hlf < 2; ++hlf) {
-            const float p0 = round_bf16(exp2f(s[nt][2 * hlf] - m_run[hlf]));
-            const float p1 = round_bf16(exp2f(s[nt][2 * hlf + 1] - m_run[hlf]));
-            l_run[hlf] += p0 + p1;
             const int row = r0 + g + 8 * hlf, key = nt * 8 + 2 * t;
-            *reinterpret_cast<uint32_t*>(p_tile + sw128(row, key >> 3) + (key & 7) * 2) = pack_bf16x2(p0, p1);
+            *reinterpret_cast<uint32_t*>(p_tile + sw128(row, key >> 3) + (key & 7) * 2) =
+                softmax_pair(s[nt][2 * hlf], s[nt][2 * hlf + 1], m_run[hlf], l_run[hlf]);
         }
     }
 }
@@ -249,6 +258,18 @@ __device__ __forceinline__ void finish_tile_walk(const MlaSparseKernelParams& p,
     } else {
         write_output(p, sm, o, tok, h0, r0 + g, ch * 256 + 2 * t);
     }
+}
+
+// Launches a wgmma sparse kernel (s1, s3) over (tokens, 64-head groups, splits) with PDL, then the split-K combine.
+template <class Kernel>
+void launch_sparse_grid(Kernel kernel, int threads, size_t smem, const MlaSparseKernelParams& p, cudaStream_t stream) {
+    check_mla_sparse_wgmma_params(p);
+    const int64_t head_groups = (p.heads + kHeads - 1) / kHeads;
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(head_groups),
+                    static_cast<unsigned>(p.splits));
+    host::launch_pdl(kernel, grid, dim3(threads), smem, stream, p);
+    if (p.splits > 1) launch_mla_sparse_combine(p, stream);
 }
 
 }  // namespace dsa::backend::cuda::mla_wg
