@@ -1,6 +1,7 @@
 // Device pieces of the wgmma sparse MLA kernel (mla_sparse_wgmma.cu: s1, two warpgroups that gather and compute):
 // shared-memory layout (the 128-byte-swizzled wgmma tiles), descriptors, the m64n64 S and m64n256 P V wgmma
-// issues, FP8 chunk dequantization, slot reads, the whole-tile softmax and the output / split-K epilogue.
+// issues, FP8 chunk dequantization, slot reads, the whole-tile softmax and the output / split-K epilogue; pieces s3
+// shares (online-softmax step, P pair, O rescale) and the host-side grid launch of both kernels.
 #pragma once
 
 #include <cuda_fp8.h>
