@@ -47,13 +47,16 @@ __device__ __forceinline__ void fill_masked(float* row, int64_t begin, int64_t e
     for (int64_t s = from + first; s < end; s += step) row[s] = -__int_as_float(0x7f800000);
 }
 
+// An attribute of the current device.
+inline int current_device_attribute(cudaDeviceAttr attr) {
+    int dev = 0, v = 0;
+    DSA_CUDA_CHECK(cudaGetDevice(&dev));
+    DSA_CUDA_CHECK(cudaDeviceGetAttribute(&v, attr, dev));
+    return v;
+}
+
 int num_sms() {
-    static const int n = [] {
-        int dev = 0, v = 0;
-        DSA_CUDA_CHECK(cudaGetDevice(&dev));
-        DSA_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-        return v;
-    }();
+    static const int n = current_device_attribute(cudaDevAttrMultiProcessorCount);
     return n;
 }
 

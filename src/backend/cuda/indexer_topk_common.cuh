@@ -320,6 +320,12 @@ __device__ void write_all_positions(const IndexerTopkKernelParams& p, int64_t t,
     }
 }
 
+// The device's opt-in shared memory per block (read once).
+inline int topk_smem_optin() {
+    static const int optin = current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+    return optin;
+}
+
 // Launches kernel on a grid of `ctas` 1024-thread CTAs in clusters of `cluster`, with PDL unless the runtime
 // refuses it on a cluster launch (pdl.cuh's launch_pdl_cluster; one `pdl_ok` flag per call site).
 template <typename... Args>

@@ -16,16 +16,6 @@ namespace {
 // holds such a cluster), 8 otherwise. The kernel is instantiated per largest cluster (kMaxCl: its unrolled loops).
 constexpr int kFastMaxCluster = 16;
 
-// This CTA's positions [begin, begin + len) of the row: the first `cached` in vals (shared memory), the rest read
-// from src (global memory, the row from position begin).
-struct FastSeg {
-    const float* src;
-    const float* vals;
-    int64_t begin;
-    int len, cached;
-    __device__ __forceinline__ float operator[](int i) const { return i < cached ? vals[i] : src[i]; }
-};
-
 // A cluster barrier, or a block barrier for a one-CTA cluster (the same for the whole cluster).
 __device__ __forceinline__ void fast_sync(const TopkCluster& c, bool single) {
     if (single) {
@@ -43,7 +33,7 @@ __device__ __forceinline__ const TopkShared* rank_shared(const TopkCluster& c, b
 // Copies the cached part of the segment into vals and folds the whole segment into sh.kmin / sh.kmax. With
 // slot_src: the segment's slots (len <= kSlotPer * 1024) into slots, their loads issued before the scores' ones.
 constexpr int kSlotPer = 8;
-__device__ void fast_load(TopkShared& sh, const FastSeg& s, float* vals, const int32_t* slot_src, int32_t* slots) {
+__device__ void fast_load(TopkShared& sh, const TopkSeg& s, float* vals, const int32_t* slot_src, int32_t* slots) {
     const int tid = threadIdx.x;
     int32_t sr[kSlotPer];
 #pragma unroll
@@ -126,38 +116,6 @@ __device__ __forceinline__ RankCounts<kMaxCl> rank_counts(const TopkCluster& c, 
     return rc;
 }
 
-// Per warp chunk: keys above value bin d0 (warp_sum) and in it (warp_ties), their CTA totals (cta_greater,
-// cta_ties); unless `whole`, bin d0's composite keys appended to this CTA's sel (the first cap; count goes on).
-// gtm / cdm (not null): the masks of the keys above bin d0 / in it, one u32 per 32 positions of the segment.
-__device__ void fast_gather(TopkShared& sh, const FastSeg& s, ValueBins bins, uint32_t d0, bool whole, uint64_t* sel,
-                            uint32_t cap, uint32_t* gtm, uint32_t* cdm) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const WarpChunk wc = warp_chunk(s.len);
-    uint32_t greater = 0, eq = 0;
-    for (int base = wc.w0; base < wc.w1; base += 32) {
-        const int i = base + lane;
-        const bool valid = i < wc.w1;
-        const float v = valid ? s[i] : 0.0f;
-        const uint32_t b = bins(v);
-        const bool cand = valid && b == d0;
-        const unsigned gb = __ballot_sync(kFull, valid && b > d0), cb = __ballot_sync(kFull, cand);
-        greater += __popc(gb);
-        eq += __popc(cb);
-        if (gtm != nullptr && lane == 0) {
-            gtm[base >> 5] = gb;
-            cdm[base >> 5] = cb;
-        }
-        if (whole || cb == 0) continue;
-        append_candidates(&sh.count, sel, cap, cb, cand, composite_key(order_key(v), s.begin + i));
-    }
-    if (lane == 0) {
-        sh.warp_sum[warp] = greater;
-        sh.warp_ties[warp] = eq;
-        atomicAdd(&sh.cta_greater, greater);
-        atomicAdd(&sh.cta_ties, eq);
-    }
-}
-
 // sh.thc = the need-th largest of the m distinct composite keys (every thread calls): up to kBallotRankMax keys,
 // warp w ranks keys w, w + 32, ... against 32 keys per ballot; more: candidate_threshold (a bitonic sort).
 constexpr uint32_t kBallotRankMax = 256;
@@ -182,7 +140,7 @@ __device__ void fast_candidate_threshold(TopkShared& sh, uint64_t* keys, uint32_
 // selected ones (>= thc) of this segment to the warp_sum of their chunk and counts those before it in cand_before.
 // Every thread arrives at the cluster barrier once its reads of other CTAs are done.
 template <int kMaxCl>
-__device__ uint64_t rank_candidates(const TopkCluster& c, bool single, const FastSeg& s, uint64_t* gat,
+__device__ uint64_t rank_candidates(const TopkCluster& c, bool single, const TopkSeg& s, uint64_t* gat,
                                     const RankCounts<kMaxCl>& rc, uint32_t need) {
     const unsigned tid = threadIdx.x;
     const uint32_t m = rc.m;
@@ -225,7 +183,7 @@ struct FastRule {
 };
 
 // Stages the warp chunk's selection in position order at stage[out..], recomputing every key's bin.
-__device__ void stage_from_bins(const FastSeg& s, FastRule r, uint32_t out, int32_t* stage) {
+__device__ void stage_from_bins(const TopkSeg& s, FastRule r, uint32_t out, int32_t* stage) {
     const int lane = threadIdx.x & 31;
     const unsigned below = (1u << lane) - 1;
     const WarpChunk wc = warp_chunk(s.len);
@@ -243,7 +201,7 @@ __device__ void stage_from_bins(const FastSeg& s, FastRule r, uint32_t out, int3
 
 // The same from the gather pass's masks: lane l holds the masks of the chunk's group gb + l (32 positions each);
 // only the groups with candidates read scores (their candidates against thc), only non-empty groups are written.
-__device__ void stage_from_masks(const FastSeg& s, FastRule r, const uint32_t* gtm, const uint32_t* cdm,
+__device__ void stage_from_masks(const TopkSeg& s, FastRule r, const uint32_t* gtm, const uint32_t* cdm,
                                  uint32_t out, int32_t* stage) {
     const int lane = threadIdx.x & 31;
     const unsigned below = (1u << lane) - 1;
@@ -283,7 +241,7 @@ __device__ void stage_from_masks(const FastSeg& s, FastRule r, const uint32_t* g
 // (from the masks where gtm is not null), then the CTA writes positions and slots from index out_base of the row on
 // (slots from seg_slots, the segment's in shared memory, where not null). warp_sum holds the selected count of
 // every warp chunk.
-__device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, const FastSeg& s, FastRule r,
+__device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, const TopkSeg& s, FastRule r,
                            const uint32_t* gtm, const uint32_t* cdm, uint32_t out_base, int32_t* stage,
                            const int32_t* seg_slots, int64_t t, int64_t request) {
     const int tid = threadIdx.x, warp = tid >> 5;
@@ -312,7 +270,7 @@ __device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, con
 // Rows whose threshold bin holds more candidates than the buffer: the shared-memory kernel's radix rounds and
 // ordered collection over the segment in global memory, rank 0 writes the row.
 // Not inlined: its registers stay out of the main path's (no spills there at 64 registers per thread).
-__device__ __noinline__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluster& c, const FastSeg& s,
+__device__ __noinline__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluster& c, const TopkSeg& s,
                                            int64_t t, int64_t request, uint32_t keep) {
     topk_sync(c);  // every CTA's reads of the others' counters are done before they are rewritten
     const TopkThreshold th = smem_threshold(c, s.src, s.len, static_cast<uint32_t>(p.k));
@@ -375,7 +333,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(Indexer
                         single ? sel : cluster.map_shared_rank(sel, 0),
                         single};
     const uint32_t k = static_cast<uint32_t>(p.k);
-    const FastSeg seg{p.scores + t * p.max_len + begin, vals, begin, len, len < cache_cap ? len : cache_cap};
+    const TopkSeg seg{p.scores + t * p.max_len + begin, vals, begin, len, len < cache_cap ? len : cache_cap};
     int32_t* seg_slots = len <= slot_cap ? reinterpret_cast<int32_t*>(vals + cache_cap) : nullptr;
     __syncthreads();  // sh initialised
     fast_load(sh, seg, vals, seg_slots != nullptr ? p.key_slots + qr.request * p.max_len + begin : nullptr,
@@ -401,7 +359,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(Indexer
     const DigitResult d0 = pick_digit(c, merged_hist<kMaxCl>(c, single), k);
     const uint32_t need = k - d0.above;
     const bool whole = d0.in_bin == need;
-    fast_gather(sh, seg, bins, d0.digit, whole, sel, static_cast<uint32_t>(sel_cap), gtm, cdm);
+    gather_threshold_bin(sh, seg, bins, d0.digit, whole, &sh.count, sel, static_cast<uint32_t>(sel_cap), gtm, cdm);
     fast_sync(c, single);  // (3) every CTA's counts and candidates
     const RankCounts<kMaxCl> rc = rank_counts<kMaxCl>(c, single);
     if (rc.g_total != d0.above) __trap();  // unreachable: the bins above d0 hold `above` keys
@@ -528,12 +486,7 @@ constexpr int64_t kMaskMinSegment = 32768;
 
 bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream, TopkFastWrite write) {
     if (!p.position_order) return false;
-    static const int smem_optin = [] {
-        int dev = 0, v = 0;
-        DSA_CUDA_CHECK(cudaGetDevice(&dev));
-        DSA_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-        return v;
-    }();
+    const int smem_optin = topk_smem_optin();
     const int64_t keep = p.k < p.max_len ? p.k : p.max_len;
     int64_t sel_cap = 2;  // even: the cache after the two u64 buffers stays 16-byte aligned
     while (sel_cap < keep) sel_cap <<= 1;

@@ -60,33 +60,6 @@ constexpr int64_t kSmemMinSegment = 8192;
 // No radix rounds, no gather into rank 0, no rank-0 output loop. More candidates than the buffer holds: the
 // radix path of smem_threshold + ordered_collect (the shared-memory kernel's own).
 
-// Counts the warp chunk's keys above value bin d0 (warp_sum) and in it (warp_ties); unless `whole` (bin d0 taken
-// whole), appends bin d0's composite keys to rank 0's buffer (the first `cap`; rank 0's count goes on past cap).
-__device__ void gather_candidates(const TopkCluster& c, const float* vals, int64_t begin, int len, ValueBins bins,
-                                  uint32_t d0, bool whole, uint32_t cap) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const WarpChunk wc = warp_chunk(len);
-    uint32_t greater = 0, eq = 0;
-    for (int base = wc.w0; base < wc.w1; base += 32) {
-        const int i = base + lane;
-        const bool valid = i < wc.w1;
-        const float v = valid ? vals[i] : 0.0f;
-        const uint32_t b = bins(v);
-        const bool cand = valid && b == d0;
-        greater += valid && b > d0;
-        eq += cand;
-        if (whole) continue;
-        const unsigned cb = __ballot_sync(kFull, cand);
-        if (cb != 0) append_candidates(&c.sh0->count, c.sel0, cap, cb, cand, composite_key(order_key(v), begin + i));
-    }
-    greater = __reduce_add_sync(kFull, greater);
-    eq = __reduce_add_sync(kFull, eq);
-    if (lane == 0) {
-        c.sh.warp_sum[warp] = greater;
-        c.sh.warp_ties[warp] = eq;
-    }
-}
-
 // Adds the selected candidates (composite >= thc) of this CTA's segment to the warp_sum of the chunk holding them.
 __device__ void count_selected_candidates(const TopkCluster& c, int64_t begin, int len, uint32_t m, uint64_t thc) {
     const int chunk = warp_chunk(len).chunk;
@@ -137,7 +110,9 @@ __device__ bool candidate_topk(const IndexerTopkKernelParams& p, const TopkClust
         pick_digit(c, cluster_histogram<false>(c, vals, len, 0, [&](float v) { return bins(v); }), k);
     const uint32_t need = k - d0.above;
     const bool whole = d0.in_bin == need;
-    gather_candidates(c, vals, begin, len, bins, d0.digit, whole, cap);
+    // Bin d0's keys into rank 0's buffer.
+    gather_threshold_bin(c.sh, TopkSeg{vals, vals, begin, len, len}, bins, d0.digit, whole, &c.sh0->count, c.sel0,
+                         cap, nullptr, nullptr);
     c.cluster.sync();  // (A) rank 0's candidates and count are complete
     const uint32_t m = c.sh0->count;
     if (!whole && m > cap) return false;
@@ -225,12 +200,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_smem_kernel(Indexer
 namespace {
 
 bool launch_smem_kernel(const IndexerTopkKernelParams& p, cudaStream_t stream, bool candidates) {
-    static const int smem_optin = [] {
-        int dev = 0, v = 0;
-        DSA_CUDA_CHECK(cudaGetDevice(&dev));
-        DSA_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-        return v;
-    }();
+    const int smem_optin = topk_smem_optin();
     const int64_t keep = p.k < p.max_len ? p.k : p.max_len;
     int64_t sel_cap = 1;
     while (sel_cap < keep) sel_cap <<= 1;

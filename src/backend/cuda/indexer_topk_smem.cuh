@@ -1,5 +1,5 @@
-// Device pieces of the shared-memory top-k kernel (indexer_topk_smem.cu) that the fast kernel
-// (indexer_topk_fast.cu) reuses: the value bins over a row's [min, max], the 16-byte segment load, the histogram
+// Device pieces of the shared-memory top-k kernel (indexer_topk_smem.cu) that the fast kernel (indexer_topk_fast.cu)
+// reuses: the value bins over a row's [min, max], the 16-byte segment load, the threshold-bin gather, the histogram
 // rounds over a cached (or global) segment, the exact threshold search (value bins, then radix rounds on the order
 // keys of the threshold bin) and the candidate ranking. Anonymous namespace: one copy per .cu.
 #pragma once
@@ -82,6 +82,48 @@ __device__ __forceinline__ void append_candidates(uint32_t* count, uint64_t* buf
     if (lane == 0) off = atomicAdd(count, static_cast<uint32_t>(__popc(cb)));
     off = __shfl_sync(kFull, off, 0) + __popc(cb & ((1u << lane) - 1));
     if (cand && off < cap) buf[off] = key;
+}
+
+// This CTA's positions [begin, begin + len) of the row: the first `cached` in vals (shared memory), the rest read
+// from src (global memory, the row from position begin).
+struct TopkSeg {
+    const float* src;
+    const float* vals;
+    int64_t begin;
+    int len, cached;
+    __device__ __forceinline__ float operator[](int i) const { return i < cached ? vals[i] : src[i]; }
+};
+
+// Per warp chunk of the segment: keys above value bin d0 (sh.warp_sum) and in it (warp_ties), their CTA totals
+// (cta_greater, cta_ties); unless `whole`, bin d0's composite keys appended at *count's offset into sel (the first
+// cap; the count goes on). gtm / cdm (not null): masks of the keys above bin d0 / in it, one u32 per 32 positions.
+__device__ void gather_threshold_bin(TopkShared& sh, const TopkSeg& s, ValueBins bins, uint32_t d0, bool whole,
+                                     uint32_t* count, uint64_t* sel, uint32_t cap, uint32_t* gtm, uint32_t* cdm) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const WarpChunk wc = warp_chunk(s.len);
+    uint32_t greater = 0, eq = 0;
+    for (int base = wc.w0; base < wc.w1; base += 32) {
+        const int i = base + lane;
+        const bool valid = i < wc.w1;
+        const float v = valid ? s[i] : 0.0f;
+        const uint32_t b = bins(v);
+        const bool cand = valid && b == d0;
+        const unsigned gb = __ballot_sync(kFull, valid && b > d0), cb = __ballot_sync(kFull, cand);
+        greater += __popc(gb);
+        eq += __popc(cb);
+        if (gtm != nullptr && lane == 0) {
+            gtm[base >> 5] = gb;
+            cdm[base >> 5] = cb;
+        }
+        if (whole || cb == 0) continue;
+        append_candidates(count, sel, cap, cb, cand, composite_key(order_key(v), s.begin + i));
+    }
+    if (lane == 0) {
+        sh.warp_sum[warp] = greater;
+        sh.warp_ties[warp] = eq;
+        atomicAdd(&sh.cta_greater, greater);
+        atomicAdd(&sh.cta_ties, eq);
+    }
 }
 
 // Calls fn(i, vals[i], valid) for i = tid, tid + 1024, ... over the segment rounded up to the block (every thread
