@@ -244,17 +244,19 @@ void launch_topk_global(const IndexerTopkKernelParams& p, cudaStream_t stream) {
 // shared-memory kernel (indexer_topk_smem.cu) where the rows fit, "cand" the same kernel with its candidate path
 // (position-order rows: the threshold bin's keys ranked instead of radix rounds), "global" the global-memory one,
 // "fast" / "fastb" / "fastm" the fast kernel (indexer_topk_fast.cu; position order, else as "cand") with its write
-// pass by rule / from the bins / from the masks. Unset or "auto": position order the fast kernel (H200, graph:
-// 8.9 vs cand 9.4 us at B = 1 / 4K, 16.1 vs 17.0 at B = 1 / 64K, 9.2 vs 9.9 at B = 64 / 4K, 25.8 vs 29.5 at
-// B = 64 / 64K; in 128K buckets 14.2 vs 17.8, 16.1 vs 25.2, 11.5 vs 15.7, 26.5 vs 57.3); score order the candidate
-// path for kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen (cand vs smem 9.3 vs 11.9 us at B = 1 / 4K, 16.9 vs 23.3
-// at B = 1 / 64K, 9.7 vs 14.0 at B = 64 / 4K, 29.5 vs 35.5 at B = 64 / 64K), else the global kernel.
+// pass by rule / from the bins / from the masks. Unset or "auto": position order on rows wider than
+// kSmemTopkMaxLen (the 128K decode buckets) the fast kernel (H200 final run, graph: B = 64 / 64K in a 128K bucket
+// 34.2 vs global 57.8 us, B = 1 / 4K there 10.6 vs 18.0, B = 64 / 4K there 12.9 vs 15.7); otherwise, and in score
+// order, the candidate path for kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen (at exact widths it beat the fast
+// kernel in that run: 9.5 vs 10.2 us at B = 1 / 4K, 17.0 vs 17.9 at B = 1 / 64K, 10.0 vs 11.5 at B = 64 / 4K, 29.9
+// vs 33.1 at B = 64 / 64K; cand vs smem 9.3 vs 11.9 us at B = 1 / 4K, 29.5 vs 35.5 at B = 64 / 64K), else the global
+// kernel.
 constexpr int64_t kSmemTopkMinLen = 4096, kSmemTopkMaxLen = 65536;
 enum class TopkKernel { kGlobal, kSmem, kCand, kFast, kFastBins, kFastMasks };
 TopkKernel topk_kernel_selected(int64_t max_len, bool position_order) {
     const char* v = std::getenv("DSA_INDEXER_TOPK");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) {
-        if (position_order) return TopkKernel::kFast;
+        if (position_order && max_len > kSmemTopkMaxLen) return TopkKernel::kFast;
         return max_len >= kSmemTopkMinLen && max_len <= kSmemTopkMaxLen ? TopkKernel::kCand : TopkKernel::kGlobal;
     }
     if (std::strcmp(v, "global") == 0) return TopkKernel::kGlobal;

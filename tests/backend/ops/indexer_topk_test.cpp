@@ -251,7 +251,7 @@ TEST_F(IndexerTopkKernelTest, CandKernelPositionOrder) {
     run_all("cand");
 }
 
-// DSA_INDEXER_TOPK=fast (the default in position order): its own kernel (the candidate path, the radix fallback
+// DSA_INDEXER_TOPK=fast (the default in position order on rows wider than 64K): its own kernel (the candidate path, the radix fallback
 // for crowded threshold bins such as the all-equal and spike rows; write pass by rule); score order runs cand.
 TEST_F(IndexerTopkKernelTest, FastKernelPositionOrder) {
     position_order_ = true;
