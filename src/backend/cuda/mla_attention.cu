@@ -295,20 +295,12 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_kernel(MlaSparseKernel
             for (int nt = 0; nt < 4; ++nt) {
 #pragma unroll
                 for (int hlf = 0; hlf < 2; ++hlf) {
-                    const float p0 = round_bf16(exp2f(s[nt][2 * hlf] - m_run[hlf]));
-                    const float p1 = round_bf16(exp2f(s[nt][2 * hlf + 1] - m_run[hlf]));
-                    l_run[hlf] += p0 + p1;
                     const int key = ch * 32 + nt * 8 + 2 * t;
-                    *reinterpret_cast<uint32_t*>(sm.p + swz(r0 + g + 8 * hlf, key, kPChunks)) = pack_bf16x2(p0, p1);
+                    *reinterpret_cast<uint32_t*>(sm.p + swz(r0 + g + 8 * hlf, key, kPChunks)) =
+                        mla_sparse::softmax_pair(s[nt][2 * hlf], s[nt][2 * hlf + 1], m_run[hlf], l_run[hlf]);
                 }
             }
-#pragma unroll
-            for (int i = 0; i < 32; ++i) {
-                o[i][0] *= alpha[0];
-                o[i][1] *= alpha[0];
-                o[i][2] *= alpha[1];
-                o[i][3] *= alpha[1];
-            }
+            mla_sparse::rescale_o(o, alpha);
             __syncthreads();  // P complete
             // O[rows, 256 ch ..] += P[rows, 64 keys] V[64 keys, 256 ch ..]  (V = the tile's first 512 columns).
 #pragma unroll

@@ -1,15 +1,36 @@
 // Device code shared by the two sparse MLA kernel families (mla_attention.cu: mma.sync; mla_sparse_wgmma.cu:
-// wgmma): the split-K epilogue that writes a CTA's unnormalized output rows and their running max / sum into the
-// FP32 partial buffers that launch_mla_sparse_combine reduces.
+// wgmma): the softmax's P pairs and O rescale, and the split-K epilogue that writes a CTA's unnormalized output
+// rows and their running max / sum into the FP32 partial buffers that launch_mla_sparse_combine reduces.
 #pragma once
 
 #include <cstdint>
 
+#include "backend/cuda/device_util.cuh"
 #include "backend/cuda/mla_kernels.h"
+#include "backend/cuda/mma_util.cuh"
 
 namespace dsa::backend::cuda::mla_sparse {
 
 constexpr int kPartialLatent = 512;  // latent (output) width of a partial row
+
+// P of two keys of a row, bf16(exp2(s - m)) (s1's rounding), added to the row's running sum; packed bf16x2.
+__device__ __forceinline__ uint32_t softmax_pair(float s0, float s1, float m, float& l) {
+    const float p0 = round_bf16(exp2f(s0 - m));
+    const float p1 = round_bf16(exp2f(s1 - m));
+    l += p0 + p1;
+    return pack_bf16x2(p0, p1);
+}
+
+// O *= the rows' factors (rows g: alpha[0], g + 8: alpha[1]).
+__device__ __forceinline__ void rescale_o(float (&o)[32][4], const float (&alpha)[2]) {
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+        o[i][0] *= alpha[0];
+        o[i][1] *= alpha[0];
+        o[i][2] *= alpha[1];
+        o[i][3] *= alpha[1];
+    }
+}
 
 // This thread's unnormalized O (rows `row` and row + 8, columns col + 8 i, i < 32) and, from one thread per row
 // pair (`write_ml`), the rows' running max and sum (sm.row_sum[0][r] + sm.row_sum[1][r]) into the partials.

@@ -167,24 +167,8 @@ __device__ __forceinline__ float running_max_step(float mx, float& m_run, float&
     return alpha;
 }
 
-// P of two keys of a row, bf16(exp2(s - m)) (s1's rounding), added to the row's running sum; packed bf16x2.
-__device__ __forceinline__ uint32_t softmax_pair(float s0, float s1, float m, float& l) {
-    const float p0 = round_bf16(exp2f(s0 - m));
-    const float p1 = round_bf16(exp2f(s1 - m));
-    l += p0 + p1;
-    return pack_bf16x2(p0, p1);
-}
-
-// O *= the rows' factors (rows g: alpha[0], g + 8: alpha[1]).
-__device__ __forceinline__ void rescale_o(float (&o)[32][4], const float (&alpha)[2]) {
-#pragma unroll
-    for (int i = 0; i < 32; ++i) {
-        o[i][0] *= alpha[0];
-        o[i][1] *= alpha[0];
-        o[i][2] *= alpha[1];
-        o[i][3] *= alpha[1];
-    }
-}
+using mla_sparse::rescale_o;
+using mla_sparse::softmax_pair;
 
 // Softmax of warpgroup 0's S fragment (rows g, g + 8 of warp rows r0; keys 8 nt + 2 t + e): mask (slot[key] < 0),
 // scale, row max over the whole tile (a quad shuffle), rescale the running state, bf16 P into the swizzled P block
