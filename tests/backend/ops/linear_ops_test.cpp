@@ -441,6 +441,25 @@ TEST_F(LinearTest, PdlChainGraphEqualsEager) {
     }
 }
 
+// The stream-K kernel's walk over a plan's units: each CTA takes `chunk` consecutive units; every row block's nkb
+// K blocks are covered once, its runs (partials) come in CTA order, and no row block meets more runs than the plan's
+// splits (its workspace).
+void expect_streamk_walk(const cuda::Fp8StreamPlan& plan, int64_t rowblocks, int64_t nkb, const std::string& what) {
+    const int64_t ctas = (plan.streamk_units + plan.chunk - 1) / plan.chunk;
+    std::vector<int64_t> covered(rowblocks, 0), runs(rowblocks, 0);
+    for (int64_t cta = 0; cta < ctas; ++cta) {
+        const int64_t u1 = std::min((cta + 1) * plan.chunk, plan.streamk_units);
+        for (int64_t u = cta * plan.chunk; u < u1;) {
+            const int64_t row = u / nkb, n = std::min(nkb - u % nkb, u1 - u);
+            const int64_t seg0 = row * nkb / plan.chunk, nseg = ((row + 1) * nkb - 1) / plan.chunk - seg0 + 1;
+            EXPECT_EQ(cta - seg0, runs[row]) << what << " row block " << row;
+            EXPECT_LE(nseg, plan.splits) << what;
+            covered[row] += n, runs[row] += 1, u += n;
+        }
+    }
+    for (int64_t r = 0; r < rowblocks; ++r) EXPECT_EQ(covered[r], nkb) << what << " row block " << r;
+}
+
 // Stream-K plans (DSA_FP8_STREAMK=1): every row block's K blocks are covered exactly once by consecutive CTA runs,
 // no row block meets more runs than the plan's workspace holds, the grid fits 2 CTAs per SM, and multi plans never
 // take it. Host-only; the switch is restored.
@@ -462,18 +481,7 @@ TEST(Fp8StreamPlanTest, StreamKPlanCoversUnits) {
         const int64_t ctas = (plan.streamk_units + plan.chunk - 1) / plan.chunk;
         EXPECT_LE(ctas, 264) << what;
         EXPECT_GE(plan.chunk, std::min<int64_t>(nkb, plan.nt > 2 ? 4 : 2)) << what;
-        std::vector<int64_t> covered(rowblocks, 0), runs(rowblocks, 0);
-        for (int64_t cta = 0; cta < ctas; ++cta) {  // the kernel's walk
-            const int64_t u1 = std::min((cta + 1) * plan.chunk, plan.streamk_units);
-            for (int64_t u = cta * plan.chunk; u < u1;) {
-                const int64_t row = u / nkb, n = std::min(nkb - u % nkb, u1 - u);
-                const int64_t seg0 = row * nkb / plan.chunk, nseg = ((row + 1) * nkb - 1) / plan.chunk - seg0 + 1;
-                EXPECT_EQ(cta - seg0, runs[row]) << what << " row block " << row;  // partials in CTA order
-                EXPECT_LE(nseg, plan.splits) << what;
-                covered[row] += n, runs[row] += 1, u += n;
-            }
-        }
-        for (int64_t r = 0; r < rowblocks; ++r) EXPECT_EQ(covered[r], nkb) << what << " row block " << r;
+        expect_streamk_walk(plan, rowblocks, nkb, what);
         EXPECT_EQ(plan.ws_floats, c.groups * plan.splits * plan.tiles * 32 * plan.nt * 4) << what;
     }
     cuda::Fp8StreamMulti multi;
@@ -627,18 +635,7 @@ TEST(Fp8StreamPlanTest, TmaPlanCoversUnits) {
         ASSERT_EQ(plan.streamk_units, rowblocks * nkb) << what;
         const int64_t ctas = (plan.streamk_units + plan.chunk - 1) / plan.chunk;
         EXPECT_LE(ctas, 132) << what;
-        std::vector<int64_t> covered(rowblocks, 0), runs(rowblocks, 0);
-        for (int64_t cta = 0; cta < ctas; ++cta) {  // the kernel's walk
-            const int64_t u1 = std::min((cta + 1) * plan.chunk, plan.streamk_units);
-            for (int64_t u = cta * plan.chunk; u < u1;) {
-                const int64_t row = u / nkb, n = std::min(nkb - u % nkb, u1 - u);
-                const int64_t seg0 = row * nkb / plan.chunk, nseg = ((row + 1) * nkb - 1) / plan.chunk - seg0 + 1;
-                EXPECT_EQ(cta - seg0, runs[row]) << what << " row block " << row;
-                EXPECT_LE(nseg, plan.splits) << what;
-                covered[row] += n, runs[row] += 1, u += n;
-            }
-        }
-        for (int64_t r = 0; r < rowblocks; ++r) EXPECT_EQ(covered[r], nkb) << what << " row block " << r;
+        expect_streamk_walk(plan, rowblocks, nkb, what);
         EXPECT_EQ(plan.ws_floats, plan.splits * plan.tiles * 32 * plan.nt * 4) << what;
     }
     cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Off);
