@@ -9,6 +9,7 @@
 
 #include "backend/cuda/fp8_stream_gemm.h"
 #include "base/check.h"
+#include "base/env.h"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -216,7 +217,10 @@ int fp8_stream_cluster_max() {
     if (v == -2) {
         const char* e = std::getenv("DSA_FP8_STREAM_CLUSTER");
         const bool unset = e == nullptr || e[0] == '\0' || std::strcmp(e, "auto") == 0;
-        const int n = unset ? kFp8StreamClusterAuto : std::atoi(e);
+        const int n = unset ? kFp8StreamClusterAuto
+                            : static_cast<int>(env_count("DSA_FP8_STREAM_CLUSTER", 0,
+                                                         "CUDA: FP8 stream GEMM cluster split-K: auto (default), "
+                                                         "N = clusters of up to N CTAs on every plan, 0 = off"));
         v = n >= 2 ? std::min(n, kFp8StreamMaxCluster) : n == kFp8StreamClusterAuto ? n : 0;
         g_cluster.store(v, std::memory_order_relaxed);
     }
