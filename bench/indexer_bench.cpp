@@ -10,13 +10,15 @@
 // a graph, q prep + logits, next to the default; "graph: kernels" also with tma and chain4), the top-k (default: auto,
 // the kernel chosen by the row width) also with DSA_INDEXER_TOPK=global, =smem, =cand and =fast, and with
 // DSA_INDEXER_TOPK_ORDER=position (ascending positions, no sort), each alone and in a graph.
-// --topk: the top-k kernels alone (B = 1, 64 at 4K, 64K, exact and 128K-padded widths; fast with several segment
-// sizes) and their graph with q prep + logits.
+// --topk: the top-k kernels alone (B = 1, 64 at 4K, 64K, exact and 128K-padded widths; B = 1 at 8K, 16K; each
+// kernel of DSA_INDEXER_TOPK) and their graph with q prep + logits.
 // Usage: indexer_bench [--quick | --topk | --case B CTX]  (--case: that one case, e.g. under a profiler)
+#include <cuda_runtime_api.h>
+
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -25,13 +27,11 @@
 #include <utility>
 #include <vector>
 
-#include <cuda_runtime_api.h>
-
-#include "cuda_timing.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/indexer_kernels.h"
+#include "cuda_timing.h"
 #include "tensor/numeric.h"
 
 namespace dsa::backend {
@@ -105,8 +105,8 @@ IndexerKeyStore make_store(cuda::CudaBackend& be, int64_t pages, std::mt19937& r
     std::vector<float> scales(pages * kIndexerPageSize);
     std::uniform_real_distribution<float> sd(1e-3f, 2e-3f);
     for (float& v : scales) v = sd(rng);
-    DSA_CUDA_CHECK(cudaMemcpy2D(dst + kIndexerFp8ScaleOffset, kIndexerFp8PageBytes, scales.data(),
-                                kIndexerPageSize * 4, kIndexerPageSize * 4, pages, cudaMemcpyHostToDevice));
+    DSA_CUDA_CHECK(cudaMemcpy2D(dst + kIndexerFp8ScaleOffset, kIndexerFp8PageBytes, scales.data(), kIndexerPageSize * 4,
+                                kIndexerPageSize * 4, pages, cudaMemcpyHostToDevice));
     return s;
 }
 
@@ -164,25 +164,24 @@ void run_logits(cuda::CudaBackend& be, const IndexerKeyStore& store, const Input
     cuda::launch_indexer_q_prep({in.q.data<uint16_t>(), in.weights.data<float>(), b.q8.data<uint8_t>(),
                                  b.wt.data<float>(), batch, kHeads, kHeads, head_scale, dim_scale, dim_scale, true},
                                 be.stream());
-    cuda::launch_indexer_logits({nullptr, b.q8.data<uint8_t>(), b.wt.data<float>(), store.data.data<uint8_t>(),
-                                 in.key_slots[i % n].data<int32_t>(), in.request.data<int32_t>(),
-                                 in.limit.data<int32_t>(), b.scores.data<float>(), batch, kHeads, batch, width,
-                                 store.num_slots(), head_scale, dim_scale, true, false},
-                                be.stream());
+    cuda::launch_indexer_logits(
+        {nullptr, b.q8.data<uint8_t>(), b.wt.data<float>(), store.data.data<uint8_t>(),
+         in.key_slots[i % n].data<int32_t>(), in.request.data<int32_t>(), in.limit.data<int32_t>(),
+         b.scores.data<float>(), batch, kHeads, batch, width, store.num_slots(), head_scale, dim_scale, true, false},
+        be.stream());
 }
 
 // The top-k of call i on b.scores (the default position order).
 void run_topk(cuda::CudaBackend& be, const Inputs& in, KernelBuffers& b, int i) {
     const int64_t batch = b.scores.dim(0), n = static_cast<int64_t>(in.key_slots.size());
-    cuda::launch_indexer_topk({b.scores.data<float>(), in.key_slots[i % n].data<int32_t>(),
-                               in.request.data<int32_t>(), in.limit.data<int32_t>(), b.pos.data<int32_t>(),
-                               b.slots.data<int32_t>(), batch, batch, b.scores.dim(1), kTopk},
+    cuda::launch_indexer_topk({b.scores.data<float>(), in.key_slots[i % n].data<int32_t>(), in.request.data<int32_t>(),
+                               in.limit.data<int32_t>(), b.pos.data<int32_t>(), b.slots.data<int32_t>(), batch, batch,
+                               b.scores.dim(1), kTopk},
                               be.stream());
 }
 
-// --topk: the top-k kernels alone in a graph (default, global, cand, fast, fast with 1024 / 2048 / 8192-position
-// segments, fast with clusters of up to 16, fastm) and the graph of q prep + logits + top-k with the default and
-// the fast top-k.
+// --topk: the top-k kernels alone in a graph (default, global, cand, fast, lean) and the graph of q prep + logits +
+// top-k with the default, fast and cand top-k.
 void bench_topk_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t batch, int64_t ctx, int64_t width,
                      std::mt19937& rng) {
     Inputs in = make_inputs(be, batch, ctx, width, store.data.dim(0), rng);
@@ -193,27 +192,21 @@ void bench_topk_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_
         run_logits(be, store, in, b, i);
         run_topk(be, in, b, i);
     };
-    // In a graph under DSA_INDEXER_TOPK=kernel, DSA_INDEXER_TOPK_SEG=seg and DSA_INDEXER_TOPK_CLUSTER=cl (after
-    // one eager call: the kernel's attributes are set outside the capture).
-    auto g = [&](const char* kernel, const char* seg, const std::function<void(int)>& fn, const char* cl = "") {
+    // In a graph under DSA_INDEXER_TOPK=kernel (after one eager call: the kernel's attributes are set outside the
+    // capture).
+    auto g = [&](const char* kernel, const std::function<void(int)>& fn) {
         return with_env("DSA_INDEXER_TOPK", kernel, [&] {
-            return with_env("DSA_INDEXER_TOPK_SEG", seg, [&] {
-                return with_env("DSA_INDEXER_TOPK_CLUSTER", cl, [&] {
-                    fn(0);
-                    DSA_CUDA_CHECK(cudaStreamSynchronize(be.stream()));
-                    return graph_seconds_per_call(be, fn) * 1e6;
-                });
-            });
+            fn(0);
+            DSA_CUDA_CHECK(cudaStreamSynchronize(be.stream()));
+            return graph_seconds_per_call(be, fn) * 1e6;
         });
     };
-    std::printf("topk B=%-3lld ctx=%-6lld%s graph: default %6.1f us | global %6.1f | cand %6.1f | fast %6.1f | fast "
-                "seg 1024 %6.1f, 2048 %6.1f, 8192 %6.1f | fast cluster 16 %6.1f, seg 2048 %6.1f | fastm %6.1f, "
-                "cluster 16 %6.1f | q prep + logits + top-k: default %6.1f us, fast %6.1f us, fastm %6.1f us\n",
-                static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
-                g("auto", "", topk), g("global", "", topk), g("cand", "", topk), g("fast", "", topk),
-                g("fast", "1024", topk), g("fast", "2048", topk), g("fast", "8192", topk), g("fast", "", topk, "16"),
-                g("fast", "2048", topk, "16"), g("fastm", "", topk), g("fastm", "", topk, "16"), g("auto", "", all),
-                g("fast", "", all), g("fastm", "", all));
+    std::printf(
+        "topk B=%-3lld ctx=%-6lld%s graph: default %6.1f us | global %6.1f | cand %6.1f | fast %6.1f | lean "
+        "%6.1f | q prep + logits + top-k: default %6.1f us, fast %6.1f us, cand %6.1f us\n",
+        static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "", g("auto", topk),
+        g("global", topk), g("cand", topk), g("fast", topk), g("lean", topk), g("auto", all), g("fast", all),
+        g("cand", all));
     std::fflush(stdout);
 }
 
@@ -274,35 +267,35 @@ void bench_case(cuda::CudaBackend& be, const IndexerKeyStore& store, int64_t bat
     const auto [r_all, f_all] = rate(total);
     const auto [r_log, f_log] = rate(t_logits);
     const auto [r_top, f_top] = rate(t_topk);
-    std::printf("indexer B=%-3lld ctx=%-6lld%s total %8.1f us %5.2f TB/s %5.1f%% | "
-                "logits %8.1f us %5.2f TB/s %5.1f%% %6.1f TFLOP/s (mma.sync f16 %8.1f us, e4m3 %8.1f us) | "
-                "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; global %7.1f us, smem %7.1f us, cand %7.1f us, fast %7.1f "
-                "us, position order %7.1f us) | floor %6.1f us | graph: kernels %8.1f us topk %7.1f us (global %7.1f "
-                "us, smem %7.1f us, cand %7.1f us, fast %7.1f us, position order %7.1f us)%s\n",
-                static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "",
-                total * 1e6, r_all, f_all, t_logits * 1e6, r_log, f_log, flops / t_logits / 1e12, t_logits_f16 * 1e6,
-                t_logits_e4m3 * 1e6, t_topk * 1e6, r_top, f_top, t_topk_global * 1e6, t_topk_smem * 1e6,
-                t_topk_cand * 1e6, t_topk_fast * 1e6, t_topk_pos * 1e6, floor_s * 1e6, g_all * 1e6, g_topk * 1e6,
-                g_topk_global * 1e6, g_topk_smem * 1e6, g_topk_cand * 1e6, g_topk_fast * 1e6, g_topk_pos * 1e6,
-                n > 1 ? "" : " (single page range)");
+    std::printf(
+        "indexer B=%-3lld ctx=%-6lld%s total %8.1f us %5.2f TB/s %5.1f%% | "
+        "logits %8.1f us %5.2f TB/s %5.1f%% %6.1f TFLOP/s (mma.sync f16 %8.1f us, e4m3 %8.1f us) | "
+        "topk %7.1f us (%5.2f TB/s-equiv %5.1f%%; global %7.1f us, smem %7.1f us, cand %7.1f us, fast %7.1f "
+        "us, position order %7.1f us) | floor %6.1f us | graph: kernels %8.1f us topk %7.1f us (global %7.1f "
+        "us, smem %7.1f us, cand %7.1f us, fast %7.1f us, position order %7.1f us)%s\n",
+        static_cast<long long>(batch), static_cast<long long>(ctx), width > ctx ? " padded-128K" : "", total * 1e6,
+        r_all, f_all, t_logits * 1e6, r_log, f_log, flops / t_logits / 1e12, t_logits_f16 * 1e6, t_logits_e4m3 * 1e6,
+        t_topk * 1e6, r_top, f_top, t_topk_global * 1e6, t_topk_smem * 1e6, t_topk_cand * 1e6, t_topk_fast * 1e6,
+        t_topk_pos * 1e6, floor_s * 1e6, g_all * 1e6, g_topk * 1e6, g_topk_global * 1e6, g_topk_smem * 1e6,
+        g_topk_cand * 1e6, g_topk_fast * 1e6, g_topk_pos * 1e6, n > 1 ? "" : " (single page range)");
     const auto [r_sep, f_sep] = rate(t_logits_sep);
     const auto [r_chain, f_chain] = rate(t_logits_chain);
     const auto [r_chain4, f_chain4] = rate(t_logits_chain4);
     const auto [r_tma, f_tma] = rate(t_logits_tma);
     const auto [r_tma3, f_tma3] = rate(t_logits_tma3);
     const auto [r_tmaef, f_tmaef] = rate(t_logits_tmaef);
-    std::printf("indexer B=%-3lld ctx=%-6lld logits default %8.1f us %5.2f TB/s %5.1f%% | wgmma, separate k-step "
-                "accumulators %8.1f us %5.2f TB/s %5.1f%% | chained (chain) %8.1f us %5.2f TB/s %5.1f%% | chained, 4 "
-                "CTAs/SM (chain4) %8.1f us %5.2f TB/s %5.1f%% | tensor-map page copies (tma) %8.1f us %5.2f TB/s "
-                "%5.1f%% | "
-                "tma, 3 CTAs/SM (tma3) %8.1f us %5.2f TB/s %5.1f%% | tma, L2 evict-first keys (tmaef) %8.1f us %5.2f "
-                "TB/s %5.1f%% | graph (q prep + logits): default %8.1f us, tma %8.1f us | graph: kernels with tma "
-                "%8.1f us, chain4 %8.1f us\n",
-                static_cast<long long>(batch), static_cast<long long>(ctx), t_logits * 1e6, r_log, f_log,
-                t_logits_sep * 1e6, r_sep, f_sep, t_logits_chain * 1e6, r_chain, f_chain, t_logits_chain4 * 1e6,
-                r_chain4, f_chain4, t_logits_tma * 1e6, r_tma, f_tma, t_logits_tma3 * 1e6, r_tma3, f_tma3,
-                t_logits_tmaef * 1e6, r_tmaef, f_tmaef, g_logits * 1e6, g_logits_tma * 1e6, g_all_tma * 1e6,
-                g_all_chain4 * 1e6);
+    std::printf(
+        "indexer B=%-3lld ctx=%-6lld logits default %8.1f us %5.2f TB/s %5.1f%% | wgmma, separate k-step "
+        "accumulators %8.1f us %5.2f TB/s %5.1f%% | chained (chain) %8.1f us %5.2f TB/s %5.1f%% | chained, 4 "
+        "CTAs/SM (chain4) %8.1f us %5.2f TB/s %5.1f%% | tensor-map page copies (tma) %8.1f us %5.2f TB/s "
+        "%5.1f%% | "
+        "tma, 3 CTAs/SM (tma3) %8.1f us %5.2f TB/s %5.1f%% | tma, L2 evict-first keys (tmaef) %8.1f us %5.2f "
+        "TB/s %5.1f%% | graph (q prep + logits): default %8.1f us, tma %8.1f us | graph: kernels with tma "
+        "%8.1f us, chain4 %8.1f us\n",
+        static_cast<long long>(batch), static_cast<long long>(ctx), t_logits * 1e6, r_log, f_log, t_logits_sep * 1e6,
+        r_sep, f_sep, t_logits_chain * 1e6, r_chain, f_chain, t_logits_chain4 * 1e6, r_chain4, f_chain4,
+        t_logits_tma * 1e6, r_tma, f_tma, t_logits_tma3 * 1e6, r_tma3, f_tma3, t_logits_tmaef * 1e6, r_tmaef, f_tmaef,
+        g_logits * 1e6, g_logits_tma * 1e6, g_all_tma * 1e6, g_all_chain4 * 1e6);
     std::fflush(stdout);
 }
 
@@ -312,12 +305,12 @@ int run(int argc, char** argv) {
         return 0;
     }
     const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
-    const bool one_case = argc > 3 && std::string(argv[1]) == "--case";  // --case B CTX: that case alone (profiling)
+    const bool one_case = argc > 3 && std::string(argv[1]) == "--case";   // --case B CTX: that case alone (profiling)
     const bool topk_only = argc > 1 && std::string(argv[1]) == "--topk";  // the top-k kernels alone (A/B runs)
     const bool small = quick || topk_only;
     std::vector<int64_t> batches = small ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128};
-    std::vector<int64_t> ctxs = small ? std::vector<int64_t>{4096, 65536}
-                                      : std::vector<int64_t>{4096, 16384, 65536, 131072};
+    std::vector<int64_t> ctxs =
+        small ? std::vector<int64_t>{4096, 65536} : std::vector<int64_t>{4096, 16384, 65536, 131072};
     if (one_case) {
         batches = {std::atoll(argv[2])};
         ctxs = {std::atoll(argv[3])};
@@ -332,10 +325,11 @@ int run(int argc, char** argv) {
     const int64_t max_keys = batches.back() * ctxs.back();
     const IndexerKeyStore store = make_store(be, max_keys / kIndexerPageSize, rng);
     const char* kernel = std::getenv("DSA_INDEXER_LOGITS");
-    std::printf("indexer decode: H_I=%lld dim=%lld top-k=%lld, FP8 pages (132 B per key), logits kernel %s; floor = "
-                "keys x 132 B / 4.8 TB/s (B=64 ctx=65536: %.1f us)\n",
-                static_cast<long long>(kHeads), static_cast<long long>(kDim), static_cast<long long>(kTopk),
-                kernel != nullptr && *kernel != '\0' ? kernel : "auto", 64.0 * 65536 * 132 / kHbmBytesPerS * 1e6);
+    std::printf(
+        "indexer decode: H_I=%lld dim=%lld top-k=%lld, FP8 pages (132 B per key), logits kernel %s; floor = "
+        "keys x 132 B / 4.8 TB/s (B=64 ctx=65536: %.1f us)\n",
+        static_cast<long long>(kHeads), static_cast<long long>(kDim), static_cast<long long>(kTopk),
+        kernel != nullptr && *kernel != '\0' ? kernel : "auto", 64.0 * 65536 * 132 / kHbmBytesPerS * 1e6);
     if (topk_only) {
         for (int64_t b : batches) {
             for (int64_t c : ctxs) {
@@ -343,6 +337,7 @@ int run(int argc, char** argv) {
                 bench_topk_case(be, store, b, c, 131072, rng);
             }
         }
+        bench_topk_case(be, store, 1, 8192, 8192, rng);
         bench_topk_case(be, store, 1, 16384, 16384, rng);
         return 0;
     }

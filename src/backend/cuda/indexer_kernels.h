@@ -89,9 +89,10 @@ void launch_indexer_logits_tma(const IndexerLogitsParams& p, cudaStream_t stream
 // cluster of up to 8 CTAs when the batch leaves SMs idle (chosen from num_tokens and max_len only).
 // position_order (or DSA_INDEXER_TOPK_ORDER unset / =position, read at every launch: the default): the same set in
 // ascending position order (no sort; a row of <= k keys is written straight as 0..limit); =score: score order.
-// DSA_INDEXER_TOPK: unset / auto: position order the fast kernel (indexer_topk_fast.cu), score order the
-// shared-memory kernel's candidate path for 4096 <= max_len <= 65536 (where it won on the H200), the global-memory
-// one otherwise; global / smem / cand / fast / fastb / fastm force one.
+// DSA_INDEXER_TOPK: unset / auto: position order the lean kernel (indexer_topk_lean.cu: rows in registers, one CTA
+// per row up to 16384 positions or clusters of up to 8 CTAs of <= 8192) where it applies, else the fast kernel
+// (indexer_topk_fast.cu); score order the shared-memory kernel's candidate path for 4096 <= max_len <= 65536 (where
+// it won on the H200), the global-memory one otherwise; global / smem / cand / fast / lean force one.
 constexpr int64_t kIndexerMaxTopk = 8192;
 struct IndexerTopkKernelParams {
     const float* scores = nullptr;           // [T, max_len] f32

@@ -179,9 +179,8 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_kernel(IndexerTopkK
     if (n > p.k) {
         collect(c, seg, radix_threshold(c, seg, static_cast<uint32_t>(p.k)), keep);
     } else {  // every position
-        scan_segment(seg, [&](int64_t i, uint32_t u, bool valid) {
-            append(c, valid, composite_key(u, i), keep, lane);
-        });
+        scan_segment(seg,
+                     [&](int64_t i, uint32_t u, bool valid) { append(c, valid, composite_key(u, i), keep, lane); });
     }
     cluster.sync();  // every CTA's selection is complete in its own buffer
     // Gather into rank 0's buffer: CTA r's entries after those of ranks < r. The counts are read before the
@@ -243,29 +242,24 @@ void launch_topk_global(const IndexerTopkKernelParams& p, cudaStream_t stream) {
 // DSA_INDEXER_TOPK (read at every launch, so that one process can run all of them): "smem" selects the
 // shared-memory kernel (indexer_topk_smem.cu) where the rows fit, "cand" the same kernel with its candidate path
 // (position-order rows: the threshold bin's keys ranked instead of radix rounds), "global" the global-memory one,
-// "fast" / "fastb" / "fastm" the fast kernel (indexer_topk_fast.cu; position order, else as "cand") with its write
-// pass by rule / from the bins / from the masks. Unset or "auto": position order on rows wider than
-// kSmemTopkMaxLen (the 128K decode buckets) the fast kernel (H200 final run, graph: B = 64 / 64K in a 128K bucket
-// 34.2 vs global 57.8 us, B = 1 / 4K there 10.6 vs 18.0, B = 64 / 4K there 12.9 vs 15.7); otherwise, and in score
-// order, the candidate path for kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen (at exact widths it beat the fast
-// kernel in that run: 9.5 vs 10.2 us at B = 1 / 4K, 17.0 vs 17.9 at B = 1 / 64K, 10.0 vs 11.5 at B = 64 / 4K, 29.9
-// vs 33.1 at B = 64 / 64K; cand vs smem 9.3 vs 11.9 us at B = 1 / 4K, 29.5 vs 35.5 at B = 64 / 64K), else the global
-// kernel.
+// "fast" the fast kernel (indexer_topk_fast.cu), "lean" the lean kernel (indexer_topk_lean.cu) where it applies, else
+// the fast one (both position order only; score order as "cand"). Unset or "auto": position order on the lean
+// kernel where it applies, else the fast kernel (H200, graph, us, lean / fast / cand: B = 1 / 4K 5.8 / 8.8 / 9.5,
+// B = 1 / 8K 8.7 / 11.1 / 12.3, B = 1 / 16K 9.7 / 12.1 / 13.3, B = 1 / 64K 16.1 / 16.5 / 17.1, B = 64 / 4K 6.1 / 9.1
+// / 10.0; fast with lone rows on lean_row: B = 64 / 64K 25.4 vs cand 30.0, in 128K buckets B = 1 / 4K 6.0, B = 64 /
+// 4K 6.4, B = 1 / 64K 17.0, B = 64 / 64K 26.7 vs 12.7, 27.7, 17.2, 58.5 on cand); score order the candidate path
+// for kSmemTopkMinLen <= max_len <= kSmemTopkMaxLen (cand vs smem 9.3 vs 11.9 us at B = 1 / 4K, 29.5 vs 35.5 at B = 64
+// / 64K), else the global kernel.
 constexpr int64_t kSmemTopkMinLen = 4096, kSmemTopkMaxLen = 65536;
-enum class TopkKernel { kGlobal, kSmem, kCand, kFast, kFastBins, kFastMasks };
-TopkKernel topk_kernel_selected(int64_t max_len, bool position_order) {
+enum class TopkKernel { kAuto, kGlobal, kSmem, kCand, kFast, kLean };
+TopkKernel topk_kernel_selected() {
     const char* v = std::getenv("DSA_INDEXER_TOPK");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) {
-        if (position_order && max_len > kSmemTopkMaxLen) return TopkKernel::kFast;
-        return max_len >= kSmemTopkMinLen && max_len <= kSmemTopkMaxLen ? TopkKernel::kCand : TopkKernel::kGlobal;
-    }
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return TopkKernel::kAuto;
     if (std::strcmp(v, "global") == 0) return TopkKernel::kGlobal;
     if (std::strcmp(v, "cand") == 0) return TopkKernel::kCand;
     if (std::strcmp(v, "fast") == 0) return TopkKernel::kFast;
-    if (std::strcmp(v, "fastb") == 0) return TopkKernel::kFastBins;
-    if (std::strcmp(v, "fastm") == 0) return TopkKernel::kFastMasks;
-    DSA_CHECK(std::strcmp(v, "smem") == 0)
-        << "DSA_INDEXER_TOPK=" << v << " (auto, smem, cand, fast, fastb, fastm or global)";
+    if (std::strcmp(v, "lean") == 0) return TopkKernel::kLean;
+    DSA_CHECK(std::strcmp(v, "smem") == 0) << "DSA_INDEXER_TOPK=" << v << " (auto, smem, cand, fast, lean or global)";
     return TopkKernel::kSmem;
 }
 
@@ -287,15 +281,15 @@ void launch_indexer_topk(const IndexerTopkKernelParams& p, cudaStream_t stream) 
     DSA_CHECK(p.num_tokens <= 0x7fffffff / kTopkMaxCluster) << "indexer top-k: " << p.num_tokens << " queries";
     IndexerTopkKernelParams q = p;
     q.position_order = p.position_order || position_order_selected();
-    const TopkKernel kernel = topk_kernel_selected(q.max_len, q.position_order);
+    const TopkKernel kernel = topk_kernel_selected();
     if (kernel == TopkKernel::kSmem && launch_indexer_topk_smem(q, stream)) return;
-    const bool fast =
-        kernel == TopkKernel::kFast || kernel == TopkKernel::kFastBins || kernel == TopkKernel::kFastMasks;
-    const TopkFastWrite write = kernel == TopkKernel::kFastBins    ? TopkFastWrite::kBins
-                                : kernel == TopkKernel::kFastMasks ? TopkFastWrite::kMasks
-                                                                   : TopkFastWrite::kAuto;
-    if (fast && launch_indexer_topk_fast(q, stream, write)) return;
-    if ((kernel == TopkKernel::kCand || fast) && launch_indexer_topk_cand(q, stream)) return;
+    // lean and fast launch position-order rows only (false otherwise).
+    const bool lean = kernel == TopkKernel::kAuto || kernel == TopkKernel::kLean;
+    if (lean && launch_indexer_topk_lean(q, stream)) return;
+    if ((lean || kernel == TopkKernel::kFast) && launch_indexer_topk_fast(q, stream)) return;
+    const bool cand = kernel == TopkKernel::kCand || kernel == TopkKernel::kFast || kernel == TopkKernel::kLean ||
+                      (kernel == TopkKernel::kAuto && q.max_len >= kSmemTopkMinLen && q.max_len <= kSmemTopkMaxLen);
+    if (cand && launch_indexer_topk_cand(q, stream)) return;
     launch_topk_global(q, stream);
 }
 

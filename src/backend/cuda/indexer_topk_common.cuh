@@ -5,10 +5,10 @@
 // namespace: one copy per .cu.
 #pragma once
 
+#include <cooperative_groups.h>
+
 #include <atomic>
 #include <cstdint>
-
-#include <cooperative_groups.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/indexer_common.cuh"
@@ -29,13 +29,13 @@ constexpr int kBins = 1 << kDigitBits;
 struct TopkShared {
     uint32_t hist[2][kBins];  // this CTA's histograms (rounds alternate); rank 0's are the cluster's
     uint32_t warp_ties[kTopkWarps];
-    uint32_t warp_sum[kTopkWarps];  // find_digit's per-warp bin totals
+    uint32_t warp_sum[kTopkWarps];       // find_digit's per-warp bin totals
     uint32_t seg_ties[kTopkMaxCluster];  // rank 0: ties at the threshold in each CTA's segment
     uint32_t count, digit, above, in_bin;
     // Shared-memory kernel only: rank 0: the row's extreme order keys and those of the first round's threshold
     // bin; every CTA: its keys above the threshold and equal to it.
     uint32_t kmin, kmax, cmin, cmax, cta_greater, cta_ties;
-    uint64_t thc;  // candidate path (DSA_INDEXER_TOPK=cand), rank 0: the smallest selected composite key
+    uint64_t thc;          // candidate path (DSA_INDEXER_TOPK=cand), rank 0: the smallest selected composite key
     uint32_t cand_before;  // fast kernel: selected candidates of the row before this CTA's segment
 };
 
@@ -280,8 +280,7 @@ __device__ void bitonic_sort_desc(uint64_t* keys, int n) {
 // Rank 0: sorts the row's `keep` gathered composite keys (score descending, ties by position; not with
 // p.position_order: the buffer is then in ascending position order already, as ordered_collect leaves it) and
 // writes the positions and slots, -1 past keep.
-__device__ void write_selection(const IndexerTopkKernelParams& p, int64_t t, int64_t request, uint64_t* sel,
-                                int keep) {
+__device__ void write_selection(const IndexerTopkKernelParams& p, int64_t t, int64_t request, uint64_t* sel, int keep) {
     const int tid = threadIdx.x;
     if (!p.position_order) {
         const int sort_n = keep <= 1 ? 1 : 1 << (32 - __clz(keep - 1));
@@ -340,11 +339,16 @@ void launch_topk_cluster(void (*kernel)(Args...), int64_t ctas, int cluster, int
 // rows of n > k skip the radix rounds and every CTA writes its part of the output; false where rows do not fit.
 bool launch_indexer_topk_cand(const IndexerTopkKernelParams& p, cudaStream_t stream);
 
-// The fast kernel (indexer_topk_fast.cu; the default for position-order rows): position-order rows only (false
-// otherwise, nothing launched); segments follow the real row lengths, three cluster barriers per row. Its write
-// pass: kMasks reads the gather pass's masks instead of the scores, kBins recomputes every key's bin, kAuto the
-// masks where a CTA's segment of the widest row has >= 32768 positions (DSA_INDEXER_TOPK=fast / fastb / fastm).
-enum class TopkFastWrite { kAuto, kBins, kMasks };
-bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream, TopkFastWrite write);
+// The fast kernel (indexer_topk_fast.cu; the default for position-order rows where the lean kernel does not apply):
+// position-order rows only (false otherwise, nothing launched); segments follow the real row lengths, three cluster
+// barriers per row; the write pass from the gather pass's masks where a CTA's segment of the widest row has >= 32768
+// positions, else recomputing every key's bin.
+bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream);
+
+// The lean kernel (indexer_topk_lean.cu; the default for position-order rows where it applies): the rows in registers,
+// one CTA per row up to 16384 positions, clusters of up to 8 CTAs of <= 8192 positions each (the same cluster rule
+// as the fast kernel's); widths a multiple of 4, scores and slots 16-byte aligned. False otherwise (nothing
+// launched).
+bool launch_indexer_topk_lean(const IndexerTopkKernelParams& p, cudaStream_t stream);
 
 }  // namespace dsa::backend::cuda

@@ -1,20 +1,24 @@
-// Exact top-k of the indexer's score rows in position order for few rows and padded widths (DSA_INDEXER_TOPK=fast):
-// CTA segments follow the real row length (>= min_seg positions each), cached in shared memory as far as it holds
-// (the rest re-read from global memory); three cluster barriers per row (extremes, value-bin histogram summed by
-// every CTA, threshold-bin candidates gathered and ranked by every CTA); output staged so that the slot gathers
-// overlap (short segments load their slots with the scores). Same output as the other kernels.
-#include <cstdlib>
-#include <cstring>
-
-#include "backend/cuda/indexer_topk_smem.cuh"
+// Exact top-k of the indexer's score rows in position order where the lean kernel does not apply (many or wide rows,
+// DSA_INDEXER_TOPK=fast): CTA segments follow the real row length (>= 4096 positions each), cached in shared memory
+// as far as it holds (the rest re-read from global memory); three cluster barriers per row (extremes, value-bin
+// histogram summed by every CTA, threshold-bin candidates gathered and ranked by every CTA); output staged so that
+// the slot gathers overlap (short segments load their slots with the scores); a row within one segment of <= 16384
+// positions on the lean kernel's lean_row. Same output as the other kernels.
+#include "backend/cuda/indexer_topk_lean.cuh"
 #include "base/check.h"
 
 namespace dsa::backend::cuda {
 namespace {
 
-// The largest cluster of this kernel: 16 CTAs is a non-portable size (DSA_INDEXER_TOPK_CLUSTER=16, where the device
-// holds such a cluster), 8 otherwise. The kernel is instantiated per largest cluster (kMaxCl: its unrolled loops).
-constexpr int kFastMaxCluster = 16;
+// The fewest positions per CTA: the cluster size grows while the rows leave SMs idle and each CTA keeps at least
+// this many positions of the widest row, and a shorter row spreads over fewer CTAs of its cluster.
+constexpr int64_t kFastMinSegment = 4096;
+
+// lean_row_any not inlined, with scalar arguments (its registers stay out of the fast kernel's main path).
+__device__ __noinline__ void lean_row_call(TopkShared* sh, uint64_t* cand, int cap, const float* row,
+                                           const int32_t* slot_row, int n, uint32_t k, int32_t* pos, int32_t* slots) {
+    lean_row_any(*sh, cand, cap, row, slot_row, n, k, pos, slots);
+}
 
 // A cluster barrier, or a block barrier for a one-CTA cluster (the same for the whole cluster).
 __device__ __forceinline__ void fast_sync(const TopkCluster& c, bool single) {
@@ -116,26 +120,6 @@ __device__ __forceinline__ RankCounts<kMaxCl> rank_counts(const TopkCluster& c, 
     return rc;
 }
 
-// sh.thc = the need-th largest of the m distinct composite keys (every thread calls): up to kBallotRankMax keys,
-// warp w ranks keys w, w + 32, ... against 32 keys per ballot; more: candidate_threshold (a bitonic sort).
-constexpr uint32_t kBallotRankMax = 256;
-__device__ void fast_candidate_threshold(TopkShared& sh, uint64_t* keys, uint32_t m, uint32_t need) {
-    if (m > kBallotRankMax) {
-        candidate_threshold(sh, keys, m, need);
-        return;
-    }
-    const uint32_t lane = threadIdx.x & 31;
-    for (uint32_t a = threadIdx.x >> 5; a < m; a += kTopkWarps) {
-        const uint64_t x = keys[a];
-        uint32_t larger = 0;
-        for (uint32_t b0 = 0; b0 < m; b0 += 32) {
-            const uint32_t b = b0 + lane;
-            larger += __popc(__ballot_sync(kFull, b < m && keys[b] > x));
-        }
-        if (lane == 0 && larger == need - 1) sh.thc = x;
-    }
-}
-
 // Copies every rank's candidates into gat (rank order), then sh.thc = the need-th largest of the m; adds the
 // selected ones (>= thc) of this segment to the warp_sum of their chunk and counts those before it in cand_before.
 // Every thread arrives at the cluster barrier once its reads of other CTAs are done.
@@ -158,7 +142,7 @@ __device__ uint64_t rank_candidates(const TopkCluster& c, bool single, const Top
     }
     if (!single) c.cluster.barrier_arrive();
     __syncthreads();
-    fast_candidate_threshold(c.sh, gat, m, need);
+    ballot_candidate_threshold(c.sh, gat, m, need);
     __syncthreads();
     const uint64_t thc = c.sh.thc;
     const int chunk = warp_chunk(s.len).chunk;
@@ -201,8 +185,8 @@ __device__ void stage_from_bins(const TopkSeg& s, FastRule r, uint32_t out, int3
 
 // The same from the gather pass's masks: lane l holds the masks of the chunk's group gb + l (32 positions each);
 // only the groups with candidates read scores (their candidates against thc), only non-empty groups are written.
-__device__ void stage_from_masks(const TopkSeg& s, FastRule r, const uint32_t* gtm, const uint32_t* cdm,
-                                 uint32_t out, int32_t* stage) {
+__device__ void stage_from_masks(const TopkSeg& s, FastRule r, const uint32_t* gtm, const uint32_t* cdm, uint32_t out,
+                                 int32_t* stage) {
     const int lane = threadIdx.x & 31;
     const unsigned below = (1u << lane) - 1;
     const WarpChunk wc = warp_chunk(s.len);
@@ -211,8 +195,7 @@ __device__ void stage_from_masks(const TopkSeg& s, FastRule r, const uint32_t* g
         const int g = gb + lane;
         const uint32_t gt = g < g1 ? gtm[g] : 0u, cd = g < g1 ? cdm[g] : 0u;
         uint32_t take = r.thc == 0 ? gt | cd : gt;
-        for (unsigned pending = r.thc == 0 ? 0u : __ballot_sync(kFull, cd != 0); pending != 0;
-             pending &= pending - 1) {
+        for (unsigned pending = r.thc == 0 ? 0u : __ballot_sync(kFull, cd != 0); pending != 0; pending &= pending - 1) {
             const int src = __ffs(pending) - 1;
             const uint32_t cds = __shfl_sync(kFull, cd, src);
             const int i = (gb + src) * 32 + lane;
@@ -267,22 +250,12 @@ __device__ void fast_write(const IndexerTopkKernelParams& p, TopkShared& sh, con
     }
 }
 
-// Rows whose threshold bin holds more candidates than the buffer: the shared-memory kernel's radix rounds and
-// ordered collection over the segment in global memory, rank 0 writes the row.
-// Not inlined: its registers stay out of the main path's (no spills there at 64 registers per thread).
-__device__ __noinline__ void fast_fallback(const IndexerTopkKernelParams& p, const TopkCluster& c, const TopkSeg& s,
-                                           int64_t t, int64_t request, uint32_t keep) {
-    topk_sync(c);  // every CTA's reads of the others' counters are done before they are rewritten
-    const TopkThreshold th = smem_threshold(c, s.src, s.len, static_cast<uint32_t>(p.k));
-    ordered_collect(c, s.src, s.begin, s.len, th, keep);
-    topk_sync(c);  // rank 0's buffer is complete
-    if (c.rank == 0) write_selection(p, t, request, c.sel, static_cast<int>(keep));
-}
-
 // The kernel's sizes: the candidate buffers (sel_cap u64 each), the segment cache (cache_cap floats), the slot cache
 // (slot_cap i32, 0: none), the gather masks (group_cap u32 each, kMasks only), the fewest positions per CTA.
+// lean: rows of <= kLeanMaxLen positions within one segment run lean_row (the row and its slots 16-byte aligned).
 struct FastArgs {
     int sel_cap, cache_cap, slot_cap, group_cap, min_seg;
+    bool lean;
 };
 
 // Grid: T x C CTAs of 1024 threads in clusters of C (one cluster per row), position order only. Dynamic shared
@@ -318,26 +291,27 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(Indexer
     const int64_t begin = rank * per < n ? rank * per : n;
     const int len = static_cast<int>((begin + per < n ? begin + per : n) - begin);
     if (!p.position_order) __trap();  // the host launches position-order rows only
-    if (n <= p.k) {  // the same for the whole cluster: no barrier is left waiting
+    if (n <= p.k) {                   // the same for the whole cluster: no barrier is left waiting
         write_all_positions(p, t, qr.request, begin, begin + len, n, rank == 0);
         return;
     }
     // A row within one segment: rank 0 works alone (block barriers only), the others leave.
     const bool single = size == 1 || n <= per;
     if (single && rank != 0) return;
-    const TopkCluster c{cluster,
-                        rank,
-                        sh,
-                        single ? &sh : cluster.map_shared_rank(&sh, 0),
-                        sel,
-                        single ? sel : cluster.map_shared_rank(sel, 0),
+    const TopkCluster c{cluster, rank,
+                        sh,      single ? &sh : cluster.map_shared_rank(&sh, 0),
+                        sel,     single ? sel : cluster.map_shared_rank(sel, 0),
                         single};
     const uint32_t k = static_cast<uint32_t>(p.k);
     const TopkSeg seg{p.scores + t * p.max_len + begin, vals, begin, len, len < cache_cap ? len : cache_cap};
     int32_t* seg_slots = len <= slot_cap ? reinterpret_cast<int32_t*>(vals + cache_cap) : nullptr;
     __syncthreads();  // sh initialised
-    fast_load(sh, seg, vals, seg_slots != nullptr ? p.key_slots + qr.request * p.max_len + begin : nullptr,
-              seg_slots);
+    if (single && a.lean && n <= kLeanMaxLen) {
+        lean_row_call(&sh, sel, sel_cap, p.scores + t * p.max_len, p.key_slots + qr.request * p.max_len,
+                      static_cast<int>(n), k, p.positions + t * p.k, p.slots + t * p.k);
+        return;
+    }
+    fast_load(sh, seg, vals, seg_slots != nullptr ? p.key_slots + qr.request * p.max_len + begin : nullptr, seg_slots);
     fast_sync(c, single);  // (1) every CTA's extremes
     uint32_t kmin = 0xffffffffu, kmax = 0;
 #pragma unroll
@@ -352,7 +326,7 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(Indexer
 #pragma unroll 4
     for (int i = tid; i < len; i += kTopkThreads) atomicAdd(&sh.hist[0][bins(seg[i])], 1u);
     fast_sync(c, single);  // (2) every CTA's histogram; nobody reads kmin / kmax of another CTA any more
-    if (tid == 0) {  // the row's extremes, where the fallback's smem_threshold reads them (rank 0)
+    if (tid == 0) {        // the row's extremes, where the fallback's smem_threshold reads them (rank 0)
         sh.kmin = kmin;
         sh.kmax = kmax;
     }
@@ -362,9 +336,10 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(Indexer
     gather_threshold_bin(sh, seg, bins, d0.digit, whole, &sh.count, sel, static_cast<uint32_t>(sel_cap), gtm, cdm);
     fast_sync(c, single);  // (3) every CTA's counts and candidates
     const RankCounts<kMaxCl> rc = rank_counts<kMaxCl>(c, single);
-    if (rc.g_total != d0.above) __trap();  // unreachable: the bins above d0 hold `above` keys
+    if (rc.g_total != d0.above) __trap();                   // unreachable: the bins above d0 hold `above` keys
     if (!whole && rc.m > static_cast<uint32_t>(sel_cap)) {  // the same decision in every CTA
-        fast_fallback(p, c, seg, t, qr.request, k);
+        radix_fallback(&sh, sel, single, seg.src, begin, len, k, p.key_slots + qr.request * p.max_len,
+                       p.positions + t * p.k, p.slots + t * p.k);
         return;
     }
     uint64_t thc = 0;  // below every composite key: bin d0 taken whole
@@ -372,60 +347,13 @@ __global__ void __launch_bounds__(kTopkThreads) indexer_topk_fast_kernel(Indexer
         if (!single) cluster.barrier_arrive();
         if (tid < kTopkWarps) sh.warp_sum[tid] += sh.warp_ties[tid];
     } else {
-        thc = rank_candidates(c, single, seg, gat, rc, need);
+        thc = rank_candidates<kMaxCl>(c, single, seg, gat, rc, need);
     }
     __syncthreads();
     const uint32_t out_base = rc.g_before + (whole ? rc.e_before : sh.cand_before);
     fast_write(p, sh, seg, {bins, d0.digit, thc}, gtm, cdm, out_base, reinterpret_cast<int32_t*>(gat), seg_slots, t,
                qr.request);
     if (!single) cluster.barrier_wait();  // no CTA leaves while another may still read its shared memory
-}
-
-// DSA_INDEXER_TOPK_SEG: the fewest positions per CTA (a multiple of 32; default 4096): the cluster size grows
-// while the rows leave SMs idle and each CTA keeps at least this many positions of the widest row, and a shorter
-// row spreads over fewer CTAs of its cluster.
-int64_t fast_min_segment() {
-    const char* v = std::getenv("DSA_INDEXER_TOPK_SEG");
-    if (v == nullptr || *v == '\0') return 4096;
-    char* end = nullptr;
-    const long long s = std::strtoll(v, &end, 10);
-    DSA_CHECK(end != v && *end == '\0' && s >= 32 && s <= (1 << 20) && s % 32 == 0)
-        << "DSA_INDEXER_TOPK_SEG=" << v << " (a multiple of 32 in 32..1048576)";
-    return s;
-}
-
-// DSA_INDEXER_TOPK_CLUSTER: the largest cluster, 8 (unset) or 16.
-int fast_max_cluster() {
-    const char* v = std::getenv("DSA_INDEXER_TOPK_CLUSTER");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "8") == 0) return kTopkMaxCluster;
-    DSA_CHECK(std::strcmp(v, "16") == 0) << "DSA_INDEXER_TOPK_CLUSTER=" << v << " (8 or 16)";
-    return kFastMaxCluster;
-}
-
-// Whether the device holds at least one 16-CTA cluster of the kernel at `smem` bytes (the non-portable size allowed
-// once, on the first such launch).
-bool fast_cluster16_fits(const void* kernel, int64_t smem, std::atomic<bool>& allowed) {
-    if (!allowed.load(std::memory_order_acquire)) {
-        DSA_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-        allowed.store(true, std::memory_order_release);
-    }
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(kFastMaxCluster);
-    cfg.blockDim = dim3(kTopkThreads);
-    cfg.dynamicSmemBytes = static_cast<size_t>(smem);
-    cudaLaunchAttribute attr;
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = kFastMaxCluster;
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-    int clusters = 0;
-    if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return false;
-    }
-    return clusters > 0;
 }
 
 // The sizes and the dynamic shared memory of a launch at `cluster` CTAs per row (smem < 0: the buffers alone do not
@@ -435,15 +363,15 @@ struct FastPlan {
     int64_t smem;
 };
 // A CTA's largest segment at `cluster` CTAs per row.
-int64_t widest_segment(const IndexerTopkKernelParams& p, int cluster, int64_t min_seg) {
+int64_t widest_segment(const IndexerTopkKernelParams& p, int cluster) {
     const int64_t w = ((p.max_len + cluster - 1) / cluster + 31) / 32 * 32;
-    const int64_t at_least = w < min_seg ? min_seg : w;
+    const int64_t at_least = w < kFastMinSegment ? kFastMinSegment : w;
     return at_least < p.max_len ? at_least : p.max_len;
 }
 
-FastPlan fast_plan(const IndexerTopkKernelParams& p, int cluster, int64_t sel_cap, int64_t min_seg, bool masks,
+FastPlan fast_plan(const IndexerTopkKernelParams& p, int cluster, int64_t sel_cap, bool masks, bool lean,
                    int smem_optin) {
-    const int64_t widest = widest_segment(p, cluster, min_seg);
+    const int64_t widest = widest_segment(p, cluster);
     const int64_t groups = masks ? (widest + 31) / 32 : 0;
     // 1 KB below the opt-in limit for the runtime's reserved shared memory and alignment.
     const int64_t budget =
@@ -452,71 +380,51 @@ FastPlan fast_plan(const IndexerTopkKernelParams& p, int cluster, int64_t sel_ca
     const int64_t cache_cap = widest < budget / 16 * 4 ? widest : budget / 16 * 4;
     // The segment's slots too where they fit (kSlotPer per thread at most).
     const int64_t slot_cap = widest <= kSlotPer * kTopkThreads && budget - cache_cap * 4 >= widest * 4 ? widest : 0;
-    const FastArgs a{static_cast<int>(sel_cap), static_cast<int>(cache_cap), static_cast<int>(slot_cap),
-                     static_cast<int>(groups), static_cast<int>(min_seg)};
+    const FastArgs a{static_cast<int>(sel_cap), static_cast<int>(cache_cap),       static_cast<int>(slot_cap),
+                     static_cast<int>(groups),  static_cast<int>(kFastMinSegment), lean};
     return {a, 2 * sel_cap * 8 + (cache_cap + slot_cap + 2 * groups) * 4};
 }
 
-// Launches the instantiation for clusters of up to kMaxCl CTAs (one shared-memory limit and one PDL flag each).
-template <int kMaxCl, bool kMasks>
+// Launches one instantiation (one shared-memory limit and one PDL flag each).
+template <bool kMasks>
 void fast_launch(const IndexerTopkKernelParams& p, int cluster, const FastPlan& plan, int max_smem,
                  cudaStream_t stream) {
     static SmemLimit limit;
     static std::atomic<bool> pdl_ok{true};
-    limit.ensure(reinterpret_cast<const void*>(indexer_topk_fast_kernel<kMaxCl, kMasks>), max_smem);
-    launch_topk_cluster(indexer_topk_fast_kernel<kMaxCl, kMasks>, p.num_tokens * cluster, cluster, plan.smem, stream,
-                        pdl_ok, p, plan.args);
+    auto* kernel = indexer_topk_fast_kernel<kTopkMaxCluster, kMasks>;
+    limit.ensure(reinterpret_cast<const void*>(kernel), max_smem);
+    launch_topk_cluster(kernel, p.num_tokens * cluster, cluster, plan.smem, stream, pdl_ok, p, plan.args);
 }
 
-// Whether the 16-CTA instantiation fits on the device at plan.smem (its limit raised first).
-template <bool kMasks>
-bool fast_fits16(const FastPlan& plan, int max_smem) {
-    static SmemLimit limit;
-    static std::atomic<bool> allowed{false};
-    const void* kernel = reinterpret_cast<const void*>(indexer_topk_fast_kernel<kFastMaxCluster, kMasks>);
-    limit.ensure(kernel, max_smem);
-    return fast_cluster16_fits(kernel, plan.smem, allowed);
-}
-
-// kAuto's rule: the mask write from this many positions per CTA (H200, graph: B = 64 / 64K (32K per CTA) 25.8 vs
-// 27.5 us, in a 128K bucket 26.5 vs 28.4; segments of <= 16K 0.1-0.8 us slower with masks).
+// The write pass from the gather pass's masks from this many positions per CTA (H200, graph: B = 64 / 64K (32K per
+// CTA) 25.4 vs 27.9 us from the bins, in a 128K bucket 26.8 vs 29.2; segments of <= 16K 0.1-0.8 us slower with
+// masks: B = 64 / 4K 9.4 vs 9.1).
 constexpr int64_t kMaskMinSegment = 32768;
 
 }  // namespace
 
-bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream, TopkFastWrite write) {
+bool launch_indexer_topk_fast(const IndexerTopkKernelParams& p, cudaStream_t stream) {
     if (!p.position_order) return false;
     const int smem_optin = topk_smem_optin();
     const int64_t keep = p.k < p.max_len ? p.k : p.max_len;
     int64_t sel_cap = 2;  // even: the cache after the two u64 buffers stays 16-byte aligned
     while (sel_cap < keep) sel_cap <<= 1;
-    const int64_t min_seg = fast_min_segment();
-    const int max_cluster = fast_max_cluster();
     int cluster = 1;
-    while (cluster < max_cluster && p.num_tokens * cluster * 2 <= num_sms() && p.max_len / (cluster * 2) >= min_seg) {
+    while (cluster < kTopkMaxCluster && p.num_tokens * cluster * 2 <= num_sms() &&
+           p.max_len / (cluster * 2) >= kFastMinSegment) {
         cluster *= 2;
     }
-    const bool masks = write == TopkFastWrite::kMasks ||
-                       (write == TopkFastWrite::kAuto && widest_segment(p, cluster, min_seg) >= kMaskMinSegment);
+    const bool masks = widest_segment(p, cluster) >= kMaskMinSegment;
     const int max_smem = smem_optin - static_cast<int>(sizeof(TopkShared)) - 1024;
-    FastPlan plan = fast_plan(p, cluster, sel_cap, min_seg, masks, smem_optin);
+    // Lone rows on lean_row where the rows and their slots are 16-byte aligned.
+    const auto aligned = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
+    const bool lean = p.max_len % 4 == 0 && aligned(p.scores) && aligned(p.key_slots);
+    const FastPlan plan = fast_plan(p, cluster, sel_cap, masks, lean, smem_optin);
     if (plan.smem < 0) return false;
-    if (cluster > kTopkMaxCluster) {
-        if (masks ? fast_fits16<true>(plan, max_smem) : fast_fits16<false>(plan, max_smem)) {
-            if (masks) {
-                fast_launch<kFastMaxCluster, true>(p, cluster, plan, max_smem, stream);
-            } else {
-                fast_launch<kFastMaxCluster, false>(p, cluster, plan, max_smem, stream);
-            }
-            return true;
-        }
-        cluster = kTopkMaxCluster;
-        plan = fast_plan(p, cluster, sel_cap, min_seg, masks, smem_optin);
-    }
     if (masks) {
-        fast_launch<kTopkMaxCluster, true>(p, cluster, plan, max_smem, stream);
+        fast_launch<true>(p, cluster, plan, max_smem, stream);
     } else {
-        fast_launch<kTopkMaxCluster, false>(p, cluster, plan, max_smem, stream);
+        fast_launch<false>(p, cluster, plan, max_smem, stream);
     }
     return true;
 }

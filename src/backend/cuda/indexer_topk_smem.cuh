@@ -1,7 +1,8 @@
 // Device pieces of the shared-memory top-k kernel (indexer_topk_smem.cu) that the fast kernel (indexer_topk_fast.cu)
 // reuses: the value bins over a row's [min, max], the 16-byte segment load, the threshold-bin gather, the histogram
 // rounds over a cached (or global) segment, the exact threshold search (value bins, then radix rounds on the order
-// keys of the threshold bin) and the candidate ranking. Anonymous namespace: one copy per .cu.
+// keys of the threshold bin), the candidate ranking and the radix fallback of the position-order kernels. Anonymous
+// namespace: one copy per .cu.
 #pragma once
 
 #include <cstdint>
@@ -249,6 +250,60 @@ __device__ void candidate_threshold(TopkShared& sh, uint64_t* sel, uint32_t m, u
     __syncthreads();
     bitonic_sort_desc(sel, sort_n);
     if (tid == 0) sh.thc = sel[need - 1];
+}
+
+// sh.thc = the need-th largest of the m distinct composite keys (every thread calls): up to kBallotRankMax keys,
+// warp w ranks keys w, w + 32, ... against 32 keys per ballot; more: candidate_threshold (a bitonic sort).
+constexpr uint32_t kBallotRankMax = 256;
+__device__ void ballot_candidate_threshold(TopkShared& sh, uint64_t* keys, uint32_t m, uint32_t need) {
+    if (m > kBallotRankMax) {
+        candidate_threshold(sh, keys, m, need);
+        return;
+    }
+    const uint32_t lane = threadIdx.x & 31;
+    for (uint32_t a = threadIdx.x >> 5; a < m; a += kTopkWarps) {
+        const uint64_t x = keys[a];
+        uint32_t larger = 0;
+        for (uint32_t b0 = 0; b0 < m; b0 += 32) {
+            const uint32_t b = b0 + lane;
+            larger += __popc(__ballot_sync(kFull, b < m && keys[b] > x));
+        }
+        if (lane == 0 && larger == need - 1) sh.thc = x;
+    }
+}
+
+// Position-order rows whose threshold bin holds more candidates than the buffer (the fast and lean kernels): the
+// radix rounds of smem_threshold and the ordered collection over this CTA's segment [begin, begin + len) of the row
+// in global memory (src), into rank 0's sel (>= k entries); rank 0 writes the row's k positions and slots (pos,
+// slots: the row's outputs; slot_row: its key slots). sh.kmin / kmax of rank 0 hold the row's extreme order keys,
+// cmin / cmax their initial values.
+__device__ __forceinline__ void radix_fallback_inline(TopkShared* sh, uint64_t* sel, bool single, const float* src,
+                                                      int64_t begin, int len, uint32_t k, const int32_t* slot_row,
+                                                      int32_t* pos, int32_t* slots) {
+    const cg::cluster_group cluster = cg::this_cluster();
+    const TopkCluster c{cluster, cluster.block_rank(),
+                        *sh,     single ? sh : cluster.map_shared_rank(sh, 0),
+                        sel,     single ? sel : cluster.map_shared_rank(sel, 0),
+                        single};
+    topk_sync(c);  // every CTA's reads of the others' counters are done before they are rewritten
+    const TopkThreshold th = smem_threshold(c, src, len, k);
+    ordered_collect(c, src, begin, len, th, k);
+    topk_sync(c);  // rank 0's buffer is complete (ascending positions)
+    if (c.rank != 0) return;
+    for (uint32_t i = threadIdx.x; i < k; i += kTopkThreads) {
+        const int32_t q = static_cast<int32_t>(~static_cast<uint32_t>(sel[i]));
+        pos[i] = q;
+        slots[i] = slot_row[q];
+    }
+}
+
+// The same not inlined, so that its registers stay out of the caller's main path (no spills there at 64 registers
+// per thread), with scalar arguments only: an argument passed by reference would put the caller's object (the
+// kernel parameters, the segment) into local memory for the whole kernel.
+__device__ __noinline__ void radix_fallback(TopkShared* sh, uint64_t* sel, bool single, const float* src, int64_t begin,
+                                            int len, uint32_t k, const int32_t* slot_row, int32_t* pos,
+                                            int32_t* slots) {
+    radix_fallback_inline(sh, sel, single, src, begin, len, k, slot_row, pos, slots);
 }
 
 }  // namespace

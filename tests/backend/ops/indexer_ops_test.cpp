@@ -495,7 +495,7 @@ TEST_F(IndexerOpsTest, SmemTopkDecodeBatch) {
 }
 
 // The top-k in ascending position order (DSA_INDEXER_TOPK_ORDER=position, the default, set explicitly) on the
-// global, shared-memory and fast top-k kernels:
+// global, shared-memory, fast and lean top-k kernels:
 // DecodeBatch's rows, limits 0 / 1 / 2047 / 2048 / 2049 with padded key_slots, one request of 128K keys; the same
 // checks with the expected positions of each row in ascending order.
 TEST_F(IndexerOpsTest, PositionOrderTopk) {
@@ -506,7 +506,7 @@ TEST_F(IndexerOpsTest, PositionOrderTopk) {
             unsetenv("DSA_INDEXER_TOPK");
         }
     } env;
-    for (const char* kernel : {"global", "smem", "fast"}) {
+    for (const char* kernel : {"global", "smem", "fast", "lean"}) {
         setenv("DSA_INDEXER_TOPK", kernel, 1);
         const std::string name = std::string("position_order_") + kernel;
         const Case c{name.c_str(), fp8_numerics(true)};
