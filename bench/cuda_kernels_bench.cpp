@@ -12,10 +12,10 @@
 // shapes (one line each), the MLA absorbs at B = 1 / 8, and a chain of 10 dependent FP8 linears (act_quant + GEMM
 // each), all in CUDA graphs; run again with DSA_PDL=0 to see what PDL buys. --absorbs (alone, seconds): the absorbs
 // (W_UV with and without the short-row kernel), the shared expert's dense_mlp and the M = 1 / 8 single-weight streams.
-// --m64 (alone, also in --decode-linears): default plans vs stream-K plans vs the TMA kernel (DSA_FP8_STREAM_M64) at
-// M = 32 / 64 on the decode shapes. --cluster (alone): default plans vs cluster split-K (DSA_FP8_STREAM_CLUSTER) at
-// M = 1..64, and the kernel alone with and without split-K. --shape N K M: one FP8 linear() graph-timed with the plan
-// the environment selects (for ncu).
+// --m64 (alone, also in --decode-linears): the M = 33..64 kernel choice (default = wgmma, staged, stream-K plans) at
+// M = 48 / 64 on the decode shapes, and the linear_multi launches at M = 1 / 8 / 48 / 64. --cluster (alone): default
+// plans vs cluster split-K (DSA_FP8_STREAM_CLUSTER) at M = 1..64, and the kernel alone with and without split-K.
+// --shape N K M: one FP8 linear() graph-timed with the plan the environment selects (for ncu).
 // Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs | --m64 | --cluster | --shape N K M]
 #include <algorithm>
 #include <cmath>
@@ -297,7 +297,6 @@ struct NK {
 const char* plan_kernel_name(const cuda::Fp8StreamPlan& plan) {
     switch (plan.kernel) {
         case cuda::Fp8StreamKernel::kWgmma: return "wgmma";
-        case cuda::Fp8StreamKernel::kTma: return "tma";
         case cuda::Fp8StreamKernel::kRing: return "ring";
         default: return "staged";
     }
@@ -350,35 +349,85 @@ double linear_seconds(cuda::CudaBackend& be, std::mt19937& rng, const std::vecto
     return backend_graph_seconds(be, copies, [&](int i) { be.linear(x, ws[i], LinearOutput::kActivation); });
 }
 
-// --m64: the default plans vs stream-K plans on the same kernels (DSA_FP8_STREAMK=dense) vs the TMA kernel
-// (DSA_FP8_STREAM_M64=tma32) at M = 32 and 64 on the decode shapes: us, TB/s of weight bytes, % of 4.8 TB/s.
+// --m64: the M = 33..64 kernel choice. linear() (act_quant + GEMM, graph) at M = 48 and 64 on the decode shapes and
+// the shared expert's 4096 x 7168 with the default plans (kAuto: wgmma from 32 token rows, the cluster rule), the
+// staged kernel (kAuto's choice under 4096 weight rows until session 10), and stream-K plans (DSA_FP8_STREAMK=dense);
+// then q_a + kv_a + wk and q_b + wq_b through linear_multi at M = 1, 8, 48, 64: default, staged, cluster 8 on the
+// joint plan. us, TB/s of weight bytes, time / default.
 void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
     int sms = 0;
     DSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-    const int initial = cuda::fp8_stream_m64(), streamk = cuda::fp8_stream_streamk_scope();
-    const char* names[3] = {"default", "stream-K", "tma"};
-    for (const NK s : kDecodeShapes) {
+    using V = cuda::Fp8StreamKernel;
+    const V variant = cuda::fp8_stream_variant();
+    const int streamk = cuda::fp8_stream_streamk_scope(), cluster = cuda::fp8_stream_cluster_max();
+    struct Mode {
+        const char* name;
+        V kernel;
+        int streamk, cluster;
+    };
+    const auto apply = [](const Mode& v) {
+        cuda::set_fp8_stream_variant(v.kernel);
+        cuda::set_fp8_stream_streamk_scope(v.streamk);
+        cuda::set_fp8_stream_cluster_max(v.cluster);
+    };
+    constexpr int kA = cuda::kFp8StreamClusterAuto;
+    const Mode modes[] = {{"default", V::kAuto, 0, kA}, {"staged", V::kStaged, 0, kA},
+                          {"stream-K", V::kAuto, cuda::kFp8StreamKDense, kA}};
+    std::vector<NK> shapes = kDecodeShapes;
+    shapes.push_back({4096, 7168});
+    for (const NK s : shapes) {
         const std::vector<LinearWeight> ws = fp8_weight_copies(be, rng, s.n, s.k);
         const double bytes = static_cast<double>(s.n) * s.k;
-        for (int64_t m : {32, 64}) {
+        for (int64_t m : {48, 64}) {
             std::printf("m64 linear M=%-3lld N=%-6lld K=%-6lld", static_cast<long long>(m), static_cast<long long>(s.n),
                         static_cast<long long>(s.k));
             double t0 = 0;
-            for (int v = 0; v < 3; ++v) {
-                cuda::set_fp8_stream_streamk_scope(v == 1 ? cuda::kFp8StreamKDense : 0);
-                cuda::set_fp8_stream_m64(v == 2 ? cuda::kFp8StreamM64Tma32 : cuda::kFp8StreamM64Off);
+            for (const Mode& v : modes) {
+                apply(v);
                 const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, s.n, s.k, m, sms);
                 const double t = linear_seconds(be, rng, ws, m);
-                t0 = v == 0 ? t : t0;
-                std::printf(" | %s [%s] %7.2f us %5.2f TB/s %4.1f%% (%.2f)", names[v], plan_kernel_name(plan), t * 1e6,
-                            bytes / t / 1e12, bytes / t / 1e12 / 4.8 * 100, t / t0);
+                t0 = t0 == 0 ? t : t0;
+                std::printf(" | %s [%s%s] %7.2f us %5.2f TB/s %4.1f%% (%.2f)", v.name, plan_kernel_name(plan),
+                            plan.cluster > 1 ? " cl" : plan.streamk_units > 0 ? " sk" : "", t * 1e6, bytes / t / 1e12,
+                            bytes / t / 1e12 / 4.8 * 100, t / t0);
             }
             std::printf("\n");
             std::fflush(stdout);
         }
     }
-    cuda::set_fp8_stream_m64(initial);
-    cuda::set_fp8_stream_streamk_scope(streamk);
+    const Mode multi_modes[] = {{"default", V::kAuto, 0, kA}, {"staged", V::kStaged, 0, kA},
+                                {"cluster 8", V::kAuto, 0, 8}};
+    struct Multi {
+        const char* name;
+        int64_t k;
+        std::vector<int64_t> rows;
+    };
+    for (const Multi& mu : {Multi{"q_a+kv_a+wk", 7168, {1536, 576, 128}}, Multi{"q_b+wq_b", 1536, {24576, 8192}}}) {
+        std::vector<std::vector<LinearWeight>> sets;
+        double bytes = 0;
+        for (const int64_t r : mu.rows) {
+            sets.push_back(fp8_weight_copies(be, rng, r, mu.k));
+            bytes += static_cast<double>(r) * mu.k;
+        }
+        for (int64_t m : {1, 8, 48, 64}) {
+            const Tensor x = be.to_device(random_bf16({m, mu.k}, rng, 1.0f));
+            std::printf("m64 %s linear_multi M=%-2lld", mu.name, static_cast<long long>(m));
+            double t0 = 0;
+            for (const Mode& v : multi_modes) {
+                apply(v);
+                const double t = backend_graph_seconds(be, kCopies, [&](int i) {
+                    std::vector<const LinearWeight*> w;
+                    for (const std::vector<LinearWeight>& set : sets) w.push_back(&set[i]);
+                    be.linear_multi(x, w, LinearOutput::kActivation);
+                });
+                t0 = t0 == 0 ? t : t0;
+                std::printf(" | %s %7.2f us %5.2f TB/s (%.2f)", v.name, t * 1e6, bytes / t / 1e12, t / t0);
+            }
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+    }
+    apply({"initial", variant, streamk, cluster});
 }
 
 // --cluster: the first split-K finish without clusters (DSA_FP8_STREAM_FINISH=v1 DSA_FP8_STREAM_CLUSTER=0) vs the

@@ -1,4 +1,4 @@
-// Device pieces shared by the FP8 stream GEMM kernels (fp8_stream_gemm.cu, fp8_stream_tma.cu): the evict-first L2
+// Device pieces shared by the FP8 stream GEMM kernels (fp8_stream_gemm.cu, fp8_stream_cluster.cuh): the evict-first L2
 // policy for weights read once, a warp's job (WarpJob), the bf16 output store of a warp's 16 rows x NT * 8 tokens
 // in mma.sync's fragment layout, and the deterministic split-K finishes (last-arriving warp sums the partials).
 // Included by .cu files only.

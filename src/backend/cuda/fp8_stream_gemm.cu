@@ -683,10 +683,6 @@ void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plann
     DSA_CHECK(plan.splits == 1 || plan.cluster > 1 || (p.ws != nullptr && p.counters != nullptr))
         << "fp8 stream GEMM: no workspace";
     DSA_CHECK(groups <= 65535) << "fp8 stream GEMM: " << groups << " groups";
-    if (plan.kernel == Fp8StreamKernel::kTma) {
-        launch_fp8_stream_tma(p, plan, stream);
-        return;
-    }
     switch (plan.nt) {
         case 1:
             launch_nt<1>(p, plan, groups, stream);

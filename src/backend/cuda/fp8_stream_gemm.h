@@ -24,14 +24,14 @@ constexpr int64_t kFp8StreamCtaWarps = 8;    // warps per CTA of the staged and 
 // (DSA_FP8_STREAM_KERNEL=ring, the first version): one warp per 16 rows with a register ring, activations from
 // global / L1. kWgmma (DSA_FP8_STREAM_KERNEL=wgmma): the staged CTA and ring, but the 128-byte wgmma swizzle and
 // each warpgroup multiplying its 64 weight rows by all token rows with wgmma m64nNk32 e4m3 (N = 8 nt).
-// kAuto (default; DSA_FP8_STREAM_KERNEL=auto): kWgmma for dense plans with 32 token rows, or 33..64 token rows
-// and at least kFp8StreamWgmmaMinWeightRows weight rows, kStaged for every other plan (a plan's kernel is never
-// kAuto). From the H200 bench (cuda_kernels_bench --decode-linears): wgmma took 0.71-0.95x of staged's time at
-// M = 32 on every V3.2 shape and 0.53-0.99x at M = 64 for N >= 7168, but 1.13-1.26x at M = 64 for N <= 2048.
-// kTma (fp8_stream_tma.cu; only from fp8_stream_tma_plan): see DSA_FP8_STREAM_M64 below.
-enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4, kTma = 5 };
+// kAuto (default; DSA_FP8_STREAM_KERNEL=auto): kWgmma for dense plans with at least kFp8StreamWgmmaMinRows (32)
+// token rows, and for the joint multi plan with at most kFp8StreamMultiWgmmaMaxRows (8), kStaged for every other
+// plan (a plan's kernel is never kAuto). From the H200 benches: wgmma took 0.71-0.95x of staged's time at M = 32 on
+// every V3.2 shape (--decode-linears); at M = 48 / 64 (--m64) 0.74-0.85x on every shape under 4096 rows (it was
+// chosen above since session 8), and q_a + kv_a + wk (linear_multi) 0.83x at M = 64, 0.88x at 48, 0.92x at 1 and 8.
+enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4 };
 constexpr int64_t kFp8StreamWgmmaMinRows = 32;
-constexpr int64_t kFp8StreamWgmmaMinWeightRows = 4096;  // for 33..64 token rows
+constexpr int64_t kFp8StreamMultiWgmmaMaxRows = 8;  // joint multi plans
 Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
 void set_fp8_stream_variant(Fp8StreamKernel k); // later plans (tests and benches compare the two)
 
@@ -79,18 +79,6 @@ bool fp8_stream_streamk_moe();  // MoE launches at one token
 void set_fp8_stream_streamk(bool on);  // both
 // The stream-K version of `plan` (bounded, staged or wgmma; made for `groups` groups and this K).
 Fp8StreamPlan fp8_stream_streamk_plan(Fp8StreamPlan plan, int64_t groups, int64_t k, int num_sms);
-
-// Opt-in M = 33..64 kernel (DSA_FP8_STREAM_M64=tma; =tma32 also for 17..32 token rows; never measured yet):
-// dense single-weight or dense gate_up launches (not multi, not grouped) take fp8_stream_tma_plan. One CTA per SM:
-// a producer warp streams 128-row weight blocks and the token block by TMA (128-byte swizzle, mbarrier full / empty
-// ring of 8-10 stages) while two math warpgroups run wgmma with one block's wgmma in flight (the previous block is
-// scaled meanwhile); units (128-row block, K block) split stream-K style over the SMs. Off: 0.
-constexpr int kFp8StreamM64Off = 0, kFp8StreamM64Tma = 1, kFp8StreamM64Tma32 = 2;
-int fp8_stream_m64();
-void set_fp8_stream_m64(int mode);
-// The token-row range the m64 mode applies to (max_tokens), and its plan (stream-K layout, kernel kTma).
-bool fp8_stream_m64_applies(int64_t max_tokens);
-Fp8StreamPlan fp8_stream_tma_plan(int64_t rows, int64_t k, int64_t max_tokens, int num_sms);
 
 // Cluster split-K (DSA_FP8_STREAM_CLUSTER): dense staged / wgmma plans (and the joint multi plan with =N) that split
 // K put the K splits of each 128-row block into one thread-block cluster of consecutive CTAs and sum their
@@ -140,9 +128,6 @@ struct Fp8StreamParams {
     int32_t* counters = nullptr;  // plan.counters, zero
 };
 void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream);
-// The kTma plan's launch (from launch_fp8_stream_gemm); grouped launches, a dense gate_up whose halves are not whole
-// 128-row blocks, or operands a TMA cannot address run the same plan on the stream-K wgmma kernel instead.
-void launch_fp8_stream_tma(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream);
 
 // Several dense weights over the same x in one launch (linear_multi: q_a, kv_a and the indexer's wk). Problem i
 // takes CTAs [cta0_i, cta0_i + its grid) and runs exactly what a lone launch with its plan runs (the same split-K
@@ -167,9 +152,9 @@ struct Fp8StreamMulti {
 // Plans for the problems of one multi launch (n of each set; all planned for max_tokens rows). Joint (default): one
 // K chunk for all, chosen so that the CTAs fill whole waves of 2 per SM (the fewest waves x blocks per CTA, ties to
 // the larger chunk): q_a + kv_a + wk at M = 1 take 252 CTAs of 4 blocks instead of 396 (1.5 waves). Outputs then
-// differ from separate linear() calls in split-K summation order only. Separate (set_fp8_stream_multi_joint(false)
-// or DSA_FP8_MULTI_PLAN=separate; always for the ring variant): each problem's lone plan, bit-identical to
-// separate calls.
+// differ from separate linear() calls in split-K summation order only (and at <= 8 token rows in the kernel: kAuto
+// runs the joint plan on wgmma there). Separate (set_fp8_stream_multi_joint(false) or DSA_FP8_MULTI_PLAN=separate;
+// always for the ring variant): each problem's lone plan, bit-identical to separate calls.
 void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens, int num_sms);
 bool fp8_stream_multi_joint();
 void set_fp8_stream_multi_joint(bool joint);

@@ -38,7 +38,6 @@ namespace {
 std::atomic<int> g_multi_joint{-1};    // -1: not yet read from the environment
 std::atomic<int> g_grouped_joint{-1};  // -1: not yet read from the environment
 std::atomic<int> g_streamk{-1};        // -1: not yet read from the environment
-std::atomic<int> g_m64{-1};            // -1: not yet read from the environment
 std::atomic<int> g_cluster{-2};        // -2: not yet read from the environment
 std::atomic<int> g_finish{-1};         // -1: not yet read from the environment
 
@@ -134,9 +133,8 @@ Fp8StreamPlan base_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tok
         << "fp8 stream GEMM: " << max_tokens << " token rows (1.." << kFp8StreamMaxRows << ")";
     Fp8StreamPlan plan;
     const Fp8StreamKernel variant = fp8_stream_variant();
-    // kAuto: dense plans with 32 token rows, or 33..64 rows of a weight with many rows, take wgmma.
-    const bool wide = groups == 1 && max_tokens >= kFp8StreamWgmmaMinRows &&
-                      (max_tokens <= kFp8StreamWgmmaMinRows || rows >= kFp8StreamWgmmaMinWeightRows);
+    // kAuto: dense plans with 32..64 token rows take wgmma.
+    const bool wide = groups == 1 && max_tokens >= kFp8StreamWgmmaMinRows;
     plan.kernel = variant != Fp8StreamKernel::kAuto ? variant
                   : wide                             ? Fp8StreamKernel::kWgmma
                                                      : Fp8StreamKernel::kStaged;
@@ -172,45 +170,6 @@ Fp8StreamPlan base_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tok
 }
 
 }  // namespace
-
-int fp8_stream_m64() {
-    int v = g_m64.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char* e = std::getenv("DSA_FP8_STREAM_M64");
-        const std::string s = e != nullptr ? e : "";
-        v = s == "tma" ? kFp8StreamM64Tma : s == "tma32" ? kFp8StreamM64Tma32 : kFp8StreamM64Off;
-        g_m64.store(v, std::memory_order_relaxed);
-    }
-    return v;
-}
-
-void set_fp8_stream_m64(int mode) { g_m64.store(mode, std::memory_order_relaxed); }
-
-bool fp8_stream_m64_applies(int64_t max_tokens) {
-    const int mode = fp8_stream_m64();
-    const int64_t lo = mode == kFp8StreamM64Tma32 ? 17 : 33;
-    return mode != kFp8StreamM64Off && max_tokens >= lo && max_tokens <= kFp8StreamMaxRows;
-}
-
-Fp8StreamPlan fp8_stream_tma_plan(int64_t rows, int64_t k, int64_t max_tokens, int num_sms) {
-    DSA_CHECK(rows >= 1 && k >= kFp8StreamKBlock && k % kFp8StreamKBlock == 0 && max_tokens >= 1 &&
-              max_tokens <= kFp8StreamMaxRows)
-        << "fp8 stream GEMM: tma plan for N " << rows << ", K " << k << ", " << max_tokens << " token rows";
-    Fp8StreamPlan plan;
-    plan.kernel = Fp8StreamKernel::kTma;
-    plan.tiles = (rows + kFp8StreamTileRows - 1) / kFp8StreamTileRows;
-    plan.nt = max_tokens <= 32 ? 4 : 8;
-    // One CTA per SM; every CTA an equal run of (128-row block, K block) units, >= 2 (its partial costs 32 KB).
-    const int64_t nkb = k / kFp8StreamKBlock, slots = num_sms > 0 ? num_sms : 132;
-    const int64_t units = row_ctas(plan) * nkb;
-    plan.streamk_units = units;
-    plan.chunk = std::max<int64_t>((units + slots - 1) / slots, std::min<int64_t>(nkb, 2));
-    // A row block's nkb units meet at most (nkb - 1) / chunk + 2 runs (and at most nkb); at least 2 (workspace).
-    plan.splits = std::max<int64_t>(2, std::min(nkb, (nkb - 1) / plan.chunk + 2));
-    plan.ws_floats = plan.splits * plan.tiles * 32 * plan.nt * 4;
-    plan.counters = plan.tiles;
-    return plan;
-}
 
 int fp8_stream_cluster_max() {
     int v = g_cluster.load(std::memory_order_relaxed);
@@ -270,9 +229,6 @@ Fp8StreamPlan dense_cluster(const Fp8StreamPlan& plan, int64_t rows, int64_t k, 
 }  // namespace
 
 Fp8StreamPlan fp8_stream_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tokens, int num_sms, bool bounded) {
-    if (groups == 1 && bounded && fp8_stream_m64_applies(max_tokens)) {
-        return fp8_stream_tma_plan(rows, k, max_tokens, num_sms);
-    }
     Fp8StreamPlan plan = base_plan(groups, rows, k, max_tokens, num_sms, bounded);
     if (groups != 1 || !bounded || plan.kernel == Fp8StreamKernel::kRing) return plan;
     if (fp8_stream_streamk()) return fp8_stream_streamk_plan(plan, 1, k, num_sms);  // opt-in, before the cluster
@@ -297,6 +253,11 @@ void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens,
             q.plan = dense_cluster(q.plan, q.n, k, max_tokens, num_sms);
         }
         return;
+    }
+    if (fp8_stream_variant() == Fp8StreamKernel::kAuto && max_tokens <= kFp8StreamMultiWgmmaMaxRows) {
+        // The joint plan at <= 8 token rows takes wgmma (H200: q_a + kv_a + wk 10.78 -> 9.96 us at M = 1, 12.13 ->
+        // 11.21 at M = 8); the lone plans (and so the separate multi plan) keep staged there.
+        for (int i = 0; i < multi.count; ++i) multi.prob[i].plan.kernel = Fp8StreamKernel::kWgmma;
     }
     if (fp8_stream_cluster_max() >= 2) {  // one cluster size for all problems (whole clusters per problem)
         const Fp8StreamPlan c =

@@ -84,9 +84,8 @@ TEST(Fp8StreamPlanTest, ClusterPlanCoversK) {
 // (7168x2048, o_proj), nothing else; a joint multi plan never, a separate one takes each weight's lone plan.
 TEST(Fp8StreamPlanTest, ClusterAutoRule) {
     const ClusterScope scope(cuda::kFp8StreamClusterAuto);
-    const int streamk = cuda::fp8_stream_streamk_scope(), m64 = cuda::fp8_stream_m64();
+    const int streamk = cuda::fp8_stream_streamk_scope();
     cuda::set_fp8_stream_streamk_scope(0);
-    cuda::set_fp8_stream_m64(0);
     for (const int64_t tokens : {33, 48, 64}) {
         const std::string what = "tokens " + std::to_string(tokens);
         const cuda::Fp8StreamPlan down = cuda::fp8_stream_plan(1, 7168, 2048, tokens, 132);
@@ -123,7 +122,6 @@ TEST(Fp8StreamPlanTest, ClusterAutoRule) {
     EXPECT_EQ(multi.prob[0].plan.cluster, 4);
     cuda::set_fp8_stream_multi_joint(joint);
     cuda::set_fp8_stream_streamk_scope(streamk);
-    cuda::set_fp8_stream_m64(m64);
 }
 
 // linear() with cluster plans vs the CPU and vs the default plan; the same bits when repeated; graph replays.
@@ -271,25 +269,25 @@ TEST_F(Fp8ClusterTest, DenseMlpAgainstCpu) {
 }
 
 // The coalesced split-K finish (the default v2) gives the first finish's bits on every kernel that
-// splits K through the workspace: staged, wgmma and ring variants, stream-K plans, the TMA kernel and the joint
-// multi launch, at nt 1..8 and ragged shapes; twice in a row (counters reset) and from a graph replay; and the CPU.
+// splits K through the workspace: staged, wgmma and ring variants, stream-K plans and the joint multi launch, at
+// nt 1..8 and ragged shapes; twice in a row (counters reset) and from a graph replay; and the CPU.
 TEST_F(Fp8ClusterTest, FinishV2SameBits) {
     const ClusterScope scope(0);
     const cuda::Fp8StreamKernel variant = cuda::fp8_stream_variant();
-    const int streamk = cuda::fp8_stream_streamk_scope(), m64 = cuda::fp8_stream_m64();
+    const int streamk = cuda::fp8_stream_streamk_scope();
     const bool v2 = cuda::fp8_stream_finish_v2();
     make(kActQuantUe8m0);
     using V = cuda::Fp8StreamKernel;
     struct Mode {
         const char* name;
         V kernel;
-        int streamk, m64;
+        int streamk;
     };
-    const Mode modes[] = {{"auto", V::kAuto, 0, 0},
-                          {"ring", V::kRing, 0, 0},
-                          {"wgmma", V::kWgmma, 0, 0},
-                          {"stream-K", V::kAuto, cuda::kFp8StreamKDense, 0},
-                          {"tma", V::kAuto, 0, cuda::kFp8StreamM64Tma32}};
+    const Mode modes[] = {{"auto", V::kAuto, 0},
+                          {"staged", V::kStaged, 0},
+                          {"ring", V::kRing, 0},
+                          {"wgmma", V::kWgmma, 0},
+                          {"stream-K", V::kAuto, cuda::kFp8StreamKDense}};
     for (const NK s : {NK{576, 7168}, NK{7168, 2048}, NK{1000, 384}}) {
         LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
         Tensor x = random_act({64, s.k}, rng_, 2.0f);
@@ -297,7 +295,6 @@ TEST_F(Fp8ClusterTest, FinishV2SameBits) {
         for (const Mode& mode : modes) {
             cuda::set_fp8_stream_variant(mode.kernel);
             cuda::set_fp8_stream_streamk_scope(mode.streamk);
-            cuda::set_fp8_stream_m64(mode.m64);
             for (int64_t m : {1, 8, 16, 33, 64}) {
                 const std::string what = std::string("finish v2 [") + mode.name + "] M=" + std::to_string(m) +
                                          " N=" + std::to_string(s.n) + " K=" + std::to_string(s.k);
@@ -311,7 +308,7 @@ TEST_F(Fp8ClusterTest, FinishV2SameBits) {
                     EXPECT_TRUE(same_bits(got, first)) << what << " rep " << rep;
                 }
                 expect_close(what, to_f32(first), first_rows(ref, m), kStreamTol);
-                if (m == 33 && mode.kernel == V::kAuto && mode.m64 == 0 && mode.streamk == 0) {
+                if (m == 33 && mode.kernel == V::kAuto && mode.streamk == 0) {
                     expect_replay_is_eager(*gpu_, xd, w, random_act({m, s.k}, rng_, 2.0f), what);
                 }
             }
@@ -319,7 +316,6 @@ TEST_F(Fp8ClusterTest, FinishV2SameBits) {
     }
     cuda::set_fp8_stream_variant(V::kAuto);
     cuda::set_fp8_stream_streamk_scope(0);
-    cuda::set_fp8_stream_m64(0);
     const LinearWeight ws[3] = {random_fp8_weight(1536, 7168, rng_), random_fp8_weight(576, 7168, rng_),
                                 random_fp8_weight(128, 7168, rng_)};
     const std::vector<const LinearWeight*> ptrs = {&ws[0], &ws[1], &ws[2]};
@@ -336,7 +332,6 @@ TEST_F(Fp8ClusterTest, FinishV2SameBits) {
     }
     cuda::set_fp8_stream_variant(variant);
     cuda::set_fp8_stream_streamk_scope(streamk);
-    cuda::set_fp8_stream_m64(m64);
     cuda::set_fp8_stream_finish_v2(v2);
 }
 

@@ -12,8 +12,7 @@
 // linear() calls bit for bit (CUDA, all three kernel variants, and the CPU default); with the joint plan (default,
 // one K chunk filling whole waves) it matches the CPU at 3e-3 (staged, wgmma, auto variants); a chain of
 // PDL-launched ops replayed in a CUDA graph equals the same ops run eagerly, bit for bit. Stream-K plans (opt-in):
-// host coverage checks and the launches against the CPU (Fp8StreamKDense). The opt-in TMA kernel for 17..64 rows
-// (DSA_FP8_STREAM_M64): plan coverage (host) and the launches against the CPU, repeated and replayed (Fp8StreamM64Tma).
+// host coverage checks and the launches against the CPU (Fp8StreamKDense). The kAuto kernel rule (host).
 #include <algorithm>
 #include <cstring>
 #include <iostream>
@@ -299,6 +298,45 @@ TEST(Fp8StreamPlanTest, MultiJointFillsWholeWaves) {
     EXPECT_EQ(plan_ctas(false, 1, &chunk), 396);
     cuda::set_fp8_stream_variant(initial);
     cuda::set_fp8_stream_multi_joint(joint);
+}
+
+// The kAuto kernel rule (host): wgmma for dense single-weight plans of 32..64 token rows whatever the weight's rows,
+// staged below 32 and for grouped plans; the joint multi plan (q_a + kv_a + wk) on wgmma at <= 8 and >= 32 token
+// rows, staged at 16; a separate multi plan keeps the lone plans' kernels (bit-identical to linear() calls).
+TEST(Fp8StreamPlanTest, AutoKernelRule) {
+    const bool joint = cuda::fp8_stream_multi_joint();
+    const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    const int streamk = cuda::fp8_stream_streamk_scope(), cluster = cuda::fp8_stream_cluster_max();
+    cuda::set_fp8_stream_variant(cuda::Fp8StreamKernel::kAuto);
+    cuda::set_fp8_stream_streamk_scope(0);
+    cuda::set_fp8_stream_cluster_max(cuda::kFp8StreamClusterAuto);
+    using V = cuda::Fp8StreamKernel;
+    for (const Shape2 s : {Shape2{576, 7168}, Shape2{1536, 7168}, Shape2{2048, 7168}, Shape2{7168, 16384},
+                           Shape2{24576, 1536}}) {
+        for (const int64_t m : {1, 8, 16, 31, 32, 33, 48, 64}) {
+            EXPECT_EQ(cuda::fp8_stream_plan(1, s.n, s.k, m, 132).kernel, m >= 32 ? V::kWgmma : V::kStaged)
+                << "N " << s.n << " M " << m;
+        }
+    }
+    EXPECT_EQ(cuda::fp8_stream_plan(9, 4096, 7168, 64, 132).kernel, V::kStaged);  // grouped
+    for (const bool joint_plan : {true, false}) {
+        cuda::set_fp8_stream_multi_joint(joint_plan);
+        for (const int64_t m : {1, 8, 16, 32, 48, 64}) {
+            cuda::Fp8StreamMulti multi;
+            multi.count = 3;
+            const int64_t rows[3] = {1536, 576, 128};
+            for (int i = 0; i < 3; ++i) multi.prob[i].n = rows[i];
+            cuda::fp8_stream_multi_plan(multi, 7168, m, 132);
+            const V want = m >= 32 || (joint_plan && m <= 8) ? V::kWgmma : V::kStaged;
+            for (int i = 0; i < 3; ++i) {
+                EXPECT_EQ(multi.prob[i].plan.kernel, want) << "joint " << joint_plan << " M " << m << " problem " << i;
+            }
+        }
+    }
+    cuda::set_fp8_stream_variant(initial);
+    cuda::set_fp8_stream_multi_joint(joint);
+    cuda::set_fp8_stream_streamk_scope(streamk);
+    cuda::set_fp8_stream_cluster_max(cluster);
 }
 
 // The joint grouped plan (MoE experts, opt-in: DSA_MOE_PLAN=joint): 9 V3.2 experts' gate_up (4096 x 7168) at one
@@ -600,93 +638,6 @@ TEST_F(LinearTest, DenseMlpWgmmaAndAutoVariants) {
         }
     }
     cuda::set_fp8_stream_variant(initial);
-}
-
-// DSA_FP8_STREAM_M64 (host only): tma applies to dense single-weight plans of 33..64 token rows, tma32 from 17,
-// never to grouped or multi plans; a tma plan's CTAs fit one per SM and cover every row block's K blocks once,
-// each row block meeting at most plan.splits runs, in CTA order.
-TEST(Fp8StreamPlanTest, TmaPlanCoversUnits) {
-    const int initial = cuda::fp8_stream_m64();
-    cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Tma);
-    using V = cuda::Fp8StreamKernel;
-    EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 33, 132).kernel, V::kTma);
-    EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 64, 132).kernel, V::kTma);
-    EXPECT_NE(cuda::fp8_stream_plan(1, 7168, 16384, 32, 132).kernel, V::kTma);
-    EXPECT_NE(cuda::fp8_stream_plan(9, 4096, 7168, 64, 132).kernel, V::kTma);
-    cuda::Fp8StreamMulti multi;
-    multi.count = 2;
-    multi.prob[0].n = 1536, multi.prob[1].n = 576;
-    cuda::fp8_stream_multi_plan(multi, 7168, 64, 132);
-    EXPECT_NE(multi.prob[0].plan.kernel, V::kTma);
-    cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Tma32);
-    EXPECT_EQ(cuda::fp8_stream_plan(1, 7168, 16384, 17, 132).kernel, V::kTma);
-    EXPECT_NE(cuda::fp8_stream_plan(1, 7168, 16384, 16, 132).kernel, V::kTma);
-    struct Case {
-        int64_t n, k, tokens;
-    };
-    for (const Case c : {Case{7168, 16384, 64}, Case{24576, 1536, 64}, Case{576, 7168, 33}, Case{1000, 2048, 48},
-                         Case{8192, 1536, 17}, Case{128, 1536, 64}}) {
-        const std::string what =
-            "N " + std::to_string(c.n) + " K " + std::to_string(c.k) + " tokens " + std::to_string(c.tokens);
-        const cuda::Fp8StreamPlan plan = cuda::fp8_stream_plan(1, c.n, c.k, c.tokens, 132);
-        ASSERT_EQ(plan.kernel, V::kTma) << what;
-        EXPECT_EQ(plan.nt, c.tokens > 32 ? 8 : 4) << what;
-        const int64_t nkb = c.k / 128, rowblocks = (c.n + 127) / 128;
-        ASSERT_EQ(plan.streamk_units, rowblocks * nkb) << what;
-        const int64_t ctas = (plan.streamk_units + plan.chunk - 1) / plan.chunk;
-        EXPECT_LE(ctas, 132) << what;
-        expect_streamk_walk(plan, rowblocks, nkb, what);
-        EXPECT_EQ(plan.ws_floats, plan.splits * plan.tiles * 32 * plan.nt * 4) << what;
-    }
-    cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Off);
-    EXPECT_NE(cuda::fp8_stream_plan(1, 7168, 16384, 64, 132).kernel, V::kTma);
-    cuda::set_fp8_stream_m64(initial);
-}
-
-// The tma kernel (DSA_FP8_STREAM_M64=tma32) through linear() at M = 17, 32, 33, 48, 64 on o_proj, q_b and ragged
-// shapes (N not a multiple of 128 or 16; K = 1536, 2048, 7168, 16384) against the CPU and close to the default plan,
-// the same bits when repeated and from a CUDA graph replay on new input; dense_mlp (its gate_up launch: two weight
-// maps) at F = 2048 and 1152, M = 33 and 64.
-TEST_F(LinearTest, Fp8StreamM64Tma) {
-    const int initial = cuda::fp8_stream_m64();
-    make(kActQuantUe8m0);
-    constexpr Shape2 kShapes[] = {{7168, 16384}, {24576, 1536}, {1000, 2048}, {2112, 7168}, {584, 7168}};
-    for (const Shape2& s : kShapes) {
-        LinearWeight w = random_fp8_weight(s.n, s.k, rng_);
-        Tensor x = random_act({64, s.k}, rng_, 2.0f);
-        Tensor ref = to_f32(cpu_->linear(x, w, LinearOutput::kActivation));
-        for (int64_t m : {17, 32, 33, 48, 64}) {
-            const std::string what = "linear fp8-stream [tma] M=" + std::to_string(m) + " N=" + std::to_string(s.n) +
-                                     " K=" + std::to_string(s.k);
-            std::cout << "[ metric ] " << what << std::endl;  // names the case if a launch fails
-            Tensor xd = up(first_rows(x, m));
-            cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Off);
-            Tensor plain = gpu_->to_host(gpu_->linear(xd, w, LinearOutput::kActivation));
-            cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Tma32);
-            EXPECT_EQ(cuda::fp8_stream_plan(1, s.n, s.k, m, 132).kernel, cuda::Fp8StreamKernel::kTma) << what;
-            expect_stream_linear(*gpu_, xd, w, first_rows(ref, m), plain, what);
-            if (m != 48) continue;
-            const Tensor x2 = random_act({m, s.k}, rng_, 2.0f);
-            const Tensor replay = expect_replay_is_eager(*gpu_, xd, w, x2, what);
-            if (replay.defined()) {
-                expect_close(what + " graph replay vs CPU", to_f32(replay),
-                             to_f32(cpu_->linear(x2, w, LinearOutput::kActivation)), kStreamTol);
-            }
-        }
-    }
-    cuda::set_fp8_stream_m64(cuda::kFp8StreamM64Tma);
-    for (const int64_t f : {2048, 1152}) {
-        MlpWeights mw{random_fp8_weight(f, 7168, rng_), random_fp8_weight(f, 7168, rng_),
-                      random_fp8_weight(7168, f, rng_)};
-        for (int64_t m : {33, 64}) {
-            const std::string what = "dense_mlp [tma] F=" + std::to_string(f) + " M=" + std::to_string(m);
-            std::cout << "[ metric ] " << what << std::endl;
-            Tensor x = random_act({m, 7168}, rng_);
-            expect_close(what, down(gpu_->dense_mlp(up(x), mw)), cpu_->dense_mlp(x, mw), 2e-2);
-            EXPECT_TRUE(cuda().last_mlp_fused()) << what;
-        }
-    }
-    cuda::set_fp8_stream_m64(initial);
 }
 
 }  // namespace
