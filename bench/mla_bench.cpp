@@ -1,12 +1,12 @@
 // MLA kernel benchmarks on the CUDA backend at DeepSeek-V3.2 shapes (H 128, d_n 128, d_v 128): sparse absorbed
 // attention at top-k 2048 over a bf16 and an FP8 (656-byte) latent store, decode b = 1, 16, 64, 128 and a
-// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernel s1 (default) or the opt-in s3
-// (--kernels a,b,... picks DSA_MLA_KERNEL values; default legacy,s1; --sparse-only skips the rest); the split-K combine
-// alone at the decode split counts; the absorbed q/o projections at batch 1..128; dense (expanded MHA) causal
-// prefill of one prompt at a few lengths. Each case runs through the backend op, timed with CUDA events (median of 5
-// runs of 10 calls after warm-up). Decode slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s
-// of KV read and % of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s).
-// Usage: mla_bench [--quick] [--sparse-only] [--kernels legacy,s1,s3]
+// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernel s1 (default) or the opt-in s3 / x2
+// (--kernels a,b,... picks DSA_MLA_KERNEL values; default legacy,s1; --sparse-only skips the rest); the split-K
+// combine alone at the decode split counts; the absorbed q/o projections at batch 1..128; dense (expanded MHA)
+// causal prefill of one prompt at a few lengths. Each case runs through the backend op, timed with CUDA events
+// (median of 5 runs of 10 calls after warm-up). Decode slots are random over a store far larger than L2. Prints
+// time, TFLOP/s, TB/s of KV read and % of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s).
+// Usage: mla_bench [--quick] [--sparse-only] [--kernels legacy,s1,s3,x2]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -75,7 +75,8 @@ Tensor random_lists(int64_t tokens, int64_t range, std::mt19937& rng) {
     return ids;
 }
 
-// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel; s3: three warpgroups).
+// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel; s3: three warpgroups;
+// x2: s1 in clusters sharing the FP8 gather).
 void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::string& name, const Tensor& q,
                  const Tensor& ids, const std::vector<std::string>& kernels) {
     const int64_t tokens = q.dim(0);
@@ -200,7 +201,7 @@ int run(int argc, char** argv) {
                 at = comma + 1;
             }
         } else {
-            std::fprintf(stderr, "usage: mla_bench [--quick] [--sparse-only] [--kernels legacy,s1,s3]\n");
+            std::fprintf(stderr, "usage: mla_bench [--quick] [--sparse-only] [--kernels legacy,s1,s3,x2]\n");
             return 2;
         }
     }

@@ -41,6 +41,10 @@ class RecordingBackend final : public Backend {
     QuantizedAct add_rms_norm_q8(Tensor& residual, const Tensor& delta, const Tensor& w, float eps) override {
         return in_.add_rms_norm_q8(residual, delta, w, eps);
     }
+    QuantizedAct rms_norm_q8_and_writes(const Tensor& x, const Tensor& w, float eps, const MlaLatentWriteParams& latent,
+                                        const IndexerKeyWriteParams* key) override {
+        return in_.rms_norm_q8_and_writes(x, w, eps, latent, key);
+    }
     Tensor layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps) override {
         return in_.layer_norm(x, w, b, eps);
     }
@@ -77,6 +81,13 @@ class RecordingBackend final : public Backend {
         return in_.mla_expand_kv(latent, kv_b, d);
     }
     Tensor mla_query(const MlaQueryParams& p) override { return in_.mla_query(p); }
+    Tensor mla_absorbed_query(const Tensor& q, const LinearWeight& kv_b, const MlaHeadDims& d, const Tensor& positions,
+                              const RopeTable* table, RopeLayout layout) override {
+        return in_.mla_absorbed_query(q, kv_b, d, positions, table, layout);
+    }
+    QuantizedAct mla_absorb_o_q8(const Tensor& o, const LinearWeight& kv_b, const MlaHeadDims& d) override {
+        return in_.mla_absorb_o_q8(o, kv_b, d);
+    }
     Tensor mla_sparse_attention(const MlaSparseParams& p) override { return in_.mla_sparse_attention(p); }
     Tensor mla_dense_attention(const MlaDenseParams& p) override { return in_.mla_dense_attention(p); }
 

@@ -87,6 +87,15 @@ public:
     virtual QuantizedAct add_rms_norm_q8(Tensor& residual, const Tensor& delta, const Tensor& weight, float eps) {
         return {add_rms_norm(residual, delta, weight, eps), Tensor(), Tensor()};
     }
+    // rms_norm_q8(x) with the MLA latent write and (key not null) the indexer key write, which neither read nor
+    // write x or its norm: the results of the three ops (the default runs the writes, then the norm); backends may
+    // run them in one launch.
+    virtual QuantizedAct rms_norm_q8_and_writes(const Tensor& x, const Tensor& weight, float eps,
+                                                const MlaLatentWriteParams& latent, const IndexerKeyWriteParams* key) {
+        mla_latent_write(latent);
+        if (key != nullptr) indexer_key_write(*key);
+        return rms_norm_q8(x, weight, eps);
+    }
     // x [T, D], weight/bias [D] f32 -> [T, D]: standard LayerNorm (biased variance) in FP32.
     virtual Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) = 0;
     // a, b [same shape] -> a + b (FP32 add, rounded to an activation).
@@ -151,6 +160,19 @@ public:
         apply_rope({q_pe, p.positions, p.table, p.layout, 0});
         const Tensor parts[2] = {p.q_absorbed, q_pe};
         return concat_last(parts);
+    }
+    // The absorbed attention's query straight from q [T, H, d_n + R] (rope part not rotated yet): equal to
+    // mla_query({mla_absorb_q(narrow_last(q, 0, d_n)), q, ...}), which the default runs; backends may fuse.
+    virtual Tensor mla_absorbed_query(const Tensor& q, const LinearWeight& kv_b, const MlaHeadDims& dims,
+                                      const Tensor& positions, const RopeTable* table, RopeLayout layout) {
+        Tensor q_nope = narrow_last(q, 0, dims.nope_dim);
+        return mla_query({mla_absorb_q(q_nope, kv_b, dims), q, positions, table, layout});
+    }
+    // mla_absorb_o as the input of an FP8 linear (o_proj): .x = mla_absorb_o(o_latent) viewed [T, H * d_v]; a
+    // backend may also return act_quant(.x) for linear_multi_q8. Default: .x only.
+    virtual QuantizedAct mla_absorb_o_q8(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& dims) {
+        Tensor o = mla_absorb_o(o_latent, kv_b, dims);
+        return {o.view({o.dim(0), o.dim(1) * o.dim(2)}), Tensor(), Tensor()};
     }
     // Absorbed sparse attention over latent-store slots -> [T, H, 512].
     virtual Tensor mla_sparse_attention(const MlaSparseParams& p) = 0;

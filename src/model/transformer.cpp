@@ -5,6 +5,7 @@
 #include "model/transformer.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "base/check.h"
@@ -212,11 +213,29 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Quantize
     const std::vector<Tensor> x_out = be_.linear_multi_q8(x, x_proj);
     const Tensor& kv_a = x_out[aw.q_a_proj.defined() ? 1 : 0];
 
+    // Latent KV: c_kv = RMSNorm(kv_a[:512]), k_pe = RoPE(kv_a[512:]), written before attending (one op); the
+    // indexer's key k^I = RoPE(LayerNorm(W_k x)) on the first 64 dims, written for every token (MODEL_SPEC §4.8).
+    // Both only need x's projections: they go with the q_a norm (one op; one launch where the backend can).
+    const RopeLayout mla_layout = config_.rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
+    DSA_CHECK_EQ(kv_a.dim(1), r_kv + config_.qk_rope_head_dim) << "kv_a width";
+    const backend::MlaLatentWriteParams latent{kv_a,          aw.kv_a_layernorm, eps, st.positions, &rope_,
+                                               mla_layout,    st.out_slots,      &kv.mla.at(layer)};
+    std::optional<backend::IndexerKeyWriteParams> key;
+    if (aw.indexer) {
+        DSA_CHECK(kv.indexer.at(layer).data.defined()) << "layer " << layer << " has no indexer key store";
+        const RopeLayout layout = config_.indexer_rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
+        key = backend::IndexerKeyWriteParams{x_out.back(), aw.indexer->k_norm_weight, aw.indexer->k_norm_bias, 1e-6f,
+                                             st.positions, &rope_, layout, st.out_slots, &kv.indexer.at(layer)};
+    }
+    bool written = false;
+
     // Queries (MODEL_SPEC §3.3): q_resid = RMSNorm(W_qa x) also feeds the indexer, so q_b and the indexer's wq_b
     // run as one linear_multi (one act_quant, made by the norm where the backend can).
     Tensor q, wq_r;
     if (aw.q_a_proj.defined()) {
-        const QuantizedAct q_resid = be_.rms_norm_q8(x_out[0], aw.q_a_layernorm, eps);
+        const QuantizedAct q_resid =
+            be_.rms_norm_q8_and_writes(x_out[0], aw.q_a_layernorm, eps, latent, key ? &*key : nullptr);
+        written = true;
         std::vector<const backend::LinearWeight*> r_proj = {&aw.q_b_proj};
         if (aw.indexer) r_proj.push_back(&aw.indexer->wq_b);
         const std::vector<Tensor> r_out = be_.linear_multi_q8(q_resid, r_proj);
@@ -225,17 +244,16 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Quantize
     } else {
         q = be_.linear(x.x, aw.q_proj).view({num_tokens, num_heads, d_qk});
     }
-    const RopeLayout mla_layout = config_.rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
     const bool expanded = use_expanded(st, options);  // absorbed: q's RoPE is applied where its query is built
     if (expanded) be_.apply_rope({q, st.positions, &rope_, mla_layout, d_n});
+    if (!written) {
+        be_.mla_latent_write(latent);
+        if (key) be_.indexer_key_write(*key);
+    }
 
-    // Latent KV: c_kv = RMSNorm(kv_a[:512]), k_pe = RoPE(kv_a[512:]); written before attending (one op). It and
-    // the absorbed attention's query (q_nope · W_UK joined to the rotated rope part) do not depend on the token
-    // selection: where the backend branches (small decode steps on the GPU), they run beside the indexer.
-    DSA_CHECK_EQ(kv_a.dim(1), r_kv + config_.qk_rope_head_dim) << "kv_a width";
+    // The absorbed attention's query (q_nope · W_UK joined to the rotated rope part) does not depend on the token
+    // selection: where the backend branches (small decode steps on the GPU), it runs beside the indexer.
     backend::SideBranch branch(be_, !expanded && aw.indexer ? num_tokens : 0);
-    be_.mla_latent_write({kv_a, aw.kv_a_layernorm, eps, st.positions, &rope_, mla_layout, st.out_slots,
-                          &kv.mla.at(layer)});
     Tensor q_mla;
     if (branch.active()) {
         q_mla = absorbed_query(aw, q, st);
@@ -247,7 +265,7 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Quantize
     IndexerTopkResult sel;
     if (aw.indexer) {
         DSA_CHECK(wq_r.defined()) << "the indexer needs q_lora_rank > 0";
-        sel = select_tokens(aw, layer, x.x, x_out.back(), wq_r, st, kv, options);
+        sel = select_tokens(aw, layer, x.x, wq_r, st, kv, options);
         *shared = sel;
         if (options.capture_topk) out->topk.at(layer) = be_.to_host(sel.positions);
     } else {
@@ -258,22 +276,21 @@ Tensor DsaModel::attention(const LayerWeights& lw, int64_t layer, const Quantize
 
     branch.join();
     if (!expanded && !q_mla.defined()) q_mla = absorbed_query(aw, q, st);
-    Tensor o = expanded ? attend_expanded(aw, q, sel.positions, st, kv, layer)
-                        : attend_absorbed(aw, q_mla, sel.slots, kv, layer);
-    return be_.linear(o.view({num_tokens, num_heads * config_.v_head_dim}), aw.o_proj);
+    if (expanded) {
+        Tensor o = attend_expanded(aw, q, sel.positions, st, kv, layer);
+        return be_.linear(o.view({num_tokens, num_heads * config_.v_head_dim}), aw.o_proj);
+    }
+    // o_proj's input may come with its act_quant made by absorb_o (QuantizedAct, as the norms' outputs).
+    const backend::LinearWeight* o_proj[1] = {&aw.o_proj};
+    return be_.linear_multi_q8(attend_absorbed(aw, q_mla, sel.slots, kv, layer), o_proj)[0];
 }
 
 IndexerTopkResult DsaModel::select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
-                                          const Tensor& wk_x, const Tensor& wq_r, const StepTensors& st,
-                                          KvStores& kv, const ForwardOptions& options) {
+                                          const Tensor& wq_r, const StepTensors& st, KvStores& kv,
+                                          const ForwardOptions& options) {
     const IndexerWeights& iw = *aw.indexer;
     const int64_t num_tokens = st.num_tokens, num_heads = config_.index_n_heads, dim = config_.index_head_dim;
     const RopeLayout layout = config_.indexer_rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
-
-    // k^I = RoPE(LayerNorm(W_k x)) on the first 64 dims; written for every token (MODEL_SPEC §4.8), one op.
-    DSA_CHECK(kv.indexer.at(layer).data.defined()) << "layer " << layer << " has no indexer key store";
-    be_.indexer_key_write({wk_x, iw.k_norm_weight, iw.k_norm_bias, 1e-6f, st.positions, &rope_, layout, st.out_slots,
-                           &kv.indexer.at(layer)});
 
     // q's first 64 dims are rotated by indexer_topk (the CUDA FP8 path inside its q preparation: no launch).
     Tensor q = wq_r.view({num_tokens, num_heads, dim});
@@ -302,21 +319,20 @@ IndexerTopkResult DsaModel::select_tokens(const AttentionWeights& aw, int64_t la
 }
 
 Tensor DsaModel::absorbed_query(const AttentionWeights& aw, const Tensor& q, const StepTensors& st) {
-    // q's rope part is not rotated yet: mla_query rotates it while joining it to the absorbed q_nope.
+    // q's rope part is not rotated yet: it is rotated while joined to the absorbed q_nope (mla_query).
     const RopeLayout layout = config_.rope_interleave ? RopeLayout::kInterleaved : RopeLayout::kNeox;
-    Tensor q_nope = be_.narrow_last(q, 0, config_.qk_nope_head_dim);
-    return be_.mla_query({be_.mla_absorb_q(q_nope, aw.kv_b_proj, head_dims_), q, st.positions, &rope_, layout});
+    return be_.mla_absorbed_query(q, aw.kv_b_proj, head_dims_, st.positions, &rope_, layout);
 }
 
-Tensor DsaModel::attend_absorbed(const AttentionWeights& aw, const Tensor& q_mla, const Tensor& slots, KvStores& kv,
-                                 int64_t layer) {
+QuantizedAct DsaModel::attend_absorbed(const AttentionWeights& aw, const Tensor& q_mla, const Tensor& slots,
+                                       KvStores& kv, int64_t layer) {
     backend::MlaSparseParams p;
     p.q = q_mla;
     p.kv = &kv.mla.at(layer);
     p.slots = slots;
     p.softmax_scale = softmax_scale_;
     Tensor o_latent = be_.mla_sparse_attention(p);
-    return be_.mla_absorb_o(o_latent, aw.kv_b_proj, head_dims_);
+    return be_.mla_absorb_o_q8(o_latent, aw.kv_b_proj, head_dims_);
 }
 
 Tensor DsaModel::attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,

@@ -97,16 +97,17 @@ private:
     Tensor attention(const LayerWeights& lw, int64_t layer, const backend::QuantizedAct& x, const StepTensors& st,
                      KvStores& kv, const ForwardOptions& options, backend::IndexerTopkResult* shared,
                      ForwardOutput* out);
-    // wk_x: the indexer's k projection W_k x, wq_r: its q projection W_qb q_resid (both computed with the
-    // layer's other projections of the same inputs).
+    // wq_r: the indexer's q projection W_qb q_resid (computed with q_b). The layer's keys are written already
+    // (attention() writes them with the latent, beside the q_a norm).
     backend::IndexerTopkResult select_tokens(const AttentionWeights& aw, int64_t layer, const Tensor& x,
-                                             const Tensor& wk_x, const Tensor& wq_r, const StepTensors& st,
-                                             KvStores& kv, const ForwardOptions& options);
+                                             const Tensor& wq_r, const StepTensors& st, KvStores& kv,
+                                             const ForwardOptions& options);
     // The absorbed attention's query [T, H, 576] from q [T, H, d_qk] (its rope part not yet rotated).
     Tensor absorbed_query(const AttentionWeights& aw, const Tensor& q, const StepTensors& st);
-    // Sparse attention of q_mla (absorbed_query) over the selected slots, back to [T, H, d_v].
-    Tensor attend_absorbed(const AttentionWeights& aw, const Tensor& q_mla, const Tensor& slots, KvStores& kv,
-                           int64_t layer);
+    // Sparse attention of q_mla (absorbed_query) over the selected slots, back to [T, H * d_v] (o_proj's input,
+    // with its act_quant where the backend made one).
+    backend::QuantizedAct attend_absorbed(const AttentionWeights& aw, const Tensor& q_mla, const Tensor& slots,
+                                          KvStores& kv, int64_t layer);
     Tensor attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,
                            const StepTensors& st, KvStores& kv, int64_t layer);
     // The layer's MLP or MoE of x.x (x.q8: its norm's act_quant, where the backend made one).

@@ -23,6 +23,10 @@
 
 namespace dsa::backend::cuda {
 
+struct RmsNormParams;
+struct MlaLatentWriteKernelParams;
+struct IndexerKeyWriteKernelParams;
+
 class CudaBackend final : public Backend {
 public:
     CudaBackend(const Numerics& numerics, int device);
@@ -61,12 +65,18 @@ public:
     Tensor mla_kv_read(const MlaKvStore& store, const Tensor& slots) override;
     Tensor mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
     Tensor mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
+    Tensor mla_absorbed_query(const Tensor& q, const LinearWeight& kv_b, const MlaHeadDims& dims,
+                              const Tensor& positions, const RopeTable* table, RopeLayout layout) override;
+    QuantizedAct mla_absorb_o_q8(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
     MlaExpandedKv mla_expand_kv(const Tensor& latent, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
     Tensor mla_sparse_attention(const MlaSparseParams& p) override;
     Tensor mla_dense_attention(const MlaDenseParams& p) override;
 
     void indexer_k_write(const IndexerKWriteParams& p) override;
     void indexer_key_write(const IndexerKeyWriteParams& p) override;  // fused_ops.cpp
+    QuantizedAct rms_norm_q8_and_writes(const Tensor& x, const Tensor& weight, float eps,
+                                        const MlaLatentWriteParams& latent,
+                                        const IndexerKeyWriteParams* key) override;  // fused_ops.cpp
     IndexerTopkResult indexer_topk(const IndexerTopkParams& p) override;
     IndexerTopkResult causal_indices(const CausalIndicesParams& p) override;
 
@@ -118,6 +128,12 @@ public:
     bool last_key_write_fused() const { return last_key_write_fused_; }
     // Whether the last mla_query ran the fused kernel.
     bool last_query_fused() const { return last_query_fused_; }
+    // Whether the last mla_absorbed_query ran the one absorb_q kernel (DSA_FUSED_ABSORB), and whether the last
+    // mla_absorb_o_q8 wrote the act_quant of its output.
+    bool last_absorbed_query_fused() const { return last_absorbed_query_fused_; }
+    bool last_absorb_o_quantized() const { return last_absorb_o_quantized_; }
+    // Whether the last rms_norm_q8_and_writes ran as one launch (DSA_FUSED_WRITES).
+    bool last_writes_fused() const { return last_writes_fused_; }
     // Whether the last indexer_topk with q_rope rotated q inside the q preparation (no apply_rope launch).
     bool last_q_rope_fused() const { return last_q_rope_fused_; }
     // How the last moe_experts given a shared expert ran it: on the side stream (DSA_MOE_SHARED_STREAM) forked at
@@ -160,9 +176,19 @@ private:
     bool last_latent_write_fused_ = false;
     bool last_key_write_fused_ = false;
     bool last_query_fused_ = false;
+    bool last_absorbed_query_fused_ = false;
+    bool last_absorb_o_quantized_ = false;
+    bool last_writes_fused_ = false;
     bool last_q_rope_fused_ = false;
     // rms_norm / add_rms_norm (delta defined) with, when `quant` and the shapes allow, the act_quant of the output.
     QuantizedAct norm_maybe_quant(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps, bool quant);
+    // norm_maybe_quant's output tensors and kernel parameters, nothing launched (the fused decode writes).
+    QuantizedAct norm_prepare(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps, bool quant,
+                              RmsNormParams& p);
+    // The fused latent / key write kernels' parameters of p (uploads done); false (nothing done) where the fused
+    // kernels do not take p (the Backend default then runs the separate ops).
+    bool latent_write_params(const MlaLatentWriteParams& p, MlaLatentWriteKernelParams& k);
+    bool key_write_params(const IndexerKeyWriteParams& p, IndexerKeyWriteKernelParams& k);
     // dense_mlp of FP8 weights with act_quant at m <= kFp8StreamMaxRows: one act_quant of x, gate and up in one
     // streaming launch, SwiGLU + act_quant of h, down; false (nothing launched) when the shapes do not fit.
     // pre: the act_quant of x made by its norm (q8 + scales checked), read instead of an act_quant launch.
@@ -261,6 +287,12 @@ struct GraphCaptureBreak : std::runtime_error {
 // The decode-path fusions (norms writing act_quant, the fused KV / key writes, the indexer q RoPE in the q prep):
 // env DSA_FUSED_DECODE, default on.
 bool fused_decode_enabled();
+// The absorb fusions (mla_absorbed_query in one absorb_q kernel, mla_absorb_o_q8 writing act_quant): env
+// DSA_FUSED_ABSORB (0 / 1, read on every call), default on; off with DSA_FUSED_DECODE=0.
+bool fused_absorb_enabled();
+// rms_norm_q8_and_writes in one launch: env DSA_FUSED_WRITES (0 / 1, read on every call), default on; off with
+// DSA_FUSED_DECODE=0.
+bool fused_writes_enabled();
 
 // Checks a contiguous device tensor of dtype `dt`; `shape` entries < 0 are not checked.
 void check_device_tensor(const Tensor& t, DType dt, std::initializer_list<int64_t> shape, const char* what);

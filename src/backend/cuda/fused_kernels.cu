@@ -10,6 +10,7 @@
 #include "backend/cuda/fused_hadamard.cuh"
 #include "backend/cuda/indexer_common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/norm_row.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "base/check.h"
 
@@ -50,25 +51,27 @@ __device__ __forceinline__ void store_rope(const MlaLatentWriteKernelParams& p, 
     dst[ib] = f32_to_bf16_bits(rb);
 }
 
-__global__ void __launch_bounds__(kLatentThreads) mla_latent_write_kernel(MlaLatentWriteKernelParams p) {
-    pdl_trigger();
-    const int i = threadIdx.x * 8;
+// The latent write of token `tok` by a block of kLatentThreads or more threads (the extra warps only take part in
+// the block sum, with zeros: the same sum). pdl_wait inside, after the parameter loads.
+__device__ __forceinline__ void latent_write_block(const MlaLatentWriteKernelParams& p, int64_t tok) {
+    const bool active = threadIdx.x < kLatentThreads;  // whole warps
+    const int i = active ? threadIdx.x * 8 : 0;
     float w[8];
 #pragma unroll
     for (int j = 0; j < 8; ++j) w[j] = p.weight[i + j];  // a parameter: no earlier kernel writes it
     pdl_wait();  // kv_a, positions and slots come from earlier kernels; the store is written below
-    const int64_t tok = blockIdx.x;
     const int64_t slot = p.slots[tok];
     if (slot < 0) return;  // block-uniform
     const int64_t pos = p.positions[tok];
     if (slot >= p.num_slots || pos < 0 || pos >= p.max_positions) __trap();  // broken invariant (device data)
     const uint16_t* x = p.kv_a + tok * (kLatent + kRope);
-    float v[8];
-    load_bf16<8>(x + i, v);
+    float v[8] = {};
+    if (active) load_bf16<8>(x + i, v);
     float ss = 0.0f;
 #pragma unroll
     for (int j = 0; j < 8; ++j) ss += v[j] * v[j];
     ss = block_sum(ss);
+    if (!active) return;
     const float inv = 1.0f / sqrtf(ss / static_cast<float>(kLatent) + p.eps);
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = round_bf16(w[j] * (v[j] * inv));  // the bf16 c_kv rms_norm stores
@@ -78,6 +81,11 @@ __global__ void __launch_bounds__(kLatentThreads) mla_latent_write_kernel(MlaLat
         uint16_t* rope = reinterpret_cast<uint16_t*>(row + (p.fp8 ? kMlaFp8Rope : kLatent * 2));
         store_rope(p, x + kLatent, pos, rope);
     }
+}
+
+__global__ void __launch_bounds__(kLatentThreads) mla_latent_write_kernel(MlaLatentWriteKernelParams p) {
+    pdl_trigger();
+    latent_write_block(p, blockIdx.x);
 }
 
 // ---- absorbed MLA query: one warp per (token, head) row ----
@@ -130,14 +138,15 @@ __device__ __forceinline__ void layer_norm128(const IndexerKeyWriteKernelParams&
     for (int j = 0; j < 4; ++j) v[j] = round_bf16((v[j] - mean) * inv * w[j] + b[j]);
 }
 
-__global__ void indexer_key_write_kernel(IndexerKeyWriteKernelParams p) {
-    pdl_trigger();
+// The key write of the warp's token: warp `first_warp + threadIdx.x / 32` of the launch's key part. pdl_wait
+// inside, after the parameter loads.
+__device__ __forceinline__ void key_write_warp(const IndexerKeyWriteKernelParams& p, int64_t first_warp) {
     const int lane = threadIdx.x & 31;
     float w[4], b[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) w[j] = p.weight[4 * lane + j], b[j] = p.bias[4 * lane + j];  // parameters
     pdl_wait();  // wk_x, positions and slots come from earlier kernels; the pages are written below
-    const int64_t tok = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+    const int64_t tok = first_warp + (threadIdx.x >> 5);
     if (tok >= p.num_tokens) return;  // whole warps
     const int64_t slot = p.slots[tok];
     if (slot < 0) return;  // whole warp
@@ -148,6 +157,29 @@ __global__ void indexer_key_write_kernel(IndexerKeyWriteKernelParams p) {
     layer_norm128(p, v, lane, w, b);
     rope64_lanes(v, lane, p.cos + pos * kHalf, p.sin + pos * kHalf, p.interleaved);
     store_indexer_key(p.pages, slot, lane, v, p.fp8, p.hadamard_scale, p.ue8m0);
+}
+
+__global__ void indexer_key_write_kernel(IndexerKeyWriteKernelParams p) {
+    pdl_trigger();
+    key_write_warp(p, static_cast<int64_t>(blockIdx.x) * (blockDim.x >> 5));
+}
+
+// ---- the q_a RMSNorm (+ act_quant) with the latent and key writes: one launch, a role per block ----
+
+// Blocks [0, norm rows): norm_row's one-pass row (the rms_norm kernel's code at >= its thread count: the extra
+// warps add zeros to the block sum); then one block per latent token; then the key writes, a warp per token.
+__global__ void decode_writes_kernel(DecodeWritesKernelParams p, int latent_blocks) {
+    pdl_trigger();
+    const int64_t b = blockIdx.x, norm_blocks = p.norm.rows;
+    if (b < norm_blocks) {
+        pdl_wait();  // PDL: nothing is read or written before the previous kernel is done
+        const RmsNormParams& n = p.norm;
+        norm_row::rms_norm_row_in_registers<8>(n, n.residual + b * n.dim, nullptr, n.out + b * n.dim, b);
+    } else if (b < norm_blocks + latent_blocks) {
+        latent_write_block(p.latent, b - norm_blocks);
+    } else {
+        key_write_warp(p.key, (b - norm_blocks - latent_blocks) * (blockDim.x >> 5));
+    }
 }
 
 }  // namespace
@@ -183,6 +215,32 @@ void launch_mla_latent_write(const MlaLatentWriteKernelParams& p, cudaStream_t s
     host::launch_pdl(mla_latent_write_kernel, dim3(static_cast<unsigned>(p.num_tokens)), dim3(kLatentThreads), 0,
                      stream, p);
     DSA_CUDA_CHECK_LAUNCH(mla_latent_write_kernel);
+}
+
+// Threads per block: the rms_norm kernel's one-pass count for the row (dim / 8 rounded up to warps), at least the
+// latent write's 64.
+int decode_writes_threads(const DecodeWritesKernelParams& p) {
+    const int64_t t = (p.norm.dim / 8 + 31) / 32 * 32;
+    return static_cast<int>(t < kLatentThreads ? kLatentThreads : t);
+}
+
+bool decode_writes_supported(const DecodeWritesKernelParams& p) {
+    const RmsNormParams& n = p.norm;
+    return n.rows >= 1 && n.delta == nullptr && n.dim % 8 == 0 && n.dim <= 1024 * 8 && host::aligned16(n.residual) &&
+           host::aligned16(n.out) && (n.q8 == nullptr || (n.q8_scales != nullptr && rms_norm_quant_supported(n))) &&
+           p.latent.num_tokens >= 1 && host::aligned16(p.latent.kv_a) && host::aligned16(p.latent.store) &&
+           (p.key.num_tokens == 0 || (host::aligned16(p.key.wk_x) && host::aligned16(p.key.pages)));
+}
+
+void launch_decode_writes(const DecodeWritesKernelParams& p, cudaStream_t stream) {
+    DSA_CHECK(decode_writes_supported(p)) << "decode_writes: unsupported (norm dim " << p.norm.dim << ")";
+    const int threads = decode_writes_threads(p);
+    const int64_t key_blocks = (p.key.num_tokens + threads / 32 - 1) / (threads / 32);
+    const int64_t blocks = p.norm.rows + p.latent.num_tokens + key_blocks;
+    DSA_CHECK(blocks <= 0x7fffffff) << "decode_writes of " << blocks << " blocks";
+    host::launch_pdl(decode_writes_kernel, dim3(static_cast<unsigned>(blocks)), dim3(threads), 0, stream, p,
+                     static_cast<int>(p.latent.num_tokens));
+    DSA_CUDA_CHECK_LAUNCH(decode_writes_kernel);
 }
 
 }  // namespace dsa::backend::cuda

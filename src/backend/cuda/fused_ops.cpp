@@ -1,6 +1,7 @@
 // CudaBackend's fused decode-path ops (fused_kernels.cu): mla_latent_write runs RMSNorm + RoPE + the latent KV
 // write in one kernel, mla_query the absorbed query's join + RoPE, indexer_key_write LayerNorm + RoPE + the key
-// write. Shapes the kernels do not take
+// write; rms_norm_q8_and_writes (DSA_FUSED_WRITES, default 1) the q_a norm and both writes in one launch. Shapes the
+// kernels do not take
 // (another RoPE width, an MLA store format other than bf16-576 / fp8-656) run the Backend default (the separate
 // ops). DSA_FUSED_DECODE=0 sends both to the default and stops the norms' act_quant (A/B timing, triage).
 #include <cmath>
@@ -10,6 +11,7 @@
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "base/env.h"
 
 namespace dsa::backend::cuda {
 
@@ -38,13 +40,13 @@ Tensor slot_list(Backend& be, const Tensor& slots, int64_t tokens, int64_t num_s
 
 }  // namespace
 
-void CudaBackend::mla_latent_write(const MlaLatentWriteParams& p) {
+bool CudaBackend::latent_write_params(const MlaLatentWriteParams& p, MlaLatentWriteKernelParams& k) {
     DSA_CHECK(p.store != nullptr && p.table != nullptr) << "mla_latent_write without a store or a RoPE table";
     const MlaKvStore& store = *p.store;
-    last_latent_write_fused_ = fused_decode_enabled() &&
-                               (store.format == MlaKvFormat::kBF16 || store.format == MlaKvFormat::kFp8) &&
-                               p.table->rot_dim() == kMlaRopeDim && p.kv_a.ndim() == 2 && p.kv_a.dim(1) == kMlaKvDim;
-    if (!last_latent_write_fused_) return Backend::mla_latent_write(p);
+    if (!fused_decode_enabled() || (store.format != MlaKvFormat::kBF16 && store.format != MlaKvFormat::kFp8) ||
+        p.table->rot_dim() != kMlaRopeDim || p.kv_a.ndim() != 2 || p.kv_a.dim(1) != kMlaKvDim) {
+        return false;
+    }
     check_device_tensor(p.kv_a, DType::kBF16, {-1, kMlaKvDim}, "mla_latent_write kv_a");
     DSA_CHECK(store.data.defined() && store.data.device() == Device::kCUDA && store.data.is_contiguous() &&
               store.data.dtype() == DType::kU8 && store.data.ndim() == 2 &&
@@ -57,7 +59,7 @@ void CudaBackend::mla_latent_write(const MlaLatentWriteParams& p) {
     Tensor pos = device_indices(p.positions, max_pos, "mla_latent_write positions");
     Tensor w = param_f32(p.norm_weight, kMlaLatentDim, "kv_a_layernorm weight");
     Tensor cos = cached_device_copy(p.table->cos), sin = cached_device_copy(p.table->sin);
-    MlaLatentWriteKernelParams k;
+    k = MlaLatentWriteKernelParams{};
     k.kv_a = p.kv_a.data<uint16_t>();
     k.weight = w.data<float>();
     k.positions = pos.data<int32_t>();
@@ -68,6 +70,13 @@ void CudaBackend::mla_latent_write(const MlaLatentWriteParams& p) {
     k.eps = p.eps;
     k.interleaved = p.layout == RopeLayout::kInterleaved;
     k.fp8 = store.format == MlaKvFormat::kFp8;
+    return true;
+}
+
+void CudaBackend::mla_latent_write(const MlaLatentWriteParams& p) {
+    MlaLatentWriteKernelParams k;
+    last_latent_write_fused_ = latent_write_params(p, k);
+    if (!last_latent_write_fused_) return Backend::mla_latent_write(p);
     launch_mla_latent_write(k, stream_);
 }
 
@@ -95,10 +104,9 @@ Tensor CudaBackend::mla_query(const MlaQueryParams& p) {
     return out;
 }
 
-void CudaBackend::indexer_key_write(const IndexerKeyWriteParams& p) {
+bool CudaBackend::key_write_params(const IndexerKeyWriteParams& p, IndexerKeyWriteKernelParams& k) {
     DSA_CHECK(p.store != nullptr && p.table != nullptr) << "indexer_key_write without a store or a RoPE table";
-    last_key_write_fused_ = fused_decode_enabled() && p.table->rot_dim() == 64;
-    if (!last_key_write_fused_) return Backend::indexer_key_write(p);
+    if (!fused_decode_enabled() || p.table->rot_dim() != 64) return false;
     const IndexerKeyStore& store = *p.store;
     DSA_CHECK(store.format == numerics_.indexer_key_format())
         << "indexer_key_write: the store is " << indexer_key_format_name(store.format) << " but the numerics need "
@@ -114,7 +122,7 @@ void CudaBackend::indexer_key_write(const IndexerKeyWriteParams& p) {
     Tensor w = param_f32(p.norm_weight, kIndexerHeadDim, "k_norm weight");
     Tensor b = param_f32(p.norm_bias, kIndexerHeadDim, "k_norm bias");
     Tensor cos = cached_device_copy(p.table->cos), sin = cached_device_copy(p.table->sin);
-    IndexerKeyWriteKernelParams k;
+    k = IndexerKeyWriteKernelParams{};
     k.wk_x = p.wk_x.data<uint16_t>();
     k.weight = w.data<float>(), k.bias = b.data<float>();
     k.positions = pos.data<int32_t>();
@@ -127,7 +135,44 @@ void CudaBackend::indexer_key_write(const IndexerKeyWriteParams& p) {
     k.interleaved = p.layout == RopeLayout::kInterleaved;
     k.fp8 = store.format == IndexerKeyFormat::kFp8;
     k.ue8m0 = numerics_.ue8m0_scales;
+    return true;
+}
+
+void CudaBackend::indexer_key_write(const IndexerKeyWriteParams& p) {
+    IndexerKeyWriteKernelParams k;
+    last_key_write_fused_ = key_write_params(p, k);
+    if (!last_key_write_fused_) return Backend::indexer_key_write(p);
     launch_indexer_key_write(k, stream_);
+}
+
+bool fused_writes_enabled() {
+    const int64_t v = env_count("DSA_FUSED_WRITES", 1,
+                                "CUDA decode: 1 (default) = the q_a RMSNorm, the MLA latent write and the indexer key "
+                                "write in one launch; 0 = three launches");
+    DSA_CHECK(v <= 1) << "DSA_FUSED_WRITES must be 0 or 1, not " << v;
+    return v == 1 && fused_decode_enabled();
+}
+
+QuantizedAct CudaBackend::rms_norm_q8_and_writes(const Tensor& x, const Tensor& weight, float eps,
+                                                 const MlaLatentWriteParams& latent, const IndexerKeyWriteParams* key) {
+    last_writes_fused_ = false;
+    DecodeWritesKernelParams k;
+    if (!fused_writes_enabled() || x.ndim() != 2 || !latent_write_params(latent, k.latent) ||
+        (key != nullptr && !key_write_params(*key, k.key))) {
+        return Backend::rms_norm_q8_and_writes(x, weight, eps, latent, key);
+    }
+    Tensor& r = const_cast<Tensor&>(x);  // read only without delta
+    QuantizedAct out = norm_prepare(r, nullptr, weight, eps, true, k.norm);
+    last_latent_write_fused_ = true, last_key_write_fused_ = key != nullptr;
+    if (!decode_writes_supported(k)) {  // the three kernels one after the other (the default's launches)
+        launch_mla_latent_write(k.latent, stream_);
+        if (key != nullptr) launch_indexer_key_write(k.key, stream_);
+        launch_rms_norm(k.norm, stream_);
+        return out;
+    }
+    launch_decode_writes(k, stream_);
+    last_writes_fused_ = true;
+    return out;
 }
 
 }  // namespace dsa::backend::cuda

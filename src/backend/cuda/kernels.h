@@ -152,6 +152,18 @@ struct IndexerKeyWriteKernelParams {
 };
 void launch_indexer_key_write(const IndexerKeyWriteKernelParams& p, cudaStream_t stream);
 
+// ---- the decode writes beside the q_a norm (fused_kernels.cu) ----
+// One launch of three independent parts: launch_rms_norm of `norm` (no delta; the one-pass 8-wide path, with its
+// act_quant when q8 is set), launch_mla_latent_write of `latent` and, when key.num_tokens > 0,
+// launch_indexer_key_write of `key`: the same bytes as the three launches.
+struct DecodeWritesKernelParams {
+    RmsNormParams norm;
+    MlaLatentWriteKernelParams latent;
+    IndexerKeyWriteKernelParams key;
+};
+bool decode_writes_supported(const DecodeWritesKernelParams& p);
+void launch_decode_writes(const DecodeWritesKernelParams& p, cudaStream_t stream);
+
 // The indexer q RoPE folded into the FP8 q preparation (indexer_kernels.cu): launch_indexer_q_prep with q's first
 // 64 dims rotated first (apply_rope's arithmetic and bf16 rounding, the bytes of apply_rope then the q prep); q is
 // only read.

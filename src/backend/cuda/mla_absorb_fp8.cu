@@ -5,6 +5,8 @@
 // repeatable bits). Each lane loads its weight bytes straight into registers before the PDL wait (weights are never
 // written by kernels); the reduction index k is permuted the same way in both operands, so every lane's fragments
 // come from contiguous bytes (absorb_q: 4 columns x 8 rows, absorb_o: 16 columns x 4 rows per k64 chunk).
+// Fusions: absorb_q may write into the 576-wide MLA query and its RoPE part; absorb_o may run as 16-warp CTAs of
+// whole 128-column blocks and also write act_quant of its bf16 output (o_proj's input).
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -12,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backend/cuda/act_quant.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/mla_absorb_fp8.h"
@@ -24,15 +27,13 @@ namespace {
 
 constexpr int kLatent = 512;
 constexpr int kMaxWarps = 8;
-constexpr int kNT = 4;                        // absorb_o's n8 tiles per warp (absorb_q: 4 or 8)
+constexpr int kQuantWarps = 16;               // absorb_o with act_quant: 4 n-groups x 4 slices
+constexpr int kQuantMaxMtiles = 2;            // its reduction buffer: 3 x 4 x MT x 2 KB <= 48 KB
+constexpr int kNT = 4;                        // n8 tiles per warp (32 output columns)
 constexpr int kQSlice = 32;                   // absorb_q: weight rows per warp slice
 constexpr int kOSlice = 128;                  // absorb_o: weight columns per warp slice (one scale block)
 constexpr int kRedBytesPerTile = 16 * 8 * 4;  // one warp's partial sums per m16n8 tile
 constexpr int kMaxSmem = 48 * 1024;
-
-__device__ __forceinline__ void load_weight8(const uint8_t* p, uint32_t (&v)[2]) {
-    asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];" : "=r"(v[0]), "=r"(v[1]) : "l"(p));
-}
 
 __device__ __forceinline__ uint32_t load_weight4(const uint8_t* p) {
     uint32_t v;
@@ -89,13 +90,37 @@ __device__ __forceinline__ void reduce_slices(float (&acc)[MT][NT][4], float* re
     }
 }
 
-// absorb_q. Warp slice s covers weight rows h*B + 32s + [0, 32) and 8 NT columns n0 + [0, 8 NT). Lane (g, q)
-// loads rows 32s + 8q + [0, 8) at columns n0 + NT g + [0, NT): k16 step u uses rows 8q + 4u + {0,1} (b0) and
-// {2,3} (b1); n tile j takes byte j, so its column c (= g) is n0 + NT c + j. Grid (512 / (8 NT NG), H, token tile
-// groups), block 32 x S x NG.
-template <int MT, int NT>
+// The MLA query's RoPE part for head h of tokens m0 + i, i = first, first + stride, .. < rows (one warp per row;
+// mla_query_kernel's math: lane l rotates pair l of x's last 64 values into y[512 + ..]).
+__device__ __forceinline__ void absorb_q_rope(const AbsorbFp8Params& p, int64_t h, int64_t m0, int rows, int first,
+                                              int stride, int lane) {
+    constexpr int kHalf = 32;
+    const AbsorbQRope& r = p.rope;
+    const int ia = r.interleaved ? 2 * lane : lane, ib = r.interleaved ? 2 * lane + 1 : lane + kHalf;
+    for (int i = first; i < rows; i += stride) {
+        const int64_t m = m0 + i;
+        if (m >= p.tokens) break;
+        const int64_t pos = r.positions[m];
+        if (pos < 0 || pos >= r.max_positions) __trap();  // broken invariant (device data)
+        const int64_t row = m * p.heads + h;
+        const uint16_t* pe = p.x + row * p.x_ld + p.nope_dim;
+        float ra, rb;
+        rope_rotate(bf16_bits_to_f32(pe[ia]), bf16_bits_to_f32(pe[ib]), r.cos[pos * kHalf + lane],
+                    r.sin[pos * kHalf + lane], ra, rb);
+        uint16_t* out = p.y + row * p.y_ld + kLatent;
+        out[ia] = f32_to_bf16_bits(ra);
+        out[ib] = f32_to_bf16_bits(rb);
+    }
+}
+
+// absorb_q. Warp slice s covers weight rows h*B + 32s + [0, 32) and 32 columns n0 + [0, 32). Lane (g, q) loads
+// rows 32s + 8q + [0, 8) at columns n0 + 4g + [0, 4): k16 step u uses rows 8q + 4u + {0,1} (b0) and {2,3} (b1);
+// n tile j takes byte j, so its column c (= g) is n0 + 4c + j. Grid (512 / (32 NG), H, token tile groups), block
+// 32 x S x NG. x / y rows of head h are x_ld / y_ld apart; with p.rope, the warps of a head's CTAs also write the
+// query's RoPE part of its tokens (one row each; at B = 1 the last warp of column group 0).
+template <int MT>
 __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8Params p, int ngroups) {
-    static_assert(NT == 4 || NT == 8);
+    constexpr int NT = kNT;
     extern __shared__ float red[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
     const int slices = static_cast<int>(p.nope_dim / kQSlice), slice = warp % slices, ng = warp / slices;
@@ -104,15 +129,9 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
     const int64_t m0 = static_cast<int64_t>(blockIdx.z) * MT * 16;
     const int64_t row0 = h * block + slice * kQSlice;
     const uint8_t* wp = p.w + (row0 + 8 * q) * kLatent + n0 + NT * g;
-    uint32_t wv[8][NT / 4];
+    uint32_t wv[8];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        if constexpr (NT == 4) {
-            wv[i][0] = load_weight4(wp + i * kLatent);
-        } else {
-            load_weight8(wp + i * kLatent, wv[i]);
-        }
-    }
+    for (int i = 0; i < 8; ++i) wv[i] = load_weight4(wp + i * kLatent);
     const float scale = __ldg(p.w_scale + (row0 / 128) * p.scale_ld + n0 / 128);
     pdl_wait();
     pdl_trigger();
@@ -122,17 +141,21 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
             const int64_t m = m0 + mt * 16 + hf * 8 + g;
-            av[mt][hf] = load_act16(p.x + (m * p.heads + h) * p.nope_dim + slice * kQSlice + 8 * q, m < p.tokens);
+            av[mt][hf] = load_act16(p.x + (m * p.heads + h) * p.x_ld + slice * kQSlice + 8 * q, m < p.tokens);
         }
+    if (p.rope.positions != nullptr) {  // the rows over all warps of the head's CTAs, while av is in flight
+        const int warps = static_cast<int>(blockDim.x / 32);
+        absorb_q_rope(p, h, m0, MT * 16, static_cast<int>(blockIdx.x) * warps + (warps - 1 - warp),
+                      static_cast<int>(gridDim.x) * warps, lane);  // the last warp first (slice 0 reduces)
+    }
     float acc[MT][NT][4] = {};
 #pragma unroll
     for (int u = 0; u < 2; ++u) {
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
-            const int word = j / 4, byte = j % 4;
-            const uint32_t sel01 = static_cast<uint32_t>(byte) | static_cast<uint32_t>(4 + byte) << 4;
-            const uint32_t b0 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u][word], wv[4 * u + 1][word], sel01));
-            const uint32_t b1 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u + 2][word], wv[4 * u + 3][word], sel01));
+            const uint32_t sel01 = static_cast<uint32_t>(j) | static_cast<uint32_t>(4 + j) << 4;
+            const uint32_t b0 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u], wv[4 * u + 1], sel01));
+            const uint32_t b1 = e4m3x2_to_bf16x2(__byte_perm(wv[4 * u + 2], wv[4 * u + 3], sel01));
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
                 const uint32_t* lo = reinterpret_cast<const uint32_t*>(&av[mt][0]);
@@ -144,8 +167,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
     }
     scale_acc<MT, NT>(acc, scale);
     reduce_slices<MT, NT>(acc, red + ng * (slices - 1) * MT * NT * 4 * 32, slice, slices, lane);
-    // Lane (g, q) holds columns n0 + 2NT q + [0, 2NT) of rows g and g + 8: tile j's c0/c2 at 2NT q + j, c1/c3 at
-    // 2NT q + NT + j.
+    // Lane (g, q) holds columns n0 + 8q + [0, 8) of rows g and g + 8: tile j's c0/c2 at 8q + j, c1/c3 at
+    // 8q + 4 + j.
     if (slice != 0) return;
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt) {
@@ -159,18 +182,80 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_q_fp8_kernel(AbsorbFp8P
                 const int c = i < NT / 2 ? 2 * hf : 2 * hf + 1, j = 2 * (i % (NT / 2));
                 o[i] = pack_bf16x2(acc[mt][j][c], acc[mt][j + 1][c]);
             }
-            uint4* dst = reinterpret_cast<uint4*>(p.y + (m * p.heads + h) * kLatent + n0 + 2 * NT * q);
+            uint4* dst = reinterpret_cast<uint4*>(p.y + (m * p.heads + h) * p.y_ld + n0 + 2 * NT * q);
+            *dst = make_uint4(o[0], o[1], o[2], o[3]);
+        }
+    }
+}
+
+// absorb_o's act_quant epilogue (QUANT): the CTA holds whole 128-column blocks (4 n-groups of 32 columns); each
+// slice-0 warp rounds its sums to bf16 (the y values), takes its rows' amax over its 32 columns, and the four
+// warps' maxima meet in shared memory (reusing the reduction buffer after a barrier). Then act_quant's scale and
+// codes of the bf16 values (act_quant.cuh): the bytes launch_act_quant makes from y. Every thread must call it.
+template <int MT>
+__device__ __forceinline__ void absorb_o_quant_store(const AbsorbFp8Params& p, const float (&acc)[MT][kNT][4],
+                                                     float* red, int slice, int ng, int lane, int64_t h, int n0,
+                                                     int64_t m0) {
+    const int g = lane >> 2, q = lane & 3;
+    constexpr int kRows = MT * 16;
+    uint32_t v[MT][2][kNT];
+    __syncthreads();  // every slice-0 warp has read the partials in red
+    if (slice == 0) {
 #pragma unroll
-            for (int v = 0; v < NT / 4; ++v) dst[v] = make_uint4(o[4 * v], o[4 * v + 1], o[4 * v + 2], o[4 * v + 3]);
+        for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                float amax = 0.0f;
+#pragma unroll
+                for (int j = 0; j < kNT; ++j) {
+                    v[mt][hf][j] = pack_bf16x2(acc[mt][j][2 * hf], acc[mt][j][2 * hf + 1]);
+                    amax = fmaxf(amax, fabsf(__uint_as_float(v[mt][hf][j] << 16)));
+                    amax = fmaxf(amax, fabsf(__uint_as_float(v[mt][hf][j] & 0xffff0000u)));
+                }
+                amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+                amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+                const int r = mt * 16 + hf * 8 + g;
+                if (q == 0) red[ng * kRows + r] = amax;
+                const int64_t m = m0 + r;
+                if (m >= p.tokens) continue;
+                uint16_t* yp = p.y + (m * p.heads + h) * p.v_dim + n0 + 2 * q;
+#pragma unroll
+                for (int j = 0; j < kNT; ++j) *reinterpret_cast<uint32_t*>(yp + 8 * j) = v[mt][hf][j];
+            }
+        }
+    }
+    __syncthreads();
+    if (slice != 0) return;
+    const int64_t width = p.heads * p.v_dim;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const int r = mt * 16 + hf * 8 + g;
+            const int64_t m = m0 + r;
+            if (m >= p.tokens) continue;
+            const float amax = fmaxf(fmaxf(red[r], red[kRows + r]), fmaxf(red[2 * kRows + r], red[3 * kRows + r]));
+            const float s = act_quant_scale(amax, p.ue8m0);
+            const int64_t col = h * p.v_dim + n0 + 2 * q;
+            if (ng == 0 && q == 0) p.q8_scales[((h * p.v_dim + n0) / 128) * p.tokens + m] = s;
+#pragma unroll
+            for (int j = 0; j < kNT; ++j) {
+                const uint32_t w = v[mt][hf][j];
+                const uint32_t c0 = act_quant_code(__uint_as_float(w << 16), s);
+                const uint32_t c1 = act_quant_code(__uint_as_float(w & 0xffff0000u), s);
+                *reinterpret_cast<uint16_t*>(p.q8 + m * width + col + 8 * j) = static_cast<uint16_t>(c0 | c1 << 8);
+            }
         }
     }
 }
 
 // absorb_o. Warp slice s covers weight columns 128s + [0, 128) of the 32 rows h*B + d_n + n0 + [0, 32). Lane
 // (g, q) loads, per k64 chunk c and n tile j, row n0 + 8j + g at columns 128s + 64c + 16q + [0, 16): k16 step u
-// uses bytes 4u + {0,1} (b0) and {2,3} (b1). Grid (d_v / (32 NG), H), block 32 x 4 x NG.
-template <int MT>
-__global__ void __launch_bounds__(kMaxWarps * 32) absorb_o_fp8_kernel(AbsorbFp8Params p, int ngroups) {
+// uses bytes 4u + {0,1} (b0) and {2,3} (b1). Grid (d_v / (32 NG), H), block 32 x 4 x NG. QUANT: NG = 4 (a CTA per
+// 128-column block of a head) and the act_quant epilogue.
+template <int MT, bool QUANT>
+__global__ void __launch_bounds__(QUANT ? kQuantWarps * 32 : kMaxWarps * 32)
+    absorb_o_fp8_kernel(AbsorbFp8Params p, int ngroups) {
     extern __shared__ float red[];
     constexpr int slices = kLatent / kOSlice;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
@@ -222,6 +307,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32) absorb_o_fp8_kernel(AbsorbFp8P
     }
     scale_acc<MT, kNT>(acc, scale);
     reduce_slices<MT, kNT>(acc, red + ng * (slices - 1) * MT * kNT * 4 * 32, slice, slices, lane);
+    if constexpr (QUANT) {
+        absorb_o_quant_store<MT>(p, acc, red, slice, ng, lane, h, n0, m0);
+        return;
+    }
     // Lane (g, q) holds columns n0 + 8j + 2q + {0, 1} of rows g (c0, c1) and g + 8 (c2, c3).
     if (slice != 0) return;
 #pragma unroll
@@ -247,7 +336,11 @@ bool common_supported(const AbsorbFp8Params& p) {
 
 int mtiles(int64_t tokens) { return static_cast<int>((tokens + 15) / 16); }
 
-std::atomic<int> g_max_mtiles{0}, g_ngroups{0}, g_q_cols{0};  // set_absorb_fp8_tuning; 0: default
+// absorb_q's row pitches (0: contiguous).
+int64_t q_x_ld(const AbsorbFp8Params& p) { return p.x_ld > 0 ? p.x_ld : p.nope_dim; }
+int64_t q_y_ld(const AbsorbFp8Params& p) { return p.y_ld > 0 ? p.y_ld : kLatent; }
+
+std::atomic<int> g_max_mtiles{0}, g_ngroups{0};  // set_absorb_fp8_tuning; 0: default
 // Defaults from the H200 round (absorb_bench, DeepSeek-V3.2 shape): one 32-column group per CTA was faster at every
 // B (e.g. B = 1 absorb_q 5.45 vs 5.78 us with two), and at most 2 m16 token tiles per CTA from 33 tokens on (the
 // rest along grid z; B = 64 absorb_o 10.0 vs 11.1 us with 4 per CTA; equal at B = 32).
@@ -274,31 +367,33 @@ int pick_ngroups(int slices, int64_t columns, int mt, int nt) {
     return ngroups_fit(ng, slices, columns, mt, nt) ? ng : 1;
 }
 
-template <int MT, int NT>
-void launch_q_nt(const AbsorbFp8Params& p, cudaStream_t stream) {
-    const int slices = static_cast<int>(p.nope_dim / kQSlice), ng = pick_ngroups(slices, kLatent, MT, NT);
-    const dim3 grid(kLatent / (8 * NT * ng), static_cast<unsigned>(p.heads), (mtiles(p.tokens) + MT - 1) / MT);
-    host::launch_pdl(absorb_q_fp8_kernel<MT, NT>, grid, dim3(32 * slices * ng),
-                     static_cast<size_t>(red_bytes(slices, ng, MT, NT)), stream, p, ng);
-}
-
-// absorb_q: 32 columns per warp, or 64 (8-byte weight loads) when asked and the reduction buffer fits.
 template <int MT>
 void launch_q(const AbsorbFp8Params& p, cudaStream_t stream) {
-    const int slices = static_cast<int>(p.nope_dim / kQSlice);
-    if (g_q_cols.load(std::memory_order_relaxed) == 64 && ngroups_fit(1, slices, kLatent, MT, 8)) {
-        return launch_q_nt<MT, 8>(p, stream);
-    }
-    launch_q_nt<MT, 4>(p, stream);
+    const int slices = static_cast<int>(p.nope_dim / kQSlice), ng = pick_ngroups(slices, kLatent, MT, kNT);
+    const dim3 grid(kLatent / (8 * kNT * ng), static_cast<unsigned>(p.heads), (mtiles(p.tokens) + MT - 1) / MT);
+    AbsorbFp8Params k = p;
+    k.x_ld = q_x_ld(p), k.y_ld = q_y_ld(p);
+    host::launch_pdl(absorb_q_fp8_kernel<MT>, grid, dim3(32 * slices * ng),
+                     static_cast<size_t>(red_bytes(slices, ng, MT, kNT)), stream, k, ng);
 }
 
 template <int MT>
 void launch_o(const AbsorbFp8Params& p, cudaStream_t stream) {
     constexpr int slices = kLatent / kOSlice;
+    if constexpr (MT <= kQuantMaxMtiles) {
+        if (p.q8 != nullptr) {  // whole 128-column blocks per CTA
+            constexpr int ng = kQuantWarps / slices;
+            const dim3 grid(static_cast<unsigned>(p.v_dim / (32 * ng)), static_cast<unsigned>(p.heads),
+                            (mtiles(p.tokens) + MT - 1) / MT);
+            return host::launch_pdl(absorb_o_fp8_kernel<MT, true>, grid, dim3(32 * slices * ng),
+                                    static_cast<size_t>(red_bytes(slices, ng, MT, kNT)), stream, p, ng);
+        }
+    }
+    DSA_CHECK(p.q8 == nullptr) << "absorb_o_fp8: act_quant outputs at " << MT << " token tiles per CTA";
     const int ng = pick_ngroups(slices, p.v_dim, MT, kNT);
     const dim3 grid(static_cast<unsigned>(p.v_dim / (32 * ng)), static_cast<unsigned>(p.heads),
                     (mtiles(p.tokens) + MT - 1) / MT);
-    host::launch_pdl(absorb_o_fp8_kernel<MT>, grid, dim3(32 * slices * ng),
+    host::launch_pdl(absorb_o_fp8_kernel<MT, false>, grid, dim3(32 * slices * ng),
                      static_cast<size_t>(red_bytes(slices, ng, MT, kNT)), stream, p, ng);
 }
 
@@ -317,15 +412,24 @@ bool absorb_fp8_wanted(bool absorb_q, int64_t tokens) {
 bool absorb_q_fp8_supported(const AbsorbFp8Params& p) {
     if (!common_supported(p)) return false;
     const int slices = static_cast<int>(p.nope_dim / kQSlice);
+    const int64_t x_ld = q_x_ld(p), y_ld = q_y_ld(p);
+    if (x_ld < p.nope_dim || x_ld % 8 != 0 || y_ld < kLatent || y_ld % 8 != 0) return false;
+    if (p.rope.positions != nullptr &&
+        (x_ld != p.nope_dim + 64 || y_ld != kLatent + 64 || p.rope.cos == nullptr || p.rope.sin == nullptr)) {
+        return false;
+    }
     return slices <= kMaxWarps && red_bytes(slices, 1, mtiles(p.tokens), kNT) <= kMaxSmem;
 }
 
-bool absorb_o_fp8_supported(const AbsorbFp8Params& p) { return common_supported(p); }
+bool absorb_o_fp8_supported(const AbsorbFp8Params& p) {
+    if (!common_supported(p)) return false;
+    return p.q8 == nullptr ||
+           (p.q8_scales != nullptr && p.v_dim % 128 == 0 && p.tokens <= kAbsorbOQuantMaxTokens);
+}
 
-void set_absorb_fp8_tuning(int max_mtiles, int ngroups, int q_cols_per_warp) {
+void set_absorb_fp8_tuning(int max_mtiles, int ngroups) {
     g_max_mtiles.store(max_mtiles, std::memory_order_relaxed);
     g_ngroups.store(ngroups, std::memory_order_relaxed);
-    g_q_cols.store(q_cols_per_warp, std::memory_order_relaxed);
 }
 
 void launch_absorb_q_fp8(const AbsorbFp8Params& p, cudaStream_t stream) {
@@ -346,7 +450,8 @@ void launch_absorb_q_fp8(const AbsorbFp8Params& p, cudaStream_t stream) {
 void launch_absorb_o_fp8(const AbsorbFp8Params& p, cudaStream_t stream) {
     DSA_CHECK(absorb_o_fp8_supported(p)) << "absorb_o_fp8: unsupported shape (tokens " << p.tokens << ", d_n "
                                          << p.nope_dim << ", d_v " << p.v_dim << ")";
-    switch (cta_mtiles(p.tokens)) {
+    const int mt = cta_mtiles(p.tokens);
+    switch (p.q8 != nullptr && mt > kQuantMaxMtiles ? kQuantMaxMtiles : mt) {
         case 1:
             return launch_o<1>(p, stream);
         case 2:

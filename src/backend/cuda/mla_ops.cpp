@@ -3,7 +3,7 @@
 // sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
 // BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
 // e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit. Sparse
-// attention runs the wgmma kernel s1 unless DSA_MLA_KERNEL=legacy (mma.sync) or s3 (opt-in).
+// attention runs the wgmma kernel s1 unless DSA_MLA_KERNEL=legacy (mma.sync), s3 or x2 (opt-in).
 #include <cuda_runtime_api.h>
 
 #include <cstdlib>
@@ -16,6 +16,8 @@
 #include "backend/cuda/mla_absorb_fp8.h"
 #include "backend/cuda/mla_kernels.h"
 #include "backend/cuda/mla_sparse_s3.h"
+#include "backend/cuda/mla_sparse_x2.h"
+#include "base/env.h"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -48,14 +50,17 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
 }
 
 // DSA_MLA_KERNEL selects the sparse kernel: 's1' (default: wgmma, one warpgroup computes S of a whole tile), 's3'
-// (opt-in: three warpgroups, mla_sparse_s3.cu) or 'legacy' (the mma.sync kernel, mla_attention.cu); read on every
-// call (a host decision, so also fixed at CUDA-graph capture time).
-enum class SparseKernel { kS1, kS3, kLegacy };
+// (opt-in: three warpgroups, mla_sparse_s3.cu), 'x2' (opt-in: s1 in clusters of two head groups sharing the gather,
+// mla_sparse_x2.cu; FP8 store and 128 heads, else s1) or 'legacy' (the mma.sync kernel, mla_attention.cu); read on
+// every call (a host decision, so also fixed at CUDA-graph capture time).
+enum class SparseKernel { kS1, kS3, kX2, kLegacy };
 SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "s1") == 0) return SparseKernel::kS1;
     if (std::strcmp(v, "s3") == 0) return SparseKernel::kS3;
-    DSA_CHECK(std::strcmp(v, "legacy") == 0) << "DSA_MLA_KERNEL must be 's1', 's3' or 'legacy', not '" << v << "'";
+    if (std::strcmp(v, "x2") == 0) return SparseKernel::kX2;
+    DSA_CHECK(std::strcmp(v, "legacy") == 0)
+        << "DSA_MLA_KERNEL must be 's1', 's3', 'x2' or 'legacy', not '" << v << "'";
     return SparseKernel::kLegacy;
 }
 
@@ -121,8 +126,11 @@ bool absorb_gemv_on(const BatchedGemmParams& g, bool columns, cudaStream_t strea
 // The absorb kernels that read the FP8 kv_b and its scales directly (no BF16 copy; DSA_MLA_ABSORB, absorb_fp8_wanted).
 AbsorbFp8Params absorb_fp8_params(const Tensor& x, const Tensor& w, const Tensor& scales, Tensor& out,
                                   const MlaHeadDims& d) {
-    return {x.data<uint16_t>(), w.data<uint8_t>(), scales.data<float>(), out.data<uint16_t>(), x.dim(0), d.num_heads,
-            d.nope_dim, d.v_dim, scales.dim(1)};
+    AbsorbFp8Params p;
+    p.x = x.data<uint16_t>(), p.w = w.data<uint8_t>(), p.w_scale = scales.data<float>(), p.y = out.data<uint16_t>();
+    p.tokens = x.dim(0), p.heads = d.num_heads, p.nope_dim = d.nope_dim, p.v_dim = d.v_dim;
+    p.scale_ld = scales.dim(1);
+    return p;
 }
 
 }  // namespace
@@ -181,6 +189,67 @@ Tensor CudaBackend::mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_
     return out;
 }
 
+bool fused_absorb_enabled() {
+    const int64_t v = env_count("DSA_FUSED_ABSORB", 1,
+                                "CUDA decode: 1 (default) = the absorbed query in one absorb_q kernel (no narrow / "
+                                "mla_query launches) and absorb_o writing o_proj's act_quant (<= 32 tokens); 0 = off");
+    DSA_CHECK(v <= 1) << "DSA_FUSED_ABSORB must be 0 or 1, not " << v;
+    return v == 1 && fused_decode_enabled();
+}
+
+Tensor CudaBackend::mla_absorbed_query(const Tensor& q, const LinearWeight& kv_b, const MlaHeadDims& d,
+                                       const Tensor& positions, const RopeTable* table, RopeLayout layout) {
+    last_absorbed_query_fused_ = false;
+    DSA_CHECK(table != nullptr) << "mla_absorbed_query without a RoPE table";
+    const int64_t width = d.nope_dim + kMlaRopeDim;
+    if (!fused_absorb_enabled() || table->rot_dim() != kMlaRopeDim || q.ndim() != 3 || q.dim(2) != width) {
+        return Backend::mla_absorbed_query(q, kv_b, d, positions, table, layout);
+    }
+    check_kv_b(kv_b, d);
+    check_device_tensor(q, DType::kBF16, {-1, d.num_heads, width}, "mla_absorbed_query q");
+    const int64_t tokens = q.dim(0);
+    DeviceWeight& dw = device_weight(kv_b);
+    if (dw.w.dtype() != DType::kF8E4M3 || !absorb_fp8_wanted(/*absorb_q=*/true, tokens)) {
+        return Backend::mla_absorbed_query(q, kv_b, d, positions, table, layout);
+    }
+    DSA_CHECK(positions.defined() && positions.ndim() == 1 && positions.dim(0) == tokens)
+        << "mla_absorbed_query positions must be [" << tokens << "]";
+    Tensor out = Tensor::empty({tokens, d.num_heads, kMlaKvDim}, DType::kBF16, Device::kCUDA, "mla_query");
+    AbsorbFp8Params a = absorb_fp8_params(q, dw.w, dw.scales, out, d);
+    a.x_ld = width, a.y_ld = kMlaKvDim;
+    if (!absorb_q_fp8_supported(a)) return Backend::mla_absorbed_query(q, kv_b, d, positions, table, layout);
+    Tensor pos = device_indices(positions, table->max_positions(), "mla_absorbed_query positions");
+    Tensor cos = cached_device_copy(table->cos), sin = cached_device_copy(table->sin);
+    a.rope = {pos.data<int32_t>(), cos.data<float>(), sin.data<float>(), table->max_positions(),
+              layout == RopeLayout::kInterleaved};
+    launch_absorb_q_fp8(a, stream_);
+    last_absorbed_query_fused_ = true;
+    return out;
+}
+
+QuantizedAct CudaBackend::mla_absorb_o_q8(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& d) {
+    last_absorb_o_quantized_ = false;
+    if (!fused_absorb_enabled() || !numerics_.fp8_activation_quant) return Backend::mla_absorb_o_q8(o_latent, kv_b, d);
+    check_kv_b(kv_b, d);
+    check_device_tensor(o_latent, DType::kBF16, {-1, d.num_heads, kMlaLatentDim}, "mla_absorb_o_q8 o_latent");
+    const int64_t tokens = o_latent.dim(0), width = d.num_heads * d.v_dim;
+    DeviceWeight& dw = device_weight(kv_b);
+    if (dw.w.dtype() != DType::kF8E4M3 || !absorb_fp8_wanted(/*absorb_q=*/false, tokens) || width % 128 != 0 ||
+        tokens > kAbsorbOQuantMaxTokens) {
+        return Backend::mla_absorb_o_q8(o_latent, kv_b, d);
+    }
+    QuantizedAct r;
+    r.x = Tensor::empty({tokens, width}, DType::kBF16, Device::kCUDA, "o_heads");
+    AbsorbFp8Params a = absorb_fp8_params(o_latent, dw.w, dw.scales, r.x, d);
+    r.q8 = Tensor::empty({tokens, width}, DType::kF8E4M3, Device::kCUDA, "o_heads.fp8");
+    r.scales = Tensor::empty({width / 128, tokens}, DType::kF32, Device::kCUDA, "o_heads.scales");
+    a.q8 = r.q8.data<uint8_t>(), a.q8_scales = r.scales.data<float>(), a.ue8m0 = numerics_.ue8m0_scales;
+    if (!absorb_o_fp8_supported(a)) return Backend::mla_absorb_o_q8(o_latent, kv_b, d);
+    launch_absorb_o_fp8(a, stream_);
+    last_absorb_o_quantized_ = true;
+    return r;
+}
+
 MlaExpandedKv CudaBackend::mla_expand_kv(const Tensor& latent, const LinearWeight& kv_b, const MlaHeadDims& d) {
     check_kv_b(kv_b, d);
     check_device_tensor(latent, DType::kBF16, {-1, kMlaKvDim}, "mla_expand_kv latent");
@@ -232,6 +301,8 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
         launch_mla_sparse_attention(k, stream_);
     } else if (kernel == SparseKernel::kS3) {
         launch_mla_sparse_s3(k, stream_);
+    } else if (kernel == SparseKernel::kX2) {
+        launch_mla_sparse_x2(k, stream_);
     } else {
         launch_mla_sparse_wgmma(k, stream_);
     }

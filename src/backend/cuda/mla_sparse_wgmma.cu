@@ -77,18 +77,13 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSpa
     const int64_t tok = blockIdx.x, h0 = static_cast<int64_t>(blockIdx.y) * kHeads;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int ch = warp >> 2, r0 = (warp & 3) * 16, g = lane >> 2, t = lane & 3;
-    const int64_t total_tiles = (p.width + kRows - 1) / kRows;
-    const int64_t first = static_cast<int64_t>(blockIdx.z) * (p.splits > 1 ? p.tiles_per_split : total_tiles);
-    const int64_t num_tiles = p.splits > 1 ? min(p.tiles_per_split, total_tiles - first) : total_tiles;
+    const TileRange tiles = cta_tiles(p);
+    const int64_t total_tiles = tiles.total, first = tiles.first, num_tiles = tiles.count;
     float* alpha_sm = sm.row_max[0];  // this variant's per-row O rescale factors (no row-max exchange)
 
     pdl_wait();  // q, the slot lists and the store are written by earlier kernels
     pdl_trigger();
-    for (int idx = tid; idx < kHeads * kChunks; idx += kThreads) {
-        const int r = idx / kChunks, c = idx % kChunks;
-        const bool ok = h0 + r < p.heads;
-        cp_async16(sm.q + sw128(r, c), p.q + (tok * p.heads + (ok ? h0 + r : 0)) * kKvDim + c * 8, ok);
-    }
+    load_q_tile<kThreads>(p, sm.q, tok, h0);
     check_slots<kThreads>(p, tok, first * kRows, (first + num_tiles) * kRows);
     const int row = tid >> 2;
     Fp8Stage st;

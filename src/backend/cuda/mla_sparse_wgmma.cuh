@@ -79,20 +79,33 @@ __device__ __forceinline__ void wgmma_m64n256_ss_tb(float* d, uint64_t a, uint64
         : "l"(a), "l"(b), "r"(1));
 }
 
+// One e4m3 pair (two codes) times its power-of-two scale (exact in bf16), packed bf16x2.
+__device__ __forceinline__ uint32_t dequant_fp8_pair(uint16_t pair, float sc) {
+    const __half2_raw h2 = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(pair), __NV_E4M3);
+    const float2 f = __half22float2(__half2(h2));
+    return pack_bf16x2(f.x * sc, f.y * sc);
+}
+
 // Dequantizes one 16-byte e4m3 chunk (bytes AND `keep`: a masked row's codes, maybe NaN, become zeros) times its
-// power-of-two scale (exact in bf16): 16 bf16 values, the first 8 in `lo`.
+// scale: 16 bf16 values, the first 8 in `lo`.
 __device__ __forceinline__ void dequant_fp8_chunk(uint4 raw, uint32_t keep, float sc, uint4& lo, uint4& hi) {
     raw = make_uint4(raw.x & keep, raw.y & keep, raw.z & keep, raw.w & keep);
     const uint16_t* pairs = reinterpret_cast<const uint16_t*>(&raw);
     uint32_t out[8];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        const __half2_raw h2 = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(pairs[i]), __NV_E4M3);
-        const float2 f = __half22float2(__half2(h2));
-        out[i] = pack_bf16x2(f.x * sc, f.y * sc);
-    }
+    for (int i = 0; i < 8; ++i) out[i] = dequant_fp8_pair(pairs[i], sc);
     lo = make_uint4(out[0], out[1], out[2], out[3]);
     hi = make_uint4(out[4], out[5], out[6], out[7]);
+}
+
+// The same for 8 e4m3 values (an 8-byte half chunk): one 16-byte chunk of 8 bf16 values.
+__device__ __forceinline__ uint4 dequant_fp8_8(uint2 raw, uint32_t keep, float sc) {
+    raw = make_uint2(raw.x & keep, raw.y & keep);
+    const uint16_t* pairs = reinterpret_cast<const uint16_t*>(&raw);
+    uint32_t out[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) out[i] = dequant_fp8_pair(pairs[i], sc);
+    return make_uint4(out[0], out[1], out[2], out[3]);
 }
 
 // The same into bf16 chunks 2c and 2c + 1 of row r of tile `dst`.
@@ -108,6 +121,27 @@ __device__ __forceinline__ void store_fp8_chunk(uint8_t* dst, int r, int c, uint
 __device__ __forceinline__ int32_t load_slot(const MlaSparseKernelParams& p, int64_t tok, int64_t j) {
     const int32_t s = __ldg(p.slots + tok * p.width + (j < p.width ? j : 0));  // width > 0 here
     return j < p.width && s >= 0 ? s : -1;
+}
+
+// This CTA's tiles of its token's list: [first, first + count) of `total` (split-K: blockIdx.z's share).
+struct TileRange {
+    int64_t total, first, count;
+};
+__device__ __forceinline__ TileRange cta_tiles(const MlaSparseKernelParams& p) {
+    const int64_t total = (p.width + kRows - 1) / kRows;
+    const int64_t first = static_cast<int64_t>(blockIdx.z) * (p.splits > 1 ? p.tiles_per_split : total);
+    return {total, first, p.splits > 1 ? min(p.tiles_per_split, total - first) : total};
+}
+
+// Q rows h0 .. h0 + 63 of token `tok` (576 columns; heads past p.heads zero-filled) into the swizzled tile `q` by
+// cp.async (the caller commits).
+template <int kNumThreads>
+__device__ __forceinline__ void load_q_tile(const MlaSparseKernelParams& p, uint8_t* q, int64_t tok, int64_t h0) {
+    for (int idx = threadIdx.x; idx < kHeads * kChunks; idx += kNumThreads) {
+        const int r = idx / kChunks, c = idx % kChunks;
+        const bool ok = h0 + r < p.heads;
+        cp_async16(q + sw128(r, c), p.q + (tok * p.heads + (ok ? h0 + r : 0)) * kKvDim + c * 8, ok);
+    }
 }
 
 // Traps on any entry of list positions [j0, j1) that is >= num_slots (the CPU reference aborts on those).

@@ -31,6 +31,14 @@ Tensor CudaBackend::embedding(const Tensor& table, const Tensor& ids) {
 
 QuantizedAct CudaBackend::norm_maybe_quant(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps,
                                            bool quant) {
+    RmsNormParams p;
+    QuantizedAct out = norm_prepare(residual, delta, weight, eps, quant, p);
+    launch_rms_norm(p, stream_);
+    return out;
+}
+
+QuantizedAct CudaBackend::norm_prepare(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps,
+                                       bool quant, RmsNormParams& p) {
     check_activation(residual, delta ? "add_rms_norm residual" : "rms_norm x");
     if (delta != nullptr) {
         check_activation(*delta, "add_rms_norm delta");
@@ -41,8 +49,8 @@ QuantizedAct CudaBackend::norm_maybe_quant(Tensor& residual, const Tensor* delta
     Tensor w = param_f32(weight, dim, "rms_norm weight");
     QuantizedAct out;
     out.x = Tensor::empty(residual.shape(), DType::kBF16, Device::kCUDA, delta ? "add_rms_norm" : "rms_norm");
-    RmsNormParams p{residual.data<uint16_t>(), delta ? delta->data<uint16_t>() : nullptr, w.data<float>(),
-                    out.x.data<uint16_t>(), rows, dim, eps};
+    p = RmsNormParams{residual.data<uint16_t>(), delta ? delta->data<uint16_t>() : nullptr, w.data<float>(),
+                      out.x.data<uint16_t>(), rows, dim, eps};
     // The act_quant the FP8 streaming linears would make of this output (at most kFp8StreamMaxRows rows).
     if (quant && fused_decode_enabled() && numerics_.fp8_activation_quant && residual.ndim() == 2 && rows >= 1 &&
         rows <= kFp8StreamMaxRows && dim % 128 == 0) {
@@ -57,7 +65,6 @@ QuantizedAct CudaBackend::norm_maybe_quant(Tensor& residual, const Tensor* delta
             p.q8 = nullptr;
         }
     }
-    launch_rms_norm(p, stream_);
     return out;
 }
 

@@ -16,11 +16,15 @@
 //  - indexer_topk with q_rope (the RoPE inside the FP8 q preparation) gives the scores and positions of apply_rope
 //    then indexer_topk bit for bit (FP8 ue8m0 on and off, both layouts, 64 and 4 heads; bf16 numerics: the op's
 //    own apply_rope); the CPU's q_rope equals its apply_rope then indexer_topk.
+//  - rms_norm_q8_and_writes in one launch (DSA_FUSED_WRITES=1) makes the bytes of rms_norm_q8 + mla_latent_write +
+//    indexer_key_write (norm output, act_quant, latent rows, key pages).
 // Shapes: DeepSeek-V3.2 (7168, q_lora 1536, latent 512 + 64) and the bundled model (hidden 320, q_lora 256);
 // T in {1, 3, 64}.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <numeric>
 #include <vector>
 
@@ -307,6 +311,95 @@ TEST_F(FusedOpsTest, IndexerKeyWriteEqualsSeparateOps) {
                     }
                     expect_close(what + " vs cpu", stored_keys(got, format, written),
                                  stored_keys(host.data, format, written), fp8 ? 3e-2 : 4e-3);
+                }
+            }
+        }
+    }
+}
+
+// Sets DSA_FUSED_WRITES for the scope (restores the old value).
+class FusedWritesSwitch {
+  public:
+    explicit FusedWritesSwitch(const char* v) {
+        if (const char* old = std::getenv(kName)) old_ = old, had_ = true;
+        setenv(kName, v, 1);
+    }
+    ~FusedWritesSwitch() {
+        if (had_) {
+            setenv(kName, old_.c_str(), 1);
+        } else {
+            unsetenv(kName);
+        }
+    }
+
+  private:
+    static constexpr const char* kName = "DSA_FUSED_WRITES";
+    std::string old_;
+    bool had_ = false;
+};
+
+// rms_norm_q8_and_writes as one launch (DSA_FUSED_WRITES=1) against the three ops (the switch off): the norm's
+// output, act_quant and scales, the latent rows and the key pages bit for bit (slots of -1 skipped), with and
+// without the key write; q_a widths 1536 (DeepSeek: act_quant, 192 threads), 192 (the tiny fixtures) and 64 (a
+// block of the latent write's 64 threads, wider than the norm's 32).
+TEST_F(FusedOpsTest, NormAndWritesEqualSeparateOps) {
+    constexpr int64_t kPages = kStoreSlots / kIndexerPageSize + 1;
+    for (const bool fp8 : {true, false}) {
+        make(fp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        const MlaKvFormat mla_format = fp8 ? MlaKvFormat::kFp8 : MlaKvFormat::kBF16;
+        const IndexerKeyFormat key_format = fp8 ? IndexerKeyFormat::kFp8 : IndexerKeyFormat::kF32;
+        const RopeTable table = gpu_->make_rope_table(mla_inv_freq(), kMaxPositions);
+        const Tensor lw = uniform_f32({kMlaLatentDim}, rng_, 0.5f, 1.5f);
+        const Tensor kw = uniform_f32({kIndexerHeadDim}, rng_, 0.5f, 1.5f);
+        const Tensor kb = uniform_f32({kIndexerHeadDim}, rng_, -0.5f, 0.5f);
+        for (const int64_t dim : {1536, 192, 64}) {
+            const Tensor nw = uniform_f32({dim}, rng_, 0.5f, 1.5f);
+            for (const bool with_key : {true, false}) {
+                for (const int64_t t : {1, 3, 64}) {
+                    const std::string what = std::string(fp8 ? "fp8" : "bf16") + " dim " + std::to_string(dim) +
+                                             (with_key ? " with key" : " no key") + " T=" + std::to_string(t);
+                    const Tensor x = up(random_act({t, dim}, rng_));
+                    const Tensor kv_a = up(random_act({t, kMlaKvDim}, rng_, 3.0f));
+                    const Tensor wk_x = up(random_act({t, kIndexerHeadDim}, rng_, 2.0f, 0.3f));
+                    const auto [slots, pos] = slots_and_positions(t, rng_);
+                    const Tensor slots_d = gpu_->to_device(slots), pos_d = gpu_->to_device(pos);
+                    const MlaKvStore mla_host = filled_store(mla_format, 0xA5);
+                    const IndexerKeyStore key_host = filled_key_store(key_format, kPages, 0x5A);
+                    struct Out {
+                        Tensor x, q8, scales, mla, keys;
+                    };
+                    auto run = [&](const char* sw) {
+                        FusedWritesSwitch on(sw);
+                        MlaKvStore mla{gpu_->to_device(mla_host.data), mla_format};
+                        IndexerKeyStore keys{gpu_->to_device(key_host.data), key_format};
+                        const MlaLatentWriteParams lp{
+                            kv_a, lw, 1e-6f, pos_d, &table, RopeLayout::kInterleaved, slots_d, &mla};
+                        const IndexerKeyWriteParams kp{
+                            wk_x, kw, kb, 1e-6f, pos_d, &table, RopeLayout::kNeox, slots_d, &keys};
+                        const QuantizedAct a =
+                            gpu_->rms_norm_q8_and_writes(x, nw, 1e-6f, lp, with_key ? &kp : nullptr);
+                        Out o{gpu_->to_host(a.x), Tensor(), Tensor(), gpu_->to_host(mla.data),
+                              gpu_->to_host(keys.data)};
+                        if (a.has_q8()) o.q8 = gpu_->to_host(a.q8), o.scales = gpu_->to_host(a.scales);
+                        return o;
+                    };
+                    const Out sep = run("0");
+                    EXPECT_FALSE(cuda().last_writes_fused()) << what;
+                    const Out fused = run("1");
+                    EXPECT_TRUE(cuda().last_writes_fused()) << what;
+                    EXPECT_TRUE(same_bytes(fused.x, sep.x)) << what << ": norm output";
+                    EXPECT_EQ(fused.q8.defined(), sep.q8.defined()) << what;
+                    EXPECT_EQ(sep.q8.defined(), fp8 && dim % 128 == 0) << what;
+                    if (fused.q8.defined() && sep.q8.defined()) {
+                        EXPECT_TRUE(same_bytes(fused.q8, sep.q8)) << what << ": act_quant";
+                        EXPECT_TRUE(same_bytes(fused.scales, sep.scales)) << what << ": act_quant scales";
+                    }
+                    EXPECT_TRUE(same_bytes(fused.mla, sep.mla)) << what << ": latent rows";
+                    EXPECT_TRUE(same_bytes(fused.keys, sep.keys)) << what << ": key pages";
+                    if (!with_key) {
+                        EXPECT_TRUE(same_bytes(fused.keys, key_host.data)) << what << ": keys written";
+                    }
+                    EXPECT_FALSE(same_bytes(fused.mla, mla_host.data)) << what << ": no latent written";
                 }
             }
         }

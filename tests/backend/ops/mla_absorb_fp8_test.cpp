@@ -2,14 +2,19 @@
 // 1..64 on DeepSeek-V3.2 (H 128), 16-head and GLM-5 shapes, random f32 and power-of-two (UE8M0-valued) scales: exact
 // e4m3 operands and per-block scaled f32 sums meet the exact-operand tolerance (3e-3: summation order + one bf16
 // rounding), at least as close to the CPU as the BF16-copy path (switch off; within 1e-2 of it). Also: graph replay
-// == eager bit for bit, the tuning knobs keep the bits, the default's size rule, unsupported shapes fall back.
+// == eager bit for bit, the tuning knobs keep the bits, the default's size rule, unsupported shapes fall back, and
+// the decode fusions (DSA_FUSED_ABSORB=1): mla_absorbed_query in one kernel == narrow + absorb_q + mla_query bit for
+// bit (CPU 3e-3), mla_absorb_o_q8's .x == mla_absorb_o and its q8 / scales == launch_act_quant of it bit for bit.
 #include "backend/cuda/mla_absorb_fp8.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "backend/cuda/kernels.h"
 #include "ops_test_util.h"
 
 namespace dsa::backend::testing {
@@ -17,23 +22,24 @@ namespace {
 
 using MlaAbsorbFp8Test = CudaVsCpuTest;
 
-// Sets (or unsets, nullptr) DSA_MLA_ABSORB for the scope.
+// Sets (or unsets, nullptr) DSA_MLA_ABSORB (or `name`) for the scope.
 class AbsorbSwitch {
   public:
-    explicit AbsorbSwitch(const char* v) {
-        if (const char* old = std::getenv("DSA_MLA_ABSORB")) old_ = old;
+    explicit AbsorbSwitch(const char* v, const char* name = "DSA_MLA_ABSORB") : name_(name) {
+        if (const char* old = std::getenv(name_)) old_ = old;
         set(v);
     }
     ~AbsorbSwitch() { set(old_ ? old_->c_str() : nullptr); }
 
   private:
-    static void set(const char* v) {
+    void set(const char* v) {
         if (v != nullptr) {
-            setenv("DSA_MLA_ABSORB", v, 1);
+            setenv(name_, v, 1);
         } else {
-            unsetenv("DSA_MLA_ABSORB");
+            unsetenv(name_);
         }
     }
+    const char* name_;
     std::optional<std::string> old_;
 };
 
@@ -131,15 +137,14 @@ TEST_F(MlaAbsorbFp8Test, GraphReplayEqualsEager) {
     }
 }
 
-// The tuning knobs (token tiles per CTA, column groups per CTA, absorb_q's columns per warp) move work between CTAs but
-// not the order of any output's sums: every variant gives the default's bits.
+// The tuning knobs (token tiles per CTA, column groups per CTA) move work between CTAs but not the order of any
+// output's sums: every variant gives the default's bits.
 TEST_F(MlaAbsorbFp8Test, TuningKeepsBits) {
     AbsorbSwitch on("fp8");
     struct Knobs {
-        int max_mtiles, ngroups, q_cols;
+        int max_mtiles, ngroups;
     };
-    const Knobs knobs[] = {{1, 0, 0}, {2, 0, 0}, {3, 0, 0},  {4, 0, 0},  {0, 1, 0},  {0, 2, 0},  {0, 4, 0},
-                           {1, 4, 0}, {4, 2, 0}, {0, 0, 64}, {2, 1, 64}, {1, 0, 64}, {4, 2, 64}, {0, 0, 32}};
+    const Knobs knobs[] = {{1, 0}, {2, 0}, {3, 0}, {4, 0}, {0, 1}, {0, 2}, {0, 4}, {1, 4}, {4, 2}, {2, 1}};
     for (const HeadShape& s : {kShapes[1], kShapes[2]}) {
         const LinearWeight kv_b = kv_b_fp8(s.d, /*pow2=*/false, rng_);
         for (int64_t tokens : {8, 33, 64}) {
@@ -149,9 +154,8 @@ TEST_F(MlaAbsorbFp8Test, TuningKeepsBits) {
             const Tensor ref_o = gpu_->to_host(gpu_->mla_absorb_o(o_lat, kv_b, s.d));
             for (const Knobs& k : knobs) {
                 const std::string what = label(s, false, tokens) + " max_mtiles " + std::to_string(k.max_mtiles) +
-                                         " ngroups " + std::to_string(k.ngroups) + " q_cols " +
-                                         std::to_string(k.q_cols);
-                cuda::set_absorb_fp8_tuning(k.max_mtiles, k.ngroups, k.q_cols);
+                                         " ngroups " + std::to_string(k.ngroups);
+                cuda::set_absorb_fp8_tuning(k.max_mtiles, k.ngroups);
                 EXPECT_TRUE(same_bits(gpu_->to_host(gpu_->mla_absorb_q(q_nope, kv_b, s.d)), ref_q)) << what;
                 EXPECT_TRUE(same_bits(gpu_->to_host(gpu_->mla_absorb_o(o_lat, kv_b, s.d)), ref_o)) << what;
             }
@@ -224,6 +228,185 @@ TEST_F(MlaAbsorbFp8Test, UnsupportedShapesFallBack) {
         expect_close("absorb_q switch on " + what, to_f32(on_q), cpu_->mla_absorb_q(q_nope, kv_b, c.d), 1e-2);
         expect_close("absorb_o switch on " + what, to_f32(on_o), cpu_->mla_absorb_o(o_lat, kv_b, c.d), 1e-2);
     }
+}
+
+// ---- decode fusions (DSA_FUSED_ABSORB) ----
+
+struct Knobs2 {
+    int max_mtiles, ngroups;
+};
+const Knobs2 kFusedKnobs[] = {{0, 0}, {1, 0}, {4, 2}};
+const int64_t kFusedTokens[] = {1, 3, 17, 33, 64};
+const int64_t kQuantTokens[] = {1, 3, 17, 32};  // absorb_o with act_quant: <= kAbsorbOQuantMaxTokens
+constexpr int64_t kMaxPositions = 4096;
+
+std::vector<float> rope_inv_freq() {
+    std::vector<float> f(32);
+    for (int i = 0; i < 32; ++i) f[i] = std::pow(10000.0f, -static_cast<float>(i) / 32.0f);
+    return f;
+}
+
+// Positions in [0, kMaxPositions) with both ends present.
+Tensor random_positions(int64_t tokens, std::mt19937& rng) {
+    std::uniform_int_distribution<int32_t> pick(0, kMaxPositions - 1);
+    std::vector<int32_t> v(tokens);
+    for (int64_t t = 0; t < tokens; ++t) v[t] = t == 0 ? kMaxPositions - 1 : (t == 1 ? 0 : pick(rng));
+    return i32_tensor(v);
+}
+
+// The absorbed query in one absorb_q kernel (RoPE part included, written into the 576-wide rows) gives the bits of
+// narrow + absorb_q + mla_query (the switch off), at every tuning, both RoPE layouts; CPU within 3e-3.
+TEST_F(MlaAbsorbFp8Test, FusedQueryEqualsUnfusedOps) {
+    AbsorbSwitch fp8("fp8");
+    const RopeTable gpu_table = gpu_->make_rope_table(rope_inv_freq(), kMaxPositions);
+    const RopeTable cpu_table = cpu_->make_rope_table(rope_inv_freq(), kMaxPositions);
+    for (const HeadShape& s : kShapes) {
+        const LinearWeight kv_b = kv_b_fp8(s.d, /*pow2=*/false, rng_);
+        for (int64_t tokens : kFusedTokens) {
+            const Tensor q = random_act({tokens, s.d.num_heads, s.d.nope_dim + 64}, rng_);
+            const Tensor pos = random_positions(tokens, rng_);
+            const Tensor qd = up(q);
+            for (const RopeLayout layout : {RopeLayout::kInterleaved, RopeLayout::kNeox}) {
+                const std::string what = label(s, false, tokens) + (layout == RopeLayout::kNeox ? " neox" : " inter");
+                Tensor unfused;
+                {
+                    AbsorbSwitch off("0", "DSA_FUSED_ABSORB");
+                    unfused = gpu_->to_host(gpu_->mla_absorbed_query(qd, kv_b, s.d, pos, &gpu_table, layout));
+                    EXPECT_FALSE(cuda().last_absorbed_query_fused()) << what;
+                }
+                Tensor fused;
+                for (const Knobs2& k : kFusedKnobs) {
+                    AbsorbSwitch on("1", "DSA_FUSED_ABSORB");
+                    cuda::set_absorb_fp8_tuning(k.max_mtiles, k.ngroups);
+                    fused = gpu_->to_host(gpu_->mla_absorbed_query(qd, kv_b, s.d, pos, &gpu_table, layout));
+                    cuda::set_absorb_fp8_tuning(0, 0);
+                    EXPECT_TRUE(cuda().last_absorbed_query_fused()) << what;
+                    EXPECT_TRUE(same_bits(fused, unfused)) << what << " max_mtiles " << k.max_mtiles;
+                }
+                expect_close("fused query vs CPU " + what, to_f32(fused),
+                             cpu_->mla_absorbed_query(q, kv_b, s.d, pos, &cpu_table, layout), 3e-3);
+            }
+        }
+    }
+}
+
+// o_latent with per-(token, head) magnitudes 2^-4 .. 2^4 (bf16-exact), one head of token 0 all zeros: the 1x128
+// blocks' scales differ, so a block taking another block's amax shows.
+Tensor ragged_o_latent(int64_t tokens, int64_t heads, std::mt19937& rng) {
+    Tensor o = random_act({tokens, heads, kMlaLatentDim}, rng);
+    float* p = o.data<float>();
+    for (int64_t t = 0; t < tokens; ++t) {
+        for (int64_t h = 0; h < heads; ++h) {
+            const float f = (t == 0 && h == 1) ? 0.0f : std::ldexp(1.0f, static_cast<int>((t * 7 + h * 3) % 9) - 4);
+            for (int64_t c = 0; c < kMlaLatentDim; ++c) p[(t * heads + h) * kMlaLatentDim + c] *= f;
+        }
+    }
+    return o;
+}
+
+// absorb_o with o_proj's act_quant in one kernel: .x has mla_absorb_o's bits, q8 / scales launch_act_quant's of it
+// (ue8m0 on and off, every tuning, T up to 32; d_v 128 and 256: one and two blocks per head); CPU .x within 3e-3.
+TEST_F(MlaAbsorbFp8Test, AbsorbOQuantIsActQuantOfAbsorbO) {
+    AbsorbSwitch fp8("fp8");
+    for (const bool ue8m0 : {true, false}) {
+        Numerics n = Numerics::deepseek_fp8();
+        n.ue8m0_scales = ue8m0;
+        make(n);
+        for (const HeadShape& s : kShapes) {
+            const LinearWeight kv_b = kv_b_fp8(s.d, /*pow2=*/false, rng_);
+            const int64_t width = s.d.num_heads * s.d.v_dim;
+            for (int64_t tokens : kQuantTokens) {
+                const std::string what = label(s, false, tokens) + (ue8m0 ? " ue8m0" : " f32 act scales");
+                const Tensor o_lat = ragged_o_latent(tokens, s.d.num_heads, rng_);
+                const Tensor od = up(o_lat);
+                Tensor ref = gpu_->mla_absorb_o(od, kv_b, s.d).view({tokens, width});
+                Tensor ref_q = Tensor::empty({tokens, width}, DType::kF8E4M3, Device::kCUDA, "ref.q8");
+                Tensor ref_s = Tensor::empty({width / 128, tokens}, DType::kF32, Device::kCUDA, "ref.scales");
+                cuda::launch_act_quant({ref.data<uint16_t>(), ref_q.data<uint8_t>(), ref_s.data<float>(), nullptr,
+                                        tokens, width, tokens, ue8m0},
+                                       cuda().stream());
+                const Tensor ref_h = gpu_->to_host(ref), ref_qh = gpu_->to_host(ref_q), ref_sh = gpu_->to_host(ref_s);
+                QuantizedAct r;
+                for (const Knobs2& k : kFusedKnobs) {
+                    AbsorbSwitch on("1", "DSA_FUSED_ABSORB");
+                    cuda::set_absorb_fp8_tuning(k.max_mtiles, k.ngroups);
+                    r = gpu_->mla_absorb_o_q8(od, kv_b, s.d);
+                    cuda::set_absorb_fp8_tuning(0, 0);
+                    const std::string w = what + " max_mtiles " + std::to_string(k.max_mtiles);
+                    EXPECT_TRUE(cuda().last_absorb_o_quantized()) << w;
+                    ASSERT_TRUE(r.has_q8()) << w;
+                    EXPECT_TRUE(same_bits(gpu_->to_host(r.x), ref_h)) << w;
+                    EXPECT_TRUE(same_bits(gpu_->to_host(r.q8), ref_qh)) << w;
+                    EXPECT_TRUE(same_bits(gpu_->to_host(r.scales), ref_sh)) << w;
+                }
+                expect_close("absorb_o_q8 vs CPU " + what, to_f32(gpu_->to_host(r.x)),
+                             cpu_->mla_absorb_o_q8(o_lat, kv_b, s.d).x, 3e-3);
+            }
+        }
+    }
+}
+
+// Where the fusions do not apply they run the separate ops: no act_quant without fp8_activation_quant, at d_v not a
+// multiple of 128 or beyond 32 tokens; the query beyond 64 tokens or with the switch at 0.
+TEST_F(MlaAbsorbFp8Test, FusionsFallBack) {
+    AbsorbSwitch fp8("fp8"), on("1", "DSA_FUSED_ABSORB");
+    struct Case {
+        bool fp8_numerics;
+        MlaHeadDims d;
+        int64_t tokens;
+        bool o_quant, q_fused;
+    };
+    const Case cases[] = {{false, {16, 128, 128}, 4, false, true},
+                          {true, {8, 64, 96}, 4, false, true},
+                          {true, {16, 128, 128}, 65, false, false},
+                          {true, {16, 128, 128}, 64, false, true},
+                          {true, {16, 128, 128}, 33, false, true},
+                          {true, {16, 128, 128}, 32, true, true}};
+    for (const Case& c : cases) {
+        make(c.fp8_numerics ? Numerics::deepseek_fp8() : Numerics::bf16());
+        const RopeTable table = gpu_->make_rope_table(rope_inv_freq(), kMaxPositions);
+        const std::string what = "H=" + std::to_string(c.d.num_heads) + " d_v=" + std::to_string(c.d.v_dim) +
+                                 " T=" + std::to_string(c.tokens) + (c.fp8_numerics ? " fp8" : " bf16");
+        const LinearWeight kv_b = kv_b_fp8(c.d, /*pow2=*/false, rng_);
+        const Tensor od = up(random_act({c.tokens, c.d.num_heads, kMlaLatentDim}, rng_));
+        const QuantizedAct r = gpu_->mla_absorb_o_q8(od, kv_b, c.d);
+        EXPECT_EQ(r.has_q8(), c.o_quant) << what;
+        EXPECT_EQ(cuda().last_absorb_o_quantized(), c.o_quant) << what;
+        EXPECT_TRUE(same_bits(gpu_->to_host(r.x), gpu_->to_host(gpu_->mla_absorb_o(od, kv_b, c.d))
+                                                      .view({c.tokens, c.d.num_heads * c.d.v_dim})))
+            << what;
+        const Tensor qd = up(random_act({c.tokens, c.d.num_heads, c.d.nope_dim + 64}, rng_));
+        const Tensor pos = random_positions(c.tokens, rng_);
+        const Tensor fused =
+            gpu_->to_host(gpu_->mla_absorbed_query(qd, kv_b, c.d, pos, &table, RopeLayout::kInterleaved));
+        EXPECT_EQ(cuda().last_absorbed_query_fused(), c.q_fused) << what;
+        AbsorbSwitch off("0", "DSA_FUSED_ABSORB");
+        EXPECT_TRUE(same_bits(
+            fused, gpu_->to_host(gpu_->mla_absorbed_query(qd, kv_b, c.d, pos, &table, RopeLayout::kInterleaved))))
+            << what;
+        EXPECT_FALSE(cuda().last_absorbed_query_fused()) << what;
+    }
+}
+
+// DSA_FUSED_ABSORB is parsed strictly: 0 / 1 (unset / empty: 1, with DSA_FUSED_DECODE); anything else stops with a
+// message naming it.
+TEST(MlaAbsorbFusedSwitch, ParsesStrictly) {
+    {
+        AbsorbSwitch unset(nullptr, "DSA_FUSED_ABSORB");
+        EXPECT_EQ(cuda::fused_absorb_enabled(), cuda::fused_decode_enabled());
+    }
+    {
+        AbsorbSwitch zero("0", "DSA_FUSED_ABSORB");
+        EXPECT_FALSE(cuda::fused_absorb_enabled());
+    }
+    {
+        AbsorbSwitch one("1", "DSA_FUSED_ABSORB");
+        EXPECT_EQ(cuda::fused_absorb_enabled(), cuda::fused_decode_enabled());
+    }
+    AbsorbSwitch bad("2", "DSA_FUSED_ABSORB");
+    EXPECT_DEATH(cuda::fused_absorb_enabled(), "DSA_FUSED_ABSORB");
+    AbsorbSwitch word("yes", "DSA_FUSED_ABSORB");
+    EXPECT_DEATH(cuda::fused_absorb_enabled(), "DSA_FUSED_ABSORB");
 }
 
 }  // namespace

@@ -8,10 +8,11 @@
 //    probabilities to bf16 inside an online softmax while the CPU rounds the normalized ones; that, the summation
 //    order and the final bf16 rounding give ~2-4e-3 (rel L2 of a bf16 result is ~2^-9 = 2e-3 at best).
 // Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy); MlaS3Test runs
-// the opt-in s3 on the same cases (close to s1; bit-equal where the running max is fixed); small batches
-// also exercise the split-K combine. Every attention case also checks that a slightly wrong reference (one tile of
-// keys dropped) is rejected by the same tolerance, so the comparison can fail. Each kernel call is announced by a
-// flushed line first, so a crash log names the case.
+// the opt-in s3 on the same cases (close to s1; bit-equal where the running max is fixed); MlaX2Test the opt-in x2
+// (FP8 store, 128 heads: bit-equal to s1 everywhere); small batches also exercise the split-K combine. Every
+// attention case also checks that a slightly wrong reference (one tile of keys dropped) is rejected by the same
+// tolerance, so the comparison can fail. Each kernel call is announced by a flushed line first, so a crash log names
+// the case.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -409,11 +410,11 @@ Tensor lists_with_masked_tiles(int64_t tokens, int64_t width, std::mt19937& rng)
     return s;
 }
 
-// s1 and s3 outputs of one call each (device q and lists).
+// s1 and `other` (s3, x2) outputs of one call each (device q and lists).
 std::pair<Tensor, Tensor> s1_and_s3(Backend& gpu, const Stores& st, const Tensor& q, const Tensor& slots,
-                                    const std::string& what) {
+                                    const std::string& what, const char* other = "s3") {
     Tensor out[2];
-    const char* kernels[2] = {"s1", "s3"};
+    const char* kernels[2] = {"s1", other};
     for (int i = 0; i < 2; ++i) {
         SparseKernelScope scope(kernels[i]);
         announce(std::string("mla_sparse [") + kernels[i] + "] " + what);
@@ -488,6 +489,113 @@ TEST_F(MlaS3Test, GraphReplay) {
             EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << "replay vs eager";
             expect_close("mla_sparse s3 graph replay T=" + std::to_string(tokens), to_f32(replay),
                          cpu_->mla_sparse_attention({q, &st.cpu, slots, 0.1352338f}), 1e-2);
+        }
+    }
+}
+
+// ---- kernel x2 (DSA_MLA_KERNEL=x2, opt-in): s1 in clusters of the two head groups of a token that share the gather
+// (FP8 store, 128 heads; anything else falls back to s1). Same arithmetic and order as s1, so its output must equal
+// s1's bit for bit on every case (masked slots, lists shorter than a tile, an all-masked token, masked whole tiles,
+// split-K, prefill); against the CPU the tolerance of the other kernels (1e-2 rel L2, able to fail: check_sparse).
+using MlaX2Test = CudaVsCpuTest;
+const KernelList kX2Only = {"x2"};
+
+TEST_F(MlaX2Test, SparseAttentionDecodeShapes) {
+    make(Numerics::deepseek_fp8());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
+    check_sparse(*cpu_, *gpu_, st, 1, 128, 2048, false, rng_, kX2Only);   // split-K over many clusters
+    check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_, kX2Only);    // all-masked token, 3-slot token
+    check_sparse(*cpu_, *gpu_, st, 24, 128, 2048, false, rng_, kX2Only);  // two splits
+    check_sparse(*cpu_, *gpu_, st, 64, 128, 2048, true, rng_, kX2Only);   // one cluster per token
+    check_sparse(*cpu_, *gpu_, st, 1, 128, 1000, true, rng_, kX2Only);    // 15 tiles + 40, split-K
+    check_sparse(*cpu_, *gpu_, st, 5, 128, 77, false, rng_, kX2Only);     // one full tile + 13
+    check_sparse(*cpu_, *gpu_, st, 2, 128, 33, false, rng_, kX2Only);     // less than one tile
+}
+
+TEST_F(MlaX2Test, SparseAttentionPrefillShapes) {
+    make(Numerics::deepseek_fp8());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
+    check_sparse(*cpu_, *gpu_, st, 256, 128, 512, true, rng_, kX2Only);
+}
+
+// Where x2 does not apply it runs s1: the bf16 store, 64 heads (one group), 40 heads.
+TEST_F(MlaX2Test, FallsBackToS1) {
+    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
+        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
+        if (format == MlaKvFormat::kBF16) check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_, kX2Only);
+        check_sparse(*cpu_, *gpu_, st, 4, 64, 2048, false, rng_, kX2Only);
+        check_sparse(*cpu_, *gpu_, st, 3, 40, 100, false, rng_, kX2Only);
+    }
+}
+
+TEST_F(MlaX2Test, SparseAttentionStaged) {
+    make(Numerics::deepseek_fp8());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
+    check_staged(*cpu_, *gpu_, st, rng_, kX2Only);
+}
+
+// x2 vs s1, bit for bit: decode b = 1 (split-K), 3, 24 (two splits), 64, a prefill of 512 tokens, widths that are
+// not a multiple of the tile, on lists with masked whole tiles (lists_with_masked_tiles: the first and a middle
+// tile) and on slot_lists (token 1 all -1, token 2 three valid slots, ~10% -1 anywhere).
+TEST_F(MlaX2Test, SameBitsAsS1) {
+    make(Numerics::deepseek_fp8());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
+    const int64_t shapes[][2] = {{1, 2048},   {3, 2048}, {24, 2048}, {64, 2048},
+                                 {512, 2048}, {1, 1000}, {5, 77},    {4, 33}};
+    for (const auto& sh : shapes) {
+        for (bool masked_tiles : {false, true}) {
+            const int64_t tokens = sh[0], width = sh[1];
+            if (masked_tiles && width < 704) continue;
+            const std::string what = std::string("fp8 T=") + std::to_string(tokens) + " K=" + std::to_string(width) +
+                                     (masked_tiles ? " masked tiles" : "");
+            Tensor q = gpu_->to_device(to_bf16(random_act({tokens, 128, kMlaKvDim}, rng_)));
+            Tensor slots = gpu_->to_device(masked_tiles ? lists_with_masked_tiles(tokens, width, rng_)
+                                                        : slot_lists(tokens, width, rng_));
+            for (const char* kernel : kX2Only) {
+                auto [s1, x2] = s1_and_s3(*gpu_, st, q, slots, what, kernel);
+                const Diff d = compare(to_f32(x2), to_f32(s1));
+                std::cout << "[ metric ] mla_sparse " << kernel << " vs s1 " << what << ": max_abs=" << d.max_abs
+                          << std::endl;
+                EXPECT_EQ(std::memcmp(s1.raw_data(), x2.raw_data(), s1.nbytes()), 0)
+                    << kernel << " differs from s1: " << what;
+            }
+        }
+    }
+}
+
+// A call captured under x2 and replayed after new q and lists were copied into its inputs equals an eager call bit
+// for bit (b = 2: split-K and the combine in the graph; b = 64: one cluster per token).
+TEST_F(MlaX2Test, GraphReplay) {
+    make(Numerics::deepseek_fp8());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
+    for (const char* kernel : kX2Only) {
+        SparseKernelScope scope(kernel);
+        for (int64_t tokens : {2, 64}) {
+            const int64_t heads = 128, width = 2048;
+            Tensor dq = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
+            Tensor dslots = gpu_->to_device(slot_lists(tokens, width, rng_));
+            Tensor out;
+            gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f});  // buffers exist before the capture
+            auto graph = gpu_->capture_graph([&] {
+                out = gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f});
+            });
+            ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+            for (int rep = 0; rep < 2; ++rep) {
+                announce(std::string("mla_sparse ") + kernel + " graph replay T=" + std::to_string(tokens) + " rep " +
+                         std::to_string(rep));
+                Tensor q = random_act({tokens, heads, kMlaKvDim}, rng_);
+                Tensor slots = slot_lists(tokens, width, rng_);
+                Tensor dq2 = dq.view({tokens * heads, kMlaKvDim});
+                gpu_->copy_into(to_bf16(q).view(dq2.shape()), dq2);
+                gpu_->copy_into(slots, dslots);
+                gpu_->replay_graph(**graph);
+                Tensor replay = gpu_->to_host(out);
+                Tensor eager = gpu_->to_host(gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}));
+                EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << "replay vs eager";
+                expect_close(std::string("mla_sparse ") + kernel + " graph replay T=" + std::to_string(tokens),
+                             to_f32(replay), cpu_->mla_sparse_attention({q, &st.cpu, slots, 0.1352338f}), 1e-2);
+            }
         }
     }
 }
