@@ -75,8 +75,8 @@ Tensor random_lists(int64_t tokens, int64_t range, std::mt19937& rng) {
     return ids;
 }
 
-// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the default wgmma kernel; s3: three warpgroups;
-// x2: s1 in clusters sharing the FP8 gather).
+// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the wgmma kernel, the default outside 64..256
+// tokens; s3: three warpgroups; x2: s1 in clusters sharing the FP8 gather, the default at 64..256 tokens).
 void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::string& name, const Tensor& q,
                  const Tensor& ids, const std::vector<std::string>& kernels) {
     const int64_t tokens = q.dim(0);

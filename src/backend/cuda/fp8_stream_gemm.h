@@ -85,10 +85,11 @@ Fp8StreamPlan fp8_stream_streamk_plan(Fp8StreamPlan plan, int64_t groups, int64_
 // partials through distributed shared memory in rank order (fp8_stream_cluster.cuh): no workspace, no counters, no
 // global-memory fence or atomic. The split count is the cluster size: about 2 CTAs per SM over all row blocks, at
 // most N (> 8: a non-portable cluster size), each CTA at least one K block. Unset / auto (default): dense single
-// weights of >= 7168 rows and K >= 2048 at 33..64 token rows, clusters of up to 8 (H200, M = 64: 7168x2048 12.5
-// vs 15.7 us with the global finish, o_proj 41.7 vs 43.8; it lost on smaller weights and the joint multi launch);
-// =N (2..16): every dense plan that splits K, and the joint multi plan; =0 off. A separate multi plan (not joint)
-// takes each weight's lone plan. Outputs differ from the other plans in split-K summation order only.
+// weights of >= 7168 rows and K >= 2048 at 33..64 token rows, and the joint multi plan, clusters of up to 8 (H200,
+// M = 64: 7168x2048 12.5 vs 15.7 us with the global finish, o_proj 41.7 vs 43.8; it lost on smaller single
+// weights; q_a + kv_a + wk on the wgmma kernel: M = 1 9.85 -> 9.56 us, 8 11.34 -> 9.69, 48 18.45 -> 14.73, 64
+// 18.91 -> 15.19); =N (2..16): every dense plan that splits K, and the joint multi plan; =0 off. A separate multi
+// plan (not joint) takes each weight's lone plan. Outputs differ from the other plans in split-K summation order only.
 constexpr int kFp8StreamMaxCluster = 16;
 constexpr int kFp8StreamClusterAuto = -1;
 int fp8_stream_cluster_max();

@@ -259,9 +259,10 @@ void fp8_stream_multi_plan(Fp8StreamMulti& multi, int64_t k, int64_t max_tokens,
         // 11.21 at M = 8); the lone plans (and so the separate multi plan) keep staged there.
         for (int i = 0; i < multi.count; ++i) multi.prob[i].plan.kernel = Fp8StreamKernel::kWgmma;
     }
-    if (fp8_stream_cluster_max() >= 2) {  // one cluster size for all problems (whole clusters per problem)
-        const Fp8StreamPlan c =
-            fp8_stream_cluster_plan(multi.prob[0].plan, k, rowblocks, num_sms, fp8_stream_cluster_max());
+    // One cluster size for all problems (whole clusters per problem): =N, or up to 8 on auto.
+    const int cmax = fp8_stream_cluster_max() == kFp8StreamClusterAuto ? 8 : fp8_stream_cluster_max();
+    if (cmax >= 2) {
+        const Fp8StreamPlan c = fp8_stream_cluster_plan(multi.prob[0].plan, k, rowblocks, num_sms, cmax);
         if (c.cluster >= 2) {
             for (int i = 0; i < multi.count; ++i) {
                 Fp8StreamPlan& q = multi.prob[i].plan;

@@ -81,7 +81,9 @@ TEST(Fp8StreamPlanTest, ClusterPlanCoversK) {
 }
 
 // The default (auto) rule: clusters of 4 for dense weights of >= 7168 rows and K >= 2048 at 33..64 token rows
-// (7168x2048, o_proj), nothing else; a joint multi plan never, a separate one takes each weight's lone plan.
+// (7168x2048, o_proj), no other single weight; a joint multi plan clusters of up to 8 at every token count (q_a +
+// kv_a + wk: 8 CTAs of 7 K blocks; q_b + wq_b: 256 row blocks fill the GPU unsplit), a separate one takes each
+// weight's lone plan.
 TEST(Fp8StreamPlanTest, ClusterAutoRule) {
     const ClusterScope scope(cuda::kFp8StreamClusterAuto);
     const int streamk = cuda::fp8_stream_streamk_scope();
@@ -108,9 +110,27 @@ TEST(Fp8StreamPlanTest, ClusterAutoRule) {
     cuda::Fp8StreamMulti multi;
     multi.count = 2;
     multi.prob[0].n = 7168, multi.prob[1].n = 1536;
-    cuda::fp8_stream_multi_plan(multi, 2048, 64, 132);  // joint (default): no cluster
-    EXPECT_EQ(multi.prob[0].plan.cluster, 0);
-    EXPECT_EQ(multi.prob[1].plan.cluster, 0);
+    cuda::set_fp8_stream_multi_joint(true);
+    cuda::fp8_stream_multi_plan(multi, 2048, 64, 132);  // joint: 68 row blocks x 3 CTAs of 6 K blocks
+    EXPECT_EQ(multi.prob[0].plan.cluster, 3);
+    EXPECT_EQ(multi.prob[1].plan.cluster, 3);
+    for (const int64_t tokens : {1, 8, 16, 33, 64}) {
+        cuda::Fp8StreamMulti qkv;
+        qkv.count = 3;
+        qkv.prob[0].n = 1536, qkv.prob[1].n = 576, qkv.prob[2].n = 128;
+        cuda::fp8_stream_multi_plan(qkv, 7168, tokens, 132);
+        for (int i = 0; i < 3; ++i) {
+            expect_cluster_plan(qkv.prob[i].plan, 18, 56, 8, "q_a+kv_a+wk tokens " + std::to_string(tokens));
+            EXPECT_EQ(qkv.prob[i].plan.cluster, 8) << tokens;
+            EXPECT_EQ(qkv.prob[i].plan.chunk, 7) << tokens;
+        }
+        cuda::Fp8StreamMulti qb;
+        qb.count = 2;
+        qb.prob[0].n = 24576, qb.prob[1].n = 8192;
+        cuda::fp8_stream_multi_plan(qb, 1536, tokens, 132);
+        EXPECT_EQ(qb.prob[0].plan.cluster, 0) << tokens;
+        EXPECT_EQ(qb.prob[1].plan.cluster, 0) << tokens;
+    }
     cuda::set_fp8_stream_multi_joint(false);
     cuda::fp8_stream_multi_plan(multi, 2048, 64, 132);  // separate: the lone plans
     for (int i = 0; i < 2; ++i) {

@@ -268,7 +268,9 @@ TEST_F(LinearTest, LinearMultiEqualsSeparateCalls) {
 TEST(Fp8StreamPlanTest, MultiJointFillsWholeWaves) {
     const bool joint = cuda::fp8_stream_multi_joint();
     const cuda::Fp8StreamKernel initial = cuda::fp8_stream_variant();
+    const int cluster = cuda::fp8_stream_cluster_max();
     cuda::set_fp8_stream_variant(cuda::Fp8StreamKernel::kStaged);
+    cuda::set_fp8_stream_cluster_max(0);  // the global-finish joint plan (auto clusters the joint plan)
     const auto plan_ctas = [](bool joint_plan, int64_t m, int64_t* chunk) {
         cuda::set_fp8_stream_multi_joint(joint_plan);
         cuda::Fp8StreamMulti multi;
@@ -298,6 +300,7 @@ TEST(Fp8StreamPlanTest, MultiJointFillsWholeWaves) {
     EXPECT_EQ(plan_ctas(false, 1, &chunk), 396);
     cuda::set_fp8_stream_variant(initial);
     cuda::set_fp8_stream_multi_joint(joint);
+    cuda::set_fp8_stream_cluster_max(cluster);
 }
 
 // The kAuto kernel rule (host): wgmma for dense single-weight plans of 32..64 token rows whatever the weight's rows,

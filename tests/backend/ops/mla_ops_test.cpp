@@ -493,10 +493,11 @@ TEST_F(MlaS3Test, GraphReplay) {
     }
 }
 
-// ---- kernel x2 (DSA_MLA_KERNEL=x2, opt-in): s1 in clusters of the two head groups of a token that share the gather
-// (FP8 store, 128 heads; anything else falls back to s1). Same arithmetic and order as s1, so its output must equal
-// s1's bit for bit on every case (masked slots, lists shorter than a tile, an all-masked token, masked whole tiles,
-// split-K, prefill); against the CPU the tolerance of the other kernels (1e-2 rel L2, able to fail: check_sparse).
+// ---- kernel x2 (DSA_MLA_KERNEL=x2; the default at 64..256 query tokens): s1 in clusters of the two head groups of a
+// token that share the gather (FP8 store, 128 heads; anything else falls back to s1). Same arithmetic and order as
+// s1, so its output must equal s1's bit for bit on every case (masked slots, lists shorter than a tile, an
+// all-masked token, masked whole tiles, split-K, prefill); against the CPU the tolerance of the other kernels (1e-2
+// rel L2, able to fail: check_sparse).
 using MlaX2Test = CudaVsCpuTest;
 const KernelList kX2Only = {"x2"};
 
