@@ -85,9 +85,9 @@ struct MlaSparseKernelParams {
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms);
 // Runs the sparse kernel; with splits > 1, part_o / part_ml must hold the partials (sizes above).
 void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t stream);
-// The same op on wgmma (mla_sparse_wgmma.cu, kernel "s1", the default): same parameters, semantics, split-K
-// partials and combine; two warpgroups per (token, 64-head group), warpgroup 0 computes S of a whole 64-key tile
-// and the softmax. launch_mla_sparse_attention (mma.sync) stays the fallback.
+// The same op on wgmma (mla_sparse_wgmma.cu, kernel "s1", the default outside x2's 64..256 tokens): same
+// parameters, semantics, split-K partials and combine; two warpgroups per (token, 64-head group), warpgroup 0
+// computes S of a whole 64-key tile and the softmax. launch_mla_sparse_attention (mma.sync) stays the fallback.
 void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream);
 // Merges split-K partials (p.splits > 1) into p.out; called by both sparse launchers.
 void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream);
