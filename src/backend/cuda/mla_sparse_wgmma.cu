@@ -109,14 +109,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSpa
         const bool any_valid = __syncthreads_or(tid < kRows && sm.slot[buf][tid] >= 0) != 0;
         const uint32_t kv_addr = smem_addr(sm.kv[buf]);
         float s[8][4];
-        if (any_valid && ch == 0) {
-#pragma unroll
-            for (int i = 0; i < 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
-            fence_regs<32>(&s[0][0]);
-            wgmma_fence();
-            issue_qk64(s, q_addr, kv_addr);
-        }
-        if (ch == 0 && any_valid) wgmma_commit();
+        if (any_valid && ch == 0) issue_s_tile(s, q_addr, kv_addr);
         if (next) issue_tile(p, sm, raw_next, buf ^ 1, st);
         cp_async_commit();
         raw_next = load_slot(p, tok, min(first + tile + 2, total_tiles) * kRows + row);
@@ -125,22 +118,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_wgmma_s1_kernel(MlaSpa
             continue;
         }
         float alpha[2];
-        if (ch == 0) {
-            wgmma_wait_all();
-            fence_regs<32>(&s[0][0]);
-            softmax_tile64(sm.slot[buf], sm.p, s, m_run, l_run, alpha, alpha_sm, r0, g, t, scale_log2);
-        }
-        fence_async_smem();
-        __syncthreads();  // P and the rescale factors complete
-        if (ch != 0) {
-            alpha[0] = alpha_sm[r0 + g];
-            alpha[1] = alpha_sm[r0 + g + 8];
-        }
-        rescale_o(o, alpha);
-        fence_regs<128>(&o[0][0]);
-        wgmma_fence();
-        issue_pv(o, p_addr, kv_addr, ch);
-        wgmma_commit();
+        softmax_issue_pv(sm, buf, s, o, m_run, l_run, alpha_sm, p_addr, kv_addr, ch, r0, g, t, scale_log2, alpha);
         if (p.fp8 && next) fp8_store(sm, buf ^ 1, st);
         wgmma_wait_all();
         fence_regs<128>(&o[0][0]);

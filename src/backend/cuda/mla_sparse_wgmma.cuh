@@ -238,6 +238,42 @@ __device__ __forceinline__ void softmax_tile64(const SlotT* slot, uint8_t* p_til
     }
 }
 
+// Warpgroup 0's S of a tile (zero-started, issued and committed; waited for in softmax_issue_pv).
+__device__ __forceinline__ void issue_s_tile(float (&s)[8][4], uint32_t q_addr, uint32_t kv_addr) {
+#pragma unroll
+    for (int i = 0; i < 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
+    fence_regs<32>(&s[0][0]);
+    wgmma_fence();
+    issue_qk64(s, q_addr, kv_addr);
+    wgmma_commit();
+}
+
+// A tile after warpgroup 0 issued its S wgmma: warpgroup 0 waits for S and runs the softmax (P and the rescale
+// factors into shared memory), every warpgroup takes its rows' factors (`alpha`, declared by the caller: that keeps
+// s1's code as it was), rescales its O columns and issues P V; the caller works beside it, then waits
+// (wgmma_wait_all, fence_regs). The tile loop of s1 and x2.
+__device__ __forceinline__ void softmax_issue_pv(WgSmem& sm, int buf, float (&s)[8][4], float (&o)[32][4],
+                                                 float (&m_run)[2], float (&l_run)[2], float* alpha_sm,
+                                                 uint32_t p_addr, uint32_t kv_addr, int ch, int r0, int g, int t,
+                                                 float scale_log2, float (&alpha)[2]) {
+    if (ch == 0) {
+        wgmma_wait_all();
+        fence_regs<32>(&s[0][0]);
+        softmax_tile64(sm.slot[buf], sm.p, s, m_run, l_run, alpha, alpha_sm, r0, g, t, scale_log2);
+    }
+    fence_async_smem();
+    __syncthreads();  // P and the rescale factors complete
+    if (ch != 0) {
+        alpha[0] = alpha_sm[r0 + g];
+        alpha[1] = alpha_sm[r0 + g + 8];
+    }
+    rescale_o(o, alpha);
+    fence_regs<128>(&o[0][0]);
+    wgmma_fence();
+    issue_pv(o, p_addr, kv_addr, ch);
+    wgmma_commit();
+}
+
 // The normalized output rows row, row + 8 (columns col + 8 i) of this thread; the row sums from sm.row_sum[0 / 1].
 template <class Smem>
 __device__ __forceinline__ void write_output(const MlaSparseKernelParams& p, const Smem& sm, const float (&o)[32][4],

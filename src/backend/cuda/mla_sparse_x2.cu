@@ -178,36 +178,14 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_x2_kernel(MlaSparseKer
         const bool any_valid = __any_sync(0xffffffffu, sm.slot[buf][lane] >= 0 || sm.slot[buf][lane + 32] >= 0);
         const uint32_t kv_addr = buffer(buf0, buf).local;
         float s[8][4];
-        if (any_valid && ch == 0) {
-#pragma unroll
-            for (int i = 0; i < 8; ++i) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.0f;
-            fence_regs<32>(&s[0][0]);
-            wgmma_fence();
-            issue_qk64(s, q_addr, kv_addr);
-        }
-        if (ch == 0 && any_valid) wgmma_commit();
+        if (any_valid && ch == 0) issue_s_tile(s, q_addr, kv_addr);
         // Warpgroup 1 (idle until P is ready) sends its rows of the next tile now, beside S and the softmax;
         // warpgroup 0 beside P V. The peer transfer is spread over the whole tile.
         const bool next = tile + 1 < num_tiles;
         if (next && (ch != 0 || !any_valid)) advance(buf ^ 1, tile);
         if (!any_valid) continue;
         float alpha[2];
-        if (ch == 0) {
-            wgmma_wait_all();
-            fence_regs<32>(&s[0][0]);
-            softmax_tile64(sm.slot[buf], sm.p, s, m_run, l_run, alpha, alpha_sm, r0, g, t, scale_log2);
-        }
-        fence_async_smem();
-        __syncthreads();  // P and the rescale factors complete
-        if (ch != 0) {
-            alpha[0] = alpha_sm[r0 + g];
-            alpha[1] = alpha_sm[r0 + g + 8];
-        }
-        rescale_o(o, alpha);
-        fence_regs<128>(&o[0][0]);
-        wgmma_fence();
-        issue_pv(o, p_addr, kv_addr, ch);
-        wgmma_commit();
+        softmax_issue_pv(sm, buf, s, o, m_run, l_run, alpha_sm, p_addr, kv_addr, ch, r0, g, t, scale_log2, alpha);
         if (next && ch == 0) advance(buf ^ 1, tile);
         wgmma_wait_all();
         fence_regs<128>(&o[0][0]);
@@ -224,31 +202,11 @@ __global__ void __launch_bounds__(kThreads, 1) mla_sparse_x2_kernel(MlaSparseKer
 // a cluster launch (then without it from then on).
 void launch_x2_grid(const MlaSparseKernelParams& p, cudaStream_t stream) {
     static std::atomic<bool> pdl_ok{true};
-    auto* kernel = mla_sparse_x2_kernel;
-    DSA_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(static_cast<unsigned>(p.num_tokens), 2, static_cast<unsigned>(p.splits));
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = kSmemBytes;
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[2];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 1;
-    attr[0].val.clusterDim.y = 2;
-    attr[0].val.clusterDim.z = 1;
-    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = host::pdl_enabled() && pdl_ok.load(std::memory_order_relaxed) ? 2 : 1;
-    cudaError_t err = cudaLaunchKernelEx(&cfg, kernel, p);
-    if (err != cudaSuccess && cfg.numAttrs == 2) {
-        (void)cudaGetLastError();
-        pdl_ok.store(false, std::memory_order_relaxed);
-        cfg.numAttrs = 1;
-        err = cudaLaunchKernelEx(&cfg, kernel, p);
-    }
-    DSA_CUDA_CHECK(err);
+    DSA_CUDA_CHECK(cudaFuncSetAttribute(mla_sparse_x2_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(kSmemBytes)));
+    const dim3 grid(static_cast<unsigned>(p.num_tokens), 2, static_cast<unsigned>(p.splits));
+    host::launch_pdl_cluster_grid(mla_sparse_x2_kernel, grid, dim3(kThreads), dim3(1, 2, 1), kSmemBytes, stream,
+                                  pdl_ok, p);
 }
 
 }  // namespace

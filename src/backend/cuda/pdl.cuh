@@ -53,22 +53,22 @@ void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, c
     DSA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
 }
 
-// kernel on `ctas` CTAs of `threads` in clusters of `cluster` CTAs along x, with PDL unless the runtime refuses the
+// kernel on `grid` CTAs of `block` threads in clusters of `cluster` CTAs, with PDL unless the runtime refuses the
 // attribute on a cluster launch: then without it from then on (`pdl_ok`: one flag per call site; the first call
 // must be eager, before any graph capture). Sizes above 8 need cudaFuncAttributeNonPortableClusterSizeAllowed.
 template <typename... Params, typename... Args>
-void launch_pdl_cluster(void (*kernel)(Params...), int64_t ctas, int threads, int cluster, size_t smem,
-                        cudaStream_t stream, std::atomic<bool>& pdl_ok, const Args&... args) {
+void launch_pdl_cluster_grid(void (*kernel)(Params...), dim3 grid, dim3 block, dim3 cluster, size_t smem,
+                             cudaStream_t stream, std::atomic<bool>& pdl_ok, const Args&... args) {
     cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(static_cast<unsigned>(ctas));
-    cfg.blockDim = dim3(static_cast<unsigned>(threads));
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = stream;
     cudaLaunchAttribute attr[2];
     attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = static_cast<unsigned>(cluster);
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
+    attr[0].val.clusterDim.x = cluster.x;
+    attr[0].val.clusterDim.y = cluster.y;
+    attr[0].val.clusterDim.z = cluster.z;
     attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[1].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
@@ -81,6 +81,14 @@ void launch_pdl_cluster(void (*kernel)(Params...), int64_t ctas, int threads, in
         err = cudaLaunchKernelEx(&cfg, kernel, args...);
     }
     DSA_CUDA_CHECK(err);
+}
+
+// The 1-D form: `ctas` CTAs of `threads` in clusters of `cluster` CTAs along x.
+template <typename... Params, typename... Args>
+void launch_pdl_cluster(void (*kernel)(Params...), int64_t ctas, int threads, int cluster, size_t smem,
+                        cudaStream_t stream, std::atomic<bool>& pdl_ok, const Args&... args) {
+    launch_pdl_cluster_grid(kernel, dim3(static_cast<unsigned>(ctas)), dim3(static_cast<unsigned>(threads)),
+                            dim3(static_cast<unsigned>(cluster)), smem, stream, pdl_ok, args...);
 }
 
 }  // namespace dsa::backend::cuda::host
