@@ -182,13 +182,15 @@ private:
     bool last_q_rope_fused_ = false;
     // rms_norm / add_rms_norm (delta defined) with, when `quant` and the shapes allow, the act_quant of the output.
     QuantizedAct norm_maybe_quant(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps, bool quant);
-    // norm_maybe_quant's output tensors and kernel parameters, nothing launched (the fused decode writes).
+    // norm_maybe_quant's output tensors and kernel parameters, nothing launched (the fused decode writes); `w`
+    // receives the f32 weight the parameters point at, for the caller to hold until the launch.
     QuantizedAct norm_prepare(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps, bool quant,
-                              RmsNormParams& p);
-    // The fused latent / key write kernels' parameters of p (uploads done); false (nothing done) where the fused
-    // kernels do not take p (the Backend default then runs the separate ops).
-    bool latent_write_params(const MlaLatentWriteParams& p, MlaLatentWriteKernelParams& k);
-    bool key_write_params(const IndexerKeyWriteParams& p, IndexerKeyWriteKernelParams& k);
+                              RmsNormParams& p, Tensor& w);
+    // The fused latent / key write kernels' parameters of p (uploads done; the device copies they point at are
+    // appended to `keep`, which the caller holds until the launch); false (nothing done) where the fused kernels do
+    // not take p (the Backend default then runs the separate ops).
+    bool latent_write_params(const MlaLatentWriteParams& p, MlaLatentWriteKernelParams& k, std::vector<Tensor>& keep);
+    bool key_write_params(const IndexerKeyWriteParams& p, IndexerKeyWriteKernelParams& k, std::vector<Tensor>& keep);
     // dense_mlp of FP8 weights with act_quant at m <= kFp8StreamMaxRows: one act_quant of x, gate and up in one
     // streaming launch, SwiGLU + act_quant of h, down; false (nothing launched) when the shapes do not fit.
     // pre: the act_quant of x made by its norm (q8 + scales checked), read instead of an act_quant launch.

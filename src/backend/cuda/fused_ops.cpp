@@ -40,7 +40,8 @@ Tensor slot_list(Backend& be, const Tensor& slots, int64_t tokens, int64_t num_s
 
 }  // namespace
 
-bool CudaBackend::latent_write_params(const MlaLatentWriteParams& p, MlaLatentWriteKernelParams& k) {
+bool CudaBackend::latent_write_params(const MlaLatentWriteParams& p, MlaLatentWriteKernelParams& k,
+                                      std::vector<Tensor>& keep) {
     DSA_CHECK(p.store != nullptr && p.table != nullptr) << "mla_latent_write without a store or a RoPE table";
     const MlaKvStore& store = *p.store;
     if (!fused_decode_enabled() || (store.format != MlaKvFormat::kBF16 && store.format != MlaKvFormat::kFp8) ||
@@ -70,12 +71,14 @@ bool CudaBackend::latent_write_params(const MlaLatentWriteParams& p, MlaLatentWr
     k.eps = p.eps;
     k.interleaved = p.layout == RopeLayout::kInterleaved;
     k.fp8 = store.format == MlaKvFormat::kFp8;
+    keep.insert(keep.end(), {slots, pos, w, cos, sin});  // device copies the kernel reads: alive until it is launched
     return true;
 }
 
 void CudaBackend::mla_latent_write(const MlaLatentWriteParams& p) {
     MlaLatentWriteKernelParams k;
-    last_latent_write_fused_ = latent_write_params(p, k);
+    std::vector<Tensor> keep;
+    last_latent_write_fused_ = latent_write_params(p, k, keep);
     if (!last_latent_write_fused_) return Backend::mla_latent_write(p);
     launch_mla_latent_write(k, stream_);
 }
@@ -104,7 +107,8 @@ Tensor CudaBackend::mla_query(const MlaQueryParams& p) {
     return out;
 }
 
-bool CudaBackend::key_write_params(const IndexerKeyWriteParams& p, IndexerKeyWriteKernelParams& k) {
+bool CudaBackend::key_write_params(const IndexerKeyWriteParams& p, IndexerKeyWriteKernelParams& k,
+                                   std::vector<Tensor>& keep) {
     DSA_CHECK(p.store != nullptr && p.table != nullptr) << "indexer_key_write without a store or a RoPE table";
     if (!fused_decode_enabled() || p.table->rot_dim() != 64) return false;
     const IndexerKeyStore& store = *p.store;
@@ -135,12 +139,14 @@ bool CudaBackend::key_write_params(const IndexerKeyWriteParams& p, IndexerKeyWri
     k.interleaved = p.layout == RopeLayout::kInterleaved;
     k.fp8 = store.format == IndexerKeyFormat::kFp8;
     k.ue8m0 = numerics_.ue8m0_scales;
+    keep.insert(keep.end(), {slots, pos, w, b, cos, sin});  // alive until the kernel is launched
     return true;
 }
 
 void CudaBackend::indexer_key_write(const IndexerKeyWriteParams& p) {
     IndexerKeyWriteKernelParams k;
-    last_key_write_fused_ = key_write_params(p, k);
+    std::vector<Tensor> keep;
+    last_key_write_fused_ = key_write_params(p, k, keep);
     if (!last_key_write_fused_) return Backend::indexer_key_write(p);
     launch_indexer_key_write(k, stream_);
 }
@@ -157,12 +163,14 @@ QuantizedAct CudaBackend::rms_norm_q8_and_writes(const Tensor& x, const Tensor& 
                                                  const MlaLatentWriteParams& latent, const IndexerKeyWriteParams* key) {
     last_writes_fused_ = false;
     DecodeWritesKernelParams k;
-    if (!fused_writes_enabled() || x.ndim() != 2 || !latent_write_params(latent, k.latent) ||
-        (key != nullptr && !key_write_params(*key, k.key))) {
+    std::vector<Tensor> keep;  // the device copies both writes read, alive until their launch
+    if (!fused_writes_enabled() || x.ndim() != 2 || !latent_write_params(latent, k.latent, keep) ||
+        (key != nullptr && !key_write_params(*key, k.key, keep))) {
         return Backend::rms_norm_q8_and_writes(x, weight, eps, latent, key);
     }
     Tensor& r = const_cast<Tensor&>(x);  // read only without delta
-    QuantizedAct out = norm_prepare(r, nullptr, weight, eps, true, k.norm);
+    Tensor w;
+    QuantizedAct out = norm_prepare(r, nullptr, weight, eps, true, k.norm, w);
     last_latent_write_fused_ = true, last_key_write_fused_ = key != nullptr;
     if (!decode_writes_supported(k)) {  // the three kernels one after the other (the default's launches)
         launch_mla_latent_write(k.latent, stream_);

@@ -32,13 +32,14 @@ Tensor CudaBackend::embedding(const Tensor& table, const Tensor& ids) {
 QuantizedAct CudaBackend::norm_maybe_quant(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps,
                                            bool quant) {
     RmsNormParams p;
-    QuantizedAct out = norm_prepare(residual, delta, weight, eps, quant, p);
+    Tensor w;
+    QuantizedAct out = norm_prepare(residual, delta, weight, eps, quant, p, w);
     launch_rms_norm(p, stream_);
     return out;
 }
 
 QuantizedAct CudaBackend::norm_prepare(Tensor& residual, const Tensor* delta, const Tensor& weight, float eps,
-                                       bool quant, RmsNormParams& p) {
+                                       bool quant, RmsNormParams& p, Tensor& w) {
     check_activation(residual, delta ? "add_rms_norm residual" : "rms_norm x");
     if (delta != nullptr) {
         check_activation(*delta, "add_rms_norm delta");
@@ -46,7 +47,7 @@ QuantizedAct CudaBackend::norm_prepare(Tensor& residual, const Tensor* delta, co
                                                       << shape_to_string(delta->shape());
     }
     const int64_t dim = residual.dim(-1), rows = num_rows(residual);
-    Tensor w = param_f32(weight, dim, "rms_norm weight");
+    w = param_f32(weight, dim, "rms_norm weight");  // the caller holds it until the launch
     QuantizedAct out;
     out.x = Tensor::empty(residual.shape(), DType::kBF16, Device::kCUDA, delta ? "add_rms_norm" : "rms_norm");
     p = RmsNormParams{residual.data<uint16_t>(), delta ? delta->data<uint16_t>() : nullptr, w.data<float>(),
