@@ -122,24 +122,9 @@ __device__ __forceinline__ void lean_cluster_row(const TopkCluster& c, uint64_t*
     } else {
         c.cluster.barrier_arrive();
     }
-    uint32_t take = 0;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-        if (((x.valid >> j) & 1u) == 0) continue;
-        const uint32_t b = bins(x.v[j]);
-        const bool sel = b > d0 || (b == d0 && composite_key(order_key(x.v[j]), begin + first + j) >= thc);
-        take |= sel ? 1u << j : 0u;
-    }
-    const uint32_t cnt = __popc(take);
-    uint32_t incl = cnt;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const uint32_t y = __shfl_up_sync(kFull, incl, o);
-        if (lane >= o) incl += y;
-    }
-    if (lane == 31) sh.warp_ties[warp] = incl;  // warp_ties: not read by other CTAs
-    __syncthreads();
-    out += incl - cnt + __reduce_add_sync(kFull, lane < warp ? sh.warp_ties[lane] : 0u);
+    uint32_t before;
+    const uint32_t take = lean_take(sh, x, bins, d0, thc, begin + first, lane, warp, before), cnt = __popc(take);
+    out += before;
     if (out + cnt > k) __trap();  // unreachable: the row selects exactly k
 #pragma unroll
     for (int j = 0; j < V; ++j) {

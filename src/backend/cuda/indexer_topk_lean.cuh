@@ -94,6 +94,34 @@ __device__ __forceinline__ void lean_append(TopkShared& sh, uint64_t* cand, uint
 // (a power of two >= k) of shared memory. row / slot_row: the row's scores and key slots, 16-byte aligned; n <=
 // 1024 V. pos / slots: the row's outputs. Seven block barriers; the radix fallback where the threshold bin holds
 // more than cap keys.
+// Bit j set: this thread's value j (position pos0 + j) is selected (bin above the threshold bin d0, or in d0 with a
+// composite key >= thc). `before`: the block's selected values ahead of this thread's (thread order = position
+// order; sh.warp_ties is the scratch, one __syncthreads).
+template <int V, bool kSlots, class Pos>
+__device__ __forceinline__ uint32_t lean_take(TopkShared& sh, const LeanValues<V, kSlots>& x, const ValueBins& bins,
+                                              uint32_t d0, uint64_t thc, Pos pos0, int lane, int warp,
+                                              uint32_t& before) {
+    uint32_t take = 0;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+        if (((x.valid >> j) & 1u) == 0) continue;
+        const uint32_t b = bins(x.v[j]);
+        const bool sel = b > d0 || (b == d0 && composite_key(order_key(x.v[j]), pos0 + j) >= thc);
+        take |= sel ? 1u << j : 0u;
+    }
+    const uint32_t cnt = __popc(take);
+    uint32_t incl = cnt;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const uint32_t y = __shfl_up_sync(kFull, incl, o);
+        if (lane >= o) incl += y;
+    }
+    if (lane == 31) sh.warp_ties[warp] = incl;  // warp_ties: unused by find_digit and not read by other CTAs
+    __syncthreads();
+    before = incl - cnt + __reduce_add_sync(kFull, lane < warp ? sh.warp_ties[lane] : 0u);
+    return take;
+}
+
 template <int V>
 __device__ __forceinline__ void lean_row(TopkShared& sh, uint64_t* cand, int cap, const float* row,
                                          const int32_t* slot_row, int n, uint32_t k, int32_t* pos, int32_t* slots) {
@@ -136,25 +164,8 @@ __device__ __forceinline__ void lean_row(TopkShared& sh, uint64_t* cand, int cap
         __syncthreads();  // (6) thc
         thc = sh.thc;
     }
-    uint32_t take = 0;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-        if (((x.valid >> j) & 1u) == 0) continue;
-        const uint32_t b = bins(x.v[j]);
-        const bool sel = b > d0 || (b == d0 && composite_key(order_key(x.v[j]), first + j) >= thc);
-        take |= sel ? 1u << j : 0u;
-    }
-    // Block exclusive scan of the selected counts (thread order = position order).
-    const uint32_t cnt = __popc(take);
-    uint32_t incl = cnt;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const uint32_t y = __shfl_up_sync(kFull, incl, o);
-        if (lane >= o) incl += y;
-    }
-    if (lane == 31) sh.warp_ties[warp] = incl;  // warp_ties: unused by find_digit, free here
-    __syncthreads();                            // (7) every warp's count
-    uint32_t out = incl - cnt + __reduce_add_sync(kFull, lane < warp ? sh.warp_ties[lane] : 0u);
+    uint32_t out;  // (7) every warp's count
+    const uint32_t take = lean_take(sh, x, bins, d0, thc, first, lane, warp, out), cnt = __popc(take);
     if (tid == kTopkThreads - 1 && out + cnt != k) __trap();  // unreachable: the rule selects exactly k
 #pragma unroll
     for (int j = 0; j < V; ++j) {
