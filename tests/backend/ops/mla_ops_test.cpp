@@ -461,36 +461,43 @@ TEST_F(MlaS3Test, SameBitsAsS1WithAFixedMax) {
     }
 }
 
-// A call captured under s3 and replayed after new q and lists were copied into its inputs equals an eager s3 call
-// bit for bit (b = 2: split-K and the combine in the graph; b = 64: one CTA per token and head group).
+// Under `kernel`: a sparse call captured in a CUDA graph and replayed after new q and lists were copied into its
+// inputs equals an eager call bit for bit and the CPU within 1e-2 (b = 2: split-K and the combine in the graph;
+// b = 64: one CTA / cluster per token and head group).
+void expect_graph_replays(Backend& cpu, Backend& gpu, Stores& st, const std::string& kernel, std::mt19937& rng) {
+    SparseKernelScope scope(kernel.c_str());
+    for (int64_t tokens : {2, 64}) {
+        const int64_t heads = 128, width = 2048;
+        Tensor dq = gpu.to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng)));
+        Tensor dslots = gpu.to_device(slot_lists(tokens, width, rng));
+        Tensor out;
+        gpu.mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f});  // buffers exist before the capture
+        auto graph = gpu.capture_graph([&] { out = gpu.mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}); });
+        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
+        const std::string what = "mla_sparse " + kernel + " graph replay T=" + std::to_string(tokens);
+        for (int rep = 0; rep < 2; ++rep) {
+            announce(what + " rep " + std::to_string(rep));
+            Tensor q = random_act({tokens, heads, kMlaKvDim}, rng);
+            Tensor slots = slot_lists(tokens, width, rng);
+            // copy_into takes 1-D / 2-D tensors: q [T, H, 576] as a [T * H, 576] view of the same storage.
+            Tensor dq2 = dq.view({tokens * heads, kMlaKvDim});
+            gpu.copy_into(to_bf16(q).view(dq2.shape()), dq2);
+            gpu.copy_into(slots, dslots);
+            gpu.replay_graph(**graph);
+            Tensor replay = gpu.to_host(out);
+            Tensor eager = gpu.to_host(gpu.mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}));
+            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0)
+                << what << ": replay vs eager";
+            expect_close(what, to_f32(replay), cpu.mla_sparse_attention({q, &st.cpu, slots, 0.1352338f}), 1e-2);
+        }
+    }
+}
+
+// Graph replays under s3 (expect_graph_replays).
 TEST_F(MlaS3Test, GraphReplay) {
     make(Numerics::deepseek_fp8());
     Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
-    SparseKernelScope scope("s3");
-    for (int64_t tokens : {2, 64}) {
-        const int64_t heads = 128, width = 2048;
-        Tensor dq = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
-        Tensor dslots = gpu_->to_device(slot_lists(tokens, width, rng_));
-        Tensor out;
-        gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f});  // buffers exist before the capture
-        auto graph = gpu_->capture_graph([&] { out = gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}); });
-        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
-        for (int rep = 0; rep < 2; ++rep) {
-            announce("mla_sparse s3 graph replay T=" + std::to_string(tokens) + " rep " + std::to_string(rep));
-            Tensor q = random_act({tokens, heads, kMlaKvDim}, rng_);
-            Tensor slots = slot_lists(tokens, width, rng_);
-            // copy_into takes 1-D / 2-D tensors: q [T, H, 576] as a [T * H, 576] view of the same storage.
-            Tensor dq2 = dq.view({tokens * heads, kMlaKvDim});
-            gpu_->copy_into(to_bf16(q).view(dq2.shape()), dq2);
-            gpu_->copy_into(slots, dslots);
-            gpu_->replay_graph(**graph);
-            Tensor replay = gpu_->to_host(out);
-            Tensor eager = gpu_->to_host(gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}));
-            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << "replay vs eager";
-            expect_close("mla_sparse s3 graph replay T=" + std::to_string(tokens), to_f32(replay),
-                         cpu_->mla_sparse_attention({q, &st.cpu, slots, 0.1352338f}), 1e-2);
-        }
-    }
+    expect_graph_replays(*cpu_, *gpu_, st, "s3", rng_);
 }
 
 // ---- kernel x2 (DSA_MLA_KERNEL=x2; the default at 64..256 query tokens): s1 in clusters of the two head groups of a
@@ -565,40 +572,11 @@ TEST_F(MlaX2Test, SameBitsAsS1) {
     }
 }
 
-// A call captured under x2 and replayed after new q and lists were copied into its inputs equals an eager call bit
-// for bit (b = 2: split-K and the combine in the graph; b = 64: one cluster per token).
+// Graph replays under x2 (expect_graph_replays).
 TEST_F(MlaX2Test, GraphReplay) {
     make(Numerics::deepseek_fp8());
     Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
-    for (const char* kernel : kX2Only) {
-        SparseKernelScope scope(kernel);
-        for (int64_t tokens : {2, 64}) {
-            const int64_t heads = 128, width = 2048;
-            Tensor dq = gpu_->to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng_)));
-            Tensor dslots = gpu_->to_device(slot_lists(tokens, width, rng_));
-            Tensor out;
-            gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f});  // buffers exist before the capture
-            auto graph = gpu_->capture_graph([&] {
-                out = gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f});
-            });
-            ASSERT_TRUE(graph.is_ok()) << graph.status().message();
-            for (int rep = 0; rep < 2; ++rep) {
-                announce(std::string("mla_sparse ") + kernel + " graph replay T=" + std::to_string(tokens) + " rep " +
-                         std::to_string(rep));
-                Tensor q = random_act({tokens, heads, kMlaKvDim}, rng_);
-                Tensor slots = slot_lists(tokens, width, rng_);
-                Tensor dq2 = dq.view({tokens * heads, kMlaKvDim});
-                gpu_->copy_into(to_bf16(q).view(dq2.shape()), dq2);
-                gpu_->copy_into(slots, dslots);
-                gpu_->replay_graph(**graph);
-                Tensor replay = gpu_->to_host(out);
-                Tensor eager = gpu_->to_host(gpu_->mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}));
-                EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0) << "replay vs eager";
-                expect_close(std::string("mla_sparse ") + kernel + " graph replay T=" + std::to_string(tokens),
-                             to_f32(replay), cpu_->mla_sparse_attention({q, &st.cpu, slots, 0.1352338f}), 1e-2);
-            }
-        }
-    }
+    expect_graph_replays(*cpu_, *gpu_, st, "x2", rng_);
 }
 
 void check_dense(Backend& cpu, Backend& gpu, const MlaHeadDims& d, int64_t tokens, int64_t keys, bool with_mask,
