@@ -51,6 +51,16 @@ __device__ __forceinline__ uint64_t composite_key(uint32_t key, int64_t i) {
     return (static_cast<uint64_t>(key) << 32) | static_cast<uint32_t>(~static_cast<uint32_t>(i));
 }
 
+// Inclusive prefix sum of v over the 32 lanes of a full warp (lane: this thread's lane).
+__device__ __forceinline__ uint32_t warp_inclusive_sum(uint32_t v, int lane) {
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const uint32_t y = __shfl_up_sync(kFull, v, o);
+        if (lane >= o) v += y;
+    }
+    return v;
+}
+
 // Every thread of rank 0: the digit whose bin holds the need-th largest element (1 <= need <= the elements
 // counted); one thread writes digit, above (count in higher bins) and in_bin. Thread i holds the kPer bins
 // kBins - 1 - kPer i - j, j = 0..kPer-1 (descending), and a block-wide scan finds the one holding the need-th.
@@ -64,12 +74,7 @@ __device__ void find_digit(TopkShared& sh, const uint32_t* hist, uint32_t need) 
         c[j] = hist[kBins - 1 - kPer * tid - j];
         sum += c[j];
     }
-    uint32_t incl = sum;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const uint32_t v = __shfl_up_sync(kFull, incl, o);
-        if (lane >= o) incl += v;
-    }
+    uint32_t incl = warp_inclusive_sum(sum, lane);
     if (lane == 31) sh.warp_sum[warp] = incl;
     __syncthreads();
     incl += __reduce_add_sync(kFull, lane < warp ? sh.warp_sum[lane] : 0u);  // the warps before this one

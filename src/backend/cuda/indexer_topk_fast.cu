@@ -204,12 +204,7 @@ __device__ void stage_from_masks(const TopkSeg& s, FastRule r, const uint32_t* g
             if (lane == src) take |= pm;
         }
         const uint32_t cnt = __popc(take);
-        uint32_t incl = cnt;
-#pragma unroll
-        for (int o = 1; o < 32; o <<= 1) {
-            const uint32_t v = __shfl_up_sync(kFull, incl, o);
-            if (lane >= o) incl += v;
-        }
+        uint32_t incl = warp_inclusive_sum(cnt, lane);
         for (unsigned groups = __ballot_sync(kFull, take != 0); groups != 0; groups &= groups - 1) {
             const int src = __ffs(groups) - 1;
             const uint32_t tk = __shfl_sync(kFull, take, src), at = out + __shfl_sync(kFull, incl - cnt, src);

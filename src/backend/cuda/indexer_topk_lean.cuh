@@ -72,12 +72,7 @@ __device__ __forceinline__ void lean_append(TopkShared& sh, uint64_t* cand, uint
     if (__ballot_sync(kFull, mine != 0) == 0) return;
     const int lane = threadIdx.x & 31;
     const uint32_t cnt = __popc(mine);
-    uint32_t incl = cnt;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const uint32_t y = __shfl_up_sync(kFull, incl, o);
-        if (lane >= o) incl += y;
-    }
+    uint32_t incl = warp_inclusive_sum(cnt, lane);
     uint32_t base = 0;
     if (lane == 31) base = atomicAdd(&sh.count, incl);
     uint32_t at = __shfl_sync(kFull, base, 31) + incl - cnt;
@@ -110,12 +105,7 @@ __device__ __forceinline__ uint32_t lean_take(TopkShared& sh, const LeanValues<V
         take |= sel ? 1u << j : 0u;
     }
     const uint32_t cnt = __popc(take);
-    uint32_t incl = cnt;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const uint32_t y = __shfl_up_sync(kFull, incl, o);
-        if (lane >= o) incl += y;
-    }
+    uint32_t incl = warp_inclusive_sum(cnt, lane);
     if (lane == 31) sh.warp_ties[warp] = incl;  // warp_ties: unused by find_digit and not read by other CTAs
     __syncthreads();
     before = incl - cnt + __reduce_add_sync(kFull, lane < warp ? sh.warp_ties[lane] : 0u);
