@@ -5,7 +5,8 @@
 // CUDA graph: us per call and TB/s of the minimum bytes (FP8 half of kv_b + activations in and out). Then the
 // decode fusions (DSA_FUSED_ABSORB): the absorbed query (narrow + absorb_q + mla_query vs one kernel) and absorb_o
 // with o_proj's act_quant (absorb_o + act_quant vs one kernel, <= 32 tokens). Usage: absorb_bench [--quick] (B = 1,
-// 8, 64 only; the fusions also 32).
+// 8, 64 only; the fusions also 32); absorb_bench --combine: only the sparse attention + absorb_o_q8 with the split-K
+// combine as its own launch vs merged in absorb_o (DSA_FUSED_COMBINE), B = 1 .. 32.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -127,12 +128,43 @@ void bench_fused(cuda::CudaBackend& be, const std::vector<LinearWeight>& kv_b, c
     std::fflush(stdout);
 }
 
+// The sparse attention (top-k 2048 on an FP8 store of 8192 slots, split-K at these sizes) + absorb_o with
+// o_proj's act_quant at B tokens: the combine as its own launch (DSA_FUSED_COMBINE=0) vs merged in absorb_o (=1).
+void bench_combine(cuda::CudaBackend& be, const std::vector<LinearWeight>& kv_b, int64_t b, std::mt19937& rng) {
+    const MlaHeadDims d{128, 128, 128};
+    constexpr int64_t kSlots = 8192, kTopk = 2048;
+    MlaKvStore store;
+    store.format = MlaKvFormat::kFp8;
+    store.data = Tensor::empty({kSlots, mla_kv_bytes_per_token(store.format)}, DType::kU8, Device::kCUDA, "store");
+    Tensor all = Tensor::empty({kSlots}, DType::kI32);
+    for (int64_t i = 0; i < kSlots; ++i) all.data<int32_t>()[i] = static_cast<int32_t>(i);
+    be.mla_kv_write({be.to_device(random_bf16({kSlots, 512}, rng)), be.to_device(random_bf16({kSlots, 64}, rng)),
+                     be.to_device(all), &store});
+    Tensor slots = Tensor::empty({b, kTopk}, DType::kI32);
+    std::uniform_int_distribution<int32_t> slot(0, kSlots - 1);
+    for (int64_t i = 0; i < slots.numel(); ++i) slots.data<int32_t>()[i] = slot(rng);
+    const Tensor sd = be.to_device(slots), q = be.to_device(random_bf16({b, d.num_heads, 576}, rng));
+    auto body = [&](int i) { be.mla_sparse_attention_o_q8({q, &store, sd, 0.1352338f}, kv_b[i], d); };
+    setenv("DSA_FUSED_ABSORB", "1", 1);
+    setenv("DSA_FUSED_COMBINE", "0", 1);
+    const double t0 = graph_seconds(be, "fp8", body);
+    setenv("DSA_FUSED_COMBINE", "1", 1);
+    const double t1 = graph_seconds(be, "fp8", body);
+    const bool fused = be.last_combine_fused();
+    unsetenv("DSA_FUSED_COMBINE");
+    setenv("DSA_FUSED_ABSORB", "0", 1);
+    std::printf("combine B=%-3lld | sparse MLA + combine + absorb_o_q8 %6.2f us, combine in absorb_o %6.2f us%s\n",
+                static_cast<long long>(b), t0 * 1e6, t1 * 1e6, fused ? "" : " (not taken)");
+    std::fflush(stdout);
+}
+
 int run(int argc, char** argv) {
     if (cuda_device_count() == 0) {
         std::printf("absorb_bench: no CUDA device, nothing to measure\n");
         return 0;
     }
     const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+    const bool combine_only = argc > 1 && std::string(argv[1]) == "--combine";
     std::mt19937 rng(11);
     auto owner = make_cuda_backend(Numerics::deepseek_fp8(), 0);  // the absorbs do not depend on it; o's act_quant does
     auto& be = static_cast<cuda::CudaBackend&>(*owner);
@@ -143,6 +175,10 @@ int run(int argc, char** argv) {
         "MLA absorbs, FP8 kv_b [32768, 512] (DeepSeek-V3.2), %d rotated copies per graph; TB/s of the 8.4 MB\n"
         "FP8 half + activations in and out\n",
         kCopies);
+    if (combine_only) {
+        for (int64_t b : {1, 2, 4, 8, 16, 32}) bench_combine(be, kv_b, b, rng);
+        return 0;
+    }
     const std::vector<int64_t> batches =
         quick ? std::vector<int64_t>{1, 8, 64} : std::vector<int64_t>{1, 2, 4, 8, 16, 32, 48, 64};
     for (int64_t b : batches) {

@@ -1,12 +1,13 @@
 // MLA kernel benchmarks on the CUDA backend at DeepSeek-V3.2 shapes (H 128, d_n 128, d_v 128): sparse absorbed
-// attention at top-k 2048 over a bf16 and an FP8 (656-byte) latent store, decode b = 1, 16, 64, 128 and a
-// 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernel s1 (default) or the opt-in s3 / x2
-// (--kernels a,b,... picks DSA_MLA_KERNEL values; default legacy,s1; --sparse-only skips the rest); the split-K
-// combine alone at the decode split counts; the absorbed q/o projections at batch 1..128; dense (expanded MHA)
-// causal prefill of one prompt at a few lengths. Each case runs through the backend op, timed with CUDA events
-// (median of 5 runs of 10 calls after warm-up). Decode slots are random over a store far larger than L2. Prints
-// time, TFLOP/s, TB/s of KV read and % of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s).
-// Usage: mla_bench [--quick] [--sparse-only] [--kernels legacy,s1,s3,x2]
+// attention at top-k 2048 over a bf16 and an FP8 (656-byte) latent store, decode b = 1, 16, 64, 128 (--batches
+// picks others) and a 4096-query prefill, each on the legacy mma.sync kernel and the wgmma kernel s1 or w3 / the
+// opt-in s3 (--kernels a,b,... picks DSA_MLA_KERNEL values, 'auto' = the default choice; default legacy,s1;
+// --sparse-only skips the rest; --fp8-only skips the bf16 store); the split-K combine alone at the decode split
+// counts; the absorbed q/o projections at batch 1..128; dense (expanded MHA) causal prefill of one prompt at a few
+// lengths. Each case runs through the backend op, timed with CUDA events (median of 5 runs of 10 calls after
+// warm-up). Decode slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s of KV read and %
+// of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s).
+// Usage: mla_bench [--quick] [--sparse-only] [--fp8-only] [--batches 1,16,...] [--kernels legacy,s1,s3,w3,auto]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -75,8 +76,9 @@ Tensor random_lists(int64_t tokens, int64_t range, std::mt19937& rng) {
     return ids;
 }
 
-// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the wgmma kernel, the default outside 64..256
-// tokens; s3: three warpgroups; x2: s1 in clusters sharing the FP8 gather, the default at 64..256 tokens).
+// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the wgmma kernel, the default below 16 tokens;
+// s3: three warpgroups; w3: three warp-specialized warpgroups in clusters sharing the FP8 gather, the default from
+// 16 tokens; auto: the default choice).
 void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::string& name, const Tensor& q,
                  const Tensor& ids, const std::vector<std::string>& kernels) {
     const int64_t tokens = q.dim(0);
@@ -96,12 +98,14 @@ void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::stri
 
 // Decode at b tokens, and prefill of 4096 queries whose lists cover 8K keys (L2-resident, like a prompt of 8K
 // tokens) or the whole 256K-row store (every row from HBM).
-void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, bool quick, const std::vector<std::string>& kernels) {
+void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, const std::vector<int64_t>& batches, bool quick,
+                  bool fp8_only, const std::vector<std::string>& kernels) {
     const int64_t max_batch = 128, slots = max_batch * kTopk, prefill = 4096;
     for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
+        if (fp8_only && format != MlaKvFormat::kFp8) continue;
         MlaKvStore store = make_store(be, format, slots, rng);
         const std::string fmt = mla_kv_format_name(format);
-        for (int64_t b : quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128}) {
+        for (int64_t b : batches) {
             Tensor q = be.to_device(random_bf16({b, kHeads, 576}, rng, 1.0f));
             sparse_case(be, store, "sparse decode " + fmt + " b=" + std::to_string(b) + " H=128 topk=2048", q,
                         be.to_device(random_lists(b, slots, rng)), kernels);
@@ -179,29 +183,43 @@ void bench_dense(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
     }
 }
 
+// "a,b,c" -> {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> split_list(const std::string& list) {
+    std::vector<std::string> out;
+    for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(',', at), list.size());
+        if (comma > at) out.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+    }
+    return out;
+}
+
 int run(int argc, char** argv) {
     if (cuda_device_count() == 0) {
         std::printf("mla_bench: no CUDA device, nothing to measure\n");
         return 0;
     }
-    bool quick = false, sparse_only = false;
+    bool quick = false, sparse_only = false, fp8_only = false;
     std::vector<std::string> kernels = {"legacy", "s1"};
+    std::vector<int64_t> batches;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--quick") {
             quick = true;
         } else if (a == "--sparse-only") {
             sparse_only = true;
+        } else if (a == "--fp8-only") {
+            fp8_only = true;
         } else if (a == "--kernels" && i + 1 < argc) {
-            kernels.clear();
-            std::string list = argv[++i];
-            for (size_t at = 0; at <= list.size();) {
-                const size_t comma = std::min(list.find(',', at), list.size());
-                if (comma > at) kernels.push_back(list.substr(at, comma - at));
-                at = comma + 1;
-            }
+            kernels = split_list(argv[++i]);
+        } else if (a == "--batches" && i + 1 < argc) {
+            batches.clear();
+            for (const std::string& b : split_list(argv[++i]))
+                batches.push_back(std::max<int64_t>(1, std::atoll(b.c_str())));
         } else {
-            std::fprintf(stderr, "usage: mla_bench [--quick] [--sparse-only] [--kernels legacy,s1,s3,x2]\n");
+            std::fprintf(stderr,
+                         "usage: mla_bench [--quick] [--sparse-only] [--fp8-only] [--batches 1,16,...] "
+                         "[--kernels legacy,s1,s3,w3,auto]\n");
             return 2;
         }
     }
@@ -212,7 +230,8 @@ int run(int argc, char** argv) {
     std::mt19937 rng(11);
     auto owner = make_cuda_backend(Numerics::bf16(), 0);
     auto& be = static_cast<cuda::CudaBackend&>(*owner);
-    bench_sparse(be, rng, quick, kernels);
+    if (batches.empty()) batches = quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128};
+    bench_sparse(be, rng, batches, quick, fp8_only, kernels);
     if (sparse_only) return 0;
     bench_combine(be, rng);
     bench_absorb(be, rng, quick);

@@ -89,6 +89,10 @@ class RecordingBackend final : public Backend {
         return in_.mla_absorb_o_q8(o, kv_b, d);
     }
     Tensor mla_sparse_attention(const MlaSparseParams& p) override { return in_.mla_sparse_attention(p); }
+    QuantizedAct mla_sparse_attention_o_q8(const MlaSparseParams& p, const LinearWeight& kv_b,
+                                           const MlaHeadDims& d) override {
+        return in_.mla_sparse_attention_o_q8(p, kv_b, d);
+    }
     Tensor mla_dense_attention(const MlaDenseParams& p) override { return in_.mla_dense_attention(p); }
 
     void indexer_k_write(const IndexerKWriteParams& p) override { in_.indexer_k_write(p); }

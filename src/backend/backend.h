@@ -176,6 +176,12 @@ public:
     }
     // Absorbed sparse attention over latent-store slots -> [T, H, 512].
     virtual Tensor mla_sparse_attention(const MlaSparseParams& p) = 0;
+    // mla_absorb_o_q8(mla_sparse_attention(p), kv_b, dims), which the default runs; a backend may merge the
+    // attention's split-K partials inside absorb_o.
+    virtual QuantizedAct mla_sparse_attention_o_q8(const MlaSparseParams& p, const LinearWeight& kv_b,
+                                                   const MlaHeadDims& dims) {
+        return mla_absorb_o_q8(mla_sparse_attention(p), kv_b, dims);
+    }
     // Expanded (MHA) attention for one request with a causal and optional index mask -> [T, H, d_v].
     virtual Tensor mla_dense_attention(const MlaDenseParams& p) = 0;
 

@@ -331,8 +331,7 @@ QuantizedAct DsaModel::attend_absorbed(const AttentionWeights& aw, const Tensor&
     p.kv = &kv.mla.at(layer);
     p.slots = slots;
     p.softmax_scale = softmax_scale_;
-    Tensor o_latent = be_.mla_sparse_attention(p);
-    return be_.mla_absorb_o_q8(o_latent, aw.kv_b_proj, head_dims_);
+    return be_.mla_sparse_attention_o_q8(p, aw.kv_b_proj, head_dims_);
 }
 
 Tensor DsaModel::attend_expanded(const AttentionWeights& aw, const Tensor& q, const Tensor& positions_topk,

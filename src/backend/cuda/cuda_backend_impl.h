@@ -20,6 +20,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/mla_kernels.h"
 
 namespace dsa::backend::cuda {
 
@@ -68,6 +69,8 @@ public:
     Tensor mla_absorbed_query(const Tensor& q, const LinearWeight& kv_b, const MlaHeadDims& dims,
                               const Tensor& positions, const RopeTable* table, RopeLayout layout) override;
     QuantizedAct mla_absorb_o_q8(const Tensor& o_latent, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
+    QuantizedAct mla_sparse_attention_o_q8(const MlaSparseParams& p, const LinearWeight& kv_b,
+                                           const MlaHeadDims& dims) override;  // mla_ops.cpp
     MlaExpandedKv mla_expand_kv(const Tensor& latent, const LinearWeight& kv_b, const MlaHeadDims& dims) override;
     Tensor mla_sparse_attention(const MlaSparseParams& p) override;
     Tensor mla_dense_attention(const MlaDenseParams& p) override;
@@ -132,6 +135,12 @@ public:
     // mla_absorb_o_q8 wrote the act_quant of its output.
     bool last_absorbed_query_fused() const { return last_absorbed_query_fused_; }
     bool last_absorb_o_quantized() const { return last_absorb_o_quantized_; }
+    // Whether the last mla_sparse_attention_o_q8 merged split-K partials inside absorb_o (DSA_FUSED_COMBINE).
+    bool last_combine_fused() const { return last_combine_fused_; }
+    // Whether the last moe_experts took the grouping moe_route had written (DSA_FUSED_GROUP: no moe_group launch),
+    // and that grouping (plain / with the shared slot) while no moe_experts took it yet (tests).
+    bool last_groups_from_route() const { return last_groups_from_route_; }
+    const Tensor& route_groups(bool shared) const { return shared ? route_groups_.shared : route_groups_.plain; }
     // Whether the last rms_norm_q8_and_writes ran as one launch (DSA_FUSED_WRITES).
     bool last_writes_fused() const { return last_writes_fused_; }
     // Whether the last indexer_topk with q_rope rotated q inside the q preparation (no apply_rope launch).
@@ -178,6 +187,23 @@ private:
     bool last_query_fused_ = false;
     bool last_absorbed_query_fused_ = false;
     bool last_absorb_o_quantized_ = false;
+    bool last_combine_fused_ = false;
+    // Split-K partials that sparse_attention left unmerged for mla_sparse_attention_o_q8 (kernel parameters; the
+    // buffers stay alive until absorb_o is launched). part_o undefined: the attention did not split.
+    struct DeferredCombine {
+        MlaSparseKernelParams k;
+        Tensor part_o, part_ml;
+    };
+    // mla_sparse_attention; with `defer`, split-K partials are left unmerged and handed over there (mla_ops.cpp).
+    Tensor sparse_attention(const MlaSparseParams& p, DeferredCombine* defer);
+    // moe_route's grouping of its ids (DSA_FUSED_GROUP), for moe_experts of the same ids (take_route_groups).
+    struct RouteGroups {
+        Tensor ids, plain, shared;
+        int64_t experts = 0;
+    };
+    RouteGroups route_groups_;
+    bool last_groups_from_route_ = false;
+    Tensor take_route_groups(const Tensor& ids, int64_t experts, bool shared);  // moe_ops.cpp
     bool last_writes_fused_ = false;
     bool last_q_rope_fused_ = false;
     // rms_norm / add_rms_norm (delta defined) with, when `quant` and the shapes allow, the act_quant of the output.
@@ -289,9 +315,19 @@ struct GraphCaptureBreak : std::runtime_error {
 // The decode-path fusions (norms writing act_quant, the fused KV / key writes, the indexer q RoPE in the q prep):
 // env DSA_FUSED_DECODE, default on.
 bool fused_decode_enabled();
+// One decode-fusion switch: env `name` (0 / 1, read on every call; another value fails naming the variable), on only
+// while fused_decode_enabled() (fused_ops.cpp).
+bool fused_switch(const char* name, bool default_on, const char* help);
 // The absorb fusions (mla_absorbed_query in one absorb_q kernel, mla_absorb_o_q8 writing act_quant): env
 // DSA_FUSED_ABSORB (0 / 1, read on every call), default on; off with DSA_FUSED_DECODE=0.
 bool fused_absorb_enabled();
+// mla_sparse_attention_o_q8 merging the split-K partials in absorb_o: env DSA_FUSED_COMBINE (0 / 1, read on every
+// call), default on (H200: sparse MLA + absorb_o_q8 B = 1 19.2 -> 18.3 us, B = 8 38.6 -> 33.2, B = 32 106.6 ->
+// 81.4); needs fused_absorb_enabled().
+bool fused_combine_enabled();
+// moe_route writing the pairs' grouping for moe_experts: env DSA_FUSED_GROUP (0 / 1, read on every call), default
+// off; off with DSA_FUSED_DECODE=0.
+bool fused_group_enabled();
 // rms_norm_q8_and_writes in one launch: env DSA_FUSED_WRITES (0 / 1, read on every call), default on; off with
 // DSA_FUSED_DECODE=0.
 bool fused_writes_enabled();

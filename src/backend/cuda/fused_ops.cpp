@@ -23,6 +23,12 @@ bool fused_decode_enabled() {
     return on;
 }
 
+bool fused_switch(const char* name, bool default_on, const char* help) {
+    const int64_t v = env_count(name, default_on ? 1 : 0, help);
+    DSA_CHECK(v <= 1) << name << " must be 0 or 1, not " << v;
+    return v == 1 && fused_decode_enabled();
+}
+
 namespace {
 
 // A contiguous i32 [tokens] slot list on the device (host values are checked < num_slots first; -1 = skip).
@@ -152,11 +158,9 @@ void CudaBackend::indexer_key_write(const IndexerKeyWriteParams& p) {
 }
 
 bool fused_writes_enabled() {
-    const int64_t v = env_count("DSA_FUSED_WRITES", 1,
-                                "CUDA decode: 1 (default) = the q_a RMSNorm, the MLA latent write and the indexer key "
-                                "write in one launch; 0 = three launches");
-    DSA_CHECK(v <= 1) << "DSA_FUSED_WRITES must be 0 or 1, not " << v;
-    return v == 1 && fused_decode_enabled();
+    return fused_switch("DSA_FUSED_WRITES", true,
+                        "CUDA decode: 1 (default) = the q_a RMSNorm, the MLA latent write and the indexer key "
+                        "write in one launch; 0 = three launches");
 }
 
 QuantizedAct CudaBackend::rms_norm_q8_and_writes(const Tensor& x, const Tensor& weight, float eps,

@@ -18,6 +18,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/mla_absorb_fp8.h"
+#include "backend/cuda/mla_combine.cuh"
 #include "backend/cuda/mma_util.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "base/check.h"
@@ -249,13 +250,137 @@ __device__ __forceinline__ void absorb_o_quant_store(const AbsorbFp8Params& p, c
     }
 }
 
+// ---- absorb_o's split-K merge (COMBINE): the head's O rows of the CTA's tokens from the attention partials ----
+// Shared memory before the MMA (reused by the slice reduction after a barrier): the bf16 O tile [MT * 16][kOLd],
+// the rows' split weights and sums, 1 / sum per row and (MT = 1, up to 4 rows) the chains 1..3 of each row.
+constexpr int kOLd = kLatent + 8;  // padded row: the fragment loads of a warp's 8 rows hit distinct banks
+constexpr int kCombineBatch = 8;   // partial loads in flight per thread
+constexpr int kByChainRows = 4;    // up to this many rows a chain per thread (4 x 128 threads), else all four
+
+template <int MT>
+constexpr int combine_chain_offset() {
+    return MT * 16 * kOLd * 2 + 2 * static_cast<int>(kAbsorbCombineMax) * 4 + MT * 16 * 4;
+}
+template <int MT>
+constexpr int combine_bytes() {
+    return combine_chain_offset<MT>() + (MT == 1 ? kByChainRows * (kCombineChains - 1) * 128 * 16 : 0);
+}
+static_assert(combine_bytes<1>() <= kMaxSmem && combine_bytes<2>() <= kMaxSmem, "absorb_o combine buffers");
+static_assert(combine_chain_offset<1>() % 16 == 0, "chain buffer alignment");
+
+// Splits z_first, z_first + step, .. (kCombineBatch of them; zeros past the last) of O row `grow` at columns col..+4.
+__device__ __forceinline__ void load_splits(const AbsorbFp8Params& p, int64_t grow, int z_first, int step, int col,
+                                            float4 (&v)[kCombineBatch]) {
+    const int64_t all_rows = p.tokens * p.heads;
+#pragma unroll
+    for (int i = 0; i < kCombineBatch; ++i) {
+        const int64_t z = z_first + i * step;
+        v[i] = z < p.splits ? __ldg(reinterpret_cast<const float4*>(p.part_o + (z * all_rows + grow) * kLatent + col))
+                            : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+}
+
+// The chain sums of one row at 4 columns, v holding the first batch. ALL: splits 0, 1, .. into chains z % 4, then
+// the combine kernel's padding terms where it has them; else the chain of z_first (z_first, z_first + 4, ..) into
+// acc[0] in the combine kernel's batches (zero terms past the last split included). Each chain in split order.
+template <bool ALL>
+__device__ __forceinline__ void sum_splits(const AbsorbFp8Params& p, int64_t grow, int z_first, int col, const float* w,
+                                           float4 (&v)[kCombineBatch], float4 (&acc)[kCombineChains]) {
+    static_assert(kCombineBatch == kCombineChainBatch, "the combine kernel's batch");
+    constexpr int step = ALL ? 1 : kCombineChains;
+    for (int z0 = z_first;;) {
+#pragma unroll
+        for (int i = 0; i < kCombineBatch; ++i) {
+            const int z = z0 + i * step;
+            if constexpr (ALL) {
+                if (z < p.splits) combine_fma(acc[i % kCombineChains], v[i], w[z]);
+            } else {
+                combine_fma(acc[0], v[i], z < p.splits ? w[z] : 0.0f);  // v[i] = 0 past the last split
+            }
+        }
+        z0 += kCombineBatch * step;
+        if (z0 >= p.splits) break;
+        load_splits(p, grow, z0, step, col, v);
+    }
+    if constexpr (ALL) {
+#pragma unroll
+        for (int c = 0; c < kCombineChains; ++c) {
+            if (combine_chain_padded(p.splits, c)) combine_pad(acc[c]);
+        }
+    }
+}
+
+// Writes the merged bf16 O rows m0 + [0, rows) of head h into the tile; every thread calls it (barriers inside).
+// Up to 4 rows (MT = 1): thread (chain c, col4) sums chain c of each row, chain 0's thread adds the others from
+// shared memory (the combine kernel's groups); more rows: a thread per (row, col4) item sums all four chains.
+template <int MT>
+__device__ __forceinline__ void absorb_o_combine(const AbsorbFp8Params& p, int64_t h, int64_t m0, uint8_t* smem) {
+    constexpr int kRowsMax = MT * 16, kThreads = kQuantWarps * 32;
+    uint16_t* otile = reinterpret_cast<uint16_t*>(smem);
+    float* wts = reinterpret_cast<float*>(smem + kRowsMax * kOLd * 2);
+    float* sums = wts + kAbsorbCombineMax;
+    float* inv = sums + kAbsorbCombineMax;
+    float4* chains = reinterpret_cast<float4*>(smem + combine_chain_offset<MT>());
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, col = (tid & 127) * 4, sub = tid >> 7;
+    const int rows = static_cast<int>(p.tokens - m0 < kRowsMax ? p.tokens - m0 : kRowsMax);
+    const int splits = static_cast<int>(p.splits);
+    const bool by_chain = MT == 1 && rows <= kByChainRows;
+    auto grow = [&](int r) { return (m0 + r) * p.heads + h; };
+    float4 v[kCombineBatch];
+    const int r_first = by_chain ? 0 : sub;  // this thread's first row (its loads in flight during the weights)
+    if (r_first < rows) load_splits(p, grow(r_first), by_chain ? sub : 0, by_chain ? kCombineChains : 1, col, v);
+    for (int r = warp; r < rows; r += kQuantWarps) {
+        const float l =
+            combine_row_weights(p.part_ml, p.tokens * p.heads, grow(r), splits, wts + r * splits, sums + r * splits);
+        if (lane == 0) inv[r] = combine_inv(l);
+    }
+    __syncthreads();
+    if (by_chain) {
+        float4 own[kByChainRows];
+#pragma unroll
+        for (int r = 0; r < kByChainRows; ++r) {
+            if (r >= rows) break;
+            if (r > 0) load_splits(p, grow(r), sub, kCombineChains, col, v);
+            float4 acc[kCombineChains] = {};
+            sum_splits<false>(p, grow(r), sub, col, wts + r * splits, v, acc);
+            own[r] = acc[0];
+            if (sub > 0) chains[(r * (kCombineChains - 1) + sub - 1) * 128 + (tid & 127)] = acc[0];
+        }
+        __syncthreads();
+        if (sub == 0) {
+#pragma unroll
+            for (int r = 0; r < kByChainRows; ++r) {
+                if (r >= rows) break;
+#pragma unroll
+                for (int c = 0; c < kCombineChains - 1; ++c) {
+                    combine_add(own[r], chains[(r * (kCombineChains - 1) + c) * 128 + tid]);
+                }
+                *reinterpret_cast<uint2*>(otile + r * kOLd + col) = combine_round(own[r], inv[r]);
+            }
+        }
+    } else {
+        for (int item = tid; item < rows * 128; item += kThreads) {
+            const int r = item >> 7;
+            if (item != tid) load_splits(p, grow(r), 0, 1, col, v);
+            float4 acc[kCombineChains] = {};
+            sum_splits<true>(p, grow(r), 0, col, wts + r * splits, v, acc);
+#pragma unroll
+            for (int c = 1; c < kCombineChains; ++c) combine_add(acc[0], acc[c]);
+            *reinterpret_cast<uint2*>(otile + r * kOLd + col) = combine_round(acc[0], inv[r]);
+        }
+    }
+    __syncthreads();
+}
+
 // absorb_o. Warp slice s covers weight columns 128s + [0, 128) of the 32 rows h*B + d_n + n0 + [0, 32). Lane
 // (g, q) loads, per k64 chunk c and n tile j, row n0 + 8j + g at columns 128s + 64c + 16q + [0, 16): k16 step u
 // uses bytes 4u + {0,1} (b0) and {2,3} (b1). Grid (d_v / (32 NG), H), block 32 x 4 x NG. QUANT: NG = 4 (a CTA per
-// 128-column block of a head) and the act_quant epilogue.
-template <int MT, bool QUANT>
+// 128-column block of a head) and the act_quant epilogue. COMBINE (with QUANT): the activations come from the O tile
+// that absorb_o_combine merges from the split-K partials (in the shared memory the reduction reuses afterwards).
+template <int MT, bool QUANT, bool COMBINE = false>
 __global__ void __launch_bounds__(QUANT ? kQuantWarps * 32 : kMaxWarps * 32)
     absorb_o_fp8_kernel(AbsorbFp8Params p, int ngroups) {
+    static_assert(QUANT || !COMBINE, "the fused combine runs in the 16-warp CTAs");
     extern __shared__ float red[];
     constexpr int slices = kLatent / kOSlice;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
@@ -274,6 +399,7 @@ __global__ void __launch_bounds__(QUANT ? kQuantWarps * 32 : kMaxWarps * 32)
     const float scale = __ldg(p.w_scale + (row0 / 128) * p.scale_ld + k0 / 128);
     pdl_wait();
     pdl_trigger();
+    if constexpr (COMBINE) absorb_o_combine<MT>(p, h, m0, reinterpret_cast<uint8_t*>(red));
     float acc[MT][kNT][4] = {};
 #pragma unroll
     for (int c = 0; c < 2; ++c) {
@@ -283,9 +409,16 @@ __global__ void __launch_bounds__(QUANT ? kQuantWarps * 32 : kMaxWarps * 32)
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
                 const int64_t m = m0 + mt * 16 + hf * 8 + g;
-                const uint16_t* xp = p.x + (m * p.heads + h) * kLatent + k0 + 64 * c + 16 * q;
-                av[mt][hf][0] = load_act16(xp, m < p.tokens);
-                av[mt][hf][1] = load_act16(xp + 8, m < p.tokens);
+                if constexpr (COMBINE) {  // the O tile's row mt * 16 + hf * 8 + g
+                    const uint4* sp = reinterpret_cast<const uint4*>(
+                        reinterpret_cast<const uint16_t*>(red) + (mt * 16 + hf * 8 + g) * kOLd + k0 + 64 * c + 16 * q);
+                    av[mt][hf][0] = m < p.tokens ? sp[0] : make_uint4(0, 0, 0, 0);
+                    av[mt][hf][1] = m < p.tokens ? sp[1] : make_uint4(0, 0, 0, 0);
+                } else {
+                    const uint16_t* xp = p.x + (m * p.heads + h) * kLatent + k0 + 64 * c + 16 * q;
+                    av[mt][hf][0] = load_act16(xp, m < p.tokens);
+                    av[mt][hf][1] = load_act16(xp + 8, m < p.tokens);
+                }
             }
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
@@ -305,6 +438,7 @@ __global__ void __launch_bounds__(QUANT ? kQuantWarps * 32 : kMaxWarps * 32)
             }
         }
     }
+    if constexpr (COMBINE) __syncthreads();  // every warp has read the O tile before the reduction overwrites it
     scale_acc<MT, kNT>(acc, scale);
     reduce_slices<MT, kNT>(acc, red + ng * (slices - 1) * MT * kNT * 4 * 32, slice, slices, lane);
     if constexpr (QUANT) {
@@ -385,11 +519,18 @@ void launch_o(const AbsorbFp8Params& p, cudaStream_t stream) {
             constexpr int ng = kQuantWarps / slices;
             const dim3 grid(static_cast<unsigned>(p.v_dim / (32 * ng)), static_cast<unsigned>(p.heads),
                             (mtiles(p.tokens) + MT - 1) / MT);
+            const int red = red_bytes(slices, ng, MT, kNT);
+            if (p.part_o != nullptr) {
+                const int bytes = red > combine_bytes<MT>() ? red : combine_bytes<MT>();
+                return host::launch_pdl(absorb_o_fp8_kernel<MT, true, true>, grid, dim3(32 * slices * ng),
+                                        static_cast<size_t>(bytes), stream, p, ng);
+            }
             return host::launch_pdl(absorb_o_fp8_kernel<MT, true>, grid, dim3(32 * slices * ng),
-                                    static_cast<size_t>(red_bytes(slices, ng, MT, kNT)), stream, p, ng);
+                                    static_cast<size_t>(red), stream, p, ng);
         }
     }
-    DSA_CHECK(p.q8 == nullptr) << "absorb_o_fp8: act_quant outputs at " << MT << " token tiles per CTA";
+    DSA_CHECK(p.q8 == nullptr && p.part_o == nullptr)
+        << "absorb_o_fp8: act_quant outputs / partials at " << MT << " token tiles per CTA";
     const int ng = pick_ngroups(slices, p.v_dim, MT, kNT);
     const dim3 grid(static_cast<unsigned>(p.v_dim / (32 * ng)), static_cast<unsigned>(p.heads),
                     (mtiles(p.tokens) + MT - 1) / MT);
@@ -423,8 +564,15 @@ bool absorb_q_fp8_supported(const AbsorbFp8Params& p) {
 
 bool absorb_o_fp8_supported(const AbsorbFp8Params& p) {
     if (!common_supported(p)) return false;
-    return p.q8 == nullptr ||
-           (p.q8_scales != nullptr && p.v_dim % 128 == 0 && p.tokens <= kAbsorbOQuantMaxTokens);
+    if (p.part_o != nullptr) {  // the merge's buffers: rows per CTA x splits weights; 16-byte partial rows
+        const int64_t rows = static_cast<int64_t>(cta_mtiles(p.tokens)) * 16;
+        if (p.q8 == nullptr || p.part_ml == nullptr || p.splits < 2 ||
+            (rows < p.tokens ? rows : p.tokens) * p.splits > kAbsorbCombineMax || !host::aligned16(p.part_o) ||
+            (reinterpret_cast<uintptr_t>(p.part_ml) & 7u) != 0) {
+            return false;
+        }
+    }
+    return p.q8 == nullptr || (p.q8_scales != nullptr && p.v_dim % 128 == 0 && p.tokens <= kAbsorbOQuantMaxTokens);
 }
 
 void set_absorb_fp8_tuning(int max_mtiles, int ngroups) {

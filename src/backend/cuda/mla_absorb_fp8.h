@@ -3,7 +3,7 @@
 // y[t,h,v] = sum_c x[t,h,c] W[h*B+d_n+v, c] (W_UV), B = d_n + d_v, bf16 in/out, FP32 sums with each block scale
 // applied to the sum over its block (exact factorisation). DSA_MLA_ABSORB picks the path (mla_ops.cpp dispatches).
 // Decode fusions (DSA_FUSED_ABSORB): absorb_q may write into the 576-wide MLA query with its RoPE part, absorb_o
-// may also write the act_quant of its output for o_proj.
+// may also write the act_quant of its output for o_proj, and read split-K attention partials (merging them itself).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -38,7 +38,14 @@ struct AbsorbFp8Params {
     uint8_t* q8 = nullptr;
     float* q8_scales = nullptr;
     bool ue8m0 = false;
+    // absorb_o with q8 only (optional): o_latent as the sparse attention's split-K partials instead of x (s1's
+    // format, mla_kernels.h; x unused): the CTAs merge their head's rows first (mla_combine.cuh: the bf16 values
+    // launch_mla_sparse_combine writes) and absorb those. 2 <= splits, rows per CTA x splits <= kAbsorbCombineMax.
+    const float* part_o = nullptr;   // [splits, T, H, 512] f32
+    const float* part_ml = nullptr;  // [splits, T, H, 2] f32: max (log2 units), sum
+    int64_t splits = 0;
 };
+inline constexpr int64_t kAbsorbCombineMax = 512;
 
 // DSA_MLA_ABSORB (read on every call): unset, empty or 'auto': the FP8 kernels where the H200 measured them faster
 // than the BF16 copy (absorb_q at <= kAbsorbQAutoTokens tokens, absorb_o at <= kAbsorbFp8MaxTokens); 'fp8': at every

@@ -12,6 +12,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_util.cuh"
+#include "backend/cuda/mla_combine.cuh"
 #include "backend/cuda/mla_kernels.h"
 #include "backend/cuda/mla_sparse_common.cuh"
 #include "backend/cuda/mma_util.cuh"
@@ -126,29 +127,7 @@ __device__ __forceinline__ void fp8_store(SparseSmem& sm, int buf, const Fp8Stag
 // to 32 splits, the usual decode case, that is all of them); group 0 adds the groups' sums. Launched with PDL.
 constexpr int kCombineGroups = 4, kCombineThreads = 128 * kCombineGroups, kCombineBatch = 8;
 constexpr int kMaxCombineSplits = 512;
-
-// One float2 (max, sum) load per split and lane; the weights 2^(m_z - M) into w, the returned sum of l_z w_z.
-__device__ __forceinline__ float combine_weights(const MlaSparseKernelParams& p, int64_t row, float* w) {
-    const int64_t rows = p.num_tokens * p.heads;
-    const int lane = threadIdx.x & 31;
-    float m = kNoMax;
-    for (int64_t z = lane; z < p.splits; z += 32) {
-        const float2 ml = *reinterpret_cast<const float2*>(p.part_ml + 2 * (z * rows + row));
-        w[z] = ml.x;
-        w[kMaxCombineSplits + z] = ml.y;
-        m = fmaxf(m, ml.x);
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-    float l = 0.0f;
-    for (int64_t z = lane; z < p.splits; z += 32) {  // each lane reads back only what it wrote
-        w[z] = exp2f(w[z] - m);
-        l += w[kMaxCombineSplits + z] * w[z];
-    }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
-    return l;
-}
+static_assert(kCombineGroups == kCombineChains && kCombineBatch == kCombineChainBatch, "mla_combine.cuh's chains");
 
 // The partials of splits z0, z0 + 4, ... (kCombineBatch of them; zeros past the last split) at this thread's columns.
 __device__ __forceinline__ void load_partials(const MlaSparseKernelParams& p, int64_t row, int64_t z0, int col,
@@ -173,8 +152,8 @@ __global__ void __launch_bounds__(kCombineThreads) mla_sparse_combine_kernel(Mla
     float4 v[kCombineBatch];
     load_partials(p, row, grp, col, v);  // in flight while warp 0 computes the weights
     if (threadIdx.x < 32) {
-        const float l = combine_weights(p, row, w);
-        if (threadIdx.x == 0) inv_l = l > 0.0f ? 1.0f / l : 0.0f;
+        const float l = combine_row_weights(p.part_ml, p.num_tokens * p.heads, row, p.splits, w, w + kMaxCombineSplits);
+        if (threadIdx.x == 0) inv_l = combine_inv(l);
     }
     __syncthreads();
     float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -183,7 +162,7 @@ __global__ void __launch_bounds__(kCombineThreads) mla_sparse_combine_kernel(Mla
         for (int i = 0; i < kCombineBatch; ++i) {
             const int64_t z = z0 + i * kCombineGroups;
             const float wz = z < p.splits ? w[z] : 0.0f;
-            acc.x += v[i].x * wz, acc.y += v[i].y * wz, acc.z += v[i].z * wz, acc.w += v[i].w * wz;
+            combine_fma(acc, v[i], wz);
         }
         z0 += kCombineGroups * kCombineBatch;
         if (z0 >= p.splits) break;
@@ -194,13 +173,12 @@ __global__ void __launch_bounds__(kCombineThreads) mla_sparse_combine_kernel(Mla
     if (grp > 0) return;
 #pragma unroll
     for (int g = 0; g < kCombineGroups - 1; ++g) {
-        const float4 o = part[g][threadIdx.x];
-        acc.x += o.x, acc.y += o.y, acc.z += o.z, acc.w += o.w;
+        combine_add(acc, part[g][threadIdx.x]);
     }
-    const float inv = inv_l;
-    uint16_t* out = p.out + row * kLatent + col;
-    *reinterpret_cast<uint32_t*>(out) = pack_bf16x2(acc.x * inv, acc.y * inv);
-    *reinterpret_cast<uint32_t*>(out + 2) = pack_bf16x2(acc.z * inv, acc.w * inv);
+    const uint2 o = combine_round(acc, inv_l);
+    uint16_t* out = p.out + row * kLatent + col;  // 4-byte aligned (launch check)
+    *reinterpret_cast<uint32_t*>(out) = o.x;
+    *reinterpret_cast<uint32_t*>(out + 2) = o.y;
 }
 
 __global__ void __launch_bounds__(kThreads, 1) mla_sparse_kernel(MlaSparseKernelParams p) {
@@ -629,7 +607,7 @@ void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t st
 
 void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream) {
     const int64_t rows = p.num_tokens * p.heads;
-    if (rows == 0) return;
+    if (rows == 0 || p.combine_deferred) return;
     DSA_CHECK(p.splits > 1 && p.splits <= kMaxCombineSplits && p.part_o != nullptr && p.part_ml != nullptr &&
               rows <= 0x7fffffff)
         << "sparse MLA combine: " << p.splits << " splits (at most " << kMaxCombineSplits << ")";

@@ -79,17 +79,20 @@ struct MlaSparseKernelParams {
     int64_t splits = 1, tiles_per_split = 0;
     float* part_o = nullptr;   // [splits, num_tokens, heads, 512] f32
     float* part_ml = nullptr;  // [splits, num_tokens, heads, 2] f32: max (log2 units), sum
+    // The caller merges the partials itself (mla_sparse_attention_o_q8: absorb_o reads them): with splits > 1 the
+    // launchers skip the combine and out stays unwritten.
+    bool combine_deferred = false;
 };
 // Splits of the token lists for this launch (1 = no split): enough CTAs to cover the SMs once (on the H200 at
 // b = 1 capping them at 16 / 8 / 4 measured 15.2 / 20.8 / 32.1 us against 12.9 at the full 32).
 int64_t mla_sparse_splits(int64_t num_tokens, int64_t heads, int64_t width, int num_sms);
 // Runs the sparse kernel; with splits > 1, part_o / part_ml must hold the partials (sizes above).
 void launch_mla_sparse_attention(const MlaSparseKernelParams& p, cudaStream_t stream);
-// The same op on wgmma (mla_sparse_wgmma.cu, kernel "s1", the default outside x2's 64..256 tokens): same
+// The same op on wgmma (mla_sparse_wgmma.cu, kernel "s1", the default below w3's 16 query tokens): same
 // parameters, semantics, split-K partials and combine; two warpgroups per (token, 64-head group), warpgroup 0
 // computes S of a whole 64-key tile and the softmax. launch_mla_sparse_attention (mma.sync) stays the fallback.
 void launch_mla_sparse_wgmma(const MlaSparseKernelParams& p, cudaStream_t stream);
-// Merges split-K partials (p.splits > 1) into p.out; called by both sparse launchers.
+// Merges split-K partials (p.splits > 1) into p.out; called by the sparse launchers (nothing with p.combine_deferred).
 void launch_mla_sparse_combine(const MlaSparseKernelParams& p, cudaStream_t stream);
 
 // ---- expanded (MHA) dense attention (mla_attention.cu) ----

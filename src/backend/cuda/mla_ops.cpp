@@ -3,7 +3,8 @@
 // sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
 // BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
 // e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit. Sparse
-// attention runs the wgmma kernel x2 at 64..256 query tokens, s1 otherwise, unless DSA_MLA_KERNEL says (mla_ops.cpp).
+// attention runs the wgmma kernel w3 from 16 query tokens (FP8 store, 128 heads), s1 otherwise, unless
+// DSA_MLA_KERNEL says (mla_ops.cpp).
 #include <cuda_runtime_api.h>
 
 #include <cstdlib>
@@ -16,8 +17,7 @@
 #include "backend/cuda/mla_absorb_fp8.h"
 #include "backend/cuda/mla_kernels.h"
 #include "backend/cuda/mla_sparse_s3.h"
-#include "backend/cuda/mla_sparse_x2.h"
-#include "base/env.h"
+#include "backend/cuda/mla_sparse_w3.h"
 
 namespace dsa::backend::cuda {
 namespace {
@@ -49,21 +49,23 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
     return dw.dequant;
 }
 
-// DSA_MLA_KERNEL selects the sparse kernel: unset / empty / 'auto' (default): x2 for 64..256 query tokens (where the
-// H200 measured it 4.6-5.4% faster than s1 on the FP8 store; b = 1 and the L2-resident prefill lost), s1 otherwise;
-// 's1' (wgmma, one warpgroup computes S of a whole tile), 's3' (opt-in: three warpgroups, mla_sparse_s3.cu), 'x2'
-// (s1 in clusters of two head groups sharing the gather, mla_sparse_x2.cu; FP8 store and 128 heads, else s1) or
-// 'legacy' (the mma.sync kernel, mla_attention.cu); read on every call (a host decision, so also fixed at
-// CUDA-graph capture time).
-enum class SparseKernel { kAuto, kS1, kS3, kX2, kLegacy };
+// DSA_MLA_KERNEL selects the sparse kernel: unset / empty / 'auto' (default): w3 from kW3MinTokens query tokens
+// (FP8 store and 128 heads; anything else runs s1 inside w3's launcher), s1 below (H200: w3 beat s1 by 15-31 % and
+// x2 by 12-24 % at b = 16, 64, 128 and the 4096-token prefill; at b = 1 s1 wins); 's1' (wgmma, one warpgroup
+// computes S of a whole tile), 's3' (opt-in: three warpgroups, mla_sparse_s3.cu), 'w3' (three warp-specialized
+// warpgroups, S + softmax / P V / gather, in clusters of the two head groups of a token sharing the gather,
+// mla_sparse_w3.cu) or 'legacy' (the mma.sync kernel, mla_attention.cu); read on every call (a host decision, so
+// also fixed at CUDA-graph capture time).
+constexpr int64_t kW3MinTokens = 16;
+enum class SparseKernel { kAuto, kS1, kS3, kW3, kLegacy };
 SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
     if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return SparseKernel::kAuto;
     if (std::strcmp(v, "s1") == 0) return SparseKernel::kS1;
     if (std::strcmp(v, "s3") == 0) return SparseKernel::kS3;
-    if (std::strcmp(v, "x2") == 0) return SparseKernel::kX2;
+    if (std::strcmp(v, "w3") == 0) return SparseKernel::kW3;
     DSA_CHECK(std::strcmp(v, "legacy") == 0)
-        << "DSA_MLA_KERNEL must be 'auto', 's1', 's3', 'x2' or 'legacy', not '" << v << "'";
+        << "DSA_MLA_KERNEL must be 'auto', 's1', 's3', 'w3' or 'legacy', not '" << v << "'";
     return SparseKernel::kLegacy;
 }
 
@@ -136,6 +138,20 @@ AbsorbFp8Params absorb_fp8_params(const Tensor& x, const Tensor& w, const Tensor
     return p;
 }
 
+// absorb_o's outputs with their act_quant (o_heads bf16, e4m3 and scales) for o_latent's tokens, and in `a` the
+// parameters of the FP8 absorb_o kernel that writes them.
+QuantizedAct absorb_o_q8_outputs(const Tensor& o_latent, const Tensor& w, const Tensor& scales, const MlaHeadDims& d,
+                                 bool ue8m0, AbsorbFp8Params& a) {
+    const int64_t tokens = o_latent.dim(0), width = d.num_heads * d.v_dim;
+    QuantizedAct r;
+    r.x = Tensor::empty({tokens, width}, DType::kBF16, Device::kCUDA, "o_heads");
+    a = absorb_fp8_params(o_latent, w, scales, r.x, d);
+    r.q8 = Tensor::empty({tokens, width}, DType::kF8E4M3, Device::kCUDA, "o_heads.fp8");
+    r.scales = Tensor::empty({width / 128, tokens}, DType::kF32, Device::kCUDA, "o_heads.scales");
+    a.q8 = r.q8.data<uint8_t>(), a.q8_scales = r.scales.data<float>(), a.ue8m0 = ue8m0;
+    return r;
+}
+
 }  // namespace
 
 Tensor CudaBackend::mla_absorb_q(const Tensor& q_nope, const LinearWeight& kv_b, const MlaHeadDims& d) {
@@ -193,11 +209,9 @@ Tensor CudaBackend::mla_absorb_o(const Tensor& o_latent, const LinearWeight& kv_
 }
 
 bool fused_absorb_enabled() {
-    const int64_t v = env_count("DSA_FUSED_ABSORB", 1,
-                                "CUDA decode: 1 (default) = the absorbed query in one absorb_q kernel (no narrow / "
-                                "mla_query launches) and absorb_o writing o_proj's act_quant (<= 32 tokens); 0 = off");
-    DSA_CHECK(v <= 1) << "DSA_FUSED_ABSORB must be 0 or 1, not " << v;
-    return v == 1 && fused_decode_enabled();
+    return fused_switch("DSA_FUSED_ABSORB", true,
+                        "CUDA decode: 1 (default) = the absorbed query in one absorb_q kernel (no narrow / "
+                        "mla_query launches) and absorb_o writing o_proj's act_quant (<= 32 tokens); 0 = off");
 }
 
 Tensor CudaBackend::mla_absorbed_query(const Tensor& q, const LinearWeight& kv_b, const MlaHeadDims& d,
@@ -241,15 +255,49 @@ QuantizedAct CudaBackend::mla_absorb_o_q8(const Tensor& o_latent, const LinearWe
         tokens > kAbsorbOQuantMaxTokens) {
         return Backend::mla_absorb_o_q8(o_latent, kv_b, d);
     }
-    QuantizedAct r;
-    r.x = Tensor::empty({tokens, width}, DType::kBF16, Device::kCUDA, "o_heads");
-    AbsorbFp8Params a = absorb_fp8_params(o_latent, dw.w, dw.scales, r.x, d);
-    r.q8 = Tensor::empty({tokens, width}, DType::kF8E4M3, Device::kCUDA, "o_heads.fp8");
-    r.scales = Tensor::empty({width / 128, tokens}, DType::kF32, Device::kCUDA, "o_heads.scales");
-    a.q8 = r.q8.data<uint8_t>(), a.q8_scales = r.scales.data<float>(), a.ue8m0 = numerics_.ue8m0_scales;
+    AbsorbFp8Params a;
+    QuantizedAct r = absorb_o_q8_outputs(o_latent, dw.w, dw.scales, d, numerics_.ue8m0_scales, a);
     if (!absorb_o_fp8_supported(a)) return Backend::mla_absorb_o_q8(o_latent, kv_b, d);
     launch_absorb_o_fp8(a, stream_);
     last_absorb_o_quantized_ = true;
+    return r;
+}
+
+bool fused_combine_enabled() {
+    const bool on = fused_switch("DSA_FUSED_COMBINE", true,
+                                 "CUDA decode: 1 (default) = absorb_o (with act_quant, <= 32 tokens) merges the "
+                                 "sparse attention's split-K partials itself (no combine launch); 0 = the combine "
+                                 "kernel");
+    return on && fused_absorb_enabled();
+}
+
+QuantizedAct CudaBackend::mla_sparse_attention_o_q8(const MlaSparseParams& p, const LinearWeight& kv_b,
+                                                    const MlaHeadDims& d) {
+    last_combine_fused_ = false;
+    const bool shaped = p.q.defined() && p.q.ndim() == 3 && p.q.dim(1) == d.num_heads && p.q.dim(0) >= 1 &&
+                        p.q.dim(0) <= kAbsorbOQuantMaxTokens && (d.num_heads * d.v_dim) % 128 == 0;
+    if (!fused_combine_enabled() || !numerics_.fp8_activation_quant || !shaped) {
+        return Backend::mla_sparse_attention_o_q8(p, kv_b, d);
+    }
+    check_kv_b(kv_b, d);
+    const int64_t tokens = p.q.dim(0);
+    DeviceWeight& dw = device_weight(kv_b);
+    if (dw.w.dtype() != DType::kF8E4M3 || !absorb_fp8_wanted(/*absorb_q=*/false, tokens)) {
+        return Backend::mla_sparse_attention_o_q8(p, kv_b, d);
+    }
+    DeferredCombine dc;
+    Tensor o_latent = sparse_attention(p, &dc);
+    if (!dc.part_o.defined()) return mla_absorb_o_q8(o_latent, kv_b, d);  // no split: o_latent is written
+    AbsorbFp8Params a;
+    QuantizedAct r = absorb_o_q8_outputs(o_latent, dw.w, dw.scales, d, numerics_.ue8m0_scales, a);
+    a.part_o = dc.part_o.data<float>(), a.part_ml = dc.part_ml.data<float>(), a.splits = dc.k.splits;
+    if (!absorb_o_fp8_supported(a)) {  // the combine after all, then the usual absorb_o
+        dc.k.combine_deferred = false;
+        launch_mla_sparse_combine(dc.k, stream_);
+        return mla_absorb_o_q8(o_latent, kv_b, d);
+    }
+    launch_absorb_o_fp8(a, stream_);  // dc's buffers are released after the launch (stream order)
+    last_combine_fused_ = last_absorb_o_quantized_ = true;
     return r;
 }
 
@@ -267,7 +315,9 @@ MlaExpandedKv CudaBackend::mla_expand_kv(const Tensor& latent, const LinearWeigh
     return r;
 }
 
-Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
+Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) { return sparse_attention(p, nullptr); }
+
+Tensor CudaBackend::sparse_attention(const MlaSparseParams& p, DeferredCombine* defer) {
     DSA_CHECK(p.kv != nullptr) << "mla_sparse_attention without a KV store";
     check_store(*p.kv);
     check_device_tensor(p.q, DType::kBF16, {-1, -1, kMlaKvDim}, "mla_sparse q");
@@ -298,17 +348,21 @@ Tensor CudaBackend::mla_sparse_attention(const MlaSparseParams& p) {
         part_ml = Tensor::empty({k.splits, tokens, heads, 2}, DType::kF32, Device::kCUDA, "mla_part_ml");
         k.part_o = part_o.data<float>();
         k.part_ml = part_ml.data<float>();
+        if (defer != nullptr) {  // mla_sparse_attention_o_q8: absorb_o merges them
+            k.combine_deferred = true;
+            *defer = {k, part_o, part_ml};
+        }
     }
     SparseKernel kernel = sparse_kernel_choice();
     if (kernel == SparseKernel::kAuto) {
-        kernel = k.num_tokens >= 64 && k.num_tokens <= 256 ? SparseKernel::kX2 : SparseKernel::kS1;
+        kernel = k.num_tokens >= kW3MinTokens ? SparseKernel::kW3 : SparseKernel::kS1;
     }
     if (kernel == SparseKernel::kLegacy) {
         launch_mla_sparse_attention(k, stream_);
     } else if (kernel == SparseKernel::kS3) {
         launch_mla_sparse_s3(k, stream_);
-    } else if (kernel == SparseKernel::kX2) {
-        launch_mla_sparse_x2(k, stream_);
+    } else if (kernel == SparseKernel::kW3) {
+        launch_mla_sparse_w3(k, stream_);
     } else {
         launch_mla_sparse_wgmma(k, stream_);
     }

@@ -1,4 +1,4 @@
-// Sparse absorbed MLA attention on Hopper wgmma, kernel "s1" (the default outside x2's 64..256 tokens;
+// Sparse absorbed MLA attention on Hopper wgmma, kernel "s1" (the default below w3's 16 query tokens;
 // DSA_MLA_KERNEL=legacy selects the mma.sync one of mla_attention.cu). One CTA of two
 // warpgroups per (query token, 64-head group); the token's slot list is walked in tiles of 64 gathered latent rows,
 // double-buffered in shared memory in the 128-byte-swizzled wgmma layout. Warpgroup 0 computes S of the whole tile

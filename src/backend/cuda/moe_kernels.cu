@@ -22,15 +22,29 @@ namespace {
 
 constexpr int kRouteWarps = 4;
 
+__device__ __forceinline__ void group_pairs_warp(const MoeRouteParams& p, bool shared, int32_t* packed, int lane);
+
 __global__ void moe_route_kernel(MoeRouteParams p) {
     extern __shared__ float route_smem[];
     pdl_wait();  // the logits come from the router GEMM
     pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int64_t t = static_cast<int64_t>(blockIdx.x) * kRouteWarps + warp;
-    if (t >= p.tokens) return;  // no block-wide synchronization below
-    moe_route_detail::route_token_any(p, t, lane,
-                                      route_smem + warp * moe_route_detail::route_warp_floats(p.experts, p.groups));
+    if (p.group_packed == nullptr) {
+        if (t >= p.tokens) return;  // no block-wide synchronization below
+        moe_route_detail::route_token_any(p, t, lane,
+                                          route_smem + warp * moe_route_detail::route_warp_floats(p.experts, p.groups));
+        return;
+    }
+    // With the grouping (one CTA holds every token): the selections, then warp 0 groups the pairs, warp 1 the pairs
+    // with the shared slot.
+    if (t < p.tokens) {
+        moe_route_detail::route_token_any(p, t, lane,
+                                          route_smem + warp * moe_route_detail::route_warp_floats(p.experts, p.groups));
+    }
+    __syncthreads();  // the ids are visible to the block
+    if (warp == 0) group_pairs_warp(p, false, p.group_packed, lane);
+    if (warp == 1 && p.group_packed_shared != nullptr) group_pairs_warp(p, true, p.group_packed_shared, lane);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -73,6 +87,42 @@ __device__ __forceinline__ int block_inclusive_sum(int v, int* scratch) {
     }
     __syncthreads();
     return warp > 0 ? v + scratch[warp - 1] : v;
+}
+
+// moe_group_kernel's output for <= 32 pairs of the route's ids, by one warp: lane i holds pair i's expert (as
+// group_pair_expert, with the shared expert `experts` as slot top_k when `shared`); its group and first row are the
+// numbers of distinct experts / pairs with a lower id, its rank the lanes of its expert below it.
+__device__ __forceinline__ void group_pairs_warp(const MoeRouteParams& p, bool shared, int32_t* packed, int lane) {
+    const int k = static_cast<int>(p.top_k), slots = shared ? k + 1 : k, n = static_cast<int>(p.tokens) * slots;
+    const int ne = static_cast<int>(p.experts) + (shared ? 1 : 0), max_groups = n < ne ? n : ne;
+    int32_t e = -1;
+    if (lane < n) {
+        const int t = lane / slots, j = lane % slots;
+        e = j == k ? static_cast<int32_t>(p.experts) : p.ids[t * k + j];
+        if (e < 0 || e >= ne || (j < k && e == static_cast<int32_t>(p.experts) && shared)) __trap();
+    }
+    const unsigned same = __match_any_sync(0xffffffffu, e);
+    const bool leader = e >= 0 && lane == __ffs(same) - 1;
+    const unsigned leaders = __ballot_sync(0xffffffffu, leader);
+    int before = 0, groups_before = 0;
+    for (int j = 0; j < 32; ++j) {
+        const int32_t ej = __shfl_sync(0xffffffffu, e, j);
+        if (ej >= 0 && ej < e) {
+            ++before;
+            groups_before += static_cast<int>((leaders >> j) & 1u);
+        }
+    }
+    int32_t* expert = packed + 1;
+    int32_t* start = expert + max_groups;
+    int32_t* count = start + max_groups;
+    int32_t* rows = count + max_groups;
+    if (leader) {
+        expert[groups_before] = e;
+        start[groups_before] = before;
+        count[groups_before] = __popc(same);
+    }
+    if (e >= 0) rows[before + __popc(same & ((1u << lane) - 1u))] = lane;
+    if (lane == 0) packed[0] = __popc(leaders);
 }
 
 // A stable counting sort of the pairs by expert: the warps in turn rank their pairs within each expert (lanes of
@@ -328,8 +378,16 @@ void launch_moe_route(const MoeRouteParams& p, cudaStream_t stream) {
     const size_t smem =
         static_cast<size_t>(kRouteWarps * moe_route_detail::route_warp_floats(p.experts, p.groups)) * sizeof(float);
     const auto blocks = static_cast<unsigned>((p.tokens + kRouteWarps - 1) / kRouteWarps);
+    DSA_CHECK(p.group_packed == nullptr ||
+              (moe_route_groups_supported(p.tokens, p.top_k) &&
+               (p.group_packed_shared == nullptr || p.tokens * (p.top_k + 1) <= kMoeRouteGroupMaxPairs)))
+        << "moe_route: grouping of " << p.tokens << " x " << p.top_k << " pairs";
     host::launch_pdl(moe_route_kernel, dim3(blocks), dim3(kRouteWarps * 32), smem, stream, p);
     DSA_CUDA_CHECK_LAUNCH(moe_route_kernel);
+}
+
+bool moe_route_groups_supported(int64_t tokens, int64_t top_k) {
+    return tokens >= 1 && tokens <= kRouteWarps && top_k >= 1 && tokens * top_k <= kMoeRouteGroupMaxPairs;
 }
 
 bool moe_route_register_path(int64_t experts, int64_t groups, int64_t top_k) {

@@ -24,9 +24,17 @@ struct MoeRouteParams {
     float scale = 1.0f;
     bool normalize = true;
     bool force_generic = false;  // tests: the shared-memory selection even where the register one applies
+    // Optional (moe_route_groups_supported): the route kernel also groups the selected pairs by expert, the bytes
+    // launch_moe_group_pairs writes (max_groups = min(pairs, experts)); with group_packed_shared also the grouping
+    // with the shared expert as slot top_k of every token (id `experts`; tokens * (top_k + 1) <= 32).
+    int32_t* group_packed = nullptr;
+    int32_t* group_packed_shared = nullptr;
 };
 constexpr int64_t kMoeRouteMaxExperts = 1024;
 void launch_moe_route(const MoeRouteParams& p, cudaStream_t stream);
+// Whether the route kernel can also write the grouping: all tokens in its one CTA (<= 4) and pairs <= 32 (one warp).
+constexpr int64_t kMoeRouteGroupMaxPairs = 32;
+bool moe_route_groups_supported(int64_t tokens, int64_t top_k);
 // Whether the selection runs in registers (256 experts, top_k <= 32, groups of whole lanes); else shared memory.
 bool moe_route_register_path(int64_t experts, int64_t groups, int64_t top_k);
 

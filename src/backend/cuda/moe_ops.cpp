@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_backend_impl.h"
@@ -158,6 +159,7 @@ RouterResult CudaBackend::moe_route(const RouterParams& p) {
     Tensor bias = p.bias.defined() ? param_f32(p.bias, experts, "router bias") : Tensor();
     const int64_t tokens = p.x.dim(0);
     RouterResult r;
+    route_groups_ = {};
     r.ids = Tensor::empty({tokens, p.top_k}, DType::kI32, Device::kCUDA, "expert_ids");
     r.weights = Tensor::empty({tokens, p.top_k}, DType::kF32, Device::kCUDA, "expert_weights");
     note_route_fork(p.x, r.ids);  // the shared expert's side stream may start here (moe_shared_stream.cpp)
@@ -190,8 +192,38 @@ RouterResult CudaBackend::moe_route(const RouterParams& p) {
     r.scores = linear(p.x, w, LinearOutput::kF32);  // FP32 logits, never quantized
     MoeRouteParams rp = route;
     rp.scores = r.scores.data<float>();
+    if (fused_group_enabled() && moe_route_groups_supported(tokens, p.top_k)) {
+        // The route kernel also writes the grouping moe_experts would build from these ids (both layouts where
+        // the shared slot fits), taken there instead of a moe_group launch.
+        const int64_t pairs = tokens * p.top_k, spairs = tokens * (p.top_k + 1);
+        route_groups_.ids = r.ids, route_groups_.experts = experts;
+        route_groups_.plain = Tensor::empty({moe_groups_words(std::min(pairs, experts), pairs)}, DType::kI32,
+                                            Device::kCUDA, "moe.groups");
+        rp.group_packed = route_groups_.plain.data<int32_t>();
+        if (spairs <= kMoeRouteGroupMaxPairs) {
+            route_groups_.shared = Tensor::empty({moe_groups_words(std::min(spairs, experts + 1), spairs)}, DType::kI32,
+                                                 Device::kCUDA, "moe.groups");
+            rp.group_packed_shared = route_groups_.shared.data<int32_t>();
+        }
+    }
     launch_moe_route(rp, stream_);
     return r;
+}
+
+bool fused_group_enabled() {
+    return fused_switch("DSA_FUSED_GROUP", false,
+                        "CUDA decode: 1 = moe_route also groups the (token, expert) pairs (<= 4 tokens, <= 32 "
+                        "pairs; no moe_group launch in moe_experts); 0 (default) = off");
+}
+
+// The grouping the last moe_route wrote for ids `ids` over `experts` experts (with the shared slot or not); an
+// undefined tensor when it has none. Forgets it either way (one use per route).
+Tensor CudaBackend::take_route_groups(const Tensor& ids, int64_t experts, bool shared) {
+    RouteGroups g = std::move(route_groups_);
+    route_groups_ = {};
+    last_groups_from_route_ = g.ids.defined() && g.ids.raw_data() == ids.raw_data() && g.ids.shape() == ids.shape() &&
+                              g.experts == experts && (shared ? g.shared : g.plain).defined();
+    return last_groups_from_route_ ? (shared ? g.shared : g.plain) : Tensor();
 }
 
 namespace {
@@ -289,6 +321,7 @@ Tensor CudaBackend::moe_experts(const MoeParams& p) { return moe_experts_add(p, 
 
 Tensor CudaBackend::moe_experts_add(const MoeParams& p, const MoeAddend* addend) {
     DSA_CHECK(addend == nullptr || p.shared == nullptr) << "moe_experts: an addend and a shared expert";
+    last_groups_from_route_ = false;
     check_device_tensor(p.x, DType::kBF16, {-1, -1}, "moe x");
     const int64_t tokens = p.x.dim(0), dim = p.x.dim(1);
     DSA_CHECK(p.ids.defined() && p.ids.ndim() == 2 && p.ids.dim(0) == tokens && p.ids.dtype() == DType::kI32 &&
@@ -374,13 +407,16 @@ Tensor CudaBackend::moe_experts_add(const MoeParams& p, const MoeAddend* addend)
         // Decode: grouping on the device, no host round trip.
         Tensor ids = device_indices(p.ids, num_experts, "moe ids");
         const int64_t vexperts = num_experts + (fused_shared ? 1 : 0), max_groups = std::min(vpairs, vexperts);
-        Tensor packed = Tensor::empty({moe_groups_words(max_groups, vpairs)}, DType::kI32, Device::kCUDA, "moe.groups");
-        MoeGroupBuildParams gp{ids.data<int32_t>(), packed.data<int32_t>(), vpairs, vexperts, max_groups};
-        if (fused_shared) {
-            gp.top_k = top_k;
-            gp.shared_expert = static_cast<int32_t>(num_experts);
+        Tensor packed = take_route_groups(p.ids, num_experts, fused_shared);  // DSA_FUSED_GROUP: made by moe_route
+        if (!packed.defined()) {
+            packed = Tensor::empty({moe_groups_words(max_groups, vpairs)}, DType::kI32, Device::kCUDA, "moe.groups");
+            MoeGroupBuildParams gp{ids.data<int32_t>(), packed.data<int32_t>(), vpairs, vexperts, max_groups};
+            if (fused_shared) {
+                gp.top_k = top_k;
+                gp.shared_expert = static_cast<int32_t>(num_experts);
+            }
+            launch_moe_group_pairs(gp, stream_);
         }
-        launch_moe_group_pairs(gp, stream_);
         const MoeGroups groups = moe_groups_view(packed.data<int32_t>(), max_groups);
         if (streamed) {
             // A group holds at most `tokens` rows when a token's experts are distinct (the router's output), at

@@ -8,8 +8,8 @@
 //    probabilities to bf16 inside an online softmax while the CPU rounds the normalized ones; that, the summation
 //    order and the final bf16 rounding give ~2-4e-3 (rel L2 of a bf16 result is ~2^-9 = 2e-3 at best).
 // Sparse attention runs on both kernels (DSA_MLA_KERNEL=legacy / s1; s1 must nearly equal legacy); MlaS3Test runs
-// the opt-in s3 on the same cases (close to s1; bit-equal where the running max is fixed); MlaX2Test the opt-in x2
-// (FP8 store, 128 heads: bit-equal to s1 everywhere); small batches also exercise the split-K combine. Every
+// the opt-in s3 on the same cases (close to s1; bit-equal where the running max is fixed); w3 (the default from 16
+// query tokens) is in mla_w3_test.cpp; small batches also exercise the split-K combine. Every
 // attention case also checks that a slightly wrong reference (one tile of keys dropped) is rejected by the same
 // tolerance, so the comparison can fail. Each kernel call is announced by a flushed line first, so a crash log names
 // the case.
@@ -21,41 +21,15 @@
 #include <utility>
 #include <vector>
 
+#include "mla_sparse_test_util.h"
 #include "ops_test_util.h"
 
 namespace dsa::backend::testing {
 namespace {
 
+using namespace mla_test;
+
 using MlaTest = CudaVsCpuTest;
-
-constexpr int64_t kSlots = 4096;
-
-struct Stores {
-    MlaKvStore cpu, gpu;
-};
-
-// A CPU store filled with `fill` bytes and its device copy.
-Stores make_stores(Backend& gpu, MlaKvFormat format, int64_t slots, uint8_t fill) {
-    Stores s;
-    s.cpu.format = s.gpu.format = format;
-    s.cpu.data = Tensor::empty({slots, mla_kv_bytes_per_token(format)}, DType::kU8);
-    std::memset(s.cpu.data.raw_data(), fill, s.cpu.data.nbytes());
-    s.gpu.data = gpu.to_device(s.cpu.data);
-    return s;
-}
-
-// Random latents (c_kv tiles at very different magnitudes, so the FP8 scales vary) written to every slot of a
-// CPU store, copied to the device store.
-Stores filled_stores(Backend& cpu, Backend& gpu, MlaKvFormat format, std::mt19937& rng) {
-    Stores s = make_stores(gpu, format, kSlots, 0);
-    Tensor c_kv = random_act({kSlots, kMlaLatentDim}, rng);
-    Tensor k_pe = random_act({kSlots, kMlaRopeDim}, rng);
-    std::vector<int32_t> all(kSlots);
-    std::iota(all.begin(), all.end(), 0);
-    cpu.mla_kv_write({c_kv, k_pe, i32_tensor(all), &s.cpu});
-    s.gpu.data = gpu.to_device(s.cpu.data);
-    return s;
-}
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
     return a.nbytes() == b.nbytes() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
@@ -162,96 +136,6 @@ TEST_F(MlaTest, ExpandKv) {
     }
 }
 
-// Slot lists [T, K]: random slots, ~10% -1 anywhere, row 1 (if any) all -1, row 2 (if any) with 3 valid entries.
-Tensor slot_lists(int64_t tokens, int64_t width, std::mt19937& rng) {
-    Tensor s = Tensor::empty({tokens, width}, DType::kI32);
-    std::uniform_int_distribution<int32_t> slot(0, kSlots - 1);
-    std::uniform_int_distribution<int> pct(0, 99);
-    for (int64_t t = 0; t < tokens; ++t) {
-        for (int64_t j = 0; j < width; ++j) {
-            int32_t v = pct(rng) < 10 ? -1 : slot(rng);
-            if (t == 1) v = -1;
-            if (t == 2) v = j < 3 ? slot(rng) : -1;
-            s.data<int32_t>()[t * width + j] = v;
-        }
-    }
-    return s;
-}
-
-// The same lists with the first 64 entries of every row removed (the "wrong kernel" reference).
-Tensor drop_first_tile(const Tensor& slots) {
-    Tensor s = slots.clone();
-    const int64_t width = s.dim(1);
-    for (int64_t t = 0; t < s.dim(0); ++t) {
-        for (int64_t j = 0; j < std::min<int64_t>(64, width); ++j) s.data<int32_t>()[t * width + j] = -1;
-    }
-    return s;
-}
-
-// Selects the sparse kernel (DSA_MLA_KERNEL, read by the CUDA backend on every call) for one scope.
-class SparseKernelScope {
-  public:
-    explicit SparseKernelScope(const char* kernel) {
-        const char* old = std::getenv(kVar);
-        had_ = old != nullptr;
-        if (had_) old_ = old;
-        ::setenv(kVar, kernel, 1);
-    }
-    ~SparseKernelScope() {
-        if (had_) {
-            ::setenv(kVar, old_.c_str(), 1);
-        } else {
-            ::unsetenv(kVar);
-        }
-    }
-
-  private:
-    static constexpr const char* kVar = "DSA_MLA_KERNEL";
-    bool had_ = false;
-    std::string old_;
-};
-
-using KernelList = std::vector<const char*>;
-const KernelList kSparseKernels = {"legacy", "s1"};
-
-// Printed (and flushed) before a kernel runs: if it crashes or hangs, the log names the case.
-void announce(const std::string& what) { std::cout << "[ case ] " << what << std::endl; }
-
-// One random case on every kernel of `kernels` against one CPU reference.
-void check_sparse(Backend& cpu, Backend& gpu, const Stores& st, int64_t tokens, int64_t heads, int64_t width,
-                  bool device_slots, std::mt19937& rng, const KernelList& kernels = kSparseKernels) {
-    const float scale = 0.1352338f;
-    Tensor q = random_act({tokens, heads, kMlaKvDim}, rng);
-    Tensor slots = slot_lists(tokens, width, rng);
-    Tensor ref = cpu.mla_sparse_attention({q, &st.cpu, slots, scale});
-    Tensor wrong;
-    if (width > 64) wrong = cpu.mla_sparse_attention({q, &st.cpu, drop_first_tile(slots), scale});
-    for (const char* kernel : kernels) {
-        SparseKernelScope scope(kernel);
-        const std::string what = std::string("mla_sparse [") + kernel + "] " + mla_kv_format_name(st.cpu.format) +
-                                 " T=" + std::to_string(tokens) + " H=" + std::to_string(heads) +
-                                 " K=" + std::to_string(width) + (device_slots ? " (device slots)" : "");
-        announce(what);
-        Tensor got = gpu.to_host(gpu.mla_sparse_attention(
-            {gpu.to_device(to_bf16(q)), &st.gpu, device_slots ? gpu.to_device(slots) : slots, scale}));
-        Tensor got_f = to_f32(got);
-        expect_close(what, got_f, ref, 1e-2);
-        if (tokens > 1) {  // the all -1 row is exactly zero
-            double worst = 0;
-            for (int64_t i = 0; i < heads * kMlaLatentDim; ++i) {
-                worst = std::max(worst, static_cast<double>(std::fabs(got_f.data<float>()[heads * kMlaLatentDim + i])));
-            }
-            EXPECT_EQ(worst, 0.0) << what << ": a row without valid slots must output zeros";
-        }
-        if (wrong.defined()) {
-            const Diff d = compare(got_f, wrong);
-            std::cout << "[ metric ] " << what << " vs a reference without the first 64 keys: rel_l2=" << d.rel_l2
-                      << std::endl;
-            EXPECT_GT(d.rel_l2, 1e-2) << "the tolerance cannot tell a wrong result apart";
-        }
-    }
-}
-
 TEST_F(MlaTest, SparseAttentionDecodeShapes) {
     for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
         make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
@@ -303,43 +187,6 @@ TEST_F(MlaTest, SparseKernelsAgree) {
     const Diff d = compare(out[1], out[0]);
     std::cout << "[ metric ] mla_sparse s1 vs legacy T=16 H=128 K=2048: rel_l2=" << d.rel_l2 << std::endl;
     EXPECT_LT(d.rel_l2, 4e-3);
-}
-
-// Staged cases that localize a failure: (1) one valid slot per list (the output is that row's first 512 values:
-// gather + P V with a one-hot P, S irrelevant); (2) q = 0 over full lists (uniform weights: P V with a dense P);
-// (3) general q (adds S = Q K^T and the softmax). Every kernel against the CPU, tolerance as above.
-void check_staged(Backend& cpu, Backend& gpu, const Stores& st, std::mt19937& rng, const KernelList& kernels) {
-    const int64_t tokens = 4, heads = 128, width = 256;
-    const float scale = 0.1352338f;
-    std::uniform_int_distribution<int32_t> slot(0, kSlots - 1);
-    std::uniform_int_distribution<int64_t> pos(0, width - 1);
-    Tensor one_hot = Tensor::empty({tokens, width}, DType::kI32), full = Tensor::empty({tokens, width}, DType::kI32);
-    for (int64_t t = 0; t < tokens; ++t) {
-        const int64_t keep = pos(rng);
-        for (int64_t j = 0; j < width; ++j) {
-            one_hot.data<int32_t>()[t * width + j] = j == keep ? slot(rng) : -1;
-            full.data<int32_t>()[t * width + j] = slot(rng);
-        }
-    }
-    Tensor q_rand = random_act({tokens, heads, kMlaKvDim}, rng);
-    Tensor q_zero = Tensor::zeros({tokens, heads, kMlaKvDim}, DType::kF32);
-    const struct {
-        const char* name;
-        const Tensor& q;
-        const Tensor& slots;
-    } stages[] = {{"one valid slot", q_rand, one_hot}, {"q = 0", q_zero, full}, {"general", q_rand, full}};
-    for (const auto& stage : stages) {
-        Tensor ref = cpu.mla_sparse_attention({stage.q, &st.cpu, stage.slots, scale});
-        for (const char* kernel : kernels) {
-            SparseKernelScope scope(kernel);
-            const std::string what = std::string("mla_sparse staged [") + kernel + "] " +
-                                     mla_kv_format_name(st.cpu.format) + " " + stage.name;
-            announce(what);
-            Tensor got = to_f32(gpu.to_host(gpu.mla_sparse_attention(
-                {gpu.to_device(to_bf16(stage.q)), &st.gpu, gpu.to_device(stage.slots), scale})));
-            expect_close(what, got, ref, 1e-2);
-        }
-    }
 }
 
 TEST_F(MlaTest, SparseAttentionStaged) {
@@ -399,30 +246,6 @@ TEST_F(MlaS3Test, SparseAttentionStaged) {
     }
 }
 
-// Lists whose first tile, and one tile in the middle, are all -1 on top of slot_lists' masks.
-Tensor lists_with_masked_tiles(int64_t tokens, int64_t width, std::mt19937& rng) {
-    Tensor s = slot_lists(tokens, width, rng);
-    for (int64_t t = 0; t < tokens; ++t) {
-        for (int64_t j = 0; j < width; ++j) {
-            if (j < 64 || (j >= 640 && j < 704)) s.data<int32_t>()[t * width + j] = -1;
-        }
-    }
-    return s;
-}
-
-// s1 and `other` (s3, x2) outputs of one call each (device q and lists).
-std::pair<Tensor, Tensor> s1_and_s3(Backend& gpu, const Stores& st, const Tensor& q, const Tensor& slots,
-                                    const std::string& what, const char* other = "s3") {
-    Tensor out[2];
-    const char* kernels[2] = {"s1", other};
-    for (int i = 0; i < 2; ++i) {
-        SparseKernelScope scope(kernels[i]);
-        announce(std::string("mla_sparse [") + kernels[i] + "] " + what);
-        out[i] = gpu.to_host(gpu.mla_sparse_attention({q, &st.gpu, slots, 0.1352338f}));
-    }
-    return {out[0], out[1]};
-}
-
 TEST_F(MlaS3Test, AgreesWithS1) {
     for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
         make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
@@ -461,122 +284,11 @@ TEST_F(MlaS3Test, SameBitsAsS1WithAFixedMax) {
     }
 }
 
-// Under `kernel`: a sparse call captured in a CUDA graph and replayed after new q and lists were copied into its
-// inputs equals an eager call bit for bit and the CPU within 1e-2 (b = 2: split-K and the combine in the graph;
-// b = 64: one CTA / cluster per token and head group).
-void expect_graph_replays(Backend& cpu, Backend& gpu, Stores& st, const std::string& kernel, std::mt19937& rng) {
-    SparseKernelScope scope(kernel.c_str());
-    for (int64_t tokens : {2, 64}) {
-        const int64_t heads = 128, width = 2048;
-        Tensor dq = gpu.to_device(to_bf16(random_act({tokens, heads, kMlaKvDim}, rng)));
-        Tensor dslots = gpu.to_device(slot_lists(tokens, width, rng));
-        Tensor out;
-        gpu.mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f});  // buffers exist before the capture
-        auto graph = gpu.capture_graph([&] { out = gpu.mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}); });
-        ASSERT_TRUE(graph.is_ok()) << graph.status().message();
-        const std::string what = "mla_sparse " + kernel + " graph replay T=" + std::to_string(tokens);
-        for (int rep = 0; rep < 2; ++rep) {
-            announce(what + " rep " + std::to_string(rep));
-            Tensor q = random_act({tokens, heads, kMlaKvDim}, rng);
-            Tensor slots = slot_lists(tokens, width, rng);
-            // copy_into takes 1-D / 2-D tensors: q [T, H, 576] as a [T * H, 576] view of the same storage.
-            Tensor dq2 = dq.view({tokens * heads, kMlaKvDim});
-            gpu.copy_into(to_bf16(q).view(dq2.shape()), dq2);
-            gpu.copy_into(slots, dslots);
-            gpu.replay_graph(**graph);
-            Tensor replay = gpu.to_host(out);
-            Tensor eager = gpu.to_host(gpu.mla_sparse_attention({dq, &st.gpu, dslots, 0.1352338f}));
-            EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0)
-                << what << ": replay vs eager";
-            expect_close(what, to_f32(replay), cpu.mla_sparse_attention({q, &st.cpu, slots, 0.1352338f}), 1e-2);
-        }
-    }
-}
-
 // Graph replays under s3 (expect_graph_replays).
 TEST_F(MlaS3Test, GraphReplay) {
     make(Numerics::deepseek_fp8());
     Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
     expect_graph_replays(*cpu_, *gpu_, st, "s3", rng_);
-}
-
-// ---- kernel x2 (DSA_MLA_KERNEL=x2; the default at 64..256 query tokens): s1 in clusters of the two head groups of a
-// token that share the gather (FP8 store, 128 heads; anything else falls back to s1). Same arithmetic and order as
-// s1, so its output must equal s1's bit for bit on every case (masked slots, lists shorter than a tile, an
-// all-masked token, masked whole tiles, split-K, prefill); against the CPU the tolerance of the other kernels (1e-2
-// rel L2, able to fail: check_sparse).
-using MlaX2Test = CudaVsCpuTest;
-const KernelList kX2Only = {"x2"};
-
-TEST_F(MlaX2Test, SparseAttentionDecodeShapes) {
-    make(Numerics::deepseek_fp8());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
-    check_sparse(*cpu_, *gpu_, st, 1, 128, 2048, false, rng_, kX2Only);   // split-K over many clusters
-    check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_, kX2Only);    // all-masked token, 3-slot token
-    check_sparse(*cpu_, *gpu_, st, 24, 128, 2048, false, rng_, kX2Only);  // two splits
-    check_sparse(*cpu_, *gpu_, st, 64, 128, 2048, true, rng_, kX2Only);   // one cluster per token
-    check_sparse(*cpu_, *gpu_, st, 1, 128, 1000, true, rng_, kX2Only);    // 15 tiles + 40, split-K
-    check_sparse(*cpu_, *gpu_, st, 5, 128, 77, false, rng_, kX2Only);     // one full tile + 13
-    check_sparse(*cpu_, *gpu_, st, 2, 128, 33, false, rng_, kX2Only);     // less than one tile
-}
-
-TEST_F(MlaX2Test, SparseAttentionPrefillShapes) {
-    make(Numerics::deepseek_fp8());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
-    check_sparse(*cpu_, *gpu_, st, 256, 128, 512, true, rng_, kX2Only);
-}
-
-// Where x2 does not apply it runs s1: the bf16 store, 64 heads (one group), 40 heads.
-TEST_F(MlaX2Test, FallsBackToS1) {
-    for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
-        make(format == MlaKvFormat::kFp8 ? Numerics::deepseek_fp8() : Numerics::bf16());
-        Stores st = filled_stores(*cpu_, *gpu_, format, rng_);
-        if (format == MlaKvFormat::kBF16) check_sparse(*cpu_, *gpu_, st, 3, 128, 2048, true, rng_, kX2Only);
-        check_sparse(*cpu_, *gpu_, st, 4, 64, 2048, false, rng_, kX2Only);
-        check_sparse(*cpu_, *gpu_, st, 3, 40, 100, false, rng_, kX2Only);
-    }
-}
-
-TEST_F(MlaX2Test, SparseAttentionStaged) {
-    make(Numerics::deepseek_fp8());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
-    check_staged(*cpu_, *gpu_, st, rng_, kX2Only);
-}
-
-// x2 vs s1, bit for bit: decode b = 1 (split-K), 3, 24 (two splits), 64, a prefill of 512 tokens, widths that are
-// not a multiple of the tile, on lists with masked whole tiles (lists_with_masked_tiles: the first and a middle
-// tile) and on slot_lists (token 1 all -1, token 2 three valid slots, ~10% -1 anywhere).
-TEST_F(MlaX2Test, SameBitsAsS1) {
-    make(Numerics::deepseek_fp8());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
-    const int64_t shapes[][2] = {{1, 2048},   {3, 2048}, {24, 2048}, {64, 2048},
-                                 {512, 2048}, {1, 1000}, {5, 77},    {4, 33}};
-    for (const auto& sh : shapes) {
-        for (bool masked_tiles : {false, true}) {
-            const int64_t tokens = sh[0], width = sh[1];
-            if (masked_tiles && width < 704) continue;
-            const std::string what = std::string("fp8 T=") + std::to_string(tokens) + " K=" + std::to_string(width) +
-                                     (masked_tiles ? " masked tiles" : "");
-            Tensor q = gpu_->to_device(to_bf16(random_act({tokens, 128, kMlaKvDim}, rng_)));
-            Tensor slots = gpu_->to_device(masked_tiles ? lists_with_masked_tiles(tokens, width, rng_)
-                                                        : slot_lists(tokens, width, rng_));
-            for (const char* kernel : kX2Only) {
-                auto [s1, x2] = s1_and_s3(*gpu_, st, q, slots, what, kernel);
-                const Diff d = compare(to_f32(x2), to_f32(s1));
-                std::cout << "[ metric ] mla_sparse " << kernel << " vs s1 " << what << ": max_abs=" << d.max_abs
-                          << std::endl;
-                EXPECT_EQ(std::memcmp(s1.raw_data(), x2.raw_data(), s1.nbytes()), 0)
-                    << kernel << " differs from s1: " << what;
-            }
-        }
-    }
-}
-
-// Graph replays under x2 (expect_graph_replays).
-TEST_F(MlaX2Test, GraphReplay) {
-    make(Numerics::deepseek_fp8());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
-    expect_graph_replays(*cpu_, *gpu_, st, "x2", rng_);
 }
 
 void check_dense(Backend& cpu, Backend& gpu, const MlaHeadDims& d, int64_t tokens, int64_t keys, bool with_mask,
