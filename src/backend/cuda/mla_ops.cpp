@@ -3,7 +3,7 @@
 // sparse/dense attention. Tensor checks here, kernels in mla_kernels.cu / mla_attention.cu. mla_kv_read returns
 // BF16 (the activation dtype): every value either layout decodes to is exactly representable in bf16 (bf16 rows;
 // e4m3 times a power-of-two scale >= 2^-13), so it equals the CPU reference's f32 read bit for bit. Sparse
-// attention runs the wgmma kernel w3 from 16 query tokens (FP8 store, 128 heads), s1 otherwise, unless
+// attention runs the wgmma kernel w3 from 4 query tokens (FP8 store, 128 heads), s1 otherwise, unless
 // DSA_MLA_KERNEL says (mla_ops.cpp).
 #include <cuda_runtime_api.h>
 
@@ -51,12 +51,13 @@ Tensor bf16_operand(DeviceWeightT& dw, cudaStream_t stream) {
 
 // DSA_MLA_KERNEL selects the sparse kernel: unset / empty / 'auto' (default): w3 from kW3MinTokens query tokens
 // (FP8 store and 128 heads; anything else runs s1 inside w3's launcher), s1 below (H200: w3 beat s1 by 15-31 % and
-// x2 by 12-24 % at b = 16, 64, 128 and the 4096-token prefill; at b = 1 s1 wins); 's1' (wgmma, one warpgroup
+// x2 by 12-24 % at b = 16, 64, 128 and the 4096-token prefill, by 2 % at b = 4 and 8 % at b = 8 (21.6 vs 22.1 us,
+// 31.1 vs 33.8); at b = 1 and 2 s1 wins); 's1' (wgmma, one warpgroup
 // computes S of a whole tile), 's3' (opt-in: three warpgroups, mla_sparse_s3.cu), 'w3' (three warp-specialized
 // warpgroups, S + softmax / P V / gather, in clusters of the two head groups of a token sharing the gather,
 // mla_sparse_w3.cu) or 'legacy' (the mma.sync kernel, mla_attention.cu); read on every call (a host decision, so
 // also fixed at CUDA-graph capture time).
-constexpr int64_t kW3MinTokens = 16;
+constexpr int64_t kW3MinTokens = 4;
 enum class SparseKernel { kAuto, kS1, kS3, kW3, kLegacy };
 SparseKernel sparse_kernel_choice() {
     const char* v = std::getenv("DSA_MLA_KERNEL");
