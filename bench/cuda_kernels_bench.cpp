@@ -15,8 +15,9 @@
 // --m64 (alone, also in --decode-linears): the M = 33..64 kernel choice (default = wgmma, staged, stream-K plans) at
 // M = 48 / 64 on the decode shapes, and the linear_multi launches at M = 1 / 8 / 48 / 64. --cluster (alone): default
 // plans vs cluster split-K (DSA_FP8_STREAM_CLUSTER) at M = 1..64, and the kernel alone with and without split-K.
-// --shape N K M: one FP8 linear() graph-timed with the plan the environment selects (for ncu).
-// Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs | --m64 | --cluster | --shape N K M]
+// --shape N K M: one FP8 linear() graph-timed with the plan the environment selects (for ncu). --lean (alone): the
+// wgmma kernel vs the lean wgmma kernel (DSA_FP8_WGMMA_LEAN) at M = 1..64, single weights and linear_multi.
+// Usage: cuda_kernels_bench [--quick | --decode-linears | --absorbs | --m64 | --cluster | --lean | --shape N K M]
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -36,6 +37,7 @@
 #include "backend/cuda/bf16_stream_gemv.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fp8_stream_gemm.h"
+#include "backend/cuda/fp8_wgmma_lean.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/pdl.cuh"
 #include "tensor/numeric.h"
@@ -430,6 +432,59 @@ void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
     apply({"initial", variant, streamk, cluster});
 }
 
+// --lean: the wgmma kernel vs the lean wgmma kernel (DSA_FP8_WGMMA_LEAN; the same plans, the same bits), same
+// binary: linear() (act_quant + GEMM, graph) at M = 33 and 64 on o_proj, q_b, wq_b, 7168 x 2048, 4096 x 7168 and
+// 2048 x 7168, then the joint q_b + wq_b and q_a + kv_a + wk launches of linear_multi at M = 1, 8, 33, 64: us, TB/s of
+// weight bytes, time / wgmma.
+void bench_lean(cuda::CudaBackend& be, std::mt19937& rng) {
+    const int initial = cuda::fp8_wgmma_lean_mode();
+    const auto ab = [&](const std::string& name, double bytes, const std::function<double()>& seconds) {
+        std::printf("lean %-34s", name.c_str());
+        double t0 = 0;
+        for (const bool lean : {false, true}) {
+            cuda::set_fp8_wgmma_lean(lean);
+            const double t = seconds();
+            t0 = lean ? t0 : t;
+            std::printf(" | %s %7.2f us %5.2f TB/s (%.3f)", lean ? "lean" : "wgmma", t * 1e6, bytes / t / 1e12, t / t0);
+            std::fflush(stdout);
+        }
+        std::printf("\n");
+        std::fflush(stdout);
+    };
+    for (const NK s : std::vector<NK>{{7168, 16384}, {24576, 1536}, {8192, 1536}, {7168, 2048}, {4096, 7168},
+                                      {2048, 7168}}) {
+        const std::vector<LinearWeight> ws = fp8_weight_copies(be, rng, s.n, s.k);
+        for (int64_t m : {33, 64}) {
+            ab("linear M=" + std::to_string(m) + " " + std::to_string(s.n) + "x" + std::to_string(s.k),
+               static_cast<double>(s.n) * s.k, [&] { return linear_seconds(be, rng, ws, m); });
+        }
+    }
+    struct Multi {
+        const char* name;
+        int64_t k;
+        std::vector<int64_t> rows;
+    };
+    for (const Multi& mu : {Multi{"q_b+wq_b", 1536, {24576, 8192}}, Multi{"q_a+kv_a+wk", 7168, {1536, 576, 128}}}) {
+        std::vector<std::vector<LinearWeight>> sets;
+        double bytes = 0;
+        for (const int64_t r : mu.rows) {
+            sets.push_back(fp8_weight_copies(be, rng, r, mu.k));
+            bytes += static_cast<double>(r) * mu.k;
+        }
+        for (int64_t m : {1, 8, 33, 64}) {
+            const Tensor x = be.to_device(random_bf16({m, mu.k}, rng, 1.0f));
+            ab(std::string(mu.name) + " linear_multi M=" + std::to_string(m), bytes, [&] {
+                return backend_graph_seconds(be, kCopies, [&](int i) {
+                    std::vector<const LinearWeight*> w;
+                    for (const std::vector<LinearWeight>& set : sets) w.push_back(&set[i]);
+                    be.linear_multi(x, w, LinearOutput::kActivation);
+                });
+            });
+        }
+    }
+    cuda::set_fp8_wgmma_lean_mode(initial);
+}
+
 // --cluster: the first split-K finish without clusters (DSA_FP8_STREAM_FINISH=v1 DSA_FP8_STREAM_CLUSTER=0) vs the
 // defaults (the v2 finish, cluster plans by the auto rule) vs cluster split-K everywhere (DSA_FP8_STREAM_CLUSTER = 8
 // and 16) through linear() (act_quant + GEMM, graph) at M = 1, 8, 33, 64 on the decode shapes and the shared
@@ -664,6 +719,7 @@ int run(int argc, char** argv) {
     const bool m64_only = argc > 1 && std::string(argv[1]) == "--m64";
     const bool shape_only = argc > 4 && std::string(argv[1]) == "--shape";
     const bool cluster_only = argc > 1 && std::string(argv[1]) == "--cluster";
+    const bool lean_only = argc > 1 && std::string(argv[1]) == "--lean";
     cudaDeviceProp prop{};
     DSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     int clock_khz = 0;
@@ -686,6 +742,10 @@ int run(int argc, char** argv) {
     }
     if (m64_only) {
         bench_m64(fp8_be, rng);
+        return 0;
+    }
+    if (lean_only) {
+        bench_lean(fp8_be, rng);
         return 0;
     }
     if (cluster_only) {

@@ -16,6 +16,7 @@
 #include "backend/cuda/fp8_stream_cluster.cuh"
 #include "backend/cuda/fp8_stream_common.cuh"
 #include "backend/cuda/fp8_stream_gemm.h"
+#include "backend/cuda/fp8_wgmma_lean.h"
 #include "backend/cuda/mma_util.cuh"
 #include "backend/cuda/pdl.cuh"
 #include "backend/cuda/wgmma_util.cuh"
@@ -616,6 +617,10 @@ void launch_nt(const Fp8StreamParams& p, const Fp8StreamPlan& plan, int64_t grou
         launch_streamk<NT>(p, plan, groups, stream);
         return;
     }
+    if (fp8_wgmma_lean_applies(plan, p.experts == nullptr)) {  // DSA_FP8_WGMMA_LEAN (fp8_wgmma_lean.cu)
+        launch_fp8_wgmma_lean(p, plan, stream);
+        return;
+    }
     const int64_t ctas = (plan.tiles + kSWarps - 1) / kSWarps * plan.splits;
     DSA_CHECK(ctas <= 0x7fffffff) << "fp8 stream GEMM grid";
     if (plan.cluster > 1) {
@@ -659,7 +664,9 @@ void launch_multi_wg(const Fp8StreamParams& p, const Fp8StreamMulti& m, int64_t 
 
 template <int NT>
 void launch_multi_nt(const Fp8StreamParams& p, const Fp8StreamMulti& m, int64_t ctas, cudaStream_t stream) {
-    if (m.prob[0].plan.kernel == Fp8StreamKernel::kWgmma) {
+    if (fp8_wgmma_lean_applies(m.prob[0].plan, true)) {  // DSA_FP8_WGMMA_LEAN (fp8_wgmma_lean.cu)
+        launch_fp8_wgmma_lean_multi(p, m, ctas, stream);
+    } else if (m.prob[0].plan.kernel == Fp8StreamKernel::kWgmma) {
         launch_multi_wg<NT, true>(p, m, ctas, stream);
     } else {
         launch_multi_wg<NT, false>(p, m, ctas, stream);
