@@ -6,8 +6,11 @@
 // counts; the absorbed q/o projections at batch 1..128; dense (expanded MHA) causal prefill of one prompt at a few
 // lengths. Each case runs through the backend op, timed with CUDA events (median of 5 runs of 10 calls after
 // warm-up). Decode slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s of KV read and %
-// of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s).
-// Usage: mla_bench [--quick] [--sparse-only] [--fp8-only] [--batches 1,16,...] [--kernels legacy,s1,s3,w3,auto]
+// of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s). A kernel item may carry environment settings for
+// its line: 'w3+DSA_PDL=0' (A/B of variants in one process, same data); --no-prefill skips
+// the sparse prefill cases.
+// Usage: mla_bench [--quick] [--sparse-only] [--fp8-only] [--no-prefill] [--batches 1,16,...]
+//                  [--kernels legacy,s1,s3,w3,auto[+VAR=VALUE...]]
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -76,22 +79,39 @@ Tensor random_lists(int64_t tokens, int64_t range, std::mt19937& rng) {
     return ids;
 }
 
-// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the wgmma kernel, the default below 16 tokens;
+// "a,b,c" -> {"a", "b", "c"} (empty items dropped; `sep` other than ',' splits on it).
+std::vector<std::string> split_list(const std::string& list, char sep = ',') {
+    std::vector<std::string> out;
+    for (size_t at = 0; at <= list.size();) {
+        const size_t comma = std::min(list.find(sep, at), list.size());
+        if (comma > at) out.push_back(list.substr(at, comma - at));
+        at = comma + 1;
+    }
+    return out;
+}
+
+// One sparse line per kernel (DSA_MLA_KERNEL=legacy: mma.sync; s1: the wgmma kernel, the default below 4 tokens;
 // s3: three warpgroups; w3: three warp-specialized warpgroups in clusters sharing the FP8 gather, the default from
-// 16 tokens; auto: the default choice).
+// 4 tokens; auto: the default choice).
 void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::string& name, const Tensor& q,
                  const Tensor& ids, const std::vector<std::string>& kernels) {
     const int64_t tokens = q.dim(0);
     const double flops = 2.0 * tokens * kHeads * kTopk * (576 + 512);
     const double bytes = static_cast<double>(tokens) * kTopk * mla_kv_bytes_per_token(store.format);
-    for (const std::string& kernel : kernels) {
-        ::setenv("DSA_MLA_KERNEL", kernel.c_str(), 1);
-        report(name + " [" + kernel + "]",
+    for (const std::string& item : kernels) {
+        const std::vector<std::string> parts = split_list(item, '+');  // kernel, then VAR=VALUE settings
+        ::setenv("DSA_MLA_KERNEL", parts.empty() ? "" : parts[0].c_str(), 1);
+        for (size_t i = 1; i < parts.size(); ++i) {
+            const size_t eq = parts[i].find('=');
+            if (eq != std::string::npos) ::setenv(parts[i].substr(0, eq).c_str(), parts[i].substr(eq + 1).c_str(), 1);
+        }
+        report(name + " [" + item + "]",
                time_per_call(be,
                              [&] {
                                  be.mla_sparse_attention({q, &store, ids, kScale});
                              }),
                bytes, flops);
+        for (size_t i = 1; i < parts.size(); ++i) ::unsetenv(parts[i].substr(0, parts[i].find('=')).c_str());
     }
     ::unsetenv("DSA_MLA_KERNEL");
 }
@@ -99,7 +119,7 @@ void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::stri
 // Decode at b tokens, and prefill of 4096 queries whose lists cover 8K keys (L2-resident, like a prompt of 8K
 // tokens) or the whole 256K-row store (every row from HBM).
 void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, const std::vector<int64_t>& batches, bool quick,
-                  bool fp8_only, const std::vector<std::string>& kernels) {
+                  bool fp8_only, bool prefill_cases, const std::vector<std::string>& kernels) {
     const int64_t max_batch = 128, slots = max_batch * kTopk, prefill = 4096;
     for (MlaKvFormat format : {MlaKvFormat::kBF16, MlaKvFormat::kFp8}) {
         if (fp8_only && format != MlaKvFormat::kFp8) continue;
@@ -110,6 +130,7 @@ void bench_sparse(cuda::CudaBackend& be, std::mt19937& rng, const std::vector<in
             sparse_case(be, store, "sparse decode " + fmt + " b=" + std::to_string(b) + " H=128 topk=2048", q,
                         be.to_device(random_lists(b, slots, rng)), kernels);
         }
+        if (!prefill_cases) continue;
         Tensor q = be.to_device(random_bf16({prefill, kHeads, 576}, rng, 1.0f));
         for (int64_t range : quick ? std::vector<int64_t>{8192} : std::vector<int64_t>{8192, slots}) {
             sparse_case(be, store, "sparse prefill " + fmt + " T=4096 H=128 topk=2048 keys=" + std::to_string(range), q,
@@ -183,23 +204,12 @@ void bench_dense(cuda::CudaBackend& be, std::mt19937& rng, bool quick) {
     }
 }
 
-// "a,b,c" -> {"a", "b", "c"} (empty items dropped).
-std::vector<std::string> split_list(const std::string& list) {
-    std::vector<std::string> out;
-    for (size_t at = 0; at <= list.size();) {
-        const size_t comma = std::min(list.find(',', at), list.size());
-        if (comma > at) out.push_back(list.substr(at, comma - at));
-        at = comma + 1;
-    }
-    return out;
-}
-
 int run(int argc, char** argv) {
     if (cuda_device_count() == 0) {
         std::printf("mla_bench: no CUDA device, nothing to measure\n");
         return 0;
     }
-    bool quick = false, sparse_only = false, fp8_only = false;
+    bool quick = false, sparse_only = false, fp8_only = false, prefill_cases = true;
     std::vector<std::string> kernels = {"legacy", "s1"};
     std::vector<int64_t> batches;
     for (int i = 1; i < argc; ++i) {
@@ -210,6 +220,8 @@ int run(int argc, char** argv) {
             sparse_only = true;
         } else if (a == "--fp8-only") {
             fp8_only = true;
+        } else if (a == "--no-prefill") {
+            prefill_cases = false;
         } else if (a == "--kernels" && i + 1 < argc) {
             kernels = split_list(argv[++i]);
         } else if (a == "--batches" && i + 1 < argc) {
@@ -218,8 +230,8 @@ int run(int argc, char** argv) {
                 batches.push_back(std::max<int64_t>(1, std::atoll(b.c_str())));
         } else {
             std::fprintf(stderr,
-                         "usage: mla_bench [--quick] [--sparse-only] [--fp8-only] [--batches 1,16,...] "
-                         "[--kernels legacy,s1,s3,w3,auto]\n");
+                         "usage: mla_bench [--quick] [--sparse-only] [--fp8-only] [--no-prefill] [--batches 1,16,...] "
+                         "[--kernels legacy,s1,s3,w3,auto[+VAR=VALUE...]]\n");
             return 2;
         }
     }
@@ -231,7 +243,7 @@ int run(int argc, char** argv) {
     auto owner = make_cuda_backend(Numerics::bf16(), 0);
     auto& be = static_cast<cuda::CudaBackend&>(*owner);
     if (batches.empty()) batches = quick ? std::vector<int64_t>{1, 64} : std::vector<int64_t>{1, 16, 64, 128};
-    bench_sparse(be, rng, batches, quick, fp8_only, kernels);
+    bench_sparse(be, rng, batches, quick, fp8_only, prefill_cases, kernels);
     if (sparse_only) return 0;
     bench_combine(be, rng);
     bench_absorb(be, rng, quick);
