@@ -343,6 +343,25 @@ std::vector<LinearWeight> fp8_weight_copies(cuda::CudaBackend& be, std::mt19937&
     return ws;
 }
 
+// The same-input projections launched together by linear_multi (the model's two joint launches).
+struct Multi {
+    const char* name;
+    int64_t k;
+    std::vector<int64_t> rows;
+};
+
+// Copies of each weight of `mu` (fp8_weight_copies); bytes: the weights' FP8 bytes, one copy each.
+std::vector<std::vector<LinearWeight>> multi_weight_sets(cuda::CudaBackend& be, std::mt19937& rng, const Multi& mu,
+                                                         double& bytes) {
+    std::vector<std::vector<LinearWeight>> sets;
+    bytes = 0;
+    for (const int64_t r : mu.rows) {
+        sets.push_back(fp8_weight_copies(be, rng, r, mu.k));
+        bytes += static_cast<double>(r) * mu.k;
+    }
+    return sets;
+}
+
 // Seconds per linear() (act_quant + GEMM) at M token rows over the rotated weight copies, in a CUDA graph, with
 // the plan the current switches choose.
 double linear_seconds(cuda::CudaBackend& be, std::mt19937& rng, const std::vector<LinearWeight>& ws, int64_t m) {
@@ -399,18 +418,9 @@ void bench_m64(cuda::CudaBackend& be, std::mt19937& rng) {
     }
     const Mode multi_modes[] = {{"default", V::kAuto, 0, kA}, {"staged", V::kStaged, 0, kA},
                                 {"cluster 8", V::kAuto, 0, 8}};
-    struct Multi {
-        const char* name;
-        int64_t k;
-        std::vector<int64_t> rows;
-    };
     for (const Multi& mu : {Multi{"q_a+kv_a+wk", 7168, {1536, 576, 128}}, Multi{"q_b+wq_b", 1536, {24576, 8192}}}) {
-        std::vector<std::vector<LinearWeight>> sets;
         double bytes = 0;
-        for (const int64_t r : mu.rows) {
-            sets.push_back(fp8_weight_copies(be, rng, r, mu.k));
-            bytes += static_cast<double>(r) * mu.k;
-        }
+        const std::vector<std::vector<LinearWeight>> sets = multi_weight_sets(be, rng, mu, bytes);
         for (int64_t m : {1, 8, 48, 64}) {
             const Tensor x = be.to_device(random_bf16({m, mu.k}, rng, 1.0f));
             std::printf("m64 %s linear_multi M=%-2lld", mu.name, static_cast<long long>(m));
@@ -459,18 +469,9 @@ void bench_lean(cuda::CudaBackend& be, std::mt19937& rng) {
                static_cast<double>(s.n) * s.k, [&] { return linear_seconds(be, rng, ws, m); });
         }
     }
-    struct Multi {
-        const char* name;
-        int64_t k;
-        std::vector<int64_t> rows;
-    };
     for (const Multi& mu : {Multi{"q_b+wq_b", 1536, {24576, 8192}}, Multi{"q_a+kv_a+wk", 7168, {1536, 576, 128}}}) {
-        std::vector<std::vector<LinearWeight>> sets;
         double bytes = 0;
-        for (const int64_t r : mu.rows) {
-            sets.push_back(fp8_weight_copies(be, rng, r, mu.k));
-            bytes += static_cast<double>(r) * mu.k;
-        }
+        const std::vector<std::vector<LinearWeight>> sets = multi_weight_sets(be, rng, mu, bytes);
         for (int64_t m : {1, 8, 33, 64}) {
             const Tensor x = be.to_device(random_bf16({m, mu.k}, rng, 1.0f));
             ab(std::string(mu.name) + " linear_multi M=" + std::to_string(m), bytes, [&] {

@@ -1,10 +1,12 @@
 // Device pieces shared by the FP8 stream GEMM kernels (fp8_stream_gemm.cu, fp8_stream_cluster.cuh): the evict-first L2
 // policy for weights read once, a warp's job (WarpJob), the bf16 output store of a warp's 16 rows x NT * 8 tokens
-// in mma.sync's fragment layout, and the deterministic split-K finishes (last-arriving warp sums the partials).
+// in mma.sync's fragment layout, the deterministic split-K finishes (last-arriving warp sums the partials) and a
+// multi launch's problem selection; with_nt, the host's dispatch on a plan's token-block width.
 // Included by .cu files only.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "backend/cuda/device_util.cuh"
 #include "backend/cuda/fp8_stream_gemm.h"
@@ -15,6 +17,13 @@ __device__ __forceinline__ uint64_t evict_first_policy() {
     uint64_t pol;
     asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
     return pol;
+}
+
+// Two floats from shared memory (a token pair's activation scales).
+__device__ __forceinline__ float2 lds64f(uint32_t addr) {
+    float2 r;
+    asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];\n" : "=f"(r.x), "=f"(r.y) : "r"(addr) : "memory");
+    return r;
 }
 
 // What one warp works on, resolved from the launch parameters.
@@ -94,6 +103,48 @@ __device__ __forceinline__ void split_k_finish(float (&acc)[NT][4], const Fp8Str
         }
     }
     store_out<NT>(acc, p, j, lane);
+}
+
+// A multi launch's CTA: its problem is the last whose first CTA it has reached. p takes that problem's weight,
+// scales, output and workspace, plan its plan; returns the CTA's index within the problem.
+__device__ __forceinline__ int64_t select_problem(const Fp8StreamMulti& m, Fp8StreamParams& p, Fp8StreamPlan& plan) {
+    int sel = 0;
+#pragma unroll
+    for (int i = 1; i < kFp8StreamMaxProblems; ++i) {
+        if (i < m.count && blockIdx.x >= m.prob[i].cta0) sel = i;
+    }
+    plan = m.prob[0].plan;
+    int64_t cta0 = 0;
+#pragma unroll
+    for (int i = 0; i < kFp8StreamMaxProblems; ++i) {
+        if (i == sel) {
+            const Fp8StreamProblem& q = m.prob[i];
+            p.w = q.w, p.w_scale = q.w_scale, p.out = q.out, p.n = q.n, p.scale_ld = q.scale_ld;
+            p.ws = q.ws, p.counters = q.counters;
+            plan = q.plan, cta0 = q.cta0;
+        }
+    }
+    return blockIdx.x - cta0;
+}
+
+// Host: calls f(std::integral_constant<int, NT>{}) for a plan's token-block width nt (1, 2, 4, else 8), the
+// instantiations every launcher of these kernels has.
+template <class F>
+void with_nt(int nt, F&& f) {
+    switch (nt) {
+        case 1:
+            f(std::integral_constant<int, 1>{});
+            break;
+        case 2:
+            f(std::integral_constant<int, 2>{});
+            break;
+        case 4:
+            f(std::integral_constant<int, 4>{});
+            break;
+        default:
+            f(std::integral_constant<int, 8>{});
+            break;
+    }
 }
 
 }  // namespace dsa::backend::cuda::fp8s

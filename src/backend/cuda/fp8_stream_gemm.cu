@@ -30,6 +30,7 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kRing = 4;  // 128-K weight blocks (2 KB per warp each) in flight per warp
 constexpr int64_t kKBlock = kFp8StreamKBlock;
 using fp8s::evict_first_policy;
+using fp8s::lds64f;
 using fp8s::split_k_finish;
 using fp8s::store_out;
 using fp8s::WarpJob;
@@ -245,11 +246,6 @@ __device__ __forceinline__ uint4 lds128(uint32_t addr) {
                  : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
                  : "r"(addr)
                  : "memory");
-    return r;
-}
-__device__ __forceinline__ float2 lds64f(uint32_t addr) {
-    float2 r;
-    asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];\n" : "=f"(r.x), "=f"(r.y) : "r"(addr) : "memory");
     return r;
 }
 
@@ -538,23 +534,9 @@ template <int NT, bool WG>
 __global__ void __launch_bounds__(kSThreads, 2) fp8_staged_multi_kernel(Fp8StreamParams p, Fp8StreamMulti m) {
     extern __shared__ __align__(1024) uint8_t smem[];
     pdl_trigger();
-    int sel = 0;
-#pragma unroll
-    for (int i = 1; i < kFp8StreamMaxProblems; ++i) {
-        if (i < m.count && blockIdx.x >= m.prob[i].cta0) sel = i;
-    }
-    Fp8StreamPlan plan = m.prob[0].plan;
-    int64_t cta0 = 0;
-#pragma unroll
-    for (int i = 0; i < kFp8StreamMaxProblems; ++i) {
-        if (i == sel) {
-            const Fp8StreamProblem& q = m.prob[i];
-            p.w = q.w, p.w_scale = q.w_scale, p.out = q.out, p.n = q.n, p.scale_ld = q.scale_ld;
-            p.ws = q.ws, p.counters = q.counters;
-            plan = q.plan, cta0 = q.cta0;
-        }
-    }
-    staged_body<NT, WG>(p, plan, blockIdx.x - cta0, 0, smem);
+    Fp8StreamPlan plan;
+    const int64_t cta = fp8s::select_problem(m, p, plan);
+    staged_body<NT, WG>(p, plan, cta, 0, smem);
 }
 
 // One warp per (row, 128-column block of h); lane l holds columns 4l .. 4l+3.
@@ -690,20 +672,7 @@ void launch_fp8_stream_gemm(const Fp8StreamParams& p, const Fp8StreamPlan& plann
     DSA_CHECK(plan.splits == 1 || plan.cluster > 1 || (p.ws != nullptr && p.counters != nullptr))
         << "fp8 stream GEMM: no workspace";
     DSA_CHECK(groups <= 65535) << "fp8 stream GEMM: " << groups << " groups";
-    switch (plan.nt) {
-        case 1:
-            launch_nt<1>(p, plan, groups, stream);
-            break;
-        case 2:
-            launch_nt<2>(p, plan, groups, stream);
-            break;
-        case 4:
-            launch_nt<4>(p, plan, groups, stream);
-            break;
-        default:
-            launch_nt<8>(p, plan, groups, stream);
-            break;
-    }
+    fp8s::with_nt(plan.nt, [&](auto nt) { launch_nt<decltype(nt)::value>(p, plan, groups, stream); });
 }
 
 void launch_fp8_stream_multi(const Fp8StreamParams& shared, Fp8StreamMulti multi, cudaStream_t stream) {
@@ -744,20 +713,7 @@ void launch_fp8_stream_multi(const Fp8StreamParams& shared, Fp8StreamMulti multi
         ctas += (q.plan.tiles + kSWarps - 1) / kSWarps * q.plan.splits;
     }
     DSA_CHECK(ctas <= 0x7fffffff) << "fp8 stream multi grid";
-    switch (first.nt) {
-        case 1:
-            launch_multi_nt<1>(shared, multi, ctas, stream);
-            break;
-        case 2:
-            launch_multi_nt<2>(shared, multi, ctas, stream);
-            break;
-        case 4:
-            launch_multi_nt<4>(shared, multi, ctas, stream);
-            break;
-        default:
-            launch_multi_nt<8>(shared, multi, ctas, stream);
-            break;
-    }
+    fp8s::with_nt(first.nt, [&](auto nt) { launch_multi_nt<decltype(nt)::value>(shared, multi, ctas, stream); });
 }
 
 void launch_swiglu_quant(const SwigluQuantParams& p, cudaStream_t stream) {

@@ -49,11 +49,6 @@ __device__ __forceinline__ float4 lds128f(uint32_t addr) {
                  : "memory");
     return r;
 }
-__device__ __forceinline__ float2 lds64f(uint32_t addr) {
-    float2 r;
-    asm volatile("ld.shared.v2.f32 {%0, %1}, [%2];\n" : "=f"(r.x), "=f"(r.y) : "r"(addr) : "memory");
-    return r;
-}
 
 // This thread's copies of a stage: weight rows r0 + 32 i (i < 4) and token rows r0 + 32 i (i < kXPer), 16-byte chunk
 // c = tid % 8 each, all at shared offset off + 4096 i (the swizzle of row r0 + 32 i is row r0's); one token scale
@@ -124,7 +119,7 @@ template <int NT>
 __device__ __forceinline__ void lean_scale(float (&acc)[NT][4], const float (&d)[NT * 4], uint32_t sc, float sw) {
     float sx[2 * NT];
     if constexpr (NT == 1) {
-        const float2 v = lds64f(sc);
+        const float2 v = fp8s::lds64f(sc);
         sx[0] = v.x, sx[1] = v.y;
     } else {
 #pragma unroll
@@ -254,23 +249,9 @@ template <int NT>
 __global__ void __launch_bounds__(kThreads, 2) fp8_wgmma_lean_multi_kernel(Fp8StreamParams p, Fp8StreamMulti m) {
     extern __shared__ __align__(1024) uint8_t smem[];
     pdl_trigger();
-    int sel = 0;
-#pragma unroll
-    for (int i = 1; i < kFp8StreamMaxProblems; ++i) {
-        if (i < m.count && blockIdx.x >= m.prob[i].cta0) sel = i;
-    }
-    Fp8StreamPlan plan = m.prob[0].plan;
-    int64_t cta0 = 0;
-#pragma unroll
-    for (int i = 0; i < kFp8StreamMaxProblems; ++i) {
-        if (i == sel) {
-            const Fp8StreamProblem& q = m.prob[i];
-            p.w = q.w, p.w_scale = q.w_scale, p.out = q.out, p.n = q.n, p.scale_ld = q.scale_ld;
-            p.ws = q.ws, p.counters = q.counters;
-            plan = q.plan, cta0 = q.cta0;
-        }
-    }
-    lean_body<NT>(p, plan, blockIdx.x - cta0, smem);
+    Fp8StreamPlan plan;
+    const int64_t cta = fp8s::select_problem(m, p, plan);
+    lean_body<NT>(p, plan, cta, smem);
 }
 
 template <int NT>
@@ -339,38 +320,12 @@ bool fp8_wgmma_lean_applies(const Fp8StreamPlan& plan, bool dense) {
 void launch_fp8_wgmma_lean(const Fp8StreamParams& p, const Fp8StreamPlan& plan, cudaStream_t stream) {
     DSA_CHECK(p.experts == nullptr && p.m <= plan.nt * 8 && plan.streamk_units == 0)
         << "fp8 wgmma lean: dense plans of one pass only";
-    switch (plan.nt) {
-        case 1:
-            launch_lean_nt<1>(p, plan, stream);
-            break;
-        case 2:
-            launch_lean_nt<2>(p, plan, stream);
-            break;
-        case 4:
-            launch_lean_nt<4>(p, plan, stream);
-            break;
-        default:
-            launch_lean_nt<8>(p, plan, stream);
-            break;
-    }
+    fp8s::with_nt(plan.nt, [&](auto nt) { launch_lean_nt<decltype(nt)::value>(p, plan, stream); });
 }
 
 void launch_fp8_wgmma_lean_multi(const Fp8StreamParams& p, const Fp8StreamMulti& m, int64_t ctas,
                                  cudaStream_t stream) {
-    switch (m.prob[0].plan.nt) {
-        case 1:
-            launch_lean_multi_nt<1>(p, m, ctas, stream);
-            break;
-        case 2:
-            launch_lean_multi_nt<2>(p, m, ctas, stream);
-            break;
-        case 4:
-            launch_lean_multi_nt<4>(p, m, ctas, stream);
-            break;
-        default:
-            launch_lean_multi_nt<8>(p, m, ctas, stream);
-            break;
-    }
+    fp8s::with_nt(m.prob[0].plan.nt, [&](auto nt) { launch_lean_multi_nt<decltype(nt)::value>(p, m, ctas, stream); });
 }
 
 }  // namespace dsa::backend::cuda
