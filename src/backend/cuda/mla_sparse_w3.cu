@@ -74,24 +74,6 @@ __device__ __forceinline__ void issue_pv_rs(float (&o)[32][4], const uint32_t (&
     }
 }
 
-// softmax_tile64 (the same arithmetic and order) that also keeps the bf16 P pairs in registers (`pf`, the A
-// operand of warpgroup 0's P V).
-__device__ __forceinline__ void softmax_tile64_regs(const int32_t* slot, uint8_t* p_tile, float (&s)[8][4],
-                                                    float (&m_run)[2], float (&l_run)[2], float (&alpha)[2],
-                                                    float* alpha_out, uint32_t (&pf)[8][2], int r0, int g, int t,
-                                                    float scale_log2) {
-    softmax_tile64_max(slot, s, m_run, l_run, alpha, alpha_out, r0, g, t, scale_log2);
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-        for (int hlf = 0; hlf < 2; ++hlf) {
-            const int row = r0 + g + 8 * hlf, key = nt * 8 + 2 * t;
-            pf[nt][hlf] = softmax_pair(s[nt][2 * hlf], s[nt][2 * hlf + 1], m_run[hlf], l_run[hlf]);
-            *reinterpret_cast<uint32_t*>(p_tile + sw128(row, key >> 3) + (key & 7) * 2) = pf[nt][hlf];
-        }
-    }
-}
-
 // Waits until tile i is in buffer i % 2; whether any of its 64 rows is a key (else the consumers skip it, as s1).
 __device__ __forceinline__ bool wait_tile(const W3Smem& sm, const W3Bars& bars, int i) {
     const int b = i & 1;
@@ -120,7 +102,7 @@ __device__ __forceinline__ void softmax_issue_pv_l(W3Smem& sm, const W3Bars& bar
     if (hand > 0) mbar_wait_flat(bars.p_free, (hand - 1) & 1);  // warpgroup 1 done with the last P
     uint32_t pf[8][2];
     float alpha[2];
-    softmax_tile64_regs(sm.t.slot[b], sm.t.p, s, m_run, l_run, alpha, sm.t.row_max[0], pf, r0, g, t, scale_log2);
+    softmax_tile64(sm.t.slot[b], sm.t.p, s, m_run, l_run, alpha, sm.t.row_max[0], pf, r0, g, t, scale_log2);
     fence_async_smem();
     mbar_arrive(bars.p_ready);
     ++hand;

@@ -236,19 +236,20 @@ __device__ __forceinline__ void softmax_tile64_max(const SlotT* slot, float (&s)
     }
 }
 
-// The whole softmax of the fragment: softmax_tile64_max, then bf16 P into the swizzled P block `p_tile`.
+// The whole softmax of the fragment: softmax_tile64_max, then bf16 P into the swizzled P block `p_tile`, its pairs
+// also kept in `pf` (w3's warpgroup 0 uses them as the A operand of its P V; s1 drops them).
 template <class SlotT>
 __device__ __forceinline__ void softmax_tile64(const SlotT* slot, uint8_t* p_tile, float (&s)[8][4], float (&m_run)[2],
-                                               float (&l_run)[2], float (&alpha)[2], float* alpha_out, int r0, int g,
-                                               int t, float scale_log2) {
+                                               float (&l_run)[2], float (&alpha)[2], float* alpha_out,
+                                               uint32_t (&pf)[8][2], int r0, int g, int t, float scale_log2) {
     softmax_tile64_max(slot, s, m_run, l_run, alpha, alpha_out, r0, g, t, scale_log2);
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
 #pragma unroll
         for (int hlf = 0; hlf < 2; ++hlf) {
             const int row = r0 + g + 8 * hlf, key = nt * 8 + 2 * t;
-            *reinterpret_cast<uint32_t*>(p_tile + sw128(row, key >> 3) + (key & 7) * 2) =
-                softmax_pair(s[nt][2 * hlf], s[nt][2 * hlf + 1], m_run[hlf], l_run[hlf]);
+            pf[nt][hlf] = softmax_pair(s[nt][2 * hlf], s[nt][2 * hlf + 1], m_run[hlf], l_run[hlf]);
+            *reinterpret_cast<uint32_t*>(p_tile + sw128(row, key >> 3) + (key & 7) * 2) = pf[nt][hlf];
         }
     }
 }
@@ -274,7 +275,8 @@ __device__ __forceinline__ void softmax_issue_pv(WgSmem& sm, int buf, float (&s)
     if (ch == 0) {
         wgmma_wait_all();
         fence_regs<32>(&s[0][0]);
-        softmax_tile64(sm.slot[buf], sm.p, s, m_run, l_run, alpha, alpha_sm, r0, g, t, scale_log2);
+        uint32_t pf[8][2];
+        softmax_tile64(sm.slot[buf], sm.p, s, m_run, l_run, alpha, alpha_sm, pf, r0, g, t, scale_log2);
     }
     fence_async_smem();
     __syncthreads();  // P and the rescale factors complete
