@@ -107,6 +107,7 @@ class RecordingBackend final : public Backend {
     }
     Tensor moe_experts(const MoeParams& p) override { return in_.moe_experts(p); }
     Tensor dense_mlp(const Tensor& x, const MlpWeights& w) override { return in_.dense_mlp(x, w); }
+    Tensor dense_mlp_q8(const QuantizedAct& x, const MlpWeights& w) override { return in_.dense_mlp_q8(x, w); }
 
     StatusOr<std::vector<SampledToken>> sample(const Tensor& logits, std::span<const SampleRow> rows) override {
         return in_.sample(logits, rows);
@@ -121,6 +122,9 @@ class RecordingBackend final : public Backend {
     }
     void replay_graph(BackendGraph& graph) override { in_.replay_graph(graph); }
     int64_t graph_pool_bytes() const override { return in_.graph_pool_bytes(); }
+    bool begin_side_branch(int64_t tokens) override { return in_.begin_side_branch(tokens); }
+    void end_side_branch() override { in_.end_side_branch(); }
+    void join_side_branch() override { in_.join_side_branch(); }
 
   private:
     Backend& in_;

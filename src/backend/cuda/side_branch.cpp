@@ -2,8 +2,9 @@
 // backend's ops launch on side_stream_, forked from stream_ by an event; stream_ waits on the branch's end event
 // at the join. Frees are held back in the allocator from begin to join, so neither branch gets a block the other
 // still uses. Inside a graph capture the fork and join become parallel graph branches. DSA_SIDE_BRANCH=N branches
-// at steps of T <= N rows (read at every call; unset / 0: off. On the H200 at B = 1 / 4K the MoE layer from graph
-// replays measured 245.2 -> 241.0 us in one run and 244.7 -> 246.4 in another: no gain beyond run-to-run noise).
+// at steps of T <= N rows (read at every call; unset / 0: off. On the H200, layer_bench's MoE layer from graph
+// replays, same binary: B = 1 / 4K 228.5 -> 236.2 us, B = 4 481.1 -> 484.2: it loses. An earlier "no gain" reading
+// never took the branch: the bench's recording wrapper did not forward the branch calls).
 #include "backend/cuda/allocator.h"
 #include "backend/cuda/cuda_backend_impl.h"
 #include "backend/cuda/cuda_check.h"
