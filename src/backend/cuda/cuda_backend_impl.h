@@ -326,7 +326,7 @@ bool fused_absorb_enabled();
 // 81.4); needs fused_absorb_enabled().
 bool fused_combine_enabled();
 // moe_route writing the pairs' grouping for moe_experts: env DSA_FUSED_GROUP (0 / 1, read on every call), default
-// off; off with DSA_FUSED_DECODE=0.
+// on (one launch fewer; H200 layer B = 1..4 / 4K within run-to-run noise of off); off with DSA_FUSED_DECODE=0.
 bool fused_group_enabled();
 // rms_norm_q8_and_writes in one launch: env DSA_FUSED_WRITES (0 / 1, read on every call), default on; off with
 // DSA_FUSED_DECODE=0.

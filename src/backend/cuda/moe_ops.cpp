@@ -211,9 +211,9 @@ RouterResult CudaBackend::moe_route(const RouterParams& p) {
 }
 
 bool fused_group_enabled() {
-    return fused_switch("DSA_FUSED_GROUP", false,
-                        "CUDA decode: 1 = moe_route also groups the (token, expert) pairs (<= 4 tokens, <= 32 "
-                        "pairs; no moe_group launch in moe_experts); 0 (default) = off");
+    return fused_switch("DSA_FUSED_GROUP", true,
+                        "CUDA decode: 1 (default) = moe_route also groups the (token, expert) pairs (<= 4 tokens, "
+                        "<= 32 pairs; no moe_group launch in moe_experts); 0 = off");
 }
 
 // The grouping the last moe_route wrote for ids `ids` over `experts` experts (with the shared slot or not); an

@@ -364,10 +364,14 @@ TEST(FusedCombineSwitch, ParsesStrictly) {
     EXPECT_DEATH(cuda::fused_combine_enabled(), "DSA_FUSED_COMBINE");
 }
 
-// DSA_FUSED_GROUP: 0 / 1 (unset: 0); anything else stops with a message naming it.
+// DSA_FUSED_GROUP: 0 / 1 (unset: 1); anything else stops with a message naming it.
 TEST(FusedGroupSwitch, ParsesStrictly) {
     {
         EnvScope unset("DSA_FUSED_GROUP", nullptr);
+        EXPECT_EQ(cuda::fused_group_enabled(), cuda::fused_decode_enabled());
+    }
+    {
+        EnvScope zero("DSA_FUSED_GROUP", "0");
         EXPECT_FALSE(cuda::fused_group_enabled());
     }
     {
