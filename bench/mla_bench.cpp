@@ -8,7 +8,7 @@
 // warm-up). Decode slots are random over a store far larger than L2. Prints time, TFLOP/s, TB/s of KV read and %
 // of the H200 datasheet peaks (989 TFLOP/s bf16 dense, 4.8 TB/s). A kernel item may carry environment settings for
 // its line: 'w3+DSA_PDL=0' (A/B of variants in one process, same data); --no-prefill skips
-// the sparse prefill cases.
+// the sparse prefill cases. 'w3+DSA_MLA_W3_CLOCKS=1' also prints w3's per-step clock cycles after its line.
 // Usage: mla_bench [--quick] [--sparse-only] [--fp8-only] [--no-prefill] [--batches 1,16,...]
 //                  [--kernels legacy,s1,s3,w3,auto[+VAR=VALUE...]]
 #include <cuda_runtime_api.h>
@@ -23,6 +23,7 @@
 
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/mla_sparse_w3.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/mla_kernels.h"
 #include "cuda_timing.h"
@@ -105,12 +106,16 @@ void sparse_case(cuda::CudaBackend& be, const MlaKvStore& store, const std::stri
             const size_t eq = parts[i].find('=');
             if (eq != std::string::npos) ::setenv(parts[i].substr(0, eq).c_str(), parts[i].substr(eq + 1).c_str(), 1);
         }
+        const char* clocks = std::getenv("DSA_MLA_W3_CLOCKS");
+        const bool w3_clocks = clocks != nullptr && std::string(clocks) == "1";
+        if (w3_clocks) cuda::mla_sparse_w3_clock_report();  // clears the sums
         report(name + " [" + item + "]",
                time_per_call(be,
                              [&] {
                                  be.mla_sparse_attention({q, &store, ids, kScale});
                              }),
                bytes, flops);
+        if (w3_clocks) std::printf("  %s\n", cuda::mla_sparse_w3_clock_report().c_str());
         for (size_t i = 1; i < parts.size(); ++i) ::unsetenv(parts[i].substr(0, parts[i].find('=')).c_str());
     }
     ::unsetenv("DSA_MLA_KERNEL");

@@ -5,10 +5,12 @@
 // CPU the tolerance of the other kernels (rel L2 1e-2; check_sparse also checks that a reference without the first
 // 64 keys is rejected). Cases: decode b = 1 (split-K), 3 (an all-masked token, a token of 3 valid slots), 24 (two
 // splits), 64, 128; widths 1000, 77, 33; a prefill of 256 tokens; masked whole tiles; the fallbacks; the default
-// (auto) path on both sides of its threshold; a CUDA graph replayed on new inputs.
+// (auto) path on both sides of its threshold; a CUDA graph replayed on new inputs. The profiling build
+// (DSA_MLA_W3_CLOCKS=1) must give the same bits too; the strict parse of its switch (host).
 #include <cstring>
 #include <string>
 
+#include "backend/cuda/mla_sparse_w3.h"
 #include "mla_sparse_test_util.h"
 #include "ops_test_util.h"
 
@@ -59,27 +61,60 @@ TEST_F(MlaW3Test, SparseAttentionStaged) {
 // w3 vs s1, bit for bit: decode b = 1 (split-K), 3, 24 (two splits), 64, 128, a prefill of 512 tokens, widths that
 // are not a multiple of the tile, on lists with masked whole tiles (the first and a middle tile) and on slot_lists
 // (token 1 all -1, token 2 three valid slots, ~10% -1 anywhere). The max |difference| is printed either way.
-TEST_F(MlaW3Test, SameBitsAsS1) {
-    make(Numerics::deepseek_fp8());
-    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
+void expect_same_bits_as_s1(Backend& gpu, const Stores& st, std::mt19937& rng, const std::string& label) {
     const int64_t shapes[][2] = {{1, 2048},   {3, 2048}, {24, 2048}, {64, 2048}, {128, 2048},
                                  {512, 2048}, {1, 1000}, {5, 77},    {4, 33}};
     for (const auto& sh : shapes) {
         for (bool masked_tiles : {false, true}) {
             const int64_t tokens = sh[0], width = sh[1];
             if (masked_tiles && width < 704) continue;
-            const std::string what = std::string("fp8 T=") + std::to_string(tokens) + " K=" + std::to_string(width) +
+            const std::string what = label + "fp8 T=" + std::to_string(tokens) + " K=" + std::to_string(width) +
                                      (masked_tiles ? " masked tiles" : "");
-            Tensor q = gpu_->to_device(to_bf16(random_act({tokens, 128, kMlaKvDim}, rng_)));
-            Tensor slots = gpu_->to_device(masked_tiles ? lists_with_masked_tiles(tokens, width, rng_)
-                                                        : slot_lists(tokens, width, rng_));
-            auto [s1, w3] = s1_and_s3(*gpu_, st, q, slots, what, "w3");
+            Tensor q = gpu.to_device(to_bf16(random_act({tokens, 128, kMlaKvDim}, rng)));
+            Tensor slots = gpu.to_device(masked_tiles ? lists_with_masked_tiles(tokens, width, rng)
+                                                      : slot_lists(tokens, width, rng));
+            auto [s1, w3] = s1_and_s3(gpu, st, q, slots, what, "w3");
             const Diff d = compare(to_f32(w3), to_f32(s1));
             std::cout << "[ metric ] mla_sparse w3 vs s1 " << what << ": max_abs=" << d.max_abs
                       << " rel_l2=" << d.rel_l2 << std::endl;
             EXPECT_EQ(d.nonfinite, 0) << what;
             EXPECT_EQ(std::memcmp(s1.raw_data(), w3.raw_data(), s1.nbytes()), 0) << "w3 differs from s1: " << what;
         }
+    }
+}
+
+TEST_F(MlaW3Test, SameBitsAsS1) {
+    make(Numerics::deepseek_fp8());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
+    expect_same_bits_as_s1(*gpu_, st, rng_, "");
+}
+
+// The profiling build (DSA_MLA_W3_CLOCKS=1): s1's bits on SameBitsAsS1's cases, and its report must have counted
+// CTAs.
+TEST_F(MlaW3Test, ClocksSameBitsAsS1) {
+    make(Numerics::deepseek_fp8());
+    Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
+    EnvVarScope clocks("DSA_MLA_W3_CLOCKS", "1");
+    cuda::mla_sparse_w3_clock_report();
+    expect_same_bits_as_s1(*gpu_, st, rng_, "CLOCKS=1 ");
+    const std::string report = cuda::mla_sparse_w3_clock_report();
+    std::cout << "[ clocks ] " << report << std::endl;
+    EXPECT_EQ(report.find("(thread 0 of each warpgroup, 0 CTAs"), std::string::npos) << report;
+}
+
+// Host: DSA_MLA_W3_CLOCKS parses strictly (unset / empty / 0: off, 1: on; anything else stops naming it).
+TEST(MlaW3EnvTest, ClocksSwitchParses) {
+    for (const char* off : {static_cast<const char*>(nullptr), "", "0"}) {
+        EnvVarScope v("DSA_MLA_W3_CLOCKS", off);
+        EXPECT_FALSE(cuda::mla_sparse_w3_clocks());
+    }
+    {
+        EnvVarScope v("DSA_MLA_W3_CLOCKS", "1");
+        EXPECT_TRUE(cuda::mla_sparse_w3_clocks());
+    }
+    for (const char* bad_value : {"2", "x", "-1"}) {
+        EnvVarScope bad("DSA_MLA_W3_CLOCKS", bad_value);
+        EXPECT_DEATH(cuda::mla_sparse_w3_clocks(), "DSA_MLA_W3_CLOCKS") << bad_value;
     }
 }
 
