@@ -510,7 +510,7 @@ __device__ __forceinline__ void streamk_body(const Fp8StreamParams& p, const Fp8
 
 template <int NT>
 __global__ void __launch_bounds__(kSThreads, 2) fp8_staged_kernel(Fp8StreamParams p, Fp8StreamPlan plan) {
-    extern __shared__ __align__(128) uint8_t smem[];
+    extern __shared__ __align__(1024) uint8_t smem[];  // 1024 as every declaration of smem in this file
     pdl_trigger();
     staged_body<NT, false>(p, plan, blockIdx.x, blockIdx.y, smem);
 }

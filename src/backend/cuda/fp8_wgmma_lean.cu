@@ -3,7 +3,8 @@
 // (the same bits); the per-128-K-block chain is shorter: copy sources are running pointers and their shared offsets
 // fixed per thread, the accumulators are carried across blocks (each block's first k-step has scale-d = 0: no
 // zeroing), the weight scale is loaded a block ahead, the token scales sit per lane for 128-bit reads, token rows past
-// M are zero-filled. Weights stream without an L2 hint (the hinted copies' policy in a uniform register faulted).
+// M are zero-filled. Weights stream without an L2 hint: CUDA 13.0's ptxas compiles a hinted cp.async here to an LDGSTS
+// whose cache-policy descriptor register is never written (the copies faulted on the H200).
 #include <atomic>
 #include <string>
 
