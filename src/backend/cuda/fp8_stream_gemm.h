@@ -25,13 +25,20 @@ constexpr int64_t kFp8StreamCtaWarps = 8;    // warps per CTA of the staged and 
 // global / L1. kWgmma (DSA_FP8_STREAM_KERNEL=wgmma): the staged CTA and ring, but the 128-byte wgmma swizzle and
 // each warpgroup multiplying its 64 weight rows by all token rows with wgmma m64nNk32 e4m3 (N = 8 nt).
 // kAuto (default; DSA_FP8_STREAM_KERNEL=auto): kWgmma for dense plans with at least kFp8StreamWgmmaMinRows (32)
-// token rows, and for the joint multi plan with at most kFp8StreamMultiWgmmaMaxRows (8), kStaged for every other
-// plan (a plan's kernel is never kAuto). From the H200 benches: wgmma took 0.71-0.95x of staged's time at M = 32 on
+// token rows, for the joint multi plan with at most kFp8StreamMultiWgmmaMaxRows (8) and for grouped plans with at most
+// kFp8StreamGroupedWgmmaMaxRows (16, below), kStaged for every other plan (a plan's kernel is never kAuto). From the H200 benches: wgmma took 0.71-0.95x of staged's time at M = 32 on
 // every V3.2 shape (--decode-linears); at M = 48 / 64 (--m64) 0.74-0.85x on every shape under 4096 rows (it was
 // chosen above since session 8), and q_a + kv_a + wk (linear_multi) 0.83x at M = 64, 0.88x at 48, 0.92x at 1 and 8.
 enum class Fp8StreamKernel { kRing = 1, kStaged = 2, kWgmma = 3, kAuto = 4 };
 constexpr int64_t kFp8StreamWgmmaMinRows = 32;
 constexpr int64_t kFp8StreamMultiWgmmaMaxRows = 8;  // joint multi plans
+// kAuto also runs grouped (MoE) plans made for at most kFp8StreamGroupedWgmmaMaxRows token rows per group on wgmma:
+// the decode launches of 1 and 2 tokens (8 / 16 routed pairs; 9 with the shared expert as a group). H200,
+// moe_bench --quick, same binary, graphs: routed experts B = 1 108.2 -> 101.7 us, B = 2 192.5 -> 185.8; the MoE
+// layer 126.4 -> 119.6 / 217.2 -> 212.1. DSA_FP8_GROUPED_WGMMA=0 (read once, or the setter) keeps them on staged.
+constexpr int64_t kFp8StreamGroupedWgmmaMaxRows = 16;
+bool fp8_stream_grouped_wgmma();
+void set_fp8_stream_grouped_wgmma(bool on);
 Fp8StreamKernel fp8_stream_variant();           // from DSA_FP8_STREAM_KERNEL on first use, or the last set
 void set_fp8_stream_variant(Fp8StreamKernel k); // later plans (tests and benches compare the two)
 

@@ -40,6 +40,7 @@ std::atomic<int> g_grouped_joint{-1};  // -1: not yet read from the environment
 std::atomic<int> g_streamk{-1};        // -1: not yet read from the environment
 std::atomic<int> g_cluster{-2};        // -2: not yet read from the environment
 std::atomic<int> g_finish{-1};         // -1: not yet read from the environment
+std::atomic<int> g_grouped_wgmma{-1};  // -1: not yet read from the environment
 
 // `plan` (dense) with K split into chunks of `chunk` 128-blocks (its workspace sized to match).
 void set_chunk(Fp8StreamPlan& plan, int64_t nkb, int64_t chunk) {
@@ -81,6 +82,21 @@ bool env_switch(std::atomic<int>& cache, const char* name, const char* match, bo
 bool fp8_stream_finish_v2() { return env_switch(g_finish, "DSA_FP8_STREAM_FINISH", "v1", false); }
 
 void set_fp8_stream_finish_v2(bool on) { g_finish.store(on ? 1 : 0, std::memory_order_relaxed); }
+
+bool fp8_stream_grouped_wgmma() {
+    int v = g_grouped_wgmma.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const int64_t n = env_count("DSA_FP8_GROUPED_WGMMA", 1,
+                                    "CUDA: 1 (default) = MoE expert launches planned for <= 16 rows per expert on the "
+                                    "wgmma stream kernel, 0 = on the staged one");
+        DSA_CHECK(n <= 1) << "DSA_FP8_GROUPED_WGMMA must be 0 or 1, not " << n;
+        v = static_cast<int>(n);
+        g_grouped_wgmma.store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+void set_fp8_stream_grouped_wgmma(bool on) { g_grouped_wgmma.store(on ? 1 : 0, std::memory_order_relaxed); }
 
 bool fp8_stream_grouped_joint() { return env_switch(g_grouped_joint, "DSA_MOE_PLAN", "joint", true); }
 
@@ -133,10 +149,11 @@ Fp8StreamPlan base_plan(int64_t groups, int64_t rows, int64_t k, int64_t max_tok
         << "fp8 stream GEMM: " << max_tokens << " token rows (1.." << kFp8StreamMaxRows << ")";
     Fp8StreamPlan plan;
     const Fp8StreamKernel variant = fp8_stream_variant();
-    // kAuto: dense plans with 32..64 token rows take wgmma.
+    // kAuto: dense plans with 32..64 token rows and grouped plans with at most 16 take wgmma.
     const bool wide = groups == 1 && max_tokens >= kFp8StreamWgmmaMinRows;
+    const bool grouped = groups > 1 && max_tokens <= kFp8StreamGroupedWgmmaMaxRows && fp8_stream_grouped_wgmma();
     plan.kernel = variant != Fp8StreamKernel::kAuto ? variant
-                  : wide                             ? Fp8StreamKernel::kWgmma
+                  : wide || grouped                  ? Fp8StreamKernel::kWgmma
                                                      : Fp8StreamKernel::kStaged;
     plan.tiles = (rows + kFp8StreamTileRows - 1) / kFp8StreamTileRows;
     plan.nt = max_tokens <= 8 ? 1 : max_tokens <= 16 ? 2 : max_tokens <= 32 ? 4 : 8;

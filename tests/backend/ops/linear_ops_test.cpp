@@ -321,7 +321,18 @@ TEST(Fp8StreamPlanTest, AutoKernelRule) {
                 << "N " << s.n << " M " << m;
         }
     }
-    EXPECT_EQ(cuda::fp8_stream_plan(9, 4096, 7168, 64, 132).kernel, V::kStaged);  // grouped
+    // Grouped (MoE): wgmma at <= 16 token rows per group (DSA_FP8_GROUPED_WGMMA, default on), staged above.
+    const bool grouped_wgmma = cuda::fp8_stream_grouped_wgmma();
+    for (const bool on : {true, false}) {
+        cuda::set_fp8_stream_grouped_wgmma(on);
+        for (const int64_t m : {1, 2, 8, 9, 16, 17, 32, 64}) {
+            EXPECT_EQ(cuda::fp8_stream_plan(9, 4096, 7168, m, 132).kernel, on && m <= 16 ? V::kWgmma : V::kStaged)
+                << "grouped M " << m << " switch " << on;
+            EXPECT_EQ(cuda::fp8_stream_plan(8, 7168, 2048, m, 132).kernel, on && m <= 16 ? V::kWgmma : V::kStaged)
+                << "grouped down M " << m << " switch " << on;
+        }
+    }
+    cuda::set_fp8_stream_grouped_wgmma(grouped_wgmma);
     for (const bool joint_plan : {true, false}) {
         cuda::set_fp8_stream_multi_joint(joint_plan);
         for (const int64_t m : {1, 8, 16, 32, 48, 64}) {

@@ -159,7 +159,10 @@ TEST_F(MoeTest, ExpertsSharedAsGroup) {
         }
         EXPECT_EQ(cuda::moe_shared_fused_count(), before + fused) << what;
         if (t <= cuda::CudaBackend::kFp8StreamMaxRows) {
-            expect_close(what + " fused vs separate", got, separate, 5e-3);
+            // The two may run different kernels (grouped plans of <= 16 rows on wgmma, larger ones on staged: at
+            // T = 2 the fused launch plans 18 rows, the separate routed one 16) whose sums round differently
+            // through bf16 gate_up and h's act_quant: the H200 measured rel_l2 up to 5.0e-3 (T = 2, 16, 64).
+            expect_close(what + " fused vs separate", got, separate, 1e-2);
         } else {
             expect_close(what + " separate vs cpu", separate, want, 2e-2);
         }
