@@ -12,7 +12,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <string>
 
 #include "backend/cuda/mla_absorb_fp8.h"
@@ -24,27 +23,6 @@ namespace dsa::backend::testing {
 namespace {
 
 using namespace mla_test;
-
-// Sets (or unsets, nullptr) an environment variable for the scope.
-class EnvScope {
-  public:
-    EnvScope(const char* name, const char* v) : name_(name) {
-        if (const char* old = std::getenv(name_)) old_ = old;
-        set(v);
-    }
-    ~EnvScope() { set(old_ ? old_->c_str() : nullptr); }
-
-  private:
-    void set(const char* v) {
-        if (v != nullptr) {
-            ::setenv(name_, v, 1);
-        } else {
-            ::unsetenv(name_);
-        }
-    }
-    const char* name_;
-    std::optional<std::string> old_;
-};
 
 constexpr MlaHeadDims kDeepSeek{128, 128, 128};
 constexpr float kScale = 0.1352338f;

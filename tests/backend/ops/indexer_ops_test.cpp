@@ -254,13 +254,6 @@ TEST_F(IndexerOpsTest, KeyWriteIsByteExact) {
     }
 }
 
-// Sets an environment switch for one scope (the kernels read theirs at every launch).
-struct ScopedEnv {
-    ScopedEnv(const char* name, const char* value) : name_(name) { setenv(name, value, 1); }
-    ~ScopedEnv() { unsetenv(name_); }
-    const char* name_;
-};
-
 // Per row: count/padding/slot checks; the GPU's positions equal an exact host sort of the GPU's own scores
 // (score descending, equal scores by ascending position: recall 1.0 on its own logits; under
 // the default position order (DSA_INDEXER_TOPK_ORDER unset) the same first min(k, n) in ascending position order); against the CPU's
@@ -397,7 +390,7 @@ RowStats IndexerOpsTest::run_decode_batch(const char* name, bool device_index) {
 }
 
 TEST_F(IndexerOpsTest, TopkMatchesCpu) {
-    const ScopedEnv order("DSA_INDEXER_TOPK_ORDER", "score");  // the CPU's order: f32 rows compared entry by entry
+    const EnvScope order("DSA_INDEXER_TOPK_ORDER", "score");  // the CPU's order: f32 rows compared entry by entry
     for (const Case& c : all_cases()) {
         make_case(c);
         // Requests of 8192, 3000, 2049, 2048, 700 and 1 keys; limits below, at and above index_topk.
@@ -704,7 +697,7 @@ TEST_F(IndexerOpsTest, TmaLayoutProbe) {
 }
 
 TEST_F(IndexerOpsTest, TiesFollowThePositionRule) {
-    const ScopedEnv order("DSA_INDEXER_TOPK_ORDER", "score");  // ties in score order, compared entry by entry
+    const EnvScope order("DSA_INDEXER_TOPK_ORDER", "score");  // ties in score order, compared entry by entry
     for (const Case& c : all_cases()) {
         make_case(c);
         // 8 distinct key vectors repeated: every score is one of 8 values (exact ties on both backends).

@@ -94,35 +94,6 @@ class SparseKernelScope {
     std::string old_;
 };
 
-// Sets (or, for nullptr, unsets) one environment variable for a scope (the w3 variant switches).
-class EnvVarScope {
-  public:
-    EnvVarScope(const char* name, const char* value) : name_(name) {
-        const char* old = std::getenv(name);
-        had_ = old != nullptr;
-        if (had_) old_ = old;
-        if (value != nullptr) {
-            ::setenv(name, value, 1);
-        } else {
-            ::unsetenv(name);
-        }
-    }
-    ~EnvVarScope() {
-        if (had_) {
-            ::setenv(name_.c_str(), old_.c_str(), 1);
-        } else {
-            ::unsetenv(name_.c_str());
-        }
-    }
-    EnvVarScope(const EnvVarScope&) = delete;
-    EnvVarScope& operator=(const EnvVarScope&) = delete;
-
-  private:
-    std::string name_;
-    bool had_ = false;
-    std::string old_;
-};
-
 using KernelList = std::vector<const char*>;
 inline const KernelList kSparseKernels = {"legacy", "s1"};
 

@@ -94,7 +94,7 @@ TEST_F(MlaW3Test, SameBitsAsS1) {
 TEST_F(MlaW3Test, ClocksSameBitsAsS1) {
     make(Numerics::deepseek_fp8());
     Stores st = filled_stores(*cpu_, *gpu_, MlaKvFormat::kFp8, rng_);
-    EnvVarScope clocks("DSA_MLA_W3_CLOCKS", "1");
+    EnvScope clocks("DSA_MLA_W3_CLOCKS", "1");
     cuda::mla_sparse_w3_clock_report();
     expect_same_bits_as_s1(*gpu_, st, rng_, "CLOCKS=1 ");
     const std::string report = cuda::mla_sparse_w3_clock_report();
@@ -105,15 +105,15 @@ TEST_F(MlaW3Test, ClocksSameBitsAsS1) {
 // Host: DSA_MLA_W3_CLOCKS parses strictly (unset / empty / 0: off, 1: on; anything else stops naming it).
 TEST(MlaW3EnvTest, ClocksSwitchParses) {
     for (const char* off : {static_cast<const char*>(nullptr), "", "0"}) {
-        EnvVarScope v("DSA_MLA_W3_CLOCKS", off);
+        EnvScope v("DSA_MLA_W3_CLOCKS", off);
         EXPECT_FALSE(cuda::mla_sparse_w3_clocks());
     }
     {
-        EnvVarScope v("DSA_MLA_W3_CLOCKS", "1");
+        EnvScope v("DSA_MLA_W3_CLOCKS", "1");
         EXPECT_TRUE(cuda::mla_sparse_w3_clocks());
     }
     for (const char* bad_value : {"2", "x", "-1"}) {
-        EnvVarScope bad("DSA_MLA_W3_CLOCKS", bad_value);
+        EnvScope bad("DSA_MLA_W3_CLOCKS", bad_value);
         EXPECT_DEATH(cuda::mla_sparse_w3_clocks(), "DSA_MLA_W3_CLOCKS") << bad_value;
     }
 }

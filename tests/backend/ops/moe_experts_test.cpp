@@ -123,12 +123,6 @@ TEST_F(MoeTest, ExpertsStreamRandomRouting) {
     }
 }
 
-// Sets DSA_MOE_SHARED for the scope (read at every moe_experts call).
-struct SharedEnv {
-    explicit SharedEnv(const char* v) { ::setenv("DSA_MOE_SHARED", v, 1); }
-    ~SharedEnv() { ::unsetenv("DSA_MOE_SHARED"); }
-};
-
 // The shared expert as one more group of the streamed launches: vs the CPU (routed + add(dense_mlp)) at the
 // act_quant tolerance, and vs the separate GPU path (dense_mlp + add) closely while that dense_mlp also streams
 // (T <= kFp8StreamMaxRows: only the split-K association of the shared expert's sums differs). Past it the
@@ -154,7 +148,7 @@ TEST_F(MoeTest, ExpertsSharedAsGroup) {
         expect_close(what + " vs cpu", got, want, 2e-2);
         Tensor separate;
         {
-            SharedEnv env("separate");
+            EnvScope env("DSA_MOE_SHARED", "separate");
             separate = down(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
         }
         EXPECT_EQ(cuda::moe_shared_fused_count(), before + fused) << what;
@@ -171,34 +165,6 @@ TEST_F(MoeTest, ExpertsSharedAsGroup) {
         EXPECT_GT(compare(routed_only, got).rel_l2, 0.1) << what;
     }
 }
-
-// Sets (or with nullptr unsets) an environment variable for the scope and restores its previous value.
-class ScopedEnv {
-public:
-    ScopedEnv(const char* key, const char* value) : key_(key) {
-        const char* old = std::getenv(key);
-        if (old != nullptr) old_ = old, had_ = true;
-        if (value != nullptr) {
-            ::setenv(key, value, 1);
-        } else {
-            ::unsetenv(key);
-        }
-    }
-    ~ScopedEnv() {
-        if (had_) {
-            ::setenv(key_, old_.c_str(), 1);
-        } else {
-            ::unsetenv(key_);
-        }
-    }
-    ScopedEnv(const ScopedEnv&) = delete;
-    ScopedEnv& operator=(const ScopedEnv&) = delete;
-
-private:
-    const char* key_;
-    std::string old_;
-    bool had_ = false;
-};
 
 using Fork = cuda::CudaBackend::SharedFork;
 
@@ -226,12 +192,12 @@ TEST_F(MoeTest, ExpertsSharedStreamMatchesSerial) {
             return gpu_->moe_experts(MoeParams{dxs[i], drs[i].ids, drs[i].weights, experts, &shared});
         };
         {
-            ScopedEnv off("DSA_MOE_SHARED_STREAM", "0");
-            ScopedEnv sep("DSA_MOE_SHARED", "separate");
+            EnvScope off("DSA_MOE_SHARED_STREAM", "0");
+            EnvScope sep("DSA_MOE_SHARED", "separate");
             for (int i = 0; i < 3; ++i) serial.push_back(gpu_->to_host(call(i)));
             EXPECT_EQ(cuda().last_shared_fork(), Fork::kNone) << what;
         }
-        ScopedEnv on("DSA_MOE_SHARED_STREAM", "16");
+        EnvScope on("DSA_MOE_SHARED_STREAM", "16");
         std::vector<Tensor> side;
         for (int i = 0; i < 3; ++i) side.push_back(call(i));
         EXPECT_EQ(cuda().last_shared_fork(), Fork::kAtExperts) << what;
@@ -242,7 +208,7 @@ TEST_F(MoeTest, ExpertsSharedStreamMatchesSerial) {
         const Tensor want = cpu_->moe_experts(MoeParams{xs[0], rs[0].ids, rs[0].weights, experts, &shared});
         expect_close(what + " vs cpu", to_f32(gpu_->to_host(side[0])), want, 2e-2);
     }
-    ScopedEnv one("DSA_MOE_SHARED_STREAM", "1");
+    EnvScope one("DSA_MOE_SHARED_STREAM", "1");
     Tensor x = random_act({2, kDim}, rng_);
     Routing r = skewed_routing(2, 8, 32, rng_);
     const int64_t before = cuda::moe_shared_fused_count();
@@ -261,7 +227,7 @@ TEST_F(MoeTest, ExpertsReadTheNormsActQuant) {
     const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
     const Tensor norm_w = up(random_act({kDim}, rng_, 0.1f, 1.0f));
     for (const char* stream : {"1", "0"}) {
-        ScopedEnv side("DSA_MOE_SHARED_STREAM", stream);
+        EnvScope side("DSA_MOE_SHARED_STREAM", stream);
         for (int64_t t : {1, 4, 16}) {
             const std::string what = std::string("moe norm q8 T=") + std::to_string(t) + " side stream " + stream;
             const QuantizedAct xa = gpu_->rms_norm_q8(up(random_act({t, kDim}, rng_)), norm_w, 1e-6f);
@@ -293,10 +259,10 @@ TEST_F(MoeTest, ExpertsSharedStreamGraphReplay) {
     rp.weight = random_bf16_weight(32, kDim, rng_, 0.05f).weight;
     rp.num_groups = 4, rp.topk_groups = 2, rp.top_k = 8;
     rp.routed_scaling_factor = 2.5f;
-    ScopedEnv on("DSA_MOE_SHARED_STREAM", "16");
+    EnvScope on("DSA_MOE_SHARED_STREAM", "16");
     const std::pair<int64_t, bool> runs[] = {{1, true}, {4, true}, {4, false}};  // (T, fork at the route)
     for (const auto& [t, at_route] : runs) {
-        ScopedEnv fork("DSA_MOE_SHARED_STREAM_FORK", at_route ? nullptr : "experts");
+        EnvScope fork("DSA_MOE_SHARED_STREAM_FORK", at_route ? nullptr : "experts");
         Tensor dx = up(random_act({t, kDim}, rng_)), out;
         rp.x = dx;
         auto layer = [&] {
@@ -325,8 +291,8 @@ TEST_F(MoeTest, ExpertsSharedStreamGraphReplay) {
             EXPECT_EQ(cuda().last_shared_fork(), Fork::kAtExperts) << what;
             Tensor serial;
             {
-                ScopedEnv off("DSA_MOE_SHARED_STREAM", "0");
-                ScopedEnv sep("DSA_MOE_SHARED", "separate");
+                EnvScope off("DSA_MOE_SHARED_STREAM", "0");
+                EnvScope sep("DSA_MOE_SHARED", "separate");
                 serial = gpu_->to_host(gpu_->moe_experts(MoeParams{dx, r.ids, r.weights, experts, &shared}));
             }
             EXPECT_EQ(std::memcmp(replay.raw_data(), eager.raw_data(), replay.nbytes()), 0)
@@ -348,14 +314,14 @@ TEST_F(MoeTest, ExpertsSharedStreamLowPriority) {
     const MlpWeights shared = make_experts(1, /*fp8=*/true, rng_)[0];
     std::unique_ptr<Backend> low;
     {
-        ScopedEnv prio("DSA_MOE_SHARED_STREAM_PRIORITY", "low");
+        EnvScope prio("DSA_MOE_SHARED_STREAM_PRIORITY", "low");
         low = make_cuda_backend(kActQuantUe8m0, 0);
     }
     RouterParams rp;
     rp.weight = random_bf16_weight(32, kDim, rng_, 0.05f).weight;
     rp.num_groups = 4, rp.topk_groups = 2, rp.top_k = 8;
     for (int64_t t : {1, 8}) {
-        ScopedEnv on("DSA_MOE_SHARED_STREAM", "16");
+        EnvScope on("DSA_MOE_SHARED_STREAM", "16");
         Tensor dx = low->to_device(to_bf16(random_act({t, kDim}, rng_))), out;
         rp.x = dx;
         auto layer = [&] {
@@ -378,8 +344,8 @@ TEST_F(MoeTest, ExpertsSharedStreamLowPriority) {
             Routing host{low->to_host(r.ids), low->to_host(r.weights)};
             Tensor serial;
             {
-                ScopedEnv off("DSA_MOE_SHARED_STREAM", "0");
-                ScopedEnv sep("DSA_MOE_SHARED", "separate");
+                EnvScope off("DSA_MOE_SHARED_STREAM", "0");
+                EnvScope sep("DSA_MOE_SHARED", "separate");
                 serial = gpu_->to_host(
                     gpu_->moe_experts(MoeParams{gpu_->to_device(x), host.ids, host.weights, experts, &shared}));
             }
@@ -473,7 +439,7 @@ TEST_F(MoeTest, ExpertsGraphReplayNewRouting) {
 // after new routing and x equals the eager run bit for bit. Staged and wgmma kernels; the switches are restored.
 TEST_F(MoeTest, ExpertsStreamKOneToken) {
     // At one token the side stream (the default) takes the shared expert before a stream-K group could.
-    ScopedEnv side_off("DSA_MOE_SHARED_STREAM", "0");
+    EnvScope side_off("DSA_MOE_SHARED_STREAM", "0");
     const int initial = cuda::fp8_stream_streamk_scope();
     const cuda::Fp8StreamKernel variant = cuda::fp8_stream_variant();
     make(kActQuantUe8m0);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <iostream>
 #include <memory>
@@ -114,6 +115,30 @@ inline void expect_close(const std::string& what, const Tensor& got, const Tenso
 }
 
 // Both backends; skips the test when no CUDA device is present.
+// Sets (or, with nullptr, unsets) an environment variable for a scope and restores its previous value after (the
+// backend's switches are read at every call or through setters; tests flip them per case).
+class EnvScope {
+  public:
+    EnvScope(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+        set(value);
+    }
+    ~EnvScope() { set(had_ ? old_.c_str() : nullptr); }
+    EnvScope(const EnvScope&) = delete;
+    EnvScope& operator=(const EnvScope&) = delete;
+
+  private:
+    void set(const char* v) {
+        if (v != nullptr) {
+            ::setenv(name_.c_str(), v, 1);
+        } else {
+            ::unsetenv(name_.c_str());
+        }
+    }
+    std::string name_, old_;
+    bool had_ = false;
+};
+
 class CudaVsCpuTest : public ::testing::Test {
 protected:
     void SetUp() override {

@@ -9,21 +9,16 @@
 namespace dsa::backend::testing {
 namespace {
 
-struct EnvGuard {
-    explicit EnvGuard(const char* v) { ::setenv("DSA_SIDE_BRANCH", v, 1); }
-    ~EnvGuard() { ::unsetenv("DSA_SIDE_BRANCH"); }
-};
-
 class SideBranchTest : public CudaVsCpuTest {};
 
 TEST_F(SideBranchTest, GatedByTokenCount) {
     ::unsetenv("DSA_SIDE_BRANCH");
     EXPECT_FALSE(cuda().begin_side_branch(1)) << "off by default";
     {
-        EnvGuard off("0");
+        EnvScope off("DSA_SIDE_BRANCH", "0");
         EXPECT_FALSE(cuda().begin_side_branch(1)) << "DSA_SIDE_BRANCH=0";
     }
-    EnvGuard env("4");
+    EnvScope env("DSA_SIDE_BRANCH", "4");
     EXPECT_FALSE(cuda().begin_side_branch(5));
     EXPECT_FALSE(cuda().begin_side_branch(0));
     ASSERT_TRUE(cuda().begin_side_branch(4));
@@ -33,7 +28,7 @@ TEST_F(SideBranchTest, GatedByTokenCount) {
 }
 
 TEST_F(SideBranchTest, FreesWaitForTheJoin) {
-    EnvGuard env("1");
+    EnvScope env("DSA_SIDE_BRANCH", "1");
     const Shape shape{1, 61 * 1024 + 7};  // a size no other test block shares
     ASSERT_TRUE(cuda().begin_side_branch(1));
     const void* side_block = nullptr;
@@ -63,7 +58,7 @@ Tensor branched(Backend& be, const Tensor& x, const Tensor& w, bool branch) {
 }
 
 TEST_F(SideBranchTest, BranchedOpsEqualInOrderEagerAndInGraphs) {
-    EnvGuard env("1");
+    EnvScope env("DSA_SIDE_BRANCH", "1");
     Tensor x = up(random_act({1, 7168}, rng_)), w = up(random_act({7168}, rng_, 0.1f, 1.0f));
     const Tensor ref = down(branched(*gpu_, x, w, false));
     const Tensor eager = down(branched(*gpu_, x, w, true));
