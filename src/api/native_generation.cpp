@@ -49,7 +49,7 @@ Status NativeGeneration::init() {
         for (int32_t j = 0; j < req_.n; ++j) {
             std::string sample_rid = j == 0 ? rid : rid + "-" + std::to_string(j);
             requests_.push_back(engine::GenerateRequest{sample_rid, item.prompt.ids, item.sampling, req_.return_logprob,
-                                                        req_.top_logprobs_num});
+                                                        req_.top_logprobs_num, nullptr});  // no constraint here
             choices_.emplace_back(sample_rid, ctx_.services.make_detokenizer(item.text.skip_special_tokens), item.text,
                                   std::nullopt, false);
         }
