@@ -14,7 +14,7 @@ namespace dsa::text::jinja {
 namespace {
 
 void append_u(std::string& out, unsigned cp) {
-    char buf[8];
+    char buf[16];  // 6 characters and NUL for a UTF-16 unit; 16 bytes leave room for any unsigned value
     std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
     out += buf;
 }

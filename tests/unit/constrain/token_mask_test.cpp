@@ -153,15 +153,21 @@ void walk_tool_format(ToolFormat format, const char* parser, std::optional<std::
         parsers::ToolParseResult r = (*p)->parse(text);
         ASSERT_FALSE(r.calls.empty()) << text;
         EXPECT_EQ(r.content, "") << text;
-        if (named) EXPECT_EQ(r.calls.size(), 1u) << text;
+        if (named) {
+            EXPECT_EQ(r.calls.size(), 1u) << text;
+        }
         for (const auto& c : r.calls) {
-            if (named) EXPECT_EQ(c.name, *named);
+            if (named) {
+                EXPECT_EQ(c.name, *named);
+            }
             OrderedJson args = OrderedJson::parse(c.arguments, nullptr, false);
             ASSERT_TRUE(args.is_object()) << c.arguments << "\n" << text;
             const OrderedJson* schema = tool_schema(tools, c.name);
             ASSERT_TRUE(c.tool_index >= 0) << c.name;
             std::string why;
-            if (schema) EXPECT_TRUE(validates(args, *schema, *schema, &why)) << why << "\n" << text;
+            if (schema) {
+                EXPECT_TRUE(validates(args, *schema, *schema, &why)) << why << "\n" << text;
+            }
         }
     }
     EXPECT_GE(finished, num_walks * 3 / 4) << "too many walks did not finish";
